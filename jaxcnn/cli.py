@@ -1,0 +1,56 @@
+"""The `jaxcnn` command: one sub-command per job.
+
+Each job lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int``. Errors a user can fix (``JaxcnnError``) are printed as one
+line on stderr with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jaxcnn.errors import JaxcnnError
+
+# sub-command -> (module, one-line help). Modules are imported lazily so that
+# `jaxcnn data` does not pay for compiling anything.
+COMMANDS = {
+    "train": ("jaxcnn.train_cli", "train the network (defaults reproduce the report)"),
+    "evaluate": ("jaxcnn.train_cli_evaluate", "score a saved checkpoint on test data"),
+    "verify": ("jaxcnn.verify", "check the hand-derived gradients against jax.grad"),
+    "data": ("jaxcnn.data_cli", "show what a data source holds"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from jaxcnn import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="jaxcnn",
+        description="A from-scratch MNIST CNN as pure JAX functions.",
+    )
+    parser.add_argument("--version", action="version", version=f"jaxcnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=module.__doc__.split("\n\n")[0])
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except JaxcnnError as exc:
+        print(f"jaxcnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jaxcnn {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,190 @@
+"""The report's network, forward pass only, as pure JAX functions for ONE image.
+
+    image (28, 28) -> conv3x3 -> (26, 26, F) -> maxpool2 -> (13, 13, F) -> dense -> logits (C,)
+
+Batches come from ``jax.vmap`` over these functions. Every function is pure:
+parameters are an explicit ``Params`` pytree, randomness an explicit key.
+
+Implementation choices (measured on a 2-core CPU, batch size 1, see the README):
+the conv is im2col-style (9 shifted slices stacked and multiplied by the (F, 9)
+filter matrix) and the pool is a reshape-max; both beat ``lax.conv_general_dilated``
+and ``lax.reduce_window`` by 2-3x at this size.
+
+Max-pool ties. A 2x2 window often holds several equal maxima (the MNIST background
+is exactly -0.5, so conv outputs over it are bit-identical). The forward value does
+not depend on how ties are broken, but the gradient does. ``maxpool2(x, ties=...)``
+selects which rule ``jax.grad`` implies:
+
+* ``"split"`` (default): ``jnp.max`` over the window; autodiff shares the upstream
+  gradient equally among the tied maxima (a valid subgradient).
+* ``"first"``: only the first maximum in row-major window order receives it; this
+  is what autodiff of ``lax.reduce_window(max)`` does (a valid subgradient).
+* ``"report"``: every tied maximum receives the FULL upstream gradient, the rule of
+  the report and of the blog code it follows. It is not a subgradient: a window
+  with k tied maxima passes back k times the gradient.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+IMAGE_SIZE = 28  # input height and width
+CONV_SIZE = IMAGE_SIZE - 2  # 26: valid 3x3 convolution
+POOL_SIZE = CONV_SIZE // 2  # 13: 2x2 max-pool, stride 2
+TIE_RULES = ("report", "first", "split")
+
+
+class Params(NamedTuple):
+    """The network's parameters, a pytree.
+
+    filters: (F, 3, 3)        conv3x3 filters, no bias
+    weights: (13*13*F, C)     dense weights, rows in (H, W, F) flatten order
+    biases:  (C,)             dense biases
+    """
+
+    filters: jax.Array
+    weights: jax.Array
+    biases: jax.Array
+
+
+def default_float() -> jnp.dtype:
+    """float64 when ``jax_enable_x64`` is on, float32 otherwise."""
+    return jnp.zeros((), dtype=float).dtype
+
+
+def init_params(key: jax.Array, num_filters: int = 8, num_classes: int = 10, dtype=None) -> Params:
+    """The report's initialisation: filters ``randn/9``, weights ``randn/(13*13*F)``, biases 0.
+
+    ``key`` is a ``jax.random`` key. dtype defaults to float32 (float64 under x64).
+    """
+    if num_filters < 1 or num_classes < 2:
+        raise ValueError(f"need num_filters >= 1 and num_classes >= 2, got {num_filters}, "
+                         f"{num_classes}")
+    dtype = default_float() if dtype is None else dtype
+    k_filters, k_weights = jax.random.split(key)
+    fan_in = POOL_SIZE * POOL_SIZE * num_filters
+    filters = jax.random.normal(k_filters, (num_filters, 3, 3), dtype) / 9
+    weights = jax.random.normal(k_weights, (fan_in, num_classes), dtype) / fan_in
+    return Params(filters, weights, jnp.zeros((num_classes,), dtype))
+
+
+def normalize(images: jax.Array, dtype=None) -> jax.Array:
+    """uint8 pixels 0..255 -> floats in [-0.5, 0.5]: ``x / 255 - 0.5`` (the report's step 1)."""
+    dtype = default_float() if dtype is None else dtype
+    return jnp.asarray(images, dtype) / 255 - 0.5
+
+
+def im2col(image: jax.Array) -> jax.Array:
+    """(28, 28) -> (26, 26, 9) patches; entry ``[i, j, 3*x + y] = image[i+x, j+y]``."""
+    h, w = image.shape[0] - 2, image.shape[1] - 2
+    return jnp.stack([image[x:x + h, y:y + w] for x in range(3) for y in range(3)], axis=-1)
+
+
+def conv3x3(image: jax.Array, filters: jax.Array) -> jax.Array:
+    """Valid 3x3 cross-correlation, no bias: (28, 28), (F, 3, 3) -> (26, 26, F).
+
+    The report's ``out(i,j) = sum_{x,y} image(i+x, j+y) * filter(x, y)``, per filter.
+    """
+    return im2col(image) @ filters.reshape(filters.shape[0], 9).T
+
+
+def pool_windows(x: jax.Array) -> jax.Array:
+    """(2H, 2W, F) -> (H, W, F, 4): each 2x2 window in row-major order (0,0),(0,1),(1,0),(1,1)."""
+    h, w, f = x.shape
+    return x.reshape(h // 2, 2, w // 2, 2, f).transpose(0, 2, 4, 1, 3).reshape(h // 2, w // 2, f, 4)
+
+
+def unpool_windows(windows: jax.Array) -> jax.Array:
+    """Inverse of ``pool_windows``: (H, W, F, 4) -> (2H, 2W, F)."""
+    h, w, f, _ = windows.shape
+    return windows.reshape(h, w, f, 2, 2).transpose(0, 3, 1, 4, 2).reshape(2 * h, 2 * w, f)
+
+
+def upsample2(y: jax.Array) -> jax.Array:
+    """(H, W, F) -> (2H, 2W, F): every value copied into its 2x2 window."""
+    h, w, f = y.shape
+    return jnp.broadcast_to(y[:, None, :, None, :], (h, 2, w, 2, f)).reshape(2 * h, 2 * w, f)
+
+
+def _max_split(x: jax.Array) -> jax.Array:
+    h, w, f = x.shape
+    return x.reshape(h // 2, 2, w // 2, 2, f).max(axis=(1, 3))
+
+
+def _max_first(x: jax.Array) -> jax.Array:
+    windows = pool_windows(x)
+    first = jnp.argmax(windows, axis=-1)[..., None]  # argmax returns the first maximum
+    return jnp.take_along_axis(windows, first, axis=-1)[..., 0]
+
+
+@jax.custom_vjp
+def _max_report(x: jax.Array) -> jax.Array:
+    return _max_split(x)
+
+
+def _max_report_fwd(x):
+    y = _max_split(x)
+    return y, (x, y)
+
+
+def _max_report_bwd(residuals, g):
+    x, y = residuals
+    # Every pixel equal to its window's maximum receives the full upstream gradient.
+    return (jnp.where(x == upsample2(y), upsample2(g), 0).astype(x.dtype),)
+
+
+_max_report.defvjp(_max_report_fwd, _max_report_bwd)
+
+_POOLS = {"split": _max_split, "first": _max_first, "report": _max_report}
+
+
+def maxpool2(x: jax.Array, ties: str = "split") -> jax.Array:
+    """2x2 max-pool, stride 2: (26, 26, F) -> (13, 13, F).
+
+    ``ties`` only changes the gradient ``jax.grad`` derives (see the module docstring);
+    the value is the same for every rule.
+    """
+    try:
+        return _POOLS[ties](x)
+    except KeyError:
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {TIE_RULES}") from None
+
+
+def dense(x: jax.Array, weights: jax.Array, biases: jax.Array) -> jax.Array:
+    """Fully connected layer: (13, 13, F) flattened in (H, W, F) order -> logits (C,).
+
+    The report's ``t = W . input + b``.
+    """
+    return x.reshape(-1) @ weights + biases
+
+
+def logits(params: Params, image: jax.Array, ties: str = "split") -> jax.Array:
+    """Normalised image (28, 28) -> logits (C,)."""
+    pooled = maxpool2(conv3x3(image, params.filters), ties)
+    return dense(pooled, params.weights, params.biases)
+
+
+def forward(params: Params, image: jax.Array) -> jax.Array:
+    """Normalised image (28, 28) -> class probabilities (C,), the report's softmax output."""
+    return jax.nn.softmax(logits(params, image))
+
+
+def cross_entropy(logit_values: jax.Array, label: jax.Array) -> jax.Array:
+    """``-log p[label]`` from logits (C,), computed stably with log-softmax."""
+    return -jax.nn.log_softmax(logit_values)[label]
+
+
+def loss(params: Params, image: jax.Array, label: jax.Array, ties: str = "split") -> jax.Array:
+    """The report's loss ``L = -ln p_c`` for one normalised image (28, 28) and int label.
+
+    ``ties`` selects the max-pool rule that ``jax.grad(loss)`` uses.
+    """
+    return cross_entropy(logits(params, image, ties), label)
+
+
+def predict(params: Params, image: jax.Array) -> jax.Array:
+    """The class with the largest probability (int scalar)."""
+    return jnp.argmax(logits(params, image))
