@@ -1,0 +1,228 @@
+"""The IDX reader: valid files (plain and gzipped) and every bad-input case."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from idx_helpers import make_split, snapshot, write_idx, write_idx_dir
+
+from jaxcnn import data, idx
+from jaxcnn.errors import DataError, JaxcnnError
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=4), st.integers(0, 2**32 - 1))
+def test_encode_parse_roundtrip(shape, seed):
+    array = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+    out = idx.parse_idx(idx.encode_idx(array), array.ndim)
+    assert out.dtype == np.uint8 and out.shape == array.shape
+    np.testing.assert_array_equal(out, array)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_reads_a_generated_directory(tmp_path, gz):
+    paths = write_idx_dir(tmp_path, n_train=30, n_test=12, gz=gz)
+    assert all(p.name.endswith(".gz") == gz for p in paths.values())
+    arrays = idx.read_idx_dir(tmp_path)
+    images, labels = make_split(30, seed=1)
+    np.testing.assert_array_equal(arrays["train_images"], images)
+    np.testing.assert_array_equal(arrays["train_labels"], labels)
+    assert arrays["train_images"].dtype == np.uint8
+    assert arrays["train_labels"].dtype == np.int32
+    assert arrays["test_images"].shape == (12, 28, 28)
+    assert arrays["test_labels"].shape == (12,)
+
+
+def test_gzip_is_detected_from_content_and_dotted_names_work(tmp_path):
+    write_idx_dir(tmp_path, gz=True)
+    for p in tmp_path.iterdir():  # e.g. train-images.idx3-ubyte, gzipped but no .gz suffix
+        p.rename(tmp_path / p.name.removesuffix(".gz").replace("-idx", ".idx"))
+    ds = data.load(f"idx:{tmp_path}")
+    assert ds.train_images.shape == (50, 28, 28) and ds.test_labels.shape == (20,)
+
+
+def test_load_idx_dataset_and_class_names(tmp_path):
+    write_idx_dir(tmp_path / "digits")
+    write_idx_dir(tmp_path / "my-Fashion-data")
+    digits = data.load(f"idx:{tmp_path / 'digits'}", train_size=10, test_size=5)
+    assert digits.class_names == data.DIGIT_NAMES and digits.num_classes == 10
+    assert digits.train_images.shape == (10, 28, 28) and digits.test_labels.shape == (5,)
+    assert digits.source == f"idx:{tmp_path / 'digits'}"
+    fashion = data.load(f"idx:{tmp_path / 'my-Fashion-data'}")
+    assert fashion.class_names == data.FASHION_NAMES
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_debian_fashion_mnist():
+    ds = data.load(f"idx:{FASHION_DIR}")
+    assert ds.train_images.shape == (60000, 28, 28) and ds.test_images.shape == (10000, 28, 28)
+    assert ds.class_names[0] == "T-shirt/top"
+    assert np.all(np.bincount(ds.train_labels) == 6000)
+
+
+# --- the bad-input catalogue -------------------------------------------------------------
+# Each case breaks a valid generated directory; loading it must raise ONE DataError whose
+# message names the file and matches `pattern`, within 2 s, writing nothing.
+
+def _edit(path: Path, change) -> None:
+    """Apply ``change(bytes) -> bytes`` to the IDX content of ``path``, keeping it gzipped."""
+    raw = path.read_bytes()
+    gz = raw[:2] == b"\x1f\x8b"
+    out = change(gzip.decompress(raw) if gz else raw)
+    path.write_bytes(gzip.compress(out) if gz else out)
+
+
+def _replace(path: Path, array: np.ndarray) -> None:
+    """Overwrite IDX file ``path`` with ``array``, keeping it gzipped if it was."""
+    _edit(path, lambda _: idx.encode_idx(array))
+
+
+def _set_bytes(raw: bytes, at: int, value: bytes) -> bytes:
+    return raw[:at] + value + raw[at + len(value):]
+
+
+def corrupt_gzip(p):
+    raw = p["train_images"].read_bytes()
+    p["train_images"].write_bytes(raw[:10] + bytes(200) + raw[210:])
+
+
+def truncated_gzip(p):
+    raw = p["train_images"].read_bytes()
+    p["train_images"].write_bytes(raw[: len(raw) // 2])
+
+
+def truncated_payload(p):
+    _edit(p["train_images"], lambda raw: raw[:-100])
+
+
+def trailing_data(p):
+    _edit(p["test_labels"], lambda raw: raw + b"\x00\x01")
+
+
+def header_only_fragment(p):
+    _edit(p["train_labels"], lambda raw: raw[:2])
+
+
+def wrong_magic(p):
+    _edit(p["train_images"], lambda raw: _set_bytes(raw, 0, (0x1803).to_bytes(4, "big")))
+
+
+def swapped_files(p):  # a labels file where the images should be
+    p["test_images"].write_bytes(p["test_labels"].read_bytes())
+
+
+def header_count_too_big(p):
+    _edit(p["train_labels"], lambda raw: _set_bytes(raw, 4, (10**6).to_bytes(4, "big")))
+
+
+def not_28x28(p):
+    images, _ = make_split(50, size=32)
+    _replace(p["train_images"], images)
+
+
+def label_out_of_range(p):
+    _, labels = make_split(20)
+    labels[7] = 10
+    _replace(p["test_labels"], labels)
+
+
+def count_mismatch(p):
+    _, labels = make_split(49)
+    _replace(p["train_labels"], labels)
+
+
+def empty_split(p):
+    _replace(p["test_images"], np.zeros((0, 28, 28), np.uint8))
+    _replace(p["test_labels"], np.zeros((0,), np.uint8))
+
+
+def missing_file(p):
+    p["test_labels"].unlink()
+
+
+CATALOGUE = [
+    # (case, which file the message must name, pattern)
+    (corrupt_gzip, "train_images", "corrupt or truncated gzip"),
+    (truncated_gzip, "train_images", "corrupt or truncated gzip"),
+    (truncated_payload, "train_images", r"header count does not match the payload.*truncated"),
+    (trailing_data, "test_labels", "header count does not match the payload.*trailing"),
+    (header_only_fragment, "train_labels", "too short for an IDX header"),
+    (wrong_magic, "train_images", "wrong magic number 0x00001803, expected 0x00000803"),
+    (swapped_files, "test_images", "wrong magic number 0x00000801"),
+    (header_count_too_big, "train_labels", "header count does not match the payload"),
+    (not_28x28, "train_images", "images are 32x32, but this network needs 28x28"),
+    (label_out_of_range, "test_labels", "labels must be 0-9, found 10 at index 7"),
+    (count_mismatch, "train_labels", "50 images but .* holds 49 labels"),
+    (empty_split, "test_images", "the split is empty"),
+    (missing_file, None, "no t10k-labels-idx1-ubyte"),
+]
+
+
+GZIP_ONLY = (corrupt_gzip, truncated_gzip)
+BAD_INPUTS = [
+    pytest.param(case, role, pattern, gz, id=f"{case.__name__}-{'gz' if gz else 'plain'}")
+    for case, role, pattern in CATALOGUE
+    for gz in (False, True)
+    if gz or case not in GZIP_ONLY
+]
+
+
+@pytest.mark.parametrize(("case", "role", "pattern", "gz"), BAD_INPUTS)
+def test_bad_input(tmp_path, case, role, pattern, gz):
+    paths = write_idx_dir(tmp_path, gz=gz)
+    case(paths)
+    before = snapshot(tmp_path)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=pattern) as info:
+        data.load(f"idx:{tmp_path}")
+    elapsed = time.perf_counter() - start
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(paths[role] if role else tmp_path) in message
+    assert elapsed < 2.0
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("make", "pattern"), [
+    (lambda tmp: tmp / "nope", "does not exist"),
+    (lambda tmp: write_idx(tmp / "file", np.zeros(3, np.uint8)), "is not a directory"),
+])
+def test_bad_directory(tmp_path, make, pattern):
+    target = make(tmp_path)
+    with pytest.raises(DataError, match=pattern) as info:
+        data.load(f"idx:{target}")
+    assert str(target) in str(info.value) and "dataset-fashion-mnist" in str(info.value)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_empty_idx_spelling():
+    with pytest.raises(DataError, match="idx: needs a directory"):
+        data.load("idx:")
+
+
+def test_train_size_larger_than_idx_split(tmp_path):
+    write_idx_dir(tmp_path, n_train=50)
+    with pytest.raises(DataError, match="train_size=51 is more than the 50 train images"):
+        data.load(f"idx:{tmp_path}", train_size=51)
+
+
+def test_unreadable_file_is_a_data_error(tmp_path):
+    paths = write_idx_dir(tmp_path)
+    paths["train_images"].unlink()
+    paths["train_images"].mkdir()  # a directory where a file should be: cannot be read
+    with pytest.raises(JaxcnnError):
+        data.load(f"idx:{tmp_path}")
+
+
+def test_read_idx_reads_gz_without_suffix(tmp_path):
+    target = tmp_path / "labels"
+    target.write_bytes(gzip.compress(idx.encode_idx(np.arange(10, dtype=np.uint8))))
+    np.testing.assert_array_equal(idx.read_idx(target, 1), np.arange(10))

@@ -1,0 +1,222 @@
+"""The ``mnist`` / ``fashion_mnist`` sources through tensorflow-datasets, all offline.
+
+Tests that need TensorFlow or tensorflow-datasets skip with a reason when they are not
+installed (``pip install 'jaxcnn[tfds]'``; CI installs that extra). No test touches the
+network: downloads are patched to fail at once, GCS is off.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from idx_helpers import snapshot
+
+from jaxcnn import data, tfds_source
+from jaxcnn.errors import DataError
+from jaxcnn.idx import encode_idx
+
+SKIP = "needs the tfds extra: pip install 'jaxcnn[tfds]'"
+
+
+@pytest.fixture
+def tfds():
+    pytest.importorskip("tensorflow", reason=SKIP)  # TFDS needs it to prepare and read
+    return pytest.importorskip("tensorflow_datasets", reason=SKIP)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An empty TFDS data directory (not created), used through $TFDS_DATA_DIR."""
+    path = tmp_path / "tfds"
+    monkeypatch.setenv("TFDS_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def no_network(tfds):
+    """Make any TFDS download or GCS lookup fail at once instead of hanging."""
+    boom = AssertionError("test tried to use the network")
+    with mock.patch("tensorflow_datasets.core.download.downloader._Downloader.download",
+                    side_effect=boom), \
+            mock.patch("tensorflow_datasets.core.utils.gcs_utils.exists", return_value=False):
+        yield
+
+
+@pytest.mark.parametrize("blocked", [("tensorflow_datasets",), ("tensorflow",),
+                                     ("tensorflow_datasets", "tensorflow")])
+def test_missing_packages_name_the_extra(monkeypatch, blocked):
+    for module in blocked:
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"need .*not installed; run pip install 'jaxcnn\[tfds\]'"
+                       ) as info:
+        data.load("mnist", download=True)
+    assert time.perf_counter() - start < 2.0
+    assert all(module in str(info.value) for module in blocked)
+
+
+def test_broken_tensorflow_datasets_names_the_extra(monkeypatch):
+    """Installed but failing to import (e.g. upstream issue #11212: importlib_resources)."""
+    monkeypatch.setattr(tfds_source, "_require_installed", lambda: None)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    with pytest.raises(DataError, match=r"not installed or broken .* pip install 'jaxcnn\[tfds"):
+        data.load("mnist", download=True)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+@pytest.mark.parametrize("trace", [False, True], ids=["absent", "empty-dir"])
+def test_not_prepared_fails_fast_without_writing(tfds, data_dir, name, trace):
+    """Absent: decided before importing TFDS. Empty dir: TFDS's builder.is_prepared() says no."""
+    if trace:
+        (data_dir / name).mkdir(parents=True)
+    before = snapshot(data_dir)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=f"TFDS dataset '{name}' is not prepared in") as info:
+        data.load(name)
+    assert time.perf_counter() - start < 2.0
+    message = str(info.value)
+    for hint in ("--download", "--data mnist-embedded", "--data idx:DIR", "manual_dir",
+                 "dataset-fashion-mnist"):
+        assert hint in message
+    assert "\n" not in message
+    assert snapshot(data_dir) == before
+    assert data_dir.exists() == trace
+
+
+def test_absent_dataset_fails_without_importing_tfds(tfds, data_dir):
+    code = "\n".join([
+        "import sys, jaxcnn.data as d",
+        "try:\n    d.load('mnist')",
+        "except d.DataError as e:\n    print('not prepared' in str(e))",
+        "print('tensorflow_datasets' in sys.modules)",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_download_without_network_fails_fast(tfds, data_dir, no_network, monkeypatch):
+    monkeypatch.setattr(tfds_source, "unreachable_reason", lambda url: "simulated: offline")
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"cannot download TFDS dataset 'mnist': no network "
+                                        r"\(simulated: offline\); use --data mnist-embedded"):
+        data.load("mnist", download=True)
+    assert time.perf_counter() - start < 2.0
+    assert not data_dir.exists()
+
+
+def test_unreachable_reason(monkeypatch):
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: {})
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert tfds_source.unreachable_reason(f"http://127.0.0.1:{port}/x.gz") is None
+    start = time.perf_counter()
+    reason = tfds_source.unreachable_reason(f"http://127.0.0.1:{port}/x.gz", timeout=1.0)
+    assert reason and "cannot connect to 127.0.0.1" in reason
+    assert time.perf_counter() - start < 1.5
+
+
+def test_unreachable_reason_probes_the_proxy(monkeypatch):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        proxy = f"http://127.0.0.1:{server.getsockname()[1]}"
+        monkeypatch.setattr(urllib.request, "getproxies", lambda: {"https": proxy})
+        assert tfds_source.unreachable_reason("https://no-such-host.invalid/x.gz") is None
+
+
+def test_files_in_manual_dir_with_wrong_checksums(tfds, data_dir, no_network):
+    manual = data_dir / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (manual / name).write_bytes(gzip.compress(b"not the real file"))
+    with pytest.raises(DataError, match="preparing TFDS dataset 'mnist' in .* failed "
+                                        r"\(NonMatchingChecksumError"):
+        data.load("mnist")
+
+
+@pytest.mark.parametrize(("name", "first_class"), [("mnist", "0"),
+                                                   ("fashion_mnist", "T-shirt/top")])
+def test_mock_data(tfds, data_dir, name, first_class):
+    (data_dir / name).mkdir(parents=True)  # "prepared": mock_data supplies the records
+    with tfds.testing.mock_data(num_examples=12), \
+            mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
+        ds = data.load(name, train_size=5)
+        assert ds.train_images.shape == (5, 28, 28) and ds.test_images.shape == (12, 28, 28)
+        assert ds.train_images.dtype == np.uint8
+        assert ds.train_labels.dtype == ds.test_labels.dtype == np.int32
+        assert ds.train_labels.shape == (5,)
+        assert 0 <= ds.test_labels.min() and ds.test_labels.max() <= 9
+        assert ds.class_names[0] == first_class and ds.num_classes == 10
+        assert ds.source == name
+        with pytest.raises(DataError, match="test_size=13 is more than the 12 test images"):
+            data.load(name, test_size=13)
+
+
+# --- end to end: the real `mnist` builder prepares offline from a seeded download cache ---
+
+def _digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 28, 28) whose row 2+label is lit, and uint8 labels cycling 0..9."""
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[np.arange(n), 2 + labels, 3:20] = 255
+    return images, labels
+
+
+def _seed_download_cache(tfds, data_dir) -> None:
+    """Put valid generated 60,000/10,000 IDX .gz files where TFDS caches MNIST's downloads.
+
+    TFDS names a cached download ``get_dl_fname(url, registered_sha256)`` under
+    ``<data_dir>/downloads`` and trusts it when a ``.INFO`` file sits beside it.
+    """
+    from tensorflow_datasets.core.download import resource
+
+    train, test = _digits(60_000), _digits(10_000)
+    arrays = {"train-images-idx3-ubyte.gz": train[0], "train-labels-idx1-ubyte.gz": train[1],
+              "t10k-images-idx3-ubyte.gz": test[0], "t10k-labels-idx1-ubyte.gz": test[1]}
+    downloads = data_dir / "downloads"
+    downloads.mkdir(parents=True)
+    url_infos = tfds.builder("mnist", data_dir=str(data_dir)).url_infos
+    assert sorted(info.filename for info in url_infos.values()) == sorted(arrays)
+    for url, info in url_infos.items():
+        path = downloads / resource.get_dl_fname(url, info.checksum)
+        path.write_bytes(gzip.compress(encode_idx(arrays[info.filename]), compresslevel=1))
+        path.with_name(path.name + ".INFO").write_text(
+            json.dumps({"urls": [url], "dataset_names": ["mnist"]}))
+
+
+@pytest.mark.slow
+def test_mnist_builder_prepares_offline_from_seeded_cache(tfds, data_dir, no_network,
+                                                           monkeypatch):
+    _seed_download_cache(tfds, data_dir)
+    monkeypatch.setattr(tfds_source, "unreachable_reason", lambda url: None)  # "online"
+    ds = data.load("mnist", download=True)
+    assert ds.train_images.shape == (60_000, 28, 28) and ds.test_images.shape == (10_000, 28, 28)
+    assert ds.train_images.dtype == np.uint8 and ds.train_labels.dtype == np.int32
+    assert np.all(np.bincount(ds.train_labels, minlength=10) == 6_000)
+    assert np.all(np.bincount(ds.test_labels, minlength=10) == 1_000)
+    rows = np.arange(len(ds.train_labels))
+    assert np.all(ds.train_images[rows, 2 + ds.train_labels, 10] == 255)  # labels match images
+    assert ds.train_images.sum() == 60_000 * 17 * 255
+
+    # Prepared now: a plain load (no --download) reads it, and sizes slice in TFDS.
+    before = snapshot(data_dir)
+    small = data.load("mnist", train_size=1_000, test_size=100)
+    assert small.train_images.shape == (1_000, 28, 28) and small.test_labels.shape == (100,)
+    np.testing.assert_array_equal(small.train_labels, ds.train_labels[:1_000])
+    with pytest.raises(DataError, match="train_size=60,001 is more than the 60,000"):
+        data.load("mnist", train_size=60_001)
+    assert snapshot(data_dir) == before
