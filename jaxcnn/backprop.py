@@ -41,8 +41,21 @@ def softmax_jacobian_row(logits: jax.Array, c: jax.Array) -> jax.Array:
 
 
 def softmax_jacobian(logits: jax.Array) -> jax.Array:
-    """The full softmax Jacobian ``J[c, k] = d out_c / d t_k`` from the report's formulas. (C, C)."""
+    """The softmax Jacobian ``J[c, k] = d out_c / d t_k`` (C, C) from the report's formulas."""
     return jax.vmap(softmax_jacobian_row, in_axes=(None, 0))(logits, jnp.arange(logits.shape[0]))
+
+
+def logits_backward(logits: jax.Array, label: jax.Array) -> jax.Array:
+    """Steps (1)-(2): dL/dt (C,) for logits t (C,), chained as the report does.
+
+    Only out_c has a non-zero upstream gradient (step 1), so
+    ``dL/dt = dL/dout_c * d out_c / dt``, one row of the report's softmax Jacobian.
+    (That this equals the textbook ``p - onehot`` is proved in the tests, not used here.)
+    """
+    e = jnp.exp(logits - jnp.max(logits))
+    probabilities = e / jnp.sum(e)
+    d_out = loss_output_gradient(probabilities, label)
+    return d_out[label] * softmax_jacobian_row(logits, label)
 
 
 def softmax_backward(
@@ -51,44 +64,45 @@ def softmax_backward(
     """Step (2): gradients of the dense + softmax layer, as the report chains them.
 
     logits (C,) are ``t = W . input + b``; inputs is the pooled (13, 13, F) tensor.
-    Only out_c has a non-zero upstream gradient (step 1), so
-    ``dL/dt = dL/dout_c * d out_c / dt`` (one Jacobian row), and then
-    ``dL/dW = input (x) dL/dt`` (1352, C), ``dL/db = dL/dt`` (C,),
+    With ``dL/dt`` from ``logits_backward``:
+    ``dL/dW = input (x) dL/dt`` (13*13*F, C), ``dL/db = dL/dt`` (C,),
     ``dL/dinput = W . dL/dt`` reshaped to (13, 13, F).
     Returns ``(dL/dW, dL/db, dL/dinput)``.
-
-    (That this equals the textbook ``p - onehot`` is proved in the tests, not used here.)
     """
-    e = jnp.exp(logits - jnp.max(logits))
-    probabilities = e / jnp.sum(e)
-    d_out = loss_output_gradient(probabilities, label)
-    d_t = d_out[label] * softmax_jacobian_row(logits, label)
-    flat = inputs.reshape(-1)
-    d_weights = jnp.outer(flat, d_t)
-    d_biases = d_t
+    d_t = logits_backward(logits, label)
+    d_weights = jnp.outer(inputs.reshape(-1), d_t)
     d_inputs = (weights @ d_t).reshape(inputs.shape)
-    return d_weights, d_biases, d_inputs
+    return d_weights, d_t, d_inputs
+
+
+def window_max_backward(d_out: jax.Array, windows: jax.Array, ties: str = "report") -> jax.Array:
+    """Step (3) for any layout: route dL/d(max) (...) back to the windows (..., 4).
+
+    Only elements that hold their window's maximum receive gradient; ties decide how:
+    ``"report"`` every tied maximum gets the full upstream gradient (report / blog code);
+    ``"first"`` only the first maximum in row-major window order (``lax.reduce_window``);
+    ``"split"`` the tied maxima share it equally (``jnp.max``).
+    """
+    is_max = windows == jnp.max(windows, axis=-1, keepdims=True)
+    if ties == "report":
+        share = is_max.astype(windows.dtype)
+    elif ties == "first":
+        share = (is_max & (jnp.cumsum(is_max, axis=-1) == 1)).astype(windows.dtype)
+    elif ties == "split":
+        share = is_max / jnp.sum(is_max, axis=-1, keepdims=True).astype(windows.dtype)
+    else:
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {model.TIE_RULES}")
+    return share * d_out[..., None]
 
 
 def maxpool2_backward(d_out: jax.Array, x: jax.Array, ties: str = "report") -> jax.Array:
     """Step (3): route dL/d(pool output) (13, 13, F) back to the pool input x (26, 26, F).
 
-    Only pixels that hold their 2x2 window's maximum receive gradient; ties decide how:
-    ``"report"`` every tied maximum gets the full upstream gradient (report / blog code);
-    ``"first"`` only the first maximum in row-major window order (``lax.reduce_window``);
-    ``"split"`` the tied maxima share it equally (``jnp.max``).
+    The gradient goes only to pixels holding their 2x2 window's maximum; ``ties`` as in
+    ``window_max_backward``.
     """
     windows = model.pool_windows(x)  # (13, 13, F, 4)
-    is_max = windows == jnp.max(windows, axis=-1, keepdims=True)
-    if ties == "report":
-        share = is_max.astype(x.dtype)
-    elif ties == "first":
-        share = (is_max & (jnp.cumsum(is_max, axis=-1) == 1)).astype(x.dtype)
-    elif ties == "split":
-        share = is_max / jnp.sum(is_max, axis=-1, keepdims=True).astype(x.dtype)
-    else:
-        raise ValueError(f"unknown tie rule {ties!r}; choose one of {model.TIE_RULES}")
-    return model.unpool_windows(share * d_out[..., None])
+    return model.unpool_windows(window_max_backward(d_out, windows, ties))
 
 
 def conv3x3_backward(d_out: jax.Array, image: jax.Array) -> jax.Array:

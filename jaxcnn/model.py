@@ -103,42 +103,47 @@ def unpool_windows(windows: jax.Array) -> jax.Array:
     return windows.reshape(h, w, f, 2, 2).transpose(0, 3, 1, 4, 2).reshape(2 * h, 2 * w, f)
 
 
-def upsample2(y: jax.Array) -> jax.Array:
-    """(H, W, F) -> (2H, 2W, F): every value copied into its 2x2 window."""
-    h, w, f = y.shape
-    return jnp.broadcast_to(y[:, None, :, None, :], (h, 2, w, 2, f)).reshape(2 * h, 2 * w, f)
+def _window_max_split(windows: jax.Array) -> jax.Array:
+    return jnp.max(windows, axis=-1)
 
 
-def _max_split(x: jax.Array) -> jax.Array:
-    h, w, f = x.shape
-    return x.reshape(h // 2, 2, w // 2, 2, f).max(axis=(1, 3))
-
-
-def _max_first(x: jax.Array) -> jax.Array:
-    windows = pool_windows(x)
+def _window_max_first(windows: jax.Array) -> jax.Array:
     first = jnp.argmax(windows, axis=-1)[..., None]  # argmax returns the first maximum
     return jnp.take_along_axis(windows, first, axis=-1)[..., 0]
 
 
 @jax.custom_vjp
-def _max_report(x: jax.Array) -> jax.Array:
-    return _max_split(x)
+def _window_max_report(windows: jax.Array) -> jax.Array:
+    return jnp.max(windows, axis=-1)
 
 
-def _max_report_fwd(x):
-    y = _max_split(x)
-    return y, (x, y)
+def _window_max_report_fwd(windows):
+    y = jnp.max(windows, axis=-1)
+    return y, (windows, y)
 
 
-def _max_report_bwd(residuals, g):
-    x, y = residuals
-    # Every pixel equal to its window's maximum receives the full upstream gradient.
-    return (jnp.where(x == upsample2(y), upsample2(g), 0).astype(x.dtype),)
+def _window_max_report_bwd(residuals, g):
+    windows, y = residuals
+    # Every element equal to its window's maximum receives the full upstream gradient.
+    return (jnp.where(windows == y[..., None], g[..., None], 0).astype(windows.dtype),)
 
 
-_max_report.defvjp(_max_report_fwd, _max_report_bwd)
+_window_max_report.defvjp(_window_max_report_fwd, _window_max_report_bwd)
 
-_POOLS = {"split": _max_split, "first": _max_first, "report": _max_report}
+_WINDOW_MAX = {"split": _window_max_split, "first": _window_max_first,
+               "report": _window_max_report}
+
+
+def window_max(windows: jax.Array, ties: str = "split") -> jax.Array:
+    """Maximum over the last axis (..., 4) -> (...), with the tie rule ``jax.grad`` will use.
+
+    The value is the same for every rule; see the module docstring for the gradients.
+    """
+    try:
+        rule = _WINDOW_MAX[ties]
+    except KeyError:
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {TIE_RULES}") from None
+    return rule(windows)
 
 
 def maxpool2(x: jax.Array, ties: str = "split") -> jax.Array:
@@ -147,10 +152,7 @@ def maxpool2(x: jax.Array, ties: str = "split") -> jax.Array:
     ``ties`` only changes the gradient ``jax.grad`` derives (see the module docstring);
     the value is the same for every rule.
     """
-    try:
-        return _POOLS[ties](x)
-    except KeyError:
-        raise ValueError(f"unknown tie rule {ties!r}; choose one of {TIE_RULES}") from None
+    return window_max(pool_windows(x), ties)
 
 
 def dense(x: jax.Array, weights: jax.Array, biases: jax.Array) -> jax.Array:

@@ -1,0 +1,132 @@
+"""The same network and gradients in a memory layout a CPU runs fast: what training runs.
+
+``model.py`` and ``backprop.py`` keep the report's layout, one image at a time:
+conv output (26, 26, F), dense weights (13*13*F, C). That layout is slow on a CPU,
+because its innermost axis (8 filters, 10 classes) is too short to vectorise
+(measured: 2.5x slower per SGD step). Here the identical math runs on a batch of B
+images, channels first:
+
+* ``patches(images)`` lays the 3x3 patches out as (9, B*676), column
+  ``b*676 + 4*p + w`` being the patch under conv pixel ``(2i+a, 2j+c)`` of image b,
+  with pool cell ``p = 13*i + j`` and window slot ``w = 2*a + c``;
+* filters (F, 9) times patches gives the conv output (F, B, 169, 4): each pool
+  window is the last axis, so ``model.window_max`` pools it with the same tie rules;
+* the dense weights are stored transposed and reordered as (C, F*169), so the pooled
+  (F, B, 169) features flatten without a copy.
+
+``to_fast`` / ``from_fast`` convert ``Params`` exactly (pure reorderings). Gradients
+are batch means. ``manual_grads`` chains the report's hand-derived steps from
+``backprop`` (logits_backward, window_max_backward, the conv's ``sum dL/dout * image``);
+``autodiff_grads`` is ``jax.grad`` of ``loss``. The tests check both against
+``backprop.grads`` and ``jax.grad(model.loss)`` to 1e-12 in float64.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn import backprop, model
+from jaxcnn.model import CONV_SIZE, POOL_SIZE, Params
+
+CELLS = POOL_SIZE * POOL_SIZE  # 169 pool cells per filter
+PIXELS = CONV_SIZE * CONV_SIZE  # 676 conv pixels per filter
+
+
+class FastParams(NamedTuple):
+    """Parameters in the compute layout.
+
+    filters: (F, 9)         entry [f, 3x + y] = filter f at (x, y)
+    weights: (C, F*169)     entry [c, f*169 + p] = Params.weights[p*F + f, c]
+    biases:  (C,)
+    """
+
+    filters: jax.Array
+    weights: jax.Array
+    biases: jax.Array
+
+
+def to_fast(params: Params) -> FastParams:
+    """``Params`` (report layout) -> ``FastParams``; exact, a reordering."""
+    f, c = params.filters.shape[0], params.biases.shape[0]
+    weights = params.weights.reshape(CELLS, f, c).transpose(2, 1, 0).reshape(c, f * CELLS)
+    return FastParams(params.filters.reshape(f, 9), weights, params.biases)
+
+
+def from_fast(fast: FastParams) -> Params:
+    """``FastParams`` -> ``Params`` (report layout); exact, a reordering."""
+    f, c = fast.filters.shape[0], fast.biases.shape[0]
+    weights = fast.weights.reshape(c, f, CELLS).transpose(2, 1, 0).reshape(CELLS * f, c)
+    return Params(fast.filters.reshape(f, 3, 3), weights, fast.biases)
+
+
+def patches(images: jax.Array) -> jax.Array:
+    """Normalised images (B, 28, 28) -> patches (9, B*676), pool windows innermost."""
+    b = images.shape[0]
+    rows = []
+    for x in range(3):
+        for y in range(3):
+            slots = [images[:, a + x:a + x + CONV_SIZE:2, c + y:c + y + CONV_SIZE:2]
+                     for a in range(2) for c in range(2)]  # each (B, 13, 13)
+            rows.append(jnp.stack(slots, axis=-1).reshape(b * PIXELS))
+    return jnp.stack(rows)
+
+
+def _conv_windows(fast: FastParams, cols: jax.Array, batch: int) -> jax.Array:
+    """Conv output (F, B, 169, 4) from patches (9, B*676): the report's ``sum image * filter``."""
+    return (fast.filters @ cols).reshape(-1, batch, CELLS, 4)
+
+
+def _flatten(pooled: jax.Array) -> jax.Array:
+    """(F, B, 169) -> (B, F*169), the column order of ``FastParams.weights``."""
+    f, b, _ = pooled.shape
+    return pooled.transpose(1, 0, 2).reshape(b, f * CELLS)
+
+
+def logits(fast: FastParams, images: jax.Array, ties: str = "split") -> jax.Array:
+    """Normalised images (B, 28, 28) -> logits (B, C)."""
+    conv = _conv_windows(fast, patches(images), images.shape[0])
+    return _flatten(model.window_max(conv, ties)) @ fast.weights.T + fast.biases
+
+
+def loss(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str = "split"
+         ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """Mean cross-entropy over the batch, and ``(losses (B,), logits (B, C))`` as aux."""
+    batch_logits = logits(fast, images, ties)
+    losses = jax.vmap(model.cross_entropy)(batch_logits, labels)
+    return jnp.mean(losses), (losses, batch_logits)
+
+
+def autodiff_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str = "split"):
+    """``jax.grad`` of the mean loss: ``((losses (B,), logits (B, C)), FastParams)``."""
+    (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(fast, images, labels, ties)
+    return aux, grads
+
+
+def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str = "report"):
+    """The report's hand-derived gradients, batch-mean: ``((losses, logits), FastParams)``.
+
+    Same chain as ``backprop.grads`` (softmax -> pool -> conv), batched and re-laid out.
+    """
+    batch = images.shape[0]
+    cols = patches(images)
+    conv = _conv_windows(fast, cols, batch)  # (F, B, 169, 4)
+    pooled = jnp.max(conv, axis=-1)  # (F, B, 169)
+    features = _flatten(pooled)  # (B, F*169)
+    batch_logits = features @ fast.weights.T + fast.biases
+    losses = jax.vmap(model.cross_entropy)(batch_logits, labels)
+    # Steps (1)-(2): dL/dt per image, from the report's softmax Jacobian; mean over the batch.
+    d_t = jax.vmap(backprop.logits_backward)(batch_logits, labels) / batch  # (B, C)
+    d_weights = d_t.T @ features  # input (x) dL/dt, summed over the batch
+    d_biases = jnp.sum(d_t, axis=0)
+    d_pooled = (d_t @ fast.weights).reshape(batch, -1, CELLS).transpose(1, 0, 2)  # W . dL/dt
+    # Step (3): the tie rule routes dL/dpool to the window maxima.
+    d_conv = backprop.window_max_backward(d_pooled, conv, ties)  # (F, B, 169, 4)
+    # Step (4): dL/dfilter(x, y) = sum over pixels of dL/dout * image(i+x, j+y).
+    d_filters = d_conv.reshape(d_conv.shape[0], -1) @ cols.T
+    return (losses, batch_logits), FastParams(d_filters, d_weights, d_biases)
+
+
+GRADIENTS = {"manual": manual_grads, "autodiff": autodiff_grads}
