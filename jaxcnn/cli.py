@@ -17,13 +17,14 @@ from jaxcnn.errors import JaxcnnError
 # `jaxcnn data` does not pay for compiling anything.
 COMMANDS = {
     "train": ("jaxcnn.train_cli", "train the network (defaults reproduce the report)"),
-    "evaluate": ("jaxcnn.train_cli_evaluate", "score a saved checkpoint on test data"),
+    "evaluate": ("jaxcnn.evaluate", "score a saved checkpoint on test data"),
     "verify": ("jaxcnn.verify", "check the hand-derived gradients against jax.grad"),
     "data": ("jaxcnn.data_cli", "show what a data source holds"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (all of them when None)."""
     from jaxcnn import __version__
 
     parser = argparse.ArgumentParser(
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jaxcnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if command is not None and name != command:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=module.__doc__.split("\n\n")[0])
         module.add_arguments(p)
@@ -41,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
