@@ -1,0 +1,306 @@
+"""Training loops: the report's per-image SGD, mini-batches, many seeds in one program.
+
+Everything runs in ``fast``'s compute layout. One compiled call trains one *chunk* of
+``log_every`` steps with ``lax.scan`` (no host sync inside a chunk); the Python loop
+only hands out chunks, prints the log line and checks for divergence between them.
+The seed axis is a ``jax.vmap`` axis: ``seeds=K`` trains K independent models (seeds
+``seed .. seed+K-1``: own initialisation, own shuffles) in one program. When several
+devices exist, that axis (or, for one seed, the mini-batch axis) is sharded across them.
+
+Randomness: seed s gives ``key = jax.random.key(s)``; ``split(key)`` gives the init key
+and the shuffle key; epoch e is shuffled with ``fold_in(shuffle_key, e)``. A training
+step therefore depends only on (config, epoch, step): runs are bit-for-bit repeatable
+and a run resumed at an epoch boundary equals an uninterrupted one.
+
+Mini-batches: ``train_size // batch_size`` full batches per epoch; the remaining
+``train_size % batch_size`` images are dropped for that epoch (with shuffling, different
+ones each epoch), so every step has the same shape and nothing recompiles.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxcnn import fast, model
+from jaxcnn.config import TrainConfig
+from jaxcnn.errors import DivergenceError
+
+EVAL_BATCH = 1000
+
+
+class TrainState(NamedTuple):
+    """Per-seed training state (every leaf has a leading seed axis)."""
+
+    params: fast.FastParams
+    opt_state: Any
+
+
+@dataclass
+class Window:
+    """Metrics over one log window: the images of ``log_every`` consecutive steps."""
+
+    step: int  # global step at the end of the window
+    epoch: int  # 1-based
+    steps: int  # steps in this window
+    loss: np.ndarray  # (S,) mean loss per seed
+    accuracy: np.ndarray  # (S,) fraction correct per seed
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    state: TrainState
+    step: int
+    epochs_done: int
+    windows: list[Window] = field(default_factory=list)
+    test_loss: np.ndarray | None = None  # (S,)
+    test_accuracy: np.ndarray | None = None  # (S,)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def params(self) -> model.Params:
+        """Final parameters in the report's layout, with a leading seed axis."""
+        return jax.vmap(fast.from_fast)(self.state.params)
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """``sgd``: W <- W - lr * dL/dW (the report); ``momentum``: heavy ball; ``adam``."""
+    lr = config.learning_rate
+    if config.optimizer == "sgd":
+        return optax.sgd(lr)
+    if config.optimizer == "momentum":
+        return optax.sgd(lr, momentum=config.momentum)
+    return optax.adam(lr)
+
+
+def seed_keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
+    """(init keys, shuffle keys), each with one key per seed."""
+    keys = jnp.stack([jax.random.key(config.seed + i) for i in range(config.seeds)])
+    split = jax.vmap(jax.random.split)(keys)
+    return split[:, 0], split[:, 1]
+
+
+def init_state(config: TrainConfig, num_classes: int,
+               optimizer: optax.GradientTransformation) -> TrainState:
+    """The report's initialisation for every seed, in the compute layout."""
+    init_keys, _ = seed_keys(config)
+
+    def one(key):
+        params = fast.to_fast(model.init_params(key, config.num_filters, num_classes,
+                                                dtype=jnp.float32))
+        return TrainState(params, optimizer.init(params))
+
+    return jax.vmap(one)(init_keys)
+
+
+def epoch_indices(config: TrainConfig, n: int, epoch: int) -> np.ndarray:
+    """Training-image indices for one epoch: (S, steps, batch_size) int32, epoch 0-based."""
+    steps = n // config.batch_size
+    if config.shuffle:
+        _, shuffle_keys = seed_keys(config)
+        orders = jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), n))(
+            shuffle_keys)
+        orders = np.asarray(orders, dtype=np.int32)
+    else:
+        orders = np.broadcast_to(np.arange(n, dtype=np.int32), (config.seeds, n))
+    return np.ascontiguousarray(orders[:, :steps * config.batch_size]).reshape(
+        config.seeds, steps, config.batch_size)
+
+
+def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformation,
+                     batch_sharding=None) -> Callable:
+    """``chunk(state, images, labels, indices (S, K, B)) -> state, (losses, correct)``.
+
+    losses and correct are (S, K, B); one ``lax.scan`` over K steps per seed, seeds
+    vmapped. ``batch_sharding`` (optional) constrains each step's images across devices.
+    """
+    grad_fn = fast.GRADIENTS[config.grad]
+
+    def one_seed(state, images, labels, indices):
+        def step(state, idx):
+            x, y = images[idx], labels[idx]
+            if batch_sharding is not None:
+                x = jax.lax.with_sharding_constraint(x, batch_sharding)
+            (losses, logits), grads = grad_fn(state.params, x, y, config.ties)
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            return TrainState(params, opt_state), (losses, jnp.argmax(logits, -1) == y)
+
+        return jax.lax.scan(step, state, indices)
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, 0)))
+
+
+def make_evaluate() -> Callable:
+    """``evaluate(params (S, ...), images (M, 28, 28), labels (M,), mask (M,))``
+    -> (summed loss (S,), number correct (S,)) over the unmasked images."""
+
+    def one_seed(params, images, labels, mask):
+        logits = fast.logits(params, images)
+        losses = jax.vmap(model.cross_entropy)(logits, labels)
+        correct = jnp.argmax(logits, -1) == labels
+        return jnp.sum(jnp.where(mask, losses, 0)), jnp.sum(correct & mask)
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, None)))
+
+
+def evaluate(params: fast.FastParams, images: jax.Array, labels: jax.Array,
+             evaluate_fn: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean test loss and accuracy per seed: ((S,), (S,)). Fixed-size padded batches."""
+    evaluate_fn = evaluate_fn or make_evaluate()
+    m = images.shape[0]
+    batch = min(EVAL_BATCH, m)
+    padded = math.ceil(m / batch) * batch
+    mask = np.arange(padded) < m
+    images = jnp.pad(images, ((0, padded - m), (0, 0), (0, 0)))
+    labels = jnp.pad(labels, (0, padded - m))
+    loss_sum, correct = 0.0, 0
+    for start in range(0, padded, batch):
+        end = start + batch
+        l, c = evaluate_fn(params, images[start:end], labels[start:end], mask[start:end])
+        loss_sum, correct = loss_sum + np.asarray(l, np.float64), correct + np.asarray(c)
+    return loss_sum / m, correct / m
+
+
+class Placement:
+    """Where arrays live: one device, or a 1-D mesh over the seed or the batch axis."""
+
+    def __init__(self, config: TrainConfig, devices=None):
+        devices = list(devices if devices is not None else jax.devices())
+        n = len(devices)
+        self.axis = None
+        if n > 1 and config.seeds % n == 0:
+            self.axis = "seeds"
+        elif n > 1 and config.seeds == 1 and config.batch_size % n == 0:
+            self.axis = "batch"
+        self.num_devices = n if self.axis else 1
+        self.mesh = Mesh(np.array(devices[:self.num_devices]), (self.axis or "none",))
+
+    def _sharding(self, *spec):
+        return NamedSharding(self.mesh, PartitionSpec(*spec))
+
+    @property
+    def batch_sharding(self):
+        return self._sharding("batch") if self.axis == "batch" else None
+
+    def state(self, state):
+        spec = ("seeds",) if self.axis == "seeds" else ()
+        return jax.device_put(state, self._sharding(*spec))
+
+    def indices(self, indices):
+        spec = {"seeds": ("seeds",), "batch": (None, None, "batch")}.get(self.axis, ())
+        return jax.device_put(indices, self._sharding(*spec))
+
+    def replicated(self, array):
+        return jax.device_put(array, self._sharding())
+
+
+def _check_finite(losses: np.ndarray, first_step: int, config: TrainConfig) -> None:
+    """Raise ``DivergenceError`` at the first non-finite loss. losses: (S, K, B)."""
+    finite = np.isfinite(losses)
+    if finite.all():
+        return
+    seed_idx, step_idx, _ = np.argwhere(~finite)[0]
+    bad = losses[seed_idx, step_idx][~finite[seed_idx, step_idx]][0]
+    seed_note = f" (seed {config.seed + seed_idx})" if config.seeds > 1 else ""
+    raise DivergenceError(
+        f"training diverged: the loss became {bad} at step {first_step + step_idx}{seed_note}. "
+        f"The learning rate {config.learning_rate:g} is too large for {config.optimizer}; "
+        f"try a smaller one, e.g. --lr {config.learning_rate / 10:g}.")
+
+
+def train(
+    config: TrainConfig,
+    dataset,
+    *,
+    resume: tuple[TrainState, int, int] | None = None,
+    on_window: Callable[[Window], None] | None = None,
+    on_epoch: Callable[[TrainResult], None] | None = None,
+    on_steps: Callable[[int], None] | None = None,
+    devices=None,
+) -> TrainResult:
+    """Train per ``config`` on ``dataset`` (a ``jaxcnn.data.Dataset``), then test.
+
+    resume: ``(state, step, epochs_done)`` from a checkpoint. Callbacks: ``on_window``
+    after each log window, ``on_epoch`` after each epoch (checkpointing), ``on_steps(n)``
+    as steps complete (progress bars).
+    """
+    config.validate()
+    t_start = time.perf_counter()
+    num_classes = len(dataset.class_names)
+    optimizer = make_optimizer(config)
+    placement = Placement(config, devices)
+    train_images = placement.replicated(model.normalize(dataset.train_images, jnp.float32))
+    train_labels = placement.replicated(jnp.asarray(dataset.train_labels, jnp.int32))
+    n = train_images.shape[0]
+    if n < config.batch_size:
+        from jaxcnn.errors import ConfigError
+        raise ConfigError(f"--batch-size {config.batch_size} is larger than the "
+                          f"{n} training images")
+
+    if resume is None:
+        state, step, epochs_done = init_state(config, num_classes, optimizer), 0, 0
+    else:
+        state, step, epochs_done = resume
+    state = placement.state(state)
+    result = TrainResult(config, state, step, epochs_done)
+
+    chunk_fn = make_train_chunk(config, optimizer, placement.batch_sharding)
+    compiled: dict[int, Callable] = {}
+    compile_seconds = train_seconds = 0.0
+    images_trained = 0
+
+    for epoch in range(epochs_done, config.epochs):
+        indices = epoch_indices(config, n, epoch)
+        steps_per_epoch = indices.shape[1]
+        for start in range(0, steps_per_epoch, config.log_every):
+            chunk = placement.indices(indices[:, start:start + config.log_every])
+            k = chunk.shape[1]
+            if k not in compiled:  # at most two shapes: log_every and the remainder
+                t0 = time.perf_counter()
+                compiled[k] = chunk_fn.lower(state, train_images, train_labels, chunk).compile()
+                compile_seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            state, (losses, correct) = compiled[k](state, train_images, train_labels, chunk)
+            losses, correct = np.asarray(losses), np.asarray(correct)  # the one sync per chunk
+            train_seconds += time.perf_counter() - t0
+            _check_finite(losses, step + 1, config)
+            step += k
+            images_trained += losses.size
+            window = Window(step, epoch + 1, k, losses.mean(axis=(1, 2)),
+                            correct.mean(axis=(1, 2)))
+            result.windows.append(window)
+            if on_steps:
+                on_steps(k)
+            if on_window:
+                on_window(window)
+        result.state, result.step, result.epochs_done = state, step, epoch + 1
+        if on_epoch:
+            on_epoch(result)
+
+    t0 = time.perf_counter()
+    test_images = model.normalize(dataset.test_images, jnp.float32)
+    test_labels = jnp.asarray(dataset.test_labels, jnp.int32)
+    result.test_loss, result.test_accuracy = evaluate(state.params, test_images, test_labels)
+    test_seconds = time.perf_counter() - t0
+    result.timings = {
+        "compile_seconds": compile_seconds,
+        "train_seconds": train_seconds,
+        "test_seconds": test_seconds,
+        "wall_seconds": time.perf_counter() - t_start,
+        "images_trained": images_trained,
+        "images_per_second": images_trained / train_seconds if train_seconds else None,
+        "devices": placement.num_devices,
+        "sharded_axis": placement.axis,
+    }
+    return result
