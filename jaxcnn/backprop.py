@@ -75,24 +75,25 @@ def softmax_backward(
     return d_weights, d_t, d_inputs
 
 
-def window_max_backward(d_out: jax.Array, windows: jax.Array, ties: str = "report") -> jax.Array:
-    """Step (3) for any layout: route dL/d(max) (...) back to the windows (..., 4).
+def window_max_backward(d_out: jax.Array, windows: jax.Array, ties: str = "report",
+                        axis: int = -1) -> jax.Array:
+    """Step (3) for any layout: route dL/d(max) back to the windows (window axis ``axis``).
 
     Only elements that hold their window's maximum receive gradient; ties decide how:
     ``"report"`` every tied maximum gets the full upstream gradient (report / blog code);
     ``"first"`` only the first maximum in row-major window order (``lax.reduce_window``);
     ``"split"`` the tied maxima share it equally (``jnp.max``).
     """
-    is_max = windows == jnp.max(windows, axis=-1, keepdims=True)
+    is_max = windows == jnp.max(windows, axis=axis, keepdims=True)
     if ties == "report":
         share = is_max.astype(windows.dtype)
     elif ties == "first":
-        share = (is_max & (jnp.cumsum(is_max, axis=-1) == 1)).astype(windows.dtype)
+        share = (is_max & (jnp.cumsum(is_max, axis=axis) == 1)).astype(windows.dtype)
     elif ties == "split":
-        share = is_max / jnp.sum(is_max, axis=-1, keepdims=True).astype(windows.dtype)
+        share = is_max / jnp.sum(is_max, axis=axis, keepdims=True).astype(windows.dtype)
     else:
         raise ValueError(f"unknown tie rule {ties!r}; choose one of {model.TIE_RULES}")
-    return share * d_out[..., None]
+    return share * jnp.expand_dims(d_out, axis)
 
 
 def maxpool2_backward(d_out: jax.Array, x: jax.Array, ties: str = "report") -> jax.Array:

@@ -7,10 +7,10 @@ because its innermost axis (8 filters, 10 classes) is too short to vectorise
 images, channels first:
 
 * ``patches(images)`` lays the 3x3 patches out as (9, B*676), column
-  ``b*676 + 4*p + w`` being the patch under conv pixel ``(2i+a, 2j+c)`` of image b,
+  ``b*676 + 169*w + p`` being the patch under conv pixel ``(2i+a, 2j+c)`` of image b,
   with pool cell ``p = 13*i + j`` and window slot ``w = 2*a + c``;
-* filters (F, 9) times patches gives the conv output (F, B, 169, 4): each pool
-  window is the last axis, so ``model.window_max`` pools it with the same tie rules;
+* filters (F, 9) times patches gives the conv output (F, B, 4, 169): axis 2 holds the
+  pool windows, so ``model.window_max`` pools it with the same tie rules;
 * the dense weights are stored transposed and reordered as (C, F*169), so the pooled
   (F, B, 169) features flatten without a copy.
 
@@ -70,13 +70,22 @@ def patches(images: jax.Array) -> jax.Array:
         for y in range(3):
             slots = [images[:, a + x:a + x + CONV_SIZE:2, c + y:c + y + CONV_SIZE:2]
                      for a in range(2) for c in range(2)]  # each (B, 13, 13)
-            rows.append(jnp.stack(slots, axis=-1).reshape(b * PIXELS))
+            rows.append(jnp.stack(slots, axis=1).reshape(b * PIXELS))
     return jnp.stack(rows)
 
 
 def _conv_windows(fast: FastParams, cols: jax.Array, batch: int) -> jax.Array:
-    """Conv output (F, B, 169, 4) from patches (9, B*676): the report's ``sum image * filter``."""
-    return (fast.filters @ cols).reshape(-1, batch, CELLS, 4)
+    """Conv output (F, B, 4, 169) from patches (9, B*676): the report's ``sum image * filter``."""
+    return (fast.filters @ cols).reshape(-1, batch, 4, CELLS)
+
+
+def _dense(fast: FastParams, features: jax.Array) -> jax.Array:
+    """Logits (B, C) of features (B, F*169): ``t = W . input + b``.
+
+    Written as (C, K) @ (K, B) so that one image is a matrix-vector product (measured
+    1.3x faster per SGD step than the (B, K) @ (K, C) spelling on CPU).
+    """
+    return (fast.weights @ features.T).T + fast.biases
 
 
 def _flatten(pooled: jax.Array) -> jax.Array:
@@ -88,7 +97,7 @@ def _flatten(pooled: jax.Array) -> jax.Array:
 def logits(fast: FastParams, images: jax.Array, ties: str = "split") -> jax.Array:
     """Normalised images (B, 28, 28) -> logits (B, C)."""
     conv = _conv_windows(fast, patches(images), images.shape[0])
-    return _flatten(model.window_max(conv, ties)) @ fast.weights.T + fast.biases
+    return _dense(fast, _flatten(model.window_max(conv, ties, axis=2)))
 
 
 def loss(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str = "split"
@@ -112,10 +121,10 @@ def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: s
     """
     batch = images.shape[0]
     cols = patches(images)
-    conv = _conv_windows(fast, cols, batch)  # (F, B, 169, 4)
-    pooled = jnp.max(conv, axis=-1)  # (F, B, 169)
+    conv = _conv_windows(fast, cols, batch)  # (F, B, 4, 169)
+    pooled = jnp.max(conv, axis=2)  # (F, B, 169)
     features = _flatten(pooled)  # (B, F*169)
-    batch_logits = features @ fast.weights.T + fast.biases
+    batch_logits = _dense(fast, features)
     losses = jax.vmap(model.cross_entropy)(batch_logits, labels)
     # Steps (1)-(2): dL/dt per image, from the report's softmax Jacobian; mean over the batch.
     d_t = jax.vmap(backprop.logits_backward)(batch_logits, labels) / batch  # (B, C)
@@ -123,7 +132,7 @@ def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: s
     d_biases = jnp.sum(d_t, axis=0)
     d_pooled = (d_t @ fast.weights).reshape(batch, -1, CELLS).transpose(1, 0, 2)  # W . dL/dt
     # Step (3): the tie rule routes dL/dpool to the window maxima.
-    d_conv = backprop.window_max_backward(d_pooled, conv, ties)  # (F, B, 169, 4)
+    d_conv = backprop.window_max_backward(d_pooled, conv, ties, axis=2)  # (F, B, 4, 169)
     # Step (4): dL/dfilter(x, y) = sum over pixels of dL/dout * image(i+x, j+y).
     d_filters = d_conv.reshape(d_conv.shape[0], -1) @ cols.T
     return (losses, batch_logits), FastParams(d_filters, d_weights, d_biases)

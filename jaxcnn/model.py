@@ -26,6 +26,7 @@ selects which rule ``jax.grad`` implies:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -103,29 +104,30 @@ def unpool_windows(windows: jax.Array) -> jax.Array:
     return windows.reshape(h, w, f, 2, 2).transpose(0, 3, 1, 4, 2).reshape(2 * h, 2 * w, f)
 
 
-def _window_max_split(windows: jax.Array) -> jax.Array:
-    return jnp.max(windows, axis=-1)
+def _window_max_split(windows: jax.Array, axis: int) -> jax.Array:
+    return jnp.max(windows, axis=axis)
 
 
-def _window_max_first(windows: jax.Array) -> jax.Array:
-    first = jnp.argmax(windows, axis=-1)[..., None]  # argmax returns the first maximum
-    return jnp.take_along_axis(windows, first, axis=-1)[..., 0]
+def _window_max_first(windows: jax.Array, axis: int) -> jax.Array:
+    first = jnp.expand_dims(jnp.argmax(windows, axis=axis), axis)  # the first maximum
+    return jnp.squeeze(jnp.take_along_axis(windows, first, axis=axis), axis)
 
 
-@jax.custom_vjp
-def _window_max_report(windows: jax.Array) -> jax.Array:
-    return jnp.max(windows, axis=-1)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _window_max_report(windows: jax.Array, axis: int) -> jax.Array:
+    return jnp.max(windows, axis=axis)
 
 
-def _window_max_report_fwd(windows):
-    y = jnp.max(windows, axis=-1)
+def _window_max_report_fwd(windows, axis):
+    y = jnp.max(windows, axis=axis)
     return y, (windows, y)
 
 
-def _window_max_report_bwd(residuals, g):
+def _window_max_report_bwd(axis, residuals, g):
     windows, y = residuals
     # Every element equal to its window's maximum receives the full upstream gradient.
-    return (jnp.where(windows == y[..., None], g[..., None], 0).astype(windows.dtype),)
+    y, g = jnp.expand_dims(y, axis), jnp.expand_dims(g, axis)
+    return (jnp.where(windows == y, g, 0).astype(windows.dtype),)
 
 
 _window_max_report.defvjp(_window_max_report_fwd, _window_max_report_bwd)
@@ -134,16 +136,14 @@ _WINDOW_MAX = {"split": _window_max_split, "first": _window_max_first,
                "report": _window_max_report}
 
 
-def window_max(windows: jax.Array, ties: str = "split") -> jax.Array:
-    """Maximum over the last axis (..., 4) -> (...), with the tie rule ``jax.grad`` will use.
-
-    The value is the same for every rule; see the module docstring for the gradients.
-    """
+def window_max(windows: jax.Array, ties: str = "split", axis: int = -1) -> jax.Array:
+    """Maximum over the window axis (size 4, default last), with the tie rule ``jax.grad``
+    will use. The value is the same for every rule; see the module docstring."""
     try:
         rule = _WINDOW_MAX[ties]
     except KeyError:
         raise ValueError(f"unknown tie rule {ties!r}; choose one of {TIE_RULES}") from None
-    return rule(windows)
+    return rule(windows, axis % windows.ndim)
 
 
 def maxpool2(x: jax.Array, ties: str = "split") -> jax.Array:

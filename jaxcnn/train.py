@@ -138,7 +138,17 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
 
         return jax.lax.scan(step, state, indices)
 
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, 0)))
+    if config.seeds == 1:  # no vmap: a size-1 batch axis makes XLA:CPU's dots slower
+        def chunk(state, images, labels, indices):
+            squeeze = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+            out = one_seed(squeeze(state), images, labels, indices[0])
+            return jax.tree.map(lambda a: a[None], out)
+    else:  # without shuffling all seeds see the same images: share them (in_axes None)
+        def chunk(state, images, labels, indices):
+            shared = not config.shuffle
+            per_seed = jax.vmap(one_seed, in_axes=(0, None, None, None if shared else 0))
+            return per_seed(state, images, labels, indices[0] if shared else indices)
+    return jax.jit(chunk)
 
 
 def make_evaluate() -> Callable:
