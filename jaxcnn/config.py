@@ -44,8 +44,9 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ``ConfigError`` naming the bad setting; return self when all is well."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         checks = [
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.grad in GRADIENTS, f"--grad must be one of {', '.join(GRADIENTS)}"),
             (self.ties in TIE_RULES, f"--ties must be one of {', '.join(TIE_RULES)}"),
             (self.epochs >= 1, "--epochs must be at least 1"),

@@ -65,6 +65,15 @@ def metrics_dict(result, dataset_source: str) -> dict:
     }
 
 
+def earlier_windows(directory: str | Path, up_to_step: int) -> list[dict]:
+    """Log windows (step <= up_to_step) of the metrics.json in ``directory``, if readable."""
+    try:
+        metrics = json.loads((Path(directory) / "metrics.json").read_text())
+        return [w for w in metrics["windows"] if w["step"] <= up_to_step]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def write_metrics(directory: str | Path, metrics: dict) -> None:
     """``metrics.json`` (everything) and ``metrics.csv`` (one row per log window and seed)."""
     directory = Path(directory)

@@ -19,6 +19,7 @@ ones each epoch), so every step has the same shape and nothing recompiles.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxcnn import fast, model
 from jaxcnn.config import TrainConfig
-from jaxcnn.errors import DivergenceError
+from jaxcnn.errors import ConfigError, DataError, DivergenceError
 
 EVAL_BATCH = 1000
 
@@ -90,10 +91,12 @@ def seed_keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
     return split[:, 0], split[:, 1]
 
 
-def init_state(config: TrainConfig, num_classes: int,
-               optimizer: optax.GradientTransformation) -> TrainState:
-    """The report's initialisation for every seed, in the compute layout."""
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def init_state(config: TrainConfig, num_classes: int) -> TrainState:
+    """The report's initialisation for every seed, in the compute layout (one compiled call,
+    cached per config)."""
     init_keys, _ = seed_keys(config)
+    optimizer = make_optimizer(config)
 
     def one(key):
         params = fast.to_fast(model.init_params(key, config.num_filters, num_classes,
@@ -151,6 +154,7 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
     return jax.jit(chunk)
 
 
+@functools.cache
 def make_evaluate() -> Callable:
     """``evaluate(params (S, ...), images (M, 28, 28), labels (M,), mask (M,))``
     -> (summed loss (S,), number correct (S,)) over the unmasked images."""
@@ -215,6 +219,16 @@ class Placement:
         return jax.device_put(array, self._sharding())
 
 
+def _size(requested: int | None, available: int, split: str, dataset) -> int:
+    """How many images of a split to use: the config's size, at most what the data holds."""
+    if requested is None:
+        return available
+    if requested > available:
+        raise DataError(f"{split}_size={requested:,} is more than the {available:,} {split} "
+                        f"images loaded from {getattr(dataset, 'source', 'the data')}")
+    return requested
+
+
 def _check_finite(losses: np.ndarray, first_step: int, config: TrainConfig) -> None:
     """Raise ``DivergenceError`` at the first non-finite loss. losses: (S, K, B)."""
     finite = np.isfinite(losses)
@@ -241,6 +255,9 @@ def train(
 ) -> TrainResult:
     """Train per ``config`` on ``dataset`` (a ``jaxcnn.data.Dataset``), then test.
 
+    Uses the first ``config.train_size`` / ``config.test_size`` images of each split
+    (all when None).
+
     resume: ``(state, step, epochs_done)`` from a checkpoint. Callbacks: ``on_window``
     after each log window, ``on_epoch`` after each epoch (checkpointing), ``on_steps(n)``
     as steps complete (progress bars).
@@ -250,16 +267,18 @@ def train(
     num_classes = len(dataset.class_names)
     optimizer = make_optimizer(config)
     placement = Placement(config, devices)
-    train_images = placement.replicated(model.normalize(dataset.train_images, jnp.float32))
-    train_labels = placement.replicated(jnp.asarray(dataset.train_labels, jnp.int32))
+    normalize = jax.jit(model.normalize, static_argnums=1)
+    n_train = _size(config.train_size, len(dataset.train_labels), "train", dataset)
+    n_test = _size(config.test_size, len(dataset.test_labels), "test", dataset)
+    train_images = placement.replicated(normalize(dataset.train_images[:n_train], jnp.float32))
+    train_labels = placement.replicated(jnp.asarray(dataset.train_labels[:n_train], jnp.int32))
     n = train_images.shape[0]
     if n < config.batch_size:
-        from jaxcnn.errors import ConfigError
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the "
                           f"{n} training images")
 
     if resume is None:
-        state, step, epochs_done = init_state(config, num_classes, optimizer), 0, 0
+        state, step, epochs_done = init_state(config, num_classes), 0, 0
     else:
         state, step, epochs_done = resume
     state = placement.state(state)
@@ -299,8 +318,8 @@ def train(
             on_epoch(result)
 
     t0 = time.perf_counter()
-    test_images = model.normalize(dataset.test_images, jnp.float32)
-    test_labels = jnp.asarray(dataset.test_labels, jnp.int32)
+    test_images = normalize(dataset.test_images[:n_test], jnp.float32)
+    test_labels = jnp.asarray(dataset.test_labels[:n_test], jnp.int32)
     result.test_loss, result.test_accuracy = evaluate(state.params, test_images, test_labels)
     test_seconds = time.perf_counter() - t0
     result.timings = {

@@ -126,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
         if tuple(dataset.class_names) != ckpt.class_names:
             raise ConfigError(f"the checkpoint was trained on classes {ckpt.class_names}, "
                               f"but {config.data} has {dataset.class_names}")
-        template = train.init_state(config, len(dataset.class_names),
-                                    train.make_optimizer(config))
+        template = train.init_state(config, len(dataset.class_names))
         resume = (checkpoint.restore_state(ckpt, template), ckpt.step, ckpt.epochs_done)
         print(f"Resuming {args.resume} at step {ckpt.step} (epoch {ckpt.epochs_done} done)")
 
@@ -144,7 +143,6 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=steps_per_epoch * (config.epochs - first_epoch), unit="step",
                file=sys.stderr, disable=not (args.progress and sys.stderr.isatty()),
                leave=False, dynamic_ncols=True)
-    shuffle_keys = train.seed_keys(config)[1]
     last_epoch = [first_epoch]
 
     def on_window(window):
@@ -156,8 +154,9 @@ def run(args: argparse.Namespace) -> int:
     def on_epoch(result):
         if out is not None:
             import jax
-            checkpoint.save(out, config, dataset.class_names, result.state,
-                            jax.random.key_data(shuffle_keys), result.step, result.epochs_done)
+            shuffle_keys = jax.random.key_data(train.seed_keys(config)[1])
+            checkpoint.save(out, config, dataset.class_names, result.state, shuffle_keys,
+                            result.step, result.epochs_done)
 
     try:
         result = train.train(config, dataset, resume=resume, on_window=on_window,
@@ -166,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     print("\n".join(format_result(result)))
     if out is not None:
-        outputs.write_metrics(out, outputs.metrics_dict(result, dataset.source))
+        metrics = outputs.metrics_dict(result, dataset.source)
+        if args.resume is not None:  # keep the log windows of the run(s) before the resume
+            earlier = outputs.earlier_windows(args.resume, ckpt.step)
+            metrics["windows"] = earlier + metrics["windows"]
+        outputs.write_metrics(out, metrics)
         print(f"Wrote {out}/metrics.json, metrics.csv and checkpoint.npz/.json")
     return 0

@@ -1,0 +1,202 @@
+"""Training loops: determinism, manual vs autodiff, seeds, resume, divergence, sharding."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxcnn import backprop, checkpoint, data, fast, model, train
+from jaxcnn.config import TrainConfig
+from jaxcnn.errors import ConfigError, DivergenceError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(train_size=300, test_size=200)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return data.load("mnist-embedded", **SMALL)
+
+
+def run(dataset, **overrides):
+    return train.train(TrainConfig(**(SMALL | overrides)), dataset)
+
+
+def leaves(params):
+    return [np.asarray(x) for x in jax.tree.leaves(params)]
+
+
+def assert_same_params(a, b):
+    for x, y in zip(leaves(a), leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_same_config_gives_bit_identical_results(small_data):
+    a = run(small_data, shuffle=True, epochs=2)
+    b = run(small_data, shuffle=True, epochs=2)
+    assert_same_params(a.params, b.params)
+    np.testing.assert_array_equal(a.test_loss, b.test_loss)
+    assert [w.loss.tolist() for w in a.windows] == [w.loss.tolist() for w in b.windows]
+
+
+def test_different_seeds_give_different_models(small_data):
+    a, b = run(small_data, seed=0), run(small_data, seed=1)
+    assert not np.array_equal(leaves(a.params)[0], leaves(b.params)[0])
+
+
+def test_per_sample_sgd_matches_backprop_grads_step_by_step(small_data):
+    """The training loop's first steps equal plain SGD with backprop.grads (report ties)."""
+    steps = 5
+    result = run(small_data, train_size=steps, log_every=steps)
+    params = jax.tree.map(lambda a: a[0], train.init_state(TrainConfig(**SMALL), 10).params)
+    params = fast.from_fast(params)
+    images = model.normalize(small_data.train_images[:steps], np.float32)
+    for x, y in zip(images, small_data.train_labels[:steps], strict=True):
+        _, g = backprop.grads(params, x, y, "report")
+        params = jax.tree.map(lambda p, d: p - 0.005 * d, params, g)
+    for got, want in zip(leaves(result.params), leaves(params), strict=True):
+        np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("ties", ["report", "first", "split"])
+def test_manual_and_autodiff_follow_the_same_trajectory(small_data, ties):
+    manual = run(small_data, grad="manual", ties=ties, log_every=50)
+    auto = run(small_data, grad="autodiff", ties=ties, log_every=50)
+    np.testing.assert_allclose([w.loss[0] for w in manual.windows],
+                               [w.loss[0] for w in auto.windows], rtol=1e-5)
+    for got, want in zip(leaves(manual.params), leaves(auto.params), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_report_tie_rule_changes_the_trajectory(small_data):
+    report, split = run(small_data, ties="report"), run(small_data, ties="split")
+    assert not np.allclose(leaves(report.params)[0], leaves(split.params)[0])
+
+
+def test_multi_seed_equals_separate_single_runs(small_data):
+    many = run(small_data, seed=3, seeds=3, shuffle=True, epochs=2)
+    for i in range(3):
+        one = run(small_data, seed=3 + i, shuffle=True, epochs=2)
+        for got, want in zip(leaves(many.params), leaves(one.params), strict=True):
+            np.testing.assert_allclose(got[i], want[0], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(many.test_accuracy[i], one.test_accuracy[0], atol=1 / 200)
+
+
+def test_log_windows_cover_exactly_log_every_steps(small_data):
+    result = run(small_data, log_every=100)
+    assert [(w.step, w.steps) for w in result.windows] == [(100, 100), (200, 100), (300, 100)]
+    remainder = run(small_data, log_every=120)
+    assert [(w.step, w.steps) for w in remainder.windows] == [(120, 120), (240, 120), (300, 60)]
+
+
+def test_window_metrics_are_the_mean_over_that_windows_images(small_data):
+    """Re-score each image with the parameters before its step: the window loss matches."""
+    result = run(small_data, train_size=20, log_every=10)
+    config = TrainConfig(**(SMALL | dict(train_size=20)))
+    params = fast.from_fast(jax.tree.map(lambda a: a[0], train.init_state(config, 10).params))
+    images = model.normalize(small_data.train_images[:20], np.float32)
+    losses, correct = [], []
+    for x, y in zip(images, small_data.train_labels[:20], strict=True):
+        losses.append(float(model.loss(params, x, y)))
+        correct.append(int(model.predict(params, x)) == y)
+        _, g = backprop.grads(params, x, y, "report")
+        params = jax.tree.map(lambda p, d: p - 0.005 * d, params, g)
+    for i, window in enumerate(result.windows):
+        np.testing.assert_allclose(window.loss[0], np.mean(losses[10 * i:10 * i + 10]), rtol=1e-5)
+        assert window.accuracy[0] == np.mean(correct[10 * i:10 * i + 10])
+
+
+def test_minibatch_drops_the_last_partial_batch_and_learns(small_data):
+    result = run(small_data, batch_size=32, epochs=3, log_every=3, optimizer="adam")
+    steps_per_epoch = 300 // 32
+    assert result.step == 3 * steps_per_epoch
+    assert result.timings["images_trained"] == 3 * steps_per_epoch * 32
+    assert result.windows[-1].loss[0] < result.windows[0].loss[0]
+
+
+@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.1), ("momentum", 0.02), ("adam", 0.005)])
+def test_every_optimizer_reduces_the_loss(small_data, optimizer, lr):
+    result = run(small_data, optimizer=optimizer, lr=lr, batch_size=10, epochs=3, log_every=10)
+    assert result.windows[-1].loss[0] < 0.7 * result.windows[0].loss[0]
+
+
+def test_default_protocol_learns_well_above_chance():
+    """The report's protocol: 3,000 images, one pass, test on 800 (report: 86.9%)."""
+    dataset = data.load("mnist-embedded", train_size=3000, test_size=800)
+    result = train.train(TrainConfig(), dataset)
+    assert result.windows[-1].loss[0] < result.windows[0].loss[0] / 2
+    assert result.test_accuracy[0] > 0.75
+    assert result.test_loss[0] < 1.0
+
+
+def test_divergence_is_reported_with_the_step_and_a_smaller_lr(small_data):
+    with pytest.raises(DivergenceError, match=r"at step \d+.*--lr 1000"):
+        run(small_data, lr=1e4, log_every=50)
+
+
+def test_invalid_settings_are_refused(small_data):
+    for bad in (dict(epochs=0), dict(batch_size=0), dict(optimizer="rmsprop"), dict(lr=-1.0),
+                dict(ties="middle"), dict(grad="numeric"), dict(seeds=0)):
+        with pytest.raises(ConfigError):
+            run(small_data, **bad)
+    with pytest.raises(ConfigError, match="larger than the 300 training images"):
+        run(small_data, batch_size=301)
+
+
+def test_resume_gives_the_same_final_parameters(small_data, tmp_path):
+    config = TrainConfig(**SMALL, epochs=3, shuffle=True, optimizer="momentum", lr=0.001,
+                         seeds=2)
+    uninterrupted = train.train(config, small_data)
+
+    first = train.train(dataclasses.replace(config, epochs=1), small_data)
+    keys = jax.random.key_data(train.seed_keys(config)[1])
+    checkpoint.save(tmp_path, config, small_data.class_names, first.state, keys, first.step,
+                    first.epochs_done)
+    ckpt = checkpoint.load(tmp_path)
+    state = checkpoint.restore_state(ckpt, train.init_state(config, 10))
+    resumed = train.train(config, small_data, resume=(state, ckpt.step, ckpt.epochs_done))
+    assert resumed.step == uninterrupted.step
+    assert_same_params(resumed.params, uninterrupted.params)
+    assert_same_params(resumed.state.opt_state, uninterrupted.state.opt_state)
+
+
+def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
+    script = textwrap.dedent("""
+        import json, sys
+        import jax, numpy as np
+        from jaxcnn import data, train
+        from jaxcnn.config import TrainConfig
+        assert len(jax.devices()) == 2, jax.devices()
+        ds = data.load("mnist-embedded", train_size=200, test_size=100)
+        out = {}
+        for name, cfg in {"seeds": TrainConfig(train_size=200, test_size=100, seeds=2,
+                                              shuffle=True),
+                          "batch": TrainConfig(train_size=200, test_size=100, batch_size=20,
+                                               log_every=5, epochs=2)}.items():
+            sharded = train.train(cfg, ds)
+            single = train.train(cfg, ds, devices=jax.devices()[:1])
+            diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                       for a, b in zip(sharded.params, single.params))
+            out[name] = {"axis": sharded.timings["sharded_axis"], "diff": diff,
+                         "single_axis": single.timings["sharded_axis"]}
+        json.dump(out, sys.stdout)
+    """)
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+                        "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["seeds"]["axis"] == "seeds" and out["seeds"]["single_axis"] is None
+    assert out["seeds"]["diff"] == 0.0  # independent seeds: bit for bit
+    assert out["batch"]["axis"] == "batch"
+    assert out["batch"]["diff"] < 1e-4  # a cross-device mean sums in another order
