@@ -37,6 +37,7 @@ class TrainConfig:
     seeds: int = 1  # train seeds seed .. seed+seeds-1 at once
     log_every: int = 100  # steps per log line (and per compiled chunk)
     num_filters: int = 8
+    freeze_conv: bool = False  # train only the softmax layer (the report's second step)
 
     @property
     def learning_rate(self) -> float:

@@ -75,13 +75,22 @@ class TrainResult:
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """``sgd``: W <- W - lr * dL/dW (the report); ``momentum``: heavy ball; ``adam``."""
+    """``sgd``: W <- W - lr * dL/dW (the report); ``momentum``: heavy ball; ``adam``.
+
+    With ``freeze_conv`` the filters never change (only the softmax layer learns).
+    """
     lr = config.learning_rate
     if config.optimizer == "sgd":
-        return optax.sgd(lr)
-    if config.optimizer == "momentum":
-        return optax.sgd(lr, momentum=config.momentum)
-    return optax.adam(lr)
+        optimizer = optax.sgd(lr)
+    elif config.optimizer == "momentum":
+        optimizer = optax.sgd(lr, momentum=config.momentum)
+    else:
+        optimizer = optax.adam(lr)
+    if config.freeze_conv:
+        labels = fast.FastParams("frozen", "trained", "trained")
+        optimizer = optax.multi_transform({"trained": optimizer, "frozen": optax.set_to_zero()},
+                                          labels)
+    return optimizer
 
 
 def seed_keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:

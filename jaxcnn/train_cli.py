@@ -44,6 +44,9 @@ _FLAGS = [
     ("--log-every", "log_every", dict(type=int, metavar="STEPS",
                                       help="steps per log line (default 100)")),
     ("--filters", "num_filters", dict(type=int, help="conv filters (default 8)")),
+    ("--freeze-conv", "freeze_conv", dict(action="store_const", const=True,
+                                          help="train only the softmax layer (the report's "
+                                               "second step)")),
 ]
 _RESUMABLE = {"epochs"}
 

@@ -200,3 +200,11 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
     assert out["seeds"]["diff"] == 0.0  # independent seeds: bit for bit
     assert out["batch"]["axis"] == "batch"
     assert out["batch"]["diff"] < 1e-4  # a cross-device mean sums in another order
+
+
+def test_freeze_conv_trains_only_the_softmax_layer(small_data):
+    config = TrainConfig(**SMALL, freeze_conv=True, optimizer="adam")
+    before = train.init_state(config, 10).params
+    after = train.train(config, small_data).state.params
+    np.testing.assert_array_equal(np.asarray(after.filters), np.asarray(before.filters))
+    assert not np.allclose(np.asarray(after.weights), np.asarray(before.weights))
