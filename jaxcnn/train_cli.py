@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", type=Path, metavar="DIR",
                         help="continue the checkpoint in DIR (its configuration; --epochs may "
                              "raise the total)")
+    parser.add_argument("--cpu-devices", type=int, metavar="N",
+                        help="split the CPU into N JAX devices so that --seeds run in parallel "
+                             "on N cores (default: as many cores as divide --seeds; 1 for one "
+                             "seed)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar (it is off anyway when stderr is not a terminal)")
 
@@ -106,8 +110,34 @@ def format_result(result) -> list[str]:
     t = result.timings
     lines.append(f"Trained {t['images_trained']:,} images in {t['train_seconds']:.2f} s "
                  f"({t['images_per_second']:,.0f} images/s), compile {t['compile_seconds']:.2f} s, "
-                 f"wall {t['wall_seconds']:.2f} s")
+                 f"wall {t['wall_seconds']:.2f} s"
+                 + (f", {t['devices']} devices ({t['sharded_axis']} axis sharded)"
+                    if t["devices"] > 1 else ""))
     return lines
+
+
+def use_cpu_devices(requested: int | None, seeds: int) -> int:
+    """Split the CPU into several JAX devices (before JAX starts) so seeds run in parallel.
+
+    One XLA:CPU device runs a per-image step on one core; with N devices the seed axis is
+    sharded and N cores work at once. Default: the most cores that divide ``seeds``.
+    Returns the count asked for (1 = leave JAX alone). No effect on GPU/TPU backends.
+    """
+    import os
+
+    import jax
+
+    if requested is None:
+        cores = os.cpu_count() or 1
+        requested = max(n for n in range(1, min(cores, seeds) + 1) if seeds % n == 0)
+    if requested < 1:
+        raise ConfigError("--cpu-devices must be at least 1")
+    if requested > 1:
+        try:
+            jax.config.update("jax_num_cpu_devices", requested)
+        except RuntimeError:  # JAX already started in this process: keep its devices
+            return 1
+    return requested
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         out = args.out
+    use_cpu_devices(args.cpu_devices, config.seeds)
     dataset = data.load(config.data, train_size=config.train_size, test_size=config.test_size,
                         download=args.download)
     if args.resume is not None:

@@ -120,3 +120,19 @@ def test_help_and_entry_points():
     assert proc.returncode == 0 and "train" in proc.stdout and "verify" in proc.stdout
     proc = jaxcnn("train", "--help")
     assert proc.returncode == 0 and "--seeds" in proc.stdout and "--resume" in proc.stdout
+
+
+def test_seeds_run_on_several_cpu_devices_with_the_same_result(tmp_path):
+    split = jaxcnn("train", "--seeds", "2", "--train-size", "200", "--test-size", "100",
+                   "--cpu-devices", "2", "--out", str(tmp_path / "split"), "--no-progress")
+    single = jaxcnn("train", "--seeds", "2", "--train-size", "200", "--test-size", "100",
+                    "--cpu-devices", "1", "--out", str(tmp_path / "single"), "--no-progress")
+    assert split.returncode == 0 and single.returncode == 0, split.stderr + single.stderr
+    assert "2 devices (seeds axis sharded)" in split.stdout
+    assert "devices" not in single.stdout.splitlines()[-2]
+    a = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert a["windows"] == b["windows"]  # training: bit for bit
+    assert a["test"]["accuracy"] == b["test"]["accuracy"]
+    # the sharded evaluation program sums the test losses in another order
+    assert a["test"]["loss"]["mean"] == pytest.approx(b["test"]["loss"]["mean"], rel=1e-6)
