@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import jax
@@ -77,8 +78,6 @@ def test_corrupt_npz_is_refused(saved, tmp_path):
 
 
 def test_truncated_npz_with_matching_checksum_is_refused(saved, tmp_path):
-    import hashlib
-
     directory = copy_of(saved, tmp_path)
     npz = directory / checkpoint.NPZ_NAME
     npz.write_bytes(npz.read_bytes()[:200])
@@ -87,30 +86,26 @@ def test_truncated_npz_with_matching_checksum_is_refused(saved, tmp_path):
         checkpoint.load(directory)
 
 
-def test_pickle_bearing_npz_is_refused(saved, tmp_path):
-    import hashlib
-
-    directory = copy_of(saved, tmp_path)
+def replace_array(directory, name, value):
+    """Swap one array of the npz and update the checksum, as a deliberate forger would."""
     with np.load(directory / checkpoint.NPZ_NAME) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    arrays["params.biases"] = np.array([{"payload": "os.system"}], dtype=object)
+        arrays = {key: npz[key] for key in npz.files}
+    arrays[name] = value
     np.savez(directory / checkpoint.NPZ_NAME, **arrays)
     rewrite_json(directory, npz_sha256=hashlib.sha256(
         (directory / checkpoint.NPZ_NAME).read_bytes()).hexdigest())
+
+
+def test_pickle_bearing_npz_is_refused(saved, tmp_path):
+    directory = copy_of(saved, tmp_path)
+    replace_array(directory, "params.biases", np.array([{"payload": "os.system"}], dtype=object))
     with pytest.raises(CheckpointError, match="pickled Python objects"):
         checkpoint.load(directory)
 
 
 def test_foreign_architecture_is_refused(saved, tmp_path):
-    import hashlib
-
     directory = copy_of(saved, tmp_path)
-    with np.load(directory / checkpoint.NPZ_NAME) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    arrays["params.filters"] = np.zeros((2, 16, 5, 5), np.float32)
-    np.savez(directory / checkpoint.NPZ_NAME, **arrays)
-    rewrite_json(directory, npz_sha256=hashlib.sha256(
-        (directory / checkpoint.NPZ_NAME).read_bytes()).hexdigest())
+    replace_array(directory, "params.filters", np.zeros((2, 16, 5, 5), np.float32))
     with pytest.raises(CheckpointError, match="different architecture"):
         checkpoint.load(directory)
 
