@@ -51,11 +51,19 @@ def logits_backward(logits: jax.Array, label: jax.Array) -> jax.Array:
     Only out_c has a non-zero upstream gradient (step 1), so
     ``dL/dt = dL/dout_c * d out_c / dt``, one row of the report's softmax Jacobian.
     (That this equals the textbook ``p - onehot`` is proved in the tests, not used here.)
+
+    Underflow guard: when the label's logit is so far below the largest that
+    ``e^{t_c}`` underflows (a gap above ~87 in float32, ~745 in float64), the report's
+    product is ``-1/0 * 0``. Only there, and only for that image, the product's exact
+    limit ``e^{t_k}/S`` (k != c), ``-(S - e^{t_c})/S`` (k = c) is used instead, found by
+    cancelling ``e^{t_c}`` between the two factors.
     """
     e = jnp.exp(logits - jnp.max(logits))
-    probabilities = e / jnp.sum(e)
-    d_out = loss_output_gradient(probabilities, label)
-    return d_out[label] * softmax_jacobian_row(logits, label)
+    s = jnp.sum(e)
+    d_out = loss_output_gradient(e / s, label)
+    report_chain = d_out[label] * softmax_jacobian_row(logits, label)
+    limit = jnp.where(jnp.arange(logits.shape[0]) == label, -(s - e[label]) / s, e / s)
+    return jnp.where(e[label] > 0, report_chain, limit)
 
 
 def softmax_backward(
