@@ -100,19 +100,30 @@ def seed_keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
     return split[:, 0], split[:, 1]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
 def init_state(config: TrainConfig, num_classes: int) -> TrainState:
-    """The report's initialisation for every seed, in the compute layout (one compiled call,
-    cached per config)."""
-    init_keys, _ = seed_keys(config)
+    """The report's initialisation for every seed, in the compute layout.
+
+    One compiled call, cached per architecture and optimizer: the seeds are traced
+    arguments, and the learning rate does not shape the optimizer's state.
+    """
+    init_config = TrainConfig(seeds=config.seeds, num_filters=config.num_filters,
+                              optimizer=config.optimizer, momentum=config.momentum,
+                              freeze_conv=config.freeze_conv)
+    seeds = jnp.arange(config.seed, config.seed + config.seeds)
+    return _init_state(init_config, num_classes, seeds)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_state(config: TrainConfig, num_classes: int, seeds: jax.Array) -> TrainState:
     optimizer = make_optimizer(config)
 
-    def one(key):
-        params = fast.to_fast(model.init_params(key, config.num_filters, num_classes,
+    def one(seed):
+        init_key = jax.random.split(jax.random.key(seed))[0]
+        params = fast.to_fast(model.init_params(init_key, config.num_filters, num_classes,
                                                 dtype=jnp.float32))
         return TrainState(params, optimizer.init(params))
 
-    return jax.vmap(one)(init_keys)
+    return jax.vmap(one)(seeds)
 
 
 def epoch_indices(config: TrainConfig, n: int, epoch: int) -> np.ndarray:
