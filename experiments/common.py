@@ -7,9 +7,9 @@
   (default ``experiments/results``), ``--seed N`` (the first seed; an experiment with K
   seeds uses ``N .. N+K-1``) and ``--no-cache``.
 * ``setup``: turns on JAX's persistent compilation cache (``$JAXCNN_CACHE_DIR``, default
-  ``~/.cache/jaxcnn/xla``). Every ``train.train`` call recompiles ``train.init_state``
-  (keyed on the whole ``TrainConfig``, several seconds on a 2-core CPU) and its training
-  chunk; the cache turns identical recompilations into look-ups. It changes no number.
+  ``~/.cache/jaxcnn/xla``). Every ``train.train`` call compiles its training chunk
+  (about a second on a 2-core CPU) and reruns compile the same programs again; the
+  cache turns identical recompilations into look-ups. It changes no number.
 * ``describe``: mean, sample std, min, max, the 95% t-interval OF THE MEAN
   (``mean_ci95``, how well 20 seeds pin the mean down) and the 2.5-97.5 percentile
   range OF THE RUNS (``runs_95``, where 95% of single runs land). A report's single run
