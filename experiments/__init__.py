@@ -1,0 +1,1 @@
+"""Experiments and benchmarks built on jaxcnn (not part of the installed package)."""

@@ -1,0 +1,623 @@
+"""Images per second of the report's CNN: the NumPy reference, jaxcnn, PyTorch (CPU).
+
+    python -m experiments.benchmark [--quick] [--json FILE] [--markdown FILE]
+
+One process measures every contender. After each one is compiled and warmed up, the
+contenders run round by round, interleaved (A B C ... A B C ...), so that a change in
+machine load hits all of them alike; every ratio is taken between two measurements of
+the SAME round and then summarised (median, min-max over the rounds).
+
+Contenders (all on the 4,000 embedded MNIST training images, 1,000 test images):
+
+* ``numpy-reference``: ``jaxcnn.reference.Network.train_step``, the report's original
+  algorithm (Python loops, float64), one image per step;
+* ``jaxcnn-per-sample-{manual,autodiff}``: the report's per-image SGD as jaxcnn trains it
+  (``train.make_train_chunk``: ``lax.scan`` over chunks of 1,000 steps), with the
+  hand-derived or the ``jax.grad`` gradients;
+* ``jaxcnn-per-sample-16-seeds``: ``TrainConfig(seeds=16)``, 16 models in one program
+  (no shuffling: all seeds see the same images); images/s counts all 16 models;
+* ``jaxcnn-batch-{32,128,1024}``: mini-batch SGD, one chunk = one epoch of full batches;
+* ``jaxcnn-evaluate``: ``train.make_evaluate()``, forward only, a batch of 1,000;
+* ``torch-per-sample``, ``torch-batch-128``, ``torch-evaluate``: the same network in
+  PyTorch (``experiments.torch_baseline``), when the ``bench`` extra is installed.
+
+It also reports the compile time of each jitted function (lower + compile for the
+benchmark's fixed shapes), the cold wall time of ``jaxcnn train`` with its defaults (a
+fresh ``python -m jaxcnn train --no-progress`` subprocess: interpreter start, imports,
+compiles, 3,000 training steps, test), and the physical context: XLA's
+``cost_analysis`` FLOPs and bytes per image of each compiled step and the GFLOP/s
+achieved, next to a large matmul's GFLOP/s as this machine's practical peak.
+
+``--json FILE`` writes everything (per contender ``images_per_second`` and
+``ratio_to_numpy``; top-level ``per_sample_ratio_to_numpy`` and
+``per_sample_ratio_to_torch``); the markdown report goes to stdout and to
+``--markdown FILE``. ``--quick`` (CI smoke test) shrinks every workload and runs one
+round: its numbers are not measurements to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn import data, fast, model, reference, train
+from jaxcnn.config import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+NUM_CLASSES = 10
+EVAL_BATCH = 1000
+COLD_COMMAND = ["-m", "jaxcnn", "train", "--no-progress"]
+
+# Targets for this 2-core CPU, from the issue (name, contender, baseline, threshold).
+# baseline "numpy"/"torch": the contender's per-round ratio to that baseline;
+# any other name: the ratio to that contender in the same round.
+TARGETS = [
+    ("per-sample SGD >= 800x the NumPy reference", "jaxcnn-per-sample-manual", "numpy", 800),
+    ("per-sample SGD >= 10x PyTorch per-sample", "jaxcnn-per-sample-manual", "torch", 10),
+    ("mini-batch 128 >= 1.5x PyTorch batch 128", "jaxcnn-batch-128", "torch", 1.5),
+    ("16 seeds >= 4x one seed (aggregate images/s)", "jaxcnn-per-sample-16-seeds",
+     "jaxcnn-per-sample-manual", 4),
+    ("evaluation >= 1.5x PyTorch", "jaxcnn-evaluate", "torch", 1.5),
+]
+
+
+@dataclass
+class Settings:
+    rounds: int  # interleaved measurement rounds after warm-up
+    seconds_per_measurement: float  # each contender's calls per round are sized to about this
+    numpy_images: int  # images per NumPy-reference call
+    torch_per_sample_images: int  # images per PyTorch per-sample call
+    steps_per_chunk: int  # per-sample SGD steps per compiled chunk
+    cold_runs: int  # cold `jaxcnn train` subprocesses
+    torch_batch_steps: int | None  # batch-128 steps per PyTorch call (None: one epoch)
+    cost_all: bool  # cost analysis of every training step (else per-sample manual only)
+
+
+FULL = Settings(rounds=5, seconds_per_measurement=0.6, numpy_images=100,
+                torch_per_sample_images=500, steps_per_chunk=1000, cold_runs=3,
+                torch_batch_steps=None, cost_all=True)
+QUICK = Settings(rounds=1, seconds_per_measurement=0.02, numpy_images=3,
+                 torch_per_sample_images=20, steps_per_chunk=1000, cold_runs=1,
+                 torch_batch_steps=3, cost_all=False)
+
+
+@dataclass
+class Contender:
+    """One workload: ``run()`` does one blocking call that processes ``images_per_call``."""
+
+    name: str
+    group: str  # "numpy", "jaxcnn" or "torch"
+    description: str
+    images_per_call: int
+    run: Callable[[], object]
+    torch_equivalent: str | None = None
+    compile_seconds: float | None = None
+    cost: dict | None = None  # XLA cost analysis per image: flops, bytes accessed
+    calls_per_round: int = 1
+    rates: list[float] = field(default_factory=list)  # images/s, one per round
+    check: Callable[[], bool] | None = None  # after the rounds: losses still finite?
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+def _cost(compiled, images: int) -> dict | None:
+    """FLOPs and bytes accessed per image from XLA's cost analysis (dict or [dict])."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    if not analysis or "flops" not in analysis:
+        return None
+    out = {"flops_per_image": float(analysis["flops"]) / images}
+    if "bytes accessed" in analysis:
+        out["bytes_per_image"] = float(analysis["bytes accessed"]) / images
+    return out
+
+
+def _summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def versions() -> dict:
+    import jaxlib
+    import optax
+
+    out = {"python": platform.python_version(), "jax": jax.__version__,
+           "jaxlib": jaxlib.__version__, "numpy": np.__version__, "optax": optax.__version__,
+           "torch": None}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+        out["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return out
+
+
+# ------------------------------------------------------------------------- contenders
+
+def numpy_contender(dataset, params: model.Params, n: int) -> Contender:
+    """The report's NumPy algorithm, ``n`` consecutive images per call (cycling)."""
+    network = reference.Network.from_params(*params)
+    images, labels = dataset.train_images, dataset.train_labels
+    offset = [0]
+
+    def run():
+        start = offset[0]
+        for i in range(start, start + n):
+            network.train_step(images[i % len(images)], int(labels[i % len(labels)]))
+        offset[0] = (start + n) % len(images)
+
+    return Contender("numpy-reference", "numpy",
+                     "jaxcnn.reference.Network.train_step: the report's algorithm "
+                     "(Python loops, float64), per-sample SGD", n, run)
+
+
+class _Chunks:
+    """A compiled training chunk, called over consecutive index chunks with its state."""
+
+    def __init__(self, compiled, state, images, labels, chunks):
+        self.compiled, self.state, self.images, self.labels = compiled, state, images, labels
+        self.chunks, self.i, self.losses = chunks, 0, None
+
+    def __call__(self):
+        indices = self.chunks[self.i % len(self.chunks)]
+        self.i += 1
+        self.state, (self.losses, _) = jax.block_until_ready(
+            self.compiled(self.state, self.images, self.labels, indices))
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(np.asarray(self.losses)).all())
+
+
+def train_contender(name: str, description: str, config: TrainConfig, images, labels,
+                    steps_per_chunk: int, torch_equivalent: str | None = None,
+                    cost: bool = True) -> Contender:
+    """A jaxcnn training configuration, exactly as ``train.train`` compiles and calls it."""
+    state = train.init_state(config, NUM_CLASSES)
+    chunk_fn = train.make_train_chunk(config, train.make_optimizer(config))
+    indices = train.epoch_indices(config, images.shape[0], 0)  # (S, steps, B)
+    k = min(steps_per_chunk, indices.shape[1])
+    chunks = [jnp.asarray(indices[:, s:s + k]) for s in range(0, indices.shape[1] - k + 1, k)]
+    t0 = _now()
+    compiled = chunk_fn.lower(state, images, labels, chunks[0]).compile()
+    compile_seconds = _now() - t0
+    costs = None
+    if cost:  # one step (a chunk of K=1): XLA's cost analysis counts a loop body only once
+        one_step = chunk_fn.lower(state, images, labels, chunks[0][:, :1]).compile()
+        costs = _cost(one_step, config.seeds * config.batch_size)
+    runner = _Chunks(compiled, state, images, labels, chunks)
+    return Contender(name, "jaxcnn", description, config.seeds * k * config.batch_size, runner,
+                     torch_equivalent, compile_seconds, costs, check=runner.finite)
+
+
+def evaluate_contender(params, images, labels) -> Contender:
+    evaluate_fn = train.make_evaluate()
+    mask = jnp.ones(images.shape[0], bool)
+    t0 = _now()
+    compiled = evaluate_fn.lower(params, images, labels, mask).compile()
+    compile_seconds = _now() - t0
+
+    def run():
+        jax.block_until_ready(compiled(params, images, labels, mask))
+
+    return Contender("jaxcnn-evaluate", "jaxcnn",
+                     f"train.make_evaluate(): forward, loss and accuracy, batch {images.shape[0]}",
+                     images.shape[0], run, "torch-evaluate", compile_seconds,
+                     _cost(compiled, images.shape[0]))
+
+
+def torch_contenders(dataset, params: model.Params, settings: Settings, enabled: bool = True
+                     ) -> tuple[list[Contender], str | None]:
+    """PyTorch's per-sample loop, batch-128 step and evaluation; ([], why) without torch."""
+    if not enabled:
+        return [], "--no-torch"
+    try:
+        import torch  # noqa: F401
+
+        from experiments import torch_baseline as tb
+    except ImportError as exc:
+        return [], (f"torch is not installed ({exc}); install the bench extra: "
+                    "pip install -e '.[bench]'")
+    x, y = tb.to_tensors(dataset.train_images, dataset.train_labels)
+    tx, ty = tb.to_tensors(dataset.test_images[:EVAL_BATCH], dataset.test_labels[:EVAL_BATCH])
+    n = x.shape[0]
+
+    def per_sample():
+        net = tb.ReportNet.from_params(*params)
+        optimizer = tb.make_optimizer(net)
+        m, offset = settings.torch_per_sample_images, [0]
+
+        def run():
+            start = offset[0]
+            tb.per_sample_sgd(net, optimizer, x[start:start + m], y[start:start + m])
+            offset[0] = (start + m) % (n - m + 1)
+
+        return Contender("torch-per-sample", "torch",
+                         "PyTorch per-sample SGD, Python loop (zero_grad, forward, backward, "
+                         "step, loss.item())", m, run)
+
+    def batch(size: int = 128):
+        net = tb.ReportNet.from_params(*params)
+        optimizer = tb.make_optimizer(net)
+        steps = settings.torch_batch_steps or n // size
+
+        def run():
+            for s in range(steps):
+                tb.batch_step(net, optimizer, x[s * size:(s + 1) * size],
+                              y[s * size:(s + 1) * size])
+
+        return Contender(f"torch-batch-{size}", "torch",
+                         f"PyTorch mini-batch SGD, batch {size}, {steps} steps per call",
+                         steps * size, run)
+
+    def evaluation():
+        net = tb.ReportNet.from_params(*params)
+        return Contender("torch-evaluate", "torch",
+                         f"PyTorch forward, loss and accuracy under inference_mode, batch "
+                         f"{EVAL_BATCH}", EVAL_BATCH, lambda: tb.evaluate(net, tx, ty))
+
+    return [per_sample(), batch(128), evaluation()], None
+
+
+def build_contenders(dataset, settings: Settings, progress, use_torch: bool = True
+                     ) -> tuple[list[Contender], dict]:
+    """Every contender, compiled; returns (contenders, notes)."""
+    images = model.normalize(dataset.train_images, jnp.float32)
+    labels = jnp.asarray(dataset.train_labels, jnp.int32)
+    test_images = model.normalize(dataset.test_images[:EVAL_BATCH], jnp.float32)
+    test_labels = jnp.asarray(dataset.test_labels[:EVAL_BATCH], jnp.int32)
+    base = TrainConfig()
+    params_fast = train.init_state(base, NUM_CLASSES).params  # seed 0, (1, ...)
+    params = jax.tree.map(np.asarray, fast.from_fast(jax.tree.map(lambda a: a[0], params_fast)))
+
+    contenders = [numpy_contender(dataset, params, settings.numpy_images)]
+    k = settings.steps_per_chunk
+    jobs = [
+        ("jaxcnn-per-sample-manual", f"per-sample SGD, hand-derived gradients, lax.scan of {k} "
+         "steps", TrainConfig(grad="manual"), "torch-per-sample"),
+        ("jaxcnn-per-sample-autodiff", f"per-sample SGD, jax.grad gradients, lax.scan of {k} "
+         "steps", TrainConfig(grad="autodiff"), "torch-per-sample"),
+        ("jaxcnn-per-sample-16-seeds", f"16 models (vmapped seeds), per-sample SGD, manual "
+         f"gradients, lax.scan of {k} steps; images/s summed over the 16",
+         TrainConfig(seeds=16), "torch-per-sample"),
+    ] + [(f"jaxcnn-batch-{b}", f"mini-batch SGD, batch {b}, one epoch of full batches "
+          "(lax.scan) per call",
+          TrainConfig(batch_size=b), "torch-batch-128" if b == 128 else None)
+         for b in (32, 128, 1024)]
+    for name, description, config, torch_eq in jobs:
+        progress.set_postfix_str(f"compiling {name}")
+        cost = settings.cost_all or name == "jaxcnn-per-sample-manual"
+        contenders.append(train_contender(name, description, config, images, labels, k,
+                                          torch_eq, cost))
+        progress.update()
+    progress.set_postfix_str("compiling jaxcnn-evaluate")
+    contenders.append(evaluate_contender(params_fast, test_images, test_labels))
+    progress.update()
+    torch_list, torch_skip = torch_contenders(dataset, params, settings, use_torch)
+    contenders += torch_list
+    return contenders, {"torch_skipped": torch_skip}
+
+
+# -------------------------------------------------------------------------- measuring
+
+def warm_up_and_size(contender: Contender, seconds: float) -> None:
+    """One untimed call (warm-up), then one timed call to size ``calls_per_round``."""
+    contender.run()
+    t0 = _now()
+    contender.run()
+    elapsed = _now() - t0
+    contender.calls_per_round = max(1, math.ceil(seconds / max(elapsed, 1e-9)))
+
+
+def measure_round(contender: Contender) -> None:
+    t0 = _now()
+    for _ in range(contender.calls_per_round):
+        contender.run()
+    elapsed = _now() - t0
+    contender.rates.append(contender.images_per_call * contender.calls_per_round / elapsed)
+
+
+def matmul_gflops(n: int = 1024, calls: int = 10) -> float:
+    """A large float32 matmul's GFLOP/s under XLA: the practical peak of this machine."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
+    dot = jax.jit(jnp.dot).lower(a, a).compile()
+    jax.block_until_ready(dot(a, a))
+    t0 = _now()
+    for _ in range(calls):
+        out = dot(a, a)
+    jax.block_until_ready(out)
+    return 2 * n**3 * calls / (_now() - t0) / 1e9
+
+
+def cold_train(runs: int) -> dict:
+    """Wall time of fresh ``python -m jaxcnn train --no-progress`` processes (defaults)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    times, codes = [], []
+    for _ in range(runs):
+        t0 = _now()
+        proc = subprocess.run([sys.executable, *COLD_COMMAND], cwd=REPO, env=env,
+                              capture_output=True, text=True, check=False)
+        times.append(_now() - t0)
+        codes.append(proc.returncode)
+        if proc.returncode != 0:
+            print(f"warning: jaxcnn train exited {proc.returncode}: {proc.stderr[-500:]}",
+                  file=sys.stderr)
+    return {"command": "python " + " ".join(COLD_COMMAND), "runs_seconds": times,
+            "median_seconds": statistics.median(times), "return_codes": codes}
+
+
+# ------------------------------------------------------------------------- reporting
+
+def _ratios(contender: Contender, baseline: Contender | None) -> dict | None:
+    if baseline is None or not baseline.rates:
+        return None
+    return _summary([a / b for a, b in zip(contender.rates, baseline.rates, strict=True)])
+
+
+def results(contenders: list[Contender], notes: dict) -> dict:
+    by_name = {c.name: c for c in contenders}
+    numpy_ref = by_name["numpy-reference"]
+    rows = []
+    for c in contenders:
+        rate = _summary(c.rates)
+        to_numpy = _ratios(c, numpy_ref)
+        to_torch = _ratios(c, by_name.get(c.torch_equivalent)) if c.torch_equivalent else None
+        row = {
+            "name": c.name, "group": c.group, "description": c.description, "skipped": False,
+            "images_per_second": rate["median"],
+            "images_per_second_min": rate["min"], "images_per_second_max": rate["max"],
+            "images_per_second_rounds": c.rates,
+            "ratio_to_numpy": to_numpy["median"],
+            "ratio_to_numpy_min": to_numpy["min"], "ratio_to_numpy_max": to_numpy["max"],
+            "torch_equivalent": c.torch_equivalent,
+            "ratio_to_torch": to_torch["median"] if to_torch else None,
+            "ratio_to_torch_min": to_torch["min"] if to_torch else None,
+            "ratio_to_torch_max": to_torch["max"] if to_torch else None,
+            "images_per_call": c.images_per_call, "calls_per_round": c.calls_per_round,
+            "compile_seconds": c.compile_seconds,
+        }
+        if c.cost:
+            row.update(c.cost)
+            row["gflops_per_second"] = c.cost["flops_per_image"] * rate["median"] / 1e9
+        if c.check is not None:
+            row["losses_finite"] = c.check()
+        rows.append(row)
+    if notes.get("torch_skipped"):
+        for name in ("torch-per-sample", "torch-batch-128", "torch-evaluate"):
+            rows.append({"name": name, "group": "torch", "skipped": True,
+                         "reason": notes["torch_skipped"], "images_per_second": None,
+                         "ratio_to_numpy": None})
+
+    targets = []
+    for text, name, baseline, threshold in TARGETS:
+        c = by_name[name]
+        if baseline == "numpy":
+            ratio = _ratios(c, numpy_ref)
+        elif baseline == "torch":
+            ratio = _ratios(c, by_name.get(c.torch_equivalent))
+        else:
+            ratio = _ratios(c, by_name[baseline])
+        targets.append({"target": text, "contender": name, "baseline": baseline,
+                        "threshold": threshold,
+                        "measured": ratio["median"] if ratio else None,
+                        "measured_min": ratio["min"] if ratio else None,
+                        "measured_max": ratio["max"] if ratio else None,
+                        "met": (ratio["median"] >= threshold) if ratio else None})
+    per_sample = next(r for r in rows if r["name"] == "jaxcnn-per-sample-manual")
+    return {"contenders": rows, "targets": targets,
+            "per_sample_ratio_to_numpy": per_sample["ratio_to_numpy"],
+            "per_sample_ratio_to_torch": per_sample["ratio_to_torch"]}
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def markdown(report: dict) -> str:
+    m, s = report["machine"], report["settings"]
+    v = m["versions"]
+    lines = [
+        "# jaxcnn benchmark", "",
+        f"`{report['command']}` ({report['mode']} mode), {report['date']}.", "",
+        f"Machine: {m['cpu_model']}, {m['cores']} cores; load average before the run "
+        f"{m['load_average_before']} (1, 5, 15 min), after {m['load_average_after']}. "
+        f"Python {v['python']}, jax {v['jax']}, jaxlib {v['jaxlib']}, numpy {v['numpy']}, "
+        f"optax {v['optax']}, torch {v['torch'] or 'not installed'}"
+        + (f" ({v['torch_threads']} threads, the default)" if v.get("torch_threads") else "")
+        + ".", "",
+        f"{s['rounds']} interleaved round(s) after warm-up; each contender's calls per round "
+        f"sized to about {s['seconds_per_measurement']} s. Images/s: median and min–max over "
+        "the rounds; ratios: median of the per-round ratios (same round). Compile s: lower + "
+        "compile of the jitted function for these shapes.", "",
+        "| contender | images/s median | min–max | ratio to NumPy | ratio to torch | compile s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["contenders"]:
+        if r["skipped"]:
+            lines.append(f"| {r['name']} | skipped | | | | |")
+            continue
+        torch_col = (f"{_fmt(r['ratio_to_torch'])} (vs {r['torch_equivalent']})"
+                     if r["ratio_to_torch"] is not None else "–")
+        lines.append(
+            f"| {r['name']} | {_fmt(r['images_per_second'])} | "
+            f"{_fmt(r['images_per_second_min'])}–{_fmt(r['images_per_second_max'])} | "
+            f"{_fmt(r['ratio_to_numpy'])} | {torch_col} | {_fmt(r['compile_seconds'])} |")
+    skipped = [r for r in report["contenders"] if r["skipped"]]
+    if skipped:
+        lines += ["", f"PyTorch contenders skipped: {skipped[0]['reason']}."]
+    lines += ["", "Workloads:", ""]
+    lines += [f"- `{r['name']}`: {r['description']}" for r in report["contenders"]
+              if not r["skipped"]]
+    lines += ["", "## Targets (this 2-core CPU, from the issue)", "",
+              "| target | measured (median, min–max) | met? |", "| --- | ---: | --- |"]
+    for t in report["targets"]:
+        met = {True: "yes", False: "**no**", None: "n/a (baseline skipped)"}[t["met"]]
+        measured = (f"{_fmt(t['measured'])}x ({_fmt(t['measured_min'])}–"
+                    f"{_fmt(t['measured_max'])})" if t["measured"] is not None else "–")
+        lines.append(f"| {t['target']} | {measured} | {met} |")
+    cold = report["cold_train"]
+    lines += ["", f"Cold `{cold['command']}` (defaults: 3,000 per-sample steps, 800 test "
+              f"images, fresh process): median {cold['median_seconds']:.2f} s over "
+              f"{len(cold['runs_seconds'])} run(s) "
+              f"({', '.join(f'{t:.2f}' for t in cold['runs_seconds'])} s).", ""]
+    ctx = report["flops"]
+    lines += [
+        "## FLOP context", "",
+        "XLA `cost_analysis` of each compiled step (a chunk of one step; XLA counts a loop "
+        "body once), per image. A 1024x1024 float32 matmul under XLA runs at "
+        f"{_fmt(ctx['matmul_gflops'])} GFLOP/s on this machine: the practical peak.", "",
+        "| contender | FLOPs/image | bytes accessed/image | FLOP/byte | achieved GFLOP/s | "
+        "% of matmul |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in report["contenders"]:
+        if r.get("flops_per_image"):
+            b = r.get("bytes_per_image")
+            lines.append(
+                f"| {r['name']} | {r['flops_per_image']:,.0f} | "
+                f"{f'{b:,.0f}' if b else '–'} | {_fmt(r['flops_per_image'] / b) if b else '–'} "
+                f"| {_fmt(r['gflops_per_second'])} | "
+                f"{100 * r['gflops_per_second'] / ctx['matmul_gflops']:.1f}% |")
+    fl = ctx["per_sample_flops_per_image"]
+    lines += ["", "At the same FLOPs per image (the algorithm's, as XLA counts it for one "
+              f"per-sample step, {fl:,.0f}), the NumPy reference achieves "
+              f"{_fmt(ctx['numpy_gflops'])} GFLOP/s"
+              + (f" and PyTorch per-sample {_fmt(ctx['torch_per_sample_gflops'])} GFLOP/s"
+                 if ctx.get("torch_per_sample_gflops") is not None else "") + ".", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny workloads, one round, one cold run (CI smoke test; "
+                             "the numbers are not measurements)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the results here")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="write the markdown report here (it is printed in any case)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 1)")
+    parser.add_argument("--no-torch", dest="torch", action="store_false",
+                        help="skip the PyTorch contenders even when torch is installed")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar on stderr")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    args = parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    if args.rounds:
+        settings = Settings(**{**settings.__dict__, "rounds": args.rounds})
+    load_before = load_average()
+    command = "python -m experiments.benchmark " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    t_start = _now()
+    dataset = data.load("mnist-embedded")
+
+    n_contenders = 11
+    total = 7 + n_contenders * (1 + settings.rounds) + 2
+    with tqdm(total=total, desc="benchmark", file=sys.stderr,
+              disable=not args.progress or args.quick, leave=False) as progress:
+        contenders, notes = build_contenders(dataset, settings, progress, args.torch)
+        progress.total = 7 + len(contenders) * (1 + settings.rounds) + 2
+        for c in contenders:
+            progress.set_postfix_str(f"warm-up {c.name}")
+            warm_up_and_size(c, settings.seconds_per_measurement)
+            progress.update()
+        for r in range(settings.rounds):
+            for c in contenders:
+                progress.set_postfix_str(f"round {r + 1}/{settings.rounds} {c.name}")
+                measure_round(c)
+                progress.update()
+        progress.set_postfix_str("matmul peak")
+        peak = matmul_gflops()
+        progress.update()
+        progress.set_postfix_str("cold jaxcnn train")
+        cold = cold_train(settings.cold_runs)
+        progress.update()
+
+    report = {
+        "schema": 1,
+        "command": command.strip(),
+        "mode": "quick" if args.quick else "full",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu_model": cpu_model(), "cores": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "load_average_before": load_before, "load_average_after": load_average(),
+                    "xla_flags": os.environ.get("XLA_FLAGS"),
+                    "jax_devices": [str(d) for d in jax.devices()], "versions": versions()},
+        "settings": settings.__dict__ | {"train_images": len(dataset.train_labels),
+                                         "eval_batch": EVAL_BATCH},
+        **results(contenders, notes),
+        "cold_train": cold,
+    }
+    by_name = {r["name"]: r for r in report["contenders"]}
+    per_sample_flops = by_name["jaxcnn-per-sample-manual"]["flops_per_image"]
+    torch_ps = by_name.get("torch-per-sample")
+    report["flops"] = {
+        "matmul_gflops": peak,
+        "per_sample_flops_per_image": per_sample_flops,
+        "forward_flops_per_image": by_name["jaxcnn-evaluate"]["flops_per_image"],
+        "numpy_gflops": per_sample_flops * by_name["numpy-reference"]["images_per_second"] / 1e9,
+        "torch_per_sample_gflops": (per_sample_flops * torch_ps["images_per_second"] / 1e9
+                                    if torch_ps and not torch_ps["skipped"] else None),
+    }
+    report["total_seconds"] = _now() - t_start
+    text = markdown(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
