@@ -36,7 +36,8 @@ from jaxcnn import fast, model
 from jaxcnn.config import TrainConfig
 from jaxcnn.errors import ConfigError, DataError, DivergenceError
 
-EVAL_BATCH = 1000
+EVAL_BATCH = 1000  # test images per compiled call
+EVAL_CHUNK = 100  # test images per forward pass inside it
 
 
 class TrainState(NamedTuple):
@@ -177,13 +178,24 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
 @functools.cache
 def make_evaluate() -> Callable:
     """``evaluate(params (S, ...), images (M, 28, 28), labels (M,), mask (M,))``
-    -> (summed loss (S,), number correct (S,)) over the unmasked images."""
+    -> (summed loss (S,), number correct (S,)) over the unmasked images.
+
+    M must be a multiple of ``EVAL_CHUNK``: the forward pass runs ``lax.map`` over chunks
+    of that many images, whose patches stay in cache (measured 3.5x faster than one
+    forward pass over 1,000 images).
+    """
 
     def one_seed(params, images, labels, mask):
-        logits = fast.logits(params, images)
-        losses = jax.vmap(model.cross_entropy)(logits, labels)
-        correct = jnp.argmax(logits, -1) == labels
-        return jnp.sum(jnp.where(mask, losses, 0)), jnp.sum(correct & mask)
+        def chunk(batch):
+            x, y, keep = batch
+            logits = fast.logits(params, x)
+            losses = jax.vmap(model.cross_entropy)(logits, y)
+            correct = jnp.argmax(logits, -1) == y
+            return jnp.sum(jnp.where(keep, losses, 0)), jnp.sum(correct & keep)
+
+        split = lambda a: a.reshape(-1, EVAL_CHUNK, *a.shape[1:])  # noqa: E731
+        loss_sums, correct = jax.lax.map(chunk, (split(images), split(labels), split(mask)))
+        return jnp.sum(loss_sums), jnp.sum(correct)
 
     return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, None)))
 
@@ -193,8 +205,9 @@ def evaluate(params: fast.FastParams, images: jax.Array, labels: jax.Array,
     """Mean test loss and accuracy per seed: ((S,), (S,)). Fixed-size padded batches."""
     evaluate_fn = evaluate_fn or make_evaluate()
     m = images.shape[0]
-    batch = min(EVAL_BATCH, m)
-    padded = math.ceil(m / batch) * batch
+    padded = math.ceil(m / EVAL_CHUNK) * EVAL_CHUNK
+    batch = min(EVAL_BATCH, padded)
+    padded = math.ceil(padded / batch) * batch
     mask = np.arange(padded) < m
     images = jnp.pad(images, ((0, padded - m), (0, 0), (0, 0)))
     labels = jnp.pad(labels, (0, padded - m))
