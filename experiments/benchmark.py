@@ -16,6 +16,9 @@ Contenders (all on the 4,000 embedded MNIST training images, 1,000 test images):
   hand-derived or the ``jax.grad`` gradients;
 * ``jaxcnn-per-sample-16-seeds``: ``TrainConfig(seeds=16)``, 16 models in one program
   (no shuffling: all seeds see the same images); images/s counts all 16 models;
+* ``jaxcnn-per-sample-16-seeds-all-cores``: the same with the seed axis sharded over one
+  JAX CPU device per core (``jax_num_cpu_devices``, set at start-up as
+  ``jaxcnn train --seeds K`` does); the other contenders run on the first device;
 * ``jaxcnn-batch-{32,128,1024}``: mini-batch SGD, one chunk = one epoch of full batches;
 * ``jaxcnn-evaluate``: ``train.make_evaluate()``, forward only, a batch of 1,000;
 * ``torch-per-sample``, ``torch-batch-128``, ``torch-evaluate``: the same network in
@@ -72,6 +75,8 @@ TARGETS = [
     ("mini-batch 128 >= 1.5x PyTorch batch 128", "jaxcnn-batch-128", "torch", 1.5),
     ("16 seeds >= 4x one seed (aggregate images/s)", "jaxcnn-per-sample-16-seeds",
      "jaxcnn-per-sample-manual", 4),
+    ("16 seeds >= 4x one seed, seeds sharded over all cores",
+     "jaxcnn-per-sample-16-seeds-all-cores", "jaxcnn-per-sample-manual", 4),
     ("evaluation >= 1.5x PyTorch", "jaxcnn-evaluate", "torch", 1.5),
 ]
 
@@ -208,13 +213,18 @@ class _Chunks:
 
 def train_contender(name: str, description: str, config: TrainConfig, images, labels,
                     steps_per_chunk: int, torch_equivalent: str | None = None,
-                    cost: bool = True) -> Contender:
-    """A jaxcnn training configuration, exactly as ``train.train`` compiles and calls it."""
-    state = train.init_state(config, NUM_CLASSES)
-    chunk_fn = train.make_train_chunk(config, train.make_optimizer(config))
+                    cost: bool = True, devices=None) -> Contender:
+    """A jaxcnn training configuration, exactly as ``train.train`` compiles and calls it
+    (on ``devices``, sharded as ``train.Placement`` decides; default: the first device)."""
+    placement = train.Placement(config, devices if devices is not None else jax.devices()[:1])
+    state = placement.state(train.init_state(config, NUM_CLASSES))
+    images, labels = placement.replicated(images), placement.replicated(labels)
+    chunk_fn = train.make_train_chunk(config, train.make_optimizer(config),
+                                      placement.batch_sharding)
     indices = train.epoch_indices(config, images.shape[0], 0)  # (S, steps, B)
     k = min(steps_per_chunk, indices.shape[1])
-    chunks = [jnp.asarray(indices[:, s:s + k]) for s in range(0, indices.shape[1] - k + 1, k)]
+    chunks = [placement.indices(indices[:, s:s + k])
+              for s in range(0, indices.shape[1] - k + 1, k)]
     t0 = _now()
     compiled = chunk_fn.lower(state, images, labels, chunks[0]).compile()
     compile_seconds = _now() - t0
@@ -240,7 +250,8 @@ def evaluate_contender(params, images, labels) -> Contender:
     return Contender("jaxcnn-evaluate", "jaxcnn",
                      f"train.make_evaluate(): forward, loss and accuracy, batch {images.shape[0]}",
                      images.shape[0], run, "torch-evaluate", compile_seconds,
-                     _cost(compiled, images.shape[0]))
+                     # XLA counts the body of evaluation's lax.map (one chunk) once
+                     _cost(compiled, min(train.EVAL_CHUNK, images.shape[0])))
 
 
 def torch_contenders(dataset, params: model.Params, settings: Settings, enabled: bool = True
@@ -321,11 +332,18 @@ def build_contenders(dataset, settings: Settings, progress, use_torch: bool = Tr
           "(lax.scan) per call",
           TrainConfig(batch_size=b), "torch-batch-128" if b == 128 else None)
          for b in (32, 128, 1024)]
+    cpu_devices = jax.devices("cpu")
+    if len(cpu_devices) > 1:  # what `jaxcnn train --seeds 16` does on a multi-core CPU
+        jobs.insert(3, ("jaxcnn-per-sample-16-seeds-all-cores",
+                        f"as jaxcnn-per-sample-16-seeds, the seed axis sharded over "
+                        f"{len(cpu_devices)} CPU devices (one per core)",
+                        TrainConfig(seeds=16), "torch-per-sample"))
     for name, description, config, torch_eq in jobs:
         progress.set_postfix_str(f"compiling {name}")
         cost = settings.cost_all or name == "jaxcnn-per-sample-manual"
+        devices = cpu_devices if name.endswith("-all-cores") else None
         contenders.append(train_contender(name, description, config, images, labels, k,
-                                          torch_eq, cost))
+                                          torch_eq, cost, devices))
         progress.update()
     progress.set_postfix_str("compiling jaxcnn-evaluate")
     contenders.append(evaluate_contender(params_fast, test_images, test_labels))
@@ -550,6 +568,11 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     args = parse_args(argv)
+    # One JAX device per core, as `jaxcnn train --seeds K` does (before JAX starts);
+    # contenders other than the sharded 16-seed one run on the first device.
+    cores = os.cpu_count() or 1
+    if cores > 1 and 16 % cores == 0:
+        jax.config.update("jax_num_cpu_devices", cores)
     settings = QUICK if args.quick else FULL
     if args.rounds:
         settings = Settings(**{**settings.__dict__, "rounds": args.rounds})
@@ -559,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = _now()
     dataset = data.load("mnist-embedded")
 
-    n_contenders = 11
+    n_contenders = 12
     total = 7 + n_contenders * (1 + settings.rounds) + 2
     with tqdm(total=total, desc="benchmark", file=sys.stderr,
               disable=not args.progress or args.quick, leave=False) as progress:
