@@ -82,13 +82,14 @@ def test_fast_params_layout_is_the_docstrings():
     np.testing.assert_array_equal(fp.biases, params.biases)
 
 
-def test_patches_layout_is_the_docstrings():
+@pytest.mark.parametrize("batch", [1, 2])  # one image and a batch take different code paths
+def test_patches_layout_is_the_docstrings(batch):
     """Column b*676 + 169*w + p is the patch under conv pixel (2i+a, 2j+c) of image b,
     with p = 13*i + j and w = 2*a + c; row 3x + y holds image[b, 2i+a+x, 2j+c+y]."""
-    images = np.random.default_rng(0).normal(size=(2, 28, 28)).astype(np.float32)
+    images = np.random.default_rng(0).normal(size=(batch, 28, 28)).astype(np.float32)
     cols = np.asarray(fast.patches(jnp.asarray(images)))
-    assert cols.shape == (9, 2 * 676)
-    for b in range(2):
+    assert cols.shape == (9, batch * 676)
+    for b in range(batch):
         for a in range(2):
             for c in range(2):
                 for i in range(13):
