@@ -12,7 +12,7 @@ images, channels first:
 * filters (F, 9) times patches gives the conv output (F, B, 4, 169): axis 2 holds the
   pool windows, so ``model.window_max`` pools it with the same tie rules;
 * the dense weights are stored transposed and reordered as (C, F*169), so the pooled
-  (F, B, 169) features flatten without a copy.
+  features of one image flatten without a copy.
 
 ``to_fast`` / ``from_fast`` convert ``Params`` exactly (pure reorderings). Gradients
 are batch means. ``manual_grads`` chains the report's hand-derived steps from
