@@ -116,6 +116,25 @@ def load_data(args: argparse.Namespace, source: str | None = None):
     return data.load(source or args.data, download=args.download)
 
 
+def start(args: argparse.Namespace, name: str, settings: Callable, **config):
+    """The common opening of an experiment's ``main``: log, cache, data, its settings
+    (with ``test_size`` capped to the data), the base ``TrainConfig`` and the seed list.
+
+    ``settings(args, num_train)`` returns the experiment's dict (``seeds``,
+    ``test_size``, ...); ``config`` adds fields to the base ``TrainConfig``.
+    """
+    from jaxcnn.config import TrainConfig
+
+    log = Log(name)
+    setup(args)
+    ds = load_data(args)
+    s = settings(args, len(ds.train_labels))
+    s["test_size"] = min(s["test_size"], len(ds.test_labels))
+    base = TrainConfig(data=args.data, seed=args.seed, seeds=s["seeds"],
+                       test_size=s["test_size"], **config)
+    return log, ds, s, base, list(range(args.seed, args.seed + s["seeds"]))
+
+
 def train_logged(config, dataset, log: Log, label: str,
                  on_epoch: Callable | None = None):
     """``jaxcnn.train.train`` with a progress line before and after (and per epoch)."""
@@ -159,53 +178,11 @@ def run_cli(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace]
 # --------------------------------------------------------------------------- statistics
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1, a - 1
-    c, d = 1.0, 1 - qab * x / qap
-    d = 1 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1 + aa * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1) / (a + b + 2):
-        return front * _betacf(a, b, x) / a
-    return 1 - front * _betacf(b, a, 1 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """Student's t distribution function."""
-    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
-    return 1 - tail if t > 0 else tail
-
-
 def t_quantile(p: float, df: float) -> float:
-    """Inverse of ``t_cdf`` (bisection; p in (0, 1))."""
-    if p < 0.5:
-        return -t_quantile(1 - p, df)
-    lo, hi = 0.0, 1e4
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
-    return (lo + hi) / 2
+    """Quantile of Student's t distribution (scipy)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(p, df))
 
 
 def describe(values: Sequence[float] | np.ndarray) -> dict:

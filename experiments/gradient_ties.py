@@ -174,16 +174,8 @@ def main(args) -> int:
     import jax
 
     from jaxcnn import fast, train
-    from jaxcnn.config import TrainConfig
 
-    log = common.Log(NAME)
-    common.setup(args)
-    ds = common.load_data(args)
-    s = settings(args, len(ds.train_labels))
-    s["test_size"] = min(s["test_size"], len(ds.test_labels))
-    base = TrainConfig(data=args.data, seed=args.seed, seeds=s["seeds"],
-                       test_size=s["test_size"])
-    seeds = list(range(args.seed, args.seed + s["seeds"]))
+    log, ds, s, base, seeds = common.start(args, NAME, settings)
 
     # 3. training with every rule (first, so that trained filters feed part 1)
     training, trained_report = {}, None

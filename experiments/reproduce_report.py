@@ -106,16 +106,8 @@ def score_untrained(config, ds, n: int) -> dict:
 
 
 def main(args) -> int:
-    from jaxcnn.config import TrainConfig
 
-    log = common.Log(NAME)
-    common.setup(args)
-    ds = common.load_data(args)
-    s = settings(args, len(ds.train_labels))
-    s["test_size"] = min(s["test_size"], len(ds.test_labels))
-    base = TrainConfig(data=args.data, seed=args.seed, seeds=s["seeds"],
-                       test_size=s["test_size"], log_every=WINDOW)
-    seeds = list(range(args.seed, args.seed + s["seeds"]))
+    log, ds, s, base, seeds = common.start(args, NAME, settings, log_every=WINDOW)
     timings = {}
 
     # (a) untrained
@@ -262,20 +254,15 @@ def compare(untrained: dict, softmax: dict, full: dict, test_size: int) -> list[
 def plot_running(out, untrained: dict, softmax: dict, running: dict | None) -> str:
     plt = common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
-    ax = axes[0]
-    common.band(ax, untrained["steps"], np.asarray(untrained["window_accuracy_matrix"]).T,
-                "ours: mean, 95% and min-max of seeds")
-    rep = REPORT["untrained"]["accuracy"]
-    ax.plot(np.arange(1, len(rep) + 1) * WINDOW, np.asarray(rep) * 100, "k^", ms=5,
-            label="report (one run)")
-    ax.set_title("(a) untrained, forward only")
-    ax = axes[1]
-    common.band(ax, softmax["steps"], np.asarray(softmax["window_accuracy_matrix"]).T,
-                "ours: mean, 95% and min-max of seeds")
-    rep = REPORT["softmax_only"]["accuracy"]
-    ax.plot(np.arange(1, len(rep) + 1) * WINDOW, np.asarray(rep) * 100, "k^", ms=5,
-            label="report (one run)")
-    ax.set_title("(b) softmax layer trained only")
+    for ax, ours, key, title in ((axes[0], untrained, "untrained", "(a) untrained, forward only"),
+                                 (axes[1], softmax, "softmax_only",
+                                  "(b) softmax layer trained only")):
+        common.band(ax, ours["steps"], np.asarray(ours["window_accuracy_matrix"]).T,
+                    "ours: mean, 95% and min-max of seeds")
+        rep = REPORT[key]["accuracy"]
+        ax.plot(np.arange(1, len(rep) + 1) * WINDOW, np.asarray(rep) * 100, "k^", ms=5,
+                label="report (one run)")
+        ax.set_title(title)
     ax = axes[2]
     if running is not None:
         common.band(ax, running["steps"], np.asarray(running["window_accuracy_matrix"]).T,
