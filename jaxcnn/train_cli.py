@@ -149,6 +149,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         ckpt = checkpoint.load(args.resume)
         config = config_from_args(args, ckpt.config)
+        if ckpt.epochs_done >= config.epochs:
+            raise ConfigError(f"the checkpoint in {args.resume} has already trained its "
+                              f"{ckpt.epochs_done} epoch(s); give --epochs "
+                              f"{ckpt.epochs_done + 1} or more to train further, or score it "
+                              "with `jaxcnn evaluate`")
         out = args.out or args.resume
     else:
         config = config_from_args(args)

@@ -99,6 +99,14 @@ def test_resume_refuses_changed_settings(trained):
     assert "only --epochs may change" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_resume_of_a_finished_run_asks_for_more_epochs(trained):
+    out, _ = trained
+    proc = jaxcnn("train", "--resume", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "already trained its 2 epoch(s); give --epochs 3" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("train", "--lr", "1e4", "--train-size", "200"), "training diverged"),
     (("train", "--epochs", "0"), "--epochs must be at least 1"),
