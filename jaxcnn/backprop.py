@@ -2,7 +2,7 @@
 
 Mirrors ``model.py``: each ``*_backward`` receives dL/d(its layer's output) and
 returns the gradients of that layer, exactly as the report derives them (section 2.1,
-steps (1)-(4); the numbering below follows ``shared/seed/README.md``). ``grads``
+steps (1)-(4); the numbering below follows ``docs/report.md``). ``grads``
 chains them in the report's order softmax -> pool -> conv.
 
 Nothing here calls ``jax.grad``; the tests compare every function with autodiff and

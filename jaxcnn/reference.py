@@ -1,6 +1,6 @@
 """The report's algorithm in plain NumPy, as it ran: the speed and correctness baseline.
 
-The lab report (``shared/seed/report-zh.md``, digested in ``shared/seed/README.md``)
+The lab report (digested, with every formula and number, in ``docs/report.md``)
 follows the code of Victor Zhou's blog posts "CNNs, Part 1: An Introduction to
 Convolutional Neural Networks" and "CNNs, Part 2: Training a Convolutional Neural
 Network" (victorzhou.com, 2019): three classes ``Conv3x3``, ``MaxPool2`` and

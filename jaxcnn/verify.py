@@ -15,8 +15,6 @@ say how often. Exit status 0 when everything that must agree does.
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import asdict, dataclass
 
 import jax
@@ -250,20 +248,3 @@ def format_table(report: dict) -> str:
         "All required comparisons agree." if report["ok"] else "SOME REQUIRED COMPARISONS FAILED.",
     ]
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=8, metavar="N",
-                        help="images per input set (default 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for parameters and inputs")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
-
-
-def run(args: argparse.Namespace) -> int:
-    from jaxcnn.errors import ConfigError
-
-    if not 1 <= args.images <= 1000:
-        raise ConfigError("--images must be between 1 and 1000")
-    report = run_checks(args.images, args.seed)
-    print(json.dumps(report, indent=2) if args.json else format_table(report))
-    return 0 if report["ok"] else 1

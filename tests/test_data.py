@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxcnn import data, data_cli
+from jaxcnn import data
+from jaxcnn.cli import data as data_cli
 from jaxcnn.errors import DataError, JaxcnnError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,7 +164,7 @@ def test_data_arguments():
 
 
 def test_import_does_not_pull_in_tensorflow():
-    code = "import sys, jaxcnn.data, jaxcnn.data_cli; " \
+    code = "import sys, jaxcnn.data, jaxcnn.cli.data; " \
            "print(any(m.split('.')[0] in ('tensorflow', 'tensorflow_datasets', 'jax') " \
            "for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

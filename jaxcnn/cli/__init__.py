@@ -16,10 +16,10 @@ from jaxcnn.errors import JaxcnnError
 # sub-command -> (module, one-line help). Modules are imported lazily so that
 # `jaxcnn data` does not pay for compiling anything.
 COMMANDS = {
-    "train": ("jaxcnn.train_cli", "train the network (defaults reproduce the report)"),
-    "evaluate": ("jaxcnn.evaluate", "score a saved checkpoint on test data"),
-    "verify": ("jaxcnn.verify", "check the hand-derived gradients against jax.grad"),
-    "data": ("jaxcnn.data_cli", "show what a data source holds"),
+    "train": ("jaxcnn.cli.train", "train the network (defaults reproduce the report)"),
+    "evaluate": ("jaxcnn.cli.evaluate", "score a saved checkpoint on test data"),
+    "verify": ("jaxcnn.cli.verify", "check the hand-derived gradients against jax.grad"),
+    "data": ("jaxcnn.cli.data", "show what a data source holds"),
 }
 
 
