@@ -18,7 +18,10 @@ from jaxcnn.errors import JaxcnnError
 COMMANDS = {
     "train": ("jaxcnn.cli.train", "train the network (defaults reproduce the report)"),
     "evaluate": ("jaxcnn.cli.evaluate", "score a saved checkpoint on test data"),
-    "verify": ("jaxcnn.cli.verify", "check the hand-derived gradients against jax.grad"),
+    "check": ("jaxcnn.cli.check", "check YOUR hand-written backprop (NumPy or JAX) against "
+                                  "autodiff"),
+    "verify": ("jaxcnn.cli.verify", "check the report's hand-derived gradients against "
+                                    "jax.grad"),
     "data": ("jaxcnn.cli.data", "show what a data source holds"),
 }
 

@@ -1,0 +1,172 @@
+"""Blog / report style: NumPy classes with ``forward`` and ``backprop`` and state inside.
+
+The style of the report and of the blog it follows (``jaxcnn/reference.py``)::
+
+    class Conv3x3:                      # attribute `filters` (F, 3, 3)
+        def forward(self, input): ...   # caches what backprop needs on self
+        def backprop(self, d_L_d_out, learn_rate):
+            ...                         # updates self.filters IN PLACE
+            return None                 # the first layer may return no input gradient
+    class MaxPool2:
+        def backprop(self, d_L_d_out): ...  # returns dL/dinput
+    class Softmax:                      # attributes `weights` (D, C), `biases` (C,)
+        def forward(self, input): ...   # flattens input, returns probabilities
+        def backprop(self, d_L_d_out, learn_rate): ...  # returns dL/dinput
+
+How the engine sees it (``from_blog``):
+
+* the parameters are the float array attributes found on the constructed object
+  (``filters``, ``weights``, ``biases``, or any other name); their gradients are
+  recovered from the in-place update on a copy, ``(before - after) / learn_rate``, with
+  ``learn_rate = 0.5`` (a power of two: the division is exact);
+* a second backprop at ``learn_rate = 0.125`` must give the same input gradient and the
+  same recovered gradients: otherwise dL/dinput was computed with parameters already
+  updated (``update-before-use``), or the update is not ``param -= learn_rate * grad``;
+* a Softmax's ``backprop`` receives what the report's step (1) gives it: dL/dp with one
+  non-zero entry, ``-1/p_c`` at the label;
+* the reference semantics are jaxcnn's own layers (``model.conv3x3``,
+  ``model.maxpool2``, dense + softmax), and finite differences of your own forward.
+
+Every call works on deep copies: the object you pass is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import numpy as np
+
+from jaxcnn.check.layer import InputSet, Layer
+from jaxcnn.check.references import Spec, spec
+
+LEARN_RATE = 0.5
+SECOND_LEARN_RATE = 0.125
+_CACHE_PREFIXES = ("last", "cache", "_")
+
+
+def parameters(obj) -> dict[str, np.ndarray]:
+    """The float ndarray attributes of ``obj`` that are parameters (not caches)."""
+    return {k: v for k, v in vars(obj).items()
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+            and not k.startswith(_CACHE_PREFIXES)}
+
+
+def _slots(kind: str, params: dict[str, np.ndarray], s: Spec) -> list[str]:
+    """The user's attribute name for each parameter argument of the spec, by shape."""
+    wanted = s.arg_names[1:]
+    if kind == "conv3x3":
+        names = [k for k, v in params.items() if v.ndim == 3 and v.shape[1:] == (3, 3)]
+    elif kind == "dense_softmax":
+        names = ([k for k, v in params.items() if v.ndim == 2][:1]
+                 + [k for k, v in params.items() if v.ndim == 1][:1])
+    else:
+        names = []
+    if len(names) != len(wanted):
+        found = ", ".join(f"{k} {v.shape}" for k, v in params.items()) or "none"
+        need = {"conv3x3": "one (F, 3, 3) array of filters",
+                "dense_softmax": "a (D, C) weight matrix and a (C,) bias vector"}.get(
+                    kind, "no parameters")
+        raise ValueError(f"expected {need} as attributes; found {found}")
+    return names
+
+
+def _backprop_takes_learn_rate(obj) -> bool:
+    params = [p for p in inspect.signature(obj.backprop).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(params) >= 2
+
+
+def softmax_cotangent(out: np.ndarray, s: InputSet, rng) -> np.ndarray:
+    """The report's step (1): dL/dp is -1/p_c at the label c, zero elsewhere."""
+    c = s.label if s.label is not None else int(rng.integers(out.shape[-1]))
+    ct = np.zeros(out.shape)
+    ct[c] = -1.0 / out[c]
+    return ct
+
+
+def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) -> Layer:
+    """A ``Layer`` for a constructed blog-style object (see the module docstring).
+
+    kind: "conv3x3", "maxpool2", "dense_softmax" or an elementwise kind ("relu", ...).
+    Raises ValueError when the object's parameters do not fit the kind.
+    """
+    s = spec(kind)
+    params = parameters(obj)
+    slots = _slots(kind, params, s) if len(s.arg_names) > 1 else []
+    arg_names = (s.arg_names[0], *slots)
+    takes_lr = _backprop_takes_learn_rate(obj)
+    name = name or type(obj).__name__
+    template = copy.deepcopy(obj)
+
+    def fresh(args):
+        layer = copy.deepcopy(template)
+        for attr, value in zip(slots, args[1:], strict=True):
+            setattr(layer, attr, np.array(value, copy=True))
+        return layer
+
+    def forward(args, static):
+        return fresh(args).forward(np.array(args[0], copy=True))
+
+    def run_backprop(layer, ct, learn_rate):
+        before = [np.array(getattr(layer, attr), dtype=np.float64, copy=True) for attr in slots]
+        ct = np.array(ct, copy=True)
+        d_input = layer.backprop(ct, learn_rate) if takes_lr else layer.backprop(ct)
+        grads = [(b - np.asarray(getattr(layer, attr), dtype=np.float64)) / learn_rate
+                 for b, attr in zip(before, slots, strict=True)]
+        return (d_input, *grads)
+
+    def vjp(args, static):
+        layer = fresh(args)
+        out = layer.forward(np.array(args[0], copy=True))
+        return out, lambda ct: run_backprop(copy.deepcopy(layer), ct, LEARN_RATE)
+
+    def extra(args, static, ct):
+        if not takes_lr:
+            return []
+        layer = fresh(args)
+        layer.forward(np.array(args[0], copy=True))
+        first = run_backprop(copy.deepcopy(layer), ct, LEARN_RATE)
+        second = run_backprop(copy.deepcopy(layer), ct, SECOND_LEARN_RATE)
+        findings = []
+        if _differ(first[0], second[0]):
+            findings.append((arg_names[0], "update-before-use",
+                             f"dL/d{arg_names[0]} changes with the learn rate ({LEARN_RATE} vs "
+                             f"{SECOND_LEARN_RATE}): it is computed with parameters already "
+                             "updated in this step; compute it before the update"))
+        for attr, g1, g2 in zip(slots, first[1:], second[1:], strict=True):
+            if _differ(g1, g2):
+                findings.append((attr, "update-rule",
+                                 f"{attr} does not change by learn_rate x gradient: the "
+                                 f"recovered gradient at learn rate {LEARN_RATE} and "
+                                 f"{SECOND_LEARN_RATE} differ (is learn_rate applied "
+                                 "once, to this gradient?)"))
+        return findings
+
+    axis_names = {n: s.axis_names.get(n) for n in (*s.arg_names, "out")}
+    axis_names.update({attr: s.axis_names.get(std) for attr, std in
+                       zip(slots, s.arg_names[1:], strict=True)})
+
+    def input_sets(seed):
+        return s.input_sets(seed)
+
+    return Layer(name, kind, "blog", arg_names, forward, vjp, s.reference, input_sets,
+                 axis_names=axis_names,
+                 cotangent=softmax_cotangent if kind == "dense_softmax" else None,
+                 optional=frozenset({arg_names[0]}) if kind == "conv3x3" else frozenset(),
+                 recovered=frozenset(slots), extra=extra, file=file)
+
+
+def _differ(a, b) -> bool:
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return True
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return False  # non-finite values are reported by the main check
+    denominator = max(float(np.max(np.abs(a), initial=0.0)), 1e-300)
+    return float(np.max(np.abs(a - b), initial=0.0)) / denominator > 1e-6
+
+
+__all__ = ["from_blog", "parameters", "softmax_cotangent"]

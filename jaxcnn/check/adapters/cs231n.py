@@ -1,0 +1,74 @@
+"""CS231n style: ``layer_forward(x, *params, *config) -> (out, cache)`` and
+``layer_backward(dout, cache) -> (dx, *dparams)``.
+
+The style of Stanford CS231n's assignments (``layers.py``)::
+
+    def conv_forward_naive(x, w, b, conv_param):   # conv_param = {"stride": 1, "pad": 1}
+        ...
+        return out, cache
+    def conv_backward_naive(dout, cache):
+        ...
+        return dx, dw, db
+
+    def softmax_loss(x, y):                        # a loss: value and gradient at once
+        ...
+        return loss, dx
+
+``from_cs231n`` reduces the pair to the engine's contract: the differentiable arguments
+are the arrays (``x``, ``w``, ``b``: the catalogue kind says which), the config dicts and
+labels are static. The backward must return one gradient per differentiable argument,
+in order (a single array when there is one argument). ``from_cs231n_loss`` does the same
+for a loss function, whose ``dx`` is scaled by the cotangent of the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from jaxcnn.check.layer import Layer
+from jaxcnn.check.references import spec
+
+
+def _copies(args):
+    return tuple(np.array(a, copy=True) for a in args)
+
+
+def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | None = None,
+                file: str | None = None) -> Layer:
+    """A ``Layer`` for a CS231n ``(forward, backward)`` pair of catalogue ``kind``
+    ("affine", "relu", "conv", "max_pool", "sigmoid", "tanh")."""
+    s = spec(kind)
+
+    def fwd(args, static):
+        out, _ = forward(*_copies(args), *static)
+        return out
+
+    def vjp(args, static):
+        out, cache = forward(*_copies(args), *static)
+        return out, lambda ct: backward(np.array(ct, copy=True), cache)
+
+    return Layer(name or forward.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
+                 s.input_sets, axis_names=s.axis_names, file=file)
+
+
+def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
+                     file: str | None = None) -> Layer:
+    """A ``Layer`` for ``loss(x, y) -> (value, dx)`` of catalogue ``kind``
+    ("softmax_loss")."""
+    s = spec(kind)
+
+    def fwd(args, static):
+        value, _ = loss(*_copies(args), *static)
+        return np.asarray(value, dtype=np.float64)
+
+    def vjp(args, static):
+        value, dx = loss(*_copies(args), *static)
+        return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
+
+    return Layer(name or loss.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
+                 s.input_sets, axis_names=s.axis_names, file=file)
+
+
+__all__ = ["from_cs231n", "from_cs231n_loss"]

@@ -1,0 +1,146 @@
+"""JAX style: a ``jax.custom_vjp`` function, a ``(fwd, bwd)`` pair, or a VJP function.
+
+Three spellings of a hand-written backward pass in JAX, all checked against autodiff of
+the *undecorated* forward (the exact oracle)::
+
+    @jax.custom_vjp                      # from_custom_vjp(relu)
+    def relu(x): return jnp.maximum(x, 0)
+    def relu_fwd(x): return relu(x), x   # -> (out, residuals)
+    def relu_bwd(res, g): return (g * (res > 0),)   # -> one cotangent per argument
+    relu.defvjp(relu_fwd, relu_bwd)
+
+    from_jax_pair(relu_plain, relu_fwd, relu_bwd)     # the same, before defvjp
+    from_jax_vjp(forward, f_vjp)         # f_vjp(*args) -> (out, vjp_fun), like jax.vjp
+
+Non-differentiated arguments (a label, a stride) come last and are passed as
+``static``; a ``bwd`` receives them first, as ``jax.custom_vjp``'s ``nondiff_argnums``
+convention has it. Inputs come from the catalogue ``kind`` (``jaxcnn.check.references``)
+or are given explicitly with ``inputs=[(arg, ...), ...]``.
+
+Where the undecorated forward equals the catalogue's reference on an input set, the
+catalogue's alternates apply too (other valid tie rules, the report's overcount), so a
+max-pool VJP with the "first" rule is ``correct`` and one with the report's rule is
+``tie-overcount``, even though autodiff of ``jnp.max`` splits ties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn.check.layer import InputSet, Layer, Reference
+from jaxcnn.check.references import spec
+
+
+def _jnp(args):
+    return tuple(jnp.asarray(a) for a in args)
+
+
+def _given_sets(inputs: Sequence, static: tuple) -> Callable[[int], list[InputSet]]:
+    sets = [InputSet("given", f"given inputs #{k}",
+                     tuple(np.array(a, dtype=np.float64, copy=True) for a in args), static)
+            for k, args in enumerate(inputs)]
+    return lambda seed: sets
+
+
+def _reference(forward: Callable, name: str, kind: str | None) -> Reference:
+    """Autodiff of ``forward``; the catalogue's alternates where forward matches it."""
+    catalogue = spec(kind).reference if kind else None
+
+    def ref_forward(args, static):
+        return forward(*args, *static)
+
+    def matches(args, static) -> bool:
+        with jax.enable_x64(True):
+            a = np.asarray(ref_forward(_jnp(args), static), np.float64)
+            b = np.asarray(catalogue.forward(_jnp(args), static), np.float64)
+        scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
+        return a.shape == b.shape and float(np.max(np.abs(a - b), initial=0.0)) / scale <= 1e-9
+
+    alternates = kinks = None
+    if catalogue is not None and catalogue.alternates is not None:
+        def alternates(args, static, ct):
+            return catalogue.alternates(args, static, ct) if matches(args, static) else []
+    if catalogue is not None and catalogue.kinks is not None:
+        def kinks(s):
+            return catalogue.kinks(s) if matches(s.args, s.static) else None
+    return Reference(f"jax.vjp of {name} (undecorated)", ref_forward, alternates, kinks)
+
+
+def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_forward):
+    s = spec(kind) if kind else None
+    if arg_names is None:
+        if s is None:
+            raise ValueError("give kind= (a catalogue layer) or arg_names= with inputs=")
+        arg_names = s.arg_names
+    if inputs is not None:
+        input_sets = _given_sets(inputs, static)
+    elif s is not None:
+        input_sets = s.input_sets
+    else:
+        raise ValueError("give kind= (a catalogue layer, which brings its inputs) or inputs=")
+    reference = _reference(reference_forward, name, kind)
+    return Layer(name, kind or "custom", "jax", tuple(arg_names), forward, vjp, reference,
+                 input_sets, axis_names=s.axis_names if s else None, file=file)
+
+
+def from_jax_vjp(forward: Callable, f_vjp: Callable, kind: str | None = None,
+                 name: str | None = None, arg_names: Sequence[str] | None = None,
+                 inputs: Sequence | None = None, static: tuple = (),
+                 file: str | None = None) -> Layer:
+    """A ``Layer`` from ``f_vjp(*args, *static) -> (out, vjp_fun)``, checked against
+    ``jax.vjp(forward)``. ``vjp_fun(cotangent)`` returns one cotangent per argument."""
+    name = name or getattr(forward, "__name__", "layer")
+
+    def fwd(args, static_):
+        return forward(*_jnp(args), *static_)
+
+    def vjp(args, static_):
+        out, vjp_fun = f_vjp(*_jnp(args), *static_)
+        return out, lambda ct: vjp_fun(jnp.asarray(ct))
+
+    return _layer(name, kind, fwd, vjp, arg_names, inputs, static, file, forward)
+
+
+def from_jax_pair(forward: Callable, fwd: Callable, bwd: Callable, kind: str | None = None,
+                  name: str | None = None, arg_names: Sequence[str] | None = None,
+                  inputs: Sequence | None = None, static: tuple = (),
+                  file: str | None = None) -> Layer:
+    """A ``Layer`` from the pair given to ``defvjp``: ``fwd(*args, *static) -> (out, res)``,
+    ``bwd(*static, res, g) -> tuple``; checked against ``jax.vjp(forward)``."""
+    name = name or getattr(forward, "__name__", "layer")
+
+    def f(args, static_):
+        return forward(*_jnp(args), *static_)
+
+    def vjp(args, static_):
+        out, res = fwd(*_jnp(args), *static_)
+        return out, lambda ct: bwd(*static_, res, jnp.asarray(ct, jnp.asarray(out).dtype))
+
+    return _layer(name, kind, f, vjp, arg_names, inputs, static, file, forward)
+
+
+def from_custom_vjp(f, kind: str | None = None, name: str | None = None,
+                    arg_names: Sequence[str] | None = None, inputs: Sequence | None = None,
+                    static: tuple = (), file: str | None = None) -> Layer:
+    """A ``Layer`` for a ``jax.custom_vjp`` function ``f``: its own VJP (through
+    ``jax.vjp``, which runs the user's fwd/bwd) against autodiff of ``f.fun``."""
+    if not isinstance(f, jax.custom_vjp):
+        raise TypeError(f"{f!r} is not a jax.custom_vjp function")
+    primal = f.fun
+    name = name or getattr(primal, "__name__", "layer")
+
+    def forward(args, static_):
+        return f(*_jnp(args), *static_)
+
+    def vjp(args, static_):
+        out, pullback = jax.vjp(lambda *a: f(*a, *static_), *_jnp(args))
+        return out, lambda ct: pullback(jnp.asarray(ct, out.dtype))
+
+    return _layer(name, kind, forward, vjp, arg_names, inputs, static, file, primal)
+
+
+__all__ = ["from_custom_vjp", "from_jax_pair", "from_jax_vjp"]

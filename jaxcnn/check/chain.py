@@ -1,0 +1,192 @@
+"""A chain of layers, like stax's ``serial``: name the FIRST layer whose backward is wrong.
+
+The hand chain runs as a training loop would: every layer's forward in order, then each
+hand backward fed the cotangent the next layer's hand backward produced. At each layer
+two comparisons are made:
+
+* **local**: the layer's hand gradients against ``jax.vjp`` of its reference *for the
+  cotangent it actually received*; a local error is this layer's own mistake;
+* **global**: its parameter gradients against the exact gradient of the whole chain; a
+  global error may be inherited from a later layer. (The cotangents between layers are
+  not compared globally: at tied maxima any valid subgradient rule gives another one.)
+
+Walking backwards from the loss, the first layer with a local error is *the first wrong
+layer*; what it breaks downstream shows in the global comparisons of earlier layers.
+On MNIST digits with the report's max-pool rule: the pool is the first wrong layer
+(``tie-overcount``), and the conv's filter gradient, locally correct, is globally ~3x
+too large.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn.check import classify as cls
+from jaxcnn.check.compare import as_float64, cosine, rel_error
+from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL
+from jaxcnn.check.layer import InputSet, Layer
+from jaxcnn.check.references import vjp
+
+
+class ChainInput(NamedTuple):
+    """One input of a chain: the image and every layer's parameters and static args."""
+
+    name: str
+    family: str
+    x: np.ndarray
+    params: tuple  # per layer: a tuple of its parameter arrays
+    statics: tuple  # per layer: its static arguments
+    label: int | None = None
+
+
+def _compose(layers: Sequence[Layer], start: int, statics):
+    """f(x_start, *params of layers start..) -> chain output, from the references."""
+    counts = [len(layer.arg_names) - 1 for layer in layers]
+
+    def fun(x, *params):
+        k = 0
+        for i in range(start, len(layers)):
+            p = params[k:k + counts[i]]
+            k += counts[i]
+            x = layers[i].reference.forward((x, *p), statics[i])
+        return x
+
+    return fun
+
+
+def _norm_ratio(hand, want) -> float | None:
+    d = float(np.linalg.norm(want))
+    return float(np.linalg.norm(hand)) / d if d > 0 else None
+
+
+def check_chain(layers: Sequence[Layer], inputs: Sequence[ChainInput], seed: int = 0) -> dict:
+    """Run the hand chain on each input; JSON-ready dict with ``first_wrong`` per input and
+    ``ok`` overall. Layers need a reference; the last layer's ``cotangent`` rule (else 1
+    for a scalar output, else standard normal) seeds the backward pass."""
+    rng = np.random.default_rng(seed)
+    results = []
+    with jax.enable_x64(True):
+        for inp in inputs:
+            results.append(_one(layers, inp, rng))
+    first = [r["first_wrong"] for r in results if r["first_wrong"]]
+    return {"layers": [layer.name for layer in layers], "ok": not first,
+            "first_wrong": first[0] if first else None, "inputs": results}
+
+
+def _one(layers, inp: ChainInput, rng) -> dict:
+    xs = [as_float64(inp.x)]
+    for layer, params, static in zip(layers, inp.params, inp.statics, strict=True):
+        out = layer.forward((xs[-1].copy(), *(np.array(p, copy=True) for p in params)), static)
+        xs.append(as_float64(out))
+    forward_ok = True
+    for k, layer in enumerate(layers):
+        want = as_float64(layer.reference.forward(
+            (jnp.asarray(xs[k]), *(jnp.asarray(p) for p in inp.params[k])), inp.statics[k]))
+        if want.shape != xs[k + 1].shape or rel_error(xs[k + 1], want) > FORWARD_TOL["float64"]:
+            forward_ok = False
+    out = xs[-1]
+    last = layers[-1]
+    if last.cotangent is not None:
+        probe = InputSet(inp.family, inp.name, (), label=inp.label)
+        ct = as_float64(last.cotangent(out, probe, rng))
+    else:
+        ct = np.ones(out.shape) if out.size == 1 else rng.standard_normal(out.shape)
+    final_ct = ct
+    report = {"inputs": inp.name, "family": inp.family, "forward_matches": forward_ok,
+              "first_wrong": None, "layers": []}
+    hand_cts = {}
+    for k in range(len(layers) - 1, -1, -1):
+        layer = layers[k]
+        args = (xs[k], *(as_float64(p) for p in inp.params[k]))
+        try:
+            _, backward = layer.vjp(tuple(a.copy() for a in args), inp.statics[k])
+            raw = backward(ct.copy())
+        except Exception as exc:
+            report["layers"].insert(0, {"name": layer.name, "error": f"{type(exc).__name__}: "
+                                                                     f"{exc}"})
+            report["first_wrong"] = report["first_wrong"] or {"layer": layer.name,
+                                                              "quantity": None, "kind": "error"}
+            break
+        raw = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
+        grads = [None if g is None else as_float64(g) for g in raw]
+        grads += [None] * (len(args) - len(grads))
+        hand_cts[k] = grads
+        entry = {"name": layer.name, "local": {}, "global": {}}
+        if forward_ok:
+            local = vjp(lambda *a, layer=layer, k=k: layer.reference.forward(a, inp.statics[k]),
+                        args, ct)
+            alternates = (layer.reference.alternates(args, inp.statics[k], ct)
+                          if layer.reference.alternates else [])
+            for i, name in enumerate(layer.arg_names):
+                if grads[i] is None:
+                    continue
+                tol = (RECOVERED_TOL if name in layer.recovered else EXACT_TOL)["float64"]
+                ctx = cls.Context(tol, tuple(
+                    cls.Candidate(a.name, a.grads[i] if i < len(a.grads) else None, a.valid,
+                                  a.kind, a.note) for a in alternates),
+                    axis_names=(layer.axis_names or {}).get(name))
+                finding = cls.classify(grads[i], local[i], ctx)
+                entry["local"][name] = {"kind": finding.kind, "rule": finding.rule,
+                                        "note": finding.note}
+                if finding.kind != "correct" and report["first_wrong"] is None:
+                    report["first_wrong"] = {"layer": layer.name, "quantity": name,
+                                             "kind": finding.kind}
+            full = vjp(_compose(layers, k, inp.statics), args + tuple(
+                as_float64(p) for j in range(k + 1, len(layers)) for p in inp.params[j]),
+                final_ct)
+            for i, name in enumerate(layer.arg_names):
+                # Parameters only: at tied maxima the cotangent between layers is not
+                # unique (any subgradient rule is right), the parameter gradient is.
+                if i == 0 or grads[i] is None or grads[i].shape != full[i].shape:
+                    continue
+                entry["global"][name] = {"max_rel_error": rel_error(grads[i], full[i]),
+                                         "cosine": cosine(grads[i], full[i]),
+                                         "norm_ratio": _norm_ratio(grads[i], full[i])}
+        report["layers"].insert(0, entry)
+        if k > 0:
+            if grads[0] is None:
+                report["note"] = (f"{layer.name} returns no input gradient, so the layers "
+                                  "before it cannot be checked in this chain")
+                break
+            ct = grads[0]
+    return report
+
+
+def summary(chain: dict) -> list[str]:
+    """Lines for the table: first wrong layer, and global effects on earlier layers."""
+    names = " -> ".join(chain["layers"])
+    lines = [f"chain {names}:"]
+    for r in chain["inputs"]:
+        fw = r["first_wrong"]
+        head = (f"  {r['inputs']}: first wrong layer: {fw['layer']} ({fw['quantity']}: "
+                f"{fw['kind']})" if fw else f"  {r['inputs']}: every layer correct")
+        lines.append(head)
+        for entry in r["layers"]:
+            for q, g in entry.get("global", {}).items():
+                if g["max_rel_error"] is not None and g["max_rel_error"] > 1e-8:
+                    ratio = g["norm_ratio"]
+                    lines.append(f"    {entry['name']} {q}: off by max rel error "
+                                 f"{g['max_rel_error']:.2g} against the whole chain's "
+                                 f"gradient (norm ratio "
+                                 f"{'-' if ratio is None else f'{ratio:.2f}'}, cosine "
+                                 f"{g['cosine']:.3f})")
+    return lines
+
+
+def blog_chain_inputs(count: int = 2, seed: int = 0) -> list[ChainInput]:
+    """Real digits through Conv3x3 -> MaxPool2 -> Softmax, the report's network."""
+    from jaxcnn.check.references import digits
+
+    rng = np.random.default_rng(seed)
+    filters = rng.standard_normal((8, 3, 3)) / 9
+    weights = rng.standard_normal((13 * 13 * 8, 10)) / (13 * 13 * 8)
+    biases = np.zeros(10)
+    images, labels = digits(count)
+    return [ChainInput(f"MNIST digit {k} (label {labels[k]})", "digits", images[k],
+                       ((filters,), (), (weights, biases)), ((), (), ()), int(labels[k]))
+            for k in range(count)]

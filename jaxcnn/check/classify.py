@@ -1,0 +1,295 @@
+"""Name the kind of a gradient error: a chain of small detectors, first match wins.
+
+``classify(hand, reference, context)`` runs ``DETECTORS`` in order, like optax's
+``chain`` runs transformations: each detector looks at the hand gradient, the exact
+reference and the context (tolerance, alternates, kinks) and either returns a
+``Finding`` or passes. The vocabulary (``KINDS``) is the one ``jaxcnn check --json``
+prints:
+
+correct               equal to the reference, or to another valid subgradient at ties
+                      (max-pool "first"/"split"/"last", ReLU's 0/1/1/2 at 0); ``rule``
+                      says which
+tie-overcount         k tied maxima each got the full gradient (the report's rule)
+scaled                hand = alpha * reference; ``scale`` is alpha (1/N: a mean where a
+                      sum belongs)
+sign-flipped          hand = -reference
+transposed            the right values with axes swapped or permuted, or flattened /
+                      reshaped in another order; ``axes`` says which
+missing-accumulation  a sum over positions kept one term (``=`` where ``+=`` belongs)
+cotangent-dropped     the upstream gradient (dout) was never multiplied in
+zero                  all zeros where the reference is not
+wrong-shape           another shape than the argument's
+missing               no gradient returned for an argument that has one
+non-finite            NaN or inf where the reference is finite
+update-before-use     (blog style) dL/dinput computed with parameters already updated
+unclassified          none of the above: look at the worst entries
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from fractions import Fraction
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxcnn.check.compare import rel_error, scale
+
+KINDS = ("correct", "tie-overcount", "scaled", "sign-flipped", "transposed",
+         "missing-accumulation", "cotangent-dropped", "zero", "wrong-shape", "missing",
+         "non-finite", "update-before-use", "unclassified")
+
+
+class Candidate(NamedTuple):
+    """An array the hand gradient may equal, and what a match means."""
+
+    name: str
+    value: np.ndarray
+    valid: bool
+    kind: str
+    note: str
+
+
+class Context(NamedTuple):
+    """What the detectors know besides the two arrays.
+
+    tol: relative tolerance, against max |reference|
+    candidates: alternates for this argument (valid subgradients and known bugs)
+    lazy: ``() -> list[Candidate]``, costlier candidates built only when needed
+    kink_mask: bool, True at entries on a kink (ties, zeros), or None
+    axis_names: names of the argument's axes, or None
+    """
+
+    tol: float
+    candidates: tuple = ()
+    lazy: Callable[[], list] | None = None
+    kink_mask: np.ndarray | None = None
+    axis_names: tuple | None = None
+
+
+class Finding(NamedTuple):
+    """The verdict on one gradient: its kind and what pins it down.
+
+    against: the array the error measures should use (the matched valid rule, else the
+        reference); None when the shapes make a comparison meaningless
+    """
+
+    kind: str
+    rule: str | None = None
+    scale: float | None = None
+    axes: tuple | None = None
+    note: str = ""
+    against: np.ndarray | None = None
+
+
+def _close(hand: np.ndarray, value: np.ndarray, denominator: float, tol: float) -> bool:
+    return hand.shape == value.shape and rel_error(hand, value, denominator) <= tol
+
+
+# ------------------------------------------------------------------ reorderings
+
+def _axes_text(perm: tuple[int, ...], names: tuple | None) -> str:
+    if names and len(names) == len(perm):
+        return f"({', '.join(names[p] for p in perm)}) where ({', '.join(names)}) belongs"
+    return f"axes {perm}"
+
+
+def find_reordering(hand: np.ndarray, reference: np.ndarray, tol: float,
+                    names: tuple | None = None) -> tuple[tuple, str] | None:
+    """The reordering of ``reference`` that ``hand`` equals, as (axes, description).
+
+    Tried, in order: a transpose (same or permuted shape); the flat buffer read in
+    another axis order (reshape to a permuted shape, then transpose back); a transpose
+    then a reshape (a flatten in another order). Up to 4 axes; None if nothing fits.
+    """
+    if hand.size != reference.size or hand.size < 2 or reference.ndim > 4 or hand.ndim > 4:
+        return None
+    denominator = scale(reference)
+    identity = tuple(range(reference.ndim))
+
+    def reorders(perm, shape) -> bool:  # moving only size-1 axes keeps the buffer's order
+        real = [a for a in perm if shape[a] != 1]
+        return real != sorted(real)
+
+    for perm in itertools.permutations(identity):
+        if not reorders(perm, reference.shape):
+            continue
+        moved = reference.transpose(perm)
+        if moved.shape == hand.shape and _close(hand, moved, denominator, tol):
+            return perm, f"axes permuted: {_axes_text(perm, names)}"
+    shapes = {tuple(s) for s in itertools.permutations(reference.shape)} - {reference.shape}
+    for shape in sorted(shapes):
+        read = reference.reshape(shape)
+        for perm in itertools.permutations(range(len(shape))):
+            moved = read.transpose(perm)
+            if moved.shape == hand.shape and _close(hand, moved, denominator, tol):
+                return perm, (f"reshape in the wrong order: the gradient's buffer was read as "
+                              f"shape {shape} and transposed by {perm} (a flatten/reshape "
+                              "order mismatch between forward and backward)")
+    for perm in itertools.permutations(identity):
+        if not reorders(perm, reference.shape):
+            continue
+        moved = reference.transpose(perm).reshape(hand.shape)
+        if _close(hand, moved, denominator, tol):
+            return perm, (f"flattened in another axis order: {_axes_text(perm, names)}, then "
+                          "reshaped (a flatten/reshape order mismatch)")
+    return None
+
+
+def describe_scale(alpha: float) -> tuple[str, str]:
+    """(alpha as text, e.g. '1/4', and a hint about where such a factor comes from)."""
+    frac = Fraction(alpha).limit_denominator(10000)
+    exact = abs(float(frac) - alpha) <= 1e-6 * abs(alpha)
+    text = (f"{frac.numerator}/{frac.denominator}" if exact and frac.denominator != 1
+            else f"{frac.numerator}" if exact else f"{alpha:.6g}")
+    if exact and frac.numerator == 1 and frac.denominator > 1:
+        hint = (f"1/N with N = {frac.denominator}: a mean (or a division by N) where the "
+                "reference sums")
+    elif exact and frac.denominator == 1 and abs(frac.numerator) > 1:
+        hint = (f"N = {abs(frac.numerator)} times too large: a sum where the reference "
+                "averages, or a term counted N times")
+    else:
+        hint = "a constant factor: a wrong learning-rate or normalisation constant?"
+    return text, hint
+
+
+# ------------------------------------------------------------------ detectors
+
+def missing(hand, reference, ctx) -> Finding | None:
+    if hand is None:
+        return Finding("missing", note="the backward pass returned None for this argument")
+    return None
+
+
+def wrong_shape(hand, reference, ctx) -> Finding | None:
+    if hand.shape == reference.shape:
+        return None
+    if hand.size == reference.size and _close(hand.reshape(reference.shape), reference,
+                                              scale(reference), ctx.tol):
+        return Finding("wrong-shape", note=f"the values are right but the shape is "
+                                           f"{hand.shape}; it must be {reference.shape}",
+                       against=None)
+    found = find_reordering(hand, reference, ctx.tol, ctx.axis_names)
+    if found is not None:
+        return Finding("transposed", axes=found[0],
+                       note=f"shape {hand.shape}, expected {reference.shape}; {found[1]}")
+    try:
+        broadcast = np.broadcast_shapes(hand.shape, reference.shape)
+    except ValueError:
+        broadcast = None
+    extra = (f"; it broadcasts against {reference.shape} to {broadcast}, silently"
+             if broadcast is not None and broadcast != reference.shape else "")
+    return Finding("wrong-shape", note=f"shape {hand.shape}, expected {reference.shape}{extra}")
+
+
+def non_finite(hand, reference, ctx) -> Finding | None:
+    bad = ~np.isfinite(hand)
+    if not bad.any():
+        return None
+    nan, inf = int(np.isnan(hand).sum()), int(np.isinf(hand).sum())
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    return Finding("non-finite", note=f"{nan} NaN and {inf} inf entries (first at {where}) "
+                                      "where the reference is finite: an overflow, underflow "
+                                      "or 0/0 in the hand formulas", against=reference)
+
+
+def valid_match(hand, reference, ctx) -> Finding | None:
+    denominator = scale(reference)
+    valid = [("autodiff", reference, "")] + [(c.name, c.value, c.note) for c in ctx.candidates
+                                              if c.valid and c.value is not None]
+    matched = [(name, value, note) for name, value, note in valid
+               if _close(hand, value, denominator, ctx.tol)]
+    if not matched:
+        return None
+    alternates = [name for name, _, _ in valid if name != "autodiff"]
+    if not alternates:
+        return Finding("correct", against=reference)
+    if len(matched) == len(valid):
+        return Finding("correct", against=reference,
+                       note="no tie or kink decides the rule in this input")
+    rules = [m for m in matched if m[0] != "autodiff"]
+    if not rules:
+        return Finding("correct", rule="autodiff", against=reference)
+    return Finding("correct", rule=", ".join(name for name, _, _ in rules), against=rules[0][1],
+                   note=f"a valid subgradient at the kinks: {rules[0][2]}")
+
+
+def zero(hand, reference, ctx) -> Finding | None:
+    if np.all(hand == 0) and scale(reference) > 0:
+        return Finding("zero", note="all entries are 0: the gradient is never written, or it "
+                                    "is computed into a variable that is not returned",
+                       against=reference)
+    return None
+
+
+def known_bug(hand, reference, ctx) -> Finding | None:
+    denominator = scale(reference)
+    for c in ctx.candidates:
+        if not c.valid and c.value is not None and _close(hand, c.value, denominator, ctx.tol):
+            return Finding(c.kind, rule=c.name, note=c.note, against=reference)
+    return None
+
+
+def scaled(hand, reference, ctx) -> Finding | None:
+    denominator = scale(reference)
+    bases = [("", reference)] + [(c.name, c.value) for c in ctx.candidates
+                                 if c.valid and c.value is not None]
+    for name, base in bases:
+        norm = float(np.vdot(base, base))
+        if norm == 0:
+            continue
+        alpha = float(np.vdot(hand, base)) / norm
+        if alpha == 0 or not _close(hand, alpha * base, abs(alpha) * denominator, ctx.tol):
+            continue
+        rule_note = f" (of the {name!r} tie rule)" if name else ""
+        if abs(alpha + 1) <= max(ctx.tol, 1e-9):
+            return Finding("sign-flipped", scale=-1.0, note="hand = -reference" + rule_note
+                           + ": a minus sign lost, or a `-=` where `+=` belongs (or an "
+                             "ascent step)", against=reference)
+        text, hint = describe_scale(alpha)
+        return Finding("scaled", scale=alpha, note=f"hand = {text} x reference{rule_note}: "
+                                                   f"{hint}", against=reference)
+    return None
+
+
+def transposed(hand, reference, ctx) -> Finding | None:
+    found = find_reordering(hand, reference, ctx.tol, ctx.axis_names)
+    if found is None:
+        return None
+    return Finding("transposed", axes=found[0], note=found[1], against=reference)
+
+
+def lazy_candidates(hand, reference, ctx) -> Finding | None:
+    if ctx.lazy is None:
+        return None
+    denominator = scale(reference)
+    for c in ctx.lazy():
+        if c.value is not None and _close(hand, c.value, denominator, ctx.tol):
+            return Finding(c.kind, rule=c.name, note=c.note, against=reference)
+    return None
+
+
+def unclassified(hand, reference, ctx) -> Finding:
+    denominator = scale(reference)
+    wrong = np.abs(hand - reference) > ctx.tol * max(denominator, 1e-300)
+    note = f"differs at {int(wrong.sum())} of {wrong.size} entries"
+    if ctx.kink_mask is not None and wrong.any():
+        at_kinks = int((wrong & ctx.kink_mask).sum())
+        note += (f", {at_kinks} of them on kinks (tied maxima / zeros)"
+                 if at_kinks else ", none of them on a kink")
+    return Finding("unclassified", note=note + "; see the worst entries", against=reference)
+
+
+DETECTORS = (missing, wrong_shape, non_finite, valid_match, zero, known_bug, scaled, transposed,
+             lazy_candidates)
+
+
+def classify(hand: np.ndarray | None, reference: np.ndarray, ctx: Context,
+             detectors=DETECTORS) -> Finding:
+    """The first finding of ``detectors`` (in order), else ``unclassified``."""
+    for detect in detectors:
+        finding = detect(hand, reference, ctx)
+        if finding is not None:
+            return finding
+    return unclassified(hand, reference, ctx)

@@ -1,0 +1,273 @@
+"""Find hand-written layers in a user's file or module, and say what was skipped.
+
+``load_file`` and ``load_module`` execute the source afresh on every call (no ``.pyc``,
+no ``sys.modules`` cache), so an edited file is never checked stale. ``find_layers``
+then looks for the three styles, by methods and names:
+
+* **blog**: a class with ``forward`` and ``backprop`` methods; its kind comes from its
+  name (conv, pool, softmax/dense/fc/linear, relu, sigmoid, tanh);
+* **CS231n**: functions ``<name>_forward<suffix>`` with a matching
+  ``<name>_backward<suffix>``, and ``softmax_loss(x, y) -> (loss, dx)``; the kind comes
+  from ``<name>`` (affine/fc/linear/dense, relu, conv, max_pool, sigmoid, tanh);
+* **JAX**: ``jax.custom_vjp`` functions, and ``f`` with ``f_fwd`` / ``f_bwd`` beside it
+  (the pair given to ``defvjp``); kinds as for blog classes, plus cross_entropy.
+
+Only names defined in the module itself are considered (not what it imports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+import itertools
+import re
+import sys
+import types
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+
+from jaxcnn.check.adapters import (
+    from_blog,
+    from_cs231n,
+    from_cs231n_loss,
+    from_custom_vjp,
+    from_jax_pair,
+)
+from jaxcnn.check.layer import Layer
+from jaxcnn.errors import JaxcnnError
+
+
+class CheckUsageError(JaxcnnError):
+    """The files or modules to check cannot be loaded, or hold no layers."""
+
+
+# Ordered: the first pattern that matches the name gives the kind.
+BLOG_KINDS = (("conv", "conv3x3"), ("pool", "maxpool2"),
+              ("softmax|dense|fc|linear|affine|fullyconnected", "dense_softmax"),
+              ("relu", "relu"), ("sigmoid", "sigmoid"), ("tanh", "tanh"))
+CS231N_KINDS = (("conv", "conv"), ("max_?pool", "max_pool"), ("affine|fc|linear|dense", "affine"),
+                ("relu", "relu"), ("sigmoid", "sigmoid"), ("tanh", "tanh"))
+JAX_KINDS = (("conv", "conv3x3"), ("pool", "maxpool2"),
+             ("cross_?entropy|xent|nll|loss", "cross_entropy"), ("softmax", "softmax"),
+             ("dense|affine|linear|fc", "dense"), ("relu", "relu"), ("sigmoid", "sigmoid"),
+             ("tanh", "tanh"))
+LOSS_KINDS = (("softmax", "softmax_loss"),)
+
+# Constructor arguments a blog class may require, by name.
+CONSTRUCTOR_VALUES = {
+    8: ("num_filters", "n_filters", "filters", "out_channels", "num_kernels", "kernels"),
+    13 * 13 * 8: ("input_len", "in_features", "input_size", "n_inputs", "input_dim", "in_dim",
+                  "fan_in", "inputs", "n_in"),
+    10: ("nodes", "out_features", "num_classes", "n_outputs", "output_size", "output_dim",
+         "out_dim", "classes", "n_out", "n_classes", "outputs"),
+}
+POSITIONAL_DEFAULTS = {"conv3x3": (8,), "dense_softmax": (13 * 13 * 8, 10)}
+
+
+class Found(NamedTuple):
+    """What ``find_layers`` found: layers to check, and (name, reason) of what it skipped."""
+
+    layers: list[Layer]
+    skipped: list[tuple[str, str]]
+
+
+_counter = itertools.count()
+
+
+def _execute(source: str, path: str, module_name: str, package: str | None) -> types.ModuleType:
+    module = types.ModuleType(module_name)
+    module.__file__ = path
+    module.__package__ = package
+    code = compile(source, path, "exec", dont_inherit=True)
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def load_file(path: str | Path) -> types.ModuleType:
+    """Execute a Python file afresh as a new module; its folder is importable meanwhile.
+
+    Raises ``CheckUsageError`` (one line) when it is missing or fails to import.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckUsageError(f"{path}: no such file; give a Python file with your layers")
+    if path.suffix != ".py":
+        raise CheckUsageError(f"{path}: not a .py file; give a Python file, or -m MODULE")
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckUsageError(f"cannot read {path}: {exc}") from None
+    name = f"_jaxcnn_check_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}_{next(_counter)}"
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return _execute(source, str(path), name, None)
+    except (Exception, SystemExit) as exc:
+        raise CheckUsageError(f"cannot import {path}: {_describe(exc)}") from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(path.resolve().parent))
+
+
+def load_module(name: str) -> types.ModuleType:
+    """Execute an importable module's source afresh (a new module object each call).
+
+    Raises ``CheckUsageError`` when it cannot be found or fails to import.
+    """
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise CheckUsageError(f"cannot find module {name!r}: {_describe(exc)}") from None
+    if found is None:
+        raise CheckUsageError(f"cannot find module {name!r}; is it installed, or on PYTHONPATH?")
+    origin = found.origin
+    if not origin or not origin.endswith(".py"):
+        raise CheckUsageError(f"module {name!r} has no Python source to check ({origin})")
+    package = name if found.submodule_search_locations else name.rpartition(".")[0]
+    try:
+        source = Path(origin).read_text(encoding="utf-8")
+        with contextlib.redirect_stdout(sys.stderr):
+            return _execute(source, origin, f"_jaxcnn_check_{name}_{next(_counter)}",
+                            package or None)
+    except (Exception, SystemExit) as exc:
+        raise CheckUsageError(f"cannot import {name}: {_describe(exc)}") from None
+
+
+def _kind(name: str, table) -> tuple[str | None, list[str]]:
+    """(kind, all kinds the name mentions): a name mentioning two kinds is a sandwich."""
+    lowered = name.lower()
+    kinds = []
+    for pattern, kind in table:
+        if re.search(pattern, lowered) and kind not in kinds:
+            kinds.append(kind)
+    return (kinds[0] if len(kinds) == 1 else None), kinds
+
+
+def _own(module, obj) -> bool:
+    return getattr(obj, "__module__", None) == module.__name__
+
+
+def _construct(cls, kind: str):
+    sig = inspect.signature(cls)
+    positional = list(POSITIONAL_DEFAULTS.get(kind, ()))
+    args, kwargs = [], {}
+    for p in sig.parameters.values():
+        if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        value = next((v for v, names in CONSTRUCTOR_VALUES.items() if p.name.lower() in names),
+                     None)
+        if value is None and positional:
+            value = positional[0]
+        if value is None:
+            raise ValueError(f"cannot guess its constructor argument {p.name!r}; give it a "
+                             "default")
+        if positional and value in positional:
+            positional.remove(value)
+        if p.kind == p.KEYWORD_ONLY:
+            kwargs[p.name] = value
+        else:
+            args.append(value)
+    return cls(*args, **kwargs)
+
+
+def _blog_layers(module, file, layers, skipped):
+    for name, obj in vars(module).items():
+        if not (inspect.isclass(obj) and _own(module, obj)):
+            continue
+        has_forward = callable(getattr(obj, "forward", None))
+        has_backprop = callable(getattr(obj, "backprop", None))
+        if not (has_forward and has_backprop):
+            if has_forward or has_backprop:
+                missing = "backprop" if has_forward else "forward"
+                skipped.append((name, f"class with no {missing} method"))
+            continue
+        kind, kinds = _kind(name, BLOG_KINDS)
+        if kind is None:
+            skipped.append((name, "class with forward/backprop, but its name names "
+                                  + (f"several layers ({', '.join(kinds)})" if kinds else
+                                     "no layer jaxcnn knows (conv, pool, softmax/dense, relu, "
+                                     "sigmoid, tanh)")))
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(from_blog(_construct(obj, kind), kind, name, file))
+        except Exception as exc:
+            skipped.append((name, f"cannot build a {kind} layer from it: {_describe(exc)}"))
+
+
+def _cs231n_layers(module, file, layers, skipped):
+    functions = {n: f for n, f in vars(module).items()
+                 if inspect.isfunction(f) and _own(module, f)}
+    for name, fwd in functions.items():
+        m = re.fullmatch(r"(.+?)_forward(.*)", name)
+        if m:
+            prefix = m.group(1)
+            partner = f"{prefix}_backward{m.group(2)}"
+            if partner not in functions:
+                skipped.append((name, f"no {partner} beside it"))
+                continue
+            kind, kinds = _kind(prefix, CS231N_KINDS)
+            if kind is None:
+                why = (f"a sandwich of layers ({' + '.join(kinds)}): check each part" if kinds
+                       else "its name names no layer jaxcnn knows (affine, relu, conv, max_pool, "
+                            "sigmoid, tanh)")
+                skipped.append((name, why))
+                continue
+            layers.append(from_cs231n(fwd, functions[partner], kind, prefix, file))
+        elif re.fullmatch(r".+_loss", name):
+            kind, _ = _kind(name, LOSS_KINDS)
+            if kind is None:
+                skipped.append((name, "a loss jaxcnn has no reference for (only softmax_loss)"))
+            else:
+                layers.append(from_cs231n_loss(fwd, kind, name, file))
+
+
+def _jax_layers(module, file, layers, skipped):
+    items = vars(module)
+    for name, obj in items.items():
+        if isinstance(obj, jax.custom_vjp):
+            if not _own(module, obj.fun):
+                continue
+            kind, kinds = _kind(name, JAX_KINDS)
+            if kind is None:
+                skipped.append((name, "custom_vjp whose name names no layer jaxcnn knows; check "
+                                      "it from Python: jaxcnn.check.from_custom_vjp(f, "
+                                      "arg_names=..., inputs=[...])"))
+                continue
+            layers.append(from_custom_vjp(obj, kind, name, file=file))
+        elif inspect.isfunction(obj) and _own(module, obj):
+            fwd, bwd = items.get(f"{name}_fwd"), items.get(f"{name}_bwd")
+            if callable(fwd) and callable(bwd):
+                kind, _ = _kind(name, JAX_KINDS)
+                if kind is None:
+                    skipped.append((name, "fwd/bwd pair whose name names no layer jaxcnn "
+                                          "knows"))
+                    continue
+                layers.append(from_jax_pair(obj, fwd, bwd, kind, name, file=file))
+
+
+def find_layers(module, file: str | None = None) -> Found:
+    """Every layer of the three styles in ``module`` (see the module docstring)."""
+    layers: list[Layer] = []
+    skipped: list[tuple[str, str]] = []
+    _blog_layers(module, file, layers, skipped)
+    _cs231n_layers(module, file, layers, skipped)
+    _jax_layers(module, file, layers, skipped)
+    return Found(layers, skipped)
+
+
+__all__ = ["CheckUsageError", "Found", "find_layers", "load_file", "load_module"]

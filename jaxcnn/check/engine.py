@@ -1,0 +1,460 @@
+"""The engine: check one ``Layer`` against two oracles kept apart, on every input set.
+
+For each input set of the layer:
+
+1. run the user's forward, and the reference forward (JAX, float64): if they agree the
+   exact oracle applies, else only the numeric one ("your forward differs from ...");
+2. seed the backward with a cotangent (standard normal, or the layer's own rule) and
+   run the hand VJP;
+3. **exact oracle**: ``jax.vjp`` of the reference in float64, plus its alternates;
+4. **numeric oracle**: central differences of the user's own forward, skipping every
+   entry where the step crossed a kink (``jaxcnn.check.numeric``);
+5. name the kind of each argument's error (``jaxcnn.check.classify``).
+
+Nothing is cached between calls: every call runs the layer's functions as they are now,
+so a function edited in a notebook is checked afresh (jax's trace cache is keyed on
+function objects, and every closure here is new). Everything JAX computes here runs
+inside a scoped ``jax.enable_x64(True)``, so the switch never leaks to the caller.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn.check import classify as cls
+from jaxcnn.check import numeric
+from jaxcnn.check.compare import Entry, as_float64, cosine, rel_error, scale, worst_entries
+from jaxcnn.check.layer import InputSet, Layer
+from jaxcnn.check.references import vjp, vjp_many
+
+# Relative tolerances against max |reference|, keyed by the dtype the hand ran in.
+EXACT_TOL = {"float64": 1e-10, "float32": 1e-4}
+RECOVERED_TOL = {"float64": 1e-8, "float32": 1e-3}  # (before - after) / learn_rate
+FORWARD_TOL = {"float64": 1e-9, "float32": 1e-4}
+NUMERIC_TOL = 1e-5  # central differences in float64, step 1e-6
+FD_SECONDS = 0.5  # forward-call budget per argument and input set for finite differences
+FD_MIN_ENTRIES = 64
+
+
+@dataclass
+class SetResult:
+    """One argument on one input set."""
+
+    inputs: str
+    family: str
+    kind: str
+    rule: str | None = None
+    scale: float | None = None
+    axes: tuple | None = None
+    note: str = ""
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    cosine: float | None = None
+    worst: list = field(default_factory=list)
+    numeric: dict | None = None
+
+
+@dataclass
+class Check:
+    """One argument's verdict over all input sets (the row ``jaxcnn check`` prints)."""
+
+    quantity: str
+    kind: str
+    rule: str | None
+    scale: float | None
+    axes: tuple | None
+    max_rel_error: float | None
+    max_abs_error: float | None
+    cosine: float | None
+    worst: list
+    note: str
+    oracle: str  # "exact" or "numeric"
+    inputs: list[SetResult]
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "correct"
+
+
+@dataclass
+class LayerReport:
+    """Everything about one layer: its checks, kinks per input set, and timing."""
+
+    name: str
+    kind: str
+    style: str
+    file: str | None
+    reference: str | None
+    checks: list[Check]
+    forward: list[dict]
+    kinks: list[dict]
+    notes: list[str]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks) and bool(self.checks)
+
+    def check(self, quantity: str) -> Check:
+        return next(c for c in self.checks if c.quantity == quantity)
+
+
+def _error_text(exc: BaseException, where: str) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{where} raised {type(exc).__name__}: {exc}{at}"
+
+
+def _as_tuple(grads, n: int) -> tuple:
+    if isinstance(grads, (tuple, list)):
+        return tuple(grads)
+    return (grads,) if n == 1 else (grads,)
+
+
+def _to_array(g):
+    if g is None:
+        return None
+    arr = np.asarray(g)
+    if arr.dtype.kind not in "fiub":
+        return None
+    return arr.astype(np.float64)
+
+
+def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray, i: int):
+    """Costly candidates, built only when cheaper detectors failed: the upstream gradient
+    dropped, and one term kept of a sum over output positions (``=`` where ``+=``)."""
+    ref = layer.reference
+    out_names = (layer.axis_names or {}).get("out")
+
+    def fun(*a):
+        return ref.forward(a, static)
+
+    def axes_text(axes):
+        if out_names and len(out_names) == ct.ndim:
+            return "(" + ", ".join(out_names[a] for a in axes) + ")"
+        return f"{axes}"
+
+    out = []
+    if ct.size > 1 and not np.all(ct == 1):
+        ones = np.ones_like(ct)
+        dropped = [("dout = 1", vjp(fun, args, ones)[i])]
+        if ref.alternates is not None:
+            dropped += [(f"dout = 1, {a.name} rule", a.grads[i])
+                        for a in ref.alternates(args, static, ones)
+                        if a.valid and i < len(a.grads) and a.grads[i] is not None]
+        out += [cls.Candidate(name, value, False, "cotangent-dropped",
+                              "the upstream gradient (dout) is never multiplied in: this is "
+                              "the gradient for dout = 1") for name, value in dropped]
+    if 1 <= ct.ndim <= 4 and ct.size > 1:
+        masks = []
+        for r in range(1, ct.ndim + 1):
+            for axes in itertools.combinations(range(ct.ndim), r):
+                if all(ct.shape[a] == 1 for a in axes):
+                    continue
+                for which, pos in (("last", -1), ("first", 0)):
+                    keep = np.zeros(ct.shape, bool)
+                    keep[tuple(pos if a in axes else slice(None) for a in range(ct.ndim))] = True
+                    masks.append((which, axes, keep))
+        values = vjp_many(fun, args, np.stack([np.where(k, ct, 0.0) for _, _, k in masks]))[i]
+        for (which, axes, _), value in zip(masks, values, strict=True):
+            out.append(cls.Candidate(
+                f"only the {which} term along {axes_text(axes)}", value, False,
+                "missing-accumulation",
+                f"only the {which} position along the output's {axes_text(axes)} "
+                "contributes: a sum over positions kept one term (`=` where `+=` belongs)"))
+    return out
+
+
+def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
+             rng: np.random.Generator, kink_mask, fd_seconds: float) -> dict | None:
+    """Central differences of the user's forward for argument ``i`` (see numeric.py)."""
+    args = tuple(as_float64(a) for a in s.args)
+    arg = args[i]
+
+    def h(value):
+        a = list(args)
+        a[i] = value
+        out = as_float64(layer.forward(tuple(x.copy() for x in a), s.static))
+        return float(np.sum(ct * out)) if out.shape == ct.shape else float("nan")
+
+    t0 = time.perf_counter()
+    h(arg.copy())
+    per_call = max(time.perf_counter() - t0, 1e-6)
+    budget = max(FD_MIN_ENTRIES, int(fd_seconds / (2 * per_call)))
+    priority = None
+    if hand is not None and exact is not None and hand.shape == exact.shape:
+        diff = np.abs(hand - exact).reshape(-1)
+        priority = np.argsort(-np.where(np.isfinite(diff), diff, np.inf), kind="stable")
+    if kink_mask is not None:
+        kinked = np.flatnonzero(kink_mask.reshape(-1))
+        priority = kinked if priority is None else np.concatenate([priority[:budget // 4],
+                                                                   kinked])
+    indices = numeric.pick_indices(arg.size, budget, priority, rng)
+    fd = numeric.differences(h, arg, indices, numeric.step_for(np.float64))
+    trusted = ~fd.kink & np.isfinite(fd.values)
+    result = {"entries": int(len(indices)), "of": int(arg.size), "kinks": int(fd.kink.sum()),
+              "seconds": round(fd.seconds, 3), "max_rel_error": None, "agrees": None}
+    if hand is not None and hand.size == arg.size and trusted.any():
+        got = hand.reshape(-1)[indices][trusted]
+        want = fd.values[trusted]
+        err = rel_error(got, want)
+        result["max_rel_error"] = err
+        result["tolerance"] = numeric_tolerance(fd, want)
+        result["agrees"] = bool(err <= result["tolerance"])
+    result["_fd"] = fd
+    return result
+
+
+def numeric_tolerance(fd: numeric.Differences, values: np.ndarray) -> float:
+    """NUMERIC_TOL, or 100x the round-off of the differences when that is larger
+    (relative to the largest |difference|)."""
+    d = scale(values)
+    return max(NUMERIC_TOL, 100 * fd.noise / d) if d > 0 else NUMERIC_TOL
+
+
+def _numeric_reference(fd_result: dict, hand: np.ndarray | None, shape) -> np.ndarray | None:
+    """A full-shape reference from finite differences (all entries sampled), kinks filled
+    with the hand's own values so that they count as neither right nor wrong."""
+    fd = fd_result["_fd"]
+    size = int(np.prod(shape))
+    if len(fd.indices) != size:
+        return None
+    values = fd.values.copy()
+    bad = fd.kink | ~np.isfinite(values)
+    if hand is not None and hand.size == size:
+        values[bad] = hand.reshape(-1)[fd.indices][bad]
+    return values.reshape(shape)
+
+
+def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, fd_seconds: float):
+    """(per-argument SetResults, forward info, kinks info, layer notes) for one input set."""
+    names = layer.arg_names
+    notes: list[str] = []
+    dtype = np.float32 if s.dtype == "float32" else np.float64
+    args64 = tuple(as_float64(a) for a in s.args)
+
+    def hand_args():
+        return tuple(np.array(a, dtype=dtype, copy=True) for a in s.args)
+
+    def fail(text):
+        return [SetResult(s.name, s.family, "error", note=text) for _ in names]
+
+    try:
+        user_out = as_float64(layer.forward(hand_args(), s.static))
+    except Exception as exc:  # the user's code: report, never crash
+        return fail(_error_text(exc, "forward")), {"inputs": s.name, "error": True}, None, notes
+    forward_info = {"inputs": s.name, "matches_reference": None, "max_rel_error": None}
+    exact_ok = False
+    if layer.reference is not None:
+        ref_out = as_float64(layer.reference.forward(tuple(jnp.asarray(a) for a in args64),
+                                                     s.static))
+        if ref_out.shape == user_out.shape:
+            err = rel_error(user_out, ref_out)
+            forward_info["max_rel_error"] = err
+            exact_ok = err <= FORWARD_TOL[s.dtype]
+        forward_info["matches_reference"] = exact_ok
+        if not exact_ok:
+            notes.append(f"{s.name}: the forward differs from {layer.reference.name} "
+                         f"(output {user_out.shape} vs {ref_out.shape}, max rel error "
+                         f"{forward_info['max_rel_error']}); gradients are checked against "
+                         "finite differences of your forward only")
+    if layer.cotangent is not None:
+        ct = as_float64(layer.cotangent(user_out, s, rng))
+    else:
+        ct = rng.standard_normal(user_out.shape)
+    try:
+        _, backward = layer.vjp(hand_args(), s.static)
+        raw = _as_tuple(backward(np.array(ct, dtype=dtype)), len(names))
+    except Exception as exc:
+        return fail(_error_text(exc, "backward")), forward_info, None, notes
+    hand = [_to_array(raw[i]) if i < len(raw) else None for i in range(len(names))]
+    if len(raw) > len(names):
+        notes.append(f"{s.name}: backward returned {len(raw)} values for {len(names)} "
+                     f"arguments {names}; the extra ones are ignored")
+
+    exact = candidates = None
+    if exact_ok:
+        exact = vjp(lambda *a: layer.reference.forward(a, s.static), args64, ct)
+        candidates = ([] if layer.reference.alternates is None
+                      else layer.reference.alternates(args64, s.static, ct))
+    kinks = layer.reference.kinks(s) if (exact_ok and layer.reference.kinks) else None
+    kink_info = {"inputs": s.name, "family": s.family, "summary": kinks.summary,
+                 **kinks.stats} if kinks else None
+    extra = {}
+    if layer.extra is not None:
+        try:
+            for arg_name, kind, note in layer.extra(hand_args(), s.static,
+                                                    np.array(ct, dtype=dtype)):
+                extra[arg_name] = (kind, note)
+        except Exception as exc:
+            notes.append(f"{s.name}: " + _error_text(exc, "a second backward"))
+
+    results = []
+    for i, name in enumerate(names):
+        h = hand[i]
+        if h is None and name in layer.optional:
+            results.append(None)
+            continue
+        recovered = name in layer.recovered
+        tol = (RECOVERED_TOL if recovered else EXACT_TOL)[s.dtype]
+        kink_mask = kinks.mask[i] if kinks is not None and i < len(kinks.mask) else None
+        fd_result = None
+        if s.dtype == "float64" and h is not None:
+            try:
+                fd_result = _numeric(layer, s, ct, i, h, exact[i] if exact else None, rng,
+                                     kink_mask, fd_seconds)
+            except Exception as exc:
+                notes.append(f"{s.name}: finite differences of {name}: "
+                             + _error_text(exc, "forward"))
+        if exact is not None:
+            reference = exact[i]
+            oracle = "exact"
+        else:
+            reference = (_numeric_reference(fd_result, h, h.shape if h is not None else ())
+                         if fd_result else None)
+            oracle = "numeric"
+            tol = max(tol, fd_result["tolerance"] if fd_result and fd_result.get("tolerance")
+                      else NUMERIC_TOL)
+        if reference is None:  # numeric oracle on a sample of entries: classify the sample
+            results.append(_sampled_result(s, h, fd_result, tol, args64[i].shape))
+            continue
+        ctx = cls.Context(
+            tol, tuple(cls.Candidate(c.name, c.grads[i] if i < len(c.grads) else None,
+                                     c.valid, c.kind, c.note) for c in (candidates or [])),
+            (lambda i=i: _generic_candidates(layer, args64, s.static, ct, i))
+            if exact is not None else None,
+            kink_mask, (layer.axis_names or {}).get(name))
+        finding = cls.classify(h, reference, ctx)
+        if name in extra and finding.kind != "correct":
+            kind, note = extra[name]
+            finding = cls.Finding(kind, note=note, against=reference)
+        results.append(_set_result(s, finding, h, reference, fd_result, oracle))
+    return results, forward_info, kink_info, notes
+
+
+def _sampled_result(s: InputSet, hand, fd_result, tol, shape) -> SetResult:
+    """Classify the sampled entries when only finite differences are available."""
+    if hand is None:
+        return SetResult(s.name, s.family, "missing", note="no gradient returned")
+    if fd_result is None and hand.shape != shape:
+        finding = cls.classify(hand, np.zeros(shape), cls.Context(tol), (cls.wrong_shape,))
+        return _set_result(s, finding, None, None, None, "numeric")
+    if fd_result is None:
+        return SetResult(s.name, s.family, "unclassified",
+                         note="no exact oracle and no finite differences could be taken")
+    fd = fd_result["_fd"]
+    trusted = ~fd.kink & np.isfinite(fd.values)
+    if hand.shape != shape or not trusted.any():
+        finding = cls.classify(hand, np.zeros(shape), cls.Context(tol),
+                               (cls.missing, cls.wrong_shape))
+        return _set_result(s, finding, None, None, fd_result, "numeric")
+    got = hand.reshape(-1)[fd.indices][trusted]
+    want = fd.values[trusted]
+    detectors = (cls.non_finite, cls.valid_match, cls.zero, cls.scaled)
+    finding = cls.classify(got, want, cls.Context(tol), detectors)
+    r = _set_result(s, finding, got, want, fd_result, "numeric")
+    flat = fd.indices[trusted]
+    for entry in r.worst:  # sample positions -> indices of the argument
+        entry["index"] = tuple(int(j) for j in np.unravel_index(flat[entry["index"][0]],
+                                                                hand.shape))
+    r.note += f" ({int(trusted.sum())} sampled entries)"
+    return r
+
+
+def _public(fd_result):
+    if fd_result is None:
+        return None
+    return {k: v for k, v in fd_result.items() if not k.startswith("_")}
+
+
+def _set_result(s: InputSet, finding: cls.Finding, hand, reference, fd_result, oracle
+                ) -> SetResult:
+    r = SetResult(s.name, s.family, finding.kind, finding.rule, finding.scale, finding.axes,
+                  finding.note, numeric=_public(fd_result))
+    against = finding.against
+    if hand is not None and against is not None and hand.shape == against.shape:
+        diff = np.abs(hand - against)
+        finite = np.all(np.isfinite(diff))
+        r.max_abs_error = float(np.max(diff, initial=0.0)) if finite else float("inf")
+        d = scale(against)
+        r.max_rel_error = (r.max_abs_error / d if d > 0 else r.max_abs_error)
+        r.cosine = cosine(hand, against)
+        r.worst = [e._asdict() for e in worst_entries(hand, against, 5)]
+    if oracle == "numeric":
+        r.note = ("numeric oracle only; " + r.note).rstrip("; ")
+    return r
+
+
+def _aggregate(name: str, per_set: list[SetResult]) -> Check:
+    """One row per argument: correct only if correct on every input set."""
+    failing = [r for r in per_set if r.kind != "correct"]
+    oracle = "numeric" if any("numeric oracle only" in r.note for r in per_set) else "exact"
+    rels = [r.max_rel_error for r in per_set if r.max_rel_error is not None]
+    abss = [r.max_abs_error for r in per_set if r.max_abs_error is not None]
+    coss = [r.cosine for r in per_set if r.cosine is not None and np.isfinite(r.cosine)]
+    if not failing:
+        rules = sorted({r.rule for r in per_set if r.rule})
+        worst_set = max(per_set, key=lambda r: r.max_rel_error or 0.0)
+        return Check(name, "correct", ", ".join(rules) or None, None, None,
+                     max(rels) if rels else None, max(abss) if abss else None,
+                     min(coss) if coss else None, worst_set.worst,
+                     ("ties: matches the " + " / ".join(rules) + " rule") if rules else "",
+                     oracle, per_set)
+    informative = [r for r in failing if r.kind not in ("unclassified", "error")]
+    chosen = (informative or failing)[0]
+    passed = sorted({r.family for r in per_set if r.kind == "correct"})
+    where = f"on {chosen.inputs}: " + chosen.note
+    if passed:
+        where = f"correct on {', '.join(passed)} inputs; " + where
+    others = sorted({r.kind for r in failing} - {chosen.kind})
+    if others:
+        where += f" (elsewhere also: {', '.join(others)})"
+    return Check(name, chosen.kind, chosen.rule, chosen.scale, chosen.axes,
+                 chosen.max_rel_error if chosen.max_rel_error is not None else
+                 (max(rels) if rels else None),
+                 chosen.max_abs_error, chosen.cosine, chosen.worst, where, oracle, per_set)
+
+
+def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS) -> LayerReport:
+    """Check every differentiable argument of ``layer`` on each of its input sets.
+
+    ``seed`` draws the inputs and cotangents; ``fd_seconds`` is the time budget of the
+    finite differences per argument and input set (at least ``FD_MIN_ENTRIES`` entries,
+    all of them when they fit).
+
+    Returns a ``LayerReport``; never raises for errors in the user's code (they become
+    checks of kind ``error``). Runs inside ``jax.enable_x64(True)``.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    per_arg: dict[str, list[SetResult]] = {n: [] for n in layer.arg_names}
+    forward, kinks, notes = [], [], []
+    with jax.enable_x64(True):
+        sets = layer.input_sets(seed)
+        for s in sets:
+            results, forward_info, kink_info, set_notes = _check_set(layer, s, rng,
+                                                                     fd_seconds)
+            forward.append(forward_info)
+            if kink_info:
+                kinks.append(kink_info)
+            notes += set_notes
+            for name, r in zip(layer.arg_names, results, strict=True):
+                if r is not None:
+                    per_arg[name].append(r)
+    checks = [_aggregate(name, rs) for name, rs in per_arg.items() if rs]
+    skipped = [name for name, rs in per_arg.items() if not rs]
+    if skipped:
+        notes.append(f"not returned, allowed for this layer: dL/d{', dL/d'.join(skipped)}")
+    reference = layer.reference.name if layer.reference else None
+    return LayerReport(layer.name, layer.kind, layer.style, layer.file, reference, checks,
+                       forward, kinks, notes, time.perf_counter() - start)
+
+
+__all__ = ["Check", "Entry", "LayerReport", "SetResult", "check_layer"]

@@ -1,0 +1,133 @@
+"""The one contract every adapter reduces a hand-written layer to.
+
+A hand layer is a ``Layer``: a NamedTuple of plain functions, like optax's
+``GradientTransformation``. The engine (``jaxcnn.check.engine``) knows nothing about
+coding styles; the adapters (``jaxcnn.check.adapters``) turn a JAX ``custom_vjp``, a
+CS231n ``(forward, backward)`` pair or a blog-style class into this shape::
+
+    out, backward = layer.vjp(args, static)     # the hand-written forward + backward
+    grads = backward(cotangent)                 # one entry per differentiable argument
+    out = layer.forward(args, static)           # the user's forward alone (finite differences)
+
+``args`` are the differentiable arrays (named by ``arg_names``); ``static`` holds the
+arguments that are not differentiated (a CS231n ``conv_param`` dict, a label), like
+``nondiff_argnums`` of ``jax.custom_vjp``. ``backward`` returns one array per argument,
+or ``None`` where the layer legitimately computes no gradient (``optional``: the blog
+conv, a first layer, returns no input gradient).
+
+The exact oracle is a ``Reference``: a JAX function of the same ``(args, static)``
+whose ``jax.vjp`` in float64 is the right answer, plus the *alternates* that explain
+disagreements: other valid subgradients at kinks (max-pool "first"/"split"/"last",
+ReLU at 0) and known wrong rules (the report's tie-overcount, overwriting windows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class InputSet(NamedTuple):
+    """One set of inputs a layer is checked on.
+
+    family: "random" (tie-free), "digits" (real MNIST, tie-rich), "flat" (every pool
+        window tied), "boundary" (exact zeros at ReLU kinks), "overlap" (windows that
+        overlap), "strided", "large-gap" (confident wrong logits)
+    name: what is shown to the user, e.g. "MNIST digit 1 (label 2)"
+    args: the differentiable arguments, float64 NumPy arrays
+    static: the non-differentiated arguments (a conv_param dict, a label)
+    label: the class whose ``-1/p`` seeds a blog Softmax's backprop, if any
+    dtype: "float64", or "float32" to run the hand in float32 (against a float64 oracle)
+    note: what the set exposes, e.g. "pool 2x2, stride 1: overlapping windows"
+    provenance: how args were made, e.g. {"image": ..., "filters": ...} for a pool input
+        that is a conv output (tells structural ties from real kinks)
+    """
+
+    family: str
+    name: str
+    args: tuple
+    static: tuple = ()
+    label: int | None = None
+    dtype: str = "float64"
+    note: str = ""
+    provenance: dict | None = None
+
+
+class Alternate(NamedTuple):
+    """A known way of computing a gradient, right or wrong.
+
+    grads: one array per argument (None where the alternate says nothing)
+    valid: True for another valid (sub)gradient: a hand matching it is ``correct``
+    kind: the error kind a match means when not valid ("tie-overcount", ...)
+    note: one sentence for the user
+    """
+
+    name: str
+    grads: tuple
+    valid: bool
+    kind: str
+    note: str
+
+
+class Kinks(NamedTuple):
+    """Where an input set puts the layer on a kink.
+
+    mask: per argument, bool arrays (True at entries on a kink) or None
+    stats: JSON-ready numbers, e.g. tied windows per sample
+    summary: one line for the table
+    """
+
+    mask: tuple
+    stats: dict
+    summary: str
+
+
+class Reference(NamedTuple):
+    """The exact oracle for one layer kind.
+
+    name: what is differentiated, e.g. "jaxcnn.model.maxpool2"
+    forward: ``(args, static) -> out``, JAX-traceable
+    alternates: ``(args, static, cotangent) -> list[Alternate]`` or None
+    kinks: ``(input_set) -> Kinks`` or None
+    """
+
+    name: str
+    forward: Callable[[tuple, tuple], Any]
+    alternates: Callable[[tuple, tuple, np.ndarray], list[Alternate]] | None = None
+    kinks: Callable[[InputSet], Kinks] | None = None
+
+
+class Layer(NamedTuple):
+    """A hand-written layer in the engine's contract (see the module docstring).
+
+    name: e.g. "MaxPool2"; kind: the catalogue kind it was matched to, e.g. "maxpool2"
+    style: "jax", "cs231n" or "blog"; file: where it came from (or None)
+    arg_names: names of the differentiable arguments ("input", "filters", "x", "w", ...)
+    axis_names: per argument, names of its axes, used to say which axes are swapped
+    forward, vjp: the user's code, see the module docstring
+    reference: the exact oracle, or None (then only finite differences)
+    input_sets: ``(seed) -> list[InputSet]``
+    cotangent: ``(out, input_set, rng) -> cotangent``; None: standard normal
+    optional: argument names whose gradient may be None
+    recovered: argument names whose gradient is recovered from a parameter update
+        (``(before - after) / learn_rate``): a looser tolerance
+    extra: ``(args, static, cotangent) -> list[(arg_name, kind, note)]``, adapter-specific
+        findings (e.g. an input gradient that depends on the learn rate)
+    """
+
+    name: str
+    kind: str
+    style: str
+    arg_names: tuple[str, ...]
+    forward: Callable
+    vjp: Callable
+    reference: Reference | None
+    input_sets: Callable[[int], list[InputSet]]
+    axis_names: dict | None = None
+    cotangent: Callable | None = None
+    optional: frozenset = frozenset()
+    recovered: frozenset = frozenset()
+    extra: Callable | None = None
+    file: str | None = None

@@ -1,0 +1,674 @@
+"""The catalogue: reference layers (the exact oracle), their inputs and their kinks.
+
+Each ``Spec`` names a layer kind, its differentiable arguments, a JAX reference
+forward (differentiated by ``jax.vjp`` in float64), the input sets that expose each kind
+of mistake, and the alternates that explain a disagreement. The references are jaxcnn's
+own layers where the report defines them (``model.conv3x3``, ``model.maxpool2``,
+``model.dense`` + softmax) and the textbook definitions of CS231n's layers otherwise:
+
+====================  =============================================  ===================
+kind                  arguments (shapes of the default inputs)       reference
+====================  =============================================  ===================
+conv3x3               input (28, 28), filters (F, 3, 3)              model.conv3x3
+maxpool2              input (26, 26, F)                              model.maxpool2
+dense_softmax         input (13, 13, F), weights (13*13*F, C),       softmax(model.dense)
+                      biases (C,) -> probabilities
+dense                 same -> logits                                 model.dense
+softmax               logits (C,)                                    jax.nn.softmax
+cross_entropy         logits (C,); static label                      model.cross_entropy
+affine                x (N, d1, ..., dk), w (D, M), b (M,)           x.reshape(N, D) @ w + b
+relu                  x (any)                                        max(x, 0)
+sigmoid, tanh         x (any)                                        jax.nn.sigmoid, tanh
+conv                  x (N, C, H, W), w (F, C, HH, WW), b (F,);      lax.conv_general_dilated
+                      static conv_param {"stride", "pad"}            (cross-correlation)
+max_pool              x (N, C, H, W); static pool_param              window max
+                      {"pool_height", "pool_width", "stride"}
+softmax_loss          x (N, C); static y (N,)                        mean cross-entropy
+====================  =============================================  ===================
+
+Input families: ``random`` (tie-free), ``digits`` (real MNIST from the embedded subset:
+its flat -0.5 background makes pool windows tie), ``flat`` (every window tied),
+``boundary`` (exact zeros at ReLU's kink), ``overlap`` and ``strided`` (windows that
+overlap: the ``=`` vs ``+=`` bug only shows there), ``large-gap`` (confident wrong
+logits: a float32 softmax chain underflows there).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn import model
+from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
+
+TIE_NOTES = {
+    "split": "tied maxima share the upstream gradient equally (autodiff of jnp.max)",
+    "first": "the first maximum in row-major window order takes it (np.argmax, "
+             "lax.reduce_window)",
+    "last": "the last maximum in row-major window order takes it",
+}
+OVERCOUNT_NOTE = ("every tied maximum receives the FULL upstream gradient (the report's and "
+                  "blog's `==` mask): a window with k tied maxima passes back k times its "
+                  "gradient; not a subgradient")
+
+
+class Spec(NamedTuple):
+    """One layer kind of the catalogue (see the module docstring).
+
+    axis_names: per argument name, the names of its axes; key "out" names the output's.
+    """
+
+    kind: str
+    arg_names: tuple[str, ...]
+    axis_names: dict
+    reference: Reference
+    input_sets: Callable[[int], list[InputSet]]
+    static_names: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------ shared pieces
+
+@functools.lru_cache(maxsize=4)
+def _digits(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` embedded MNIST test digits, normalised float64, and labels.
+
+    Cached on ``count``: this is data, not code under check.
+    """
+    from jaxcnn import data
+
+    ds = data.load("mnist-embedded", train_size=1, test_size=count)
+    images = ds.test_images.astype(np.float64) / 255 - 0.5
+    images.flags.writeable = False
+    return images, np.asarray(ds.test_labels)
+
+
+def digits(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Writable copies of ``_digits(count)``."""
+    images, labels = _digits(count)
+    return images.copy(), labels.copy()
+
+
+def _np(x) -> np.ndarray:
+    return np.array(x, dtype=np.float64, copy=True)
+
+
+def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
+    """``jax.vjp`` of ``fun(*args)`` at float64 ``args``, as float64 NumPy arrays."""
+    args = tuple(jnp.asarray(a, jnp.float64) for a in args)
+    out, pullback = jax.vjp(fun, *args)
+    grads = pullback(jnp.asarray(cotangent, out.dtype))
+    return tuple(_np(g) for g in grads)
+
+
+def vjp_many(fun: Callable, args: tuple, cotangents) -> tuple:
+    """``jax.vjp`` of ``fun`` for a stack of cotangents (K, *out): one linearisation,
+    the pullback vmapped. Returns per argument a (K, *arg) float64 NumPy array."""
+    args = tuple(jnp.asarray(a, jnp.float64) for a in args)
+    out, pullback = jax.vjp(fun, *args)
+    grads = jax.vmap(pullback)(jnp.asarray(cotangents, out.dtype))
+    return tuple(_np(g) for g in grads)
+
+
+def _tie_rule_max(windows, rule: str):
+    """Max over the last axis with the tie rule that autodiff will use."""
+    if rule == "last":
+        return model.window_max(windows[..., ::-1], "first")
+    return model.window_max(windows, rule)
+
+
+def _window_ties(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is_max (..., K) bool, number of maxima per window (...))."""
+    is_max = windows == windows.max(axis=-1, keepdims=True)
+    return is_max, is_max.sum(axis=-1)
+
+
+def _tie_alternates(window_fn: Callable, args: tuple, cotangent) -> list[Alternate]:
+    """The three subgradient tie rules (valid) and the report's overcount (wrong)."""
+    x = args[0]
+    out = [Alternate(rule, vjp(lambda v, r=rule: _tie_rule_max(window_fn(v), r), (x,),
+                               cotangent), True, "correct", TIE_NOTES[rule])
+           for rule in ("split", "first", "last")]
+    report = vjp(lambda v: model.window_max(window_fn(v), "report"), (x,), cotangent)
+    out.append(Alternate("report", report, False, "tie-overcount", OVERCOUNT_NOTE))
+    return out
+
+
+# ------------------------------------------------------------------ the report's layers
+
+def _conv3x3_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    filters = rng.standard_normal((8, 3, 3)) / 9
+    images, labels = digits(2)
+    sets = [InputSet("random", "random image (tie-free)",
+                     (rng.uniform(-0.5, 0.5, (28, 28)), filters))]
+    sets += [InputSet("digits", f"MNIST digit {i} (label {labels[i]})", (images[i], filters))
+             for i in range(len(images))]
+    return sets
+
+
+def conv3x3_spec() -> Spec:
+    reference = Reference("jaxcnn.model.conv3x3",
+                          lambda args, static: model.conv3x3(args[0], args[1]))
+    return Spec("conv3x3", ("input", "filters"),
+                {"input": ("row", "column"), "filters": ("filter", "x", "y"),
+                 "out": ("row", "column", "filter")},
+                reference, _conv3x3_sets)
+
+
+def _report_pool_kinks(s: InputSet) -> Kinks:
+    x = np.asarray(s.args[0])
+    windows = np.asarray(model.pool_windows(x))  # (H, W, F, 4)
+    is_max, count = _window_ties(windows)
+    tied = count > 1
+    mask = np.asarray(model.unpool_windows(is_max & tied[..., None]))
+    stats = {"windows": int(tied.size), "tied_windows": int(tied.sum())}
+    summary = f"{stats['tied_windows']} of {stats['windows']} pool windows tied"
+    if s.provenance and "image" in s.provenance:
+        # A tie is structural when the tied conv pixels sit on identical 3x3 patches:
+        # they then move together for any filter, and the loss stays differentiable.
+        patches = np.asarray(model.pool_windows(np.asarray(model.im2col(
+            jnp.asarray(s.provenance["image"])))))  # (H, W, 9, 4)
+        same = np.all(patches[..., :, None] == patches[..., None, :], axis=-3)  # (H, W, 4, 4)
+        pair_ok = same[:, :, None] | ~(is_max[..., :, None] & is_max[..., None, :])
+        structural = tied & np.all(pair_ok, axis=(-1, -2))
+        stats["structural_ties"] = int(structural.sum())
+        summary += (f" ({stats['structural_ties']} structural: identical conv patches, no "
+                    "kink for the filters)")
+    return Kinks((mask,), stats, summary)
+
+
+def _maxpool2_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    filters = rng.standard_normal((8, 3, 3)) / 9
+    images, labels = digits(2)
+    sets = [InputSet("random", "random (26, 26, 8) (tie-free)",
+                     (rng.uniform(-1, 1, (26, 26, 8)),))]
+    for i in range(len(images)):
+        conv = _np(model.conv3x3(jnp.asarray(images[i]), jnp.asarray(filters)))
+        sets.append(InputSet("digits", f"conv of MNIST digit {i} (label {labels[i]})", (conv,),
+                             note="tie-rich: the flat background gives bit-identical conv "
+                                  "outputs", provenance={"image": images[i],
+                                                         "filters": filters}))
+    blank = np.full((28, 28), -0.5)
+    sets.append(InputSet("flat", "conv of a blank image (every window tied)",
+                         (_np(model.conv3x3(jnp.asarray(blank), jnp.asarray(filters))),),
+                         provenance={"image": blank, "filters": filters}))
+    return sets
+
+
+def maxpool2_spec() -> Spec:
+    def alternates(args, static, cotangent):
+        return _tie_alternates(model.pool_windows, args, cotangent)
+
+    reference = Reference("jaxcnn.model.maxpool2",
+                          lambda args, static: model.maxpool2(args[0], "split"),
+                          alternates, _report_pool_kinks)
+    return Spec("maxpool2", ("input",),
+                {"input": ("row", "column", "filter"), "out": ("row", "column", "filter")},
+                reference, _maxpool2_sets)
+
+
+def _pooled_features(rng, count: int) -> list[tuple[str, np.ndarray, int]]:
+    """(name, pooled (13, 13, 8), label) from real digits through a random conv + pool."""
+    filters = rng.standard_normal((8, 3, 3)) / 9
+    images, labels = digits(count)
+    out = []
+    for i in range(count):
+        pooled = model.maxpool2(model.conv3x3(jnp.asarray(images[i]), jnp.asarray(filters)))
+        out.append((f"pooled conv of MNIST digit {i} (label {labels[i]})", _np(pooled),
+                    int(labels[i])))
+    return out
+
+
+def _dense_sets(seed: int, float32_gap: bool, label_static: bool = False) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    c, d = 10, 13 * 13 * 8
+    weights = rng.standard_normal((d, c)) / d
+    biases = 0.1 * rng.standard_normal(c)
+    x = rng.uniform(-0.5, 0.5, (13, 13, 8))
+
+    def static(label):
+        return (label,) if label_static else ()
+
+    label = int(rng.integers(c))
+    sets = [InputSet("random", "random features (13, 13, 8)", (x, weights, biases),
+                     static(label), label=label)]
+    for name, pooled, label in _pooled_features(rng, 1):
+        sets.append(InputSet("digits", name, (pooled, weights, biases), static(label),
+                             label=label))
+    # Confident and wrong: two tied top logits far above the label's.
+    for size in (86.5, 100.0):
+        gap = np.zeros(c)
+        gap[[0, 1]] = size
+        note = (f"two tied top logits {size:g} above the label's (p_label ~ e^-{size:g}, "
+                "below float32's smallest normal once multiplied by a probability)")
+        dtypes = ("float64", "float32") if float32_gap else ("float64",)
+        for dtype in dtypes:
+            sets.append(InputSet("large-gap", f"logit gap {size:g}, {dtype}",
+                                 (x, weights, biases + gap), static(9), label=9, dtype=dtype,
+                                 note=note))
+    return sets
+
+
+def dense_softmax_spec(float32_gap: bool = False) -> Spec:
+    def forward(args, static):
+        x, w, b = args
+        return jax.nn.softmax(model.dense(x, w, b))
+
+    reference = Reference("softmax(jaxcnn.model.dense)", forward)
+    return Spec("dense_softmax", ("input", "weights", "biases"),
+                {"input": ("row", "column", "filter"), "weights": ("input", "class"),
+                 "biases": ("class",), "out": ("class",)}, reference,
+                functools.partial(_dense_sets, float32_gap=float32_gap))
+
+
+def dense_spec(float32_gap: bool = True) -> Spec:
+    reference = Reference("jaxcnn.model.dense", lambda args, static: model.dense(*args))
+    return Spec("dense", ("input", "weights", "biases"),
+                {"input": ("row", "column", "filter"), "weights": ("input", "class"),
+                 "biases": ("class",), "out": ("class",)}, reference,
+                functools.partial(_dense_sets, float32_gap=float32_gap))
+
+
+def dense_cross_entropy_spec() -> Spec:
+    """The report's softmax layer with its loss: steps (1)-(2), dL/d(input, W, b)."""
+    def forward(args, static):
+        return model.cross_entropy(model.dense(*args), static[0])
+
+    reference = Reference("jaxcnn.model.cross_entropy(jaxcnn.model.dense)", forward)
+    return Spec("dense_cross_entropy", ("input", "weights", "biases"),
+                {"input": ("row", "column", "filter"), "weights": ("input", "class"),
+                 "biases": ("class",), "out": ()}, reference,
+                functools.partial(_dense_sets, float32_gap=True, label_static=True), ("label",))
+
+
+def _network_sets(seed: int, count: int) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    filters = rng.standard_normal((8, 3, 3)) / 9
+    weights = rng.standard_normal((13 * 13 * 8, 10)) / (13 * 13 * 8)
+    biases = np.zeros(10)
+    sets = []
+    for k in range(count):
+        label = int(rng.integers(10))
+        sets.append(InputSet("random", f"random image {k} (tie-free)",
+                             (rng.uniform(-0.5, 0.5, (28, 28)), filters, weights, biases),
+                             (label,), label=label))
+    images, labels = digits(count)
+    for k in range(count):
+        sets.append(InputSet("digits", f"MNIST digit {k} (label {labels[k]})",
+                             (images[k], filters, weights, biases), (int(labels[k]),),
+                             label=int(labels[k]),
+                             provenance={"image": images[k], "filters": filters}))
+    gap = np.zeros(10)
+    gap[[0, 1]] = 86.5
+    for dtype in ("float64", "float32"):
+        sets.append(InputSet("large-gap", f"MNIST digit 0, logit gap 86.5, {dtype}",
+                             (images[0], filters, weights, biases + gap), (9,), label=9,
+                             dtype=dtype, note="confident and wrong"))
+    return sets
+
+
+def _network_kinks(s: InputSet) -> Kinks | None:
+    image, filters = s.args[0], s.args[1]
+    conv = _np(model.conv3x3(jnp.asarray(image), jnp.asarray(filters)))
+    pool = _report_pool_kinks(InputSet(s.family, s.name, (conv,),
+                                       provenance={"image": image, "filters": filters}))
+    return Kinks((None,) * 4, pool.stats, pool.summary)
+
+
+def report_network_spec(count: int = 2) -> Spec:
+    """The whole network, loss of one image: dL/d(image, filters, weights, biases).
+
+    Alternates: autodiff with each tie rule ("first", "split" valid; the report's rule is
+    tie-overcount). On real digits the tied pool inputs sit on identical conv patches
+    (structural ties), so the filter gradient is unique and every valid rule agrees.
+    """
+    def loss_with(rule):
+        def forward(image, filters, weights, biases, label):
+            return model.loss(model.Params(filters, weights, biases), image, label, rule)
+        return forward
+
+    def alternates(args, static, cotangent):
+        out = []
+        for rule, valid, kind, note in (
+                ("first", True, "correct", TIE_NOTES["first"]),
+                ("report", False, "tie-overcount", OVERCOUNT_NOTE + " (in the max-pool layer)")):
+            fun = loss_with(rule)
+            out.append(Alternate(rule, vjp(lambda *a, f=fun: f(*a, static[0]), args, cotangent),
+                                 valid, kind, note))
+        return out
+
+    reference = Reference("jax.grad of jaxcnn.model.loss",
+                          lambda args, static: loss_with("split")(*args, static[0]),
+                          alternates, _network_kinks)
+    return Spec("report_network", ("image", "filters", "weights", "biases"),
+                {"image": ("row", "column"), "filters": ("filter", "x", "y"),
+                 "weights": ("input", "class"), "biases": ("class",), "out": ()},
+                reference, functools.partial(_network_sets, count=count), ("label",))
+
+
+def _logit_sets(seed: int, with_label: bool) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    c = 10
+    static = lambda y: (y,) if with_label else ()  # noqa: E731
+    y = int(rng.integers(c))
+    sets = [InputSet("random", "random logits (10,)", (rng.standard_normal(c),), static(y),
+                     label=y)]
+    tied = np.zeros(c)
+    tied[[2, 5]] = 3.0
+    sets.append(InputSet("flat", "two tied top logits", (tied,), static(5), label=5))
+    for size in (86.5, 100.0):
+        gap = np.zeros(c)
+        gap[[0, 1]] = size
+        for dtype in ("float64", "float32"):
+            sets.append(InputSet(
+                "large-gap", f"logits [{size:g}, {size:g}, 0, ...], label 9, {dtype}", (gap,),
+                static(9), label=9, dtype=dtype,
+                note=f"confident and wrong: e^-{size:g} is below float32's smallest normal "
+                     "(1.2e-38) once multiplied by a probability"))
+    return sets
+
+
+def softmax_spec() -> Spec:
+    reference = Reference("jax.nn.softmax", lambda args, static: jax.nn.softmax(args[0]))
+    return Spec("softmax", ("logits",), {"logits": ("class",)}, reference,
+                functools.partial(_logit_sets, with_label=False))
+
+
+def cross_entropy_spec() -> Spec:
+    reference = Reference("jaxcnn.model.cross_entropy",
+                          lambda args, static: model.cross_entropy(args[0], static[0]))
+    return Spec("cross_entropy", ("logits",), {"logits": ("class",)}, reference,
+                functools.partial(_logit_sets, with_label=True), ("label",))
+
+
+# ------------------------------------------------------------------ CS231n's layers
+
+def _affine_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, 2, 3, 4))
+    sets = [InputSet("random", "random x (3, 2, 3, 4)",
+                     (x, rng.standard_normal((24, 5)) / 5, rng.standard_normal(5)))]
+    images, _ = digits(3)
+    crops = images[:, None, 10:16, 10:16].copy()
+    sets.append(InputSet("digits", "MNIST crops x (3, 1, 6, 6)",
+                         (crops, rng.standard_normal((36, 5)) / 6, rng.standard_normal(5))))
+    return sets
+
+
+def affine_spec() -> Spec:
+    def forward(args, static):
+        x, w, b = args
+        return x.reshape(x.shape[0], -1) @ w + b
+
+    return Spec("affine", ("x", "w", "b"),
+                {"x": ("sample", "d1", "d2", "d3"), "w": ("input", "output"),
+                 "b": ("output",), "out": ("sample", "output")},
+                Reference("x.reshape(N, -1) @ w + b", forward), _affine_sets)
+
+
+def _elementwise_sets(seed: int, zeros: bool) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    away = rng.choice([-1.0, 1.0], (3, 4, 5)) * rng.uniform(0.1, 1.0, (3, 4, 5))
+    sets = [InputSet("random", "random x (3, 4, 5), no zeros", (away,))]
+    if zeros:
+        boundary = away.copy()
+        boundary[rng.random(boundary.shape) < 0.3] = 0.0
+        sets.append(InputSet("boundary", "x with exact zeros (ReLU's kink)", (boundary,),
+                             note="at x = 0 any value in [0, 1] times dout is a subgradient"))
+    return sets
+
+
+def _relu_kinks(s: InputSet) -> Kinks:
+    x = np.asarray(s.args[0])
+    zeros = x == 0
+    return Kinks((zeros,), {"entries": int(x.size), "zeros": int(zeros.sum())},
+                 f"{int(zeros.sum())} of {x.size} inputs exactly 0")
+
+
+def relu_spec() -> Spec:
+    def alternates(args, static, cotangent):
+        x = _np(args[0])
+        g = _np(cotangent)
+        return [Alternate(name, (g * slope,), True, "correct", note) for name, slope, note in (
+            ("0 at 0", (x > 0).astype(float), "derivative 0 at x = 0 (x > 0 mask)"),
+            ("1 at 0", (x >= 0).astype(float), "derivative 1 at x = 0 (x >= 0 mask)"),
+            ("1/2 at 0", np.where(x == 0, 0.5, (x > 0).astype(float)),
+             "derivative 1/2 at x = 0 (autodiff of jnp.maximum)"))]
+
+    reference = Reference("max(x, 0)", lambda args, static: jnp.maximum(args[0], 0.0),
+                          alternates, _relu_kinks)
+    return Spec("relu", ("x",), {"x": None}, reference,
+                functools.partial(_elementwise_sets, zeros=True))
+
+
+def elementwise_spec(kind: str) -> Spec:
+    fun = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}[kind]
+    return Spec(kind, ("x",), {"x": None},
+                Reference(f"jax.nn.{kind}" if kind == "sigmoid" else "jnp.tanh",
+                          lambda args, static: fun(args[0])),
+                functools.partial(_elementwise_sets, zeros=False))
+
+
+def _conv_nchw(x, w, b, conv_param):
+    s, p = int(conv_param["stride"]), int(conv_param["pad"])
+    out = jax.lax.conv_general_dilated(x, w, (s, s), [(p, p), (p, p)],
+                                       dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    return out + b[None, :, None, None]
+
+
+def _conv_overwrite(args, static, cotangent) -> list[Alternate]:
+    """dx computed with ``=`` where overlapping windows must add (three loop orders)."""
+    x, w, _ = (_np(a) for a in args)
+    s, p = int(static[0]["stride"]), int(static[0]["pad"])
+    f_count, _, hh, ww = w.shape
+    if s >= hh and s >= ww:
+        return []
+    n_count = x.shape[0]
+    dout = _np(cotangent)
+    ho, wo = dout.shape[2], dout.shape[3]
+    shape = (n_count, x.shape[1], x.shape[2] + 2 * p, x.shape[3] + 2 * p)
+    variants = {}
+    for order in ("n f i j", "n i j f", "n i j, sum over f"):
+        dx = np.zeros(shape)
+        for n in range(n_count):
+            if order == "n f i j":
+                loops = [(f, i, j) for f in range(f_count) for i in range(ho) for j in range(wo)]
+            else:
+                loops = [(f, i, j) for i in range(ho) for j in range(wo) for f in range(f_count)]
+            if order.endswith("sum over f"):
+                for i, j in itertools.product(range(ho), range(wo)):
+                    dx[n, :, i * s:i * s + hh, j * s:j * s + ww] = np.einsum(
+                        "f,fchw->chw", dout[n, :, i, j], w)
+            else:
+                for f, i, j in loops:
+                    dx[n, :, i * s:i * s + hh, j * s:j * s + ww] = w[f] * dout[n, f, i, j]
+        variants[order] = dx[:, :, p:p + x.shape[2], p:p + x.shape[3]]
+    return [Alternate(f"overwrite ({order})", (dx, None, None), False, "missing-accumulation",
+                      "overlapping windows overwrite dx instead of adding to it (`=` where "
+                      f"`+=` belongs; loop order {order})")
+            for order, dx in variants.items()]
+
+
+def _conv_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+
+    def params(c):
+        return rng.standard_normal((4, c, 3, 3)) / 3, rng.standard_normal(4)
+
+    sets = [InputSet("random", "random x (2, 3, 5, 5), stride 1, pad 1",
+                     (rng.standard_normal((2, 3, 5, 5)), *params(3)), ({"stride": 1, "pad": 1},),
+                     note="3x3 windows at stride 1 overlap"),
+            InputSet("strided", "random x (2, 3, 7, 7), stride 2, pad 1",
+                     (rng.standard_normal((2, 3, 7, 7)), *params(3)), ({"stride": 2, "pad": 1},))]
+    images, _ = digits(2)
+    sets.append(InputSet("digits", "MNIST crops x (2, 1, 10, 10), stride 1, pad 0",
+                         (images[:, None, 6:16, 6:16].copy(), *params(1)),
+                         ({"stride": 1, "pad": 0},)))
+    return sets
+
+
+def conv_spec() -> Spec:
+    reference = Reference("lax.conv_general_dilated (NCHW, cross-correlation) + b",
+                          lambda args, static: _conv_nchw(*args, static[0]), _conv_overwrite)
+    return Spec("conv", ("x", "w", "b"),
+                {"x": ("sample", "channel", "row", "column"),
+                 "w": ("filter", "channel", "row", "column"), "b": ("filter",),
+                 "out": ("sample", "filter", "row", "column")},
+                reference, _conv_sets, ("conv_param",))
+
+
+def _pool_geometry(pool_param) -> tuple[int, int, int]:
+    return (int(pool_param["pool_height"]), int(pool_param["pool_width"]),
+            int(pool_param["stride"]))
+
+
+def _pool_index(shape, pool_param) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices (Ho, Wo, ph, pw) of every window of an (N, C, H, W) input."""
+    ph, pw, s = _pool_geometry(pool_param)
+    ho, wo = 1 + (shape[2] - ph) // s, 1 + (shape[3] - pw) // s
+    rows = np.arange(ho)[:, None] * s + np.arange(ph)[None, :]
+    cols = np.arange(wo)[:, None] * s + np.arange(pw)[None, :]
+    return rows[:, None, :, None], cols[None, :, None, :]
+
+
+def _nchw_windows(pool_param):
+    def windows(x):
+        r, c = _pool_index(x.shape, pool_param)
+        win = x[:, :, r, c]  # (N, C, Ho, Wo, ph, pw)
+        return win.reshape(*win.shape[:4], -1)
+    return windows
+
+
+def _pool_overwrite(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
+    """dx of overlapping windows written with ``=`` (whole window, or at the maxima)."""
+    ph, pw, s = _pool_geometry(pool_param)
+    if s >= ph and s >= pw:
+        return []
+    dout = _np(cotangent)
+    out = []
+    for mode, rule in itertools.product(("window", "maxima"), ("all", "first")):
+        dx = np.zeros_like(x)
+        for n, ch in itertools.product(range(x.shape[0]), range(x.shape[1])):
+            for i, j in itertools.product(range(dout.shape[2]), range(dout.shape[3])):
+                win = x[n, ch, i * s:i * s + ph, j * s:j * s + pw]
+                mask = win == win.max()
+                if rule == "first":
+                    first = np.zeros(win.size, bool)
+                    first[np.argmax(win)] = True
+                    mask = first.reshape(win.shape)
+                view = dx[n, ch, i * s:i * s + ph, j * s:j * s + pw]
+                if mode == "window":
+                    view[...] = mask * dout[n, ch, i, j]
+                else:
+                    view[mask] = dout[n, ch, i, j]
+        what = ("each window's slice is assigned (zeros included)" if mode == "window"
+                else "each window's maximum is assigned")
+        out.append(Alternate(f"overwrite ({mode}, {rule})", (dx,), False,
+                             "missing-accumulation",
+                             f"overlapping windows overwrite dx instead of adding to it: {what} "
+                             "with `=` where `+=` belongs"))
+    return out
+
+
+def _nchw_pool_kinks(s: InputSet) -> Kinks:
+    x = np.asarray(s.args[0])
+    pool_param = s.static[0]
+    r, c = _pool_index(x.shape, pool_param)
+    win = x[:, :, r, c]
+    flat = win.reshape(*win.shape[:4], -1)
+    is_max, count = _window_ties(flat)
+    tied = count > 1
+    mask = np.zeros(x.shape, bool)
+    hit = (is_max & tied[..., None]).reshape(win.shape)
+    idx = np.nonzero(hit)
+    rr = np.broadcast_to(r, win.shape[2:])[idx[2], idx[3], idx[4], idx[5]]
+    cc = np.broadcast_to(c, win.shape[2:])[idx[2], idx[3], idx[4], idx[5]]
+    mask[idx[0], idx[1], rr, cc] = True
+    per_sample = [int(t) for t in tied.reshape(tied.shape[0], -1).sum(axis=1)]
+    stats = {"windows": int(tied.size), "tied_windows": int(tied.sum()),
+             "tied_windows_per_sample": per_sample}
+    return Kinks((mask,), stats, f"{stats['tied_windows']} of {stats['windows']} windows tied "
+                                 f"(per sample: {per_sample})")
+
+
+def _pool_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    p2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    images, _ = digits(2)
+    return [
+        InputSet("random", "random x (2, 3, 6, 6), pool 2x2 stride 2",
+                 (rng.standard_normal((2, 3, 6, 6)),), (p2,)),
+        InputSet("digits", "MNIST crops x (2, 1, 12, 12), pool 2x2 stride 2",
+                 (images[:, None, 4:16, 4:16].copy(),), (p2,),
+                 note="tie-rich: flat -0.5 background"),
+        InputSet("overlap", "random x (2, 2, 5, 5), pool 2x2 stride 1",
+                 (rng.standard_normal((2, 2, 5, 5)),),
+                 ({"pool_height": 2, "pool_width": 2, "stride": 1},),
+                 note="overlapping windows: `=` instead of `+=` shows here"),
+        InputSet("overlap", "random x (1, 2, 7, 7), pool 3x3 stride 2",
+                 (rng.standard_normal((1, 2, 7, 7)),),
+                 ({"pool_height": 3, "pool_width": 3, "stride": 2},),
+                 note="overlapping windows"),
+        InputSet("flat", "constant x (1, 2, 4, 4), pool 2x2 stride 2 (every window tied)",
+                 (np.full((1, 2, 4, 4), 0.25),), (p2,)),
+    ]
+
+
+def max_pool_spec() -> Spec:
+    def forward(args, static):
+        return _tie_rule_max(_nchw_windows(static[0])(args[0]), "split")
+
+    def alternates(args, static, cotangent):
+        return (_tie_alternates(_nchw_windows(static[0]), args, cotangent)
+                + _pool_overwrite(_np(args[0]), static[0], cotangent))
+
+    reference = Reference("max over each window (NCHW)", forward, alternates, _nchw_pool_kinks)
+    return Spec("max_pool", ("x",), {"x": ("sample", "channel", "row", "column"),
+                                   "out": ("sample", "channel", "row", "column")}, reference,
+                _pool_sets, ("pool_param",))
+
+
+def _loss_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(10, size=4)
+    gap = np.zeros((4, 10))
+    gap[:, :2] = 100.0
+    return [InputSet("random", "random scores x (4, 10)", (rng.standard_normal((4, 10)),), (y,)),
+            InputSet("large-gap", "scores with two tied top classes 100 above the label's",
+                     (gap,), (np.full(4, 9),))]
+
+
+def softmax_loss_spec() -> Spec:
+    def forward(args, static):
+        y = jnp.asarray(static[0])
+        logp = jax.nn.log_softmax(args[0], axis=1)
+        return -jnp.mean(logp[jnp.arange(args[0].shape[0]), y])
+
+    return Spec("softmax_loss", ("x",), {"x": ("sample", "class")},
+                Reference("mean over samples of -log softmax(x)[y]", forward), _loss_sets,
+                ("y",))
+
+
+SPECS: dict[str, Callable[[], Spec]] = {
+    "conv3x3": conv3x3_spec, "maxpool2": maxpool2_spec, "dense_softmax": dense_softmax_spec,
+    "dense": dense_spec, "softmax": softmax_spec, "cross_entropy": cross_entropy_spec,
+    "affine": affine_spec, "relu": relu_spec, "sigmoid": lambda: elementwise_spec("sigmoid"),
+    "tanh": lambda: elementwise_spec("tanh"), "conv": conv_spec, "max_pool": max_pool_spec,
+    "softmax_loss": softmax_loss_spec, "dense_cross_entropy": dense_cross_entropy_spec,
+    "report_network": report_network_spec,
+}
+
+
+def spec(kind: str) -> Spec:
+    """The catalogue entry for ``kind`` (a key of ``SPECS``); ValueError if unknown."""
+    try:
+        return SPECS[kind]()
+    except KeyError:
+        raise ValueError(f"unknown layer kind {kind!r}; known: {', '.join(SPECS)}") from None

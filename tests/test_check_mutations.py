@@ -1,0 +1,177 @@
+"""The mutation suite: deliberately broken backward passes in all three styles.
+
+Each mutant changes one line of a correct fixture (tests/fixtures/), is loaded the way
+``jaxcnn check FILE.py`` loads files, and must be classified with the right kind, on
+the right layer and quantity, while every other gradient of that layer stays correct.
+The unmutated fixtures (correct layers, "first" and "split" tie rules on real digits)
+must never be flagged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jaxcnn.check import check_layer, find_layers, load_file
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FD_SECONDS = 0.05  # a small finite-difference budget keeps the suite fast
+
+
+def _check(path: Path, layer_name: str):
+    found = find_layers(load_file(path), str(path))
+    layer = next(layer for layer in found.layers if layer.name == layer_name)
+    return check_layer(layer, fd_seconds=FD_SECONDS)
+
+
+def _mutate(tmp_path: Path, fixture: str, old: str, new: str) -> Path:
+    source = (FIXTURES / fixture).read_text()
+    assert source.count(old) == 1, f"mutation anchor not unique in {fixture}: {old!r}"
+    path = tmp_path / fixture
+    path.write_text(source.replace(old, new))
+    return path
+
+
+# (id, fixture, layer, old line, new line, quantity, kind, extra assertion on the check)
+MUTANTS = [
+    # --- blog / report style -----------------------------------------------------------
+    ("blog-conv-assign", "blog_layers.py", "Conv3x3",
+     "d_L_d_filters[f] += d_L_d_out[i, j, f] * im_region",
+     "d_L_d_filters[f] = d_L_d_out[i, j, f] * im_region",
+     "filters", "missing-accumulation", None),
+    ("blog-conv-transposed", "blog_layers.py", "Conv3x3",
+     "d_L_d_filters[f] += d_L_d_out[i, j, f] * im_region",
+     "d_L_d_filters[f] += d_L_d_out[i, j, f] * im_region.T",
+     "filters", "transposed", lambda c: tuple(c.axes) == (0, 2, 1)),
+    ("blog-pool-overcount", "blog_layers.py", "MaxPool2",
+     "                i2, j2 = np.unravel_index(np.argmax(im_region[:, :, f]), (2, 2))\n"
+     "                d_L_d_input[i * 2 + i2, j * 2 + j2, f] = d_L_d_out[i, j, f]",
+     "                tied = im_region[:, :, f] == np.amax(im_region[:, :, f])\n"
+     "                d_L_d_input[i * 2:i * 2 + 2, j * 2:j * 2 + 2, f][tied] = "
+     "d_L_d_out[i, j, f]",
+     "input", "tie-overcount", None),
+    ("blog-softmax-ascent", "blog_layers.py", "Softmax",
+     "self.weights -= learn_rate * d_L_d_w", "self.weights += learn_rate * d_L_d_w",
+     "weights", "sign-flipped", None),
+    ("blog-softmax-bias-x2", "blog_layers.py", "Softmax",
+     "d_L_d_b = d_L_d_t", "d_L_d_b = 2 * d_L_d_t",
+     "biases", "scaled", lambda c: c.scale == pytest.approx(2.0)),
+    ("blog-softmax-stale-weights", "blog_layers.py", "Softmax",
+     "            d_L_d_inputs = self.weights @ d_L_d_t\n"
+     "            self.weights -= learn_rate * d_L_d_w\n",
+     "            self.weights -= learn_rate * d_L_d_w\n"
+     "            d_L_d_inputs = self.weights @ d_L_d_t\n",
+     "input", "update-before-use", None),
+    ("blog-softmax-no-lr", "blog_layers.py", "Softmax",
+     "self.biases -= learn_rate * d_L_d_b", "self.biases -= d_L_d_b",
+     "biases", "update-rule", None),
+    ("blog-softmax-reshape-order", "blog_layers.py", "Softmax",
+     "return d_L_d_inputs.reshape(self.last_input_shape)",
+     "return d_L_d_inputs.reshape(self.last_input_shape[::-1]).transpose(2, 1, 0)",
+     "input", "transposed", None),
+    # --- CS231n style -----------------------------------------------------------------
+    ("cs231n-affine-mean", "cs231n_layers.py", "affine",
+     "dw = x.reshape(x.shape[0], -1).T.dot(dout)",
+     "dw = x.reshape(x.shape[0], -1).T.dot(dout) / x.shape[0]",
+     "w", "scaled", lambda c: c.scale == pytest.approx(1 / 3)),
+    ("cs231n-affine-last-sample", "cs231n_layers.py", "affine",
+     "db = np.sum(dout, axis=0)", "db = dout[-1]",
+     "b", "missing-accumulation", None),
+    ("cs231n-affine-flat-dx", "cs231n_layers.py", "affine",
+     "dx = dout.dot(w.T).reshape(x.shape)", "dx = dout.dot(w.T)",
+     "x", "wrong-shape", None),
+    ("cs231n-relu-dropped-dout", "cs231n_layers.py", "relu",
+     "dx = dout * (x > 0)", "dx = (x > 0) * 1.0",
+     "x", "cotangent-dropped", None),
+    ("cs231n-conv-db-assign", "cs231n_layers.py", "conv",
+     "db[f] += dout[n, f, i, j]", "db[f] = dout[n, f, i, j]",
+     "b", "missing-accumulation", None),
+    ("cs231n-conv-dw-transposed", "cs231n_layers.py", "conv",
+     "dw[f] += window * dout[n, f, i, j]",
+     "dw[f] += window.transpose(0, 2, 1) * dout[n, f, i, j]",
+     "w", "transposed", lambda c: tuple(c.axes) == (0, 1, 3, 2)),
+    ("cs231n-conv-dx-assign", "cs231n_layers.py", "conv",
+     "dxp[n, :, i * stride:i * stride + hh, j * stride:j * stride + ww] += (",
+     "dxp[n, :, i * stride:i * stride + hh, j * stride:j * stride + ww] = (",
+     "x", "missing-accumulation", None),
+    ("cs231n-conv-db-column", "cs231n_layers.py", "conv",
+     "db = np.zeros_like(b)", "db = np.zeros((b.shape[0], 1))",
+     "b", "wrong-shape", None),
+    ("cs231n-pool-overlap-assign", "cs231n_layers.py", "max_pool",
+     "dx[n, c, i * stride + a, j * stride + b] += dout[n, c, i, j]",
+     "dx[n, c, i * stride + a, j * stride + b] = dout[n, c, i, j]",
+     "x", "missing-accumulation", None),
+    ("cs231n-pool-overcount", "cs231n_layers.py", "max_pool",
+     "                    a, b = np.unravel_index(np.argmax(window), window.shape)\n"
+     "                    dx[n, c, i * stride + a, j * stride + b] += dout[n, c, i, j]",
+     "                    mask = window == np.max(window)\n"
+     "                    dx[n, c, i * stride:i * stride + ph, j * stride:j * stride + pw] += "
+     "mask * dout[n, c, i, j]",
+     "x", "tie-overcount", None),
+    ("cs231n-loss-sum", "cs231n_layers.py", "softmax_loss",
+     "    dx /= n\n", "",
+     "x", "scaled", lambda c: c.scale == pytest.approx(4.0)),
+    ("cs231n-relu-inverted", "cs231n_layers.py", "relu",
+     "dx = dout * (x > 0)", "dx = dout * (x < 0)",
+     "x", "unclassified", None),
+    # --- JAX, hand-written VJPs --------------------------------------------------------
+    ("jax-relu-zero", "jax_layers.py", "relu",
+     "return (g * (x > 0),)", "return (jnp.zeros_like(g),)",
+     "x", "zero", None),
+    ("jax-conv-flatten-order", "jax_layers.py", "conv3x3",
+     'd_filters = jnp.einsum("ijk,ijf->fk", patches, g).reshape(filters.shape)',
+     'd_filters = jnp.einsum("ijk,ijf->kf", patches, g).reshape(filters.shape)',
+     "filters", "transposed", None),
+    ("jax-pool-overcount", "jax_layers.py", "maxpool",
+     "first = jax.nn.one_hot(jnp.argmax(windows, axis=-1), 4, dtype=g.dtype)",
+     "first = (windows == windows.max(axis=-1, keepdims=True)).astype(g.dtype)",
+     "input", "tie-overcount", None),
+    ("jax-dense-weights-transposed", "jax_layers.py", "dense",
+     "return (weights @ g).reshape(x.shape), jnp.outer(x.reshape(-1), g), g",
+     "return (weights @ g).reshape(x.shape), jnp.outer(g, x.reshape(-1)), g",
+     "weights", "transposed", None),
+    ("jax-xent-sign", "jax_layers.py", "cross_entropy",
+     "return g * (jax.nn.softmax(logits) - jax.nn.one_hot(label, logits.shape[0])), None",
+     "return g * (jax.nn.one_hot(label, logits.shape[0]) - jax.nn.softmax(logits)), None",
+     "logits", "sign-flipped", None),
+    ("jax-xent-report-chain-float32", "jax_layers.py", "cross_entropy",
+     "return g * (jax.nn.softmax(logits) - jax.nn.one_hot(label, logits.shape[0])), None",
+     "p = jax.nn.softmax(logits)\n"
+     "    onehot = jax.nn.one_hot(label, logits.shape[0])\n"
+     "    return g * (-1 / p[label]) * p[label] * (onehot - p), None",
+     "logits", "non-finite", None),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_mutant_is_named_on_its_layer_and_quantity(mutant, tmp_path):
+    _, fixture, layer_name, old, new, quantity, kind, extra = mutant
+    report = _check(_mutate(tmp_path, fixture, old, new), layer_name)
+    got = report.check(quantity)
+    assert got.kind == kind, (got.kind, got.note)
+    if extra is not None:
+        assert extra(got), got
+    others = [c for c in report.checks if c.quantity != quantity]
+    assert all(c.kind == "correct" for c in others), [(c.quantity, c.kind) for c in others]
+
+
+@pytest.mark.parametrize("fixture", ["blog_layers.py", "cs231n_layers.py", "jax_layers.py"])
+def test_correct_layers_are_never_flagged(fixture):
+    path = FIXTURES / fixture
+    found = find_layers(load_file(path), str(path))
+    assert found.layers and not found.skipped
+    for layer in found.layers:
+        report = check_layer(layer, fd_seconds=FD_SECONDS)
+        assert report.ok, [(layer.name, c.quantity, c.kind, c.note) for c in report.checks]
+
+
+def test_tie_rules_are_named_on_real_digits():
+    path = FIXTURES / "blog_layers.py"
+    layers = {layer.name: layer for layer in find_layers(load_file(path), str(path)).layers}
+    first = check_layer(layers["MaxPool2"], fd_seconds=FD_SECONDS).check("input")
+    split = check_layer(layers["MaxPool2Split"], fd_seconds=FD_SECONDS).check("input")
+    assert (first.kind, first.rule) == ("correct", "first")
+    assert (split.kind, split.rule) == ("correct", "split")
+    digits = [r for r in first.inputs if r.family == "digits"]
+    assert digits and all(r.rule == "first" for r in digits)
