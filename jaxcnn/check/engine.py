@@ -19,6 +19,7 @@ inside a scoped ``jax.enable_x64(True)``, so the switch never leaks to the calle
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 import traceback
@@ -41,6 +42,7 @@ FORWARD_TOL = {"float64": 1e-9, "float32": 1e-4}
 NUMERIC_TOL = 1e-5  # central differences in float64, step 1e-6
 FD_SECONDS = 0.5  # forward-call budget per argument and input set for finite differences
 FD_MIN_ENTRIES = 64
+DIRECTIONS = 6  # random directions of the projection test (numeric="directions")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SetResult:
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     cosine: float | None = None
+    norm_ratio: float | None = None  # |hand| / |reference|
     worst: list = field(default_factory=list)
     numeric: dict | None = None
 
@@ -173,8 +176,10 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
 
 
 def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
-             rng: np.random.Generator, kink_mask, fd_seconds: float) -> dict | None:
-    """Central differences of the user's forward for argument ``i`` (see numeric.py)."""
+             rng: np.random.Generator, kink_mask, opts: dict) -> dict | None:
+    """Central differences of the user's forward for argument ``i`` (see numeric.py):
+    along entries (``mode="entries"``, sampled within ``fd_seconds``) or along
+    ``DIRECTIONS`` random directions (``mode="directions"``)."""
     args = tuple(as_float64(a) for a in s.args)
     arg = args[i]
 
@@ -184,25 +189,41 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
         out = as_float64(layer.forward(tuple(x.copy() for x in a), s.static))
         return float(np.sum(ct * out)) if out.shape == ct.shape else float("nan")
 
-    t0 = time.perf_counter()
-    h(arg.copy())
-    per_call = max(time.perf_counter() - t0, 1e-6)
-    budget = max(FD_MIN_ENTRIES, int(fd_seconds / (2 * per_call)))
-    priority = None
-    if hand is not None and exact is not None and hand.shape == exact.shape:
-        diff = np.abs(hand - exact).reshape(-1)
-        priority = np.argsort(-np.where(np.isfinite(diff), diff, np.inf), kind="stable")
-    if kink_mask is not None:
-        kinked = np.flatnonzero(kink_mask.reshape(-1))
-        priority = kinked if priority is None else np.concatenate([priority[:budget // 4],
-                                                                   kinked])
-    indices = numeric.pick_indices(arg.size, budget, priority, rng)
-    fd = numeric.differences(h, arg, indices, numeric.step_for(np.float64))
+    eps = numeric.step_for(np.float64)
+    mode = opts["numeric"]
+    if mode == "directions":
+        directions = rng.standard_normal((opts["directions"], *arg.shape))
+        key = None
+        if layer.forward_key is not None and opts["memo"] is not None:
+            key = (id(layer.forward_key), i, _digest(args), repr(s.static), _digest((ct,)),
+                   _digest((directions,)))
+        fd = opts["memo"].get(key) if key is not None else None
+        if fd is None:
+            fd = numeric.directional(h, arg, directions, eps)
+            if key is not None:
+                opts["memo"][key] = fd
+        n = len(directions)
+    else:
+        t0 = time.perf_counter()
+        h(arg.copy())
+        per_call = max(time.perf_counter() - t0, 1e-6)
+        budget = max(FD_MIN_ENTRIES, int(opts["fd_seconds"] / (2 * per_call)))
+        priority = None
+        if hand is not None and exact is not None and hand.shape == exact.shape:
+            diff = np.abs(hand - exact).reshape(-1)
+            priority = np.argsort(-np.where(np.isfinite(diff), diff, np.inf), kind="stable")
+        if kink_mask is not None:
+            kinked = np.flatnonzero(kink_mask.reshape(-1))
+            priority = kinked if priority is None else np.concatenate([priority[:budget // 4],
+                                                                       kinked])
+        indices = numeric.pick_indices(arg.size, budget, priority, rng)
+        fd = numeric.differences(h, arg, indices, eps)
+        n = len(indices)
     trusted = ~fd.kink & np.isfinite(fd.values)
-    result = {"entries": int(len(indices)), "of": int(arg.size), "kinks": int(fd.kink.sum()),
+    result = {"mode": mode, "entries": int(n), "of": int(arg.size), "kinks": int(fd.kink.sum()),
               "seconds": round(fd.seconds, 3), "max_rel_error": None, "agrees": None}
-    if hand is not None and hand.size == arg.size and trusted.any():
-        got = hand.reshape(-1)[indices][trusted]
+    if hand is not None and hand.shape == arg.shape and trusted.any():
+        got = _project(hand, fd)[trusted]
         want = fd.values[trusted]
         err = rel_error(got, want)
         result["max_rel_error"] = err
@@ -210,6 +231,22 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
         result["agrees"] = bool(err <= result["tolerance"])
     result["_fd"] = fd
     return result
+
+
+def _digest(arrays) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(str((a.shape, a.dtype.str)).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _project(hand: np.ndarray, fd: numeric.Differences) -> np.ndarray:
+    """The hand gradient seen the way ``fd`` saw the function: entries or projections."""
+    if fd.directions is not None:
+        return np.tensordot(fd.directions, hand, axes=hand.ndim)
+    return hand.reshape(-1)[fd.indices]
 
 
 def numeric_tolerance(fd: numeric.Differences, values: np.ndarray) -> float:
@@ -224,7 +261,7 @@ def _numeric_reference(fd_result: dict, hand: np.ndarray | None, shape) -> np.nd
     with the hand's own values so that they count as neither right nor wrong."""
     fd = fd_result["_fd"]
     size = int(np.prod(shape))
-    if len(fd.indices) != size:
+    if fd.indices is None or len(fd.indices) != size:
         return None
     values = fd.values.copy()
     bad = fd.kink | ~np.isfinite(values)
@@ -233,7 +270,7 @@ def _numeric_reference(fd_result: dict, hand: np.ndarray | None, shape) -> np.nd
     return values.reshape(shape)
 
 
-def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, fd_seconds: float):
+def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
     """(per-argument SetResults, forward info, kinks info, layer notes) for one input set."""
     names = layer.arg_names
     notes: list[str] = []
@@ -306,10 +343,10 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, fd_seconds: 
         tol = (RECOVERED_TOL if recovered else EXACT_TOL)[s.dtype]
         kink_mask = kinks.mask[i] if kinks is not None and i < len(kinks.mask) else None
         fd_result = None
-        if s.dtype == "float64" and h is not None:
+        if s.dtype == "float64" and h is not None and opts["numeric"] != "none":
             try:
                 fd_result = _numeric(layer, s, ct, i, h, exact[i] if exact else None, rng,
-                                     kink_mask, fd_seconds)
+                                     kink_mask, opts)
             except Exception as exc:
                 notes.append(f"{s.name}: finite differences of {name}: "
                              + _error_text(exc, "forward"))
@@ -351,20 +388,26 @@ def _sampled_result(s: InputSet, hand, fd_result, tol, shape) -> SetResult:
                          note="no exact oracle and no finite differences could be taken")
     fd = fd_result["_fd"]
     trusted = ~fd.kink & np.isfinite(fd.values)
-    if hand.shape != shape or not trusted.any():
-        finding = cls.classify(hand, np.zeros(shape), cls.Context(tol),
-                               (cls.missing, cls.wrong_shape))
+    if hand.shape != shape:
+        finding = cls.classify(hand, np.zeros(shape), cls.Context(tol), (cls.wrong_shape,))
         return _set_result(s, finding, None, None, fd_result, "numeric")
-    got = hand.reshape(-1)[fd.indices][trusted]
+    if not trusted.any():
+        return SetResult(s.name, s.family, "unclassified", numeric=_public(fd_result),
+                         note="numeric oracle only, and every finite difference crossed a kink")
+    got = _project(hand, fd)[trusted]
     want = fd.values[trusted]
     detectors = (cls.non_finite, cls.valid_match, cls.zero, cls.scaled)
     finding = cls.classify(got, want, cls.Context(tol), detectors)
     r = _set_result(s, finding, got, want, fd_result, "numeric")
-    flat = fd.indices[trusted]
-    for entry in r.worst:  # sample positions -> indices of the argument
-        entry["index"] = tuple(int(j) for j in np.unravel_index(flat[entry["index"][0]],
-                                                                hand.shape))
-    r.note += f" ({int(trusted.sum())} sampled entries)"
+    if fd.indices is not None:
+        flat = fd.indices[trusted]
+        for entry in r.worst:  # sample positions -> indices of the argument
+            entry["index"] = tuple(int(j) for j in np.unravel_index(flat[entry["index"][0]],
+                                                                    hand.shape))
+        r.note += f" ({int(trusted.sum())} sampled entries)"
+    else:
+        r.worst = []
+        r.note += f" ({int(trusted.sum())} random directions)"
     return r
 
 
@@ -386,6 +429,8 @@ def _set_result(s: InputSet, finding: cls.Finding, hand, reference, fd_result, o
         d = scale(against)
         r.max_rel_error = (r.max_abs_error / d if d > 0 else r.max_abs_error)
         r.cosine = cosine(hand, against)
+        norm = float(np.linalg.norm(against)) if finite else 0.0
+        r.norm_ratio = float(np.linalg.norm(hand)) / norm if norm > 0 else None
         r.worst = [e._asdict() for e in worst_entries(hand, against, 5)]
     if oracle == "numeric":
         r.note = ("numeric oracle only; " + r.note).rstrip("; ")
@@ -422,16 +467,27 @@ def _aggregate(name: str, per_set: list[SetResult]) -> Check:
                  chosen.max_abs_error, chosen.cosine, chosen.worst, where, oracle, per_set)
 
 
-def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS) -> LayerReport:
+def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
+                numeric: str = "entries", directions: int = DIRECTIONS,
+                memo: dict | None = None) -> LayerReport:
     """Check every differentiable argument of ``layer`` on each of its input sets.
 
-    ``seed`` draws the inputs and cotangents; ``fd_seconds`` is the time budget of the
-    finite differences per argument and input set (at least ``FD_MIN_ENTRIES`` entries,
-    all of them when they fit).
+    ``seed`` draws the inputs and cotangents. The numeric oracle differentiates the
+    user's forward along entries (``numeric="entries"``: ``fd_seconds`` is its time
+    budget per argument and input set, at least ``FD_MIN_ENTRIES`` entries, all when they
+    fit), along ``directions`` random directions (``numeric="directions"``: 2 * directions
+    + 1 forward calls at any size, no localisation), or not at all (``"none"``).
+    ``memo``: a dict shared by several calls in one session, so that directional
+    differences of a forward several layers share (``Layer.forward_key``) are taken once;
+    it holds nothing between sessions. ValueError for another ``numeric``.
 
     Returns a ``LayerReport``; never raises for errors in the user's code (they become
     checks of kind ``error``). Runs inside ``jax.enable_x64(True)``.
     """
+    if numeric not in ("entries", "directions", "none"):
+        raise ValueError(f"numeric must be 'entries', 'directions' or 'none', not {numeric!r}")
+    opts = {"numeric": numeric, "fd_seconds": fd_seconds, "directions": directions,
+            "memo": memo}
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     per_arg: dict[str, list[SetResult]] = {n: [] for n in layer.arg_names}
@@ -439,8 +495,7 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS) -> 
     with jax.enable_x64(True):
         sets = layer.input_sets(seed)
         for s in sets:
-            results, forward_info, kink_info, set_notes = _check_set(layer, s, rng,
-                                                                     fd_seconds)
+            results, forward_info, kink_info, set_notes = _check_set(layer, s, rng, opts)
             forward.append(forward_info)
             if kink_info:
                 kinks.append(kink_info)

@@ -115,6 +115,9 @@ class Layer(NamedTuple):
         (``(before - after) / learn_rate``): a looser tolerance
     extra: ``(args, static, cotangent) -> list[(arg_name, kind, note)]``, adapter-specific
         findings (e.g. an input gradient that depends on the learn rate)
+    forward_key: the user's forward function itself, when layers share it: finite
+        differences of one forward on the same inputs are then computed once per
+        ``memo`` (see ``engine.check_layer``)
     """
 
     name: str
@@ -131,3 +134,4 @@ class Layer(NamedTuple):
     recovered: frozenset = frozenset()
     extra: Callable | None = None
     file: str | None = None
+    forward_key: object = None

@@ -35,9 +35,9 @@ KINK_GLOBAL = 1e-6
 
 
 class Differences(NamedTuple):
-    """Central differences at some flat entries of one argument.
+    """Central differences of one argument, along n entries or n directions.
 
-    indices: (n,) int flat indices into the argument
+    indices: (n,) int flat indices into the argument (None for directions)
     values: (n,) float64 central differences (NaN where the forward was not finite)
     kink: (n,) bool, True where the one-sided slopes disagree (a kink was crossed)
     eps: the step
@@ -51,6 +51,7 @@ class Differences(NamedTuple):
     eps: float
     seconds: float
     noise: float
+    directions: np.ndarray | None = None  # (n, *arg.shape) for directional differences
 
 
 def step_for(dtype) -> float:
@@ -65,18 +66,34 @@ def differences(h: Callable[[np.ndarray], float], arg: np.ndarray, indices: np.n
     ``h`` takes an array shaped like ``arg`` (a fresh copy each call, float64) and
     returns a float. 2n + 1 calls of ``h``.
     """
-    start = time.perf_counter()
     base = np.array(arg, dtype=np.float64, copy=True)
-    h0 = float(h(base.copy()))
-    n = len(indices)
-    plus, minus = np.empty(n), np.empty(n)
-    for k, i in enumerate(indices):
+
+    def bump(k, sign):
         bumped = base.copy()
-        flat = bumped.reshape(-1)
-        flat[i] += eps
-        plus[k] = float(h(bumped))
-        flat[i] = base.reshape(-1)[i] - eps
-        minus[k] = float(h(bumped))
+        bumped.reshape(-1)[indices[k]] += sign * eps
+        return bumped
+
+    return _slopes(h, base, len(indices), bump, eps)._replace(indices=np.asarray(indices))
+
+
+def directional(h: Callable[[np.ndarray], float], arg: np.ndarray, directions: np.ndarray,
+                eps: float) -> Differences:
+    """Central differences of ``h`` at ``arg`` along each of ``directions`` (n, *arg.shape):
+    the directional derivatives ``<grad h, t>``, 2n + 1 calls at any size (the projection
+    test). A direction whose one-sided slopes differ crossed a kink and is not trusted."""
+    base = np.array(arg, dtype=np.float64, copy=True)
+    directions = np.asarray(directions, np.float64)
+    return _slopes(h, base, len(directions), lambda k, sign: base + sign * eps * directions[k],
+                   eps)._replace(directions=directions)
+
+
+def _slopes(h, base, n, bump, eps) -> Differences:
+    start = time.perf_counter()
+    h0 = float(h(base.copy()))
+    plus, minus = np.empty(n), np.empty(n)
+    for k in range(n):
+        plus[k] = float(h(bump(k, 1.0)))
+        minus[k] = float(h(bump(k, -1.0)))
     with np.errstate(invalid="ignore", over="ignore"):
         central = (plus - minus) / (2 * eps)
         forward_slope = (plus - h0) / eps
@@ -92,8 +109,7 @@ def differences(h: Callable[[np.ndarray], float], arg: np.ndarray, indices: np.n
     h_scale = max([abs(h0)] + [float(v) for v in np.abs(np.concatenate([plus, minus]))
                                if np.isfinite(v)])
     round_off = 4 * np.finfo(np.float64).eps * h_scale / eps
-    return Differences(np.asarray(indices), central, kink, eps, time.perf_counter() - start,
-                       round_off)
+    return Differences(None, central, kink, eps, time.perf_counter() - start, round_off)
 
 
 def pick_indices(size: int, budget: int, priority: np.ndarray | None, rng: np.random.Generator

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcnn.check import discover, report
+    from jaxcnn.check import chain, discover, report
     from jaxcnn.check.engine import check_layer
 
     if not args.files and not args.module:
@@ -65,17 +65,29 @@ def run(args: argparse.Namespace) -> int:
     for layer in layers:
         with contextlib.redirect_stdout(sys.stderr):  # the user's prints never mix with ours
             reports.append(check_layer(layer, seed=args.seed))
+    chains = []
+    for _, _, file in sources:  # the report's network, when a file has all three
+        trio = [next((layer for layer in layers if layer.file == file and layer.style == "blog"
+                      and layer.kind == kind), None)
+                for kind in ("conv3x3", "maxpool2", "dense_softmax")]
+        if all(trio):
+            with contextlib.redirect_stdout(sys.stderr):
+                chains.append(chain.check_chain(trio, chain.blog_chain_inputs(2, args.seed),
+                                                args.seed))
     if args.json:
-        print(json.dumps(report.to_json(reports, skipped), indent=2, allow_nan=False))
+        print(json.dumps(report.to_json(reports, skipped, chains), indent=2, allow_nan=False))
     else:
         print()
         print(report.table(reports))
         print()
         print(report.details(reports))
+        for c in chains:
+            print()
+            print("\n".join(chain.summary(c)))
         bad = sum(not c.ok for r in reports for c in r.checks)
         total = sum(len(r.checks) for r in reports)
         print()
         print(f"{total - bad} of {total} gradients correct"
               f" ({time.perf_counter() - start:.1f} s)." + ("" if not bad else
                                                            f" {bad} need attention."))
-    return 0 if all(r.ok for r in reports) else 1
+    return 0 if all(r.ok for r in reports) and all(c["ok"] for c in chains) else 1

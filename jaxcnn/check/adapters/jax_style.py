@@ -46,8 +46,18 @@ def _given_sets(inputs: Sequence, static: tuple) -> Callable[[int], list[InputSe
     return lambda seed: sets
 
 
+def _function_name(f: Callable) -> str:
+    qualname = getattr(f, "__qualname__", None) or getattr(f, "__name__", repr(f))
+    module = getattr(f, "__module__", "") or ""
+    if "<locals>" in qualname or module in ("", "__main__") or module.startswith("_jaxcnn_"):
+        return getattr(f, "__name__", qualname)
+    return f"{module}.{qualname}"
+
+
 def _reference(forward: Callable, name: str, kind: str | None) -> Reference:
-    """Autodiff of ``forward``; the catalogue's alternates where forward matches it."""
+    """Autodiff of ``forward``; the catalogue's alternates where forward matches it.
+
+    ``name`` is what the table shows as the reference."""
     catalogue = spec(kind).reference if kind else None
 
     def ref_forward(args, static):
@@ -67,10 +77,11 @@ def _reference(forward: Callable, name: str, kind: str | None) -> Reference:
     if catalogue is not None and catalogue.kinks is not None:
         def kinks(s):
             return catalogue.kinks(s) if matches(s.args, s.static) else None
-    return Reference(f"jax.vjp of {name} (undecorated)", ref_forward, alternates, kinks)
+    return Reference(name, ref_forward, alternates, kinks)
 
 
-def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_forward):
+def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_forward,
+           reference_name, optional=(), forward_key=None):
     s = spec(kind) if kind else None
     if arg_names is None:
         if s is None:
@@ -82,17 +93,19 @@ def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_
         input_sets = s.input_sets
     else:
         raise ValueError("give kind= (a catalogue layer, which brings its inputs) or inputs=")
-    reference = _reference(reference_forward, name, kind)
+    reference = _reference(reference_forward, reference_name, kind)
     return Layer(name, kind or "custom", "jax", tuple(arg_names), forward, vjp, reference,
-                 input_sets, axis_names=s.axis_names if s else None, file=file)
+                 input_sets, axis_names=s.axis_names if s else None,
+                 optional=frozenset(optional), file=file, forward_key=forward_key)
 
 
 def from_jax_vjp(forward: Callable, f_vjp: Callable, kind: str | None = None,
                  name: str | None = None, arg_names: Sequence[str] | None = None,
                  inputs: Sequence | None = None, static: tuple = (),
-                 file: str | None = None) -> Layer:
+                 file: str | None = None, optional: Sequence[str] = ()) -> Layer:
     """A ``Layer`` from ``f_vjp(*args, *static) -> (out, vjp_fun)``, checked against
-    ``jax.vjp(forward)``. ``vjp_fun(cotangent)`` returns one cotangent per argument."""
+    ``jax.vjp(forward)``. ``vjp_fun(cotangent)`` returns one cotangent per argument
+    (None allowed for the arguments named in ``optional``)."""
     name = name or getattr(forward, "__name__", "layer")
 
     def fwd(args, static_):
@@ -102,7 +115,8 @@ def from_jax_vjp(forward: Callable, f_vjp: Callable, kind: str | None = None,
         out, vjp_fun = f_vjp(*_jnp(args), *static_)
         return out, lambda ct: vjp_fun(jnp.asarray(ct))
 
-    return _layer(name, kind, fwd, vjp, arg_names, inputs, static, file, forward)
+    return _layer(name, kind, fwd, vjp, arg_names, inputs, static, file, forward,
+                  f"jax.vjp of {_function_name(forward)}", optional, forward)
 
 
 def from_jax_pair(forward: Callable, fwd: Callable, bwd: Callable, kind: str | None = None,
@@ -120,7 +134,8 @@ def from_jax_pair(forward: Callable, fwd: Callable, bwd: Callable, kind: str | N
         out, res = fwd(*_jnp(args), *static_)
         return out, lambda ct: bwd(*static_, res, jnp.asarray(ct, jnp.asarray(out).dtype))
 
-    return _layer(name, kind, f, vjp, arg_names, inputs, static, file, forward)
+    return _layer(name, kind, f, vjp, arg_names, inputs, static, file, forward,
+                  f"jax.vjp of {_function_name(forward)}", forward_key=forward)
 
 
 def from_custom_vjp(f, kind: str | None = None, name: str | None = None,
@@ -140,7 +155,8 @@ def from_custom_vjp(f, kind: str | None = None, name: str | None = None,
         out, pullback = jax.vjp(lambda *a: f(*a, *static_), *_jnp(args))
         return out, lambda ct: pullback(jnp.asarray(ct, out.dtype))
 
-    return _layer(name, kind, forward, vjp, arg_names, inputs, static, file, primal)
+    return _layer(name, kind, forward, vjp, arg_names, inputs, static, file, primal,
+                  f"jax.vjp of {name} without its custom_vjp")
 
 
 __all__ = ["from_custom_vjp", "from_jax_pair", "from_jax_vjp"]
