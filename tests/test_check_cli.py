@@ -1,0 +1,103 @@
+"""`jaxcnn check` end to end, as a user runs it: blog and CS231n files, -m MODULE, --json,
+exit codes, and usage errors as one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def jaxcnn_check(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "jaxcnn", "check", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def strict(text: str):
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+
+
+def test_the_projects_own_numpy_copy_of_the_report(tmp_path):
+    proc = jaxcnn_check("-m", "jaxcnn.reference", "--json")
+    assert proc.returncode == 1, proc.stderr
+    doc = strict(proc.stdout)
+    assert doc["ok"] is False
+    kinds = {(layer["name"], c["quantity"]): c["kind"] for layer in doc["layers"]
+             for c in layer["checks"]}
+    assert kinds == {("Conv3x3", "filters"): "correct", ("MaxPool2", "input"): "tie-overcount",
+                     ("Softmax", "input"): "correct", ("Softmax", "weights"): "correct",
+                     ("Softmax", "biases"): "correct"}
+    pool = next(layer for layer in doc["layers"] if layer["name"] == "MaxPool2")
+    assert pool["style"] == "blog" and pool["file"] == "jaxcnn.reference"
+    check = pool["checks"][0]
+    assert {"quantity", "kind", "scale", "max_rel_error", "worst", "note"} <= set(check)
+    assert check["worst"] and {"index", "hand", "reference"} <= set(check["worst"][0])
+    assert any(k["tied_windows"] > 0 for k in pool["kinks"])
+    assert doc["chains"][0]["first_wrong"]["layer"] == "MaxPool2"
+    assert "Found 3 layers" in proc.stderr  # progress goes to stderr with --json
+
+
+def test_a_blog_style_file_with_a_bug_prints_the_table(tmp_path):
+    source = (FIXTURES / "blog_layers.py").read_text()
+    path = tmp_path / "mylayers.py"
+    path.write_text(source.replace("d_L_d_filters[f] += d_L_d_out[i, j, f] * im_region",
+                                   "d_L_d_filters[f] += d_L_d_out[i, j, f] * im_region.T"))
+    proc = jaxcnn_check(path, "--layer", "Conv3x3", "--layer", "Softmax")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("Conv3x3") and "filters" in line)
+    assert "transposed" in row and "hand" in row and "vs ref" in row
+    assert "(filter, y, x) where (filter, x, y) belongs" in proc.stdout
+    assert "3 of 4 gradients correct" in proc.stdout
+
+
+def test_a_cs231n_style_file_that_is_correct_exits_0(tmp_path):
+    proc = jaxcnn_check(FIXTURES / "cs231n_layers.py", "--layer", "affine", "--layer",
+                        "relu", "--layer", "softmax_loss", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = strict(proc.stdout)
+    assert doc["ok"] and {layer["style"] for layer in doc["layers"]} == {"cs231n"}
+    relu = next(layer for layer in doc["layers"] if layer["name"] == "relu")
+    assert relu["checks"][0]["rule"] == "0 at 0"  # a valid subgradient at x = 0
+
+
+def test_user_prints_never_mix_with_the_json(tmp_path):
+    path = tmp_path / "noisy.py"
+    path.write_text("import numpy as np\nprint('hello from import')\n\n"
+                    "def relu_forward(x):\n    print('fwd')\n    return np.maximum(0, x), x\n\n"
+                    "def relu_backward(dout, x):\n    return dout * (x > 0)\n")
+    proc = jaxcnn_check(path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert strict(proc.stdout)["ok"] is True
+    assert "hello from import" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "give a Python file"),
+    (("no_such_file.py",), "no such file"),
+    (("-m", "no_such_module_xyz"), "cannot find module"),
+    (("--layer", "Nope", "-m", "jaxcnn.reference"), "no layer named Nope"),
+])
+def test_usage_errors_are_one_line_with_exit_2(args, message):
+    proc = jaxcnn_check(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_file_without_layers_or_with_a_syntax_error(tmp_path):
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    proc = jaxcnn_check(empty)
+    assert proc.returncode == 2 and "no layers found" in proc.stderr
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    proc = jaxcnn_check(broken)
+    assert proc.returncode == 2 and "SyntaxError" in proc.stderr
+    assert proc.stderr.count("\n") == 1

@@ -1,0 +1,284 @@
+"""The check engine's parts: error kinds on known arrays, kink-aware finite differences,
+discovery, re-checks of edited code, chains, strict JSON, and the x64 switch."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcnn import reference
+from jaxcnn.check import (
+    InputSet,
+    check_layer,
+    find_layers,
+    from_blog,
+    from_custom_vjp,
+    from_jax_vjp,
+    load_file,
+    numeric,
+    report,
+)
+from jaxcnn.check import chain as chain_mod
+from jaxcnn.check import classify as cls
+from jaxcnn.check.compare import errors
+from jaxcnn.check.discover import CheckUsageError
+
+RNG = np.random.default_rng(0)
+REF = RNG.standard_normal((4, 3, 5))
+
+
+def kind_of(hand, ref=REF, **ctx):
+    return cls.classify(hand, ref, cls.Context(1e-10, **ctx))
+
+
+# ---------------------------------------------------------------- the vocabulary
+
+def test_every_kind_on_known_arrays():
+    assert kind_of(REF.copy()).kind == "correct"
+    scaled = kind_of(REF / 4)
+    assert (scaled.kind, scaled.scale) == ("scaled", pytest.approx(0.25))
+    assert "1/4" in scaled.note and "mean" in scaled.note
+    assert kind_of(-REF).kind == "sign-flipped"
+    t = kind_of(REF.transpose(0, 2, 1).copy().transpose(0, 2, 1).transpose(0, 2, 1))
+    assert (t.kind, tuple(t.axes)) == ("transposed", (0, 2, 1))
+    named = kind_of(REF.transpose(0, 2, 1), axis_names=("filter", "x", "y"))
+    assert "(filter, y, x) where (filter, x, y) belongs" in named.note
+    reshaped = kind_of(REF.reshape(5, 3, 4).transpose(2, 1, 0))
+    assert reshaped.kind == "transposed" and "reshape" in reshaped.note
+    assert kind_of(np.zeros_like(REF)).kind == "zero"
+    nan = REF.copy()
+    nan[1, 2, 3] = np.nan
+    assert kind_of(nan).kind == "non-finite" and "(1, 2, 3)" in kind_of(nan).note
+    assert kind_of(None).kind == "missing"
+    flat = kind_of(REF.reshape(4, 15))
+    assert flat.kind == "wrong-shape" and "values are right" in flat.note
+    column = kind_of(np.ones((4, 1)), ref=np.ones(4))
+    assert column.kind == "wrong-shape"
+    broadcast = kind_of(np.ones((4, 1)), ref=np.arange(4.0))
+    assert broadcast.kind == "wrong-shape" and "broadcasts" in broadcast.note
+    noise = REF + RNG.standard_normal(REF.shape)
+    assert kind_of(noise).kind == "unclassified"
+    assert set(cls.KINDS) >= {"correct", "tie-overcount", "scaled", "sign-flipped", "transposed",
+                              "missing-accumulation", "zero", "wrong-shape", "non-finite",
+                              "unclassified"}
+
+
+def test_candidates_name_rules_and_known_bugs():
+    first = REF * (RNG.random(REF.shape) > 0.5)
+    candidates = (cls.Candidate("first", first, True, "correct", "first maximum"),
+                  cls.Candidate("report", 2 * REF, False, "tie-overcount", "all ties"))
+    got = kind_of(first, candidates=candidates)
+    assert (got.kind, got.rule) == ("correct", "first")
+    bug = kind_of(2 * REF, candidates=candidates)
+    assert (bug.kind, bug.rule) == ("tie-overcount", "report")
+    lazy = kind_of(3 * REF + 1, lazy=lambda: [cls.Candidate("x", 3 * REF + 1, False,
+                                                            "missing-accumulation", "")])
+    assert lazy.kind == "missing-accumulation"
+
+
+def test_unclassified_says_where_it_differs():
+    hand = REF.copy()
+    hand[0, 0, 0] += 1
+    mask = np.zeros(REF.shape, bool)
+    mask[0, 0, 0] = True
+    got = kind_of(hand, kink_mask=mask)
+    assert got.kind == "unclassified" and "1 of 60" in got.note and "on kinks" in got.note
+
+
+def test_errors_report_worst_entries_never_whole_arrays():
+    hand = REF.copy()
+    hand[2, 1, 4] += 5
+    hand[0, 0, 0] -= 1
+    e = errors(hand, REF, k=2)
+    assert e.max_abs_error == pytest.approx(5)
+    assert e.max_rel_error == pytest.approx(5 / np.abs(REF).max())
+    assert [w.index for w in e.worst] == [(2, 1, 4), (0, 0, 0)]
+    assert e.worst[0].reference == REF[2, 1, 4]
+
+
+# ---------------------------------------------------------------- the numeric oracle
+
+def test_finite_differences_flag_kinks_and_trust_smooth_entries():
+    x = np.array([1.0, 1.0, 0.3, -2.0])  # entries 0 and 1 tie for the max
+
+    def h(v):
+        return float(3 * max(v[0], v[1]) + np.sin(v[2]) + v[3] ** 2)
+
+    fd = numeric.differences(h, x, np.arange(4), 1e-6)
+    assert list(fd.kink) == [True, True, False, False]
+    assert fd.values[2] == pytest.approx(np.cos(0.3), rel=1e-8)
+    assert fd.values[3] == pytest.approx(-4.0, rel=1e-8)
+    t = RNG.standard_normal((3, 4))
+    t[:, :2] = 0  # directions that do not move the tied entries see no kink
+    d = numeric.directional(h, x, t, 1e-6)
+    assert not d.kink.any()
+    assert d.values == pytest.approx(t @ np.array([3.0, 0.0, np.cos(0.3), -4.0]), rel=1e-7)
+
+
+def test_structural_ties_are_not_kinks_for_the_filters():
+    """Tied pool inputs over MNIST's flat background sit on identical patches: moving a
+    filter moves them together, so finite differences in the filters see no kink."""
+    layer = chain_mod.blog_chain_inputs(1)[0]
+    from jaxcnn import model
+
+    def h(filters):
+        p = model.Params(jnp.asarray(filters), *(jnp.asarray(a) for a in layer.params[2]))
+        return float(model.loss(p, jnp.asarray(layer.x), layer.label))
+
+    with jax.enable_x64(True):
+        fd = numeric.differences(h, layer.params[0][0], np.arange(72), 1e-6)
+    assert not fd.kink.any()
+
+
+# ---------------------------------------------------------------- layers and the API
+
+def test_a_custom_vjp_given_its_own_inputs_without_a_catalogue_kind():
+    @jax.custom_vjp
+    def square_sum(x):
+        return jnp.sum(x ** 2)
+
+    square_sum.defvjp(lambda x: (square_sum(x), x), lambda x, g: (3 * g * x,))  # 3, not 2
+    layer = from_custom_vjp(square_sum, arg_names=("x",), inputs=[(np.arange(1.0, 5.0),)])
+    got = check_layer(layer).check("x")
+    assert (got.kind, got.scale) == ("scaled", pytest.approx(1.5))
+
+
+def test_errors_in_the_users_code_become_findings_not_crashes():
+    def forward(x):
+        return jnp.tanh(x)
+
+    def broken(x):
+        def vjp_fun(g):
+            raise RuntimeError("oops in backward")
+        return forward(x), vjp_fun
+
+    got = check_layer(from_jax_vjp(forward, broken, "tanh")).check("x")
+    assert got.kind == "error" and "RuntimeError: oops in backward" in got.note
+
+
+def test_x64_does_not_leak_out_of_a_check():
+    before = jnp.zeros(1).dtype
+    check_layer(from_blog(reference.MaxPool2(), "maxpool2"), fd_seconds=0.01)
+    assert jnp.zeros(1).dtype == before
+
+
+def test_the_object_checked_is_never_modified():
+    conv = reference.Conv3x3(4, rng=0)
+    filters = conv.filters.copy()
+    check_layer(from_blog(conv, "conv3x3"), fd_seconds=0.01)
+    assert np.array_equal(conv.filters, filters) and conv.last_input is None
+
+
+def test_a_jax_function_redefined_in_a_session_is_checked_afresh():
+    def forward(x):
+        return jnp.maximum(x, 0.0)
+
+    def make(scale):
+        def f_vjp(x):
+            return forward(x), lambda g: (scale * g * (x > 0),)
+        return f_vjp
+
+    assert check_layer(from_jax_vjp(forward, make(1.0), "relu")).ok
+    again = check_layer(from_jax_vjp(forward, make(2.0), "relu"))
+    assert again.check("x").kind == "scaled"
+
+
+def test_an_edited_file_is_never_checked_stale(tmp_path):
+    """Same file name, same size, same second: the second load must run the new code."""
+    path = tmp_path / "layers.py"
+    good = "import numpy as np\n\ndef relu_forward(x):\n    return np.maximum(0, x), x\n\n" \
+           "def relu_backward(dout, x):\n    return dout * (x > 0)\n"
+    path.write_text(good)
+    first = check_layer(find_layers(load_file(path), str(path)).layers[0])
+    path.write_text(good.replace("(x > 0)", "(x < 0)"))  # one character, same size
+    second = check_layer(find_layers(load_file(path), str(path)).layers[0])
+    assert first.ok and second.check("x").kind == "unclassified"
+
+
+# ---------------------------------------------------------------- discovery
+
+def test_discovery_says_what_it_skipped(tmp_path):
+    path = tmp_path / "mixed.py"
+    path.write_text(
+        "import numpy as np\nimport jax\n\n"
+        "class Helper:\n    def forward(self, x):\n        return x\n\n"
+        "class Widget:\n    def forward(self, x):\n        return x\n"
+        "    def backprop(self, d, lr):\n        return d\n\n"
+        "def affine_relu_forward(x, w, b):\n    return x, None\n\n"
+        "def affine_relu_backward(dout, cache):\n    return dout\n\n"
+        "def batchnorm_forward(x):\n    return x, None\n\n"
+        "def batchnorm_backward(dout, cache):\n    return dout\n\n"
+        "def lonely_forward(x):\n    return x, None\n\n"
+        "@jax.custom_vjp\ndef mystery(x):\n    return x\n"
+        "mystery.defvjp(lambda x: (x, None), lambda r, g: (g,))\n")
+    found = find_layers(load_file(path), str(path))
+    assert found.layers == []
+    why = dict(found.skipped)
+    assert "no backprop" in why["Helper"]
+    assert "no layer jaxcnn knows" in why["Widget"]
+    assert "sandwich" in why["affine_relu_forward"]
+    assert "no layer jaxcnn knows" in why["batchnorm_forward"]
+    assert "no lonely_backward" in why["lonely_forward"]
+    assert "from_custom_vjp" in why["mystery"]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("def f(:\n", "SyntaxError"),
+    ("import no_such_module_xyz\n", "ModuleNotFoundError"),
+    ("raise SystemExit(3)\n", "SystemExit"),
+])
+def test_import_problems_are_one_clear_line(tmp_path, source, message):
+    path = tmp_path / "bad.py"
+    path.write_text(source)
+    with pytest.raises(CheckUsageError, match=message) as info:
+        load_file(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_missing_and_non_python_files(tmp_path):
+    with pytest.raises(CheckUsageError, match="no such file"):
+        load_file(tmp_path / "nope.py")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(CheckUsageError, match="not a .py file"):
+        load_file(tmp_path / "notes.txt")
+
+
+# ---------------------------------------------------------------- chains and JSON
+
+def test_the_chain_names_the_pool_as_first_wrong_layer():
+    layers = [from_blog(reference.Conv3x3(8), "conv3x3"), from_blog(reference.MaxPool2(),
+                                                                     "maxpool2"),
+              from_blog(reference.Softmax(13 * 13 * 8, 10), "dense_softmax")]
+    result = chain_mod.check_chain(layers, chain_mod.blog_chain_inputs(1))
+    assert result["first_wrong"] == {"layer": "MaxPool2", "quantity": "input",
+                                     "kind": "tie-overcount"}
+    conv = result["inputs"][0]["layers"][0]
+    assert conv["local"]["filters"]["kind"] == "correct"  # right formula, wrong input
+    assert conv["global"]["filters"]["norm_ratio"] > 2
+    assert any("Conv3x3 filters" in line for line in chain_mod.summary(result))
+
+
+def test_json_is_strict_with_null_for_non_finite():
+    doc = report.to_json([], [("x", "why")], [{"ok": True, "v": math.inf, "w": [np.nan]}])
+    text = json.dumps(doc, allow_nan=False)
+    back = json.loads(text)
+    assert back["chains"][0]["v"] is None and back["chains"][0]["w"] == [None]
+    assert back["ok"] is False  # nothing checked is not a pass
+
+
+def test_input_sets_expose_ties_zeros_overlap_and_gaps():
+    from jaxcnn.check.references import spec
+
+    families = {k: {s.family for s in spec(k).input_sets(0)} for k in
+                ("maxpool2", "max_pool", "relu", "conv", "cross_entropy")}
+    assert {"random", "digits", "flat"} <= families["maxpool2"]
+    assert {"random", "digits", "overlap", "flat"} <= families["max_pool"]
+    assert "boundary" in families["relu"] and "strided" in families["conv"]
+    gaps = [s for s in spec("cross_entropy").input_sets(0) if s.family == "large-gap"]
+    assert {s.dtype for s in gaps} == {"float64", "float32"}
+    assert all(isinstance(s, InputSet) for s in gaps)
