@@ -236,9 +236,9 @@ def run_checks(num_images: int = 8, seed: int = 0, only=None) -> dict:
             raise ValueError(f"unknown: {', '.join(sorted(unknown))}; choose from "
                              f"{', '.join(layer.name for layer in layers)}")
         layers = [layer for layer in layers if layer.name in set(only)]
-    memo: dict = {}
-    reports = [check_layer(layer, seed, numeric="directions", directions=DIRECTIONS, memo=memo)
-               for layer in layers]
+    memo: dict = {}  # finite differences of the network's loss, shared by the three rules
+    reports = [check_layer(layer, seed, numeric="directions", directions=DIRECTIONS,
+                           memo=memo) for layer in layers]
     rows = (_jacobian_rows() if only is None else []) + [row for r in reports
                                                          for row in _rows(r)]
     ties = chain_report = None

@@ -30,7 +30,7 @@ from jaxcnn.check import classify as cls
 from jaxcnn.check.compare import as_float64, cosine, rel_error
 from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL
 from jaxcnn.check.layer import InputSet, Layer
-from jaxcnn.check.references import vjp
+from jaxcnn.check.references import bind, vjp
 
 
 class ChainInput(NamedTuple):
@@ -118,8 +118,7 @@ def _one(layers, inp: ChainInput, rng) -> dict:
         hand_cts[k] = grads
         entry = {"name": layer.name, "local": {}, "global": {}}
         if forward_ok:
-            local = vjp(lambda *a, layer=layer, k=k: layer.reference.forward(a, inp.statics[k]),
-                        args, ct)
+            local = vjp(bind(layer.reference.forward, inp.statics[k]), args, ct)
             alternates = (layer.reference.alternates(args, inp.statics[k], ct)
                           if layer.reference.alternates else [])
             for i, name in enumerate(layer.arg_names):

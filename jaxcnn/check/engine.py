@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from jaxcnn.check import classify as cls
 from jaxcnn.check import numeric
 from jaxcnn.check.compare import Entry, as_float64, cosine, rel_error, scale, worst_entries
 from jaxcnn.check.layer import InputSet, Layer
-from jaxcnn.check.references import vjp, vjp_many
+from jaxcnn.check.references import bind, vjp, vjp_many
 
 # Relative tolerances against max |reference|, keyed by the dtype the hand ran in.
 EXACT_TOL = {"float64": 1e-10, "float32": 1e-4}
@@ -135,9 +136,7 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
     dropped, and one term kept of a sum over output positions (``=`` where ``+=``)."""
     ref = layer.reference
     out_names = (layer.axis_names or {}).get("out")
-
-    def fun(*a):
-        return ref.forward(a, static)
+    fun = bind(ref.forward, static)
 
     def axes_text(axes):
         if out_names and len(out_names) == ct.ndim:
@@ -318,7 +317,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
 
     exact = candidates = None
     if exact_ok:
-        exact = vjp(lambda *a: layer.reference.forward(a, s.static), args64, ct)
+        exact = vjp(bind(layer.reference.forward, s.static), args64, ct)
         candidates = ([] if layer.reference.alternates is None
                       else layer.reference.alternates(args64, s.static, ct))
     kinks = layer.reference.kinks(s) if (exact_ok and layer.reference.kinks) else None
@@ -429,8 +428,8 @@ def _set_result(s: InputSet, finding: cls.Finding, hand, reference, fd_result, o
         d = scale(against)
         r.max_rel_error = (r.max_abs_error / d if d > 0 else r.max_abs_error)
         r.cosine = cosine(hand, against)
-        norm = float(np.linalg.norm(against)) if finite else 0.0
-        r.norm_ratio = float(np.linalg.norm(hand)) / norm if norm > 0 else None
+        norm = math.sqrt(float(np.sum(against * against))) if finite else 0.0
+        r.norm_ratio = math.sqrt(float(np.sum(hand * hand))) / norm if norm > 0 else None
         r.worst = [e._asdict() for e in worst_entries(hand, against, 5)]
     if oracle == "numeric":
         r.note = ("numeric oracle only; " + r.note).rstrip("; ")
@@ -477,9 +476,9 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
     budget per argument and input set, at least ``FD_MIN_ENTRIES`` entries, all when they
     fit), along ``directions`` random directions (``numeric="directions"``: 2 * directions
     + 1 forward calls at any size, no localisation), or not at all (``"none"``).
-    ``memo``: a dict shared by several calls in one session, so that directional
-    differences of a forward several layers share (``Layer.forward_key``) are taken once;
-    it holds nothing between sessions. ValueError for another ``numeric``.
+    ``memo``: a dict shared by the calls of one run, so that directional differences of
+    a forward that several layers share (``Layer.forward_key``) on the same inputs are
+    taken once; it holds nothing between runs. ValueError for another ``numeric``.
 
     Returns a ``LayerReport``; never raises for errors in the user's code (they become
     checks of kind ``error``). Runs inside ``jax.enable_x64(True)``.

@@ -99,11 +99,22 @@ def _np(x) -> np.ndarray:
 
 
 def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
-    """``jax.vjp`` of ``fun(*args)`` at float64 ``args``, as float64 NumPy arrays."""
+    """``jax.vjp`` of ``fun(*args)`` at float64 ``args``, as float64 NumPy arrays.
+
+    Eager on purpose: the hand code runs eagerly too, and an eager reference sees the
+    same ties (a jit-compiled forward may round identical patches differently).
+    """
     args = tuple(jnp.asarray(a, jnp.float64) for a in args)
     out, pullback = jax.vjp(fun, *args)
     grads = pullback(jnp.asarray(cotangent, out.dtype))
     return tuple(_np(g) for g in grads)
+
+
+def bind(forward: Callable, static: tuple) -> Callable:
+    """``f(*args) = forward(args, static)``: a function of the differentiable arrays."""
+    def bound(*args):
+        return forward(args, static)
+    return bound
 
 
 def vjp_many(fun: Callable, args: tuple, cotangents) -> tuple:

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from jaxcnn.check import chain, discover, report
     from jaxcnn.check.engine import check_layer
+    from jaxcnn.cli import xla_cache
+
+    xla_cache.enable()
 
     if not args.files and not args.module:
         raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "

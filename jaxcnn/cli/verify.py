@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jaxcnn import verify
+    from jaxcnn.cli import xla_cache
 
+    xla_cache.enable()
     if not 1 <= args.images <= 1000:
         raise ConfigError("--images must be between 1 and 1000")
     try:

@@ -25,6 +25,7 @@ max-pool VJP with the "first" rule is ``correct`` and one with the report's rule
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import jax
@@ -63,12 +64,20 @@ def _reference(forward: Callable, name: str, kind: str | None) -> Reference:
     def ref_forward(args, static):
         return forward(*args, *static)
 
+    last: dict = {}  # the answer for the latest inputs: alternates and kinks ask in turn
+
     def matches(args, static) -> bool:
-        with jax.enable_x64(True):
-            a = np.asarray(ref_forward(_jnp(args), static), np.float64)
-            b = np.asarray(catalogue.forward(_jnp(args), static), np.float64)
-        scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
-        return a.shape == b.shape and float(np.max(np.abs(a - b), initial=0.0)) / scale <= 1e-9
+        key = (tuple(hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+                     for a in args), repr(static))
+        if key not in last:
+            with jax.enable_x64(True):
+                a = np.asarray(ref_forward(_jnp(args), static), np.float64)
+                b = np.asarray(catalogue.forward(_jnp(args), static), np.float64)
+            scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
+            last.clear()
+            last[key] = a.shape == b.shape and float(
+                np.max(np.abs(a - b), initial=0.0)) / scale <= 1e-9
+        return last[key]
 
     alternates = kinks = None
     if catalogue is not None and catalogue.alternates is not None:
