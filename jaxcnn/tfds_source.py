@@ -20,7 +20,9 @@ keeps failures fast and offline-safe:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
+import io
 import os
 import socket
 import threading
@@ -43,7 +45,8 @@ def _alternatives(manual_dir: Path | str) -> str:
     return ("use --data mnist-embedded (5,000 MNIST digits shipped with jaxcnn), "
             "--data idx:DIR (the four IDX files, e.g. `apt-get install dataset-fashion-mnist` "
             "then idx:/usr/share/datasets/fashion-mnist), or put the four original .gz files "
-            f"(checksums must match) in TFDS's manual_dir {manual_dir}")
+            f"(checksums must match; re-compressed copies are read by idx:DIR) in TFDS's "
+            f"manual_dir {manual_dir}")
 
 
 @contextlib.contextmanager
@@ -57,6 +60,23 @@ def _quiet_absl() -> Iterator[None]:
         yield
     finally:
         absl_logging.set_verbosity(old)
+
+
+@contextlib.contextmanager
+def _quiet_tfds(tfds) -> Iterator[None]:
+    """Silence TFDS's own output inside: its tqdm progress bars (stderr), its
+    "Downloading and preparing dataset ..." / "... downloaded and prepared" lines (printed
+    on stdout, where they would break ``--json`` output) and absl warnings. jaxcnn reports
+    progress itself. The progress-bar switch is global in TFDS; it is restored on exit."""
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    was_active = getattr(tqdm_utils, "_active", True)
+    tfds.display_progress_bar(False)
+    try:
+        with _quiet_absl(), contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tfds.display_progress_bar(was_active)
 
 
 def _import_tfds():
@@ -158,10 +178,58 @@ def _manual_files_present(builder, manual_dir: Path) -> bool:
     return bool(names) and all((manual_dir / name).is_file() for name in names)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_manual_files(builder, manual_dir: Path) -> None:
+    """Raise ``DataError`` naming every file in ``manual_dir`` whose size or SHA-256 is not
+    the one TFDS registered for it (TFDS would stop at the first, after its progress bars).
+
+    Files that hold valid IDX data anyway (typically re-compressed copies of the
+    originals, whose bytes differ) are readable as they are through ``idx:DIR``.
+    """
+    wrong = []
+    for info in (builder.url_infos or {}).values():
+        path = manual_dir / info.filename
+        size, checksum = path.stat().st_size, _sha256(path)
+        if size != int(info.size) or checksum != info.checksum:
+            wrong.append(f"{info.filename} is {size:,} bytes with sha256 {checksum[:12]}..., "
+                         f"expected {int(info.size):,} bytes with sha256 {info.checksum[:12]}...")
+    if not wrong:
+        return
+    from jaxcnn import idx
+
+    try:
+        idx.read_idx_dir(manual_dir)
+        advice = (f"they hold valid IDX data (a re-compressed or re-packed copy?): read them "
+                  f"as they are with --data idx:{manual_dir}")
+    except DataError as exc:
+        advice = (f"they are not valid IDX files either ({exc}); replace them with the "
+                  "original downloads")
+    raise DataError(f"TFDS's manual_dir {manual_dir} does not hold the original "
+                    f"{builder.name} files: {'; '.join(wrong)}; {advice}")
+
+
+def _one_line(exc: BaseException, limit: int = 600) -> str:
+    """``exc``'s whole message on one line (TFDS's are multi-line: the detail that matters,
+    e.g. expected and actual checksums, comes after the first), without TFDS's debug URL."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.strip().startswith("To debug, see")]
+    text = " ".join(lines)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _prepare(builder, tfds, name: str, download: bool) -> None:
     """Make ``builder`` prepared, or raise ``DataError`` fast (see the module docstring)."""
     manual_dir = Path(builder.data_dir_root) / "downloads" / "manual"
-    if not _manual_files_present(builder, manual_dir):
+    if _manual_files_present(builder, manual_dir):
+        _check_manual_files(builder, manual_dir)
+    else:
         if not download:
             raise _not_prepared(name, builder.data_dir, manual_dir)
         urls = sorted((builder.url_infos or {}).keys()) or [getattr(builder, "URL", "")]
@@ -173,12 +241,12 @@ def _prepare(builder, tfds, name: str, download: bool) -> None:
     config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir),
                                           try_download_gcs=False)
     try:
-        builder.download_and_prepare(download_config=config)
+        with _quiet_tfds(tfds):
+            builder.download_and_prepare(download_config=config)
     except Exception as exc:  # TFDS raises many types; the user needs one message
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise DataError(
             f"preparing TFDS dataset {name!r} in {builder.data_dir} failed "
-            f"({type(exc).__name__}: {first_line}); {_alternatives(manual_dir)}") from exc
+            f"({type(exc).__name__}: {_one_line(exc)}); {_alternatives(manual_dir)}") from exc
 
 
 def _available(builder, split: str) -> int | None:
@@ -231,7 +299,8 @@ def load_tfds(name: str, *, download: bool = False, train_size: int | None = Non
             check_available(size, available, split, name)
     _import_tensorflow()
     arrays = {}
-    for split, limit in (("train", train_size), ("test", test_size)):
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = _read_split(
-            builder, tfds, split, limit)
+    with _quiet_tfds(tfds):
+        for split, limit in (("train", train_size), ("test", test_size)):
+            arrays[f"{split}_images"], arrays[f"{split}_labels"] = _read_split(
+                builder, tfds, split, limit)
     return arrays, tuple(builder.info.features["label"].names)

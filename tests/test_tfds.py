@@ -137,15 +137,83 @@ def test_unreachable_reason_probes_the_proxy(monkeypatch):
         assert tfds_source.unreachable_reason("https://no-such-host.invalid/x.gz") is None
 
 
-def test_files_in_manual_dir_with_wrong_checksums(tfds, data_dir, no_network):
-    manual = data_dir / "downloads" / "manual"
+def _fill_manual_dir(manual: Path, valid: bool) -> None:
+    """The four MNIST .gz names in TFDS's manual_dir: junk, or valid IDX data gzipped anew
+    (a re-compressed copy: right content, other checksums)."""
     manual.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (manual / name).write_bytes(gzip.compress(b"not the real file"))
-    with pytest.raises(DataError, match="preparing TFDS dataset 'mnist' in .* failed "
-                                        r"\(NonMatchingChecksumError"):
+    for stem, array in (("train-images-idx3-ubyte", _digits(20)[0]),
+                        ("train-labels-idx1-ubyte", _digits(20)[1]),
+                        ("t10k-images-idx3-ubyte", _digits(10)[0]),
+                        ("t10k-labels-idx1-ubyte", _digits(10)[1])):
+        payload = encode_idx(array) if valid else b"not the real file"
+        (manual / f"{stem}.gz").write_bytes(gzip.compress(payload))
+
+
+def _no_tfds_output(captured) -> None:
+    """Neither TFDS's stdout lines nor its progress bars reached the terminal."""
+    assert captured.out == ""
+    for noise in ("Downloading and preparing", "Dl Completed", "Dl Size", "Extraction", "%|"):
+        assert noise not in captured.err
+
+
+def test_files_in_manual_dir_with_wrong_checksums(tfds, data_dir, no_network, capfd):
+    """Every wrong file is named with its expected and actual size and checksum, before
+    TFDS starts (no progress bars), in one line."""
+    manual = data_dir / "downloads" / "manual"
+    _fill_manual_dir(manual, valid=False)
+    with pytest.raises(DataError, match="manual_dir .* does not hold the original mnist files"
+                       ) as info:
         data.load("mnist")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.count("expected") >= 4 and "sha256 8d422c7b0a1c" in message  # t10k-images
+    assert "t10k-images-idx3-ubyte.gz is 37 bytes" in message
+    assert "not valid IDX files either" in message and "replace them" in message
+    _no_tfds_output(capfd.readouterr())
+
+
+def test_recompressed_manual_files_suggest_idx(tfds, data_dir, no_network, capfd):
+    manual = data_dir / "downloads" / "manual"
+    _fill_manual_dir(manual, valid=True)
+    with pytest.raises(DataError, match=f"valid IDX data .*--data idx:{manual}$"):
+        data.load("mnist")
+    assert data.load(f"idx:{manual}").train_images.shape == (20, 28, 28)
+    _no_tfds_output(capfd.readouterr())
+
+
+def test_tfds_preparation_is_silent_and_keeps_the_detail(tfds, data_dir, no_network,
+                                                         monkeypatch, capfd):
+    """A real download_and_prepare that fails (cached downloads hold junk): TFDS prints
+    "Downloading and preparing ..." on stdout and ~20 progress-bar lines on stderr
+    unless silenced, and the global progress-bar switch is restored afterwards."""
+    from tensorflow_datasets.core.download import resource
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    downloads = data_dir / "downloads"
+    downloads.mkdir(parents=True)
+    for url, info in tfds.builder("mnist", data_dir=str(data_dir)).url_infos.items():
+        path = downloads / resource.get_dl_fname(url, info.checksum)
+        path.write_bytes(gzip.compress(b"junk"))
+        path.with_name(path.name + ".INFO").write_text(
+            json.dumps({"urls": [url], "dataset_names": ["mnist"]}))
+    monkeypatch.setattr(tfds_source, "unreachable_reason", lambda url: None)  # "online"
+    active = tqdm_utils._active
+    with pytest.raises(DataError, match=r"preparing TFDS dataset 'mnist' .* failed \(ValueError: "
+                                        r"cannot reshape array of size 0"):
+        data.load("mnist", download=True)
+    assert tqdm_utils._active == active
+    _no_tfds_output(capfd.readouterr())
+
+
+def test_one_line_keeps_tfds_multiline_detail():
+    exc = RuntimeError("Artifact https://x/t10k.gz, downloaded to /m/t10k.gz, has wrong "
+                       "checksum:\n* Expected: UrlInfo(size=1.57 MiB, checksum='8d42')\n"
+                       "* Got: UrlInfo(size=37 bytes, checksum='ab4b')\n"
+                       "To debug, see: https://www.tensorflow.org/datasets/overview")
+    line = tfds_source._one_line(exc)
+    assert "\n" not in line and "To debug" not in line
+    assert "* Expected: UrlInfo(size=1.57 MiB, checksum='8d42')" in line
+    assert "* Got: UrlInfo(size=37 bytes" in line
 
 
 @pytest.mark.parametrize(("name", "first_class"), [("mnist", "0"),
@@ -200,10 +268,11 @@ def _seed_download_cache(tfds, data_dir) -> None:
 
 @pytest.mark.slow
 def test_mnist_builder_prepares_offline_from_seeded_cache(tfds, data_dir, no_network,
-                                                           monkeypatch):
+                                                           monkeypatch, capfd):
     _seed_download_cache(tfds, data_dir)
     monkeypatch.setattr(tfds_source, "unreachable_reason", lambda url: None)  # "online"
     ds = data.load("mnist", download=True)
+    _no_tfds_output(capfd.readouterr())  # nor "Dataset mnist downloaded and prepared ..."
     assert ds.train_images.shape == (60_000, 28, 28) and ds.test_images.shape == (10_000, 28, 28)
     assert ds.train_images.dtype == np.uint8 and ds.train_labels.dtype == np.int32
     assert np.all(np.bincount(ds.train_labels, minlength=10) == 6_000)
