@@ -17,12 +17,13 @@
     when a component of the path contains "fashion", else the digits.
 
 Every problem raises ``jaxcnn.errors.DataError`` with one message; nothing is written.
+Data flows one way: this module imports the sources (lazily), the sources import only
+``jaxcnn.data_common`` and ``jaxcnn.errors``, never this module.
 """
 
 from __future__ import annotations
 
 import argparse
-import numbers
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxcnn.data_common import DIGIT_NAMES, FASHION_NAMES, check_available, check_size
 from jaxcnn.errors import DataError
 
 DEFAULT_SOURCE = "mnist-embedded"
@@ -37,9 +39,6 @@ TFDS_SOURCES = ("mnist", "fashion_mnist")
 SOURCES = (DEFAULT_SOURCE, *TFDS_SOURCES, "idx:DIR")
 EMBEDDED_FILE = "mnist_embedded.npz"
 
-DIGIT_NAMES = tuple(str(d) for d in range(10))
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 ALTERNATIVES = ("use --data mnist-embedded (5,000 digits shipped with jaxcnn, no network), "
                 "--data idx:DIR (the four MNIST IDX files in DIR), or --data mnist / "
                 "fashion_mnist (tensorflow-datasets)")
@@ -88,25 +87,11 @@ def _check_arrays(source: str, split: str, images: np.ndarray, labels: np.ndarra
                         f"{labels.min()}..{labels.max()}")
 
 
-def check_available(n: int | None, available: int, split: str, source: str) -> None:
-    """Raise ``DataError`` when ``n`` examples of ``split`` are asked but only ``available``."""
-    if n is not None and n > available:
-        raise DataError(
-            f"{split}_size={n:,} is more than the {available:,} {split} images that "
-            f"{source} holds; ask for at most {available:,}, or use a larger source "
-            "(--data mnist, fashion_mnist or idx:DIR hold 60,000 / 10,000)")
-
-
 def _first(images: np.ndarray, labels: np.ndarray, n: int | None, split: str,
            source: str) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` examples (all when ``n`` is None); DataError if fewer exist."""
     check_available(n, len(images), split, source)
     return (images, labels) if n is None else (images[:n], labels[:n])
-
-
-def _check_size(n: int | None, split: str) -> None:
-    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
-        raise DataError(f"{split}_size must be a whole number of at least 1, got {n!r}")
 
 
 def load_embedded() -> dict[str, np.ndarray]:
@@ -137,8 +122,8 @@ def load(source: str = DEFAULT_SOURCE, *, train_size: int | None = None,
     fewer than 1, raises ``DataError``. ``download=True`` lets tensorflow-datasets
     fetch ``mnist`` / ``fashion_mnist`` when they are not prepared yet.
     """
-    _check_size(train_size, "train")
-    _check_size(test_size, "test")
+    check_size(train_size, "train")
+    check_size(test_size, "test")
     if source == DEFAULT_SOURCE:
         arrays, names = load_embedded(), DIGIT_NAMES
     elif source in TFDS_SOURCES:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn.data import check_available
+from jaxcnn.data_common import check_available
 from jaxcnn.errors import DataError
 
 INSTALL = "pip install 'jaxcnn[tfds]'"
