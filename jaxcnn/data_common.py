@@ -1,7 +1,7 @@
 """What ``jaxcnn.data`` and the sources it reads (``idx``, ``tfds_source``) share.
 
-Data flows one way: ``data`` imports the sources, the sources import this module (and
-``errors``), and nothing here imports any other part of jaxcnn. Pure functions.
+Data flows one way: ``data`` imports the sources, the sources import this module, each
+other and ``errors``, and nothing here imports any other part of jaxcnn.
 """
 
 from __future__ import annotations
