@@ -3,10 +3,10 @@
 
 * ``make_parser``: the common command line, ``--quick`` (a seconds-long smoke run with
   few seeds and small sizes, what the tests run), ``--data SOURCE`` (as everywhere in
-  jaxcnn: ``mnist-embedded``, ``mnist``, ``fashion_mnist``, ``idx:DIR``), ``--out DIR``
-  (default ``experiments/results``, the committed results; with ``--quick`` a new
-  temporary folder, so that a smoke run never replaces them unless ``--out`` names them
-  explicitly), ``--seed N`` (the first seed; an experiment with K seeds uses
+  jaxcnn: ``mnist-embedded``, ``mnist``, ``fashion_mnist``, ``tfds:NAME``, ``idx:PATH``),
+  ``--out DIR`` (default ``experiments/results``, the committed results; with ``--quick``
+  a new temporary folder, so that a smoke run never replaces them unless ``--out`` names
+  them explicitly), ``--seed N`` (the first seed; an experiment with K seeds uses
   ``N .. N+K-1``) and ``--no-cache``.
 * ``setup``: turns on JAX's persistent compilation cache (``$JAXCNN_CACHE_DIR``, default
   ``~/.cache/jaxcnn/xla``). Every ``train.train`` call compiles its training chunk
@@ -63,9 +63,10 @@ def make_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: few seeds, small sizes (seconds; numbers not to quote)")
     parser.add_argument("--data", default="mnist-embedded", metavar="SOURCE",
-                        help="mnist-embedded, mnist, fashion_mnist or idx:DIR")
+                        help="mnist-embedded, mnist, fashion_mnist, tfds:NAME or idx:PATH "
+                             "(as for jaxcnn train)")
     parser.add_argument("--download", action="store_true",
-                        help="let tensorflow-datasets download mnist / fashion_mnist")
+                        help="let tensorflow-datasets download and prepare a TFDS source")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the JSON, PNG and README.md (default: "
                              "experiments/results, the committed results; with --quick a new "
@@ -392,7 +393,7 @@ python -m experiments.optimizers         # 3. optimizers, sizes, best accuracy
 
 Every script takes `--quick` (a seconds-long smoke run, what `tests/test_experiments.py`
 runs), `--data SOURCE` (`mnist-embedded` by default; `mnist`, `fashion_mnist`,
-`idx:DIR`), `--out DIR` (default: this folder; with `--quick` a new temporary folder,
+`tfds:NAME`, `idx:PATH`), `--out DIR` (default: this folder; with `--quick` a new temporary folder,
 so a smoke run never replaces these results unless `--out` names this folder) and
 `--seed N`. Results are
 reproducible from the recorded command and seed: training is bit-for-bit deterministic
@@ -403,7 +404,7 @@ is the t-interval of the mean over seeds; "runs 2.5–97.5%" is the percentile r
 the single runs, the range to compare a single run (like each of the report's) with.
 
 **Full MNIST.** With MNIST prepared for tensorflow-datasets (`pip install -e
-'.[tfds]'`, then `--data mnist --download` once), every script accepts `--data mnist`;
+'.[tfds-prepare]'`, then `--data mnist --download` once), every script accepts `--data mnist`;
 `reproduce_report` then trains on exactly the report's images (the first 1,000-5,000
 of the 60,000) and `optimizers` adds the report's protocol at full scale. The anchor to
 compare with: a Keras model of this exact architecture, per-sample SGD at learning rate
