@@ -8,7 +8,8 @@ signed byte, ``0x0B`` short (int16), ``0x0C`` int (int32), ``0x0D`` float (float
 
 What jaxcnn needs from them:
 
-* images: unsigned bytes of rank 3, shape (N, 28, 28) (magic ``0x00000803``);
+* images: unsigned bytes of rank 3, shape (N, 28, 28) (magic ``0x00000803``); rows of
+  784 pixels (N, 784) and (N, 28, 28, 1) are reshaped;
 * labels: any integer type, rank 1 (N,) — MNIST's ``0x00000801`` — or rank 2 (N, K) with
   the class in column 0, as QMNIST ships its labels (``0x00000C02``, int32, K = 8).
 
@@ -127,11 +128,18 @@ def _shape_words(code: int, shape: tuple[int, ...]) -> str:
     return f"{filetype.IDX_TYPES[code]} values of shape {shape}"
 
 
-def images_from_bytes(data: bytes, path: Path | str) -> np.ndarray:
-    """IDX images: uint8 (N, 28, 28); ``DataError`` naming the type or shape found."""
+def images_from_bytes(data: bytes, path: Path | str) -> tuple[np.ndarray, str | None]:
+    """IDX images: uint8 (N, 28, 28), and a note when they were stored in another but
+    unambiguous shape, (N, 784) rows or (N, 28, 28, 1); ``DataError`` naming the type or
+    shape found otherwise."""
     found = header(data)
     if found is not None and (found[0] != UBYTE or len(found[1]) != 3):
         code, shape = found
+        pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+        if code == UBYTE and (shape[1:] == (pixels,) or shape[1:] == (*IMAGE_SHAPE, 1)):
+            images = parse_idx(data, None, path)
+            return (images.reshape(len(images), *IMAGE_SHAPE),
+                    f"images: stored as {shape}, read as (N, 28, 28)")
         if len(shape) in (1, 2) and code in INTEGER_TYPES:
             raise DataError(
                 f"{path}: this holds {_shape_words(code, shape)}, like IDX labels, where "
@@ -149,7 +157,7 @@ def images_from_bytes(data: bytes, path: Path | str) -> np.ndarray:
         h, w = images.shape[1:]
         raise DataError(f"{path}: images are {h}x{w}, but this network needs 28x28; "
                         "use an MNIST-format data set (28x28 grayscale)")
-    return images
+    return images, None
 
 
 def labels_from_bytes(data: bytes, path: Path | str) -> tuple[np.ndarray, str | None]:
@@ -217,7 +225,8 @@ def read_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images_stem, labels_stem = SPLIT_FILES[split]
     images_path = find_file(directory, images_stem)
     labels_path = find_file(directory, labels_stem)
-    images = images_from_bytes(load_bytes(read_path(images_path), images_path)[0], images_path)
+    images, _ = images_from_bytes(load_bytes(read_path(images_path), images_path)[0],
+                                  images_path)
     labels, _ = labels_from_bytes(load_bytes(read_path(labels_path), labels_path)[0],
                                   labels_path)
     check_split(images, labels, images_path, labels_path)

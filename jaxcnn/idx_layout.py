@@ -112,12 +112,17 @@ def role_of(name: str) -> tuple[str, str, str] | None:
 # ---------------------------------------------------------------- trees: folders, archives
 
 
-def _folder_entries(root: Path) -> list[Entry]:
+def _folder_entries(root: Path, start: str = "") -> list[Entry]:
+    """The files under ``root``, ``MAX_DEPTH`` levels deep; at the top level only those
+    (files and folders) whose name starts with ``start`` (case-insensitively)."""
     entries = []
     for dirpath, dirnames, filenames in os.walk(root):
         depth = len(Path(dirpath).relative_to(root).parts)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX"
-                             and depth < MAX_DEPTH)
+                             and depth < MAX_DEPTH
+                             and (depth or d.lower().startswith(start.lower())))
+        if not depth:
+            filenames = [f for f in filenames if f.lower().startswith(start.lower())]
         for name in sorted(filenames):
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
@@ -169,12 +174,12 @@ def open_tree(spec: str) -> tuple[str, list[Entry], str]:
         raise DataError(f"idx:{spec}: does not exist; {HINT}")
     prefix = "/".join(rest)
     if root.is_dir():
-        entries = _folder_entries(root)
+        entries = _folder_entries(root, rest[0] if rest else "")
     else:
         entries = _archive_entries(root, idx.read_path(root))
     if prefix and not any(_under(e.rel, prefix) for e in entries):
         raise DataError(f"idx:{spec}: does not exist, and nothing in {root} starts with "
-                        f"{prefix!r} ({_listing(entries)}); {HINT}")
+                        f"{prefix!r}; {HINT}")
     return str(root), entries, prefix
 
 
@@ -386,13 +391,13 @@ def load(spec: str) -> IdxData:
                                                         (split, "images"))
         labels_entry, labels_data, labels_notes = _pick(roles[(split, "labels")],
                                                         (split, "labels"))
-        images = idx.images_from_bytes(images_data, images_entry.shown)
+        images, shape_note = idx.images_from_bytes(images_data, images_entry.shown)
         split_labels, table_note = idx.labels_from_bytes(labels_data, labels_entry.shown)
         idx.check_split(images, split_labels, images_entry.shown, labels_entry.shown)
         arrays[f"{split}_images"] = images
         labels.append(split_labels)
         label_paths.append(labels_entry.shown)
-        notes += images_notes + labels_notes + ([table_note] if table_note else [])
+        notes += images_notes + labels_notes + [n for n in (shape_note, table_note) if n]
     names, names_note = class_names(labels, label_paths, root, entries, folder, set_prefix)
     for split, split_labels in zip(("train", "test"), labels, strict=True):
         arrays[f"{split}_labels"] = split_labels.astype(np.int32)

@@ -121,7 +121,9 @@ def test_integer_label_types_rank_1(tmp_path, dtype):
      r"images are IDX float \(float32\), type 0x0D, shape \(30, 28, 28\); jaxcnn reads images "
      r"of unsigned bytes \(type 0x08"),
     ("train_images", np.zeros((30, 28, 28), np.int32), r"images are IDX int \(int32\), type 0x0C"),
-    ("train_images", np.zeros((30, 28, 28, 1), np.uint8), r"images of rank 4 .*rank 3"),
+    ("train_images", np.zeros((30, 28, 28, 2), np.uint8), r"images of rank 4 .*rank 3"),
+    ("train_images", np.zeros((30, 28 * 27), np.uint8), r"holds unsigned byte values of "
+                                                         r"shape \(30, 756\), like IDX labels"),
     ("test_labels", (np.arange(12) - 1).astype(np.int8), "labels must be 0 or more, found -1"),
 ])
 def test_unsupported_types_and_ranks_are_named(tmp_path, role, array, pattern):
@@ -131,6 +133,16 @@ def test_unsupported_types_and_ranks_are_named(tmp_path, role, array, pattern):
     with pytest.raises(DataError, match=pattern) as info:
         _load(tmp_path)
     assert str(paths[role]) in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(784,), (28, 28, 1)])
+def test_unambiguous_image_shapes_are_reshaped(tmp_path, shape):
+    arrays = _arrays()
+    stored = dict(arrays, train_images=arrays["train_images"].reshape(30, *shape))
+    _write(tmp_path, stored)
+    ds = _load(tmp_path)
+    _same(ds, arrays)
+    assert f"images: stored as {(30, *shape)}, read as (N, 28, 28)" in ds.notes
 
 
 def test_int32_payload_checks_still_apply(tmp_path):
