@@ -69,18 +69,18 @@ DECOMPRESSORS = (
 )
 
 
-def _is_zip(data: bytes) -> bool:
+def is_zip(data: bytes) -> bool:
     return data[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 
 
-def _is_tar(data: bytes) -> bool:
+def is_tar(data: bytes) -> bool:
     return len(data) >= 262 and data[257:262] == b"ustar"
 
 
 def archive_members(data: bytes) -> list[str]:
     """The regular files in zip or tar ``data`` (directories and macOS ``__MACOSX/`` and
     ``._*`` resource forks left out), in archive order."""
-    if _is_zip(data):
+    if is_zip(data):
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             names = [i.filename for i in z.infolist() if not i.is_dir()]
     else:
@@ -97,7 +97,7 @@ def is_junk(name: str) -> bool:
 
 def read_member(data: bytes, member: str) -> bytes:
     """The bytes of ``member`` of zip or tar archive ``data``."""
-    if _is_zip(data):
+    if is_zip(data):
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             return z.read(member)
     with tarfile.open(fileobj=io.BytesIO(data)) as t:
@@ -127,9 +127,9 @@ def unwrap(data: bytes) -> tuple[bytes, list[Layer]]:
                 layers.append(Layer(name))
                 break
         else:
-            if not (_is_zip(data) or _is_tar(data)):
+            if not (is_zip(data) or is_tar(data)):
                 return data, layers
-            kind = "zip" if _is_zip(data) else "tar"
+            kind = "zip" if is_zip(data) else "tar"
             try:
                 members = archive_members(data)
             except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
@@ -256,9 +256,9 @@ def describe(data: bytes) -> str:
                 return (f"{_npy_header(data)}, not IDX: save it with jaxcnn.idx.encode_idx, or "
                         "get the IDX files")
             return what
-    if _is_zip(data):
+    if is_zip(data):
         return _zip_description(data)
-    if _is_tar(data):
+    if is_tar(data):
         try:
             return _archive_advice("tar", archive_members(data), "tar -xf FILE -C DIR")
         except (tarfile.TarError, EOFError, OSError):

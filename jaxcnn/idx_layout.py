@@ -39,6 +39,8 @@ import csv
 import io
 import os
 import re
+import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -136,18 +138,32 @@ def _folder_entries(root: Path, start: str = "") -> list[Entry]:
     return entries
 
 
-def _archive_entries(path: Path, raw: bytes) -> list[Entry]:
-    """Members of the zip or tar (possibly compressed) archive ``raw`` read from ``path``."""
-    data, _ = idx.load_bytes(raw, path)
-    if not (filetype._is_zip(data) or filetype._is_tar(data)):
-        raise DataError(f"idx:{path}: is not a directory nor an archive, it is "
-                        f"{_what(data)}; {HINT}")
+def _archive_entries(path: Path) -> list[Entry]:
+    """Members of the archive file ``path``: a zip, or a tar (plain, gzip, bzip2 or xz),
+    opened in place so that a large archive (EMNIST's gzip.zip: 536 MB) is not read
+    whole; anything else is read, unwrapped and described."""
     try:
-        members = filetype.archive_members(data)
-    except Exception as exc:  # zipfile / tarfile raise many types
+        with path.open("rb") as f:
+            head = f.read(512)
+        if filetype.is_zip(head):
+            archive = zipfile.ZipFile(path)
+            members = [i.filename for i in archive.infolist()
+                       if not i.is_dir() and not filetype.is_junk(i.filename)]
+            return [Entry(m, f"{path}!{m}", lambda m=m: archive.read(m)) for m in members]
+        if tarfile.is_tarfile(path):
+            archive = tarfile.open(path, "r:*")
+            members = [m.name for m in archive.getmembers()
+                       if m.isfile() and not filetype.is_junk(m.name)]
+            return [Entry(m, f"{path}!{m}", lambda m=m: archive.extractfile(m).read())
+                    for m in members]
+    except OSError as exc:
+        raise DataError(f"idx:{path}: cannot read it ({exc}); check the path and its "
+                        "permissions, or re-download it") from exc
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, ValueError) as exc:
         raise DataError(f"idx:{path}: a damaged archive ({exc}); {idx.FIX_CORRUPT}") from exc
-    return [Entry(m, f"{path}!{m}", lambda m=m: filetype.read_member(data, m))
-            for m in members]
+    data, _ = idx.load_bytes(idx.read_path(path), path)
+    raise DataError(f"idx:{path}: is not a directory nor an archive, it is "
+                    f"{_what(data)}; {HINT}")
 
 
 def _what(data: bytes) -> str:
@@ -176,7 +192,7 @@ def open_tree(spec: str) -> tuple[str, list[Entry], str]:
     if root.is_dir():
         entries = _folder_entries(root, rest[0] if rest else "")
     else:
-        entries = _archive_entries(root, idx.read_path(root))
+        entries = _archive_entries(root)
     if prefix and not any(_under(e.rel, prefix) for e in entries):
         raise DataError(f"idx:{spec}: does not exist, and nothing in {root} starts with "
                         f"{prefix!r}; {HINT}")

@@ -51,7 +51,6 @@ from jaxcnn.errors import DataError
 
 INSTALL = "pip install 'jaxcnn[tfds]'"
 PREPARE_INSTALL = "pip install 'jaxcnn[tfds-prepare]'"
-SHORT_NAMES = ("mnist", "fashion_mnist")
 IMAGE_SHAPE = (28, 28, 1)
 BATCH = 2048
 CONNECT_TIMEOUT_S = 3.0
@@ -60,7 +59,7 @@ CONNECT_TIMEOUT_S = 3.0
 def _alternatives(manual_dir: Path | str) -> str:
     return ("use --data mnist-embedded (5,000 MNIST digits shipped with jaxcnn), "
             "--data idx:DIR (the four IDX files, e.g. `apt-get install dataset-fashion-mnist` "
-            "then idx:/usr/share/datasets/fashion-mnist), or put the four original .gz files "
+            "then idx:/usr/share/datasets/fashion-mnist), or put the original downloads "
             f"(checksums must match; re-compressed copies are read by idx:DIR) in TFDS's "
             f"manual_dir {manual_dir}")
 
