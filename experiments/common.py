@@ -3,9 +3,11 @@
 
 * ``make_parser``: the common command line, ``--quick`` (a seconds-long smoke run with
   few seeds and small sizes, what the tests run), ``--data SOURCE`` (as everywhere in
-  jaxcnn: ``mnist-embedded``, ``mnist``, ``fashion_mnist``, ``idx:DIR``), ``--out DIR``
-  (default ``experiments/results``), ``--seed N`` (the first seed; an experiment with K
-  seeds uses ``N .. N+K-1``) and ``--no-cache``.
+  jaxcnn: ``mnist-embedded``, ``mnist``, ``fashion_mnist``, ``tfds:NAME``, ``idx:PATH``),
+  ``--out DIR`` (default ``experiments/results``, the committed results; with ``--quick``
+  a new temporary folder, so that a smoke run never replaces them unless ``--out`` names
+  them explicitly), ``--seed N`` (the first seed; an experiment with K seeds uses
+  ``N .. N+K-1``) and ``--no-cache``.
 * ``setup``: turns on JAX's persistent compilation cache (``$JAXCNN_CACHE_DIR``, default
   ``~/.cache/jaxcnn/xla``). Every ``train.train`` call compiles its training chunk
   (about a second on a 2-core CPU) and reruns compile the same programs again; the
@@ -31,6 +33,7 @@ import math
 import os
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,16 +63,30 @@ def make_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: few seeds, small sizes (seconds; numbers not to quote)")
     parser.add_argument("--data", default="mnist-embedded", metavar="SOURCE",
-                        help="mnist-embedded, mnist, fashion_mnist or idx:DIR")
+                        help="mnist-embedded, mnist, fashion_mnist, tfds:NAME or idx:PATH "
+                             "(as for jaxcnn train)")
     parser.add_argument("--download", action="store_true",
-                        help="let tensorflow-datasets download mnist / fashion_mnist")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR,
-                        help="folder for the JSON, PNG and README.md")
+                        help="let tensorflow-datasets download and prepare a TFDS source")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the JSON, PNG and README.md (default: "
+                             "experiments/results, the committed results; with --quick a new "
+                             "temporary folder, so a smoke run never replaces them)")
     parser.add_argument("--seed", type=int, default=0,
                         help="first seed; K seeds are seed .. seed+K-1")
     parser.add_argument("--no-cache", action="store_true",
                         help=f"do not use the persistent XLA compilation cache (${CACHE_ENV})")
     return parser
+
+
+def output_dir(args: argparse.Namespace, name: str) -> Path:
+    """Where results go: ``--out`` when given; else the committed ``RESULTS_DIR`` for a
+    real run, and a new temporary folder for a ``--quick`` smoke run (its numbers are
+    not to quote, and must not replace the committed 20-seed tables by accident)."""
+    if args.out is not None:
+        return Path(args.out)
+    if not args.quick:
+        return RESULTS_DIR
+    return Path(tempfile.mkdtemp(prefix=f"jaxcnn-{name}-quick-"))
 
 
 def cache_dir() -> Path:
@@ -168,6 +185,11 @@ def run_cli(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace]
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
+    name = parser.prog.rsplit(".", 1)[-1]
+    args.out = output_dir(args, name)
+    if args.quick and "--out" not in argv and not any(a.startswith("--out=") for a in argv):
+        print(f"[{name}] --quick: writing to {args.out} (the committed {RESULTS_DIR.name}/ "
+              "is left alone; --out DIR chooses the folder)", file=sys.stderr, flush=True)
     try:
         return main(args)
     except JaxcnnError as exc:
@@ -371,7 +393,9 @@ python -m experiments.optimizers         # 3. optimizers, sizes, best accuracy
 
 Every script takes `--quick` (a seconds-long smoke run, what `tests/test_experiments.py`
 runs), `--data SOURCE` (`mnist-embedded` by default; `mnist`, `fashion_mnist`,
-`idx:DIR`), `--out DIR` (default: this folder) and `--seed N`. Results are
+`tfds:NAME`, `idx:PATH`), `--out DIR` (default: this folder; with `--quick` a new temporary folder,
+so a smoke run never replaces these results unless `--out` names this folder) and
+`--seed N`. Results are
 reproducible from the recorded command and seed: training is bit-for-bit deterministic
 for a given configuration, seed and machine.
 
@@ -380,7 +404,7 @@ is the t-interval of the mean over seeds; "runs 2.5–97.5%" is the percentile r
 the single runs, the range to compare a single run (like each of the report's) with.
 
 **Full MNIST.** With MNIST prepared for tensorflow-datasets (`pip install -e
-'.[tfds]'`, then `--data mnist --download` once), every script accepts `--data mnist`;
+'.[tfds-prepare]'`, then `--data mnist --download` once), every script accepts `--data mnist`;
 `reproduce_report` then trains on exactly the report's images (the first 1,000-5,000
 of the 60,000) and `optimizers` adds the report's protocol at full scale. The anchor to
 compare with: a Keras model of this exact architecture, per-sample SGD at learning rate

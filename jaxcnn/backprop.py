@@ -28,16 +28,24 @@ def softmax_jacobian_row(logits: jax.Array, c: jax.Array) -> jax.Array:
     """Step (2): d out_c / d t_k for all k, as the report writes it. (C,) -> (C,).
 
     With ``S = sum_i e^{t_i}``:  ``-e^{t_c} e^{t_k} / S^2`` for k != c and
-    ``e^{t_c} (S - e^{t_c}) / S^2`` for k = c. The logits are shifted by their maximum
-    first: that multiplies every e^t by the same factor, so these ratios are unchanged
-    but e^t cannot overflow.
+    ``e^{t_c} (S - e^{t_c}) / S^2`` for k = c (``docs/report.md``, step 2). Two
+    evaluation choices, neither of which changes the formulas' value:
+
+    * The logits are shifted by their maximum first. That multiplies every e^t by the
+      same factor, so the ratios are unchanged, but e^t cannot overflow.
+    * ``S - e^{t_c}`` is evaluated as the sum of the *other* exponentials, which is the
+      same number without the cancellation of a subtraction: when class c dominates
+      (p_c near 1), ``S - e^{t_c}`` computed as a difference keeps only the rounding
+      error of S (absolute ~eps, relative error up to 100 % of the true 1 - p_c).
     """
     e = jnp.exp(logits - jnp.max(logits))
-    s = jnp.sum(e)
+    is_c = jnp.arange(logits.shape[0]) == c
     e_c = e[c]
+    s_rest = jnp.sum(jnp.where(is_c, 0, e))  # S - e^{t_c}, without cancellation
+    s = e_c + s_rest
     off_diagonal = -e_c * e / s**2
-    diagonal = e_c * (s - e_c) / s**2
-    return jnp.where(jnp.arange(logits.shape[0]) == c, diagonal, off_diagonal)
+    diagonal = e_c * s_rest / s**2
+    return jnp.where(is_c, diagonal, off_diagonal)
 
 
 def softmax_jacobian(logits: jax.Array) -> jax.Array:
@@ -48,22 +56,35 @@ def softmax_jacobian(logits: jax.Array) -> jax.Array:
 def logits_backward(logits: jax.Array, label: jax.Array) -> jax.Array:
     """Steps (1)-(2): dL/dt (C,) for logits t (C,), chained as the report does.
 
+    Same dtype as ``logits`` (float32 or float64). Source: ``docs/report.md`` steps 1-2.
     Only out_c has a non-zero upstream gradient (step 1), so
-    ``dL/dt = dL/dout_c * d out_c / dt``, one row of the report's softmax Jacobian.
-    (That this equals the textbook ``p - onehot`` is proved in the tests, not used here.)
+    ``dL/dt_k = dL/dout_c * d out_c / dt_k = -1/p_c * J[c, k]``, one row of the
+    report's softmax Jacobian (``softmax_jacobian_row``). (That this equals the textbook
+    ``p - onehot`` is proved in the tests, not used here.)
 
-    Underflow guard: when the label's logit is so far below the largest that
-    ``e^{t_c}`` underflows (a gap above ~87 in float32, ~745 in float64), the report's
-    product is ``-1/0 * 0``. Only there, and only for that image, the product's exact
-    limit ``e^{t_k}/S`` (k != c), ``-(S - e^{t_c})/S`` (k = c) is used instead, found by
-    cancelling ``e^{t_c}`` between the two factors.
+    Where the report's product is inaccurate, the algebraically identical form is used.
+    Cancelling ``e^{t_c}`` between ``-1/p_c = -S/e^{t_c}`` and ``J[c, k]`` gives
+    ``e^{t_k}/S`` (k != c) and ``-(S - e^{t_c})/S`` (k = c). The report's product is
+    accurate (a few ulps) exactly when ``J[c, k]`` is a normal floating-point number:
+    then every factor (e^{t_c}, e^{t_c} e^{t_k}, p_c >= |J[c, k]|) is normal too and
+    ``1/p_c`` is finite. It is inaccurate when the label's probability is tiny (a
+    confident wrong prediction, logit gap above about 80 in float32, 700 in float64):
+    ``J[c, k]`` becomes subnormal, which XLA flushes to zero on CPU (the whole row
+    read 0 instead of 0.5), and once e^{t_c} or p_c underflows the product is
+    ``-inf * 0 = NaN``. So each entry k uses the report's product where
+    ``|J[c, k]| >= finfo(dtype).tiny`` and the cancelled form elsewhere (where the true
+    entry is below ``tiny`` it is 0 either way).
     """
     e = jnp.exp(logits - jnp.max(logits))
-    s = jnp.sum(e)
-    d_out = loss_output_gradient(e / s, label)
-    report_chain = d_out[label] * softmax_jacobian_row(logits, label)
-    limit = jnp.where(jnp.arange(logits.shape[0]) == label, -(s - e[label]) / s, e / s)
-    return jnp.where(e[label] > 0, report_chain, limit)
+    is_c = jnp.arange(logits.shape[0]) == label
+    s_rest = jnp.sum(jnp.where(is_c, 0, e))  # S - e^{t_c}, as in softmax_jacobian_row
+    s = e[label] + s_rest
+    d_out = loss_output_gradient(e / s, label)  # step (1): -1/p_c at the label
+    row = softmax_jacobian_row(logits, label)  # step (2)
+    report_chain = d_out[label] * row
+    cancelled = jnp.where(is_c, -s_rest / s, e / s)
+    accurate = jnp.abs(row) >= jnp.finfo(row.dtype).tiny
+    return jnp.where(accurate, report_chain, cancelled)
 
 
 def softmax_backward(

@@ -6,43 +6,46 @@
     4,000 train (400 per class) and 1,000 test (100 per class), each in a fixed
     shuffled order (seed 0; ``scripts/make_embedded_mnist.py`` documents and rebuilds it),
     so the first N training images are roughly class-balanced.
-``mnist``, ``fashion_mnist``
-    The full 60,000 + 10,000 images through tensorflow-datasets (extra ``tfds``:
-    ``pip install 'jaxcnn[tfds]'``). Downloads only with ``--download``
-    (``load(..., download=True)``); see ``jaxcnn.tfds_source``.
-``idx:DIR``
-    The four standard IDX files in DIR, plain or ``.gz``, read with NumPy
-    (``jaxcnn.idx``). Fashion-MNIST offline: ``apt-get install dataset-fashion-mnist``
-    then ``idx:/usr/share/datasets/fashion-mnist``. Class names are Fashion-MNIST's
-    when a component of the path contains "fashion", else the digits.
+``mnist``, ``fashion_mnist``, ``tfds:NAME``
+    Through tensorflow-datasets (extra ``tfds``; preparing once needs extra
+    ``tfds-prepare``): the full 60,000 + 10,000 images of the first two, or any TFDS
+    image-classification data set with 28x28x1 images (``tfds:kmnist``,
+    ``tfds:emnist/letters``, ...), class names from its label feature. Downloads only
+    with ``--download``. See ``jaxcnn.tfds_source``.
+``idx:PATH``
+    IDX files in a folder or archive, however they were downloaded (MNIST's names,
+    EMNIST's prefixes, torchvision's ``MNIST/raw``, Kaggle's copies, compressed or not);
+    any integer label type, QMNIST's label tables, class names from mapping files or
+    ``max label + 1``. See ``jaxcnn.idx_layout`` and ``jaxcnn.idx``. Fashion-MNIST
+    offline: ``apt-get install dataset-fashion-mnist`` then
+    ``idx:/usr/share/datasets/fashion-mnist``.
 
 Every problem raises ``jaxcnn.errors.DataError`` with one message; nothing is written.
+Data flows one way: this module imports the sources (lazily), the sources import only
+``jaxcnn.data_common``, ``jaxcnn.errors`` and each other, never this module.
 """
 
 from __future__ import annotations
 
 import argparse
-import numbers
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
+from jaxcnn.data_common import DIGIT_NAMES, check_available, check_size
+from jaxcnn.data_common import FASHION_NAMES as FASHION_NAMES  # re-exported
 from jaxcnn.errors import DataError
 
 DEFAULT_SOURCE = "mnist-embedded"
 TFDS_SOURCES = ("mnist", "fashion_mnist")
-SOURCES = (DEFAULT_SOURCE, *TFDS_SOURCES, "idx:DIR")
+SOURCES = (DEFAULT_SOURCE, *TFDS_SOURCES, "tfds:NAME", "idx:PATH")
 EMBEDDED_FILE = "mnist_embedded.npz"
 
-DIGIT_NAMES = tuple(str(d) for d in range(10))
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 ALTERNATIVES = ("use --data mnist-embedded (5,000 digits shipped with jaxcnn, no network), "
-                "--data idx:DIR (the four MNIST IDX files in DIR), or --data mnist / "
-                "fashion_mnist (tensorflow-datasets)")
+                "--data idx:PATH (IDX files in a folder or archive), or --data mnist / "
+                "fashion_mnist / tfds:NAME (tensorflow-datasets)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +54,10 @@ class Dataset:
 
     ``train_images``/``test_images``: uint8 (N, 28, 28), pixels 0-255.
     ``train_labels``/``test_labels``: int32 (N,), values in ``range(num_classes)``.
-    ``class_names``: one name per label value. Checked on construction.
+    ``class_names``: one name per label value; their number is the class count that
+    training, evaluation and checkpoints use. ``notes``: how the source was read (files
+    used, label layout, where the class names came from), shown by ``jaxcnn data``.
+    Checked on construction.
     """
 
     source: str
@@ -60,6 +66,7 @@ class Dataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     class_names: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -88,25 +95,11 @@ def _check_arrays(source: str, split: str, images: np.ndarray, labels: np.ndarra
                         f"{labels.min()}..{labels.max()}")
 
 
-def check_available(n: int | None, available: int, split: str, source: str) -> None:
-    """Raise ``DataError`` when ``n`` examples of ``split`` are asked but only ``available``."""
-    if n is not None and n > available:
-        raise DataError(
-            f"{split}_size={n:,} is more than the {available:,} {split} images that "
-            f"{source} holds; ask for at most {available:,}, or use a larger source "
-            "(--data mnist, fashion_mnist or idx:DIR hold 60,000 / 10,000)")
-
-
 def _first(images: np.ndarray, labels: np.ndarray, n: int | None, split: str,
            source: str) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` examples (all when ``n`` is None); DataError if fewer exist."""
     check_available(n, len(images), split, source)
     return (images, labels) if n is None else (images[:n], labels[:n])
-
-
-def _check_size(n: int | None, split: str) -> None:
-    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
-        raise DataError(f"{split}_size must be a whole number of at least 1, got {n!r}")
 
 
 def load_embedded() -> dict[str, np.ndarray]:
@@ -122,12 +115,6 @@ def load_embedded() -> dict[str, np.ndarray]:
             "jaxcnn or rebuild it with scripts/make_embedded_mnist.py") from exc
 
 
-def idx_class_names(directory: Path) -> tuple[str, ...]:
-    """Fashion-MNIST's names if a component of ``directory`` contains "fashion", else digits."""
-    parts = Path(directory).expanduser().resolve().parts
-    return FASHION_NAMES if any("fashion" in p.lower() for p in parts) else DIGIT_NAMES
-
-
 def load(source: str = DEFAULT_SOURCE, *, train_size: int | None = None,
          test_size: int | None = None, download: bool = False) -> Dataset:
     """Load ``source`` (one of ``SOURCES``; see the module docstring) as a ``Dataset``.
@@ -137,29 +124,35 @@ def load(source: str = DEFAULT_SOURCE, *, train_size: int | None = None,
     fewer than 1, raises ``DataError``. ``download=True`` lets tensorflow-datasets
     fetch ``mnist`` / ``fashion_mnist`` when they are not prepared yet.
     """
-    _check_size(train_size, "train")
-    _check_size(test_size, "test")
+    check_size(train_size, "train")
+    check_size(test_size, "test")
+    notes: tuple[str, ...] = ()
     if source == DEFAULT_SOURCE:
         arrays, names = load_embedded(), DIGIT_NAMES
-    elif source in TFDS_SOURCES:
+    elif source in TFDS_SOURCES or source.startswith("tfds:"):
+        name = source.removeprefix("tfds:").strip()
+        if not name:
+            raise DataError("tfds: needs a tensorflow-datasets name, e.g. --data tfds:kmnist "
+                            "or --data tfds:emnist/letters")
         from jaxcnn import tfds_source
 
-        arrays, names = tfds_source.load_tfds(
-            source, download=download, train_size=train_size, test_size=test_size)
+        arrays, names, notes = tfds_source.load_tfds(
+            name, download=download, train_size=train_size, test_size=test_size)
     elif source.startswith("idx:"):
         directory = source[len("idx:"):]
         if not directory:
-            raise DataError("idx: needs a directory, e.g. "
+            raise DataError("idx: needs a directory or archive, e.g. "
                             "--data idx:/usr/share/datasets/fashion-mnist")
-        from jaxcnn import idx
+        from jaxcnn import idx_layout
 
-        arrays, names = idx.read_idx_dir(directory), idx_class_names(Path(directory))
+        found = idx_layout.load(directory)
+        arrays, names, notes = found.arrays, found.class_names, found.notes
     else:
         raise DataError(f"unknown data source {source!r}; the sources are "
                         f"{', '.join(SOURCES)} (default {DEFAULT_SOURCE})")
     train = _first(arrays["train_images"], arrays["train_labels"], train_size, "train", source)
     test = _first(arrays["test_images"], arrays["test_labels"], test_size, "test", source)
-    return Dataset(source, *train, *test, class_names=names)
+    return Dataset(source, *train, *test, class_names=names, notes=notes)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,8 +160,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", default=DEFAULT_SOURCE, metavar="SOURCE",
         help=f"data source: {DEFAULT_SOURCE} (default: 5,000 MNIST digits shipped with "
-             "jaxcnn), mnist or fashion_mnist (tensorflow-datasets, extra [tfds]), or "
-             "idx:DIR (the four MNIST IDX files in DIR)")
+             "jaxcnn), mnist, fashion_mnist or tfds:NAME (tensorflow-datasets, extra "
+             "[tfds]), or idx:PATH (IDX files in a folder or archive)")
     parser.add_argument(
         "--download", action="store_true",
-        help="let tensorflow-datasets download mnist / fashion_mnist if not prepared yet")
+        help="let tensorflow-datasets download and prepare a TFDS source if not prepared "
+             "yet (extra [tfds-prepare])")

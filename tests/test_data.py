@@ -123,7 +123,8 @@ def test_bad_sizes(kwargs, pattern):
 
 def test_unknown_source():
     with pytest.raises(DataError, match="unknown data source 'mnist_embedded'; the sources "
-                                        "are mnist-embedded, mnist, fashion_mnist, idx:DIR"):
+                                        "are mnist-embedded, mnist, fashion_mnist, "
+                                        "tfds:NAME, idx:PATH"):
         data.load("mnist_embedded")
 
 

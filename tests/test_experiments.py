@@ -145,3 +145,26 @@ def test_statistics_helpers():
     assert d["mean_ci95"] == pytest.approx([0.83 - half, 0.83 + half], abs=1e-4)
     assert common.place(0.70, d)["verdict"].startswith("below all 4 runs")
     assert common.place(0.83, d)["inside_runs_95"]
+
+
+@pytest.mark.parametrize("module", [reproduce_report, gradient_ties, optimizers])
+def test_quick_never_writes_into_the_committed_results(module, capsys):
+    """``--quick`` alone goes to a new temporary folder; the committed results folder is
+    the default of a real run, and ``--out`` (which may name it) always wins."""
+    seen = []
+
+    def main(args):
+        seen.append(Path(args.out))
+        return 0
+
+    assert common.run_cli(module.build_parser(), main, ["--quick"]) == 0
+    quick = seen[-1]
+    assert quick.resolve() != common.RESULTS_DIR.resolve()
+    assert quick.is_dir() and not any(quick.iterdir())
+    assert str(quick) in capsys.readouterr().err  # says where it writes
+    quick.rmdir()
+    assert common.run_cli(module.build_parser(), main, []) == 0
+    assert seen[-1] == common.RESULTS_DIR
+    explicit = ["--quick", "--out", str(common.RESULTS_DIR)]
+    assert common.run_cli(module.build_parser(), main, explicit) == 0
+    assert seen[-1] == common.RESULTS_DIR

@@ -155,14 +155,16 @@ CATALOGUE = [
     (truncated_payload, "train_images", r"header count does not match the payload.*truncated"),
     (trailing_data, "test_labels", "header count does not match the payload.*trailing"),
     (header_only_fragment, "train_labels", "too short for an IDX header"),
-    (wrong_magic, "train_images", "wrong magic number 0x00001803, expected 0x00000803"),
-    (swapped_files, "test_images", "wrong magic number 0x00000801"),
+    (wrong_magic, "train_images", "unknown IDX type byte 0x18 .magic 0x00001803"),
+    (swapped_files, "test_images", r"holds unsigned byte values of shape \(20,\), like IDX "
+                                   "labels, where images .* swapped or mis-named file"),
     (header_count_too_big, "train_labels", "header count does not match the payload"),
     (not_28x28, "train_images", "images are 32x32, but this network needs 28x28"),
-    (label_out_of_range, "test_labels", "labels must be 0-9, found 10 at index 7"),
+    (label_out_of_range, "test_labels", "label 10 at index 7 is not one of the training "
+                                        "labels' classes 0-9"),
     (count_mismatch, "train_labels", "50 images but .* holds 49 labels"),
     (empty_split, "test_images", "the split is empty"),
-    (missing_file, None, "no t10k-labels-idx1-ubyte"),
+    (missing_file, None, "no test labels file next to .*t10k-images-idx3-ubyte"),
 ]
 
 

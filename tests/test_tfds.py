@@ -1,14 +1,17 @@
-"""The ``mnist`` / ``fashion_mnist`` sources through tensorflow-datasets, all offline.
+"""The TFDS sources (``mnist``, ``fashion_mnist``, ``tfds:NAME``), all offline.
 
-Tests that need TensorFlow or tensorflow-datasets skip with a reason when they are not
-installed (``pip install 'jaxcnn[tfds]'``; CI installs that extra). No test touches the
-network: downloads are patched to fail at once, GCS is off.
+Reading needs tensorflow-datasets only (extra ``tfds``); preparing needs TensorFlow too
+(extra ``tfds-prepare``). Tests skip with a reason when what they need is not installed.
+The reading tests also run once in a subprocess in which TensorFlow cannot be imported
+(hidden from the import system), to show that reading never needs it. No test touches
+the network: downloads are patched to fail at once, GCS is off.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,12 +29,42 @@ from jaxcnn.errors import DataError
 from jaxcnn.idx import encode_idx
 
 SKIP = "needs the tfds extra: pip install 'jaxcnn[tfds]'"
+SKIP_PREPARE = "needs the tfds-prepare extra: pip install 'jaxcnn[tfds-prepare]'"
+ROOT = Path(__file__).resolve().parent.parent
+# Run first in a subprocess: TensorFlow becomes impossible to import, as if not installed
+# (find_spec says None, so TFDS and etils take their TensorFlow-free paths).
+HIDE_TENSORFLOW = """
+import sys
+class _Hide:
+    def __init__(self, inner): self.inner = inner
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            return None
+        return self.inner.find_spec(name, path, target)
+    def __getattr__(self, attr): return getattr(self.inner, attr)
+sys.meta_path[:] = [_Hide(f) for f in sys.meta_path]
+"""
 
 
 @pytest.fixture
 def tfds():
-    pytest.importorskip("tensorflow", reason=SKIP)  # TFDS needs it to prepare and read
+    """tensorflow-datasets (reading and mocking need nothing more)."""
     return pytest.importorskip("tensorflow_datasets", reason=SKIP)
+
+
+@pytest.fixture
+def tfds_prepare(tfds):
+    pytest.importorskip("tensorflow", reason=SKIP_PREPARE)  # TFDS prepares with it
+    return tfds
+
+
+def _without_tensorflow(code: str, env_dir: Path) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python whose TensorFlow is hidden; TFDS_DATA_DIR=env_dir."""
+    import os
+
+    env = dict(os.environ, TFDS_DATA_DIR=str(env_dir), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-c", HIDE_TENSORFLOW + code], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=env)
 
 
 @pytest.fixture
@@ -52,8 +85,8 @@ def no_network(tfds):
         yield
 
 
-@pytest.mark.parametrize("blocked", [("tensorflow_datasets",), ("tensorflow",),
-                                     ("tensorflow_datasets", "tensorflow")])
+@pytest.mark.parametrize("blocked", [("tensorflow_datasets",), ("PIL",),
+                                     ("tensorflow_datasets", "PIL")])
 def test_missing_packages_name_the_extra(monkeypatch, blocked):
     for module in blocked:
         monkeypatch.setitem(sys.modules, module, None)  # as if not installed
@@ -62,7 +95,21 @@ def test_missing_packages_name_the_extra(monkeypatch, blocked):
                        ) as info:
         data.load("mnist", download=True)
     assert time.perf_counter() - start < 2.0
-    assert all(module in str(info.value) for module in blocked)
+    for module in blocked:
+        assert {"PIL": "pillow"}.get(module, module) in str(info.value)
+
+
+def test_preparing_without_tensorflow_names_the_prepare_extra(tfds, tmp_path):
+    code = ("import jaxcnn.data as d\n"
+            "try:\n    d.load('tfds:kmnist', download=True)\n"
+            "except d.DataError as e:\n    print('ERROR', e)\n"
+            "print('tensorflow' in sys.modules)")
+    out = _without_tensorflow(code, tmp_path / "tfds")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert ("ERROR preparing TFDS dataset 'kmnist' needs TensorFlow, once (reading it later "
+            "does not), and it is not installed; run pip install 'jaxcnn[tfds-prepare]'"
+            in out.stdout)
+    assert out.stdout.split()[-1] == "False"
 
 
 def test_broken_tensorflow_datasets_names_the_extra(monkeypatch):
@@ -105,7 +152,7 @@ def test_absent_dataset_fails_without_importing_tfds(tfds, data_dir):
     assert out.stdout.split() == ["True", "False"]
 
 
-def test_download_without_network_fails_fast(tfds, data_dir, no_network, monkeypatch):
+def test_download_without_network_fails_fast(tfds_prepare, data_dir, no_network, monkeypatch):
     monkeypatch.setattr(tfds_source, "unreachable_reason", lambda url: "simulated: offline")
     start = time.perf_counter()
     with pytest.raises(DataError, match=r"cannot download TFDS dataset 'mnist': no network "
@@ -137,33 +184,166 @@ def test_unreachable_reason_probes_the_proxy(monkeypatch):
         assert tfds_source.unreachable_reason("https://no-such-host.invalid/x.gz") is None
 
 
-def test_files_in_manual_dir_with_wrong_checksums(tfds, data_dir, no_network):
-    manual = data_dir / "downloads" / "manual"
+def _fill_manual_dir(manual: Path, valid: bool) -> None:
+    """The four MNIST .gz names in TFDS's manual_dir: junk, or valid IDX data gzipped anew
+    (a re-compressed copy: right content, other checksums)."""
     manual.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (manual / name).write_bytes(gzip.compress(b"not the real file"))
-    with pytest.raises(DataError, match="preparing TFDS dataset 'mnist' in .* failed "
-                                        r"\(NonMatchingChecksumError"):
+    for stem, array in (("train-images-idx3-ubyte", _digits(20)[0]),
+                        ("train-labels-idx1-ubyte", _digits(20)[1]),
+                        ("t10k-images-idx3-ubyte", _digits(10)[0]),
+                        ("t10k-labels-idx1-ubyte", _digits(10)[1])):
+        payload = encode_idx(array) if valid else b"not the real file"
+        (manual / f"{stem}.gz").write_bytes(gzip.compress(payload))
+
+
+def _no_tfds_output(captured) -> None:
+    """Neither TFDS's stdout lines nor its progress bars reached the terminal."""
+    assert captured.out == ""
+    for noise in ("Downloading and preparing", "Dl Completed", "Dl Size", "Extraction", "%|"):
+        assert noise not in captured.err
+
+
+def test_files_in_manual_dir_with_wrong_checksums(tfds, data_dir, no_network, capfd):
+    """Every wrong file is named with its expected and actual size and checksum, before
+    TFDS starts (no progress bars), in one line."""
+    manual = data_dir / "downloads" / "manual"
+    _fill_manual_dir(manual, valid=False)
+    with pytest.raises(DataError, match="manual_dir .* does not hold the original mnist files"
+                       ) as info:
         data.load("mnist")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.count("expected") >= 4 and "sha256 8d422c7b0a1c" in message  # t10k-images
+    assert "t10k-images-idx3-ubyte.gz is 37 bytes" in message
+    assert "not valid IDX files either" in message and "replace them" in message
+    _no_tfds_output(capfd.readouterr())
 
 
-@pytest.mark.parametrize(("name", "first_class"), [("mnist", "0"),
-                                                   ("fashion_mnist", "T-shirt/top")])
-def test_mock_data(tfds, data_dir, name, first_class):
-    (data_dir / name).mkdir(parents=True)  # "prepared": mock_data supplies the records
+def test_recompressed_manual_files_suggest_idx(tfds, data_dir, no_network, capfd):
+    manual = data_dir / "downloads" / "manual"
+    _fill_manual_dir(manual, valid=True)
+    with pytest.raises(DataError, match=f"valid IDX data .*--data idx:{manual}$"):
+        data.load("mnist")
+    assert data.load(f"idx:{manual}").train_images.shape == (20, 28, 28)
+    _no_tfds_output(capfd.readouterr())
+
+
+@pytest.mark.usefixtures("tfds_prepare")
+def test_tfds_preparation_is_silent_and_keeps_the_detail(tfds, data_dir, no_network,
+                                                         monkeypatch, capfd):
+    """A real download_and_prepare that fails (cached downloads hold junk): TFDS prints
+    "Downloading and preparing ..." on stdout and ~20 progress-bar lines on stderr
+    unless silenced, and the global progress-bar switch is restored afterwards."""
+    from tensorflow_datasets.core.download import resource
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    downloads = data_dir / "downloads"
+    downloads.mkdir(parents=True)
+    for url, info in tfds.builder("mnist", data_dir=str(data_dir)).url_infos.items():
+        path = downloads / resource.get_dl_fname(url, info.checksum)
+        path.write_bytes(gzip.compress(b"junk"))
+        path.with_name(path.name + ".INFO").write_text(
+            json.dumps({"urls": [url], "dataset_names": ["mnist"]}))
+    monkeypatch.setattr(tfds_source, "unreachable_reason", lambda url: None)  # "online"
+    active = tqdm_utils._active
+    with pytest.raises(DataError, match=r"preparing TFDS dataset 'mnist' .* failed \(ValueError: "
+                                        r"cannot reshape array of size 0"):
+        data.load("mnist", download=True)
+    assert tqdm_utils._active == active
+    _no_tfds_output(capfd.readouterr())
+
+
+def test_one_line_keeps_tfds_multiline_detail():
+    exc = RuntimeError("Artifact https://x/t10k.gz, downloaded to /m/t10k.gz, has wrong "
+                       "checksum:\n* Expected: UrlInfo(size=1.57 MiB, checksum='8d42')\n"
+                       "* Got: UrlInfo(size=37 bytes, checksum='ab4b')\n"
+                       "To debug, see: https://www.tensorflow.org/datasets/overview")
+    line = tfds_source._one_line(exc)
+    assert "\n" not in line and "To debug" not in line
+    assert "* Expected: UrlInfo(size=1.57 MiB, checksum='8d42')" in line
+    assert "* Got: UrlInfo(size=37 bytes" in line
+
+
+MOCKED = [  # source, first class name, number of classes (from the label feature)
+    ("mnist", "0", 10), ("fashion_mnist", "T-shirt/top", 10), ("tfds:kmnist", "o", 10),
+    ("tfds:emnist/balanced", "0", 47), ("tfds:emnist/letters", "0", 37),
+]
+
+
+@pytest.mark.parametrize(("source", "first_class", "classes"), MOCKED)
+def test_mock_data(tfds, data_dir, source, first_class, classes):
+    (data_dir / source.removeprefix("tfds:")).mkdir(parents=True)  # "prepared": mocked records
     with tfds.testing.mock_data(num_examples=12), \
             mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
-        ds = data.load(name, train_size=5)
+        ds = data.load(source, train_size=5)
         assert ds.train_images.shape == (5, 28, 28) and ds.test_images.shape == (12, 28, 28)
         assert ds.train_images.dtype == np.uint8
         assert ds.train_labels.dtype == ds.test_labels.dtype == np.int32
         assert ds.train_labels.shape == (5,)
-        assert 0 <= ds.test_labels.min() and ds.test_labels.max() <= 9
-        assert ds.class_names[0] == first_class and ds.num_classes == 10
-        assert ds.source == name
+        assert 0 <= ds.test_labels.min() and ds.test_labels.max() < classes
+        assert ds.class_names[0] == first_class and ds.num_classes == classes
+        assert ds.source == source
+        assert "array_record, without TensorFlow" in ds.notes[0]
         with pytest.raises(DataError, match="test_size=13 is more than the 12 test images"):
-            data.load(name, test_size=13)
+            data.load(source, test_size=13)
+
+
+def test_mock_data_reads_without_tensorflow(tfds, tmp_path):
+    """The same reads in a Python where TensorFlow cannot be imported at all."""
+    for name in ("mnist", "kmnist", "emnist/letters"):
+        (tmp_path / "tfds" / name).mkdir(parents=True)
+    code = "\n".join([
+        "from unittest import mock",
+        "import tensorflow_datasets as tfds",
+        "import jaxcnn.data as d",
+        "with tfds.testing.mock_data(num_examples=7), mock.patch.object(",
+        "        tfds.core.DatasetBuilder, 'is_prepared', return_value=True):",
+        "    for source in ('mnist', 'tfds:kmnist', 'tfds:emnist/letters'):",
+        "        ds = d.load(source, train_size=3)",
+        "        print(source, ds.train_images.shape, ds.test_images.shape, ds.num_classes)",
+        "print('tensorflow' in sys.modules)",
+    ])
+    out = _without_tensorflow(code, tmp_path / "tfds")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == [
+        "mnist (3, 28, 28) (7, 28, 28) 10", "tfds:kmnist (3, 28, 28) (7, 28, 28) 10",
+        "tfds:emnist/letters (3, 28, 28) (7, 28, 28) 37", "False"]
+
+
+@pytest.mark.parametrize(("source", "pattern"), [
+    ("tfds:cifar10", r"'cifar10' has uint8 images of shape \(32, 32, 3\) \(colour\); this "
+                     r"network needs 28x28 grayscale images, \(28, 28, 1\) uint8"),
+    ("tfds:imdb_reviews", r"'imdb_reviews' is not an image data set \(its input 'text' is "
+                          r"Text\)"),
+    ("tfds:no_such_dataset", r"cannot open 'no_such_dataset' \(DatasetNotFoundError: Dataset "
+                             r"no_such_dataset not found.\); check the name"),
+    ("tfds:emnist/nope", "emnist's configs are byclass, bymerge, balanced, letters, digits, "
+                         "mnist"),
+    ("tfds:", "tfds: needs a tensorflow-datasets name"),
+])
+def test_other_tfds_datasets_are_refused_before_any_download(tfds, data_dir, no_network,
+                                                             source, pattern):
+    with pytest.raises(DataError, match=pattern) as info:
+        data.load(source, download=True)
+    assert "\n" not in str(info.value)
+    assert not data_dir.exists()
+
+
+def test_tfrecord_data_is_read_through_tensorflow_when_installed(tfds_prepare, data_dir):
+    """A data set prepared earlier as tfrecord: no random access (as_data_source raises
+    NotImplementedError), so TensorFlow's as_dataset reads it."""
+    (data_dir / "mnist").mkdir(parents=True)
+
+    def no_random_access(self, *args, **kwargs):
+        raise NotImplementedError("Random access data source for file format tfrecord")
+
+    builder_cls = tfds_prepare.core.DatasetBuilder
+    with tfds_prepare.testing.mock_data(num_examples=6), \
+            mock.patch.object(builder_cls, "is_prepared", return_value=True), \
+            mock.patch.object(builder_cls, "as_data_source", no_random_access):
+        ds = data.load("mnist")
+    assert ds.train_images.shape == (6, 28, 28) and ds.train_labels.dtype == np.int32
+    assert "tfrecord, with TensorFlow" in ds.notes[0]
 
 
 # --- end to end: the real `mnist` builder prepares offline from a seeded download cache ---
@@ -199,11 +379,13 @@ def _seed_download_cache(tfds, data_dir) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("tfds_prepare")
 def test_mnist_builder_prepares_offline_from_seeded_cache(tfds, data_dir, no_network,
-                                                           monkeypatch):
+                                                           monkeypatch, capfd):
     _seed_download_cache(tfds, data_dir)
     monkeypatch.setattr(tfds_source, "unreachable_reason", lambda url: None)  # "online"
     ds = data.load("mnist", download=True)
+    _no_tfds_output(capfd.readouterr())  # nor "Dataset mnist downloaded and prepared ..."
     assert ds.train_images.shape == (60_000, 28, 28) and ds.test_images.shape == (10_000, 28, 28)
     assert ds.train_images.dtype == np.uint8 and ds.train_labels.dtype == np.int32
     assert np.all(np.bincount(ds.train_labels, minlength=10) == 6_000)
@@ -220,3 +402,26 @@ def test_mnist_builder_prepares_offline_from_seeded_cache(tfds, data_dir, no_net
     with pytest.raises(DataError, match="train_size=60,001 is more than the 60,000"):
         data.load("mnist", train_size=60_001)
     assert snapshot(data_dir) == before
+    assert "array_record, without TensorFlow" in small.notes[0]
+
+    # Without TensorFlow: the array_record data reads the same; a copy whose metadata says
+    # tfrecord gets one line on how to re-prepare.
+    code = ("import jaxcnn.data as d\n"
+            "ds = d.load('mnist', train_size=500, test_size=10)\n"
+            "print(ds.train_labels[:500].tolist() == {labels})\n"
+            "print('tensorflow' in sys.modules)")
+    out = _without_tensorflow(code.format(labels=ds.train_labels[:500].tolist()), data_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["True", "False"]
+    old_dir = data_dir.parent / "tfrecord-era"
+    shutil.copytree(data_dir / "mnist", old_dir / "mnist")
+    info_file = next((old_dir / "mnist").glob("*/dataset_info.json"))
+    info = json.loads(info_file.read_text())
+    info["fileFormat"] = "tfrecord"
+    info_file.write_text(json.dumps(info))
+    out = _without_tensorflow("import jaxcnn.data as d\ntry:\n    d.load('mnist')\n"
+                              "except d.DataError as e:\n    print(e)", old_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "was prepared as tfrecord, which only TensorFlow reads; re-prepare it as " \
+           "array_record (delete that folder, then run `jaxcnn data --data mnist --download`" \
+        in out.stdout

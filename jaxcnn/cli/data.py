@@ -1,8 +1,9 @@
 """Show what a data source holds: counts per split, class balance and pixel range.
 
-A quick way to see what ``jaxcnn train --data SOURCE`` would train on. Sources:
-``mnist-embedded`` (default, offline), ``mnist`` / ``fashion_mnist`` (tensorflow-datasets)
-and ``idx:DIR`` (four MNIST IDX files); see ``jaxcnn.data``.
+A quick way to see what ``jaxcnn train --data SOURCE`` would train on, and how the
+source was read (which files, which label layout, where the class names came from).
+Sources: ``mnist-embedded`` (default, offline), ``mnist`` / ``fashion_mnist`` /
+``tfds:NAME`` (tensorflow-datasets) and ``idx:PATH`` (IDX files); see ``jaxcnn.data``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def summarize(ds: data.Dataset) -> list[str]:
     test_counts = np.bincount(ds.test_labels, minlength=ds.num_classes)
     names = [name if name == str(i) else f"{i} {name}" for i, name in enumerate(ds.class_names)]
     width = max(len("class"), *(len(n) for n in names))
-    lines = [f"source: {ds.source}", f"{'class':<{width}}  {'train':>7}  {'test':>7}"]
+    lines = [f"source: {ds.source}", *ds.notes,
+             f"{ds.num_classes} classes", f"{'class':<{width}}  {'train':>7}  {'test':>7}"]
     lines += [f"{name:<{width}}  {tr:>7,}  {te:>7,}"
               for name, tr, te in zip(names, train_counts, test_counts, strict=True)]
     lines.append(f"{'total':<{width}}  {len(ds.train_labels):>7,}  {len(ds.test_labels):>7,}")
