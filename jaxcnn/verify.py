@@ -277,8 +277,9 @@ def format_table(report: dict) -> str:
             f"Pool windows with a tied maximum: {report['ties']['random (tie-free)']:.1%} on "
             f"random images, {t['tie_share_mean']:.1%} on {t['images']} MNIST digits "
             f"(min {t['tie_share_min']:.1%}, max {t['tie_share_max']:.1%}).",
-            f"{t['structural_share_min']:.0%} or more of each digit's ties are structural "
-            "(identical conv patches): the true filter gradient is unique there.",
+            ("Every tie on these digits is structural" if t["structural_share_min"] == 1 else
+             f"At least {t['structural_share_min']:.0%} of each digit's ties are structural")
+            + " (identical conv patches): the true filter gradient is unique there.",
             f"|report-rule dL/dfilters| / |true dL/dfilters| on those digits: mean "
             f"{t['report_to_true_filter_grad_ratio_mean']:.3f} (min "
             f"{t['report_to_true_filter_grad_ratio_min']:.3f}, max "

@@ -161,6 +161,39 @@ def test_errors_in_the_users_code_become_findings_not_crashes():
     assert got.kind == "error" and "RuntimeError: oops in backward" in got.note
 
 
+def test_inputs_a_forward_refuses_are_skipped_and_float32_code_gets_float32_tolerances(
+        tmp_path):
+    path = tmp_path / "layers.py"
+    path.write_text(
+        "import numpy as np\n\n"
+        "def affine_forward(x, w, b):\n    return x @ w + b, (x, w)\n\n"  # 2-d x only
+        "def affine_backward(dout, cache):\n    x, w = cache\n"
+        "    return dout @ w.T, x.T @ dout, dout.sum(0)\n\n"
+        "def sigmoid_forward(x):\n    out = 1 / (1 + np.exp(-x.astype(np.float32)))\n"
+        "    return out, out\n\n"
+        "def sigmoid_backward(dout, out):\n    return dout * out * (1 - out)\n")
+    found = find_layers(load_file(path), str(path))
+    affine, sigmoid = (check_layer(layer, fd_seconds=0.01) for layer in found.layers)
+    assert affine.ok, [(c.quantity, c.kind, c.note) for c in affine.checks]
+    assert any("skipped" in n and "(3, 2, 3, 4)" in n for n in affine.notes)
+    assert sigmoid.ok and any("float32" in n for n in sigmoid.notes)
+    assert sigmoid.check("x").max_rel_error > 1e-9  # float32 round-off, accepted
+
+
+def test_a_jax_layer_in_nchw_layout_is_matched_to_the_right_reference(tmp_path):
+    path = tmp_path / "nchw.py"
+    path.write_text(
+        "import jax\nimport jax.numpy as jnp\n\n@jax.custom_vjp\ndef max_pool(x):\n"
+        "    n, c, h, w = x.shape\n    return x.reshape(n, c, h // 2, 2, w // 2, 2)"
+        ".max(axis=(3, 5))\n\n"
+        "def bwd(x, g):\n    up = jnp.repeat(jnp.repeat(max_pool(x), 2, 2), 2, 3)\n"
+        "    return ((x == up) * jnp.repeat(jnp.repeat(g, 2, 2), 2, 3),)\n\n"
+        "max_pool.defvjp(lambda x: (max_pool(x), x), bwd)\n")
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    assert layer.kind == "max_pool_nchw"
+    assert check_layer(layer).check("x").kind == "tie-overcount"
+
+
 def test_x64_does_not_leak_out_of_a_check():
     before = jnp.zeros(1).dtype
     check_layer(from_blog(reference.MaxPool2(), "maxpool2"), fd_seconds=0.01)

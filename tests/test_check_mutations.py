@@ -74,7 +74,7 @@ MUTANTS = [
     ("cs231n-affine-mean", "cs231n_layers.py", "affine",
      "dw = x.reshape(x.shape[0], -1).T.dot(dout)",
      "dw = x.reshape(x.shape[0], -1).T.dot(dout) / x.shape[0]",
-     "w", "scaled", lambda c: c.scale == pytest.approx(1 / 3)),
+     "w", "scaled", lambda c: c.scale == pytest.approx(1 / 4)),
     ("cs231n-affine-last-sample", "cs231n_layers.py", "affine",
      "db = np.sum(dout, axis=0)", "db = dout[-1]",
      "b", "missing-accumulation", None),

@@ -54,6 +54,10 @@ JAX_KINDS = (("conv", "conv3x3"), ("pool", "maxpool2"),
              ("cross_?entropy|xent|nll|loss", "cross_entropy"), ("softmax", "softmax"),
              ("dense|affine|linear|fc", "dense"), ("relu", "relu"), ("sigmoid", "sigmoid"),
              ("tanh", "tanh"))
+# Layouts a JAX function of each kind may use, tried in order: the first whose reference
+# its forward reproduces wins (the report's layout first).
+JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw"),
+               "maxpool2": ("maxpool2", "max_pool_nchw"), "dense": ("dense", "affine")}
 LOSS_KINDS = (("softmax", "softmax_loss"),)
 
 # Constructor arguments a blog class may require, by name.
@@ -248,7 +252,8 @@ def _jax_layers(module, file, layers, skipped):
                                       "it from Python: jaxcnn.check.from_custom_vjp(f, "
                                       "arg_names=..., inputs=[...])"))
                 continue
-            layers.append(from_custom_vjp(obj, kind, name, file=file))
+            layers.append(_pick_layout(kind, lambda k, f=obj, n=name: from_custom_vjp(
+                f, k, n, file=file)))
         elif inspect.isfunction(obj) and _own(module, obj):
             fwd, bwd = items.get(f"{name}_fwd"), items.get(f"{name}_bwd")
             if callable(fwd) and callable(bwd):
@@ -257,7 +262,34 @@ def _jax_layers(module, file, layers, skipped):
                     skipped.append((name, "fwd/bwd pair whose name names no layer jaxcnn "
                                           "knows"))
                     continue
-                layers.append(from_jax_pair(obj, fwd, bwd, kind, name, file=file))
+                layers.append(_pick_layout(kind, lambda k, f=obj, a=fwd, b=bwd, n=name:
+                                           from_jax_pair(f, a, b, k, n, file=file)))
+
+
+def _pick_layout(kind: str, make) -> Layer:
+    """The layer built by ``make(kind)`` for the first layout of ``JAX_LAYOUTS[kind]``
+    whose reference the user's forward reproduces on its first input; else the first
+    layout it runs on; else the first layout (its checks then report the error)."""
+    import numpy as np
+
+    from jaxcnn.check.references import spec
+
+    candidates = [make(k) for k in JAX_LAYOUTS.get(kind, (kind,))]
+    if len(candidates) == 1:
+        return candidates[0]
+    runs = []
+    with jax.enable_x64(True), contextlib.redirect_stdout(sys.stderr):
+        for layer in candidates:
+            s = layer.input_sets(0)[0]
+            try:
+                out = np.asarray(layer.forward(s.args, s.static), np.float64)
+            except Exception:
+                continue
+            runs.append(layer)
+            want = np.asarray(spec(layer.kind).reference.forward(s.args, s.static), np.float64)
+            if out.shape == want.shape and np.allclose(out, want, rtol=1e-9, atol=1e-12):
+                return layer
+    return (runs or candidates)[0]
 
 
 def find_layers(module, file: str | None = None) -> Found:

@@ -41,8 +41,10 @@ EXACT_TOL = {"float64": 1e-10, "float32": 1e-4}
 RECOVERED_TOL = {"float64": 1e-8, "float32": 1e-3}  # (before - after) / learn_rate
 FORWARD_TOL = {"float64": 1e-9, "float32": 1e-4}
 NUMERIC_TOL = 1e-5  # central differences in float64, step 1e-6
+NUMERIC_TOL_32 = 1e-2  # of a forward computing in float32, step 1e-3
 FD_SECONDS = 0.5  # forward-call budget per argument and input set for finite differences
 FD_MIN_ENTRIES = 64
+NOT_RUN = "not-run"  # an input set the user's forward refused (internal, never a verdict)
 DIRECTIONS = 6  # random directions of the projection test (numeric="directions")
 
 
@@ -122,6 +124,13 @@ def _as_tuple(grads, n: int) -> tuple:
     return (grads,) if n == 1 else (grads,)
 
 
+def _is_float32(g) -> bool:
+    try:
+        return np.asarray(g).dtype == np.float32
+    except Exception:
+        return False
+
+
 def _to_array(g):
     if g is None:
         return None
@@ -188,7 +197,8 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
         out = as_float64(layer.forward(tuple(x.copy() for x in a), s.static))
         return float(np.sum(ct * out)) if out.shape == ct.shape else float("nan")
 
-    eps = numeric.step_for(np.float64)
+    precision = np.float32 if opts.get("precision") == "float32" else np.float64
+    eps = numeric.step_for(precision)
     mode = opts["numeric"]
     if mode == "directions":
         directions = rng.standard_normal((opts["directions"], *arg.shape))
@@ -198,7 +208,7 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
                    _digest((directions,)))
         fd = opts["memo"].get(key) if key is not None else None
         if fd is None:
-            fd = numeric.directional(h, arg, directions, eps)
+            fd = numeric.directional(h, arg, directions, eps, precision)
             if key is not None:
                 opts["memo"][key] = fd
         n = len(directions)
@@ -216,7 +226,7 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
             priority = kinked if priority is None else np.concatenate([priority[:budget // 4],
                                                                        kinked])
         indices = numeric.pick_indices(arg.size, budget, priority, rng)
-        fd = numeric.differences(h, arg, indices, eps)
+        fd = numeric.differences(h, arg, indices, eps, precision)
         n = len(indices)
     trusted = ~fd.kink & np.isfinite(fd.values)
     result = {"mode": mode, "entries": int(n), "of": int(arg.size), "kinks": int(fd.kink.sum()),
@@ -226,7 +236,7 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
         want = fd.values[trusted]
         err = rel_error(got, want)
         result["max_rel_error"] = err
-        result["tolerance"] = numeric_tolerance(fd, want)
+        result["tolerance"] = numeric_tolerance(fd, want, opts.get("precision", "float64"))
         result["agrees"] = bool(err <= result["tolerance"])
     result["_fd"] = fd
     return result
@@ -248,11 +258,13 @@ def _project(hand: np.ndarray, fd: numeric.Differences) -> np.ndarray:
     return hand.reshape(-1)[fd.indices]
 
 
-def numeric_tolerance(fd: numeric.Differences, values: np.ndarray) -> float:
-    """NUMERIC_TOL, or 100x the round-off of the differences when that is larger
-    (relative to the largest |difference|)."""
+def numeric_tolerance(fd: numeric.Differences, values: np.ndarray,
+                      precision: str = "float64") -> float:
+    """NUMERIC_TOL (for a float32 forward: NUMERIC_TOL_32), or 100x the round-off of the
+    differences when that is larger (relative to the largest |difference|)."""
+    base = NUMERIC_TOL_32 if precision == "float32" else NUMERIC_TOL
     d = scale(values)
-    return max(NUMERIC_TOL, 100 * fd.noise / d) if d > 0 else NUMERIC_TOL
+    return max(base, 100 * fd.noise / d) if d > 0 else base
 
 
 def _numeric_reference(fd_result: dict, hand: np.ndarray | None, shape) -> np.ndarray | None:
@@ -283,9 +295,23 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         return [SetResult(s.name, s.family, "error", note=text) for _ in names]
 
     try:
-        user_out = as_float64(layer.forward(hand_args(), s.static))
+        raw_out = layer.forward(hand_args(), s.static)
+        user_out = as_float64(raw_out)
     except Exception as exc:  # the user's code: report, never crash
-        return fail(_error_text(exc, "forward")), {"inputs": s.name, "error": True}, None, notes
+        # Only this input is skipped (a forward may accept fewer shapes than the
+        # catalogue tries); when no input runs, the check is an error.
+        text = _error_text(exc, "forward")
+        notes.append(f"{s.name}: skipped, your {text}")
+        return ([SetResult(s.name, s.family, NOT_RUN, note=text) for _ in names],
+                {"inputs": s.name, "error": text}, None, notes)
+    # A forward that computes in float32 although it was given float64 gets float32
+    # tolerances and a float32 finite-difference step.
+    precision = s.dtype
+    if s.dtype == "float64" and np.asarray(raw_out).dtype == np.float32:
+        precision = "float32"
+        notes.append(f"{s.name}: your forward returns float32 for float64 inputs; float32 "
+                     "tolerances apply")
+    opts = dict(opts, precision=precision)
     forward_info = {"inputs": s.name, "matches_reference": None, "max_rel_error": None}
     exact_ok = False
     if layer.reference is not None:
@@ -294,7 +320,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         if ref_out.shape == user_out.shape:
             err = rel_error(user_out, ref_out)
             forward_info["max_rel_error"] = err
-            exact_ok = err <= FORWARD_TOL[s.dtype]
+            exact_ok = err <= FORWARD_TOL[precision]
         forward_info["matches_reference"] = exact_ok
         if not exact_ok:
             notes.append(f"{s.name}: the forward differs from {layer.reference.name} "
@@ -339,7 +365,8 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
             results.append(None)
             continue
         recovered = name in layer.recovered
-        tol = (RECOVERED_TOL if recovered else EXACT_TOL)[s.dtype]
+        hand_precision = "float32" if h is not None and _is_float32(raw[i]) else precision
+        tol = (RECOVERED_TOL if recovered else EXACT_TOL)[hand_precision]
         kink_mask = kinks.mask[i] if kinks is not None and i < len(kinks.mask) else None
         fd_result = None
         if s.dtype == "float64" and h is not None and opts["numeric"] != "none":
@@ -357,7 +384,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
                          if fd_result else None)
             oracle = "numeric"
             tol = max(tol, fd_result["tolerance"] if fd_result and fd_result.get("tolerance")
-                      else NUMERIC_TOL)
+                      else NUMERIC_TOL_32 if precision == "float32" else NUMERIC_TOL)
         if reference is None:  # numeric oracle on a sample of entries: classify the sample
             results.append(_sampled_result(s, h, fd_result, tol, args64[i].shape))
             continue
@@ -437,7 +464,14 @@ def _set_result(s: InputSet, finding: cls.Finding, hand, reference, fd_result, o
 
 
 def _aggregate(name: str, per_set: list[SetResult]) -> Check:
-    """One row per argument: correct only if correct on every input set."""
+    """One row per argument: correct only if correct on every input set that ran (an
+    input the user's forward refused is skipped; when none ran, the check is an error)."""
+    ran = [r for r in per_set if r.kind != NOT_RUN]
+    if not ran:
+        first = per_set[0]
+        return Check(name, "error", None, None, None, None, None, None, [],
+                     f"no input could be run: {first.note}", "none", per_set)
+    per_set = ran
     failing = [r for r in per_set if r.kind != "correct"]
     oracle = "numeric" if any("numeric oracle only" in r.note for r in per_set) else "exact"
     rels = [r.max_rel_error for r in per_set if r.max_rel_error is not None]
@@ -464,6 +498,16 @@ def _aggregate(name: str, per_set: list[SetResult]) -> Check:
                  chosen.max_rel_error if chosen.max_rel_error is not None else
                  (max(rels) if rels else None),
                  chosen.max_abs_error, chosen.cosine, chosen.worst, where, oracle, per_set)
+
+
+def _compact(notes: list[str]) -> list[str]:
+    """"set: text" notes with the same text become one note naming all the sets."""
+    by_text: dict[str, list[str]] = {}
+    for note in notes:
+        where, sep, text = note.partition(": ")
+        by_text.setdefault(text if sep else note, []).append(where if sep else "")
+    return [(f"{', '.join(w for w in where if w)}: " if any(where) else "") + text
+            for text, where in by_text.items()]
 
 
 def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
@@ -503,6 +547,7 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
                 if r is not None:
                     per_arg[name].append(r)
     checks = [_aggregate(name, rs) for name, rs in per_arg.items() if rs]
+    notes = _compact(notes)
     skipped = [name for name, rs in per_arg.items() if not rs]
     if skipped:
         notes.append(f"not returned, allowed for this layer: dL/d{', dL/d'.join(skipped)}")

@@ -60,11 +60,12 @@ def step_for(dtype) -> float:
 
 
 def differences(h: Callable[[np.ndarray], float], arg: np.ndarray, indices: np.ndarray,
-                eps: float) -> Differences:
+                eps: float, precision=np.float64) -> Differences:
     """Central differences of scalar ``h`` at ``arg`` along the flat ``indices``.
 
     ``h`` takes an array shaped like ``arg`` (a fresh copy each call, float64) and
-    returns a float. 2n + 1 calls of ``h``.
+    returns a float. 2n + 1 calls of ``h``. ``precision``: the dtype ``h`` really
+    computes in (a float32 forward has float32 round-off; use a larger ``eps``).
     """
     base = np.array(arg, dtype=np.float64, copy=True)
 
@@ -73,21 +74,24 @@ def differences(h: Callable[[np.ndarray], float], arg: np.ndarray, indices: np.n
         bumped.reshape(-1)[indices[k]] += sign * eps
         return bumped
 
-    return _slopes(h, base, len(indices), bump, eps)._replace(indices=np.asarray(indices))
+    return _slopes(h, base, len(indices), bump, eps, precision)._replace(
+        indices=np.asarray(indices))
 
 
 def directional(h: Callable[[np.ndarray], float], arg: np.ndarray, directions: np.ndarray,
-                eps: float) -> Differences:
+                eps: float, precision=np.float64) -> Differences:
     """Central differences of ``h`` at ``arg`` along each of ``directions`` (n, *arg.shape):
     the directional derivatives ``<grad h, t>``, 2n + 1 calls at any size (the projection
     test). A direction whose one-sided slopes differ crossed a kink and is not trusted."""
     base = np.array(arg, dtype=np.float64, copy=True)
     directions = np.asarray(directions, np.float64)
     return _slopes(h, base, len(directions), lambda k, sign: base + sign * eps * directions[k],
-                   eps)._replace(directions=directions)
+                   eps, precision)._replace(directions=directions)
 
 
-def _slopes(h, base, n, bump, eps) -> Differences:
+def _slopes(h, base, n, bump, eps, precision) -> Differences:
+    """``precision``: the dtype the forward computes in (its round-off sets the noise)."""
+    ulp = float(np.finfo(precision).eps)
     start = time.perf_counter()
     h0 = float(h(base.copy()))
     plus, minus = np.empty(n), np.empty(n)
@@ -101,14 +105,14 @@ def _slopes(h, base, n, bump, eps) -> Differences:
         finite = np.isfinite(central) & np.isfinite(forward_slope) & np.isfinite(backward_slope)
         slope_scale = float(np.max(np.abs(np.where(finite, central, 0.0)), initial=0.0))
         # Round-off in h is ~1e-16 |h| per evaluation, so ~1e-16 |h| / eps per slope.
-        noise = 1e3 * np.finfo(np.float64).eps * max(abs(h0), 1.0) / eps
+        noise = 1e3 * ulp * max(abs(h0), 1.0) / eps
         local = KINK_LOCAL * np.maximum(np.abs(forward_slope), np.abs(backward_slope))
         threshold = np.maximum(local, max(KINK_GLOBAL * slope_scale, noise))
         kink = finite & (np.abs(forward_slope - backward_slope) > threshold)
     central = np.where(finite, central, np.nan)
     h_scale = max([abs(h0)] + [float(v) for v in np.abs(np.concatenate([plus, minus]))
                                if np.isfinite(v)])
-    round_off = 4 * np.finfo(np.float64).eps * h_scale / eps
+    round_off = 4 * ulp * h_scale / eps
     return Differences(None, central, kink, eps, time.perf_counter() - start, round_off)
 
 

@@ -402,9 +402,13 @@ def cross_entropy_spec() -> Spec:
 
 def _affine_sets(seed: int) -> list[InputSet]:
     rng = np.random.default_rng(seed)
+    sets = [InputSet("random", "random x (4, 6)", (rng.standard_normal((4, 6)),
+                                                   rng.standard_normal((6, 5)) / 3,
+                                                   rng.standard_normal(5)))]
     x = rng.standard_normal((3, 2, 3, 4))
-    sets = [InputSet("random", "random x (3, 2, 3, 4)",
-                     (x, rng.standard_normal((24, 5)) / 5, rng.standard_normal(5)))]
+    sets.append(InputSet("random", "random x (3, 2, 3, 4)",
+                         (x, rng.standard_normal((24, 5)) / 5, rng.standard_normal(5)),
+                         note="a batch of 3-d samples: flattened to (3, 24)"))
     images, _ = digits(3)
     crops = images[:, None, 10:16, 10:16].copy()
     sets.append(InputSet("digits", "MNIST crops x (3, 1, 6, 6)",
@@ -512,7 +516,10 @@ def _conv_sets(seed: int) -> list[InputSet]:
     def params(c):
         return rng.standard_normal((4, c, 3, 3)) / 3, rng.standard_normal(4)
 
-    sets = [InputSet("random", "random x (2, 3, 5, 5), stride 1, pad 1",
+    sets = [InputSet("random", "random x (2, 3, 6, 6), stride 1, pad 0",
+                     (rng.standard_normal((2, 3, 6, 6)), *params(3)),
+                     ({"stride": 1, "pad": 0},), note="3x3 windows at stride 1 overlap"),
+            InputSet("random", "random x (2, 3, 5, 5), stride 1, pad 1",
                      (rng.standard_normal((2, 3, 5, 5)), *params(3)), ({"stride": 1, "pad": 1},),
                      note="3x3 windows at stride 1 overlap"),
             InputSet("strided", "random x (2, 3, 7, 7), stride 2, pad 1",
@@ -666,6 +673,37 @@ def softmax_loss_spec() -> Spec:
                 ("y",))
 
 
+def _default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Spec:
+    """``base`` for code that takes no static arguments: its inputs whose static part is
+    ``default``, with the static part dropped (and the arguments cut to ``arg_names``)."""
+    n = len(arg_names or base.arg_names)
+    ref = base.reference
+
+    def pad(args):  # a missing bias is a zero bias
+        return tuple(args) + tuple(np.zeros(np.shape(args[1])[0]) for _ in range(
+            len(base.arg_names) - len(args)))
+
+    def forward(args, static):
+        return ref.forward(pad(args), default)
+
+    alternates = kinks = None
+    if ref.alternates is not None:
+        def alternates(args, static, cotangent):
+            return [a._replace(grads=a.grads[:n]) for a in
+                    ref.alternates(pad(args), default, cotangent)]
+    if ref.kinks is not None:
+        def kinks(s):
+            return ref.kinks(s._replace(args=pad(s.args), static=default))
+
+    def input_sets(seed):
+        return [s._replace(args=s.args[:n], static=()) for s in base.input_sets(seed)
+                if s.static == default]
+
+    return Spec(kind, tuple(arg_names or base.arg_names), base.axis_names,
+                Reference(ref.name + f" with {default[0]}", forward, alternates, kinks),
+                input_sets)
+
+
 SPECS: dict[str, Callable[[], Spec]] = {
     "conv3x3": conv3x3_spec, "maxpool2": maxpool2_spec, "dense_softmax": dense_softmax_spec,
     "dense": dense_spec, "softmax": softmax_spec, "cross_entropy": cross_entropy_spec,
@@ -673,6 +711,14 @@ SPECS: dict[str, Callable[[], Spec]] = {
     "tanh": lambda: elementwise_spec("tanh"), "conv": conv_spec, "max_pool": max_pool_spec,
     "softmax_loss": softmax_loss_spec, "dense_cross_entropy": dense_cross_entropy_spec,
     "report_network": report_network_spec,
+    # JAX code without a config dict: NCHW conv (stride 1, no padding) and 2x2 pool
+    "conv_nchw": lambda: _default_static(conv_spec(), "conv_nchw",
+                                         ({"stride": 1, "pad": 0},)),
+    "conv_nchw_nobias": lambda: _default_static(conv_spec(), "conv_nchw_nobias",
+                                                ({"stride": 1, "pad": 0},), ("x", "w")),
+    "max_pool_nchw": lambda: _default_static(max_pool_spec(), "max_pool_nchw",
+                                             ({"pool_height": 2, "pool_width": 2,
+                                               "stride": 2},)),
 }
 
 

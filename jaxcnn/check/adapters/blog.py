@@ -94,7 +94,7 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     s = spec(kind)
     params = parameters(obj)
     slots = _slots(kind, params, s) if len(s.arg_names) > 1 else []
-    arg_names = (s.arg_names[0], *slots)
+    arg_names = ("input", *slots)  # the blog's layers all call their argument `input`
     takes_lr = _backprop_takes_learn_rate(obj)
     name = name or type(obj).__name__
     template = copy.deepcopy(obj)
@@ -144,6 +144,7 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
         return findings
 
     axis_names = {n: s.axis_names.get(n) for n in (*s.arg_names, "out")}
+    axis_names["input"] = s.axis_names.get(s.arg_names[0])
     axis_names.update({attr: s.axis_names.get(std) for attr, std in
                        zip(slots, s.arg_names[1:], strict=True)})
 
