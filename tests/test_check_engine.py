@@ -194,6 +194,22 @@ def test_a_jax_layer_in_nchw_layout_is_matched_to_the_right_reference(tmp_path):
     assert check_layer(layer).check("x").kind == "tie-overcount"
 
 
+def test_a_blog_dense_class_that_returns_logits_is_checked_as_a_dense_layer(tmp_path):
+    path = tmp_path / "dense.py"
+    path.write_text(
+        "import numpy as np\n\nclass Dense:\n    def __init__(self, input_len, nodes):\n"
+        "        self.weights = np.zeros((input_len, nodes))\n"
+        "        self.biases = np.zeros(nodes)\n\n    def forward(self, input):\n"
+        "        self.x = input.flatten()\n        self.shape = input.shape\n"
+        "        return self.x @ self.weights + self.biases\n\n"
+        "    def backprop(self, d, learn_rate):\n        d_in = self.weights @ d\n"
+        "        self.weights -= learn_rate * np.outer(self.x, d)\n"
+        "        self.biases -= learn_rate * d\n        return d_in.reshape(self.shape)\n")
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    assert (layer.kind, layer.arg_names) == ("dense", ("input", "weights", "biases"))
+    assert check_layer(layer, fd_seconds=0.01).ok
+
+
 def test_x64_does_not_leak_out_of_a_check():
     before = jnp.zeros(1).dtype
     check_layer(from_blog(reference.MaxPool2(), "maxpool2"), fd_seconds=0.01)

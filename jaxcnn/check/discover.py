@@ -58,6 +58,8 @@ JAX_KINDS = (("conv", "conv3x3"), ("pool", "maxpool2"),
 # its forward reproduces wins (the report's layout first).
 JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw"),
                "maxpool2": ("maxpool2", "max_pool_nchw"), "dense": ("dense", "affine")}
+# A blog-style dense class may return probabilities (the report's Softmax) or logits.
+BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense")}
 LOSS_KINDS = (("softmax", "softmax_loss"),)
 
 # Constructor arguments a blog class may require, by name.
@@ -208,7 +210,9 @@ def _blog_layers(module, file, layers, skipped):
             continue
         try:
             with contextlib.redirect_stdout(sys.stderr):
-                layers.append(from_blog(_construct(obj, kind), kind, name, file))
+                instance = _construct(obj, kind)
+                layers.append(_pick_layout(kind, lambda k, o=instance, n=name: from_blog(
+                    o, k, n, file), BLOG_LAYOUTS))
         except Exception as exc:
             skipped.append((name, f"cannot build a {kind} layer from it: {_describe(exc)}"))
 
@@ -253,7 +257,7 @@ def _jax_layers(module, file, layers, skipped):
                                       "arg_names=..., inputs=[...])"))
                 continue
             layers.append(_pick_layout(kind, lambda k, f=obj, n=name: from_custom_vjp(
-                f, k, n, file=file)))
+                f, k, n, file=file), JAX_LAYOUTS))
         elif inspect.isfunction(obj) and _own(module, obj):
             fwd, bwd = items.get(f"{name}_fwd"), items.get(f"{name}_bwd")
             if callable(fwd) and callable(bwd):
@@ -263,18 +267,27 @@ def _jax_layers(module, file, layers, skipped):
                                           "knows"))
                     continue
                 layers.append(_pick_layout(kind, lambda k, f=obj, a=fwd, b=bwd, n=name:
-                                           from_jax_pair(f, a, b, k, n, file=file)))
+                                           from_jax_pair(f, a, b, k, n, file=file),
+                                           JAX_LAYOUTS))
 
 
-def _pick_layout(kind: str, make) -> Layer:
-    """The layer built by ``make(kind)`` for the first layout of ``JAX_LAYOUTS[kind]``
-    whose reference the user's forward reproduces on its first input; else the first
-    layout it runs on; else the first layout (its checks then report the error)."""
+def _pick_layout(kind: str, make, layouts: dict) -> Layer:
+    """The layer built by ``make(kind)`` for the first layout of ``layouts[kind]`` whose
+    reference the user's forward reproduces on its first input; else the first layout it
+    runs on; else the first layout that could be built (its checks report the error).
+    Raises what ``make(kind)`` raises when no layout can be built."""
     import numpy as np
 
     from jaxcnn.check.references import spec
 
-    candidates = [make(k) for k in JAX_LAYOUTS.get(kind, (kind,))]
+    candidates, first_error = [], None
+    for k in layouts.get(kind, (kind,)):
+        try:
+            candidates.append(make(k))
+        except Exception as exc:
+            first_error = first_error or exc
+    if not candidates:
+        raise first_error
     if len(candidates) == 1:
         return candidates[0]
     runs = []

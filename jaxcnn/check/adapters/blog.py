@@ -57,7 +57,7 @@ def _slots(kind: str, params: dict[str, np.ndarray], s: Spec) -> list[str]:
     wanted = s.arg_names[1:]
     if kind == "conv3x3":
         names = [k for k, v in params.items() if v.ndim == 3 and v.shape[1:] == (3, 3)]
-    elif kind == "dense_softmax":
+    elif kind in ("dense_softmax", "dense"):
         names = ([k for k, v in params.items() if v.ndim == 2][:1]
                  + [k for k, v in params.items() if v.ndim == 1][:1])
     else:
@@ -65,7 +65,8 @@ def _slots(kind: str, params: dict[str, np.ndarray], s: Spec) -> list[str]:
     if len(names) != len(wanted):
         found = ", ".join(f"{k} {v.shape}" for k, v in params.items()) or "none"
         need = {"conv3x3": "one (F, 3, 3) array of filters",
-                "dense_softmax": "a (D, C) weight matrix and a (C,) bias vector"}.get(
+                "dense_softmax": "a (D, C) weight matrix and a (C,) bias vector",
+                "dense": "a (D, C) weight matrix and a (C,) bias vector"}.get(
                     kind, "no parameters")
         raise ValueError(f"expected {need} as attributes; found {found}")
     return names
@@ -78,8 +79,12 @@ def _backprop_takes_learn_rate(obj) -> bool:
 
 
 def softmax_cotangent(out: np.ndarray, s: InputSet, rng) -> np.ndarray:
-    """The report's step (1): dL/dp is -1/p_c at the label c, zero elsewhere."""
+    """The report's step (1): dL/dp is -1/p_c at the label c, zero elsewhere. (A random
+    cotangent when ``out`` is not a probability vector, or p_c is 0.)"""
     c = s.label if s.label is not None else int(rng.integers(out.shape[-1]))
+    probabilities = (out.ndim == 1 and np.all(out >= 0) and abs(float(out.sum()) - 1) < 1e-6)
+    if not probabilities or out[c] == 0:
+        return rng.standard_normal(out.shape)
     ct = np.zeros(out.shape)
     ct[c] = -1.0 / out[c]
     return ct
