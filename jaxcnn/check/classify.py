@@ -15,14 +15,18 @@ scaled                hand = alpha * reference; ``scale`` is alpha (1/N: a mean 
 sign-flipped          hand = -reference
 transposed            the right values with axes swapped or permuted, or flattened /
                       reshaped in another order; ``axes`` says which
+flipped               the right values reversed along some axes (a flipped kernel)
 missing-accumulation  a sum over positions kept one term (``=`` where ``+=`` belongs)
+off-by-one            the first or last position along an axis never contributes
 cotangent-dropped     the upstream gradient (dout) was never multiplied in
 zero                  all zeros where the reference is not
 wrong-shape           another shape than the argument's
 missing               no gradient returned for an argument that has one
 non-finite            NaN or inf where the reference is finite
 update-before-use     (blog style) dL/dinput computed with parameters already updated
-unclassified          none of the above: look at the worst entries
+update-rule           (blog style) the update is not ``param -= learn_rate * grad``
+error                 the user's backward raised (or no input could be run at all)
+unclassified          none of the above: look at the worst entries and the hint
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ import numpy as np
 
 from jaxcnn.check.compare import rel_error, scale
 
-KINDS = ("correct", "tie-overcount", "scaled", "sign-flipped", "transposed",
-         "missing-accumulation", "cotangent-dropped", "zero", "wrong-shape", "missing",
-         "non-finite", "update-before-use", "unclassified")
+KINDS = ("correct", "tie-overcount", "scaled", "sign-flipped", "transposed", "flipped",
+         "missing-accumulation", "off-by-one", "cotangent-dropped", "zero", "wrong-shape",
+         "missing", "non-finite", "update-before-use", "update-rule", "error", "unclassified")
 
 
 class Candidate(NamedTuple):
@@ -59,6 +63,8 @@ class Context(NamedTuple):
     lazy: ``() -> list[Candidate]``, costlier candidates built only when needed
     kink_mask: bool, True at entries on a kink (ties, zeros), or None
     axis_names: names of the argument's axes, or None
+    subgradient: ``(hand) -> str | None``, names the rule when ``hand`` is some other
+        valid subgradient at the kinks (see ``layer.Reference.subgradient``)
     """
 
     tol: float
@@ -66,6 +72,7 @@ class Context(NamedTuple):
     lazy: Callable[[], list] | None = None
     kink_mask: np.ndarray | None = None
     axis_names: tuple | None = None
+    subgradient: Callable | None = None
 
 
 class Finding(NamedTuple):
@@ -144,13 +151,13 @@ def describe_scale(alpha: float) -> tuple[str, str]:
     text = (f"{frac.numerator}/{frac.denominator}" if exact and frac.denominator != 1
             else f"{frac.numerator}" if exact else f"{alpha:.6g}")
     if exact and frac.numerator == 1 and frac.denominator > 1:
-        hint = (f"1/N with N = {frac.denominator}: a mean (or a division by N) where the "
-                "reference sums")
+        hint = (f"1/N with N = {frac.denominator}: a division by N too many (a mean where "
+                "the reference sums, if this gradient sums N terms)")
     elif exact and frac.denominator == 1 and abs(frac.numerator) > 1:
-        hint = (f"N = {abs(frac.numerator)} times too large: a sum where the reference "
-                "averages, or a term counted N times")
+        hint = (f"N = {abs(frac.numerator)} times too large: a factor N too many (a sum where "
+                "the reference averages, or a term counted N times)")
     else:
-        hint = "a constant factor: a wrong learning-rate or normalisation constant?"
+        hint = "a constant factor: a wrong constant, learning rate or normalisation?"
     return text, hint
 
 
@@ -215,6 +222,17 @@ def valid_match(hand, reference, ctx) -> Finding | None:
                    note=f"a valid subgradient at the kinks: {rules[0][2]}")
 
 
+def other_subgradient(hand, reference, ctx) -> Finding | None:
+    if ctx.subgradient is None:
+        return None
+    rule = ctx.subgradient(hand)
+    if rule is None:
+        return None
+    return Finding("correct", rule=rule, against=None,
+                   note="a valid subgradient at the kinks: per tie or zero, a convex "
+                        "combination of the one-sided derivatives")
+
+
 def zero(hand, reference, ctx) -> Finding | None:
     if np.all(hand == 0) and scale(reference) > 0:
         return Finding("zero", note="all entries are 0: the gradient is never written, or it "
@@ -253,6 +271,32 @@ def scaled(hand, reference, ctx) -> Finding | None:
     return None
 
 
+def find_flip(hand: np.ndarray, reference: np.ndarray, tol: float,
+              names: tuple | None = None) -> tuple[tuple, str] | None:
+    """The axes along which ``hand`` is ``reference`` reversed (same shape), if any."""
+    if hand.shape != reference.shape or reference.ndim > 5:
+        return None
+    denominator = scale(reference)
+    for r in range(1, reference.ndim + 1):
+        for axes in itertools.combinations(range(reference.ndim), r):
+            if all(reference.shape[a] == 1 for a in axes):
+                continue
+            if _close(hand, np.flip(reference, axes), denominator, tol):
+                text = (", ".join(names[a] for a in axes) if names and len(names) ==
+                        reference.ndim else f"axes {axes}")
+                return axes, f"reversed along ({text})"
+    return None
+
+
+def flipped(hand, reference, ctx) -> Finding | None:
+    found = find_flip(hand, reference, ctx.tol, ctx.axis_names)
+    if found is None:
+        return None
+    return Finding("flipped", axes=found[0], note=found[1] + ": a kernel or window flipped, as "
+                   "in a convolution where the forward computes a cross-correlation (or the "
+                   "reverse)", against=reference)
+
+
 def transposed(hand, reference, ctx) -> Finding | None:
     found = find_reordering(hand, reference, ctx.tol, ctx.axis_names)
     if found is None:
@@ -270,6 +314,27 @@ def lazy_candidates(hand, reference, ctx) -> Finding | None:
     return None
 
 
+def where_it_differs(wrong: np.ndarray, names: tuple | None = None) -> str:
+    """A hint from where the wrong entries lie: all at the first or last index of an axis
+    (an off-by-one loop bound), or only along some slices."""
+    if not wrong.any() or wrong.all():
+        return ""
+    hints = []
+    for axis in range(wrong.ndim):
+        if wrong.shape[axis] < 2:
+            continue
+        hit = np.flatnonzero(np.any(wrong, axis=tuple(a for a in range(wrong.ndim)
+                                                      if a != axis)))
+        name = names[axis] if names and len(names) == wrong.ndim else f"axis {axis}"
+        last = wrong.shape[axis] - 1
+        if set(hit) <= {0, last} and len(hit) < wrong.shape[axis]:
+            where = "last" if set(hit) == {last} else "first" if set(hit) == {0} else \
+                "first and last"
+            hints.append(f"all differences are at the {where} index along {name}: an "
+                         "off-by-one loop bound or window index?")
+    return "; ".join(hints)
+
+
 def unclassified(hand, reference, ctx) -> Finding:
     denominator = scale(reference)
     wrong = np.abs(hand - reference) > ctx.tol * max(denominator, 1e-300)
@@ -278,11 +343,14 @@ def unclassified(hand, reference, ctx) -> Finding:
         at_kinks = int((wrong & ctx.kink_mask).sum())
         note += (f", {at_kinks} of them on kinks (tied maxima / zeros)"
                  if at_kinks else ", none of them on a kink")
+    hint = where_it_differs(wrong, ctx.axis_names)
+    if hint:
+        note += f"; {hint}"
     return Finding("unclassified", note=note + "; see the worst entries", against=reference)
 
 
-DETECTORS = (missing, wrong_shape, non_finite, valid_match, zero, known_bug, scaled, transposed,
-             lazy_candidates)
+DETECTORS = (missing, wrong_shape, non_finite, valid_match, other_subgradient, zero, known_bug,
+             scaled, transposed, flipped, lazy_candidates)
 
 
 def classify(hand: np.ndarray | None, reference: np.ndarray, ctx: Context,

@@ -59,7 +59,8 @@ JAX_KINDS = (("conv", "conv3x3"), ("pool", "maxpool2"),
 JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw"),
                "maxpool2": ("maxpool2", "max_pool_nchw"), "dense": ("dense", "affine")}
 # A blog-style dense class may return probabilities (the report's Softmax) or logits.
-BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense")}
+BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense"),
+                "conv3x3": ("conv3x3", "conv3x3_bias")}
 LOSS_KINDS = (("softmax", "softmax_loss"),)
 
 # Constructor arguments a blog class may require, by name.
@@ -299,7 +300,13 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
             except Exception:
                 continue
             runs.append(layer)
-            want = np.asarray(spec(layer.kind).reference.forward(s.args, s.static), np.float64)
+            # A blog layer's reference is already in the user's layout; a JAX layer's
+            # reference is its own forward, so compare with the catalogue's.
+            reference = layer.reference if layer.style == "blog" else spec(layer.kind).reference
+            try:
+                want = np.asarray(reference.forward(s.args, s.static), np.float64)
+            except Exception:
+                continue
             if out.shape == want.shape and np.allclose(out, want, rtol=1e-9, atol=1e-12):
                 return layer
     return (runs or candidates)[0]

@@ -33,7 +33,7 @@ import numpy as np
 from jaxcnn.check import classify as cls
 from jaxcnn.check import numeric
 from jaxcnn.check.compare import Entry, as_float64, cosine, rel_error, scale, worst_entries
-from jaxcnn.check.layer import InputSet, Layer
+from jaxcnn.check.layer import Alternate, InputSet, Layer
 from jaxcnn.check.references import bind, vjp, vjp_many
 
 # Relative tolerances against max |reference|, keyed by the dtype the hand ran in.
@@ -113,9 +113,16 @@ class LayerReport:
 
 
 def _error_text(exc: BaseException, where: str) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
+    """One line: what raised, the message (whitespace collapsed, at most 300 characters)
+    and the user's innermost frame outside jaxcnn."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "/jaxcnn/" not in f.filename.replace("\\", "/")
+              and "site-packages" not in f.filename]
     at = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"{where} raised {type(exc).__name__}: {exc}{at}"
+    message = " ".join(str(exc).split())
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return f"{where} raised {type(exc).__name__}: {message}{at}"
 
 
 def _as_tuple(grads, n: int) -> tuple:
@@ -132,12 +139,21 @@ def _is_float32(g) -> bool:
 
 
 def _to_array(g):
+    """A float64 array, None for None; ValueError naming what else was returned."""
     if g is None:
         return None
+    if isinstance(g, (dict, str, bytes)):
+        raise ValueError(f"it returned a {type(g).__name__} where an array belongs: return "
+                         "one array per argument, in a tuple")
     arr = np.asarray(g)
     if arr.dtype.kind not in "fiub":
-        return None
+        raise ValueError(f"it returned {type(g).__name__} of dtype {arr.dtype} where an "
+                         "array of floats belongs")
     return arr.astype(np.float64)
+
+
+def _arg_name(layer: Layer, j: int) -> str:
+    return layer.arg_names[j] if j < len(layer.arg_names) else f"#{j}"
 
 
 def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray, i: int):
@@ -163,6 +179,38 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
         out += [cls.Candidate(name, value, False, "cotangent-dropped",
                               "the upstream gradient (dout) is never multiplied in: this is "
                               "the gradient for dout = 1") for name, value in dropped]
+    for perm in itertools.permutations(range(ct.ndim)) if 2 <= ct.ndim <= 4 else ():
+        moved = ct.transpose(perm)
+        if perm == tuple(range(ct.ndim)) or moved.shape != ct.shape or np.array_equal(moved, ct):
+            continue
+        out.append(cls.Candidate(
+            f"dout read with axes {axes_text(perm)}", vjp(fun, args, np.ascontiguousarray(
+                moved))[i], False, "transposed",
+            f"the upstream gradient is read with its axes permuted, {axes_text(perm)}: an "
+            "index order swapped where dout is read (e.g. d_out[j, i] for d_out[i, j])"))
+    for j, other in enumerate(args):  # a kernel used flipped for another argument
+        if j == i or np.ndim(other) < 2:
+            continue
+        flipped = list(args)
+        flipped[j] = np.ascontiguousarray(np.flip(other, axis=(-2, -1)))
+        out.append(cls.Candidate(
+            f"argument {j} flipped", vjp(fun, tuple(flipped), ct)[i], False, "flipped",
+            f"computed with argument {j} ({_arg_name(layer, j)}) reversed along its last two "
+            "axes: a flipped kernel (convolution where the forward correlates)"))
+    for axis in range(ct.ndim):
+        if ct.shape[axis] < 2:
+            continue
+        for which, pos in (("last", -1), ("first", 0)):
+            cut = ct.copy()
+            index = [slice(None)] * ct.ndim
+            index[axis] = pos
+            cut[tuple(index)] = 0.0
+            out.append(cls.Candidate(
+                f"{which} {axes_text((axis,))} skipped", vjp(fun, args, cut)[i], False,
+                "off-by-one",
+                f"the {which} position along the output's {axes_text((axis,))} never "
+                "contributes: a loop bound one short (range(n - 1)) or a window index off "
+                "by one"))
     if 1 <= ct.ndim <= 4 and ct.size > 1:
         masks = []
         for r in range(1, ct.ndim + 1):
@@ -297,6 +345,11 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
     try:
         raw_out = layer.forward(hand_args(), s.static)
         user_out = as_float64(raw_out)
+    except FloatingPointError as exc:  # np.seterr(all="raise") or jax_debug_nans
+        text = _error_text(exc, "forward")
+        return ([SetResult(s.name, s.family, "non-finite", note=f"your {text}: the forward "
+                           "overflows or divides by zero on this input") for _ in names],
+                {"inputs": s.name, "error": text}, None, notes)
     except Exception as exc:  # the user's code: report, never crash
         # Only this input is skipped (a forward may accept fewer shapes than the
         # catalogue tries); when no input runs, the check is an error.
@@ -313,6 +366,12 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
                      "tolerances apply")
     opts = dict(opts, precision=precision)
     forward_info = {"inputs": s.name, "matches_reference": None, "max_rel_error": None}
+    if not np.all(np.isfinite(user_out)):
+        bad = int((~np.isfinite(user_out)).sum())
+        text = (f"your forward returns {bad} NaN/inf values on this input (an overflow in "
+                "exp, or 0/0?): its gradient cannot be right here")
+        return ([SetResult(s.name, s.family, "non-finite", note=text) for _ in names],
+                forward_info, None, notes)
     exact_ok = False
     if layer.reference is not None:
         ref_out = as_float64(layer.reference.forward(tuple(jnp.asarray(a) for a in args64),
@@ -336,7 +395,12 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         raw = _as_tuple(backward(np.array(ct, dtype=dtype)), len(names))
     except Exception as exc:
         return fail(_error_text(exc, "backward")), forward_info, None, notes
-    hand = [_to_array(raw[i]) if i < len(raw) else None for i in range(len(names))]
+    try:
+        if isinstance(raw, tuple) and len(raw) == 1 and isinstance(raw[0], dict):
+            raise ValueError("it returned a dict: return one array per argument, in a tuple")
+        hand = [_to_array(raw[i]) if i < len(raw) else None for i in range(len(names))]
+    except ValueError as exc:
+        return fail(f"backward: {exc}"), forward_info, None, notes
     if len(raw) > len(names):
         notes.append(f"{s.name}: backward returned {len(raw)} values for {len(names)} "
                      f"arguments {names}; the extra ones are ignored")
@@ -346,6 +410,15 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         exact = vjp(bind(layer.reference.forward, s.static), args64, ct)
         candidates = ([] if layer.reference.alternates is None
                       else layer.reference.alternates(args64, s.static, ct))
+        support = ct != 0
+        if support.any() and not support.all() and not np.all(ct[support] == 1):
+            # A sparse cotangent (a blog Softmax gets -1/p_c at the label only): dropping
+            # it looks like a scale; name it for what it is.
+            candidates = list(candidates) + [Alternate(
+                "dout = 1 where it is not 0", vjp(bind(layer.reference.forward, s.static),
+                                                   args64, support.astype(np.float64)),
+                False, "cotangent-dropped", "the upstream gradient (dout) is never "
+                "multiplied in: this is the gradient for dout = 1 at its non-zero entries")]
     kinks = layer.reference.kinks(s) if (exact_ok and layer.reference.kinks) else None
     kink_info = {"inputs": s.name, "family": s.family, "summary": kinks.summary,
                  **kinks.stats} if kinks else None
@@ -393,7 +466,9 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
                                      c.valid, c.kind, c.note) for c in (candidates or [])),
             (lambda i=i: _generic_candidates(layer, args64, s.static, ct, i))
             if exact is not None else None,
-            kink_mask, (layer.axis_names or {}).get(name))
+            kink_mask, (layer.axis_names or {}).get(name),
+            _subgradient(layer.reference, args64, s.static, ct, i, tol)
+            if exact is not None else None)
         finding = cls.classify(h, reference, ctx)
         if name in extra and finding.kind != "correct":
             kind, note = extra[name]
@@ -402,10 +477,19 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
     return results, forward_info, kink_info, notes
 
 
+def _subgradient(reference, args, static, ct, i, tol):
+    if reference.subgradient is None:
+        return None
+    return lambda hand: reference.subgradient(args, static, ct, i, hand, tol)
+
+
 def _sampled_result(s: InputSet, hand, fd_result, tol, shape) -> SetResult:
     """Classify the sampled entries when only finite differences are available."""
     if hand is None:
         return SetResult(s.name, s.family, "missing", note="no gradient returned")
+    if hand.shape == shape and not np.all(np.isfinite(hand)):
+        finding = cls.non_finite(hand, np.zeros(shape), cls.Context(tol))
+        return _set_result(s, finding._replace(against=None), None, None, fd_result, "numeric")
     if fd_result is None and hand.shape != shape:
         finding = cls.classify(hand, np.zeros(shape), cls.Context(tol), (cls.wrong_shape,))
         return _set_result(s, finding, None, None, None, "numeric")
@@ -494,9 +578,10 @@ def _aggregate(name: str, per_set: list[SetResult]) -> Check:
     others = sorted({r.kind for r in failing} - {chosen.kind})
     if others:
         where += f" (elsewhere also: {', '.join(others)})"
-    return Check(name, chosen.kind, chosen.rule, chosen.scale, chosen.axes,
-                 chosen.max_rel_error if chosen.max_rel_error is not None else
-                 (max(rels) if rels else None),
+    rel = chosen.max_rel_error
+    if rel is None and chosen.kind not in ("error", "missing", "wrong-shape"):
+        rel = max(rels) if rels else None
+    return Check(name, chosen.kind, chosen.rule, chosen.scale, chosen.axes, rel,
                  chosen.max_abs_error, chosen.cosine, chosen.worst, where, oracle, per_set)
 
 
@@ -537,15 +622,30 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
     forward, kinks, notes = [], [], []
     with jax.enable_x64(True):
         sets = layer.input_sets(seed)
+        ran: list[tuple] = []
+        refused: list[tuple] = []
         for s in sets:
             results, forward_info, kink_info, set_notes = _check_set(layer, s, rng, opts)
             forward.append(forward_info)
             if kink_info:
                 kinks.append(kink_info)
             notes += set_notes
+            ranks = tuple(np.ndim(a) for a in s.args)
+            (refused if any(r is not None and r.kind == NOT_RUN for r in results)
+             else ran).append((s, ranks, results))
             for name, r in zip(layer.arg_names, results, strict=True):
                 if r is not None:
                     per_arg[name].append(r)
+    # An input refused by a forward that ran on inputs of the same ranks is a bug (say a
+    # non-square image where rows and columns are swapped), not a limitation.
+    for _, ranks, results in refused:
+        other = next((o for o, r, _ in ran if r == ranks), None)
+        if other is not None:
+            for r in results:
+                if r is not None:
+                    r.kind = "error"
+                    r.note = (f"{r.note}, though it ran on {other.name} (same ranks): a bug "
+                              "in the forward for this shape")
     checks = [_aggregate(name, rs) for name, rs in per_arg.items() if rs]
     notes = _compact(notes)
     skipped = [name for name, rs in per_arg.items() if not rs]

@@ -91,12 +91,16 @@ class Reference(NamedTuple):
     forward: ``(args, static) -> out``, JAX-traceable
     alternates: ``(args, static, cotangent) -> list[Alternate]`` or None
     kinks: ``(input_set) -> Kinks`` or None
+    subgradient: ``(args, static, cotangent, i, hand, tol) -> str | None``: whether
+        ``hand`` is *some* valid subgradient for argument ``i`` (any convex combination of
+        the tied maxima, any slope in [0, 1] at a ReLU's 0), named; None if not
     """
 
     name: str
     forward: Callable[[tuple, tuple], Any]
     alternates: Callable[[tuple, tuple, np.ndarray], list[Alternate]] | None = None
     kinks: Callable[[InputSet], Kinks] | None = None
+    subgradient: Callable | None = None
 
 
 class Layer(NamedTuple):

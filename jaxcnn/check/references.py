@@ -139,6 +139,22 @@ def _window_ties(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return is_max, is_max.sum(axis=-1)
 
 
+def window_subgradient(windows: np.ndarray, hand_windows: np.ndarray, g: np.ndarray,
+                       tol: float, denominator: float) -> bool:
+    """Whether each window's hand gradient (..., K) is a valid subgradient of its max:
+    zero off the maxima, and on the tied maxima a convex combination of the window's
+    upstream gradient ``g`` (...): same sign as g, summing to g."""
+    atol = tol * max(denominator, 1e-300)
+    is_max = windows == windows.max(axis=-1, keepdims=True)
+    off = np.where(is_max, 0.0, hand_windows)
+    if np.max(np.abs(off), initial=0.0) > atol:
+        return False
+    on = np.where(is_max, hand_windows, 0.0)
+    if np.min(on * g[..., None], initial=0.0) < -atol * np.max(np.abs(g), initial=1.0):
+        return False
+    return float(np.max(np.abs(on.sum(axis=-1) - g), initial=0.0)) <= atol
+
+
 def _tie_alternates(window_fn: Callable, args: tuple, cotangent) -> list[Alternate]:
     """The three subgradient tie rules (valid) and the report's overcount (wrong)."""
     x = args[0]
@@ -157,7 +173,10 @@ def _conv3x3_sets(seed: int) -> list[InputSet]:
     filters = rng.standard_normal((8, 3, 3)) / 9
     images, labels = digits(2)
     sets = [InputSet("random", "random image (tie-free)",
-                     (rng.uniform(-0.5, 0.5, (28, 28)), filters))]
+                     (rng.uniform(-0.5, 0.5, (28, 28)), filters)),
+            InputSet("random", "random image (20, 24): not square",
+                     (rng.uniform(-0.5, 0.5, (20, 24)), filters),
+                     note="rows and columns differ: swapped indices show")]
     sets += [InputSet("digits", f"MNIST digit {i} (label {labels[i]})", (images[i], filters))
              for i in range(len(images))]
     return sets
@@ -170,6 +189,21 @@ def conv3x3_spec() -> Spec:
                 {"input": ("row", "column"), "filters": ("filter", "x", "y"),
                  "out": ("row", "column", "filter")},
                 reference, _conv3x3_sets)
+
+
+def conv3x3_bias_spec() -> Spec:
+    """The report's conv with a bias per filter: (28, 28), (F, 3, 3), (F,) -> (26, 26, F)."""
+    base = conv3x3_spec()
+
+    def with_bias(seed):
+        rng = np.random.default_rng(seed + 1)
+        return [s._replace(args=(*s.args, 0.1 * rng.standard_normal(s.args[1].shape[0])))
+                for s in base.input_sets(seed)]
+
+    reference = Reference("jaxcnn.model.conv3x3 + biases",
+                          lambda args, static: model.conv3x3(args[0], args[1]) + args[2])
+    return Spec("conv3x3_bias", ("input", "filters", "biases"),
+                dict(base.axis_names, biases=("filter",)), reference, with_bias)
 
 
 def _report_pool_kinks(s: InputSet) -> Kinks:
@@ -199,7 +233,10 @@ def _maxpool2_sets(seed: int) -> list[InputSet]:
     filters = rng.standard_normal((8, 3, 3)) / 9
     images, labels = digits(2)
     sets = [InputSet("random", "random (26, 26, 8) (tie-free)",
-                     (rng.uniform(-1, 1, (26, 26, 8)),))]
+                     (rng.uniform(-1, 1, (26, 26, 8)),)),
+            InputSet("random", "random (20, 24, 8): not square",
+                     (rng.uniform(-1, 1, (20, 24, 8)),),
+                     note="rows and columns differ: swapped indices show")]
     for i in range(len(images)):
         conv = _np(model.conv3x3(jnp.asarray(images[i]), jnp.asarray(filters)))
         sets.append(InputSet("digits", f"conv of MNIST digit {i} (label {labels[i]})", (conv,),
@@ -217,9 +254,18 @@ def maxpool2_spec() -> Spec:
     def alternates(args, static, cotangent):
         return _tie_alternates(model.pool_windows, args, cotangent)
 
+    def subgradient(args, static, cotangent, i, hand, tol):
+        x = _np(args[0])
+        if hand.shape != x.shape:
+            return None
+        ok = window_subgradient(np.asarray(model.pool_windows(x)),
+                                np.asarray(model.pool_windows(hand)), _np(cotangent), tol,
+                                float(np.max(np.abs(cotangent), initial=0.0)))
+        return "other subgradient" if ok else None
+
     reference = Reference("jaxcnn.model.maxpool2",
                           lambda args, static: model.maxpool2(args[0], "split"),
-                          alternates, _report_pool_kinks)
+                          alternates, _report_pool_kinks, subgradient)
     return Spec("maxpool2", ("input",),
                 {"input": ("row", "column", "filter"), "out": ("row", "column", "filter")},
                 reference, _maxpool2_sets)
@@ -429,13 +475,16 @@ def affine_spec() -> Spec:
 
 def _elementwise_sets(seed: int, zeros: bool) -> list[InputSet]:
     rng = np.random.default_rng(seed)
-    away = rng.choice([-1.0, 1.0], (3, 4, 5)) * rng.uniform(0.1, 1.0, (3, 4, 5))
-    sets = [InputSet("random", "random x (3, 4, 5), no zeros", (away,))]
-    if zeros:
-        boundary = away.copy()
-        boundary[rng.random(boundary.shape) < 0.3] = 0.0
-        sets.append(InputSet("boundary", "x with exact zeros (ReLU's kink)", (boundary,),
-                             note="at x = 0 any value in [0, 1] times dout is a subgradient"))
+    sets = []
+    for shape in ((4, 6), (3, 4, 5)):  # a batch of vectors, and of 2-d samples
+        away = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)
+        sets.append(InputSet("random", f"random x {shape}, no zeros", (away,)))
+        if zeros:
+            boundary = away.copy()
+            boundary[rng.random(shape) < 0.3] = 0.0
+            sets.append(InputSet("boundary", f"x {shape} with exact zeros (ReLU's kink)",
+                                 (boundary,), note="at x = 0 any value in [0, 1] times dout "
+                                                   "is a subgradient"))
     return sets
 
 
@@ -456,8 +505,20 @@ def relu_spec() -> Spec:
             ("1/2 at 0", np.where(x == 0, 0.5, (x > 0).astype(float)),
              "derivative 1/2 at x = 0 (autodiff of jnp.maximum)"))]
 
+    def subgradient(args, static, cotangent, i, hand, tol):
+        x, g = _np(args[0]), _np(cotangent)
+        if hand.shape != x.shape:
+            return None
+        atol = tol * max(float(np.max(np.abs(g), initial=0.0)), 1e-300)
+        exact = np.where(x > 0, g, 0.0)
+        at_zero = x == 0
+        if np.max(np.abs(np.where(at_zero, 0.0, hand - exact)), initial=0.0) > atol:
+            return None
+        slope_ok = (hand * g >= -atol) & (np.abs(hand) <= np.abs(g) + atol)
+        return "other slope in [0, 1] at 0" if np.all(slope_ok | ~at_zero) else None
+
     reference = Reference("max(x, 0)", lambda args, static: jnp.maximum(args[0], 0.0),
-                          alternates, _relu_kinks)
+                          alternates, _relu_kinks, subgradient)
     return Spec("relu", ("x",), {"x": None}, reference,
                 functools.partial(_elementwise_sets, zeros=True))
 
@@ -522,6 +583,9 @@ def _conv_sets(seed: int) -> list[InputSet]:
             InputSet("random", "random x (2, 3, 5, 5), stride 1, pad 1",
                      (rng.standard_normal((2, 3, 5, 5)), *params(3)), ({"stride": 1, "pad": 1},),
                      note="3x3 windows at stride 1 overlap"),
+            InputSet("random", "random x (2, 3, 5, 7), stride 1, pad 1: not square",
+                     (rng.standard_normal((2, 3, 5, 7)), *params(3)), ({"stride": 1, "pad": 1},),
+                     note="rows and columns differ: swapped indices show"),
             InputSet("strided", "random x (2, 3, 7, 7), stride 2, pad 1",
                      (rng.standard_normal((2, 3, 7, 7)), *params(3)), ({"stride": 2, "pad": 1},))]
     images, _ = digits(2)
@@ -622,6 +686,13 @@ def _pool_sets(seed: int) -> list[InputSet]:
     return [
         InputSet("random", "random x (2, 3, 6, 6), pool 2x2 stride 2",
                  (rng.standard_normal((2, 3, 6, 6)),), (p2,)),
+        InputSet("random", "random x (2, 2, 4, 6), pool 2x2 stride 2: not square",
+                 (rng.standard_normal((2, 2, 4, 6)),), (p2,),
+                 note="rows and columns differ: swapped indices show"),
+        InputSet("overlap", "random x (1, 2, 5, 7), pool 2x3 stride 1",
+                 (rng.standard_normal((1, 2, 5, 7)),),
+                 ({"pool_height": 2, "pool_width": 3, "stride": 1},),
+                 note="a window that is not square, overlapping"),
         InputSet("digits", "MNIST crops x (2, 1, 12, 12), pool 2x2 stride 2",
                  (images[:, None, 4:16, 4:16].copy(),), (p2,),
                  note="tie-rich: flat -0.5 background"),
@@ -646,7 +717,26 @@ def max_pool_spec() -> Spec:
         return (_tie_alternates(_nchw_windows(static[0]), args, cotangent)
                 + _pool_overwrite(_np(args[0]), static[0], cotangent))
 
-    reference = Reference("max over each window (NCHW)", forward, alternates, _nchw_pool_kinks)
+    def subgradient(args, static, cotangent, i, hand, tol):
+        x = _np(args[0])
+        ph, pw, stride = _pool_geometry(static[0])
+        if hand.shape != x.shape or stride < ph or stride < pw:
+            return None  # overlapping windows share inputs: no per-window test
+        r, c = _pool_index(x.shape, static[0])
+        windows = x[:, :, r, c].reshape(*x.shape[:2], *r.shape[:1], c.shape[1], -1)
+        hand_windows = hand[:, :, r, c].reshape(windows.shape)
+        covered = np.zeros(x.shape, bool)
+        covered[:, :, r, c] = True
+        g = _np(cotangent)
+        atol = tol * max(float(np.max(np.abs(g), initial=0.0)), 1e-300)
+        if np.max(np.abs(np.where(covered, 0.0, hand)), initial=0.0) > atol:
+            return None
+        ok = window_subgradient(windows, hand_windows, g, tol,
+                                float(np.max(np.abs(g), initial=0.0)))
+        return "other subgradient" if ok else None
+
+    reference = Reference("max over each window (NCHW)", forward, alternates, _nchw_pool_kinks,
+                          subgradient)
     return Spec("max_pool", ("x",), {"x": ("sample", "channel", "row", "column"),
                                    "out": ("sample", "channel", "row", "column")}, reference,
                 _pool_sets, ("pool_param",))
@@ -686,7 +776,7 @@ def _default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Sp
     def forward(args, static):
         return ref.forward(pad(args), default)
 
-    alternates = kinks = None
+    alternates = kinks = subgradient = None
     if ref.alternates is not None:
         def alternates(args, static, cotangent):
             return [a._replace(grads=a.grads[:n]) for a in
@@ -694,18 +784,22 @@ def _default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Sp
     if ref.kinks is not None:
         def kinks(s):
             return ref.kinks(s._replace(args=pad(s.args), static=default))
+    if ref.subgradient is not None:
+        def subgradient(args, static, cotangent, i, hand, tol):
+            return ref.subgradient(pad(args), default, cotangent, i, hand, tol)
 
     def input_sets(seed):
         return [s._replace(args=s.args[:n], static=()) for s in base.input_sets(seed)
                 if s.static == default]
 
     return Spec(kind, tuple(arg_names or base.arg_names), base.axis_names,
-                Reference(ref.name + f" with {default[0]}", forward, alternates, kinks),
-                input_sets)
+                Reference(ref.name + f" with {default[0]}", forward, alternates, kinks,
+                          subgradient), input_sets)
 
 
 SPECS: dict[str, Callable[[], Spec]] = {
-    "conv3x3": conv3x3_spec, "maxpool2": maxpool2_spec, "dense_softmax": dense_softmax_spec,
+    "conv3x3": conv3x3_spec, "conv3x3_bias": conv3x3_bias_spec, "maxpool2": maxpool2_spec,
+    "dense_softmax": dense_softmax_spec,
     "dense": dense_spec, "softmax": softmax_spec, "cross_entropy": cross_entropy_spec,
     "affine": affine_spec, "relu": relu_spec, "sigmoid": lambda: elementwise_spec("sigmoid"),
     "tanh": lambda: elementwise_spec("tanh"), "conv": conv_spec, "max_pool": max_pool_spec,

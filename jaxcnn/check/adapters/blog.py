@@ -53,23 +53,65 @@ def parameters(obj) -> dict[str, np.ndarray]:
 
 
 def _slots(kind: str, params: dict[str, np.ndarray], s: Spec) -> list[str]:
-    """The user's attribute name for each parameter argument of the spec, by shape."""
+    """The user's attribute name for each parameter argument of the spec, by shape.
+
+    Raises ValueError when the kind's parameters are not all there, or when the object
+    has a parameter the kind has no place for (it would go unchecked)."""
     wanted = s.arg_names[1:]
-    if kind == "conv3x3":
-        names = [k for k, v in params.items() if v.ndim == 3 and v.shape[1:] == (3, 3)]
+    two_d = [k for k, v in params.items() if v.ndim == 2]
+    one_d = [k for k, v in params.items() if v.ndim == 1]
+    if kind in ("conv3x3", "conv3x3_bias"):
+        names = [k for k, v in params.items() if v.ndim == 3 and v.shape[1:] == (3, 3)][:1]
+        if kind == "conv3x3_bias":
+            names += [k for k in one_d if names and params[k].shape[0] ==
+                      params[names[0]].shape[0]][:1]
     elif kind in ("dense_softmax", "dense"):
-        names = ([k for k, v in params.items() if v.ndim == 2][:1]
-                 + [k for k, v in params.items() if v.ndim == 1][:1])
+        names = two_d[:1] + one_d[:1]
     else:
         names = []
+    found = ", ".join(f"{k} {v.shape}" for k, v in params.items()) or "none"
     if len(names) != len(wanted):
-        found = ", ".join(f"{k} {v.shape}" for k, v in params.items()) or "none"
         need = {"conv3x3": "one (F, 3, 3) array of filters",
+                "conv3x3_bias": "(F, 3, 3) filters and (F,) biases",
                 "dense_softmax": "a (D, C) weight matrix and a (C,) bias vector",
                 "dense": "a (D, C) weight matrix and a (C,) bias vector"}.get(
                     kind, "no parameters")
         raise ValueError(f"expected {need} as attributes; found {found}")
+    unchecked = [k for k in params if k not in names]
+    if unchecked:
+        raise ValueError(f"a {kind} layer has no parameter like {', '.join(unchecked)} "
+                         f"(found {found}); it would go unchecked")
     return names
+
+
+def _in_user_layout(s: Spec, shapes: list[tuple]) -> Spec:
+    """``s`` with each 2-d parameter the user stores transposed (PyTorch's (out, in)
+    weight against the report's (in, out)) transposed in the inputs and back inside the
+    reference, so that gradients and worst entries are in the user's own layout."""
+    first = s.input_sets(0)[0]
+    flip = [len(shape) == 2 and tuple(shape) != np.shape(a) and tuple(shape) ==
+            np.shape(a)[::-1] for shape, a in zip(shapes, first.args[1:], strict=False)]
+    if not any(flip):
+        return s
+    flip = [False, *flip]
+
+    def swap(args):
+        return tuple(np.swapaxes(a, 0, 1) if f else a for a, f in zip(args, flip, strict=True))
+
+    def forward(args, static):
+        return s.reference.forward(tuple(a.T if f else a for a, f in zip(args, flip,
+                                                                         strict=True)), static)
+
+    def input_sets(seed):
+        return [i._replace(args=swap(i.args)) for i in s.input_sets(seed)]
+
+    axis_names = dict(s.axis_names)
+    for name, f in zip(s.arg_names, flip, strict=True):
+        if f and axis_names.get(name):
+            axis_names[name] = tuple(reversed(axis_names[name]))
+    return s._replace(reference=s.reference._replace(
+        name=s.reference.name + " (weights stored transposed)", forward=forward,
+        alternates=None, subgradient=None), input_sets=input_sets, axis_names=axis_names)
 
 
 def _backprop_takes_learn_rate(obj) -> bool:
@@ -98,7 +140,8 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     """
     s = spec(kind)
     params = parameters(obj)
-    slots = _slots(kind, params, s) if len(s.arg_names) > 1 else []
+    slots = _slots(kind, params, s) if len(s.arg_names) > 1 or params else []
+    s = _in_user_layout(s, [params[k].shape for k in slots])
     arg_names = ("input", *slots)  # the blog's layers all call their argument `input`
     takes_lr = _backprop_takes_learn_rate(obj)
     name = name or type(obj).__name__
@@ -159,7 +202,8 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     return Layer(name, kind, "blog", arg_names, forward, vjp, s.reference, input_sets,
                  axis_names=axis_names,
                  cotangent=softmax_cotangent if kind == "dense_softmax" else None,
-                 optional=frozenset({arg_names[0]}) if kind == "conv3x3" else frozenset(),
+                 optional=frozenset({arg_names[0]}) if kind.startswith("conv3x3")
+                 else frozenset(),
                  recovered=frozenset(slots), extra=extra, file=file)
 
 

@@ -35,6 +35,15 @@ def _copies(args):
     return tuple(np.array(a, copy=True) for a in args)
 
 
+def _pair(result, fn, what: str):
+    """``result`` as a 2-tuple, or a TypeError saying what ``fn`` must return."""
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        got = (f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list))
+               else f"a {type(result).__name__}")
+        raise TypeError(f"{getattr(fn, '__name__', 'it')} must return {what}; it returned {got}")
+    return result
+
+
 def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | None = None,
                 file: str | None = None) -> Layer:
     """A ``Layer`` for a CS231n ``(forward, backward)`` pair of catalogue ``kind``
@@ -42,11 +51,11 @@ def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | No
     s = spec(kind)
 
     def fwd(args, static):
-        out, _ = forward(*_copies(args), *static)
+        out, _ = _pair(forward(*_copies(args), *static), forward, "(out, cache)")
         return out
 
     def vjp(args, static):
-        out, cache = forward(*_copies(args), *static)
+        out, cache = _pair(forward(*_copies(args), *static), forward, "(out, cache)")
         return out, lambda ct: backward(np.array(ct, copy=True), cache)
 
     return Layer(name or forward.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
@@ -60,11 +69,11 @@ def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
     s = spec(kind)
 
     def fwd(args, static):
-        value, _ = loss(*_copies(args), *static)
-        return np.asarray(value, dtype=np.float64)
+        value, _ = _pair(loss(*_copies(args), *static), loss, "(loss, dx)")
+        return np.asarray(value)  # its own dtype: a float32 loss gets float32 tolerances
 
     def vjp(args, static):
-        value, dx = loss(*_copies(args), *static)
+        value, dx = _pair(loss(*_copies(args), *static), loss, "(loss, dx)")
         return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
 
     return Layer(name or loss.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,

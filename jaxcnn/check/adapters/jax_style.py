@@ -86,7 +86,13 @@ def _reference(forward: Callable, name: str, kind: str | None) -> Reference:
     if catalogue is not None and catalogue.kinks is not None:
         def kinks(s):
             return catalogue.kinks(s) if matches(s.args, s.static) else None
-    return Reference(name, ref_forward, alternates, kinks)
+    subgradient = None
+    if catalogue is not None and catalogue.subgradient is not None:
+        def subgradient(args, static, cotangent, i, hand, tol):
+            if not matches(args, static):
+                return None
+            return catalogue.subgradient(args, static, cotangent, i, hand, tol)
+    return Reference(name, ref_forward, alternates, kinks, subgradient)
 
 
 def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_forward,
