@@ -18,6 +18,9 @@ transposed            the right values with axes swapped or permuted, or flatten
 flipped               the right values reversed along some axes (a flipped kernel)
 missing-accumulation  a sum over positions kept one term (``=`` where ``+=`` belongs)
 off-by-one            the first or last position along an axis never contributes
+wrong-window          the backward indexes other windows than the forward (stride left out)
+wrong-derivative      a known wrong formula for this layer (ReLU without its mask, sigmoid'
+                      at the input, softmax without its diagonal, an average pool's, ...)
 cotangent-dropped     the upstream gradient (dout) was never multiplied in
 zero                  all zeros where the reference is not
 wrong-shape           another shape than the argument's
@@ -41,8 +44,9 @@ import numpy as np
 from jaxcnn.check.compare import rel_error, scale
 
 KINDS = ("correct", "tie-overcount", "scaled", "sign-flipped", "transposed", "flipped",
-         "missing-accumulation", "off-by-one", "cotangent-dropped", "zero", "wrong-shape",
-         "missing", "non-finite", "update-before-use", "update-rule", "error", "unclassified")
+         "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped",
+         "wrong-derivative", "zero", "wrong-shape", "missing", "non-finite",
+         "update-before-use", "update-rule", "error", "unclassified")
 
 
 class Candidate(NamedTuple):

@@ -56,7 +56,8 @@ JAX_KINDS = (("conv", "conv3x3"), ("pool", "maxpool2"),
              ("tanh", "tanh"))
 # Layouts a JAX function of each kind may use, tried in order: the first whose reference
 # its forward reproduces wins (the report's layout first).
-JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw"),
+JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw", "conv_nhwc_nobias",
+                            "conv_nhwc"),
                "maxpool2": ("maxpool2", "max_pool_nchw"), "dense": ("dense", "affine")}
 # A blog-style dense class may return probabilities (the report's Softmax) or logits.
 BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense"),

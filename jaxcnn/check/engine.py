@@ -197,20 +197,6 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
             f"argument {j} flipped", vjp(fun, tuple(flipped), ct)[i], False, "flipped",
             f"computed with argument {j} ({_arg_name(layer, j)}) reversed along its last two "
             "axes: a flipped kernel (convolution where the forward correlates)"))
-    for axis in range(ct.ndim):
-        if ct.shape[axis] < 2:
-            continue
-        for which, pos in (("last", -1), ("first", 0)):
-            cut = ct.copy()
-            index = [slice(None)] * ct.ndim
-            index[axis] = pos
-            cut[tuple(index)] = 0.0
-            out.append(cls.Candidate(
-                f"{which} {axes_text((axis,))} skipped", vjp(fun, args, cut)[i], False,
-                "off-by-one",
-                f"the {which} position along the output's {axes_text((axis,))} never "
-                "contributes: a loop bound one short (range(n - 1)) or a window index off "
-                "by one"))
     if 1 <= ct.ndim <= 4 and ct.size > 1:
         masks = []
         for r in range(1, ct.ndim + 1):
@@ -228,6 +214,20 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
                 "missing-accumulation",
                 f"only the {which} position along the output's {axes_text(axes)} "
                 "contributes: a sum over positions kept one term (`=` where `+=` belongs)"))
+    for axis in range(ct.ndim):
+        if ct.shape[axis] < 2:
+            continue
+        for which, pos in (("last", -1), ("first", 0)):
+            cut = ct.copy()
+            index = [slice(None)] * ct.ndim
+            index[axis] = pos
+            cut[tuple(index)] = 0.0
+            out.append(cls.Candidate(
+                f"{which} {axes_text((axis,))} skipped", vjp(fun, args, cut)[i], False,
+                "off-by-one",
+                f"the {which} position along the output's {axes_text((axis,))} never "
+                "contributes: a loop bound one short (range(n - 1)) or a window index off "
+                "by one"))
     return out
 
 

@@ -155,6 +155,11 @@ def window_subgradient(windows: np.ndarray, hand_windows: np.ndarray, g: np.ndar
     return float(np.max(np.abs(on.sum(axis=-1) - g), initial=0.0)) <= atol
 
 
+def wrong(name: str, grads: tuple, note: str) -> Alternate:
+    """A known wrong formula for a layer's derivative (kind ``wrong-derivative``)."""
+    return Alternate(name, grads, False, "wrong-derivative", note)
+
+
 def _tie_alternates(window_fn: Callable, args: tuple, cotangent) -> list[Alternate]:
     """The three subgradient tie rules (valid) and the report's overcount (wrong)."""
     x = args[0]
@@ -182,9 +187,33 @@ def _conv3x3_sets(seed: int) -> list[InputSet]:
     return sets
 
 
+def _conv3x3_overwrite(args, static, cotangent) -> list[Alternate]:
+    """dL/dimage of the report's conv written with ``=`` (overlapping 3x3 windows)."""
+    image, filters = _np(args[0]), _np(args[1])
+    d_out = _np(cotangent)
+    h, w, f_count = d_out.shape
+    out = []
+    for order in ("i j, sum over f", "i j f", "f i j"):
+        d = np.zeros(image.shape)
+        if order == "i j, sum over f":
+            for i, j in itertools.product(range(h), range(w)):
+                d[i:i + 3, j:j + 3] = np.einsum("f,fxy->xy", d_out[i, j], filters)
+        else:
+            loops = (itertools.product(range(h), range(w), range(f_count)) if order == "i j f"
+                     else ((i, j, f) for f in range(f_count) for i in range(h)
+                           for j in range(w)))
+            for i, j, f in loops:
+                d[i:i + 3, j:j + 3] = d_out[i, j, f] * filters[f]
+        out.append(Alternate(f"overwrite ({order})", (d, None), False, "missing-accumulation",
+                             "overlapping 3x3 windows overwrite dL/dimage instead of adding to "
+                             f"it (`=` where `+=` belongs; loop order {order})"))
+    return out
+
+
 def conv3x3_spec() -> Spec:
     reference = Reference("jaxcnn.model.conv3x3",
-                          lambda args, static: model.conv3x3(args[0], args[1]))
+                          lambda args, static: model.conv3x3(args[0], args[1]),
+                          _conv3x3_overwrite)
     return Spec("conv3x3", ("input", "filters"),
                 {"input": ("row", "column"), "filters": ("filter", "x", "y"),
                  "out": ("row", "column", "filter")},
@@ -200,8 +229,13 @@ def conv3x3_bias_spec() -> Spec:
         return [s._replace(args=(*s.args, 0.1 * rng.standard_normal(s.args[1].shape[0])))
                 for s in base.input_sets(seed)]
 
+    def alternates(args, static, cotangent):
+        return [a._replace(grads=(*a.grads, None))
+                for a in _conv3x3_overwrite(args[:2], static, cotangent)]
+
     reference = Reference("jaxcnn.model.conv3x3 + biases",
-                          lambda args, static: model.conv3x3(args[0], args[1]) + args[2])
+                          lambda args, static: model.conv3x3(args[0], args[1]) + args[2],
+                          alternates)
     return Spec("conv3x3_bias", ("input", "filters", "biases"),
                 dict(base.axis_names, biases=("filter",)), reference, with_bias)
 
@@ -432,7 +466,18 @@ def _logit_sets(seed: int, with_label: bool) -> list[InputSet]:
 
 
 def softmax_spec() -> Spec:
-    reference = Reference("jax.nn.softmax", lambda args, static: jax.nn.softmax(args[0]))
+    def alternates(args, static, cotangent):
+        t, g = _np(args[0]), _np(cotangent)
+        e = np.exp(t - t.max())
+        p = e / e.sum()
+        return [wrong("no diagonal term", (-p * np.dot(p, g),),
+                      "the Jacobian's diagonal term p_i (delta_ij) is missing: -p (p . g) "
+                      "where p * g - p (p . g) belongs"),
+                wrong("Jacobian transposed the wrong way", (p * g - p * p * g,),
+                      "only the diagonal of the Jacobian p_i (1 - p_i) is used")]
+
+    reference = Reference("jax.nn.softmax", lambda args, static: jax.nn.softmax(args[0]),
+                          alternates)
     return Spec("softmax", ("logits",), {"logits": ("class",)}, reference,
                 functools.partial(_logit_sets, with_label=False))
 
@@ -503,7 +548,11 @@ def relu_spec() -> Spec:
             ("0 at 0", (x > 0).astype(float), "derivative 0 at x = 0 (x > 0 mask)"),
             ("1 at 0", (x >= 0).astype(float), "derivative 1 at x = 0 (x >= 0 mask)"),
             ("1/2 at 0", np.where(x == 0, 0.5, (x > 0).astype(float)),
-             "derivative 1/2 at x = 0 (autodiff of jnp.maximum)"))]
+             "derivative 1/2 at x = 0 (autodiff of jnp.maximum)"))] + [
+            wrong("no mask", (g,), "dout passed through unmasked: the derivative of the "
+                                   "identity, not of max(x, 0)"),
+            wrong("mask of x < 0", (g * (x < 0),), "the mask is inverted: x < 0 where x > 0 "
+                                                   "belongs")]
 
     def subgradient(args, static, cotangent, i, hand, tol):
         x, g = _np(args[0]), _np(cotangent)
@@ -525,9 +574,27 @@ def relu_spec() -> Spec:
 
 def elementwise_spec(kind: str) -> Spec:
     fun = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}[kind]
+
+    def alternates(args, static, cotangent):
+        x, g = _np(args[0]), _np(cotangent)
+        if kind == "sigmoid":
+            out = 1 / (1 + np.exp(-x))
+            return [wrong("s(1 - s) at the input", (g * x * (1 - x),),
+                          "the derivative s * (1 - s) evaluated at the input x instead of the "
+                          "output s = sigmoid(x) (cache the output)"),
+                    wrong("1 - s", (g * (1 - out),), "a factor s missing: dout * (1 - s) "
+                                                     "where dout * s * (1 - s) belongs"),
+                    wrong("s", (g * out,), "a factor (1 - s) missing: dout * s where "
+                                           "dout * s * (1 - s) belongs")]
+        out = np.tanh(x)
+        return [wrong("1 - t^2 at the input", (g * (1 - x * x),),
+                      "the derivative 1 - t^2 evaluated at the input x instead of the output "
+                      "t = tanh(x) (cache the output)"),
+                wrong("1 - t", (g * (1 - out),), "1 - t where 1 - t^2 belongs")]
+
     return Spec(kind, ("x",), {"x": None},
                 Reference(f"jax.nn.{kind}" if kind == "sigmoid" else "jnp.tanh",
-                          lambda args, static: fun(args[0])),
+                          lambda args, static: fun(args[0]), alternates),
                 functools.partial(_elementwise_sets, zeros=False))
 
 
@@ -571,6 +638,54 @@ def _conv_overwrite(args, static, cotangent) -> list[Alternate]:
             for order, dx in variants.items()]
 
 
+def _conv_unstrided(args, static, cotangent) -> list[Alternate]:
+    """The backward of a strided conv that leaves the stride out of its window index:
+    output (i, j) is taken to come from the window at rows i:i+HH, columns j:j+WW."""
+    s, p = int(static[0]["stride"]), int(static[0]["pad"])
+    if s == 1:
+        return []
+    x, w, b = (_np(a) for a in args)
+    dout = _np(cotangent)
+    one = {"stride": 1, "pad": p}
+    full = np.zeros((x.shape[0], w.shape[0], x.shape[2] + 2 * p - w.shape[2] + 1,
+                     x.shape[3] + 2 * p - w.shape[3] + 1))
+    full[:, :, :dout.shape[2], :dout.shape[3]] = dout
+    grads = vjp(lambda *a: _conv_nchw(*a, one), (x, w, b), full)
+    return [Alternate("stride left out", (grads[0], grads[1], None), False, "wrong-window",
+                      f"the backward reads window (i, j) at rows i:i+HH, columns j:j+WW: the "
+                      f"stride {s} is left out of its index")]
+
+
+def _nhwc_sets(seed: int, bias: bool) -> list[InputSet]:
+    rng = np.random.default_rng(seed)
+    images, _ = digits(2)
+    sets = []
+    for name, x, c in (("random x (2, 6, 6, 3)", rng.standard_normal((2, 6, 6, 3)), 3),
+                       ("random x (2, 5, 7, 3): not square", rng.standard_normal((2, 5, 7, 3)),
+                        3),
+                       ("MNIST crops x (2, 10, 10, 1)", images[:, 6:16, 6:16, None].copy(), 1)):
+        w = rng.standard_normal((3, 3, c, 4)) / 3
+        args = (x, w, rng.standard_normal(4)) if bias else (x, w)
+        sets.append(InputSet("digits" if "MNIST" in name else "random", name, args))
+    return sets
+
+
+def conv_nhwc_spec(bias: bool = True) -> Spec:
+    """JAX's NHWC / HWIO layout (flax's): stride 1, no padding, cross-correlation."""
+    def forward(args, static):
+        out = jax.lax.conv_general_dilated(args[0], args[1], (1, 1), "VALID",
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return out + args[2] if bias else out
+
+    names = ("x", "w", "b") if bias else ("x", "w")
+    return Spec("conv_nhwc" if bias else "conv_nhwc_nobias", names,
+                {"x": ("sample", "row", "column", "channel"),
+                 "w": ("row", "column", "channel", "filter"), "b": ("filter",),
+                 "out": ("sample", "row", "column", "filter")},
+                Reference("lax.conv_general_dilated (NHWC, HWIO)", forward),
+                functools.partial(_nhwc_sets, bias=bias))
+
+
 def _conv_sets(seed: int) -> list[InputSet]:
     rng = np.random.default_rng(seed)
 
@@ -597,7 +712,9 @@ def _conv_sets(seed: int) -> list[InputSet]:
 
 def conv_spec() -> Spec:
     reference = Reference("lax.conv_general_dilated (NCHW, cross-correlation) + b",
-                          lambda args, static: _conv_nchw(*args, static[0]), _conv_overwrite)
+                          lambda args, static: _conv_nchw(*args, static[0]),
+                          lambda args, static, ct: (_conv_overwrite(args, static, ct)
+                                                    + _conv_unstrided(args, static, ct)))
     return Spec("conv", ("x", "w", "b"),
                 {"x": ("sample", "channel", "row", "column"),
                  "w": ("filter", "channel", "row", "column"), "b": ("filter",),
@@ -658,6 +775,34 @@ def _pool_overwrite(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
     return out
 
 
+def _pool_wrong(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
+    """Known wrong pool backwards: an average pool's, a min pool's, windows read at the
+    wrong positions (the stride left out of the backward's window index)."""
+    ph, pw, s = _pool_geometry(pool_param)
+    dout = _np(cotangent)
+    average, minimum, unstrided = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+    for n, ch in itertools.product(range(x.shape[0]), range(x.shape[1])):
+        for i, j in itertools.product(range(dout.shape[2]), range(dout.shape[3])):
+            g = dout[n, ch, i, j]
+            win = x[n, ch, i * s:i * s + ph, j * s:j * s + pw]
+            average[n, ch, i * s:i * s + ph, j * s:j * s + pw] += g / win.size
+            a, b = np.unravel_index(np.argmin(win), win.shape)
+            minimum[n, ch, i * s + a, j * s + b] += g
+            if i + ph <= x.shape[2] and j + pw <= x.shape[3]:
+                near = x[n, ch, i:i + ph, j:j + pw]
+                a, b = np.unravel_index(np.argmax(near), near.shape)
+                unstrided[n, ch, i + a, j + b] += g
+    out = [wrong("average pool", (average,), "each window's gradient spread evenly over the "
+                                             "window: the derivative of an average pool"),
+           wrong("min pool", (minimum,), "the gradient goes to each window's minimum "
+                                         "(argmin where argmax belongs)")]
+    if s > 1:
+        out.append(Alternate("stride left out", (unstrided,), False, "wrong-window",
+                             f"the backward reads window (i, j) at rows i:i+{ph}, columns "
+                             f"j:j+{pw}: the stride {s} is left out of its index"))
+    return out
+
+
 def _nchw_pool_kinks(s: InputSet) -> Kinks:
     x = np.asarray(s.args[0])
     pool_param = s.static[0]
@@ -715,7 +860,8 @@ def max_pool_spec() -> Spec:
 
     def alternates(args, static, cotangent):
         return (_tie_alternates(_nchw_windows(static[0]), args, cotangent)
-                + _pool_overwrite(_np(args[0]), static[0], cotangent))
+                + _pool_overwrite(_np(args[0]), static[0], cotangent)
+                + _pool_wrong(_np(args[0]), static[0], cotangent))
 
     def subgradient(args, static, cotangent, i, hand, tol):
         x = _np(args[0])
@@ -758,9 +904,20 @@ def softmax_loss_spec() -> Spec:
         logp = jax.nn.log_softmax(args[0], axis=1)
         return -jnp.mean(logp[jnp.arange(args[0].shape[0]), y])
 
+    def alternates(args, static, cotangent):
+        x, y = _np(args[0]), np.asarray(static[0])
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        g = float(np.asarray(cotangent))
+        return [wrong("one-hot not subtracted", (g * p / len(x),),
+                      "softmax(x) / N where (softmax(x) - onehot(y)) / N belongs: the 1 at the "
+                      "label is not subtracted"),
+                wrong("one-hot added", (g * (p + np.eye(x.shape[1])[y]) / len(x),),
+                      "the one-hot is added where it must be subtracted")]
+
     return Spec("softmax_loss", ("x",), {"x": ("sample", "class")},
-                Reference("mean over samples of -log softmax(x)[y]", forward), _loss_sets,
-                ("y",))
+                Reference("mean over samples of -log softmax(x)[y]", forward, alternates),
+                _loss_sets, ("y",))
 
 
 def _default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Spec:
@@ -810,6 +967,7 @@ SPECS: dict[str, Callable[[], Spec]] = {
                                          ({"stride": 1, "pad": 0},)),
     "conv_nchw_nobias": lambda: _default_static(conv_spec(), "conv_nchw_nobias",
                                                 ({"stride": 1, "pad": 0},), ("x", "w")),
+    "conv_nhwc": conv_nhwc_spec, "conv_nhwc_nobias": lambda: conv_nhwc_spec(bias=False),
     "max_pool_nchw": lambda: _default_static(max_pool_spec(), "max_pool_nchw",
                                              ({"pool_height": 2, "pool_width": 2,
                                                "stride": 2},)),
