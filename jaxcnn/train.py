@@ -360,6 +360,7 @@ def train(
 
     chunk_fn = make_train_chunk(config, optimizer, placement)
     compiled: dict[int, Callable] = {}
+    recent = health.Recent.empty(config.seeds)  # the divergence rules' history
     compile_seconds = train_seconds = 0.0
     images_trained = 0
 
@@ -378,8 +379,8 @@ def train(
             state, stats = compiled[k](state, train_images, train_labels, chunk)
             stats = jax.tree.map(np.asarray, stats)  # the one sync per chunk
             train_seconds += time.perf_counter() - t0
-            mean_loss = health.check_chunk(stats.losses, stats.finite, step + 1, config,
-                                           num_classes)
+            mean_loss, recent = health.check_chunk(stats.losses, stats.finite, step + 1,
+                                                   config, num_classes, recent)
             step += k
             images_trained += stats.losses.size
             window = Window(step, epoch + 1, k, mean_loss,

@@ -15,13 +15,14 @@ from jaxcnn.errors import DivergenceError
 CONFIG = TrainConfig()
 
 
-def chunk(losses, finite=True):
+def chunk(losses, finite=True, recent=None):
     losses = np.asarray(losses, np.float32).reshape(1, -1, 1)
-    return health.check_chunk(losses, np.array([finite]), 101, CONFIG, 10)
+    return health.check_chunk(losses, np.array([finite]), 101, CONFIG, 10, recent)[0]
 
 
-def test_the_limit_is_100_uniform_guesses():
+def test_the_limits_are_100_and_10_uniform_guesses():
     assert health.loss_limit(10) == pytest.approx(100 * math.log(10))
+    assert health.run_limit(10) == pytest.approx(10 * math.log(10))
 
 
 def test_healthy_extremes_pass():
@@ -43,6 +44,23 @@ def test_divergence_of_every_kind_names_the_step_and_a_smaller_lr(losses, finite
     with pytest.raises(DivergenceError, match=message) as info:
         chunk(losses, finite)
     assert "try a smaller one, e.g. --lr 0.0005" in str(info.value)
+
+
+def test_a_run_stuck_far_above_a_uniform_guess_is_caught_whatever_the_log_every():
+    """Rule 4 over 100 consecutive images, carried from chunk to chunk: 100 one-image
+    windows of loss 30 (each below rule 3's 230) are caught at the 100th."""
+    recent = None
+    for i in range(99):
+        losses = np.full((1, 1, 1), 30.0, np.float32)
+        _, recent = health.check_chunk(losses, np.array([True]), i + 1, CONFIG, 10, recent)
+    assert recent.losses.shape == (1, 99)
+    with pytest.raises(DivergenceError, match=r"100 consecutive images up to step 100 "
+                                              r"reached 30, above 23"):
+        health.check_chunk(np.full((1, 1, 1), 30.0, np.float32), np.array([True]), 100,
+                           CONFIG, 10, recent)
+    with pytest.raises(DivergenceError, match="up to step 160 reached 30"):  # batch 4
+        health.check_chunk(np.full((1, 50, 4), 30.0, np.float32), np.array([True]), 136,
+                           CONFIG, 10)
 
 
 def test_the_seed_is_named_with_several_seeds():
@@ -68,6 +86,14 @@ def test_a_finite_explosion_stops_at_its_first_window(digits):
     """Issue 10 (1): lr 0.04 on 500 images went 463 -> 1.5e8 -> ... -> test loss 3e32."""
     with pytest.raises(DivergenceError, match=r"mean loss of steps 1-100 reached 463"):
         train.train(TrainConfig(lr=0.04, train_size=500, test_size=100), digits)
+
+
+def test_a_bounded_but_insane_run_is_caught(digits):
+    """--freeze-conv --lr 5: the convex softmax layer cannot explode, but its 100-step
+    means stayed at 45 -> 14 and it ended with test loss 38 and exit 0."""
+    with pytest.raises(DivergenceError, match=r"100 consecutive images up to step 100"):
+        train.train(TrainConfig(lr=5.0, freeze_conv=True, train_size=500, test_size=100),
+                    digits)
 
 
 def test_nan_after_the_last_per_image_check_is_caught(digits):
