@@ -1,6 +1,8 @@
 """Ctrl-C, SIGTERM and SIGHUP at any moment: one line on stderr and an exit code.
 
-``install(command)`` runs first thing in ``jaxcnn.cli.main``, before the heavy imports.
+``install(command)`` runs when ``jaxcnn._program`` (the program's entry point) is
+imported, before anything but the standard library: only the interpreter's own
+start-up (some tens of milliseconds) comes first. ``jaxcnn.cli.main`` installs them too.
 The handler flushes stdout, writes one line and ends the process with ``os._exit``:
 it does not unwind Python or tear down XLA (doing that while XLA threads are compiling
 crashed the interpreter with a segmentation fault). Nothing is lost by exiting at once,
@@ -28,9 +30,17 @@ SIGNALS = {
 }
 
 
-def install(command: str, note: str = "") -> None:
+def command_of(argv: list[str]) -> str:
+    """The sub-command named in ``argv`` (its first word that is not a flag), for messages."""
+    return next((a for a in argv if not a.startswith("-")), "command")
+
+
+def install(command: str, note: str | None = None) -> None:
     """Handle the signals of ``SIGNALS`` for the rest of the process: print
-    ``jaxcnn COMMAND: <what><note>`` and exit with that signal's code."""
+    ``jaxcnn COMMAND: <what><note>`` and exit with that signal's code. Default note: for
+    ``train``, that the files already saved are intact."""
+    if note is None:
+        note = "; files already saved are intact" if command == "train" else ""
     for name, (code, what) in SIGNALS.items():
         sig = getattr(signal, name, None)
         if sig is None or signal.getsignal(sig) is signal.SIG_IGN:

@@ -4,7 +4,7 @@ Each job lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``. Errors a user can fix (``JaxcnnError``, and any ``OSError``:
 a full disk, a closed output pipe) are printed as one line on stderr with exit status
 2, never as a traceback. Ctrl-C, SIGTERM and SIGHUP at any moment, start-up imports
-included, print one line and exit with 130, 143 and 129 (``jaxcnn.cli.signals``).
+included, print one line and exit with 130, 143 and 129 (``jaxcnn.interrupts``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import importlib
 import os
 import sys
 
-from jaxcnn import faults
-from jaxcnn.cli import signals
+from jaxcnn import faults, interrupts
 from jaxcnn.errors import JaxcnnError
 
 # sub-command -> (module, one-line help). Modules are imported lazily so that
@@ -61,13 +60,12 @@ def _stdout_closed() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
-    Installs process-wide signal handlers (``signals.install``) first: this is the
-    program's entry point, not a library function.
+    Installs process-wide signal handlers (``interrupts.install``) first: this runs the
+    program (see ``jaxcnn._program``), it is not a library function.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    name = command if command in COMMANDS else "command"
-    signals.install(name, "; files already saved are intact" if name == "train" else "")
+    interrupts.install(command if command in COMMANDS else "command")
     faults.point("start")
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)

@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
             "meaningless. Pass --ignore-class-names to score it anyway")
     params = jax.vmap(fast.to_fast)(jax.tree.map(jax.numpy.asarray, ckpt.params))
     images = model.normalize(dataset.test_images, jax.numpy.float32)
-    loss, accuracy = train.evaluate(params, images, jax.numpy.asarray(dataset.test_labels))
+    loop = "map" if jax.devices()[0].platform == "cpu" else "vmap"  # as training scored it
+    loss, accuracy = train.evaluate(params, images, jax.numpy.asarray(dataset.test_labels),
+                                    train.make_evaluate(loop))
     if not (np.isfinite(loss).all() and np.isfinite(accuracy).all()):
         raise DivergenceError(f"the test loss of the checkpoint in {args.checkpoint} is not "
                               f"finite ({loss.tolist()}): its parameters overflow on {source}")

@@ -233,6 +233,11 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
 
     ckpt, changed, history, init_from = None, {}, [], None
     if args.resume is not None:
+        if (not (args.resume / checkpoint.FILE_NAME).exists()
+                and (args.resume / outputs.CSV_NAME).exists()):
+            raise CheckpointError(f"{args.resume} holds no checkpoint: its run stopped before "
+                                  "the end of its first epoch; start a new run there with "
+                                  "--force")
         ckpt = checkpoint.load(args.resume)
         config, changed = resume_config(args, ckpt.config)
         if ckpt.epochs_done >= config.epochs:
@@ -364,8 +369,6 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         bar.close()
     print("\n".join(format_result(result)))
     if out is not None:
-        save(result)
-        log.close()
         metrics = {
             "run_id": run_id, "config": config.to_dict(), "config_hash": config.digest(),
             "data": dataset.source, "seeds": seeds, "steps": result.step,
@@ -378,7 +381,11 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         try:
             outputs.write_metrics(out, metrics, run_id, config.seeds)
         except OSError as exc:
-            raise fsio.output_error(exc, f"cannot write {out / outputs.JSON_NAME} (the "
-                                         f"checkpoint and metrics.csv are complete)") from None
+            raise fsio.output_error(exc, f"cannot write {out / outputs.JSON_NAME}{kept()}"
+                                    ) from None
+        # the last act: a crash before it leaves the previous epoch's checkpoint, which
+        # --resume trains again, rewriting metrics.json the same way
+        save(result)
+        log.close()
         print(f"Wrote {out}/metrics.json, metrics.csv and {checkpoint.FILE_NAME}")
     return 0
