@@ -69,6 +69,16 @@ def test_kill_9_while_saving_leaves_the_old_or_the_new_checkpoint(tmp_path, stag
     assert csv_steps(tmp_path) == [10, 20, 30, 40]  # flushed as they happened
 
 
+def test_a_kill_between_metrics_json_and_the_last_checkpoint_is_completed_by_resume(tmp_path):
+    proc = jaxcnn("train", *TINY, "--epochs", "2", "--out", tmp_path,
+                  fault="metrics.json:renamed=KILL")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert checkpoint.load(tmp_path).epochs_done == 1 and (tmp_path / "metrics.json").exists()
+    proc = jaxcnn("train", "--resume", tmp_path, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert checkpoint.load(tmp_path).epochs_done == 2 and csv_steps(tmp_path) == [10, 20, 30, 40]
+
+
 def test_resume_after_a_kill_sweeps_temporary_files_and_completes_the_metrics(tmp_path):
     crashed, straight = tmp_path / "crashed", tmp_path / "straight"
     proc = jaxcnn("train", *TINY, "--epochs", "3", "--out", crashed,
@@ -95,6 +105,7 @@ def test_resume_after_a_kill_sweeps_temporary_files_and_completes_the_metrics(tm
     ("window-30=INT", 130, "interrupted (Ctrl-C)"),  # training
     ("checkpoint-e2:synced=INT", 130, "interrupted (Ctrl-C)"),  # saving
     ("compile=TERM+0.05", 143, "terminated (SIGTERM)"),
+    ("checkpoint-e2:written=TERM", 143, "terminated (SIGTERM)"),
 ])
 def test_signals_at_any_moment_give_one_line_and_their_exit_code(tmp_path, fault, code, what):
     """Issue 13 (5): Ctrl-C during compile used to end in a segmentation fault."""
@@ -102,7 +113,7 @@ def test_signals_at_any_moment_give_one_line_and_their_exit_code(tmp_path, fault
     assert proc.returncode == code, proc.stderr
     line = one_clean_line(proc)
     assert line.startswith(f"jaxcnn train: {what}") and "intact" in line
-    if fault.startswith("checkpoint-e2") or fault.startswith("window-30"):
+    if fault.startswith(("checkpoint-e2", "window-30")):
         assert checkpoint.load(tmp_path).epochs_done == 1
 
 
@@ -138,12 +149,15 @@ def test_a_folder_holding_a_run_needs_resume_or_force(tmp_path):
     assert metrics["run_id"] != first_id and csv_steps(tmp_path) == [10, 20]
 
 
-def test_out_naming_a_file_is_refused_before_any_work(tmp_path):
-    target = tmp_path / "a-file"
-    target.write_text("x")
-    proc = jaxcnn("train", *TINY, "--out", target)
+@pytest.mark.parametrize(("name", "message"), [
+    ("a-file", "is a file, not a folder"),  # issue 13 (4): trained an epoch, then a traceback
+    ("a-file/run", "cannot create the output folder"),  # a file where a folder must be
+])
+def test_out_naming_a_file_is_refused_before_any_work(tmp_path, name, message):
+    (tmp_path / "a-file").write_text("x")
+    proc = jaxcnn("train", *TINY, "--out", tmp_path / name)
     assert proc.returncode == 2
-    assert "is a file, not a folder" in one_clean_line(proc)
+    assert message in one_clean_line(proc)
     assert proc.stdout == ""  # nothing loaded, nothing trained
 
 
@@ -198,3 +212,24 @@ def test_output_pipe_closed_early_is_one_line_not_a_traceback():
                           env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=300)
     assert proc.stdout.startswith("jaxcnn: 1 model")
     assert "output pipe was closed" in one_clean_line(proc)
+
+
+def test_a_diverged_run_writes_nothing_non_finite_and_keeps_the_last_checkpoint(tmp_path):
+    """Issue 10 (2): lr 0.5 on 20 images saved filters of 1e19 and a metrics.json with a
+    bare NaN. Now: no checkpoint of a diverged state, no metrics.json, finite rows only."""
+    fresh = tmp_path / "fresh"
+    proc = jaxcnn("train", *TINY, "--lr", "0.5", "--out", fresh)
+    assert proc.returncode == 2 and "training diverged" in one_clean_line(proc)
+    assert sorted(p.name for p in fresh.iterdir()) == [".jaxcnn.lock", "metrics.csv"]
+    healthy = tmp_path / "healthy"
+    assert jaxcnn("train", *TINY, "--out", healthy).returncode == 0
+    proc = jaxcnn("train", "--resume", healthy, "--epochs", "2", "--lr", "1e4")
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert "The checkpoint of epoch 1" in line and f"--resume {healthy} --lr 1000" in line
+    ckpt = checkpoint.load(healthy)
+    assert ckpt.epochs_done == 1 and ckpt.history == []
+    with open(healthy / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(np.isfinite(float(row["loss"])) for row in rows)
+    strict_json((healthy / "metrics.json").read_text())
