@@ -204,7 +204,7 @@ class _Chunks:
     def __call__(self):
         indices = self.chunks[self.i % len(self.chunks)]
         self.i += 1
-        self.state, (self.losses, _) = jax.block_until_ready(
+        self.state, (self.losses, *_) = jax.block_until_ready(
             self.compiled(self.state, self.images, self.labels, indices))
 
     def finite(self) -> bool:
@@ -219,8 +219,7 @@ def train_contender(name: str, description: str, config: TrainConfig, images, la
     placement = train.Placement(config, devices if devices is not None else jax.devices()[:1])
     state = placement.state(train.init_state(config, NUM_CLASSES))
     images, labels = placement.replicated(images), placement.replicated(labels)
-    chunk_fn = train.make_train_chunk(config, train.make_optimizer(config),
-                                      placement.batch_sharding)
+    chunk_fn = train.make_train_chunk(config, train.make_optimizer(config), placement)
     indices = train.epoch_indices(config, images.shape[0], 0)  # (S, steps, B)
     k = min(steps_per_chunk, indices.shape[1])
     chunks = [placement.indices(indices[:, s:s + k])

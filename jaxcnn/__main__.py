@@ -1,7 +1,5 @@
 """`python -m jaxcnn` is the same as the `jaxcnn` command."""
 
-import sys
+from jaxcnn._program import run
 
-from jaxcnn.cli import main
-
-sys.exit(main())
+run()

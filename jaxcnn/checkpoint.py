@@ -1,54 +1,75 @@
-"""Checkpoints: parameters, optimizer state, step and RNG state as ``.npz`` plus JSON.
+"""Checkpoints: parameters, optimizer state, step, RNG state and metadata in ONE file.
 
-A checkpoint is two files in a directory:
+``DIR/checkpoint.npz`` holds plain numeric arrays only (loaded with
+``allow_pickle=False``):
 
-* ``checkpoint.npz``: plain numeric arrays only (loaded with ``allow_pickle=False``):
-  ``params.filters`` (S, F, 3, 3), ``params.weights`` (S, 13*13*F, C),
-  ``params.biases`` (S, C) in the report's layout, ``opt.0 .. opt.N`` (the optimizer
-  state's leaves, dense ones in the report's layout too), ``shuffle_keys`` (the RNG
-  state, raw key data per seed), ``step`` and ``epochs_done``. S is the number of seeds.
-* ``checkpoint.json``: format tag and version, the full training config, class names,
-  the array names/shapes/dtypes and the npz's sha256.
+* ``params.filters`` (S, F, 3, 3), ``params.weights`` (S, 13*13*F, C),
+  ``params.biases`` (S, C): float32, the report's layout; S is the number of seeds;
+* ``opt.0 .. opt.N``: the optimizer state's leaves (dense ones in the report's layout);
+* ``shuffle_keys`` (S, 2) uint32: the RNG state, raw key data per seed;
+* ``step``, ``epochs_done``: int64 scalars;
+* ``meta``: uint8, the UTF-8 JSON metadata: format tag and version, run id, the full
+  training config and its hash, class names, step and epochs done, resume history
+  (settings changed at a resume), ``init_from`` (the checkpoint a run started from),
+  every array's shape, dtype and sha256, and the sha256 of the metadata itself.
 
-Both are written atomically (temporary file + rename), the npz first, so a reader never
-sees a half-written checkpoint. Loading refuses, with a message saying why, anything
-that is missing, corrupt, pickle-bearing or built for another architecture.
+One file is one commit: ``save`` writes it with ``fsio.atomic_write`` (temporary file,
+fsync, rename, fsync of the folder), so a crash at any instant leaves the previous
+checkpoint or the new one, never a mix. ``load`` checks everything before trusting
+anything: the zip's CRCs, the metadata's and every array's sha256, the type and range
+of every metadata field (``TrainConfig.validate``), shapes against the architecture,
+step and epochs against each other and the config, and finite parameters. Any problem
+raises ``CheckpointError`` with one line saying why. The checksums detect accidental
+damage and edits that do not recompute them; they are not a signature.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
+import re
 import zipfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxcnn import __version__, fast
-from jaxcnn.config import TrainConfig
+from jaxcnn import __version__, fast, fsio
+from jaxcnn.config import RESUME_CHANGEABLE, TrainConfig
 from jaxcnn.errors import CheckpointError, ConfigError
 from jaxcnn.model import POOL_SIZE, Params
 
 FORMAT = "jaxcnn-checkpoint"
-VERSION = 1
-NPZ_NAME = "checkpoint.npz"
-JSON_NAME = "checkpoint.json"
+VERSION = 2
+FILE_NAME = "checkpoint.npz"
+LEGACY_JSON = "checkpoint.json"  # format 1 kept its metadata here, unprotected
+META = "meta"
+PARAM_NAMES = ("params.filters", "params.weights", "params.biases")
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
 class Checkpoint:
+    """A validated checkpoint. ``params`` in the report layout with a leading seed axis;
+    ``history``: one ``{"step", "epochs_done", "changed": {name: [old, new]}}`` per
+    resume that changed settings; ``init_from``: ``{"path", "run_id", "step",
+    "config_hash"}`` of the checkpoint the run started from, or None."""
+
     config: TrainConfig
     class_names: tuple[str, ...]
-    params: Params  # report layout, leading seed axis
-    opt_leaves: list[np.ndarray]  # report layout
-    shuffle_keys: np.ndarray  # (S, ...) raw key data
+    params: Params
+    opt_leaves: list[np.ndarray]
+    shuffle_keys: np.ndarray  # (S, 2) uint32
     step: int
     epochs_done: int
+    run_id: str
+    history: list[dict] = field(default_factory=list)
+    init_from: dict | None = None
 
 
 def _is_fast(node: Any) -> bool:
@@ -68,137 +89,243 @@ def to_fast_layout(tree: Any) -> Any:
                         is_leaf=is_params)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write ``path`` via a temporary file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _canonical(meta: dict) -> bytes:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def save(directory: str | Path, config: TrainConfig, class_names, state, shuffle_keys,
-         step: int, epochs_done: int) -> Path:
-    """Write ``state`` (a ``train.TrainState`` in the compute layout) as a checkpoint."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+         step: int, epochs_done: int, *, run_id: str, history=(), init_from=None) -> Path:
+    """Commit ``state`` (a ``train.TrainState`` in the compute layout) as DIR's checkpoint.
+
+    Atomic and durable (see the module docstring); refuses (``CheckpointError``) a state
+    with a non-finite value. Raises ``OSError`` when the file cannot be written; the
+    previous checkpoint is then intact. Returns the file's path.
+    """
+    path = Path(directory) / FILE_NAME
     report_state = to_report_layout(state)
     arrays = {f"params.{name}": np.asarray(value)
               for name, value in report_state.params._asdict().items()}
     for i, leaf in enumerate(jax.tree.leaves(report_state.opt_state)):
         arrays[f"opt.{i}"] = np.asarray(leaf)
+    for name, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"refusing to save a checkpoint whose {name} is not finite")
     arrays["shuffle_keys"] = np.asarray(shuffle_keys)
     arrays["step"] = np.asarray(step, np.int64)
     arrays["epochs_done"] = np.asarray(epochs_done, np.int64)
-
-    digest = hashlib.sha256()
-
-    def write_npz(fh):
-        np.savez(fh, **arrays)
-
-    _atomic_write(directory / NPZ_NAME, write_npz)
-    digest.update((directory / NPZ_NAME).read_bytes())
     meta = {
         "format": FORMAT,
         "version": VERSION,
         "jaxcnn_version": __version__,
+        "run_id": run_id,
         "config": config.to_dict(),
+        "config_hash": config.digest(),
         "class_names": list(class_names),
-        "step": step,
-        "epochs_done": epochs_done,
-        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
-        "npz_sha256": digest.hexdigest(),
+        "step": int(step),
+        "epochs_done": int(epochs_done),
+        "history": list(history),
+        "init_from": init_from,
+        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype), "sha256": _sha256(v)}
+                   for k, v in arrays.items()},
     }
-    text = json.dumps(meta, indent=2).encode()
-    _atomic_write(directory / JSON_NAME, lambda fh: fh.write(text))
-    return directory
+    meta["sha256"] = hashlib.sha256(_canonical(meta)).hexdigest()
+    arrays[META] = np.frombuffer(json.dumps(meta, indent=1).encode(), np.uint8)
+    fsio.atomic_write(path, lambda fh: np.savez(fh, **arrays), label=f"checkpoint-e{epochs_done}")
+    return path
 
 
 def _fail(directory: Path, why: str) -> CheckpointError:
     return CheckpointError(f"cannot load the checkpoint in {directory}: {why}")
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _read_arrays(directory: Path, path: Path) -> dict[str, np.ndarray]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _fail(directory, f"cannot read {FILE_NAME} ({exc.strerror})") from None
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise _fail(directory, f"{FILE_NAME} holds pickled Python objects, which could run "
+                                   "arbitrary code; refusing to load it") from None
+        raise _fail(directory, f"{FILE_NAME} is corrupt or unreadable ({exc})") from None
+    except zipfile.BadZipFile as exc:
+        why = ("was changed after saving" if "CRC" in str(exc) else "is unreadable")
+        raise _fail(directory, f"{FILE_NAME} is corrupt: it {why} ({exc}); restore it or "
+                               "train again") from None
+    except (OSError, EOFError, zlib.error, KeyError) as exc:
+        raise _fail(directory, f"{FILE_NAME} is corrupt or unreadable ({exc})") from None
+
+
+def _is_int(value, low: int = 0, high: int = 2**62) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_meta(directory: Path, meta: Any, arrays: dict) -> None:
+    """Format, self-checksum and the array table of the metadata."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(directory, f"{FILE_NAME} is not a jaxcnn checkpoint (no format {FORMAT!r})")
+    if meta.get("version") != VERSION or not _is_int(meta.get("version")):
+        raise _fail(directory, f"checkpoint version {meta.get('version')!r} is not supported "
+                               f"(this jaxcnn reads version {VERSION})")
+    claimed = meta.pop("sha256", None)
+    if not isinstance(claimed, str) or hashlib.sha256(_canonical(meta)).hexdigest() != claimed:
+        raise _fail(directory, "its metadata is corrupt or was changed after saving (sha256 "
+                               "does not match); restore the file or train again")
+    table = meta.get("arrays")
+    if not isinstance(table, dict) or set(table) != set(arrays):
+        raise _fail(directory, "its array table does not list exactly the arrays it holds")
+    for name, array in arrays.items():
+        entry = table[name]
+        if (not isinstance(entry, dict) or entry.get("shape") != list(array.shape)
+                or entry.get("dtype") != str(array.dtype)
+                or entry.get("sha256") != _sha256(array)):
+            raise _fail(directory, f"array {name} is corrupt or was changed after saving "
+                                   "(shape, dtype or sha256 does not match the metadata)")
+
+
+def _check_history(history: Any) -> bool:
+    if not isinstance(history, list):
+        return False
+    for entry in history:
+        if not (isinstance(entry, dict) and set(entry) == {"step", "epochs_done", "changed"}
+                and _is_int(entry["step"]) and _is_int(entry["epochs_done"])
+                and isinstance(entry["changed"], dict)
+                and all(k in RESUME_CHANGEABLE and isinstance(v, list) and len(v) == 2
+                        for k, v in entry["changed"].items())):
+            return False
+    return True
+
+
+def _check_init_from(init_from: Any) -> bool:
+    return init_from is None or (
+        isinstance(init_from, dict)
+        and set(init_from) == {"path", "run_id", "step", "config_hash"}
+        and isinstance(init_from["path"], str) and isinstance(init_from["run_id"], str)
+        and RUN_ID.match(init_from["run_id"]) is not None and _is_int(init_from["step"])
+        and isinstance(init_from["config_hash"], str))
+
+
 def load(directory: str | Path) -> Checkpoint:
-    """Read and validate a checkpoint directory (or its ``checkpoint.json``/``.npz``)."""
+    """Read and validate the checkpoint of a run folder (or its ``checkpoint.npz``).
+
+    Raises ``CheckpointError`` (one line, saying why) for anything missing, corrupt,
+    changed after saving, pickle-bearing, malformed, foreign or non-finite.
+    """
     directory = Path(directory)
     if directory.suffix in (".json", ".npz"):
         directory = directory.parent
-    json_path, npz_path = directory / JSON_NAME, directory / NPZ_NAME
-    if not json_path.is_file() or not npz_path.is_file():
-        raise _fail(directory, f"expected {JSON_NAME} and {NPZ_NAME} there; train with "
+    path = directory / FILE_NAME
+    if not path.is_file():
+        raise _fail(directory, f"there is no {FILE_NAME} there; train with "
                                "`jaxcnn train --out DIR` to make one")
+    arrays = _read_arrays(directory, path)
+    if META not in arrays:
+        older = " (an older jaxcnn's two-file format 1)" if (directory / LEGACY_JSON).exists() \
+            else ""
+        raise _fail(directory, f"{FILE_NAME} has no embedded metadata{older}, so it cannot be "
+                               "verified; train again with this version")
+    meta_array = arrays.pop(META)
+    if meta_array.dtype != np.uint8 or meta_array.ndim != 1:
+        raise _fail(directory, "its metadata is not a byte string")
     try:
-        meta = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(directory, f"{JSON_NAME} is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _fail(directory, f"{JSON_NAME} is not a jaxcnn checkpoint (no format {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise _fail(directory, f"checkpoint version {meta.get('version')!r} is not supported "
-                               f"(this jaxcnn reads version {VERSION})")
-    data = npz_path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta.get("npz_sha256"):
-        raise _fail(directory, f"{NPZ_NAME} is corrupt or was changed after saving "
-                               "(sha256 does not match checkpoint.json); re-train or restore it")
+        meta = json.loads(meta_array.tobytes().decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _fail(directory, f"its metadata is not valid JSON ({exc})") from None
+    _check_meta(directory, meta, arrays)
     try:
-        config = TrainConfig.from_dict(meta["config"])
-        class_names = tuple(str(c) for c in meta["class_names"])
-    except (KeyError, TypeError, ConfigError) as exc:
+        config = TrainConfig.from_dict(meta.get("config"), strict=True)
+    except ConfigError as exc:
         raise _fail(directory, f"its configuration is invalid ({exc})") from None
-    try:
-        with np.load(npz_path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise _fail(directory, f"{NPZ_NAME} holds pickled Python objects, which could run "
-                                   "arbitrary code; refusing to load it") from None
-        raise _fail(directory, f"{NPZ_NAME} is unreadable ({exc})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise _fail(directory, f"{NPZ_NAME} is unreadable ({exc})") from None
-    return _validate(directory, config, class_names, arrays)
+    if meta.get("config_hash") != config.digest():
+        raise _fail(directory, "its config_hash does not match its configuration")
+    names = meta.get("class_names")
+    if (not isinstance(names, list) or not 2 <= len(names) <= 100_000
+            or not all(isinstance(c, str) and c for c in names) or len(set(names)) != len(names)):
+        raise _fail(directory, "class_names must be a list of at least 2 distinct, non-empty "
+                               "strings")
+    step, epochs_done = meta.get("step"), meta.get("epochs_done")
+    if not _is_int(epochs_done, 1, config.epochs):
+        raise _fail(directory, f"epochs_done {epochs_done!r} is not between 1 and the "
+                               f"configuration's {config.epochs} epochs")
+    per_epoch = (config.train_size // config.batch_size if config.train_size is not None
+                 else None)
+    if not _is_int(step, epochs_done) or (per_epoch is not None
+                                          and step != epochs_done * per_epoch):
+        raise _fail(directory, f"step {step!r} does not fit {epochs_done} epoch(s) of "
+                               f"{per_epoch or 'at least 1'} step(s)")
+    if not isinstance(meta.get("run_id"), str) or not RUN_ID.match(meta["run_id"]):
+        raise _fail(directory, "its run_id is not 32 hexadecimal digits")
+    if not isinstance(meta.get("jaxcnn_version"), str):
+        raise _fail(directory, "its jaxcnn_version is not a string")
+    if not _check_history(meta.get("history")):
+        raise _fail(directory, "its resume history is malformed")
+    if not _check_init_from(meta.get("init_from")):
+        raise _fail(directory, "its init_from record is malformed")
+    return _validate_arrays(directory, config, tuple(names), arrays, meta)
 
 
-def _validate(directory: Path, config: TrainConfig, class_names, arrays) -> Checkpoint:
+def _validate_arrays(directory: Path, config: TrainConfig, class_names, arrays,
+                     meta: dict) -> Checkpoint:
     s, f, c = config.seeds, config.num_filters, len(class_names)
-    expected = {"params.filters": (s, f, 3, 3),
-                "params.weights": (s, POOL_SIZE * POOL_SIZE * f, c),
-                "params.biases": (s, c)}
+    expected = dict(zip(PARAM_NAMES, [(s, f, 3, 3), (s, POOL_SIZE * POOL_SIZE * f, c), (s, c)],
+                        strict=True))
     for name, shape in expected.items():
         if name not in arrays:
             raise _fail(directory, f"it has no {name!r} array")
         got = arrays[name]
-        if got.shape != shape or got.dtype.kind != "f":
+        if got.shape != shape or got.dtype != np.float32:
             raise _fail(directory, f"{name} is {got.dtype}{list(got.shape)} but this network "
-                                   f"({f} 3x3 filters, {c} classes, {s} seeds) needs float"
+                                   f"({f} 3x3 filters, {c} classes, {s} seeds) needs float32"
                                    f"{list(shape)}: a different architecture")
     for name in ("step", "epochs_done", "shuffle_keys"):
         if name not in arrays:
             raise _fail(directory, f"it has no {name!r} array")
-    opt_names = sorted((k for k in arrays if k.startswith("opt.")), key=lambda k: int(k[4:]))
+    for name in ("step", "epochs_done"):
+        value = arrays[name]
+        if value.shape != () or value.dtype != np.int64 or int(value) != meta[name]:
+            raise _fail(directory, f"its {name} array is not the int64 scalar {meta[name]} "
+                                   "its metadata states")
+    keys = arrays["shuffle_keys"]
+    if keys.shape != (s, 2) or keys.dtype != np.uint32:
+        raise _fail(directory, f"shuffle_keys is {keys.dtype}{list(keys.shape)}, expected "
+                               f"uint32[{s}, 2]")
+    opt_names = [k for k in arrays if k.startswith("opt.")]
+    if sorted(opt_names) != sorted(f"opt.{i}" for i in range(len(opt_names))) or set(
+            arrays) != set(expected) | set(opt_names) | {"step", "epochs_done", "shuffle_keys"}:
+        raise _fail(directory, "its arrays are not the ones a jaxcnn checkpoint holds")
+    opt_leaves = [arrays[f"opt.{i}"] for i in range(len(opt_names))]
+    for name in [*expected, *opt_names]:
+        value = arrays[name]
+        if value.dtype.kind not in "fiu":
+            raise _fail(directory, f"{name} is {value.dtype}, not a number array")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise _fail(directory, f"{name} holds NaN or infinite values: the run it comes "
+                                   "from diverged; train again with a smaller --lr")
     params = Params(*(arrays[k] for k in expected))
-    return Checkpoint(config, class_names, params, [arrays[k] for k in opt_names],
-                      arrays["shuffle_keys"], int(arrays["step"]), int(arrays["epochs_done"]))
+    return Checkpoint(config, class_names, params, opt_leaves, keys, meta["step"],
+                      meta["epochs_done"], meta["run_id"], meta["history"], meta["init_from"])
 
 
 def restore_state(ckpt: Checkpoint, template_state):
     """Rebuild a ``train.TrainState`` (compute layout) from ``ckpt``, shaped like
-    ``template_state`` (a freshly initialised state of the same config)."""
+    ``template_state`` (a freshly initialised state of ``ckpt.config``).
+    Raises ``CheckpointError`` when the optimizer state does not fit that config."""
     template = to_report_layout(template_state)
     leaves, treedef = jax.tree.flatten(template.opt_state)
     if len(leaves) != len(ckpt.opt_leaves) or any(
-            np.shape(a) != np.shape(b) for a, b in zip(leaves, ckpt.opt_leaves, strict=True)):
+            np.shape(a) != np.shape(b) or np.asarray(a).dtype != b.dtype
+            for a, b in zip(leaves, ckpt.opt_leaves, strict=True)):
         raise CheckpointError(
             f"the checkpoint's optimizer state does not match optimizer "
             f"{ckpt.config.optimizer!r} of its own configuration; it is corrupt or foreign")

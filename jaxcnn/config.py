@@ -8,6 +8,9 @@ report's hand-derived gradients with the report's max-pool tie rule, no shufflin
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
 from dataclasses import dataclass
 
 from jaxcnn.errors import ConfigError
@@ -16,6 +19,32 @@ from jaxcnn.model import TIE_RULES
 OPTIMIZERS = ("sgd", "momentum", "adam")
 GRADIENTS = ("manual", "autodiff")
 DEFAULT_LR = {"sgd": 0.005, "momentum": 0.005, "adam": 0.001}
+# Settings that may change when a run is resumed: only the optimizer's. ``epochs`` keeps
+# the result bit-identical to an uninterrupted run; the others change the numbers.
+RESUME_CHANGEABLE = ("epochs", "optimizer", "lr", "momentum", "freeze_conv")
+MAX_SEED = 2**31  # seeds must stay below: jax.random.key aliases larger ones (2**32 -> 0)
+
+# field -> (type(s) accepted, flag named in messages, (low, high) inclusive or None)
+_INT = (int,)
+_FIELDS = {
+    "data": (str, "--data", None),
+    "train_size": (_INT, "--train-size", (1, 10**9)),
+    "test_size": (_INT, "--test-size", (1, 10**9)),
+    "epochs": (_INT, "--epochs", (1, 10**6)),
+    "shuffle": (bool, "--shuffle", None),
+    "optimizer": (str, "--optimizer", None),
+    "lr": ((int, float), "--lr", None),
+    "momentum": ((int, float), "--momentum", None),
+    "batch_size": (_INT, "--batch-size", (1, 10**6)),
+    "grad": (str, "--grad", None),
+    "ties": (str, "--ties", None),
+    "seed": (_INT, "--seed", (0, MAX_SEED - 1)),
+    "seeds": (_INT, "--seeds", (1, 4096)),
+    "log_every": (_INT, "--log-every", (1, 10**9)),
+    "num_filters": (_INT, "--filters", (1, 4096)),
+    "freeze_conv": (bool, "--freeze-conv", None),
+}
+_OPTIONAL = {"train_size", "test_size", "lr"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +73,30 @@ class TrainConfig:
         return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
 
     def validate(self) -> TrainConfig:
-        """Raise ``ConfigError`` naming the bad setting; return self when all is well."""
+        """Raise ``ConfigError`` naming the bad setting; return self when all is well.
+
+        Checks every field's type (``bool`` is not accepted as a number) and range, then
+        the choices and combinations.
+        """
+        for name, (types, flag, bounds) in _FIELDS.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) and bool not in (types if isinstance(types, tuple)
+                                                        else (types,)):
+                raise ConfigError(f"{flag} must be a number, got {value!r}")
+            if not isinstance(value, types):
+                raise ConfigError(f"{flag} has the wrong type: {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{flag} must be a finite number, got {value!r}")
+            if bounds is not None and value < bounds[0]:
+                raise ConfigError(f"{flag} must be at least {bounds[0]:,}, got {value!r}")
+            if bounds is not None and value > bounds[1]:
+                raise ConfigError(f"{flag} must be at most {bounds[1]:,}, got {value!r}")
+        if not self.data:
+            raise ConfigError("--data must name a data source")
+        if self.seed + self.seeds > MAX_SEED:
+            raise ConfigError(f"--seed + --seeds must stay below {MAX_SEED:,}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         checks = [
@@ -68,10 +120,27 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"learning_rate": self.learning_rate}
 
+    def digest(self) -> str:
+        """The config hash: sha256 (first 16 hex digits) of ``to_dict()`` as canonical
+        JSON. Equal configs give equal hashes, in any process."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
+    def from_dict(cls, values: dict, strict: bool = False) -> TrainConfig:
+        """The validated config of ``to_dict()``'s output. ``strict`` (for files): every
+        key must be present and ``learning_rate`` must agree. Raises ``ConfigError``."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a configuration must be a mapping, got {type(values).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names - {"learning_rate"}
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        return cls(**{k: v for k, v in values.items() if k in names}).validate()
+        missing = (names | {"learning_rate"}) - set(values)
+        if strict and missing:
+            raise ConfigError(f"missing configuration keys: {', '.join(sorted(missing))}")
+        config = cls(**{k: v for k, v in values.items() if k in names}).validate()
+        if strict and values["learning_rate"] != config.learning_rate:
+            raise ConfigError(f"learning_rate {values['learning_rate']!r} disagrees with lr "
+                              f"{config.lr!r} and optimizer {config.optimizer!r}")
+        return config

@@ -18,8 +18,12 @@ class CheckpointError(JaxcnnError):
 
 
 class DivergenceError(JaxcnnError):
-    """Training produced a non-finite loss."""
+    """Training diverged: a non-finite value, or a loss far outside any sane range."""
 
 
 class ConfigError(JaxcnnError):
     """An invalid combination of settings."""
+
+
+class OutputError(JaxcnnError):
+    """An output folder or file cannot be used: not a folder, unwritable, full, or locked."""

@@ -1,17 +1,62 @@
-"""Run outputs: ``metrics.json`` and ``metrics.csv`` of a training run, written atomically."""
+"""Run outputs: ``metrics.csv`` (the live log) and ``metrics.json`` (the finished run).
+
+* ``metrics.csv``: one row per log window and seed (``run_id, step, epoch, seed, steps,
+  images, loss, accuracy``; floats exact). ``MetricsLog`` appends the rows of each
+  window as it happens and flushes them, so a killed run keeps every window logged
+  before the kill; ``sync()`` makes them durable before a checkpoint commits. Memory
+  stays flat: nothing is kept after a row is written.
+* ``metrics.json``: written once, atomically, when the run ends: the config and its
+  hash, run id, resume history, every window (streamed from the CSV), per-seed test
+  results with mean/std, timings and library versions. Strict JSON: a non-finite number
+  is written as ``null``, never ``NaN`` or ``Infinity``.
+
+On ``--resume``, ``carry_over`` keeps exactly the rows of the same run up to the
+checkpoint's step (windows logged after it are trained again), so the resumed run's
+files hold every window once.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
+import os
 import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
-from jaxcnn.checkpoint import _atomic_write
+from jaxcnn import fsio
+
+CSV_NAME = "metrics.csv"
+JSON_NAME = "metrics.json"
+CSV_COLUMNS = ["run_id", "step", "epoch", "seed", "steps", "images", "loss", "accuracy"]
+
+
+def strict(obj: Any) -> Any:
+    """``obj`` with NumPy scalars/arrays as Python values and non-finite floats as None."""
+    if isinstance(obj, dict):
+        return {str(k): strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def dumps(obj: Any, **kwargs) -> str:
+    """Strict JSON text of ``obj`` (see ``strict``); never ``NaN`` or ``Infinity``."""
+    return json.dumps(strict(obj), allow_nan=False, **kwargs)
 
 
 def versions() -> dict[str, str]:
@@ -36,57 +81,126 @@ def versions() -> dict[str, str]:
     }
 
 
-def summary(values: np.ndarray) -> dict:
-    """mean, std (ddof=1 when possible), min, max and the per-seed list."""
+def summary(values) -> dict:
+    """mean, std (ddof=1 when possible), min, max and the per-seed list; float64."""
     values = np.asarray(values, np.float64)
     std = float(values.std(ddof=1)) if values.size > 1 else 0.0
     return {"mean": float(values.mean()), "std": std, "min": float(values.min()),
             "max": float(values.max()), "per_seed": [float(v) for v in values]}
 
 
-def metrics_dict(result, dataset_source: str) -> dict:
-    """Everything about a finished run, JSON-ready."""
-    config = result.config
-    seeds = [config.seed + i for i in range(config.seeds)]
-    windows = [{"step": w.step, "epoch": w.epoch, "steps": w.steps,
-                "images": w.steps * config.batch_size,
-                "loss": summary(w.loss), "accuracy": summary(w.accuracy)}
-               for w in result.windows]
-    return {
-        "config": config.to_dict(),
-        "data": dataset_source,
-        "seeds": seeds,
-        "steps": result.step,
-        "epochs_done": result.epochs_done,
-        "windows": windows,
-        "test": {"loss": summary(result.test_loss), "accuracy": summary(result.test_accuracy)},
-        "timings": result.timings,
-        "versions": versions(),
-    }
+class MetricsLog:
+    """``metrics.csv`` of one run, opened for appending (header written when new).
+
+    ``write(window)`` appends one row per seed and flushes; ``sync()`` fsyncs.
+    Raises ``OSError`` when the file cannot be written.
+    """
+
+    def __init__(self, path: str | Path, run_id: str, seeds: list[int], batch_size: int):
+        self.path, self.run_id, self.seeds, self.batch_size = Path(path), run_id, seeds, batch_size
+        self.fh: TextIO = open(self.path, "a", newline="")
+        self.writer = csv.writer(self.fh, lineterminator="\n")
+        if self.fh.tell() == 0:
+            self.writer.writerow(CSV_COLUMNS)
+            self.fh.flush()
+
+    def write(self, window) -> None:
+        """Append ``window`` (a ``train.Window``) and flush it to the OS."""
+        images = window.steps * self.batch_size
+        for seed, loss, acc in zip(self.seeds, window.loss, window.accuracy, strict=True):
+            self.writer.writerow([self.run_id, window.step, window.epoch, seed, window.steps,
+                                  images, repr(float(loss)), repr(float(acc))])
+        self.fh.flush()
+
+    def sync(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
 
 
-def earlier_windows(directory: str | Path, up_to_step: int) -> list[dict]:
-    """Log windows (step <= up_to_step) of the metrics.json in ``directory``, if readable."""
+def _rows(path: Path) -> Iterator[dict]:
+    """Parsed rows of a metrics.csv, in file order; stops at the first malformed row
+    (a row torn by a crash). Nothing when the file is missing or has another header."""
     try:
-        metrics = json.loads((Path(directory) / "metrics.json").read_text())
-        return [w for w in metrics["windows"] if w["step"] <= up_to_step]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+        fh = open(path, newline="")
+    except FileNotFoundError:
+        return
+    with fh:
+        reader = csv.reader(fh)
+        if next(reader, None) != CSV_COLUMNS:
+            return
+        for raw in reader:
+            try:
+                run_id, step, epoch, seed, steps, images, loss, acc = raw
+                yield {"run_id": run_id, "step": int(step), "epoch": int(epoch),
+                       "seed": int(seed), "steps": int(steps), "images": int(images),
+                       "loss": float(loss), "accuracy": float(acc)}
+            except ValueError:
+                return
 
 
-def write_metrics(directory: str | Path, metrics: dict) -> None:
-    """``metrics.json`` (everything) and ``metrics.csv`` (one row per log window and seed)."""
+def carry_over(source: Path | None, target: Path, run_id: str, up_to_step: int) -> int:
+    """Rewrite ``target`` (atomically) as the rows of ``source``'s metrics.csv that belong
+    to ``run_id`` with step <= ``up_to_step``. Returns the last step kept (0: none)."""
+    last = 0
+
+    def write(fh):
+        nonlocal last
+        text = io.TextIOWrapper(fh, newline="", write_through=True)
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in _rows(source) if source is not None else ():
+            if row["run_id"] == run_id and row["step"] <= up_to_step:
+                writer.writerow([row[c] if c not in ("loss", "accuracy") else repr(row[c])
+                                 for c in CSV_COLUMNS])
+                last = row["step"]
+        text.flush()
+        text.detach()
+
+    fsio.atomic_write(target, write)
+    return last
+
+
+def windows(path: Path, run_id: str, num_seeds: int) -> Iterator[dict]:
+    """The log windows of ``run_id`` in a metrics.csv, as metrics.json writes them."""
+    group: list[dict] = []
+
+    def emit(rows):
+        if len(rows) == num_seeds:
+            first = rows[0]
+            return {"step": first["step"], "epoch": first["epoch"], "steps": first["steps"],
+                    "images": first["images"], "loss": summary([r["loss"] for r in rows]),
+                    "accuracy": summary([r["accuracy"] for r in rows])}
+        return None
+
+    for row in _rows(path):
+        if row["run_id"] != run_id:
+            continue
+        if group and row["step"] != group[0]["step"]:
+            window = emit(group)
+            if window:
+                yield window
+            group = []
+        group.append(row)
+    window = emit(group)
+    if window:
+        yield window
+
+
+def write_metrics(directory: str | Path, metrics: dict, run_id: str, num_seeds: int) -> None:
+    """Write ``metrics.json`` atomically: ``metrics`` plus the run's windows, read from
+    ``metrics.csv`` one at a time (flat memory). Raises ``OSError``."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(metrics, indent=2).encode()
-    _atomic_write(directory / "metrics.json", lambda fh: fh.write(text))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["step", "epoch", "seed", "images", "loss", "accuracy"])
-    for w in metrics["windows"]:
-        for seed, loss, acc in zip(metrics["seeds"], w["loss"]["per_seed"],
-                                   w["accuracy"]["per_seed"], strict=True):
-            writer.writerow([w["step"], w["epoch"], seed, w["images"], f"{loss:.6g}",
-                             f"{acc:.6g}"])
-    data = buf.getvalue().encode()
-    _atomic_write(directory / "metrics.csv", lambda fh: fh.write(data))
+    marker = "\x00windows\x00"
+    head = dumps(dict(metrics, windows=marker), indent=2)
+    before, after = head.split(json.dumps(marker))
+
+    def write(fh):
+        fh.write(before.encode() + b"[")
+        for i, window in enumerate(windows(directory / CSV_NAME, run_id, num_seeds)):
+            fh.write((",\n    " if i else "\n    ").encode() + dumps(window).encode())
+        fh.write(b"\n  ]" + after.encode())
+
+    fsio.atomic_write(directory / JSON_NAME, write)

@@ -82,13 +82,19 @@ def test_report_tie_rule_changes_the_trajectory(small_data):
     assert not np.allclose(leaves(report.params)[0], leaves(split.params)[0])
 
 
-def test_multi_seed_equals_separate_single_runs(small_data):
-    many = run(small_data, seed=3, seeds=3, shuffle=True, epochs=2)
+@pytest.mark.parametrize("overrides", [dict(shuffle=True, epochs=2),
+                                       dict(optimizer="adam", batch_size=16, log_every=3,
+                                            train_size=96, test_size=100)])
+def test_multi_seed_equals_separate_single_runs_bit_for_bit(small_data, overrides):
+    """Issue 13 (7): seed s of --seeds K runs exactly the one-seed program."""
+    many = run(small_data, seed=3, seeds=3, **overrides)
     for i in range(3):
-        one = run(small_data, seed=3 + i, shuffle=True, epochs=2)
-        for got, want in zip(leaves(many.params), leaves(one.params), strict=True):
-            np.testing.assert_allclose(got[i], want[0], rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(many.test_accuracy[i], one.test_accuracy[0], atol=1 / 200)
+        one = run(small_data, seed=3 + i, **overrides)
+        for got, want in zip(leaves(many.state), leaves(one.state), strict=True):
+            np.testing.assert_array_equal(got[i], want[0])
+        assert many.test_loss[i] == one.test_loss[0]
+        assert many.test_accuracy[i] == one.test_accuracy[0]
+        assert [w.loss[i] for w in many.windows] == [w.loss[0] for w in one.windows]
 
 
 def test_log_windows_cover_exactly_log_every_steps(small_data):
@@ -138,6 +144,13 @@ def test_default_protocol_learns_well_above_chance():
     assert result.test_loss[0] < 1.0
 
 
+def test_keep_windows_false_keeps_none_but_reports_each(small_data):
+    seen = []
+    result = train.train(TrainConfig(**SMALL, log_every=10), small_data,
+                         on_window=seen.append, keep_windows=False)
+    assert result.windows == [] and [w.step for w in seen] == list(range(10, 301, 10))
+
+
 def test_divergence_is_reported_with_the_step_and_a_smaller_lr(small_data):
     with pytest.raises(DivergenceError, match=r"at step \d+.*--lr 1000"):
         run(small_data, lr=1e4, log_every=50)
@@ -160,7 +173,7 @@ def test_resume_gives_the_same_final_parameters(small_data, tmp_path):
     first = train.train(dataclasses.replace(config, epochs=1), small_data)
     keys = jax.random.key_data(train.seed_keys(config)[1])
     checkpoint.save(tmp_path, config, small_data.class_names, first.state, keys, first.step,
-                    first.epochs_done)
+                    first.epochs_done, run_id="0" * 32)
     ckpt = checkpoint.load(tmp_path)
     state = checkpoint.restore_state(ckpt, train.init_state(config, 10))
     resumed = train.train(config, small_data, resume=(state, ckpt.step, ckpt.epochs_done))
@@ -180,14 +193,18 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
         out = {}
         for name, cfg in {"seeds": TrainConfig(train_size=200, test_size=100, seeds=2,
                                               shuffle=True),
+                          "adam": TrainConfig(train_size=96, test_size=100, seeds=4,
+                                              optimizer="adam", batch_size=8, log_every=6),
                           "batch": TrainConfig(train_size=200, test_size=100, batch_size=20,
                                                log_every=5, epochs=2)}.items():
             sharded = train.train(cfg, ds)
             single = train.train(cfg, ds, devices=jax.devices()[:1])
             diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
-                       for a, b in zip(sharded.params, single.params))
+                       for a, b in zip(jax.tree.leaves(sharded.state),
+                                       jax.tree.leaves(single.state)))
             out[name] = {"axis": sharded.timings["sharded_axis"], "diff": diff,
-                         "single_axis": single.timings["sharded_axis"]}
+                         "single_axis": single.timings["sharded_axis"],
+                         "test_equal": bool((sharded.test_loss == single.test_loss).all())}
         json.dump(out, sys.stdout)
     """)
     env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2",
@@ -196,8 +213,9 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["seeds"]["axis"] == "seeds" and out["seeds"]["single_axis"] is None
-    assert out["seeds"]["diff"] == 0.0  # independent seeds: bit for bit
+    for name in ("seeds", "adam"):  # independent seeds: bit for bit, test results too
+        assert out[name]["axis"] == "seeds" and out[name]["single_axis"] is None
+        assert out[name]["diff"] == 0.0 and out[name]["test_equal"], out[name]
     assert out["batch"]["axis"] == "batch"
     assert out["batch"]["diff"] < 1e-4  # a cross-device mean sums in another order
 

@@ -1,16 +1,20 @@
 """The `jaxcnn` command: one sub-command per job.
 
 Each job lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int``. Errors a user can fix (``JaxcnnError``) are printed as one
-line on stderr with exit status 2, never as a traceback.
+``run(args) -> int``. Errors a user can fix (``JaxcnnError``, and any ``OSError``:
+a full disk, a closed output pipe) are printed as one line on stderr with exit status
+2, never as a traceback. Ctrl-C, SIGTERM and SIGHUP at any moment, start-up imports
+included, print one line and exit with 130, 143 and 129 (``jaxcnn.interrupts``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from jaxcnn import faults, interrupts
 from jaxcnn.errors import JaxcnnError
 
 # sub-command -> (module, one-line help). Modules are imported lazily so that
@@ -47,9 +51,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    Installs process-wide signal handlers (``interrupts.install``) first: this runs the
+    program (see ``jaxcnn._program``), it is not a library function.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    interrupts.install(command if command in COMMANDS else "command")
+    faults.point("start")
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -58,8 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except JaxcnnError as exc:
-        print(f"jaxcnn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"jaxcnn {args.command}: interrupted", file=sys.stderr)
-        return 130
+        _error(f"jaxcnn {args.command}: error: {exc}")
+    except BrokenPipeError:
+        _stdout_closed()
+        _error(f"jaxcnn {args.command}: stopped: its output pipe was closed (the reader, e.g. "
+               "`head`, exited); files already saved are intact")
+    except OSError as exc:
+        from jaxcnn.fsio import describe
+
+        _error(f"jaxcnn {args.command}: error: {describe(exc, 'a file operation failed')}")
+    return 2
+
+
+def _error(line: str) -> None:
+    """``line`` on stderr; silently nothing when stderr itself is gone."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass

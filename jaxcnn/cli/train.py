@@ -4,18 +4,22 @@ Defaults: embedded MNIST, the first 3,000 training images in order, 800 test ima
 one epoch, one image per step, plain SGD at lr 0.005, the report's hand-derived
 gradients and max-pool tie rule. Prints the report's log line every 100 steps and the
 test loss/accuracy at the end. ``--seeds K`` trains K models at once; ``--out DIR``
-writes metrics.json, metrics.csv and a checkpoint; ``--resume DIR`` continues one.
+writes metrics.csv (as windows happen), a checkpoint (every epoch) and metrics.json
+(at the end); ``--resume DIR`` continues a run, ``--init-from DIR`` starts a new one
+from its weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import uuid
 from pathlib import Path
 
-from jaxcnn import data
-from jaxcnn.config import GRADIENTS, OPTIMIZERS, TrainConfig
-from jaxcnn.errors import ConfigError
+from jaxcnn import data, faults, fsio
+from jaxcnn.config import GRADIENTS, OPTIMIZERS, RESUME_CHANGEABLE, TrainConfig
+from jaxcnn.errors import CheckpointError, ConfigError, DivergenceError
 from jaxcnn.model import TIE_RULES
 
 # Training flags: (flag, config field, argparse kwargs). Defaults come from TrainConfig.
@@ -48,7 +52,7 @@ _FLAGS = [
                                           help="train only the softmax layer (the report's "
                                                "second step)")),
 ]
-_RESUMABLE = {"epochs"}
+_FLAG_OF = {dest: flag for flag, dest, _ in _FLAGS} | {"data": "--data"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,10 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, dest, kwargs in _FLAGS:
         parser.add_argument(flag, dest=dest, default=None, **kwargs)
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="write metrics.json, metrics.csv and a checkpoint here")
+                        help="write metrics.csv, a checkpoint and metrics.json here")
     parser.add_argument("--resume", type=Path, metavar="DIR",
-                        help="continue the checkpoint in DIR (its configuration; --epochs may "
-                             "raise the total)")
+                        help="continue the run in DIR (its configuration; --epochs, --lr, "
+                             "--optimizer, --momentum and --freeze-conv may change)")
+    parser.add_argument("--init-from", type=Path, metavar="DIR",
+                        help="start a new run from the parameters of DIR's checkpoint (same "
+                             "filters and class count; any data, optimizer and size)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the run that --out already holds")
     parser.add_argument("--cpu-devices", type=int, metavar="N",
                         help="split the CPU into N JAX devices so that --seeds run in parallel "
                              "on N cores (default: as many cores as divide --seeds; 1 for one "
@@ -69,18 +78,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no progress bar (it is off anyway when stderr is not a terminal)")
 
 
-def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
-    """Flags given on the command line override ``base`` (default: the report's protocol)."""
+def _given(args: argparse.Namespace) -> dict:
     given = {dest: getattr(args, dest) for _, dest, _ in _FLAGS if getattr(args, dest) is not None}
     if args.data is not None:
         given["data"] = args.data
-    if base is not None:
-        extra = set(given) - _RESUMABLE
-        if extra:
-            raise ConfigError("--resume continues the saved configuration; only --epochs may "
-                              f"change (also given: {', '.join(sorted(extra))})")
-        return TrainConfig.from_dict(base.to_dict() | given)
-    return TrainConfig(**given).validate()
+    return given
+
+
+def config_from_args(args: argparse.Namespace, **defaults) -> TrainConfig:
+    """A new run's config: the flags given, else ``defaults``, else the report's protocol."""
+    return TrainConfig(**(defaults | _given(args))).validate()
+
+
+def resume_config(args: argparse.Namespace, saved: TrainConfig) -> tuple[TrainConfig, dict]:
+    """The config of a resumed run and its changes ``{field: [old, new]}``.
+
+    Flags equal to the saved settings are accepted; only ``RESUME_CHANGEABLE`` ones may
+    differ (``learning_rate`` stands for ``lr``). Raises ``ConfigError`` otherwise.
+    """
+    given = _given(args)
+    optimizer = given.get("optimizer", saved.optimizer)
+    if "lr" not in given and optimizer != saved.optimizer:
+        given["lr"] = None  # a new optimizer brings its own default learning rate
+    base = {k: v for k, v in saved.to_dict().items() if k != "learning_rate"}
+    config = TrainConfig.from_dict(base | given)
+    if config.lr is not None and config.lr == saved.learning_rate and saved.lr is None:
+        config = TrainConfig.from_dict(config.to_dict() | {"lr": None,
+                                                          "learning_rate": saved.learning_rate})
+    before, after = saved.to_dict(), config.to_dict()
+    changed = {k: [before[k], after[k]] for k in after if k != "lr" and before[k] != after[k]}
+    refused = sorted(k for k in changed if k not in RESUME_CHANGEABLE + ("learning_rate",))
+    if refused:
+        detail = ", ".join(f"{_FLAG_OF[k]} {changed[k][0]!r} -> {changed[k][1]!r}"
+                           for k in refused)
+        raise ConfigError(
+            f"--resume continues the saved run, whose {detail} cannot change; only --epochs, "
+            "--lr, --optimizer, --momentum and --freeze-conv may. To train a new run from its "
+            "weights use --init-from DIR")
+    if "learning_rate" in changed:
+        changed["lr"] = changed.pop("learning_rate")
+    return config, changed
 
 
 def _percent(fraction: float, images: int) -> str:
@@ -108,8 +145,10 @@ def format_result(result) -> list[str]:
                  f"Test Accuracy: {acc.mean():.4f} ± {acc.std(ddof=1):.4f} "
                  f"(min {acc.min():.4f}, max {acc.max():.4f})"]
     t = result.timings
+    speed = (f"({t['images_per_second']:,.0f} images/s)" if t["images_per_second"]
+             else "(nothing left to train)")
     lines.append(f"Trained {t['images_trained']:,} images in {t['train_seconds']:.2f} s "
-                 f"({t['images_per_second']:,.0f} images/s), compile {t['compile_seconds']:.2f} s, "
+                 f"{speed}, compile {t['compile_seconds']:.2f} s, "
                  f"wall {t['wall_seconds']:.2f} s"
                  + (f", {t['devices']} devices ({t['sharded_axis']} axis sharded)"
                     if t["devices"] > 1 else ""))
@@ -120,7 +159,9 @@ def use_cpu_devices(requested: int | None, seeds: int) -> int:
     """Split the CPU into several JAX devices (before JAX starts) so seeds run in parallel.
 
     One XLA:CPU device runs a per-image step on one core; with N devices the seed axis is
-    sharded and N cores work at once. Default: the most cores that divide ``seeds``.
+    sharded and N cores work at once. Default: the most cores that divide ``seeds``. The
+    numbers do not depend on N (each seed runs the single-seed program; tested bit for
+    bit), so this default, which follows the machine's core count, changes only speed.
     Returns the count asked for (1 = leave JAX alone). No effect on GPU/TPU backends.
     """
     import os
@@ -140,34 +181,117 @@ def use_cpu_devices(requested: int | None, seeds: int) -> int:
     return requested
 
 
+def _same_dir(a: Path | None, b: Path | None) -> bool:
+    return a is not None and b is not None and a.resolve() == b.resolve()
+
+
+def _init_params(source, config: TrainConfig, num_classes: int):
+    """``--init-from``: the source checkpoint's parameters for ``config.seeds`` seeds."""
+    import jax
+    import numpy as np
+
+    from jaxcnn import checkpoint
+
+    s = source.config.seeds
+    if source.config.num_filters != config.num_filters:
+        raise ConfigError(f"--init-from: the checkpoint has {source.config.num_filters} filters "
+                          f"but this run asks for {config.num_filters}; drop --filters")
+    if len(source.class_names) != num_classes:
+        raise ConfigError(f"--init-from: the checkpoint classifies {len(source.class_names)} "
+                          f"classes but {config.data} has {num_classes}")
+    if s not in (1, config.seeds):
+        raise ConfigError(f"--init-from: the checkpoint holds {s} seeds; give --seeds {s}, or "
+                          "start from a one-seed checkpoint")
+    params = jax.tree.map(lambda a: np.broadcast_to(a, (config.seeds, *a.shape[1:])),
+                          source.params)
+    return checkpoint.to_fast_layout(jax.tree.map(jax.numpy.asarray, params))
+
+
 def run(args: argparse.Namespace) -> int:
+    from jaxcnn import checkpoint, outputs, rundir
+
+    if args.resume is not None and args.init_from is not None:
+        raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
+    out = args.out or args.resume
+    resuming_here = _same_dir(out, args.resume)
+    source = config = None
+    if args.resume is None:  # a new run: its flags are checked before the folder is touched
+        if args.init_from is not None:
+            source = checkpoint.load(args.init_from)
+            config = config_from_args(args, num_filters=source.config.num_filters)
+        else:
+            config = config_from_args(args)
+    lock = (rundir.prepare(out, resuming_here=resuming_here, force=args.force)
+            if out is not None else contextlib.nullcontext())
+    with lock:
+        return _train(args, out, config, source, checkpoint, outputs)
+
+
+def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoint,
+           outputs) -> int:
     from tqdm import tqdm
 
-    from jaxcnn import checkpoint, outputs, train
-
-    resume = None
+    ckpt, changed, history, init_from = None, {}, [], None
     if args.resume is not None:
+        if (not (args.resume / checkpoint.FILE_NAME).exists()
+                and (args.resume / outputs.CSV_NAME).exists()):
+            raise CheckpointError(f"{args.resume} holds no checkpoint: its run stopped before "
+                                  "the end of its first epoch; start a new run there with "
+                                  "--force")
         ckpt = checkpoint.load(args.resume)
-        config = config_from_args(args, ckpt.config)
+        config, changed = resume_config(args, ckpt.config)
         if ckpt.epochs_done >= config.epochs:
             raise ConfigError(f"the checkpoint in {args.resume} has already trained its "
                               f"{ckpt.epochs_done} epoch(s); give --epochs "
                               f"{ckpt.epochs_done + 1} or more to train further, or score it "
                               "with `jaxcnn evaluate`")
-        out = args.out or args.resume
+        run_id, history = ckpt.run_id, list(ckpt.history)
+        numeric = {k: v for k, v in changed.items() if k != "epochs"}
+        if numeric:
+            history.append({"step": ckpt.step, "epochs_done": ckpt.epochs_done,
+                            "changed": numeric})
     else:
-        config = config_from_args(args)
-        out = args.out
+        run_id = uuid.uuid4().hex
+        if source is not None:
+            init_from = {"path": str(args.init_from.resolve()), "run_id": source.run_id,
+                         "step": source.step, "config_hash": source.config.digest()}
     use_cpu_devices(args.cpu_devices, config.seeds)
+
+    import jax
+
+    from jaxcnn import train
+
     dataset = data.load(config.data, train_size=config.train_size, test_size=config.test_size,
                         download=args.download)
-    if args.resume is not None:
+    num_classes = len(dataset.class_names)
+    shuffle_keys = jax.random.key_data(train.seed_keys(config)[1])
+    resume = None
+    if ckpt is not None:
         if tuple(dataset.class_names) != ckpt.class_names:
             raise ConfigError(f"the checkpoint was trained on classes {ckpt.class_names}, "
                               f"but {config.data} has {dataset.class_names}")
-        template = train.init_state(config, len(dataset.class_names))
-        resume = (checkpoint.restore_state(ckpt, template), ckpt.step, ckpt.epochs_done)
+        if not (ckpt.shuffle_keys == jax.device_get(shuffle_keys)).all():
+            raise CheckpointError(f"the checkpoint in {args.resume} is corrupt: its RNG state "
+                                  "does not match its seed")
+        state = checkpoint.restore_state(ckpt, train.init_state(ckpt.config, num_classes))
+        if {"optimizer", "freeze_conv"} & set(changed):
+            state = train.fresh_state(config, state.params)
+        resume = (state, ckpt.step, ckpt.epochs_done)
         print(f"Resuming {args.resume} at step {ckpt.step} (epoch {ckpt.epochs_done} done)")
+        for name, (old, new) in changed.items():
+            if name != "epochs":
+                print(f"note: {_FLAG_OF.get(name, '--' + name)} changed from {old} to {new}: "
+                      "from here on the run is no longer bit-identical to an uninterrupted one")
+        if {"optimizer", "freeze_conv"} & set(changed):
+            print("note: the optimizer state starts afresh")
+    elif source is not None:
+        if tuple(dataset.class_names) != source.class_names:
+            print(f"note: --init-from {args.init_from} was trained on classes "
+                  f"{', '.join(source.class_names)}; {config.data} has "
+                  f"{', '.join(dataset.class_names)}")
+        params = _init_params(source, config, num_classes)
+        resume = (train.fresh_state(config, params), 0, 0)
+        print(f"Starting from the parameters of {args.init_from} (step {source.step})")
 
     n = len(dataset.train_labels)
     steps_per_epoch = n // config.batch_size
@@ -178,36 +302,90 @@ def run(args: argparse.Namespace) -> int:
     if n % config.batch_size:
         print(f"note: {n % config.batch_size} images per epoch dropped (last partial batch)")
 
+    seeds = [config.seed + i for i in range(config.seeds)]
+    log, windows_complete = None, True
+    if out is not None:
+        csv_path = out / outputs.CSV_NAME
+        try:
+            last = outputs.carry_over(args.resume / outputs.CSV_NAME if ckpt else None,
+                                      csv_path, run_id, ckpt.step if ckpt else 0)
+            log = outputs.MetricsLog(csv_path, run_id, seeds, config.batch_size)
+        except OSError as exc:
+            raise fsio.output_error(exc, f"cannot write {csv_path}") from None
+        if ckpt is not None and last != ckpt.step:
+            windows_complete = False
+            print(f"note: {args.resume / outputs.CSV_NAME} holds this run's windows only up to "
+                  f"step {last}, not {ckpt.step}; metrics.json will lack the others")
+
     first_epoch = resume[2] if resume else 0
     bar = tqdm(total=steps_per_epoch * (config.epochs - first_epoch), unit="step",
                file=sys.stderr, disable=not (args.progress and sys.stderr.isatty()),
                leave=False, dynamic_ncols=True)
     last_epoch = [first_epoch]
+    saved_epoch = [ckpt.epochs_done if ckpt else None]
+
+    def kept() -> str:
+        return (f"; the checkpoint of epoch {saved_epoch[0]} is kept" if saved_epoch[0]
+                else "")
+
+    def save(result):
+        try:
+            log.sync()  # the windows up to the checkpoint's step are durable before it commits
+            checkpoint.save(out, config, dataset.class_names, result.state, shuffle_keys,
+                            result.step, result.epochs_done, run_id=run_id, history=history,
+                            init_from=init_from)
+        except OSError as exc:
+            raise fsio.output_error(exc, f"cannot save the checkpoint of epoch "
+                                         f"{result.epochs_done} in {out}{kept()}") from None
+        saved_epoch[0] = result.epochs_done
 
     def on_window(window):
         if config.epochs > 1 and window.epoch != last_epoch[0]:
             last_epoch[0] = window.epoch
             bar.write(f"--- Epoch {window.epoch} ---", file=sys.stdout)
         bar.write(format_window(window, config), file=sys.stdout)
+        if log is not None:
+            try:
+                log.write(window)
+            except OSError as exc:
+                raise fsio.output_error(exc, f"cannot append to {log.path}{kept()}") from None
+        faults.point(f"window-{window.step}")
 
     def on_epoch(result):
-        if out is not None:
-            import jax
-            shuffle_keys = jax.random.key_data(train.seed_keys(config)[1])
-            checkpoint.save(out, config, dataset.class_names, result.state, shuffle_keys,
-                            result.step, result.epochs_done)
+        # the last epoch is saved only once its test result is known to be finite
+        if out is not None and result.epochs_done < config.epochs:
+            save(result)
 
     try:
         result = train.train(config, dataset, resume=resume, on_window=on_window,
-                             on_epoch=on_epoch, on_steps=bar.update)
+                             on_epoch=on_epoch, on_steps=bar.update, keep_windows=False)
+    except DivergenceError as exc:
+        if out is None or saved_epoch[0] is None:
+            raise
+        raise DivergenceError(
+            f"{exc} The checkpoint of epoch {saved_epoch[0]} in {out} is kept: continue it "
+            f"with `jaxcnn train --resume {out} --lr {config.learning_rate / 10:g}`.") from None
     finally:
         bar.close()
     print("\n".join(format_result(result)))
     if out is not None:
-        metrics = outputs.metrics_dict(result, dataset.source)
-        if args.resume is not None:  # keep the log windows of the run(s) before the resume
-            earlier = outputs.earlier_windows(args.resume, ckpt.step)
-            metrics["windows"] = earlier + metrics["windows"]
-        outputs.write_metrics(out, metrics)
-        print(f"Wrote {out}/metrics.json, metrics.csv and checkpoint.npz/.json")
+        metrics = {
+            "run_id": run_id, "config": config.to_dict(), "config_hash": config.digest(),
+            "data": dataset.source, "seeds": seeds, "steps": result.step,
+            "epochs_done": result.epochs_done, "history": history, "init_from": init_from,
+            "windows_complete": windows_complete,
+            "test": {"loss": outputs.summary(result.test_loss),
+                     "accuracy": outputs.summary(result.test_accuracy)},
+            "timings": result.timings, "versions": outputs.versions(),
+        }
+        try:
+            outputs.write_metrics(out, metrics, run_id, config.seeds)
+        except OSError as exc:
+            raise fsio.output_error(exc, f"cannot write {out / outputs.JSON_NAME}{kept()}"
+                                    ) from None
+        # the last act: a crash before it leaves the previous epoch's checkpoint, which
+        # --resume trains again, rewriting metrics.json the same way
+        save(result)
+        log.close()
+        print(f"Wrote {out}/metrics.json, metrics.csv and {checkpoint.FILE_NAME}")
     return 0

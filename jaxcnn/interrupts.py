@@ -1,0 +1,61 @@
+"""Ctrl-C, SIGTERM and SIGHUP at any moment: one line on stderr and an exit code.
+
+``install(command)`` runs when ``jaxcnn._program`` (the program's entry point) is
+imported, before anything but the standard library: only the interpreter's own
+start-up (some tens of milliseconds) comes first. ``jaxcnn.cli.main`` installs them too.
+The handler flushes stdout, writes one line and ends the process with ``os._exit``:
+it does not unwind Python or tear down XLA (doing that while XLA threads are compiling
+crashed the interpreter with a segmentation fault). Nothing is lost by exiting at once,
+because every file jaxcnn writes is committed atomically (``fsio.atomic_write``) and
+log rows are flushed as they happen: a run stopped at any instant keeps its last
+complete checkpoint, exactly as after kill -9.
+
+Exit codes: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP), the shell's 128 + signal number.
+A signal that was ignored when jaxcnn started (``nohup``, background jobs) stays ignored.
+Python runs the handler between bytecodes of the main thread, so a signal that arrives
+inside one long native call (an XLA compile: about a second here) takes effect when it
+returns.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+SIGNALS = {
+    "SIGINT": (130, "interrupted (Ctrl-C)"),
+    "SIGTERM": (143, "terminated (SIGTERM)"),
+    "SIGHUP": (129, "hung up (SIGHUP)"),
+}
+
+
+def command_of(argv: list[str]) -> str:
+    """The sub-command named in ``argv`` (its first word that is not a flag), for messages."""
+    return next((a for a in argv if not a.startswith("-")), "command")
+
+
+def install(command: str, note: str | None = None) -> None:
+    """Handle the signals of ``SIGNALS`` for the rest of the process: print
+    ``jaxcnn COMMAND: <what><note>`` and exit with that signal's code. Default note: for
+    ``train``, that the files already saved are intact."""
+    if note is None:
+        note = "; files already saved are intact" if command == "train" else ""
+    for name, (code, what) in SIGNALS.items():
+        sig = getattr(signal, name, None)
+        if sig is None or signal.getsignal(sig) is signal.SIG_IGN:
+            continue
+        line = f"jaxcnn {command}: {what}{note}\n".encode()
+
+        def handler(signum, frame, line=line, code=code):
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 (a reentrant or broken stream: skip it)
+                    pass
+            try:
+                os.write(2, line)
+            finally:
+                os._exit(code)
+
+        signal.signal(sig, handler)

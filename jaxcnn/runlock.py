@@ -1,0 +1,77 @@
+"""An exclusive lock on a run folder, held for the lifetime of one training run.
+
+``acquire(directory, holder)`` takes ``fcntl.flock(LOCK_EX | LOCK_NB)`` on
+``DIR/.jaxcnn.lock`` and writes ``holder`` (pid, host, start time, command, run id)
+into it. A second process asking for the same folder is refused at once with an
+``OutputError`` naming that holder. The kernel drops the lock when its process ends in
+any way (kill -9 included), so a stale lock file never blocks anyone. Works on Linux
+and macOS local file systems (``flock`` may not work across NFS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from jaxcnn.errors import OutputError
+from jaxcnn.fsio import output_error
+
+LOCK_NAME = ".jaxcnn.lock"
+
+
+@dataclass
+class RunLock:
+    """A held lock; ``release()`` (or the end of the process) frees it."""
+
+    path: Path
+    fd: int | None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _holder_text(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text())
+        return (f"pid {info['pid']} on {info['host']}, started {info['started']}: "
+                f"{info['command']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another jaxcnn process"
+
+
+def acquire(directory: str | Path, holder: dict) -> RunLock:
+    """Lock ``directory`` (which must exist) for this process; ``OutputError`` if another
+    process holds it or the folder cannot be written."""
+    import fcntl
+
+    path = Path(directory) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise output_error(exc, f"cannot write to the output folder {directory}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{directory} is in use by another run ({_holder_text(path)}); wait "
+                          "for it to finish or choose another --out") from None
+    except OSError as exc:
+        os.close(fd)
+        raise output_error(exc, f"cannot lock the output folder {directory}") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(holder).encode())
+    except OSError as exc:
+        os.close(fd)
+        raise output_error(exc, f"cannot write to the output folder {directory}") from None
+    return RunLock(path, fd)

@@ -1,0 +1,90 @@
+"""Run outputs: strict JSON, the live metrics log, resume carry-over, flat memory."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from jaxcnn import outputs
+from jaxcnn.train import Window
+
+RUN, OTHER = "a" * 32, "b" * 32
+
+
+def strict_json(text: str):
+    def refuse(name):
+        raise ValueError(f"non-strict JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def window(step, loss, acc=0.5, seeds=2):
+    return Window(step, 1, 10, np.full(seeds, loss, np.float64), np.full(seeds, acc))
+
+
+def test_non_finite_numbers_become_null_never_nan():
+    value = {"loss": outputs.summary([np.nan, 1.0]), "x": np.float32(np.inf),
+             "y": [np.float64(-np.inf), 2], "n": np.int64(3), "ok": np.bool_(True)}
+    parsed = strict_json(outputs.dumps(value))
+    assert parsed["loss"]["mean"] is None and parsed["loss"]["per_seed"] == [None, 1.0]
+    assert parsed["x"] is None and parsed["y"] == [None, 2] and parsed["n"] == 3
+    assert parsed["ok"] is True
+
+
+def test_rows_reach_the_file_as_windows_happen(tmp_path):
+    log = outputs.MetricsLog(tmp_path / outputs.CSV_NAME, RUN, [0, 1], batch_size=1)
+    log.write(window(10, 2.25))
+    text = (tmp_path / outputs.CSV_NAME).read_text()  # before close: flushed already
+    assert text.splitlines() == [",".join(outputs.CSV_COLUMNS), f"{RUN},10,1,0,10,10,2.25,0.5",
+                                 f"{RUN},10,1,1,10,10,2.25,0.5"]
+    log.close()
+
+
+def _log(path, rows):
+    log = outputs.MetricsLog(path, rows[0][0], [0, 1], batch_size=1)
+    for run_id, step, loss in rows:
+        log.run_id = run_id
+        log.write(window(step, loss))
+    log.close()
+
+
+def test_carry_over_keeps_this_runs_rows_up_to_the_checkpoint(tmp_path):
+    source, target = tmp_path / "a.csv", tmp_path / "b.csv"
+    _log(source, [(RUN, 10, 2.0), (OTHER, 10, 9.0), (RUN, 20, 1.5), (RUN, 30, 1.0)])
+    with open(source, "a") as fh:
+        fh.write(f"{RUN},40,1,0,10,10,0.")  # a row torn by a kill
+    assert outputs.carry_over(source, target, RUN, up_to_step=20) == 20
+    got = list(outputs.windows(target, RUN, num_seeds=2))
+    assert [(w["step"], w["loss"]["mean"]) for w in got] == [(10, 2.0), (20, 1.5)]
+    assert outputs.carry_over(source, source, RUN, up_to_step=30) == 30  # in place
+    assert [w["step"] for w in outputs.windows(source, RUN, 2)] == [10, 20, 30]
+    assert outputs.carry_over(None, target, RUN, up_to_step=0) == 0
+    assert list(outputs.windows(target, RUN, 2)) == []
+
+
+def test_metrics_json_streams_the_windows_with_flat_memory(tmp_path):
+    """10,000 windows (a 2 MB metrics.json) are written with under 200 kB of Python
+    allocations: the windows are never all in memory at once."""
+    n = 10_000
+    log = outputs.MetricsLog(tmp_path / outputs.CSV_NAME, RUN, [0, 1], batch_size=1)
+    for step in range(1, n + 1):
+        log.write(window(step, 1.0 / step))
+    log.close()
+    tracemalloc.start()
+    outputs.write_metrics(tmp_path, {"run_id": RUN, "test": {"loss": None}}, RUN, 2)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    text = (tmp_path / outputs.JSON_NAME).read_text()
+    assert len(text) > 2_000_000 and peak < 200_000, peak
+    metrics = strict_json(text)
+    assert len(metrics["windows"]) == n and metrics["test"] == {"loss": None}
+    assert metrics["windows"][-1]["loss"]["per_seed"] == [1.0 / n, 1.0 / n]
+
+
+@pytest.mark.parametrize("header", ["step,epoch,seed,images,loss,accuracy", ""])
+def test_a_csv_of_another_format_contributes_no_windows(tmp_path, header):
+    path = tmp_path / outputs.CSV_NAME
+    path.write_text(header + "\n100,1,0,100,2.2,0.2\n")
+    assert list(outputs.windows(path, RUN, 1)) == []

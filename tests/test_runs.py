@@ -1,0 +1,235 @@
+"""Run folders that survive anything (issue 13): real kills and signals at chosen points,
+a second writer, unusable and full output folders, resume after a crash.
+
+Every test runs ``python -m jaxcnn train`` on tiny data (20 training images, 10 steps
+per window, 2 windows per epoch). Crashes are placed with ``JAXCNN_FAULT``
+(``jaxcnn.faults``): the process really receives SIGKILL / SIGINT / SIGTERM / SIGSTOP at
+that point (or, with ``+SECONDS``, from a timer while the next operation runs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxcnn import checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--train-size", "20", "--test-size", "100", "--log-every", "10", "--no-progress"]
+
+
+def strict_json(text: str):
+    def refuse(name):
+        raise ValueError(f"non-strict JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def jaxcnn(*args, fault: str | None = None, timeout=300):
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env.pop("JAXCNN_FAULT", None)
+    if fault:
+        env["JAXCNN_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "jaxcnn", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+
+
+def one_clean_line(proc) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Fatal Python error" not in proc.stderr
+    return lines[0]
+
+
+def csv_steps(directory: Path) -> list[int]:
+    with open(directory / "metrics.csv", newline="") as fh:
+        return [int(row["step"]) for row in csv.DictReader(fh)]
+
+
+def temp_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.mark.parametrize("stage", ["written", "synced", "renamed"])
+def test_kill_9_while_saving_leaves_the_old_or_the_new_checkpoint(tmp_path, stage):
+    """Issue 13 (1): kill -9 inside the commit of epoch 2, before and after the rename."""
+    proc = jaxcnn("train", *TINY, "--epochs", "3", "--out", tmp_path,
+                  fault=f"checkpoint-e2:{stage}=KILL")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt.epochs_done == (2 if stage == "renamed" else 1)
+    assert bool(temp_files(tmp_path)) == (stage != "renamed")
+    assert csv_steps(tmp_path) == [10, 20, 30, 40]  # flushed as they happened
+
+
+def test_a_kill_between_metrics_json_and_the_last_checkpoint_is_completed_by_resume(tmp_path):
+    proc = jaxcnn("train", *TINY, "--epochs", "2", "--out", tmp_path,
+                  fault="metrics.json:renamed=KILL")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert checkpoint.load(tmp_path).epochs_done == 1 and (tmp_path / "metrics.json").exists()
+    proc = jaxcnn("train", "--resume", tmp_path, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert checkpoint.load(tmp_path).epochs_done == 2 and csv_steps(tmp_path) == [10, 20, 30, 40]
+
+
+def test_resume_after_a_kill_sweeps_temporary_files_and_completes_the_metrics(tmp_path):
+    crashed, straight = tmp_path / "crashed", tmp_path / "straight"
+    proc = jaxcnn("train", *TINY, "--epochs", "3", "--out", crashed,
+                  fault="checkpoint-e2:written=KILL")
+    assert proc.returncode == -signal.SIGKILL and temp_files(crashed)
+    proc = jaxcnn("train", "--resume", crashed, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert temp_files(crashed) == []
+    assert jaxcnn("train", *TINY, "--epochs", "3", "--out", straight).returncode == 0
+    resumed = strict_json((crashed / "metrics.json").read_text())
+    uninterrupted = strict_json((straight / "metrics.json").read_text())
+    assert csv_steps(crashed) == [10, 20, 30, 40, 50, 60]  # each window once
+    assert resumed["windows"] == uninterrupted["windows"]
+    assert resumed["test"] == uninterrupted["test"]
+    a, b = checkpoint.load(crashed), checkpoint.load(straight)
+    for x, y in zip(a.params, b.params, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a.run_id == resumed["run_id"] != uninterrupted["run_id"]
+
+
+@pytest.mark.parametrize(("fault", "code", "what"), [
+    ("start=INT+0.3", 130, "interrupted (Ctrl-C)"),  # during the start-up imports
+    ("compile=INT+0.05", 130, "interrupted (Ctrl-C)"),  # while XLA compiles
+    ("window-30=INT", 130, "interrupted (Ctrl-C)"),  # training
+    ("checkpoint-e2:synced=INT", 130, "interrupted (Ctrl-C)"),  # saving
+    ("compile=TERM+0.05", 143, "terminated (SIGTERM)"),
+    ("checkpoint-e2:written=TERM", 143, "terminated (SIGTERM)"),
+])
+def test_signals_at_any_moment_give_one_line_and_their_exit_code(tmp_path, fault, code, what):
+    """Issue 13 (5): Ctrl-C during compile used to end in a segmentation fault."""
+    proc = jaxcnn("train", *TINY, "--epochs", "3", "--out", tmp_path, fault=fault)
+    assert proc.returncode == code, proc.stderr
+    line = one_clean_line(proc)
+    assert line.startswith(f"jaxcnn train: {what}") and "intact" in line
+    if fault.startswith(("checkpoint-e2", "window-30")):
+        assert checkpoint.load(tmp_path).epochs_done == 1
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(tmp_path):
+    env = os.environ | {"PYTHONPATH": str(ROOT), "JAXCNN_FAULT": "window-10=STOP"}
+    first = subprocess.Popen([sys.executable, "-m", "jaxcnn", "train", *TINY, "--out",
+                              str(tmp_path)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        _, status = os.waitpid(first.pid, os.WUNTRACED)  # until it stops itself, lock held
+        assert os.WIFSTOPPED(status)
+        second = jaxcnn("train", *TINY, "--out", tmp_path)
+        assert second.returncode == 2
+        line = one_clean_line(second)
+        assert "is in use by another run" in line and f"pid {first.pid}" in line
+        assert "[Step" not in second.stdout
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert checkpoint.load(tmp_path).epochs_done == 1
+
+
+def test_a_folder_holding_a_run_needs_resume_or_force(tmp_path):
+    assert jaxcnn("train", *TINY, "--out", tmp_path).returncode == 0
+    first_id = strict_json((tmp_path / "metrics.json").read_text())["run_id"]
+    again = jaxcnn("train", *TINY, "--out", tmp_path)
+    assert again.returncode == 2
+    assert "already holds a run" in one_clean_line(again) and "--force" in again.stderr
+    forced = jaxcnn("train", *TINY, "--out", tmp_path, "--force")
+    assert forced.returncode == 0, forced.stderr
+    metrics = strict_json((tmp_path / "metrics.json").read_text())
+    assert metrics["run_id"] != first_id and csv_steps(tmp_path) == [10, 20]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("a-file", "is a file, not a folder"),  # issue 13 (4): trained an epoch, then a traceback
+    ("a-file/run", "cannot create the output folder"),  # a file where a folder must be
+])
+def test_out_naming_a_file_is_refused_before_any_work(tmp_path, name, message):
+    (tmp_path / "a-file").write_text("x")
+    proc = jaxcnn("train", *TINY, "--out", tmp_path / name)
+    assert proc.returncode == 2
+    assert message in one_clean_line(proc)
+    assert proc.stdout == ""  # nothing loaded, nothing trained
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    if os.geteuid() != 0 or sys.platform != "linux":
+        return False
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path):
+    target = tmp_path / "ro"
+    if os.geteuid() == 0:
+        if not _mount_tmpfs(target, "ro,size=64k"):
+            pytest.skip("as root, a read-only folder needs a read-only tmpfs mount")
+    else:
+        target.mkdir()
+        target.chmod(0o555)
+    try:
+        proc = jaxcnn("train", *TINY, "--out", target)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(target)])
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert "cannot write to the output folder" in line
+    assert "Read-only file system" in line or "Permission denied" in line
+    assert proc.stdout == ""
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_says_so(tmp_path):
+    target = tmp_path / "full"
+    if not _mount_tmpfs(target, "size=100k"):
+        pytest.skip("a full disk needs a small tmpfs mount (root on Linux)")
+    try:
+        proc = jaxcnn("train", *TINY, "--epochs", "3", "--out", target)
+        assert proc.returncode == 2
+        line = one_clean_line(proc)
+        assert "cannot save the checkpoint of epoch 2" in line
+        assert "No space left on device" in line and "epoch 1 is kept" in line
+        assert checkpoint.load(target).epochs_done == 1
+        assert temp_files(target) == []
+    finally:
+        subprocess.run(["umount", str(target)])
+
+
+def test_output_pipe_closed_early_is_one_line_not_a_traceback():
+    """`jaxcnn train | head -1`: the reader exits, the next write finds the pipe closed."""
+    proc = subprocess.run(f"{sys.executable} -m jaxcnn train {' '.join(TINY)} --epochs 3000 "
+                          "| head -1", shell=True, capture_output=True, text=True, cwd=ROOT,
+                          env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=300)
+    assert proc.stdout.startswith("jaxcnn: 1 model")
+    assert "output pipe was closed" in one_clean_line(proc)
+
+
+def test_a_diverged_run_writes_nothing_non_finite_and_keeps_the_last_checkpoint(tmp_path):
+    """Issue 10 (2): lr 0.5 on 20 images saved filters of 1e19 and a metrics.json with a
+    bare NaN. Now: no checkpoint of a diverged state, no metrics.json, finite rows only."""
+    fresh = tmp_path / "fresh"
+    proc = jaxcnn("train", *TINY, "--lr", "0.5", "--out", fresh)
+    assert proc.returncode == 2 and "training diverged" in one_clean_line(proc)
+    assert sorted(p.name for p in fresh.iterdir()) == [".jaxcnn.lock", "metrics.csv"]
+    healthy = tmp_path / "healthy"
+    assert jaxcnn("train", *TINY, "--out", healthy).returncode == 0
+    proc = jaxcnn("train", "--resume", healthy, "--epochs", "2", "--lr", "1e4")
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert "The checkpoint of epoch 1" in line and f"--resume {healthy} --lr 1000" in line
+    ckpt = checkpoint.load(healthy)
+    assert ckpt.epochs_done == 1 and ckpt.history == []
+    with open(healthy / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(np.isfinite(float(row["loss"])) for row in rows)
+    strict_json((healthy / "metrics.json").read_text())
