@@ -26,9 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check import classify as cls
 from jaxcnn.check.compare import as_float64, cosine, rel_error
-from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL
+from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL, classify_gradient
 from jaxcnn.check.layer import InputSet, Layer
 from jaxcnn.check.references import bind, vjp
 
@@ -121,15 +120,19 @@ def _one(layers, inp: ChainInput, rng) -> dict:
             local = vjp(bind(layer.reference.forward, inp.statics[k]), args, ct)
             alternates = (layer.reference.alternates(args, inp.statics[k], ct)
                           if layer.reference.alternates else [])
+            extra = {}
+            if layer.extra is not None:
+                try:
+                    extra = {n: (kind, note) for n, kind, note in
+                             layer.extra(tuple(a.copy() for a in args), inp.statics[k], ct)}
+                except Exception:  # the per-layer check reports it
+                    extra = {}
             for i, name in enumerate(layer.arg_names):
                 if grads[i] is None:
                     continue
                 tol = (RECOVERED_TOL if name in layer.recovered else EXACT_TOL)["float64"]
-                ctx = cls.Context(tol, tuple(
-                    cls.Candidate(a.name, a.grads[i] if i < len(a.grads) else None, a.valid,
-                                  a.kind, a.note) for a in alternates),
-                    axis_names=(layer.axis_names or {}).get(name))
-                finding = cls.classify(grads[i], local[i], ctx)
+                finding = classify_gradient(layer, args, inp.statics[k], ct, i, grads[i],
+                                            local[i], alternates, tol, None, extra.get(name))
                 entry["local"][name] = {"kind": finding.kind, "rule": finding.rule,
                                         "note": finding.note}
                 if finding.kind != "correct" and report["first_wrong"] is None:

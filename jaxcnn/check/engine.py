@@ -461,20 +461,33 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         if reference is None:  # numeric oracle on a sample of entries: classify the sample
             results.append(_sampled_result(s, h, fd_result, tol, args64[i].shape))
             continue
-        ctx = cls.Context(
-            tol, tuple(cls.Candidate(c.name, c.grads[i] if i < len(c.grads) else None,
-                                     c.valid, c.kind, c.note) for c in (candidates or [])),
-            (lambda i=i: _generic_candidates(layer, args64, s.static, ct, i))
-            if exact is not None else None,
-            kink_mask, (layer.axis_names or {}).get(name),
-            _subgradient(layer.reference, args64, s.static, ct, i, tol)
-            if exact is not None else None)
-        finding = cls.classify(h, reference, ctx)
-        if name in extra and finding.kind != "correct":
-            kind, note = extra[name]
-            finding = cls.Finding(kind, note=note, against=reference)
+        if exact is not None:
+            finding = classify_gradient(layer, args64, s.static, ct, i, h, reference,
+                                        candidates, tol, kink_mask, extra.get(name))
+        else:
+            finding = cls.classify(h, reference, cls.Context(
+                tol, axis_names=(layer.axis_names or {}).get(name)))
         results.append(_set_result(s, finding, h, reference, fd_result, oracle))
     return results, forward_info, kink_info, notes
+
+
+def classify_gradient(layer: Layer, args: tuple, static: tuple, ct: np.ndarray, i: int,
+                      hand: np.ndarray | None, reference: np.ndarray, alternates, tol: float,
+                      kink_mask=None, extra: tuple | None = None) -> cls.Finding:
+    """The kind of the hand gradient of argument ``i`` against the exact ``reference``
+    (``jax.vjp`` of ``layer.reference`` at float64 ``args`` along ``ct``): the layer's
+    alternates, its subgradient test, the costly generic candidates when needed, and an
+    adapter's own finding ``extra = (kind, note)`` when nothing says ``correct``."""
+    ctx = cls.Context(
+        tol, tuple(cls.Candidate(c.name, c.grads[i] if i < len(c.grads) else None,
+                                 c.valid, c.kind, c.note) for c in (alternates or [])),
+        lambda: _generic_candidates(layer, args, static, ct, i),
+        kink_mask, (layer.axis_names or {}).get(layer.arg_names[i]),
+        _subgradient(layer.reference, args, static, ct, i, tol))
+    finding = cls.classify(hand, reference, ctx)
+    if extra is not None and finding.kind != "correct":
+        finding = cls.Finding(extra[0], note=extra[1], against=reference)
+    return finding
 
 
 def _subgradient(reference, args, static, ct, i, tol):

@@ -27,6 +27,8 @@ COMMANDS = {
     "verify": ("jaxcnn.cli.verify", "check the report's hand-derived gradients against "
                                     "jax.grad"),
     "data": ("jaxcnn.cli.data", "show what a data source holds"),
+    "plot": ("jaxcnn.cli.plot", "draw a run: learning curves, filters, confusion matrix, "
+                                "mistakes"),
 }
 
 

@@ -1,0 +1,99 @@
+"""Draw a training run: learning curves, learned filters, test confusion matrix, mistakes.
+
+Reads a folder written by `jaxcnn train --out DIR` (its checkpoint.npz and metrics.csv,
+also while the run is still going) and writes four PNG files into DIR/plots (or --out):
+learning_curves.png (mean ± std over seeds), filters.png, confusion.png and
+misclassified.png (the test images the first seed gets wrong). The test set is the
+checkpoint's own data source and size unless --data / --test-size say otherwise.
+Needs matplotlib: pip install 'jaxcnn[plot]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jaxcnn import data
+from jaxcnn.errors import ConfigError
+
+FILES = ("learning_curves.png", "filters.png", "confusion.png", "misclassified.png")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, metavar="DIR",
+                        help="a folder written by `jaxcnn train --out DIR`")
+    parser.add_argument("--out", type=Path, metavar="FOLDER",
+                        help="where the PNG files go (default: DIR/plots)")
+    data.add_data_arguments(parser)
+    parser.set_defaults(data=None)
+    parser.add_argument("--test-size", type=int, metavar="N",
+                        help="first N test images (default: the checkpoint's)")
+    parser.add_argument("--ignore-class-names", action="store_true",
+                        help="plot on data whose class names differ from the checkpoint's")
+
+
+def predictions(params, images):
+    """Predicted classes, an (S, N) int array: every seed's parameters (report layout,
+    leading seed axis) on uint8 images (N, 28, 28)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxcnn import fast, model
+
+    x = model.normalize(images, jnp.float32)
+    out = []
+    for k in range(params.filters.shape[0]):
+        p = fast.to_fast(jax.tree.map(lambda a, k=k: jnp.asarray(a[k]), params))
+        batches = [np.asarray(jnp.argmax(fast.logits(p, x[i:i + 500]), -1))
+                   for i in range(0, len(x), 500)]
+        out.append(np.concatenate(batches))
+    return np.stack(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ConfigError("jaxcnn plot needs matplotlib: pip install 'jaxcnn[plot]'") from None
+    import numpy as np
+
+    from jaxcnn import checkpoint, fsio, outputs, plots
+
+    ckpt = checkpoint.load(args.run)
+    out = args.out or args.run / "plots"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fsio.output_error(exc, f"create the plot folder {out}") from None
+    rows = list(outputs.windows(args.run / "metrics.csv", ckpt.run_id, ckpt.config.seeds))
+    if not rows:
+        raise ConfigError(f"{args.run}/metrics.csv holds no log window of this run yet; "
+                          "plot it after its first log line")
+    steps = np.array([w["step"] for w in rows])
+    loss = np.array([w["loss"]["per_seed"] for w in rows])
+    accuracy = np.array([w["accuracy"]["per_seed"] for w in rows])
+    source = args.data or ckpt.config.data
+    test_size = args.test_size if args.test_size is not None else ckpt.config.test_size
+    dataset = data.load(source, train_size=1, test_size=test_size, download=args.download)
+    if len(dataset.class_names) != len(ckpt.class_names):
+        raise ConfigError(f"the checkpoint classifies {len(ckpt.class_names)} classes but "
+                          f"{source} has {len(dataset.class_names)}")
+    if tuple(dataset.class_names) != ckpt.class_names and not args.ignore_class_names:
+        raise ConfigError(
+            f"the checkpoint was trained on classes ({', '.join(ckpt.class_names)}) but "
+            f"{source} has ({', '.join(dataset.class_names)}); pass --ignore-class-names to "
+            "plot it anyway")
+    predicted = predictions(ckpt.params, dataset.test_images)
+    name = f"{ckpt.config.data}, {ckpt.config.seeds} seed(s), step {ckpt.step}"
+    written = [
+        plots.learning_curves(out / FILES[0], steps, loss, accuracy, f"learning curves: {name}"),
+        plots.filters(out / FILES[1], ckpt.params.filters),
+        plots.confusion(out / FILES[2], dataset.test_labels, predicted[0], dataset.class_names,
+                        seed=ckpt.config.seed),
+        plots.mistakes(out / FILES[3], dataset.test_images, dataset.test_labels, predicted[0],
+                       dataset.class_names, seed=ckpt.config.seed),
+    ]
+    for path in written:
+        print(path)
+    return 0

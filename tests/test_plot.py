@@ -1,0 +1,71 @@
+"""`jaxcnn plot DIR`: four valid PNG files of the expected pixel size from a real run,
+and one clear line when matplotlib is missing or the folder holds no run."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def jaxcnn(*args, code=None):
+    command = [sys.executable, "-c", code, *map(str, args)] if code else \
+        [sys.executable, "-m", "jaxcnn", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk; fails unless the file is a PNG."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", path
+    return struct.unpack(">II", head[16:24])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    proc = jaxcnn("train", "--train-size", "200", "--test-size", "100", "--seeds", "2",
+                  "--log-every", "20", "--out", out, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_plot_writes_four_pngs_of_the_expected_size(run_dir, tmp_path):
+    proc = jaxcnn("plot", run_dir, "--out", tmp_path / "pngs")
+    assert proc.returncode == 0, proc.stderr
+    written = [Path(line) for line in proc.stdout.split()]
+    assert [p.name for p in written] == ["learning_curves.png", "filters.png", "confusion.png",
+                                         "misclassified.png"]
+    sizes = {p.name: png_size(p) for p in written}
+    assert sizes["learning_curves.png"] == (1000, 400)  # 10 x 4 inches at 100 dpi
+    assert sizes["filters.png"] == (960, 300)  # 8 filters x 2 seeds, 1.2 inches each
+    assert sizes["confusion.png"] == (700, 600)
+    width, height = sizes["misclassified.png"]
+    assert width == 1040 and height in (190, 320, 450, 580)  # 1 to 4 rows of 8
+
+
+def test_plot_defaults_to_the_run_folder(run_dir):
+    proc = jaxcnn("plot", run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert all((run_dir / "plots" / name).is_file() for name in
+               ("learning_curves.png", "filters.png", "confusion.png", "misclassified.png"))
+
+
+def test_plot_without_matplotlib_says_which_extra(run_dir):
+    code = ("import sys; sys.modules['matplotlib'] = None; from jaxcnn.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    proc = jaxcnn("plot", run_dir, code=code)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("jaxcnn plot: error: jaxcnn plot needs matplotlib: pip "
+                                   "install 'jaxcnn[plot]'")
+
+
+def test_plot_of_a_folder_without_a_run(tmp_path):
+    proc = jaxcnn("plot", tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "checkpoint" in proc.stderr and "Traceback" not in proc.stderr
