@@ -331,3 +331,39 @@ def test_input_sets_expose_ties_zeros_overlap_and_gaps():
     gaps = [s for s in spec("cross_entropy").input_sets(0) if s.family == "large-gap"]
     assert {s.dtype for s in gaps} == {"float64", "float32"}
     assert all(isinstance(s, InputSet) for s in gaps)
+
+
+def test_layers_imported_from_a_sibling_file_and_package_relative_imports(tmp_path,
+                                                                          monkeypatch):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("import numpy as np\n\ndef mask(x):\n    return x > 0\n")
+    (pkg / "layers.py").write_text(
+        "import numpy as np\nfrom .helpers import mask\n\n"
+        "def relu_forward(x):\n    return np.maximum(0, x), x\n\n"
+        "def relu_backward(dout, x):\n    return dout * mask(x)\n")
+    (tmp_path / "cnn.py").write_text("from pkg.layers import relu_forward, relu_backward\n")
+    relative = find_layers(load_file(pkg / "layers.py"), "layers.py")
+    assert [layer.name for layer in relative.layers] == ["relu"]
+    imported = find_layers(load_file(tmp_path / "cnn.py"), "cnn.py")
+    assert [layer.name for layer in imported.layers] == ["relu"]
+    monkeypatch.chdir(tmp_path)
+    from jaxcnn.check import load_module
+    assert [layer.name for layer in find_layers(load_module("pkg.layers")).layers] == ["relu"]
+    with pytest.raises(CheckUsageError, match="is a folder"):
+        load_file(pkg)
+
+
+def test_given_inputs_must_match_the_arguments():
+    from jaxcnn.check import from_cs231n
+
+    with pytest.raises(ValueError, match="takes 3"):
+        from_cs231n(lambda x, w, b: (x, None), lambda d, c: d, "affine",
+                    inputs=[(np.ones((2, 3)),)])
+    with pytest.raises(ValueError, match="arg_names names 1"):
+        from_custom_vjp(jax.custom_vjp(lambda a, b: a * b), arg_names=("a",),
+                        inputs=[(np.ones(2), np.ones(2))])
+    report = check_layer(from_blog(reference.MaxPool2(), "maxpool2"), fd_seconds=0.01)
+    with pytest.raises(KeyError, match="has input"):
+        report.check("nope")

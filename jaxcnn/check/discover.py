@@ -21,6 +21,7 @@ import contextlib
 import importlib.util
 import inspect
 import itertools
+import os
 import re
 import sys
 import types
@@ -111,6 +112,9 @@ def load_file(path: str | Path) -> types.ModuleType:
     Raises ``CheckUsageError`` (one line) when it is missing or fails to import.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckUsageError(f"{path} is a folder; give the Python files in it "
+                              f"(e.g. {path}/*.py), or -m PACKAGE.MODULE")
     if not path.is_file():
         raise CheckUsageError(f"{path}: no such file; give a Python file with your layers")
     if path.suffix != ".py":
@@ -119,16 +123,23 @@ def load_file(path: str | Path) -> types.ModuleType:
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckUsageError(f"cannot read {path}: {exc}") from None
+    # A file inside a package (folders with __init__.py) runs as that package's module,
+    # so that its relative imports work; its top folder is importable meanwhile.
+    folder, package = path.resolve().parent, []
+    while (folder / "__init__.py").is_file():
+        package.insert(0, folder.name)
+        folder = folder.parent
+    root = str(folder if package else path.resolve().parent)
     name = f"_jaxcnn_check_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}_{next(_counter)}"
-    sys.path.insert(0, str(path.resolve().parent))
+    sys.path.insert(0, root)
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            return _execute(source, str(path), name, None)
+            return _execute(source, str(path), name, ".".join(package) or None)
     except (Exception, SystemExit) as exc:
         raise CheckUsageError(f"cannot import {path}: {_describe(exc)}") from None
     finally:
         with contextlib.suppress(ValueError):
-            sys.path.remove(str(path.resolve().parent))
+            sys.path.remove(root)
 
 
 def load_module(name: str) -> types.ModuleType:
@@ -136,10 +147,21 @@ def load_module(name: str) -> types.ModuleType:
 
     Raises ``CheckUsageError`` when it cannot be found or fails to import.
     """
+    cwd = os.getcwd()  # as `python -m` does: modules in the working folder are found
+    sys.path.insert(0, cwd)
     try:
         found = importlib.util.find_spec(name)
     except (ImportError, ValueError) as exc:
+        sys.path.remove(cwd)
         raise CheckUsageError(f"cannot find module {name!r}: {_describe(exc)}") from None
+    try:
+        return _load_found(name, found)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(cwd)
+
+
+def _load_found(name: str, found) -> types.ModuleType:
     if found is None:
         raise CheckUsageError(f"cannot find module {name!r}; is it installed, or on PYTHONPATH?")
     origin = found.origin
@@ -166,7 +188,19 @@ def _kind(name: str, table) -> tuple[str | None, list[str]]:
 
 
 def _own(module, obj) -> bool:
-    return getattr(obj, "__module__", None) == module.__name__
+    """Defined in ``module``, or imported into it from a file in the same folder tree (a
+    user's `from layers import Conv3x3`); not from installed packages."""
+    if getattr(obj, "__module__", None) == module.__name__:
+        return True
+    base = getattr(module, "__file__", None)
+    try:
+        source = inspect.getsourcefile(getattr(obj, "fun", obj))
+    except TypeError:
+        return False
+    if not base or not source or "site-packages" in source:
+        return False
+    folder = Path(base).resolve().parent
+    return Path(source).resolve().is_relative_to(folder)
 
 
 def _construct(cls, kind: str):

@@ -109,7 +109,12 @@ class LayerReport:
         return all(c.ok for c in self.checks) and bool(self.checks)
 
     def check(self, quantity: str) -> Check:
-        return next(c for c in self.checks if c.quantity == quantity)
+        """The check of one argument; KeyError naming the ones there are."""
+        for c in self.checks:
+            if c.quantity == quantity:
+                return c
+        raise KeyError(f"{self.name} has no checked argument {quantity!r}; it has "
+                       f"{', '.join(c.quantity for c in self.checks) or 'none'}")
 
 
 def _error_text(exc: BaseException, where: str) -> str:
@@ -382,10 +387,12 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
             exact_ok = err <= FORWARD_TOL[precision]
         forward_info["matches_reference"] = exact_ok
         if not exact_ok:
-            notes.append(f"{s.name}: the forward differs from {layer.reference.name} "
-                         f"(output {user_out.shape} vs {ref_out.shape}, max rel error "
-                         f"{forward_info['max_rel_error']}); gradients are checked against "
-                         "finite differences of your forward only")
+            err = forward_info["max_rel_error"]
+            how = (f"max rel error {err:.3g}" if err is not None else
+                   f"output shape {user_out.shape}, the reference's {ref_out.shape}")
+            notes.append(f"{s.name}: the forward differs from {layer.reference.name} ({how}); "
+                         "gradients are checked against finite differences of your forward "
+                         "only")
     if layer.cotangent is not None:
         ct = as_float64(layer.cotangent(user_out, s, rng))
     else:

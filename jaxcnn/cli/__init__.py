@@ -32,11 +32,20 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: "jaxcnn check: error: ... (see jaxcnn check --help)"
+    and exit 2, without the usage block (sub-command parsers inherit this class)."""
+
+    def error(self, message: str):
+        _error(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        sys.exit(2)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (all of them when None)."""
     from jaxcnn import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jaxcnn",
         description="A from-scratch MNIST CNN as pure JAX functions.",
     )

@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     xla_cache.enable()
 
+    if args.seed < 0:
+        raise discover.CheckUsageError("--seed must be 0 or more")
     if not args.files and not args.module:
         raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
                                        "(e.g. `jaxcnn check -m jaxcnn.reference`)")
@@ -44,15 +46,22 @@ def run(args: argparse.Namespace) -> int:
     layers, skipped = [], []
     for label, module, file in sources:
         found = discover.find_layers(module, file)
+        if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
+            found = found._replace(layers=[layer._replace(name=f"{label}:{layer.name}")
+                                           for layer in found.layers])
         layers += found.layers
         skipped += [(f"{label}:{name}", why) for name, why in found.skipped]
     if args.layer:
-        unknown = set(args.layer) - {layer.name for layer in layers}
+        def short(layer):
+            return layer.name.rpartition(":")[2]
+        unknown = set(args.layer) - {layer.name for layer in layers} - {short(layer)
+                                                                       for layer in layers}
         if unknown:
             raise discover.CheckUsageError(
                 f"no layer named {', '.join(sorted(unknown))}; found: "
                 f"{', '.join(layer.name for layer in layers) or 'none'}")
-        layers = [layer for layer in layers if layer.name in args.layer]
+        layers = [layer for layer in layers
+                  if layer.name in args.layer or short(layer) in args.layer]
     if not layers:
         why = "; ".join(f"{n}: {w}" for n, w in skipped) or "nothing with forward/backprop, " \
             "*_forward/*_backward or custom_vjp"

@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     xla_cache.enable()
     if not 1 <= args.images <= 1000:
         raise ConfigError("--images must be between 1 and 1000")
+    if args.seed < 0:
+        raise ConfigError("--seed must be 0 or more")
     try:
         report = verify.run_checks(args.images, args.seed, args.only)
     except ValueError as exc:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jaxcnn.check.layer import Layer
+from jaxcnn.check.layer import InputSet, Layer
 from jaxcnn.check.references import spec
 
 
@@ -44,11 +44,31 @@ def _pair(result, fn, what: str):
     return result
 
 
+def _given(s, inputs, static):
+    """The spec's input sets, or the user's own ``inputs`` (tuples of arrays)."""
+    if inputs is None:
+        return s.input_sets
+    sets = []
+    for k, args in enumerate(inputs):
+        args = tuple(np.array(a, dtype=np.float64, copy=True) for a in args)
+        if len(args) != len(s.arg_names):
+            raise ValueError(f"inputs #{k} has {len(args)} arrays; a {s.kind} layer takes "
+                             f"{len(s.arg_names)} ({', '.join(s.arg_names)})")
+        sets.append(InputSet("given", f"given inputs #{k}", args, tuple(static)))
+    return lambda seed: sets
+
+
 def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | None = None,
-                file: str | None = None) -> Layer:
+                file: str | None = None, inputs=None, static: tuple = ()) -> Layer:
     """A ``Layer`` for a CS231n ``(forward, backward)`` pair of catalogue ``kind``
-    ("affine", "relu", "conv", "max_pool", "sigmoid", "tanh")."""
+    ("affine", "relu", "conv", "max_pool", "sigmoid", "tanh").
+
+    ``inputs``: your own inputs instead of the catalogue's, a list of tuples of arrays
+    (one per differentiable argument, e.g. ``[(x, w, b)]``), with ``static`` the
+    non-differentiated arguments (e.g. ``({"stride": 2, "pad": 1},)``). ValueError when
+    an input has the wrong number of arrays."""
     s = spec(kind)
+    input_sets = _given(s, inputs, static)
 
     def fwd(args, static):
         out, _ = _pair(forward(*_copies(args), *static), forward, "(out, cache)")
@@ -59,7 +79,7 @@ def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | No
         return out, lambda ct: backward(np.array(ct, copy=True), cache)
 
     return Layer(name or forward.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
-                 s.input_sets, axis_names=s.axis_names, file=file)
+                 input_sets, axis_names=s.axis_names, file=file)
 
 
 def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,

@@ -40,10 +40,16 @@ def _jnp(args):
     return tuple(jnp.asarray(a) for a in args)
 
 
-def _given_sets(inputs: Sequence, static: tuple) -> Callable[[int], list[InputSet]]:
-    sets = [InputSet("given", f"given inputs #{k}",
-                     tuple(np.array(a, dtype=np.float64, copy=True) for a in args), static)
-            for k, args in enumerate(inputs)]
+def _given_sets(inputs: Sequence, static: tuple, arg_names: Sequence[str]
+                ) -> Callable[[int], list[InputSet]]:
+    sets = []
+    for k, args in enumerate(inputs):
+        args = tuple(np.array(a, dtype=np.float64, copy=True) for a in args)
+        if len(args) != len(arg_names):
+            raise ValueError(f"inputs #{k} has {len(args)} arrays but arg_names names "
+                             f"{len(arg_names)} ({', '.join(arg_names)}): one name per "
+                             "differentiable argument, the rest go in static=")
+        sets.append(InputSet("given", f"given inputs #{k}", args, tuple(static)))
     return lambda seed: sets
 
 
@@ -103,7 +109,7 @@ def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_
             raise ValueError("give kind= (a catalogue layer) or arg_names= with inputs=")
         arg_names = s.arg_names
     if inputs is not None:
-        input_sets = _given_sets(inputs, static)
+        input_sets = _given_sets(inputs, static, arg_names)
     elif s is not None:
         input_sets = s.input_sets
     else:
