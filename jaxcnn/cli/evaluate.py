@@ -11,21 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxcnn import data
-from jaxcnn.errors import ConfigError, DivergenceError
+from jaxcnn.cli import testset
+from jaxcnn.errors import DivergenceError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
                         help="a directory written by `jaxcnn train --out DIR`")
-    data.add_data_arguments(parser)
-    parser.set_defaults(data=None)
-    parser.add_argument("--test-size", type=int, metavar="N",
-                        help="first N test images (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--ignore-class-names", action="store_true",
-                        help="score data whose class names differ from the checkpoint's "
-                             "(the class count must still match)")
+    testset.add_arguments(parser, "score")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,18 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn import checkpoint, fast, model, outputs, train
 
     ckpt = checkpoint.load(args.checkpoint)
-    source = args.data or ckpt.config.data
-    test_size = args.test_size if args.test_size is not None else ckpt.config.test_size
-    dataset = data.load(source, train_size=1, test_size=test_size, download=args.download)
-    if len(dataset.class_names) != len(ckpt.class_names):
-        raise ConfigError(
-            f"the checkpoint classifies {len(ckpt.class_names)} classes but {source} has "
-            f"{len(dataset.class_names)}")
-    if tuple(dataset.class_names) != ckpt.class_names and not args.ignore_class_names:
-        raise ConfigError(
-            f"the checkpoint was trained on classes ({', '.join(ckpt.class_names)}) but "
-            f"{source} has ({', '.join(dataset.class_names)}); its accuracy there would be "
-            "meaningless. Pass --ignore-class-names to score it anyway")
+    dataset = testset.load(args, ckpt)
+    source = dataset.source
     params = jax.vmap(fast.to_fast)(jax.tree.map(jax.numpy.asarray, ckpt.params))
     images = model.normalize(dataset.test_images, jax.numpy.float32)
     loop = "map" if jax.devices()[0].platform == "cpu" else "vmap"  # as training scored it

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxcnn import data
+from jaxcnn.cli import testset
 from jaxcnn.errors import ConfigError
 
 FILES = ("learning_curves.png", "filters.png", "confusion.png", "misclassified.png")
@@ -24,12 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a folder written by `jaxcnn train --out DIR`")
     parser.add_argument("--out", type=Path, metavar="FOLDER",
                         help="where the PNG files go (default: DIR/plots)")
-    data.add_data_arguments(parser)
-    parser.set_defaults(data=None)
-    parser.add_argument("--test-size", type=int, metavar="N",
-                        help="first N test images (default: the checkpoint's)")
-    parser.add_argument("--ignore-class-names", action="store_true",
-                        help="plot on data whose class names differ from the checkpoint's")
+    testset.add_arguments(parser, "plot")
 
 
 def predictions(params, images):
@@ -73,17 +68,7 @@ def run(args: argparse.Namespace) -> int:
     steps = np.array([w["step"] for w in rows])
     loss = np.array([w["loss"]["per_seed"] for w in rows])
     accuracy = np.array([w["accuracy"]["per_seed"] for w in rows])
-    source = args.data or ckpt.config.data
-    test_size = args.test_size if args.test_size is not None else ckpt.config.test_size
-    dataset = data.load(source, train_size=1, test_size=test_size, download=args.download)
-    if len(dataset.class_names) != len(ckpt.class_names):
-        raise ConfigError(f"the checkpoint classifies {len(ckpt.class_names)} classes but "
-                          f"{source} has {len(dataset.class_names)}")
-    if tuple(dataset.class_names) != ckpt.class_names and not args.ignore_class_names:
-        raise ConfigError(
-            f"the checkpoint was trained on classes ({', '.join(ckpt.class_names)}) but "
-            f"{source} has ({', '.join(dataset.class_names)}); pass --ignore-class-names to "
-            "plot it anyway")
+    dataset = testset.load(args, ckpt)
     predicted = predictions(ckpt.params, dataset.test_images)
     name = f"{ckpt.config.data}, {ckpt.config.seeds} seed(s), step {ckpt.step}"
     written = [
