@@ -313,16 +313,27 @@ def evaluate(params: fast.FastParams, images: jax.Array, labels: jax.Array,
 
 
 class Placement:
-    """Where arrays live: one device, or a 1-D mesh over the seed or the batch axis."""
+    """Where arrays live: one device, or a 1-D mesh over the seed or the batch axis.
+
+    The mesh spans ``jax.devices()``: with several processes (``jaxcnn.distributed``)
+    those are the devices of all of them, and arrays are built from each process's
+    identical host copy (``jax.make_array_from_callback``). ``to_host`` brings results
+    back to every process."""
 
     def __init__(self, config: TrainConfig, devices=None):
         devices = list(devices if devices is not None else jax.devices())
         n = len(devices)
+        self.processes = len({d.process_index for d in devices})
         self.axis = None
         if n > 1 and config.seeds % n == 0:
             self.axis = "seeds"
         elif n > 1 and config.seeds == 1 and config.batch_size % n == 0:
             self.axis = "batch"
+        elif self.processes > 1:
+            raise ConfigError(
+                f"--seeds {config.seeds} cannot be split over the {n} devices of "
+                f"{self.processes} processes: give a multiple of {n} (or one seed with a "
+                f"--batch-size divisible by {n})")
         self.num_devices = n if self.axis else 1
         self.devices = devices[:self.num_devices]
         self.mesh = Mesh(np.array(self.devices), (self.axis or "none",))
@@ -332,25 +343,46 @@ class Placement:
     def _sharding(self, *spec):
         return NamedSharding(self.mesh, PartitionSpec(*spec))
 
+    def _put(self, tree, sharding):
+        if self.processes == 1:
+            return jax.device_put(tree, sharding)
+
+        def one(leaf):
+            host = np.asarray(leaf)
+            return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
+
+        return jax.tree.map(one, tree)
+
     @property
     def batch_sharding(self):
         return self._sharding("batch") if self.axis == "batch" else None
 
     def state(self, state):
         spec = ("seeds",) if self.axis == "seeds" else ()
-        return jax.device_put(state, self._sharding(*spec))
+        return self._put(state, self._sharding(*spec))
 
     def indices(self, indices):
         spec = {"seeds": ("seeds",), "batch": (None, None, "batch")}.get(self.axis, ())
-        return jax.device_put(indices, self._sharding(*spec))
+        return self._put(indices, self._sharding(*spec))
 
     def replicated(self, array):
-        return jax.device_put(array, self._sharding())
+        return self._put(array, self._sharding())
+
+    def to_host(self, tree):
+        """NumPy copies of ``tree``'s global values, on every process (a collective when
+        there are several processes: all of them call it at the same point)."""
+        if self.processes == 1:
+            return jax.tree.map(np.asarray, tree)
+        from jaxcnn import distributed
+
+        return distributed.gather(tree)
 
     def first_device(self, tree):
-        """``tree`` on the first device only (evaluation: the same program however many
-        devices trained)."""
-        return jax.device_put(tree, self.devices[0])
+        """``tree`` on this process's first device (evaluation: the same program however
+        many devices and processes trained)."""
+        device = next((d for d in self.devices if d.process_index == jax.process_index()),
+                      jax.local_devices()[0])
+        return jax.device_put(tree, device)
 
 
 def _size(requested: int | None, available: int, split: str, dataset) -> int:
@@ -361,6 +393,35 @@ def _size(requested: int | None, available: int, split: str, dataset) -> int:
         raise DataError(f"{split}_size={requested:,} is more than the {available:,} {split} "
                         f"images loaded from {getattr(dataset, 'source', 'the data')}")
     return requested
+
+
+class _CallbackGuard:
+    """Runs the caller's callbacks. With several processes an error in one process's
+    callback (process 0 writes the run folder) is held until the next sync point, where
+    every process learns of it (``distributed.any_failed``) and stops: the failing one
+    with its own error, the others with ``PeerError``."""
+
+    def __init__(self, multiprocess: bool):
+        self.multiprocess, self.error = multiprocess, None
+
+    def __call__(self, callback, arg):
+        if not self.multiprocess:
+            return callback(arg)
+        if self.error is None:
+            try:
+                callback(arg)
+            except Exception as exc:  # noqa: BLE001 - re-raised at the next sync point
+                self.error = exc
+
+    def check(self):
+        if not self.multiprocess:
+            return
+        from jaxcnn import distributed
+
+        if distributed.any_failed(self.error is not None):
+            if self.error is not None:
+                raise self.error
+            raise distributed.PeerError("another process of this run failed; see its output")
 
 
 def train(
@@ -411,6 +472,7 @@ def train(
     result = TrainResult(config, state, step, epochs_done)
 
     chunk_fn = make_train_chunk(config, optimizer, placement)
+    guard = _CallbackGuard(placement.processes > 1)
     compiled: dict[int, Callable] = {}
     recent = health.Recent.empty(config.seeds)  # the divergence rules' history
     compile_seconds = train_seconds = 0.0
@@ -429,8 +491,9 @@ def train(
                 compile_seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
             state, stats = compiled[k](state, train_images, train_labels, chunk)
-            stats = jax.tree.map(np.asarray, stats)  # the one sync per chunk
+            stats = placement.to_host(stats)  # the one sync per chunk
             train_seconds += time.perf_counter() - t0
+            guard.check()  # a callback of another process failed: stop here too
             mean_loss, recent = health.check_chunk(stats.losses, stats.finite, step + 1,
                                                    config, num_classes, recent)
             step += k
@@ -440,18 +503,23 @@ def train(
             if keep_windows:
                 result.windows.append(window)
             if on_steps:
-                on_steps(k)
+                guard(on_steps, k)
             if on_window:
-                on_window(window)
-        result.state, result.step, result.epochs_done = state, step, epoch + 1
+                guard(on_window, window)
+        result.state = state if placement.processes == 1 else placement.to_host(state)
+        result.step, result.epochs_done = step, epoch + 1
         if on_epoch:
-            on_epoch(result)
+            guard(on_epoch, result)
+    guard.check()
+    if placement.processes > 1:  # every process scores every seed (same program, same bits)
+        result.state = placement.to_host(state)
 
     t0 = time.perf_counter()
     test_images = normalize(dataset.test_images[:n_test], jnp.float32)
     test_labels = jnp.asarray(dataset.test_labels[:n_test], jnp.int32)
+    params = state.params if placement.processes == 1 else result.state.params
     result.test_loss, result.test_accuracy = evaluate(
-        placement.first_device(state.params), test_images, test_labels,
+        placement.first_device(params), test_images, test_labels,
         make_evaluate(placement.seed_loop))
     health.check_test(result.test_loss, result.test_accuracy, config)
     test_seconds = time.perf_counter() - t0
@@ -463,6 +531,7 @@ def train(
         "images_trained": images_trained,
         "images_per_second": images_trained / train_seconds if train_seconds else None,
         "devices": placement.num_devices,
+        "processes": placement.processes,
         "sharded_axis": placement.axis,
     }
     return result
