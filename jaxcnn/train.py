@@ -108,10 +108,18 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 def seed_keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
-    """(init keys, shuffle keys), each with one key per seed."""
-    keys = jnp.stack([jax.random.key(config.seed + i) for i in range(config.seeds)])
-    split = jax.vmap(jax.random.split)(keys)
+    """(init keys, shuffle keys), each with one key per seed: ``split(key(s))``.
+
+    One compiled call for all seeds (the same keys as ``jax.random.key(s)`` one by one,
+    tested; seeds stay below ``config.MAX_SEED`` = 2**31, so int32 holds them)."""
+    seeds = np.arange(config.seed, config.seed + config.seeds, dtype=np.int32)
+    split = _split_keys(seeds)
     return split[:, 0], split[:, 1]
+
+
+@jax.jit
+def _split_keys(seeds: jax.Array) -> jax.Array:
+    return jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(seeds)
 
 
 def init_state(config: TrainConfig, num_classes: int) -> TrainState:
@@ -129,7 +137,8 @@ def init_state(config: TrainConfig, num_classes: int) -> TrainState:
 
 @functools.cache
 def _init_state_fn(config: TrainConfig, num_classes: int) -> Callable:
-    return xla_options.jit(functools.partial(_init_state, config, num_classes))
+    return xla_options.jit(functools.partial(_init_state, config, num_classes),
+                           xla_options.INIT_OPTIONS)
 
 
 def _init_state(config: TrainConfig, num_classes: int, seeds: jax.Array) -> TrainState:

@@ -308,6 +308,9 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
 
     if not jax.distributed.is_initialized():  # a multi-process run chose its devices already
         use_cpu_devices(args.cpu_devices, config.seeds)
+    from jaxcnn.cli import xla_cache
+
+    xla_cache.enable()  # compiled programs from earlier runs load from disk
 
     from jaxcnn import train
 
