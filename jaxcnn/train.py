@@ -203,6 +203,21 @@ def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
     return max(g for g in range(1, SEED_GROUP + 1) if local_seeds % g == 0)
 
 
+def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation
+                    ) -> Callable:
+    """``step(state, images (B, 28, 28), labels (B,)) -> state, (losses, correct)``: one
+    optimizer step of one seed (what a training chunk scans)."""
+    grad_fn = fast.GRADIENTS[config.grad]
+
+    def train_step(state, x, y):
+        (losses, logits), grads = grad_fn(state.params, x, y, config.ties)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state), (losses, jnp.argmax(logits, -1) == y)
+
+    return train_step
+
+
 def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformation,
                      placement: Placement | None = None) -> Callable:
     """``chunk(state, images, labels, indices (S, K, B)) -> state, ChunkStats``.
@@ -215,15 +230,9 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
     shards the seed axis; a batch-sharded placement constrains each step's images
     across devices. Default placement: one device.
     """
-    grad_fn = fast.GRADIENTS[config.grad]
     batch_sharding = placement.batch_sharding if placement is not None else None
     seed_loop = placement.seed_loop if placement is not None else "map"
-
-    def train_step(state, x, y):
-        (losses, logits), grads = grad_fn(state.params, x, y, config.ties)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state), (losses, jnp.argmax(logits, -1) == y)
+    train_step = make_train_step(config, optimizer)
 
     def one_seed(state, images, labels, indices):
         def step(state, idx):
