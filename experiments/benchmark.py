@@ -251,7 +251,8 @@ def step_cost(config: TrainConfig, placement) -> dict | None:
     compiled on its own from images already gathered. (The chunk itself cannot be used:
     XLA counts a loop body once, and a gather's operand, the whole 12.5 MB training set,
     as bytes accessed.) Per image: FLOPs and bytes accessed; ``bytes_per_step``, the bytes
-    that step touches (each op's operands and result: an upper bound of its working set).
+    that step allocates (``memory_analysis``: arguments, results and temporaries), its
+    working set.
     """
     local = config.seeds // (placement.num_devices if placement.axis == "seeds" else 1)
     group = train.seed_group_size(config, local) if placement.seed_loop == "map" else local
@@ -267,7 +268,12 @@ def step_cost(config: TrainConfig, placement) -> dict | None:
     compiled = xla_options.jit(fn).lower(state, x, y).compile()
     costs = _cost(compiled, group * batch)
     if costs and "bytes_per_image" in costs:
-        costs["bytes_per_step"] = costs["bytes_per_image"] * group * batch
+        memory = compiled.memory_analysis()
+        # the working set: every buffer the step allocates (arguments, results, XLA's
+        # temporaries), each counted once; XLA's bytes accessed counts re-reads too
+        costs["bytes_per_step"] = (memory.argument_size_in_bytes + memory.output_size_in_bytes
+                                   + memory.temp_size_in_bytes) if memory else (
+            costs["bytes_per_image"] * group * batch)
         costs["devices"] = placement.num_devices  # each streams from its own core's caches
     return costs
 
@@ -774,8 +780,9 @@ def markdown(report: dict) -> str:
         "size: "
         + ", ".join(f"{b['bytes'] // 1024:,} KiB {b['gb_per_second']:.0f} GB/s" for b in bw)
         + ". FLOPs and bytes per image come from XLA's `cost_analysis` of one step (one "
-        "device's program); the working set is the bytes one step of one loop body touches "
-        "(one seed group's, or one batch's). Roof = the lower of peak / (FLOPs/image) and "
+        "device's program); the working set is every buffer one step of one loop body "
+        "allocates (one seed group's, or one batch's: XLA's `memory_analysis`). Roof = the "
+        "lower of peak / (FLOPs/image) and "
         "bandwidth / (bytes/image), the latter times the devices for sharded rows (each core "
         "its own caches); the matmul peak already uses both cores.", "",
         "| contender | FLOPs/image | bytes/image | working set | bandwidth there GB/s | "
