@@ -143,6 +143,23 @@ def autodiff_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties:
     return aux, grads
 
 
+def _window_max_backward(d_pooled: jax.Array, conv: jax.Array, pooled: jax.Array,
+                         ties: str) -> jax.Array:
+    """``backprop.window_max_backward`` on (F, B, 4, 169) windows, with the window maxima
+    the forward pass already has (``pooled``, the same numbers bit for bit: a maximum is
+    exact) instead of a second reduction over the windows."""
+    is_max = conv == pooled[:, :, None, :]
+    if ties == "report":
+        share = is_max.astype(conv.dtype)
+    elif ties == "first":
+        share = (is_max & (jnp.cumsum(is_max, axis=2) == 1)).astype(conv.dtype)
+    elif ties == "split":
+        share = is_max / jnp.sum(is_max, axis=2, keepdims=True).astype(conv.dtype)
+    else:
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {model.TIE_RULES}")
+    return share * d_pooled[:, :, None, :]
+
+
 def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str = "report"):
     """The report's hand-derived gradients, batch-mean: ``((losses, logits), FastParams)``.
 
@@ -161,7 +178,7 @@ def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: s
     d_biases = jnp.sum(d_t, axis=0)
     d_pooled = (d_t @ fast.weights).reshape(batch, -1, CELLS).transpose(1, 0, 2)  # W . dL/dt
     # Step (3): the tie rule routes dL/dpool to the window maxima.
-    d_conv = backprop.window_max_backward(d_pooled, conv, ties, axis=2)  # (F, B, 4, 169)
+    d_conv = _window_max_backward(d_pooled, conv, pooled, ties)  # (F, B, 4, 169)
     # Step (4): dL/dfilter(x, y) = sum over pixels of dL/dout * image(i+x, j+y).
     d_filters = d_conv.reshape(d_conv.shape[0], -1) @ cols.T
     return (losses, batch_logits), FastParams(d_filters, d_weights, d_biases)

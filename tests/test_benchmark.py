@@ -19,6 +19,7 @@ JAXCNN = ["numpy-reference", "jaxcnn-per-sample-manual", "jaxcnn-per-sample-auto
           "jaxcnn-per-sample-16-seeds", "jaxcnn-batch-32", "jaxcnn-batch-128",
           "jaxcnn-batch-1024", "jaxcnn-evaluate"]
 TORCH = ["torch-per-sample", "torch-batch-128", "torch-evaluate"]
+FLAX = ["flax-per-sample-loop", "flax-per-sample-scan", "flax-batch-128"]
 
 
 def _positive(x) -> bool:
@@ -68,8 +69,19 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
     assert {t["contender"] for t in report["targets"]} <= set(rows)
     for target in report["targets"]:
         assert target["met"] in (True, False, None)
-    assert report["cold_train"]["return_codes"] == [0]
+    assert report["cold_train"]["return_codes"] == [0, 0]  # empty cache, then warm
     assert _positive(report["cold_train"]["median_seconds"])
+    for kind in ("empty_cache", "warm_cache"):
+        assert _positive(report["cold_train"][kind]["median"])
+        assert report["cold_train"][kind]["met"] in (True, False)
+    assert all(_positive(b["gb_per_second"]) for b in report["memory_bandwidth"])
+    roof = rows["jaxcnn-per-sample-manual"]["roofline"]
+    assert roof["bound"] in ("memory", "compute") and _positive(roof["fraction_of_roof"])
+    if report["one_core"] is not None:
+        assert len(report["one_core"]["cpu"]) == 1
+        assert _positive(report["one_core"]["ratio"]["median"])
+    for name in FLAX:  # the idiomatic-JAX peers, when flax is installed
+        assert rows[name]["skipped"] or _positive(rows[name]["images_per_second"])
     assert _positive(report["flops"]["per_sample_flops_per_image"])
     assert _positive(report["flops"]["forward_flops_per_image"])
     machine = report["machine"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -95,6 +96,45 @@ def test_multi_seed_equals_separate_single_runs_bit_for_bit(small_data, override
         assert many.test_loss[i] == one.test_loss[0]
         assert many.test_accuracy[i] == one.test_accuracy[0]
         assert [w.loss[i] for w in many.windows] == [w.loss[0] for w in one.windows]
+
+
+@pytest.mark.parametrize(("overrides", "group"), [
+    (dict(), 4), (dict(optimizer="momentum", ties="first"), 4),
+    (dict(optimizer="adam", ties="split", batch_size=2), 1),
+    (dict(grad="autodiff", ties="split"), 1)])
+def test_seed_groups_equal_separate_single_runs_bit_for_bit(small_data, overrides, group):
+    """Per-image seeds that share their images train in vmapped groups
+    (train.seed_group_size: 4 of 8 here); each seed is still bit-identical to its
+    one-seed run. Mini-batches and autodiff, which a group would change, stay one seed
+    at a time."""
+    overrides = dict(train_size=120, log_every=40) | overrides
+    assert train.seed_group_size(TrainConfig(seeds=8, **overrides), 8) == group
+    many = run(small_data, seed=5, seeds=8, **overrides)
+    for i in (0, 3, 6):
+        one = run(small_data, seed=5 + i, **overrides)
+        for got, want in zip(leaves(many.state), leaves(one.state), strict=True):
+            np.testing.assert_array_equal(got[i], want[0])
+        assert many.test_loss[i] == one.test_loss[0]
+        assert [w.loss[i] for w in many.windows] == [w.loss[0] for w in one.windows]
+        assert [w.accuracy[i] for w in many.windows] == [w.accuracy[0] for w in one.windows]
+
+
+def test_seed_keys_and_init_equal_their_plain_definitions():
+    """seed_keys compiles all seeds at once and init_state compiles at LLVM level 1 (a
+    faster cold start): the same keys as jax.random.key(s) one by one, and the same
+    parameters as a default-level compile, bit for bit."""
+    config = TrainConfig(seed=2**31 - 6, seeds=5, num_filters=3, optimizer="adam")
+    init_keys, shuffle_keys = train.seed_keys(config)
+    for i in range(5):
+        want = jax.random.split(jax.random.key(config.seed + i))
+        assert np.array_equal(jax.random.key_data(init_keys[i]), jax.random.key_data(want[0]))
+        assert np.array_equal(jax.random.key_data(shuffle_keys[i]),
+                              jax.random.key_data(want[1]))
+    seeds = jax.numpy.arange(config.seed, config.seed + 5)
+    plain = jax.jit(functools.partial(train._init_state, config, 27))(seeds)
+    got = train.init_state(config, 27)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_log_windows_cover_exactly_log_every_steps(small_data):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -76,6 +77,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "seed)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar (it is off anyway when stderr is not a terminal)")
+    multi = parser.add_argument_group(
+        "several processes (JAX's multi-process runtime; see the README)")
+    multi.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="address of process 0, which hosts the coordination service "
+                            "(default $JAX_COORDINATOR_ADDRESS)")
+    multi.add_argument("--num-processes", type=int, metavar="N",
+                       help="processes in the run (default $JAX_NUM_PROCESSES)")
+    multi.add_argument("--process-id", type=int, metavar="I",
+                       help="this process, 0..N-1; 0 prints and writes --out "
+                            "(default $JAX_PROCESS_ID)")
+    multi.add_argument("--distributed", action="store_true",
+                       help="take the settings above from JAX's cluster auto-detection "
+                            "(SLURM, Open MPI, Kubernetes, ...)")
 
 
 def _given(args: argparse.Namespace) -> dict:
@@ -155,7 +169,7 @@ def format_result(result) -> list[str]:
     return lines
 
 
-def use_cpu_devices(requested: int | None, seeds: int) -> int:
+def use_cpu_devices(requested: int | None, seeds: int, processes: int = 1) -> int:
     """Split the CPU into several JAX devices (before JAX starts) so seeds run in parallel.
 
     One XLA:CPU device runs a per-image step on one core; with N devices the seed axis is
@@ -168,6 +182,8 @@ def use_cpu_devices(requested: int | None, seeds: int) -> int:
 
     import jax
 
+    if requested is None and processes > 1:
+        requested = 1  # one device per process: the processes are the parallelism
     if requested is None:
         cores = os.cpu_count() or 1
         requested = max(n for n in range(1, min(cores, seeds) + 1) if seeds % n == 0)
@@ -208,12 +224,12 @@ def _init_params(source, config: TrainConfig, num_classes: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcnn import checkpoint, outputs, rundir
+    from jaxcnn import checkpoint, distributed, outputs
 
     if args.resume is not None and args.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
-    out = args.out or args.resume
-    resuming_here = _same_dir(out, args.resume)
+    settings = distributed.settings_from(args.coordinator, args.num_processes,
+                                         args.process_id, args.distributed)
     source = config = None
     if args.resume is None:  # a new run: its flags are checked before the folder is touched
         if args.init_from is not None:
@@ -221,14 +237,47 @@ def run(args: argparse.Namespace) -> int:
             config = config_from_args(args, num_filters=source.config.num_filters)
         else:
             config = config_from_args(args)
+    if not settings.requested:
+        return _run(args, config, source, checkpoint, outputs, lambda: None)
+
+    # Several processes: JAX's runtime starts before anything touches its backend.
+    seeds = config.seeds if config is not None else checkpoint.load(args.resume).config.seeds
+    use_cpu_devices(args.cpu_devices, seeds, processes=settings.num_processes or 2)
+    multi = distributed.initialize(settings)
+    if not multi:
+        return _run(args, config, source, checkpoint, outputs, lambda: None)
+    agreed = [False]
+
+    def agree():  # every process is ready to train (or one of them failed: all stop)
+        agreed[0] = True
+        distributed.agree(None)
+
+    quiet = distributed.process_index() != 0  # only process 0 prints and writes
+    try:
+        with contextlib.redirect_stdout(open(os.devnull, "w")) if quiet else (
+                contextlib.nullcontext()):
+            return _run(args, config, source, checkpoint, outputs, agree, writer=not quiet)
+    except Exception as exc:
+        if not agreed[0]:
+            distributed.agree(exc)  # tell the others before leaving
+        raise
+    finally:
+        distributed.shutdown()
+
+
+def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) -> int:
+    from jaxcnn import rundir
+
+    out = (args.out or args.resume) if writer else None
+    resuming_here = _same_dir(out, args.resume)
     lock = (rundir.prepare(out, resuming_here=resuming_here, force=args.force)
             if out is not None else contextlib.nullcontext())
     with lock:
-        return _train(args, out, config, source, checkpoint, outputs)
+        return _train(args, out, config, source, checkpoint, outputs, agree)
 
 
 def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoint,
-           outputs) -> int:
+           outputs, agree=lambda: None) -> int:
     from tqdm import tqdm
 
     ckpt, changed, history, init_from = None, {}, [], None
@@ -255,9 +304,13 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         if source is not None:
             init_from = {"path": str(args.init_from.resolve()), "run_id": source.run_id,
                          "step": source.step, "config_hash": source.config.digest()}
-    use_cpu_devices(args.cpu_devices, config.seeds)
-
     import jax
+
+    if not jax.distributed.is_initialized():  # a multi-process run chose its devices already
+        use_cpu_devices(args.cpu_devices, config.seeds)
+    from jaxcnn.cli import xla_cache
+
+    xla_cache.enable()  # compiled programs from earlier runs load from disk
 
     from jaxcnn import train
 
@@ -356,6 +409,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         if out is not None and result.epochs_done < config.epochs:
             save(result)
 
+    agree()
     try:
         result = train.train(config, dataset, resume=resume, on_window=on_window,
                              on_epoch=on_epoch, on_steps=bar.update, keep_windows=False)
