@@ -58,8 +58,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import data, fast, model, reference, train, xla_options
-from jaxcnn.config import TrainConfig
+from jaxcnn import data, fast, model, reference
+from jaxcnn.training import train, xla_options
+from jaxcnn.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 NUM_CLASSES = 10

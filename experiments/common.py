@@ -140,7 +140,7 @@ def start(args: argparse.Namespace, name: str, settings: Callable, **config):
     ``settings(args, num_train)`` returns the experiment's dict (``seeds``,
     ``test_size``, ...); ``config`` adds fields to the base ``TrainConfig``.
     """
-    from jaxcnn.config import TrainConfig
+    from jaxcnn.training.config import TrainConfig
 
     log = Log(name)
     setup(args)
@@ -154,8 +154,8 @@ def start(args: argparse.Namespace, name: str, settings: Callable, **config):
 
 def train_logged(config, dataset, log: Log, label: str,
                  on_epoch: Callable | None = None):
-    """``jaxcnn.train.train`` with a progress line before and after (and per epoch)."""
-    from jaxcnn import train
+    """``jaxcnn.training.train.train`` with a progress line before and after (and per epoch)."""
+    from jaxcnn.training import train
 
     n = config.train_size or len(dataset.train_labels)
     log(f"{label}: {config.seeds} seed(s), {n:,} images x {config.epochs} epoch(s), "
@@ -330,7 +330,7 @@ def command_line(name: str, argv: Sequence[str] | None = None) -> str:
 
 def write_result(args: argparse.Namespace, name: str, payload: dict, log: Log) -> Path:
     """Write ``<out>/<name>.json`` (payload plus provenance) and regenerate README.md."""
-    from jaxcnn.outputs import versions
+    from jaxcnn.training.outputs import versions
 
     doc = {
         "experiment": name,

@@ -173,7 +173,8 @@ def tie_study(params, images, labels, sum_window: int) -> dict:
 def main(args) -> int:
     import jax
 
-    from jaxcnn import fast, train
+    from jaxcnn import fast
+    from jaxcnn.training import train
 
     log, ds, s, base, seeds = common.start(args, NAME, settings)
 

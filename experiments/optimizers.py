@@ -97,7 +97,7 @@ def settings(args, num_train: int, num_test: int) -> dict:
 
 
 def base_config(args, key: str, lr: float, **changes):
-    from jaxcnn.config import TrainConfig
+    from jaxcnn.training.config import TrainConfig
 
     _, overrides, _ = OPTIMIZERS[key]
     return TrainConfig(**{"data": args.data, "seed": args.seed, "shuffle": True, "lr": lr,
@@ -109,7 +109,8 @@ def train_per_epoch(config, dataset, log, label: str) -> tuple[object, list[dict
     """Train; after every epoch score the dataset's test split (per seed)."""
     import jax.numpy as jnp
 
-    from jaxcnn import model, train
+    from jaxcnn import model
+    from jaxcnn.training import train
 
     n_test = config.test_size or len(dataset.test_labels)
     test_x = model.normalize(dataset.test_images[:n_test], jnp.float32)

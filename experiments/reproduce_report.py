@@ -90,7 +90,8 @@ def score_untrained(config, ds, n: int) -> dict:
     """Forward only: the initial parameters of every seed scored in windows of 100."""
     import jax.numpy as jnp
 
-    from jaxcnn import model, train
+    from jaxcnn import model
+    from jaxcnn.training import train
 
     state = train.init_state(config, ds.num_classes)
     images = model.normalize(ds.train_images[:n], jnp.float32)

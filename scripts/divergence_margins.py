@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn import data, health, train
-from jaxcnn.config import TrainConfig
+from jaxcnn import data
 from jaxcnn.errors import DivergenceError
+from jaxcnn.training import health, train
+from jaxcnn.training.config import TrainConfig
 
 FASHION = "idx:/usr/share/datasets/fashion-mnist"
 SPLIT = dict(grad="manual", ties="split", shuffle=True)  # experiments.optimizers' setting

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn.idx import SPLIT_FILES, encode_idx
+from jaxcnn.data.idx import SPLIT_FILES, encode_idx
 
 
 def make_split(n: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:

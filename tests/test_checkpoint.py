@@ -15,9 +15,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcnn import checkpoint, data, train
-from jaxcnn.config import TrainConfig
+from jaxcnn import data
 from jaxcnn.errors import CheckpointError
+from jaxcnn.training import checkpoint, train
+from jaxcnn.training.config import TrainConfig
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 

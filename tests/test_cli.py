@@ -131,7 +131,7 @@ def test_resume_accepts_restated_flags_and_a_new_learning_rate_and_optimizer(tra
     metrics = strict_json((tmp_path / "metrics.json").read_text())
     assert metrics["history"] == [change] and metrics["config"]["optimizer"] == "momentum"
     assert [w["step"] for w in metrics["windows"]] == [100 * i for i in range(1, 10)]
-    from jaxcnn import checkpoint
+    from jaxcnn.training import checkpoint
 
     assert checkpoint.load(tmp_path).history == [change]
 
@@ -173,7 +173,7 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
 
     import numpy as np
 
-    from jaxcnn import checkpoint
+    from jaxcnn.training import checkpoint
 
     out, _ = trained
     with np.load(out / checkpoint.FILE_NAME) as npz:

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from jaxcnn import data, health, train
-from jaxcnn.config import TrainConfig
+from jaxcnn import data
 from jaxcnn.errors import DivergenceError
+from jaxcnn.training import health, train
+from jaxcnn.training.config import TrainConfig
 
 CONFIG = TrainConfig()
 

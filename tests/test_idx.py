@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from idx_helpers import make_split, snapshot, write_idx, write_idx_dir
 
-from jaxcnn import data, idx
+from jaxcnn import data
+from jaxcnn.data import idx
 from jaxcnn.errors import DataError, JaxcnnError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -25,8 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from idx_helpers import make_split, snapshot
 
-from jaxcnn import data, filetype, idx
+from jaxcnn import data
 from jaxcnn.cli import main
+from jaxcnn.data import filetype, idx
 from jaxcnn.errors import DataError
 
 MNIST_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -243,7 +244,7 @@ def test_47_classes_flow_through_train_evaluate_checkpoint_and_data(tmp_path, ca
     run = tmp_path / "run"
     assert main(["train", "--data", source, "--train-size", "40", "--test-size", "20",
                  "--log-every", "20", "--out", str(run), "--no-progress"]) == 0
-    from jaxcnn import checkpoint
+    from jaxcnn.training import checkpoint
 
     ckpt = checkpoint.load(run)
     assert len(ckpt.class_names) == 47 and ckpt.class_names[10] == "A"

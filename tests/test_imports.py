@@ -2,7 +2,7 @@
 
 In particular data flows one way: ``jaxcnn.data`` imports its sources (``idx``,
 ``idx_layout``, ``filetype``, ``tfds_source``), which import only each other,
-``jaxcnn.data_common`` and ``jaxcnn.errors``, never ``jaxcnn.data``.
+``jaxcnn.data.common`` and ``jaxcnn.errors``, never ``jaxcnn.data``.
 """
 
 from __future__ import annotations
@@ -69,9 +69,10 @@ def test_cycle_detection_finds_one():
 
 def test_sources_do_not_import_data():
     graph = import_graph()
-    sources = ("jaxcnn.idx", "jaxcnn.idx_layout", "jaxcnn.filetype", "jaxcnn.tfds_source")
+    sources = ("jaxcnn.data.idx", "jaxcnn.data.idx_layout", "jaxcnn.data.filetype",
+               "jaxcnn.data.tfds_source")
     for source in sources:
         assert "jaxcnn.data" not in graph[source], source
-        allowed = {"jaxcnn.data_common", "jaxcnn.errors", *sources}  # acyclic: tested above
+        allowed = {"jaxcnn.data.common", "jaxcnn.errors", *sources}  # acyclic: tested above
         assert graph[source] <= allowed, (source, graph[source])
-    assert graph["jaxcnn.data_common"] <= {"jaxcnn.errors"}
+    assert graph["jaxcnn.data.common"] <= {"jaxcnn.errors"}

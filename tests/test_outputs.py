@@ -8,8 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from jaxcnn import outputs
-from jaxcnn.train import Window
+from jaxcnn.training import outputs
+from jaxcnn.training.train import Window
 
 RUN, OTHER = "a" * 32, "b" * 32
 

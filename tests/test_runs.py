@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxcnn import checkpoint
+from jaxcnn.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--train-size", "20", "--test-size", "100", "--log-every", "10", "--no-progress"]

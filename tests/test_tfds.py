@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 from idx_helpers import snapshot
 
-from jaxcnn import data, tfds_source
+from jaxcnn import data
+from jaxcnn.data import tfds_source
+from jaxcnn.data.idx import encode_idx
 from jaxcnn.errors import DataError
-from jaxcnn.idx import encode_idx
 
 SKIP = "needs the tfds extra: pip install 'jaxcnn[tfds]'"
 SKIP_PREPARE = "needs the tfds-prepare extra: pip install 'jaxcnn[tfds-prepare]'"

@@ -15,9 +15,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcnn import backprop, checkpoint, data, fast, model, train
-from jaxcnn.config import TrainConfig
+from jaxcnn import backprop, data, fast, model
 from jaxcnn.errors import ConfigError, DivergenceError
+from jaxcnn.training import checkpoint, train
+from jaxcnn.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(train_size=300, test_size=200)
@@ -226,8 +227,9 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
     script = textwrap.dedent("""
         import json, sys
         import jax, numpy as np
-        from jaxcnn import data, train
-        from jaxcnn.config import TrainConfig
+        from jaxcnn import data
+        from jaxcnn.training import train
+        from jaxcnn.training.config import TrainConfig
         assert len(jax.devices()) == 2, jax.devices()
         ds = data.load("mnist-embedded", train_size=200, test_size=100)
         out = {}

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"jaxcnn {args.command}: stopped: its output pipe was closed (the reader, e.g. "
                "`head`, exited); files already saved are intact")
     except OSError as exc:
-        from jaxcnn.fsio import describe
+        from jaxcnn.training.fsio import describe
 
         _error(f"jaxcnn {args.command}: error: {describe(exc, 'a file operation failed')}")
     return 2

@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from jaxcnn import checkpoint, fast, model, outputs, train
+    from jaxcnn import fast, model
+    from jaxcnn.training import checkpoint, outputs, train
 
     ckpt = checkpoint.load(args.checkpoint)
     dataset = testset.load(args, ckpt)

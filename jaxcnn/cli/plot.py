@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("jaxcnn plot needs matplotlib: pip install 'jaxcnn[plot]'") from None
     import numpy as np
 
-    from jaxcnn import checkpoint, fsio, outputs, plots
+    from jaxcnn.training import checkpoint, fsio, outputs, plots
 
     ckpt = checkpoint.load(args.run)
     out = args.out or args.run / "plots"

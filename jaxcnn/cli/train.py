@@ -18,10 +18,11 @@ import sys
 import uuid
 from pathlib import Path
 
-from jaxcnn import data, faults, fsio
-from jaxcnn.config import GRADIENTS, OPTIMIZERS, RESUME_CHANGEABLE, TrainConfig
+from jaxcnn import data, faults
 from jaxcnn.errors import CheckpointError, ConfigError, DivergenceError
 from jaxcnn.model import TIE_RULES
+from jaxcnn.training import fsio
+from jaxcnn.training.config import GRADIENTS, OPTIMIZERS, RESUME_CHANGEABLE, TrainConfig
 
 # Training flags: (flag, config field, argparse kwargs). Defaults come from TrainConfig.
 _FLAGS = [
@@ -206,7 +207,7 @@ def _init_params(source, config: TrainConfig, num_classes: int):
     import jax
     import numpy as np
 
-    from jaxcnn import checkpoint
+    from jaxcnn.training import checkpoint
 
     s = source.config.seeds
     if source.config.num_filters != config.num_filters:
@@ -224,7 +225,7 @@ def _init_params(source, config: TrainConfig, num_classes: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcnn import checkpoint, distributed, outputs
+    from jaxcnn.training import checkpoint, distributed, outputs
 
     if args.resume is not None and args.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
@@ -266,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) -> int:
-    from jaxcnn import rundir
+    from jaxcnn.training import rundir
 
     out = (args.out or args.resume) if writer else None
     resuming_here = _same_dir(out, args.resume)
@@ -312,7 +313,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
 
     xla_cache.enable()  # compiled programs from earlier runs load from disk
 
-    from jaxcnn import train
+    from jaxcnn.training import train
 
     dataset = data.load(config.data, train_size=config.train_size, test_size=config.test_size,
                         download=args.download)

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from jaxcnn import fsio
+from jaxcnn.training import fsio
 
 CSV_NAME = "metrics.csv"
 JSON_NAME = "metrics.json"

@@ -38,10 +38,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxcnn import __version__, fast, fsio
-from jaxcnn.config import RESUME_CHANGEABLE, TrainConfig
+from jaxcnn import __version__, fast
 from jaxcnn.errors import CheckpointError, ConfigError
 from jaxcnn.model import POOL_SIZE, Params
+from jaxcnn.training import fsio
+from jaxcnn.training.config import RESUME_CHANGEABLE, TrainConfig
 
 FORMAT = "jaxcnn-checkpoint"
 VERSION = 2

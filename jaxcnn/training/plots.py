@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn import fsio
+from jaxcnn.training import fsio
 
 DPI = 100
 CURVES_SIZE = (10, 4)

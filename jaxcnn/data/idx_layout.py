@@ -47,8 +47,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from jaxcnn import filetype, idx
-from jaxcnn.data_common import FASHION_NAMES
+from jaxcnn.data import filetype, idx
+from jaxcnn.data.common import FASHION_NAMES
 from jaxcnn.errors import DataError
 
 MAX_DEPTH = 4

@@ -181,7 +181,7 @@ def _zip_description(data: bytes) -> str:
             arrays.append(f"{m[:-4]}: " + _npy_header(read_member(data, m))
                           .removeprefix("a NumPy .npy array, "))
         return (f"a NumPy .npz archive ({'; '.join(arrays)}), as Keras's mnist.npz; not IDX: "
-                "save its arrays with jaxcnn.idx.encode_idx, or get the IDX files")
+                "save its arrays with jaxcnn.data.idx.encode_idx, or get the IDX files")
     if any(m.endswith("data.pkl") for m in members):
         return ("a PyTorch file (torch.save, e.g. torchvision's processed/*.pt); not IDX: "
                 "use the IDX files from torchvision's raw/ folder next to it")
@@ -229,7 +229,7 @@ OTHER_MAGIC = (
     (b"Rar!\x1a\x07", "a RAR archive: unpack it (`unrar x FILE`) and point idx: at the folder"),
     (b"\x93NUMPY", None),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file, not IDX: read it with h5py and save the arrays "
-                           "with jaxcnn.idx.encode_idx, or get the IDX files"),
+                           "with jaxcnn.data.idx.encode_idx, or get the IDX files"),
     (b"%PDF", "a PDF document, not data"),
 )
 
@@ -253,8 +253,8 @@ def describe(data: bytes) -> str:
     for magic, what in OTHER_MAGIC:
         if data.startswith(magic):
             if magic == b"\x93NUMPY":
-                return (f"{_npy_header(data)}, not IDX: save it with jaxcnn.idx.encode_idx, or "
-                        "get the IDX files")
+                return (f"{_npy_header(data)}, not IDX: save it with "
+                        "jaxcnn.data.idx.encode_idx, or get the IDX files")
             return what
     if is_zip(data):
         return _zip_description(data)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jaxcnn.errors import OutputError
-from jaxcnn.fsio import output_error
+from jaxcnn.training.fsio import output_error
 
 LOCK_NAME = ".jaxcnn.lock"
 

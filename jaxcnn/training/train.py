@@ -37,9 +37,10 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxcnn import fast, faults, health, model, xla_options
-from jaxcnn.config import TrainConfig
+from jaxcnn import fast, faults, model
 from jaxcnn.errors import ConfigError, DataError
+from jaxcnn.training import health, xla_options
+from jaxcnn.training.config import TrainConfig
 
 EVAL_BATCH = 1000  # test images per compiled call
 EVAL_CHUNK = 100  # test images per forward pass inside it
@@ -333,7 +334,7 @@ def evaluate(params: fast.FastParams, images: jax.Array, labels: jax.Array,
 class Placement:
     """Where arrays live: one device, or a 1-D mesh over the seed or the batch axis.
 
-    The mesh spans ``jax.devices()``: with several processes (``jaxcnn.distributed``)
+    The mesh spans ``jax.devices()``: with several processes (``jaxcnn.training.distributed``)
     those are the devices of all of them, and arrays are built from each process's
     identical host copy (``jax.make_array_from_callback``). ``to_host`` brings results
     back to every process."""
@@ -391,7 +392,7 @@ class Placement:
         there are several processes: all of them call it at the same point)."""
         if self.processes == 1:
             return jax.tree.map(np.asarray, tree)
-        from jaxcnn import distributed
+        from jaxcnn.training import distributed
 
         return distributed.gather(tree)
 
@@ -434,7 +435,7 @@ class _CallbackGuard:
     def check(self):
         if not self.multiprocess:
             return
-        from jaxcnn import distributed
+        from jaxcnn.training import distributed
 
         if distributed.any_failed(self.error is not None):
             if self.error is not None:

@@ -11,18 +11,18 @@
     ``tfds-prepare``): the full 60,000 + 10,000 images of the first two, or any TFDS
     image-classification data set with 28x28x1 images (``tfds:kmnist``,
     ``tfds:emnist/letters``, ...), class names from its label feature. Downloads only
-    with ``--download``. See ``jaxcnn.tfds_source``.
+    with ``--download``. See ``jaxcnn.data.tfds_source``.
 ``idx:PATH``
     IDX files in a folder or archive, however they were downloaded (MNIST's names,
     EMNIST's prefixes, torchvision's ``MNIST/raw``, Kaggle's copies, compressed or not);
     any integer label type, QMNIST's label tables, class names from mapping files or
-    ``max label + 1``. See ``jaxcnn.idx_layout`` and ``jaxcnn.idx``. Fashion-MNIST
+    ``max label + 1``. See ``jaxcnn.data.idx_layout`` and ``jaxcnn.data.idx``. Fashion-MNIST
     offline: ``apt-get install dataset-fashion-mnist`` then
     ``idx:/usr/share/datasets/fashion-mnist``.
 
 Every problem raises ``jaxcnn.errors.DataError`` with one message; nothing is written.
 Data flows one way: this module imports the sources (lazily), the sources import only
-``jaxcnn.data_common``, ``jaxcnn.errors`` and each other, never this module.
+``jaxcnn.data.common``, ``jaxcnn.errors`` and each other, never this module.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from importlib import resources
 
 import numpy as np
 
-from jaxcnn.data_common import DIGIT_NAMES, check_available, check_size
-from jaxcnn.data_common import FASHION_NAMES as FASHION_NAMES  # re-exported
+from jaxcnn.data.common import DIGIT_NAMES, check_available, check_size
+from jaxcnn.data.common import FASHION_NAMES as FASHION_NAMES  # re-exported
 from jaxcnn.errors import DataError
 
 DEFAULT_SOURCE = "mnist-embedded"
@@ -134,7 +134,7 @@ def load(source: str = DEFAULT_SOURCE, *, train_size: int | None = None,
         if not name:
             raise DataError("tfds: needs a tensorflow-datasets name, e.g. --data tfds:kmnist "
                             "or --data tfds:emnist/letters")
-        from jaxcnn import tfds_source
+        from jaxcnn.data import tfds_source
 
         arrays, names, notes = tfds_source.load_tfds(
             name, download=download, train_size=train_size, test_size=test_size)
@@ -143,7 +143,7 @@ def load(source: str = DEFAULT_SOURCE, *, train_size: int | None = None,
         if not directory:
             raise DataError("idx: needs a directory or archive, e.g. "
                             "--data idx:/usr/share/datasets/fashion-mnist")
-        from jaxcnn import idx_layout
+        from jaxcnn.data import idx_layout
 
         found = idx_layout.load(directory)
         arrays, names, notes = found.arrays, found.class_names, found.notes

@@ -39,8 +39,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxcnn.config import TrainConfig
 from jaxcnn.errors import DivergenceError
+from jaxcnn.training.config import TrainConfig
 
 LOSS_LIMIT_FACTOR = 100  # x ln C, any log window (rule 3): 230 for 10 classes
 RUN_LIMIT_FACTOR = 10  # x ln C, any RUN_IMAGES consecutive images (rule 4): 23

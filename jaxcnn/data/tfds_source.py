@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn.data_common import check_available
+from jaxcnn.data.common import check_available
 from jaxcnn.errors import DataError
 
 INSTALL = "pip install 'jaxcnn[tfds]'"
@@ -237,7 +237,7 @@ def _check_manual_files(builder, manual_dir: Path) -> None:
                          f"expected {int(info.size):,} bytes with sha256 {info.checksum[:12]}...")
     if not wrong:
         return
-    from jaxcnn import idx
+    from jaxcnn.data import idx
 
     try:
         idx.read_idx_dir(manual_dir)

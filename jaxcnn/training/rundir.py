@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from jaxcnn import checkpoint, fsio, outputs, runlock
 from jaxcnn.errors import ConfigError, OutputError
+from jaxcnn.training import checkpoint, fsio, outputs, runlock
 
 RUN_FILES = (checkpoint.FILE_NAME, outputs.CSV_NAME, outputs.JSON_NAME, checkpoint.LEGACY_JSON)
 

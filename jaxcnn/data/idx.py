@@ -14,12 +14,12 @@ What jaxcnn needs from them:
   the class in column 0, as QMNIST ships its labels (``0x00000C02``, int32, K = 8).
 
 Files may be compressed (gzip, bzip2, xz, lzma, zlib) or wrapped in a one-file zip or
-tar, detected from the content, not the name (``jaxcnn.filetype``). Bytes that are not
+tar, detected from the content, not the name (``jaxcnn.data.filetype``). Bytes that are not
 IDX at all (an HTML error page, an image, a NumPy file, ...) are named as what they are.
 Every problem raises ``DataError`` with one message naming the file, what is wrong and
 what to do. Nothing is ever written.
 
-Finding the four files in a folder or archive: ``jaxcnn.idx_layout``.
+Finding the four files in a folder or archive: ``jaxcnn.data.idx_layout``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn import filetype
+from jaxcnn.data import filetype
 from jaxcnn.errors import DataError
 
 IMAGE_SHAPE = (28, 28)
@@ -247,7 +247,7 @@ def read_idx_dir(directory: Path | str) -> dict[str, np.ndarray]:
     """All four arrays of a folder holding MNIST's four standard names, labels 0-9.
 
     Returns ``train_images``/``test_images`` uint8 (N, 28, 28) and
-    ``train_labels``/``test_labels`` int32 (N,). (``jaxcnn.idx_layout`` finds the files
+    ``train_labels``/``test_labels`` int32 (N,). (``jaxcnn.data.idx_layout`` finds the files
     under other names and layouts, with any class set.)
     """
     directory = Path(directory).expanduser()
