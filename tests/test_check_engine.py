@@ -367,3 +367,23 @@ def test_given_inputs_must_match_the_arguments():
     report = check_layer(from_blog(reference.MaxPool2(), "maxpool2"), fd_seconds=0.01)
     with pytest.raises(KeyError, match="has input"):
         report.check("nope")
+
+
+def test_a_kink_hidden_on_both_sides_of_the_step_is_confirmed_away():
+    """Two near-ties crossed symmetrically keep the one-sided slopes equal (no kink seen);
+    a second, smaller step moves the difference and exposes it."""
+    delta = 0.5e-6
+
+    def h(v):
+        return float(max(0.0, v[0] - delta) - max(0.0, -v[0] - delta))  # flat at 0
+
+    x = np.zeros(1)
+    fd = numeric.differences(h, x, np.arange(1), 1e-6)
+    assert not fd.kink[0] and fd.values[0] == pytest.approx(0.5)  # wrong, and unflagged
+    confirmed = numeric.confirm(h, x, fd, np.array([True]), 1e-9)
+    assert confirmed.kink[0]
+    def sine(v):
+        return float(np.sin(v[0]))
+
+    smooth = numeric.differences(sine, np.full(1, 0.3), np.arange(1), 1e-6)
+    assert not numeric.confirm(sine, np.full(1, 0.3), smooth, np.array([True]), 1e-6).kink[0]

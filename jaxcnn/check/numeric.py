@@ -116,6 +116,27 @@ def _slopes(h, base, n, bump, eps, precision) -> Differences:
     return Differences(None, central, kink, eps, time.perf_counter() - start, round_off)
 
 
+def confirm(h: Callable[[np.ndarray], float], arg: np.ndarray, fd: Differences,
+            suspects: np.ndarray, tol: float, precision=np.float64) -> Differences:
+    """Take the ``suspects`` (bool, per entry or direction) again with a step 8x smaller:
+    where the two central differences disagree by more than ``tol`` (absolute), the step
+    crossed a kink that both one-sided slopes happened to hide (a near-tie crossed on both
+    sides), and the entry is marked a kink. Costs 2 calls per suspect."""
+    picks = np.flatnonzero(suspects)
+    if not len(picks):
+        return fd
+    small = fd.eps / 8
+    if fd.directions is not None:
+        again = directional(h, arg, fd.directions[picks], small, precision)
+    else:
+        again = differences(h, arg, fd.indices[picks], small, precision)
+    kink = fd.kink.copy()
+    unstable = again.kink | ~np.isfinite(again.values) | (
+        np.abs(again.values - fd.values[picks]) > tol)
+    kink[picks] |= unstable
+    return fd._replace(kink=kink, seconds=fd.seconds + again.seconds)
+
+
 def pick_indices(size: int, budget: int, priority: np.ndarray | None, rng: np.random.Generator
                  ) -> np.ndarray:
     """Up to ``budget`` flat indices out of ``size``: all when they fit, else the
