@@ -11,6 +11,11 @@ import sys
 from jaxcnn import interrupts
 
 interrupts.install(interrupts.command_of(sys.argv[1:]))
+if any(a.startswith(("--coordinator", "--num-processes", "--process-id", "--distributed"))
+       for a in sys.argv[1:]) or "JAX_COORDINATOR_ADDRESS" in os.environ:
+    # A multi-process run: XLA's C++ runtime warns about its recoverable-task feature on
+    # every run, and jaxcnn reports failures itself. Read once, when jaxlib loads.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def run() -> None:

@@ -254,6 +254,11 @@ def run(args: argparse.Namespace) -> int:
         distributed.agree(None)
 
     quiet = distributed.process_index() != 0  # only process 0 prints and writes
+    if quiet:  # at the file descriptor: Gloo's C++ code prints to stdout too
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     try:
         with contextlib.redirect_stdout(open(os.devnull, "w")) if quiet else (
                 contextlib.nullcontext()):
