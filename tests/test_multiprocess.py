@@ -30,7 +30,10 @@ def free_port() -> int:
 
 
 def env(**extra):
-    return os.environ | {"PYTHONPATH": str(ROOT)} | extra
+    """A user's environment: without the TF_CPP_MIN_LOG_LEVEL an import in this test
+    process may have set (jaxcnn leaves a user's own setting alone)."""
+    clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return clean | {"PYTHONPATH": str(ROOT)} | extra
 
 
 def two_processes(extra0=(), extra1=(), env1=None):
