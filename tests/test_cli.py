@@ -195,7 +195,7 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--lr", "0.04", "--train-size", "500"), "mean loss of steps 1-100 reached 46"),
     (("train", "--lr", "0.5", "--train-size", "20"), "training diverged"),
     (("train", "--seed", "-1"), "--seed must be at least 0"),
-    (("train", "--resume", "/no/such/run"), "no checkpoint.npz there"),
+    (("train", "--resume", "/no/such/run"), "cannot resume /no/such/run: no such folder"),
     (("train", "--epochs", "0"), "--epochs must be at least 1"),
     (("train", "--train-size", "99999"), "more than the 4,000 train images"),
     (("train", "--data", "idx:/no/such/dir"), "does not exist"),
@@ -229,3 +229,10 @@ def test_seeds_run_on_several_cpu_devices_with_the_same_result(tmp_path):
     b = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert a["windows"] == b["windows"]  # bit for bit: each seed runs the one-seed program
     assert a["test"] == b["test"]
+
+
+def test_resume_of_a_missing_folder_creates_nothing(tmp_path):
+    missing = tmp_path / "never" / "made"
+    proc = jaxcnn("train", "--resume", str(missing))
+    assert proc.returncode == 2 and "no such folder" in proc.stderr
+    assert not (tmp_path / "never").exists()

@@ -274,6 +274,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) -> int:
     from jaxcnn.training import rundir
 
+    if args.resume is not None and not args.resume.is_dir():  # before making any folder
+        raise CheckpointError(f"cannot resume {args.resume}: no such folder; give the --out "
+                              "folder of an earlier run")
     out = (args.out or args.resume) if writer else None
     resuming_here = _same_dir(out, args.resume)
     lock = (rundir.prepare(out, resuming_here=resuming_here, force=args.force)
@@ -424,7 +427,8 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             raise
         raise DivergenceError(
             f"{exc} The checkpoint of epoch {saved_epoch[0]} in {out} is kept: continue it "
-            f"with `jaxcnn train --resume {out} --lr {config.learning_rate / 10:g}`.") from None
+            f"with `jaxcnn train --resume {out} --epochs {config.epochs} "
+            f"--lr {config.learning_rate / 10:g}`.") from None
     finally:
         bar.close()
     print("\n".join(format_result(result)))
