@@ -247,3 +247,15 @@ def test_optimizer_state_of_another_optimizer_is_refused(saved, tmp_path):
     sgd_config = TrainConfig(train_size=100, test_size=50, optimizer="momentum", seeds=2)
     with pytest.raises(CheckpointError, match="optimizer state does not match"):
         checkpoint.restore_state(ckpt, train.init_state(sgd_config, 10))
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"hello\n", "not an npz archive (a zip file); it starts with b'hello\\n'"),
+    (b"", "is empty"),
+    (b"\x80\x04\x95\x10\x00", "is a Python pickle"),
+])
+def test_a_file_that_is_not_an_npz_is_named_for_what_it_is(tmp_path, content, message):
+    (tmp_path / checkpoint.FILE_NAME).write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(tmp_path)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -152,6 +152,14 @@ def _read_arrays(directory: Path, path: Path) -> dict[str, np.ndarray]:
         raw = path.read_bytes()
     except OSError as exc:
         raise _fail(directory, f"cannot read {FILE_NAME} ({exc.strerror})") from None
+    if not raw.startswith(b"PK"):  # not a zip: say what it is before numpy guesses
+        if raw.startswith(b"\x80"):
+            raise _fail(directory, f"{FILE_NAME} is a Python pickle, which could run "
+                                   "arbitrary code; refusing to load it")
+        what = ("empty" if not raw else
+                f"not an npz archive (a zip file); it starts with {raw[:16]!r}")
+        raise _fail(directory, f"{FILE_NAME} is {what}: corrupt, or not a jaxcnn checkpoint; "
+                               "restore it or train again")
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
