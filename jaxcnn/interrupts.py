@@ -23,6 +23,8 @@ import os
 import signal
 import sys
 
+_hard_exit = os._exit  # bound now: `jaxcnn check` swaps os._exit while user code runs
+
 SIGNALS = {
     "SIGINT": (130, "interrupted (Ctrl-C)"),
     "SIGTERM": (143, "terminated (SIGTERM)"),
@@ -56,6 +58,6 @@ def install(command: str, note: str | None = None) -> None:
             try:
                 os.write(2, line)
             finally:
-                os._exit(code)
+                _hard_exit(code)
 
         signal.signal(sig, handler)

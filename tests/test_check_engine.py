@@ -279,7 +279,8 @@ def test_discovery_says_what_it_skipped(tmp_path):
 @pytest.mark.parametrize("source, message", [
     ("def f(:\n", "SyntaxError"),
     ("import no_such_module_xyz\n", "ModuleNotFoundError"),
-    ("raise SystemExit(3)\n", "SystemExit"),
+    ("raise SystemExit(3)\n", "exits while being imported \\(sys.exit\\(3\\)\\)"),
+    ("import os\nos._exit(0)\n", "exits while being imported \\(os._exit\\(0\\)\\)"),
 ])
 def test_import_problems_are_one_clear_line(tmp_path, source, message):
     path = tmp_path / "bad.py"

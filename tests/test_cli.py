@@ -201,10 +201,19 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--data", "idx:/no/such/dir"), "does not exist"),
     (("evaluate", "/no/such/checkpoint"), "no checkpoint.npz there"),
     (("verify", "--images", "0"), "--images must be between"),
+    (("train", "--out", ""), "argument --out: an empty path"),
+    (("plot", ""), "argument DIR: an empty path"),
+    (("train", "--momentum", "0.5"), "--momentum applies to --optimizer momentum only"),
+    (("train", "--cpu-devices", "3", "--seeds", "4"), "--cpu-devices 3 must divide --seeds 4"),
+    (("train", "--resume", ".", "--force"), "give one"),
+    (("train", "--batch-size", "5000"), "--batch-size 5000 is larger than the 3,000"),
+    (("train", "--bogus"), "unrecognized arguments: --bogus (see jaxcnn train --help)"),
 ])
 def test_user_errors_exit_2_with_one_message(args, message):
     proc = jaxcnn(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
+    if "diverged" not in message and "mean loss" not in message:  # those train first
+        assert proc.stdout == ""  # refused before anything is printed
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -45,6 +45,31 @@ class CheckUsageError(JaxcnnError):
     """The files or modules to check cannot be loaded, or hold no layers."""
 
 
+class UserExit(BaseException):
+    """The user's code called ``os._exit`` (a BaseException: ``except Exception`` in user
+    code does not swallow it)."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+@contextlib.contextmanager
+def no_process_exit():
+    """While user code runs: ``os._exit(n)`` raises ``UserExit`` instead of ending the
+    process without a word (``sys.exit`` raises ``SystemExit`` already)."""
+    real = os._exit
+
+    def refuse(code=0):
+        raise UserExit(code)
+
+    os._exit = refuse
+    try:
+        yield
+    finally:
+        os._exit = real
+
+
 # Ordered: the first pattern that matches the name gives the kind.
 BLOG_KINDS = (("conv", "conv3x3"), ("pool", "maxpool2"),
               ("softmax|dense|fc|linear|affine|fullyconnected", "dense_softmax"),
@@ -93,7 +118,11 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
     code = compile(source, path, "exec", dont_inherit=True)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
     try:
-        exec(code, module.__dict__)
+        with no_process_exit():
+            exec(code, module.__dict__)
+    except UserExit as exc:
+        sys.modules.pop(module_name, None)
+        raise SystemExit(f"os._exit({exc.code})") from None
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
@@ -103,6 +132,10 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    if isinstance(exc, SystemExit):
+        how = exc.code if str(exc.code).startswith("os.") else f"sys.exit({exc.code})"
+        return (f"it exits while being imported ({how}); put its script part under "
+                "`if __name__ == \"__main__\":`")
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from jaxcnn import faults, interrupts
 from jaxcnn.errors import JaxcnnError
@@ -32,12 +33,23 @@ COMMANDS = {
 }
 
 
+def path_arg(text: str) -> Path:
+    """argparse type for a file or folder: an empty string (an unset ``$OUT`` in a
+    script) is an error, not the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
+    return Path(text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: "jaxcnn check: error: ... (see jaxcnn check --help)"
     and exit 2, without the usage block (sub-command parsers inherit this class)."""
 
+    command: str | None = None  # the sub-command on the line, for the top-level parser
+
     def error(self, message: str):
-        _error(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        prog = f"{self.prog} {self.command}" if self.command else self.prog
+        _error(f"{prog}: error: {message} (see {prog} --help)")
         sys.exit(2)
 
 
@@ -47,7 +59,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="jaxcnn",
-        description="A from-scratch MNIST CNN as pure JAX functions.",
+        description="Check hand-derived backprop against autodiff; train the report's "
+                    "from-scratch MNIST CNN.",
     )
     parser.add_argument("--version", action="version", version=f"jaxcnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -82,23 +95,34 @@ def main(argv: list[str] | None = None) -> int:
     interrupts.install(command if command in COMMANDS else "command")
     faults.point("start")
     parser = build_parser(command if command in COMMANDS else None)
+    parser.command = command if command in COMMANDS else None
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        _error(f"jaxcnn: error: give a command: {', '.join(COMMANDS)} (see jaxcnn --help)")
         return 2
     try:
         return int(args._run(args) or 0)
     except JaxcnnError as exc:
-        _error(f"jaxcnn {args.command}: error: {exc}")
+        _error(f"jaxcnn {args.command}: error: {_short(str(exc))}")
     except BrokenPipeError:
         _stdout_closed()
+        saved = "; files already saved are intact" if args.command == "train" else ""
         _error(f"jaxcnn {args.command}: stopped: its output pipe was closed (the reader, e.g. "
-               "`head`, exited); files already saved are intact")
+               f"`head`, exited){saved}")
     except OSError as exc:
         from jaxcnn.training.fsio import describe
 
         _error(f"jaxcnn {args.command}: error: {describe(exc, 'a file operation failed')}")
     return 2
+
+
+def _short(message: str, limit: int = 600) -> str:
+    """A message on one line, at most ``limit`` characters (a listing can be huge)."""
+    message = " ".join(message.split())
+    if len(message) <= limit:
+        return message
+    return message[:limit - 30].rstrip() + f" ... ({len(message) - limit + 30:,} more characters)"
 
 
 def _error(line: str) -> None:

@@ -75,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     start = time.perf_counter()
     for layer in layers:
-        with contextlib.redirect_stdout(sys.stderr):  # the user's prints never mix with ours
-            reports.append(check_layer(layer, seed=args.seed))
+        try:  # the user's prints never mix with ours; their exits never end the check
+            with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit():
+                reports.append(check_layer(layer, seed=args.seed))
+        except (discover.UserExit, SystemExit) as exc:
+            code = exc.code
+            raise discover.CheckUsageError(f"{layer.name} exits the program while it is "
+                                           f"checked (exit code {code}); nothing more could "
+                                           "be checked") from None
     chains = []
     for _, _, file in sources:  # the report's network, when a file has all three
         trio = [next((layer for layer in layers if layer.file == file and layer.style == "blog"

@@ -9,14 +9,13 @@ refused unless ``--ignore-class-names``; a different class count is always refus
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from jaxcnn.cli import testset
+from jaxcnn.cli import path_arg, testset
 from jaxcnn.errors import DivergenceError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+    parser.add_argument("checkpoint", type=path_arg, metavar="CHECKPOINT",
                         help="a directory written by `jaxcnn train --out DIR`")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     testset.add_arguments(parser, "score")

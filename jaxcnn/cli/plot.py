@@ -11,18 +11,17 @@ Needs matplotlib: pip install 'jaxcnn[plot]'.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from jaxcnn.cli import testset
+from jaxcnn.cli import path_arg, testset
 from jaxcnn.errors import ConfigError
 
 FILES = ("learning_curves.png", "filters.png", "confusion.png", "misclassified.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", type=Path, metavar="DIR",
+    parser.add_argument("run", type=path_arg, metavar="DIR",
                         help="a folder written by `jaxcnn train --out DIR`")
-    parser.add_argument("--out", type=Path, metavar="FOLDER",
+    parser.add_argument("--out", type=path_arg, metavar="FOLDER",
                         help="where the PNG files go (default: DIR/plots)")
     testset.add_arguments(parser, "plot")
 

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 from jaxcnn import data, faults
+from jaxcnn.cli import path_arg
 from jaxcnn.errors import CheckpointError, ConfigError, DivergenceError
 from jaxcnn.model import TIE_RULES
 from jaxcnn.training import fsio
@@ -62,12 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(data=None)
     for flag, dest, kwargs in _FLAGS:
         parser.add_argument(flag, dest=dest, default=None, **kwargs)
-    parser.add_argument("--out", type=Path, metavar="DIR",
+    parser.add_argument("--out", type=path_arg, metavar="DIR",
                         help="write metrics.csv, a checkpoint and metrics.json here")
-    parser.add_argument("--resume", type=Path, metavar="DIR",
+    parser.add_argument("--resume", type=path_arg, metavar="DIR",
                         help="continue the run in DIR (its configuration; --epochs, --lr, "
                              "--optimizer, --momentum and --freeze-conv may change)")
-    parser.add_argument("--init-from", type=Path, metavar="DIR",
+    parser.add_argument("--init-from", type=path_arg, metavar="DIR",
                         help="start a new run from the parameters of DIR's checkpoint (same "
                              "filters and class count; any data, optimizer and size)")
     parser.add_argument("--force", action="store_true",
@@ -98,6 +99,20 @@ def _given(args: argparse.Namespace) -> dict:
     if args.data is not None:
         given["data"] = args.data
     return given
+
+
+def _refuse_ignored_flags(args: argparse.Namespace, config: TrainConfig) -> None:
+    """Flags that would change nothing in this run are an error, not silently dropped."""
+    if args.momentum is not None and config.optimizer != "momentum":
+        raise ConfigError(f"--momentum applies to --optimizer momentum only (this run uses "
+                          f"{config.optimizer}); drop --momentum or add --optimizer momentum")
+    n = args.cpu_devices
+    if n is not None and n > 1:
+        splits = (f"--seeds {config.seeds}" if config.seeds > 1
+                  else f"--batch-size {config.batch_size} (one seed)")
+        if (config.seeds % n if config.seeds > 1 else config.batch_size % n):
+            raise ConfigError(f"--cpu-devices {n} must divide {splits}: the seeds (or one "
+                              "seed's mini-batch) are what is split across devices")
 
 
 def config_from_args(args: argparse.Namespace, **defaults) -> TrainConfig:
@@ -229,6 +244,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume is not None and args.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
+    if args.resume is not None and args.force:
+        raise ConfigError("--force replaces the run in --out with a new one and --resume "
+                          "continues one; give one")
     settings = distributed.settings_from(args.coordinator, args.num_processes,
                                          args.process_id, args.distributed)
     source = config = None
@@ -313,6 +331,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         if source is not None:
             init_from = {"path": str(args.init_from.resolve()), "run_id": source.run_id,
                          "step": source.step, "config_hash": source.config.digest()}
+    _refuse_ignored_flags(args, config)
     import jax
 
     if not jax.distributed.is_initialized():  # a multi-process run chose its devices already
@@ -356,6 +375,10 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         print(f"Starting from the parameters of {args.init_from} (step {source.step})")
 
     n = len(dataset.train_labels)
+    if n < config.batch_size:  # before anything is printed
+        raise ConfigError(f"--batch-size {config.batch_size} is larger than the {n:,} "
+                          "training images; give a smaller --batch-size or a larger "
+                          "--train-size")
     steps_per_epoch = n // config.batch_size
     print(f"jaxcnn: {config.seeds} model{'s' if config.seeds > 1 else ''} on {dataset.source}: "
           f"{n:,} training / {len(dataset.test_labels):,} test images, "
