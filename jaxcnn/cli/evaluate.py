@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
                                     train.make_evaluate(loop))
     if not (np.isfinite(loss).all() and np.isfinite(accuracy).all()):
         raise DivergenceError(f"the test loss of the checkpoint in {args.checkpoint} is not "
-                              f"finite ({loss.tolist()}): its parameters overflow on {source}")
+                              f"finite ({loss.tolist()}): its parameters overflow on {source}; "
+                              "train it again with a smaller --lr")
     result = {"checkpoint": str(args.checkpoint), "data": dataset.source,
               "test_images": len(dataset.test_labels), "step": ckpt.step,
               "run_id": ckpt.run_id, "class_names": list(ckpt.class_names),

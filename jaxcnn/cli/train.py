@@ -230,7 +230,8 @@ def _init_params(source, config: TrainConfig, num_classes: int):
                           f"but this run asks for {config.num_filters}; drop --filters")
     if len(source.class_names) != num_classes:
         raise ConfigError(f"--init-from: the checkpoint classifies {len(source.class_names)} "
-                          f"classes but {config.data} has {num_classes}")
+                          f"classes but {config.data} has {num_classes}; start from a "
+                          f"checkpoint trained on {num_classes} classes, or drop --init-from")
     if s not in (1, config.seeds):
         raise ConfigError(f"--init-from: the checkpoint holds {s} seeds; give --seeds {s}, or "
                           "start from a one-seed checkpoint")
