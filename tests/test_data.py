@@ -106,9 +106,9 @@ def test_sizes_take_the_first_n(embedded, train_size, test_size):
 
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
-    ({"train_size": 4001}, "--train-size 4,001 (the train_size) is more than the 4,000 train "
+    ({"train_size": 4001}, "--train-size 4,001 is more than the 4,000 train "
                            "images that mnist-embedded holds; give --train-size 4,000 or less"),
-    ({"test_size": 1001}, "--test-size 1,001 (the test_size) is more than the 1,000 test images"),
+    ({"test_size": 1001}, "--test-size 1,001 is more than the 1,000 test images"),
     ({"train_size": 0}, "train_size must be a whole number of at least 1, got 0"),
     ({"test_size": -5}, "test_size must be a whole number of at least 1, got -5"),
     ({"train_size": 2.5}, "train_size must be a whole number"),

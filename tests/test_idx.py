@@ -213,7 +213,7 @@ def test_empty_idx_spelling():
 
 def test_train_size_larger_than_idx_split(tmp_path):
     write_idx_dir(tmp_path, n_train=50)
-    with pytest.raises(DataError, match="train_size=51 is more than the 50 train images"):
+    with pytest.raises(DataError, match="--train-size 51 is more than the 50 train images"):
         data.load(f"idx:{tmp_path}", train_size=51)
 
 

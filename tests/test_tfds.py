@@ -285,7 +285,7 @@ def test_mock_data(tfds, data_dir, source, first_class, classes):
         assert ds.class_names[0] == first_class and ds.num_classes == classes
         assert ds.source == source
         assert "array_record, without TensorFlow" in ds.notes[0]
-        with pytest.raises(DataError, match="test_size=13 is more than the 12 test images"):
+        with pytest.raises(DataError, match="--test-size 13 is more than the 12 test images"):
             data.load(source, test_size=13)
 
 
@@ -400,7 +400,7 @@ def test_mnist_builder_prepares_offline_from_seeded_cache(tfds, data_dir, no_net
     small = data.load("mnist", train_size=1_000, test_size=100)
     assert small.train_images.shape == (1_000, 28, 28) and small.test_labels.shape == (100,)
     np.testing.assert_array_equal(small.train_labels, ds.train_labels[:1_000])
-    with pytest.raises(DataError, match="train_size=60,001 is more than the 60,000"):
+    with pytest.raises(DataError, match="--train-size 60,001 is more than the 60,000"):
         data.load("mnist", train_size=60_001)
     assert snapshot(data_dir) == before
     assert "array_record, without TensorFlow" in small.notes[0]

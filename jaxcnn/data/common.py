@@ -25,6 +25,6 @@ def check_available(n: int | None, available: int, split: str, source: str) -> N
     """Raise ``DataError`` when ``n`` examples of ``split`` are asked but only ``available``."""
     if n is not None and n > available:
         raise DataError(
-            f"--{split}-size {n:,} (the {split}_size) is more than the {available:,} {split} "
+            f"--{split}-size {n:,} is more than the {available:,} {split} "
             f"images that {source} holds; give --{split}-size {available:,} or less, or a "
             "larger source (--data mnist, fashion_mnist or idx:DIR hold 60,000 / 10,000)")

@@ -409,7 +409,7 @@ def _size(requested: int | None, available: int, split: str, dataset) -> int:
     if requested is None:
         return available
     if requested > available:
-        raise DataError(f"--{split}-size {requested:,} (the {split}_size) is more than the "
+        raise DataError(f"--{split}-size {requested:,} is more than the "
                         f"{available:,} {split} images loaded from "
                         f"{getattr(dataset, 'source', 'the data')}; give {available:,} or less")
     return requested
