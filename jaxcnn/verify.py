@@ -31,7 +31,8 @@ from jaxcnn import backprop, model
 from jaxcnn.check import chain, references
 from jaxcnn.check.adapters import from_jax_vjp
 from jaxcnn.check.engine import check_layer
-from jaxcnn.check.report import _clean
+from jaxcnn.check.layer import InputSet
+from jaxcnn.jsonsafe import strict
 
 FAMILIES = {"random": "random (tie-free)", "digits": "MNIST digits",
             "flat": "flat (every window tied)", "large-gap": "large logit gap"}
@@ -183,8 +184,8 @@ def tie_statistics(count: int, seed: int) -> dict:
         1).input_sets(seed)[0].args[1:]))
     shares, structural, ratios, cosines = [], [], [], []
     for image, label in zip(images, labels, strict=True):
-        conv = references._np(model.conv3x3(jnp.asarray(image), params.filters))
-        kinks = references._report_pool_kinks(references.InputSet(
+        conv = np.asarray(model.conv3x3(jnp.asarray(image), params.filters), np.float64)
+        kinks = references.report_pool_kinks(InputSet(
             "digits", "", (conv,), provenance={"image": image, "filters": params.filters}))
         shares.append(kinks.stats["tied_windows"] / kinks.stats["windows"])
         structural.append(kinks.stats["structural_ties"] / max(1, kinks.stats["tied_windows"]))
@@ -264,7 +265,7 @@ def run_checks(num_images: int = 8, seed: int = 0, only=None) -> dict:
                           "kind": "tie-overcount"}
         chain_ok = chain_report["first_wrong"] == expected_first
     failed = [r for r in rows if r.verdict == "FAIL"]
-    return _clean({"ok": not failed and chain_ok,
+    return strict({"ok": not failed and chain_ok,
                    "rows": [asdict(r) for r in rows], "ties": ties, "chain": chain_report,
                    "num_images": num_images, "seed": seed,
                    "seconds": {r.name: round(r.seconds, 2) for r in reports}})

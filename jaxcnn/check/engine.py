@@ -130,10 +130,9 @@ def _error_text(exc: BaseException, where: str) -> str:
     return f"{where} raised {type(exc).__name__}: {message}{at}"
 
 
-def _as_tuple(grads, n: int) -> tuple:
-    if isinstance(grads, (tuple, list)):
-        return tuple(grads)
-    return (grads,) if n == 1 else (grads,)
+def _as_tuple(grads) -> tuple:
+    """What a backward returned, as a tuple (one bare array: a one-argument layer's)."""
+    return tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
 
 
 def _is_float32(g) -> bool:
@@ -162,8 +161,10 @@ def _arg_name(layer: Layer, j: int) -> str:
 
 
 def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray, i: int):
-    """Costly candidates, built only when cheaper detectors failed: the upstream gradient
-    dropped, and one term kept of a sum over output positions (``=`` where ``+=``)."""
+    """Costly candidates, built only when cheaper detectors failed, each a ``jax.vjp`` of
+    the reference with something changed: the upstream gradient dropped (dout = 1) or read
+    with its axes permuted, another argument flipped (a kernel), one term kept of a sum over
+    output positions (``=`` where ``+=``), the first or last position skipped."""
     ref = layer.reference
     out_names = (layer.axis_names or {}).get("out")
     fun = bind(ref.forward, static)
@@ -407,12 +408,10 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         ct = rng.standard_normal(user_out.shape)
     try:
         _, backward = layer.vjp(hand_args(), s.static)
-        raw = _as_tuple(backward(np.array(ct, dtype=dtype)), len(names))
+        raw = _as_tuple(backward(np.array(ct, dtype=dtype)))
     except Exception as exc:
         return fail(_error_text(exc, "backward")), forward_info, None, notes
     try:
-        if isinstance(raw, tuple) and len(raw) == 1 and isinstance(raw[0], dict):
-            raise ValueError("it returned a dict: return one array per argument, in a tuple")
         hand = [_to_array(raw[i]) if i < len(raw) else None for i in range(len(names))]
     except ValueError as exc:
         return fail(f"backward: {exc}"), forward_info, None, notes
@@ -518,17 +517,14 @@ def _sampled_result(s: InputSet, hand, fd_result, tol, shape) -> SetResult:
     if hand.shape == shape and not np.all(np.isfinite(hand)):
         finding = cls.non_finite(hand, np.zeros(shape), cls.Context(tol))
         return _set_result(s, finding._replace(against=None), None, None, fd_result, "numeric")
-    if fd_result is None and hand.shape != shape:
+    if hand.shape != shape:
         finding = cls.classify(hand, np.zeros(shape), cls.Context(tol), (cls.wrong_shape,))
-        return _set_result(s, finding, None, None, None, "numeric")
+        return _set_result(s, finding, None, None, fd_result, "numeric")
     if fd_result is None:
         return SetResult(s.name, s.family, "unclassified",
                          note="no exact oracle and no finite differences could be taken")
     fd = fd_result["_fd"]
     trusted = ~fd.kink & np.isfinite(fd.values)
-    if hand.shape != shape:
-        finding = cls.classify(hand, np.zeros(shape), cls.Context(tol), (cls.wrong_shape,))
-        return _set_result(s, finding, None, None, fd_result, "numeric")
     if not trusted.any():
         return SetResult(s.name, s.family, "unclassified", numeric=_public(fd_result),
                          note="numeric oracle only, and every finite difference crossed a kink")

@@ -24,13 +24,25 @@ conv                  x (N, C, H, W), w (F, C, HH, WW), b (F,);      lax.conv_ge
 max_pool              x (N, C, H, W); static pool_param              window max
                       {"pool_height", "pool_width", "stride"}
 softmax_loss          x (N, C); static y (N,)                        mean cross-entropy
+conv3x3_bias          conv3x3 with biases (F,)                       model.conv3x3 + biases
+dense_cross_entropy   input, weights, biases; static label -> loss   the report's softmax
+                                                                     layer with its loss
+report_network        image, filters, weights, biases; static label  model.loss
+conv_nchw(_nobias)    conv without a config dict: stride 1, pad 0    as conv
+conv_nhwc(_nobias)    x (N, H, W, C), w (HH, WW, C, F)[, b]          NHWC/HWIO conv
+max_pool_nchw         max_pool without a config dict: 2x2, stride 2  as max_pool
 ====================  =============================================  ===================
 
 Input families: ``random`` (tie-free), ``digits`` (real MNIST from the embedded subset:
 its flat -0.5 background makes pool windows tie), ``flat`` (every window tied),
 ``boundary`` (exact zeros at ReLU's kink), ``overlap`` and ``strided`` (windows that
 overlap: the ``=`` vs ``+=`` bug only shows there), ``large-gap`` (confident wrong
-logits: a float32 softmax chain underflows there).
+logits: a float32 softmax chain underflows there); some random inputs are not square, so
+that swapped row and column indices show.
+
+Each reference may also carry alternates (other valid tie rules, and known wrong
+formulas: the report's overcount, overwriting windows, wrong derivatives, the stride left
+out), a subgradient test (any convex combination at ties and zeros), and its kinks.
 """
 
 from __future__ import annotations
@@ -240,7 +252,7 @@ def conv3x3_bias_spec() -> Spec:
                 dict(base.axis_names, biases=("filter",)), reference, with_bias)
 
 
-def _report_pool_kinks(s: InputSet) -> Kinks:
+def report_pool_kinks(s: InputSet) -> Kinks:
     x = np.asarray(s.args[0])
     windows = np.asarray(model.pool_windows(x))  # (H, W, F, 4)
     is_max, count = _window_ties(windows)
@@ -299,7 +311,7 @@ def maxpool2_spec() -> Spec:
 
     reference = Reference("jaxcnn.model.maxpool2",
                           lambda args, static: model.maxpool2(args[0], "split"),
-                          alternates, _report_pool_kinks, subgradient)
+                          alternates, report_pool_kinks, subgradient)
     return Spec("maxpool2", ("input",),
                 {"input": ("row", "column", "filter"), "out": ("row", "column", "filter")},
                 reference, _maxpool2_sets)
@@ -406,7 +418,7 @@ def _network_sets(seed: int, count: int) -> list[InputSet]:
 def _network_kinks(s: InputSet) -> Kinks:
     image, filters = s.args[0], s.args[1]
     conv = _np(model.conv3x3(jnp.asarray(image), jnp.asarray(filters)))
-    pool = _report_pool_kinks(InputSet(s.family, s.name, (conv,),
+    pool = report_pool_kinks(InputSet(s.family, s.name, (conv,),
                                        provenance={"image": image, "filters": filters}))
     return Kinks((None,) * 4, pool.stats, pool.summary)
 

@@ -17,26 +17,12 @@ import dataclasses
 import math
 
 from jaxcnn.check.engine import Check, LayerReport
-
-
-def _clean(value):
-    """JSON-ready: tuples to lists, NumPy scalars to Python, NaN/inf to None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if dataclasses.is_dataclass(value):
-        return _clean(dataclasses.asdict(value))
-    if hasattr(value, "item") and callable(value.item):
-        return _clean(value.item())
-    return value
+from jaxcnn.jsonsafe import strict
 
 
 def layer_json(report: LayerReport) -> dict:
     """One layer as a JSON-ready dict."""
-    return _clean({
+    return strict({
         "name": report.name, "file": report.file, "style": report.style, "kind": report.kind,
         "reference": report.reference, "ok": report.ok,
         "checks": [dataclasses.asdict(c) for c in report.checks],
@@ -47,7 +33,7 @@ def layer_json(report: LayerReport) -> dict:
 
 def to_json(reports: list[LayerReport], skipped=(), chains=()) -> dict:
     """The whole ``jaxcnn check --json`` document."""
-    return _clean({
+    return strict({
         "ok": bool(reports) and all(r.ok for r in reports) and all(c["ok"] for c in chains),
         "layers": [layer_json(r) for r in reports],
         "skipped": [{"name": n, "why": why} for n, why in skipped],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 
@@ -30,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxcnn import jsonsafe
     from jaxcnn.check import chain, discover, report
     from jaxcnn.check.engine import check_layer
     from jaxcnn.cli import xla_cache
@@ -72,28 +72,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"Found {len(layers)} layer{'s' * (len(layers) != 1)}: {found_text}", file=log)
     for name, why in skipped:
         print(f"Skipped {name}: {why}", file=log)
-    reports = []
-    start = time.perf_counter()
-    for layer in layers:
-        try:  # the user's prints never mix with ours; their exits never end the check
+    def guarded(name, run):
+        """``run()`` with the user's prints on stderr and their exits refused."""
+        try:
             with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit():
-                reports.append(check_layer(layer, seed=args.seed))
+                return run()
         except (discover.UserExit, SystemExit) as exc:
-            code = exc.code
-            raise discover.CheckUsageError(f"{layer.name} exits the program while it is "
-                                           f"checked (exit code {code}); nothing more could "
-                                           "be checked") from None
+            raise discover.CheckUsageError(f"{name} exits the program while it is checked "
+                                           f"(exit code {exc.code}); nothing more could be "
+                                           "checked") from None
+
+    start = time.perf_counter()
+    reports = [guarded(layer.name, lambda layer=layer: check_layer(layer, seed=args.seed))
+               for layer in layers]
     chains = []
     for _, _, file in sources:  # the report's network, when a file has all three
         trio = [next((layer for layer in layers if layer.file == file and layer.style == "blog"
                       and layer.kind == kind), None)
                 for kind in ("conv3x3", "maxpool2", "dense_softmax")]
         if all(trio):
-            with contextlib.redirect_stdout(sys.stderr):
-                chains.append(chain.check_chain(trio, chain.blog_chain_inputs(2, args.seed),
-                                                args.seed))
+            chains.append(guarded(f"the chain of {file}", lambda trio=trio: chain.check_chain(
+                trio, chain.blog_chain_inputs(2, args.seed), args.seed)))
     if args.json:
-        print(json.dumps(report.to_json(reports, skipped, chains), indent=2, allow_nan=False))
+        print(jsonsafe.dumps(report.to_json(reports, skipped, chains), indent=2))
     else:
         print()
         print(report.table(reports))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from jaxcnn import jsonsafe
 from jaxcnn.cli import path_arg, testset
 from jaxcnn.errors import DivergenceError
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
               "run_id": ckpt.run_id, "class_names": list(ckpt.class_names),
               "loss": outputs.summary(loss), "accuracy": outputs.summary(accuracy)}
     if args.json:
-        print(outputs.dumps(result, indent=2))
+        print(jsonsafe.dumps(result, indent=2))
     elif len(loss) == 1:
         print(f"{dataset.source}, {len(dataset.test_labels):,} test images, step {ckpt.step}")
         print(f"Test Loss: {loss[0]:.6g}\nTest Accuracy: {accuracy[0]:.6g}")

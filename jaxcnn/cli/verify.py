@@ -9,7 +9,6 @@ agree does, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 
 from jaxcnn.errors import ConfigError
 
@@ -25,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcnn import verify
+    from jaxcnn import jsonsafe, verify
     from jaxcnn.cli import xla_cache
 
     xla_cache.enable()
@@ -37,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
         report = verify.run_checks(args.images, args.seed, args.only)
     except ValueError as exc:
         raise ConfigError(f"--only: {exc}") from None
-    print(json.dumps(report, indent=2) if args.json else verify.format_table(report))
+    print(jsonsafe.dumps(report, indent=2) if args.json else verify.format_table(report))
     return 0 if report["ok"] else 1

@@ -20,43 +20,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import platform
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 
+from jaxcnn.jsonsafe import dumps
 from jaxcnn.training import fsio
 
 CSV_NAME = "metrics.csv"
 JSON_NAME = "metrics.json"
 CSV_COLUMNS = ["run_id", "step", "epoch", "seed", "steps", "images", "loss", "accuracy"]
-
-
-def strict(obj: Any) -> Any:
-    """``obj`` with NumPy scalars/arrays as Python values and non-finite floats as None."""
-    if isinstance(obj, dict):
-        return {str(k): strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return strict(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
-def dumps(obj: Any, **kwargs) -> str:
-    """Strict JSON text of ``obj`` (see ``strict``); never ``NaN`` or ``Infinity``."""
-    return json.dumps(strict(obj), allow_nan=False, **kwargs)
 
 
 def versions() -> dict[str, str]:

@@ -196,10 +196,7 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     axis_names.update({attr: s.axis_names.get(std) for attr, std in
                        zip(slots, s.arg_names[1:], strict=True)})
 
-    def input_sets(seed):
-        return s.input_sets(seed)
-
-    return Layer(name, kind, "blog", arg_names, forward, vjp, s.reference, input_sets,
+    return Layer(name, kind, "blog", arg_names, forward, vjp, s.reference, s.input_sets,
                  axis_names=axis_names,
                  cotangent=softmax_cotangent if kind == "dense_softmax" else None,
                  optional=frozenset({arg_names[0]}) if kind.startswith("conv3x3")
