@@ -11,6 +11,13 @@ images, channels first:
   with pool cell ``p = 13*i + j`` and window slot ``w = 2*a + c``;
 * filters (F, 9) times patches gives the conv output (F, B, 4, 169): axis 2 holds the
   pool windows, so ``model.window_max`` pools it with the same tie rules;
+* one image (the report's per-image SGD, ``manual_grads`` with B = 1) is laid out with
+  the windows last instead (``image_patches``: column ``4*p + w``, conv output
+  (F*169, 4)), so that its window maximum is already the flat (F*169,) feature vector.
+  With the windows on axis 2, XLA copied the pooled (F, 169) into the dense layer's
+  operand element by element: measured 1.4x slower for a group of 8 seeds, the same
+  for one seed. (Batches and evaluation keep axis 2: windows last made them 5-20 %
+  slower.)
 * the dense weights are stored transposed and reordered as (C, F*169), so the pooled
   features of one image flatten without a copy.
 
@@ -83,6 +90,27 @@ def _patch_index(batch: int) -> np.ndarray:
     return index.astype(np.int32)
 
 
+@functools.lru_cache(maxsize=1)
+def _image_patch_index() -> np.ndarray:
+    """Flat pixel indices (9, 676) into a (28, 28) image for ``image_patches``: entry
+    ``[3x + y, 4*(13i + j) + 2a + c]`` is pixel ``(2i + a + x, 2j + c + y)``."""
+    x, y = np.divmod(np.arange(9), 3)
+    a, c = np.divmod(np.arange(4), 2)
+    i, j = np.divmod(np.arange(CELLS), POOL_SIZE)
+    rows = 2 * i[None, :, None] + a[None, None, :] + x[:, None, None]  # (9, 169, 4)
+    cols = 2 * j[None, :, None] + c[None, None, :] + y[:, None, None]
+    index = (rows * IMAGE_SIZE + cols).reshape(9, PIXELS).astype(np.int32)
+    index.flags.writeable = False
+    return index
+
+
+def image_patches(image: jax.Array) -> jax.Array:
+    """One normalised image (28, 28) -> patches (9, 676), pool windows last: column
+    ``4*p + w`` is the patch under conv pixel ``(2i+a, 2j+c)``, ``p = 13*i + j``,
+    ``w = 2*a + c`` (one gather through a constant index table)."""
+    return image.reshape(-1)[_image_patch_index()]
+
+
 def patches(images: jax.Array) -> jax.Array:
     """Normalised images (B, 28, 28) -> patches (9, B*676), pool windows innermost.
 
@@ -144,27 +172,31 @@ def autodiff_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties:
 
 
 def _window_max_backward(d_pooled: jax.Array, conv: jax.Array, pooled: jax.Array,
-                         ties: str) -> jax.Array:
-    """``backprop.window_max_backward`` on (F, B, 4, 169) windows, with the window maxima
-    the forward pass already has (``pooled``, the same numbers bit for bit: a maximum is
-    exact) instead of a second reduction over the windows."""
-    is_max = conv == pooled[:, :, None, :]
+                         ties: str, axis: int = 2) -> jax.Array:
+    """``backprop.window_max_backward`` on windows along ``axis`` of ``conv`` ((F, B, 4, 169):
+    axis 2; one image's (F*169, 4): axis -1), with the window maxima the forward pass
+    already has (``pooled``, ``conv`` without that axis; the same numbers bit for bit: a
+    maximum is exact) instead of a second reduction over the windows."""
+    is_max = conv == jnp.expand_dims(pooled, axis)
     if ties == "report":
         share = is_max.astype(conv.dtype)
     elif ties == "first":
-        share = (is_max & (jnp.cumsum(is_max, axis=2) == 1)).astype(conv.dtype)
+        share = (is_max & (jnp.cumsum(is_max, axis=axis) == 1)).astype(conv.dtype)
     elif ties == "split":
-        share = is_max / jnp.sum(is_max, axis=2, keepdims=True).astype(conv.dtype)
+        share = is_max / jnp.sum(is_max, axis=axis, keepdims=True).astype(conv.dtype)
     else:
         raise ValueError(f"unknown tie rule {ties!r}; choose one of {model.TIE_RULES}")
-    return share * d_pooled[:, :, None, :]
+    return share * jnp.expand_dims(d_pooled, axis)
 
 
 def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str = "report"):
     """The report's hand-derived gradients, batch-mean: ``((losses, logits), FastParams)``.
 
     Same chain as ``backprop.grads`` (softmax -> pool -> conv), batched and re-laid out.
+    One image (B = 1, the report's per-image SGD) takes ``_manual_grads_image``.
     """
+    if images.shape[0] == 1:
+        return _manual_grads_image(fast, images, labels, ties)
     batch = images.shape[0]
     cols = patches(images)
     conv = _conv_windows(fast, cols, batch)  # (F, B, 4, 169)
@@ -182,6 +214,32 @@ def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: s
     # Step (4): dL/dfilter(x, y) = sum over pixels of dL/dout * image(i+x, j+y).
     d_filters = d_conv.reshape(d_conv.shape[0], -1) @ cols.T
     return (losses, batch_logits), FastParams(d_filters, d_weights, d_biases)
+
+
+def _manual_grads_image(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str):
+    """``manual_grads`` for one image, (1, 28, 28) and (1,): the same steps on vectors.
+
+    Patches with the windows last (``image_patches``), so the window maximum is the
+    (F*169,) feature vector itself and the dense layer a matrix-vector product. The
+    softmax steps keep the batch axis of one, so that a vmapped group of seeds
+    (``train.seed_group_size``) computes every seed's numbers bit for bit as this
+    one-seed program does (tested; without that axis XLA rounded one seed of a group
+    differently).
+    """
+    cols = image_patches(images[0])  # (9, 676)
+    conv = (fast.filters @ cols).reshape(-1, 4)  # (F*169, 4): windows last
+    pooled = jnp.max(conv, axis=-1)  # (F*169,), the features
+    logits = fast.weights @ pooled + fast.biases  # (C,)
+    losses = jax.vmap(model.cross_entropy)(logits[None], labels)
+    # Steps (1)-(2): dL/dt from the report's softmax Jacobian.
+    d_t = jax.vmap(backprop.logits_backward)(logits[None], labels)[0]  # (C,)
+    d_weights = d_t[:, None] * pooled[None, :]  # dL/dt (x) input
+    d_pooled = d_t @ fast.weights  # W . dL/dt, (F*169,)
+    # Step (3): the tie rule routes dL/dpool to the window maxima.
+    d_conv = _window_max_backward(d_pooled, conv, pooled, ties, axis=-1)  # (F*169, 4)
+    # Step (4): dL/dfilter(x, y) = sum over pixels of dL/dout * image(i+x, j+y).
+    d_filters = d_conv.reshape(fast.filters.shape[0], -1) @ cols.T
+    return (losses, logits[None]), FastParams(d_filters, d_weights, d_t)
 
 
 GRADIENTS = {"manual": manual_grads, "autodiff": autodiff_grads}

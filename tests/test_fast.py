@@ -151,6 +151,35 @@ def test_manual_grads_are_batch_mean_of_backprop_grads(batch_with_ties, ties):
 
 
 @pytest.mark.parametrize("ties", model.TIE_RULES)
+def test_manual_grads_of_one_image_equal_backprop_grads(batch_with_ties, ties):
+    """One image takes its own code path (windows last, matrix-vector products): the
+    report's gradients of each image, tied windows included, to 1e-12 in float64."""
+    params, images, labels = batch_with_ties
+    for b in range(images.shape[0]):
+        (losses, logits), got = fast.manual_grads(fast.to_fast(params), images[b:b + 1],
+                                                  labels[b:b + 1], ties)
+        loss, want = backprop.grads(params, images[b], labels[b], ties)
+        assert tree_rel_err(fast.from_fast(got), want) <= TOL
+        assert losses.shape == (1,) and logits.shape == (1, 7)
+        assert rel_err(losses[0], loss) <= TOL
+        assert rel_err(logits[0], model.logits(params, images[b])) <= TOL
+
+
+def test_image_patches_layout_is_the_docstrings():
+    """Column 4*p + w is the patch under conv pixel (2i+a, 2j+c), p = 13*i + j, w = 2*a + c."""
+    image = np.random.default_rng(1).normal(size=(28, 28)).astype(np.float32)
+    cols = np.asarray(fast.image_patches(jnp.asarray(image)))
+    assert cols.shape == (9, 676)
+    for a in range(2):
+        for c in range(2):
+            for i in range(13):
+                for j in range(13):
+                    patch = image[2 * i + a:2 * i + a + 3, 2 * j + c:2 * j + c + 3]
+                    np.testing.assert_array_equal(cols[:, 4 * (13 * i + j) + 2 * a + c],
+                                                  patch.reshape(9))
+
+
+@pytest.mark.parametrize("ties", model.TIE_RULES)
 def test_autodiff_grads_are_batch_mean_of_jax_grad(batch_with_ties, ties):
     params, images, labels = batch_with_ties
     (losses, _), got = fast.autodiff_grads(fast.to_fast(params), images, labels, ties)

@@ -101,13 +101,16 @@ def test_multi_seed_equals_separate_single_runs_bit_for_bit(small_data, override
 
 @pytest.mark.parametrize(("overrides", "group"), [
     (dict(), 4), (dict(optimizer="momentum", ties="first"), 4),
+    (dict(ties="split"), 8),  # the largest group the step allows, with SEED_GROUP raised
     (dict(optimizer="adam", ties="split", batch_size=2), 1),
     (dict(grad="autodiff", ties="split"), 1)])
-def test_seed_groups_equal_separate_single_runs_bit_for_bit(small_data, overrides, group):
+def test_seed_groups_equal_separate_single_runs_bit_for_bit(small_data, overrides, group,
+                                                            monkeypatch):
     """Per-image seeds that share their images train in vmapped groups
-    (train.seed_group_size: 4 of 8 here); each seed is still bit-identical to its
-    one-seed run. Mini-batches and autodiff, which a group would change, stay one seed
-    at a time."""
+    (train.seed_group_size: 4 of 8 here, or all 8 with a larger SEED_GROUP); each seed is
+    still bit-identical to its one-seed run. Mini-batches and autodiff, which a group
+    would change, stay one seed at a time."""
+    monkeypatch.setattr(train, "SEED_GROUP", max(train.SEED_GROUP, group))
     overrides = dict(train_size=120, log_every=40) | overrides
     assert train.seed_group_size(TrainConfig(seeds=8, **overrides), 8) == group
     many = run(small_data, seed=5, seeds=8, **overrides)

@@ -5,9 +5,11 @@ Everything runs in ``fast``'s compute layout. One compiled call trains one *chun
 only hands out chunks, prints the log line and checks for divergence between them
 (``health``). ``seeds=K`` trains K independent models (seeds ``seed .. seed+K-1``: own
 initialisation, own shuffles) in one program. On a CPU the seeds run one after another
-inside the compiled chunk (``lax.map``; measured faster than ``vmap`` there), each with
-exactly the single-seed program, so seed s of ``--seeds K`` is bit-identical to a
-one-seed run of seed s, on any number of devices. When several devices exist, the seed
+inside the compiled chunk (``lax.map``; measured faster than one ``vmap`` over all of
+them there), or, per-image seeds that see the same images, in vmapped groups of up to
+``SEED_GROUP``; either way every seed computes exactly the single-seed program's
+numbers, so seed s of ``--seeds K`` is bit-identical to a one-seed run of seed s, on any
+number of devices (tested). When several devices exist, the seed
 axis is split across them with ``shard_map`` (or, for one seed, the mini-batch axis is
 sharded: that sums the batch mean in another order and is *not* bit-identical). On
 other backends the seeds are vmapped (faster there; last-bit differences possible).
@@ -180,11 +182,12 @@ def _all_finite(tree) -> jax.Array:
 
 
 SEED_GROUP = 4
-"""Most seeds per vmapped group when seeds share their images (no ``--shuffle``): four
-seeds' dense weights (4 x 54 KB) and their per-step temporaries stay in a core's L2
-cache. Measured per-image on this project's 2-core CPU, 16 seeds on one device: groups
-of 4 trained 1.3x the images/s of one seed at a time; groups of 8 or 16 were slower than
-one at a time."""
+"""Most seeds per vmapped group when seeds share their images (no ``--shuffle``).
+Measured per-image on this project's 2-core CPU, 16 seeds on one device pinned to one
+core, aggregate images/s over one seed's: groups of 4 1.81x, of 8 1.98x, of 16 1.88x.
+With a second core free, XLA splits a group of 8's weight update (8 x 54 KB) across
+both cores' threads and the group loses more than it gains (CPU time per image 1.4x
+a group of 4's), so 4, which is never split, is the default everywhere."""
 
 
 def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
