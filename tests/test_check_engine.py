@@ -388,3 +388,48 @@ def test_a_kink_hidden_on_both_sides_of_the_step_is_confirmed_away():
 
     smooth = numeric.differences(sine, np.full(1, 0.3), np.arange(1), 1e-6)
     assert not numeric.confirm(sine, np.full(1, 0.3), smooth, np.array([True]), 1e-6).kink[0]
+
+
+RELU_PAIR = ("def relu_forward(x):\n    return np.maximum(0, x), x\n\n"
+             "def relu_backward(dout, x):\n    return dout * (x > 0)\n")
+
+
+@pytest.mark.parametrize("raw", [
+    ("# -*- coding: latin-1 -*-\n# couche écrite à la main\nimport numpy as np\n"
+     + RELU_PAIR).encode("latin-1"),
+    ("\ufeffimport numpy as np\n" + RELU_PAIR).encode("utf-8"),  # a byte-order mark
+])
+def test_files_are_decoded_as_python_decodes_source(tmp_path, raw):
+    path = tmp_path / "enc.py"
+    path.write_bytes(raw)
+    found = find_layers(load_file(path), str(path))
+    assert [layer.name for layer in found.layers] == ["relu"]
+    (tmp_path / "garbage.py").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" * 4)
+    with pytest.raises(CheckUsageError, match="cannot read") as info:
+        load_file(tmp_path / "garbage.py")
+    assert "None" not in str(info.value)
+
+
+def test_layers_behind_jax_jit_are_found_once(tmp_path):
+    path = tmp_path / "jitted.py"
+    path.write_text(
+        "import jax\nimport jax.numpy as jnp\n\n@jax.jit\ndef relu(x):\n"
+        "    return jnp.maximum(x, 0.0)\n\ndef relu_fwd(x):\n    return relu(x), x\n\n"
+        "def relu_bwd(x, g):\n    return (g * (x > 0),)\n\n@jax.custom_vjp\n"
+        "def tanh(x):\n    return jnp.tanh(x)\n\n"
+        "tanh.defvjp(lambda x: (jnp.tanh(x), jnp.tanh(x)), lambda t, g: (g * (1 - t * t),))\n"
+        "tanh_jit = jax.jit(tanh)\n")
+    found = find_layers(load_file(path), str(path))
+    assert sorted(layer.name for layer in found.layers) == ["relu", "tanh"]
+    assert all(check_layer(layer, fd_seconds=0.01).ok for layer in found.layers)
+
+
+def test_imports_made_when_a_function_runs_find_the_files_beside_it(tmp_path):
+    (tmp_path / "helpers_late.py").write_text("def mask(x):\n    return x > 0\n")
+    path = tmp_path / "late.py"
+    path.write_text("import numpy as np\n\ndef relu_forward(x):\n"
+                    "    from helpers_late import mask\n    return x * mask(x), x\n\n"
+                    "def relu_backward(dout, x):\n    from helpers_late import mask\n"
+                    "    return dout * mask(x)\n")
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    assert check_layer(layer, fd_seconds=0.01).ok
