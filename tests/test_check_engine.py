@@ -433,3 +433,30 @@ def test_imports_made_when_a_function_runs_find_the_files_beside_it(tmp_path):
                     "    return dout * mask(x)\n")
     layer = find_layers(load_file(path), str(path)).layers[0]
     assert check_layer(layer, fd_seconds=0.01).ok
+
+
+FAST_POOL = (
+    "import numpy as np\n\n"
+    "def max_pool_forward_fast(x, pool_param):\n"
+    "    ph, pw, s = pool_param['pool_height'], pool_param['pool_width'], pool_param['stride']\n"
+    "    n, c, h, w = x.shape\n"
+    "    assert ph == pw == s and h % ph == 0 and w % pw == 0, 'reshape method only'\n"
+    "    xr = x.reshape(n, c, h // ph, ph, w // pw, pw)\n"
+    "    out = xr.max(axis=3).max(axis=4)\n    return out, (x, xr, out)\n\n"
+    "def max_pool_backward_fast(dout, cache):\n    x, xr, out = cache\n"
+    "    mask = xr == out[:, :, :, None, :, None]\n"
+    "    dxr = mask * dout[:, :, :, None, :, None] / mask.sum(axis=(3, 5), keepdims=True)\n"
+    "    return dxr.reshape(x.shape)\n")
+
+
+def test_a_forward_that_refuses_other_settings_is_limited_not_wrong(tmp_path):
+    path = tmp_path / "fast.py"
+    path.write_text(FAST_POOL)
+    report = check_layer(find_layers(load_file(path), str(path)).layers[0], fd_seconds=0.01)
+    assert report.ok, [(c.kind, c.note) for c in report.checks]
+    assert any("skipped" in n and "stride 1" in n for n in report.notes)
+    # the same refusal under settings it ran with is still a bug
+    path.write_text(FAST_POOL.replace("h % ph == 0", "h == w"))
+    got = check_layer(find_layers(load_file(path), str(path)).layers[0],
+                      fd_seconds=0.01).check("x")
+    assert got.kind == "error" and "same ranks and settings" in got.note
