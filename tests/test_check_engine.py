@@ -460,3 +460,40 @@ def test_a_forward_that_refuses_other_settings_is_limited_not_wrong(tmp_path):
     got = check_layer(find_layers(load_file(path), str(path)).layers[0],
                       fd_seconds=0.01).check("x")
     assert got.kind == "error" and "same ranks and settings" in got.note
+
+
+def test_lost_precision_is_imprecise_never_scaled_by_one():
+    rounded = kind_of(REF.astype(np.float16).astype(np.float64))
+    assert rounded.kind == "imprecise" and "rounding" in rounded.note
+    assert kind_of(REF * (1 + 1e-7)).kind == "imprecise"  # not "scaled x1"
+    assert kind_of(REF * 1.01).kind == "scaled"  # a real factor stays scaled
+    one_wrong = REF.copy()
+    one_wrong[0, 0, 0] += 0.01  # a real error on one entry is not rounding
+    assert kind_of(one_wrong).kind == "unclassified"
+
+
+def test_a_float16_backward_and_a_float32_blog_layer(tmp_path):
+    path = tmp_path / "precision.py"
+    path.write_text(
+        "import numpy as np\n\ndef affine_forward(x, w, b):\n"
+        "    return x.reshape(len(x), -1) @ w + b, (x, w)\n\n"
+        "def affine_backward(dout, cache):\n    x, w = cache\n"
+        "    dx = (dout @ w.T).reshape(x.shape).astype(np.float16)\n"
+        "    return dx, x.reshape(len(x), -1).T @ dout, dout.sum(0)\n\n"
+        "class Dense:\n    def __init__(self, input_len, nodes):\n"
+        "        self.weights = np.zeros((input_len, nodes), np.float32)\n"
+        "        self.biases = np.zeros(nodes, np.float32)\n\n    def forward(self, input):\n"
+        "        self.x = input.flatten().astype(np.float32)\n        self.shape = input.shape\n"
+        "        return self.x @ self.weights + self.biases\n\n"
+        "    def backprop(self, d, learn_rate):\n        d = d.astype(np.float32)\n"
+        "        d_in = self.weights @ d\n"
+        "        self.weights -= np.float32(learn_rate) * np.outer(self.x, d)\n"
+        "        self.biases -= np.float32(learn_rate) * d\n        return d_in.reshape(self.shape)\n")
+    layers = {layer.name: layer for layer in find_layers(load_file(path), str(path)).layers}
+    affine = check_layer(layers["affine"], fd_seconds=0.01)
+    assert affine.check("x").kind == "imprecise" and "float16" in affine.check("x").note
+    assert affine.check("w").ok and affine.check("b").ok
+    assert layers["Dense"].kind == "dense"  # float32 logits: the dense layout, not softmax
+    dense = check_layer(layers["Dense"], fd_seconds=0.01)  # its weights stay float32
+    assert dense.ok, [(c.quantity, c.kind, c.note) for c in dense.checks]
+    assert all(c.oracle == "exact" and c.max_rel_error < 1e-4 for c in dense.checks)

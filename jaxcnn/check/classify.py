@@ -10,6 +10,9 @@ correct               equal to the reference, or to another valid subgradient at
                       (max-pool "first"/"split"/"last", ReLU's 0/1/1/2 at 0); ``rule``
                       says which
 tie-overcount         k tied maxima each got the full gradient (the report's rule)
+imprecise             the right gradient up to rounding: every entry within 0.1% of the
+                      reference's, but not within the tolerance (a float16 cast, float32
+                      arithmetic in a float64 check, an epsilon added)
 scaled                hand = alpha * reference; ``scale`` is alpha (1/N: a mean where a
                       sum belongs)
 sign-flipped          hand = -reference
@@ -43,7 +46,7 @@ import numpy as np
 
 from jaxcnn.check.compare import rel_error, scale
 
-KINDS = ("correct", "tie-overcount", "scaled", "sign-flipped", "transposed", "flipped",
+KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "transposed", "flipped",
          "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped",
          "wrong-derivative", "zero", "wrong-shape", "missing", "non-finite",
          "update-before-use", "update-rule", "error", "unclassified")
@@ -253,6 +256,27 @@ def known_bug(hand, reference, ctx) -> Finding | None:
     return None
 
 
+IMPRECISE_REL = 1e-3  # per entry: float16 rounds to 4.9e-4 relative, float32 to 6e-8
+
+
+def imprecise(hand, reference, ctx) -> Finding | None:
+    """Every entry within ``IMPRECISE_REL`` of the reference's own value (plus a floor of
+    1e-6 of max |reference| for entries near 0): lost precision, not a wrong formula."""
+    if hand.shape != reference.shape or not np.all(np.isfinite(hand)):
+        return None
+    denominator = scale(reference)
+    err = np.abs(hand - reference)
+    if denominator == 0 or not np.all(err <= IMPRECISE_REL * (np.abs(reference)
+                                                               + 1e-3 * denominator)):
+        return None
+    worst = float(np.max(err)) / denominator
+    return Finding("imprecise", note=f"the right gradient up to rounding: every entry "
+                   f"within {IMPRECISE_REL:g} of the reference's, but the max relative error "
+                   f"{worst:.2g} exceeds the tolerance {ctx.tol:g}: precision is lost "
+                   "somewhere (a float16 cast, float32 arithmetic, an epsilon added)",
+                   against=reference)
+
+
 def scaled(hand, reference, ctx) -> Finding | None:
     denominator = scale(reference)
     bases = [("", reference)] + [(c.name, c.value) for c in ctx.candidates
@@ -354,7 +378,7 @@ def unclassified(hand, reference, ctx) -> Finding:
 
 
 DETECTORS = (missing, wrong_shape, non_finite, valid_match, other_subgradient, zero, known_bug,
-             scaled, transposed, flipped, lazy_candidates)
+             imprecise, scaled, transposed, flipped, lazy_candidates)
 
 
 def classify(hand: np.ndarray | None, reference: np.ndarray, ctx: Context,

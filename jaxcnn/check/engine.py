@@ -481,8 +481,20 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         else:
             finding = cls.classify(h, reference, cls.Context(
                 tol, axis_names=(layer.axis_names or {}).get(name)))
+        low = _low_precision(raw[i])
+        if low and finding.kind in ("imprecise", "unclassified"):
+            finding = finding._replace(note=f"your backward returns {low}; " + finding.note)
         results.append(_set_result(s, finding, h, reference, fd_result, oracle))
     return results, forward_info, kink_info, notes
+
+
+def _low_precision(g) -> str | None:
+    """The dtype of a returned gradient when it is a float narrower than float32."""
+    try:
+        dtype = np.asarray(g).dtype
+    except Exception:
+        return None
+    return str(dtype) if dtype.kind == "f" and dtype.itemsize < 4 else None
 
 
 def classify_gradient(layer: Layer, args: tuple, static: tuple, ct: np.ndarray, i: int,
@@ -530,7 +542,7 @@ def _sampled_result(s: InputSet, hand, fd_result, tol, shape) -> SetResult:
                          note="numeric oracle only, and every finite difference crossed a kink")
     got = _project(hand, fd)[trusted]
     want = fd.values[trusted]
-    detectors = (cls.non_finite, cls.valid_match, cls.zero, cls.scaled)
+    detectors = (cls.non_finite, cls.valid_match, cls.zero, cls.imprecise, cls.scaled)
     finding = cls.classify(got, want, cls.Context(tol), detectors)
     r = _set_result(s, finding, got, want, fd_result, "numeric")
     if fd.indices is not None:
@@ -569,6 +581,12 @@ def _set_result(s: InputSet, finding: cls.Finding, hand, reference, fd_result, o
     if oracle == "numeric":
         r.note = ("numeric oracle only; " + r.note).rstrip("; ")
     return r
+
+
+def _settings(static: tuple) -> str:
+    """The hyperparameters among the static arguments (config dicts such as conv_param),
+    as text; labels and other per-sample statics are left out."""
+    return repr([sorted(a.items()) for a in static if isinstance(a, dict)])
 
 
 def _aggregate(name: str, per_set: list[SetResult]) -> Check:
@@ -654,22 +672,24 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
             if kink_info:
                 kinks.append(kink_info)
             notes += set_notes
-            ranks = tuple(np.ndim(a) for a in s.args)
+            ranks = (tuple(np.ndim(a) for a in s.args), _settings(s.static))
             (refused if any(r is not None and r.kind == NOT_RUN for r in results)
              else ran).append((s, ranks, results))
             for name, r in zip(layer.arg_names, results, strict=True):
                 if r is not None:
                     per_arg[name].append(r)
-    # An input refused by a forward that ran on inputs of the same ranks is a bug (say a
-    # non-square image where rows and columns are swapped), not a limitation.
+    # An input refused by a forward that ran on inputs of the same ranks and settings is a
+    # bug (say a non-square image where rows and columns are swapped), not a limitation.
+    # Other settings (a conv_param / pool_param the code does not support, like the
+    # CS231n fast pool's assert on overlapping windows) are a limitation: skipped.
     for _, ranks, results in refused:
         other = next((o for o, r, _ in ran if r == ranks), None)
         if other is not None:
             for r in results:
                 if r is not None:
                     r.kind = "error"
-                    r.note = (f"{r.note}, though it ran on {other.name} (same ranks): a bug "
-                              "in the forward for this shape")
+                    r.note = (f"{r.note}, though it ran on {other.name} (same ranks and "
+                              "settings): a bug in the forward for this shape")
     checks = [_aggregate(name, rs) for name, rs in per_arg.items() if rs]
     notes = _compact(notes)
     skipped = [name for name, rs in per_arg.items() if not rs]

@@ -16,7 +16,8 @@ The style of the report and of the blog it follows (``jaxcnn/reference.py``)::
 How the engine sees it (``from_blog``):
 
 * the parameters are the float array attributes found on the constructed object
-  (``filters``, ``weights``, ``biases``, or any other name); their gradients are
+  (``filters``, ``weights``, ``biases``, or any other name), set to each input's values
+  in the object's own dtype (a float32 layer runs in float32); their gradients are
   recovered from the in-place update on a copy, ``(before - after) / learn_rate``, with
   ``learn_rate = 0.5`` (a power of two: the division is exact);
 * a second backprop at ``learn_rate = 0.125`` must give the same input gradient and the
@@ -147,10 +148,14 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     name = name or type(obj).__name__
     template = copy.deepcopy(obj)
 
+    dtypes = [params[attr].dtype for attr in slots]
+
     def fresh(args):
+        """A copy of the object holding ``args``' parameters, in the dtype the object
+        keeps them in (a float32 layer stays float32, and gets float32 tolerances)."""
         layer = copy.deepcopy(template)
-        for attr, value in zip(slots, args[1:], strict=True):
-            setattr(layer, attr, np.array(value, copy=True))
+        for attr, value, dtype in zip(slots, args[1:], dtypes, strict=True):
+            setattr(layer, attr, np.array(value, dtype=dtype, copy=True))
         return layer
 
     def forward(args, static):
