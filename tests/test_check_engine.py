@@ -488,7 +488,8 @@ def test_a_float16_backward_and_a_float32_blog_layer(tmp_path):
         "    def backprop(self, d, learn_rate):\n        d = d.astype(np.float32)\n"
         "        d_in = self.weights @ d\n"
         "        self.weights -= np.float32(learn_rate) * np.outer(self.x, d)\n"
-        "        self.biases -= np.float32(learn_rate) * d\n        return d_in.reshape(self.shape)\n")
+        "        self.biases -= np.float32(learn_rate) * d\n"
+        "        return d_in.reshape(self.shape)\n")
     layers = {layer.name: layer for layer in find_layers(load_file(path), str(path)).layers}
     affine = check_layer(layers["affine"], fd_seconds=0.01)
     assert affine.check("x").kind == "imprecise" and "float16" in affine.check("x").note
