@@ -25,6 +25,8 @@ wrong-window          the backward indexes other windows than the forward (strid
 wrong-derivative      a known wrong formula for this layer (ReLU without its mask, sigmoid'
                       at the input, softmax without its diagonal, an average pool's, ...)
 cotangent-dropped     the upstream gradient (dout) was never multiplied in
+wrong-argument        the gradient of another argument (returned in another order than
+                      the arguments, or the wrong variable returned)
 zero                  all zeros where the reference is not
 wrong-shape           another shape than the argument's
 missing               no gradient returned for an argument that has one
@@ -48,7 +50,7 @@ from jaxcnn.check.compare import rel_error, scale
 
 KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "transposed", "flipped",
          "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped",
-         "wrong-derivative", "zero", "wrong-shape", "missing", "non-finite",
+         "wrong-derivative", "wrong-argument", "zero", "wrong-shape", "missing", "non-finite",
          "update-before-use", "update-rule", "error", "unclassified")
 
 
@@ -72,6 +74,8 @@ class Context(NamedTuple):
     axis_names: names of the argument's axes, or None
     subgradient: ``(hand) -> str | None``, names the rule when ``hand`` is some other
         valid subgradient at the kinks (see ``layer.Reference.subgradient``)
+    others: ``(name, reference gradient)`` of the layer's other arguments, and
+        ``order``, the arguments' names in order (for ``wrong_argument``)
     """
 
     tol: float
@@ -80,6 +84,8 @@ class Context(NamedTuple):
     kink_mask: np.ndarray | None = None
     axis_names: tuple | None = None
     subgradient: Callable | None = None
+    others: tuple = ()
+    order: tuple = ()
 
 
 class Finding(NamedTuple):
@@ -173,6 +179,22 @@ def describe_scale(alpha: float) -> tuple[str, str]:
 def missing(hand, reference, ctx) -> Finding | None:
     if hand is None:
         return Finding("missing", note="the backward pass returned None for this argument")
+    return None
+
+
+def wrong_argument(hand, reference, ctx) -> Finding | None:
+    """The hand gradient is not this argument's but another's (``ctx.others``)."""
+    if _close(hand, reference, scale(reference), ctx.tol):
+        return None
+    for name, value in ctx.others:
+        if value is not None and scale(value) > 0 and _close(hand, value, scale(value),
+                                                             ctx.tol):
+            order = f" ({', '.join(ctx.order)})" if ctx.order else ""
+            return Finding("wrong-argument", rule=name,
+                           note=f"this is the gradient of {name}, another argument: the "
+                                f"gradients are returned in another order than the "
+                                f"arguments{order}, or the wrong variable is returned",
+                           against=None if value.shape != reference.shape else reference)
     return None
 
 
@@ -377,8 +399,8 @@ def unclassified(hand, reference, ctx) -> Finding:
     return Finding("unclassified", note=note + "; see the worst entries", against=reference)
 
 
-DETECTORS = (missing, wrong_shape, non_finite, valid_match, other_subgradient, zero, known_bug,
-             imprecise, scaled, transposed, flipped, lazy_candidates)
+DETECTORS = (missing, wrong_argument, wrong_shape, non_finite, valid_match, other_subgradient,
+             zero, known_bug, imprecise, scaled, transposed, flipped, lazy_candidates)
 
 
 def classify(hand: np.ndarray | None, reference: np.ndarray, ctx: Context,

@@ -477,7 +477,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
             continue
         if exact is not None:
             finding = classify_gradient(layer, args64, s.static, ct, i, h, reference,
-                                        candidates, tol, kink_mask, extra.get(name))
+                                        candidates, tol, kink_mask, extra.get(name), exact)
         else:
             finding = cls.classify(h, reference, cls.Context(
                 tol, axis_names=(layer.axis_names or {}).get(name)))
@@ -499,17 +499,21 @@ def _low_precision(g) -> str | None:
 
 def classify_gradient(layer: Layer, args: tuple, static: tuple, ct: np.ndarray, i: int,
                       hand: np.ndarray | None, reference: np.ndarray, alternates, tol: float,
-                      kink_mask=None, extra: tuple | None = None) -> cls.Finding:
+                      kink_mask=None, extra: tuple | None = None,
+                      exact: tuple | None = None) -> cls.Finding:
     """The kind of the hand gradient of argument ``i`` against the exact ``reference``
     (``jax.vjp`` of ``layer.reference`` at float64 ``args`` along ``ct``): the layer's
     alternates, its subgradient test, the costly generic candidates when needed, and an
-    adapter's own finding ``extra = (kind, note)`` when nothing says ``correct``."""
+    adapter's own finding ``extra = (kind, note)`` when nothing says ``correct``.
+    ``exact``: the reference gradients of every argument, to tell a gradient returned in
+    the place of another's (``wrong-argument``)."""
+    others = tuple((_arg_name(layer, j), g) for j, g in enumerate(exact or ()) if j != i)
     ctx = cls.Context(
         tol, tuple(cls.Candidate(c.name, c.grads[i] if i < len(c.grads) else None,
                                  c.valid, c.kind, c.note) for c in (alternates or [])),
         lambda: _generic_candidates(layer, args, static, ct, i),
         kink_mask, (layer.axis_names or {}).get(layer.arg_names[i]),
-        _subgradient(layer.reference, args, static, ct, i, tol))
+        _subgradient(layer.reference, args, static, ct, i, tol), others, layer.arg_names)
     finding = cls.classify(hand, reference, ctx)
     if extra is not None and finding.kind != "correct":
         finding = cls.Finding(extra[0], note=extra[1], against=reference)
