@@ -207,6 +207,14 @@ MORE_MUTANTS = [
     ("cs231n-affine-dx-is-dw", "cs231n_layers.py", "affine",
      "dx = dout.dot(w.T).reshape(x.shape)", "dx = x.reshape(x.shape[0], -1).T.dot(dout)",
      "x", "wrong-argument", lambda c: c.rule == "w"),
+    ("blog-pool-max-position-swapped", "blog_layers.py", "MaxPool2",
+     "i2, j2 = np.unravel_index(np.argmax(im_region[:, :, f]), (2, 2))",
+     "j2, i2 = np.unravel_index(np.argmax(im_region[:, :, f]), (2, 2))",
+     "input", "transposed", lambda c: c.rule == "max position swapped"),
+    ("cs231n-pool-max-position-swapped", "cs231n_layers.py", "max_pool",
+     "a, b = np.unravel_index(np.argmax(window), window.shape)",
+     "b, a = np.unravel_index(np.argmax(window), window.shape)",
+     "x", "transposed", lambda c: c.rule == "max position swapped"),
 ]
 
 

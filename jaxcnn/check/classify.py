@@ -17,7 +17,8 @@ scaled                hand = alpha * reference; ``scale`` is alpha (1/N: a mean 
                       sum belongs)
 sign-flipped          hand = -reference
 transposed            the right values with axes swapped or permuted, or flattened /
-                      reshaped in another order; ``axes`` says which
+                      reshaped in another order; ``axes`` says which (a max-pool's: the
+                      maximum's position in its window with row and column exchanged)
 flipped               the right values reversed along some axes (a flipped kernel)
 missing-accumulation  a sum over positions kept one term (``=`` where ``+=`` belongs)
 off-by-one            the first or last position along an axis never contributes

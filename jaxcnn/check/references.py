@@ -65,6 +65,10 @@ TIE_NOTES = {
              "lax.reduce_window)",
     "last": "the last maximum in row-major window order takes it",
 }
+MAX_POSITION_NOTE = ("the gradient goes to the maximum's position in its window with row and "
+                     "column read in the other order: the flat argmax unravelled with the "
+                     "window's shape swapped (unravel_index(k, (pw, ph)), or divmod's parts "
+                     "exchanged)")
 OVERCOUNT_NOTE = ("every tied maximum receives the FULL upstream gradient (the report's and "
                   "blog's `==` mask): a window with k tied maxima passes back k times its "
                   "gradient; not a subgradient")
@@ -296,9 +300,20 @@ def _maxpool2_sets(seed: int) -> list[InputSet]:
     return sets
 
 
+def _maxpool2_swapped(x, cotangent) -> Alternate:
+    """The report's pool with each window's first maximum sent to its transposed position
+    in the 2x2 window (row and column exchanged)."""
+    windows = np.asarray(model.pool_windows(_np(x)))  # (H, W, F, 4), row-major window order
+    first = np.eye(4)[np.argmax(windows, axis=-1)]
+    swapped = first[..., [0, 2, 1, 3]] * _np(cotangent)[..., None]
+    return Alternate("max position swapped", (_np(model.unpool_windows(swapped)),), False,
+                     "transposed", MAX_POSITION_NOTE)
+
+
 def maxpool2_spec() -> Spec:
     def alternates(args, static, cotangent):
-        return _tie_alternates(model.pool_windows, args, cotangent)
+        return _tie_alternates(model.pool_windows, args, cotangent) + [
+            _maxpool2_swapped(args[0], cotangent)]
 
     def subgradient(args, static, cotangent, i, hand, tol):
         x = _np(args[0])
@@ -793,6 +808,7 @@ def _pool_wrong(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
     ph, pw, s = _pool_geometry(pool_param)
     dout = _np(cotangent)
     average, minimum, unstrided = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+    swapped, swap_fits = np.zeros_like(x), True
     for n, ch in itertools.product(range(x.shape[0]), range(x.shape[1])):
         for i, j in itertools.product(range(dout.shape[2]), range(dout.shape[3])):
             g = dout[n, ch, i, j]
@@ -800,6 +816,13 @@ def _pool_wrong(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
             average[n, ch, i * s:i * s + ph, j * s:j * s + pw] += g / win.size
             a, b = np.unravel_index(np.argmin(win), win.shape)
             minimum[n, ch, i * s + a, j * s + b] += g
+            if ph == pw:  # (b, a) for (a, b)
+                b, a = np.unravel_index(np.argmax(win), win.shape)
+            else:  # unravelled with the window's shape swapped
+                a, b = np.unravel_index(np.argmax(win), (pw, ph))
+            swap_fits = swap_fits and a < ph and b < pw
+            if swap_fits:
+                swapped[n, ch, i * s + a, j * s + b] += g
             if i + ph <= x.shape[2] and j + pw <= x.shape[3]:
                 near = x[n, ch, i:i + ph, j:j + pw]
                 a, b = np.unravel_index(np.argmax(near), near.shape)
@@ -808,6 +831,9 @@ def _pool_wrong(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
                                              "window: the derivative of an average pool"),
            wrong("min pool", (minimum,), "the gradient goes to each window's minimum "
                                          "(argmin where argmax belongs)")]
+    if swap_fits:
+        out.append(Alternate("max position swapped", (swapped,), False, "transposed",
+                             MAX_POSITION_NOTE))
     if s > 1:
         out.append(Alternate("stride left out", (unstrided,), False, "wrong-window",
                              f"the backward reads window (i, j) at rows i:i+{ph}, columns "
