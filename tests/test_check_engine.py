@@ -498,3 +498,30 @@ def test_a_float16_backward_and_a_float32_blog_layer(tmp_path):
     dense = check_layer(layers["Dense"], fd_seconds=0.01)  # its weights stay float32
     assert dense.ok, [(c.quantity, c.kind, c.note) for c in dense.checks]
     assert all(c.oracle == "exact" and c.max_rel_error < 1e-4 for c in dense.checks)
+
+
+def test_blog_buffers_the_forward_does_not_use_are_not_parameters(tmp_path):
+    path = tmp_path / "buffers.py"
+    path.write_text(
+        "import numpy as np\n\nclass Dense:\n    def __init__(self, input_len, nodes):\n"
+        "        self.weights = np.zeros((input_len, nodes))\n"
+        "        self.biases = np.zeros(nodes)\n"
+        "        self.d_weights = np.zeros_like(self.weights)\n"  # gradient buffers
+        "        self.velocity = np.zeros_like(self.biases)\n\n"  # an optimizer's state
+        "    def forward(self, input):\n"
+        "        self.x = input.flatten()\n        self.shape = input.shape\n"
+        "        return self.x @ self.weights + self.biases\n\n"
+        "    def backprop(self, d, learn_rate):\n        d_in = self.weights @ d\n"
+        "        self.d_weights = np.outer(self.x, d)\n"
+        "        self.weights -= learn_rate * self.d_weights\n"
+        "        self.biases -= learn_rate * d\n        return d_in.reshape(self.shape)\n\n"
+        "class LeakyReLU:\n    def __init__(self):\n        self.slope = np.full(1, 0.01)\n\n"
+        "    def forward(self, input):\n        self.x = input\n"
+        "        return np.where(input > 0, input, self.slope * input)\n\n"
+        "    def backprop(self, d):\n        return d * np.where(self.x > 0, 1.0, self.slope)\n")
+    found = find_layers(load_file(path), str(path))
+    (dense,) = found.layers
+    assert dense.arg_names == ("input", "weights", "biases")
+    assert check_layer(dense, fd_seconds=0.01).ok
+    why = dict(found.skipped)  # a float attribute the forward uses would go unchecked
+    assert "slope" in why["LeakyReLU"] and "unchecked" in why["LeakyReLU"]
