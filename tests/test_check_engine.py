@@ -525,3 +525,38 @@ def test_blog_buffers_the_forward_does_not_use_are_not_parameters(tmp_path):
     assert check_layer(dense, fd_seconds=0.01).ok
     why = dict(found.skipped)  # a float attribute the forward uses would go unchecked
     assert "slope" in why["LeakyReLU"] and "unchecked" in why["LeakyReLU"]
+
+
+def test_a_numeric_only_pass_at_a_noise_driven_tolerance_is_inconclusive(tmp_path):
+    path = tmp_path / "steep.py"
+    path.write_text(
+        "import numpy as np\n\ndef sigmoid_forward(x):\n"
+        "    out = 1 / (1 + np.exp(-2 * x.astype(np.float32)))\n    return out, out\n\n"
+        "def sigmoid_backward(dout, out):\n"
+        "    return dout * out * (1 - out) * 2.2\n")  # 10% too large, float32 forward
+    got = check_layer(find_layers(load_file(path), str(path)).layers[0],
+                      fd_seconds=0.01).check("x")
+    assert got.kind == "inconclusive" and "too noisy" in got.note and got.oracle == "numeric"
+    path.write_text(path.read_text().replace("* 2.2", "* 2"))  # right: agrees closely
+    assert check_layer(find_layers(load_file(path), str(path)).layers[0],
+                       fd_seconds=0.01).ok
+
+
+SUM_LOSS = (
+    "import numpy as np\n\ndef softmax_loss(x, y):\n    x = x.astype(np.float32)\n"
+    "    p = np.exp(x - x.max(1, keepdims=True))\n    p /= p.sum(1, keepdims=True)\n"
+    "    n = x.shape[0]\n    loss = -np.log(p[np.arange(n), y]).sum()\n"
+    "    dx = p.copy()\n    dx[np.arange(n), y] -= 1\n    return loss, dx\n")
+
+
+def test_a_loss_summed_over_samples_is_checked_exactly_also_in_float32(tmp_path):
+    path = tmp_path / "loss.py"
+    path.write_text(SUM_LOSS)
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    assert layer.kind == "softmax_loss_sum"
+    report = check_layer(layer, fd_seconds=0.01)
+    assert report.ok and report.check("x").oracle == "exact", report.check("x").note
+    path.write_text(SUM_LOSS.replace("    dx[np.arange(n), y] -= 1\n", ""))
+    got = check_layer(find_layers(load_file(path), str(path)).layers[0],
+                      fd_seconds=0.01).check("x")
+    assert (got.kind, got.rule) == ("wrong-derivative", "one-hot not subtracted")

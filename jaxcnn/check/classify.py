@@ -35,6 +35,8 @@ non-finite            NaN or inf where the reference is finite
 update-before-use     (blog style) dL/dinput computed with parameters already updated
 update-rule           (blog style) the update is not ``param -= learn_rate * grad``
 error                 the user's backward raised (or no input could be run at all)
+inconclusive          no exact oracle (the forward differs from the reference) and finite
+                      differences too noisy to confirm the gradient (a float32 forward)
 unclassified          none of the above: look at the worst entries and the hint
 """
 
@@ -52,7 +54,7 @@ from jaxcnn.check.compare import rel_error, scale
 KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "transposed", "flipped",
          "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped",
          "wrong-derivative", "wrong-argument", "zero", "wrong-shape", "missing", "non-finite",
-         "update-before-use", "update-rule", "error", "unclassified")
+         "update-before-use", "update-rule", "error", "inconclusive", "unclassified")
 
 
 class Candidate(NamedTuple):

@@ -92,6 +92,8 @@ JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw", "conv_nhw
 BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense"),
                 "conv3x3": ("conv3x3", "conv3x3_bias")}
 LOSS_KINDS = (("softmax", "softmax_loss"),)
+# A loss may average over the samples (CS231n's definition) or sum them.
+LOSS_LAYOUTS = {"softmax_loss": ("softmax_loss", "softmax_loss_sum")}
 
 # Constructor arguments a blog class may require, by name.
 CONSTRUCTOR_VALUES = {
@@ -326,7 +328,8 @@ def _cs231n_layers(module, file, layers, skipped):
             if kind is None:
                 skipped.append((name, "a loss jaxcnn has no reference for (only softmax_loss)"))
             else:
-                layers.append(from_cs231n_loss(fwd, kind, name, file))
+                layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
+                    f, k, n, file), LOSS_LAYOUTS))
 
 
 def _unwrap(obj):

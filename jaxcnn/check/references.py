@@ -24,6 +24,7 @@ conv                  x (N, C, H, W), w (F, C, HH, WW), b (F,);      lax.conv_ge
 max_pool              x (N, C, H, W); static pool_param              window max
                       {"pool_height", "pool_width", "stride"}
 softmax_loss          x (N, C); static y (N,)                        mean cross-entropy
+softmax_loss_sum      the same, summed over samples                  sum cross-entropy
 conv3x3_bias          conv3x3 with biases (F,)                       model.conv3x3 + biases
 dense_cross_entropy   input, weights, biases; static label -> loss   the report's softmax
                                                                      layer with its loss
@@ -936,26 +937,31 @@ def _loss_sets(seed: int) -> list[InputSet]:
                      (gap,), (np.full(4, 9),))]
 
 
-def softmax_loss_spec() -> Spec:
+def softmax_loss_spec(reduction: str = "mean") -> Spec:
+    """CS231n's softmax loss, the mean over samples (``reduction="mean"``, the assignment's
+    definition) or their sum (``"sum"``, kind ``softmax_loss_sum``)."""
     def forward(args, static):
         y = jnp.asarray(static[0])
         logp = jax.nn.log_softmax(args[0], axis=1)
-        return -jnp.mean(logp[jnp.arange(args[0].shape[0]), y])
+        picked = logp[jnp.arange(args[0].shape[0]), y]
+        return -(jnp.mean(picked) if reduction == "mean" else jnp.sum(picked))
 
     def alternates(args, static, cotangent):
         x, y = _np(args[0]), np.asarray(static[0])
         e = np.exp(x - x.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
-        g = float(np.asarray(cotangent))
-        return [wrong("one-hot not subtracted", (g * p / len(x),),
-                      "softmax(x) / N where (softmax(x) - onehot(y)) / N belongs: the 1 at the "
-                      "label is not subtracted"),
-                wrong("one-hot added", (g * (p + np.eye(x.shape[1])[y]) / len(x),),
+        g = float(np.asarray(cotangent)) / (len(x) if reduction == "mean" else 1)
+        over = " / N" if reduction == "mean" else ""
+        return [wrong("one-hot not subtracted", (g * p,),
+                      f"softmax(x){over} where (softmax(x) - onehot(y)){over} belongs: the 1 at "
+                      "the label is not subtracted"),
+                wrong("one-hot added", (g * (p + np.eye(x.shape[1])[y]),),
                       "the one-hot is added where it must be subtracted")]
 
-    return Spec("softmax_loss", ("x",), {"x": ("sample", "class")},
-                Reference("mean over samples of -log softmax(x)[y]", forward, alternates),
-                _loss_sets, ("y",))
+    kind = "softmax_loss" if reduction == "mean" else "softmax_loss_sum"
+    return Spec(kind, ("x",), {"x": ("sample", "class")},
+                Reference(f"{reduction} over samples of -log softmax(x)[y]", forward,
+                          alternates), _loss_sets, ("y",))
 
 
 def _default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Spec:
@@ -999,6 +1005,7 @@ SPECS: dict[str, Callable[[], Spec]] = {
     "affine": affine_spec, "relu": relu_spec, "sigmoid": lambda: elementwise_spec("sigmoid"),
     "tanh": lambda: elementwise_spec("tanh"), "conv": conv_spec, "max_pool": max_pool_spec,
     "softmax_loss": softmax_loss_spec, "dense_cross_entropy": dense_cross_entropy_spec,
+    "softmax_loss_sum": lambda: softmax_loss_spec("sum"),
     "report_network": report_network_spec,
     # JAX code without a config dict: NCHW conv (stride 1, no padding) and 2x2 pool
     "conv_nchw": lambda: _default_static(conv_spec(), "conv_nchw",
