@@ -490,7 +490,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
                 tol, axis_names=(layer.axis_names or {}).get(name)))
             if finding.kind == "correct" and rel_error(h, reference) > NUMERIC_MAX_TOL:
                 finding = finding._replace(kind="inconclusive", note=_too_noisy(tol))
-        low = _low_precision(raw[i])
+        low = _low_precision(raw[i]) if i < len(raw) else None
         if low and finding.kind in ("imprecise", "unclassified"):
             finding = finding._replace(note=f"your backward returns {low}; " + finding.note)
         results.append(_set_result(s, finding, h, reference, fd_result, oracle))
