@@ -278,6 +278,7 @@ def test_discovery_says_what_it_skipped(tmp_path):
 
 @pytest.mark.parametrize("source, message", [
     ("def f(:\n", "SyntaxError"),
+    ("def f():\n\tif True:\n        pass\n", "TabError: inconsistent use of tabs"),
     ("import no_such_module_xyz\n", "ModuleNotFoundError"),
     ("raise SystemExit(3)\n", "exits while being imported \\(sys.exit\\(3\\)\\)"),
     ("import os\nos._exit(0)\n", "exits while being imported \\(os._exit\\(0\\)\\)"),

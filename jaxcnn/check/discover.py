@@ -136,7 +136,7 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
-        return f"SyntaxError: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno else "")
+        return f"{type(exc).__name__}: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno else "")
     if isinstance(exc, SystemExit):
         how = exc.code if str(exc.code).startswith("os.") else f"sys.exit({exc.code})"
         return (f"it exits while being imported ({how}); put its script part under "
