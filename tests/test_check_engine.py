@@ -278,6 +278,7 @@ def test_discovery_says_what_it_skipped(tmp_path):
 
 @pytest.mark.parametrize("source, message", [
     ("def f(:\n", "SyntaxError"),
+    ("def f():\n\tif True:\n        pass\n", "TabError: inconsistent use of tabs"),
     ("import no_such_module_xyz\n", "ModuleNotFoundError"),
     ("raise SystemExit(3)\n", "exits while being imported \\(sys.exit\\(3\\)\\)"),
     ("import os\nos._exit(0)\n", "exits while being imported \\(os._exit\\(0\\)\\)"),
@@ -388,3 +389,175 @@ def test_a_kink_hidden_on_both_sides_of_the_step_is_confirmed_away():
 
     smooth = numeric.differences(sine, np.full(1, 0.3), np.arange(1), 1e-6)
     assert not numeric.confirm(sine, np.full(1, 0.3), smooth, np.array([True]), 1e-6).kink[0]
+
+
+RELU_PAIR = ("def relu_forward(x):\n    return np.maximum(0, x), x\n\n"
+             "def relu_backward(dout, x):\n    return dout * (x > 0)\n")
+
+
+@pytest.mark.parametrize("raw", [
+    ("# -*- coding: latin-1 -*-\n# couche écrite à la main\nimport numpy as np\n"
+     + RELU_PAIR).encode("latin-1"),
+    ("\ufeffimport numpy as np\n" + RELU_PAIR).encode("utf-8"),  # a byte-order mark
+])
+def test_files_are_decoded_as_python_decodes_source(tmp_path, raw):
+    path = tmp_path / "enc.py"
+    path.write_bytes(raw)
+    found = find_layers(load_file(path), str(path))
+    assert [layer.name for layer in found.layers] == ["relu"]
+    (tmp_path / "garbage.py").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" * 4)
+    with pytest.raises(CheckUsageError, match="cannot read") as info:
+        load_file(tmp_path / "garbage.py")
+    assert "None" not in str(info.value)
+
+
+def test_layers_behind_jax_jit_are_found_once(tmp_path):
+    path = tmp_path / "jitted.py"
+    path.write_text(
+        "import jax\nimport jax.numpy as jnp\n\n@jax.jit\ndef relu(x):\n"
+        "    return jnp.maximum(x, 0.0)\n\ndef relu_fwd(x):\n    return relu(x), x\n\n"
+        "def relu_bwd(x, g):\n    return (g * (x > 0),)\n\n@jax.custom_vjp\n"
+        "def tanh(x):\n    return jnp.tanh(x)\n\n"
+        "tanh.defvjp(lambda x: (jnp.tanh(x), jnp.tanh(x)), lambda t, g: (g * (1 - t * t),))\n"
+        "tanh_jit = jax.jit(tanh)\n")
+    found = find_layers(load_file(path), str(path))
+    assert sorted(layer.name for layer in found.layers) == ["relu", "tanh"]
+    assert all(check_layer(layer, fd_seconds=0.01).ok for layer in found.layers)
+
+
+def test_imports_made_when_a_function_runs_find_the_files_beside_it(tmp_path):
+    (tmp_path / "helpers_late.py").write_text("def mask(x):\n    return x > 0\n")
+    path = tmp_path / "late.py"
+    path.write_text("import numpy as np\n\ndef relu_forward(x):\n"
+                    "    from helpers_late import mask\n    return x * mask(x), x\n\n"
+                    "def relu_backward(dout, x):\n    from helpers_late import mask\n"
+                    "    return dout * mask(x)\n")
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    assert check_layer(layer, fd_seconds=0.01).ok
+
+
+FAST_POOL = (
+    "import numpy as np\n\n"
+    "def max_pool_forward_fast(x, pool_param):\n"
+    "    ph, pw, s = pool_param['pool_height'], pool_param['pool_width'], pool_param['stride']\n"
+    "    n, c, h, w = x.shape\n"
+    "    assert ph == pw == s and h % ph == 0 and w % pw == 0, 'reshape method only'\n"
+    "    xr = x.reshape(n, c, h // ph, ph, w // pw, pw)\n"
+    "    out = xr.max(axis=3).max(axis=4)\n    return out, (x, xr, out)\n\n"
+    "def max_pool_backward_fast(dout, cache):\n    x, xr, out = cache\n"
+    "    mask = xr == out[:, :, :, None, :, None]\n"
+    "    dxr = mask * dout[:, :, :, None, :, None] / mask.sum(axis=(3, 5), keepdims=True)\n"
+    "    return dxr.reshape(x.shape)\n")
+
+
+def test_a_forward_that_refuses_other_settings_is_limited_not_wrong(tmp_path):
+    path = tmp_path / "fast.py"
+    path.write_text(FAST_POOL)
+    report = check_layer(find_layers(load_file(path), str(path)).layers[0], fd_seconds=0.01)
+    assert report.ok, [(c.kind, c.note) for c in report.checks]
+    assert any("skipped" in n and "stride 1" in n for n in report.notes)
+    # the same refusal under settings it ran with is still a bug
+    path.write_text(FAST_POOL.replace("h % ph == 0", "h == w"))
+    got = check_layer(find_layers(load_file(path), str(path)).layers[0],
+                      fd_seconds=0.01).check("x")
+    assert got.kind == "error" and "same ranks and settings" in got.note
+
+
+def test_lost_precision_is_imprecise_never_scaled_by_one():
+    rounded = kind_of(REF.astype(np.float16).astype(np.float64))
+    assert rounded.kind == "imprecise" and "rounding" in rounded.note
+    assert kind_of(REF * (1 + 1e-7)).kind == "imprecise"  # not "scaled x1"
+    assert kind_of(REF * 1.01).kind == "scaled"  # a real factor stays scaled
+    one_wrong = REF.copy()
+    one_wrong[0, 0, 0] += 0.01  # a real error on one entry is not rounding
+    assert kind_of(one_wrong).kind == "unclassified"
+
+
+def test_a_float16_backward_and_a_float32_blog_layer(tmp_path):
+    path = tmp_path / "precision.py"
+    path.write_text(
+        "import numpy as np\n\ndef affine_forward(x, w, b):\n"
+        "    return x.reshape(len(x), -1) @ w + b, (x, w)\n\n"
+        "def affine_backward(dout, cache):\n    x, w = cache\n"
+        "    dx = (dout @ w.T).reshape(x.shape).astype(np.float16)\n"
+        "    return dx, x.reshape(len(x), -1).T @ dout, dout.sum(0)\n\n"
+        "class Dense:\n    def __init__(self, input_len, nodes):\n"
+        "        self.weights = np.zeros((input_len, nodes), np.float32)\n"
+        "        self.biases = np.zeros(nodes, np.float32)\n\n    def forward(self, input):\n"
+        "        self.x = input.flatten().astype(np.float32)\n        self.shape = input.shape\n"
+        "        return self.x @ self.weights + self.biases\n\n"
+        "    def backprop(self, d, learn_rate):\n        d = d.astype(np.float32)\n"
+        "        d_in = self.weights @ d\n"
+        "        self.weights -= np.float32(learn_rate) * np.outer(self.x, d)\n"
+        "        self.biases -= np.float32(learn_rate) * d\n"
+        "        return d_in.reshape(self.shape)\n")
+    layers = {layer.name: layer for layer in find_layers(load_file(path), str(path)).layers}
+    affine = check_layer(layers["affine"], fd_seconds=0.01)
+    assert affine.check("x").kind == "imprecise" and "float16" in affine.check("x").note
+    assert affine.check("w").ok and affine.check("b").ok
+    assert layers["Dense"].kind == "dense"  # float32 logits: the dense layout, not softmax
+    dense = check_layer(layers["Dense"], fd_seconds=0.01)  # its weights stay float32
+    assert dense.ok, [(c.quantity, c.kind, c.note) for c in dense.checks]
+    assert all(c.oracle == "exact" and c.max_rel_error < 1e-4 for c in dense.checks)
+
+
+def test_blog_buffers_the_forward_does_not_use_are_not_parameters(tmp_path):
+    path = tmp_path / "buffers.py"
+    path.write_text(
+        "import numpy as np\n\nclass Dense:\n    def __init__(self, input_len, nodes):\n"
+        "        self.weights = np.zeros((input_len, nodes))\n"
+        "        self.biases = np.zeros(nodes)\n"
+        "        self.d_weights = np.zeros_like(self.weights)\n"  # gradient buffers
+        "        self.velocity = np.zeros_like(self.biases)\n\n"  # an optimizer's state
+        "    def forward(self, input):\n"
+        "        self.x = input.flatten()\n        self.shape = input.shape\n"
+        "        return self.x @ self.weights + self.biases\n\n"
+        "    def backprop(self, d, learn_rate):\n        d_in = self.weights @ d\n"
+        "        self.d_weights = np.outer(self.x, d)\n"
+        "        self.weights -= learn_rate * self.d_weights\n"
+        "        self.biases -= learn_rate * d\n        return d_in.reshape(self.shape)\n\n"
+        "class LeakyReLU:\n    def __init__(self):\n        self.slope = np.full(1, 0.01)\n\n"
+        "    def forward(self, input):\n        self.x = input\n"
+        "        return np.where(input > 0, input, self.slope * input)\n\n"
+        "    def backprop(self, d):\n        return d * np.where(self.x > 0, 1.0, self.slope)\n")
+    found = find_layers(load_file(path), str(path))
+    (dense,) = found.layers
+    assert dense.arg_names == ("input", "weights", "biases")
+    assert check_layer(dense, fd_seconds=0.01).ok
+    why = dict(found.skipped)  # a float attribute the forward uses would go unchecked
+    assert "slope" in why["LeakyReLU"] and "unchecked" in why["LeakyReLU"]
+
+
+def test_a_numeric_only_pass_at_a_noise_driven_tolerance_is_inconclusive(tmp_path):
+    path = tmp_path / "steep.py"
+    path.write_text(
+        "import numpy as np\n\ndef sigmoid_forward(x):\n"
+        "    out = 1 / (1 + np.exp(-2 * x.astype(np.float32)))\n    return out, out\n\n"
+        "def sigmoid_backward(dout, out):\n"
+        "    return dout * out * (1 - out) * 2.2\n")  # 10% too large, float32 forward
+    got = check_layer(find_layers(load_file(path), str(path)).layers[0],
+                      fd_seconds=0.01).check("x")
+    assert got.kind == "inconclusive" and "too noisy" in got.note and got.oracle == "numeric"
+    path.write_text(path.read_text().replace("* 2.2", "* 2"))  # right: agrees closely
+    assert check_layer(find_layers(load_file(path), str(path)).layers[0],
+                       fd_seconds=0.01).ok
+
+
+SUM_LOSS = (
+    "import numpy as np\n\ndef softmax_loss(x, y):\n    x = x.astype(np.float32)\n"
+    "    p = np.exp(x - x.max(1, keepdims=True))\n    p /= p.sum(1, keepdims=True)\n"
+    "    n = x.shape[0]\n    loss = -np.log(p[np.arange(n), y]).sum()\n"
+    "    dx = p.copy()\n    dx[np.arange(n), y] -= 1\n    return loss, dx\n")
+
+
+def test_a_loss_summed_over_samples_is_checked_exactly_also_in_float32(tmp_path):
+    path = tmp_path / "loss.py"
+    path.write_text(SUM_LOSS)
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    assert layer.kind == "softmax_loss_sum"
+    report = check_layer(layer, fd_seconds=0.01)
+    assert report.ok and report.check("x").oracle == "exact", report.check("x").note
+    path.write_text(SUM_LOSS.replace("    dx[np.arange(n), y] -= 1\n", ""))
+    got = check_layer(find_layers(load_file(path), str(path)).layers[0],
+                      fd_seconds=0.01).check("x")
+    assert (got.kind, got.rule) == ("wrong-derivative", "one-hot not subtracted")

@@ -196,3 +196,37 @@ def test_tie_rules_are_named_on_real_digits():
     assert (split.kind, split.rule) == ("correct", "split")
     digits = [r for r in first.inputs if r.family == "digits"]
     assert digits and all(r.rule == "first" for r in digits)
+
+
+# Mutants added from a corpus of user files: each class the checker missed or misnamed.
+MORE_MUTANTS = [
+    ("cs231n-affine-order-swapped", "cs231n_layers.py", "affine",
+     "    db = np.sum(dout, axis=0)\n    return dx, dw, db\n",
+     "    db = np.sum(dout, axis=0)\n    return dw, dx, db\n",
+     "x", "wrong-argument", lambda c: c.rule == "w"),
+    ("cs231n-affine-dx-is-dw", "cs231n_layers.py", "affine",
+     "dx = dout.dot(w.T).reshape(x.shape)", "dx = x.reshape(x.shape[0], -1).T.dot(dout)",
+     "x", "wrong-argument", lambda c: c.rule == "w"),
+    ("cs231n-affine-db-not-returned", "cs231n_layers.py", "affine",
+     "    db = np.sum(dout, axis=0)\n    return dx, dw, db\n",
+     "    db = np.sum(dout, axis=0)\n    return [dx, dw]\n",
+     "b", "missing", None),
+    ("blog-pool-max-position-swapped", "blog_layers.py", "MaxPool2",
+     "i2, j2 = np.unravel_index(np.argmax(im_region[:, :, f]), (2, 2))",
+     "j2, i2 = np.unravel_index(np.argmax(im_region[:, :, f]), (2, 2))",
+     "input", "transposed", lambda c: c.rule == "max position swapped"),
+    ("cs231n-pool-max-position-swapped", "cs231n_layers.py", "max_pool",
+     "a, b = np.unravel_index(np.argmax(window), window.shape)",
+     "b, a = np.unravel_index(np.argmax(window), window.shape)",
+     "x", "transposed", lambda c: c.rule == "max position swapped"),
+]
+
+
+@pytest.mark.parametrize("mutant", MORE_MUTANTS, ids=[m[0] for m in MORE_MUTANTS])
+def test_more_mutants(mutant, tmp_path):
+    _, fixture, layer_name, old, new, quantity, kind, extra = mutant
+    report = _check(_mutate(tmp_path, fixture, old, new), layer_name)
+    got = report.check(quantity)
+    assert got.kind == kind, (got.kind, got.note)
+    if extra is not None:
+        assert extra(got), got

@@ -132,7 +132,8 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                     continue
                 tol = (RECOVERED_TOL if name in layer.recovered else EXACT_TOL)["float64"]
                 finding = classify_gradient(layer, args, inp.statics[k], ct, i, grads[i],
-                                            local[i], alternates, tol, None, extra.get(name))
+                                            local[i], alternates, tol, None, extra.get(name),
+                                            local)
                 entry["local"][name] = {"kind": finding.kind, "rule": finding.rule,
                                         "note": finding.note}
                 if finding.kind != "correct" and report["first_wrong"] is None:

@@ -10,11 +10,15 @@ correct               equal to the reference, or to another valid subgradient at
                       (max-pool "first"/"split"/"last", ReLU's 0/1/1/2 at 0); ``rule``
                       says which
 tie-overcount         k tied maxima each got the full gradient (the report's rule)
+imprecise             the right gradient up to rounding: every entry within 0.1% of the
+                      reference's, but not within the tolerance (a float16 cast, float32
+                      arithmetic in a float64 check, an epsilon added)
 scaled                hand = alpha * reference; ``scale`` is alpha (1/N: a mean where a
                       sum belongs)
 sign-flipped          hand = -reference
 transposed            the right values with axes swapped or permuted, or flattened /
-                      reshaped in another order; ``axes`` says which
+                      reshaped in another order; ``axes`` says which (a max-pool's: the
+                      maximum's position in its window with row and column exchanged)
 flipped               the right values reversed along some axes (a flipped kernel)
 missing-accumulation  a sum over positions kept one term (``=`` where ``+=`` belongs)
 off-by-one            the first or last position along an axis never contributes
@@ -22,6 +26,8 @@ wrong-window          the backward indexes other windows than the forward (strid
 wrong-derivative      a known wrong formula for this layer (ReLU without its mask, sigmoid'
                       at the input, softmax without its diagonal, an average pool's, ...)
 cotangent-dropped     the upstream gradient (dout) was never multiplied in
+wrong-argument        the gradient of another argument (returned in another order than
+                      the arguments, or the wrong variable returned)
 zero                  all zeros where the reference is not
 wrong-shape           another shape than the argument's
 missing               no gradient returned for an argument that has one
@@ -29,6 +35,8 @@ non-finite            NaN or inf where the reference is finite
 update-before-use     (blog style) dL/dinput computed with parameters already updated
 update-rule           (blog style) the update is not ``param -= learn_rate * grad``
 error                 the user's backward raised (or no input could be run at all)
+inconclusive          no exact oracle (the forward differs from the reference) and finite
+                      differences too noisy to confirm the gradient (a float32 forward)
 unclassified          none of the above: look at the worst entries and the hint
 """
 
@@ -43,10 +51,10 @@ import numpy as np
 
 from jaxcnn.check.compare import rel_error, scale
 
-KINDS = ("correct", "tie-overcount", "scaled", "sign-flipped", "transposed", "flipped",
+KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "transposed", "flipped",
          "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped",
-         "wrong-derivative", "zero", "wrong-shape", "missing", "non-finite",
-         "update-before-use", "update-rule", "error", "unclassified")
+         "wrong-derivative", "wrong-argument", "zero", "wrong-shape", "missing", "non-finite",
+         "update-before-use", "update-rule", "error", "inconclusive", "unclassified")
 
 
 class Candidate(NamedTuple):
@@ -69,6 +77,8 @@ class Context(NamedTuple):
     axis_names: names of the argument's axes, or None
     subgradient: ``(hand) -> str | None``, names the rule when ``hand`` is some other
         valid subgradient at the kinks (see ``layer.Reference.subgradient``)
+    others: ``(name, reference gradient)`` of the layer's other arguments, and
+        ``order``, the arguments' names in order (for ``wrong_argument``)
     """
 
     tol: float
@@ -77,6 +87,8 @@ class Context(NamedTuple):
     kink_mask: np.ndarray | None = None
     axis_names: tuple | None = None
     subgradient: Callable | None = None
+    others: tuple = ()
+    order: tuple = ()
 
 
 class Finding(NamedTuple):
@@ -173,6 +185,22 @@ def missing(hand, reference, ctx) -> Finding | None:
     return None
 
 
+def wrong_argument(hand, reference, ctx) -> Finding | None:
+    """The hand gradient is not this argument's but another's (``ctx.others``)."""
+    if _close(hand, reference, scale(reference), ctx.tol):
+        return None
+    for name, value in ctx.others:
+        if value is not None and scale(value) > 0 and _close(hand, value, scale(value),
+                                                             ctx.tol):
+            order = f" ({', '.join(ctx.order)})" if ctx.order else ""
+            return Finding("wrong-argument", rule=name,
+                           note=f"this is the gradient of {name}, another argument: the "
+                                f"gradients are returned in another order than the "
+                                f"arguments{order}, or the wrong variable is returned",
+                           against=None if value.shape != reference.shape else reference)
+    return None
+
+
 def wrong_shape(hand, reference, ctx) -> Finding | None:
     if hand.shape == reference.shape:
         return None
@@ -251,6 +279,27 @@ def known_bug(hand, reference, ctx) -> Finding | None:
         if not c.valid and c.value is not None and _close(hand, c.value, denominator, ctx.tol):
             return Finding(c.kind, rule=c.name, note=c.note, against=reference)
     return None
+
+
+IMPRECISE_REL = 1e-3  # per entry: float16 rounds to 4.9e-4 relative, float32 to 6e-8
+
+
+def imprecise(hand, reference, ctx) -> Finding | None:
+    """Every entry within ``IMPRECISE_REL`` of the reference's own value (plus a floor of
+    1e-6 of max |reference| for entries near 0): lost precision, not a wrong formula."""
+    if hand.shape != reference.shape or not np.all(np.isfinite(hand)):
+        return None
+    denominator = scale(reference)
+    err = np.abs(hand - reference)
+    if denominator == 0 or not np.all(err <= IMPRECISE_REL * (np.abs(reference)
+                                                               + 1e-3 * denominator)):
+        return None
+    worst = float(np.max(err)) / denominator
+    return Finding("imprecise", note=f"the right gradient up to rounding: every entry "
+                   f"within {IMPRECISE_REL:g} of the reference's, but the max relative error "
+                   f"{worst:.2g} exceeds the tolerance {ctx.tol:g}: precision is lost "
+                   "somewhere (a float16 cast, float32 arithmetic, an epsilon added)",
+                   against=reference)
 
 
 def scaled(hand, reference, ctx) -> Finding | None:
@@ -353,8 +402,8 @@ def unclassified(hand, reference, ctx) -> Finding:
     return Finding("unclassified", note=note + "; see the worst entries", against=reference)
 
 
-DETECTORS = (missing, wrong_shape, non_finite, valid_match, other_subgradient, zero, known_bug,
-             scaled, transposed, flipped, lazy_candidates)
+DETECTORS = (missing, wrong_argument, wrong_shape, non_finite, valid_match, other_subgradient,
+             zero, known_bug, imprecise, scaled, transposed, flipped, lazy_candidates)
 
 
 def classify(hand: np.ndarray | None, reference: np.ndarray, ctx: Context,

@@ -12,6 +12,9 @@ then looks for the three styles, by methods and names:
 * **JAX**: ``jax.custom_vjp`` functions, and ``f`` with ``f_fwd`` / ``f_bwd`` beside it
   (the pair given to ``defvjp``); kinds as for blog classes, plus cross_entropy.
 
+Functions wrapped by a decorator that keeps ``__wrapped__`` (``jax.jit``,
+``functools.wraps``) are found through it: the wrapped function is what is checked.
+
 Only names defined in the module itself are considered (not what it imports).
 """
 
@@ -89,6 +92,8 @@ JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw", "conv_nhw
 BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense"),
                 "conv3x3": ("conv3x3", "conv3x3_bias")}
 LOSS_KINDS = (("softmax", "softmax_loss"),)
+# A loss may average over the samples (CS231n's definition) or sum them.
+LOSS_LAYOUTS = {"softmax_loss": ("softmax_loss", "softmax_loss_sum")}
 
 # Constructor arguments a blog class may require, by name.
 CONSTRUCTOR_VALUES = {
@@ -131,7 +136,7 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
-        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+        return f"{type(exc).__name__}: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno else "")
     if isinstance(exc, SystemExit):
         how = exc.code if str(exc.code).startswith("os.") else f"sys.exit({exc.code})"
         return (f"it exits while being imported ({how}); put its script part under "
@@ -139,8 +144,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _read_source(path: Path) -> str:
+    """The file's text decoded as Python decodes a source file: UTF-8 by default, the
+    encoding of a PEP 263 ``# -*- coding: latin-1 -*-`` line, a UTF-8 byte-order mark
+    dropped. Raises OSError, SyntaxError (an unknown coding) or UnicodeDecodeError."""
+    return importlib.util.decode_source(path.read_bytes())
+
+
 def load_file(path: str | Path) -> types.ModuleType:
-    """Execute a Python file afresh as a new module; its folder is importable meanwhile.
+    """Execute a Python file afresh as a new module (decoded as Python decodes source:
+    UTF-8, or the encoding its ``coding:`` line declares). Its folder is first on
+    ``sys.path`` while it is imported, and stays importable (at the end of ``sys.path``)
+    afterwards, so that imports its functions make when called still find the files
+    beside it.
 
     Raises ``CheckUsageError`` (one line) when it is missing or fails to import.
     """
@@ -153,9 +169,9 @@ def load_file(path: str | Path) -> types.ModuleType:
     if path.suffix != ".py":
         raise CheckUsageError(f"{path}: not a .py file; give a Python file, or -m MODULE")
     try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckUsageError(f"cannot read {path}: {exc}") from None
+        source = _read_source(path)
+    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        raise CheckUsageError(f"cannot read {path}: {_describe(exc)}") from None
     # A file inside a package (folders with __init__.py) runs as that package's module,
     # so that its relative imports work; its top folder is importable meanwhile.
     folder, package = path.resolve().parent, []
@@ -173,6 +189,8 @@ def load_file(path: str | Path) -> types.ModuleType:
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(root)
+        if root not in sys.path:  # late imports (inside the user's functions) still work,
+            sys.path.append(root)  # without shadowing anything imported from elsewhere
 
 
 def load_module(name: str) -> types.ModuleType:
@@ -202,7 +220,7 @@ def _load_found(name: str, found) -> types.ModuleType:
         raise CheckUsageError(f"module {name!r} has no Python source to check ({origin})")
     package = name if found.submodule_search_locations else name.rpartition(".")[0]
     try:
-        source = Path(origin).read_text(encoding="utf-8")
+        source = _read_source(Path(origin))
         with contextlib.redirect_stdout(sys.stderr):
             return _execute(source, origin, f"_jaxcnn_check_{name}_{next(_counter)}",
                             package or None)
@@ -287,7 +305,7 @@ def _blog_layers(module, file, layers, skipped):
 
 
 def _cs231n_layers(module, file, layers, skipped):
-    functions = {n: f for n, f in vars(module).items()
+    functions = {n: f for n, f in ((n, _unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
     for name, fwd in functions.items():
         m = re.fullmatch(r"(.+?)_forward(.*)", name)
@@ -310,15 +328,29 @@ def _cs231n_layers(module, file, layers, skipped):
             if kind is None:
                 skipped.append((name, "a loss jaxcnn has no reference for (only softmax_loss)"))
             else:
-                layers.append(from_cs231n_loss(fwd, kind, name, file))
+                layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
+                    f, k, n, file), LOSS_LAYOUTS))
+
+
+def _unwrap(obj):
+    """What a wrapper such as ``jax.jit`` (anything with ``__wrapped__``) wraps: a plain
+    function, or a ``jax.custom_vjp`` (not unwrapped further: its VJP is what is checked).
+    ``obj`` itself when it wraps nothing."""
+    seen = 0
+    while (not isinstance(obj, jax.custom_vjp) and getattr(obj, "__wrapped__", None) is not None
+           and seen < 10):
+        obj, seen = obj.__wrapped__, seen + 1
+    return obj
 
 
 def _jax_layers(module, file, layers, skipped):
-    items = vars(module)
+    items = {name: _unwrap(obj) for name, obj in vars(module).items()}
+    checked = set()  # a custom_vjp under two names (f and f_jit = jax.jit(f)) is checked once
     for name, obj in items.items():
         if isinstance(obj, jax.custom_vjp):
-            if not _own(module, obj.fun):
+            if not _own(module, obj.fun) or id(obj) in checked:
                 continue
+            checked.add(id(obj))
             kind, kinds = _kind(name, JAX_KINDS)
             if kind is None:
                 skipped.append((name, "custom_vjp whose name names no layer jaxcnn knows; check "
@@ -347,6 +379,8 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
     Raises what ``make(kind)`` raises when no layout can be built."""
     import numpy as np
 
+    from jaxcnn.check.compare import rel_error
+    from jaxcnn.check.engine import FORWARD_TOL
     from jaxcnn.check.references import spec
 
     candidates, first_error = [], None
@@ -364,7 +398,8 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
         for layer in candidates:
             s = layer.input_sets(0)[0]
             try:
-                out = np.asarray(layer.forward(s.args, s.static), np.float64)
+                raw = np.asarray(layer.forward(s.args, s.static))
+                out = raw.astype(np.float64)
             except Exception:
                 continue
             runs.append(layer)
@@ -375,7 +410,9 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
                 want = np.asarray(reference.forward(s.args, s.static), np.float64)
             except Exception:
                 continue
-            if out.shape == want.shape and np.allclose(out, want, rtol=1e-9, atol=1e-12):
+            # As the engine judges a forward: float32 code gets float32's tolerance.
+            tol = FORWARD_TOL["float32" if raw.dtype == np.float32 else "float64"]
+            if out.shape == want.shape and rel_error(out, want) <= tol:
                 return layer
     return (runs or candidates)[0]
 

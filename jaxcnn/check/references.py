@@ -24,6 +24,7 @@ conv                  x (N, C, H, W), w (F, C, HH, WW), b (F,);      lax.conv_ge
 max_pool              x (N, C, H, W); static pool_param              window max
                       {"pool_height", "pool_width", "stride"}
 softmax_loss          x (N, C); static y (N,)                        mean cross-entropy
+softmax_loss_sum      the same, summed over samples                  sum cross-entropy
 conv3x3_bias          conv3x3 with biases (F,)                       model.conv3x3 + biases
 dense_cross_entropy   input, weights, biases; static label -> loss   the report's softmax
                                                                      layer with its loss
@@ -65,6 +66,10 @@ TIE_NOTES = {
              "lax.reduce_window)",
     "last": "the last maximum in row-major window order takes it",
 }
+MAX_POSITION_NOTE = ("the gradient goes to the maximum's position in its window with row and "
+                     "column read in the other order: the flat argmax unravelled with the "
+                     "window's shape swapped (unravel_index(k, (pw, ph)), or divmod's parts "
+                     "exchanged)")
 OVERCOUNT_NOTE = ("every tied maximum receives the FULL upstream gradient (the report's and "
                   "blog's `==` mask): a window with k tied maxima passes back k times its "
                   "gradient; not a subgradient")
@@ -296,9 +301,20 @@ def _maxpool2_sets(seed: int) -> list[InputSet]:
     return sets
 
 
+def _maxpool2_swapped(x, cotangent) -> Alternate:
+    """The report's pool with each window's first maximum sent to its transposed position
+    in the 2x2 window (row and column exchanged)."""
+    windows = np.asarray(model.pool_windows(_np(x)))  # (H, W, F, 4), row-major window order
+    first = np.eye(4)[np.argmax(windows, axis=-1)]
+    swapped = first[..., [0, 2, 1, 3]] * _np(cotangent)[..., None]
+    return Alternate("max position swapped", (_np(model.unpool_windows(swapped)),), False,
+                     "transposed", MAX_POSITION_NOTE)
+
+
 def maxpool2_spec() -> Spec:
     def alternates(args, static, cotangent):
-        return _tie_alternates(model.pool_windows, args, cotangent)
+        return _tie_alternates(model.pool_windows, args, cotangent) + [
+            _maxpool2_swapped(args[0], cotangent)]
 
     def subgradient(args, static, cotangent, i, hand, tol):
         x = _np(args[0])
@@ -793,6 +809,7 @@ def _pool_wrong(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
     ph, pw, s = _pool_geometry(pool_param)
     dout = _np(cotangent)
     average, minimum, unstrided = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+    swapped, swap_fits = np.zeros_like(x), True
     for n, ch in itertools.product(range(x.shape[0]), range(x.shape[1])):
         for i, j in itertools.product(range(dout.shape[2]), range(dout.shape[3])):
             g = dout[n, ch, i, j]
@@ -800,6 +817,13 @@ def _pool_wrong(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
             average[n, ch, i * s:i * s + ph, j * s:j * s + pw] += g / win.size
             a, b = np.unravel_index(np.argmin(win), win.shape)
             minimum[n, ch, i * s + a, j * s + b] += g
+            if ph == pw:  # (b, a) for (a, b)
+                b, a = np.unravel_index(np.argmax(win), win.shape)
+            else:  # unravelled with the window's shape swapped
+                a, b = np.unravel_index(np.argmax(win), (pw, ph))
+            swap_fits = swap_fits and a < ph and b < pw
+            if swap_fits:
+                swapped[n, ch, i * s + a, j * s + b] += g
             if i + ph <= x.shape[2] and j + pw <= x.shape[3]:
                 near = x[n, ch, i:i + ph, j:j + pw]
                 a, b = np.unravel_index(np.argmax(near), near.shape)
@@ -808,6 +832,9 @@ def _pool_wrong(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
                                              "window: the derivative of an average pool"),
            wrong("min pool", (minimum,), "the gradient goes to each window's minimum "
                                          "(argmin where argmax belongs)")]
+    if swap_fits:
+        out.append(Alternate("max position swapped", (swapped,), False, "transposed",
+                             MAX_POSITION_NOTE))
     if s > 1:
         out.append(Alternate("stride left out", (unstrided,), False, "wrong-window",
                              f"the backward reads window (i, j) at rows i:i+{ph}, columns "
@@ -910,26 +937,31 @@ def _loss_sets(seed: int) -> list[InputSet]:
                      (gap,), (np.full(4, 9),))]
 
 
-def softmax_loss_spec() -> Spec:
+def softmax_loss_spec(reduction: str = "mean") -> Spec:
+    """CS231n's softmax loss, the mean over samples (``reduction="mean"``, the assignment's
+    definition) or their sum (``"sum"``, kind ``softmax_loss_sum``)."""
     def forward(args, static):
         y = jnp.asarray(static[0])
         logp = jax.nn.log_softmax(args[0], axis=1)
-        return -jnp.mean(logp[jnp.arange(args[0].shape[0]), y])
+        picked = logp[jnp.arange(args[0].shape[0]), y]
+        return -(jnp.mean(picked) if reduction == "mean" else jnp.sum(picked))
 
     def alternates(args, static, cotangent):
         x, y = _np(args[0]), np.asarray(static[0])
         e = np.exp(x - x.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
-        g = float(np.asarray(cotangent))
-        return [wrong("one-hot not subtracted", (g * p / len(x),),
-                      "softmax(x) / N where (softmax(x) - onehot(y)) / N belongs: the 1 at the "
-                      "label is not subtracted"),
-                wrong("one-hot added", (g * (p + np.eye(x.shape[1])[y]) / len(x),),
+        g = float(np.asarray(cotangent)) / (len(x) if reduction == "mean" else 1)
+        over = " / N" if reduction == "mean" else ""
+        return [wrong("one-hot not subtracted", (g * p,),
+                      f"softmax(x){over} where (softmax(x) - onehot(y)){over} belongs: the 1 at "
+                      "the label is not subtracted"),
+                wrong("one-hot added", (g * (p + np.eye(x.shape[1])[y]),),
                       "the one-hot is added where it must be subtracted")]
 
-    return Spec("softmax_loss", ("x",), {"x": ("sample", "class")},
-                Reference("mean over samples of -log softmax(x)[y]", forward, alternates),
-                _loss_sets, ("y",))
+    kind = "softmax_loss" if reduction == "mean" else "softmax_loss_sum"
+    return Spec(kind, ("x",), {"x": ("sample", "class")},
+                Reference(f"{reduction} over samples of -log softmax(x)[y]", forward,
+                          alternates), _loss_sets, ("y",))
 
 
 def _default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Spec:
@@ -973,6 +1005,7 @@ SPECS: dict[str, Callable[[], Spec]] = {
     "affine": affine_spec, "relu": relu_spec, "sigmoid": lambda: elementwise_spec("sigmoid"),
     "tanh": lambda: elementwise_spec("tanh"), "conv": conv_spec, "max_pool": max_pool_spec,
     "softmax_loss": softmax_loss_spec, "dense_cross_entropy": dense_cross_entropy_spec,
+    "softmax_loss_sum": lambda: softmax_loss_spec("sum"),
     "report_network": report_network_spec,
     # JAX code without a config dict: NCHW conv (stride 1, no padding) and 2x2 pool
     "conv_nchw": lambda: _default_static(conv_spec(), "conv_nchw",

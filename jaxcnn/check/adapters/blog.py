@@ -16,7 +16,9 @@ The style of the report and of the blog it follows (``jaxcnn/reference.py``)::
 How the engine sees it (``from_blog``):
 
 * the parameters are the float array attributes found on the constructed object
-  (``filters``, ``weights``, ``biases``, or any other name); their gradients are
+  (``filters``, ``weights``, ``biases``, or any other name) that its forward depends on
+  (gradient or momentum buffers and scratch arrays are not), set to each input's values
+  in the object's own dtype (a float32 layer runs in float32); their gradients are
   recovered from the in-place update on a copy, ``(before - after) / learn_rate``, with
   ``learn_rate = 0.5`` (a power of two: the division is exact);
 * a second backprop at ``learn_rate = 0.125`` must give the same input gradient and the
@@ -50,6 +52,37 @@ def parameters(obj) -> dict[str, np.ndarray]:
     return {k: v for k, v in vars(obj).items()
             if isinstance(v, np.ndarray) and v.dtype.kind == "f"
             and not k.startswith(_CACHE_PREFIXES)}
+
+
+def _used_by_forward(obj, params: dict[str, np.ndarray], s: Spec) -> dict[str, np.ndarray]:
+    """The ``params`` whose values the forward depends on, on the spec's first input:
+    gradient buffers (``self.d_weights``), momentum buffers and scratch arrays set in the
+    constructor are not parameters. An attribute whose change makes the forward fail is
+    kept (it is used); when the forward fails as it is, all are kept."""
+    x = s.input_sets(0)[0].args[0]
+
+    def run(o):
+        return np.asarray(o.forward(np.array(x, copy=True)), np.float64)
+
+    try:
+        base = run(copy.deepcopy(obj))
+    except Exception:
+        return params
+    rng = np.random.default_rng(0)
+    used = {}
+    for name, value in params.items():
+        o = copy.deepcopy(obj)
+        bump = (1.0 + float(np.max(np.abs(value), initial=0.0))) * rng.standard_normal(
+            value.shape)
+        setattr(o, name, (value + 0.1 * bump).astype(value.dtype))
+        try:
+            out = run(o)
+        except Exception:
+            used[name] = value
+            continue
+        if out.shape != base.shape or not np.array_equal(out, base, equal_nan=True):
+            used[name] = value
+    return used
 
 
 def _slots(kind: str, params: dict[str, np.ndarray], s: Spec) -> list[str]:
@@ -140,6 +173,8 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     """
     s = spec(kind)
     params = parameters(obj)
+    if len(params) > len(s.arg_names) - 1:  # more float arrays than the kind has parameters
+        params = _used_by_forward(obj, params, s)
     slots = _slots(kind, params, s) if len(s.arg_names) > 1 or params else []
     s = _in_user_layout(s, [params[k].shape for k in slots])
     arg_names = ("input", *slots)  # the blog's layers all call their argument `input`
@@ -147,10 +182,14 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     name = name or type(obj).__name__
     template = copy.deepcopy(obj)
 
+    dtypes = [params[attr].dtype for attr in slots]
+
     def fresh(args):
+        """A copy of the object holding ``args``' parameters, in the dtype the object
+        keeps them in (a float32 layer stays float32, and gets float32 tolerances)."""
         layer = copy.deepcopy(template)
-        for attr, value in zip(slots, args[1:], strict=True):
-            setattr(layer, attr, np.array(value, copy=True))
+        for attr, value, dtype in zip(slots, args[1:], dtypes, strict=True):
+            setattr(layer, attr, np.array(value, dtype=dtype, copy=True))
         return layer
 
     def forward(args, static):
