@@ -234,3 +234,29 @@ def test_a_diverged_run_writes_nothing_non_finite_and_keeps_the_last_checkpoint(
         rows = list(csv.DictReader(fh))
     assert all(np.isfinite(float(row["loss"])) for row in rows)
     strict_json((healthy / "metrics.json").read_text())
+
+
+def test_a_resume_into_another_folder_that_fails_names_a_command_that_continues_it(tmp_path):
+    """A run resumed into a new --out that diverged before its first save said "the
+    checkpoint in NEW is kept: --resume NEW", but NEW held no checkpoint, and the same
+    resume again was refused because NEW held the failed attempt's log (with --force
+    refused too). Now the message names the folder that holds the checkpoint and a
+    command that runs as is."""
+    import shlex
+
+    source, target = tmp_path / "source", tmp_path / "new run"
+    assert jaxcnn("train", *TINY, "--out", source).returncode == 0
+    proc = jaxcnn("train", "--resume", source, "--out", target, "--epochs", "2",
+                  "--lr", "1e4", "--no-progress")
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert f"The checkpoint of epoch 1 in {source} is kept" in line
+    command = line.split("`")[1]
+    assert command == (f"jaxcnn train --resume {source} --out {shlex.quote(str(target))} "
+                       "--force --epochs 2 --lr 1000")
+    retry = jaxcnn(*shlex.split(command)[1:-1], "0.001", "--no-progress")
+    assert retry.returncode == 0, retry.stderr
+    assert checkpoint.load(target).epochs_done == 2 and csv_steps(target) == [10, 20, 30, 40]
+    assert checkpoint.load(source).epochs_done == 1  # the source run is untouched
+    same = jaxcnn("train", "--resume", source, "--out", source, "--force")
+    assert same.returncode == 2 and "give one" in one_clean_line(same)

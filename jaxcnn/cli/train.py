@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -213,6 +214,17 @@ def use_cpu_devices(requested: int | None, seeds: int, processes: int = 1) -> in
     return requested
 
 
+def continue_command(epochs_done: int, folder: Path, out: Path, config: TrainConfig) -> str:
+    """What a diverged run prints: where its last checkpoint is and the command, runnable
+    as is, that continues it at a tenth of the learning rate. A checkpoint in another
+    folder than ``out`` (a run resumed into a new --out that diverged before its first
+    save) is continued into ``out`` again, replacing what the failed attempt left there."""
+    into = "" if _same_dir(folder, out) else f" --out {shlex.quote(str(out))} --force"
+    return (f"The checkpoint of epoch {epochs_done} in {folder} is kept: continue it with "
+            f"`jaxcnn train --resume {shlex.quote(str(folder))}{into} --epochs {config.epochs} "
+            f"--lr {config.learning_rate / 10:g}`.")
+
+
 def _same_dir(a: Path | None, b: Path | None) -> bool:
     return a is not None and b is not None and a.resolve() == b.resolve()
 
@@ -245,9 +257,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume is not None and args.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
-    if args.resume is not None and args.force:
+    if args.resume is not None and args.force and (args.out is None
+                                                   or _same_dir(args.out, args.resume)):
         raise ConfigError("--force replaces the run in --out with a new one and --resume "
-                          "continues one; give one")
+                          "continues one; give one (with --resume, --force can only replace "
+                          "what another --out folder holds)")
     settings = distributed.settings_from(args.coordinator, args.num_processes,
                                          args.process_id, args.distributed)
     source = config = None
@@ -408,11 +422,13 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
                file=sys.stderr, disable=not (args.progress and sys.stderr.isatty()),
                leave=False, dynamic_ncols=True)
     last_epoch = [first_epoch]
-    saved_epoch = [ckpt.epochs_done if ckpt else None]
+    # the newest complete checkpoint of this run: (epochs done, its folder); a run resumed
+    # into another --out has its checkpoint in the --resume folder until its first save
+    saved = [(ckpt.epochs_done, args.resume) if ckpt else None]
 
     def kept() -> str:
-        return (f"; the checkpoint of epoch {saved_epoch[0]} is kept" if saved_epoch[0]
-                else "")
+        return (f"; the checkpoint of epoch {saved[0][0]} in {saved[0][1]} is kept"
+                if saved[0] else "")
 
     def save(result):
         try:
@@ -423,7 +439,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot save the checkpoint of epoch "
                                          f"{result.epochs_done} in {out}{kept()}") from None
-        saved_epoch[0] = result.epochs_done
+        saved[0] = (result.epochs_done, out)
 
     def on_window(window):
         if config.epochs > 1 and window.epoch != last_epoch[0]:
@@ -447,12 +463,9 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         result = train.train(config, dataset, resume=resume, on_window=on_window,
                              on_epoch=on_epoch, on_steps=bar.update, keep_windows=False)
     except DivergenceError as exc:
-        if out is None or saved_epoch[0] is None:
+        if out is None or saved[0] is None:
             raise
-        raise DivergenceError(
-            f"{exc} The checkpoint of epoch {saved_epoch[0]} in {out} is kept: continue it "
-            f"with `jaxcnn train --resume {out} --epochs {config.epochs} "
-            f"--lr {config.learning_rate / 10:g}`.") from None
+        raise DivergenceError(f"{exc} {continue_command(*saved[0], out, config)}") from None
     finally:
         bar.close()
     print("\n".join(format_result(result)))
