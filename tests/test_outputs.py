@@ -88,3 +88,43 @@ def test_a_csv_of_another_format_contributes_no_windows(tmp_path, header):
     path = tmp_path / outputs.CSV_NAME
     path.write_text(header + "\n100,1,0,100,2.2,0.2\n")
     assert list(outputs.windows(path, RUN, 1)) == []
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("loss", "nan", "loss 'nan' is not a finite number >= 0"),
+    ("loss", "Infinity", "loss 'Infinity' is not a finite number >= 0"),
+    ("loss", "-1.5", "loss '-1.5' is not a finite number >= 0"),
+    ("accuracy", "NaN", "accuracy 'NaN' is not a finite number in [0, 1]"),
+    ("accuracy", "1.5", "accuracy '1.5' is not a finite number in [0, 1]"),
+    ("step", "-20", "step '-20' is not a whole number of at least 1"),
+    ("run_id", "not-a-run", "run_id 'not-a-run' is not 32 hexadecimal digits"),
+])
+def test_a_row_jaxcnn_never_writes_cuts_the_file_there(tmp_path, field, value, why):
+    """A hand-edited NaN or Infinity was read as a number: a resume wrote it back into
+    metrics.csv as `nan`, metrics.json got null windows marked complete, and plot drew
+    them. Now reading stops at such a row, as at a row torn by a crash, and says why."""
+    source, target = tmp_path / "a.csv", tmp_path / "b.csv"
+    _log(source, [(RUN, 10, 2.0), (RUN, 20, 1.5), (RUN, 30, 1.0)])
+    lines = source.read_text().splitlines()
+    fields = lines[3].split(",")  # step 20, seed 0 (line 4 of the file)
+    fields[outputs.CSV_COLUMNS.index(field)] = value
+    lines[3] = ",".join(fields)
+    source.write_text("\n".join(lines) + "\n")
+    cut = outputs.Cut()
+    assert [w["step"] for w in outputs.windows(source, RUN, 2, cut)] == [10]
+    assert (cut.line, cut.why) == (4, why)
+    cut = outputs.Cut()
+    assert outputs.carry_over(source, target, RUN, up_to_step=30, cut=cut) == 10
+    assert cut.line == 4 and "nan" not in target.read_text().lower()
+    assert "inf" not in target.read_text().lower()
+    assert not outputs.Cut()  # nothing cut: false
+
+
+def test_a_non_finite_window_is_never_written(tmp_path):
+    from jaxcnn.errors import DivergenceError
+
+    log = outputs.MetricsLog(tmp_path / outputs.CSV_NAME, RUN, [0, 1], batch_size=1)
+    with pytest.raises(DivergenceError, match="refusing to log the window of step 10"):
+        log.write(window(10, np.nan))
+    log.close()
+    assert (tmp_path / outputs.CSV_NAME).read_text() == ",".join(outputs.CSV_COLUMNS) + "\n"

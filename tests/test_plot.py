@@ -69,3 +69,27 @@ def test_plot_of_a_folder_without_a_run(tmp_path):
     proc = jaxcnn("plot", tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plot_of_a_hand_edited_log_stops_at_the_first_non_finite_row(run_dir, tmp_path):
+    """A metrics.csv edited to hold NaN or Infinity was drawn without a word; now the
+    curves end before that row and plot says where, or refuses when nothing is left."""
+    import shutil
+
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    shutil.copy(run_dir / "checkpoint.npz", edited)
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",Infinity"  # the third window's first seed
+    (edited / "metrics.csv").write_text("\n".join(lines) + "\n")
+    proc = jaxcnn("plot", edited)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == (
+        f"note: {edited}/metrics.csv is cut at line 6 (accuracy 'Infinity' is not a finite "
+        "number in [0, 1]); the learning curves end at step 40")
+    assert len(proc.stdout.split()) == 4
+    lines[1] = lines[1].rsplit(",", 2)[0] + ",NaN," + lines[1].rsplit(",", 1)[1]
+    (edited / "metrics.csv").write_text("\n".join(lines) + "\n")
+    proc = jaxcnn("plot", edited)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "holds no log window of this run: it is cut at line 2 (loss 'NaN'" in proc.stderr

@@ -11,6 +11,7 @@ Needs matplotlib: pip install 'jaxcnn[plot]'.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from jaxcnn.cli import path_arg, testset
 from jaxcnn.errors import ConfigError
@@ -60,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fsio.output_error(exc, f"create the plot folder {out}") from None
-    rows = list(outputs.windows(args.run / "metrics.csv", ckpt.run_id, ckpt.config.seeds))
+    csv_path, cut = args.run / outputs.CSV_NAME, outputs.Cut()
+    rows = list(outputs.windows(csv_path, ckpt.run_id, ckpt.config.seeds, cut))
     if not rows:
-        raise ConfigError(f"{args.run}/metrics.csv holds no log window of this run yet; "
-                          "plot it after its first log line")
+        raise ConfigError(f"{csv_path} holds no log window of this run"
+                          + (f": it is cut at line {cut.line} ({cut.why})" if cut else
+                             " yet; plot it after its first log line"))
+    if cut:
+        print(f"note: {csv_path} is cut at line {cut.line} ({cut.why}); the learning curves "
+              f"end at step {rows[-1]['step']}", file=sys.stderr)  # stdout: the files only
     steps = np.array([w["step"] for w in rows])
     loss = np.array([w["loss"]["per_seed"] for w in rows])
     accuracy = np.array([w["accuracy"]["per_seed"] for w in rows])

@@ -406,16 +406,18 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
     log, windows_complete = None, True
     if out is not None:
         csv_path = out / outputs.CSV_NAME
+        cut = outputs.Cut()
         try:
             last = outputs.carry_over(args.resume / outputs.CSV_NAME if ckpt else None,
-                                      csv_path, run_id, ckpt.step if ckpt else 0)
+                                      csv_path, run_id, ckpt.step if ckpt else 0, cut)
             log = outputs.MetricsLog(csv_path, run_id, seeds, config.batch_size)
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot write {csv_path}") from None
         if ckpt is not None and last != ckpt.step:
             windows_complete = False
+            why = f" (it is cut at line {cut.line}: {cut.why})" if cut else ""
             print(f"note: {args.resume / outputs.CSV_NAME} holds this run's windows only up to "
-                  f"step {last}, not {ckpt.step}; metrics.json will lack the others")
+                  f"step {last}, not {ckpt.step}{why}; metrics.json will lack the others")
 
     first_epoch = resume[2] if resume else 0
     bar = tqdm(total=steps_per_epoch * (config.epochs - first_epoch), unit="step",
