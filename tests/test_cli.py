@@ -245,3 +245,44 @@ def test_resume_of_a_missing_folder_creates_nothing(tmp_path):
     proc = jaxcnn("train", "--resume", str(missing))
     assert proc.returncode == 2 and "no such folder" in proc.stderr
     assert not (tmp_path / "never").exists()
+
+
+TINY = ["--train-size", "20", "--test-size", "100", "--log-every", "10", "--no-progress"]
+
+
+def _shell(command: str):
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, shell=True, capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["train", *TINY, "--out", "{out}"], ["--version"],
+                                  ["train", "--help"]])
+def test_a_standard_output_that_cannot_be_written_is_named_not_blamed_on_out(tmp_path, args):
+    """`jaxcnn train --out DIR > /dev/full` said "a file operation failed ...; choose
+    another --out", and `--version > /dev/full` exited 0 with its output lost."""
+    line = " ".join(a.format(out=tmp_path / "run") for a in args)
+    proc = _shell(f"{sys.executable} -m jaxcnn {line} > /dev/full")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "cannot write to standard output (No space left on device)" in lines[0]
+    assert "--out" not in lines[0]
+
+
+def test_a_closed_standard_output_or_error_is_not_a_failure(tmp_path):
+    """`jaxcnn train --out DIR >&-` trained and saved, then ended with a traceback and
+    exit 1 (Python starts with sys.stdout = None); and the run lock, the first file opened,
+    took file descriptor 1, where native code prints."""
+    out = tmp_path / "run"
+    proc = _shell(f"{sys.executable} -m jaxcnn train {' '.join(TINY)} --out {out} >&- 2>&-")
+    assert proc.returncode == 0
+    assert strict_json((out / "metrics.json").read_text())["steps"] == 20
+    proc = _shell(f"{sys.executable} -m jaxcnn evaluate {out} >&-")
+    assert proc.returncode == 0 and proc.stderr == ""
+    proc = _shell(f"{sys.executable} -c 'import os, sys; os.close(1); sys.stdout = None; "
+                  "import jaxcnn._program; print(os.readlink(\"/proc/self/fd/1\"), "
+                  "file=sys.stderr)'")
+    if sys.platform == "linux":
+        assert proc.stderr.strip() == "/dev/null"
