@@ -260,3 +260,28 @@ def test_a_resume_into_another_folder_that_fails_names_a_command_that_continues_
     assert checkpoint.load(source).epochs_done == 1  # the source run is untouched
     same = jaxcnn("train", "--resume", source, "--out", source, "--force")
     assert same.returncode == 2 and "give one" in one_clean_line(same)
+
+
+def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path):
+    """`--data idx:DIR` names files, not images: after DIR's files were replaced, --resume
+    trained on the new images with exit 0 and a run that no uninterrupted run equals.
+    The checkpoint now records the sha256 of its images and labels, and resume checks it."""
+    from idx_helpers import make_split, write_idx, write_idx_dir
+
+    from jaxcnn.data.idx import SPLIT_FILES
+
+    write_idx_dir(tmp_path / "digits", n_train=20, n_test=20)
+    run = tmp_path / "run"
+    flags = ["--data", f"idx:{tmp_path / 'digits'}", "--train-size", "20", "--test-size", "20",
+             "--log-every", "10", "--no-progress"]
+    assert jaxcnn("train", *flags, "--out", run).returncode == 0
+    recorded = checkpoint.load(run).data_sha256
+    assert len(recorded) == 64
+    assert strict_json((run / "metrics.json").read_text())["data_sha256"] == recorded
+    images, _ = make_split(20, seed=7)
+    write_idx(tmp_path / "digits" / SPLIT_FILES["train"][0], images)
+    proc = jaxcnn("train", "--resume", run, "--epochs", "2")
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert "no longer holds the images the checkpoint" in line and "--init-from" in line
+    assert proc.stdout == "" and checkpoint.load(run).epochs_done == 1

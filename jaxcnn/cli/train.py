@@ -360,12 +360,21 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
     dataset = data.load(config.data, train_size=config.train_size, test_size=config.test_size,
                         download=args.download)
     num_classes = len(dataset.class_names)
+    data_sha256 = checkpoint.data_sha256(dataset)
     shuffle_keys = jax.random.key_data(train.seed_keys(config)[1])
     resume = None
     if ckpt is not None:
         if tuple(dataset.class_names) != ckpt.class_names:
             raise ConfigError(f"the checkpoint was trained on classes {ckpt.class_names}, "
                               f"but {config.data} has {dataset.class_names}")
+        if ckpt.data_sha256 is not None and ckpt.data_sha256 != data_sha256:
+            raise ConfigError(
+                f"{config.data} no longer holds the images the checkpoint in {args.resume} "
+                f"was trained and tested on (the sha256 of its first "
+                f"{len(dataset.train_labels):,} training and {len(dataset.test_labels):,} test "
+                "images and labels differs), so the "
+                "resumed run could not equal an uninterrupted one; restore that data, or "
+                f"start a new run from its weights with --init-from {args.resume}")
         if not (ckpt.shuffle_keys == jax.device_get(shuffle_keys)).all():
             raise CheckpointError(f"the checkpoint in {args.resume} is corrupt: its RNG state "
                                   "does not match its seed")
@@ -437,7 +446,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             log.sync()  # the windows up to the checkpoint's step are durable before it commits
             checkpoint.save(out, config, dataset.class_names, result.state, shuffle_keys,
                             result.step, result.epochs_done, run_id=run_id, history=history,
-                            init_from=init_from)
+                            init_from=init_from, data_sha256=data_sha256)
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot save the checkpoint of epoch "
                                          f"{result.epochs_done} in {out}{kept()}") from None
@@ -474,7 +483,8 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
     if out is not None:
         metrics = {
             "run_id": run_id, "config": config.to_dict(), "config_hash": config.digest(),
-            "data": dataset.source, "seeds": seeds, "steps": result.step,
+            "data": dataset.source, "data_sha256": data_sha256, "seeds": seeds,
+            "steps": result.step,
             "epochs_done": result.epochs_done, "history": history, "init_from": init_from,
             "windows_complete": windows_complete,
             "test": {"loss": outputs.summary(result.test_loss),
