@@ -42,6 +42,18 @@ def path_arg(text: str) -> Path:
     return Path(text)
 
 
+def positive_int(text: str) -> int:
+    """argparse type for a count: a whole number of at least 1, checked before any file
+    is read."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: "jaxcnn check: error: ... (see jaxcnn check --help)"
     and exit 2, without the usage block (sub-command parsers inherit this class)."""

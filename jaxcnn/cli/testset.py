@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from jaxcnn import data
+from jaxcnn.cli import positive_int
 from jaxcnn.errors import ConfigError
 
 
@@ -17,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     """--data, --download, --test-size and --ignore-class-names; ``verb`` for the help."""
     data.add_data_arguments(parser)
     parser.set_defaults(data=None)
-    parser.add_argument("--test-size", type=int, metavar="N",
+    parser.add_argument("--test-size", type=positive_int, metavar="N",
                         help="first N test images (default: the checkpoint's)")
     parser.add_argument("--ignore-class-names", action="store_true",
                         help=f"{verb} data whose class names differ from the checkpoint's "
