@@ -285,3 +285,22 @@ def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path):
     line = one_clean_line(proc)
     assert "no longer holds the images the checkpoint" in line and "--init-from" in line
     assert proc.stdout == "" and checkpoint.load(run).epochs_done == 1
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lock_that_is_not_a_plain_file_is_refused_and_never_written_through(tmp_path, kind):
+    """A run folder whose .jaxcnn.lock was a symbolic link truncated the link's target and
+    wrote the holder's JSON into it (any file the user may write: as root, any file)."""
+    target, out = tmp_path / "precious.txt", tmp_path / "run"
+    target.write_text("precious data\n")
+    out.mkdir()
+    if kind == "symlink":
+        (out / ".jaxcnn.lock").symlink_to(target)
+    else:
+        os.mkfifo(out / ".jaxcnn.lock")
+    proc = jaxcnn("train", *TINY, "--out", out)
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert ".jaxcnn.lock is " + ("a symbolic link" if kind == "symlink" else
+                                 "not a plain file") in line
+    assert proc.stdout == "" and target.read_text() == "precious data\n"

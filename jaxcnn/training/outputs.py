@@ -77,6 +77,10 @@ def summary(values) -> dict:
             "max": float(values.max()), "per_seed": [float(v) for v in values]}
 
 
+def _no_follow(path, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+
 class MetricsLog:
     """``metrics.csv`` of one run, opened for appending (header written when new).
 
@@ -86,7 +90,8 @@ class MetricsLog:
 
     def __init__(self, path: str | Path, run_id: str, seeds: list[int], batch_size: int):
         self.path, self.run_id, self.seeds, self.batch_size = Path(path), run_id, seeds, batch_size
-        self.fh: TextIO = open(self.path, "a", newline="")
+        # never appended through a symbolic link (carry_over has just replaced any)
+        self.fh: TextIO = open(self.path, "a", newline="", opener=_no_follow)
         self.writer = csv.writer(self.fh, lineterminator="\n")
         if self.fh.tell() == 0:
             self.writer.writerow(CSV_COLUMNS)
