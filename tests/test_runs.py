@@ -198,7 +198,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_says_so(tmp_path):
         assert proc.returncode == 2
         line = one_clean_line(proc)
         assert "cannot save the checkpoint of epoch 2" in line
-        assert "No space left on device" in line and "epoch 1 is kept" in line
+        assert "No space left on device" in line and f"epoch 1 in {target} is kept" in line
         assert checkpoint.load(target).epochs_done == 1
         assert temp_files(target) == []
     finally:
