@@ -196,6 +196,8 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--lr", "0.5", "--train-size", "20"), "training diverged"),
     (("train", "--seed", "-1"), "--seed must be at least 0"),
     (("train", "--resume", "/no/such/run"), "cannot resume /no/such/run: no such folder"),
+    (("train", "--resume", "README.md"), "it is a file, not a run folder; give the folder that "
+                                         "holds it (--resume .)"),
     (("train", "--epochs", "0"), "--epochs must be at least 1"),
     (("train", "--train-size", "99999"), "more than the 4,000 train images"),
     (("train", "--data", "idx:/no/such/dir"), "does not exist"),

@@ -308,6 +308,10 @@ def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) 
     from jaxcnn.training import rundir
 
     if args.resume is not None and not args.resume.is_dir():  # before making any folder
+        if args.resume.exists():
+            raise CheckpointError(f"cannot resume {args.resume}: it is a file, not a run "
+                                  f"folder; give the folder that holds it (--resume "
+                                  f"{args.resume.parent})")
         raise CheckpointError(f"cannot resume {args.resume}: no such folder; give the --out "
                               "folder of an earlier run")
     out = (args.out or args.resume) if writer else None
