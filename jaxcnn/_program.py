@@ -51,6 +51,8 @@ def run() -> None:
         code = main()
     except SystemExit as exc:  # argparse: --help, --version, a bad flag
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if not isinstance(exc.code, (int, type(None))):
+            _error(str(exc.code))  # as the interpreter would
     try:
         sys.stdout.flush()
     except BrokenPipeError:
