@@ -87,7 +87,11 @@ def test_metrics_json_streams_the_windows_with_flat_memory(tmp_path):
 def test_a_csv_of_another_format_contributes_no_windows(tmp_path, header):
     path = tmp_path / outputs.CSV_NAME
     path.write_text(header + "\n100,1,0,100,2.2,0.2\n")
-    assert list(outputs.windows(path, RUN, 1)) == []
+    cut = outputs.Cut()
+    assert list(outputs.windows(path, RUN, 1, cut)) == []
+    assert cut.line == 1 and "header is not that of a jaxcnn metrics.csv" in cut.why
+    path.write_text("")
+    assert list(outputs.windows(path, RUN, 1, cut)) == [] and cut.why == "the file is empty"
 
 
 @pytest.mark.parametrize(("field", "value", "why"), [

@@ -157,15 +157,19 @@ def _row(raw: list[str]) -> dict:
 def _rows(path: Path, cut: Cut | None = None) -> Iterator[dict]:
     """Parsed rows of a metrics.csv, in file order; stops at the first row that
     ``MetricsLog`` could not have written (torn by a crash, or a non-finite or
-    out-of-range number), saying where in ``cut``. Nothing when the file is missing or
-    has another header."""
+    out-of-range number), saying where in ``cut``. Nothing when the file is missing, and
+    nothing (cut at line 1) when it is empty or has another header."""
     try:
         fh = open(path, newline="")
     except FileNotFoundError:
         return
     with fh:
         reader = csv.reader(fh)
-        if next(reader, None) != CSV_COLUMNS:
+        header = next(reader, None)
+        if header != CSV_COLUMNS:
+            if cut is not None:
+                cut.line, cut.why = 1, ("the file is empty" if header is None else
+                                        "its header is not that of a jaxcnn metrics.csv")
             return
         for raw in reader:
             try:
