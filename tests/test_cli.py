@@ -291,3 +291,18 @@ def test_a_closed_standard_output_or_error_is_not_a_failure(tmp_path):
                   "file=sys.stderr)'")
     if sys.platform == "linux":
         assert proc.stderr.strip() == "/dev/null"
+
+
+def test_a_compilation_cache_that_cannot_be_written_or_read_costs_only_time(tmp_path):
+    """With the cache on a full disk (here a file size limit of 0), every run printed
+    JAX's warning for each program it could not write, then for each truncated entry it
+    could not read: 18 lines on stderr for a run that succeeded."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    command = f"{sys.executable} -m jaxcnn train {' '.join(TINY)}"
+    full = _shell(f"JAXCNN_CACHE_DIR={cache} sh -c 'ulimit -f 0; exec {command}'")
+    assert full.returncode == 0 and full.stderr == "", full.stderr
+    assert any(p.stat().st_size == 0 for p in cache.iterdir())  # truncated entries
+    again = _shell(f"JAXCNN_CACHE_DIR={cache} {command}")
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert again.stdout.splitlines()[-3:-1] == full.stdout.splitlines()[-3:-1]  # test result
