@@ -306,3 +306,36 @@ def test_a_compilation_cache_that_cannot_be_written_or_read_costs_only_time(tmp_
     again = _shell(f"JAXCNN_CACHE_DIR={cache} {command}")
     assert again.returncode == 0 and again.stderr == "", again.stderr
     assert again.stdout.splitlines()[-3:-1] == full.stdout.splitlines()[-3:-1]  # test result
+
+
+class JaxRuntimeError(RuntimeError):
+    """Stands for jax.errors.JaxRuntimeError, which XLA raises when an allocation fails."""
+
+
+@pytest.mark.parametrize(("command", "error", "hint"), [
+    ("train", JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 14176747520 "
+                              "bytes.\nmore"), "train fewer --seeds at once"),
+    ("evaluate", MemoryError(), "use a smaller --test-size"),
+])
+def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys, command,
+                                                           error, hint):
+    """`jaxcnn train --seeds 4096 --filters 1024` ended in a 40-line traceback and exit 1
+    (XLA: RESOURCE_EXHAUSTED); now one line that says what to make smaller, exit 2."""
+    import importlib
+
+    from jaxcnn.cli import main
+
+    module = importlib.import_module(f"jaxcnn.cli.{command}")
+
+    def run(args):
+        raise error
+
+    monkeypatch.setattr(module, "run", run)
+    args = [command] + (["--no-progress"] if command == "train" else ["somewhere"])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"jaxcnn {command}: error: out of memory (")
+    assert hint in err and "more" not in err
+    monkeypatch.setattr(module, "run", lambda args: (_ for _ in ()).throw(ValueError("bug")))
+    with pytest.raises(ValueError, match="bug"):  # anything else is still a bug
+        main(args)

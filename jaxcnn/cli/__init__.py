@@ -2,8 +2,9 @@
 
 Each job lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``. Errors a user can fix (``JaxcnnError``, and any ``OSError``:
-a full disk, a closed output pipe, a standard output that cannot be written) are
-printed as one line on stderr with exit status 2, never as a traceback. Ctrl-C,
+a full disk, a closed output pipe, a standard output that cannot be written; and
+running out of memory) are printed as one line on stderr with exit status 2, never as
+a traceback. Ctrl-C,
 SIGTERM and SIGHUP at any moment, start-up imports included, print one line and exit
 with 130, 143 and 129 (``jaxcnn.interrupts``).
 """
@@ -170,9 +171,32 @@ def main(argv: list[str] | None = None) -> int:
         from jaxcnn.training.fsio import describe
 
         _error(f"{prog}: error: {describe(exc, 'a file operation failed')}")
+    except Exception as exc:  # noqa: BLE001 - only running out of memory is the user's
+        if not out_of_memory(exc):
+            raise
+        _error(f"{prog}: error: {_short(out_of_memory_message(exc, command))}")
     finally:
         sys.stdout = stdout
     return 2
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the machine's memory (or a device's) ran out: NumPy's
+    ``MemoryError`` or XLA's ``RESOURCE_EXHAUSTED`` (``JaxRuntimeError``)."""
+    return isinstance(exc, MemoryError) or (
+        type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+        and str(exc).startswith("RESOURCE_EXHAUSTED"))
+
+
+def out_of_memory_message(exc: BaseException, command: str | None) -> str:
+    """One line for running out of memory: XLA's reason and what to make smaller."""
+    reason = str(exc).split("\n")[0].removeprefix("RESOURCE_EXHAUSTED: ") or "MemoryError"
+    smaller = ("train fewer --seeds at once, fewer --filters, or a smaller --batch-size or "
+               "--test-size" if command == "train" else
+               "use a smaller --test-size" if command in ("evaluate", "plot") else
+               "ask for less at once")
+    saved = "; files already saved are intact" if command == "train" else ""
+    return f"out of memory ({reason}); {smaller}{saved}"
 
 
 def _short(message: str, limit: int = 600) -> str:
