@@ -4,9 +4,8 @@ Each job lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``. Errors a user can fix (``JaxcnnError``, and any ``OSError``:
 a full disk, a closed output pipe, a standard output that cannot be written; and
 running out of memory) are printed as one line on stderr with exit status 2, never as
-a traceback. Ctrl-C,
-SIGTERM and SIGHUP at any moment, start-up imports included, print one line and exit
-with 130, 143 and 129 (``jaxcnn.interrupts``).
+a traceback. Ctrl-C, SIGTERM and SIGHUP at any moment, start-up imports included, print
+one line and exit with 130, 143 and 129 (``jaxcnn.interrupts``).
 """
 
 from __future__ import annotations
