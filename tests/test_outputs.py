@@ -132,3 +132,27 @@ def test_a_non_finite_window_is_never_written(tmp_path):
         log.write(window(10, np.nan))
     log.close()
     assert (tmp_path / outputs.CSV_NAME).read_text() == ",".join(outputs.CSV_COLUMNS) + "\n"
+
+
+@pytest.mark.parametrize(("tail", "why"), [
+    (f"{RUN},40,1,0,10,10,1.5,0.5".encode(), "the line has no end (a row torn by a crash"),
+    (b"\x00" * 64 + b"\n", "1 fields instead of 8"),  # a power loss's zero-filled tail
+    (b"\x00" * 64, "the line has no end"),
+    (b"\xff\xfe garbage\n", "the line is not UTF-8 text (a damaged file)"),
+])
+def test_a_torn_or_damaged_tail_is_cut_never_a_traceback_or_a_wrong_number(tmp_path, tail,
+                                                                           why):
+    """Bytes that are not UTF-8 or NUL bytes (what a power loss can leave at the end of an
+    appended file) made resume and plot end in a traceback (UnicodeDecodeError, csv's
+    "line contains NUL"); and a row torn inside its last number ("0.5" of "0.55") was read
+    as a complete row with a wrong value. A row counts only once its line has ended."""
+    path = tmp_path / outputs.CSV_NAME
+    _log(path, [(RUN, 10, 2.0), (RUN, 20, 1.5), (RUN, 30, 1.0)])
+    with open(path, "ab") as fh:
+        fh.write(tail)
+    cut = outputs.Cut()
+    assert [w["step"] for w in outputs.windows(path, RUN, 2, cut)] == [10, 20, 30]
+    assert cut.line == 8 and cut.why.startswith(why), cut.why
+    target = tmp_path / "resumed.csv"
+    assert outputs.carry_over(path, target, RUN, up_to_step=40) == 30
+    assert target.read_bytes().endswith(b",1.0,0.5\n")

@@ -14,10 +14,12 @@ On ``--resume``, ``carry_over`` keeps exactly the rows of the same run up to the
 checkpoint's step (windows logged after it are trained again), so the resumed run's
 files hold every window once.
 
-Reading stops at the first row that ``MetricsLog`` could not have written: a row torn
-by a crash, or one with a non-finite or out-of-range number (a hand edit, a damaged
-file). Nothing after it is used, so no ``NaN`` or ``Infinity`` is carried into a resumed
-run's files, ``metrics.json`` or a plot; ``Cut`` says where and why a file was cut.
+Reading stops at the first row that ``MetricsLog`` could not have written: a line
+without its end (torn by a crash, or still being written), bytes that are not UTF-8
+CSV (a damaged file, the zero-filled tail a power loss can leave), or a non-finite or
+out-of-range number (a hand edit). Nothing after it is used, so no ``NaN`` or
+``Infinity`` is carried into a resumed run's files, ``metrics.json`` or a plot; ``Cut``
+says where and why a file was cut.
 """
 
 from __future__ import annotations
@@ -154,29 +156,47 @@ def _row(raw: list[str]) -> dict:
     return row
 
 
-def _rows(path: Path, cut: Cut | None = None) -> Iterator[dict]:
-    """Parsed rows of a metrics.csv, in file order; stops at the first row that
-    ``MetricsLog`` could not have written (torn by a crash, or a non-finite or
-    out-of-range number), saying where in ``cut``. Nothing when the file is missing, and
-    nothing (cut at line 1) when it is empty or has another header."""
+def _parse_line(line: bytes) -> list[str]:
+    """The fields of one complete line; ``ValueError`` when it is not text a CSV writer
+    wrote (bytes that are not UTF-8, NUL bytes that a power loss can leave at the end of a
+    file, no line end: a row torn by a crash or still being written)."""
+    if not line.endswith(b"\n"):
+        raise ValueError("the line has no end (a row torn by a crash, or still being "
+                         "written)")
     try:
-        fh = open(path, newline="")
+        return next(csv.reader([line.decode("utf-8")]), [])
+    except UnicodeDecodeError:
+        raise ValueError("the line is not UTF-8 text (a damaged file)") from None
+    except csv.Error as exc:
+        raise ValueError(f"the line is not CSV ({exc}; a damaged file)") from None
+
+
+def _rows(path: Path, cut: Cut | None = None) -> Iterator[dict]:
+    """Parsed rows of a metrics.csv, in file order, streamed; stops at the first line
+    that ``MetricsLog`` could not have written (torn by a crash, damaged, or holding a
+    non-finite or out-of-range number), saying where in ``cut``. Nothing when the file
+    is missing, and nothing (cut at line 1) when it is empty or has another header."""
+    try:
+        fh = open(path, "rb")
     except FileNotFoundError:
         return
     with fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+        first = fh.readline()
+        try:
+            header = _parse_line(first) if first else None
+        except ValueError:
+            header = []
         if header != CSV_COLUMNS:
             if cut is not None:
                 cut.line, cut.why = 1, ("the file is empty" if header is None else
                                         "its header is not that of a jaxcnn metrics.csv")
             return
-        for raw in reader:
+        for number, line in enumerate(fh, start=2):
             try:
-                row = _row(raw)
+                row = _row(_parse_line(line))
             except ValueError as exc:
                 if cut is not None:
-                    cut.line, cut.why = reader.line_num, str(exc)
+                    cut.line, cut.why = number, str(exc)
                 return
             yield row
 
