@@ -339,3 +339,17 @@ def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys, 
     monkeypatch.setattr(module, "run", lambda args: (_ for _ in ()).throw(ValueError("bug")))
     with pytest.raises(ValueError, match="bug"):  # anything else is still a bug
         main(args)
+
+
+def test_an_os_error_naming_a_path_with_a_line_break_is_still_one_line(monkeypatch, capsys):
+    import errno
+
+    from jaxcnn.cli import main
+
+    def run(args):
+        raise OSError(errno.EIO, "Input/output error", "run\nfolder/metrics.csv")
+
+    monkeypatch.setattr("jaxcnn.cli.evaluate.run", run)
+    assert main(["evaluate", "somewhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(run folder/metrics.csv)" in err

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         from jaxcnn.training.fsio import describe
 
-        _error(f"{prog}: error: {describe(exc, 'a file operation failed')}")
+        _error(f"{prog}: error: {_short(describe(exc, 'a file operation failed'))}")
     except Exception as exc:  # noqa: BLE001 - only running out of memory is the user's
         if not out_of_memory(exc):
             raise
