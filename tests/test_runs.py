@@ -304,3 +304,21 @@ def test_a_lock_that_is_not_a_plain_file_is_refused_and_never_written_through(tm
     assert ".jaxcnn.lock is " + ("a symbolic link" if kind == "symlink" else
                                  "not a plain file") in line
     assert proc.stdout == "" and target.read_text() == "precious data\n"
+
+
+def test_force_also_removes_the_pictures_of_the_run_it_replaces(tmp_path):
+    """--force deleted the run's files but left DIR/plots/*.png, which went on showing the
+    replaced run's curves and filters beside the new run."""
+    from jaxcnn.training import plots
+
+    assert jaxcnn("train", *TINY, "--out", tmp_path).returncode == 0
+    (tmp_path / plots.FOLDER).mkdir()
+    for name in plots.FILES:
+        (tmp_path / plots.FOLDER / name).write_bytes(b"\x89PNG old run")
+    assert jaxcnn("train", *TINY, "--out", tmp_path, "--force").returncode == 0
+    assert not (tmp_path / plots.FOLDER).exists()
+    (tmp_path / plots.FOLDER).mkdir()  # a folder the user keeps more in is kept
+    (tmp_path / plots.FOLDER / plots.FILES[0]).write_bytes(b"\x89PNG old run")
+    (tmp_path / plots.FOLDER / "notes.txt").write_text("mine")
+    assert jaxcnn("train", *TINY, "--out", tmp_path, "--force").returncode == 0
+    assert sorted(p.name for p in (tmp_path / plots.FOLDER).iterdir()) == ["notes.txt"]

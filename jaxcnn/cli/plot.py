@@ -16,8 +16,6 @@ import sys
 from jaxcnn.cli import path_arg, testset
 from jaxcnn.errors import ConfigError
 
-FILES = ("learning_curves.png", "filters.png", "confusion.png", "misclassified.png")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=path_arg, metavar="DIR",
@@ -56,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn.training import checkpoint, fsio, outputs, plots
 
     ckpt = checkpoint.load(args.run)
-    out = args.out or args.run / "plots"
+    out = args.out or args.run / plots.FOLDER
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -76,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
     dataset = testset.load(args, ckpt)
     predicted = predictions(ckpt.params, dataset.test_images)
     name = f"{ckpt.config.data}, {ckpt.config.seeds} seed(s), step {ckpt.step}"
+    curves, filters, confusion, mistakes = (out / file for file in plots.FILES)
     written = [
-        plots.learning_curves(out / FILES[0], steps, loss, accuracy, f"learning curves: {name}"),
-        plots.filters(out / FILES[1], ckpt.params.filters),
-        plots.confusion(out / FILES[2], dataset.test_labels, predicted[0], dataset.class_names,
+        plots.learning_curves(curves, steps, loss, accuracy, f"learning curves: {name}"),
+        plots.filters(filters, ckpt.params.filters),
+        plots.confusion(confusion, dataset.test_labels, predicted[0], dataset.class_names,
                         seed=ckpt.config.seed),
-        plots.mistakes(out / FILES[3], dataset.test_images, dataset.test_labels, predicted[0],
+        plots.mistakes(mistakes, dataset.test_images, dataset.test_labels, predicted[0],
                        dataset.class_names, seed=ckpt.config.seed),
     ]
     for path in written:
