@@ -20,14 +20,17 @@ def _standard_streams() -> None:
     would receive whatever native code prints to stdout or stderr, and Python, which
     starts with ``sys.stdout = None`` then, ended an otherwise good run with a traceback
     and exit 1."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            os.open(os.devnull, os.O_RDWR)  # the lowest free number: fd
-    for name, fd in (("stdout", 1), ("stderr", 2)):
-        if getattr(sys, name) is None:
-            setattr(sys, name, open(fd, "w", closefd=False))
+    try:
+        for fd in (0, 1, 2):
+            try:
+                os.fstat(fd)
+            except OSError:
+                os.open(os.devnull, os.O_RDWR)  # the lowest free number: fd
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, "w", closefd=False))
+    except OSError:  # no /dev/null: leave the streams as they are
+        pass
 
 
 _standard_streams()
