@@ -1,7 +1,7 @@
 """An exclusive lock on a run folder, held for the lifetime of one training run.
 
 ``acquire(directory, holder)`` takes ``fcntl.flock(LOCK_EX | LOCK_NB)`` on
-``DIR/.jaxcnn.lock`` and writes ``holder`` (pid, host, start time, command, run id)
+``DIR/.jaxcnn.lock`` and writes ``holder`` (pid, host, start time and command line)
 into it. The lock is opened without following a symbolic link, and must be a plain
 file: writing the holder through a link replaced the content of the link's target. A
 second process asking for the same folder is refused at once with an ``OutputError``
