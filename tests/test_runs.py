@@ -322,3 +322,17 @@ def test_force_also_removes_the_pictures_of_the_run_it_replaces(tmp_path):
     (tmp_path / plots.FOLDER / "notes.txt").write_text("mine")
     assert jaxcnn("train", *TINY, "--out", tmp_path, "--force").returncode == 0
     assert sorted(p.name for p in (tmp_path / plots.FOLDER).iterdir()) == ["notes.txt"]
+
+
+def test_evaluate_plot_and_init_from_on_a_run_that_stopped_before_its_first_checkpoint(
+        tmp_path):
+    """A diverged run leaves metrics.csv and no checkpoint; evaluate, plot and --init-from
+    said "train with `jaxcnn train --out DIR` to make one", which is refused there."""
+    proc = jaxcnn("train", *TINY, "--lr", "0.5", "--out", tmp_path)
+    assert proc.returncode == 2 and "diverged" in proc.stderr
+    for args in (("evaluate", tmp_path), ("plot", tmp_path), ("train", "--init-from", tmp_path)):
+        proc = jaxcnn(*args)
+        assert proc.returncode == 2
+        line = one_clean_line(proc)
+        assert "stopped (diverged, failed or was stopped) before the end of its first" in line
+        assert f"`jaxcnn train --out {tmp_path} --force` and its flags" in line

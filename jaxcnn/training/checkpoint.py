@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import re
+import shlex
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -254,6 +255,12 @@ def load(directory: str | Path) -> Checkpoint:
         directory = directory.parent
     path = directory / FILE_NAME
     if not path.is_file():
+        if (directory / "metrics.csv").is_file():
+            raise _fail(directory, f"there is no {FILE_NAME} there: the run that logged its "
+                                   "metrics.csv stopped (diverged, failed or was stopped) "
+                                   "before the end of its first epoch; train it again with "
+                                   f"`jaxcnn train --out {shlex.quote(str(directory))} "
+                                   "--force` and its flags")
         raise _fail(directory, f"there is no {FILE_NAME} there; train with "
                                "`jaxcnn train --out DIR` to make one")
     arrays = _read_arrays(directory, path)
