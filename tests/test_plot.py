@@ -93,3 +93,33 @@ def test_plot_of_a_hand_edited_log_stops_at_the_first_non_finite_row(run_dir, tm
     proc = jaxcnn("plot", edited)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "holds no log window of this run: it is cut at line 2 (loss 'NaN'" in proc.stderr
+
+
+def test_plot_refuses_a_checkpoint_whose_outputs_are_not_finite(run_dir, tmp_path):
+    """Finite weights of 3e38 overflow the logits to inf and NaN: evaluate refused such a
+    checkpoint, while plot drew a confusion matrix and "mistakes" from argmax of NaN."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from jaxcnn.training import checkpoint
+
+    with np.load(run_dir / checkpoint.FILE_NAME) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    signs = np.sign(np.random.default_rng(0).standard_normal(arrays["params.weights"].shape))
+    arrays["params.weights"] = (signs * 3e38).astype(np.float32)
+    meta["arrays"]["params.weights"]["sha256"] = checkpoint._sha256(arrays["params.weights"])
+    meta.pop("sha256")
+    meta["sha256"] = hashlib.sha256(checkpoint._canonical(meta)).hexdigest()
+    np.savez(tmp_path / checkpoint.FILE_NAME, **arrays,
+             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    (tmp_path / "metrics.csv").write_bytes((run_dir / "metrics.csv").read_bytes())
+    proc = jaxcnn("plot", tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "the output (logits) of the checkpoint" in proc.stderr
+    assert "is not finite" in proc.stderr and "smaller --lr" in proc.stderr
+    assert not list((tmp_path / "plots").glob("*.png"))
+    evaluate = jaxcnn("evaluate", tmp_path)
+    assert evaluate.returncode == 2 and "is not finite" in evaluate.stderr

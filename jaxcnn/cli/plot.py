@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def predictions(params, images):
     """Predicted classes, an (S, N) int array: every seed's parameters (report layout,
-    leading seed axis) on uint8 images (N, 28, 28)."""
+    leading seed axis) on uint8 images (N, 28, 28); None when a logit is not finite (an
+    argmax of NaN or inf predicts nothing)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -38,10 +39,12 @@ def predictions(params, images):
     out = []
     for k in range(params.filters.shape[0]):
         p = fast.to_fast(jax.tree.map(lambda a, k=k: jnp.asarray(a[k]), params))
-        batches = [np.asarray(jnp.argmax(fast.logits(p, x[i:i + 500]), -1))
-                   for i in range(0, len(x), 500)]
-        out.append(np.concatenate(batches))
-    return np.stack(out)
+        for i in range(0, len(x), 500):
+            logits = fast.logits(p, x[i:i + 500])
+            if not bool(jnp.isfinite(logits).all()):
+                return None
+            out.append(np.asarray(jnp.argmax(logits, -1)))
+    return np.stack(out).reshape(params.filters.shape[0], len(x))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     accuracy = np.array([w["accuracy"]["per_seed"] for w in rows])
     dataset = testset.load(args, ckpt)
     predicted = predictions(ckpt.params, dataset.test_images)
+    if predicted is None:
+        raise testset.non_finite(args.run, dataset.source, "output (logits)")
     name = f"{ckpt.config.data}, {ckpt.config.seeds} seed(s), step {ckpt.step}"
     curves, filters, confusion, mistakes = (out / file for file in plots.FILES)
     written = [
