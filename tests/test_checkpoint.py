@@ -165,6 +165,7 @@ MALFORMED = {
     "version a string": (_set(["version"], "2"), "version '2' is not supported"),
     "history malformed": (_set(["history"], [{"step": 1}]), "history is malformed"),
     "init_from malformed": (_set(["init_from"], {"path": 1}), "init_from record is malformed"),
+    "data_sha256 malformed": (_set(["data_sha256"], "abc"), "data_sha256 is not 64 hex"),
     "npz step disagrees": (_array("step", np.asarray(4, np.int64)), "step array is not"),
     "npz step a float": (_array("epochs_done", np.asarray(1.0)), "epochs_done array is not"),
     "params of float64": (_array("params.biases", np.zeros((2, 10))), "a different architecture"),

@@ -196,10 +196,15 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--lr", "0.5", "--train-size", "20"), "training diverged"),
     (("train", "--seed", "-1"), "--seed must be at least 0"),
     (("train", "--resume", "/no/such/run"), "cannot resume /no/such/run: no such folder"),
+    (("train", "--resume", "README.md"), "it is a file, not a run folder; give the folder that "
+                                         "holds it (--resume .)"),
     (("train", "--epochs", "0"), "--epochs must be at least 1"),
     (("train", "--train-size", "99999"), "more than the 4,000 train images"),
     (("train", "--data", "idx:/no/such/dir"), "does not exist"),
     (("evaluate", "/no/such/checkpoint"), "no checkpoint.npz there"),
+    (("evaluate", "/no/such/checkpoint", "--test-size", "0"),
+     "argument --test-size: must be at least 1, got 0 (see jaxcnn evaluate --help)"),
+    (("plot", "/no/such/run", "--test-size", "-5"), "argument --test-size: must be at least 1"),
     (("verify", "--images", "0"), "--images must be between"),
     (("train", "--out", ""), "argument --out: an empty path"),
     (("plot", ""), "argument DIR: an empty path"),
@@ -245,3 +250,106 @@ def test_resume_of_a_missing_folder_creates_nothing(tmp_path):
     proc = jaxcnn("train", "--resume", str(missing))
     assert proc.returncode == 2 and "no such folder" in proc.stderr
     assert not (tmp_path / "never").exists()
+
+
+TINY = ["--train-size", "20", "--test-size", "100", "--log-every", "10", "--no-progress"]
+
+
+def _shell(command: str):
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, shell=True, capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["train", *TINY, "--out", "{out}"], ["--version"],
+                                  ["train", "--help"]])
+def test_a_standard_output_that_cannot_be_written_is_named_not_blamed_on_out(tmp_path, args):
+    """`jaxcnn train --out DIR > /dev/full` said "a file operation failed ...; choose
+    another --out", and `--version > /dev/full` exited 0 with its output lost."""
+    line = " ".join(a.format(out=tmp_path / "run") for a in args)
+    proc = _shell(f"{sys.executable} -m jaxcnn {line} > /dev/full")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "cannot write to standard output (No space left on device)" in lines[0]
+    assert "--out" not in lines[0]
+
+
+def test_a_closed_standard_output_or_error_is_not_a_failure(tmp_path):
+    """`jaxcnn train --out DIR >&-` trained and saved, then ended with a traceback and
+    exit 1 (Python starts with sys.stdout = None); and the run lock, the first file opened,
+    took file descriptor 1, where native code prints."""
+    out = tmp_path / "run"
+    proc = _shell(f"{sys.executable} -m jaxcnn train {' '.join(TINY)} --out {out} >&- 2>&-")
+    assert proc.returncode == 0
+    assert strict_json((out / "metrics.json").read_text())["steps"] == 20
+    proc = _shell(f"{sys.executable} -m jaxcnn evaluate {out} >&-")
+    assert proc.returncode == 0 and proc.stderr == ""
+    proc = _shell(f"{sys.executable} -c 'import os, sys; os.close(1); sys.stdout = None; "
+                  "import jaxcnn._program; print(os.readlink(\"/proc/self/fd/1\"), "
+                  "file=sys.stderr)'")
+    if sys.platform == "linux":
+        assert proc.stderr.strip() == "/dev/null"
+
+
+def test_a_compilation_cache_that_cannot_be_written_or_read_costs_only_time(tmp_path):
+    """With the cache on a full disk (here a file size limit of 0), every run printed
+    JAX's warning for each program it could not write, then for each truncated entry it
+    could not read: 18 lines on stderr for a run that succeeded."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    command = f"{sys.executable} -m jaxcnn train {' '.join(TINY)}"
+    full = _shell(f"JAXCNN_CACHE_DIR={cache} sh -c 'ulimit -f 0; exec {command}'")
+    assert full.returncode == 0 and full.stderr == "", full.stderr
+    assert any(p.stat().st_size == 0 for p in cache.iterdir())  # truncated entries
+    again = _shell(f"JAXCNN_CACHE_DIR={cache} {command}")
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert again.stdout.splitlines()[-3:-1] == full.stdout.splitlines()[-3:-1]  # test result
+
+
+class JaxRuntimeError(RuntimeError):
+    """Stands for jax.errors.JaxRuntimeError, which XLA raises when an allocation fails."""
+
+
+@pytest.mark.parametrize(("command", "error", "hint"), [
+    ("train", JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 14176747520 "
+                              "bytes.\nmore"), "train fewer --seeds at once"),
+    ("evaluate", MemoryError(), "use a smaller --test-size"),
+])
+def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys, command,
+                                                           error, hint):
+    """`jaxcnn train --seeds 4096 --filters 1024` ended in a 40-line traceback and exit 1
+    (XLA: RESOURCE_EXHAUSTED); now one line that says what to make smaller, exit 2."""
+    import importlib
+
+    from jaxcnn.cli import main
+
+    module = importlib.import_module(f"jaxcnn.cli.{command}")
+
+    def run(args):
+        raise error
+
+    monkeypatch.setattr(module, "run", run)
+    args = [command] + (["--no-progress"] if command == "train" else ["somewhere"])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"jaxcnn {command}: error: out of memory (")
+    assert hint in err and "more" not in err
+    monkeypatch.setattr(module, "run", lambda args: (_ for _ in ()).throw(ValueError("bug")))
+    with pytest.raises(ValueError, match="bug"):  # anything else is still a bug
+        main(args)
+
+
+def test_an_os_error_naming_a_path_with_a_line_break_is_still_one_line(monkeypatch, capsys):
+    import errno
+
+    from jaxcnn.cli import main
+
+    def run(args):
+        raise OSError(errno.EIO, "Input/output error", "run\nfolder/metrics.csv")
+
+    monkeypatch.setattr("jaxcnn.cli.evaluate.run", run)
+    assert main(["evaluate", "somewhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(run folder/metrics.csv)" in err

@@ -87,4 +87,72 @@ def test_metrics_json_streams_the_windows_with_flat_memory(tmp_path):
 def test_a_csv_of_another_format_contributes_no_windows(tmp_path, header):
     path = tmp_path / outputs.CSV_NAME
     path.write_text(header + "\n100,1,0,100,2.2,0.2\n")
-    assert list(outputs.windows(path, RUN, 1)) == []
+    cut = outputs.Cut()
+    assert list(outputs.windows(path, RUN, 1, cut)) == []
+    assert cut.line == 1 and "header is not that of a jaxcnn metrics.csv" in cut.why
+    path.write_text("")
+    assert list(outputs.windows(path, RUN, 1, cut)) == [] and cut.why == "the file is empty"
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("loss", "nan", "loss 'nan' is not a finite number >= 0"),
+    ("loss", "Infinity", "loss 'Infinity' is not a finite number >= 0"),
+    ("loss", "-1.5", "loss '-1.5' is not a finite number >= 0"),
+    ("accuracy", "NaN", "accuracy 'NaN' is not a finite number in [0, 1]"),
+    ("accuracy", "1.5", "accuracy '1.5' is not a finite number in [0, 1]"),
+    ("step", "-20", "step '-20' is not a whole number of at least 1"),
+    ("run_id", "not-a-run", "run_id 'not-a-run' is not 32 hexadecimal digits"),
+])
+def test_a_row_jaxcnn_never_writes_cuts_the_file_there(tmp_path, field, value, why):
+    """A hand-edited NaN or Infinity was read as a number: a resume wrote it back into
+    metrics.csv as `nan`, metrics.json got null windows marked complete, and plot drew
+    them. Now reading stops at such a row, as at a row torn by a crash, and says why."""
+    source, target = tmp_path / "a.csv", tmp_path / "b.csv"
+    _log(source, [(RUN, 10, 2.0), (RUN, 20, 1.5), (RUN, 30, 1.0)])
+    lines = source.read_text().splitlines()
+    fields = lines[3].split(",")  # step 20, seed 0 (line 4 of the file)
+    fields[outputs.CSV_COLUMNS.index(field)] = value
+    lines[3] = ",".join(fields)
+    source.write_text("\n".join(lines) + "\n")
+    cut = outputs.Cut()
+    assert [w["step"] for w in outputs.windows(source, RUN, 2, cut)] == [10]
+    assert (cut.line, cut.why) == (4, why)
+    cut = outputs.Cut()
+    assert outputs.carry_over(source, target, RUN, up_to_step=30, cut=cut) == 10
+    assert cut.line == 4 and "nan" not in target.read_text().lower()
+    assert "inf" not in target.read_text().lower()
+    assert not outputs.Cut()  # nothing cut: false
+
+
+def test_a_non_finite_window_is_never_written(tmp_path):
+    from jaxcnn.errors import DivergenceError
+
+    log = outputs.MetricsLog(tmp_path / outputs.CSV_NAME, RUN, [0, 1], batch_size=1)
+    with pytest.raises(DivergenceError, match="refusing to log the window of step 10"):
+        log.write(window(10, np.nan))
+    log.close()
+    assert (tmp_path / outputs.CSV_NAME).read_text() == ",".join(outputs.CSV_COLUMNS) + "\n"
+
+
+@pytest.mark.parametrize(("tail", "why"), [
+    (f"{RUN},40,1,0,10,10,1.5,0.5".encode(), "the line has no end (a row torn by a crash"),
+    (b"\x00" * 64 + b"\n", "1 fields instead of 8"),  # a power loss's zero-filled tail
+    (b"\x00" * 64, "the line has no end"),
+    (b"\xff\xfe garbage\n", "the line is not UTF-8 text (a damaged file)"),
+])
+def test_a_torn_or_damaged_tail_is_cut_never_a_traceback_or_a_wrong_number(tmp_path, tail,
+                                                                           why):
+    """Bytes that are not UTF-8 or NUL bytes (what a power loss can leave at the end of an
+    appended file) made resume and plot end in a traceback (UnicodeDecodeError, csv's
+    "line contains NUL"); and a row torn inside its last number ("0.5" of "0.55") was read
+    as a complete row with a wrong value. A row counts only once its line has ended."""
+    path = tmp_path / outputs.CSV_NAME
+    _log(path, [(RUN, 10, 2.0), (RUN, 20, 1.5), (RUN, 30, 1.0)])
+    with open(path, "ab") as fh:
+        fh.write(tail)
+    cut = outputs.Cut()
+    assert [w["step"] for w in outputs.windows(path, RUN, 2, cut)] == [10, 20, 30]
+    assert cut.line == 8 and cut.why.startswith(why), cut.why
+    target = tmp_path / "resumed.csv"
+    assert outputs.carry_over(path, target, RUN, up_to_step=40) == 30
+    assert target.read_bytes().endswith(b",1.0,0.5\n")

@@ -69,3 +69,57 @@ def test_plot_of_a_folder_without_a_run(tmp_path):
     proc = jaxcnn("plot", tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plot_of_a_hand_edited_log_stops_at_the_first_non_finite_row(run_dir, tmp_path):
+    """A metrics.csv edited to hold NaN or Infinity was drawn without a word; now the
+    curves end before that row and plot says where, or refuses when nothing is left."""
+    import shutil
+
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    shutil.copy(run_dir / "checkpoint.npz", edited)
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",Infinity"  # the third window's first seed
+    (edited / "metrics.csv").write_text("\n".join(lines) + "\n")
+    proc = jaxcnn("plot", edited)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == (
+        f"note: {edited}/metrics.csv is cut at line 6 (accuracy 'Infinity' is not a finite "
+        "number in [0, 1]); the learning curves end at step 40")
+    assert len(proc.stdout.split()) == 4
+    lines[1] = lines[1].rsplit(",", 2)[0] + ",NaN," + lines[1].rsplit(",", 1)[1]
+    (edited / "metrics.csv").write_text("\n".join(lines) + "\n")
+    proc = jaxcnn("plot", edited)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "holds no log window of this run: it is cut at line 2 (loss 'NaN'" in proc.stderr
+
+
+def test_plot_refuses_a_checkpoint_whose_outputs_are_not_finite(run_dir, tmp_path):
+    """Finite weights of 3e38 overflow the logits to inf and NaN: evaluate refused such a
+    checkpoint, while plot drew a confusion matrix and "mistakes" from argmax of NaN."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from jaxcnn.training import checkpoint
+
+    with np.load(run_dir / checkpoint.FILE_NAME) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    signs = np.sign(np.random.default_rng(0).standard_normal(arrays["params.weights"].shape))
+    arrays["params.weights"] = (signs * 3e38).astype(np.float32)
+    meta["arrays"]["params.weights"]["sha256"] = checkpoint._sha256(arrays["params.weights"])
+    meta.pop("sha256")
+    meta["sha256"] = hashlib.sha256(checkpoint._canonical(meta)).hexdigest()
+    np.savez(tmp_path / checkpoint.FILE_NAME, **arrays,
+             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    (tmp_path / "metrics.csv").write_bytes((run_dir / "metrics.csv").read_bytes())
+    proc = jaxcnn("plot", tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "the output (logits) of the checkpoint" in proc.stderr
+    assert "is not finite" in proc.stderr and "smaller --lr" in proc.stderr
+    assert not list((tmp_path / "plots").glob("*.png"))
+    evaluate = jaxcnn("evaluate", tmp_path)
+    assert evaluate.returncode == 2 and "is not finite" in evaluate.stderr

@@ -198,7 +198,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_says_so(tmp_path):
         assert proc.returncode == 2
         line = one_clean_line(proc)
         assert "cannot save the checkpoint of epoch 2" in line
-        assert "No space left on device" in line and "epoch 1 is kept" in line
+        assert "No space left on device" in line and f"epoch 1 in {target} is kept" in line
         assert checkpoint.load(target).epochs_done == 1
         assert temp_files(target) == []
     finally:
@@ -234,3 +234,105 @@ def test_a_diverged_run_writes_nothing_non_finite_and_keeps_the_last_checkpoint(
         rows = list(csv.DictReader(fh))
     assert all(np.isfinite(float(row["loss"])) for row in rows)
     strict_json((healthy / "metrics.json").read_text())
+
+
+def test_a_resume_into_another_folder_that_fails_names_a_command_that_continues_it(tmp_path):
+    """A run resumed into a new --out that diverged before its first save said "the
+    checkpoint in NEW is kept: --resume NEW", but NEW held no checkpoint, and the same
+    resume again was refused because NEW held the failed attempt's log (with --force
+    refused too). Now the message names the folder that holds the checkpoint and a
+    command that runs as is."""
+    import shlex
+
+    source, target = tmp_path / "source", tmp_path / "new run"
+    assert jaxcnn("train", *TINY, "--out", source).returncode == 0
+    proc = jaxcnn("train", "--resume", source, "--out", target, "--epochs", "2",
+                  "--lr", "1e4", "--no-progress")
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert f"The checkpoint of epoch 1 in {source} is kept" in line
+    command = line.split("`")[1]
+    assert command == (f"jaxcnn train --resume {source} --out {shlex.quote(str(target))} "
+                       "--force --epochs 2 --lr 1000")
+    retry = jaxcnn(*shlex.split(command)[1:-1], "0.001", "--no-progress")
+    assert retry.returncode == 0, retry.stderr
+    assert checkpoint.load(target).epochs_done == 2 and csv_steps(target) == [10, 20, 30, 40]
+    assert checkpoint.load(source).epochs_done == 1  # the source run is untouched
+    same = jaxcnn("train", "--resume", source, "--out", source, "--force")
+    assert same.returncode == 2 and "give one" in one_clean_line(same)
+
+
+def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path):
+    """`--data idx:DIR` names files, not images: after DIR's files were replaced, --resume
+    trained on the new images with exit 0 and a run that no uninterrupted run equals.
+    The checkpoint now records the sha256 of its images and labels, and resume checks it."""
+    from idx_helpers import make_split, write_idx, write_idx_dir
+
+    from jaxcnn.data.idx import SPLIT_FILES
+
+    write_idx_dir(tmp_path / "digits", n_train=20, n_test=20)
+    run = tmp_path / "run"
+    flags = ["--data", f"idx:{tmp_path / 'digits'}", "--train-size", "20", "--test-size", "20",
+             "--log-every", "10", "--no-progress"]
+    assert jaxcnn("train", *flags, "--out", run).returncode == 0
+    recorded = checkpoint.load(run).data_sha256
+    assert len(recorded) == 64
+    assert strict_json((run / "metrics.json").read_text())["data_sha256"] == recorded
+    images, _ = make_split(20, seed=7)
+    write_idx(tmp_path / "digits" / SPLIT_FILES["train"][0], images)
+    proc = jaxcnn("train", "--resume", run, "--epochs", "2")
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert "no longer holds the images the checkpoint" in line and "--init-from" in line
+    assert proc.stdout == "" and checkpoint.load(run).epochs_done == 1
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lock_that_is_not_a_plain_file_is_refused_and_never_written_through(tmp_path, kind):
+    """A run folder whose .jaxcnn.lock was a symbolic link truncated the link's target and
+    wrote the holder's JSON into it (any file the user may write: as root, any file)."""
+    target, out = tmp_path / "precious.txt", tmp_path / "run"
+    target.write_text("precious data\n")
+    out.mkdir()
+    if kind == "symlink":
+        (out / ".jaxcnn.lock").symlink_to(target)
+    else:
+        os.mkfifo(out / ".jaxcnn.lock")
+    proc = jaxcnn("train", *TINY, "--out", out)
+    assert proc.returncode == 2
+    line = one_clean_line(proc)
+    assert ".jaxcnn.lock is " + ("a symbolic link" if kind == "symlink" else
+                                 "not a plain file") in line
+    assert proc.stdout == "" and target.read_text() == "precious data\n"
+
+
+def test_force_also_removes_the_pictures_of_the_run_it_replaces(tmp_path):
+    """--force deleted the run's files but left DIR/plots/*.png, which went on showing the
+    replaced run's curves and filters beside the new run."""
+    from jaxcnn.training import plots
+
+    assert jaxcnn("train", *TINY, "--out", tmp_path).returncode == 0
+    (tmp_path / plots.FOLDER).mkdir()
+    for name in plots.FILES:
+        (tmp_path / plots.FOLDER / name).write_bytes(b"\x89PNG old run")
+    assert jaxcnn("train", *TINY, "--out", tmp_path, "--force").returncode == 0
+    assert not (tmp_path / plots.FOLDER).exists()
+    (tmp_path / plots.FOLDER).mkdir()  # a folder the user keeps more in is kept
+    (tmp_path / plots.FOLDER / plots.FILES[0]).write_bytes(b"\x89PNG old run")
+    (tmp_path / plots.FOLDER / "notes.txt").write_text("mine")
+    assert jaxcnn("train", *TINY, "--out", tmp_path, "--force").returncode == 0
+    assert sorted(p.name for p in (tmp_path / plots.FOLDER).iterdir()) == ["notes.txt"]
+
+
+def test_evaluate_plot_and_init_from_on_a_run_that_stopped_before_its_first_checkpoint(
+        tmp_path):
+    """A diverged run leaves metrics.csv and no checkpoint; evaluate, plot and --init-from
+    said "train with `jaxcnn train --out DIR` to make one", which is refused there."""
+    proc = jaxcnn("train", *TINY, "--lr", "0.5", "--out", tmp_path)
+    assert proc.returncode == 2 and "diverged" in proc.stderr
+    for args in (("evaluate", tmp_path), ("plot", tmp_path), ("train", "--init-from", tmp_path)):
+        proc = jaxcnn(*args)
+        assert proc.returncode == 2
+        line = one_clean_line(proc)
+        assert "stopped (diverged, failed or was stopped) before the end of its first" in line
+        assert f"`jaxcnn train --out {tmp_path} --force` and its flags" in line

@@ -271,3 +271,19 @@ def test_freeze_conv_trains_only_the_softmax_layer(small_data):
     after = train.train(config, small_data).state.params
     np.testing.assert_array_equal(np.asarray(after.filters), np.asarray(before.filters))
     assert not np.allclose(np.asarray(after.weights), np.asarray(before.weights))
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    (dict(lr=1e-50), r"--lr 1e-50 is outside float32's normal range .* underflow to 0"),
+    (dict(lr=1e-39, optimizer="adam"), r"--lr 1e-39 .* underflow to 0"),
+    (dict(lr=1e39), r"--lr 1e\+39 .* overflow to inf"),
+    (dict(optimizer="momentum", momentum=0.99999999), r"--momentum 0.99999999 is 1 in float32"),
+])
+def test_settings_that_float32_cannot_hold_are_refused(settings, message):
+    """--lr 1e-50 trained for a whole run with a learning rate of 0 (float32) and exit 0;
+    --lr 1e39 printed numpy's overflow warning before diverging."""
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**settings).validate()
+    TrainConfig(lr=2e-38).validate()
+    TrainConfig(lr=3e38).validate()
+    TrainConfig(optimizer="momentum", momentum=0.9999999).validate()

@@ -2,9 +2,10 @@
 
 Each job lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``. Errors a user can fix (``JaxcnnError``, and any ``OSError``:
-a full disk, a closed output pipe) are printed as one line on stderr with exit status
-2, never as a traceback. Ctrl-C, SIGTERM and SIGHUP at any moment, start-up imports
-included, print one line and exit with 130, 143 and 129 (``jaxcnn.interrupts``).
+a full disk, a closed output pipe, a standard output that cannot be written; and
+running out of memory) are printed as one line on stderr with exit status 2, never as
+a traceback. Ctrl-C, SIGTERM and SIGHUP at any moment, start-up imports included, print
+one line and exit with 130, 143 and 129 (``jaxcnn.interrupts``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from jaxcnn import faults, interrupts
-from jaxcnn.errors import JaxcnnError
+from jaxcnn.errors import JaxcnnError, OutputError
 
 # sub-command -> (module, one-line help). Modules are imported lazily so that
 # `jaxcnn data` does not pay for compiling anything.
@@ -39,6 +40,18 @@ def path_arg(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
     return Path(text)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for a count: a whole number of at least 1, checked before any file
+    is read."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +88,42 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class CheckedStdout:
+    """``sys.stdout`` while a command runs. A write or flush that fails for another reason
+    than a closed pipe (``> /dev/full``, a full disk, an I/O error) raises
+    ``OutputError`` naming standard output: such an ``OSError`` carries no file name, and
+    was reported as if ``--out`` had failed. Everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def _call(self, method, *args):
+        try:
+            return method(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise stdout_error(exc) from None
+
+    def write(self, text):
+        return self._call(self._stream.write, text)
+
+    def writelines(self, lines):
+        return self._call(self._stream.writelines, lines)
+
+    def flush(self):
+        return self._call(self._stream.flush)
+
+
+def stdout_error(exc: OSError) -> OutputError:
+    """The one line for an ``OSError`` that writing standard output raised."""
+    return OutputError(f"cannot write to standard output ({exc.strerror or exc}); send it "
+                       "where it can be written (a full disk or /dev/full cannot take it)")
+
+
 def _stdout_closed() -> None:
     """Point stdout at /dev/null so that the interpreter's last flush cannot fail."""
     try:
@@ -92,29 +141,61 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    interrupts.install(command if command in COMMANDS else "command")
+    command = command if command in COMMANDS else None
+    interrupts.install(command or "command")
     faults.point("start")
-    parser = build_parser(command if command in COMMANDS else None)
-    parser.command = command if command in COMMANDS else None
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        _error(f"jaxcnn: error: give a command: {', '.join(COMMANDS)} (see jaxcnn --help)")
-        return 2
+    prog = f"jaxcnn {command}" if command else "jaxcnn"
+    stdout, sys.stdout = sys.stdout, CheckedStdout(sys.stdout)
     try:
-        return int(args._run(args) or 0)
+        parser = build_parser(command)
+        parser.command = command
+        args = parser.parse_args(argv)  # --help and --version print here (and exit)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            _error(f"jaxcnn: error: give a command: {', '.join(COMMANDS)} (see jaxcnn --help)")
+            return 2
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # what is still buffered fails here, not silently at exit
+        return code
     except JaxcnnError as exc:
-        _error(f"jaxcnn {args.command}: error: {_short(str(exc))}")
+        if isinstance(exc, OutputError) and str(exc).startswith("cannot write to standard"):
+            _stdout_closed()  # the interpreter's last flush cannot fail again
+        _error(f"{prog}: error: {_short(str(exc))}")
     except BrokenPipeError:
         _stdout_closed()
-        saved = "; files already saved are intact" if args.command == "train" else ""
-        _error(f"jaxcnn {args.command}: stopped: its output pipe was closed (the reader, e.g. "
-               f"`head`, exited){saved}")
+        saved = "; files already saved are intact" if command == "train" else ""
+        _error(f"{prog}: stopped: its output pipe was closed (the reader, e.g. `head`, "
+               f"exited){saved}")
     except OSError as exc:
         from jaxcnn.training.fsio import describe
 
-        _error(f"jaxcnn {args.command}: error: {describe(exc, 'a file operation failed')}")
+        _error(f"{prog}: error: {_short(describe(exc, 'a file operation failed'))}")
+    except Exception as exc:  # noqa: BLE001 - only running out of memory is the user's
+        if not out_of_memory(exc):
+            raise
+        _error(f"{prog}: error: {_short(out_of_memory_message(exc, command))}")
+    finally:
+        sys.stdout = stdout
     return 2
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the machine's memory (or a device's) ran out: NumPy's
+    ``MemoryError`` or XLA's ``RESOURCE_EXHAUSTED`` (``JaxRuntimeError``)."""
+    return isinstance(exc, MemoryError) or (
+        type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+        and str(exc).startswith("RESOURCE_EXHAUSTED"))
+
+
+def out_of_memory_message(exc: BaseException, command: str | None) -> str:
+    """One line for running out of memory: XLA's reason and what to make smaller."""
+    reason = str(exc).split("\n")[0].removeprefix("RESOURCE_EXHAUSTED: ") or "MemoryError"
+    smaller = ("train fewer --seeds at once, fewer --filters, or a smaller --batch-size or "
+               "--test-size" if command == "train" else
+               "use a smaller --test-size" if command in ("evaluate", "plot") else
+               "ask for less at once")
+    saved = "; files already saved are intact" if command == "train" else ""
+    return f"out of memory ({reason}); {smaller}{saved}"
 
 
 def _short(message: str, limit: int = 600) -> str:

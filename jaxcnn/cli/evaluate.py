@@ -12,7 +12,6 @@ import argparse
 
 from jaxcnn import jsonsafe
 from jaxcnn.cli import path_arg, testset
-from jaxcnn.errors import DivergenceError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     loss, accuracy = train.evaluate(params, images, jax.numpy.asarray(dataset.test_labels),
                                     train.make_evaluate(loop))
     if not (np.isfinite(loss).all() and np.isfinite(accuracy).all()):
-        raise DivergenceError(f"the test loss of the checkpoint in {args.checkpoint} is not "
-                              f"finite ({loss.tolist()}): its parameters overflow on {source}; "
-                              "train it again with a smaller --lr")
+        raise testset.non_finite(args.checkpoint, source, f"test loss ({loss.tolist()})")
     result = {"checkpoint": str(args.checkpoint), "data": dataset.source,
               "test_images": len(dataset.test_labels), "step": ckpt.step,
               "run_id": ckpt.run_id, "class_names": list(ckpt.class_names),

@@ -11,11 +11,10 @@ Needs matplotlib: pip install 'jaxcnn[plot]'.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from jaxcnn.cli import path_arg, testset
 from jaxcnn.errors import ConfigError
-
-FILES = ("learning_curves.png", "filters.png", "confusion.png", "misclassified.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def predictions(params, images):
     """Predicted classes, an (S, N) int array: every seed's parameters (report layout,
-    leading seed axis) on uint8 images (N, 28, 28)."""
+    leading seed axis) on uint8 images (N, 28, 28); None when a logit is not finite (an
+    argmax of NaN or inf predicts nothing)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -39,10 +39,12 @@ def predictions(params, images):
     out = []
     for k in range(params.filters.shape[0]):
         p = fast.to_fast(jax.tree.map(lambda a, k=k: jnp.asarray(a[k]), params))
-        batches = [np.asarray(jnp.argmax(fast.logits(p, x[i:i + 500]), -1))
-                   for i in range(0, len(x), 500)]
-        out.append(np.concatenate(batches))
-    return np.stack(out)
+        for i in range(0, len(x), 500):
+            logits = fast.logits(p, x[i:i + 500])
+            if not bool(jnp.isfinite(logits).all()):
+                return None
+            out.append(np.asarray(jnp.argmax(logits, -1)))
+    return np.stack(out).reshape(params.filters.shape[0], len(x))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,27 +57,35 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn.training import checkpoint, fsio, outputs, plots
 
     ckpt = checkpoint.load(args.run)
-    out = args.out or args.run / "plots"
+    out = args.out or args.run / plots.FOLDER
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fsio.output_error(exc, f"create the plot folder {out}") from None
-    rows = list(outputs.windows(args.run / "metrics.csv", ckpt.run_id, ckpt.config.seeds))
+    csv_path, cut = args.run / outputs.CSV_NAME, outputs.Cut()
+    rows = list(outputs.windows(csv_path, ckpt.run_id, ckpt.config.seeds, cut))
     if not rows:
-        raise ConfigError(f"{args.run}/metrics.csv holds no log window of this run yet; "
-                          "plot it after its first log line")
+        raise ConfigError(f"{csv_path} holds no log window of this run"
+                          + (f": it is cut at line {cut.line} ({cut.why})" if cut else
+                             " yet; plot it after its first log line"))
+    if cut:
+        print(f"note: {csv_path} is cut at line {cut.line} ({cut.why}); the learning curves "
+              f"end at step {rows[-1]['step']}", file=sys.stderr)  # stdout: the files only
     steps = np.array([w["step"] for w in rows])
     loss = np.array([w["loss"]["per_seed"] for w in rows])
     accuracy = np.array([w["accuracy"]["per_seed"] for w in rows])
     dataset = testset.load(args, ckpt)
     predicted = predictions(ckpt.params, dataset.test_images)
+    if predicted is None:
+        raise testset.non_finite(args.run, dataset.source, "output (logits)")
     name = f"{ckpt.config.data}, {ckpt.config.seeds} seed(s), step {ckpt.step}"
+    curves, filters, confusion, mistakes = (out / file for file in plots.FILES)
     written = [
-        plots.learning_curves(out / FILES[0], steps, loss, accuracy, f"learning curves: {name}"),
-        plots.filters(out / FILES[1], ckpt.params.filters),
-        plots.confusion(out / FILES[2], dataset.test_labels, predicted[0], dataset.class_names,
+        plots.learning_curves(curves, steps, loss, accuracy, f"learning curves: {name}"),
+        plots.filters(filters, ckpt.params.filters),
+        plots.confusion(confusion, dataset.test_labels, predicted[0], dataset.class_names,
                         seed=ckpt.config.seed),
-        plots.mistakes(out / FILES[3], dataset.test_images, dataset.test_labels, predicted[0],
+        plots.mistakes(mistakes, dataset.test_images, dataset.test_labels, predicted[0],
                        dataset.class_names, seed=ckpt.config.seed),
     ]
     for path in written:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 
 from jaxcnn import data
-from jaxcnn.errors import ConfigError
+from jaxcnn.cli import positive_int
+from jaxcnn.errors import ConfigError, DivergenceError
 
 
 def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     """--data, --download, --test-size and --ignore-class-names; ``verb`` for the help."""
     data.add_data_arguments(parser)
     parser.set_defaults(data=None)
-    parser.add_argument("--test-size", type=int, metavar="N",
+    parser.add_argument("--test-size", type=positive_int, metavar="N",
                         help="first N test images (default: the checkpoint's)")
     parser.add_argument("--ignore-class-names", action="store_true",
                         help=f"{verb} data whose class names differ from the checkpoint's "
@@ -42,3 +43,11 @@ def load(args: argparse.Namespace, ckpt) -> data.Dataset:
             f"{source} has ({', '.join(dataset.class_names)}); its results there would be "
             "meaningless. Pass --ignore-class-names to use it anyway")
     return dataset
+
+
+def non_finite(where, source: str, what: str) -> DivergenceError:
+    """What evaluate and plot say when the checkpoint in ``where`` gives non-finite numbers
+    on ``source``'s test images (``what``: which numbers): no result is drawn from them."""
+    return DivergenceError(f"the {what} of the checkpoint in {where} is not finite: its "
+                           f"parameters overflow on {source}; train it again with a "
+                           "smaller --lr")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -213,6 +214,17 @@ def use_cpu_devices(requested: int | None, seeds: int, processes: int = 1) -> in
     return requested
 
 
+def continue_command(epochs_done: int, folder: Path, out: Path, config: TrainConfig) -> str:
+    """What a diverged run prints: where its last checkpoint is and the command, runnable
+    as is, that continues it at a tenth of the learning rate. A checkpoint in another
+    folder than ``out`` (a run resumed into a new --out that diverged before its first
+    save) is continued into ``out`` again, replacing what the failed attempt left there."""
+    into = "" if _same_dir(folder, out) else f" --out {shlex.quote(str(out))} --force"
+    return (f"The checkpoint of epoch {epochs_done} in {folder} is kept: continue it with "
+            f"`jaxcnn train --resume {shlex.quote(str(folder))}{into} --epochs {config.epochs} "
+            f"--lr {config.learning_rate / 10:g}`.")
+
+
 def _same_dir(a: Path | None, b: Path | None) -> bool:
     return a is not None and b is not None and a.resolve() == b.resolve()
 
@@ -245,9 +257,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume is not None and args.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
-    if args.resume is not None and args.force:
+    if args.resume is not None and args.force and (args.out is None
+                                                   or _same_dir(args.out, args.resume)):
         raise ConfigError("--force replaces the run in --out with a new one and --resume "
-                          "continues one; give one")
+                          "continues one; give one (with --resume, --force can only replace "
+                          "what another --out folder holds)")
     settings = distributed.settings_from(args.coordinator, args.num_processes,
                                          args.process_id, args.distributed)
     source = config = None
@@ -294,6 +308,10 @@ def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) 
     from jaxcnn.training import rundir
 
     if args.resume is not None and not args.resume.is_dir():  # before making any folder
+        if args.resume.exists():
+            raise CheckpointError(f"cannot resume {args.resume}: it is a file, not a run "
+                                  f"folder; give the folder that holds it (--resume "
+                                  f"{args.resume.parent})")
         raise CheckpointError(f"cannot resume {args.resume}: no such folder; give the --out "
                               "folder of an earlier run")
     out = (args.out or args.resume) if writer else None
@@ -346,12 +364,21 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
     dataset = data.load(config.data, train_size=config.train_size, test_size=config.test_size,
                         download=args.download)
     num_classes = len(dataset.class_names)
+    data_sha256 = checkpoint.data_sha256(dataset)
     shuffle_keys = jax.random.key_data(train.seed_keys(config)[1])
     resume = None
     if ckpt is not None:
         if tuple(dataset.class_names) != ckpt.class_names:
             raise ConfigError(f"the checkpoint was trained on classes {ckpt.class_names}, "
                               f"but {config.data} has {dataset.class_names}")
+        if ckpt.data_sha256 is not None and ckpt.data_sha256 != data_sha256:
+            raise ConfigError(
+                f"{config.data} no longer holds the images the checkpoint in {args.resume} "
+                f"was trained and tested on (the sha256 of its first "
+                f"{len(dataset.train_labels):,} training and {len(dataset.test_labels):,} test "
+                "images and labels differs), so the "
+                "resumed run could not equal an uninterrupted one; restore that data, or "
+                f"start a new run from its weights with --init-from {args.resume}")
         if not (ckpt.shuffle_keys == jax.device_get(shuffle_keys)).all():
             raise CheckpointError(f"the checkpoint in {args.resume} is corrupt: its RNG state "
                                   "does not match its seed")
@@ -392,38 +419,42 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
     log, windows_complete = None, True
     if out is not None:
         csv_path = out / outputs.CSV_NAME
+        cut = outputs.Cut()
         try:
             last = outputs.carry_over(args.resume / outputs.CSV_NAME if ckpt else None,
-                                      csv_path, run_id, ckpt.step if ckpt else 0)
+                                      csv_path, run_id, ckpt.step if ckpt else 0, cut)
             log = outputs.MetricsLog(csv_path, run_id, seeds, config.batch_size)
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot write {csv_path}") from None
         if ckpt is not None and last != ckpt.step:
             windows_complete = False
+            why = f" (it is cut at line {cut.line}: {cut.why})" if cut else ""
             print(f"note: {args.resume / outputs.CSV_NAME} holds this run's windows only up to "
-                  f"step {last}, not {ckpt.step}; metrics.json will lack the others")
+                  f"step {last}, not {ckpt.step}{why}; metrics.json will lack the others")
 
     first_epoch = resume[2] if resume else 0
     bar = tqdm(total=steps_per_epoch * (config.epochs - first_epoch), unit="step",
                file=sys.stderr, disable=not (args.progress and sys.stderr.isatty()),
                leave=False, dynamic_ncols=True)
     last_epoch = [first_epoch]
-    saved_epoch = [ckpt.epochs_done if ckpt else None]
+    # the newest complete checkpoint of this run: (epochs done, its folder); a run resumed
+    # into another --out has its checkpoint in the --resume folder until its first save
+    saved = [(ckpt.epochs_done, args.resume) if ckpt else None]
 
     def kept() -> str:
-        return (f"; the checkpoint of epoch {saved_epoch[0]} is kept" if saved_epoch[0]
-                else "")
+        return (f"; the checkpoint of epoch {saved[0][0]} in {saved[0][1]} is kept"
+                if saved[0] else "")
 
     def save(result):
         try:
             log.sync()  # the windows up to the checkpoint's step are durable before it commits
             checkpoint.save(out, config, dataset.class_names, result.state, shuffle_keys,
                             result.step, result.epochs_done, run_id=run_id, history=history,
-                            init_from=init_from)
+                            init_from=init_from, data_sha256=data_sha256)
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot save the checkpoint of epoch "
                                          f"{result.epochs_done} in {out}{kept()}") from None
-        saved_epoch[0] = result.epochs_done
+        saved[0] = (result.epochs_done, out)
 
     def on_window(window):
         if config.epochs > 1 and window.epoch != last_epoch[0]:
@@ -447,19 +478,17 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         result = train.train(config, dataset, resume=resume, on_window=on_window,
                              on_epoch=on_epoch, on_steps=bar.update, keep_windows=False)
     except DivergenceError as exc:
-        if out is None or saved_epoch[0] is None:
+        if out is None or saved[0] is None:
             raise
-        raise DivergenceError(
-            f"{exc} The checkpoint of epoch {saved_epoch[0]} in {out} is kept: continue it "
-            f"with `jaxcnn train --resume {out} --epochs {config.epochs} "
-            f"--lr {config.learning_rate / 10:g}`.") from None
+        raise DivergenceError(f"{exc} {continue_command(*saved[0], out, config)}") from None
     finally:
         bar.close()
     print("\n".join(format_result(result)))
     if out is not None:
         metrics = {
             "run_id": run_id, "config": config.to_dict(), "config_hash": config.digest(),
-            "data": dataset.source, "seeds": seeds, "steps": result.step,
+            "data": dataset.source, "data_sha256": data_sha256, "seeds": seeds,
+            "steps": result.step,
             "epochs_done": result.epochs_done, "history": history, "init_from": init_from,
             "windows_complete": windows_complete,
             "test": {"loss": outputs.summary(result.test_loss),

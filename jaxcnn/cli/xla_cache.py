@@ -8,7 +8,9 @@ faster, never stale.
 
 Location: ``$JAXCNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxcnn/xla``, else
 ``~/.cache/jaxcnn/xla``. ``JAXCNN_CACHE_DIR=`` (empty) turns it off; an unwritable
-location turns it off silently.
+location turns it off silently. An entry that cannot be written (a full disk, a file
+size limit) or read (one truncated by a full disk) costs a compilation, nothing else:
+JAX's warning about it, two lines per program on every run, is silenced.
 """
 
 from __future__ import annotations
@@ -38,8 +40,12 @@ def enable() -> Path | None:
         return None
     if not os.access(path, os.W_OK | os.X_OK):
         return None
+    import warnings
+
     import jax
 
+    warnings.filterwarnings("ignore", category=UserWarning,
+                            message="Error (writing|reading) persistent compilation cache")
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

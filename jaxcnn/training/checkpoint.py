@@ -11,7 +11,9 @@
 * ``meta``: uint8, the UTF-8 JSON metadata: format tag and version, run id, the full
   training config and its hash, class names, step and epochs done, resume history
   (settings changed at a resume), ``init_from`` (the checkpoint a run started from),
-  every array's shape, dtype and sha256, and the sha256 of the metadata itself.
+  ``data_sha256`` (the images and labels it trained and tested on, ``data_sha256()``;
+  absent from checkpoints of older versions), every array's shape, dtype and sha256,
+  and the sha256 of the metadata itself.
 
 One file is one commit: ``save`` writes it with ``fsio.atomic_write`` (temporary file,
 fsync, rename, fsync of the folder), so a crash at any instant leaves the previous
@@ -29,6 +31,7 @@ import hashlib
 import io
 import json
 import re
+import shlex
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -71,6 +74,7 @@ class Checkpoint:
     run_id: str
     history: list[dict] = field(default_factory=list)
     init_from: dict | None = None
+    data_sha256: str | None = None  # None: written by a version that did not record it
 
 
 def _is_fast(node: Any) -> bool:
@@ -94,12 +98,26 @@ def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def data_sha256(dataset) -> str:
+    """The sha256 of a ``data.Dataset``'s images and labels (both splits, as loaded: the
+    first ``train_size`` / ``test_size``), shapes and dtypes included. A resumed run must
+    see the same images to equal an uninterrupted one; a path (``idx:DIR``) or a download
+    can hold other files later."""
+    digest = hashlib.sha256()
+    for name in ("train_images", "train_labels", "test_images", "test_labels"):
+        array = np.ascontiguousarray(getattr(dataset, name))
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _canonical(meta: dict) -> bytes:
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def save(directory: str | Path, config: TrainConfig, class_names, state, shuffle_keys,
-         step: int, epochs_done: int, *, run_id: str, history=(), init_from=None) -> Path:
+         step: int, epochs_done: int, *, run_id: str, history=(), init_from=None,
+         data_sha256: str | None = None) -> Path:
     """Commit ``state`` (a ``train.TrainState`` in the compute layout) as DIR's checkpoint.
 
     Atomic and durable (see the module docstring); refuses (``CheckpointError``) a state
@@ -130,6 +148,7 @@ def save(directory: str | Path, config: TrainConfig, class_names, state, shuffle
         "epochs_done": int(epochs_done),
         "history": list(history),
         "init_from": init_from,
+        "data_sha256": data_sha256,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype), "sha256": _sha256(v)}
                    for k, v in arrays.items()},
     }
@@ -236,6 +255,12 @@ def load(directory: str | Path) -> Checkpoint:
         directory = directory.parent
     path = directory / FILE_NAME
     if not path.is_file():
+        if (directory / "metrics.csv").is_file():
+            raise _fail(directory, f"there is no {FILE_NAME} there: the run that logged its "
+                                   "metrics.csv stopped (diverged, failed or was stopped) "
+                                   "before the end of its first epoch; train it again with "
+                                   f"`jaxcnn train --out {shlex.quote(str(directory))} "
+                                   "--force` and its flags")
         raise _fail(directory, f"there is no {FILE_NAME} there; train with "
                                "`jaxcnn train --out DIR` to make one")
     arrays = _read_arrays(directory, path)
@@ -281,6 +306,9 @@ def load(directory: str | Path) -> Checkpoint:
         raise _fail(directory, "its resume history is malformed")
     if not _check_init_from(meta.get("init_from")):
         raise _fail(directory, "its init_from record is malformed")
+    if meta.get("data_sha256") is not None and not (
+            isinstance(meta["data_sha256"], str) and SHA256.match(meta["data_sha256"])):
+        raise _fail(directory, "its data_sha256 is not 64 hexadecimal digits")
     return _validate_arrays(directory, config, tuple(names), arrays, meta)
 
 
@@ -323,7 +351,8 @@ def _validate_arrays(directory: Path, config: TrainConfig, class_names, arrays,
                                    "from diverged; train again with a smaller --lr")
     params = Params(*(arrays[k] for k in expected))
     return Checkpoint(config, class_names, params, opt_leaves, keys, meta["step"],
-                      meta["epochs_done"], meta["run_id"], meta["history"], meta["init_from"])
+                      meta["epochs_done"], meta["run_id"], meta["history"], meta["init_from"],
+                      meta.get("data_sha256"))
 
 
 def restore_state(ckpt: Checkpoint, template_state):

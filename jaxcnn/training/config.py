@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import struct
 from dataclasses import dataclass
 
 from jaxcnn.errors import ConfigError
@@ -23,6 +24,10 @@ DEFAULT_LR = {"sgd": 0.005, "momentum": 0.005, "adam": 0.001}
 # the result bit-identical to an uninterrupted run; the others change the numbers.
 RESUME_CHANGEABLE = ("epochs", "optimizer", "lr", "momentum", "freeze_conv")
 MAX_SEED = 2**31  # seeds must stay below: jax.random.key aliases larger ones (2**32 -> 0)
+# Training computes in float32: a learning rate outside its normal range becomes 0 (no
+# learning at all, silently) or inf there, and a momentum within 3e-8 of 1 becomes 1.
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
+FLOAT32_MAX = 3.4028234663852886e38
 
 # field -> (type(s) accepted, flag named in messages, (low, high) inclusive or None)
 _INT = (int,)
@@ -45,6 +50,11 @@ _FIELDS = {
     "freeze_conv": (bool, "--freeze-conv", None),
 }
 _OPTIONAL = {"train_size", "test_size", "lr"}
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to float32 (as training computes it)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,15 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        lr = self.learning_rate
+        if not FLOAT32_TINY <= lr <= FLOAT32_MAX:
+            raise ConfigError(f"--lr {lr:g} is outside float32's normal range "
+                              f"({FLOAT32_TINY:.3g} to {FLOAT32_MAX:.3g}), in which training "
+                              "computes: it would "
+                              + ("underflow to 0 there" if lr < 1 else "overflow to inf there"))
+        if self.optimizer == "momentum" and _float32(self.momentum) >= 1:
+            raise ConfigError(f"--momentum {self.momentum!r} is 1 in float32, in which "
+                              "training computes; give at most 0.9999999")
         return self
 
     def to_dict(self) -> dict:

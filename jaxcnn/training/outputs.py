@@ -13,6 +13,13 @@
 On ``--resume``, ``carry_over`` keeps exactly the rows of the same run up to the
 checkpoint's step (windows logged after it are trained again), so the resumed run's
 files hold every window once.
+
+Reading stops at the first row that ``MetricsLog`` could not have written: a line
+without its end (torn by a crash, or still being written), bytes that are not UTF-8
+CSV (a damaged file, the zero-filled tail a power loss can leave), or a non-finite or
+out-of-range number (a hand edit). Nothing after it is used, so no ``NaN`` or
+``Infinity`` is carried into a resumed run's files, ``metrics.json`` or a plot; ``Cut``
+says where and why a file was cut.
 """
 
 from __future__ import annotations
@@ -20,21 +27,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
+import re
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
+from jaxcnn.errors import DivergenceError
 from jaxcnn.jsonsafe import dumps
 from jaxcnn.training import fsio
 
 CSV_NAME = "metrics.csv"
 JSON_NAME = "metrics.json"
 CSV_COLUMNS = ["run_id", "step", "epoch", "seed", "steps", "images", "loss", "accuracy"]
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def versions() -> dict[str, str]:
@@ -67,6 +79,10 @@ def summary(values) -> dict:
             "max": float(values.max()), "per_seed": [float(v) for v in values]}
 
 
+def _no_follow(path, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+
 class MetricsLog:
     """``metrics.csv`` of one run, opened for appending (header written when new).
 
@@ -76,15 +92,22 @@ class MetricsLog:
 
     def __init__(self, path: str | Path, run_id: str, seeds: list[int], batch_size: int):
         self.path, self.run_id, self.seeds, self.batch_size = Path(path), run_id, seeds, batch_size
-        self.fh: TextIO = open(self.path, "a", newline="")
+        # never appended through a symbolic link (carry_over has just replaced any)
+        self.fh: TextIO = open(self.path, "a", newline="", opener=_no_follow)
         self.writer = csv.writer(self.fh, lineterminator="\n")
         if self.fh.tell() == 0:
             self.writer.writerow(CSV_COLUMNS)
             self.fh.flush()
 
     def write(self, window) -> None:
-        """Append ``window`` (a ``train.Window``) and flush it to the OS."""
+        """Append ``window`` (a ``train.Window``) and flush it to the OS. A non-finite
+        number is refused (``DivergenceError``), never written."""
         images = window.steps * self.batch_size
+        values = np.concatenate([np.asarray(window.loss, np.float64),
+                                 np.asarray(window.accuracy, np.float64)])
+        if not np.isfinite(values).all():
+            raise DivergenceError(f"refusing to log the window of step {window.step}: its "
+                                  f"loss or accuracy is not finite ({values.tolist()})")
         for seed, loss, acc in zip(self.seeds, window.loss, window.accuracy, strict=True):
             self.writer.writerow([self.run_id, window.step, window.epoch, seed, window.steps,
                                   images, repr(float(loss)), repr(float(acc))])
@@ -98,30 +121,91 @@ class MetricsLog:
         self.fh.close()
 
 
-def _rows(path: Path) -> Iterator[dict]:
-    """Parsed rows of a metrics.csv, in file order; stops at the first malformed row
-    (a row torn by a crash). Nothing when the file is missing or has another header."""
+@dataclass
+class Cut:
+    """Where reading a metrics.csv stopped early: its line number (1 = the header) and
+    why. ``_rows`` and ``windows`` fill one in when given it."""
+
+    line: int = 0
+    why: str = ""
+
+    def __bool__(self) -> bool:
+        return self.line > 0
+
+
+def _row(raw: list[str]) -> dict:
+    """One row as ``MetricsLog`` writes it; ``ValueError`` saying why when it is not."""
+    if len(raw) != len(CSV_COLUMNS):
+        raise ValueError(f"{len(raw)} fields instead of {len(CSV_COLUMNS)} (a row torn by a "
+                         "crash?)")
+    run_id, step, epoch, seed, steps, images, loss, acc = raw
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"run_id {run_id!r} is not 32 hexadecimal digits")
+    row = {"run_id": run_id}
+    for name, text, low in (("step", step, 1), ("epoch", epoch, 1), ("seed", seed, 0),
+                            ("steps", steps, 1), ("images", images, 1)):
+        if not text.isdigit() or int(text) < low:
+            raise ValueError(f"{name} {text!r} is not a whole number of at least {low}")
+        row[name] = int(text)
+    for name, text, high in (("loss", loss, math.inf), ("accuracy", acc, 1.0)):
+        value = float(text)
+        if not (math.isfinite(value) and 0 <= value <= high):
+            raise ValueError(f"{name} {text!r} is not a finite number"
+                             + (" in [0, 1]" if high == 1.0 else " >= 0"))
+        row[name] = value
+    return row
+
+
+def _parse_line(line: bytes) -> list[str]:
+    """The fields of one complete line; ``ValueError`` when it is not text a CSV writer
+    wrote (bytes that are not UTF-8, NUL bytes that a power loss can leave at the end of a
+    file, no line end: a row torn by a crash or still being written)."""
+    if not line.endswith(b"\n"):
+        raise ValueError("the line has no end (a row torn by a crash, or still being "
+                         "written)")
     try:
-        fh = open(path, newline="")
+        return next(csv.reader([line.decode("utf-8")]), [])
+    except UnicodeDecodeError:
+        raise ValueError("the line is not UTF-8 text (a damaged file)") from None
+    except csv.Error as exc:
+        raise ValueError(f"the line is not CSV ({exc}; a damaged file)") from None
+
+
+def _rows(path: Path, cut: Cut | None = None) -> Iterator[dict]:
+    """Parsed rows of a metrics.csv, in file order, streamed; stops at the first line
+    that ``MetricsLog`` could not have written (torn by a crash, damaged, or holding a
+    non-finite or out-of-range number), saying where in ``cut``. Nothing when the file
+    is missing, and nothing (cut at line 1) when it is empty or has another header."""
+    try:
+        fh = open(path, "rb")
     except FileNotFoundError:
         return
     with fh:
-        reader = csv.reader(fh)
-        if next(reader, None) != CSV_COLUMNS:
+        first = fh.readline()
+        try:
+            header = _parse_line(first) if first else None
+        except ValueError:
+            header = []
+        if header != CSV_COLUMNS:
+            if cut is not None:
+                cut.line, cut.why = 1, ("the file is empty" if header is None else
+                                        "its header is not that of a jaxcnn metrics.csv")
             return
-        for raw in reader:
+        for number, line in enumerate(fh, start=2):
             try:
-                run_id, step, epoch, seed, steps, images, loss, acc = raw
-                yield {"run_id": run_id, "step": int(step), "epoch": int(epoch),
-                       "seed": int(seed), "steps": int(steps), "images": int(images),
-                       "loss": float(loss), "accuracy": float(acc)}
-            except ValueError:
+                row = _row(_parse_line(line))
+            except ValueError as exc:
+                if cut is not None:
+                    cut.line, cut.why = number, str(exc)
                 return
+            yield row
 
 
-def carry_over(source: Path | None, target: Path, run_id: str, up_to_step: int) -> int:
+def carry_over(source: Path | None, target: Path, run_id: str, up_to_step: int,
+               cut: Cut | None = None) -> int:
     """Rewrite ``target`` (atomically) as the rows of ``source``'s metrics.csv that belong
-    to ``run_id`` with step <= ``up_to_step``. Returns the last step kept (0: none)."""
+    to ``run_id`` with step <= ``up_to_step``, up to the first row jaxcnn could not have
+    written (``cut`` says where). Returns the last step kept (0: none)."""
     last = 0
 
     def write(fh):
@@ -129,7 +213,7 @@ def carry_over(source: Path | None, target: Path, run_id: str, up_to_step: int) 
         text = io.TextIOWrapper(fh, newline="", write_through=True)
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        for row in _rows(source) if source is not None else ():
+        for row in _rows(source, cut) if source is not None else ():
             if row["run_id"] == run_id and row["step"] <= up_to_step:
                 writer.writerow([row[c] if c not in ("loss", "accuracy") else repr(row[c])
                                  for c in CSV_COLUMNS])
@@ -141,8 +225,10 @@ def carry_over(source: Path | None, target: Path, run_id: str, up_to_step: int) 
     return last
 
 
-def windows(path: Path, run_id: str, num_seeds: int) -> Iterator[dict]:
-    """The log windows of ``run_id`` in a metrics.csv, as metrics.json writes them."""
+def windows(path: Path, run_id: str, num_seeds: int, cut: Cut | None = None
+            ) -> Iterator[dict]:
+    """The log windows of ``run_id`` in a metrics.csv, as metrics.json writes them, up to
+    the first row jaxcnn could not have written (``cut`` says where)."""
     group: list[dict] = []
 
     def emit(rows):
@@ -153,7 +239,7 @@ def windows(path: Path, run_id: str, num_seeds: int) -> Iterator[dict]:
                     "accuracy": summary([r["accuracy"] for r in rows])}
         return None
 
-    for row in _rows(path):
+    for row in _rows(path, cut):
         if row["run_id"] != run_id:
             continue
         if group and row["step"] != group[0]["step"]:

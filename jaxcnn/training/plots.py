@@ -16,6 +16,8 @@ import numpy as np
 
 from jaxcnn.training import fsio
 
+FOLDER = "plots"  # jaxcnn plot DIR writes into DIR/plots by default
+FILES = ("learning_curves.png", "filters.png", "confusion.png", "misclassified.png")
 DPI = 100
 CURVES_SIZE = (10, 4)
 FILTERS_CELL = 1.2  # inches per filter

@@ -7,11 +7,13 @@ created, takes the folder's exclusive lock (``runlock``: a second run is refused
 the holder's pid, host and command; an unwritable or full folder fails here), removes
 the temporary files a crash left behind (``fsio.sweep_temp_files``), and refuses to
 start a new run in a folder that already holds one, unless that run is being resumed
-or ``force`` replaces it (its files are deleted then).
+or ``force`` replaces it (its files are deleted then, and the pictures ``jaxcnn plot``
+drew of it in ``DIR/plots``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import socket
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 
 from jaxcnn.errors import ConfigError, OutputError
-from jaxcnn.training import checkpoint, fsio, outputs, runlock
+from jaxcnn.training import checkpoint, fsio, outputs, plots, runlock
 
 RUN_FILES = (checkpoint.FILE_NAME, outputs.CSV_NAME, outputs.JSON_NAME, checkpoint.LEGACY_JSON)
 
@@ -35,6 +37,15 @@ def holder() -> dict:
 def run_files(directory: Path) -> list[str]:
     """The names of the run files ``directory`` holds (empty: it holds no run)."""
     return [name for name in RUN_FILES if (directory / name).exists()]
+
+
+def _remove_pictures(folder: Path) -> None:
+    """The PNG files ``jaxcnn plot`` wrote into the run folder show the run that --force
+    replaces: remove them (nothing else there), and the folder when that empties it."""
+    for name in plots.FILES:
+        (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty, or not there
+        folder.rmdir()
 
 
 def prepare(directory: str | Path, *, resuming_here: bool, force: bool) -> runlock.RunLock:
@@ -67,6 +78,7 @@ def prepare(directory: str | Path, *, resuming_here: bool, force: bool) -> runlo
                     f"--resume {directory}, choose another --out, or pass --force to replace it")
             for name in present:
                 (directory / name).unlink()
+            _remove_pictures(directory / plots.FOLDER)
             fsio.fsync_dir(directory)
     except OSError as exc:
         lock.release()

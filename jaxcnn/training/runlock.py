@@ -1,9 +1,11 @@
 """An exclusive lock on a run folder, held for the lifetime of one training run.
 
 ``acquire(directory, holder)`` takes ``fcntl.flock(LOCK_EX | LOCK_NB)`` on
-``DIR/.jaxcnn.lock`` and writes ``holder`` (pid, host, start time, command, run id)
-into it. A second process asking for the same folder is refused at once with an
-``OutputError`` naming that holder. The kernel drops the lock when its process ends in
+``DIR/.jaxcnn.lock`` and writes ``holder`` (pid, host, start time and command line)
+into it. The lock is opened without following a symbolic link, and must be a plain
+file: writing the holder through a link replaced the content of the link's target. A
+second process asking for the same folder is refused at once with an ``OutputError``
+naming that holder. The kernel drops the lock when its process ends in
 any way (kill -9 included), so a stale lock file never blocks anyone. Works on Linux
 and macOS local file systems (``flock`` may not work across NFS).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +52,28 @@ def _holder_text(path: Path) -> str:
         return "another jaxcnn process"
 
 
+def _not_a_plain_file(path: Path) -> OutputError:
+    what = "a symbolic link" if path.is_symlink() else "not a plain file"
+    return OutputError(f"{path} is {what}; jaxcnn writes the run's lock only into a plain file "
+                       "it creates there (a link's target would be overwritten): remove it "
+                       "or choose another --out")
+
+
 def acquire(directory: str | Path, holder: dict) -> RunLock:
     """Lock ``directory`` (which must exist) for this process; ``OutputError`` if another
     process holds it or the folder cannot be written."""
     import fcntl
 
     path = Path(directory) / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symbolic link: the holder's text would replace its target
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:
+        if path.is_symlink() or not (path.is_file() or not path.exists()):
+            raise _not_a_plain_file(path) from None
         raise output_error(exc, f"cannot write to the output folder {directory}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_plain_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
