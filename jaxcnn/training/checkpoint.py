@@ -258,7 +258,8 @@ def load(directory: str | Path) -> Checkpoint:
         if (directory / "metrics.csv").is_file():
             raise _fail(directory, f"there is no {FILE_NAME} there: the run that logged its "
                                    "metrics.csv stopped (diverged, failed or was stopped) "
-                                   "before the end of its first epoch; train it again with "
+                                   "before its first checkpoint was saved; train it again "
+                                   "with "
                                    f"`jaxcnn train --out {shlex.quote(str(directory))} "
                                    "--force` and its flags")
         raise _fail(directory, f"there is no {FILE_NAME} there; train with "
