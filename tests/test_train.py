@@ -103,6 +103,7 @@ def test_multi_seed_equals_separate_single_runs_bit_for_bit(small_data, override
     (dict(), 4), (dict(optimizer="momentum", ties="first"), 4),
     (dict(ties="split"), 8),  # the largest group the step allows, with SEED_GROUP raised
     (dict(optimizer="adam", ties="split", batch_size=2), 1),
+    (dict(optimizer="adam"), 1),  # a group of 4 changed every seed's last bits
     (dict(grad="autodiff", ties="split"), 1)])
 def test_seed_groups_equal_separate_single_runs_bit_for_bit(small_data, overrides, group,
                                                             monkeypatch):
