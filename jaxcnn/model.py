@@ -73,9 +73,39 @@ def init_params(key: jax.Array, num_filters: int = 8, num_classes: int = 10, dty
 
 
 def normalize(images: jax.Array, dtype=None) -> jax.Array:
-    """uint8 pixels 0..255 -> floats in [-0.5, 0.5]: ``x / 255 - 0.5`` (the report's step 1)."""
-    dtype = default_float() if dtype is None else dtype
-    return jnp.asarray(images, dtype) / 255 - 0.5
+    """uint8 pixels 0..255 -> floats in [-0.5, 0.5]: ``x / 255 - 0.5`` (the report's step 1).
+
+    uint8 pixels are looked up in a table of the correctly rounded values, so that every
+    caller gets the same bits: eager, under ``jax.jit`` or inside a larger program, on any
+    backend. (``x / 255 - 0.5`` itself is not: eagerly it is a division, under jit XLA
+    turns it into a multiply-add with a rounded 1/255, which differs in the last bit for
+    158 of the 256 values in float32 and maps 255 to 0.50000006. Training normalised
+    under jit and ``jaxcnn evaluate`` eagerly, so evaluate's test loss differed from
+    training's.) Other input types use the formula.
+    """
+    dtype = jnp.dtype(default_float() if dtype is None else dtype)
+    images = jnp.asarray(images)
+    if images.dtype == jnp.uint8 and dtype in (jnp.float32, jnp.float64):
+        return jnp.asarray(_pixel_table(dtype.name))[images]
+    return images.astype(dtype) / 255 - 0.5
+
+
+@functools.cache
+def _pixel_table(dtype: str):
+    """(256,) numpy array: ``x / 255 - 0.5`` for x = 0..255, rounded once to ``dtype``."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    exact = [Fraction(x, 255) - Fraction(1, 2) for x in range(256)]
+    if dtype == "float64":  # float() of a Fraction rounds correctly
+        return np.array([float(v) for v in exact], np.float64)
+    table = np.array([float(v) for v in exact], np.float32)  # may round twice: take the
+    for i, v in enumerate(exact):  # nearest of the result and its two neighbours
+        f = table[i]
+        near = (f, np.nextafter(f, np.float32(-1)), np.nextafter(f, np.float32(1)))
+        table[i] = min(near, key=lambda g, v=v: abs(Fraction(float(g)) - v))
+    return table
 
 
 def im2col(image: jax.Array) -> jax.Array:

@@ -81,6 +81,10 @@ def test_user_prints_never_mix_with_the_json(tmp_path):
 @pytest.mark.parametrize("args, message", [
     ((), "give a Python file"),
     (("no_such_file.py",), "no such file"),
+    # an empty name (an unset variable) checked the current folder; a device was "no such
+    # file" though it exists
+    (("",), "argument FILE.py: an empty path"),
+    (("/dev/null",), "/dev/null: not a regular file (a character device)"),
     (("-m", "no_such_module_xyz"), "cannot find module"),
     (("--layer", "Nope", "-m", "jaxcnn.reference"), "no layer named Nope"),
 ])
@@ -89,6 +93,16 @@ def test_usage_errors_are_one_line_with_exit_2(args, message):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_a_named_pipe_is_refused_without_reading_it(tmp_path):
+    import os
+
+    fifo = tmp_path / "layers.py"
+    os.mkfifo(fifo)
+    proc = jaxcnn_check(fifo)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"{fifo}: not a regular file (a named pipe)" in proc.stderr
 
 
 def test_a_file_without_layers_or_with_a_syntax_error(tmp_path):

@@ -202,6 +202,9 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--train-size", "99999"), "more than the 4,000 train images"),
     (("train", "--data", "idx:/no/such/dir"), "does not exist"),
     (("evaluate", "/no/such/checkpoint"), "no checkpoint.npz there"),
+    # a file or a folder named checkpoint.npz was "there is no checkpoint.npz there"
+    (("evaluate", "README.md"), "cannot load the checkpoint in README.md: it is a file, "
+                                "not a run folder"),
     (("evaluate", "/no/such/checkpoint", "--test-size", "0"),
      "argument --test-size: must be at least 1, got 0 (see jaxcnn evaluate --help)"),
     (("plot", "/no/such/run", "--test-size", "-5"), "argument --test-size: must be at least 1"),
@@ -222,6 +225,14 @@ def test_user_errors_exit_2_with_one_message(args, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_named_checkpoint_npz_is_named_as_such(tmp_path):
+    (tmp_path / "checkpoint.npz").mkdir()
+    for command in ("evaluate", "plot"):
+        proc = jaxcnn(command, str(tmp_path))
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+        assert "its checkpoint.npz is not a file" in proc.stderr, proc.stderr
 
 
 def test_help_and_entry_points():

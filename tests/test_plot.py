@@ -123,3 +123,40 @@ def test_plot_refuses_a_checkpoint_whose_outputs_are_not_finite(run_dir, tmp_pat
     assert not list((tmp_path / "plots").glob("*.png"))
     evaluate = jaxcnn("evaluate", tmp_path)
     assert evaluate.returncode == 2 and "is not finite" in evaluate.stderr
+
+
+def test_predictions_of_a_test_set_that_500_does_not_divide():
+    """plot scores in batches of 500; the default 800 test images (a last batch of 300)
+    ended in a ValueError traceback from np.stack, exit 1."""
+    import jax
+    import numpy as np
+
+    from jaxcnn import data, fast, model
+    from jaxcnn.cli.plot import predictions
+
+    images = data.load("mnist-embedded", train_size=1, test_size=800).test_images
+    params = jax.vmap(lambda k: model.init_params(k))(jax.random.split(jax.random.key(3), 2))
+    got = predictions(params, images)
+    assert got.shape == (2, 800)
+    x = model.normalize(images)
+    for k in range(2):
+        p = fast.to_fast(jax.tree.map(lambda a, k=k: a[k], params))
+        np.testing.assert_array_equal(got[k], np.argmax(fast.logits(p, x), -1))
+
+
+def test_plot_of_a_test_set_that_500_does_not_divide(run_dir, tmp_path):
+    proc = jaxcnn("plot", run_dir, "--test-size", "501", "--out", tmp_path / "pngs")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.split()) == 4 and proc.stderr == ""
+
+
+def test_plot_into_an_unwritable_folder_names_the_picture(run_dir, tmp_path):
+    """An OSError while writing a picture was 'a file operation failed' (no action)."""
+    code = ("import sys; from jaxcnn.training import fsio; "
+            "fsio.atomic_write = lambda *a, **k: (_ for _ in ()).throw("
+            "OSError(30, 'Read-only file system', a[0])); "
+            "from jaxcnn.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = jaxcnn("plot", run_dir, "--out", tmp_path / "pngs", code=code)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "cannot write the picture" in proc.stderr and "learning_curves.png" in proc.stderr
+    assert "Read-only file system" in proc.stderr and "Traceback" not in proc.stderr

@@ -342,5 +342,5 @@ def test_evaluate_plot_and_init_from_on_a_run_that_stopped_before_its_first_chec
         proc = jaxcnn(*args)
         assert proc.returncode == 2
         line = one_clean_line(proc)
-        assert "stopped (diverged, failed or was stopped) before the end of its first" in line
+        assert "stopped (diverged, failed or was stopped) before its first checkpoint" in line
         assert f"`jaxcnn train --out {tmp_path} --force` and its flags" in line

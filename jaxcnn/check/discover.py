@@ -144,6 +144,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _file_kind(path: Path) -> str:
+    """What a path that exists but is neither a file nor a folder is, in words."""
+    import stat
+
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
 def _read_source(path: Path) -> str:
     """The file's text decoded as Python decodes a source file: UTF-8 by default, the
     encoding of a PEP 263 ``# -*- coding: latin-1 -*-`` line, a UTF-8 byte-order mark
@@ -165,6 +177,9 @@ def load_file(path: str | Path) -> types.ModuleType:
         raise CheckUsageError(f"{path} is a folder; give the Python files in it "
                               f"(e.g. {path}/*.py), or -m PACKAGE.MODULE")
     if not path.is_file():
+        if path.exists():  # a device, FIFO or socket: reading it could block or never end
+            raise CheckUsageError(f"{path}: not a regular file ({_file_kind(path)}); give a "
+                                  "Python file with your layers")
         raise CheckUsageError(f"{path}: no such file; give a Python file with your layers")
     if path.suffix != ".py":
         raise CheckUsageError(f"{path}: not a .py file; give a Python file, or -m MODULE")

@@ -16,9 +16,12 @@ import contextlib
 import sys
 import time
 
+from jaxcnn.cli import path_arg
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", metavar="FILE.py", help="Python files with layers")
+    parser.add_argument("files", nargs="*", type=_file_arg, metavar="FILE.py",
+                        help="Python files with layers")
     parser.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
                         help="an importable module with layers (repeatable), e.g. "
                              "jaxcnn.reference")
@@ -26,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="check only the layers of this name (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+def _file_arg(text: str) -> str:
+    """An empty FILE.py (an unset variable in a script) is an error, not the current
+    folder."""
+    return str(path_arg(text))
 
 
 def run(args: argparse.Namespace) -> int:

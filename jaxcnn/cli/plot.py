@@ -39,12 +39,14 @@ def predictions(params, images):
     out = []
     for k in range(params.filters.shape[0]):
         p = fast.to_fast(jax.tree.map(lambda a, k=k: jnp.asarray(a[k]), params))
+        seed = []  # batches of 500: the last one is shorter unless 500 divides N
         for i in range(0, len(x), 500):
             logits = fast.logits(p, x[i:i + 500])
             if not bool(jnp.isfinite(logits).all()):
                 return None
-            out.append(np.asarray(jnp.argmax(logits, -1)))
-    return np.stack(out).reshape(params.filters.shape[0], len(x))
+            seed.append(np.asarray(jnp.argmax(logits, -1)))
+        out.append(np.concatenate(seed))
+    return np.stack(out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -331,8 +331,8 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         if (not (args.resume / checkpoint.FILE_NAME).exists()
                 and (args.resume / outputs.CSV_NAME).exists()):
             raise CheckpointError(f"{args.resume} holds no checkpoint: its run stopped before "
-                                  "the end of its first epoch; start a new run there with "
-                                  "--force")
+                                  "its first checkpoint was saved; start a new run there "
+                                  "with --force")
         ckpt = checkpoint.load(args.resume)
         config, changed = resume_config(args, ckpt.config)
         if ckpt.epochs_done >= config.epochs:

@@ -254,11 +254,18 @@ def load(directory: str | Path) -> Checkpoint:
     if directory.suffix in (".json", ".npz"):
         directory = directory.parent
     path = directory / FILE_NAME
+    if directory.is_file():
+        raise _fail(directory, "it is a file, not a run folder; give the folder that "
+                               "`jaxcnn train --out DIR` wrote")
+    if path.exists() and not path.is_file():
+        raise _fail(directory, f"its {FILE_NAME} is not a file (a folder or a device); "
+                               "restore the checkpoint or train again")
     if not path.is_file():
         if (directory / "metrics.csv").is_file():
             raise _fail(directory, f"there is no {FILE_NAME} there: the run that logged its "
                                    "metrics.csv stopped (diverged, failed or was stopped) "
-                                   "before the end of its first epoch; train it again with "
+                                   "before its first checkpoint was saved; train it again "
+                                   "with "
                                    f"`jaxcnn train --out {shlex.quote(str(directory))} "
                                    "--force` and its flags")
         raise _fail(directory, f"there is no {FILE_NAME} there; train with "

@@ -40,7 +40,10 @@ def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     _pyplot().close(fig)
-    fsio.atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    try:
+        fsio.atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    except OSError as exc:  # a read-only or full --out: one line naming the picture
+        raise fsio.output_error(exc, f"cannot write the picture {path}") from None
     return path
 
 

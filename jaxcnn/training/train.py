@@ -189,6 +189,13 @@ With a second core free, XLA splits a group of 8's weight update (8 x 54 KB) acr
 both cores' threads and the group loses more than it gains (CPU time per image 1.4x
 a group of 4's), so 4, which is never split, is the default everywhere."""
 
+GROUP_ROWS = 256
+"""Most filters (seeds x ``--filters``) in one group's filter-gradient product. From 512
+rows XLA:CPU fuses the parameter update into that product (a YNNPACK fusion), which
+rounds ``p - lr * g`` otherwise than the one-seed program's update: seeds of
+``--filters 128`` in groups of 4 were not bit-identical to their one-seed runs (found
+by reading the compiled programs: 256 rows were never fused, 512 always)."""
+
 
 def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
     """Seeds per vmapped group on a CPU: the largest divisor of ``local_seeds`` up to
@@ -200,11 +207,18 @@ def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
     (B*676, 9) product, and from B = 16 XLA's dot splits that long sum differently
     for G*F rows than for F (for one image it does not; tested bit for bit). ``jax.grad``'s
     gradients (``--grad autodiff``) vmapped over a group also differ in the last bits
-    from one seed's, so they stay one seed at a time too."""
+    from one seed's, so they stay one seed at a time too. One filter (``--filters 1``)
+    too: XLA computes a one-row product as a multiply-and-reduce, which sums in another
+    order than a group's product of G rows. A group holds at most ``GROUP_ROWS`` filters
+    (G x F). Adam's update vmapped over a group rounds differently from one seed's (every
+    seed of ``--optimizer adam --seeds 8`` differed from its one-seed run), so groups are
+    for SGD and momentum only (tested bit for bit)."""
     if (config.shuffle or config.batch_size > 1 or config.grad != "manual"
-            or local_seeds == 1):
+            or config.optimizer not in ("sgd", "momentum")
+            or local_seeds == 1 or config.num_filters == 1):
         return 1
-    return max(g for g in range(1, SEED_GROUP + 1) if local_seeds % g == 0)
+    return max(g for g in range(1, SEED_GROUP + 1)
+               if local_seeds % g == 0 and (g == 1 or g * config.num_filters <= GROUP_ROWS))
 
 
 def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation
