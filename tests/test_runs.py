@@ -32,21 +32,25 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def _default_sigint() -> None:
-    """In the child: Ctrl-C's default disposition. A suite started in the background
-    (``pytest &``, nohup) inherits SIGINT ignored, and jaxcnn rightly keeps an ignored
-    signal ignored, so the Ctrl-C tests would test the shell instead of jaxcnn."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def jaxcnn(*args, fault: str | None = None, timeout=300):
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     env.pop("JAXCNN_FAULT", None)
     if fault:
         env["JAXCNN_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "jaxcnn", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT,
-                          preexec_fn=_default_sigint)
+    # A suite started in the background (``pytest &``, nohup) inherits SIGINT ignored,
+    # the child would too, and jaxcnn rightly keeps an ignored signal ignored: the Ctrl-C
+    # tests would test the shell. A handled signal is reset to its default at exec, so
+    # handle it here while the child starts (no preexec_fn: forking a threaded process).
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.run([sys.executable, "-m", "jaxcnn", *map(str, args)],
+                              capture_output=True, text=True, env=env, timeout=timeout,
+                              cwd=ROOT)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def one_clean_line(proc) -> str:
