@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +29,8 @@ from jaxcnn.check import chain as chain_mod
 from jaxcnn.check import classify as cls
 from jaxcnn.check.compare import errors
 from jaxcnn.check.discover import CheckUsageError
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 RNG = np.random.default_rng(0)
 REF = RNG.standard_normal((4, 3, 5))
@@ -561,3 +565,26 @@ def test_a_loss_summed_over_samples_is_checked_exactly_also_in_float32(tmp_path)
     got = check_layer(find_layers(load_file(path), str(path)).layers[0],
                       fd_seconds=0.01).check("x")
     assert (got.kind, got.rule) == ("wrong-derivative", "one-hot not subtracted")
+
+
+def test_a_blog_network_with_float32_parameters_and_float64_activations(tmp_path):
+    # the blog's network with its parameters made float32: the activations stay float64
+    # (float64 image, np.dot promotes), so only the weights are rounded
+    source = (FIXTURES / "blog_layers.py").read_text()
+    for old, new in (("np.random.randn(num_filters, 3, 3) / 9",
+                      "(np.random.randn(num_filters, 3, 3) / 9).astype(np.float32)"),
+                     ("np.random.randn(input_len, nodes) / input_len",
+                      "(np.random.randn(input_len, nodes) / input_len).astype(np.float32)"),
+                     ("self.biases = np.zeros(nodes)",
+                      "self.biases = np.zeros(nodes, np.float32)")):
+        assert old in source
+        source = source.replace(old, new)
+    path = tmp_path / "net32.py"
+    path.write_text(source)
+    layers = {layer.name: layer for layer in find_layers(load_file(path), str(path)).layers}
+    softmax = check_layer(layers["Softmax"], fd_seconds=0.01)
+    assert softmax.ok, [(c.quantity, c.kind, c.note) for c in softmax.checks]
+    assert all(c.oracle == "exact" for c in softmax.checks)  # the reference sees float32 weights
+    trio = [layers[n] for n in ("Conv3x3", "MaxPool2", "Softmax")]
+    result = chain_mod.check_chain(trio, chain_mod.blog_chain_inputs(1))
+    assert result["ok"] and result["inputs"][0]["forward_matches"], result["first_wrong"]

@@ -122,6 +122,9 @@ class Layer(NamedTuple):
     forward_key: the user's forward function itself, when layers share it: finite
         differences of one forward on the same inputs are then computed once per
         ``memo`` (see ``engine.check_layer``)
+    held: ``(args) -> args`` as the layer holds them (a blog layer's float32 parameters
+        rounded to float32, returned as float64), for inputs made elsewhere (a chain's);
+        None: as given
     """
 
     name: str
@@ -139,3 +142,4 @@ class Layer(NamedTuple):
     extra: Callable | None = None
     file: str | None = None
     forward_key: object = None
+    held: Callable | None = None
