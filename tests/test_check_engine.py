@@ -262,8 +262,8 @@ def test_discovery_says_what_it_skipped(tmp_path):
         "class Helper:\n    def forward(self, x):\n        return x\n\n"
         "class Widget:\n    def forward(self, x):\n        return x\n"
         "    def backprop(self, d, lr):\n        return d\n\n"
-        "def affine_relu_forward(x, w, b):\n    return x, None\n\n"
-        "def affine_relu_backward(dout, cache):\n    return dout\n\n"
+        "def affine_bn_relu_forward(x, w, b):\n    return x, None\n\n"
+        "def affine_bn_relu_backward(dout, cache):\n    return dout\n\n"
         "def batchnorm_forward(x):\n    return x, None\n\n"
         "def batchnorm_backward(dout, cache):\n    return dout\n\n"
         "def lonely_forward(x):\n    return x, None\n\n"
@@ -274,7 +274,8 @@ def test_discovery_says_what_it_skipped(tmp_path):
     why = dict(found.skipped)
     assert "no backprop" in why["Helper"]
     assert "no layer jaxcnn knows" in why["Widget"]
-    assert "sandwich" in why["affine_relu_forward"]
+    assert "sandwich" in why["affine_bn_relu_forward"]  # bn has no reference
+    assert "(bn)" in why["affine_bn_relu_forward"]
     assert "no layer jaxcnn knows" in why["batchnorm_forward"]
     assert "no lonely_backward" in why["lonely_forward"]
     assert "from_custom_vjp" in why["mystery"]

@@ -203,12 +203,19 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
     for j, other in enumerate(args):  # a kernel used flipped for another argument
         if j == i or np.ndim(other) < 2:
             continue
+        # along its spatial axes where they are named (HWIO keeps them first), else the
+        # last two
+        names = (layer.axis_names or {}).get(_arg_name(layer, j))
+        spatial = tuple(k for k, n in enumerate(names or ()) if n in ("row", "column", "x", "y"))
+        axes = spatial if names and len(names) == np.ndim(other) and spatial else (-2, -1)
+        where = (f"its {', '.join(names[a] for a in axes)} axes" if axes != (-2, -1)
+                 else "its last two axes")
         flipped = list(args)
-        flipped[j] = np.ascontiguousarray(np.flip(other, axis=(-2, -1)))
+        flipped[j] = np.ascontiguousarray(np.flip(other, axis=axes))
         out.append(cls.Candidate(
             f"argument {j} flipped", vjp(fun, tuple(flipped), ct)[i], False, "flipped",
-            f"computed with argument {j} ({_arg_name(layer, j)}) reversed along its last two "
-            "axes: a flipped kernel (convolution where the forward correlates)"))
+            f"computed with argument {j} ({_arg_name(layer, j)}) reversed along {where}: a "
+            "flipped kernel (convolution where the forward correlates)"))
     if 1 <= ct.ndim <= 4 and ct.size > 1:
         masks = []
         for r in range(1, ct.ndim + 1):
@@ -221,11 +228,17 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
                     masks.append((which, axes, keep))
         values = vjp_many(fun, args, np.stack([np.where(k, ct, 0.0) for _, _, k in masks]))[i]
         for (which, axes, _), value in zip(masks, values, strict=True):
+            # with two positions, keeping the first is also skipping the last
+            other = {"first": "last", "last": "first"}[which]
+            two = (f"; with 2 positions along it, this is also the {other} position skipped: "
+                   "an off-by-one loop bound such as range(n - 1)"
+                   if len(axes) == 1 and ct.shape[axes[0]] == 2 else "")
             out.append(cls.Candidate(
                 f"only the {which} term along {axes_text(axes)}", value, False,
                 "missing-accumulation",
                 f"only the {which} position along the output's {axes_text(axes)} "
-                "contributes: a sum over positions kept one term (`=` where `+=` belongs)"))
+                f"contributes: a sum over positions kept one term (`=` where `+=` belongs)"
+                + two))
     for axis in range(ct.ndim):
         if ct.shape[axis] < 2:
             continue

@@ -34,7 +34,7 @@ class InputSet(NamedTuple):
 
     family: "random" (tie-free), "digits" (real MNIST, tie-rich), "flat" (every pool
         window tied), "boundary" (exact zeros at ReLU kinks), "overlap" (windows that
-        overlap), "strided", "large-gap" (confident wrong logits)
+        overlap), "strided", "large-gap" (confident wrong logits), "batch-of-one" (N = 1)
     name: what is shown to the user, e.g. "MNIST digit 1 (label 2)"
     args: the differentiable arguments, float64 NumPy arrays
     static: the non-differentiated arguments (a conv_param dict, a label)
