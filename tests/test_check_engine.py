@@ -319,6 +319,55 @@ def test_the_chain_names_the_pool_as_first_wrong_layer():
     assert any("Conv3x3 filters" in line for line in chain_mod.summary(result))
 
 
+
+def _cs231n_network(tmp_path, *mutations):
+    """The layers of tests/fixtures/cs231n_net.py (its parts from cs231n_layers.py), with
+    ``(old, new)`` replacements made in cs231n_layers.py."""
+    source = (FIXTURES / "cs231n_layers.py").read_text()
+    for old, new in mutations:
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    (tmp_path / "cs231n_layers.py").write_text(source)
+    sys.modules.pop("cs231n_layers", None)  # the net imports it: not a stale copy
+    path = tmp_path / "cs231n_net.py"
+    path.write_text((FIXTURES / "cs231n_net.py").read_text())
+    return find_layers(load_file(path), str(path))
+
+
+def test_a_cs231n_network_is_chained_and_names_its_first_wrong_layer(tmp_path):
+    found = _cs231n_network(tmp_path, ("dx = dout * (x > 0)", "dx = dout * (x < 0)"),
+                            ("db[f] += dout[n, f, i, j]", "db[f] += 2 * dout[n, f, i, j]"))
+    network = chain_mod.cs231n_chain(found.layers)
+    assert [layer.name for layer in network] == ["conv", "relu", "max_pool", "affine",
+                                                  "softmax_loss"]
+    inputs = chain_mod.cs231n_chain_inputs(network)
+    assert [np.shape(i.x)[0] for i in inputs] == [2, 2, 1]  # N = 1 too
+    result = chain_mod.check_chain(network, inputs)
+    # walking back from the loss, relu is wrong before conv is reached; the layers after it
+    # are not blamed
+    assert result["first_wrong"] == {"layer": "relu", "quantity": "x",
+                                     "kind": "wrong-derivative"}
+    for r in result["inputs"]:
+        local = {e["name"]: e.get("local", {}) for e in r["layers"]}
+        assert all(v["kind"] == "correct" for n in ("max_pool", "affine", "softmax_loss")
+                   for v in local[n].values()), local
+
+
+def test_a_correct_cs231n_network_passes_and_a_forward_that_fails_on_n1_is_named(tmp_path):
+    found = _cs231n_network(tmp_path)
+    network = chain_mod.cs231n_chain(found.layers)
+    result = chain_mod.check_chain(network, chain_mod.cs231n_chain_inputs(network))
+    assert result["ok"], result["first_wrong"]
+    found = _cs231n_network(tmp_path, ("    return np.maximum(0, x), x\n",
+                                       "    assert len(x) > 1\n    return np.maximum(0, x), x\n"))
+    network = chain_mod.cs231n_chain(found.layers)
+    result = chain_mod.check_chain(network, chain_mod.cs231n_chain_inputs(network))
+    one = result["inputs"][2]
+    assert one["first_wrong"] == {"layer": "relu", "quantity": None, "kind": "error"}
+    assert "forward raised" in one["layers"][0]["error"]
+    assert any("first wrong layer: relu (error)" in line for line in chain_mod.summary(result))
+
+
 def test_json_is_strict_with_null_for_non_finite():
     doc = report.to_json([], [("x", "why")], [{"ok": True, "v": math.inf, "w": [np.nan]}])
     text = json.dumps(doc, allow_nan=False)
