@@ -638,3 +638,33 @@ def test_a_blog_network_with_float32_parameters_and_float64_activations(tmp_path
     trio = [layers[n] for n in ("Conv3x3", "MaxPool2", "Softmax")]
     result = chain_mod.check_chain(trio, chain_mod.blog_chain_inputs(1))
     assert result["ok"] and result["inputs"][0]["forward_matches"], result["first_wrong"]
+
+
+def test_a_forward_computing_in_float32_inside_gets_float32_tolerances(tmp_path):
+    # float64 in and out, float32 inside (an output array made float32, then promoted)
+    path = tmp_path / "inside32.py"
+    path.write_text(
+        "import numpy as np\n\ndef affine_forward(x, w, b):\n"
+        "    out = np.zeros((len(x), w.shape[1]), np.float32)\n"
+        "    out[:] = x.reshape(len(x), -1) @ w\n"
+        "    return out.astype(np.float64) + b, (x, w)\n\n"
+        "def affine_backward(dout, cache):\n    x, w = cache\n"
+        "    return ((dout @ w.T).reshape(x.shape), x.reshape(len(x), -1).T @ dout,"
+        " dout.sum(0))\n")
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    report = check_layer(layer, fd_seconds=0.01)
+    assert report.ok, [(c.quantity, c.kind, c.note) for c in report.checks]
+    assert all(c.oracle == "exact" for c in report.checks)
+    assert any("float32 inside" in n for n in report.notes)
+
+
+def test_an_affine_that_assumes_a_batch_of_one_is_an_error_not_a_pass(tmp_path):
+    path = tmp_path / "n1.py"
+    path.write_text(
+        "import numpy as np\n\ndef affine_forward(x, w, b):\n"
+        "    return x.reshape(1, -1) @ w + b, (x, w)\n\n"
+        "def affine_backward(dout, cache):\n    x, w = cache\n"
+        "    return (dout @ w.T).reshape(x.shape), x.reshape(1, -1).T @ dout, dout.sum(0)\n")
+    report = check_layer(find_layers(load_file(path), str(path)).layers[0], fd_seconds=0.01)
+    assert not report.ok
+    assert all(c.kind == "error" and "a bug in the forward" in c.note for c in report.checks)

@@ -536,13 +536,16 @@ def _affine_sets(seed: int) -> list[InputSet]:
     crops = images[:, None, 10:16, 10:16].copy()
     sets.append(InputSet("digits", "MNIST crops x (3, 1, 6, 6)",
                          (crops, rng.standard_normal((36, 5)) / 6, rng.standard_normal(5))))
-    return sets + _batch_of_one(seed, (1, 2, 3), ((6, 5), (5,)), "")
+    return sets + _batch_of_one(seed, (1, 2, 3, 4), ((24, 5), (5,)), "")
 
 
 def _batch_of_one(seed: int, x_shape: tuple, param_shapes: tuple, what: str,
                   static: tuple = ()) -> list[InputSet]:
     """One input set holding a batch of ONE sample (N = 1): a squeeze, or code that
-    assumes N > 1, shows there. Its own generator, so the other sets keep their values."""
+    assumes N > 1, shows there. Its own generator, so the other sets keep their values.
+    Give it the ranks and settings of another set of the kind: a forward that runs on it
+    but refuses that batch of N > 1 is then a bug (code that assumes N = 1), not a
+    limitation."""
     rng = np.random.default_rng(seed + 7)
     args = (rng.standard_normal(x_shape),
             *(rng.standard_normal(shape) / np.sqrt(shape[0]) for shape in param_shapes))
