@@ -668,3 +668,20 @@ def test_an_affine_that_assumes_a_batch_of_one_is_an_error_not_a_pass(tmp_path):
     report = check_layer(find_layers(load_file(path), str(path)).layers[0], fd_seconds=0.01)
     assert not report.ok
     assert all(c.kind == "error" and "a bug in the forward" in c.note for c in report.checks)
+
+
+def test_float32_inside_is_told_apart_even_where_one_value_sits_on_a_rounding_boundary():
+    from jaxcnn.check.engine import _narrow_inside
+    from jaxcnn.check.layer import InputSet, Layer
+
+    def layer(fun):
+        return Layer("f", "relu", "cs231n", ("x",), lambda args, static: fun(args[0]),
+                     None, None, lambda seed: [])
+
+    x = np.linspace(0.5, 1.5, 20)
+    x[3] = 1 + 2.0 ** -24  # halfway between two float32 values: the nudge flips its rounding
+    s = InputSet("random", "x", (x,))
+    in32 = layer(lambda v: v.astype(np.float32).astype(np.float64) * 3)
+    assert _narrow_inside(in32, s, in32.forward(s.args, ()))  # seed-independent verdicts
+    in64 = layer(lambda v: v * 3)
+    assert not _narrow_inside(in64, s, in64.forward(s.args, ()))

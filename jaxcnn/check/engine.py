@@ -363,16 +363,20 @@ def _numeric_reference(fd_result: dict, hand: np.ndarray | None, shape) -> np.nd
 
 
 NARROW_PROBE = 1e-10  # relative nudge of the inputs, lost in a float32 computation
+NARROW_MOVED = 0.1  # the largest share of outputs a float32 computation lets it move
 
 
 def _narrow_inside(layer: Layer, s: InputSet, out) -> bool:
     """Whether a forward given float64 inputs computes in a narrower float inside (a
-    float32 array it writes into, a cast): its float64 output stays bit-identical when one
-    of its (non-zero) inputs moves by ``NARROW_PROBE`` relative, which float64 arithmetic
-    would show. (Only asked when the forward already differs from the reference by more
-    than float64 and less than float32 round-off.)"""
+    float32 array it writes into, a cast): when one of its (non-zero) inputs moves by
+    ``NARROW_PROBE`` relative, float64 arithmetic moves every non-zero output that depends
+    on it, float32 arithmetic almost none (only a value that sits within 1e-10 of a
+    float32 rounding boundary flips): at most ``NARROW_MOVED`` of them move. (Only asked
+    when the forward already differs from the reference by more than float64's and less
+    than float32's round-off.)"""
     out = np.asarray(out)
-    if not np.any(out != 0):
+    live = out != 0
+    if not np.any(live):
         return False
     for i, a in enumerate(s.args):
         a = np.asarray(a, np.float64)
@@ -384,7 +388,7 @@ def _narrow_inside(layer: Layer, s: InputSet, out) -> bool:
             again = np.asarray(layer.forward(tuple(nudged), s.static))
         except Exception:
             return False
-        if again.shape == out.shape and np.array_equal(again, out):
+        if again.shape == out.shape and np.mean(again[live] != out[live]) <= NARROW_MOVED:
             return True
     return False
 
@@ -445,7 +449,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
                 precision, exact_ok = "float32", True
                 opts = dict(opts, precision=precision)
                 notes.append(f"{s.name}: your forward computes in float32 inside (it returns "
-                             "float64, but its output does not move when its inputs move by "
+                             "float64, but its output hardly moves when an input moves by "
                              f"{NARROW_PROBE:g} relative); float32 tolerances apply")
         forward_info["matches_reference"] = exact_ok
         if not exact_ok:
