@@ -115,3 +115,32 @@ def test_a_file_without_layers_or_with_a_syntax_error(tmp_path):
     proc = jaxcnn_check(broken)
     assert proc.returncode == 2 and "SyntaxError" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_each_file_chains_the_network_it_holds(tmp_path):
+    # a CS231n convnet with a wrong relu, and a blog network that trains MaxPool2Split
+    # while the (wrong) MaxPool2 it was derived from is still in the file
+    (tmp_path / "cs231n_layers.py").write_text((FIXTURES / "cs231n_layers.py").read_text()
+                                               .replace("dx = dout * (x > 0)", "dx = dout"))
+    (tmp_path / "cs231n_net.py").write_text((FIXTURES / "cs231n_net.py").read_text())
+    blog = (FIXTURES / "blog_layers.py").read_text().replace(
+        "d_L_d_input[i * 2 + i2, j * 2 + j2, f] = d_L_d_out[i, j, f]",
+        "d_L_d_input[i * 2 + i2, j * 2 + j2, f] = 2 * d_L_d_out[i, j, f]")
+    (tmp_path / "blog_net.py").write_text(blog + "\n\nconv = Conv3x3(8)\npool = MaxPool2Split()\n"
+                                          "softmax = Softmax(13 * 13 * 8, 10)\n")
+    proc = jaxcnn_check("cs231n_net.py", "blog_net.py", "--json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    doc = strict(proc.stdout)
+    chains = {c["layers"][0].partition(":")[0]: c for c in doc["chains"]}
+    cs = chains["cs231n_net.py"]
+    assert [n.partition(":")[2] for n in cs["layers"]] == ["conv", "relu", "max_pool", "affine",
+                                                          "softmax_loss"]
+    assert cs["first_wrong"] == {"layer": "cs231n_net.py:relu", "quantity": "x",
+                                 "kind": "wrong-derivative"}
+    assert len(cs["inputs"]) == 3 and not cs["ok"]
+    blog_chain = chains["blog_net.py"]
+    assert "blog_net.py:MaxPool2Split" in blog_chain["layers"] and blog_chain["ok"]
+    kinds = {(layer["name"], c["quantity"]): c["kind"] for layer in doc["layers"]
+             for c in layer["checks"]}
+    assert kinds[("blog_net.py:MaxPool2", "input")] == "scaled"
+    assert kinds[("cs231n_net.py:conv_relu_pool", "x")] != "correct"  # its relu is wrong

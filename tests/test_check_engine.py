@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +29,8 @@ from jaxcnn.check import chain as chain_mod
 from jaxcnn.check import classify as cls
 from jaxcnn.check.compare import errors
 from jaxcnn.check.discover import CheckUsageError
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 RNG = np.random.default_rng(0)
 REF = RNG.standard_normal((4, 3, 5))
@@ -258,8 +262,8 @@ def test_discovery_says_what_it_skipped(tmp_path):
         "class Helper:\n    def forward(self, x):\n        return x\n\n"
         "class Widget:\n    def forward(self, x):\n        return x\n"
         "    def backprop(self, d, lr):\n        return d\n\n"
-        "def affine_relu_forward(x, w, b):\n    return x, None\n\n"
-        "def affine_relu_backward(dout, cache):\n    return dout\n\n"
+        "def affine_bn_relu_forward(x, w, b):\n    return x, None\n\n"
+        "def affine_bn_relu_backward(dout, cache):\n    return dout\n\n"
         "def batchnorm_forward(x):\n    return x, None\n\n"
         "def batchnorm_backward(dout, cache):\n    return dout\n\n"
         "def lonely_forward(x):\n    return x, None\n\n"
@@ -270,7 +274,8 @@ def test_discovery_says_what_it_skipped(tmp_path):
     why = dict(found.skipped)
     assert "no backprop" in why["Helper"]
     assert "no layer jaxcnn knows" in why["Widget"]
-    assert "sandwich" in why["affine_relu_forward"]
+    assert "sandwich" in why["affine_bn_relu_forward"]  # bn has no reference
+    assert "(bn)" in why["affine_bn_relu_forward"]
     assert "no layer jaxcnn knows" in why["batchnorm_forward"]
     assert "no lonely_backward" in why["lonely_forward"]
     assert "from_custom_vjp" in why["mystery"]
@@ -312,6 +317,55 @@ def test_the_chain_names_the_pool_as_first_wrong_layer():
     assert conv["local"]["filters"]["kind"] == "correct"  # right formula, wrong input
     assert conv["global"]["filters"]["norm_ratio"] > 2
     assert any("Conv3x3 filters" in line for line in chain_mod.summary(result))
+
+
+
+def _cs231n_network(tmp_path, *mutations):
+    """The layers of tests/fixtures/cs231n_net.py (its parts from cs231n_layers.py), with
+    ``(old, new)`` replacements made in cs231n_layers.py."""
+    source = (FIXTURES / "cs231n_layers.py").read_text()
+    for old, new in mutations:
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    (tmp_path / "cs231n_layers.py").write_text(source)
+    sys.modules.pop("cs231n_layers", None)  # the net imports it: not a stale copy
+    path = tmp_path / "cs231n_net.py"
+    path.write_text((FIXTURES / "cs231n_net.py").read_text())
+    return find_layers(load_file(path), str(path))
+
+
+def test_a_cs231n_network_is_chained_and_names_its_first_wrong_layer(tmp_path):
+    found = _cs231n_network(tmp_path, ("dx = dout * (x > 0)", "dx = dout * (x < 0)"),
+                            ("db[f] += dout[n, f, i, j]", "db[f] += 2 * dout[n, f, i, j]"))
+    network = chain_mod.cs231n_chain(found.layers)
+    assert [layer.name for layer in network] == ["conv", "relu", "max_pool", "affine",
+                                                  "softmax_loss"]
+    inputs = chain_mod.cs231n_chain_inputs(network)
+    assert [np.shape(i.x)[0] for i in inputs] == [2, 2, 1]  # N = 1 too
+    result = chain_mod.check_chain(network, inputs)
+    # walking back from the loss, relu is wrong before conv is reached; the layers after it
+    # are not blamed
+    assert result["first_wrong"] == {"layer": "relu", "quantity": "x",
+                                     "kind": "wrong-derivative"}
+    for r in result["inputs"]:
+        local = {e["name"]: e.get("local", {}) for e in r["layers"]}
+        assert all(v["kind"] == "correct" for n in ("max_pool", "affine", "softmax_loss")
+                   for v in local[n].values()), local
+
+
+def test_a_correct_cs231n_network_passes_and_a_forward_that_fails_on_n1_is_named(tmp_path):
+    found = _cs231n_network(tmp_path)
+    network = chain_mod.cs231n_chain(found.layers)
+    result = chain_mod.check_chain(network, chain_mod.cs231n_chain_inputs(network))
+    assert result["ok"], result["first_wrong"]
+    found = _cs231n_network(tmp_path, ("    return np.maximum(0, x), x\n",
+                                       "    assert len(x) > 1\n    return np.maximum(0, x), x\n"))
+    network = chain_mod.cs231n_chain(found.layers)
+    result = chain_mod.check_chain(network, chain_mod.cs231n_chain_inputs(network))
+    one = result["inputs"][2]
+    assert one["first_wrong"] == {"layer": "relu", "quantity": None, "kind": "error"}
+    assert "forward raised" in one["layers"][0]["error"]
+    assert any("first wrong layer: relu (error)" in line for line in chain_mod.summary(result))
 
 
 def test_json_is_strict_with_null_for_non_finite():
@@ -561,3 +615,73 @@ def test_a_loss_summed_over_samples_is_checked_exactly_also_in_float32(tmp_path)
     got = check_layer(find_layers(load_file(path), str(path)).layers[0],
                       fd_seconds=0.01).check("x")
     assert (got.kind, got.rule) == ("wrong-derivative", "one-hot not subtracted")
+
+
+def test_a_blog_network_with_float32_parameters_and_float64_activations(tmp_path):
+    # the blog's network with its parameters made float32: the activations stay float64
+    # (float64 image, np.dot promotes), so only the weights are rounded
+    source = (FIXTURES / "blog_layers.py").read_text()
+    for old, new in (("np.random.randn(num_filters, 3, 3) / 9",
+                      "(np.random.randn(num_filters, 3, 3) / 9).astype(np.float32)"),
+                     ("np.random.randn(input_len, nodes) / input_len",
+                      "(np.random.randn(input_len, nodes) / input_len).astype(np.float32)"),
+                     ("self.biases = np.zeros(nodes)",
+                      "self.biases = np.zeros(nodes, np.float32)")):
+        assert old in source
+        source = source.replace(old, new)
+    path = tmp_path / "net32.py"
+    path.write_text(source)
+    layers = {layer.name: layer for layer in find_layers(load_file(path), str(path)).layers}
+    softmax = check_layer(layers["Softmax"], fd_seconds=0.01)
+    assert softmax.ok, [(c.quantity, c.kind, c.note) for c in softmax.checks]
+    assert all(c.oracle == "exact" for c in softmax.checks)  # the reference sees float32 weights
+    trio = [layers[n] for n in ("Conv3x3", "MaxPool2", "Softmax")]
+    result = chain_mod.check_chain(trio, chain_mod.blog_chain_inputs(1))
+    assert result["ok"] and result["inputs"][0]["forward_matches"], result["first_wrong"]
+
+
+def test_a_forward_computing_in_float32_inside_gets_float32_tolerances(tmp_path):
+    # float64 in and out, float32 inside (an output array made float32, then promoted)
+    path = tmp_path / "inside32.py"
+    path.write_text(
+        "import numpy as np\n\ndef affine_forward(x, w, b):\n"
+        "    out = np.zeros((len(x), w.shape[1]), np.float32)\n"
+        "    out[:] = x.reshape(len(x), -1) @ w\n"
+        "    return out.astype(np.float64) + b, (x, w)\n\n"
+        "def affine_backward(dout, cache):\n    x, w = cache\n"
+        "    return ((dout @ w.T).reshape(x.shape), x.reshape(len(x), -1).T @ dout,"
+        " dout.sum(0))\n")
+    layer = find_layers(load_file(path), str(path)).layers[0]
+    report = check_layer(layer, fd_seconds=0.01)
+    assert report.ok, [(c.quantity, c.kind, c.note) for c in report.checks]
+    assert all(c.oracle == "exact" for c in report.checks)
+    assert any("float32 inside" in n for n in report.notes)
+
+
+def test_an_affine_that_assumes_a_batch_of_one_is_an_error_not_a_pass(tmp_path):
+    path = tmp_path / "n1.py"
+    path.write_text(
+        "import numpy as np\n\ndef affine_forward(x, w, b):\n"
+        "    return x.reshape(1, -1) @ w + b, (x, w)\n\n"
+        "def affine_backward(dout, cache):\n    x, w = cache\n"
+        "    return (dout @ w.T).reshape(x.shape), x.reshape(1, -1).T @ dout, dout.sum(0)\n")
+    report = check_layer(find_layers(load_file(path), str(path)).layers[0], fd_seconds=0.01)
+    assert not report.ok
+    assert all(c.kind == "error" and "a bug in the forward" in c.note for c in report.checks)
+
+
+def test_float32_inside_is_told_apart_even_where_one_value_sits_on_a_rounding_boundary():
+    from jaxcnn.check.engine import _narrow_inside
+    from jaxcnn.check.layer import InputSet, Layer
+
+    def layer(fun):
+        return Layer("f", "relu", "cs231n", ("x",), lambda args, static: fun(args[0]),
+                     None, None, lambda seed: [])
+
+    x = np.linspace(0.5, 1.5, 20)
+    x[3] = 1 + 2.0 ** -24  # halfway between two float32 values: the nudge flips its rounding
+    s = InputSet("random", "x", (x,))
+    in32 = layer(lambda v: v.astype(np.float32).astype(np.float64) * 3)
+    assert _narrow_inside(in32, s, in32.forward(s.args, ()))  # seed-independent verdicts
+    in64 = layer(lambda v: v * 3)
+    assert not _narrow_inside(in64, s, in64.forward(s.args, ()))

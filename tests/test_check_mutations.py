@@ -9,6 +9,7 @@ must never be flagged.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,11 @@ MORE_MUTANTS = [
      "i2, j2 = np.unravel_index(np.argmax(im_region[:, :, f]), (2, 2))",
      "j2, i2 = np.unravel_index(np.argmax(im_region[:, :, f]), (2, 2))",
      "input", "transposed", lambda c: c.rule == "max position swapped"),
+    # range(N - 1) over a batch of 2 keeps only the first sample: both readings are named
+    ("cs231n-conv-batch-loop-one-short", "cs231n_layers.py", "conv",
+     "    db = np.zeros_like(b)\n    for n in range(n_count):",
+     "    db = np.zeros_like(b)\n    for n in range(n_count - 1):",
+     "x", "missing-accumulation", lambda c: "range(n - 1)" in c.note),
     ("cs231n-pool-max-position-swapped", "cs231n_layers.py", "max_pool",
      "a, b = np.unravel_index(np.argmax(window), window.shape)",
      "b, a = np.unravel_index(np.argmax(window), window.shape)",
@@ -230,3 +236,111 @@ def test_more_mutants(mutant, tmp_path):
     assert got.kind == kind, (got.kind, got.note)
     if extra is not None:
         assert extra(got), got
+
+
+def _network_file(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    """tests/fixtures/cs231n_net.py (its parts imported from cs231n_layers.py beside it),
+    with one replacement in the sandwiches."""
+    (tmp_path / "cs231n_layers.py").write_text((FIXTURES / "cs231n_layers.py").read_text())
+    sys.modules.pop("cs231n_layers", None)  # the net imports it: not another test's copy
+    if old:
+        return _mutate(tmp_path, "cs231n_net.py", old, new)
+    path = tmp_path / "cs231n_net.py"
+    path.write_text((FIXTURES / "cs231n_net.py").read_text())
+    return path
+
+
+def test_correct_sandwiches_are_checked_against_their_composed_parts(tmp_path):
+    path = _network_file(tmp_path)
+    found = find_layers(load_file(path), str(path))
+    sandwiches = {layer.name: layer for layer in found.layers if "+" in layer.kind}
+    assert {n: layer.kind for n, layer in sandwiches.items()} == {
+        "conv_relu_pool": "conv+relu+max_pool", "affine_relu": "affine+relu"}
+    assert not found.skipped
+    pool = check_layer(sandwiches["conv_relu_pool"], fd_seconds=FD_SECONDS)
+    assert pool.ok, [(c.quantity, c.kind, c.note) for c in pool.checks]
+    assert pool.check("x").rule == "first"  # argmax's tie rule, on the digit crops
+    affine = check_layer(sandwiches["affine_relu"], fd_seconds=FD_SECONDS)
+    assert affine.ok, [(c.quantity, c.kind, c.note) for c in affine.checks]
+
+
+@pytest.mark.parametrize("layer_name, old, new", [
+    ("affine_relu", "da = relu_backward(dout, relu_cache)\n    dx, dw, db = affine_backward(da, ",
+     "dx, dw, db = affine_backward(dout, "),
+    ("conv_relu_pool",
+     "da = relu_backward(ds, relu_cache)\n    dx, dw, db = conv_backward_naive(da, ",
+     "dx, dw, db = conv_backward_naive(ds, "),
+], ids=["affine-relu-left-out", "conv-relu-pool-relu-left-out"])
+def test_sandwich_wiring_is_named_though_every_part_is_right(tmp_path, layer_name, old, new):
+    report = _check(_network_file(tmp_path, old, new), layer_name)
+    for c in report.checks:
+        assert c.kind == "wrong-wiring", (c.quantity, c.kind, c.note)
+    assert "relu_backward is left out" in report.check("x").note
+
+
+def test_a_sandwich_with_a_part_without_reference_is_skipped_with_the_part_named(tmp_path):
+    path = tmp_path / "bn.py"
+    path.write_text("def conv_bn_relu_forward(x, w, b, conv_param, bn_param):\n"
+                    "    return x, None\n\n\n"
+                    "def conv_bn_relu_backward(dout, cache):\n    return dout, None, None\n")
+    found = find_layers(load_file(path), str(path))
+    assert not found.layers
+    assert found.skipped and "no reference for (bn)" in found.skipped[0][1]
+
+
+def test_a_batch_of_one_exposes_a_squeeze(tmp_path):
+    path = _mutate(tmp_path, "cs231n_layers.py", "db = np.sum(dout, axis=0)",
+                   "db = np.sum(dout.squeeze(), axis=0)")
+    got = _check(path, "affine").check("b")
+    assert got.kind == "wrong-shape", (got.kind, got.note)
+    assert "N = 1" in got.note
+
+
+NHWC_CONV = '''import numpy as np
+
+
+def conv_forward_nhwc(x, w, b, conv_param):
+    # x (N, H, W, C), w (HH, WW, C, F): channels last
+    s, p = conv_param["stride"], conv_param["pad"]
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    n, h, wd, c = x.shape
+    hh, ww, _, f = w.shape
+    ho, wo = 1 + (h + 2 * p - hh) // s, 1 + (wd + 2 * p - ww) // s
+    out = np.zeros((n, ho, wo, f))
+    for i in range(ho):
+        for j in range(wo):
+            out[:, i, j, :] = np.tensordot(xp[:, i * s:i * s + hh, j * s:j * s + ww, :], w,
+                                           axes=3) + b
+    return out, (x, w, b, conv_param)
+
+
+def conv_backward_nhwc(dout, cache):
+    x, w, b, conv_param = cache
+    s, p = conv_param["stride"], conv_param["pad"]
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    hh, ww = w.shape[:2]
+    for i in range(dout.shape[1]):
+        for j in range(dout.shape[2]):
+            dw += np.tensordot(xp[:, i * s:i * s + hh, j * s:j * s + ww, :], dout[:, i, j, :],
+                               axes=(0, 0))
+            dxp[:, i * s:i * s + hh, j * s:j * s + ww, :] += np.tensordot(dout[:, i, j, :], w,
+                                                                          axes=(1, 3))
+    return dxp[:, p:p + x.shape[1], p:p + x.shape[2], :], dw, dout.sum(axis=(0, 1, 2))
+'''
+
+
+@pytest.mark.parametrize("old, new, quantity, kind", [
+    ("", "", None, "correct"),
+    ("dout[:, i, j, :], w,\n", "dout[:, i, j, :], w[::-1, ::-1],\n", "x", "flipped"),
+], ids=["correct", "kernel-flipped"])
+def test_a_channels_last_cs231n_conv_is_checked_channels_last(tmp_path, old, new, quantity,
+                                                              kind):
+    path = tmp_path / "nhwc.py"
+    path.write_text(NHWC_CONV.replace(old, new) if old else NHWC_CONV)
+    report = _check(path, "conv")
+    assert report.kind == "conv_nhwc_param"
+    assert all(c.oracle == "exact" for c in report.checks)  # not "your forward differs"
+    for c in report.checks:
+        want = kind if c.quantity == quantity or quantity is None else "correct"
+        assert c.kind == want, (c.quantity, c.kind, c.note)

@@ -15,6 +15,12 @@ layer*; what it breaks downstream shows in the global comparisons of earlier lay
 On MNIST digits with the report's max-pool rule: the pool is the first wrong layer
 (``tie-overcount``), and the conv's filter gradient, locally correct, is globally ~3x
 too large.
+
+Two networks are built from a file's layers: the report's (``blog_chain_inputs``:
+Conv3x3 -> MaxPool2 -> Softmax) and CS231n's convnet (``cs231n_chain`` and
+``cs231n_chain_inputs``: conv -> relu -> max_pool -> affine -> softmax_loss, on batches
+of 2 and of 1). A user's forward that raises on a chain's input makes that layer the
+first wrong one (kind ``error``), without running the layers after it.
 """
 
 from __future__ import annotations
@@ -71,7 +77,10 @@ def check_chain(layers: Sequence[Layer], inputs: Sequence[ChainInput], seed: int
     results = []
     with jax.enable_x64(True):
         for inp in inputs:
-            results.append(_one(layers, inp, rng))
+            # each layer's parameters as it holds them (a float32 layer's, rounded)
+            params = tuple(tuple(layer.held((None, *p))[1:]) if layer.held and p else p
+                           for layer, p in zip(layers, inp.params, strict=True))
+            results.append(_one(layers, inp._replace(params=params), rng))
     first = [r["first_wrong"] for r in results if r["first_wrong"]]
     return {"layers": [layer.name for layer in layers], "ok": not first,
             "first_wrong": first[0] if first else None, "inputs": results}
@@ -79,9 +88,19 @@ def check_chain(layers: Sequence[Layer], inputs: Sequence[ChainInput], seed: int
 
 def _one(layers, inp: ChainInput, rng) -> dict:
     xs = [as_float64(inp.x)]
-    for layer, params, static in zip(layers, inp.params, inp.statics, strict=True):
-        out = layer.forward((xs[-1].copy(), *(np.array(p, copy=True) for p in params)), static)
-        xs.append(as_float64(out))
+    for k, (layer, params, static) in enumerate(zip(layers, inp.params, inp.statics,
+                                                    strict=True)):
+        try:
+            out = layer.forward((xs[-1].copy(), *(np.array(p, copy=True) for p in params)),
+                                static)
+            xs.append(as_float64(out))
+        except Exception as exc:  # the user's forward refused this input: say so, go on
+            return {"inputs": inp.name, "family": inp.family, "forward_matches": False,
+                    "first_wrong": {"layer": layer.name, "quantity": None, "kind": "error"},
+                    "layers": [{"name": layer.name, "error": f"forward raised "
+                                f"{type(exc).__name__}: {exc}"}],
+                    "note": f"{layer.name}'s forward raised on this input (layer {k + 1} of "
+                            f"{len(layers)}); the layers after it were not run"}
     forward_ok = True
     for k, layer in enumerate(layers):
         want = as_float64(layer.reference.forward(
@@ -130,7 +149,10 @@ def _one(layers, inp: ChainInput, rng) -> dict:
             for i, name in enumerate(layer.arg_names):
                 if grads[i] is None:
                     continue
-                tol = (RECOVERED_TOL if name in layer.recovered else EXACT_TOL)["float64"]
+                # a gradient the hand returns in float32 gets float32's tolerance
+                precision = ("float32" if i < len(raw) and getattr(raw[i], "dtype", None)
+                             == np.float32 else "float64")
+                tol = (RECOVERED_TOL if name in layer.recovered else EXACT_TOL)[precision]
                 finding = classify_gradient(layer, args, inp.statics[k], ct, i, grads[i],
                                             local[i], alternates, tol, None, extra.get(name),
                                             local)
@@ -166,9 +188,17 @@ def summary(chain: dict) -> list[str]:
     lines = [f"chain {names}:"]
     for r in chain["inputs"]:
         fw = r["first_wrong"]
-        head = (f"  {r['inputs']}: first wrong layer: {fw['layer']} ({fw['quantity']}: "
-                f"{fw['kind']})" if fw else f"  {r['inputs']}: every layer correct")
+        if fw:
+            what = f"{fw['quantity']}: {fw['kind']}" if fw["quantity"] else fw["kind"]
+            head = f"  {r['inputs']}: first wrong layer: {fw['layer']} ({what})"
+        elif not r["forward_matches"]:
+            head = (f"  {r['inputs']}: not judged: a forward differs from its reference, so "
+                    "the chain has no exact oracle (see the layers' own checks)")
+        else:
+            head = f"  {r['inputs']}: every layer correct"
         lines.append(head)
+        if r.get("note"):
+            lines.append(f"    {r['note']}")
         for entry in r["layers"]:
             for q, g in entry.get("global", {}).items():
                 if g["max_rel_error"] is not None and g["max_rel_error"] > 1e-8:
@@ -193,3 +223,63 @@ def blog_chain_inputs(count: int = 2, seed: int = 0) -> list[ChainInput]:
     return [ChainInput(f"MNIST digit {k} (label {labels[k]})", "digits", images[k],
                        ((filters,), (), (weights, biases)), ((), (), ()), int(labels[k]))
             for k in range(count)]
+
+
+# A CS231n network, in the order of the assignment's convnets: conv - relu - 2x2 max pool
+# - affine - softmax loss. Kinds that a file lacks are left out; affine and a loss are
+# needed, and a conv or a max pool (else it is no network of these layers).
+CS231N_ORDER = ("conv", "relu", "max_pool", "affine", "loss")
+CS231N_LOSSES = ("softmax_loss", "softmax_loss_sum")
+
+
+def cs231n_chain(layers: Sequence[Layer]) -> list[Layer] | None:
+    """The CS231n layers of one file as a network (``CS231N_ORDER``, the first layer of
+    each kind), or None when the file holds no such network."""
+    def first(kinds):
+        return next((layer for layer in layers if layer.style == "cs231n"
+                     and layer.kind in kinds), None)
+
+    picked = {k: first(CS231N_LOSSES if k == "loss" else (k,)) for k in CS231N_ORDER}
+    if not (picked["affine"] and picked["loss"] and (picked["conv"] or picked["max_pool"])):
+        return None
+    return [picked[k] for k in CS231N_ORDER if picked[k] is not None]
+
+
+def cs231n_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[ChainInput]:
+    """Inputs of a ``cs231n_chain``: a batch of 2 random non-square samples with 2
+    channels (tie-free), a batch of 2 MNIST crops (tied pool windows) and a batch of ONE
+    sample (N = 1: code that squeezes or assumes N > 1 shows). Conv 3x3, stride 1, pad 1,
+    3 filters; pool 2x2, stride 2; 5 classes. Shapes follow from the references."""
+    from jaxcnn.check.references import digits
+
+    rng = np.random.default_rng(seed)
+    images, _ = digits(2)
+    batches = [("random", "random batch x (2, 2, 6, 8)", rng.standard_normal((2, 2, 6, 8))),
+               ("digits", "MNIST crops x (2, 1, 8, 8)", images[:, None, 10:18, 10:18].copy()),
+               ("random", "random batch of one x (1, 2, 6, 8)", rng.standard_normal((1, 2, 6, 8)))]
+    classes = 5
+    out = []
+    with jax.enable_x64(True):
+        for family, name, x in batches:
+            params, statics, shape = [], [], x.shape
+            for layer in layers:
+                if layer.kind == "conv":
+                    p = (rng.standard_normal((3, shape[1], 3, 3)) / np.sqrt(9 * shape[1]),
+                         0.1 * rng.standard_normal(3))
+                    s = ({"stride": 1, "pad": 1},)
+                elif layer.kind == "max_pool":
+                    p, s = (), ({"pool_height": 2, "pool_width": 2, "stride": 2},)
+                elif layer.kind == "affine":
+                    d = int(np.prod(shape[1:]))
+                    p, s = (rng.standard_normal((d, classes)) / np.sqrt(d),
+                            0.1 * rng.standard_normal(classes)), ()
+                elif layer.kind in CS231N_LOSSES:
+                    p, s = (), (rng.integers(classes, size=shape[0]),)
+                else:
+                    p, s = (), ()
+                params.append(p)
+                statics.append(s)
+                shape = np.shape(layer.reference.forward(
+                    (jnp.zeros(shape), *(jnp.asarray(a) for a in p)), s))
+            out.append(ChainInput(name, family, x, tuple(params), tuple(statics)))
+    return out

@@ -26,6 +26,9 @@ wrong-window          the backward indexes other windows than the forward (strid
 wrong-derivative      a known wrong formula for this layer (ReLU without its mask, sigmoid'
                       at the input, softmax without its diagonal, an average pool's, ...)
 cotangent-dropped     the upstream gradient (dout) was never multiplied in
+wrong-wiring          (a CS231n sandwich such as ``conv_relu_pool``) the parts are chained
+                      wrongly: a part's backward left out, or fed dout where the cotangent
+                      of its own output belongs
 wrong-argument        the gradient of another argument (returned in another order than
                       the arguments, or the wrong variable returned)
 zero                  all zeros where the reference is not
@@ -52,7 +55,7 @@ import numpy as np
 from jaxcnn.check.compare import rel_error, scale
 
 KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "transposed", "flipped",
-         "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped",
+         "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped", "wrong-wiring",
          "wrong-derivative", "wrong-argument", "zero", "wrong-shape", "missing", "non-finite",
          "update-before-use", "update-rule", "error", "inconclusive", "unclassified")
 

@@ -8,7 +8,10 @@ then looks for the three styles, by methods and names:
   name (conv, pool, softmax/dense/fc/linear, relu, sigmoid, tanh);
 * **CS231n**: functions ``<name>_forward<suffix>`` with a matching
   ``<name>_backward<suffix>``, and ``softmax_loss(x, y) -> (loss, dx)``; the kind comes
-  from ``<name>`` (affine/fc/linear/dense, relu, conv, max_pool, sigmoid, tanh);
+  from ``<name>`` (affine/fc/linear/dense, relu, conv, max_pool, sigmoid, tanh); a name
+  of several parts (``affine_relu``, ``conv_relu_pool``: a sandwich) is checked against
+  the parts composed (kind ``"conv+relu+max_pool"``), or skipped naming the part that
+  has no reference (``conv_bn_relu``);
 * **JAX**: ``jax.custom_vjp`` functions, and ``f`` with ``f_fwd`` / ``f_bwd`` beside it
   (the pair given to ``defvjp``); kinds as for blog classes, plus cross_entropy.
 
@@ -91,6 +94,8 @@ JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw", "conv_nhw
 # A blog-style dense class may return probabilities (the report's Softmax) or logits.
 BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense"),
                 "conv3x3": ("conv3x3", "conv3x3_bias")}
+# A CS231n conv may take its images channels first (the assignment's) or channels last.
+CS231N_LAYOUTS = {"conv": ("conv", "conv_nhwc_param")}
 LOSS_KINDS = (("softmax", "softmax_loss"),)
 # A loss may average over the samples (CS231n's definition) or sum them.
 LOSS_LAYOUTS = {"softmax_loss": ("softmax_loss", "softmax_loss_sum")}
@@ -331,13 +336,17 @@ def _cs231n_layers(module, file, layers, skipped):
                 skipped.append((name, f"no {partner} beside it"))
                 continue
             kind, kinds = _kind(prefix, CS231N_KINDS)
+            if (kind is None and kinds) or _parts(prefix) > 1:  # conv_relu_pool, conv_pool
+                kind, why = _sandwich(prefix)
+                if kind is None:
+                    skipped.append((name, why))
+                    continue
             if kind is None:
-                why = (f"a sandwich of layers ({' + '.join(kinds)}): check each part" if kinds
-                       else "its name names no layer jaxcnn knows (affine, relu, conv, max_pool, "
-                            "sigmoid, tanh)")
-                skipped.append((name, why))
+                skipped.append((name, "its name names no layer jaxcnn knows (affine, relu, "
+                                      "conv, max_pool, sigmoid, tanh)"))
                 continue
-            layers.append(from_cs231n(fwd, functions[partner], kind, prefix, file))
+            layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner], n=prefix:
+                                       from_cs231n(f, b, k, n, file), CS231N_LAYOUTS))
         elif re.fullmatch(r".+_loss", name):
             kind, _ = _kind(name, LOSS_KINDS)
             if kind is None:
@@ -345,6 +354,40 @@ def _cs231n_layers(module, file, layers, skipped):
             else:
                 layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
                     f, k, n, file), LOSS_LAYOUTS))
+
+
+# The parts of a CS231n sandwich name (``conv_relu_pool``), by token.
+SANDWICH_TOKENS = {"conv": "conv", "relu": "relu", "pool": "max_pool", "maxpool": "max_pool",
+                   "affine": "affine", "fc": "affine", "linear": "affine", "dense": "affine"}
+
+
+def _tokens(prefix: str) -> list[str]:
+    return [t for t in re.sub(r"max_pool", "maxpool", prefix.lower()).split("_") if t]
+
+
+def _parts(prefix: str) -> int:
+    """How many layer names of ``SANDWICH_TOKENS`` the name holds."""
+    return sum(t in SANDWICH_TOKENS for t in _tokens(prefix))
+
+
+def _sandwich(prefix: str) -> tuple[str | None, str]:
+    """(kind, "") for a CS231n sandwich whose every part has a reference, e.g.
+    "conv_relu_pool" -> "conv+relu+max_pool"; else (None, why it is skipped)."""
+    from jaxcnn.check.references import spec
+
+    tokens = _tokens(prefix)
+    parts = [SANDWICH_TOKENS.get(t) for t in tokens]
+    unknown = [t for t, p in zip(tokens, parts, strict=True) if p is None]
+    named = " + ".join(tokens)
+    if unknown:
+        return None, (f"a sandwich of layers ({named}) with a part jaxcnn has no reference "
+                      f"for ({', '.join(unknown)}): check each part")
+    kind = "+".join(parts)
+    try:
+        spec(kind)
+    except ValueError as exc:
+        return None, f"a sandwich of layers ({named}): {exc}; check each part"
+    return kind, ""
 
 
 def _unwrap(obj):

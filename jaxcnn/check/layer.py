@@ -34,7 +34,7 @@ class InputSet(NamedTuple):
 
     family: "random" (tie-free), "digits" (real MNIST, tie-rich), "flat" (every pool
         window tied), "boundary" (exact zeros at ReLU kinks), "overlap" (windows that
-        overlap), "strided", "large-gap" (confident wrong logits)
+        overlap), "strided", "large-gap" (confident wrong logits), "batch-of-one" (N = 1)
     name: what is shown to the user, e.g. "MNIST digit 1 (label 2)"
     args: the differentiable arguments, float64 NumPy arrays
     static: the non-differentiated arguments (a conv_param dict, a label)
@@ -122,6 +122,9 @@ class Layer(NamedTuple):
     forward_key: the user's forward function itself, when layers share it: finite
         differences of one forward on the same inputs are then computed once per
         ``memo`` (see ``engine.check_layer``)
+    held: ``(args) -> args`` as the layer holds them (a blog layer's float32 parameters
+        rounded to float32, returned as float64), for inputs made elsewhere (a chain's);
+        None: as given
     """
 
     name: str
@@ -139,3 +142,4 @@ class Layer(NamedTuple):
     extra: Callable | None = None
     file: str | None = None
     forward_key: object = None
+    held: Callable | None = None

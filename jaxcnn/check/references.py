@@ -31,6 +31,9 @@ dense_cross_entropy   input, weights, biases; static label -> loss   the report'
 report_network        image, filters, weights, biases; static label  model.loss
 conv_nchw(_nobias)    conv without a config dict: stride 1, pad 0    as conv
 conv_nhwc(_nobias)    x (N, H, W, C), w (HH, WW, C, F)[, b]          NHWC/HWIO conv
+conv_nhwc_param       conv, channels last (NHWC / HWIO), conv_param  as conv
+conv+relu+max_pool    a CS231n sandwich: the parts composed (also     the parts' references
+                      affine+relu, conv+relu)
 max_pool_nchw         max_pool without a config dict: 2x2, stride 2  as max_pool
 ====================  =============================================  ===================
 
@@ -38,8 +41,9 @@ Input families: ``random`` (tie-free), ``digits`` (real MNIST from the embedded 
 its flat -0.5 background makes pool windows tie), ``flat`` (every window tied),
 ``boundary`` (exact zeros at ReLU's kink), ``overlap`` and ``strided`` (windows that
 overlap: the ``=`` vs ``+=`` bug only shows there), ``large-gap`` (confident wrong
-logits: a float32 softmax chain underflows there); some random inputs are not square, so
-that swapped row and column indices show.
+logits: a float32 softmax chain underflows there), ``batch-of-one`` (N = 1 for the batched
+CS231n kinds: affine, conv, softmax_loss); some random inputs are not square, so that
+swapped row and column indices show.
 
 Each reference may also carry alternates (other valid tie rules, and known wrong
 formulas: the report's overcount, overwriting windows, wrong derivatives, the stride left
@@ -532,7 +536,21 @@ def _affine_sets(seed: int) -> list[InputSet]:
     crops = images[:, None, 10:16, 10:16].copy()
     sets.append(InputSet("digits", "MNIST crops x (3, 1, 6, 6)",
                          (crops, rng.standard_normal((36, 5)) / 6, rng.standard_normal(5))))
-    return sets
+    return sets + _batch_of_one(seed, (1, 2, 3, 4), ((24, 5), (5,)), "")
+
+
+def _batch_of_one(seed: int, x_shape: tuple, param_shapes: tuple, what: str,
+                  static: tuple = ()) -> list[InputSet]:
+    """One input set holding a batch of ONE sample (N = 1): a squeeze, or code that
+    assumes N > 1, shows there. Its own generator, so the other sets keep their values.
+    Give it the ranks and settings of another set of the kind: a forward that runs on it
+    but refuses that batch of N > 1 is then a bug (code that assumes N = 1), not a
+    limitation."""
+    rng = np.random.default_rng(seed + 7)
+    args = (rng.standard_normal(x_shape),
+            *(rng.standard_normal(shape) / np.sqrt(shape[0]) for shape in param_shapes))
+    return [InputSet("batch-of-one", f"random x {x_shape}{what}: a batch of one (N = 1)",
+                     args, static, note="N = 1: a squeeze or an N > 1 assumption shows")]
 
 
 def affine_spec() -> Spec:
@@ -735,7 +753,8 @@ def _conv_sets(seed: int) -> list[InputSet]:
     sets.append(InputSet("digits", "MNIST crops x (2, 1, 10, 10), stride 1, pad 0",
                          (images[:, None, 6:16, 6:16].copy(), *params(1)),
                          ({"stride": 1, "pad": 0},)))
-    return sets
+    return sets + _batch_of_one(seed, (1, 2, 4, 5), ((3, 2, 3, 3), (3,)),
+                                ", stride 1, pad 1", ({"stride": 1, "pad": 1},))
 
 
 def conv_spec() -> Spec:
@@ -748,6 +767,47 @@ def conv_spec() -> Spec:
                  "w": ("filter", "channel", "row", "column"), "b": ("filter",),
                  "out": ("sample", "filter", "row", "column")},
                 reference, _conv_sets, ("conv_param",))
+
+
+def conv_nhwc_param_spec() -> Spec:
+    """CS231n's conv with a ``conv_param`` dict, channels last: x (N, H, W, C), w (HH, WW,
+    C, F) (TensorFlow's NHWC / HWIO), b (F,). The inputs and alternates are the NCHW
+    conv's, transposed."""
+    base = conv_spec()
+
+    def to_nchw(args):
+        x, w, b = args
+        return (np.transpose(x, (0, 3, 1, 2)), np.transpose(w, (3, 2, 0, 1)), b)
+
+    def forward(args, static):
+        x, w, b = args
+        st, p = int(static[0]["stride"]), int(static[0]["pad"])
+        out = jax.lax.conv_general_dilated(x, w, (st, st), [(p, p), (p, p)],
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return out + b
+
+    def alternates(args, static, cotangent):
+        out = []
+        for a in base.reference.alternates(tuple(_np(v) for v in to_nchw(args)), static,
+                                           np.transpose(_np(cotangent), (0, 3, 1, 2))):
+            g = list(a.grads)
+            g[0] = None if g[0] is None else np.transpose(g[0], (0, 2, 3, 1))
+            g[1] = None if g[1] is None else np.transpose(g[1], (2, 3, 1, 0))
+            out.append(a._replace(grads=tuple(g)))
+        return out
+
+    def input_sets(seed):
+        return [i._replace(args=(np.transpose(i.args[0], (0, 2, 3, 1)),
+                                 np.transpose(i.args[1], (2, 3, 1, 0)), i.args[2]),
+                           name=i.name.replace("x (", "x NCHW (") + ", given channels last")
+                for i in base.input_sets(seed)]
+
+    return Spec("conv_nhwc_param", ("x", "w", "b"),
+                {"x": ("sample", "row", "column", "channel"),
+                 "w": ("row", "column", "channel", "filter"), "b": ("filter",),
+                 "out": ("sample", "row", "column", "filter")},
+                Reference("lax.conv_general_dilated (NHWC, HWIO, cross-correlation) + b",
+                          forward, alternates), input_sets, ("conv_param",))
 
 
 def _pool_geometry(pool_param) -> tuple[int, int, int]:
@@ -934,7 +994,9 @@ def _loss_sets(seed: int) -> list[InputSet]:
     gap[:, :2] = 100.0
     return [InputSet("random", "random scores x (4, 10)", (rng.standard_normal((4, 10)),), (y,)),
             InputSet("large-gap", "scores with two tied top classes 100 above the label's",
-                     (gap,), (np.full(4, 9),))]
+                     (gap,), (np.full(4, 9),)),
+            *(s._replace(static=(np.array([3]),))
+              for s in _batch_of_one(seed, (1, 10), (), ""))]
 
 
 def softmax_loss_spec(reduction: str = "mean") -> Spec:
@@ -998,6 +1060,116 @@ def _default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Sp
                           subgradient), input_sets)
 
 
+# ------------------------------------------------------------------ CS231n sandwiches
+
+POOL_2X2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
+SANDWICH_PARTS = ("conv", "affine", "relu", "max_pool")
+WIRING_NOTE = ("each part's backward may be right on its own, but the sandwich chains them "
+               "wrongly: ")
+
+
+def _sandwich_run(parts: tuple[str, ...], rule: str = "split"):
+    """f(args, static) of the parts in order; a max pool with tie rule ``rule``. ``static``
+    holds each part's static arguments in order (conv_param, pool_param)."""
+    def forward(args, static):
+        k, x = 0, None
+        for n, part in enumerate(parts):
+            if part == "max_pool":
+                x = _tie_rule_max(_nchw_windows(static[k])(x), rule)
+                k += 1
+            elif part == "conv":
+                x = _conv_nchw(*args, static[k]) if n == 0 else None
+                k += 1
+            elif part == "affine":
+                x = args[0].reshape(args[0].shape[0], -1) @ args[1] + args[2]
+            elif part == "relu":
+                x = jnp.maximum(args[0] if n == 0 else x, 0.0)
+        return x
+    return forward
+
+
+def _sandwich_skipped(parts, args, static, cotangent, skip: int) -> tuple:
+    """The gradients of the first part when the backward of part ``skip`` is left out
+    (the cotangent it receives is passed on unchanged): the hand's wiring hands dout, or
+    the wrong intermediate, to the part before it."""
+    xs, k = [tuple(jnp.asarray(a, jnp.float64) for a in args)], 0
+    funs = []
+    for n, part in enumerate(parts):
+        if part in ("max_pool", "conv"):
+            st, k = static[k], k + 1
+        else:
+            st = None
+        if n == 0:
+            funs.append(lambda *a, p=part, st=st: _sandwich_run((p,))(a, (st,) if st else ()))
+        else:
+            funs.append(lambda v, p=part, st=st: _sandwich_run(("relu",), "split")((v,), ())
+                        if p == "relu" else _tie_rule_max(_nchw_windows(st)(v), "first"))
+    values = [xs[0]]
+    for fun in funs:
+        values.append((fun(*values[-1]),))
+    ct = jnp.asarray(cotangent, jnp.float64)
+    for n in range(len(parts) - 1, -1, -1):
+        if n == skip:
+            if ct.shape != values[n][0].shape:
+                return ()
+            continue
+        _, pullback = jax.vjp(funs[n], *values[n])
+        grads = pullback(ct)
+        if n == 0:
+            return tuple(_np(g) for g in grads)
+        ct = grads[0]
+    return ()
+
+
+def sandwich_spec(parts: tuple[str, ...]) -> Spec:
+    """A CS231n "sandwich" (``layer_utils.py``: ``affine_relu``, ``conv_relu``,
+    ``conv_relu_pool``): the catalogue's parts composed in order, with the first part's
+    arguments and the static arguments of the parts that take one (conv_param,
+    pool_param; a pool is 2x2, stride 2 in the inputs). Alternates: the other tie rules
+    of the pool (valid), and each later part's backward left out (``wrong-wiring``)."""
+    if not parts or parts[0] not in ("conv", "affine") or any(
+            p not in SANDWICH_PARTS for p in parts) or any(p in ("conv", "affine")
+                                                          for p in parts[1:]):
+        raise ValueError(f"no reference for the sandwich {' + '.join(parts)}: it must start "
+                         "with conv or affine, followed by relu / max_pool")
+    first = spec(parts[0])
+
+    def input_sets(seed):
+        out = []
+        for s in first.input_sets(seed):
+            if "max_pool" in parts:
+                shape = np.shape(first.reference.forward(s.args, s.static))
+                if shape[-1] < 2 or shape[-2] < 2:
+                    continue
+                s = s._replace(static=(*s.static, POOL_2X2),
+                               name=s.name + ", then relu and a 2x2 pool, stride 2")
+            out.append(s)
+        return out
+
+    def alternates(args, static, cotangent):
+        out = []
+        if "max_pool" in parts:
+            for rule in ("first", "last"):
+                out.append(Alternate(rule, vjp(bind(_sandwich_run(parts, rule), static), args,
+                                               cotangent), True, "correct", TIE_NOTES[rule]))
+        for n in range(1, len(parts)):
+            grads = _sandwich_skipped(parts, args, static, cotangent, n)
+            if grads:
+                out.append(Alternate(
+                    f"{parts[n]} backward left out", grads, False, "wrong-wiring",
+                    WIRING_NOTE + f"the cotangent meant for {parts[n]}_backward goes straight "
+                    f"to {parts[n - 1]}_backward: {parts[n]}_backward is left out, or the "
+                    "part before it is fed dout instead of its output"))
+        return out
+
+    static_names = tuple(n for p in parts for n in spec(p).static_names)
+    out_names = spec(parts[-1]).axis_names.get("out", first.axis_names.get("out"))
+    return Spec("+".join(parts), first.arg_names, dict(first.axis_names, out=out_names),
+                Reference(" -> ".join(parts) + " (the catalogue's parts composed)",
+                          _sandwich_run(parts), alternates),
+                input_sets, static_names)
+
+
 SPECS: dict[str, Callable[[], Spec]] = {
     "conv3x3": conv3x3_spec, "conv3x3_bias": conv3x3_bias_spec, "maxpool2": maxpool2_spec,
     "dense_softmax": dense_softmax_spec,
@@ -1013,6 +1185,8 @@ SPECS: dict[str, Callable[[], Spec]] = {
     "conv_nchw_nobias": lambda: _default_static(conv_spec(), "conv_nchw_nobias",
                                                 ({"stride": 1, "pad": 0},), ("x", "w")),
     "conv_nhwc": conv_nhwc_spec, "conv_nhwc_nobias": lambda: conv_nhwc_spec(bias=False),
+    # CS231n code with a conv_param dict, channels last
+    "conv_nhwc_param": conv_nhwc_param_spec,
     "max_pool_nchw": lambda: _default_static(max_pool_spec(), "max_pool_nchw",
                                              ({"pool_height": 2, "pool_width": 2,
                                                "stride": 2},)),
@@ -1020,7 +1194,10 @@ SPECS: dict[str, Callable[[], Spec]] = {
 
 
 def spec(kind: str) -> Spec:
-    """The catalogue entry for ``kind`` (a key of ``SPECS``); ValueError if unknown."""
+    """The catalogue entry for ``kind`` (a key of ``SPECS``, or parts of ``SANDWICH_PARTS``
+    joined by "+", e.g. "conv+relu+max_pool"); ValueError if unknown."""
+    if "+" in kind:
+        return sandwich_spec(tuple(kind.split("+")))
     try:
         return SPECS[kind]()
     except KeyError:

@@ -5,8 +5,11 @@ classes with ``forward`` and ``backprop``; CS231n ``*_forward`` / ``*_backward``
 functions; JAX ``custom_vjp`` functions. Each layer is checked on its own inputs
 (tie-free random, real MNIST digits, exact zeros, overlapping windows, large logit gaps)
 and every gradient gets a kind: correct, tie-overcount, scaled, sign-flipped, transposed,
-missing-accumulation, zero, wrong-shape, non-finite, ... Exit status: 0 when every
-gradient is correct, 1 when one is not, 2 when nothing could be checked.
+missing-accumulation, zero, wrong-shape, non-finite, ... A file holding a whole network
+(the report's conv, pool and softmax classes; or CS231n's conv, relu, max_pool, affine
+and softmax_loss) is also checked as a chain that names the first wrong layer. Exit
+status: 0 when every gradient is correct, 1 when one is not, 2 when nothing could be
+checked.
 """
 
 from __future__ import annotations
@@ -95,13 +98,23 @@ def run(args: argparse.Namespace) -> int:
     reports = [guarded(layer.name, lambda layer=layer: check_layer(layer, seed=args.seed))
                for layer in layers]
     chains = []
-    for _, _, file in sources:  # the report's network, when a file has all three
-        trio = [next((layer for layer in layers if layer.file == file and layer.style == "blog"
-                      and layer.kind == kind), None)
+    for _, module, file in sources:  # the networks a file holds (the report's, CS231n's)
+        # The classes the file's own network instantiates (`pool = MaxPool2Split()`) come
+        # first: the chain is the network the file trains, not the first class defined.
+        used = {type(v).__name__ for v in vars(module).values()
+                if not isinstance(v, type) and callable(getattr(type(v), "backprop", None))}
+        trio = [next(iter(sorted((layer for layer in layers if layer.file == file
+                                  and layer.style == "blog" and layer.kind == kind),
+                                 key=lambda layer: layer.name.rpartition(":")[2] not in used)),
+                     None)
                 for kind in ("conv3x3", "maxpool2", "dense_softmax")]
         if all(trio):
             chains.append(guarded(f"the chain of {file}", lambda trio=trio: chain.check_chain(
                 trio, chain.blog_chain_inputs(2, args.seed), args.seed)))
+        network = chain.cs231n_chain([layer for layer in layers if layer.file == file])
+        if network:  # a CS231n convnet: conv - relu - max pool - affine - softmax loss
+            chains.append(guarded(f"the chain of {file}", lambda n=network: chain.check_chain(
+                n, chain.cs231n_chain_inputs(n, args.seed), args.seed)))
     if args.json:
         print(jsonsafe.dumps(report.to_json(reports, skipped, chains), indent=2))
     else:

@@ -18,9 +18,11 @@ How the engine sees it (``from_blog``):
 * the parameters are the float array attributes found on the constructed object
   (``filters``, ``weights``, ``biases``, or any other name) that its forward depends on
   (gradient or momentum buffers and scratch arrays are not), set to each input's values
-  in the object's own dtype (a float32 layer runs in float32); their gradients are
+  in the object's own dtype (a float32 layer runs in float32, and the inputs, the
+  reference and a chain see its parameters rounded to float32 too); their gradients are
   recovered from the in-place update on a copy, ``(before - after) / learn_rate``, with
-  ``learn_rate = 0.5`` (a power of two: the division is exact);
+  ``learn_rate = 0.5`` (a power of two: the division is exact), in the parameter's
+  dtype (a float32 parameter's update has float32 precision, and float32 tolerances);
 * a second backprop at ``learn_rate = 0.125`` must give the same input gradient and the
   same recovered gradients: otherwise dL/dinput was computed with parameters already
   updated (``update-before-use``), or the update is not ``param -= learn_rate * grad``;
@@ -192,6 +194,20 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
             setattr(layer, attr, np.array(value, dtype=dtype, copy=True))
         return layer
 
+    def held(args):
+        """``args`` with each parameter rounded to the dtype the object keeps it in: the
+        values a float32 layer really computes with, which the reference must see too
+        (else a float32 layer fed float64 activations differs from it by the rounding of
+        its weights, ~1e-8, and loses its exact oracle)."""
+        return (args[0], *(np.asarray(np.asarray(a, dtype=d), dtype=np.float64)
+                           for a, d in zip(args[1:], dtypes, strict=True)))
+
+    narrow = any(np.dtype(d).itemsize < 8 for d in dtypes)
+    input_sets = s.input_sets
+    if narrow:
+        def input_sets(seed):
+            return [i._replace(args=held(i.args)) for i in s.input_sets(seed)]
+
     def forward(args, static):
         return fresh(args).forward(np.array(args[0], copy=True))
 
@@ -199,8 +215,11 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
         before = [np.array(getattr(layer, attr), dtype=np.float64, copy=True) for attr in slots]
         ct = np.array(ct, copy=True)
         d_input = layer.backprop(ct, learn_rate) if takes_lr else layer.backprop(ct)
-        grads = [(b - np.asarray(getattr(layer, attr), dtype=np.float64)) / learn_rate
-                 for b, attr in zip(before, slots, strict=True)]
+        # A gradient recovered from a float32 parameter's update has float32's precision:
+        # returned in that dtype, it gets float32's tolerance.
+        grads = [((b - np.asarray(getattr(layer, attr), dtype=np.float64)) / learn_rate)
+                 .astype(np.float32 if d == np.float32 else np.float64)
+                 for b, attr, d in zip(before, slots, dtypes, strict=True)]
         return (d_input, *grads)
 
     def vjp(args, static):
@@ -235,12 +254,13 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     axis_names.update({attr: s.axis_names.get(std) for attr, std in
                        zip(slots, s.arg_names[1:], strict=True)})
 
-    return Layer(name, kind, "blog", arg_names, forward, vjp, s.reference, s.input_sets,
+    return Layer(name, kind, "blog", arg_names, forward, vjp, s.reference, input_sets,
                  axis_names=axis_names,
                  cotangent=softmax_cotangent if kind == "dense_softmax" else None,
                  optional=frozenset({arg_names[0]}) if kind.startswith("conv3x3")
                  else frozenset(),
-                 recovered=frozenset(slots), extra=extra, file=file)
+                 recovered=frozenset(slots), extra=extra, file=file,
+                 held=held if narrow else None)
 
 
 def _differ(a, b) -> bool:
