@@ -253,6 +253,25 @@ def test_an_edited_file_is_never_checked_stale(tmp_path):
     assert first.ok and second.check("x").kind == "wrong-derivative"
 
 
+def test_an_edited_file_beside_the_checked_one_is_never_imported_stale(tmp_path):
+    """The checked file imports its layers from a file beside it: after that file is
+    edited (or another folder's file of the same name was imported first), a second load
+    in the same process runs the current source, not the module cached by the first."""
+    good = "import numpy as np\n\ndef relu_forward(x):\n    return np.maximum(0, x), x\n\n" \
+           "def relu_backward(dout, x):\n    return dout * (x > 0)\n"
+    kinds = []
+    for folder, body in (("a", good), ("a", good.replace("(x > 0)", "(x < 0)")),
+                         ("b", good), ("b", good.replace("dout * ", "2 * dout * "))):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / "my_relu.py").write_text(body)
+        path = tmp_path / folder / "net.py"
+        path.write_text("from my_relu import relu_forward, relu_backward\n")
+        layer = find_layers(load_file(path), str(path)).layers[0]
+        kinds.append(check_layer(layer).check("x").kind)
+    assert kinds == ["correct", "wrong-derivative", "correct", "scaled"]
+    assert "numpy" in sys.modules and "jaxcnn.check.discover" in sys.modules  # kept
+
+
 # ---------------------------------------------------------------- discovery
 
 def test_discovery_says_what_it_skipped(tmp_path):
@@ -328,7 +347,6 @@ def _cs231n_network(tmp_path, *mutations):
         assert source.count(old) == 1, old
         source = source.replace(old, new)
     (tmp_path / "cs231n_layers.py").write_text(source)
-    sys.modules.pop("cs231n_layers", None)  # the net imports it: not a stale copy
     path = tmp_path / "cs231n_net.py"
     path.write_text((FIXTURES / "cs231n_net.py").read_text())
     return find_layers(load_file(path), str(path))

@@ -168,6 +168,48 @@ def _read_source(path: Path) -> str:
     return importlib.util.decode_source(path.read_bytes())
 
 
+_OWN = os.path.join(os.path.realpath(os.path.join(os.path.dirname(__file__), os.pardir)), "")
+_INSTALLED = {os.path.join(os.path.realpath(p), "") for p in (sys.prefix, sys.base_prefix)}
+
+
+def _user_source(module) -> str | None:
+    """The real path of a module's source when it is user code: not jaxcnn's own, not an
+    installed package, not the standard library."""
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str):
+        return None
+    real = os.path.realpath(file)
+    parts = real.split(os.sep)
+    if (real.startswith(_OWN) or "site-packages" in parts or "dist-packages" in parts
+            or any(real.startswith(p) for p in _INSTALLED)):
+        return None
+    return real
+
+
+def forget_modules_under(folder: str | Path) -> list[str]:
+    """Drop from ``sys.modules`` the user modules that would stand in for the files in
+    ``folder`` (the checked file's folder, or its package's root): those whose source
+    lies under it, and those named like its files or packages but imported from
+    elsewhere earlier in this process. The checked file's imports of the files beside it
+    then run their current source: a check must never pass stale code. jaxcnn's own
+    modules, installed packages and the standard library are kept. Returns the names
+    dropped."""
+    base = os.path.join(os.path.realpath(folder), "")
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        entries = []
+    names = {e[:-3] for e in entries if e.endswith(".py")} | {
+        e for e in entries if os.path.isfile(os.path.join(base, e, "__init__.py"))}
+    dropped = []
+    for name, module in list(sys.modules.items()):
+        real = _user_source(module)
+        if real is not None and (real.startswith(base) or name.split(".")[0] in names):
+            del sys.modules[name]
+            dropped.append(name)
+    return dropped
+
+
 def load_file(path: str | Path) -> types.ModuleType:
     """Execute a Python file afresh as a new module (decoded as Python decodes source:
     UTF-8, or the encoding its ``coding:`` line declares). Its folder is first on
@@ -200,6 +242,7 @@ def load_file(path: str | Path) -> types.ModuleType:
         folder = folder.parent
     root = str(folder if package else path.resolve().parent)
     name = f"_jaxcnn_check_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}_{next(_counter)}"
+    forget_modules_under(root)
     sys.path.insert(0, root)
     try:
         with contextlib.redirect_stdout(sys.stderr):
@@ -239,6 +282,7 @@ def _load_found(name: str, found) -> types.ModuleType:
     if not origin or not origin.endswith(".py"):
         raise CheckUsageError(f"module {name!r} has no Python source to check ({origin})")
     package = name if found.submodule_search_locations else name.rpartition(".")[0]
+    forget_modules_under(os.path.dirname(origin))
     try:
         source = _read_source(Path(origin))
         with contextlib.redirect_stdout(sys.stderr):
