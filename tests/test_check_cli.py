@@ -144,3 +144,13 @@ def test_each_file_chains_the_network_it_holds(tmp_path):
              for c in layer["checks"]}
     assert kinds[("blog_net.py:MaxPool2", "input")] == "scaled"
     assert kinds[("cs231n_net.py:conv_relu_pool", "x")] != "correct"  # its relu is wrong
+
+
+def test_a_backward_without_its_forward_is_named(tmp_path):
+    """A lone ``affine_backward`` is reported like a lone ``affine_forward``, not as a
+    file with nothing in it."""
+    lone = tmp_path / "lone.py"
+    lone.write_text("def affine_backward(dout, cache):\n    return dout, dout, dout\n")
+    proc = jaxcnn_check(lone)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "affine_backward: no affine_forward beside it" in proc.stderr

@@ -372,6 +372,10 @@ def _cs231n_layers(module, file, layers, skipped):
     functions = {n: f for n, f in ((n, _unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
     for name, fwd in functions.items():
+        m = re.fullmatch(r"(.+?)_backward(.*)", name)
+        if m and f"{m.group(1)}_forward{m.group(2)}" not in functions:
+            skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
+            continue
         m = re.fullmatch(r"(.+?)_forward(.*)", name)
         if m:
             prefix = m.group(1)
