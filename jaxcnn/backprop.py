@@ -105,15 +105,21 @@ def softmax_backward(
 
 
 def window_max_backward(d_out: jax.Array, windows: jax.Array, ties: str = "report",
-                        axis: int = -1) -> jax.Array:
+                        axis: int = -1, maxima: jax.Array | None = None) -> jax.Array:
     """Step (3) for any layout: route dL/d(max) back to the windows (window axis ``axis``).
 
     Only elements that hold their window's maximum receive gradient; ties decide how:
     ``"report"`` every tied maximum gets the full upstream gradient (report / blog code);
     ``"first"`` only the first maximum in row-major window order (``lax.reduce_window``);
     ``"split"`` the tied maxima share it equally (``jnp.max``).
+    ``maxima``: the window maxima (``windows`` without ``axis``) when the forward pass
+    already has them (``fast``), the same numbers bit for bit (a maximum is exact), so
+    the windows are not reduced a second time. Raises ``ValueError`` for another rule.
     """
-    is_max = windows == jnp.max(windows, axis=axis, keepdims=True)
+    if maxima is None:
+        is_max = windows == jnp.max(windows, axis=axis, keepdims=True)
+    else:
+        is_max = windows == jnp.expand_dims(maxima, axis)
     if ties == "report":
         share = is_max.astype(windows.dtype)
     elif ties == "first":

@@ -171,24 +171,6 @@ def autodiff_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties:
     return aux, grads
 
 
-def _window_max_backward(d_pooled: jax.Array, conv: jax.Array, pooled: jax.Array,
-                         ties: str, axis: int = 2) -> jax.Array:
-    """``backprop.window_max_backward`` on windows along ``axis`` of ``conv`` ((F, B, 4, 169):
-    axis 2; one image's (F*169, 4): axis -1), with the window maxima the forward pass
-    already has (``pooled``, ``conv`` without that axis; the same numbers bit for bit: a
-    maximum is exact) instead of a second reduction over the windows."""
-    is_max = conv == jnp.expand_dims(pooled, axis)
-    if ties == "report":
-        share = is_max.astype(conv.dtype)
-    elif ties == "first":
-        share = (is_max & (jnp.cumsum(is_max, axis=axis) == 1)).astype(conv.dtype)
-    elif ties == "split":
-        share = is_max / jnp.sum(is_max, axis=axis, keepdims=True).astype(conv.dtype)
-    else:
-        raise ValueError(f"unknown tie rule {ties!r}; choose one of {model.TIE_RULES}")
-    return share * jnp.expand_dims(d_pooled, axis)
-
-
 def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str = "report"):
     """The report's hand-derived gradients, batch-mean: ``((losses, logits), FastParams)``.
 
@@ -210,7 +192,8 @@ def manual_grads(fast: FastParams, images: jax.Array, labels: jax.Array, ties: s
     d_biases = jnp.sum(d_t, axis=0)
     d_pooled = (d_t @ fast.weights).reshape(batch, -1, CELLS).transpose(1, 0, 2)  # W . dL/dt
     # Step (3): the tie rule routes dL/dpool to the window maxima.
-    d_conv = _window_max_backward(d_pooled, conv, pooled, ties)  # (F, B, 4, 169)
+    d_conv = backprop.window_max_backward(d_pooled, conv, ties, axis=2,
+                                          maxima=pooled)  # (F, B, 4, 169)
     # Step (4): dL/dfilter(x, y) = sum over pixels of dL/dout * image(i+x, j+y).
     d_filters = d_conv.reshape(d_conv.shape[0], -1) @ cols.T
     return (losses, batch_logits), FastParams(d_filters, d_weights, d_biases)
@@ -236,7 +219,7 @@ def _manual_grads_image(fast: FastParams, images: jax.Array, labels: jax.Array, 
     d_weights = d_t[:, None] * pooled[None, :]  # dL/dt (x) input
     d_pooled = d_t @ fast.weights  # W . dL/dt, (F*169,)
     # Step (3): the tie rule routes dL/dpool to the window maxima.
-    d_conv = _window_max_backward(d_pooled, conv, pooled, ties, axis=-1)  # (F*169, 4)
+    d_conv = backprop.window_max_backward(d_pooled, conv, ties, maxima=pooled)  # (F*169, 4)
     # Step (4): dL/dfilter(x, y) = sum over pixels of dL/dout * image(i+x, j+y).
     d_filters = d_conv.reshape(fast.filters.shape[0], -1) @ cols.T
     return (losses, logits[None]), FastParams(d_filters, d_weights, d_t)
