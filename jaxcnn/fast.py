@@ -16,7 +16,7 @@ images, channels first:
   (F*169, 4)), so that its window maximum is already the flat (F*169,) feature vector.
   With the windows on axis 2, XLA copied the pooled (F, 169) into the dense layer's
   operand element by element: measured 1.4x slower for a group of 8 seeds, the same
-  for one seed. (Batches and evaluation keep axis 2: windows last made them 5-20 %
+  for one seed. (Batches and evaluation keep axis 2: windows last made them 5-22 %
   slower.)
 * the dense weights are stored transposed and reordered as (C, F*169), so the pooled
   features of one image flatten without a copy.

@@ -9,7 +9,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -89,12 +88,6 @@ def test_embedded_matches_the_documented_split(embedded):
     np.testing.assert_array_equal(embedded.test_labels, sorted_labels[test_rows])
 
 
-def test_embedded_loads_fast():
-    start = time.perf_counter()
-    data.load()
-    assert time.perf_counter() - start < 1.0
-
-
 @pytest.mark.parametrize(("train_size", "test_size"),
                          [(1, 1), (1000, 1000), (4000, 1000), (np.int64(7), None)])
 def test_sizes_take_the_first_n(embedded, train_size, test_size):
@@ -115,10 +108,8 @@ def test_sizes_take_the_first_n(embedded, train_size, test_size):
     ({"test_size": True}, "test_size must be a whole number"),
 ])
 def test_bad_sizes(kwargs, pattern):
-    start = time.perf_counter()
     with pytest.raises(DataError, match=pattern):
         data.load(**kwargs)
-    assert time.perf_counter() - start < 2.0
 
 
 def test_unknown_source():
@@ -227,12 +218,8 @@ def test_cli_subprocess(argv, code, needle):
     reason = _cli_available()
     if reason:
         pytest.skip(reason)
-    start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "jaxcnn", *argv], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
-    elapsed = time.perf_counter() - start
     assert proc.returncode == code, proc.stderr
     assert needle in (proc.stdout if code == 0 else proc.stderr)
     assert "Traceback" not in proc.stderr
-    if code == 2:
-        assert elapsed < 2.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from pathlib import Path
 
 import numpy as np
@@ -183,14 +182,11 @@ def test_bad_input(tmp_path, case, role, pattern, gz):
     paths = write_idx_dir(tmp_path, gz=gz)
     case(paths)
     before = snapshot(tmp_path)
-    start = time.perf_counter()
     with pytest.raises(DataError, match=pattern) as info:
         data.load(f"idx:{tmp_path}")
-    elapsed = time.perf_counter() - start
     message = str(info.value)
     assert "\n" not in message
     assert str(paths[role] if role else tmp_path) in message
-    assert elapsed < 2.0
     assert snapshot(tmp_path) == before
 
 

@@ -91,11 +91,9 @@ def no_network(tfds):
 def test_missing_packages_name_the_extra(monkeypatch, blocked):
     for module in blocked:
         monkeypatch.setitem(sys.modules, module, None)  # as if not installed
-    start = time.perf_counter()
     with pytest.raises(DataError, match=r"need .*not installed; run pip install 'jaxcnn\[tfds\]'"
                        ) as info:
         data.load("mnist", download=True)
-    assert time.perf_counter() - start < 2.0
     for module in blocked:
         assert {"PIL": "pillow"}.get(module, module) in str(info.value)
 
