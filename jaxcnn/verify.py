@@ -28,8 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import backprop, model
-from jaxcnn.check import chain, references
+from jaxcnn.check import chain
 from jaxcnn.check.adapters import from_jax_vjp
+from jaxcnn.check.catalogue import network as catalogue_network
+from jaxcnn.check.catalogue.base import digits
+from jaxcnn.check.catalogue.pool import report_pool_kinks
 from jaxcnn.check.engine import check_layer
 from jaxcnn.check.layer import InputSet
 from jaxcnn.jsonsafe import strict
@@ -100,7 +103,7 @@ def report_layers(num_images: int) -> list:
             return (maxpool2_backward(g, x, rule),)
         layers.append(from_jax_vjp(model.maxpool2, _vjp_of(model.maxpool2, pool_backward),
                                    "maxpool2", f"maxpool2_backward[{rule}]"))
-    network = references.report_network_spec(num_images)
+    network = catalogue_network.report_network_spec(num_images)
 
     def network_loss(image, filters, weights, biases, label):
         return model.loss(model.Params(filters, weights, biases), image, label)
@@ -179,13 +182,13 @@ def tie_statistics(count: int, seed: int) -> dict:
     """On ``count`` MNIST digits: how often pool windows tie (and how many of the ties are
     structural: identical conv patches), and |report-rule dL/dfilters| / |true
     dL/dfilters| per image."""
-    images, labels = references.digits(count)
-    params = model.Params(*(jnp.asarray(a) for a in references.report_network_spec(
+    images, labels = digits(count)
+    params = model.Params(*(jnp.asarray(a) for a in catalogue_network.report_network_spec(
         1).input_sets(seed)[0].args[1:]))
     shares, structural, ratios, cosines = [], [], [], []
     for image, label in zip(images, labels, strict=True):
         conv = np.asarray(model.conv3x3(jnp.asarray(image), params.filters), np.float64)
-        kinks = references.report_pool_kinks(InputSet(
+        kinks = report_pool_kinks(InputSet(
             "digits", "", (conv,), provenance={"image": image, "filters": params.filters}))
         shares.append(kinks.stats["tied_windows"] / kinks.stats["windows"])
         structural.append(kinks.stats["structural_ties"] / max(1, kinks.stats["tied_windows"]))

@@ -395,7 +395,7 @@ def test_json_is_strict_with_null_for_non_finite():
 
 
 def test_input_sets_expose_ties_zeros_overlap_and_gaps():
-    from jaxcnn.check.references import spec
+    from jaxcnn.check.catalogue import spec
 
     families = {k: {s.family for s in spec(k).input_sets(0)} for k in
                 ("maxpool2", "max_pool", "relu", "conv", "cross_entropy")}

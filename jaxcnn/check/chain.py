@@ -32,10 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.check.autodiff import bind, vjp
 from jaxcnn.check.compare import as_float64, cosine, rel_error
 from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL, classify_gradient
 from jaxcnn.check.layer import InputSet, Layer
-from jaxcnn.check.references import bind, vjp
 
 
 class ChainInput(NamedTuple):
@@ -213,7 +213,7 @@ def summary(chain: dict) -> list[str]:
 
 def blog_chain_inputs(count: int = 2, seed: int = 0) -> list[ChainInput]:
     """Real digits through Conv3x3 -> MaxPool2 -> Softmax, the report's network."""
-    from jaxcnn.check.references import digits
+    from jaxcnn.check.catalogue import digits
 
     rng = np.random.default_rng(seed)
     filters = rng.standard_normal((8, 3, 3)) / 9
@@ -250,7 +250,7 @@ def cs231n_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[ChainInp
     channels (tie-free), a batch of 2 MNIST crops (tied pool windows) and a batch of ONE
     sample (N = 1: code that squeezes or assumes N > 1 shows). Conv 3x3, stride 1, pad 1,
     3 filters; pool 2x2, stride 2; 5 classes. Shapes follow from the references."""
-    from jaxcnn.check.references import digits
+    from jaxcnn.check.catalogue import digits
 
     rng = np.random.default_rng(seed)
     images, _ = digits(2)

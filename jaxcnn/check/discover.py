@@ -421,7 +421,7 @@ def _parts(prefix: str) -> int:
 def _sandwich(prefix: str) -> tuple[str | None, str]:
     """(kind, "") for a CS231n sandwich whose every part has a reference, e.g.
     "conv_relu_pool" -> "conv+relu+max_pool"; else (None, why it is skipped)."""
-    from jaxcnn.check.references import spec
+    from jaxcnn.check.catalogue import spec
 
     tokens = _tokens(prefix)
     parts = [SANDWICH_TOKENS.get(t) for t in tokens]
@@ -485,9 +485,9 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
     Raises what ``make(kind)`` raises when no layout can be built."""
     import numpy as np
 
+    from jaxcnn.check.catalogue import spec
     from jaxcnn.check.compare import rel_error
     from jaxcnn.check.engine import FORWARD_TOL
-    from jaxcnn.check.references import spec
 
     candidates, first_error = [], None
     for k in layouts.get(kind, (kind,)):

@@ -32,9 +32,9 @@ import numpy as np
 
 from jaxcnn.check import classify as cls
 from jaxcnn.check import numeric
+from jaxcnn.check.autodiff import bind, vjp, vjp_many
 from jaxcnn.check.compare import Entry, as_float64, cosine, rel_error, scale, worst_entries
 from jaxcnn.check.layer import Alternate, InputSet, Layer
-from jaxcnn.check.references import bind, vjp, vjp_many
 
 # Relative tolerances against max |reference|, keyed by the dtype the hand ran in.
 EXACT_TOL = {"float64": 1e-10, "float32": 1e-4}

@@ -41,8 +41,8 @@ import inspect
 
 import numpy as np
 
+from jaxcnn.check.catalogue import Spec, spec
 from jaxcnn.check.layer import InputSet, Layer
-from jaxcnn.check.references import Spec, spec
 
 LEARN_RATE = 0.5
 SECOND_LEARN_RATE = 0.125

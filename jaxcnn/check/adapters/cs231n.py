@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxcnn.check.catalogue import spec
 from jaxcnn.check.layer import InputSet, Layer
-from jaxcnn.check.references import spec
 
 
 def _copies(args):

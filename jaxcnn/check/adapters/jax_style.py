@@ -14,7 +14,7 @@ the *undecorated* forward (the exact oracle)::
 
 Non-differentiated arguments (a label, a stride) come last and are passed as
 ``static``; a ``bwd`` receives them first, as ``jax.custom_vjp``'s ``nondiff_argnums``
-convention has it. Inputs come from the catalogue ``kind`` (``jaxcnn.check.references``)
+convention has it. Inputs come from the catalogue ``kind`` (``jaxcnn.check.catalogue``)
 or are given explicitly with ``inputs=[(arg, ...), ...]``.
 
 Where the undecorated forward equals the catalogue's reference on an input set, the
@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.check.catalogue import spec
 from jaxcnn.check.layer import InputSet, Layer, Reference
-from jaxcnn.check.references import spec
 
 
 def _jnp(args):

@@ -1,0 +1,79 @@
+"""The catalogue: reference layers (the exact oracle), their inputs and their kinks.
+
+One module per layer family (``conv``, ``pool``, ``dense``, ``activations``, ``losses``,
+``network``); each defines its entries as small factories returning a ``Spec`` (the kind,
+its differentiable arguments, a JAX reference forward differentiated by ``jax.vjp`` in
+float64, the input sets that expose each kind of mistake, and the alternates that explain
+a disagreement) and lists them in its ``SPECS``. This module only merges them. The
+references are jaxcnn's own layers where the report defines them (``model.conv3x3``,
+``model.maxpool2``, ``model.dense`` + softmax) and the textbook definitions of CS231n's
+layers otherwise:
+
+====================  =============================================  ===================
+kind                  arguments (shapes of the default inputs)       reference
+====================  =============================================  ===================
+conv3x3               input (28, 28), filters (F, 3, 3)              model.conv3x3
+maxpool2              input (26, 26, F)                              model.maxpool2
+dense_softmax         input (13, 13, F), weights (13*13*F, C),       softmax(model.dense)
+                      biases (C,) -> probabilities
+dense                 same -> logits                                 model.dense
+softmax               logits (C,)                                    jax.nn.softmax
+cross_entropy         logits (C,); static label                      model.cross_entropy
+affine                x (N, d1, ..., dk), w (D, M), b (M,)           x.reshape(N, D) @ w + b
+relu                  x (any)                                        max(x, 0)
+sigmoid, tanh         x (any)                                        jax.nn.sigmoid, tanh
+conv                  x (N, C, H, W), w (F, C, HH, WW), b (F,);      lax.conv_general_dilated
+                      static conv_param {"stride", "pad"}            (cross-correlation)
+max_pool              x (N, C, H, W); static pool_param              window max
+                      {"pool_height", "pool_width", "stride"}
+softmax_loss          x (N, C); static y (N,)                        mean cross-entropy
+softmax_loss_sum      the same, summed over samples                  sum cross-entropy
+conv3x3_bias          conv3x3 with biases (F,)                       model.conv3x3 + biases
+dense_cross_entropy   input, weights, biases; static label -> loss   the report's softmax
+                                                                     layer with its loss
+report_network        image, filters, weights, biases; static label  model.loss
+conv_nchw(_nobias)    conv without a config dict: stride 1, pad 0    as conv
+conv_nhwc(_nobias)    x (N, H, W, C), w (HH, WW, C, F)[, b]          NHWC/HWIO conv
+conv_nhwc_param       conv, channels last (NHWC / HWIO), conv_param  as conv
+conv+relu+max_pool    a CS231n sandwich: the parts composed (also     the parts' references
+                      affine+relu, conv+relu)
+max_pool_nchw         max_pool without a config dict: 2x2, stride 2  as max_pool
+====================  =============================================  ===================
+
+Input families: ``random`` (tie-free), ``digits`` (real MNIST from the embedded subset:
+its flat -0.5 background makes pool windows tie), ``flat`` (every window tied),
+``boundary`` (exact zeros at ReLU's kink), ``overlap`` and ``strided`` (windows that
+overlap: the ``=`` vs ``+=`` bug only shows there), ``large-gap`` (confident wrong
+logits: a float32 softmax chain underflows there), ``batch-of-one`` (N = 1 for the batched
+CS231n kinds: affine, conv, softmax_loss); some random inputs are not square, so that
+swapped row and column indices show.
+
+Each reference may also carry alternates (other valid tie rules, and known wrong
+formulas: the report's overcount, overwriting windows, wrong derivatives, the stride left
+out), a subgradient test (any convex combination at ties and zeros), and its kinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jaxcnn.check.catalogue import activations, conv, dense, losses, network, pool
+from jaxcnn.check.catalogue.base import Spec as Spec
+from jaxcnn.check.catalogue.base import digits as digits
+from jaxcnn.check.catalogue.network import SANDWICH_PARTS as SANDWICH_PARTS
+from jaxcnn.check.catalogue.network import sandwich_spec as sandwich_spec
+
+FAMILIES = (conv, pool, dense, activations, losses, network)
+SPECS: dict[str, Callable[[], Spec]] = {
+    kind: make for family in FAMILIES for kind, make in family.SPECS.items()}
+
+
+def spec(kind: str) -> Spec:
+    """The catalogue entry for ``kind`` (a key of ``SPECS``, or parts of ``SANDWICH_PARTS``
+    joined by "+", e.g. "conv+relu+max_pool"); ValueError if unknown."""
+    if "+" in kind:
+        return sandwich_spec(tuple(kind.split("+")))
+    try:
+        return SPECS[kind]()
+    except KeyError:
+        raise ValueError(f"unknown layer kind {kind!r}; known: {', '.join(SPECS)}") from None

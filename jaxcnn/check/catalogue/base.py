@@ -1,0 +1,98 @@
+"""What every catalogue entry is made of: ``Spec``, the digits, small builders."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxcnn.check.layer import Alternate, InputSet, Reference
+
+
+class Spec(NamedTuple):
+    """One layer kind of the catalogue (see the module docstring).
+
+    axis_names: per argument name, the names of its axes; key "out" names the output's.
+    """
+
+    kind: str
+    arg_names: tuple[str, ...]
+    axis_names: dict
+    reference: Reference
+    input_sets: Callable[[int], list[InputSet]]
+    static_names: tuple[str, ...] = ()
+
+
+@functools.lru_cache(maxsize=4)
+def _digits(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` embedded MNIST test digits, normalised float64, and labels.
+
+    Cached on ``count``: this is data, not code under check.
+    """
+    from jaxcnn import data
+
+    ds = data.load("mnist-embedded", train_size=1, test_size=count)
+    images = ds.test_images.astype(np.float64) / 255 - 0.5
+    images.flags.writeable = False
+    return images, np.asarray(ds.test_labels)
+
+
+def digits(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Writable copies of ``_digits(count)``."""
+    images, labels = _digits(count)
+    return images.copy(), labels.copy()
+
+
+def wrong(name: str, grads: tuple, note: str) -> Alternate:
+    """A known wrong formula for a layer's derivative (kind ``wrong-derivative``)."""
+    return Alternate(name, grads, False, "wrong-derivative", note)
+
+
+def batch_of_one(seed: int, x_shape: tuple, param_shapes: tuple, what: str,
+                  static: tuple = ()) -> list[InputSet]:
+    """One input set holding a batch of ONE sample (N = 1): a squeeze, or code that
+    assumes N > 1, shows there. Its own generator, so the other sets keep their values.
+    Give it the ranks and settings of another set of the kind: a forward that runs on it
+    but refuses that batch of N > 1 is then a bug (code that assumes N = 1), not a
+    limitation."""
+    rng = np.random.default_rng(seed + 7)
+    args = (rng.standard_normal(x_shape),
+            *(rng.standard_normal(shape) / np.sqrt(shape[0]) for shape in param_shapes))
+    return [InputSet("batch-of-one", f"random x {x_shape}{what}: a batch of one (N = 1)",
+                     args, static, note="N = 1: a squeeze or an N > 1 assumption shows")]
+
+
+def default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Spec:
+    """``base`` for code that takes no static arguments: its inputs whose static part is
+    ``default``, with the static part dropped (and the arguments cut to ``arg_names``)."""
+    n = len(arg_names or base.arg_names)
+    ref = base.reference
+
+    def pad(args):  # a missing bias is a zero bias
+        return tuple(args) + tuple(np.zeros(np.shape(args[1])[0]) for _ in range(
+            len(base.arg_names) - len(args)))
+
+    def forward(args, static):
+        return ref.forward(pad(args), default)
+
+    alternates = kinks = subgradient = None
+    if ref.alternates is not None:
+        def alternates(args, static, cotangent):
+            return [a._replace(grads=a.grads[:n]) for a in
+                    ref.alternates(pad(args), default, cotangent)]
+    if ref.kinks is not None:
+        def kinks(s):
+            return ref.kinks(s._replace(args=pad(s.args), static=default))
+    if ref.subgradient is not None:
+        def subgradient(args, static, cotangent, i, hand, tol):
+            return ref.subgradient(pad(args), default, cotangent, i, hand, tol)
+
+    def input_sets(seed):
+        return [s._replace(args=s.args[:n], static=()) for s in base.input_sets(seed)
+                if s.static == default]
+
+    return Spec(kind, tuple(arg_names or base.arg_names), base.axis_names,
+                Reference(ref.name + f" with {default[0]}", forward, alternates, kinks,
+                          subgradient), input_sets)
