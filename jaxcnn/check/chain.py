@@ -148,6 +148,11 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                     extra = {}
             for i, name in enumerate(layer.arg_names):
                 if grads[i] is None:
+                    if name not in layer.optional:  # a chain never passes a missing gradient
+                        entry["local"][name] = {"kind": "missing", "rule": None,
+                                                "note": "no gradient returned"}
+                        report["first_wrong"] = report["first_wrong"] or {
+                            "layer": layer.name, "quantity": name, "kind": "missing"}
                     continue
                 # a gradient the hand returns in float32 gets float32's tolerance
                 precision = ("float32" if i < len(raw) and getattr(raw[i], "dtype", None)
@@ -175,6 +180,9 @@ def _one(layers, inp: ChainInput, rng) -> dict:
         report["layers"].insert(0, entry)
         if k > 0:
             if grads[0] is None:
+                if layer.arg_names[0] not in layer.optional:
+                    report["first_wrong"] = report["first_wrong"] or {
+                        "layer": layer.name, "quantity": layer.arg_names[0], "kind": "missing"}
                 report["note"] = (f"{layer.name} returns no input gradient, so the layers "
                                   "before it cannot be checked in this chain")
                 break
@@ -191,6 +199,10 @@ def summary(chain: dict) -> list[str]:
         if fw:
             what = f"{fw['quantity']}: {fw['kind']}" if fw["quantity"] else fw["kind"]
             head = f"  {r['inputs']}: first wrong layer: {fw['layer']} ({what})"
+        elif chain.get("rows_not_ok"):
+            head = (f"  {r['inputs']}: not passed: the own checks of "
+                    f"{', '.join(chain['rows_not_ok'])} fail (see their rows), though this "
+                    "input does not show it in the chain")
         elif not r["forward_matches"]:
             head = (f"  {r['inputs']}: not judged: a forward differs from its reference, so "
                     "the chain has no exact oracle (see the layers' own checks)")

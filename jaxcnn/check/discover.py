@@ -369,6 +369,20 @@ def _blog_layers(module, file, layers, skipped):
 
 
 def _cs231n_layers(module, file, layers, skipped):
+    forward_names: dict[int, str] = {}  # layer index -> its forward function's name
+    _cs231n_pairs(module, file, layers, skipped, forward_names)
+    # Rows that would share a name (conv_forward_naive, conv_forward_fast, ... all "conv"
+    # in a layer_utils.py that imports them) are named by their forward functions.
+    stems: dict[str, list[int]] = {}
+    for i in forward_names:
+        stems.setdefault(layers[i].name, []).append(i)
+    for same in stems.values():
+        if len(same) > 1:
+            for i in same:
+                layers[i] = layers[i]._replace(name=forward_names[i])
+
+
+def _cs231n_pairs(module, file, layers, skipped, forward_names):
     functions = {n: f for n, f in ((n, _unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
     for name, fwd in functions.items():
@@ -395,6 +409,7 @@ def _cs231n_layers(module, file, layers, skipped):
                 continue
             layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner], n=prefix:
                                        from_cs231n(f, b, k, n, file), CS231N_LAYOUTS))
+            forward_names[len(layers) - 1] = name
         elif re.fullmatch(r".+_loss", name):
             kind, _ = _kind(name, LOSS_KINDS)
             if kind is None:

@@ -114,6 +114,11 @@ class LayerReport:
     def ok(self) -> bool:
         return all(c.ok for c in self.checks) and bool(self.checks)
 
+    def _repr_html_(self) -> str:  # a table in Jupyter
+        from jaxcnn.check.report import html
+
+        return html([self])
+
     def check(self, quantity: str) -> Check:
         """The check of one argument; KeyError naming the ones there are."""
         for c in self.checks:

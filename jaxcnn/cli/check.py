@@ -3,35 +3,93 @@
 Give it Python files (or -m MODULE) holding layers in any of three styles: blog/report
 classes with ``forward`` and ``backprop``; CS231n ``*_forward`` / ``*_backward``
 functions; JAX ``custom_vjp`` functions. Each layer is checked on its own inputs
-(tie-free random, real MNIST digits, exact zeros, overlapping windows, large logit gaps)
-and every gradient gets a kind: correct, tie-overcount, scaled, sign-flipped, transposed,
-missing-accumulation, zero, wrong-shape, non-finite, ... A file holding a whole network
-(the report's conv, pool and softmax classes; or CS231n's conv, relu, max_pool, affine
-and softmax_loss) is also checked as a chain that names the first wrong layer. Exit
-status: 0 when every gradient is correct, 1 when one is not, 2 when nothing could be
-checked.
+(tie-free random, real MNIST digits, exact zeros, overlapping windows, large logit gaps,
+and yours with --inputs) and every gradient gets a kind: correct, tie-overcount, scaled,
+sign-flipped, transposed, missing-accumulation, zero, wrong-shape, non-finite,
+not-reentrant, modifies-input, ... A file holding a whole network (the report's conv,
+pool and softmax classes; or CS231n's conv, relu, max_pool, affine and softmax_loss) is
+also checked as a chain that names the first wrong layer.
+
+exit status: 0 every gradient correct; 1 a gradient is wrong (in a layer or a chain);
+2 nothing wrong was found but something could not be checked (every input of a layer
+refused, no layers, a file that cannot be imported, a time limit passed, a usage
+error). With --json, stdout is always one JSON document ("ok": false and "error" on
+exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import time
 
 from jaxcnn.cli import path_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from jaxcnn.check.limits import DEFAULT_TIME_LIMIT
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__.split("\n\n", 1)[0] + "\n\n" + __doc__.split("\n\n")[-1]
     parser.add_argument("files", nargs="*", type=_file_arg, metavar="FILE.py",
-                        help="Python files with layers")
+                        help="Python files with layers (options may come before or after)")
     parser.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
                         help="an importable module with layers (repeatable), e.g. "
                              "jaxcnn.reference")
     parser.add_argument("--layer", action="append", default=[], metavar="NAME",
-                        help="check only the layers of this name (repeatable)")
+                        help="check only this layer (repeatable): a row name (affine, "
+                             "Conv3x3), a function or class name (conv_forward_fast, "
+                             "conv_backward_fast, Layer_Dense) or a kind (conv)")
+    parser.add_argument("--inputs", metavar="SPEC",
+                        help="your own inputs (FILE.py, FILE.py:FUNC or FILE.npz), checked before jaxcnn's: a function (default "
+                             "name `inputs`) returning {layer: [(x, w, b), ...]} or a list "
+                             "for every layer (an input may be {'args': (...), 'static': "
+                             "(...), 'label': k}); or an .npz with arrays LAYER/ARG or "
+                             "LAYER/K/ARG and LAYER/static as a JSON list (see the README)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
+    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT,
+                        metavar="SECONDS",
+                        help="the longest an import of your file, or the check of one "
+                             f"layer, may take (default {DEFAULT_TIME_LIMIT:g}; 0: no "
+                             "limit); past it: one line naming the file and line where it "
+                             "was stuck, exit 2")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    _intermixed(parser)
+
+
+def _intermixed(parser: argparse.ArgumentParser) -> None:
+    """Options after file arguments (``check a.py --json b.py``) work: this parser parses
+    intermixed; and with --json, a usage error also prints one JSON document."""
+    plain = parser.parse_known_args
+    plain_error = parser.error
+    state = {"busy": False, "json": False}
+
+    def parse_known_args(args=None, namespace=None):
+        if state["busy"]:
+            return plain(args, namespace)
+        state["busy"] = True
+        state["json"] = "--json" in (args or [])
+        try:
+            return parser.parse_known_intermixed_args(args, namespace)
+        finally:
+            state["busy"] = False
+
+    def error(message):
+        if state["json"]:
+            print(_error_json(message))
+        plain_error(message)
+
+    parser.parse_known_args = parse_known_args
+    parser.error = error
+
+
+def _error_json(message: str, partial: dict | None = None) -> str:
+    from jaxcnn import jsonsafe
+    from jaxcnn.check import report
+
+    partial = partial or {}
+    doc = report.to_json(partial.get("layers", []), partial.get("skipped", ()))
+    doc.update(ok=False, status=2, error=message)
+    return jsonsafe.dumps(doc, indent=2)
 
 
 def _file_arg(text: str) -> str:
@@ -41,94 +99,24 @@ def _file_arg(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcnn import jsonsafe
-    from jaxcnn.check import chain, discover, report
-    from jaxcnn.check.engine import check_layer
+    from jaxcnn.check import api
     from jaxcnn.cli import xla_cache
+    from jaxcnn.errors import JaxcnnError
 
     xla_cache.enable()
-
-    if args.seed < 0:
-        raise discover.CheckUsageError("--seed must be 0 or more")
-    if not args.files and not args.module:
-        raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
-                                       "(e.g. `jaxcnn check -m jaxcnn.reference`)")
-    sources = [(f, discover.load_file(f), f) for f in args.files]
-    sources += [(m, discover.load_module(m), m) for m in args.module]
-    layers, skipped = [], []
-    for label, module, file in sources:
-        found = discover.find_layers(module, file)
-        if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
-            found = found._replace(layers=[layer._replace(name=f"{label}:{layer.name}")
-                                           for layer in found.layers])
-        layers += found.layers
-        skipped += [(f"{label}:{name}", why) for name, why in found.skipped]
-    if args.layer:
-        def short(layer):
-            return layer.name.rpartition(":")[2]
-        unknown = set(args.layer) - {layer.name for layer in layers} - {short(layer)
-                                                                       for layer in layers}
-        if unknown:
-            raise discover.CheckUsageError(
-                f"no layer named {', '.join(sorted(unknown))}; found: "
-                f"{', '.join(layer.name for layer in layers) or 'none'}")
-        layers = [layer for layer in layers
-                  if layer.name in args.layer or short(layer) in args.layer]
-    if not layers:
-        why = "; ".join(f"{n}: {w}" for n, w in skipped) or "nothing with forward/backprop, " \
-            "*_forward/*_backward or custom_vjp"
-        raise discover.CheckUsageError(f"no layers found in {', '.join(s[0] for s in sources)} "
-                                       f"({why})")
-    found_text = ", ".join(f"{layer.name} ({layer.style}: {layer.kind})" for layer in layers)
     log = sys.stderr if args.json else sys.stdout
-    print(f"Found {len(layers)} layer{'s' * (len(layers) != 1)}: {found_text}", file=log)
-    for name, why in skipped:
-        print(f"Skipped {name}: {why}", file=log)
-    def guarded(name, run):
-        """``run()`` with the user's prints on stderr and their exits refused."""
-        try:
-            with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit():
-                return run()
-        except (discover.UserExit, SystemExit) as exc:
-            raise discover.CheckUsageError(f"{name} exits the program while it is checked "
-                                           f"(exit code {exc.code}); nothing more could be "
-                                           "checked") from None
-
-    start = time.perf_counter()
-    reports = [guarded(layer.name, lambda layer=layer: check_layer(layer, seed=args.seed))
-               for layer in layers]
-    chains = []
-    for _, module, file in sources:  # the networks a file holds (the report's, CS231n's)
-        # The classes the file's own network instantiates (`pool = MaxPool2Split()`) come
-        # first: the chain is the network the file trains, not the first class defined.
-        used = {type(v).__name__ for v in vars(module).values()
-                if not isinstance(v, type) and callable(getattr(type(v), "backprop", None))}
-        trio = [next(iter(sorted((layer for layer in layers if layer.file == file
-                                  and layer.style == "blog" and layer.kind == kind),
-                                 key=lambda layer: layer.name.rpartition(":")[2] not in used)),
-                     None)
-                for kind in ("conv3x3", "maxpool2", "dense_softmax")]
-        if all(trio):
-            chains.append(guarded(f"the chain of {file}", lambda trio=trio: chain.check_chain(
-                trio, chain.blog_chain_inputs(2, args.seed), args.seed)))
-        network = chain.cs231n_chain([layer for layer in layers if layer.file == file])
-        if network:  # a CS231n convnet: conv - relu - max pool - affine - softmax loss
-            chains.append(guarded(f"the chain of {file}", lambda n=network: chain.check_chain(
-                n, chain.cs231n_chain_inputs(n, args.seed), args.seed)))
+    try:
+        result = api.check_sources(args.files, args.module, layers=args.layer, seed=args.seed,
+                                   inputs=args.inputs, time_limit=args.time_limit, log=log)
+    except JaxcnnError as exc:
+        if args.json:  # stdout is one JSON document on every exit
+            print(_error_json(str(exc), getattr(exc, "partial", None)))
+        raise
     if args.json:
-        print(jsonsafe.dumps(report.to_json(reports, skipped, chains), indent=2))
+        from jaxcnn import jsonsafe
+
+        print(jsonsafe.dumps(result.to_json(), indent=2))
     else:
         print()
-        print(report.table(reports))
-        print()
-        print(report.details(reports))
-        for c in chains:
-            print()
-            print("\n".join(chain.summary(c)))
-        bad = sum(not c.ok for r in reports for c in r.checks)
-        total = sum(len(r.checks) for r in reports)
-        print()
-        print(f"{total - bad} of {total} gradients correct"
-              f" ({time.perf_counter() - start:.1f} s)." + ("" if not bad else
-                                                           f" {bad} need attention."))
-    return 0 if all(r.ok for r in reports) and all(c["ok"] for c in chains) else 1
+        print(result.text())
+    return result.status

@@ -1,0 +1,378 @@
+"""Check files and modules from Python the way ``jaxcnn check`` does, and assert it in tests.
+
+::
+
+    from jaxcnn import check
+    report = check.check_file("layers.py")        # a FileReport: what `jaxcnn check` prints
+    report                                        # in Jupyter: an HTML table
+    report.status                                 # the exit status: 0, 1 or 2
+    check.assert_correct("layers.py")             # AssertionError with the table if not
+
+``check_sources`` is the whole command line run as a function: import each file (with its
+import root and unbuilt extensions handled, see ``jaxcnn.check.imports``; within a time
+limit, see ``jaxcnn.check.limits``), find its layers, add the user's inputs
+(``jaxcnn.check.inputs``), check each layer (``engine.check_layer``), chain the networks
+a file holds (``jaxcnn.check.chain``), and never call a chain correct where a layer's own
+rows are not.
+
+Exit status (``FileReport.status``): 1 when a gradient was found wrong (a chain included);
+else 2 when something could not be checked (a layer whose every input was refused, or no
+layer at all); else 0. An unbuilt compiled extension is an environment problem: the
+layers that need it are listed as not checked and do not change the status unless nothing
+else was checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import re
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jaxcnn.check import chain as chain_mod
+from jaxcnn.check import discover, imports, limits, report
+from jaxcnn.check import inputs as inputs_mod
+from jaxcnn.check.engine import Check, LayerReport, check_layer
+from jaxcnn.check.layer import Layer
+from jaxcnn.errors import JaxcnnError
+
+
+def unchecked(c: Check) -> bool:
+    """A check that could not be made: no input set ran (every input refused)."""
+    return c.kind == "error" and c.oracle == "none"
+
+
+def layer_status(r: LayerReport) -> str:
+    """"correct", "wrong" or "not checked"."""
+    if not r.checks or all(unchecked(c) for c in r.checks):
+        return "not checked"
+    return "correct" if r.ok else "wrong"
+
+
+@dataclass
+class FileReport:
+    """What ``jaxcnn check`` found in its files: per layer a ``LayerReport``, the chains,
+    what was skipped (name, why) and why, the layers not checked for an environment
+    problem (an unbuilt extension), and per layer how many inputs were the user's."""
+
+    sources: list[str]
+    layers: list[LayerReport]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chains: list[dict] = field(default_factory=list)
+    environment: list[tuple[str, str]] = field(default_factory=list)
+    user_inputs: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> int:
+        """0: every gradient correct; 1: one is wrong; 2: something could not be checked."""
+        if any(layer_status(r) == "wrong" for r in self.layers) or any(
+                not c["ok"] for c in self.chains):
+            return 1
+        if not self.layers or any(layer_status(r) == "not checked" for r in self.layers):
+            return 2
+        return 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+    def layer(self, name: str) -> LayerReport:
+        """The report of the layer of this name (or its name without the file label)."""
+        for r in self.layers:
+            if name in (r.name, r.name.rpartition(":")[2]):
+                return r
+        raise KeyError(f"no layer {name!r}; there are "
+                       f"{', '.join(r.name for r in self.layers) or 'none'}")
+
+    def to_json(self) -> dict:
+        """The ``jaxcnn check --json`` document."""
+        doc = report.to_json(self.layers, self.skipped, self.chains)
+        doc["ok"] = self.ok
+        doc["status"] = self.status
+        doc["environment"] = [{"name": n, "why": why} for n, why in self.environment]
+        for layer in doc["layers"]:
+            sets = [f["inputs"] for f in self.layer(layer["name"]).forward]
+            layer["input_sets"] = [{"name": s, "by": "you" if s.startswith(
+                inputs_mod.PREFIX) else "jaxcnn"} for s in sets]
+        return doc
+
+    def text(self) -> str:
+        """The table, the details, the chains and the summary line, as printed."""
+        parts = [report.table(self.layers), "", report.details(self.layers)]
+        for c in self.chains:
+            parts += ["", "\n".join(chain_mod.summary(c))]
+        parts += ["", self.summary()]
+        return "\n".join(parts)
+
+    def summary(self) -> str:
+        bad = sum(not c.ok and not unchecked(c) for r in self.layers for c in r.checks)
+        total = sum(not unchecked(c) for r in self.layers for c in r.checks)
+        line = f"{total - bad} of {total} gradients correct ({self.seconds:.1f} s)."
+        if bad:
+            line += f" {bad} need attention."
+        missing = [r.name for r in self.layers if layer_status(r) == "not checked"]
+        if missing:
+            line += (f" Not checked (every input refused): {', '.join(missing)}.")
+        for name, why in self.environment:
+            line += f"\nNot checked, an environment problem: {name}: {why}"
+        return line
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        body = report.html(self.layers)
+        extra = [html.escape(line) for c in self.chains for line in chain_mod.summary(c)]
+        extra += [html.escape(f"Skipped {n}: {why}") for n, why in self.skipped]
+        extra += [html.escape(line) for line in self.summary().splitlines()]
+        return body + "<pre>" + "\n".join(extra) + "</pre>"
+
+
+def _attach(exc: JaxcnnError, **partial) -> JaxcnnError:
+    exc.partial = {**getattr(exc, "partial", {}), **partial}
+    return exc
+
+
+def aliases(layer: Layer) -> set[str]:
+    """The names ``--layer`` accepts for a layer: its row name (with and without the file
+    label), its functions' names (``conv_forward_fast``, ``conv_backward_fast``; ``f_fwd``,
+    ``f_bwd``) and its catalogue kind."""
+    full = layer.name
+    short = full.rpartition(":")[2]
+    names = {full, short, layer.kind}
+    if "_forward" in short:
+        names |= {short.replace("_forward", "_backward"), short.partition("_forward")[0]}
+    elif layer.style == "cs231n":
+        names |= {f"{short}_forward", f"{short}_backward"}
+    elif layer.style == "jax":
+        names |= {f"{short}_fwd", f"{short}_bwd"}
+    return names
+
+
+def _select(layers: list[Layer], wanted) -> list[Layer]:
+    """The layers ``--layer NAME`` names: an exact row name first, else any alias; a
+    CS231n function name with a suffix (``conv_forward_fast``) also picks the row named
+    by its stem when it is the only one. CheckUsageError naming what there is."""
+    picked, unknown = [], []
+    for name in wanted:
+        exact = [layer for layer in layers if name in (layer.name, layer.name.rpartition(":")[2])]
+        hits = exact or [layer for layer in layers if name in aliases(layer)]
+        if not hits:
+            m = re.fullmatch(r"(\w+?)_(?:forward|backward)\w*", name)
+            hits = [layer for layer in layers if m and layer.style == "cs231n"
+                    and layer.name.rpartition(":")[2] == m.group(1)]
+        if not hits:
+            unknown.append(name)
+        picked += [layer for layer in hits if layer not in picked]
+    if unknown:
+        raise discover.CheckUsageError(
+            f"no layer named {', '.join(sorted(unknown))}; found: "
+            f"{', '.join(layer.name for layer in layers) or 'none'}")
+    return [layer for layer in layers if layer in picked]
+
+
+@contextlib.contextmanager
+def _guard(name: str):
+    """User code runs with its prints on stderr and its exits refused."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit():
+            yield
+    except (discover.UserExit, SystemExit) as exc:
+        raise discover.CheckUsageError(f"{name} exits the program while it is checked "
+                                       f"(exit code {exc.code}); nothing more could be "
+                                       "checked") from None
+
+
+def _load(source, time_limit, log):
+    """(label, module, file) of ("file", path), ("module", name) (``-m``) or a module
+    object."""
+    if isinstance(source, types.ModuleType):
+        file = getattr(source, "__file__", None) or source.__name__
+        return source.__name__, source, file
+    kind, name = source
+    what = f"importing {name}"
+    with limits.progress(what, log), limits.time_limit(time_limit, what):
+        module = discover.load_module(name) if kind == "module" else imports.load_file(name)
+    return name, module, name
+
+
+def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None,
+                  time_limit: float | None = limits.DEFAULT_TIME_LIMIT, log=None,
+                  objects=()) -> FileReport:
+    """Check the layers of Python ``files`` (paths), ``modules`` (importable names, as
+    ``-m``) and module ``objects``, as ``jaxcnn check`` does.
+
+    layers: names to check only (row names, function or class names, kinds; see
+        ``aliases``); inputs: ``--inputs`` text (FILE.py[:FUNC] or FILE.npz) or a
+        ``inputs.UserInputs``; time_limit: seconds for each import and each layer (None
+        or 0: none); log: a stream for progress ("Found 3 layers", "Skipped ...", a slow
+        import), e.g. ``sys.stderr``; None: quiet.
+
+    Raises ``CheckUsageError`` (or ``limits.Stuck``) when nothing can be checked: a file
+    that cannot be imported, no layers, an unknown ``--layer``, bad inputs, a time limit
+    passed; the exception's ``partial`` dict holds what was skipped.
+    """
+    if seed < 0:
+        raise discover.CheckUsageError("--seed must be 0 or more")
+    if not files and not modules and not objects:
+        raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
+                                       "(e.g. `jaxcnn check -m jaxcnn.reference`)")
+    given = inputs_mod.load(inputs) if isinstance(inputs, str) else inputs
+    sources = [_load(("file", str(f)), time_limit, log) for f in files]
+    sources += [_load(("module", m), time_limit, log) for m in modules]
+    sources += [_load(o, time_limit, log) for o in objects]
+    found_layers, skipped = [], []
+    for label, module, file in sources:
+        with _guard(f"finding the layers of {label}"):
+            found = discover.find_layers(module, file)
+        if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
+            found = found._replace(layers=[layer._replace(name=f"{label}:{layer.name}")
+                                           for layer in found.layers])
+        found_layers += found.layers
+        skipped += [(f"{label}:{name}", why) for name, why in found.skipped]
+    try:
+        if layers:
+            found_layers = _select(found_layers, layers)
+        if not found_layers:
+            why = "; ".join(f"{n}: {w}" for n, w in skipped) or (
+                "nothing with forward/backprop, *_forward/*_backward or custom_vjp")
+            raise discover.CheckUsageError(
+                f"no layers found in {', '.join(s[0] for s in sources)} ({why})")
+        counts = {}
+        if given is not None:
+            found_layers, counts = inputs_mod.apply(found_layers, given)
+    except JaxcnnError as exc:
+        raise _attach(exc, skipped=skipped) from None
+    if log is not None:
+        text = ", ".join(f"{layer.name} ({layer.style}: {layer.kind})" for layer in found_layers)
+        print(f"Found {len(found_layers)} layer{'s' * (len(found_layers) != 1)}: {text}",
+              file=log)
+        for name, why in skipped:
+            print(f"Skipped {name}: {why}", file=log)
+        for name, n in counts.items():
+            print(f"{name}: {n} input{'s' * (n != 1)} of yours ({given.origin}), then "
+                  "jaxcnn's", file=log)
+    start = time.perf_counter()
+    reports = []
+    for layer in found_layers:
+        what = f"checking {layer.name}"
+        try:
+            with limits.progress(what, log, after=30.0), _guard(layer.name), \
+                    limits.time_limit(time_limit, what):
+                reports.append(check_layer(layer, seed=seed))
+        except JaxcnnError as exc:
+            raise _attach(exc, skipped=skipped, layers=reports) from None
+        if counts.get(layer.name):
+            reports[-1].notes.append(f"checked on {counts[layer.name]} input"
+                                     f"{'s' * (counts[layer.name] != 1)} of yours "
+                                     f"({given.origin}) and jaxcnn's own")
+    environment = []
+    for r in list(reports):
+        why = imports.environment_problem(r)
+        if why is not None:
+            reports.remove(r)
+            environment.append((r.name, why))
+    try:
+        chains = _chains(sources, [layer for layer in found_layers
+                                   if layer.name not in {n for n, _ in environment}],
+                         reports, seed, time_limit)
+    except JaxcnnError as exc:
+        raise _attach(exc, skipped=skipped, layers=reports) from None
+    return FileReport([s[0] for s in sources], reports, skipped, chains, environment, counts,
+                      time.perf_counter() - start)
+
+
+def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
+    """The networks each file holds, chained; a chain whose layer's own rows fail is not
+    ok (a chain never calls a layer correct that its rows do not)."""
+    chains = []
+    for _, module, file in sources:
+        # The classes the file's own network instantiates (`pool = MaxPool2Split()`) come
+        # first: the chain is the network the file trains, not the first class defined.
+        used = {type(v).__name__ for v in vars(module).values()
+                if not isinstance(v, type) and callable(getattr(type(v), "backprop", None))}
+        trio = [next(iter(sorted((layer for layer in layers if layer.file == file
+                                  and layer.style == "blog" and layer.kind == kind),
+                                 key=lambda layer: layer.name.rpartition(":")[2] not in used)),
+                     None)
+                for kind in ("conv3x3", "maxpool2", "dense_softmax")]
+        runs = []
+        if all(trio):
+            runs.append((trio, chain_mod.blog_chain_inputs(2, seed)))
+        network = chain_mod.cs231n_chain([layer for layer in layers if layer.file == file])
+        if network:  # a CS231n convnet: conv - relu - max pool - affine - softmax loss
+            runs.append((network, chain_mod.cs231n_chain_inputs(network, seed)))
+        for net, chain_inputs in runs:
+            what = f"the chain of {file}"
+            with _guard(what), limits.time_limit(time_limit, what):
+                chains.append(chain_mod.check_chain(net, chain_inputs, seed))
+    rows = {r.name: r for r in reports}
+    for c in chains:
+        failing = [f"{n} ({', '.join(sorted({ch.kind for ch in rows[n].checks if not ch.ok}))})"
+                   for n in c["layers"] if n in rows and not rows[n].ok]
+        if failing:
+            c["rows_not_ok"] = failing
+            c["ok"] = False
+    return chains
+
+
+def check_file(path, **options) -> FileReport:
+    """Check one file as ``jaxcnn check PATH`` does; ``options`` as for
+    ``check_sources`` (layers, seed, inputs, time_limit, log)."""
+    return check_sources([str(path)], **options)
+
+
+def _pair_layer(forward, backward, kind, name, inputs, static) -> Layer:
+    from jaxcnn.check.adapters import from_cs231n
+
+    fname = getattr(forward, "__name__", "layer")
+    stem = re.sub(r"_forward.*$", "", fname)
+    if kind is None:
+        kind, _ = discover._kind(stem, discover.CS231N_KINDS)
+        if kind is None:
+            raise ValueError(f"cannot tell the kind of {fname} from its name; give kind= "
+                             "(affine, relu, conv, max_pool, sigmoid, tanh)")
+    return from_cs231n(forward, backward, kind, name or stem, inputs=inputs, static=static)
+
+
+def assert_correct(target, backward=None, *, kind: str | None = None, name: str | None = None,
+                   layers=(), seed: int = 0, inputs=None, static: tuple = (),
+                   time_limit: float | None = limits.DEFAULT_TIME_LIMIT):
+    """Check ``target`` and raise ``AssertionError`` unless every gradient is correct,
+    with the report's table, details and notes as the message (as pytest shows it).
+
+    target: a file path (str or Path), a module object, a ``Layer``, or a CS231n-style
+    forward function with its ``backward`` (kind from the name, or ``kind=``; ``inputs``
+    and ``static`` as for ``from_cs231n``). For a file or module, ``layers`` picks layers
+    and ``inputs`` is ``--inputs`` text. Returns the report (``FileReport`` or
+    ``LayerReport``) when it passes.
+    """
+    if isinstance(target, Layer):
+        result = check_layer(target, seed=seed)
+        ok, text = result.ok, "\n".join([report.table([result]), "", report.details([result])])
+    elif callable(target) and backward is not None:
+        result = check_layer(_pair_layer(target, backward, kind, name, inputs, static),
+                             seed=seed)
+        ok, text = result.ok, "\n".join([report.table([result]), "", report.details([result])])
+    elif isinstance(target, (str, Path, types.ModuleType)):
+        options = dict(layers=layers, seed=seed, inputs=inputs, time_limit=time_limit)
+        if isinstance(target, types.ModuleType):
+            result = check_sources(objects=[target], **options)
+        else:
+            result = check_sources([str(target)], **options)
+        ok, text = result.ok, result.text()
+    else:
+        raise TypeError("assert_correct takes a file path, a module, a Layer, or a forward "
+                        f"function and its backward; got {type(target).__name__}")
+    if not ok:
+        raise AssertionError("hand-written gradients are not all correct:\n" + text)
+    return result
+
+
+__all__ = ["FileReport", "aliases", "assert_correct", "check_file", "check_sources",
+           "layer_status", "unchecked"]

@@ -1,0 +1,172 @@
+"""Import a user's file the way its project imports it, and tell an environment problem
+from a mistake in the file.
+
+* **Import roots.** ``cs231n/layer_utils.py`` doing ``from cs231n.layers import *`` in a
+  folder without ``__init__.py`` fails with "No module named 'cs231n'" when the file is
+  run on its own: the project runs it from the folder *above* ``cs231n``. ``load_file``
+  walks up the folders of the file until one holds the missing top-level name (a folder
+  or a ``.py`` file), puts that folder on ``sys.path`` and imports again.
+* **Unbuilt extensions.** CS231n's ``im2col_cython`` is Cython source (``.pyx``) that
+  must be compiled (``python setup.py build_ext --inplace``). An extension that has its
+  ``.pyx`` but no compiled module beside it is an environment problem, not the user's
+  error: while the file is imported it is replaced by a stand-in whose every attribute
+  raises ``UnbuiltExtension`` when called, so that the layers that do not need it are
+  checked, and those that do are reported as not checked, with the command that builds
+  it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.machinery
+import re
+import sys
+import types
+from pathlib import Path
+
+from jaxcnn.check import discover
+
+_MISSING = re.compile(r"No module named '([\w.]+)'")
+_BUILT = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
+class UnbuiltExtension(RuntimeError):
+    """A function of a compiled extension that is not built was called."""
+
+
+def _build_hint(pyx: Path) -> str:
+    setup = next((d for d in (pyx.parent, *pyx.parents) if (d / "setup.py").is_file()), None)
+    if setup is not None:
+        return f"build it: cd {setup} && python setup.py build_ext --inplace"
+    return f"build it (cythonize -i {pyx.name} in {pyx.parent})"
+
+
+def unbuilt_extensions(folder: Path, depth: int = 2) -> dict[str, Path]:
+    """``{module name: .pyx path}`` of the Cython sources in ``folder`` and its sub-folders
+    (``depth`` levels) that have no compiled module beside them, under every name they
+    can be imported by from ``folder`` (``im2col_cython`` and ``cs231n.im2col_cython``)."""
+    found: dict[str, Path] = {}
+
+    def walk(d: Path, prefix: tuple, level: int):
+        try:
+            entries = sorted(d.iterdir())
+        except OSError:
+            return
+        for e in entries:
+            if e.suffix == ".pyx" and e.is_file():
+                built = any((d / f"{e.stem}{suffix}").exists() for suffix in _BUILT)
+                if not built:
+                    found[".".join((*prefix, e.stem))] = e
+                    found.setdefault(e.stem, e)
+            elif e.is_dir() and level < depth and not e.name.startswith((".", "_")):
+                walk(e, (*prefix, e.name), level + 1)
+
+    walk(folder, (), 0)
+    return found
+
+
+def _stand_in(name: str, pyx: Path) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__all__ = []
+    hint = _build_hint(pyx)
+
+    def missing(attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+
+        def unbuilt(*args, **kwargs):
+            raise UnbuiltExtension(f"{name}.{attr} is in a compiled extension that is not "
+                                   f"built ({pyx.name} has no compiled module beside it); "
+                                   f"{hint}")
+        unbuilt.__name__ = attr
+        return unbuilt
+
+    module.__getattr__ = missing
+    module.__file__ = None
+    module.__jaxcnn_unbuilt__ = str(pyx)
+    return module
+
+
+@contextlib.contextmanager
+def stand_ins(folders):
+    """Stand-ins for the unbuilt extensions under ``folders`` in ``sys.modules`` while the
+    block runs (names already importable are left alone)."""
+    added = []
+    for folder in folders:
+        for name, pyx in unbuilt_extensions(Path(folder)).items():
+            if name in sys.modules:
+                continue
+            sys.modules[name] = _stand_in(name, pyx)
+            added.append(name)
+    try:
+        yield added
+    finally:
+        for name in added:
+            if getattr(sys.modules.get(name), "__jaxcnn_unbuilt__", None):
+                del sys.modules[name]
+
+
+def _root_for(missing: str, start: Path) -> Path | None:
+    """The first folder from ``start`` upwards that holds ``missing``'s top-level name."""
+    top = missing.split(".")[0]
+    for d in (start, *start.parents):
+        if (d / top).is_dir() or (d / f"{top}.py").is_file():
+            return d
+    return None
+
+
+def load_file(path: str | Path):
+    """``discover.load_file``, with the import root found by walking up the folders and
+    unbuilt extensions replaced by stand-ins (see the module docstring). Raises
+    ``CheckUsageError`` (one line) when it still cannot be imported, naming the command
+    that would work where one is known."""
+    path = Path(path)
+    folder = path.resolve().parent
+    roots: list[Path] = []
+    try:
+        while True:
+            with stand_ins([folder, *roots]):
+                try:
+                    return discover.load_file(path)
+                except discover.CheckUsageError as exc:
+                    text = str(exc)
+                    m = _MISSING.search(text)
+                    if m is None:
+                        if "no known parent package" in text:
+                            raise discover.CheckUsageError(
+                                f"{text}; it is part of a package: run "
+                                f"`cd {folder.parent} && jaxcnn check -m "
+                                f"{folder.name}.{path.stem}`") from None
+                        raise
+                    root = _root_for(m.group(1), folder)
+                    if root is None or root in roots or str(root) in sys.path:
+                        unbuilt = unbuilt_extensions(folder).get(m.group(1))
+                        if unbuilt is not None:
+                            raise discover.CheckUsageError(
+                                f"{text}: a compiled extension that is not built (an "
+                                f"environment problem, not your code); "
+                                f"{_build_hint(unbuilt)}") from None
+                        raise
+                    roots.append(root)
+                    sys.path.insert(0, str(root))
+    finally:
+        for root in roots:  # later imports (inside the user's functions) still work
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(root))
+            sys.path.append(str(root))
+
+
+def environment_problem(report) -> str | None:
+    """The note of a ``LayerReport`` whose failures all come from an unbuilt extension
+    (``UnbuiltExtension``), else None."""
+    bad = [c for c in report.checks if not c.ok]
+    if not bad:
+        return None
+    if not all("UnbuiltExtension" in c.note for c in bad):
+        return None
+    hit = bad[0].note
+    return hit.partition("UnbuiltExtension: ")[2] or hit
+
+
+__all__ = ["UnbuiltExtension", "environment_problem", "load_file", "stand_ins",
+           "unbuilt_extensions"]

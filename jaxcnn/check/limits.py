@@ -1,0 +1,115 @@
+"""Time limits and progress for running user code: an import that never ends
+(``while True: pass`` at import) or a layer that never finishes must end in one line
+naming the file and line where it was stuck, not hang without a word.
+
+``time_limit(seconds, what)`` arms ``SIGALRM`` (``signal.setitimer``) around a block: when
+it fires, the handler raises ``TimeLimit`` (a ``BaseException``, so that a user's
+``except Exception`` does not swallow it) in whatever Python frame runs, and the block
+ends with ``Stuck`` naming the user's innermost frame (file, line, source). Only in the
+main thread of a platform with ``SIGALRM`` (POSIX); elsewhere the block runs unlimited.
+A C call that never returns cannot be interrupted this way (the handler runs when it
+returns). ``progress(what, stream)`` prints ``what`` to ``stream`` once the block has run
+``after`` seconds (a slow import says what it is doing; a fast one prints nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import traceback
+
+from jaxcnn.errors import JaxcnnError
+
+DEFAULT_TIME_LIMIT = 300.0  # seconds per import and per layer (`jaxcnn check --time-limit`)
+PROGRESS_AFTER = 2.0  # seconds before a block says what it is doing
+
+
+class TimeLimit(BaseException):
+    """Raised inside the running code when its time is up (internal)."""
+
+
+class Stuck(JaxcnnError):
+    """A block ran past its time limit. ``where``: "file.py:3 (`while True: pass`)" or ""."""
+
+    def __init__(self, message: str, where: str = ""):
+        super().__init__(message)
+        self.where = where
+
+
+_OWN = os.path.join(os.path.realpath(os.path.join(os.path.dirname(__file__), os.pardir)), "")
+
+
+def user_frame(tb) -> str:
+    """``file:line (`source`)`` of the innermost frame of ``tb`` that is the user's (not
+    jaxcnn's, not an installed package's, not the import machinery's), or ""."""
+    frames = [f for f in traceback.extract_tb(tb)
+              if not os.path.realpath(f.filename).startswith(_OWN)
+              and "site-packages" not in f.filename and not f.filename.startswith("<")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    code = f" (`{f.line.strip()}`)" if f.line and f.line.strip() else ""
+    return f"{f.filename}:{f.lineno}{code}"
+
+
+def _can_alarm() -> bool:
+    return (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+            and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, what: str):
+    """Run the block for at most ``seconds`` (None or <= 0: no limit). Raises ``Stuck``:
+    "{what} did not finish in {seconds} s: stuck at file.py:3 (`while True: pass`)".
+    """
+    if not seconds or seconds <= 0 or not _can_alarm():
+        yield
+        return
+
+    def fire(signum, frame):
+        raise TimeLimit()
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except TimeLimit as exc:
+        where = user_frame(exc.__traceback__)
+        raise Stuck(f"{what} did not finish in {seconds:g} s"
+                    + (f": stuck at {where}" if where else "")
+                    + "; raise the limit with --time-limit SECONDS (0: none)", where) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def progress(what: str, stream=None, after: float = PROGRESS_AFTER):
+    """Print ``what ...`` to ``stream`` (default: nothing) if the block is still running
+    ``after`` seconds later, and how long it took once it is done."""
+    if stream is None:
+        yield
+        return
+    start = time.perf_counter()
+    said = threading.Event()
+
+    def say():
+        said.set()
+        print(f"{what} ...", file=stream, flush=True)
+
+    timer = threading.Timer(after, say)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if said.is_set():
+            print(f"{what}: done in {time.perf_counter() - start:.1f} s", file=stream,
+                  flush=True)
+
+
+__all__ = ["DEFAULT_TIME_LIMIT", "Stuck", "TimeLimit", "progress", "time_limit", "user_frame"]
