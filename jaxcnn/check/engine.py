@@ -785,8 +785,13 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
     if skipped:
         notes.append(f"not returned, allowed for this layer: dL/d{', dL/d'.join(skipped)}")
     reference = layer.reference.name if layer.reference else None
-    return LayerReport(layer.name, layer.kind, layer.style, layer.file, reference, checks,
-                       forward, kinks, notes, time.perf_counter() - start)
+    report = LayerReport(layer.name, layer.kind, layer.style, layer.file, reference, checks,
+                         forward, kinks, notes, time.perf_counter() - start)
+    from jaxcnn.check import sanity  # reentrancy, inputs left alone, only in float32
+
+    sanity.review(layer, report, seed)
+    report.seconds = time.perf_counter() - start
+    return report
 
 
 __all__ = ["Check", "Entry", "LayerReport", "SetResult", "check_layer"]

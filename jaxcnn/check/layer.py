@@ -125,6 +125,11 @@ class Layer(NamedTuple):
     held: ``(args) -> args`` as the layer holds them (a blog layer's float32 parameters
         rounded to float32, returned as float64), for inputs made elsewhere (a chain's);
         None: as given
+    raw: ``(args, static) -> (out, backward)`` like ``vjp``, but running the user's code
+        on the arrays themselves (no copies), with one state across calls of
+        ``backward``: for the checks of ``jaxcnn.check.sanity`` (inputs modified in
+        place, a second backward that answers differently). None: not available (JAX
+        arrays cannot be modified)
     """
 
     name: str
@@ -143,3 +148,4 @@ class Layer(NamedTuple):
     file: str | None = None
     forward_key: object = None
     held: Callable | None = None
+    raw: Callable | None = None

@@ -211,9 +211,9 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
     def forward(args, static):
         return fresh(args).forward(np.array(args[0], copy=True))
 
-    def run_backprop(layer, ct, learn_rate):
+    def run_backprop(layer, ct, learn_rate, copy_ct=True):
         before = [np.array(getattr(layer, attr), dtype=np.float64, copy=True) for attr in slots]
-        ct = np.array(ct, copy=True)
+        ct = np.array(ct, copy=True) if copy_ct else ct
         d_input = layer.backprop(ct, learn_rate) if takes_lr else layer.backprop(ct)
         # A gradient recovered from a float32 parameter's update has float32's precision:
         # returned in that dtype, it gets float32's tolerance.
@@ -249,6 +249,19 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
                                  "once, to this gradient?)"))
         return findings
 
+    def raw(args, static):
+        """One object across calls: each backprop starts from ``args``' parameters (an
+        update is undone), nothing else is reset (a cache, a gradient buffer)."""
+        layer = fresh(args)
+        out = layer.forward(args[0])
+
+        def backward(ct):
+            for attr, value, dtype in zip(slots, args[1:], dtypes, strict=True):
+                setattr(layer, attr, np.array(value, dtype=dtype, copy=True))
+            return run_backprop(layer, ct, LEARN_RATE, copy_ct=False)
+
+        return out, backward
+
     axis_names = {n: s.axis_names.get(n) for n in (*s.arg_names, "out")}
     axis_names["input"] = s.axis_names.get(s.arg_names[0])
     axis_names.update({attr: s.axis_names.get(std) for attr, std in
@@ -260,7 +273,7 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
                  optional=frozenset({arg_names[0]}) if kind.startswith("conv3x3")
                  else frozenset(),
                  recovered=frozenset(slots), extra=extra, file=file,
-                 held=held if narrow else None)
+                 held=held if narrow else None, raw=raw)
 
 
 def _differ(a, b) -> bool:

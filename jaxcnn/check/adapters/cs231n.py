@@ -78,8 +78,12 @@ def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | No
         out, cache = _pair(forward(*_copies(args), *static), forward, "(out, cache)")
         return out, lambda ct: backward(np.array(ct, copy=True), cache)
 
+    def raw(args, static):
+        out, cache = _pair(forward(*args, *static), forward, "(out, cache)")
+        return out, lambda ct: backward(ct, cache)
+
     return Layer(name or forward.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
-                 input_sets, axis_names=s.axis_names, file=file)
+                 input_sets, axis_names=s.axis_names, file=file, raw=raw)
 
 
 def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
@@ -96,8 +100,12 @@ def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
         value, dx = _pair(loss(*_copies(args), *static), loss, "(loss, dx)")
         return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
 
+    def raw(args, static):
+        value, dx = _pair(loss(*args, *static), loss, "(loss, dx)")
+        return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
+
     return Layer(name or loss.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
-                 s.input_sets, axis_names=s.axis_names, file=file)
+                 s.input_sets, axis_names=s.axis_names, file=file, raw=raw)
 
 
 __all__ = ["from_cs231n", "from_cs231n_loss"]
