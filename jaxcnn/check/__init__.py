@@ -10,6 +10,11 @@ forward) and names the kind of every error (``jaxcnn.check.classify.KINDS``)::
                                                  "conv"))
     report.check("w").kind          # "correct", "transposed", "scaled", ...
 
+Files as ``jaxcnn check`` checks them: ``check_file(path) -> FileReport`` (its
+``status`` is the exit status; it shows as a table in Jupyter), and for test suites
+``assert_correct(path | module | Layer | forward, backward)``, which raises
+``AssertionError`` with the table.
+
 Adapters: ``from_blog``, ``from_cs231n``, ``from_cs231n_loss``, ``from_custom_vjp``,
 ``from_jax_pair``, ``from_jax_vjp``. ``find_layers(load_file(path))`` discovers layers
 the way ``jaxcnn check FILE.py`` does.
@@ -21,6 +26,9 @@ from jaxcnn.check.adapters import from_cs231n_loss as from_cs231n_loss
 from jaxcnn.check.adapters import from_custom_vjp as from_custom_vjp
 from jaxcnn.check.adapters import from_jax_pair as from_jax_pair
 from jaxcnn.check.adapters import from_jax_vjp as from_jax_vjp
+from jaxcnn.check.api import FileReport as FileReport
+from jaxcnn.check.api import assert_correct as assert_correct
+from jaxcnn.check.api import check_file as check_file
 from jaxcnn.check.classify import KINDS as KINDS
 from jaxcnn.check.discover import find_layers as find_layers
 from jaxcnn.check.discover import load_file as load_file

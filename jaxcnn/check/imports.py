@@ -62,6 +62,16 @@ def unbuilt_extensions(folder: Path, depth: int = 2) -> dict[str, Path]:
                 walk(e, (*prefix, e.name), level + 1)
 
     walk(folder, (), 0)
+    # also by the package names the folder may be imported under (cs231n.im2col_cython
+    # for cs231n/im2col_cython.pyx, imported by a file inside cs231n/)
+    for name, pyx in list(found.items()):
+        prefix, up = name, folder
+        for _ in range(2):
+            if not up.name.isidentifier():
+                break
+            prefix = f"{up.name}.{prefix}"
+            found.setdefault(prefix, pyx)
+            up = up.parent
     return found
 
 

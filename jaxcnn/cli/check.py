@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Conv3x3), a function or class name (conv_forward_fast, "
                              "conv_backward_fast, Layer_Dense) or a kind (conv)")
     parser.add_argument("--inputs", metavar="SPEC",
-                        help="your own inputs (FILE.py, FILE.py:FUNC or FILE.npz), checked before jaxcnn's: a function (default "
+                        help="your own inputs (FILE.py, FILE.py:FUNC or FILE.npz), checked "
+                             "before jaxcnn's: a function (default "
                              "name `inputs`) returning {layer: [(x, w, b), ...]} or a list "
                              "for every layer (an input may be {'args': (...), 'static': "
                              "(...), 'label': k}); or an .npz with arrays LAYER/ARG or "
