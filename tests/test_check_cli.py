@@ -4,6 +4,7 @@ exit codes, and usage errors as one line with exit 2."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def jaxcnn_check(*args, cwd=ROOT):
+    # this tree's jaxcnn, from any folder (not another checkout's installed one)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     return subprocess.run([sys.executable, "-m", "jaxcnn", "check", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
 
 
 def strict(text: str):
@@ -154,3 +158,37 @@ def test_a_backward_without_its_forward_is_named(tmp_path):
     proc = jaxcnn_check(lone)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "affine_backward: no affine_forward beside it" in proc.stderr
+
+
+def test_json_on_exit_2_is_one_document_and_options_may_follow_files(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("def f():\n    pass\n")
+    proc = jaxcnn_check("a.py", "--json", "b.py", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    doc = strict(proc.stdout)
+    assert doc["ok"] is False and doc["status"] == 2 and doc["layers"] == []
+    assert "no layers found in a.py, b.py" in doc["error"]
+    assert proc.stderr.count("\n") == 1 and "no layers found" in proc.stderr
+    proc = jaxcnn_check("a.py", "--json", "--seed", "x", cwd=tmp_path)  # a usage error too
+    assert proc.returncode == 2 and "invalid int value" in strict(proc.stdout)["error"]
+
+
+def test_a_stuck_import_ends_in_one_line_naming_its_line(tmp_path):
+    (tmp_path / "forever.py").write_text("import time\n\nwhile True:\n    time.sleep(0.01)\n")
+    proc = jaxcnn_check("forever.py", "--time-limit", "3", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "importing forever.py ..."  # said while it runs
+    assert lines[-1].startswith("jaxcnn check: error: importing forever.py did not finish in "
+                                "3 s: stuck at ")
+    assert "forever.py:4 (`time.sleep(0.01)`)" in lines[-1]
+
+
+def test_help_lists_the_exit_codes():
+    from jaxcnn.cli import build_parser
+
+    parser = build_parser("check")
+    sub = next(a for a in parser._actions if getattr(a, "choices", None))
+    text = sub.choices["check"].format_help()
+    assert "exit status: 0 every gradient correct; 1 a gradient is wrong" in text
+    assert "--inputs" in text and "--time-limit" in text

@@ -89,7 +89,7 @@ def time_limit(seconds: float | None, what: str):
 @contextlib.contextmanager
 def progress(what: str, stream=None, after: float = PROGRESS_AFTER):
     """Print ``what ...`` to ``stream`` (default: nothing) if the block is still running
-    ``after`` seconds later, and how long it took once it is done."""
+    ``after`` seconds later, and how long it took once it is done (not when it raised)."""
     if stream is None:
         yield
         return
@@ -107,9 +107,8 @@ def progress(what: str, stream=None, after: float = PROGRESS_AFTER):
         yield
     finally:
         timer.cancel()
-        if said.is_set():
-            print(f"{what}: done in {time.perf_counter() - start:.1f} s", file=stream,
-                  flush=True)
+    if said.is_set():  # (not when the block raised: its error says the rest)
+        print(f"{what}: done in {time.perf_counter() - start:.1f} s", file=stream, flush=True)
 
 
 __all__ = ["DEFAULT_TIME_LIMIT", "Stuck", "TimeLimit", "progress", "time_limit", "user_frame"]
