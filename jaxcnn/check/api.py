@@ -203,15 +203,16 @@ def _load(source, time_limit, log):
 
 def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None,
                   time_limit: float | None = limits.DEFAULT_TIME_LIMIT, log=None,
-                  objects=()) -> FileReport:
+                  progress=None, objects=()) -> FileReport:
     """Check the layers of Python ``files`` (paths), ``modules`` (importable names, as
     ``-m``) and module ``objects``, as ``jaxcnn check`` does.
 
     layers: names to check only (row names, function or class names, kinds; see
         ``aliases``); inputs: ``--inputs`` text (FILE.py[:FUNC] or FILE.npz) or a
         ``inputs.UserInputs``; time_limit: seconds for each import and each layer (None
-        or 0: none); log: a stream for progress ("Found 3 layers", "Skipped ...", a slow
-        import), e.g. ``sys.stderr``; None: quiet.
+        or 0: none); log: a stream for what was found ("Found 3 layers", "Skipped ..."),
+        e.g. ``sys.stdout``; progress: a stream for what a slow import or layer is doing
+        ("importing layers.py ..."), e.g. ``sys.stderr``; None: quiet.
 
     Raises ``CheckUsageError`` (or ``limits.Stuck``) when nothing can be checked: a file
     that cannot be imported, no layers, an unknown ``--layer``, bad inputs, a time limit
@@ -223,9 +224,9 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
         raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
                                        "(e.g. `jaxcnn check -m jaxcnn.reference`)")
     given = inputs_mod.load(inputs) if isinstance(inputs, str) else inputs
-    sources = [_load(("file", str(f)), time_limit, log) for f in files]
-    sources += [_load(("module", m), time_limit, log) for m in modules]
-    sources += [_load(o, time_limit, log) for o in objects]
+    sources = [_load(("file", str(f)), time_limit, progress) for f in files]
+    sources += [_load(("module", m), time_limit, progress) for m in modules]
+    sources += [_load(o, time_limit, progress) for o in objects]
     found_layers, skipped = [], []
     for label, module, file in sources:
         with _guard(f"finding the layers of {label}"):
@@ -262,7 +263,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     for layer in found_layers:
         what = f"checking {layer.name}"
         try:
-            with limits.progress(what, log, after=30.0), _guard(layer.name), \
+            with limits.progress(what, progress, after=30.0), _guard(layer.name), \
                     limits.time_limit(time_limit, what):
                 reports.append(check_layer(layer, seed=seed))
         except JaxcnnError as exc:

@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     log = sys.stderr if args.json else sys.stdout
     try:
         result = api.check_sources(args.files, args.module, layers=args.layer, seed=args.seed,
-                                   inputs=args.inputs, time_limit=args.time_limit, log=log)
+                                   inputs=args.inputs, time_limit=args.time_limit, log=log,
+                                   progress=sys.stderr)
     except JaxcnnError as exc:
         if args.json:  # stdout is one JSON document on every exit
             print(_error_json(str(exc), getattr(exc, "partial", None)))
