@@ -144,7 +144,7 @@ def test_inputs_from_a_python_function_and_an_npz(tmp_path):
 
         def make():
             r = np.random.default_rng(1)
-            return {"affine": [(r.standard_normal((2, 3)), r.standard_normal((3, 4)),
+            return {"affine_forward": [(r.standard_normal((2, 3)), r.standard_normal((3, 4)),
                                 np.ones(4)),
                                {"args": (np.ones((1, 3)), np.eye(3), np.zeros(3))}]}
         """)

@@ -38,6 +38,7 @@ from jaxcnn.check import discover, imports, limits, report
 from jaxcnn.check import inputs as inputs_mod
 from jaxcnn.check.engine import Check, LayerReport, check_layer
 from jaxcnn.check.layer import Layer
+from jaxcnn.check.names import aliases, matches
 from jaxcnn.errors import JaxcnnError
 
 
@@ -138,34 +139,13 @@ def _attach(exc: JaxcnnError, **partial) -> JaxcnnError:
     return exc
 
 
-def aliases(layer: Layer) -> set[str]:
-    """The names ``--layer`` accepts for a layer: its row name (with and without the file
-    label), its functions' names (``conv_forward_fast``, ``conv_backward_fast``; ``f_fwd``,
-    ``f_bwd``) and its catalogue kind."""
-    full = layer.name
-    short = full.rpartition(":")[2]
-    names = {full, short, layer.kind}
-    if "_forward" in short:
-        names |= {short.replace("_forward", "_backward"), short.partition("_forward")[0]}
-    elif layer.style == "cs231n":
-        names |= {f"{short}_forward", f"{short}_backward"}
-    elif layer.style == "jax":
-        names |= {f"{short}_fwd", f"{short}_bwd"}
-    return names
-
-
 def _select(layers: list[Layer], wanted) -> list[Layer]:
-    """The layers ``--layer NAME`` names: an exact row name first, else any alias; a
-    CS231n function name with a suffix (``conv_forward_fast``) also picks the row named
-    by its stem when it is the only one. CheckUsageError naming what there is."""
+    """The layers ``--layer NAME`` names: an exact row name first, else any other name
+    (``names.matches``). CheckUsageError naming what there is."""
     picked, unknown = [], []
     for name in wanted:
         exact = [layer for layer in layers if name in (layer.name, layer.name.rpartition(":")[2])]
-        hits = exact or [layer for layer in layers if name in aliases(layer)]
-        if not hits:
-            m = re.fullmatch(r"(\w+?)_(?:forward|backward)\w*", name)
-            hits = [layer for layer in layers if m and layer.style == "cs231n"
-                    and layer.name.rpartition(":")[2] == m.group(1)]
+        hits = exact or [layer for layer in layers if matches(layer, name)]
         if not hits:
             unknown.append(name)
         picked += [layer for layer in hits if layer not in picked]

@@ -36,6 +36,7 @@ import numpy as np
 
 from jaxcnn.check.discover import CheckUsageError
 from jaxcnn.check.layer import InputSet, Layer
+from jaxcnn.check.names import matches
 
 FAMILY = "given"  # the InputSet family of the user's inputs
 PREFIX = "your inputs"
@@ -167,15 +168,20 @@ def _short(name: str) -> str:
 def apply(layers: list[Layer], given: UserInputs) -> tuple[list[Layer], dict[str, int]]:
     """``layers`` with the user's inputs added before jaxcnn's own; and per layer name how
     many were added. CheckUsageError for inputs naming no layer, or of the wrong size."""
-    names = {_short(layer.name) for layer in layers} | {layer.name for layer in layers}
-    unknown = sorted(k for k in given.by_layer if k is not None and k not in names)
+    unknown = sorted(k for k in given.by_layer
+                     if k is not None and not any(matches(layer, k) for layer in layers))
     if unknown:
         raise CheckUsageError(f"--inputs: no layer named {', '.join(unknown)}; the layers "
                               f"are {', '.join(layer.name for layer in layers)}")
     out, counts = [], {}
     for layer in layers:
-        entries = given.by_layer.get(layer.name, given.by_layer.get(
-            _short(layer.name), given.by_layer.get(None)))
+        # by the row name first, then by any other name the layer has, then for all
+        entries = next((given.by_layer[k] for k in (layer.name, _short(layer.name))
+                        if k in given.by_layer), None)
+        if entries is None:
+            entries = next((v for k, v in given.by_layer.items()
+                            if k is not None and matches(layer, k)),
+                           given.by_layer.get(None))
         if not entries:
             out.append(layer)
             continue
