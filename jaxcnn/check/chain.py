@@ -34,7 +34,13 @@ import numpy as np
 
 from jaxcnn.check.autodiff import bind, vjp
 from jaxcnn.check.compare import as_float64, cosine, rel_error
-from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL, classify_gradient
+from jaxcnn.check.engine import (
+    EXACT_TOL,
+    FORWARD_TOL,
+    RECOVERED_TOL,
+    _error_text,
+    classify_gradient,
+)
 from jaxcnn.check.layer import InputSet, Layer
 
 
@@ -97,8 +103,7 @@ def _one(layers, inp: ChainInput, rng) -> dict:
         except Exception as exc:  # the user's forward refused this input: say so, go on
             return {"inputs": inp.name, "family": inp.family, "forward_matches": False,
                     "first_wrong": {"layer": layer.name, "quantity": None, "kind": "error"},
-                    "layers": [{"name": layer.name, "error": f"forward raised "
-                                f"{type(exc).__name__}: {exc}"}],
+                    "layers": [{"name": layer.name, "error": _error_text(exc, "forward")}],
                     "note": f"{layer.name}'s forward raised on this input (layer {k + 1} of "
                             f"{len(layers)}); the layers after it were not run"}
     forward_ok = True
@@ -125,8 +130,8 @@ def _one(layers, inp: ChainInput, rng) -> dict:
             _, backward = layer.vjp(tuple(a.copy() for a in args), inp.statics[k])
             raw = backward(ct.copy())
         except Exception as exc:
-            report["layers"].insert(0, {"name": layer.name, "error": f"{type(exc).__name__}: "
-                                                                     f"{exc}"})
+            report["layers"].insert(0, {"name": layer.name,
+                                        "error": _error_text(exc, "backward")})
             report["first_wrong"] = report["first_wrong"] or {"layer": layer.name,
                                                               "quantity": None, "kind": "error"}
             break
@@ -212,6 +217,8 @@ def summary(chain: dict) -> list[str]:
         if r.get("note"):
             lines.append(f"    {r['note']}")
         for entry in r["layers"]:
+            if entry.get("error"):  # the user's error, with its file and line
+                lines.append(f"    {entry['name']}: {entry['error']}")
             for q, g in entry.get("global", {}).items():
                 if g["max_rel_error"] is not None and g["max_rel_error"] > 1e-8:
                     ratio = g["norm_ratio"]
