@@ -70,6 +70,14 @@ def tanh_backward(dout, cache):
     dout *= 1 - cache ** 2                  # writes into dout only: a note
     return dout
 
+def sigmoid_forward(x):
+    out = 1 / (1 + np.exp(-x))
+    return out, out
+
+def sigmoid_backward(dout, out):
+    out *= 1 - out                          # turns its cache into the derivative
+    return dout * out
+
 class Sigmoid:
     def __init__(self):
         self.grad = None
@@ -89,6 +97,7 @@ def test_inputs_modified_in_place_and_a_backward_that_accumulates(tmp_path):
     assert got[("softmax_loss", "x")] == "modifies-input"
     assert got[("relu", "x")] == "modifies-input"
     assert got[("Sigmoid", "input")] == "not-reentrant"
+    assert got[("sigmoid", "x")] == "not-reentrant"
     assert got[("tanh", "x")] == "correct"  # dout written into: a note, not a failure
     assert any("upstream gradient (dout)" in n for n in result.layer("tanh").notes)
     note = result.layer("softmax_loss").check("x").note
