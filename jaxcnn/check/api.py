@@ -203,7 +203,11 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     if not files and not modules and not objects:
         raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
                                        "(e.g. `jaxcnn check -m jaxcnn.reference`)")
-    given = inputs_mod.load(inputs) if isinstance(inputs, str) else inputs
+    given = inputs
+    if isinstance(inputs, str):
+        what = f"reading --inputs {inputs}"
+        with limits.progress(what, progress), limits.time_limit(time_limit, what):
+            given = inputs_mod.load(inputs)
     sources = [_load(("file", str(f)), time_limit, progress) for f in files]
     sources += [_load(("module", m), time_limit, progress) for m in modules]
     sources += [_load(o, time_limit, progress) for o in objects]
