@@ -35,6 +35,7 @@ from pathlib import Path
 
 from jaxcnn.check import chain as chain_mod
 from jaxcnn.check import discover, imports, limits, report
+from jaxcnn.check import html as html_table
 from jaxcnn.check import inputs as inputs_mod
 from jaxcnn.check.engine import Check, LayerReport, check_layer
 from jaxcnn.check.layer import Layer
@@ -127,7 +128,7 @@ class FileReport:
         return self.text()
 
     def _repr_html_(self) -> str:
-        body = report.html(self.layers)
+        body = html_table.table(self.layers)
         extra = [html.escape(line) for c in self.chains for line in chain_mod.summary(c)]
         extra += [html.escape(f"Skipped {n}: {why}") for n, why in self.skipped]
         extra += [html.escape(line) for line in self.summary().splitlines()]

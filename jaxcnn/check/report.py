@@ -102,31 +102,3 @@ def details(reports: list[LayerReport]) -> str:
             out.append(f"  note: {note}")
     return "\n".join(out)
 
-
-def html(reports: list[LayerReport]) -> str:
-    """The table as HTML (what a report shows in a Jupyter notebook): one row per gradient,
-    its kind in green when correct and red when not, then each wrong gradient's note."""
-    import html as _html
-
-    def cell(text, tag="td", style=""):
-        return f"<{tag}{style}>{_html.escape(str(text))}</{tag}>"
-
-    head = "".join(cell(h, "th") for h in ("layer", "quantity", "kind", "max rel err",
-                                           "worst entries (hand vs reference)", "note"))
-    rows = []
-    for r in reports:
-        for c in r.checks:
-            kind = c.kind + (f" ({c.rule})" if c.kind == "correct" and c.rule else "")
-            kind += f" x{c.scale:.4g}" if c.kind == "scaled" and c.scale is not None else ""
-            color = ' style="color:#1a7f37"' if c.ok else ' style="color:#cf222e"'
-            rows.append("<tr>" + cell(r.name) + cell(c.quantity) + cell(kind, "td", color)
-                        + cell(_num(c.max_rel_error)) + cell("" if c.ok else worst_text(c))
-                        + cell("" if c.ok else c.note) + "</tr>")
-        if not r.checks:
-            rows.append("<tr>" + cell(r.name) + cell("-") + cell("error") + cell("-")
-                        + cell("") + cell("; ".join(r.notes)) + "</tr>")
-    notes = [f"{r.name}: {n}" for r in reports for n in r.notes]
-    foot = ("<ul>" + "".join(f"<li>{_html.escape(n)}</li>" for n in notes) + "</ul>"
-            if notes else "")
-    return (f'<table class="jaxcnn-check"><thead><tr>{head}</tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>" + foot)

@@ -133,10 +133,9 @@ def call_findings(layer, s, seed: int) -> tuple[dict, list[str]]:
     return findings, notes
 
 
-def _only_float32(layer, report, seed: int) -> None:
-    """Note the gradients that fail only on float32 sets and pass those sets in float64."""
-    from jaxcnn.check import engine
-
+def _only_float32(layer, report, seed: int, check_set) -> None:
+    """Note the gradients that fail only on float32 sets and pass those sets in float64
+    (``check_set(input_set, rng) -> per-argument results``, the engine's exact check)."""
     sets = {s.name: s for s in layer.input_sets(seed)}
     for c in report.checks:
         if c.ok:
@@ -145,13 +144,10 @@ def _only_float32(layer, report, seed: int) -> None:
         if not failing or not all(sets.get(r.inputs) is not None
                                   and sets[r.inputs].dtype == "float32" for r in failing):
             continue
-        opts = {"numeric": "none", "fd_seconds": engine.FD_SECONDS, "directions": 0,
-                "memo": None}
         try:
             with np.errstate(all="ignore"):
-                again = [engine._check_set(layer, sets[r.inputs]._replace(dtype="float64"),
-                                           np.random.default_rng(seed), opts)[0]
-                         for r in failing]
+                again = [check_set(sets[r.inputs]._replace(dtype="float64"),
+                                   np.random.default_rng(seed)) for r in failing]
         except Exception:
             continue
         i = layer.arg_names.index(c.quantity)
@@ -161,12 +157,14 @@ def _only_float32(layer, report, seed: int) -> None:
                       + c.note)
 
 
-def review(layer, report, seed: int = 0) -> None:
-    """Apply the checks of the module docstring to ``report`` (in place)."""
+def review(layer, report, seed: int, check_set) -> None:
+    """Apply the checks of the module docstring to ``report`` (in place).
+    ``check_set(input_set, rng)``: the engine's per-argument results for one input set,
+    to run a float32 set again in float64."""
     import jax
 
     with jax.enable_x64(True):
-        _only_float32(layer, report, seed)
+        _only_float32(layer, report, seed, check_set)
     if layer.raw is None:
         return
     s = _first_run_set(layer, report, seed)
