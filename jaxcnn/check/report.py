@@ -101,4 +101,3 @@ def details(reports: list[LayerReport]) -> str:
         for note in r.notes:
             out.append(f"  note: {note}")
     return "\n".join(out)
-
