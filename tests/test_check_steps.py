@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxcnn.check import check_layer, from_blog, from_cs231n
+from jaxcnn.check import check_layer, from_blog, from_cs231n, from_cs231n_loss
 from jaxcnn.check.layer import InputSet, Layer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,9 +112,13 @@ def _conv(m):
     return from_cs231n(m.conv_forward_naive, m.conv_backward_naive, "conv")
 
 
+def _loss(m):
+    return from_cs231n_loss(m.softmax_loss, "softmax_loss")
+
+
 CASES = [  # (layer, old line, new line, name, kind)
-    (_batchnorm, "dsqrtvar = -1. / (sqrtvar ** 2) * divar", "dsqrtvar = 1. / (sqrtvar ** 2) * divar",
-     "dsqrtvar", "sign-flipped"),
+    (_batchnorm, "dsqrtvar = -1. / (sqrtvar ** 2) * divar",
+     "dsqrtvar = 1. / (sqrtvar ** 2) * divar", "dsqrtvar", "sign-flipped"),
     (_batchnorm, "    dx = dx1 + dx2\n", "    dx = dx1\n", "dx", "missing-accumulation"),
     (_batchnorm, "divar = np.sum(dxhat * xmu, axis=0)", "divar = np.mean(dxhat * xmu, axis=0)",
      "divar", "scaled"),
@@ -125,6 +129,12 @@ CASES = [  # (layer, old line, new line, name, kind)
     (_conv, "dx = dx_pad[:, :, pad:pad + H, pad:pad + W]", "dx = dx_pad[:, :, :H, :W]", "dx", None),
     (_lstm, "da = np.hstack((di * i * (1 - i), df * f * (1 - f),",
      "da = np.hstack((df * f * (1 - f), di * i * (1 - i),", "da", None),
+    (_loss, "dlogprobs[np.arange(n), y] = -1.0 / n", "dlogprobs[np.arange(n), y] = -1.0",
+     "dlogprobs", "scaled"),
+    (_loss, "dcounts_sum = (-counts_sum ** -2) * dcounts_sum_inv",
+     "dcounts_sum = (counts_sum ** -2) * dcounts_sum_inv", "dcounts_sum", "sign-flipped"),
+    (_network, "dZ1 = np.multiply(dA1, np.int64(A1 > 0))",
+     "dZ1 = np.multiply(dA1, np.int64(Z1 < 0))", "dZ1", None),
     (_network, "db1 = 1. / m * np.sum(dZ1, axis=1, keepdims=True)",
      "db1 = np.sum(dZ1, axis=1, keepdims=True)", "db1", "scaled"),
 ]
@@ -147,7 +157,7 @@ def test_the_first_wrong_line_is_named(tmp_path, make, old, new, name, kind):
     assert all(c.first_wrong_intermediate is None for c in report.checks if c.ok)
 
 
-@pytest.mark.parametrize("make", [_batchnorm, _layernorm, _conv, _lstm, _network])
+@pytest.mark.parametrize("make", [_batchnorm, _layernorm, _conv, _lstm, _network, _loss])
 def test_a_correct_backward_gets_no_first_wrong_step(tmp_path, make):
     module, _ = _module(FIXTURE, tmp=tmp_path)
     report = check_layer(make(module))

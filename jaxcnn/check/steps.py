@@ -430,6 +430,7 @@ class _Truth:
                  rng: np.random.Generator, judges: dict, params: list,
                  run_output: Callable[[], object]):
         self.run_output = run_output
+        self.same_function = False  # the forward and the backward are one function
         self.judges = judges
         self.params = params  # the forward's argument names, in order (self excluded)
         self.run = run
@@ -450,7 +451,10 @@ class _Truth:
                 out.setdefault(key[1], []).append(key)
         for keys in out.values():
             keys.sort(key=lambda k: (k[2], k[0]))
-        return out
+        # ``dlogprobs`` beside ``logprobs`` (a loss that computes its gradient in the same
+        # function) is a gradient, not a forward quantity
+        return {n: ks for n, ks in out.items()
+                if not any(g in out for g in _gradient_of(n))}
 
     def sample_counts(self) -> set[float]:
         """Sizes > 1 of the forward's array arguments' axes: the sample counts a sum over
@@ -691,6 +695,7 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
             params = params[1:]
         truth = _Truth(loss, forward_state, budget, np.random.default_rng(seed),
                        arg_judges or {}, params, run_forward)
+        truth.same_function = b_fn is f_fn
         return _analyse(truth, backward_state.events, b_fn)
 
 
@@ -701,19 +706,13 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
     reads, under = _read_names(b_fn)
     right: list[str] = []
     status: dict[str, str] = {}
+    # Steps that are n x their true value, n a sample count: a sum over samples whose mean
+    # is taken later (the specialisation's dZ = A - Y) once a step computed from them is
+    # right; until then, the origin of a factor n that a later step still carries.
+    pending: dict[str, tuple] = {}  # name -> (step, finding, want)
     ordered = _steps(events)
-    for k, step in enumerate(ordered):
-        later = any(t.name == step.name for t in ordered[k + 1:])
-        verdict = _judge(step, names, values, truth, later)
-        if verdict is None:
-            status.setdefault(step.name, "unknown")
-            continue
-        ok, expected, finding, want = verdict
-        if ok:
-            status[step.name] = "right"
-            if expected.startswith("dL/d") and step.name not in right:
-                right.append(step.name)
-            continue
+
+    def found(step, expected, finding, want):
         line = _blame(step, _wrong_entries(step.value, want))
         read = [n for n in reads.get(line, []) if n != step.name]
         unchecked = tuple(n for n in read if status.get(n) == "unknown")
@@ -721,6 +720,39 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
         return FirstWrong(step.name, line, file, _statement(file, line), finding.kind,
                           finding.scale, expected, tuple(right), unchecked,
                           _statement(file, cond) if cond else None, finding.note)
+
+    for k, step in enumerate(ordered):
+        later = any(t.name == step.name for t in ordered[k + 1:])
+        verdict = _judge(step, names, values, truth, later)
+        if verdict is None:
+            status.setdefault(step.name, "unknown")
+            continue
+        ok, expected, finding, want = verdict
+        read = set(reads.get(step.lines[-1][0], [])) | set(reads.get(step.line, []))
+        if ok and finding is not None:  # n x the true value: pending
+            pending[step.name] = (step, finding, want, expected)
+            status[step.name] = "right"
+            continue
+        if ok:
+            if read & set(pending):  # computed from a pending sum, and right: a convention
+                pending.clear()
+            status[step.name] = "right"
+            if expected.startswith("dL/d") and step.name not in right:
+                right.append(step.name)
+            continue
+        if pending:
+            # the factor n started at the first pending step
+            origin, why, origin_want, origin_expected = next(iter(pending.values()))
+            n = why.scale
+            again = _judge(step._replace(value=np.asarray(step.value) / n), names, values,
+                           truth, later)
+            if again is not None and again[0]:
+                right[:] = [r for r in right if r not in pending]
+                return found(origin, origin_expected, why._replace(
+                    note=f"{why.note}; every step computed from it carries the factor "
+                         f"{n:g} (first seen wrong at line {step.line}): a division by the "
+                         "sample count missing?"), origin_want)
+        return found(step, expected, finding, want)
     return None
 
 
@@ -748,7 +780,8 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     hand = np.asarray(value, np.float64)
     bare = step.name[5:] if step.name.startswith("self.") else step.name
     # A forward quantity the backward recomputes (xhat, std): its forward value.
-    if bare in names and step.how == "def" and not step.name.startswith(("return", "self.")):
+    if bare in names and step.how == "def" and not truth.same_function and \
+            not step.name.startswith(("return", "self.")):
         keys = [k for k in names[bare] if values[k].shape == hand.shape]
         if keys:
             want = values[keys[-1]]
@@ -849,9 +882,9 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     if (finding.kind == "scaled" and key[0] == "def" and finding.scale is not None
             and any(abs(finding.scale - n) <= 1e-6 * n for n in truth.sample_counts())):
         # dZ = A - Y of the deep-learning specialisation: the gradient of the summed
-        # loss, the 1/m of a mean applied where the parameter gradients are formed
-        return True, f"{finding.scale:.6g} x {expected} (a sum over samples; the mean is " \
-            "taken later)", None, None
+        # loss, the 1/m of a mean applied where the parameter gradients are formed; or a
+        # 1/m forgotten: decided by the steps computed from it (see _analyse)
+        return True, expected, finding, t
     return False, expected, finding, t
 
 
