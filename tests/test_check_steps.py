@@ -223,3 +223,24 @@ def test_no_source_no_analysis_and_a_note():
                                      "relu"))
     assert not report.ok and report.first_wrong_step is None
     assert any("first wrong step not analysed" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_jax_custom_vjp_backward_is_analysed_too(tmp_path, bug):
+    from jaxcnn.check import from_custom_vjp
+
+    old = "          - xhat * jnp.sum(dxhat * xhat, axis=1, keepdims=True)) / (D * std)"
+    new = old.replace("- xhat", "+ xhat")
+    module, line = _module(ROOT / "tests" / "fixtures" / "staged_jax.py",
+                           old if bug else None, new if bug else None, tmp_path)
+    r = _rng()
+    layer = from_custom_vjp(module.layernorm, arg_names=("x", "gamma", "beta"),
+                            inputs=[(r.standard_normal((3, 5)), r.standard_normal(5),
+                                     r.standard_normal(5))])
+    report = check_layer(layer)
+    if not bug:
+        assert report.ok and report.first_wrong_step is None
+        return
+    first = report.first_wrong_step
+    assert first.name == "dx" and first.line == line - 1, first.text()  # the statement's start
+    assert first.right_before == ("dbeta", "dgamma", "dxhat")

@@ -318,9 +318,18 @@ def _instrumented_code(fn: types.FunctionType, tap: str, record: str) -> types.C
 
 
 def _is_float_array(value) -> bool:
+    """A float NumPy array or scalar, or a concrete JAX array (a custom_vjp's fwd and bwd
+    run eagerly under ``jax.vjp``; a tracer is not a value)."""
     if isinstance(value, (float, np.floating)):
         return True
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "f"
+    if type(value).__module__.startswith("jax") and hasattr(value, "dtype"):
+        try:
+            return np.dtype(value.dtype).kind == "f" and np.asarray(value) is not None
+        except Exception:  # a tracer
+            return False
+    return False
 
 
 class _State:
@@ -344,9 +353,11 @@ class _State:
             if key not in self.values and _is_float_array(value):
                 self.values[key] = np.array(value, dtype=np.float64, copy=True)
         if self.active is not None and key == self.active:
-            return self.replacement.copy() if isinstance(value, np.ndarray) else \
-                self.replacement.reshape(()).item() if isinstance(value, float) else \
-                type(value)(self.replacement.reshape(()).item())
+            if isinstance(value, float):
+                return self.replacement.reshape(()).item()
+            if isinstance(value, np.floating):
+                return type(value)(self.replacement.reshape(()).item())
+            return self.replacement.copy()  # a NumPy or JAX array
         return value
 
     def record(self, name, line, how, value):
