@@ -234,6 +234,7 @@ class _Instrument(ast.NodeTransformer):
     def visit_Return(self, node):
         if node.value is None:
             return node
+        node.value = self._tap_uses(node.value, node.lineno)  # an output's own path
         node.value = ast.copy_location(ast.Call(
             ast.Name(self.record, ast.Load()),
             [ast.Constant("return"), ast.Constant(node.lineno + self.offset),
@@ -442,6 +443,7 @@ class _Truth:
                  run_output: Callable[[], object]):
         self.run_output = run_output
         self.same_function = False  # the forward and the backward are one function
+        self.claimed: set[str] = set()
         self.judges = judges
         self.params = params  # the forward's argument names, in order (self excluded)
         self.run = run
@@ -722,6 +724,9 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
     # right; until then, the origin of a factor n that a later step still carries.
     pending: dict[str, tuple] = {}  # name -> (step, finding, want)
     ordered = _steps(events)
+    # forward names a backward variable is named for exactly (dprev_c for prev_c): an
+    # abbreviation (dc) is not read as one of them
+    truth.claimed = {x for step in ordered for x in _gradient_of(step.name) if x in names}
 
     def found(step, expected, finding, want):
         line = _blame(step, _wrong_entries(step.value, want))
@@ -820,12 +825,35 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     if not targets:  # an abbreviation: the only forward name of this shape it shortens
         for x in wanted:
             found = [(n, ks[-1]) for n, ks in names.items() if n != x and
-                     (n.startswith(x) or (len(n) > 1 and x.startswith(n)))
+                     n not in truth.claimed and (n.startswith(x) or (len(n) > 1 and x.startswith(n))
+                      or x in n.split("_")[1:])  # c for next_c
                      and values[ks[-1]].shape == hand.shape]
             if len(found) == 1:
                 targets = found
                 break
     if not targets:
+        # named for a forward quantity of another shape: right if it broadcasts as that
+        # quantity would ((D,) for (1, D)); the right values in the wrong layout ((N,) for
+        # (N, 1), a keepdims lost) are a wrong step
+        for x in wanted:
+            for k in names.get(x, [])[::-1]:
+                shape = values[k].shape
+                t = truth.cotangent(k) if values[k].size == hand.size else None
+                if t is None:
+                    continue
+                try:
+                    aligned = np.broadcast_to(hand, shape)
+                except ValueError:
+                    aligned = None
+                if aligned is not None and (_compare(aligned, t) or 0.0) <= TOL and \
+                        _compare(aligned, t) is not None:
+                    return True, f"dL/d{x}", None, None
+                err = _compare(hand.reshape(shape), t)
+                if err is not None and err <= TOL:
+                    return False, f"dL/d{x}", cls.Finding(
+                        "wrong-shape", note=f"the right values in shape {hand.shape} where "
+                        f"{x} has {shape}: broadcasting pairs them with the wrong axis (a "
+                        "keepdims=True lost?)"), None
         # the final value of a parameter's gradient, in another shape than the parameter
         other = [(x, k) for x in wanted for k in names.get(x, [])
                  if k[0] in ("arg", "attr", "param")]
@@ -875,10 +903,12 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
             return True, f"{expected} through line {', '.join(map(str, path))}", None, None
         missing = [u[2] for u, p in zip(uses, parts, strict=True)
                    if u[2] not in path and np.any(p[1][p[2]] != 0)]
+        rest = (f"the part through line {', '.join(map(str, missing))}" if missing else
+                "the rest")
         return False, expected, cls.Finding(
             "missing-accumulation", note=f"it holds only the part of {expected} that flows "
-            f"through line {', '.join(map(str, path))}; the part through line "
-            f"{', '.join(map(str, missing))} is missing (a sum over paths kept one term)"), None
+            f"through line {', '.join(map(str, path))}; {rest} is missing (a sum over "
+            "paths kept one term)"), None
     if finding is not None:
         return False, expected, finding, finding.against
     if _compare(value, t) is None:
