@@ -838,7 +838,18 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
         for x in wanted:
             for k in names.get(x, [])[::-1]:
                 shape = values[k].shape
-                t = truth.cotangent(k) if values[k].size == hand.size else None
+                if values[k].size != hand.size:
+                    try:
+                        np.broadcast_shapes(hand.shape, shape)
+                        fits = np.broadcast_shapes(hand.shape, shape) == shape
+                    except ValueError:
+                        fits = False
+                    if not fits and not later:
+                        return False, f"dL/d{x}", cls.Finding(
+                            "wrong-shape", note=f"shape {hand.shape} where {x} has "
+                            f"{shape}: a sum over the wrong axis?"), None
+                    continue
+                t = truth.cotangent(k)
                 if t is None:
                     continue
                 try:
