@@ -20,6 +20,7 @@ inside a scoped ``jax.enable_x64(True)``, so the switch never leaks to the calle
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import math
 import time
@@ -31,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.check import classify as cls
-from jaxcnn.check import numeric
+from jaxcnn.check import numeric, steps
 from jaxcnn.check.autodiff import bind, vjp, vjp_many
 from jaxcnn.check.compare import Entry, as_float64, cosine, rel_error, scale, worst_entries
 from jaxcnn.check.layer import Alternate, InputSet, Layer
@@ -89,6 +90,7 @@ class Check:
     note: str
     oracle: str  # "exact" or "numeric"
     inputs: list[SetResult]
+    first_wrong_intermediate: dict | None = None  # see jaxcnn.check.steps.FirstWrong
 
     @property
     def ok(self) -> bool:
@@ -109,6 +111,7 @@ class LayerReport:
     kinks: list[dict]
     notes: list[str]
     seconds: float
+    first_wrong_step: steps.FirstWrong | None = None
 
     @property
     def ok(self) -> bool:
@@ -728,7 +731,8 @@ def _compact(notes: list[str]) -> list[str]:
 
 def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
                 numeric: str = "entries", directions: int = DIRECTIONS,
-                memo: dict | None = None) -> LayerReport:
+                memo: dict | None = None,
+                steps_budget: int = steps.MAX_EVALUATIONS) -> LayerReport:
     """Check every differentiable argument of ``layer`` on each of its input sets.
 
     ``seed`` draws the inputs and cotangents. The numeric oracle differentiates the
@@ -739,6 +743,8 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
     ``memo``: a dict shared by the calls of one run, so that directional differences of
     a forward that several layers share (``Layer.forward_key``) on the same inputs are
     taken once; it holds nothing between runs. ValueError for another ``numeric``.
+    ``steps_budget``: forward evaluations for finding the first wrong step of a wrong
+    backward (``jaxcnn.check.steps``; 0: not looked for).
 
     Returns a ``LayerReport``; never raises for errors in the user's code (they become
     checks of kind ``error``). Runs inside ``jax.enable_x64(True)``.
@@ -780,19 +786,115 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
                     r.note = (f"{r.note}, though it ran on {other.name} (same ranks and "
                               "settings): a bug in the forward for this shape")
     checks = [_aggregate(name, rs) for name, rs in per_arg.items() if rs]
+    first = None
+    if steps_budget and layer.sources and any(c.kind not in _NOT_STEPS for c in checks):
+        with jax.enable_x64(True):
+            wrong_sets = [s for s, _, results in ran if any(
+                r is not None and r.kind not in _NOT_STEPS for r in results)]
+            first, why = _first_wrong_step(layer, wrong_sets, seed, steps_budget)
+        if why:
+            notes.append(why)
+        for c in checks:
+            if first is not None and c.kind != "correct":
+                c.first_wrong_intermediate = first.to_json()
     notes = _compact(notes)
     skipped = [name for name, rs in per_arg.items() if not rs]
     if skipped:
         notes.append(f"not returned, allowed for this layer: dL/d{', dL/d'.join(skipped)}")
     reference = layer.reference.name if layer.reference else None
     report = LayerReport(layer.name, layer.kind, layer.style, layer.file, reference, checks,
-                         forward, kinks, notes, time.perf_counter() - start)
+                         forward, kinks, notes, time.perf_counter() - start, first)
     from jaxcnn.check import sanity  # reentrancy, inputs left alone, only in float32
 
     exact_only = dict(opts, numeric="none", memo=None)
     sanity.review(layer, report, seed, lambda s, r: _check_set(layer, s, r, exact_only)[0])
     report.seconds = time.perf_counter() - start
     return report
+
+
+
+# Kinds whose cause is not a wrong step (nothing returned, the code raised, no verdict).
+_NOT_STEPS = ("correct", "error", "missing", "inconclusive", "non-finite", NOT_RUN)
+
+
+def _first_wrong_step(layer: Layer, sets: list[InputSet], seed: int, budget: int):
+    """(the first wrong step of the layer's backward, or None; a note when the analysis
+    could not run). Runs on the smallest float64 input set of ``sets`` (those where a
+    gradient was found wrong), then the next smallest; the cotangent
+    is drawn from its own generator (1 for a scalar output: a loss's own gradient)."""
+    sets = sorted((s for s in sets if s.dtype == "float64"),
+                  key=lambda s: sum(np.size(a) for a in s.args))
+    if not sets:
+        return None, None
+    rng = np.random.default_rng([seed, 20])
+    why = None
+    for s in sets[:2]:
+        args64 = tuple(as_float64(a) for a in s.args)
+
+        def hand_args(args64=args64):
+            return tuple(a.copy() for a in args64)
+
+        try:
+            out = as_float64(layer.forward(hand_args(), s.static))
+        except Exception:
+            continue
+        if out.shape == ():
+            ct = np.ones(())
+        elif layer.cotangent is not None:
+            ct = as_float64(layer.cotangent(out, s, rng))
+        else:
+            ct = rng.standard_normal(out.shape)
+        judges = _arg_judges(layer, s, args64, out, ct)
+        try:
+            first = steps.first_wrong(
+                layer.sources[0], layer.sources[1],
+                lambda s=s, h=hand_args: layer.forward(h(), s.static),
+                lambda s=s, h=hand_args, ct=ct: layer.vjp(h(), s.static)[1](ct.copy()),
+                ct, judges, seed, budget)
+        except ValueError as exc:
+            return None, f"first wrong step not analysed: {exc}"
+        except Exception as exc:  # the user's code under re-compilation: never crash
+            why = "first wrong step not analysed: " + _error_text(exc, "your code")
+            continue
+        if first is not None:
+            return first, None
+    return None, why
+
+
+def _arg_judges(layer: Layer, s: InputSet, args64: tuple, out, ct) -> dict:
+    """Per argument name (the layer's, and the user's forward's own parameter names in
+    order), ``judge(hand) -> Finding`` against the exact oracle, when the forward matches
+    the reference on this input set."""
+    if layer.reference is None:
+        return {}
+    ref_out = as_float64(layer.reference.forward(tuple(jnp.asarray(a) for a in args64),
+                                                 s.static))
+    if ref_out.shape != out.shape or rel_error(out, ref_out) > FORWARD_TOL["float64"]:
+        return {}
+    exact = vjp(bind(layer.reference.forward, s.static), args64, ct)
+    alternates = ([] if layer.reference.alternates is None
+                  else layer.reference.alternates(args64, s.static, ct))
+    kinks = layer.reference.kinks(s) if layer.reference.kinks else None
+    params = []
+    try:
+        fn = getattr(layer.sources[0], "__func__", layer.sources[0])
+        params = [p for p in inspect.signature(fn).parameters if p not in ("self", "cls")]
+    except (TypeError, ValueError):
+        pass
+    judges = {}
+    for i, name in enumerate(layer.arg_names):
+        tol = (RECOVERED_TOL if name in layer.recovered else EXACT_TOL)["float64"]
+        mask = kinks.mask[i] if kinks is not None and i < len(kinks.mask) else None
+
+        def judge(hand, i=i, tol=tol, mask=mask):
+            if hand.shape != np.shape(exact[i]):
+                return None
+            return classify_gradient(layer, args64, s.static, ct, i, hand, exact[i],
+                                     alternates, tol, mask, None, exact)
+        judges[name] = judge
+        if i < len(params) and layer.style != "blog":
+            judges.setdefault(params[i], judge)
+    return judges
 
 
 __all__ = ["Check", "Entry", "LayerReport", "SetResult", "check_layer"]

@@ -122,6 +122,10 @@ class Layer(NamedTuple):
     forward_key: the user's forward function itself, when layers share it: finite
         differences of one forward on the same inputs are then computed once per
         ``memo`` (see ``engine.check_layer``)
+    sources: ``(forward_function, backward_function)``, the user's own Python functions
+        (plain functions or methods; the same one for a loss that returns its gradient),
+        whose source the first-wrong-step analysis re-compiles (``jaxcnn.check.steps``);
+        () when there is no Python source to analyse
     held: ``(args) -> args`` as the layer holds them (a blog layer's float32 parameters
         rounded to float32, returned as float64), for inputs made elsewhere (a chain's);
         None: as given
@@ -149,3 +153,4 @@ class Layer(NamedTuple):
     forward_key: object = None
     held: Callable | None = None
     raw: Callable | None = None
+    sources: tuple = ()

@@ -96,6 +96,8 @@ def details(reports: list[LayerReport]) -> str:
                 out.append(f"    axes: {tuple(c.axes)}")
             if c.worst:
                 out.append(f"    worst: {worst_text(c, 5)}")
+        if r.first_wrong_step is not None:
+            out.append("  " + r.first_wrong_step.text())
         for k in r.kinks:
             out.append(f"  ties/kinks on {k['inputs']}: {k['summary']}")
         for note in r.notes:

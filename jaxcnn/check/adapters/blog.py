@@ -273,7 +273,8 @@ def from_blog(obj, kind: str, name: str | None = None, file: str | None = None) 
                  optional=frozenset({arg_names[0]}) if kind.startswith("conv3x3")
                  else frozenset(),
                  recovered=frozenset(slots), extra=extra, file=file,
-                 held=held if narrow else None, raw=raw)
+                 held=held if narrow else None, raw=raw,
+                 sources=(type(obj).forward, type(obj).backprop))
 
 
 def _differ(a, b) -> bool:

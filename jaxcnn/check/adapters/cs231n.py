@@ -83,7 +83,8 @@ def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | No
         return out, lambda ct: backward(ct, cache)
 
     return Layer(name or forward.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
-                 input_sets, axis_names=s.axis_names, file=file, raw=raw)
+                 input_sets, axis_names=s.axis_names, file=file, raw=raw,
+                 sources=(forward, backward))
 
 
 def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
@@ -105,7 +106,8 @@ def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
         return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
 
     return Layer(name or loss.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
-                 s.input_sets, axis_names=s.axis_names, file=file, raw=raw)
+                 s.input_sets, axis_names=s.axis_names, file=file, raw=raw,
+                 sources=(loss, loss))
 
 
 __all__ = ["from_cs231n", "from_cs231n_loss"]

@@ -101,8 +101,15 @@ def _reference(forward: Callable, name: str, kind: str | None) -> Reference:
     return Reference(name, ref_forward, alternates, kinks, subgradient)
 
 
+def _unwrapped(f):
+    """The Python function behind ``jax.jit`` or another wrapper keeping ``__wrapped__``."""
+    while hasattr(f, "__wrapped__"):
+        f = f.__wrapped__
+    return f
+
+
 def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_forward,
-           reference_name, optional=(), forward_key=None):
+           reference_name, optional=(), forward_key=None, sources=()):
     s = spec(kind) if kind else None
     if arg_names is None:
         if s is None:
@@ -117,7 +124,8 @@ def _layer(name, kind, forward, vjp, arg_names, inputs, static, file, reference_
     reference = _reference(reference_forward, reference_name, kind)
     return Layer(name, kind or "custom", "jax", tuple(arg_names), forward, vjp, reference,
                  input_sets, axis_names=s.axis_names if s else None,
-                 optional=frozenset(optional), file=file, forward_key=forward_key)
+                 optional=frozenset(optional), file=file, forward_key=forward_key,
+                 sources=sources)
 
 
 def from_jax_vjp(forward: Callable, f_vjp: Callable, kind: str | None = None,
@@ -156,7 +164,8 @@ def from_jax_pair(forward: Callable, fwd: Callable, bwd: Callable, kind: str | N
         return out, lambda ct: bwd(*static_, res, jnp.asarray(ct, jnp.asarray(out).dtype))
 
     return _layer(name, kind, f, vjp, arg_names, inputs, static, file, forward,
-                  f"jax.vjp of {_function_name(forward)}", forward_key=forward)
+                  f"jax.vjp of {_function_name(forward)}", forward_key=forward,
+                  sources=(_unwrapped(forward), bwd))
 
 
 def from_custom_vjp(f, kind: str | None = None, name: str | None = None,
@@ -177,7 +186,9 @@ def from_custom_vjp(f, kind: str | None = None, name: str | None = None,
         return out, lambda ct: pullback(jnp.asarray(ct, out.dtype))
 
     return _layer(name, kind, forward, vjp, arg_names, inputs, static, file, primal,
-                  f"jax.vjp of {name} without its custom_vjp")
+                  f"jax.vjp of {name} without its custom_vjp",
+                  sources=(_unwrapped(primal), getattr(f, "bwd", None)) if getattr(
+                      f, "bwd", None) is not None else ())
 
 
 __all__ = ["from_custom_vjp", "from_jax_pair", "from_jax_vjp"]

@@ -1,0 +1,1019 @@
+"""Below the layer: the first wrong step (line) of a hand-written backward.
+
+A hand-derived backward is a sequence of steps (the staged batch norm's ``dxhat``,
+``divar``, ``dxmu1``, ``dsqrtvar``, ...). When a layer's gradient is wrong, this module
+finds the earliest step whose value is wrong while everything it was computed from was
+right, the way Karpathy's makemore exercise compares every intermediate with PyTorch's
+``retain_grad()``, but automatically:
+
+1. **Record** the backward's intermediate arrays: the user's backward function is
+   re-compiled from its source with a call after every assignment (``v = ...``,
+   ``v += ...``, ``v[i] = ...``, ``self.dW = ...``) and at every ``return``, which records
+   the value and its line. Nothing else changes: the same code runs, on the same inputs.
+2. **True values.** The forward is re-compiled the same way with a *tap* on every
+   assigned intermediate, every argument, every ``self.param`` it reads, and every use of
+   a local on an assignment's right-hand side. A tap returns its value unchanged, except
+   while one tap is being perturbed: then the cotangent of that intermediate (the
+   gradient of the scalar ``<cotangent, out>`` with respect to it) is the central
+   difference of the user's own forward with respect to the perturbation (kink-aware,
+   ``jaxcnn.check.numeric``). A tap on a *use* gives the contribution of one path only
+   (``dxmu1``, the part of dL/dxmu that flows through ``xhat = xmu * ivar``). This needs
+   no reference and no JAX: the user's forward is the definition of its own intermediates.
+3. **Pair** the backward's values with true quantities: by name (``dX``, ``d_X``,
+   ``d_L_d_X``, ``dL_dX``, ``grad_X``, ``X_grad`` with ``X`` a forward name, an argument
+   or a parameter; ``dX1`` as one path's contribution; an abbreviation such as ``t`` for
+   ``totals`` when it is the only forward name of that shape it abbreviates), and for
+   quantities the backward recomputes (``xhat``, ``std``) against the forward's value.
+   A value that is neither named for nor equal to a true quantity is not judged.
+4. **Report** the first wrong one, in the order the backward ran, with its kind
+   (``jaxcnn.check.classify``'s vocabulary: ``scaled``, ``sign-flipped``,
+   ``transposed``, ...), what it should have been (``dL/dsqrtvar``), and the paired steps
+   before it that were right.
+
+Budgets are counted in forward evaluations, never in seconds, so the result is the same
+at any machine load. Only Python backward passes whose source can be read are analysed.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import itertools
+import linecache
+import re
+import textwrap
+import types
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxcnn.check import classify as cls
+from jaxcnn.check import numeric
+from jaxcnn.check.compare import rel_error, scale
+
+MAX_ENTRIES = 256  # entries of one intermediate differenced (a sample beyond)
+MAX_EVALUATIONS = 6000  # forward evaluations per layer for all true cotangents
+TOL = 1e-5  # relative, against max |true| (central differences, step 1e-6, float64)
+VALUE_TOL = 1e-8  # a forward value the backward recomputes
+_PREFIX = "__jaxcnn_steps_"  # + tap/record + a number: the globals the re-compiled code calls
+
+
+class FirstWrong(NamedTuple):
+    """The first wrong step of a backward (JSON: ``first_wrong_intermediate``).
+
+    name: the variable assigned on that line (``dsqrtvar``); line: its line number in
+    ``file``; code: the line's text; kind / scale: the error's kind in ``KINDS``'
+    vocabulary (``scale`` for ``scaled``); expected: what it should equal
+    (``dL/dsqrtvar``); right_before: the paired steps before it that were right, in the
+    order they ran; unchecked_inputs: names the wrong line reads that could not be
+    paired with a true quantity (the error may enter through them); under: the ``if``
+    line it runs under, when it runs under one; note: one sentence.
+    """
+
+    name: str
+    line: int
+    file: str | None
+    code: str
+    kind: str
+    scale: float | None
+    expected: str
+    right_before: tuple
+    unchecked_inputs: tuple = ()
+    under: str | None = None
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "line": self.line, "file": self.file, "code": self.code,
+                "kind": self.kind, "scale": self.scale, "expected": self.expected,
+                "right_before": list(self.right_before),
+                "unchecked_inputs": list(self.unchecked_inputs), "under": self.under,
+                "note": self.note}
+
+    def text(self) -> str:
+        """One line for the report, e.g. "first wrong step: line 29, `dsqrtvar = ...`:
+        sign-flipped against dL/dsqrtvar (everything before it is right: dxhat, divar)"."""
+        kind = self.kind + (f" x{self.scale:.4g}" if self.kind == "scaled" and self.scale
+                            is not None else "")
+        where = f"line {self.line}, `{self.code}`"
+        if self.under:
+            where += f" (under `{self.under}`)"
+        before = (f"everything before it is right: {', '.join(self.right_before)}"
+                  if self.right_before else "the first step that could be checked")
+        text = f"first wrong step: {where}: {kind} against {self.expected} ({before})"
+        if self.unchecked_inputs:
+            text += (f"; it reads {', '.join(self.unchecked_inputs)}, which could not be "
+                     "checked: the error may enter there")
+        return text
+
+
+# ------------------------------------------------------------------ re-compiling user code
+
+def _function(obj) -> types.FunctionType | None:
+    """The plain function behind ``obj`` (a function, bound method, staticmethod)."""
+    obj = getattr(obj, "__func__", obj)
+    return obj if isinstance(obj, types.FunctionType) else None
+
+
+def _names_in(target) -> list[tuple[str, str]]:
+    """(name, how) for each variable an assignment target binds or modifies."""
+    if isinstance(target, ast.Name):
+        return [(target.id, "def")]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for t in target.elts for n in _names_in(t)]
+    if isinstance(target, ast.Starred):
+        return _names_in(target.value)
+    if isinstance(target, ast.Subscript):
+        base = target.value
+        while isinstance(base, ast.Subscript):
+            base = base.value
+        if isinstance(base, ast.Name):
+            return [(base.id, "mod")]
+        if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and \
+                base.value.id == "self":
+            return [("self." + base.attr, "mod")]
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
+            target.value.id == "self":
+        return [("self." + target.attr, "def")]
+    return []
+
+
+def _load(name: str, node: ast.AST) -> ast.expr:
+    if name.startswith("self."):
+        expr = ast.Attribute(ast.Name("self", ast.Load()), name[5:], ast.Load())
+    else:
+        expr = ast.Name(name, ast.Load())
+    return ast.copy_location(expr, node)
+
+
+def _store(name: str, node: ast.AST) -> ast.expr:
+    if name.startswith("self."):
+        expr = ast.Attribute(ast.Name("self", ast.Load()), name[5:], ast.Store())
+    else:
+        expr = ast.Name(name, ast.Store())
+    return ast.copy_location(expr, node)
+
+
+class _Instrument(ast.NodeTransformer):
+    """After every assignment: ``v = TAP(v, key)`` and ``RECORD(name, line, how, v)``;
+    on every right-hand side: each local ``u`` read becomes ``TAP(u, ("use", u, line))``,
+    each ``self.p`` read becomes ``TAP(self.p, ("attr", p, 0))``; at ``return e``:
+    ``return RECORD("return", line, "return", e)``."""
+
+    def __init__(self, locals_: set[str], offset: int, tap: str, record: str,
+                 params: set[str]):
+        self.params = params
+        self.tap, self.record = tap, record
+        self.locals = locals_
+        self.offset = offset  # added to the parsed source's line numbers: the file's
+
+    def _tap_uses(self, expr: ast.expr, line: int) -> ast.expr:
+        outer = self
+        line += self.offset
+
+        class Uses(ast.NodeTransformer):
+            def visit_Name(self, node):
+                if isinstance(node.ctx, ast.Load) and node.id in outer.locals:
+                    return ast.copy_location(ast.Call(
+                        ast.Name(outer.tap, ast.Load()),
+                        [node, ast.Constant(("use", node.id, line))], []), node)
+                return node
+
+            def visit_Attribute(self, node):
+                if (isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name)
+                        and node.value.id == "self"):
+                    return ast.copy_location(ast.Call(
+                        ast.Name(outer.tap, ast.Load()),
+                        [node, ast.Constant(("attr", node.attr, 0))], []), node)
+                return self.generic_visit(node)
+
+            def visit_Lambda(self, node):  # its own scope
+                return node
+
+        return Uses().visit(expr)
+
+    def _after(self, node, targets) -> list[ast.stmt]:
+        line = node.lineno + self.offset
+        out = []
+        kind = "param" if getattr(node, "jaxcnn_param", False) else "def"
+        for name, how in (n for t in targets for n in _names_in(t)):
+            if how == "def" and not name.startswith("self."):
+                out.append(ast.copy_location(ast.Assign(
+                    [_store(name, node)],
+                    ast.Call(ast.Name(self.tap, ast.Load()),
+                             [_load(name, node), ast.Constant((kind, name, line))], [])),
+                    node))
+            out.append(ast.copy_location(ast.Expr(ast.Call(
+                ast.Name(self.record, ast.Load()),
+                [ast.Constant(name), ast.Constant(line), ast.Constant(how),
+                 _load(name, node)], [])), node))
+        return out
+
+    def visit_Assign(self, node):
+        # ``W1 = parameters["W1"]``: a parameter read from an argument, not computed
+        node.jaxcnn_param = _is_load(node.value, self.params)
+        node.value = self._tap_uses(node.value, node.lineno)
+        return [node, *self._after(node, node.targets)]
+
+    def visit_AnnAssign(self, node):
+        if node.value is None:
+            return node
+        node.value = self._tap_uses(node.value, node.lineno)
+        return [node, *self._after(node, [node.target])]
+
+    def visit_AugAssign(self, node):
+        node.value = self._tap_uses(node.value, node.lineno)
+        after = self._after(node, [node.target])
+        # ``v += e`` on a name is a new state of v (a sum built term by term)
+        for stmt in after:
+            if isinstance(stmt, ast.Expr) and stmt.value.args[2].value == "def":
+                stmt.value.args[2] = ast.Constant("aug")
+        return [node, *after]
+
+    def visit_Return(self, node):
+        if node.value is None:
+            return node
+        node.value = self._tap_uses(node.value, node.lineno)  # an output's own path
+        node.value = ast.copy_location(ast.Call(
+            ast.Name(self.record, ast.Load()),
+            [ast.Constant("return"), ast.Constant(node.lineno + self.offset),
+             ast.Constant("return"),
+             node.value], []), node)
+        return node
+
+    def visit_FunctionDef(self, node):  # nested functions are left as they are
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        return node
+
+
+def _is_load(value, params: set[str]) -> bool:
+    """Whether ``value`` only reads arguments (``parameters["W1"]``, ``p.W``, a tuple of
+    such): the quantity is a parameter of the layer, not computed."""
+    if value is None:
+        return False
+    if isinstance(value, (ast.Tuple, ast.List)):
+        return bool(value.elts) and all(_is_load(v, params) for v in value.elts)
+    while isinstance(value, (ast.Subscript, ast.Attribute)):
+        value = value.value
+    return isinstance(value, ast.Name) and value.id in params
+
+
+def _bound_locals(fn_node: ast.FunctionDef) -> set[str]:
+    names = {a.arg for a in (*fn_node.args.posonlyargs, *fn_node.args.args,
+                             *fn_node.args.kwonlyargs)}
+    for node in ast.walk(fn_node):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+def _instrumented_code(fn: types.FunctionType, tap: str, record: str) -> types.CodeType:
+    """``fn``'s code, re-compiled from its source with taps and records (same lines, same
+    file). ValueError when the source cannot be read or compiled."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as exc:
+        raise ValueError(f"no source for {fn.__qualname__}: {exc}") from None
+    source = textwrap.dedent("".join(lines))
+    tree = ast.parse(source)
+    node = tree.body[0]
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name != \
+            fn.__code__.co_name:
+        raise ValueError(f"the source of {fn.__qualname__} is not a plain def")
+    node.decorator_list = []
+    params = [a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)]
+    first_arg = params[0] if params else None
+    taps = [ast.Assign([ast.Name(p, ast.Store())],
+                       ast.Call(ast.Name(tap, ast.Load()),
+                                [ast.Name(p, ast.Load()),
+                                 ast.Constant(("arg", p, node.lineno + first - 1))], []))
+            for p in params if not (p == first_arg and p in ("self", "cls"))]
+    node = _Instrument(_bound_locals(node), first - 1, tap, record,
+                       set(params)).generic_visit(node)
+    node.body = [*taps, *node.body]
+    freevars = fn.__code__.co_freevars
+    if freevars:  # compile inside a function that binds them, so that they stay free
+        outer = ast.FunctionDef("__jaxcnn_outer__", ast.arguments(
+            [], [ast.arg(v) for v in freevars], None, [], [], None, []),
+            [node, ast.Return(ast.Name(node.name, ast.Load()))], [], None, None, [])
+        tree.body = [outer]
+    else:
+        tree.body = [node]
+    ast.fix_missing_locations(tree)
+    ast.increment_lineno(tree, first - 1)
+    code = compile(tree, fn.__code__.co_filename, "exec")
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        for const in c.co_consts:
+            if isinstance(const, types.CodeType):
+                if const.co_name == fn.__code__.co_name and const.co_freevars == freevars:
+                    return const
+                stack.append(const)
+    raise ValueError(f"could not re-compile {fn.__qualname__}")
+
+
+def _is_float_array(value) -> bool:
+    """A float NumPy array or scalar, or a concrete JAX array (a custom_vjp's fwd and bwd
+    run eagerly under ``jax.vjp``; a tracer is not a value)."""
+    if isinstance(value, (float, np.floating)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "f"
+    if type(value).__module__.startswith("jax") and hasattr(value, "dtype"):
+        try:
+            return np.dtype(value.dtype).kind == "f" and np.asarray(value) is not None
+        except Exception:  # a tracer
+            return False
+    return False
+
+
+class _State:
+    """What the taps and records see: the tap being perturbed, and what was recorded."""
+
+    def __init__(self):
+        self.active = None  # the key being perturbed
+        self.replacement = None  # its value while perturbed
+        self.recording = False
+        self.hits: dict = {}
+        self.values: dict = {}  # key -> value, on the unperturbed forward
+        # (name, line, how) -> [order, value, changed]: the last execution's order and
+        # value, and the entries any execution of that line changed
+        self.events: dict = {}
+        self.last: dict = {}  # name -> its last recorded value
+        self.order = 0
+
+    def tap(self, value, key):
+        if self.recording:
+            self.hits[key] = self.hits.get(key, 0) + 1
+            if key not in self.values and _is_float_array(value):
+                self.values[key] = np.array(value, dtype=np.float64, copy=True)
+        if self.active is not None and key == self.active:
+            if isinstance(value, float):
+                return self.replacement.reshape(()).item()
+            if isinstance(value, np.floating):
+                return type(value)(self.replacement.reshape(()).item())
+            return self.replacement.copy()  # a NumPy or JAX array
+        return value
+
+    def record(self, name, line, how, value):
+        if not self.recording:
+            return value
+        self.order += 1
+        items = [(name, value)]
+        if how == "return":
+            if isinstance(value, (tuple, list)):
+                items = [(f"return[{k}]", v) for k, v in enumerate(value)]
+            elif isinstance(value, dict):
+                items = [(str(k), v) for k, v in value.items()]
+        for n, v in items:
+            if not _is_float_array(v):
+                continue
+            v = np.array(v, dtype=np.float64, copy=True)
+            key = (n, line, how)
+            before = self.last.get(n)
+            if how == "mod" and before is not None and before.shape == v.shape:
+                changed = v != before
+                if key in self.events and self.events[key][2].shape == changed.shape:
+                    changed |= self.events[key][2]
+            else:
+                changed = np.ones(v.shape, bool)
+            self.events[key] = [self.order, v, changed]
+            self.last[n] = v
+        return value
+
+
+@contextlib.contextmanager
+def _instrumented(functions, state: _State):
+    """Swap each function's code for its instrumented version, with the tap and record
+    in its globals, for the duration of the block."""
+    saved = []
+    try:
+        for fn in functions:
+            if any(fn is f for f, _, _ in saved):
+                continue
+            tag = f"{id(state)}_{len(saved)}__"
+            tap, record = _PREFIX + "tap_" + tag, _PREFIX + "record_" + tag
+            code = _instrumented_code(fn, tap, record)
+            g = fn.__globals__
+            saved.append((fn, fn.__code__, (tap, record)))
+            g[tap], g[record] = state.tap, state.record
+            fn.__code__ = code
+        yield
+    finally:
+        for fn, code, names in reversed(saved):
+            fn.__code__ = code
+            for k in names:
+                fn.__globals__.pop(k, None)
+
+
+# ------------------------------------------------------------------ pairing
+
+_PREFIXES = ("d_L_d_", "dL_d_", "dL_d", "dLd", "d_loss_d_", "dloss_d", "grad_", "d_", "d")
+_SUFFIXES = ("_grad", "_gradient", "grad")
+
+
+def _gradient_of(name: str) -> list[str]:
+    """The forward names a backward variable may be the gradient of, most specific first:
+    ``dxhat`` -> ``xhat``; ``d_L_d_t`` -> ``t``; ``W_grad`` -> ``W``; ``self.dweights`` ->
+    ``weights``. A Jacobian such as ``d_out_d_t`` (not of the loss) is none."""
+    bare = name[5:] if name.startswith("self.") else name
+    if re.fullmatch(r"d_(?!L_|loss_)[A-Za-z0-9]+_d_\w+", bare):
+        return []
+    out = []
+    for p in _PREFIXES:
+        if bare.startswith(p) and len(bare) > len(p):
+            out.append(bare[len(p):].lstrip("_"))
+    for s in _SUFFIXES:
+        if bare.endswith(s) and len(bare) > len(s):
+            out.append(bare[:-len(s)].rstrip("_"))
+    return [o for o in dict.fromkeys(out) if o]
+
+
+class _Truth:
+    """The true quantities of one forward run: values, and cotangents on demand."""
+
+    def __init__(self, run: Callable[[], float], state: _State, budget: int,
+                 rng: np.random.Generator, judges: dict, params: list,
+                 run_output: Callable[[], object]):
+        self.run_output = run_output
+        self.same_function = False  # the forward and the backward are one function
+        self.claimed: set[str] = set()
+        self.judges = judges
+        self.params = params  # the forward's argument names, in order (self excluded)
+        self.run = run
+        self.state = state
+        self.budget = budget
+        self.rng = rng
+        self.cache: dict = {}
+
+    def usable(self, key) -> bool:
+        kind = key[0]
+        return key in self.state.values and (kind == "attr" or self.state.hits.get(key) == 1)
+
+    def forward_names(self) -> dict[str, list]:
+        """name -> its keys (args, defs, parameters), in line order."""
+        out: dict[str, list] = {}
+        for key in self.state.values:
+            if key[0] in ("arg", "def", "attr", "param") and self.usable(key):
+                out.setdefault(key[1], []).append(key)
+        for keys in out.values():
+            keys.sort(key=lambda k: (k[2], k[0]))
+        # ``dlogprobs`` beside ``logprobs`` (a loss that computes its gradient in the same
+        # function) is a gradient, not a forward quantity
+        return {n: ks for n, ks in out.items()
+                if not any(g in out for g in _gradient_of(n))}
+
+    def sample_counts(self) -> set[float]:
+        """Sizes > 1 of the forward's array arguments' axes: the sample counts a sum over
+        samples may scale an intermediate by."""
+        return {float(n) for k, v in self.state.values.items() if k[0] == "arg"
+                for n in np.shape(v) if n > 1}
+
+    def jacobian(self, key):
+        if ("jacobian", key) not in self.cache:
+            self.cache[("jacobian", key)] = _jacobian(self, key)
+        return self.cache[("jacobian", key)]
+
+    def uses(self, name: str) -> list:
+        return sorted((k for k in self.state.values if k[0] == "use" and k[1] == name
+                       and self.usable(k)), key=lambda k: k[2])
+
+    def cotangent(self, key):
+        """(indices, values, trusted) of dL/d(key) by central differences, or None when
+        the budget is spent."""
+        if key in self.cache:
+            return self.cache[key]
+        base = self.state.values[key]
+        size = base.size
+        indices = numeric.pick_indices(size, MAX_ENTRIES, None, self.rng)
+        if 2 * len(indices) + 1 > self.budget:
+            self.cache[key] = None
+            return None
+        self.budget -= 2 * len(indices) + 1
+
+        def h(value):
+            self.state.active, self.state.replacement = key, value.reshape(base.shape)
+            try:
+                return self.run()
+            finally:
+                self.state.active = self.state.replacement = None
+
+        fd = numeric.differences(h, base, indices, numeric.step_for(np.float64))
+        trusted = ~fd.kink & np.isfinite(fd.values)
+        self.cache[key] = (indices, fd.values, trusted)
+        return self.cache[key]
+
+
+def _jacobian(truth: _Truth, key) -> np.ndarray | None:
+    """The Jacobian (out.size, key.size) of the layer's output with respect to the
+    intermediate ``key``, by central differences (2 key.size forward calls)."""
+    base = truth.state.values[key]
+    cost = 2 * base.size
+    if base.size > MAX_ENTRIES or cost > truth.budget:
+        return None
+    truth.budget -= cost
+    eps = numeric.step_for(np.float64)
+    columns = []
+    for j in range(base.size):
+        outs = []
+        for sign in (1.0, -1.0):
+            bumped = base.copy().reshape(-1)
+            bumped[j] += sign * eps
+            truth.state.active, truth.state.replacement = key, bumped.reshape(base.shape)
+            try:
+                outs.append(np.asarray(truth.run_output(), np.float64).reshape(-1))
+            finally:
+                truth.state.active = truth.state.replacement = None
+        columns.append((outs[0] - outs[1]) / (2 * eps))
+    return np.stack(columns, axis=1)
+
+
+def _compare(value: np.ndarray, truth, tol=TOL) -> float | None:
+    """Max relative error of ``value`` against a (indices, values, trusted) truth on the
+    trusted entries; None when nothing can be compared (shape, nothing trusted)."""
+    indices, want, trusted = truth
+    flat = np.asarray(value, np.float64).reshape(-1)
+    if trusted.sum() == 0 or flat.size <= int(np.max(indices, initial=0)):
+        return None
+    got = flat[indices][trusted]
+    want = want[trusted]
+    return rel_error(got, want)
+
+
+def _full(truth, shape) -> np.ndarray | None:
+    indices, values, trusted = truth
+    if len(indices) != int(np.prod(shape)) or not trusted.all():
+        return None
+    return values.reshape(shape)
+
+
+# ------------------------------------------------------------------ the analysis
+
+class _Step(NamedTuple):
+    """One state of a backward variable: after a plain assignment (``how`` "def") and
+    every in-place fill of it that follows (``d[i] = ...``: ``lines``, each with the
+    entries it changed), or after ``v += ...`` ("aug"), or a returned value."""
+
+    name: str
+    line: int
+    how: str
+    value: np.ndarray
+    lines: tuple = ()  # ((line, changed mask), ...), the assignment first
+
+
+def _steps(events: dict) -> list[_Step]:
+    """The backward's states in the order they (last) ran. In-place fills of a variable
+    (``d[i, j] = ...`` in a loop) complete the state its assignment started. An all-zeros
+    start of a sum built with ``+=`` is not a step of its own."""
+    ordered = sorted(events.items(), key=lambda kv: kv[1][0])
+    out: list[_Step] = []
+    open_: dict[str, int] = {}  # name -> index in out of its state being filled
+    for (name, line, how), (_, value, changed) in ordered:
+        if how == "mod" and name in open_:
+            k = open_[name]
+            s = out[k]
+            out[k] = s._replace(value=value, lines=(*s.lines, (line, changed)))
+            continue
+        if how in ("def", "mod"):
+            open_[name] = len(out)
+        else:
+            open_.pop(name, None)
+        out.append(_Step(name, line, how, value, ((line, changed),)))
+    kept = []
+    for k, s in enumerate(out):
+        later = [t for t in out[k + 1:] if t.name == s.name]
+        if s.how == "def" and len(s.lines) == 1 and later and not np.any(s.value):
+            continue
+        kept.append(s)
+    return kept
+
+
+def _blame(step: _Step, wrong: np.ndarray | None) -> int:
+    """The line of ``step`` that wrote its wrong entries: the last in-place fill that
+    changed one of them, else the assignment."""
+    if wrong is None or len(step.lines) == 1:
+        return step.lines[-1][0] if step.how == "mod" else step.line
+    for line, changed in reversed(step.lines[1:]):
+        if changed.shape == wrong.shape and np.any(changed & wrong):
+            return line
+    return step.lines[0][0]
+
+
+def _statement(file: str | None, line: int) -> str:
+    text = linecache.getline(file, line).strip() if file else ""
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _read_names(fn: types.FunctionType) -> tuple[dict, dict]:
+    """(line -> names read on the assignment starting there, line -> its ``if`` line)."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return {}, {}
+    reads: dict[int, list[str]] = {}
+    under: dict[int, int] = {}
+
+    def walk(node, cond_line):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                line = child.lineno + first - 1
+                value = child.value if child.value is not None else child
+                names = [n.id for n in ast.walk(value) if isinstance(n, ast.Name)
+                         and isinstance(n.ctx, ast.Load)]
+                names += ["self." + n.attr for n in ast.walk(value) if isinstance(
+                    n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"]
+                if isinstance(child, ast.AugAssign):
+                    names += [n for n, _ in _names_in(child.target)]
+                reads[line] = list(dict.fromkeys(names))
+                if cond_line is not None:
+                    under[line] = cond_line
+            if isinstance(child, ast.If):
+                walk_block(child.body, child.lineno + first - 1)
+                walk_block(child.orelse, cond_line)
+            elif isinstance(child, (ast.For, ast.While, ast.With, ast.Try)):
+                walk(child, cond_line)
+            elif not isinstance(child, (ast.FunctionDef, ast.ClassDef, ast.Lambda)):
+                walk(child, cond_line)
+
+    def walk_block(stmts, cond_line):
+        holder = ast.Module(body=stmts, type_ignores=[])
+        walk(holder, cond_line)
+
+    walk(tree.body[0], None)
+    return reads, under
+
+
+def _subset_sums(parts: list[np.ndarray], limit: int = 4):
+    for r in range(2, min(len(parts), limit) + 1):
+        for combo in itertools.combinations(range(len(parts)), r):
+            yield combo, sum(parts[c] for c in combo)
+
+
+def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
+                run_backward: Callable[[], object], cotangent: np.ndarray,
+                arg_judges: dict | None = None, seed: int = 0,
+                budget: int = MAX_EVALUATIONS) -> FirstWrong | None:
+    """The first wrong step of ``backward_fn``, or None (all paired steps right, or
+    nothing could be paired).
+
+    forward_fn, backward_fn: the user's functions (plain functions or methods) whose
+    source is re-compiled (see the module docstring); they may be the same function (a
+    loss returning its value and gradient together).
+    run_forward: ``() -> out``, runs the user's forward (through ``forward_fn``) on the
+    chosen inputs; run_backward: ``() -> anything``, runs the forward and the backward
+    (through ``backward_fn``) on the same inputs with ``cotangent``.
+    arg_judges: ``{name: judge}`` for the layer's arguments and parameters (the
+    forward's argument names, ``self`` attributes by attribute name): ``judge(hand) ->
+    Finding`` against the engine's exact oracle (which knows the valid tie rules and the
+    layer's known wrong rules); other quantities are judged by central differences.
+    ValueError when a function's source cannot be re-compiled.
+    """
+    f_fn, b_fn = _function(forward_fn), _function(backward_fn)
+    if f_fn is None or b_fn is None:
+        raise ValueError("the forward or backward is not a Python function")
+    ct = np.asarray(cotangent, np.float64)
+    forward_state, backward_state = _State(), _State()
+
+    def loss() -> float:
+        out = np.asarray(run_forward(), np.float64)
+        return float(np.sum(ct * out)) if out.shape == ct.shape else float("nan")
+
+    with _instrumented([f_fn], forward_state):
+        forward_state.recording = True
+        loss()
+        forward_state.recording = False
+        with _instrumented([b_fn], backward_state) if b_fn is not f_fn else \
+                contextlib.nullcontext():
+            if b_fn is f_fn:
+                backward_state = forward_state
+                forward_state.events.clear()
+                forward_state.recording = True
+                hits, values = dict(forward_state.hits), dict(forward_state.values)
+                run_backward()
+                forward_state.hits, forward_state.values = hits, values
+                forward_state.recording = False
+            else:
+                backward_state.recording = True
+                run_backward()
+                backward_state.recording = False
+        params = [p for p in inspect.signature(f_fn).parameters][:]
+        if params and params[0] in ("self", "cls"):
+            params = params[1:]
+        truth = _Truth(loss, forward_state, budget, np.random.default_rng(seed),
+                       arg_judges or {}, params, run_forward)
+        truth.same_function = b_fn is f_fn
+        return _analyse(truth, backward_state.events, b_fn)
+
+
+def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
+    names = truth.forward_names()
+    values = truth.state.values
+    file = b_fn.__code__.co_filename
+    reads, under = _read_names(b_fn)
+    right: list[str] = []
+    status: dict[str, str] = {}
+    # Steps that are n x their true value, n a sample count: a sum over samples whose mean
+    # is taken later (the specialisation's dZ = A - Y) once a step computed from them is
+    # right; until then, the origin of a factor n that a later step still carries.
+    pending: dict[str, tuple] = {}  # name -> (step, finding, want)
+    ordered = _steps(events)
+    # forward names a backward variable is named for exactly (dprev_c for prev_c): an
+    # abbreviation (dc) is not read as one of them
+    truth.claimed = {x for step in ordered for x in _gradient_of(step.name) if x in names}
+
+    def found(step, expected, finding, want):
+        line = _blame(step, _wrong_entries(step.value, want))
+        read = [n for n in reads.get(line, []) if n != step.name]
+        unchecked = tuple(n for n in read if status.get(n) == "unknown")
+        cond = under.get(line)
+        return FirstWrong(step.name, line, file, _statement(file, line), finding.kind,
+                          finding.scale, expected, tuple(right), unchecked,
+                          _statement(file, cond) if cond else None, finding.note)
+
+    for k, step in enumerate(ordered):
+        later = any(t.name == step.name for t in ordered[k + 1:])
+        verdict = _judge(step, names, values, truth, later)
+        if verdict is None:
+            status.setdefault(step.name, "unknown")
+            continue
+        ok, expected, finding, want = verdict
+        read = set(reads.get(step.lines[-1][0], [])) | set(reads.get(step.line, []))
+        if ok and finding is not None:  # n x the true value: pending
+            pending[step.name] = (step, finding, want, expected)
+            status[step.name] = "right"
+            continue
+        if ok:
+            if read & set(pending):  # computed from a pending sum, and right: a convention
+                pending.clear()
+            status[step.name] = "right"
+            if expected.startswith("dL/d") and step.name not in right:
+                right.append(step.name)
+            continue
+        if pending:
+            # the factor n started at the first pending step
+            origin, why, origin_want, origin_expected = next(iter(pending.values()))
+            n = why.scale
+            again = _judge(step._replace(value=np.asarray(step.value) / n), names, values,
+                           truth, later)
+            if again is not None and again[0]:
+                right[:] = [r for r in right if r not in pending]
+                return found(origin, origin_expected, why._replace(
+                    note=f"{why.note}; every step computed from it carries the factor "
+                         f"{n:g} (first seen wrong at line {step.line}): a division by the "
+                         "sample count missing?"), origin_want)
+        return found(step, expected, finding, want)
+    return None
+
+
+def _wrong_entries(value, want) -> np.ndarray | None:
+    """Where ``value`` differs from ``want`` (an array, or a sampled truth), as a mask."""
+    hand = np.asarray(value, np.float64)
+    if want is None:
+        return None
+    if isinstance(want, tuple):
+        indices, values, trusted = want
+        mask = np.zeros(hand.size, bool)
+        off = np.abs(hand.reshape(-1)[indices] - values) > TOL * max(scale(values), 1e-300)
+        mask[indices[off & trusted]] = True
+        return mask.reshape(hand.shape)
+    if np.shape(want) != hand.shape:
+        return None
+    return np.abs(hand - want) > TOL * max(scale(want), 1e-300)
+
+
+def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
+    """(right?, what it should equal, Finding, the true value) for one step, or None
+    when it cannot be paired with a true quantity. ``later``: the backward assigns this
+    name again later (a sum built term by term may hold one path's part first)."""
+    value = step.value
+    hand = np.asarray(value, np.float64)
+    bare = step.name[5:] if step.name.startswith("self.") else step.name
+    # A forward quantity the backward recomputes (xhat, std): its forward value.
+    if bare in names and step.how == "def" and not truth.same_function and \
+            not step.name.startswith(("return", "self.")):
+        keys = [k for k in names[bare] if values[k].shape == hand.shape]
+        if keys:
+            want = values[keys[-1]]
+            if rel_error(hand, want) <= VALUE_TOL:
+                return True, bare, None, None
+            return False, f"{bare} (its forward value)", cls.classify(
+                hand, want, cls.Context(VALUE_TOL)), want
+    jacobian = _jacobian_of(step.name, names, hand.shape)
+    if jacobian is not None:
+        return _judge_row(hand, jacobian, names, truth)
+    wanted = _gradient_of(step.name)
+    if step.name.startswith("return"):  # return[i]: the gradient of argument i
+        k = int(step.name[7:-1]) if step.name.endswith("]") else 0
+        wanted = [truth.params[k]] if k < len(truth.params) else []
+    targets, suffixed = [], False
+    for x in wanted:
+        targets += [(x, k) for k in names.get(x, []) if values[k].shape == hand.shape]
+    if not targets:
+        for x in wanted:
+            stem = x.rstrip("0123456789")
+            if stem != x:
+                suffixed = True
+                targets += [(stem, k) for k in names.get(stem, [])
+                            if values[k].shape == hand.shape]
+    if not targets:  # an abbreviation: the only forward name of this shape it shortens
+        for x in wanted:
+            found = [(n, ks[-1]) for n, ks in names.items() if n != x and
+                     n not in truth.claimed and (n.startswith(x) or (len(n) > 1 and x.startswith(n))
+                      or x in n.split("_")[1:])  # c for next_c
+                     and values[ks[-1]].shape == hand.shape]
+            if len(found) == 1:
+                targets = found
+                break
+    if not targets:
+        # named for a forward quantity of another shape: right if it broadcasts as that
+        # quantity would ((D,) for (1, D)); the right values in the wrong layout ((N,) for
+        # (N, 1), a keepdims lost) are a wrong step
+        for x in wanted:
+            for k in names.get(x, [])[::-1]:
+                shape = values[k].shape
+                if values[k].size != hand.size:
+                    try:
+                        np.broadcast_shapes(hand.shape, shape)
+                        fits = np.broadcast_shapes(hand.shape, shape) == shape
+                    except ValueError:
+                        fits = False
+                    if not fits and not later:
+                        return False, f"dL/d{x}", cls.Finding(
+                            "wrong-shape", note=f"shape {hand.shape} where {x} has "
+                            f"{shape}: a sum over the wrong axis?"), None
+                    continue
+                t = truth.cotangent(k)
+                if t is None:
+                    continue
+                try:
+                    aligned = np.broadcast_to(hand, shape)
+                except ValueError:
+                    aligned = None
+                if aligned is not None and (_compare(aligned, t) or 0.0) <= TOL and \
+                        _compare(aligned, t) is not None:
+                    return True, f"dL/d{x}", None, None
+                err = _compare(hand.reshape(shape), t)
+                if err is not None and err <= TOL:
+                    return False, f"dL/d{x}", cls.Finding(
+                        "wrong-shape", note=f"the right values in shape {hand.shape} where "
+                        f"{x} has {shape}: broadcasting pairs them with the wrong axis (a "
+                        "keepdims=True lost?)"), None
+        # the final value of a parameter's gradient, in another shape than the parameter
+        other = [(x, k) for x in wanted for k in names.get(x, [])
+                 if k[0] in ("arg", "attr", "param")]
+        if other and not later:
+            x, k = other[-1]
+            return False, f"dL/d{x}", cls.Finding(
+                "wrong-shape", note=f"shape {hand.shape} where {x} has "
+                f"{values[k].shape}: a sum over the wrong axis, or a missing reshape?"), None
+        return _by_value(step, names, values, truth)
+    x, key = targets[-1]
+    expected = f"dL/d{x}"
+    judge = truth.judges.get(x) if key[0] in ("arg", "attr", "param") else None
+    finding = t = None
+    if judge is not None:
+        finding = judge(hand)
+        if finding is None:
+            return None
+        if finding.kind == "correct":
+            return True, expected, None, None
+    else:
+        for x_, k in reversed(targets):  # the def it is named for whose cotangent it matches
+            tk = truth.cotangent(k)
+            err = _compare(value, tk) if tk is not None else None
+            if err is not None and err <= TOL:
+                return True, f"dL/d{x_}", None, None
+        t = truth.cotangent(key)
+        if t is None:
+            return None
+    # one path's contribution (dxmu1), or a sum of some of them (dx = dx1 + dx2)
+    uses = [u for u in truth.uses(x) if truth.cotangent(u) is not None]
+    parts = [truth.cotangent(u) for u in uses]
+    path = None
+    for u, p in zip(uses, parts, strict=True):
+        err = _compare(value, p)
+        if err is not None and err <= TOL and np.any(p[1][p[2]] != 0):
+            path = (u[2],)
+            break
+    if path is None and len(parts) >= 2 and all(
+            np.array_equal(p[0], parts[0][0]) for p in parts):
+        for combo, total in _subset_sums([p[1] for p in parts]):
+            err = _compare(value, (parts[0][0], total, np.all([p[2] for p in parts], axis=0)))
+            if err is not None and err <= TOL:
+                path = tuple(uses[c][2] for c in combo)
+                break
+    if path is not None:
+        if suffixed or later:
+            return True, f"{expected} through line {', '.join(map(str, path))}", None, None
+        missing = [u[2] for u, p in zip(uses, parts, strict=True)
+                   if u[2] not in path and np.any(p[1][p[2]] != 0)]
+        rest = (f"the part through line {', '.join(map(str, missing))}" if missing else
+                "the rest")
+        return False, expected, cls.Finding(
+            "missing-accumulation", note=f"it holds only the part of {expected} that flows "
+            f"through line {', '.join(map(str, path))}; {rest} is missing (a sum over "
+            "paths kept one term)"), None
+    if finding is not None:
+        return False, expected, finding, finding.against
+    if _compare(value, t) is None:
+        return None
+    full = _full(t, hand.shape)
+    if full is not None:
+        finding = cls.classify(hand, full, cls.Context(TOL))
+        if finding.kind == "correct":  # within TOL on the whole array after all
+            return True, expected, None, None
+    else:
+        finding = _sampled_finding(hand, t)
+    if (finding.kind == "scaled" and key[0] == "def" and finding.scale is not None
+            and any(abs(finding.scale - n) <= 1e-6 * n for n in truth.sample_counts())):
+        # dZ = A - Y of the deep-learning specialisation: the gradient of the summed
+        # loss, the 1/m of a mean applied where the parameter gradients are formed; or a
+        # 1/m forgotten: decided by the steps computed from it (see _analyse)
+        return True, expected, finding, t
+    return False, expected, finding, t
+
+
+_OUTPUT_NAMES = ("out", "output", "outputs", "y", "probs", "p", "s", "a", "h", "z")
+
+
+def _jacobian_of(name: str, names: dict, shape) -> tuple | None:
+    """(output name, forward key) when ``name`` is a Jacobian row of the layer's output
+    with respect to a forward quantity: ``d_out_d_t`` is d out_i / d t for one i (the
+    blog's softmax), not a gradient of the loss."""
+    bare = name[5:] if name.startswith("self.") else name
+    m = re.fullmatch(r"d_?([A-Za-z][A-Za-z0-9]*)_d_?([A-Za-z]\w*)", bare)
+    if m is None or m.group(1).lower() in ("l", "loss") or m.group(1) in names:
+        return None
+    if m.group(1).lower() not in _OUTPUT_NAMES:
+        return None
+    x = m.group(2)
+    keys = names.get(x) or next((ks for n, ks in names.items()
+                                 if n.startswith(x) or (len(n) > 1 and x.startswith(n))), None)
+    if not keys:
+        return None
+    return m.group(1), x, keys[-1]
+
+
+def _judge_row(hand, jacobian, names, truth):
+    """A Jacobian row ``d out_i / d x`` is right when it equals some row of the output's
+    Jacobian with respect to ``x`` (central differences of the output); else wrong
+    against the row it is closest to."""
+    out_name, x, key = jacobian
+    rows = truth.jacobian(key)
+    if rows is None or rows.shape[1] != hand.size:
+        return None
+    flat = hand.reshape(-1)
+    denominators = np.maximum(np.max(np.abs(rows), axis=1), 1e-300)
+    errors = np.max(np.abs(rows - flat), axis=1) / denominators
+    expected = f"d {out_name}_i / d {x}"
+    if np.any(errors <= TOL * 10):
+        return True, expected, None, None
+    cos = rows @ flat / np.maximum(np.linalg.norm(rows, axis=1) * np.linalg.norm(flat), 1e-300)
+    i = int(np.argmax(cos))
+    want = rows[i].reshape(hand.shape)
+    finding = cls.classify(hand, want, cls.Context(TOL * 10))
+    return False, f"d {out_name}_{i} / d {key[1]} (a row of the output's Jacobian)", finding, \
+        want
+
+
+def _sampled_finding(hand, truth) -> cls.Finding:
+    """Scale or sign from a sample of entries (the intermediate was too large to take
+    every entry)."""
+    indices, want, trusted = truth
+    got = hand.reshape(-1)[indices][trusted]
+    want = want[trusted]
+    norm = float(np.vdot(want, want))
+    if norm > 0:
+        alpha = float(np.vdot(got, want)) / norm
+        if alpha != 0 and rel_error(got, alpha * want, abs(alpha) * scale(want)) <= TOL:
+            if abs(alpha + 1) <= 1e-6:
+                return cls.Finding("sign-flipped", scale=-1.0, note="hand = -true value")
+            text, hint = cls.describe_scale(alpha)
+            return cls.Finding("scaled", scale=alpha, note=f"hand = {text} x true value: {hint}")
+    return cls.Finding("unclassified", note="differs on the sampled entries")
+
+
+def _by_value(step: _Step, names: dict, values: dict, truth: _Truth):
+    """A step not named for any forward quantity is right when it equals one (a forward
+    value, or a cotangent already computed); otherwise it is not judged."""
+    value = np.asarray(step.value, np.float64)
+    for keys in names.values():
+        for k in keys:
+            if values[k].shape == value.shape and rel_error(value, values[k]) <= VALUE_TOL:
+                return True, k[1], None, None
+    for key, t in truth.cache.items():
+        if t is not None and values[key].shape == value.shape:
+            err = _compare(value, t)
+            if err is not None and err <= TOL:
+                return True, f"dL/d{key[1]}", None, None
+    return None
+
+
+__all__ = ["FirstWrong", "first_wrong"]

@@ -1,0 +1,246 @@
+"""The first wrong step of a backward (``jaxcnn.check.steps``): the right line and name
+for one-line bugs planted in staged backward passes, and none on the correct versions."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxcnn.check import check_layer, from_blog, from_cs231n, from_cs231n_loss
+from jaxcnn.check.layer import InputSet, Layer
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "staged_backward.py"
+_count = itertools.count()
+
+
+def _module(path: Path, old: str | None = None, new: str | None = None, tmp: Path | None = None):
+    """``path`` as a fresh module, with the line holding ``old`` replaced by ``new``.
+    Returns (module, the line number of the replaced line or None)."""
+    source = path.read_text()
+    line = None
+    if old is not None:
+        assert source.count(old) == 1, old
+        line = source[:source.index(old)].count("\n") + 1
+        source = source.replace(old, new)
+    target = tmp / f"mutant_{next(_count)}.py"
+    target.write_text(source)
+    spec = importlib.util.spec_from_file_location(target.stem, target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, line
+
+
+def _numeric_layer(name, forward, backward, arg_names, args, static, outputs=1):
+    """A CS231n pair with no catalogue reference (finite differences only), on one input
+    set. ``outputs`` > 1: the forward returns several arrays before its cache; the layer's
+    output is their concatenation along the last axis."""
+    def split(ct, shapes):
+        cuts = np.cumsum([s[-1] for s in shapes])[:-1]
+        return np.split(ct, cuts, axis=-1)
+
+    def fwd(a, st):
+        result = forward(*(v.copy() for v in a), *st)
+        return np.concatenate(result[:outputs], axis=-1) if outputs > 1 else result[0]
+
+    def vjp(a, st):
+        result = forward(*(v.copy() for v in a), *st)
+        outs, cache = result[:outputs], result[outputs]
+        out = np.concatenate(outs, axis=-1) if outputs > 1 else outs[0]
+        shapes = [o.shape for o in outs]
+        return out, lambda ct: backward(*(split(ct, shapes) if outputs > 1 else [ct.copy()]),
+                                        cache)
+
+    sets = [InputSet("random", "random", tuple(args), tuple(static))]
+    return Layer(name, name, "cs231n", tuple(arg_names), fwd, vjp, None, lambda seed: sets,
+                 sources=(forward, backward))
+
+
+def _rng():
+    return np.random.default_rng(3)
+
+
+def _batchnorm(m):
+    r = _rng()
+    return _numeric_layer("batchnorm", m.batchnorm_forward, m.batchnorm_backward,
+                          ("x", "gamma", "beta"),
+                          (r.standard_normal((4, 5)), r.standard_normal(5), r.standard_normal(5)),
+                          ({},))
+
+
+def _layernorm(m):
+    r = _rng()
+    return _numeric_layer("layernorm", m.layernorm_forward, m.layernorm_backward,
+                          ("x", "gamma", "beta"),
+                          (r.standard_normal((3, 5)), r.standard_normal(5), r.standard_normal(5)),
+                          ({},))
+
+
+def _lstm(m):
+    r = _rng()
+    n, d, h = 3, 4, 2
+    args = (r.standard_normal((n, d)), r.standard_normal((n, h)), r.standard_normal((n, h)),
+            r.standard_normal((d, 4 * h)) / 2, r.standard_normal((h, 4 * h)) / 2,
+            r.standard_normal(4 * h))
+    return _numeric_layer("lstm_step", m.lstm_step_forward, m.lstm_step_backward,
+                          ("x", "prev_h", "prev_c", "Wx", "Wh", "b"), args, (), outputs=2)
+
+
+def _network(m):
+    r = _rng()
+    x, y = r.standard_normal((3, 5)), (r.random((1, 5)) > 0.5).astype(float)
+    args = (r.standard_normal((4, 3)), r.standard_normal((4, 1)), r.standard_normal((1, 4)),
+            r.standard_normal((1, 1)))
+    names = ("W1", "b1", "W2", "b2")
+
+    def forward(*a):
+        return m.forward_propagation(x, y, dict(zip(names, a, strict=True)))
+
+    def backward(ct, cache):
+        g = m.backward_propagation(x, y, cache)
+        return tuple(ct * g["d" + n] for n in names)
+
+    layer = _numeric_layer("network", forward, backward, names, args, ())
+    return layer._replace(sources=(m.forward_propagation, m.backward_propagation))
+
+
+def _conv(m):
+    return from_cs231n(m.conv_forward_naive, m.conv_backward_naive, "conv")
+
+
+def _loss(m):
+    return from_cs231n_loss(m.softmax_loss, "softmax_loss")
+
+
+CASES = [  # (layer, old line, new line, name, kind)
+    (_batchnorm, "dsqrtvar = -1. / (sqrtvar ** 2) * divar",
+     "dsqrtvar = 1. / (sqrtvar ** 2) * divar", "dsqrtvar", "sign-flipped"),
+    (_batchnorm, "    dx = dx1 + dx2\n", "    dx = dx1\n", "dx", "missing-accumulation"),
+    (_batchnorm, "divar = np.sum(dxhat * xmu, axis=0)", "divar = np.mean(dxhat * xmu, axis=0)",
+     "divar", "scaled"),
+    (_batchnorm, "dxhat = dgammax * gamma", "dxhat = dgammax * gamma[::-1]", "dxhat", None),
+    (_layernorm, "dxhat = dout * gamma", "dxhat = dout * gamma * 2", "dxhat", "scaled"),
+    (_layernorm, "dgamma = np.sum(dout * xhat, axis=0)", "dgamma = np.sum(dout * xhat, axis=1)",
+     "dgamma", "wrong-shape"),
+    (_conv, "dx = dx_pad[:, :, pad:pad + H, pad:pad + W]", "dx = dx_pad[:, :, :H, :W]", "dx", None),
+    (_lstm, "da = np.hstack((di * i * (1 - i), df * f * (1 - f),",
+     "da = np.hstack((df * f * (1 - f), di * i * (1 - i),", "da", None),
+    (_loss, "dlogprobs[np.arange(n), y] = -1.0 / n", "dlogprobs[np.arange(n), y] = -1.0",
+     "dlogprobs", "scaled"),
+    (_loss, "dcounts_sum = (-counts_sum ** -2) * dcounts_sum_inv",
+     "dcounts_sum = (counts_sum ** -2) * dcounts_sum_inv", "dcounts_sum", "sign-flipped"),
+    (_network, "dZ1 = np.multiply(dA1, np.int64(A1 > 0))",
+     "dZ1 = np.multiply(dA1, np.int64(Z1 < 0))", "dZ1", None),
+    (_network, "db1 = 1. / m * np.sum(dZ1, axis=1, keepdims=True)",
+     "db1 = np.sum(dZ1, axis=1, keepdims=True)", "db1", "scaled"),
+]
+
+
+@pytest.mark.parametrize("make, old, new, name, kind", CASES,
+                         ids=[f"{c[0].__name__[1:]}-{c[3]}" for c in CASES])
+def test_the_first_wrong_line_is_named(tmp_path, make, old, new, name, kind):
+    module, line = _module(FIXTURE, old, new, tmp_path)
+    report = check_layer(make(module))
+    assert not report.ok
+    first = report.first_wrong_step
+    assert first is not None, report.notes
+    assert (first.name, first.line) == (name, line), first.text()
+    if kind is not None:
+        assert first.kind == kind, first.text()
+    assert first.file.endswith(".py") and new.strip().split("\n")[0][:20] in first.code
+    wrong = [c for c in report.checks if not c.ok]
+    assert wrong and all(c.first_wrong_intermediate["line"] == line for c in wrong)
+    assert all(c.first_wrong_intermediate is None for c in report.checks if c.ok)
+
+
+@pytest.mark.parametrize("make", [_batchnorm, _layernorm, _conv, _lstm, _network, _loss])
+def test_a_correct_backward_gets_no_first_wrong_step(tmp_path, make):
+    module, _ = _module(FIXTURE, tmp=tmp_path)
+    report = check_layer(make(module))
+    assert report.ok, [(c.quantity, c.kind) for c in report.checks]
+    assert report.first_wrong_step is None
+
+
+def test_everything_before_the_first_wrong_step_is_listed_right(tmp_path):
+    module, line = _module(FIXTURE, "dsqrtvar = -1. / (sqrtvar ** 2) * divar",
+                           "dsqrtvar = 1. / (sqrtvar ** 2) * divar", tmp_path)
+    first = check_layer(_batchnorm(module)).first_wrong_step
+    assert first.right_before == ("dbeta", "dgammax", "dgamma", "dxhat", "divar", "dxmu1")
+    assert first.expected == "dL/dsqrtvar"
+    assert "first wrong step: line" in first.text() and "sign-flipped" in first.text()
+
+
+def test_the_reports_pool_is_pinned_to_its_equality_mask():
+    from jaxcnn import reference
+
+    report = check_layer(from_blog(reference.MaxPool2(), "maxpool2"))
+    first = report.first_wrong_step
+    source = Path(reference.__file__).read_text().splitlines()
+    assert first.kind == "tie-overcount"
+    assert first.name == "d_L_d_input"
+    assert "d_L_d_out[i, j, f2]" in source[first.line - 1]
+    assert first.under is not None and "==" in first.under
+
+
+def test_the_reports_softmax_with_s_for_s_squared(tmp_path):
+    from jaxcnn import reference
+
+    old = "d_out_d_t = -t_exp[i] * t_exp / (S**2)"
+    module, line = _module(Path(reference.__file__), old, "d_out_d_t = -t_exp[i] * t_exp / S",
+                           tmp_path)
+    rng = np.random.default_rng(0)
+    layer = from_blog(module.Softmax.from_params(rng.standard_normal((12, 10)) / 12,
+                                                 np.zeros(10)), "dense_softmax")
+    report = check_layer(layer)
+    first = report.first_wrong_step
+    assert (first.name, first.line) == ("d_out_d_t", line), first.text()
+    # the correct softmax has none
+    assert check_layer(from_blog(reference.Softmax.from_params(
+        rng.standard_normal((12, 10)) / 12, np.zeros(10)), "dense_softmax")).first_wrong_step \
+        is None
+
+
+def test_the_users_function_is_left_as_it_was(tmp_path):
+    module, _ = _module(FIXTURE, "dsqrtvar = -1. / (sqrtvar ** 2) * divar",
+                        "dsqrtvar = 1. / (sqrtvar ** 2) * divar", tmp_path)
+    code = module.batchnorm_backward.__code__, module.batchnorm_forward.__code__
+    names = set(vars(module))
+    check_layer(_batchnorm(module))
+    assert (module.batchnorm_backward.__code__, module.batchnorm_forward.__code__) == code
+    assert set(vars(module)) == names
+
+
+def test_no_source_no_analysis_and_a_note():
+    namespace: dict = {}
+    exec("import numpy as np\n"  # noqa: S102 - a function without a source file
+         "def relu_forward(x):\n    return np.maximum(x, 0), x\n"
+         "def relu_backward(dout, x):\n    return dout * (x < 0)\n", namespace)
+    report = check_layer(from_cs231n(namespace["relu_forward"], namespace["relu_backward"],
+                                     "relu"))
+    assert not report.ok and report.first_wrong_step is None
+    assert any("first wrong step not analysed" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_jax_custom_vjp_backward_is_analysed_too(tmp_path, bug):
+    from jaxcnn.check import from_custom_vjp
+
+    old = "          - xhat * jnp.sum(dxhat * xhat, axis=1, keepdims=True)) / (D * std)"
+    new = old.replace("- xhat", "+ xhat")
+    module, line = _module(ROOT / "tests" / "fixtures" / "staged_jax.py",
+                           old if bug else None, new if bug else None, tmp_path)
+    r = _rng()
+    layer = from_custom_vjp(module.layernorm, arg_names=("x", "gamma", "beta"),
+                            inputs=[(r.standard_normal((3, 5)), r.standard_normal(5),
+                                     r.standard_normal(5))])
+    report = check_layer(layer)
+    if not bug:
+        assert report.ok and report.first_wrong_step is None
+        return
+    first = report.first_wrong_step
+    assert first.name == "dx" and first.line == line - 1, first.text()  # the statement's start
+    assert first.right_before == ("dbeta", "dgamma", "dxhat")
