@@ -302,6 +302,14 @@ def _per_filter(a: jax.Array, b: jax.Array, contract: tuple[int, int]) -> jax.Ar
     return jax.lax.dot_general(a, b, (((contract[0],), (contract[1],)), ((0,), (0,))))
 
 
+def batch_slices(batch: int) -> tuple[int, int]:
+    """(slices, images per slice) of a mini-batch step: one pass up to ``BATCH_SLICE``
+    images, else the fewest equal slices of at most ``BATCH_SLICE`` (the last one padded
+    when they do not divide the batch: 1024 -> 8 x 128, 1000 -> 8 x 125, 200 -> 2 x 100)."""
+    slices = -(-batch // BATCH_SLICE)
+    return slices, -(-batch // slices)
+
+
 def _manual_grads_sliced(fast: FastParams, images: jax.Array, labels: jax.Array, ties: str):
     """``manual_grads`` of a batch larger than ``BATCH_SLICE``: a ``lax.scan`` over equal
     slices of at most ``BATCH_SLICE`` images (padded with images whose dL/dt is 0 when
@@ -309,8 +317,7 @@ def _manual_grads_sliced(fast: FastParams, images: jax.Array, labels: jax.Array,
     that a slice's arrays stay in cache (measured: batch 1024 in one pass streamed 65 MB
     through DRAM per step, 3x slower per image than batch 128)."""
     batch = images.shape[0]
-    slices = -(-batch // BATCH_SLICE)
-    size = -(-batch // slices)
+    slices, size = batch_slices(batch)
     pad = slices * size - batch
     keep = jnp.arange(slices * size) < batch
     images = jnp.pad(images, ((0, pad), (0, 0), (0, 0))).reshape(slices, size, *images.shape[1:])
