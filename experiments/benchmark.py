@@ -22,7 +22,9 @@ Contenders (all on the 4,000 embedded MNIST training images, 1,000 test images):
 * ``jaxcnn-batch-{32,128,1024}``: mini-batch SGD, one chunk = one epoch of full batches;
 * ``jaxcnn-evaluate``: ``train.make_evaluate()``, forward only, a batch of 1,000;
 * ``torch-per-sample``, ``torch-batch-{32,128}``, ``torch-evaluate``: the same network in
-  PyTorch (``experiments.torch_baseline``), when the ``bench`` extra is installed.
+  PyTorch (``experiments.torch_baseline``), when the ``bench`` extra is installed;
+* ``flax-per-sample-{loop,scan}``, ``flax-batch-{32,128}``: the same network in
+  flax.linen as a JAX user writes it (``experiments.flax_baseline``), same extra.
 
 It also reports the compile time of each jitted function (lower + compile for the
 benchmark's fixed shapes), the cold wall time of ``jaxcnn train`` with its defaults (a
