@@ -21,8 +21,10 @@ Contenders (all on the 4,000 embedded MNIST training images, 1,000 test images):
   ``jaxcnn train --seeds K`` does); the other contenders run on the first device;
 * ``jaxcnn-batch-{32,128,1024}``: mini-batch SGD, one chunk = one epoch of full batches;
 * ``jaxcnn-evaluate``: ``train.make_evaluate()``, forward only, a batch of 1,000;
-* ``torch-per-sample``, ``torch-batch-128``, ``torch-evaluate``: the same network in
-  PyTorch (``experiments.torch_baseline``), when the ``bench`` extra is installed.
+* ``torch-per-sample``, ``torch-batch-{32,128}``, ``torch-evaluate``: the same network in
+  PyTorch (``experiments.torch_baseline``), when the ``bench`` extra is installed;
+* ``flax-per-sample-{loop,scan}``, ``flax-batch-{32,128}``: the same network in
+  flax.linen as a JAX user writes it (``experiments.flax_baseline``), same extra.
 
 It also reports the compile time of each jitted function (lower + compile for the
 benchmark's fixed shapes), the cold wall time of ``jaxcnn train`` with its defaults (a
@@ -69,15 +71,23 @@ COLD_COMMAND = ["-m", "jaxcnn", "train", "--no-progress"]
 
 # Targets for this 2-core CPU, from the issues (name, contender, baseline, threshold).
 # baseline "numpy"/"torch": the contender's per-round ratio to that baseline (torch: at
-# PyTorch's best thread count); "images/s": the contender's own images/s; any other
-# name: the ratio to that contender in the same round.
+# PyTorch's best thread count); "images/s": the contender's own images/s; "roof": its
+# images/s as a fraction of its roof (the Roofline section); any other name: the ratio
+# to that contender in the same round (None when that contender was skipped).
 TARGETS = [
     ("per-sample SGD >= 800x the NumPy reference", "jaxcnn-per-sample-manual", "numpy", 800),
     ("per-sample SGD >= 10x PyTorch per-sample", "jaxcnn-per-sample-manual", "torch", 10),
     ("per-sample SGD, one seed >= 50k images/s", "jaxcnn-per-sample-manual", "images/s",
      50_000),
     ("mini-batch 128 >= 80k images/s", "jaxcnn-batch-128", "images/s", 80_000),
-    ("mini-batch 128 >= 1.5x PyTorch batch 128", "jaxcnn-batch-128", "torch", 1.5),
+    ("mini-batch 32 >= 50% of its roof", "jaxcnn-batch-32", "roof", 0.5),
+    ("mini-batch 128 >= 50% of its roof", "jaxcnn-batch-128", "roof", 0.5),
+    ("mini-batch 128 >= 2x per-sample SGD, one seed", "jaxcnn-batch-128",
+     "jaxcnn-per-sample-manual", 2),
+    ("mini-batch 128 >= mini-batch 32 (images/s)", "jaxcnn-batch-128", "jaxcnn-batch-32", 1),
+    ("mini-batch 1024 >= mini-batch 32 (images/s)", "jaxcnn-batch-1024", "jaxcnn-batch-32", 1),
+    ("mini-batch 128 >= 3x flax batch 128", "jaxcnn-batch-128", "flax-batch-128", 3),
+    ("mini-batch 128 >= 2x PyTorch batch 128 (best threads)", "jaxcnn-batch-128", "torch", 2),
     ("16 seeds on one device >= 1.6x one seed (aggregate images/s)",
      "jaxcnn-per-sample-16-seeds", "jaxcnn-per-sample-manual", 1.6),
     ("16 seeds, seeds sharded over both cores >= 2.5x one seed",
@@ -251,9 +261,10 @@ def step_cost(config: TrainConfig, placement) -> dict | None:
     (``train.seed_group_size`` seeds, vmapped) or one seed's optimizer step on its batch,
     compiled on its own from images already gathered. (The chunk itself cannot be used:
     XLA counts a loop body once, and a gather's operand, the whole 12.5 MB training set,
-    as bytes accessed.) Per image: FLOPs and bytes accessed; ``bytes_per_step``, the bytes
-    that step allocates (``memory_analysis``: arguments, results and temporaries), its
-    working set.
+    as bytes accessed.) A batch step that runs in ``fast.batch_slices`` slices gets the
+    other slices' gradient costs added (XLA counts its scan body once, too). Per image:
+    FLOPs and bytes accessed; ``bytes_per_step``, the bytes that step allocates
+    (``memory_analysis``: arguments, results and temporaries), its working set.
     """
     local = config.seeds // (placement.num_devices if placement.axis == "seeds" else 1)
     group = train.seed_group_size(config, local) if placement.seed_loop == "map" else local
@@ -268,6 +279,14 @@ def step_cost(config: TrainConfig, placement) -> dict | None:
         fn = jax.vmap(step, in_axes=(0, None, None))
     compiled = xla_options.jit(fn).lower(state, x, y).compile()
     costs = _cost(compiled, group * batch)
+    slices, size = fast.batch_slices(batch)
+    if costs and group == 1 and batch > 1 and slices > 1 and config.grad == "manual":
+        # the step's lax.scan over slices: XLA counts its body (one slice) once
+        body = xla_options.jit(lambda p, x, y: fast.GRADIENTS["manual"](p, x, y, config.ties))
+        body = _cost(body.lower(state.params, x[:size], y[:size]).compile(), group * batch)
+        for key in ("flops_per_image", "bytes_per_image"):
+            if body and key in body and key in costs:
+                costs[key] += (slices - 1) * body[key]
     if costs and "bytes_per_image" in costs:
         memory = compiled.memory_analysis()
         # the working set: every buffer the step allocates (arguments, results, XLA's
@@ -348,7 +367,7 @@ def torch_contenders(dataset, params: model.Params, settings: Settings, enabled:
 
     contenders = []
     for threads in TORCH_THREADS:
-        for make in (per_sample, batch, evaluation):
+        for make in (per_sample, lambda: batch(32), batch, evaluation):
             c = make()
             c.name, c.description = (f"{c.name}@{threads}t",
                                      f"{c.description}; {threads} thread(s)")
@@ -370,14 +389,15 @@ def _with_threads(run, threads: int):
 def flax_contenders(dataset, params: model.Params, settings: Settings
                     ) -> tuple[list[Contender], str | None]:
     """The same network in flax.linen as a JAX user writes it (``experiments/
-    flax_baseline.py``): a Python loop per image, lax.scan per image, batch 128."""
+    flax_baseline.py``): a Python loop per image, lax.scan per image, batches of 32 and
+    128."""
     try:
         from experiments import flax_baseline as fb
     except ImportError as exc:
         return [], f"flax is not installed ({exc}); install the bench extra"
     x, y = fb.to_inputs(dataset.train_images, dataset.train_labels)
     n, m, k = x.shape[0], settings.flax_loop_images, settings.steps_per_chunk
-    loop, scan, batch = (fb.Trainer(fb.params_from(*params)) for _ in range(3))
+    loop, scan, batch32, batch128 = (fb.Trainer(fb.params_from(*params)) for _ in range(4))
     offset = [0, 0]
 
     def run_loop():
@@ -390,16 +410,19 @@ def flax_contenders(dataset, params: model.Params, settings: Settings
         scan.per_sample_scan(x[s:s + k], y[s:s + k])
         offset[1] = (s + k) % (n - k + 1)
 
-    steps = settings.torch_batch_steps or n // 128
+    def batches(size: int, trainer) -> Contender:
+        steps = settings.torch_batch_steps or n // size
+        return Contender(f"flax-batch-{size}", "flax", f"the same jitted step on batches of "
+                         f"{size}, {steps} steps per call from a Python loop", steps * size,
+                         lambda: trainer.batch_epoch(x, y, size, steps))
+
     return [
         Contender("flax-per-sample-loop", "flax", "flax.linen Conv/max_pool/Dense, optax.sgd, "
                   "jax.jit on the step, called once per image from a Python loop", m,
                   run_loop),
         Contender("flax-per-sample-scan", "flax", f"the same jitted step in one jitted "
                   f"lax.scan over {k} images", k, run_scan),
-        Contender("flax-batch-128", "flax", f"the same jitted step on batches of 128, "
-                  f"{steps} steps per call from a Python loop", steps * 128,
-                  lambda: batch.batch_epoch(x, y, 128, steps)),
+        batches(32, batch32), batches(128, batch128),
     ], None
 
 
@@ -429,7 +452,7 @@ def build_contenders(dataset, settings: Settings, progress, use_torch: bool = Tr
          TrainConfig(seeds=64), "torch-per-sample"),
     ] + [(f"jaxcnn-batch-{b}", f"mini-batch SGD, batch {b}, one epoch of full batches "
           "(lax.scan) per call",
-          TrainConfig(batch_size=b), "torch-batch-128" if b == 128 else None)
+          TrainConfig(batch_size=b), f"torch-batch-{b}" if b in (32, 128) else None)
          for b in (32, 128, 1024)]
     cpu_devices = jax.devices("cpu")
     if len(cpu_devices) > 1:  # what `jaxcnn train --seeds K` does on a multi-core CPU
@@ -654,17 +677,20 @@ def results(contenders: list[Contender], notes: dict, bandwidth: list[dict] | No
                     "compute_roof_images_per_second": compute_roof,
                     "memory_roof_images_per_second": memory_roof,
                     "bound": "memory" if memory_roof < compute_roof else "compute",
+                    "roof_images_per_second": min(compute_roof, memory_roof),
                     "fraction_of_roof": rate["median"] / min(compute_roof, memory_roof)}
         if c.check is not None:
             row["losses_finite"] = c.check()
         rows.append(row)
     if notes.get("flax_skipped"):
-        for name in ("flax-per-sample-loop", "flax-per-sample-scan", "flax-batch-128"):
+        for name in ("flax-per-sample-loop", "flax-per-sample-scan", "flax-batch-32",
+                     "flax-batch-128"):
             rows.append({"name": name, "group": "flax", "skipped": True,
                          "reason": notes["flax_skipped"], "images_per_second": None,
                          "ratio_to_numpy": None})
     if notes.get("torch_skipped"):
-        for name in ("torch-per-sample", "torch-batch-128", "torch-evaluate"):
+        for name in ("torch-per-sample", "torch-batch-32", "torch-batch-128",
+                     "torch-evaluate"):
             rows.append({"name": name, "group": "torch", "skipped": True,
                          "reason": notes["torch_skipped"], "images_per_second": None,
                          "ratio_to_numpy": None})
@@ -678,8 +704,12 @@ def results(contenders: list[Contender], notes: dict, bandwidth: list[dict] | No
             ratio = _ratios(c, numpy_ref)
         elif baseline == "torch":
             ratio = _ratios(c, by_name.get(c.torch_equivalent))
+        elif baseline == "roof":  # the images/s of each round over the row's roof
+            roof = next((r.get("roofline") for r in rows if r["name"] == name), None)
+            ratio = _summary([rate / roof["roof_images_per_second"] for rate in c.rates]
+                             ) if roof else None
         else:
-            ratio = _ratios(c, by_name[baseline])
+            ratio = _ratios(c, by_name.get(baseline))
         targets.append({"target": text, "contender": name, "baseline": baseline,
                         "threshold": threshold,
                         "measured": ratio["median"] if ratio else None,
@@ -740,10 +770,17 @@ def markdown(report: dict) -> str:
     lines += ["", "## Targets (this 2-core CPU, from the issues)", "",
               "| target | measured (median, min–max) | met? |", "| --- | ---: | --- |"]
     for t in report["targets"]:
-        met = {True: "yes", False: "**no**", None: "n/a (baseline skipped)"}[t["met"]]
-        unit = "" if t["baseline"] == "images/s" else "x"
-        measured = (f"{_fmt(t['measured'])}{unit} ({_fmt(t['measured_min'])}–"
-                    f"{_fmt(t['measured_max'])})" if t["measured"] is not None else "–")
+        met = {True: "yes", False: "**no**", None: "n/a (baseline skipped or no roof)"}[
+            t["met"]]
+        if t["measured"] is None:
+            measured = "–"
+        elif t["baseline"] == "roof":
+            measured = (f"{100 * t['measured']:.0f}% ({100 * t['measured_min']:.0f}–"
+                        f"{100 * t['measured_max']:.0f}%)")
+        else:
+            unit = "" if t["baseline"] == "images/s" else "x"
+            measured = (f"{_fmt(t['measured'])}{unit} ({_fmt(t['measured_min'])}–"
+                        f"{_fmt(t['measured_max'])})")
         lines.append(f"| {t['target']} | {measured} | {met} |")
     one = report.get("one_core")
     if one:
@@ -851,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = _now()
     dataset = data.load("mnist-embedded")
 
-    n_contenders = 22
+    n_contenders = 25
     total = 7 + n_contenders * (1 + settings.rounds) + 2
     with tqdm(total=total, desc="benchmark", file=sys.stderr,
               disable=not args.progress or args.quick, leave=False) as progress:

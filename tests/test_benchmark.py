@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 JAXCNN = ["numpy-reference", "jaxcnn-per-sample-manual", "jaxcnn-per-sample-autodiff",
           "jaxcnn-per-sample-16-seeds", "jaxcnn-batch-32", "jaxcnn-batch-128",
           "jaxcnn-batch-1024", "jaxcnn-evaluate"]
-TORCH = ["torch-per-sample", "torch-batch-128", "torch-evaluate"]
-FLAX = ["flax-per-sample-loop", "flax-per-sample-scan", "flax-batch-128"]
+TORCH = ["torch-per-sample", "torch-batch-32", "torch-batch-128", "torch-evaluate"]
+FLAX = ["flax-per-sample-loop", "flax-per-sample-scan", "flax-batch-32", "flax-batch-128"]
 
 
 def _positive(x) -> bool:
@@ -61,6 +61,7 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
             assert _positive(rows[name]["ratio_to_numpy"]), name
         assert _positive(report["per_sample_ratio_to_torch"])
         assert _positive(rows["jaxcnn-batch-128"]["ratio_to_torch"])
+        assert _positive(rows["jaxcnn-batch-32"]["ratio_to_torch"])
         assert _positive(rows["jaxcnn-evaluate"]["ratio_to_torch"])
 
     assert _positive(report["per_sample_ratio_to_numpy"])
@@ -69,6 +70,11 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
     assert {t["contender"] for t in report["targets"]} <= set(rows)
     for target in report["targets"]:
         assert target["met"] in (True, False, None)
+    targets = {t["target"]: t for t in report["targets"]}
+    roof_128 = targets["mini-batch 128 >= 50% of its roof"]  # quick mode: no roofline
+    assert roof_128["measured"] is None and roof_128["met"] is None
+    to_per_sample = targets["mini-batch 128 >= 2x per-sample SGD, one seed"]
+    assert _positive(to_per_sample["measured"]) and to_per_sample["met"] in (True, False)
     assert report["cold_train"]["return_codes"] == [0, 0]  # empty cache, then warm
     assert _positive(report["cold_train"]["median_seconds"])
     for kind in ("empty_cache", "warm_cache"):

@@ -99,6 +99,39 @@ def test_patches_layout_is_the_docstrings(batch):
                         np.testing.assert_array_equal(cols[:, column], patch.reshape(9))
 
 
+def test_phase_patches_layout_is_the_docstrings():
+    """Row 4u + v, column b*169 + p (p = 13i + j) is pixel (2i + u, 2j + v) of image b."""
+    images = np.random.default_rng(2).normal(size=(2, 28, 28)).astype(np.float32)
+    cols = np.asarray(fast.phase_patches(jnp.asarray(images)))
+    assert cols.shape == (16, 2 * 169)
+    b, u, v, i, j = np.meshgrid(np.arange(2), np.arange(4), np.arange(4), np.arange(13),
+                                np.arange(13), indexing="ij")
+    np.testing.assert_array_equal(cols[4 * u + v, b * 169 + 13 * i + j],
+                                  images[b, 2 * i + u, 2 * j + v])
+
+
+def test_window_filters_times_phase_patches_is_the_conv(x64):
+    """Row w*F + f of window_filters @ phase_patches, column b*169 + 13i + j, is conv
+    pixel (2i + a, 2j + c) of filter f on image b (w = 2a + c), as model.conv3x3."""
+    params = _params(3, 4)
+    images, _ = _batch()
+    conv = np.asarray(fast.window_filters(fast.to_fast(params).filters)
+                      @ fast.phase_patches(images)).reshape(2, 2, 3, 4, 13, 13)
+    want = np.asarray(jax.vmap(lambda x: model.conv3x3(x, params.filters))(images))
+    want = want.reshape(4, 13, 2, 13, 2, 3).transpose(2, 4, 5, 0, 1, 3)  # (a, c, f, b, i, j)
+    assert rel_err(conv, want) <= TOL
+
+
+def test_window_filters_backward_is_its_vjp(x64):
+    filters = fast.to_fast(_params(3, 4)).filters
+    d_window = jax.random.normal(jax.random.key(3), (12, 16), jnp.float64)
+    _, vjp = jax.vjp(fast.window_filters, filters)
+    (want,) = vjp(d_window)
+    got = fast.window_filters_backward(d_window)
+    assert got.shape == (3, 9)
+    assert rel_err(got, want) <= TOL
+
+
 # ---------------------------------------------------------------- values
 
 
@@ -148,6 +181,23 @@ def test_manual_grads_are_batch_mean_of_backprop_grads(batch_with_ties, ties):
     assert tree_rel_err(fast.from_fast(got), want) <= TOL
     assert rel_err(losses, jax.vmap(model.loss, (None, 0, 0))(params, images, labels)) <= TOL
     assert rel_err(logits, jax.vmap(model.logits, (None, 0))(params, images)) <= TOL
+
+
+@pytest.mark.parametrize("slice_size,batch", [(2, 4), (2, 5)])  # even slices; a padded one
+def test_manual_grads_in_slices_are_the_batch_mean(x64, monkeypatch, slice_size, batch):
+    """A batch above fast.BATCH_SLICE runs in lax.scan slices (the last one padded with
+    images that must not count): still the batch mean of the report's gradients."""
+    monkeypatch.setattr(fast, "BATCH_SLICE", slice_size)
+    params = _params(5, 7)
+    images, labels = _batch(batch)
+    for ties in model.TIE_RULES:
+        (losses, logits), got = fast.manual_grads(fast.to_fast(params), images, labels, ties)
+        want = _mean_over_batch(lambda p, x, y, t=ties: backprop.grads(p, x, y, t)[1],
+                                params, images, labels)
+        assert tree_rel_err(fast.from_fast(got), want) <= TOL
+        assert losses.shape == (batch,) and logits.shape == (batch, 7)
+        assert rel_err(losses, jax.vmap(model.loss, (None, 0, 0))(params, images, labels)) <= TOL
+        assert rel_err(logits, jax.vmap(model.logits, (None, 0))(params, images)) <= TOL
 
 
 @pytest.mark.parametrize("ties", model.TIE_RULES)

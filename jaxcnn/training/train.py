@@ -203,9 +203,10 @@ def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
 
     Shuffled seeds each have their own images (a group would gather and lay out every
     seed's patches: measured slower). Mini-batches stay one seed at a time because a
-    group changes their bits: the filter gradient of G seeds is one (G*F, B*676) x
-    (B*676, 9) product, and from B = 16 XLA's dot splits that long sum differently
-    for G*F rows than for F (for one image it does not; tested bit for bit). ``jax.grad``'s
+    group changes their bits: the filter gradient of G seeds would be one product with
+    G times the rows, over a sum of B*169 (or, before ``fast``'s window-major layout,
+    B*676) terms, and from B = 16 XLA's dot split that long sum differently for G*F
+    rows than for F (for one image it does not; tested bit for bit). ``jax.grad``'s
     gradients (``--grad autodiff``) vmapped over a group also differ in the last bits
     from one seed's, so they stay one seed at a time too. One filter (``--filters 1``)
     too: XLA computes a one-row product as a multiply-and-reduce, which sums in another
