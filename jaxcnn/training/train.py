@@ -22,6 +22,11 @@ and a run resumed at an epoch boundary equals an uninterrupted one.
 Mini-batches: ``train_size // batch_size`` full batches per epoch; the remaining
 ``train_size % batch_size`` images are dropped for that epoch (with shuffling, different
 ones each epoch), so every step has the same shape and nothing recompiles.
+
+The recipe's settings: ``schedule`` (an optax learning-rate schedule over the run's
+steps), ``weight_decay`` (AdamW, or L2 for SGD), ``shift`` (each training image moved by
+a random offset drawn per seed and epoch, ``epoch_shifts``, inside the compiled chunk)
+and ``validation`` (the last training images held out and scored after training).
 """
 
 from __future__ import annotations
