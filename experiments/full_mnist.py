@@ -10,7 +10,7 @@ Four parts, many seeds each, in one program:
    order (``shuffle=True``).
 2. **The tie rules at full scale.** report vs first vs split: one pass over all 60,000
    images (20 seeds), and 5 shuffled epochs (5 seeds).
-3. **The best this architecture does** (conv3x3(8) -> maxpool2 -> dense(10), 13,610
+3. **The best this architecture does** (conv3x3(8) -> maxpool2 -> dense(10), 13,602
    parameters). Candidates (optimizer, batch size, learning rate, optax schedule,
    epochs, weight decay, random shifts of up to N pixels) are trained on the first
    50,000 training images and scored on the last 10,000 (``--validation 10000``); the
