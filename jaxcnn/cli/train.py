@@ -66,7 +66,8 @@ _FLAGS = [
                                     help="learning rate over the run: constant (default); "
                                          "cosine: from --lr down to 0 at the last step; "
                                          "warmup-cosine: from 0 up to --lr over the first "
-                                         "epoch, then cosine to 0")),
+                                         "epoch (at most a tenth of the run), then cosine "
+                                         "to 0")),
     ("--weight-decay", "weight_decay", dict(type=float, metavar="W",
                                             help="weight decay, 0 to 1 (default 0): adam "
                                                  "becomes adamw; sgd/momentum add W * param "
