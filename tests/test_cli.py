@@ -212,6 +212,11 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--resume", ".", "--force"), "give one"),
     (("train", "--batch-size", "5000"), "--batch-size 5000 is larger than the 3,000"),
     (("train", "--bogus"), "unrecognized arguments: --bogus (see jaxcnn train --help)"),
+    (("train", "--shift", "5"), "--shift must be at most 4, got 5"),
+    (("train", "--validation", "3000"), "--validation 3,000 leaves no training image"),
+    (("train", "--train-size", "4000", "--validation", "4000"), "leaves no training image"),
+    (("train", "--weight-decay", "2"), "--weight-decay must be in [0, 1]"),
+    (("train", "--schedule", "step"), "argument --schedule: invalid choice: 'step'"),
 ])
 def test_user_errors_exit_2_with_one_message(args, message):
     proc = jaxcnn(*args)
@@ -360,3 +365,27 @@ def test_an_os_error_naming_a_path_with_a_line_break_is_still_one_line(monkeypat
     assert main(["evaluate", "somewhere"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(run folder/metrics.csv)" in err
+
+
+def test_recipe_flags_print_validation_and_are_kept_for_resume_and_evaluate(tmp_path):
+    out = tmp_path / "run"
+    proc = jaxcnn("train", "--train-size", "150", "--test-size", "100", "--validation", "50",
+                  "--optimizer", "adam", "--batch-size", "10", "--shuffle",
+                  "--schedule", "cosine", "--shift", "1", "--weight-decay", "0.01",
+                  "--log-every", "5", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert ("100 training / 50 validation / 100 test images, adam lr 0.001, cosine schedule, "
+            "weight decay 0.01, shifts up to 1 px, batch 10") in proc.stdout
+    lines = proc.stdout.splitlines()
+    val = next(i for i, line in enumerate(lines) if line.startswith("Validation Accuracy: "))
+    assert lines[val + 2].startswith("Test Accuracy: ")
+    metrics = strict_json((out / "metrics.json").read_text())
+    assert metrics["config"]["shift"] == 1 and metrics["config"]["schedule"] == "cosine"
+    assert metrics["validation"]["images"] == 50
+    assert lines[val] == f"Validation Accuracy: {metrics['validation']['accuracy']['mean']:.6g}"
+    evaluated = jaxcnn("evaluate", str(out))
+    assert evaluated.returncode == 0
+    assert f"Test Accuracy: {metrics['test']['accuracy']['mean']:.6g}" in evaluated.stdout
+    refused = jaxcnn("train", "--resume", str(out), "--epochs", "2")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--epochs cannot change on --resume with --schedule cosine" in refused.stderr

@@ -23,7 +23,13 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from experiments import common, gradient_ties, optimizers, reproduce_report  # noqa: E402
+from experiments import (  # noqa: E402
+    common,
+    full_mnist,
+    gradient_ties,
+    optimizers,
+    reproduce_report,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PROVENANCE = {"experiment", "command", "date", "quick", "data", "seed", "wall_seconds",
@@ -33,23 +39,23 @@ PROVENANCE = {"experiment", "command", "date", "quick", "data", "seed", "wall_se
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ALL = """
 import sys
-from experiments import gradient_ties, optimizers, reproduce_report
+from experiments import full_mnist, gradient_ties, optimizers, reproduce_report
 status = [m.run(["--quick", "--out", sys.argv[1]])
-          for m in (reproduce_report, gradient_ties, optimizers)]
+          for m in (reproduce_report, gradient_ties, optimizers, full_mnist)]
 print("STATUS", *status)
 """
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> Path:
-    """Run the three ``--quick`` experiments once; return their ``--out`` folder."""
+    """Run the four ``--quick`` experiments once; return their ``--out`` folder."""
     out = tmp_path_factory.mktemp("experiment-results")
     env = dict(os.environ, JAXCNN_CACHE_DIR=str(tmp_path_factory.mktemp("xla-cache")),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", RUN_ALL, str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "STATUS 0 0 0" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "STATUS 0 0 0 0" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 
 
@@ -127,8 +133,32 @@ def test_optimizers_quick(out):
     assert "**Equal wall time**" in readme and "Fashion-MNIST**: skipped" in readme
 
 
+def test_full_mnist_quick(out):
+    r = _run(full_mnist, out)
+    assert r["data"] == "mnist-embedded"  # a smoke run needs no files
+    for row in r["report_table"]["rows"]:
+        for order in ("report_order", "own_order"):
+            _finite_summary(row[order]["test_accuracy"])
+            _finite_summary(row[order]["test_accuracy_first_800"])
+    for part in ("one_pass", "epochs"):
+        assert set(r["tie_rules"][part]) == set(full_mnist.RULES)
+    assert [row["name"] for row in r["sweep"]] == [full_mnist.CANDIDATES[i][0]
+                                                   for i in r["settings"]["candidates"]]
+    best = r["best"]
+    assert best["chosen"] == max(r["sweep"], key=lambda row: row["validation_accuracy"]["mean"]
+                                 )["name"]
+    _finite_summary(best["test_accuracy"])
+    assert best["seeds"] == r["settings"]["final_seeds"] == len(best["test_accuracy"]["per_seed"])
+    assert best["command"].startswith("jaxcnn train --data mnist-embedded --train-size 600 ")
+    assert best["printed"] == (f"Test Accuracy: {best['test_accuracy']['mean']:.4f} ± "
+                               f"{best['test_accuracy']['std']:.4f} (min "
+                               f"{best['test_accuracy']['min']:.4f}, max "
+                               f"{best['test_accuracy']['max']:.4f})")
+    assert "**The chosen recipe**" in (out / "README.md").read_text()
+
+
 def test_readme_keeps_every_section(out):
-    """Run after the three above (file order): each experiment left its own section."""
+    """Run after the four above (file order): each experiment left its own section."""
     readme = (out / "README.md").read_text()
     for name in common.EXPERIMENTS:
         assert f"## {common.TITLES[name]}" in readme
@@ -147,7 +177,7 @@ def test_statistics_helpers():
     assert common.place(0.83, d)["inside_runs_95"]
 
 
-@pytest.mark.parametrize("module", [reproduce_report, gradient_ties, optimizers])
+@pytest.mark.parametrize("module", [reproduce_report, gradient_ties, optimizers, full_mnist])
 def test_quick_never_writes_into_the_committed_results(module, capsys):
     """``--quick`` alone goes to a new temporary folder; the committed results folder is
     the default of a real run, and ``--out`` (which may name it) always wins."""

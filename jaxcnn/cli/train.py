@@ -24,7 +24,14 @@ from jaxcnn.cli import path_arg
 from jaxcnn.errors import CheckpointError, ConfigError, DivergenceError
 from jaxcnn.model import TIE_RULES
 from jaxcnn.training import fsio
-from jaxcnn.training.config import GRADIENTS, OPTIMIZERS, RESUME_CHANGEABLE, TrainConfig
+from jaxcnn.training.config import (
+    GRADIENTS,
+    MAX_SHIFT,
+    OPTIMIZERS,
+    RESUME_CHANGEABLE,
+    SCHEDULES,
+    TrainConfig,
+)
 
 # Training flags: (flag, config field, argparse kwargs). Defaults come from TrainConfig.
 _FLAGS = [
@@ -55,6 +62,24 @@ _FLAGS = [
     ("--freeze-conv", "freeze_conv", dict(action="store_const", const=True,
                                           help="train only the softmax layer (the report's "
                                                "second step)")),
+    ("--schedule", "schedule", dict(choices=SCHEDULES,
+                                    help="learning rate over the run: constant (default); "
+                                         "cosine: from --lr down to 0 at the last step; "
+                                         "warmup-cosine: from 0 up to --lr over the first "
+                                         "epoch (at most a tenth of the run), then cosine "
+                                         "to 0")),
+    ("--weight-decay", "weight_decay", dict(type=float, metavar="W",
+                                            help="weight decay, 0 to 1 (default 0): adam "
+                                                 "becomes adamw; sgd/momentum add W * param "
+                                                 "to the gradient")),
+    ("--shift", "shift", dict(type=int, metavar="N",
+                              help=f"augmentation: move each training image by a random 0..N "
+                                   f"pixels up/down and left/right every time it is seen "
+                                   f"(0 to {MAX_SHIFT}; default 0: none)")),
+    ("--validation", "validation", dict(type=int, metavar="N",
+                                        help="hold out the last N of the training images: "
+                                             "not trained on, scored after training "
+                                             "(default 0)")),
 ]
 _FLAG_OF = {dest: flag for flag, dest, _ in _FLAGS} | {"data": "--data"}
 
@@ -146,6 +171,12 @@ def resume_config(args: argparse.Namespace, saved: TrainConfig) -> tuple[TrainCo
             f"--resume continues the saved run, whose {detail} cannot change; only --epochs, "
             "--lr, --optimizer, --momentum and --freeze-conv may. To train a new run from its "
             "weights use --init-from DIR")
+    if "epochs" in changed and config.schedule != "constant":
+        raise ConfigError(
+            f"--epochs cannot change on --resume with --schedule {config.schedule}: the "
+            f"schedule spans the run's {saved.epochs} epoch(s), so more epochs would change "
+            "the learning rate of the steps already taken; to train further start a new run "
+            "from its weights with --init-from DIR")
     if "learning_rate" in changed:
         changed["lr"] = changed.pop("learning_rate")
     return config, changed
@@ -166,15 +197,20 @@ def format_window(window, config: TrainConfig) -> str:
     return line
 
 
-def format_result(result) -> list[str]:
-    loss, acc = result.test_loss, result.test_accuracy
+def _score_lines(name: str, loss, acc) -> list[str]:
     if len(loss) == 1:
-        lines = [f"Test Loss: {loss[0]:.6g}", f"Test Accuracy: {acc[0]:.6g}"]
-    else:
-        lines = [f"Test Loss: {loss.mean():.4f} ± {loss.std(ddof=1):.4f} "
-                 f"(mean ± std of {len(loss)} seeds)",
-                 f"Test Accuracy: {acc.mean():.4f} ± {acc.std(ddof=1):.4f} "
-                 f"(min {acc.min():.4f}, max {acc.max():.4f})"]
+        return [f"{name} Loss: {loss[0]:.6g}", f"{name} Accuracy: {acc[0]:.6g}"]
+    return [f"{name} Loss: {loss.mean():.4f} ± {loss.std(ddof=1):.4f} "
+            f"(mean ± std of {len(loss)} seeds)",
+            f"{name} Accuracy: {acc.mean():.4f} ± {acc.std(ddof=1):.4f} "
+            f"(min {acc.min():.4f}, max {acc.max():.4f})"]
+
+
+def format_result(result) -> list[str]:
+    lines = []
+    if result.validation_loss is not None:
+        lines += _score_lines("Validation", result.validation_loss, result.validation_accuracy)
+    lines += _score_lines("Test", result.test_loss, result.test_accuracy)
     t = result.timings
     speed = (f"({t['images_per_second']:,.0f} images/s)" if t["images_per_second"]
              else "(nothing left to train)")
@@ -402,15 +438,23 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         resume = (train.fresh_state(config, params), 0, 0)
         print(f"Starting from the parameters of {args.init_from} (step {source.step})")
 
-    n = len(dataset.train_labels)
+    n = len(dataset.train_labels) - config.validation
+    if n < 1:
+        raise ConfigError(f"--validation {config.validation:,} leaves none of the "
+                          f"{len(dataset.train_labels):,} training images of {config.data} "
+                          "to train on; give a smaller --validation")
     if n < config.batch_size:  # before anything is printed
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the {n:,} "
                           "training images; give a smaller --batch-size or a larger "
                           "--train-size")
     steps_per_epoch = n // config.batch_size
+    held = f" / {config.validation:,} validation" if config.validation else ""
+    extras = "".join([f", {config.schedule} schedule" if config.schedule != "constant" else "",
+                      f", weight decay {config.weight_decay:g}" if config.weight_decay else "",
+                      f", shifts up to {config.shift} px" if config.shift else ""])
     print(f"jaxcnn: {config.seeds} model{'s' if config.seeds > 1 else ''} on {dataset.source}: "
-          f"{n:,} training / {len(dataset.test_labels):,} test images, "
-          f"{config.optimizer} lr {config.learning_rate:g}, batch {config.batch_size}, "
+          f"{n:,} training{held} / {len(dataset.test_labels):,} test images, "
+          f"{config.optimizer} lr {config.learning_rate:g}{extras}, batch {config.batch_size}, "
           f"{config.grad} gradients, {config.ties} ties, {config.epochs} epoch(s)")
     if n % config.batch_size:
         print(f"note: {n % config.batch_size} images per epoch dropped (last partial batch)")
@@ -493,6 +537,10 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             "windows_complete": windows_complete,
             "test": {"loss": outputs.summary(result.test_loss),
                      "accuracy": outputs.summary(result.test_accuracy)},
+            "validation": None if result.validation_loss is None else {
+                "images": config.validation,
+                "loss": outputs.summary(result.validation_loss),
+                "accuracy": outputs.summary(result.validation_accuracy)},
             "timings": result.timings, "versions": outputs.versions(),
         }
         try:

@@ -299,7 +299,7 @@ def load(directory: str | Path) -> Checkpoint:
     if not _is_int(epochs_done, 1, config.epochs):
         raise _fail(directory, f"epochs_done {epochs_done!r} is not between 1 and the "
                                f"configuration's {config.epochs} epochs")
-    per_epoch = (config.train_size // config.batch_size if config.train_size is not None
+    per_epoch = (config.train_images // config.batch_size if config.train_size is not None
                  else None)
     if not _is_int(step, epochs_done) or (per_epoch is not None
                                           and step != epochs_done * per_epoch):

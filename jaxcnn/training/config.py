@@ -18,11 +18,17 @@ from jaxcnn.errors import ConfigError
 from jaxcnn.model import TIE_RULES
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+SCHEDULES = ("constant", "cosine", "warmup-cosine")
+MAX_SHIFT = 4  # --shift: at most 4 pixels, a seventh of the 28-pixel image
 GRADIENTS = ("manual", "autodiff")
 DEFAULT_LR = {"sgd": 0.005, "momentum": 0.005, "adam": 0.001}
 # Settings that may change when a run is resumed: only the optimizer's. ``epochs`` keeps
 # the result bit-identical to an uninterrupted run; the others change the numbers.
 RESUME_CHANGEABLE = ("epochs", "optimizer", "lr", "momentum", "freeze_conv")
+# Fields added after the first checkpoints were written. A checkpoint without them was
+# trained with their defaults (the behaviour before they existed), and a config that has
+# them at their defaults hashes as it did before they existed, so those checkpoints load.
+ADDED_FIELDS = {"schedule": "constant", "weight_decay": 0.0, "shift": 0, "validation": 0}
 MAX_SEED = 2**31  # seeds must stay below: jax.random.key aliases larger ones (2**32 -> 0)
 # Training computes in float32: a learning rate outside its normal range becomes 0 (no
 # learning at all, silently) or inf there, and a momentum within 3e-8 of 1 becomes 1.
@@ -48,6 +54,10 @@ _FIELDS = {
     "log_every": (_INT, "--log-every", (1, 10**9)),
     "num_filters": (_INT, "--filters", (1, 4096)),
     "freeze_conv": (bool, "--freeze-conv", None),
+    "schedule": (str, "--schedule", None),
+    "weight_decay": ((int, float), "--weight-decay", None),
+    "shift": (_INT, "--shift", (0, MAX_SHIFT)),
+    "validation": (_INT, "--validation", (0, 10**9)),
 }
 _OPTIONAL = {"train_size", "test_size", "lr"}
 
@@ -77,6 +87,10 @@ class TrainConfig:
     log_every: int = 100  # steps per log line (and per compiled chunk)
     num_filters: int = 8
     freeze_conv: bool = False  # train only the softmax layer (the report's second step)
+    schedule: str = "constant"  # learning rate over the run's steps (optax schedules)
+    weight_decay: float = 0.0  # decoupled weight decay (adamw; sgd/momentum: + wd * param)
+    shift: int = 0  # augmentation: shift each training image by up to N pixels each way
+    validation: int = 0  # hold out the last N of the training images, scored at the end
 
     @property
     def learning_rate(self) -> float:
@@ -119,6 +133,8 @@ class TrainConfig:
             (self.num_filters >= 1, "--filters must be at least 1"),
             (self.learning_rate > 0, "--lr must be positive"),
             (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (0 <= self.weight_decay <= 1, "--weight-decay must be in [0, 1]"),
             (self.train_size is None or self.train_size >= 1, "--train-size must be >= 1"),
             (self.test_size is None or self.test_size >= 1, "--test-size must be >= 1"),
         ]
@@ -131,31 +147,50 @@ class TrainConfig:
                               f"({FLOAT32_TINY:.3g} to {FLOAT32_MAX:.3g}), in which training "
                               "computes: it would "
                               + ("underflow to 0 there" if lr < 1 else "overflow to inf there"))
+        if 0 < self.weight_decay < FLOAT32_TINY:
+            raise ConfigError(f"--weight-decay {self.weight_decay:g} underflows to 0 in "
+                              "float32, in which training computes; give 0 or at least "
+                              f"{FLOAT32_TINY:.3g}")
+        if (self.train_size is not None and self.validation
+                and self.validation >= self.train_size):
+            raise ConfigError(f"--validation {self.validation:,} leaves no training image of "
+                              f"--train-size {self.train_size:,}; give a --validation below "
+                              "--train-size")
         if self.optimizer == "momentum" and _float32(self.momentum) >= 1:
             raise ConfigError(f"--momentum {self.momentum!r} is 1 in float32, in which "
                               "training computes; give at most 0.9999999")
         return self
+
+    @property
+    def train_images(self) -> int | None:
+        """Images trained on: ``train_size`` less the ``validation`` held out (None: all
+        the data holds, less ``validation``)."""
+        return None if self.train_size is None else self.train_size - self.validation
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"learning_rate": self.learning_rate}
 
     def digest(self) -> str:
         """The config hash: sha256 (first 16 hex digits) of ``to_dict()`` as canonical
-        JSON. Equal configs give equal hashes, in any process."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        JSON, leaving out the ``ADDED_FIELDS`` at their defaults (so a config from before
+        they existed keeps its hash). Equal configs give equal hashes, in any process."""
+        values = {k: v for k, v in self.to_dict().items()
+                  if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, values: dict, strict: bool = False) -> TrainConfig:
         """The validated config of ``to_dict()``'s output. ``strict`` (for files): every
-        key must be present and ``learning_rate`` must agree. Raises ``ConfigError``."""
+        key must be present (``ADDED_FIELDS`` may be missing: their defaults) and
+        ``learning_rate`` must agree. Raises ``ConfigError``."""
         if not isinstance(values, dict):
             raise ConfigError(f"a configuration must be a mapping, got {type(values).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names - {"learning_rate"}
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        missing = (names | {"learning_rate"}) - set(values)
+        missing = (names | {"learning_rate"}) - set(values) - set(ADDED_FIELDS)
         if strict and missing:
             raise ConfigError(f"missing configuration keys: {', '.join(sorted(missing))}")
         config = cls(**{k: v for k, v in values.items() if k in names}).validate()

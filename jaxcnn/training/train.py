@@ -22,6 +22,11 @@ and a run resumed at an epoch boundary equals an uninterrupted one.
 Mini-batches: ``train_size // batch_size`` full batches per epoch; the remaining
 ``train_size % batch_size`` images are dropped for that epoch (with shuffling, different
 ones each epoch), so every step has the same shape and nothing recompiles.
+
+The recipe's settings: ``schedule`` (an optax learning-rate schedule over the run's
+steps), ``weight_decay`` (AdamW, or L2 for SGD), ``shift`` (each training image moved by
+a random offset drawn per seed and epoch, ``epoch_shifts``, inside the compiled chunk)
+and ``validation`` (the last training images held out and scored after training).
 """
 
 from __future__ import annotations
@@ -83,6 +88,8 @@ class TrainResult:
     windows: list[Window] = field(default_factory=list)
     test_loss: np.ndarray | None = None  # (S,)
     test_accuracy: np.ndarray | None = None  # (S,)
+    validation_loss: np.ndarray | None = None  # (S,), with config.validation only
+    validation_accuracy: np.ndarray | None = None  # (S,)
     timings: dict = field(default_factory=dict)
 
     @property
@@ -91,18 +98,44 @@ class TrainResult:
         return jax.vmap(fast.from_fast)(self.state.params)
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """``sgd``: W <- W - lr * dL/dW (the report); ``momentum``: heavy ball; ``adam``.
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """``config.learning_rate`` (a float) for ``--schedule constant``, else an optax
+    schedule over the run's ``config.epochs * steps_per_epoch`` steps:
 
-    With ``freeze_conv`` the filters never change (only the softmax layer learns).
+    * ``cosine``: ``optax.cosine_decay_schedule`` from lr to 0 (Loshchilov & Hutter,
+      SGDR, 2017, without restarts);
+    * ``warmup-cosine``: ``optax.warmup_cosine_decay_schedule``, linear from 0 to lr over
+      the first epoch (at most a tenth of the run), then the cosine decay to 0.
     """
     lr = config.learning_rate
-    if config.optimizer == "sgd":
-        optimizer = optax.sgd(lr)
-    elif config.optimizer == "momentum":
-        optimizer = optax.sgd(lr, momentum=config.momentum)
+    total = max(config.epochs * steps_per_epoch, 1)
+    if config.schedule == "constant":
+        return lr
+    if config.schedule == "cosine":
+        return optax.cosine_decay_schedule(lr, total)
+    warmup = max(min(steps_per_epoch, total // 10), 1)
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total, warmup + 1))
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int = 1
+                   ) -> optax.GradientTransformation:
+    """``sgd``: W <- W - lr * dL/dW (the report); ``momentum``: heavy ball; ``adam``.
+
+    ``steps_per_epoch`` sizes ``--schedule`` (``learning_rate_schedule``); the state's
+    structure does not depend on it, so initialisation may leave it out. With
+    ``weight_decay`` w: ``optax.adamw`` (decoupled decay, Loshchilov & Hutter 2019), or
+    for sgd/momentum ``optax.add_decayed_weights`` (the gradient plus w * param, L2).
+    With ``freeze_conv`` the filters never change (only the softmax layer learns).
+    """
+    lr = learning_rate_schedule(config, steps_per_epoch)
+    wd = config.weight_decay
+    if config.optimizer == "adam":
+        optimizer = optax.adamw(lr, weight_decay=wd) if wd else optax.adam(lr)
     else:
-        optimizer = optax.adam(lr)
+        optimizer = optax.sgd(lr, momentum=config.momentum if config.optimizer == "momentum"
+                              else None)
+        if wd:
+            optimizer = optax.chain(optax.add_decayed_weights(wd), optimizer)
     if config.freeze_conv:
         labels = fast.FastParams("frozen", "trained", "trained")
         optimizer = optax.multi_transform({"trained": optimizer, "frozen": optax.set_to_zero()},
@@ -133,7 +166,8 @@ def init_state(config: TrainConfig, num_classes: int) -> TrainState:
     """
     init_config = TrainConfig(seeds=config.seeds, num_filters=config.num_filters,
                               optimizer=config.optimizer, momentum=config.momentum,
-                              freeze_conv=config.freeze_conv)
+                              freeze_conv=config.freeze_conv, schedule=config.schedule,
+                              weight_decay=config.weight_decay)
     seeds = jnp.arange(config.seed, config.seed + config.seeds)
     return _init_state_fn(init_config, num_classes)(seeds)
 
@@ -177,6 +211,43 @@ def epoch_indices(config: TrainConfig, n: int, epoch: int) -> np.ndarray:
         config.seeds, steps, config.batch_size)
 
 
+BACKGROUND = -0.5  # model.normalize of pixel 0, exact in every float type
+
+
+def epoch_shifts(config: TrainConfig, steps: int, epoch: int) -> np.ndarray | None:
+    """``--shift N`` augmentation for one epoch: (S, steps, batch_size, 2) int32 offsets
+    (rows, columns), uniform in [-N, N], or None without ``shift``. Drawn from the seed's
+    shuffle key: ``fold_in(split(shuffle_key)[0], epoch)``, so they depend only on
+    (seed, epoch) (resumed runs draw the same) and never on the shuffle's own draws."""
+    if not config.shift:
+        return None
+    _, shuffle_keys = seed_keys(config)
+    return np.asarray(_shifts(shuffle_keys, epoch, steps, config.batch_size, config.shift),
+                      dtype=np.int32)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _shifts(shuffle_keys, epoch, steps: int, batch: int, shift: int) -> jax.Array:
+    def one(key):
+        key = jax.random.fold_in(jax.random.split(key)[0], epoch)
+        return jax.random.randint(key, (steps, batch, 2), -shift, shift + 1, jnp.int32)
+
+    return jax.vmap(one)(shuffle_keys)
+
+
+def shift_images(images: jax.Array, offsets: jax.Array, shift: int) -> jax.Array:
+    """Each image moved by its offset: ``out[i, r, c] = images[i, r - dr, c - dc]``,
+    pixels moved in from outside the image are the background (normalised pixel 0:
+    -0.5, ``model.normalize``). images (B, 28, 28) float32, offsets (B, 2) int32 in
+    [-shift, shift] -> (B, 28, 28) float32. The small-translation augmentation of
+    LeCun et al. 1998 (Gradient-based learning applied to document recognition)."""
+    padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift)),
+                     constant_values=BACKGROUND)
+    size = images.shape[1:]
+    return jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, shift - o, size))(padded,
+                                                                               offsets)
+
+
 def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
@@ -214,7 +285,7 @@ def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
     (G x F). Adam's update vmapped over a group rounds differently from one seed's (every
     seed of ``--optimizer adam --seeds 8`` differed from its one-seed run), so groups are
     for SGD and momentum only (tested bit for bit)."""
-    if (config.shuffle or config.batch_size > 1 or config.grad != "manual"
+    if (config.shuffle or config.shift or config.batch_size > 1 or config.grad != "manual"
             or config.optimizer not in ("sgd", "momentum")
             or local_seeds == 1 or config.num_filters == 1):
         return 1
@@ -239,7 +310,9 @@ def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation
 
 def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformation,
                      placement: Placement | None = None) -> Callable:
-    """``chunk(state, images, labels, indices (S, K, B)) -> state, ChunkStats``.
+    """``chunk(state, images, labels, indices (S, K, B)[, offsets (S, K, B, 2)])
+    -> state, ChunkStats``. ``offsets`` (``epoch_shifts``) only with ``config.shift``:
+    each training image is moved by its offset (``shift_images``) before its step.
 
     One ``lax.scan`` over K steps per seed, or per group of seeds that share their
     images (``seed_group_size``: the step vmapped over the group's parameters, every
@@ -253,14 +326,19 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
     seed_loop = placement.seed_loop if placement is not None else "map"
     train_step = make_train_step(config, optimizer)
 
-    def one_seed(state, images, labels, indices):
-        def step(state, idx):
+    shift = config.shift
+
+    def one_seed(state, images, labels, indices, offsets=None):
+        def step(state, scanned):
+            idx, off = scanned
             x, y = images[idx], labels[idx]
+            if shift:
+                x = shift_images(x, off, shift)
             if batch_sharding is not None:
                 x = jax.lax.with_sharding_constraint(x, batch_sharding)
             return train_step(state, x, y)
 
-        state, (losses, correct) = jax.lax.scan(step, state, indices)
+        state, (losses, correct) = jax.lax.scan(step, state, (indices, offsets))
         return state, ChunkStats(losses, correct, _all_finite(state))
 
     def seed_group(state, images, labels, indices):  # indices (G, K, B), equal rows
@@ -273,21 +351,21 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
         return state, ChunkStats(swap(losses), swap(correct), jax.vmap(_all_finite)(state))
 
     if config.seeds == 1:  # no seed loop at all: the plain single-model program
-        def chunk(state, images, labels, indices):
-            squeeze = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
-            out = one_seed(squeeze(state), images, labels, indices[0])
+        def chunk(state, images, labels, indices, offsets=None):
+            first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+            out = one_seed(first(state), images, labels, indices[0], first(offsets))
             return jax.tree.map(lambda a: a[None], out)
         return xla_options.jit(chunk)
 
-    def local(state, images, labels, indices):  # the seeds on one device
+    def local(state, images, labels, indices, offsets=None):  # the seeds on one device
         if seed_loop == "vmap":
-            return jax.vmap(one_seed, in_axes=(0, None, None, 0))(state, images, labels,
-                                                                   indices)
+            return jax.vmap(one_seed, in_axes=(0, None, None, 0, 0))(
+                state, images, labels, indices, offsets)
         seeds = indices.shape[0]
         group = seed_group_size(config, seeds)
         if group == 1:
-            return jax.lax.map(lambda a: one_seed(a[0], images, labels, a[1]),
-                               (state, indices))
+            return jax.lax.map(lambda a: one_seed(a[0], images, labels, a[1], a[2]),
+                               (state, indices, offsets))
         split = lambda a: a.reshape(seeds // group, group, *a.shape[1:])  # noqa: E731
         out = jax.lax.map(lambda a: seed_group(a[0], images, labels, a[1]),
                           jax.tree.map(split, (state, indices)))
@@ -295,9 +373,8 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
 
     if placement is not None and placement.axis == "seeds":
         spec = PartitionSpec("seeds")
-        local = jax.shard_map(local, mesh=placement.mesh,
-                              in_specs=(spec, PartitionSpec(), PartitionSpec(), spec),
-                              out_specs=spec)
+        specs = (spec, PartitionSpec(), PartitionSpec(), spec) + ((spec,) if shift else ())
+        local = jax.shard_map(local, mesh=placement.mesh, in_specs=specs, out_specs=spec)
     return xla_options.jit(local)
 
 
@@ -476,7 +553,9 @@ def train(
     """Train per ``config`` on ``dataset`` (a ``jaxcnn.data.Dataset``), then test.
 
     Uses the first ``config.train_size`` / ``config.test_size`` images of each split
-    (all when None).
+    (all when None). With ``config.validation`` V the last V of those training images
+    are held out: never trained on, scored after training (``validation_loss`` /
+    ``validation_accuracy``), before the test set.
 
     resume: ``(state, step, epochs_done)`` from a checkpoint. Callbacks: ``on_window``
     after each log window, ``on_epoch`` after each epoch (checkpointing), ``on_steps(n)``
@@ -490,17 +569,20 @@ def train(
     config.validate()
     t_start = time.perf_counter()
     num_classes = len(dataset.class_names)
-    optimizer = make_optimizer(config)
     placement = Placement(config, devices)
     normalize = jax.jit(model.normalize, static_argnums=1)
     n_train = _size(config.train_size, len(dataset.train_labels), "train", dataset)
     n_test = _size(config.test_size, len(dataset.test_labels), "test", dataset)
-    train_images = placement.replicated(normalize(dataset.train_images[:n_train], jnp.float32))
-    train_labels = placement.replicated(jnp.asarray(dataset.train_labels[:n_train], jnp.int32))
-    n = train_images.shape[0]
+    n = n_train - config.validation  # the last `validation` images are held out
+    if n < 1:
+        raise ConfigError(f"--validation {config.validation:,} leaves none of the {n_train:,} "
+                          "training images to train on; give a smaller --validation")
+    train_images = placement.replicated(normalize(dataset.train_images[:n], jnp.float32))
+    train_labels = placement.replicated(jnp.asarray(dataset.train_labels[:n], jnp.int32))
     if n < config.batch_size:
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the "
                           f"{n} training images")
+    optimizer = make_optimizer(config, n // config.batch_size)
 
     if resume is None:
         state, step, epochs_done = init_state(config, num_classes), 0, 0
@@ -519,16 +601,19 @@ def train(
     for epoch in range(epochs_done, config.epochs):
         indices = epoch_indices(config, n, epoch)
         steps_per_epoch = indices.shape[1]
+        offsets = epoch_shifts(config, steps_per_epoch, epoch)
         for start in range(0, steps_per_epoch, config.log_every):
-            chunk = placement.indices(indices[:, start:start + config.log_every])
-            k = chunk.shape[1]
+            chunk = (placement.indices(indices[:, start:start + config.log_every]),)
+            if offsets is not None:
+                chunk += (placement.indices(offsets[:, start:start + config.log_every]),)
+            k = chunk[0].shape[1]
             if k not in compiled:  # at most two shapes: log_every and the remainder
                 faults.point("compile")
                 t0 = time.perf_counter()
-                compiled[k] = chunk_fn.lower(state, train_images, train_labels, chunk).compile()
+                compiled[k] = chunk_fn.lower(state, train_images, train_labels, *chunk).compile()
                 compile_seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
-            state, stats = compiled[k](state, train_images, train_labels, chunk)
+            state, stats = compiled[k](state, train_images, train_labels, *chunk)
             stats = placement.to_host(stats)  # the one sync per chunk
             train_seconds += time.perf_counter() - t0
             guard.check()  # a callback of another process failed: stop here too
@@ -553,12 +638,18 @@ def train(
         result.state = placement.to_host(state)
 
     t0 = time.perf_counter()
+    params = placement.first_device(state.params if placement.processes == 1
+                                    else result.state.params)
+    evaluate_fn = make_evaluate(placement.seed_loop)
+    if config.validation:
+        result.validation_loss, result.validation_accuracy = evaluate(
+            params, normalize(dataset.train_images[n:n_train], jnp.float32),
+            jnp.asarray(dataset.train_labels[n:n_train], jnp.int32), evaluate_fn)
+        health.check_test(result.validation_loss, result.validation_accuracy, config)
     test_images = normalize(dataset.test_images[:n_test], jnp.float32)
     test_labels = jnp.asarray(dataset.test_labels[:n_test], jnp.int32)
-    params = state.params if placement.processes == 1 else result.state.params
-    result.test_loss, result.test_accuracy = evaluate(
-        placement.first_device(params), test_images, test_labels,
-        make_evaluate(placement.seed_loop))
+    result.test_loss, result.test_accuracy = evaluate(params, test_images, test_labels,
+                                                      evaluate_fn)
     health.check_test(result.test_loss, result.test_accuracy, config)
     test_seconds = time.perf_counter() - t0
     result.timings = {
