@@ -348,3 +348,37 @@ def test_evaluate_plot_and_init_from_on_a_run_that_stopped_before_its_first_chec
         line = one_clean_line(proc)
         assert "stopped (diverged, failed or was stopped) before its first checkpoint" in line
         assert f"`jaxcnn train --out {tmp_path} --force` and its flags" in line
+
+
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() if p.is_file() else b"<dir>"
+            for p in sorted(directory.rglob("*"))}
+
+
+def test_a_refused_force_leaves_the_run_it_would_replace_exactly_as_it_was(tmp_path):
+    """Issue 22 (1): `--force --data idx:typo` exited 2 and left only .jaxcnn.lock: the
+    finished run was deleted before the new one was known to start. Now nothing goes
+    until every check that can fail before training passed (flags, data, sizes, resume
+    rules), and a run refused before that leaves its folder, and a folder it would have
+    made, as they were."""
+    from jaxcnn.training import plots
+
+    run = tmp_path / "good"
+    assert jaxcnn("train", *TINY, "--out", run).returncode == 0
+    (run / plots.FOLDER).mkdir()
+    (run / plots.FOLDER / plots.FILES[0]).write_bytes(b"\x89PNG the good run")
+    before = _contents(run)
+    for flags, says in [
+        (["--data", f"idx:{tmp_path / 'typo'}"], "does not exist"),  # the data
+        (["--batch-size", "50"], "larger than the 20"),  # the sizes, known with the data
+        (["--init-from", tmp_path / "nothing"], "no checkpoint.npz"),  # a flag's file
+    ]:
+        proc = jaxcnn("train", *TINY, *flags, "--out", run, "--force")
+        assert proc.returncode == 2 and says in one_clean_line(proc), proc.stderr
+        assert _contents(run) == before, flags
+    fresh = tmp_path / "new" / "run"  # a refused run makes no folder either
+    proc = jaxcnn("train", *TINY, "--data", "idx:typo", "--out", fresh)
+    assert proc.returncode == 2 and not (tmp_path / "new").exists()
+    forced = jaxcnn("train", *TINY, "--out", run, "--force")  # a run that starts replaces
+    assert forced.returncode == 0 and not (run / plots.FOLDER).exists()
+    assert (run / checkpoint.FILE_NAME).read_bytes() != before[checkpoint.FILE_NAME]

@@ -280,10 +280,10 @@ def run(args: argparse.Namespace) -> int:
     multi = distributed.initialize(settings)
     if not multi:
         return _run(args, config, source, checkpoint, outputs, lambda: None)
-    agreed = [False]
+    phases = [0]
 
-    def agree():  # every process is ready to train (or one of them failed: all stop)
-        agreed[0] = True
+    def agree():  # every process is ready (or one of them failed: all stop); twice:
+        phases[0] += 1  # all checks passed, then process 0's run folder is ready
         distributed.agree(None)
 
     quiet = distributed.process_index() != 0  # only process 0 prints and writes
@@ -297,8 +297,8 @@ def run(args: argparse.Namespace) -> int:
                 contextlib.nullcontext()):
             return _run(args, config, source, checkpoint, outputs, agree, writer=not quiet)
     except Exception as exc:
-        if not agreed[0]:
-            distributed.agree(exc)  # tell the others before leaving
+        if phases[0] < 2 and not isinstance(exc, distributed.PeerError):
+            distributed.agree(exc)  # tell the others, at the exchange they wait in
         raise
     finally:
         distributed.shutdown()
@@ -317,13 +317,17 @@ def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) 
     out = (args.out or args.resume) if writer else None
     resuming_here = _same_dir(out, args.resume)
     lock = (rundir.prepare(out, resuming_here=resuming_here, force=args.force)
-            if out is not None else contextlib.nullcontext())
-    with lock:
-        return _train(args, out, config, source, checkpoint, outputs, agree)
+            if out is not None else None)
+    with lock or contextlib.nullcontext():
+        return _train(args, out, config, source, checkpoint, outputs, agree,
+                      start=lock.start if lock is not None else lambda: None)
 
 
 def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoint,
-           outputs, agree=lambda: None) -> int:
+           outputs, agree=lambda: None, start=lambda: None) -> int:
+    """Check everything that can fail before training, then ``agree`` (every process is
+    ready) and ``start`` (only now is anything in ``out`` replaced: a refused run leaves
+    its folder as it was), then train."""
     from tqdm import tqdm
 
     ckpt, changed, history, init_from = None, {}, [], None
@@ -417,6 +421,8 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
 
     seeds = [config.seed + i for i in range(config.seeds)]
     log, windows_complete = None, True
+    agree()  # every process passed every check
+    start()  # only now does the run that --force replaces go
     if out is not None:
         csv_path = out / outputs.CSV_NAME
         cut = outputs.Cut()
@@ -431,6 +437,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             why = f" (it is cut at line {cut.line}: {cut.why})" if cut else ""
             print(f"note: {args.resume / outputs.CSV_NAME} holds this run's windows only up to "
                   f"step {last}, not {ckpt.step}{why}; metrics.json will lack the others")
+    agree()  # process 0's run folder is ready
 
     first_epoch = resume[2] if resume else 0
     bar = tqdm(total=steps_per_epoch * (config.epochs - first_epoch), unit="step",
@@ -473,7 +480,6 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         if out is not None and result.epochs_done < config.epochs:
             save(result)
 
-    agree()
     try:
         result = train.train(config, dataset, resume=resume, on_window=on_window,
                              on_epoch=on_epoch, on_steps=bar.update, keep_windows=False)

@@ -7,8 +7,12 @@ created, takes the folder's exclusive lock (``runlock``: a second run is refused
 the holder's pid, host and command; an unwritable or full folder fails here), removes
 the temporary files a crash left behind (``fsio.sweep_temp_files``), and refuses to
 start a new run in a folder that already holds one, unless that run is being resumed
-or ``force`` replaces it (its files are deleted then, and the pictures ``jaxcnn plot``
-drew of it in ``DIR/plots``).
+or ``force`` replaces it. Nothing of the old run is removed here: ``force`` only notes
+its files in the returned lock, and ``RunLock.start()`` removes them (and the
+pictures ``jaxcnn plot`` drew of it in ``DIR/plots``) when the new run has passed every
+check that can fail before training and is about to write its first file. A run refused
+before that leaves the folder as it was (a folder or lock file it created is removed
+again by ``RunLock.abandon()``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,14 @@ def _remove_pictures(folder: Path) -> None:
         folder.rmdir()
 
 
+def replace_old_run(directory: Path, present: list[str]) -> None:
+    """Remove the run files ``present`` (and its pictures) that ``--force`` replaces."""
+    for name in present:
+        (directory / name).unlink(missing_ok=True)
+    _remove_pictures(directory / plots.FOLDER)
+    fsio.fsync_dir(directory)
+
+
 def prepare(directory: str | Path, *, resuming_here: bool, force: bool) -> runlock.RunLock:
     """Make ``directory`` ready for a run and lock it; return the held lock.
 
@@ -58,11 +70,15 @@ def prepare(directory: str | Path, *, resuming_here: bool, force: bool) -> runlo
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"--out {directory} is a file, not a folder; give a folder path")
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fsio.output_error(exc, f"cannot create the output folder {directory}") from None
+    had_lock_file = (directory / runlock.LOCK_NAME).exists()
     lock = runlock.acquire(directory, holder())
+    lock.created = created if not had_lock_file else []
+    lock.lock_file_created = not had_lock_file
     try:
         fsio.sweep_temp_files(directory, RUN_FILES)
         present = run_files(directory)
@@ -76,14 +92,12 @@ def prepare(directory: str | Path, *, resuming_here: bool, force: bool) -> runlo
                 raise ConfigError(
                     f"{directory} already holds a run ({', '.join(present)}); continue it with "
                     f"--resume {directory}, choose another --out, or pass --force to replace it")
-            for name in present:
-                (directory / name).unlink()
-            _remove_pictures(directory / plots.FOLDER)
-            fsio.fsync_dir(directory)
+            # removed only when the new run starts (RunLock.start), after all its checks
+            lock.on_start = lambda: replace_old_run(directory, present)
     except OSError as exc:
-        lock.release()
+        lock.abandon()
         raise fsio.output_error(exc, f"cannot prepare the output folder {directory}") from None
     except BaseException:
-        lock.release()
+        lock.abandon()
         raise
     return lock

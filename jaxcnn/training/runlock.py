@@ -12,10 +12,12 @@ and macOS local file systems (``flock`` may not work across NFS).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaxcnn.errors import OutputError
@@ -30,6 +32,33 @@ class RunLock:
 
     path: Path
     fd: int | None
+    on_start: Callable[[], None] | None = None  # removes what --force replaces (rundir)
+    created: list[Path] = field(default_factory=list)  # folders made for this run
+    lock_file_created: bool = False
+    previous: bytes = b""  # what the lock file held before (the last run's holder)
+    started: bool = False  # the run has written (or removed) something of its own
+
+    def start(self) -> None:
+        """The run passed every check and writes its first file now: only from here on
+        does anything it replaces go (``on_start``)."""
+        self.started = True
+        if self.on_start is not None:
+            self.on_start()
+            self.on_start = None
+
+    def abandon(self) -> None:
+        """A run refused before it started: take back the lock file and the folders made
+        for it, so that the folder is as it was (best effort), then release."""
+        if not self.started and self.fd is not None:
+            with contextlib.suppress(OSError):
+                if not self.lock_file_created:
+                    os.ftruncate(self.fd, 0)
+                    os.pwrite(self.fd, self.previous, 0)
+                    return self.release()
+                self.path.unlink()
+                for folder in self.created:  # innermost first; only while empty
+                    folder.rmdir()
+        self.release()
 
     def release(self) -> None:
         if self.fd is not None:
@@ -39,7 +68,9 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
+        if kind is not None:
+            self.abandon()
         self.release()
 
 
@@ -84,9 +115,10 @@ def acquire(directory: str | Path, holder: dict) -> RunLock:
         os.close(fd)
         raise output_error(exc, f"cannot lock the output folder {directory}") from None
     try:
+        previous = os.pread(fd, 1 << 16, 0)  # the last holder's, restored by abandon()
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(holder).encode())
     except OSError as exc:
         os.close(fd)
         raise output_error(exc, f"cannot write to the output folder {directory}") from None
-    return RunLock(path, fd)
+    return RunLock(path, fd, previous=previous)
