@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,41 @@ def test_read_idx_reads_gz_without_suffix(tmp_path):
     target = tmp_path / "labels"
     target.write_bytes(gzip.compress(idx.encode_idx(np.arange(10, dtype=np.uint8))))
     np.testing.assert_array_equal(idx.read_idx(target, 1), np.arange(10))
+
+
+def _fifo(path: Path) -> Path:
+    import os
+
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("where", ["root", "in-folder", "symlink-to-device"])
+def test_data_that_is_not_a_regular_file_is_refused_at_once(tmp_path, where):
+    """Issue 22 (3): `mkfifo f; jaxcnn data --data idx:f` waited forever, and so did a FIFO
+    inside an IDX folder; /dev/zero would be read without end. Paths that are not
+    regular files are refused in one line, without waiting for a writer."""
+    import os
+
+    if where == "root":
+        spec, says = str(_fifo(tmp_path / "f")), "is a FIFO (named pipe), not a regular file"
+    else:
+        paths = write_idx_dir(tmp_path / "d")
+        paths["test_labels"].unlink()
+        if where == "in-folder":
+            _fifo(paths["test_labels"])
+            says = "is a FIFO (named pipe), not a regular file"
+        else:
+            os.symlink("/dev/zero", paths["test_labels"])
+            says = "is a character device, not a regular file"
+        spec = str(tmp_path / "d")
+    with pytest.raises(DataError, match=re.escape(says)):
+        data.load(f"idx:{spec}")  # a blocking read would hang the test here
+
+
+def test_a_metrics_csv_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    from jaxcnn.errors import OutputError
+    from jaxcnn.training import outputs
+
+    with pytest.raises(OutputError, match="FIFO"):
+        list(outputs.windows(_fifo(tmp_path / "metrics.csv"), "0" * 32, 1))

@@ -48,7 +48,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from jaxcnn.data import filetype, idx
-from jaxcnn.data.common import FASHION_NAMES
+from jaxcnn.data.common import FASHION_NAMES, NotRegularFile, open_regular
 from jaxcnn.errors import DataError
 
 MAX_DEPTH = 4
@@ -143,7 +143,8 @@ def _archive_entries(path: Path) -> list[Entry]:
     opened in place so that a large archive (EMNIST's gzip.zip: 536 MB) is not read
     whole; anything else is read, unwrapped and described."""
     try:
-        with path.open("rb") as f:
+        f, _ = open_regular(path)
+        with f:
             head = f.read(512)
         if filetype.is_zip(head):
             archive = zipfile.ZipFile(path)
@@ -156,6 +157,10 @@ def _archive_entries(path: Path) -> list[Entry]:
                        if m.isfile() and not filetype.is_junk(m.name)]
             return [Entry(m, f"{path}!{m}", lambda m=m: archive.extractfile(m).read())
                     for m in members]
+    except NotRegularFile as exc:
+        raise DataError(f"idx:{path}: is {exc.what}, not a regular file nor a folder; "
+                        "jaxcnn reads data only from regular files, whose reading ends: "
+                        "save the data into a file and point idx: at it") from None
     except OSError as exc:
         raise DataError(f"idx:{path}: cannot read it ({exc}); check the path and its "
                         "permissions, or re-download it") from exc

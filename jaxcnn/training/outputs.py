@@ -39,7 +39,8 @@ from typing import TextIO
 
 import numpy as np
 
-from jaxcnn.errors import DivergenceError
+from jaxcnn.data.common import NotRegularFile, open_regular
+from jaxcnn.errors import DivergenceError, OutputError
 from jaxcnn.jsonsafe import dumps
 from jaxcnn.training import fsio
 
@@ -177,9 +178,12 @@ def _rows(path: Path, cut: Cut | None = None) -> Iterator[dict]:
     non-finite or out-of-range number), saying where in ``cut``. Nothing when the file
     is missing, and nothing (cut at line 1) when it is empty or has another header."""
     try:
-        fh = open(path, "rb")
+        fh, _ = open_regular(path)
     except FileNotFoundError:
         return
+    except NotRegularFile as exc:  # a FIFO or /dev/zero: reading it might never end
+        raise OutputError(f"{path} is {exc.what}, not a regular file: not a log jaxcnn "
+                          "wrote; remove it or restore the run's metrics.csv") from None
     with fh:
         first = fh.readline()
         try:
