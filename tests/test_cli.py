@@ -360,3 +360,29 @@ def test_an_os_error_naming_a_path_with_a_line_break_is_still_one_line(monkeypat
     assert main(["evaluate", "somewhere"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(run folder/metrics.csv)" in err
+
+
+def test_evaluate_and_plot_refuse_their_own_data_source_when_it_changed(tmp_path):
+    """Issue 22 (4): one label changed in the checkpoint's own idx: test file, and
+    `evaluate` printed a new accuracy with exit 0, while --resume refused the same
+    change. Both compare the data with the checkpoint's data_sha256 now."""
+    from idx_helpers import write_idx_dir
+
+    from jaxcnn.data import idx
+
+    paths = write_idx_dir(tmp_path / "digits", n_train=20, n_test=20)
+    run = tmp_path / "run"
+    assert jaxcnn("train", "--data", f"idx:{tmp_path / 'digits'}", "--train-size", "20",
+                  "--test-size", "20", "--log-every", "10", "--no-progress", "--out",
+                  str(run)).returncode == 0
+    assert jaxcnn("evaluate", str(run), "--test-size", "10").returncode == 0  # unchanged
+    labels = idx.read_idx(paths["test_labels"])
+    labels[3] = (labels[3] + 1) % 10
+    paths["test_labels"].write_bytes(idx.encode_idx(labels))
+    for command in (["evaluate", str(run)], ["plot", str(run), "--out", str(tmp_path / "p")]):
+        proc = jaxcnn(*command)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert "no longer holds the images" in proc.stderr
+        assert "--ignore-data-change" in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "p").exists()  # plot made no folder for pictures it refused
+    assert jaxcnn("evaluate", str(run), "--ignore-data-change").returncode == 0

@@ -3,7 +3,9 @@
 By default it uses the checkpoint's own data source and test size, so it reproduces the
 numbers printed at the end of training; ``--data`` / ``--test-size`` score it elsewhere.
 Data whose class names differ from the checkpoint's (digits vs Fashion-MNIST) is
-refused unless ``--ignore-class-names``; a different class count is always refused.
+refused unless ``--ignore-class-names``; a different class count is always refused. The
+checkpoint's own source is refused when its data_sha256 changed, unless
+``--ignore-data-change``.
 """
 
 from __future__ import annotations

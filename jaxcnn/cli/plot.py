@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn.training import checkpoint, fsio, outputs, plots
 
     ckpt = checkpoint.load(args.run)
+    dataset = testset.load(args, ckpt)  # refused data makes no folder
     out = args.out or args.run / plots.FOLDER
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
     steps = np.array([w["step"] for w in rows])
     loss = np.array([w["loss"]["per_seed"] for w in rows])
     accuracy = np.array([w["accuracy"]["per_seed"] for w in rows])
-    dataset = testset.load(args, ckpt)
     predicted = predictions(ckpt.params, dataset.test_images)
     if predicted is None:
         raise testset.non_finite(args.run, dataset.source, "output (logits)")
