@@ -293,7 +293,7 @@ def _describe_text(text: str) -> str:
         try:
             json.loads(stripped)
             shape = "JSON text"
-        except ValueError:
+        except (ValueError, RecursionError):  # cut at 4 KiB, or nested very deeply
             shape = "JSON-like text"
         return (f"{shape} ({' '.join(stripped[:80].split())!r}), perhaps a server's error "
                 "reply saved under this name; download the file again")

@@ -283,7 +283,14 @@ def load(directory: str | Path) -> Checkpoint:
         meta = json.loads(meta_array.tobytes().decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _fail(directory, f"its metadata is not valid JSON ({exc})") from None
-    _check_meta(directory, meta, arrays)
+    except RecursionError:  # JSON nested thousands of levels deep: never written by save
+        raise _fail(directory, "its metadata is nested too deeply to be a jaxcnn checkpoint's "
+                               "(corrupt or crafted); restore the file or train again") from None
+    try:
+        _check_meta(directory, meta, arrays)
+    except RecursionError:  # deep, but not too deep for the parser: its checksum's dump
+        raise _fail(directory, "its metadata is nested too deeply to be a jaxcnn checkpoint's "
+                               "(corrupt or crafted); restore the file or train again") from None
     try:
         config = TrainConfig.from_dict(meta.get("config"), strict=True)
     except ConfigError as exc:

@@ -79,7 +79,7 @@ def _holder_text(path: Path) -> str:
         info = json.loads(path.read_text())
         return (f"pid {info['pid']} on {info['host']}, started {info['started']}: "
                 f"{info['command']}")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "another jaxcnn process"
 
 
