@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,3 +387,41 @@ def test_evaluate_and_plot_refuse_their_own_data_source_when_it_changed(tmp_path
         assert "--ignore-data-change" in proc.stderr and proc.stdout == ""
     assert not (tmp_path / "p").exists()  # plot made no folder for pictures it refused
     assert jaxcnn("evaluate", str(run), "--ignore-data-change").returncode == 0
+
+
+def test_labels_that_cannot_explain_the_test_set_are_refused_or_warned(tmp_path):
+    """Issue 22 (9): every training label 11 and test labels 0-9 loaded as 12 classes,
+    trained, and ended "Test Accuracy: 0" with exit 0. train refuses it unless
+    --ignore-label-warnings; `jaxcnn data` shows the same warnings."""
+    from idx_helpers import write_idx_dir
+
+    from jaxcnn.data import idx
+
+    paths = write_idx_dir(tmp_path / "d", n_train=20, n_test=20)
+    paths["train_labels"].write_bytes(idx.encode_idx(np.full(20, 11, np.uint8)))
+    flags = ["--data", f"idx:{tmp_path / 'd'}", "--train-size", "20", "--test-size", "20",
+             "--log-every", "10", "--no-progress"]
+    proc = jaxcnn("train", *flags)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "all 20 training labels are class 11" in proc.stderr and proc.stdout == ""
+    assert "20 of the 20 test images belong to classes that no training image has" in proc.stderr
+    assert "--ignore-label-warnings" in proc.stderr
+    shown = jaxcnn("data", "--data", f"idx:{tmp_path / 'd'}")
+    assert shown.returncode == 0
+    assert "warning: all 20 training labels are class 11" in shown.stdout
+    assert "warning: 1 of the 12 classes have no image in either split (10)" in shown.stdout
+    forced = jaxcnn("train", *flags, "--ignore-label-warnings")
+    assert forced.returncode == 0 and "warning: all 20 training labels" in forced.stdout
+    # a minor problem only warns: half the training set holds class 11, half class 0
+    mixed = np.where(np.arange(20) % 2, 11, 0).astype(np.uint8)
+    paths["train_labels"].write_bytes(idx.encode_idx(mixed))
+    proc = jaxcnn("train", *flags)
+    assert proc.returncode == 0 and "training image has (1, 2," in proc.stdout, proc.stderr
+
+
+def test_label_problems_of_ordinary_subsets_are_none():
+    from jaxcnn import data
+    from jaxcnn.data import plausible
+
+    ds = data.load("mnist-embedded", train_size=3000, test_size=800)
+    assert plausible.label_problems(ds.train_labels, ds.test_labels, ds.class_names) == ([], [])

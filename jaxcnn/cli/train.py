@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", type=path_arg, metavar="DIR",
                         help="start a new run from the parameters of DIR's checkpoint (same "
                              "filters and class count; any data, optimizer and size)")
+    parser.add_argument("--ignore-label-warnings", action="store_true",
+                        help="train even when the training labels cannot explain the test "
+                             "set (one training class, or no test class seen in training)")
     parser.add_argument("--force", action="store_true",
                         help="replace the run that --out already holds")
     parser.add_argument("--cpu-devices", type=int, metavar="N",
@@ -252,6 +255,21 @@ def _init_params(source, config: TrainConfig, num_classes: int):
     return checkpoint.to_fast_layout(jax.tree.map(jax.numpy.asarray, params))
 
 
+def _label_warnings(args: argparse.Namespace, dataset, config: TrainConfig) -> list[str]:
+    """The label problems of a new run's data (``plausible``): the serious ones refuse it
+    (``ConfigError``) unless ``--ignore-label-warnings``; returns the lines to print."""
+    from jaxcnn.data import plausible
+
+    serious, minor = plausible.label_problems(dataset.train_labels, dataset.test_labels,
+                                              dataset.class_names)
+    if serious and not args.ignore_label_warnings:
+        raise ConfigError(f"the training labels of {config.data} cannot explain its test set: "
+                          f"{'; '.join(serious)}; check the labels files (`jaxcnn data "
+                          f"--data {config.data}`), or pass --ignore-label-warnings to train "
+                          "anyway")
+    return serious + minor
+
+
 def run(args: argparse.Namespace) -> int:
     from jaxcnn.training import checkpoint, distributed, outputs
 
@@ -406,6 +424,8 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         resume = (train.fresh_state(config, params), 0, 0)
         print(f"Starting from the parameters of {args.init_from} (step {source.step})")
 
+    warnings = [] if ckpt is not None else (  # a resumed run was accepted, same data
+        _label_warnings(args, dataset, config))
     n = len(dataset.train_labels)
     if n < config.batch_size:  # before anything is printed
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the {n:,} "
@@ -418,6 +438,8 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
           f"{config.grad} gradients, {config.ties} ties, {config.epochs} epoch(s)")
     if n % config.batch_size:
         print(f"note: {n % config.batch_size} images per epoch dropped (last partial batch)")
+    for warning in warnings:
+        print(f"warning: {warning}")
 
     seeds = [config.seed + i for i in range(config.seeds)]
     log, windows_complete = None, True
