@@ -192,16 +192,15 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--lr", "0.04", "--train-size", "500"), "mean loss of steps 1-100 reached 46"),
     (("train", "--lr", "0.5", "--train-size", "20"), "training diverged"),
     (("train", "--seed", "-1"), "--seed must be at least 0"),
-    (("train", "--resume", "/no/such/run"), "cannot resume /no/such/run: no such folder"),
-    (("train", "--resume", "README.md"), "it is a file, not a run folder; give the folder that "
-                                         "holds it (--resume .)"),
+    (("train", "--resume", "/no/such/run"), "--resume /no/such/run: no such folder"),
+    (("train", "--resume", "README.md"), "--resume README.md is a file, not a run folder; give "
+                                         "the folder that `jaxcnn train --out DIR` wrote"),
     (("train", "--epochs", "0"), "--epochs must be at least 1"),
     (("train", "--train-size", "99999"), "more than the 4,000 train images"),
     (("train", "--data", "idx:/no/such/dir"), "does not exist"),
-    (("evaluate", "/no/such/checkpoint"), "no checkpoint.npz there"),
+    (("evaluate", "/no/such/checkpoint"), "/no/such/checkpoint: no such folder"),
     # a file or a folder named checkpoint.npz was "there is no checkpoint.npz there"
-    (("evaluate", "README.md"), "cannot load the checkpoint in README.md: it is a file, "
-                                "not a run folder"),
+    (("evaluate", "README.md"), "error: README.md is a file, not a run folder"),
     (("evaluate", "/no/such/checkpoint", "--test-size", "0"),
      "argument --test-size: must be at least 1, got 0 (see jaxcnn evaluate --help)"),
     (("plot", "/no/such/run", "--test-size", "-5"), "argument --test-size: must be at least 1"),
@@ -425,3 +424,27 @@ def test_label_problems_of_ordinary_subsets_are_none():
 
     ds = data.load("mnist-embedded", train_size=3000, test_size=800)
     assert plausible.label_problems(ds.train_labels, ds.test_labels, ds.class_names) == ([], [])
+
+
+def test_the_same_mistake_gets_the_same_message_in_every_command(trained, tmp_path):
+    """Issue 22 (8): `jaxcnn plot run1/checkpoint.npz` said "Not a directory ... choose
+    another --out" (the fault was the run argument), evaluate accepted the file, and
+    train --resume asked for its folder. Now DIR/checkpoint.npz means DIR everywhere, and
+    another file or a missing folder gets one wording naming the argument at fault."""
+    out, _ = trained
+    plotted = jaxcnn("plot", str(out / "checkpoint.npz"), "--out", str(tmp_path / "p"))
+    assert plotted.returncode == 0 and (tmp_path / "p" / "confusion.png").exists(), \
+        plotted.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    for bad, fact in ((tmp_path / "notes.txt", " is a file, not a run folder"),
+                      (tmp_path / "gone", ": no such folder")):
+        lines = set()
+        for command, argument in ((["evaluate"], ""), (["plot"], ""),
+                                  (["train", "--resume"], "--resume "),
+                                  (["train", "--init-from"], "--init-from ")):
+            proc = jaxcnn(*command, str(bad))
+            assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+            line = proc.stderr.split("error: ", 1)[1]
+            assert line.startswith(f"{argument}{bad}{fact}"), line
+            lines.add(line.removeprefix(argument))
+        assert len(lines) == 1, lines  # the same words, whichever command

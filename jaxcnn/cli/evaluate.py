@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from jaxcnn import jsonsafe
-from jaxcnn.cli import path_arg, testset
+from jaxcnn.cli import path_arg, run_folder, testset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn import fast, model
     from jaxcnn.training import checkpoint, outputs, train
 
+    args.checkpoint = run_folder(args.checkpoint, "")  # DIR or DIR/checkpoint.npz
     ckpt = checkpoint.load(args.checkpoint)
     dataset = testset.load(args, ckpt)
     source = dataset.source

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from jaxcnn import data, faults
-from jaxcnn.cli import path_arg
+from jaxcnn.cli import path_arg, run_folder
 from jaxcnn.errors import CheckpointError, ConfigError, DivergenceError
 from jaxcnn.model import TIE_RULES
 from jaxcnn.training import fsio
@@ -275,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume is not None and args.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
+    if args.resume is not None:  # DIR or DIR/checkpoint.npz, as in evaluate and plot
+        args.resume = run_folder(args.resume, "--resume")
+    if args.init_from is not None:
+        args.init_from = run_folder(args.init_from, "--init-from")
     if args.resume is not None and args.force and (args.out is None
                                                    or _same_dir(args.out, args.resume)):
         raise ConfigError("--force replaces the run in --out with a new one and --resume "
@@ -325,13 +329,6 @@ def run(args: argparse.Namespace) -> int:
 def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) -> int:
     from jaxcnn.training import rundir
 
-    if args.resume is not None and not args.resume.is_dir():  # before making any folder
-        if args.resume.exists():
-            raise CheckpointError(f"cannot resume {args.resume}: it is a file, not a run "
-                                  f"folder; give the folder that holds it (--resume "
-                                  f"{args.resume.parent})")
-        raise CheckpointError(f"cannot resume {args.resume}: no such folder; give the --out "
-                              "folder of an earlier run")
     out = (args.out or args.resume) if writer else None
     resuming_here = _same_dir(out, args.resume)
     lock = (rundir.prepare(out, resuming_here=resuming_here, force=args.force)
