@@ -57,6 +57,11 @@ _FLAGS = [
                                                "second step)")),
 ]
 _FLAG_OF = {dest: flag for flag, dest, _ in _FLAGS} | {"data": "--data"}
+# what else the processes of a multi-process run must agree on (distributed.compare)
+_AGREED_NAMES = {"data_sha256": "the sha256 of the data (--data)",
+                 "class_names": "the class names of --data", "learning_rate": "--lr",
+                 "resume": "the checkpoint --resume continues (run id, step)",
+                 "init_from": "the checkpoint of --init-from (run id, step)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -294,19 +299,21 @@ def run(args: argparse.Namespace) -> int:
         else:
             config = config_from_args(args)
     if not settings.requested:
-        return _run(args, config, source, checkpoint, outputs, lambda: None)
+        return _run(args, config, source, checkpoint, outputs, lambda *_: None)
 
     # Several processes: JAX's runtime starts before anything touches its backend.
     seeds = config.seeds if config is not None else checkpoint.load(args.resume).config.seeds
     use_cpu_devices(args.cpu_devices, seeds, processes=settings.num_processes or 2)
     multi = distributed.initialize(settings)
     if not multi:
-        return _run(args, config, source, checkpoint, outputs, lambda: None)
+        return _run(args, config, source, checkpoint, outputs, lambda *_: None)
     phases = [0]
 
-    def agree():  # every process is ready (or one of them failed: all stop); twice:
+    def agree(settings=None):  # every process is ready (or one failed: all stop); twice:
         phases[0] += 1  # all checks passed, then process 0's run folder is ready
         distributed.agree(None)
+        if settings is not None:  # and all of them run the same config on the same data
+            distributed.compare(settings, _FLAG_OF | _AGREED_NAMES)
 
     quiet = distributed.process_index() != 0  # only process 0 prints and writes
     if quiet:  # at the file descriptor: Gloo's C++ code prints to stdout too
@@ -335,11 +342,11 @@ def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) 
             if out is not None else None)
     with lock or contextlib.nullcontext():
         return _train(args, out, config, source, checkpoint, outputs, agree,
-                      start=lock.start if lock is not None else lambda: None)
+                      start=lock.start if lock is not None else lambda *_: None)
 
 
 def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoint,
-           outputs, agree=lambda: None, start=lambda: None) -> int:
+           outputs, agree=lambda *_: None, start=lambda *_: None) -> int:
     """Check everything that can fail before training, then ``agree`` (every process is
     ready) and ``start`` (only now is anything in ``out`` replaced: a refused run leaves
     its folder as it was), then train."""
@@ -440,7 +447,11 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
 
     seeds = [config.seed + i for i in range(config.seeds)]
     log, windows_complete = None, True
-    agree()  # every process passed every check
+    # every process passed every check, and runs the same settings on the same data
+    agree({k: v for k, v in config.to_dict().items() if k != "data"}
+          | {"data_sha256": data_sha256, "class_names": list(dataset.class_names),
+             "resume": [ckpt.run_id, ckpt.step] if ckpt is not None else None,
+             "init_from": init_from and [init_from["run_id"], init_from["step"]]})
     start()  # only now does the run that --force replaces go
     if out is not None:
         csv_path = out / outputs.CSV_NAME
