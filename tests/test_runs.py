@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -382,3 +384,27 @@ def test_a_refused_force_leaves_the_run_it_would_replace_exactly_as_it_was(tmp_p
     forced = jaxcnn("train", *TINY, "--out", run, "--force")  # a run that starts replaces
     assert forced.returncode == 0 and not (run / plots.FOLDER).exists()
     assert (run / checkpoint.FILE_NAME).read_bytes() != before[checkpoint.FILE_NAME]
+
+
+def _under_ulimit_v(kib: int, *args):
+    command = shlex.join([sys.executable, "-m", "jaxcnn", *map(str, args)])
+    return subprocess.run(["bash", "-c", f"ulimit -v {kib} && exec {command}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=os.environ | {"PYTHONPATH": str(ROOT)})
+
+
+def test_out_of_address_space_is_one_line_saying_how_much_and_what_to_lower():
+    """Issue 22 (5): `(ulimit -v 1000000; jaxcnn train --seeds 512 ...)` aborted in C++
+    with std::bad_alloc (exit 134), or segfaulted (139) with a little more. Under a limit,
+    malloc keeps one arena (XLA's thread pools had reserved 1.5 GiB of address space),
+    and a run that cannot fit is refused before JAX allocates, in one line."""
+    proc = _under_ulimit_v(800_000, "train", "--seeds", "512", "--train-size", "500",
+                           "--test-size", "800", "--no-progress")
+    line = one_clean_line(proc)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert re.search(r"needs about [\d,]+ MiB of address space but `ulimit -v` allows 781 MiB; "
+                     r"train at most about \d+ seeds", line), line
+    small = _under_ulimit_v(500_000, "train", *TINY)
+    assert small.returncode == 2 and "JAX's runtime alone needs" in one_clean_line(small)
+    fits = _under_ulimit_v(1_000_000, "train", *TINY)  # aborted before one arena per pool
+    assert fits.returncode == 0 and "Test Accuracy" in fits.stdout, fits.stderr[-500:]

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from jaxcnn import faults, interrupts
+from jaxcnn import faults, interrupts, memory
 from jaxcnn.errors import JaxcnnError, OutputError
 
 # sub-command -> (module, one-line help). Modules are imported lazily so that
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     command = command if command in COMMANDS else None
     interrupts.install(command or "command")
+    memory.fit_malloc_to_limit()  # under `ulimit -v`: address space for data, not arenas
     faults.point("start")
     prog = f"jaxcnn {command}" if command else "jaxcnn"
     stdout, sys.stdout = sys.stdout, CheckedStdout(sys.stdout)

@@ -377,6 +377,11 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             init_from = {"path": str(args.init_from.resolve()), "run_id": source.run_id,
                          "step": source.step, "config_hash": source.config.digest()}
     _refuse_ignored_flags(args, config)
+    from jaxcnn import memory
+
+    # before JAX's runtime allocates: under `ulimit -v` XLA's C++ would abort instead
+    memory.check_train(config.seeds, config.num_filters,
+                       (config.train_size or 60_000) + (config.test_size or 10_000))
     import jax
 
     if not jax.distributed.is_initialized():  # a multi-process run chose its devices already
