@@ -48,7 +48,8 @@ _FLAGS = [
                                                     "(default report)")),
     ("--seed", "seed", dict(type=int, help="random seed (default 0)")),
     ("--seeds", "seeds", dict(type=int, metavar="K",
-                              help="train K models, seeds seed..seed+K-1, in one program")),
+                              help="train K models, seeds seed..seed+K-1, in one program "
+                                   "(default 1)")),
     ("--log-every", "log_every", dict(type=int, metavar="STEPS",
                                       help="steps per log line (default 100)")),
     ("--filters", "num_filters", dict(type=int, help="conv filters (default 8)")),
