@@ -36,7 +36,7 @@ def env(**extra):
     return clean | {"PYTHONPATH": str(ROOT)} | extra
 
 
-def two_processes(extra0=(), extra1=(), env1=None):
+def two_processes(extra0=(), extra1=(), env1=None, env0=None):
     """Both processes of one run; returns [(returncode, stdout, stderr)] and the wall time
     until the last one ended."""
     port = free_port()
@@ -44,7 +44,7 @@ def two_processes(extra0=(), extra1=(), env1=None):
               "--num-processes", "2"]
     start = time.perf_counter()
     procs = [subprocess.Popen([*common, "--process-id", str(i), *extra], cwd=ROOT,
-                              env=env(**(env1 or {})) if i == 1 else env(),
+                              env=env(**(env1 or {})) if i == 1 else env(**(env0 or {})),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i, extra in enumerate((extra0, extra1))]
     results = []
@@ -151,3 +151,15 @@ def test_sigterm_to_one_process_ends_the_run_as_in_a_single_process_run(tmp_path
         "jaxcnn train: terminated (SIGTERM); files already saved are intact"], err1
     assert code0 == 2 and len(own_lines(err0)) == 1 and "another process" in err0, err0
     assert "Traceback" not in err0 + err1 and seconds < BOUND_S
+
+
+def test_process_0_killed_ends_the_other_with_one_line_and_no_cpp_log(tmp_path):
+    """Issue 22 (2): when process 0, which hosts the coordination service, died, JAX's C++
+    client ended the others with a glog line, the RPC and a stack trace. Now one line."""
+    results, seconds = two_processes(["--out", str(tmp_path / "run")],
+                                     env0={"JAXCNN_FAULT": "window-100=KILL"})
+    (code0, _, _), (code1, _, err1) = results
+    assert code0 == -9 and code1 != 0
+    assert len(err1.strip().splitlines()) == 1, err1  # nothing but jaxcnn's line
+    assert err1.startswith("jaxcnn train: error: ") and "process" in err1, err1
+    assert "@" not in err1 and "Check failure" not in err1 and seconds < BOUND_S

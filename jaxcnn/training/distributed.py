@@ -22,7 +22,9 @@ Failures end every process within bounded time:
   (one line, 130/143/129); its peers then stop as for a process that died;
 * a process that dies (killed, crashed) breaks its peers' next collective, which raises
   at once; they stop with one line. When process 0, which hosts the coordination
-  service, dies, JAX's runtime ends the others at once with its own log (exit 134).
+  service, dies, JAX's runtime ends the others at once (exit 134); its C++ log (and
+  that of a process that never connects, after ``INIT_TIMEOUT_S``) becomes one line
+  (``native_log``).
 
 ``jax_enable_recoverability`` is set so that a departed process other than 0 is an
 error in its peers' collectives rather than an immediate abort.
@@ -106,6 +108,10 @@ def initialize(settings: Settings) -> bool:
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_enable_recoverability", True)
+    jax.config.update("jax_enable_preemption_service", False)  # it took SIGTERM over
+    from jaxcnn.training import native_log
+
+    native_log.filter_stderr("jaxcnn train", INIT_TIMEOUT_S)  # one line, not C++'s log
     try:
         jax.distributed.initialize(
             settings.coordinator, settings.num_processes, settings.process_id,
