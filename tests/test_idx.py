@@ -264,3 +264,12 @@ def test_a_metrics_csv_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
 
     with pytest.raises(OutputError, match="FIFO"):
         list(outputs.windows(_fifo(tmp_path / "metrics.csv"), "0" * 32, 1))
+
+
+def test_a_checkpoint_that_is_a_fifo_is_named_as_one_and_never_opened(tmp_path):
+    from jaxcnn.errors import CheckpointError
+    from jaxcnn.training import checkpoint
+
+    _fifo(tmp_path / checkpoint.FILE_NAME)
+    with pytest.raises(CheckpointError, match=re.escape("is not a file (a FIFO (named pipe))")):
+        checkpoint.load(tmp_path)

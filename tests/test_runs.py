@@ -373,11 +373,20 @@ def test_a_refused_force_leaves_the_run_it_would_replace_exactly_as_it_was(tmp_p
     for flags, says in [
         (["--data", f"idx:{tmp_path / 'typo'}"], "does not exist"),  # the data
         (["--batch-size", "50"], "larger than the 20"),  # the sizes, known with the data
-        (["--init-from", tmp_path / "nothing"], "no checkpoint.npz"),  # a flag's file
+        (["--init-from", tmp_path / "nothing"], "no such folder"),  # a flag's folder
     ]:
         proc = jaxcnn("train", *TINY, *flags, "--out", run, "--force")
         assert proc.returncode == 2 and says in one_clean_line(proc), proc.stderr
         assert _contents(run) == before, flags
+    import shutil
+
+    other = tmp_path / "other"  # --resume into another --out: its resume rules come first
+    shutil.copytree(run, other)
+    kept = _contents(other)
+    proc = jaxcnn("train", "--resume", run, "--out", other, "--force", "--epochs", "2",
+                  "--batch-size", "2", "--no-progress")
+    assert proc.returncode == 2 and "cannot change" in one_clean_line(proc), proc.stderr
+    assert _contents(other) == kept and _contents(run) == before
     fresh = tmp_path / "new" / "run"  # a refused run makes no folder either
     proc = jaxcnn("train", *TINY, "--data", "idx:typo", "--out", fresh)
     assert proc.returncode == 2 and not (tmp_path / "new").exists()

@@ -257,9 +257,11 @@ def load(directory: str | Path) -> Checkpoint:
     if directory.is_file():
         raise _fail(directory, "it is a file, not a run folder; give the folder that "
                                "`jaxcnn train --out DIR` wrote")
-    if path.exists() and not path.is_file():
-        raise _fail(directory, f"its {FILE_NAME} is not a file (a folder or a device); "
-                               "restore the checkpoint or train again")
+    if path.exists() and not path.is_file():  # never opened: a FIFO would block
+        from jaxcnn.data.common import file_kind
+
+        raise _fail(directory, f"its {FILE_NAME} is not a file ({file_kind(path.stat().st_mode)}"
+                               "); restore the checkpoint or train again")
     if not path.is_file():
         if (directory / "metrics.csv").is_file():
             raise _fail(directory, f"there is no {FILE_NAME} there: the run that logged its "
