@@ -273,3 +273,23 @@ def test_a_checkpoint_that_is_a_fifo_is_named_as_one_and_never_opened(tmp_path):
     _fifo(tmp_path / checkpoint.FILE_NAME)
     with pytest.raises(CheckpointError, match=re.escape("is not a file (a FIFO (named pipe))")):
         checkpoint.load(tmp_path)
+
+
+def test_decompression_is_bounded_by_what_the_idx_header_announces(tmp_path):
+    """Issue 22 (3): reads are bounded by what the header announces. A gzip of a 3-image
+    IDX header followed by 100 MB of zeros (100 KB compressed) is read only up to its
+    announced size (plus what counts the trailing data), never whole."""
+    from jaxcnn.data import filetype
+
+    head = idx.encode_idx(np.zeros((3, 28, 28), np.uint8))
+    bomb = gzip.compress(head + bytes(100 << 20), compresslevel=1)
+    inner = filetype.decompress("gzip", bomb)
+    assert inner[:len(head)] == head and len(inner) == filetype.SMALL_BYTES
+    with pytest.raises(DataError, match="has trailing data"):
+        idx.parse_idx(inner, 3)
+    # no IDX header inside: at most MAX_BYTES, then refused
+    text = gzip.compress(b"x" * 5000)
+    assert filetype.decompress("gzip", text) == b"x" * 5000
+    huge = idx.encode_idx(np.zeros((1, 1), np.uint8))[:4] + (1 << 31).to_bytes(4, "big") * 2
+    with pytest.raises(ValueError, match="announces"):
+        filetype.decompress("gzip", gzip.compress(huge))
