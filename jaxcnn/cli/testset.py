@@ -41,8 +41,10 @@ def load(args: argparse.Namespace, ckpt) -> data.Dataset:
     test_size = args.test_size if args.test_size is not None else ckpt.config.test_size
     own = source == ckpt.config.data and ckpt.data_sha256 is not None
     if own:  # its own source: the images the checkpoint recorded, checked below
+        recorded = ckpt.config.test_size  # None: all of them
         sizes = dict(train_size=ckpt.config.train_size,
-                     test_size=max(test_size, ckpt.config.test_size or test_size))
+                     test_size=None if recorded is None or test_size is None
+                     else max(test_size, recorded))
     else:
         sizes = dict(train_size=1, test_size=test_size)
     dataset = data.load(source, download=args.download, **sizes)
