@@ -448,3 +448,13 @@ def test_the_same_mistake_gets_the_same_message_in_every_command(trained, tmp_pa
             assert line.startswith(f"{argument}{bad}{fact}"), line
             lines.add(line.removeprefix(argument))
         assert len(lines) == 1, lines  # the same words, whichever command
+
+
+def test_a_label_number_the_mapping_file_skips_is_no_warning():
+    """EMNIST letters declares its label 0 "(unused)": no image there is no surprise."""
+    from jaxcnn.data import plausible
+
+    train, test = np.array([1, 2, 3, 1]), np.array([1, 2])
+    assert plausible.label_problems(train, test, ["(unused)", "a", "b", "c"]) == ([], [])
+    _, minor = plausible.label_problems(train, test, ["x", "a", "b", "c"])
+    assert minor == ["1 of the 4 classes have no image in either split (x)"]

@@ -8,7 +8,7 @@ label 11 while the test labels are 0-9 loads as 12 classes, trains, and scores 0
   training class; a test set none of whose classes occur in training;
 * minor (a warning): some test classes never occur in training; classes with no image
   in either split (the class count then comes from a declared name list or the
-  largest label).
+  largest label), except a number the mapping file itself skips (``"(unused)"``).
 
 ``jaxcnn data`` shows both kinds as warnings.
 """
@@ -16,6 +16,8 @@ label 11 while the test labels are 0-9 loads as 12 classes, trains, and scores 0
 from __future__ import annotations
 
 import numpy as np
+
+UNUSED = "(unused)"  # a label number a mapping file skips (idx_layout.UNUSED): no warning
 
 
 def _names(class_names, indices, limit: int = 8) -> str:
@@ -44,7 +46,8 @@ def label_problems(train_labels: np.ndarray, test_labels: np.ndarray,
                   f"training image has ({_names(class_names, unseen)}), so they can never be "
                   "classified correctly")
         (serious if n == len(test_labels) else minor).append(phrase)
-    empty = np.flatnonzero((train == 0) & (test == 0))
+    empty = np.array([i for i in np.flatnonzero((train == 0) & (test == 0))
+                      if class_names[i] != UNUSED], int)  # EMNIST letters' label 0: declared
     if len(empty):
         minor.append(f"{len(empty)} of the {k} classes have no image in either split "
                      f"({_names(class_names, empty)})")
