@@ -310,11 +310,11 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, config, source, checkpoint, outputs, lambda *_: None)
     phases = [0]
 
-    def agree(settings=None):  # every process is ready (or one failed: all stop); twice:
+    def agree(values=None):  # every process is ready (or one failed: all stop); twice:
         phases[0] += 1  # all checks passed, then process 0's run folder is ready
         distributed.agree(None)
-        if settings is not None:  # and all of them run the same config on the same data
-            distributed.compare(settings, _FLAG_OF | _AGREED_NAMES)
+        if values is not None:  # and all of them run the same config on the same data
+            distributed.compare(values, _FLAG_OF | _AGREED_NAMES)
 
     quiet = distributed.process_index() != 0  # only process 0 prints and writes
     if quiet:  # at the file descriptor: Gloo's C++ code prints to stdout too
