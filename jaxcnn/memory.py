@@ -86,3 +86,16 @@ def check_train(seeds: int, filters: int, images: int) -> None:
     raise MemoryLimitError(
         f"out of memory: this run needs about {math.ceil(need / MiB):,} MiB of address space "
         f"but `ulimit -v` allows {limit // MiB:,} MiB; {lower}")
+
+
+def check_runtime(images: int = 0) -> None:
+    """Raise ``MemoryLimitError`` when JAX's runtime and ``images`` test images cannot fit
+    under ``ulimit -v`` (``jaxcnn evaluate``, ``plot``: one model at a time)."""
+    limit = address_space_limit()
+    need = train_bytes(1, 8, images)
+    if limit is None or need <= limit:
+        return
+    raise MemoryLimitError(
+        f"out of memory: this command needs about {math.ceil(need / MiB):,} MiB of address "
+        f"space but `ulimit -v` allows {limit // MiB:,} MiB; raise the limit (JAX's runtime "
+        f"alone needs about {BASE_BYTES // MiB} MiB)")

@@ -402,7 +402,7 @@ def _under_ulimit_v(kib: int, *args):
                           env=os.environ | {"PYTHONPATH": str(ROOT)})
 
 
-def test_out_of_address_space_is_one_line_saying_how_much_and_what_to_lower():
+def test_out_of_address_space_is_one_line_saying_how_much_and_what_to_lower(tmp_path):
     """Issue 22 (5): `(ulimit -v 1000000; jaxcnn train --seeds 512 ...)` aborted in C++
     with std::bad_alloc (exit 134), or segfaulted (139) with a little more. Under a limit,
     malloc keeps one arena (XLA's thread pools had reserved 1.5 GiB of address space),
@@ -415,5 +415,8 @@ def test_out_of_address_space_is_one_line_saying_how_much_and_what_to_lower():
                      r"train at most about \d+ seeds", line), line
     small = _under_ulimit_v(500_000, "train", *TINY)
     assert small.returncode == 2 and "JAX's runtime alone needs" in one_clean_line(small)
-    fits = _under_ulimit_v(1_000_000, "train", *TINY)  # aborted before one arena per pool
+    fits = _under_ulimit_v(1_000_000, "train", *TINY, "--out", tmp_path)  # had aborted
     assert fits.returncode == 0 and "Test Accuracy" in fits.stdout, fits.stderr[-500:]
+
+    evaluate = _under_ulimit_v(500_000, "evaluate", tmp_path)  # before JAX allocates too
+    assert evaluate.returncode == 2 and "`ulimit -v` allows 488 MiB" in evaluate.stderr

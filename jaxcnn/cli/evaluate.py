@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from jaxcnn import jsonsafe
+from jaxcnn import jsonsafe, memory
 from jaxcnn.cli import path_arg, run_folder, testset
 
 
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     args.checkpoint = run_folder(args.checkpoint, "")  # DIR or DIR/checkpoint.npz
     ckpt = checkpoint.load(args.checkpoint)
+    memory.check_runtime()  # before JAX allocates: under `ulimit -v` its C++ would abort
     dataset = testset.load(args, ckpt)
     source = dataset.source
     params = jax.vmap(fast.to_fast)(jax.tree.map(jax.numpy.asarray, ckpt.params))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxcnn import memory
 from jaxcnn.cli import path_arg, run_folder, testset
 from jaxcnn.errors import ConfigError
 
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     args.run = run_folder(args.run, "")  # DIR/checkpoint.npz is DIR, as in evaluate
     ckpt = checkpoint.load(args.run)
+    memory.check_runtime()  # before JAX allocates: under `ulimit -v` its C++ would abort
     dataset = testset.load(args, ckpt)  # refused data makes no folder
     out = args.out or args.run / plots.FOLDER
     try:
