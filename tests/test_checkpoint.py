@@ -294,3 +294,13 @@ def test_deep_metadata_in_evaluate_and_resume_is_one_line_exit_2(saved, tmp_path
                               env=os.environ | {"PYTHONPATH": str(root)})
         assert proc.returncode == 2 and "nested too deeply" in proc.stderr, proc.stderr
         assert len(proc.stderr.splitlines()) == 1
+
+
+def test_a_lock_file_nested_very_deeply_names_another_process(tmp_path):
+    """Issue 22 (6), another member: the lock file's holder is JSON read back for the
+    "in use by" message; a deeply nested one raised RecursionError."""
+    from jaxcnn.training import runlock
+
+    lock = tmp_path / runlock.LOCK_NAME
+    lock.write_text("[" * 100_000 + "]" * 100_000)
+    assert runlock._holder_text(lock) == "another jaxcnn process"

@@ -293,3 +293,10 @@ def test_decompression_is_bounded_by_what_the_idx_header_announces(tmp_path):
     huge = idx.encode_idx(np.zeros((1, 1), np.uint8))[:4] + (1 << 31).to_bytes(4, "big") * 2
     with pytest.raises(ValueError, match="announces"):
         filetype.decompress("gzip", gzip.compress(huge))
+
+
+def test_deeply_nested_json_text_is_described_not_a_recursion_error():
+    """Issue 22 (6), another member: a text file of 5,000 '[' given as idx: data."""
+    from jaxcnn.data import filetype
+
+    assert filetype.describe(b"[" * 5000).startswith("JSON-like text")
