@@ -344,7 +344,8 @@ def test_evaluate_plot_and_init_from_on_a_run_that_stopped_before_its_first_chec
     said "train with `jaxcnn train --out DIR` to make one", which is refused there."""
     proc = jaxcnn("train", *TINY, "--lr", "0.5", "--out", tmp_path)
     assert proc.returncode == 2 and "diverged" in proc.stderr
-    for args in (("evaluate", tmp_path), ("plot", tmp_path), ("train", "--init-from", tmp_path)):
+    for args in (("evaluate", tmp_path), ("plot", tmp_path), ("train", "--init-from", tmp_path),
+                 ("train", "--resume", tmp_path)):  # one line for one fact (issue 22 (8))
         proc = jaxcnn(*args)
         assert proc.returncode == 2
         line = one_clean_line(proc)

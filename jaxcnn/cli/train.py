@@ -354,12 +354,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
     from tqdm import tqdm
 
     ckpt, changed, history, init_from = None, {}, [], None
-    if args.resume is not None:
-        if (not (args.resume / checkpoint.FILE_NAME).exists()
-                and (args.resume / outputs.CSV_NAME).exists()):
-            raise CheckpointError(f"{args.resume} holds no checkpoint: its run stopped before "
-                                  "its first checkpoint was saved; start a new run there "
-                                  "with --force")
+    if args.resume is not None:  # a run without a checkpoint: the same line as evaluate's
         ckpt = checkpoint.load(args.resume)
         config, changed = resume_config(args, ckpt.config)
         if ckpt.epochs_done >= config.epochs:
