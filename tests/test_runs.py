@@ -391,8 +391,22 @@ def test_a_refused_force_leaves_the_run_it_would_replace_exactly_as_it_was(tmp_p
     fresh = tmp_path / "new" / "run"  # a refused run makes no folder either
     proc = jaxcnn("train", *TINY, "--data", "idx:typo", "--out", fresh)
     assert proc.returncode == 2 and not (tmp_path / "new").exists()
-    forced = jaxcnn("train", *TINY, "--out", run, "--force")  # a run that starts replaces
+    # a run that starts but fails before its first checkpoint commits (it diverges) leaves
+    # the old run whole too: it logged into a staged file, swept at the next start
+    diverged = jaxcnn("train", *TINY, "--lr", "0.5", "--out", run, "--force")
+    assert diverged.returncode == 2 and "diverged" in one_clean_line(diverged)
+    after = _contents(run)
+    from jaxcnn.training import rundir
+
+    assert after.pop(rundir.STAGED_CSV).startswith(b"run_id,step")
+    after.pop(".jaxcnn.lock")  # names the last holder: the run that started
+    assert after == {k: v for k, v in before.items() if k != ".jaxcnn.lock"}
+    forced = jaxcnn("train", *TINY, "--out", run, "--force")  # its first commit replaces
     assert forced.returncode == 0 and not (run / plots.FOLDER).exists()
+    assert not (run / rundir.STAGED_CSV).exists() and csv_steps(run) == [10, 20]
+    metrics = strict_json((run / "metrics.json").read_text())
+    assert metrics["run_id"] == checkpoint.load(run).run_id != json.loads(
+        before["metrics.json"])["run_id"]
     assert (run / checkpoint.FILE_NAME).read_bytes() != before[checkpoint.FILE_NAME]
 
 

@@ -342,15 +342,15 @@ def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) 
     lock = (rundir.prepare(out, resuming_here=resuming_here, force=args.force)
             if out is not None else None)
     with lock or contextlib.nullcontext():
-        return _train(args, out, config, source, checkpoint, outputs, agree,
-                      start=lock.start if lock is not None else lambda *_: None)
+        return _train(args, out, config, source, checkpoint, outputs, agree, lock=lock)
 
 
 def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoint,
-           outputs, agree=lambda *_: None, start=lambda *_: None) -> int:
+           outputs, agree=lambda *_: None, lock=None) -> int:
     """Check everything that can fail before training, then ``agree`` (every process is
-    ready) and ``start`` (only now is anything in ``out`` replaced: a refused run leaves
-    its folder as it was), then train."""
+    ready), then train. Nothing in ``out`` is written before the checks passed, and a run
+    that ``--force`` replaces stays whole until this run's first checkpoint commits over
+    it (``lock``, a ``runlock.RunLock``: its staged log, ``commit``)."""
     from tqdm import tqdm
 
     ckpt, changed, history, init_from = None, {}, [], None
@@ -453,9 +453,11 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
           | {"data_sha256": data_sha256, "class_names": list(dataset.class_names),
              "resume": [ckpt.run_id, ckpt.step] if ckpt is not None else None,
              "init_from": init_from and [init_from["run_id"], init_from["step"]]})
-    start()  # only now does the run that --force replaces go
+    if lock is not None:
+        lock.start()  # writes from here on; what --force replaces stays until a commit
     if out is not None:
-        csv_path = out / outputs.CSV_NAME
+        csv_path = (lock.staged_csv if lock is not None and lock.staged_csv
+                    else out / outputs.CSV_NAME)
         cut = outputs.Cut()
         try:
             last = outputs.carry_over(args.resume / outputs.CSV_NAME if ckpt else None,
@@ -483,12 +485,15 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         return (f"; the checkpoint of epoch {saved[0][0]} in {saved[0][1]} is kept"
                 if saved[0] else "")
 
-    def save(result):
+    def save(result, wrote_json: bool = False):
         try:
             log.sync()  # the windows up to the checkpoint's step are durable before it commits
             checkpoint.save(out, config, dataset.class_names, result.state, shuffle_keys,
                             result.step, result.epochs_done, run_id=run_id, history=history,
                             init_from=init_from, data_sha256=data_sha256)
+            if lock is not None and lock.on_commit is not None:  # --force's first commit
+                lock.commit(wrote_json)
+                log.path = out / outputs.CSV_NAME  # the staged log, renamed into place
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot save the checkpoint of epoch "
                                          f"{result.epochs_done} in {out}{kept()}") from None
@@ -533,13 +538,13 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             "timings": result.timings, "versions": outputs.versions(),
         }
         try:
-            outputs.write_metrics(out, metrics, run_id, config.seeds)
+            outputs.write_metrics(out, metrics, run_id, config.seeds, csv_path=log.path)
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot write {out / outputs.JSON_NAME}{kept()}"
                                     ) from None
         # the last act: a crash before it leaves the previous epoch's checkpoint, which
         # --resume trains again, rewriting metrics.json the same way
-        save(result)
+        save(result, wrote_json=True)
         log.close()
         print(f"Wrote {out}/metrics.json, metrics.csv and {checkpoint.FILE_NAME}")
     return 0

@@ -257,17 +257,19 @@ def windows(path: Path, run_id: str, num_seeds: int, cut: Cut | None = None
         yield window
 
 
-def write_metrics(directory: str | Path, metrics: dict, run_id: str, num_seeds: int) -> None:
+def write_metrics(directory: str | Path, metrics: dict, run_id: str, num_seeds: int,
+                  csv_path: Path | None = None) -> None:
     """Write ``metrics.json`` atomically: ``metrics`` plus the run's windows, read from
-    ``metrics.csv`` one at a time (flat memory). Raises ``OSError``."""
+    ``csv_path`` (default ``metrics.csv``) one at a time (flat memory). Raises ``OSError``."""
     directory = Path(directory)
+    csv_path = csv_path or directory / CSV_NAME
     marker = "\x00windows\x00"
     head = dumps(dict(metrics, windows=marker), indent=2)
     before, after = head.split(json.dumps(marker))
 
     def write(fh):
         fh.write(before.encode() + b"[")
-        for i, window in enumerate(windows(directory / CSV_NAME, run_id, num_seeds)):
+        for i, window in enumerate(windows(csv_path, run_id, num_seeds)):
             fh.write((",\n    " if i else "\n    ").encode() + dumps(window).encode())
         fh.write(b"\n  ]" + after.encode())
 

@@ -32,19 +32,23 @@ class RunLock:
 
     path: Path
     fd: int | None
-    on_start: Callable[[], None] | None = None  # removes what --force replaces (rundir)
+    on_commit: Callable[[bool], None] | None = None  # replaces what --force replaces
+    staged_csv: Path | None = None  # where a --force run logs until its first commit
     created: list[Path] = field(default_factory=list)  # folders made for this run
     lock_file_created: bool = False
     previous: bytes = b""  # what the lock file held before (the last run's holder)
     started: bool = False  # the run has written (or removed) something of its own
 
     def start(self) -> None:
-        """The run passed every check and writes its first file now: only from here on
-        does anything it replaces go (``on_start``)."""
+        """The run passed every check and writes its first file now."""
         self.started = True
-        if self.on_start is not None:
-            self.on_start()
-            self.on_start = None
+
+    def commit(self, wrote_json: bool = False) -> None:
+        """The run's first checkpoint has just replaced the old one: what else ``--force``
+        replaces goes now (``on_commit``; once)."""
+        if self.on_commit is not None:
+            on_commit, self.on_commit = self.on_commit, None
+            on_commit(wrote_json)
 
     def abandon(self) -> None:
         """A run refused before it started: take back the lock file and the folders made
