@@ -28,7 +28,12 @@ LOCK_NAME = ".jaxcnn.lock"
 
 @dataclass
 class RunLock:
-    """A held lock; ``release()`` (or the end of the process) frees it."""
+    """A held lock; ``release()`` (or the end of the process) frees it.
+
+    It also carries the run's place in its folder's life: ``start()`` once it writes,
+    ``commit()`` after its first checkpoint (what ``--force`` replaces goes then, see
+    ``rundir``), and ``abandon()`` for a run refused before it started, which puts the
+    lock file's last holder back (or removes the lock file and folders it created)."""
 
     path: Path
     fd: int | None
