@@ -14,7 +14,11 @@ with nothing to catch. So, when such a limit is set:
   default arenas).
 * ``check_train(...)`` estimates, before JAX's runtime allocates anything, the address
   space a training run needs, and refuses a run that cannot fit (``MemoryLimitError``,
-  one line: how much it needs, the limit, and what to lower).
+  one line: how much it needs, the limit, and what to lower). The estimate stays above
+  the measured peaks (one arena, 200 training / 800 test images): 64 filters x 64
+  seeds peaked at 784 MiB (estimate 820), 32 filters x 256 seeds at 878 MiB (1,001);
+  runs at 390 seeds under the 781 MiB the estimate allows, and a default run under
+  654 MiB, finished.
 
 Without a limit nothing changes. Linux (glibc) only; elsewhere both are no-ops.
 """
