@@ -260,3 +260,47 @@ def test_a_file_that_is_not_an_npz_is_named_for_what_it_is(tmp_path, content, me
     with pytest.raises(CheckpointError) as info:
         checkpoint.load(tmp_path)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [100_000, 985])
+def test_metadata_nested_very_deeply_is_refused_in_one_line(saved, tmp_path, depth):
+    """Issue 22 (6): metadata nested 100,000 levels deep gave a RecursionError traceback
+    in evaluate and --resume. (985 levels parse, and failed where the checksum re-dumps.)"""
+    directory = copy_of(saved, tmp_path)
+    meta, arrays = read(directory)
+    text = json.dumps(meta)[:-1] + ', "history": ' + "[" * depth + "]" * depth + "}"
+    np.savez(directory / checkpoint.FILE_NAME, **arrays,
+             meta=np.frombuffer(text.encode(), np.uint8))
+    with pytest.raises(CheckpointError, match="nested too deeply") as info:
+        checkpoint.load(directory)
+    assert "\n" not in str(info.value)
+
+
+def test_deep_metadata_in_evaluate_and_resume_is_one_line_exit_2(saved, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    directory = copy_of(saved, tmp_path)
+    meta, arrays = read(directory)
+    text = json.dumps(meta)[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    np.savez(directory / checkpoint.FILE_NAME, **arrays,
+             meta=np.frombuffer(text.encode(), np.uint8))
+    root = Path(__file__).resolve().parents[1]
+    for command in (["evaluate", directory], ["train", "--resume", directory]):
+        proc = subprocess.run([sys.executable, "-m", "jaxcnn", *map(str, command)],
+                              capture_output=True, text=True, cwd=root, timeout=120,
+                              env=os.environ | {"PYTHONPATH": str(root)})
+        assert proc.returncode == 2 and "nested too deeply" in proc.stderr, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+
+
+def test_a_lock_file_nested_very_deeply_names_another_process(tmp_path):
+    """Issue 22 (6), another member: the lock file's holder is JSON read back for the
+    "in use by" message; a deeply nested one raised RecursionError."""
+    from jaxcnn.training import runlock
+
+    lock = tmp_path / runlock.LOCK_NAME
+    lock.write_text("[" * 100_000 + "]" * 100_000)
+    assert runlock._holder_text(lock) == "another jaxcnn process"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,16 +192,15 @@ def test_evaluate_refuses_a_diverged_checkpoint(trained, tmp_path):
     (("train", "--lr", "0.04", "--train-size", "500"), "mean loss of steps 1-100 reached 46"),
     (("train", "--lr", "0.5", "--train-size", "20"), "training diverged"),
     (("train", "--seed", "-1"), "--seed must be at least 0"),
-    (("train", "--resume", "/no/such/run"), "cannot resume /no/such/run: no such folder"),
-    (("train", "--resume", "README.md"), "it is a file, not a run folder; give the folder that "
-                                         "holds it (--resume .)"),
+    (("train", "--resume", "/no/such/run"), "--resume /no/such/run: no such folder"),
+    (("train", "--resume", "README.md"), "--resume README.md is a file, not a run folder; give "
+                                         "the folder that `jaxcnn train --out DIR` wrote"),
     (("train", "--epochs", "0"), "--epochs must be at least 1"),
     (("train", "--train-size", "99999"), "more than the 4,000 train images"),
     (("train", "--data", "idx:/no/such/dir"), "does not exist"),
-    (("evaluate", "/no/such/checkpoint"), "no checkpoint.npz there"),
+    (("evaluate", "/no/such/checkpoint"), "/no/such/checkpoint: no such folder"),
     # a file or a folder named checkpoint.npz was "there is no checkpoint.npz there"
-    (("evaluate", "README.md"), "cannot load the checkpoint in README.md: it is a file, "
-                                "not a run folder"),
+    (("evaluate", "README.md"), "error: README.md is a file, not a run folder"),
     (("evaluate", "/no/such/checkpoint", "--test-size", "0"),
      "argument --test-size: must be at least 1, got 0 (see jaxcnn evaluate --help)"),
     (("plot", "/no/such/run", "--test-size", "-5"), "argument --test-size: must be at least 1"),
@@ -389,3 +389,101 @@ def test_recipe_flags_print_validation_and_are_kept_for_resume_and_evaluate(tmp_
     refused = jaxcnn("train", "--resume", str(out), "--epochs", "2")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "--epochs cannot change on --resume with --schedule cosine" in refused.stderr
+
+
+def test_evaluate_and_plot_refuse_their_own_data_source_when_it_changed(tmp_path):
+    """Issue 22 (4): one label changed in the checkpoint's own idx: test file, and
+    `evaluate` printed a new accuracy with exit 0, while --resume refused the same
+    change. Both compare the data with the checkpoint's data_sha256 now."""
+    from idx_helpers import write_idx_dir
+
+    from jaxcnn.data import idx
+
+    paths = write_idx_dir(tmp_path / "digits", n_train=20, n_test=20)
+    run = tmp_path / "run"
+    assert jaxcnn("train", "--data", f"idx:{tmp_path / 'digits'}", "--train-size", "20",
+                  "--test-size", "20", "--log-every", "10", "--no-progress", "--out",
+                  str(run)).returncode == 0
+    assert jaxcnn("evaluate", str(run), "--test-size", "10").returncode == 0  # unchanged
+    labels = idx.read_idx(paths["test_labels"])
+    labels[3] = (labels[3] + 1) % 10
+    paths["test_labels"].write_bytes(idx.encode_idx(labels))
+    for command in (["evaluate", str(run)], ["plot", str(run), "--out", str(tmp_path / "p")]):
+        proc = jaxcnn(*command)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert "no longer holds the images" in proc.stderr
+        assert "--ignore-data-change" in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "p").exists()  # plot made no folder for pictures it refused
+    assert jaxcnn("evaluate", str(run), "--ignore-data-change").returncode == 0
+
+
+def test_labels_that_cannot_explain_the_test_set_are_refused_or_warned(tmp_path):
+    """Issue 22 (9): every training label 11 and test labels 0-9 loaded as 12 classes,
+    trained, and ended "Test Accuracy: 0" with exit 0. train refuses it unless
+    --ignore-label-warnings; `jaxcnn data` shows the same warnings."""
+    from idx_helpers import write_idx_dir
+
+    from jaxcnn.data import idx
+
+    paths = write_idx_dir(tmp_path / "d", n_train=20, n_test=20)
+    paths["train_labels"].write_bytes(idx.encode_idx(np.full(20, 11, np.uint8)))
+    flags = ["--data", f"idx:{tmp_path / 'd'}", "--train-size", "20", "--test-size", "20",
+             "--log-every", "10", "--no-progress"]
+    proc = jaxcnn("train", *flags)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "all 20 training labels are class 11" in proc.stderr and proc.stdout == ""
+    assert "20 of the 20 test images belong to classes that no training image has" in proc.stderr
+    assert "--ignore-label-warnings" in proc.stderr
+    shown = jaxcnn("data", "--data", f"idx:{tmp_path / 'd'}")
+    assert shown.returncode == 0
+    assert "warning: all 20 training labels are class 11" in shown.stdout
+    assert "warning: 1 of the 12 classes have no image in either split (10)" in shown.stdout
+    forced = jaxcnn("train", *flags, "--ignore-label-warnings")
+    assert forced.returncode == 0 and "warning: all 20 training labels" in forced.stdout
+    # a minor problem only warns: half the training set holds class 11, half class 0
+    mixed = np.where(np.arange(20) % 2, 11, 0).astype(np.uint8)
+    paths["train_labels"].write_bytes(idx.encode_idx(mixed))
+    proc = jaxcnn("train", *flags)
+    assert proc.returncode == 0 and "training image has (1, 2," in proc.stdout, proc.stderr
+
+
+def test_label_problems_of_ordinary_subsets_are_none():
+    from jaxcnn import data
+    from jaxcnn.data import plausible
+
+    ds = data.load("mnist-embedded", train_size=3000, test_size=800)
+    assert plausible.label_problems(ds.train_labels, ds.test_labels, ds.class_names) == ([], [])
+
+
+def test_the_same_mistake_gets_the_same_message_in_every_command(trained, tmp_path):
+    """Issue 22 (8): `jaxcnn plot run1/checkpoint.npz` said "Not a directory ... choose
+    another --out" (the fault was the run argument), evaluate accepted the file, and
+    train --resume asked for its folder. Now DIR/checkpoint.npz means DIR everywhere, and
+    another file or a missing folder gets one wording naming the argument at fault."""
+    out, _ = trained
+    plotted = jaxcnn("plot", str(out / "checkpoint.npz"), "--out", str(tmp_path / "p"))
+    assert plotted.returncode == 0 and (tmp_path / "p" / "confusion.png").exists(), \
+        plotted.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    for bad, fact in ((tmp_path / "notes.txt", " is a file, not a run folder"),
+                      (tmp_path / "gone", ": no such folder")):
+        lines = set()
+        for command, argument in ((["evaluate"], ""), (["plot"], ""),
+                                  (["train", "--resume"], "--resume "),
+                                  (["train", "--init-from"], "--init-from ")):
+            proc = jaxcnn(*command, str(bad))
+            assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+            line = proc.stderr.split("error: ", 1)[1]
+            assert line.startswith(f"{argument}{bad}{fact}"), line
+            lines.add(line.removeprefix(argument))
+        assert len(lines) == 1, lines  # the same words, whichever command
+
+
+def test_a_label_number_the_mapping_file_skips_is_no_warning():
+    """EMNIST letters declares its label 0 "(unused)": no image there is no surprise."""
+    from jaxcnn.data import plausible
+
+    train, test = np.array([1, 2, 3, 1]), np.array([1, 2])
+    assert plausible.label_problems(train, test, ["(unused)", "a", "b", "c"]) == ([], [])
+    _, minor = plausible.label_problems(train, test, ["x", "a", "b", "c"])
+    assert minor == ["1 of the 4 classes have no image in either split (x)"]

@@ -223,3 +223,23 @@ def test_cli_subprocess(argv, code, needle):
     assert proc.returncode == code, proc.stderr
     assert needle in (proc.stdout if code == 0 else proc.stderr)
     assert "Traceback" not in proc.stderr
+
+
+def test_the_readmes_per_class_counts_of_the_first_images_are_true():
+    """Issue 22 (10): the README said the first N embedded images "are class-balanced";
+    the first 1,000 training images hold 80-108 per class. It now gives the ranges, and
+    this keeps them true."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from jaxcnn import data
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    ds = data.load("mnist-embedded", train_size=4000, test_size=1000)
+    for split, n, text in [("train", 100, "the first 100 training images hold {}-{} per class"),
+                           ("train", 1000, "the first 1,000 {}-{}"),
+                           ("train", 3000, "3,000 (the report's protocol) {}-{}"),
+                           ("test", 800, "the first 800 test images {}-{}")]:
+        counts = np.bincount(getattr(ds, f"{split}_labels")[:n], minlength=10)
+        assert text.format(counts.min(), counts.max()) in " ".join(readme.split())

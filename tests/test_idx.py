@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,77 @@ def test_read_idx_reads_gz_without_suffix(tmp_path):
     target = tmp_path / "labels"
     target.write_bytes(gzip.compress(idx.encode_idx(np.arange(10, dtype=np.uint8))))
     np.testing.assert_array_equal(idx.read_idx(target, 1), np.arange(10))
+
+
+def _fifo(path: Path) -> Path:
+    import os
+
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("where", ["root", "in-folder", "symlink-to-device"])
+def test_data_that_is_not_a_regular_file_is_refused_at_once(tmp_path, where):
+    """Issue 22 (3): `mkfifo f; jaxcnn data --data idx:f` waited forever, and so did a FIFO
+    inside an IDX folder; /dev/zero would be read without end. Paths that are not
+    regular files are refused in one line, without waiting for a writer."""
+    import os
+
+    if where == "root":
+        spec, says = str(_fifo(tmp_path / "f")), "is a FIFO (named pipe), not a regular file"
+    else:
+        paths = write_idx_dir(tmp_path / "d")
+        paths["test_labels"].unlink()
+        if where == "in-folder":
+            _fifo(paths["test_labels"])
+            says = "is a FIFO (named pipe), not a regular file"
+        else:
+            os.symlink("/dev/zero", paths["test_labels"])
+            says = "is a character device, not a regular file"
+        spec = str(tmp_path / "d")
+    with pytest.raises(DataError, match=re.escape(says)):
+        data.load(f"idx:{spec}")  # a blocking read would hang the test here
+
+
+def test_a_metrics_csv_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    from jaxcnn.errors import OutputError
+    from jaxcnn.training import outputs
+
+    with pytest.raises(OutputError, match="FIFO"):
+        list(outputs.windows(_fifo(tmp_path / "metrics.csv"), "0" * 32, 1))
+
+
+def test_a_checkpoint_that_is_a_fifo_is_named_as_one_and_never_opened(tmp_path):
+    from jaxcnn.errors import CheckpointError
+    from jaxcnn.training import checkpoint
+
+    _fifo(tmp_path / checkpoint.FILE_NAME)
+    with pytest.raises(CheckpointError, match=re.escape("is not a file (a FIFO (named pipe))")):
+        checkpoint.load(tmp_path)
+
+
+def test_decompression_is_bounded_by_what_the_idx_header_announces(tmp_path):
+    """Issue 22 (3): reads are bounded by what the header announces. A gzip of a 3-image
+    IDX header followed by 100 MB of zeros (100 KB compressed) is read only up to its
+    announced size (plus what counts the trailing data), never whole."""
+    from jaxcnn.data import filetype
+
+    head = idx.encode_idx(np.zeros((3, 28, 28), np.uint8))
+    bomb = gzip.compress(head + bytes(100 << 20), compresslevel=1)
+    inner = filetype.decompress("gzip", bomb)
+    assert inner[:len(head)] == head and len(inner) == filetype.SMALL_BYTES
+    with pytest.raises(DataError, match="has trailing data"):
+        idx.parse_idx(inner, 3)
+    # no IDX header inside: at most MAX_BYTES, then refused
+    text = gzip.compress(b"x" * 5000)
+    assert filetype.decompress("gzip", text) == b"x" * 5000
+    huge = idx.encode_idx(np.zeros((1, 1), np.uint8))[:4] + (1 << 31).to_bytes(4, "big") * 2
+    with pytest.raises(ValueError, match="announces"):
+        filetype.decompress("gzip", gzip.compress(huge))
+
+
+def test_deeply_nested_json_text_is_described_not_a_recursion_error():
+    """Issue 22 (6), another member: a text file of 5,000 '[' given as idx: data."""
+    from jaxcnn.data import filetype
+
+    assert filetype.describe(b"[" * 5000).startswith("JSON-like text")

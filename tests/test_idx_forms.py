@@ -517,3 +517,21 @@ def test_data_command_names_the_files_used(tmp_path, capsys):
     for role, name in MNIST_NAMES.items():
         assert f"{role.replace('_', ' ')}: {tmp_path / 'MNIST' / 'raw' / name}.gz (gzip)" in out
     assert "class names: none found (no mapping file), so max label + 1 = 10" in out
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_an_archive_member_larger_than_jaxcnn_reads_is_refused_unread(tmp_path, kind,
+                                                                      monkeypatch):
+    """Issue 22 (3): reads are bounded; a member is read only up to the size its archive
+    declares, and one declared larger than filetype.MAX_BYTES is refused (here the
+    limit is lowered to 100 bytes so that the test stays small)."""
+    from jaxcnn.data import filetype
+
+    arrays = _arrays()
+    members = {n: idx.encode_idx(arrays[r]) for r, n in MNIST_NAMES.items()}
+    archive = tmp_path / f"mnist.{kind}"
+    archive.write_bytes(_zip_of(members) if kind == "zip"
+                        else gzip.compress(_tar_of(members)))
+    monkeypatch.setattr(filetype, "MAX_BYTES", 100)
+    with pytest.raises(DataError, match="the archive declares .* bytes, more than"):
+        _load(archive)

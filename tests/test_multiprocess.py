@@ -36,7 +36,7 @@ def env(**extra):
     return clean | {"PYTHONPATH": str(ROOT)} | extra
 
 
-def two_processes(extra0=(), extra1=(), env1=None):
+def two_processes(extra0=(), extra1=(), env1=None, env0=None):
     """Both processes of one run; returns [(returncode, stdout, stderr)] and the wall time
     until the last one ended."""
     port = free_port()
@@ -44,7 +44,7 @@ def two_processes(extra0=(), extra1=(), env1=None):
               "--num-processes", "2"]
     start = time.perf_counter()
     procs = [subprocess.Popen([*common, "--process-id", str(i), *extra], cwd=ROOT,
-                              env=env(**(env1 or {})) if i == 1 else env(),
+                              env=env(**(env1 or {})) if i == 1 else env(**(env0 or {})),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i, extra in enumerate((extra0, extra1))]
     results = []
@@ -71,6 +71,7 @@ def test_two_processes_equal_one_process_bit_for_bit(tmp_path):
         assert code == 0, err
     assert "2 devices (seeds axis sharded)" in results[0][1]
     assert results[1][1] == ""  # process 1 prints nothing, not even Gloo's C++ lines
+    assert "[Gloo]" not in results[0][1]  # nor process 0 (issue 22 (2): "Rank 0 is connected")
     assert results[0][2] == "" and results[1][2] == ""  # no runtime warnings either
     assert not (tmp_path / "never").exists()  # and writes nothing
     one = subprocess.run([sys.executable, "-m", "jaxcnn", *ARGS, "--cpu-devices", "1",
@@ -122,3 +123,43 @@ def test_multiprocess_flags_are_checked():
                            "--process-id", "0", "--train-size", "20", "--log-every", "10"],
                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr  # one process: an ordinary run
+
+
+@pytest.mark.parametrize(("extra1", "named"), [
+    (["--lr", "0.02"], "--lr is 0.005 in process 0 but 0.02 in process 1"),
+    (["--shuffle"], "--shuffle is False in process 0 but True in process 1"),
+])
+def test_processes_given_different_flags_refuse_to_train(tmp_path, extra1, named):
+    """Issue 22 (2): process 1 given --lr 0.02 (or --shuffle): both exited 0, its seeds
+    trained with its own flags, and the files recorded process 0's config. The
+    processes now exchange their settings (and the data's sha256) and refuse."""
+    results, seconds = two_processes(["--out", str(tmp_path / "run")], extra1)
+    for code, out, err in results:
+        assert code == 2, err
+        assert len(own_lines(err)) == 1 and named in err and "Traceback" not in err, err
+        assert "[Step" not in out
+    assert not (tmp_path / "run" / "checkpoint.npz").exists() and seconds < BOUND_S
+
+
+def test_sigterm_to_one_process_ends_the_run_as_in_a_single_process_run(tmp_path):
+    """Issue 22 (2): SIGTERM to either process was ignored (JAX's preemption notifier had
+    taken it over): both trained to the end and exited 0."""
+    results, seconds = two_processes(["--out", str(tmp_path / "run")],
+                                     env1={"JAXCNN_FAULT": "window-50=TERM"})
+    (code0, _, err0), (code1, _, err1) = results
+    assert code1 == 143 and own_lines(err1) == [
+        "jaxcnn train: terminated (SIGTERM); files already saved are intact"], err1
+    assert code0 == 2 and len(own_lines(err0)) == 1 and "another process" in err0, err0
+    assert "Traceback" not in err0 + err1 and seconds < BOUND_S
+
+
+def test_process_0_killed_ends_the_other_with_one_line_and_no_cpp_log(tmp_path):
+    """Issue 22 (2): when process 0, which hosts the coordination service, died, JAX's C++
+    client ended the others with a glog line, the RPC and a stack trace. Now one line."""
+    results, seconds = two_processes(["--out", str(tmp_path / "run")],
+                                     env0={"JAXCNN_FAULT": "window-100=KILL"})
+    (code0, _, _), (code1, _, err1) = results
+    assert code0 == -9 and code1 != 0
+    assert len(err1.strip().splitlines()) == 1, err1  # nothing but jaxcnn's line
+    assert err1.startswith("jaxcnn train: error: ") and "process" in err1, err1
+    assert "@" not in err1 and "Check failure" not in err1 and seconds < BOUND_S

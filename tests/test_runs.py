@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -342,9 +344,94 @@ def test_evaluate_plot_and_init_from_on_a_run_that_stopped_before_its_first_chec
     said "train with `jaxcnn train --out DIR` to make one", which is refused there."""
     proc = jaxcnn("train", *TINY, "--lr", "0.5", "--out", tmp_path)
     assert proc.returncode == 2 and "diverged" in proc.stderr
-    for args in (("evaluate", tmp_path), ("plot", tmp_path), ("train", "--init-from", tmp_path)):
+    for args in (("evaluate", tmp_path), ("plot", tmp_path), ("train", "--init-from", tmp_path),
+                 ("train", "--resume", tmp_path)):  # one line for one fact (issue 22 (8))
         proc = jaxcnn(*args)
         assert proc.returncode == 2
         line = one_clean_line(proc)
         assert "stopped (diverged, failed or was stopped) before its first checkpoint" in line
         assert f"`jaxcnn train --out {tmp_path} --force` and its flags" in line
+
+
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() if p.is_file() else b"<dir>"
+            for p in sorted(directory.rglob("*"))}
+
+
+def test_a_refused_force_leaves_the_run_it_would_replace_exactly_as_it_was(tmp_path):
+    """Issue 22 (1): `--force --data idx:typo` exited 2 and left only .jaxcnn.lock: the
+    finished run was deleted before the new one was known to start. Now nothing goes
+    until every check that can fail before training passed (flags, data, sizes, resume
+    rules), and a run refused before that leaves its folder, and a folder it would have
+    made, as they were."""
+    from jaxcnn.training import plots
+
+    run = tmp_path / "good"
+    assert jaxcnn("train", *TINY, "--out", run).returncode == 0
+    (run / plots.FOLDER).mkdir()
+    (run / plots.FOLDER / plots.FILES[0]).write_bytes(b"\x89PNG the good run")
+    before = _contents(run)
+    for flags, says in [
+        (["--data", f"idx:{tmp_path / 'typo'}"], "does not exist"),  # the data
+        (["--batch-size", "50"], "larger than the 20"),  # the sizes, known with the data
+        (["--init-from", tmp_path / "nothing"], "no such folder"),  # a flag's folder
+    ]:
+        proc = jaxcnn("train", *TINY, *flags, "--out", run, "--force")
+        assert proc.returncode == 2 and says in one_clean_line(proc), proc.stderr
+        assert _contents(run) == before, flags
+    import shutil
+
+    other = tmp_path / "other"  # --resume into another --out: its resume rules come first
+    shutil.copytree(run, other)
+    kept = _contents(other)
+    proc = jaxcnn("train", "--resume", run, "--out", other, "--force", "--epochs", "2",
+                  "--batch-size", "2", "--no-progress")
+    assert proc.returncode == 2 and "cannot change" in one_clean_line(proc), proc.stderr
+    assert _contents(other) == kept and _contents(run) == before
+    fresh = tmp_path / "new" / "run"  # a refused run makes no folder either
+    proc = jaxcnn("train", *TINY, "--data", "idx:typo", "--out", fresh)
+    assert proc.returncode == 2 and not (tmp_path / "new").exists()
+    # a run that starts but fails before its first checkpoint commits (it diverges) leaves
+    # the old run whole too: it logged into a staged file, swept at the next start
+    diverged = jaxcnn("train", *TINY, "--lr", "0.5", "--out", run, "--force")
+    assert diverged.returncode == 2 and "diverged" in one_clean_line(diverged)
+    after = _contents(run)
+    from jaxcnn.training import rundir
+
+    assert after.pop(rundir.STAGED_CSV).startswith(b"run_id,step")
+    after.pop(".jaxcnn.lock")  # names the last holder: the run that started
+    assert after == {k: v for k, v in before.items() if k != ".jaxcnn.lock"}
+    forced = jaxcnn("train", *TINY, "--out", run, "--force")  # its first commit replaces
+    assert forced.returncode == 0 and not (run / plots.FOLDER).exists()
+    assert not (run / rundir.STAGED_CSV).exists() and csv_steps(run) == [10, 20]
+    metrics = strict_json((run / "metrics.json").read_text())
+    assert metrics["run_id"] == checkpoint.load(run).run_id != json.loads(
+        before["metrics.json"])["run_id"]
+    assert (run / checkpoint.FILE_NAME).read_bytes() != before[checkpoint.FILE_NAME]
+
+
+def _under_ulimit_v(kib: int, *args):
+    command = shlex.join([sys.executable, "-m", "jaxcnn", *map(str, args)])
+    return subprocess.run(["bash", "-c", f"ulimit -v {kib} && exec {command}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=os.environ | {"PYTHONPATH": str(ROOT)})
+
+
+def test_out_of_address_space_is_one_line_saying_how_much_and_what_to_lower(tmp_path):
+    """Issue 22 (5): `(ulimit -v 1000000; jaxcnn train --seeds 512 ...)` aborted in C++
+    with std::bad_alloc (exit 134), or segfaulted (139) with a little more. Under a limit,
+    malloc keeps one arena (XLA's thread pools had reserved 1.5 GiB of address space),
+    and a run that cannot fit is refused before JAX allocates, in one line."""
+    proc = _under_ulimit_v(800_000, "train", "--seeds", "512", "--train-size", "500",
+                           "--test-size", "800", "--no-progress")
+    line = one_clean_line(proc)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert re.search(r"needs about [\d,]+ MiB of address space but `ulimit -v` allows 781 MiB; "
+                     r"train at most about \d+ seeds", line), line
+    small = _under_ulimit_v(500_000, "train", *TINY)
+    assert small.returncode == 2 and "JAX's runtime alone needs" in one_clean_line(small)
+    fits = _under_ulimit_v(1_000_000, "train", *TINY, "--out", tmp_path)  # had aborted
+    assert fits.returncode == 0 and "Test Accuracy" in fits.stdout, fits.stderr[-500:]
+
+    evaluate = _under_ulimit_v(500_000, "evaluate", tmp_path)  # before JAX allocates too
+    assert evaluate.returncode == 2 and "`ulimit -v` allows 488 MiB" in evaluate.stderr

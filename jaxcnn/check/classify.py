@@ -171,11 +171,13 @@ def describe_scale(alpha: float) -> tuple[str, str]:
     text = (f"{frac.numerator}/{frac.denominator}" if exact and frac.denominator != 1
             else f"{frac.numerator}" if exact else f"{alpha:.6g}")
     if exact and frac.numerator == 1 and frac.denominator > 1:
-        hint = (f"1/N with N = {frac.denominator}: a division by N too many (a mean where "
-                "the reference sums, if this gradient sums N terms)")
+        k = frac.denominator  # named by its value: "N" is the batch size in the same note
+        hint = (f"{k} times too small: a division by {k} too many (a mean where the "
+                f"reference sums, if this gradient sums {k} terms)")
     elif exact and frac.denominator == 1 and abs(frac.numerator) > 1:
-        hint = (f"N = {abs(frac.numerator)} times too large: a factor N too many (a sum where "
-                "the reference averages, or a term counted N times)")
+        k = abs(frac.numerator)
+        hint = (f"{k} times too large: a factor of {k} too many (a sum where the reference "
+                f"averages {k} terms, or a term counted {k} times)")
     else:
         hint = "a constant factor: a wrong constant, learning rate or normalisation?"
     return text, hint

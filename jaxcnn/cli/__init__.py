@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from jaxcnn import faults, interrupts
+from jaxcnn import faults, interrupts, memory
 from jaxcnn.errors import JaxcnnError, OutputError
 
 # sub-command -> (module, one-line help). Modules are imported lazily so that
@@ -40,6 +40,29 @@ def path_arg(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
     return Path(text)
+
+
+RUN_FILE_NAMES = ("checkpoint.npz", "metrics.json", "metrics.csv")
+
+
+def run_folder(path: Path, argument: str) -> Path:
+    """The run folder that ``path``, given as ``argument`` (``--resume``, ``--init-from``,
+    or "" for a command's DIR), names: the folder itself, or the folder of one of its run files
+    (``DIR/checkpoint.npz`` is taken as DIR, in every command alike). Raises
+    ``CheckpointError``, with the same words in every command, for any other file or a
+    path that does not exist."""
+    from jaxcnn.errors import CheckpointError
+
+    if path.is_file() and path.name in RUN_FILE_NAMES:
+        return path.parent
+    named = f"{argument} {path}" if argument else str(path)
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{named} is a file, not a run folder; give the folder that "
+                              "`jaxcnn train --out DIR` wrote")
+    if not path.exists():
+        raise CheckpointError(f"{named}: no such folder; give the folder that "
+                              "`jaxcnn train --out DIR` wrote")
+    return path
 
 
 def positive_int(text: str) -> int:
@@ -143,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     command = command if command in COMMANDS else None
     interrupts.install(command or "command")
+    memory.fit_malloc_to_limit()  # under `ulimit -v`: address space for data, not arenas
     faults.point("start")
     prog = f"jaxcnn {command}" if command else "jaxcnn"
     stdout, sys.stdout = sys.stdout, CheckedStdout(sys.stdout)
@@ -169,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         from jaxcnn.training.fsio import describe
 
-        _error(f"{prog}: error: {_short(describe(exc, 'a file operation failed'))}")
+        out = "--out" if command in ("train", "plot") else "folder"  # evaluate has no --out
+        _error(f"{prog}: error: {_short(describe(exc, 'a file operation failed', out))}")
     except Exception as exc:  # noqa: BLE001 - only running out of memory is the user's
         if not out_of_memory(exc):
             raise

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from jaxcnn import data
+from jaxcnn.data import plausible
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,8 @@ def summarize(ds: data.Dataset) -> list[str]:
     lines += [f"{name:<{width}}  {tr:>7,}  {te:>7,}"
               for name, tr, te in zip(names, train_counts, test_counts, strict=True)]
     lines.append(f"{'total':<{width}}  {len(ds.train_labels):>7,}  {len(ds.test_labels):>7,}")
+    serious, minor = plausible.label_problems(ds.train_labels, ds.test_labels, ds.class_names)
+    lines += [f"warning: {problem}" for problem in serious + minor]
     for split, images in (("train", ds.train_images), ("test", ds.test_images)):
         lines.append(f"{split} pixels: uint8 {images.shape[1]}x{images.shape[2]}, "
                      f"range {images.min()}..{images.max()}, mean {images.mean():.1f}")

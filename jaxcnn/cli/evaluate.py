@@ -3,15 +3,17 @@
 By default it uses the checkpoint's own data source and test size, so it reproduces the
 numbers printed at the end of training; ``--data`` / ``--test-size`` score it elsewhere.
 Data whose class names differ from the checkpoint's (digits vs Fashion-MNIST) is
-refused unless ``--ignore-class-names``; a different class count is always refused.
+refused unless ``--ignore-class-names``; a different class count is always refused. The
+checkpoint's own source is refused when its data_sha256 changed, unless
+``--ignore-data-change``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from jaxcnn import jsonsafe
-from jaxcnn.cli import path_arg, testset
+from jaxcnn import jsonsafe, memory
+from jaxcnn.cli import path_arg, run_folder, testset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn import fast, model
     from jaxcnn.training import checkpoint, outputs, train
 
+    args.checkpoint = run_folder(args.checkpoint, "")  # DIR or DIR/checkpoint.npz
     ckpt = checkpoint.load(args.checkpoint)
+    memory.check_runtime()  # before JAX allocates: under `ulimit -v` its C++ would abort
     dataset = testset.load(args, ckpt)
     source = dataset.source
     params = jax.vmap(fast.to_fast)(jax.tree.map(jax.numpy.asarray, ckpt.params))

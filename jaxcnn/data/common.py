@@ -7,6 +7,10 @@ other and ``errors``, and nothing here imports any other part of jaxcnn.
 from __future__ import annotations
 
 import numbers
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
 
 from jaxcnn.errors import DataError
 
@@ -28,3 +32,52 @@ def check_available(n: int | None, available: int, split: str, source: str) -> N
             f"--{split}-size {n:,} is more than the {available:,} {split} "
             f"images that {source} holds; give --{split}-size {available:,} or less, or a "
             "larger source (--data mnist, fashion_mnist or idx:DIR hold 60,000 / 10,000)")
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file (a FIFO, a device, a socket, a folder): reading
+    it may never end (``mkfifo``, ``/dev/zero``, ``/dev/stdin``). ``what`` says which."""
+
+    def __init__(self, path, what: str):
+        super().__init__(f"{path} is {what}, not a regular file")
+        self.path, self.what = path, what
+
+
+def file_kind(mode: int) -> str:
+    """What ``st_mode`` names, in words: 'a regular file', 'a FIFO (named pipe)', ..."""
+    for test, what in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def open_regular(path: str | Path) -> tuple[BinaryIO, int]:
+    """Open ``path`` for reading only if it is a regular file: ``(binary file, size in
+    bytes)``. A FIFO, device, socket or folder raises ``NotRegularFile`` at once, without
+    waiting for a writer (the file is opened non-blocking and checked with ``fstat``);
+    other failures raise ``OSError``. Read at most ``size`` bytes: a file that grows
+    while it is read (an endless writer) is not followed."""
+    mode = os.stat(path).st_mode  # follows links: the file that would be read
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, file_kind(mode))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # replaced between the stat and the open
+            raise NotRegularFile(path, file_kind(info.st_mode))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of regular file ``path``, at most its size when opened (``open_regular``)."""
+    fh, size = open_regular(path)
+    with fh:
+        return fh.read(size)

@@ -107,6 +107,68 @@ def read_member(data: bytes, member: str) -> bytes:
         return f.read()
 
 
+# Decompression is bounded (a few KiB of gzip can hold gigabytes of zeros): a layer is
+# decompressed up to what the IDX header it holds announces (at least SMALL_BYTES, so
+# that a few bytes of trailing data are still counted exactly), and at most MAX_BYTES.
+PEEK_BYTES = 4 + 4 * 255  # the longest IDX header
+SMALL_BYTES = 64 << 20
+MAX_BYTES = 2 << 30  # EMNIST byclass's training images, the largest known, are 547 MB
+STREAMS = {
+    "gzip": lambda: zlib.decompressobj(31),
+    "bzip2": bz2.BZ2Decompressor,
+    "xz": lzma.LZMADecompressor,
+    "lzma": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
+    "zlib": zlib.decompressobj,
+}
+
+
+def _stream(name: str, data: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes (or all, when fewer) of the ``name``-compressed
+    ``data``, multi-member like ``gzip.decompress``; ``EOFError`` when a stream ends
+    early; the decompressors' own errors when it is corrupt."""
+    out, rest = bytearray(), data
+    while rest and len(out) < limit:
+        stream = STREAMS[name]()
+        out += stream.decompress(rest, limit - len(out))
+        if len(out) >= limit:
+            break
+        if not stream.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        rest = stream.unused_data
+        if name not in ("gzip", "bzip2") or not rest.strip(b"\0"):
+            break  # one stream, as zlib/lzma.decompress read it (or zero padding)
+    return bytes(out)
+
+
+def _idx_bytes(head: bytes) -> int | None:
+    """The size of the IDX file whose start is ``head``, as its header announces."""
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_TYPES:
+        return None
+    rank = head[3]
+    if len(head) < 4 + 4 * rank:
+        return None
+    count = 1
+    for i in range(rank):
+        count *= int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big")
+    size = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}[head[2]]
+    return 4 + 4 * rank + count * size
+
+
+def decompress(name: str, data: bytes) -> bytes:
+    """``data`` decompressed (``name``: a key of ``STREAMS``), bounded by what the IDX
+    header inside announces, and by ``MAX_BYTES``; ``ValueError`` beyond."""
+    announced = _idx_bytes(_stream(name, data, PEEK_BYTES))
+    if announced is not None and announced > MAX_BYTES:
+        raise ValueError(f"its IDX header announces {announced:,} bytes, more than the "
+                         f"{MAX_BYTES >> 30} GiB jaxcnn reads")
+    limit = MAX_BYTES + 1 if announced is None else max(announced + 1, SMALL_BYTES)
+    out = _stream(name, data, limit)
+    if len(out) > MAX_BYTES:
+        raise ValueError(f"it decompresses to more than {MAX_BYTES >> 30} GiB, more than "
+                         "any data set jaxcnn reads whole")
+    return out
+
+
 def unwrap(data: bytes) -> tuple[bytes, list[Layer]]:
     """Remove compression layers and single-file archives (at most ``MAX_LAYERS``).
 
@@ -116,10 +178,10 @@ def unwrap(data: bytes) -> tuple[bytes, list[Layer]]:
     """
     layers: list[Layer] = []
     for _ in range(MAX_LAYERS):
-        for name, test, decompress in DECOMPRESSORS:
+        for name, test, _ in DECOMPRESSORS:
             if test(data):
                 try:
-                    data = decompress(data)
+                    data = decompress(name, data)  # bounded
                 except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
                     if name == "zlib":  # a weak signature: not zlib after all
                         continue
@@ -293,7 +355,7 @@ def _describe_text(text: str) -> str:
         try:
             json.loads(stripped)
             shape = "JSON text"
-        except ValueError:
+        except (ValueError, RecursionError):  # cut at 4 KiB, or nested very deeply
             shape = "JSON-like text"
         return (f"{shape} ({' '.join(stripped[:80].split())!r}), perhaps a server's error "
                 "reply saved under this name; download the file again")

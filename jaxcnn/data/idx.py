@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn.data import filetype
+from jaxcnn.data import common, filetype
 from jaxcnn.errors import DataError
 
 IMAGE_SHAPE = (28, 28)
@@ -112,7 +112,11 @@ def load_bytes(raw: bytes, path: Path | str) -> tuple[bytes, list[filetype.Layer
 def read_path(path: Path) -> bytes:
     """The bytes of file ``path``; ``DataError`` when it cannot be read."""
     try:
-        return path.read_bytes()
+        return common.read_regular(path)
+    except common.NotRegularFile as exc:
+        raise DataError(f"{path}: is {exc.what}, not a regular file; jaxcnn reads data only "
+                        "from regular files, whose reading ends: save the data into a file "
+                        "and point idx: at it") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read it ({exc.strerror}); check the path and "
                         "its permissions") from exc

@@ -48,7 +48,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from jaxcnn.data import filetype, idx
-from jaxcnn.data.common import FASHION_NAMES
+from jaxcnn.data.common import FASHION_NAMES, NotRegularFile, open_regular
 from jaxcnn.errors import DataError
 
 MAX_DEPTH = 4
@@ -143,19 +143,28 @@ def _archive_entries(path: Path) -> list[Entry]:
     opened in place so that a large archive (EMNIST's gzip.zip: 536 MB) is not read
     whole; anything else is read, unwrapped and described."""
     try:
-        with path.open("rb") as f:
+        f, _ = open_regular(path)
+        with f:
             head = f.read(512)
         if filetype.is_zip(head):
             archive = zipfile.ZipFile(path)
-            members = [i.filename for i in archive.infolist()
+            members = [i for i in archive.infolist()
                        if not i.is_dir() and not filetype.is_junk(i.filename)]
-            return [Entry(m, f"{path}!{m}", lambda m=m: archive.read(m)) for m in members]
+            return [Entry(i.filename, f"{path}!{i.filename}",
+                          lambda i=i: _bounded(path, i.filename, i.file_size, archive.read))
+                    for i in members]
         if tarfile.is_tarfile(path):
             archive = tarfile.open(path, "r:*")
-            members = [m.name for m in archive.getmembers()
+            members = [m for m in archive.getmembers()
                        if m.isfile() and not filetype.is_junk(m.name)]
-            return [Entry(m, f"{path}!{m}", lambda m=m: archive.extractfile(m).read())
+            return [Entry(m.name, f"{path}!{m.name}",
+                          lambda m=m: _bounded(path, m.name, m.size,
+                                               lambda name: archive.extractfile(name).read()))
                     for m in members]
+    except NotRegularFile as exc:
+        raise DataError(f"idx:{path}: is {exc.what}, not a regular file nor a folder; "
+                        "jaxcnn reads data only from regular files, whose reading ends: "
+                        "save the data into a file and point idx: at it") from None
     except OSError as exc:
         raise DataError(f"idx:{path}: cannot read it ({exc}); check the path and its "
                         "permissions, or re-download it") from exc
@@ -164,6 +173,15 @@ def _archive_entries(path: Path) -> list[Entry]:
     data, _ = idx.load_bytes(idx.read_path(path), path)
     raise DataError(f"idx:{path}: is not a directory nor an archive, it is "
                     f"{_what(data)}; {HINT}")
+
+
+def _bounded(path: Path, member: str, size: int, read: Callable[[str], bytes]) -> bytes:
+    """``read(member)``, unless the archive declares it larger than ``filetype.MAX_BYTES``
+    (zip and tar read a member up to its declared size, never further)."""
+    if size > filetype.MAX_BYTES:
+        raise DataError(f"idx:{path}!{member}: the archive declares {size:,} bytes, more than "
+                        f"the {filetype.MAX_BYTES >> 30} GiB jaxcnn reads; {idx.FIX_CORRUPT}")
+    return read(member)
 
 
 def _what(data: bytes) -> str:

@@ -257,9 +257,11 @@ def load(directory: str | Path) -> Checkpoint:
     if directory.is_file():
         raise _fail(directory, "it is a file, not a run folder; give the folder that "
                                "`jaxcnn train --out DIR` wrote")
-    if path.exists() and not path.is_file():
-        raise _fail(directory, f"its {FILE_NAME} is not a file (a folder or a device); "
-                               "restore the checkpoint or train again")
+    if path.exists() and not path.is_file():  # never opened: a FIFO would block
+        from jaxcnn.data.common import file_kind
+
+        raise _fail(directory, f"its {FILE_NAME} is not a file ({file_kind(path.stat().st_mode)}"
+                               "); restore the checkpoint or train again")
     if not path.is_file():
         if (directory / "metrics.csv").is_file():
             raise _fail(directory, f"there is no {FILE_NAME} there: the run that logged its "
@@ -283,7 +285,14 @@ def load(directory: str | Path) -> Checkpoint:
         meta = json.loads(meta_array.tobytes().decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _fail(directory, f"its metadata is not valid JSON ({exc})") from None
-    _check_meta(directory, meta, arrays)
+    except RecursionError:  # JSON nested thousands of levels deep: never written by save
+        raise _fail(directory, "its metadata is nested too deeply to be a jaxcnn checkpoint's "
+                               "(corrupt or crafted); restore the file or train again") from None
+    try:
+        _check_meta(directory, meta, arrays)
+    except RecursionError:  # deep, but not too deep for the parser: its checksum's dump
+        raise _fail(directory, "its metadata is nested too deeply to be a jaxcnn checkpoint's "
+                               "(corrupt or crafted); restore the file or train again") from None
     try:
         config = TrainConfig.from_dict(meta.get("config"), strict=True)
     except ConfigError as exc:

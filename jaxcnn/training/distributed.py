@@ -16,9 +16,15 @@ Failures end every process within bounded time:
   every process stops with one line naming the process that failed and its message;
 * a later error in process 0's callbacks (a full disk while saving a checkpoint) is
   carried to the others with the next chunk's metrics (``train.train``);
+* settings that differ between the processes (a flag, the data) are refused in every
+  process alike, naming the first that differs (``compare``, after ``agree``);
+* SIGINT, SIGTERM and SIGHUP end the process that gets them as in a one-process run
+  (one line, 130/143/129); its peers then stop as for a process that died;
 * a process that dies (killed, crashed) breaks its peers' next collective, which raises
   at once; they stop with one line. When process 0, which hosts the coordination
-  service, dies, JAX's runtime ends the others at once with its own log (exit 134).
+  service, dies, JAX's runtime ends the others at once (exit 134); its C++ log (and
+  that of a process that never connects, after ``INIT_TIMEOUT_S``) becomes one line
+  (``native_log``).
 
 ``jax_enable_recoverability`` is set so that a departed process other than 0 is an
 error in its peers' collectives rather than an immediate abort.
@@ -26,6 +32,7 @@ error in its peers' collectives rather than an immediate abort.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -101,6 +108,10 @@ def initialize(settings: Settings) -> bool:
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_enable_recoverability", True)
+    jax.config.update("jax_enable_preemption_service", False)  # it took SIGTERM over
+    from jaxcnn.training import native_log
+
+    native_log.filter_stderr("jaxcnn train", INIT_TIMEOUT_S)  # one line, not C++'s log
     try:
         jax.distributed.initialize(
             settings.coordinator, settings.num_processes, settings.process_id,
@@ -111,6 +122,11 @@ def initialize(settings: Settings) -> bool:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot start the multi-process run (coordinator "
                           f"{settings.coordinator or 'auto-detected'}): {first[:300]}") from None
+    # JAX's preemption notifier took SIGTERM over in C++ (a SIGTERM was then ignored and
+    # the run trained on): SIGINT, SIGTERM and SIGHUP act as in a single-process run
+    from jaxcnn import interrupts
+
+    interrupts.install("train")
     return True
 
 
@@ -142,6 +158,28 @@ def gather(tree):
                         "see its output") from None
 
 
+@contextlib.contextmanager
+def _native_stdout_silenced():
+    """File descriptor 1 points at /dev/null meanwhile: what C++ code (Gloo connecting
+    its peers at the first collective) prints there never reaches the terminal."""
+    import sys
+
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        yield
+        return
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def agree(error: BaseException | None) -> None:
     """Exchange each process's status (a collective). Raises ``PeerError`` naming the
     first process that failed when another did; returns when all are well (a process
@@ -153,7 +191,8 @@ def agree(error: BaseException | None) -> None:
         text = (str(error) or type(error).__name__).encode()[:MESSAGE_BYTES - 1]
         message[:len(text)] = np.frombuffer(text, np.uint8)
         message[-1] = 1
-    everyone = gather(message[None])  # (processes, MESSAGE_BYTES)
+    with _native_stdout_silenced():  # Gloo prints "[Gloo] Rank 0 is connected ..." here
+        everyone = gather(message[None])  # (processes, MESSAGE_BYTES)
     me = process_index()
     for index, row in enumerate(everyone):
         if row[-1] and index != me:
@@ -161,6 +200,51 @@ def agree(error: BaseException | None) -> None:
             if error is None:
                 raise PeerError(f"process {index} of this run failed: {text}")
             return
+
+
+SETTINGS_BYTES = 8192  # the settings exchanged by ``compare``, as UTF-8 JSON
+
+
+def compare(values: dict, names: dict | None = None) -> None:
+    """Check that every process runs with the same ``values`` (a collective; JSON-able
+    settings: the training config, the data's sha256, what a run resumes). Exchanges a
+    sha256 of them; only when they differ, the values themselves, to say which. Raises
+    ``ConfigError`` in every process alike, naming the first differing key (shown as
+    ``names[key]``, e.g. its flag) and its values in process 0 and in the other one."""
+    import hashlib
+    import json
+
+    if not active():
+        return
+    text = json.dumps(values, sort_keys=True, default=str).encode()
+    digest = np.frombuffer(hashlib.sha256(text).digest(), np.uint8)
+    digests = gather(digest[None])
+    if (digests == digests[0]).all():
+        return
+    buffer = np.zeros(SETTINGS_BYTES, np.uint8)
+    text = text[:SETTINGS_BYTES]
+    buffer[:len(text)] = np.frombuffer(text, np.uint8)
+    rows = gather(buffer[None])
+
+    def decoded(row) -> dict:
+        try:
+            return json.loads(bytes(row).rstrip(b"\0").decode())
+        except ValueError:  # cut at SETTINGS_BYTES: still says they differ
+            return {"settings": bytes(row).rstrip(b"\0").decode(errors="replace")}
+
+    first = decoded(rows[0])
+    for index in range(1, len(rows)):
+        other = decoded(rows[index])
+        for key in sorted(set(first) | set(other)):
+            if first.get(key) != other.get(key):
+                name = (names or {}).get(key, key)
+                raise ConfigError(
+                    f"the processes of this run were not given the same settings: {name} is "
+                    f"{first.get(key)!r} in process 0 but {other.get(key)!r} in process "
+                    f"{index}; start every process with the same flags and data (only "
+                    "--process-id, --out and --cpu-devices may differ)")
+    raise ConfigError("the processes of this run were not given the same settings; start "
+                      "every process with the same flags and data")
 
 
 def any_failed(failed: bool) -> bool:

@@ -23,30 +23,32 @@ from jaxcnn.errors import OutputError
 TEMP_SUFFIX = ".tmp"
 
 _HINTS = {
-    errno.ENOSPC: "free some disk space or choose another --out",
-    errno.EDQUOT: "free some of your disk quota or choose another --out",
+    errno.ENOSPC: "free some disk space or choose another {out}",
+    errno.EDQUOT: "free some of your disk quota or choose another {out}",
     errno.EFBIG: "a file size limit (ulimit -f) stops the write; raise it or choose "
-                 "another --out",
+                 "another {out}",
     errno.EACCES: "choose a folder you can write to",
     errno.EPERM: "choose a folder you can write to",
-    errno.EROFS: "the file system is read-only; choose another --out",
-    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another --out",
-    errno.EEXIST: "choose another --out",
-    errno.EIO: "the disk reported an I/O error; check it or choose another --out",
+    errno.EROFS: "the file system is read-only; choose another {out}",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another {out}",
+    errno.EEXIST: "choose another {out}",
+    errno.EIO: "the disk reported an I/O error; check it or choose another {out}",
 }
 
 
-def describe(exc: OSError, action: str) -> str:
-    """One line: what failed (``action``), the OS's reason, the path, and what to do."""
+def describe(exc: OSError, action: str, out: str = "--out") -> str:
+    """One line: what failed (``action``), the OS's reason, the path, and what to do;
+    ``out`` names what to choose instead (the flag that chose the path, or for a command
+    without one, "folder")."""
     reason = exc.strerror or str(exc)
     where = f" ({exc.filename})" if exc.filename else ""
-    hint = _HINTS.get(exc.errno, "check the path and the disk")
+    hint = _HINTS.get(exc.errno, "check the path and the disk").format(out=out)
     return f"{action}: {reason}{where}; {hint}"
 
 
-def output_error(exc: OSError, action: str) -> OutputError:
-    """``OutputError`` carrying ``describe(exc, action)``."""
-    return OutputError(describe(exc, action))
+def output_error(exc: OSError, action: str, out: str = "--out") -> OutputError:
+    """``OutputError`` carrying ``describe(exc, action, out)``."""
+    return OutputError(describe(exc, action, out))
 
 
 def _umask() -> int:

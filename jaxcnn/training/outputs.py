@@ -39,7 +39,8 @@ from typing import TextIO
 
 import numpy as np
 
-from jaxcnn.errors import DivergenceError
+from jaxcnn.data.common import NotRegularFile, open_regular
+from jaxcnn.errors import DivergenceError, OutputError
 from jaxcnn.jsonsafe import dumps
 from jaxcnn.training import fsio
 
@@ -177,9 +178,12 @@ def _rows(path: Path, cut: Cut | None = None) -> Iterator[dict]:
     non-finite or out-of-range number), saying where in ``cut``. Nothing when the file
     is missing, and nothing (cut at line 1) when it is empty or has another header."""
     try:
-        fh = open(path, "rb")
+        fh, _ = open_regular(path)
     except FileNotFoundError:
         return
+    except NotRegularFile as exc:  # a FIFO or /dev/zero: reading it might never end
+        raise OutputError(f"{path} is {exc.what}, not a regular file: not a log jaxcnn "
+                          "wrote; remove it or restore the run's metrics.csv") from None
     with fh:
         first = fh.readline()
         try:
@@ -253,17 +257,19 @@ def windows(path: Path, run_id: str, num_seeds: int, cut: Cut | None = None
         yield window
 
 
-def write_metrics(directory: str | Path, metrics: dict, run_id: str, num_seeds: int) -> None:
+def write_metrics(directory: str | Path, metrics: dict, run_id: str, num_seeds: int,
+                  csv_path: Path | None = None) -> None:
     """Write ``metrics.json`` atomically: ``metrics`` plus the run's windows, read from
-    ``metrics.csv`` one at a time (flat memory). Raises ``OSError``."""
+    ``csv_path`` (default ``metrics.csv``) one at a time (flat memory). Raises ``OSError``."""
     directory = Path(directory)
+    csv_path = csv_path or directory / CSV_NAME
     marker = "\x00windows\x00"
     head = dumps(dict(metrics, windows=marker), indent=2)
     before, after = head.split(json.dumps(marker))
 
     def write(fh):
         fh.write(before.encode() + b"[")
-        for i, window in enumerate(windows(directory / CSV_NAME, run_id, num_seeds)):
+        for i, window in enumerate(windows(csv_path, run_id, num_seeds)):
             fh.write((",\n    " if i else "\n    ").encode() + dumps(window).encode())
         fh.write(b"\n  ]" + after.encode())
 

@@ -12,10 +12,12 @@ and macOS local file systems (``flock`` may not work across NFS).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaxcnn.errors import OutputError
@@ -26,10 +28,46 @@ LOCK_NAME = ".jaxcnn.lock"
 
 @dataclass
 class RunLock:
-    """A held lock; ``release()`` (or the end of the process) frees it."""
+    """A held lock; ``release()`` (or the end of the process) frees it.
+
+    It also carries the run's place in its folder's life: ``start()`` once it writes,
+    ``commit()`` after its first checkpoint (what ``--force`` replaces goes then, see
+    ``rundir``), and ``abandon()`` for a run refused before it started, which puts the
+    lock file's last holder back (or removes the lock file and folders it created)."""
 
     path: Path
     fd: int | None
+    on_commit: Callable[[bool], None] | None = None  # replaces what --force replaces
+    staged_csv: Path | None = None  # where a --force run logs until its first commit
+    created: list[Path] = field(default_factory=list)  # folders made for this run
+    lock_file_created: bool = False
+    previous: bytes = b""  # what the lock file held before (the last run's holder)
+    started: bool = False  # the run has written (or removed) something of its own
+
+    def start(self) -> None:
+        """The run passed every check and writes its first file now."""
+        self.started = True
+
+    def commit(self, wrote_json: bool = False) -> None:
+        """The run's first checkpoint has just replaced the old one: what else ``--force``
+        replaces goes now (``on_commit``; once)."""
+        if self.on_commit is not None:
+            on_commit, self.on_commit = self.on_commit, None
+            on_commit(wrote_json)
+
+    def abandon(self) -> None:
+        """A run refused before it started: take back the lock file and the folders made
+        for it, so that the folder is as it was (best effort), then release."""
+        if not self.started and self.fd is not None:
+            with contextlib.suppress(OSError):
+                if not self.lock_file_created:
+                    os.ftruncate(self.fd, 0)
+                    os.pwrite(self.fd, self.previous, 0)
+                    return self.release()
+                self.path.unlink()
+                for folder in self.created:  # innermost first; only while empty
+                    folder.rmdir()
+        self.release()
 
     def release(self) -> None:
         if self.fd is not None:
@@ -39,7 +77,9 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
+        if kind is not None:
+            self.abandon()
         self.release()
 
 
@@ -48,7 +88,7 @@ def _holder_text(path: Path) -> str:
         info = json.loads(path.read_text())
         return (f"pid {info['pid']} on {info['host']}, started {info['started']}: "
                 f"{info['command']}")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "another jaxcnn process"
 
 
@@ -84,9 +124,10 @@ def acquire(directory: str | Path, holder: dict) -> RunLock:
         os.close(fd)
         raise output_error(exc, f"cannot lock the output folder {directory}") from None
     try:
+        previous = os.pread(fd, 1 << 16, 0)  # the last holder's, restored by abandon()
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(holder).encode())
     except OSError as exc:
         os.close(fd)
         raise output_error(exc, f"cannot write to the output folder {directory}") from None
-    return RunLock(path, fd)
+    return RunLock(path, fd, previous=previous)
