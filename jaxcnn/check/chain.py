@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.check.autodiff import bind, vjp
+from jaxcnn.check.autodiff import forward as reference_forward
 from jaxcnn.check.compare import as_float64, cosine, rel_error
 from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL, classify_gradient
 from jaxcnn.check.layer import InputSet, Layer
@@ -103,8 +104,8 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                             f"{len(layers)}); the layers after it were not run"}
     forward_ok = True
     for k, layer in enumerate(layers):
-        want = as_float64(layer.reference.forward(
-            (jnp.asarray(xs[k]), *(jnp.asarray(p) for p in inp.params[k])), inp.statics[k]))
+        want = reference_forward(layer.reference.forward,
+                                 (xs[k], *(as_float64(p) for p in inp.params[k])), inp.statics[k])
         if want.shape != xs[k + 1].shape or rel_error(xs[k + 1], want) > FORWARD_TOL["float64"]:
             forward_ok = False
     out = xs[-1]
@@ -279,7 +280,9 @@ def cs231n_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[ChainInp
                     p, s = (), ()
                 params.append(p)
                 statics.append(s)
-                shape = np.shape(layer.reference.forward(
-                    (jnp.zeros(shape), *(jnp.asarray(a) for a in p)), s))
+                shape = jax.eval_shape(  # shapes only: nothing is compiled
+                    lambda *a, layer=layer, s=s: layer.reference.forward(a, s),
+                    *(jax.ShapeDtypeStruct(np.shape(a), jnp.float64) for a in (
+                        np.empty(shape), *p))).shape
             out.append(ChainInput(name, family, x, tuple(params), tuple(statics)))
     return out
