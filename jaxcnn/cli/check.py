@@ -41,12 +41,10 @@ def _file_arg(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcnn import jsonsafe
-    from jaxcnn.check import chain, discover, report
-    from jaxcnn.check.engine import check_layer
+    from jaxcnn.check import discover  # JAX is imported only once layers are found
     from jaxcnn.cli import xla_cache
 
-    xla_cache.enable()
+    xla_cache.enable()  # imports no JAX
 
     if args.seed < 0:
         raise discover.CheckUsageError("--seed must be 0 or more")
@@ -79,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
             "*_forward/*_backward or custom_vjp"
         raise discover.CheckUsageError(f"no layers found in {', '.join(s[0] for s in sources)} "
                                        f"({why})")
+    from jaxcnn import jsonsafe
+    from jaxcnn.check import chain, report
+    from jaxcnn.check.engine import check_layer
+
     found_text = ", ".join(f"{layer.name} ({layer.style}: {layer.kind})" for layer in layers)
     log = sys.stderr if args.json else sys.stdout
     print(f"Found {len(layers)} layer{'s' * (len(layers) != 1)}: {found_text}", file=log)
