@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
+import jax.extend.backend
 import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
@@ -70,6 +73,52 @@ def _key(text: str, closed, flat_args) -> str:
     return digest.hexdigest()
 
 
+def _store_path(key: str) -> Path | None:
+    """Where the compiled program of ``key`` is kept between runs: beside JAX's persistent
+    compilation cache when one is configured (``jaxcnn check`` and ``verify`` configure
+    it), keyed also on the jax and jaxlib versions, the compiler options and the device;
+    None when there is no such cache."""
+    folder = jax.config.jax_compilation_cache_dir
+    if not folder:
+        return None
+    device = jax.devices()[0]
+    backend = jax.extend.backend.get_backend()
+    where = hashlib.sha256(repr((key, jax.__version__, jax.lib.__version__,
+                                 sorted((compiler_options() or {}).items()), device.platform,
+                                 device.device_kind, backend.platform_version)).encode())
+    return Path(folder) / "jaxcnn-oracles" / f"{where.hexdigest()}.xla"
+
+
+def _stored(key: str, closed, flat):
+    """The program of ``closed`` compiled for ``flat``'s shapes: loaded from the store
+    between runs when it holds it (no lowering, no compile), else compiled and stored.
+    A file that cannot be read or loaded costs a compile, nothing else."""
+    from jax.experimental import serialize_executable
+
+    jitted = jax.jit(jax.extend.core.jaxpr_as_fun(closed), compiler_options=compiler_options())
+    path = _store_path(key)
+    in_tree = jax.tree_util.tree_structure((tuple(flat), {}))
+    out_tree = jax.tree_util.tree_structure([0] * len(closed.out_avals))
+    if path is not None and path.exists():
+        try:
+            return serialize_executable.deserialize_and_load(path.read_bytes(), in_tree,
+                                                             out_tree)
+        except Exception:  # noqa: BLE001 - a truncated or foreign file: compile again
+            pass
+    if path is None:
+        return jitted
+    program = jitted.lower(*flat).compile()
+    try:
+        blob, _, _ = serialize_executable.serialize(program)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+        part.write_bytes(blob)
+        os.replace(part, path)
+    except Exception:  # noqa: BLE001 - a full disk, an unwritable folder: not stored
+        pass
+    return program
+
+
 def compiled(fun: Callable, *args):
     """``fun(*args)`` (arrays in, a pytree of arrays out) run as one jit-compiled program,
     kept per computation (see the module docstring). A ``fun`` that cannot be traced
@@ -79,7 +128,8 @@ def compiled(fun: Callable, *args):
         closed, out_shape = jax.make_jaxpr(
             lambda *f: fun(*jax.tree_util.tree_unflatten(tree, f)), return_shape=True)(*flat)
     except Exception:  # noqa: BLE001 - not traceable (Python control flow on values in a
-        return fun(*args)  # user's forward): eagerly, as it runs, with its own errors
+        # user's forward): eagerly, as it runs, with its own errors
+        return fun(*jax.tree_util.tree_map(jnp.asarray, args))
     text = str(closed.jaxpr)
     if any(word in text for word in UNKEYED):  # run as traced, never kept
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape),
@@ -90,8 +140,7 @@ def compiled(fun: Callable, *args):
         if program is not None:
             _programs.move_to_end(key)
     if program is None:
-        program = jax.jit(jax.extend.core.jaxpr_as_fun(closed),
-                          compiler_options=compiler_options())
+        program = _stored(key, closed, flat)
         with _lock:
             _programs[key] = program
             while len(_programs) > PROGRAMS:
@@ -102,20 +151,20 @@ def compiled(fun: Callable, *args):
 
 def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
     """``jax.vjp`` of ``fun(*args)`` at float64 ``args``, as float64 NumPy arrays."""
-    args = tuple(jnp.asarray(a, jnp.float64) for a in args)
+    args = tuple(np.asarray(a, np.float64) for a in args)  # NumPy in: no staging program
 
     def pull(a, ct):
         out, pullback = jax.vjp(fun, *a)
         return pullback(ct.astype(out.dtype))
 
-    grads = compiled(pull, args, jnp.asarray(cotangent))
+    grads = compiled(pull, args, np.asarray(cotangent))
     return tuple(as_np(g) for g in grads)
 
 
 def forward(reference_forward: Callable, args: tuple, static: tuple) -> np.ndarray:
     """``reference_forward(args, static)`` at float64 ``args`` (one compiled program, see
     the module docstring), as a float64 NumPy array."""
-    args = tuple(jnp.asarray(a, jnp.float64) for a in args)
+    args = tuple(np.asarray(a, np.float64) for a in args)
     return as_np(compiled(lambda *a: reference_forward(a, static), *args))
 
 
@@ -129,11 +178,11 @@ def bind(forward: Callable, static: tuple) -> Callable:
 def vjp_many(fun: Callable, args: tuple, cotangents) -> tuple:
     """``jax.vjp`` of ``fun`` for a stack of cotangents (K, *out): one linearisation,
     the pullback vmapped. Returns per argument a (K, *arg) float64 NumPy array."""
-    args = tuple(jnp.asarray(a, jnp.float64) for a in args)
+    args = tuple(np.asarray(a, np.float64) for a in args)
 
     def pull(a, cts):
         out, pullback = jax.vjp(fun, *a)
         return jax.vmap(pullback)(cts.astype(out.dtype))
 
-    grads = compiled(pull, args, jnp.asarray(cotangents))
+    grads = compiled(pull, args, np.asarray(cotangents))
     return tuple(as_np(g) for g in grads)
