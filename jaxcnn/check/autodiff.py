@@ -14,6 +14,7 @@ shapes (another input set, an alternate, the chain) reuses its program.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -119,10 +120,31 @@ def _stored(key: str, closed, flat):
     return program
 
 
+_eager = [0]  # > 0 inside ``eagerly()``
+
+
+@contextlib.contextmanager
+def eagerly():
+    """Within it (in every thread), ``compiled`` runs its function eagerly, primitive by
+    primitive, as ``jax.vjp`` runs: for a process that runs many small hand-written JAX
+    functions eagerly anyway (``jaxcnn verify``), whose primitive programs the oracles
+    then share; compiling each oracle whole made ``verify`` slower (168 programs, not
+    155; experiments/check_benchmark.py)."""
+    with _lock:
+        _eager[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _eager[0] -= 1
+
+
 def compiled(fun: Callable, *args):
     """``fun(*args)`` (arrays in, a pytree of arrays out) run as one jit-compiled program,
     kept per computation (see the module docstring). A ``fun`` that cannot be traced
     (Python control flow on values) runs eagerly, primitive by primitive."""
+    if _eager[0]:
+        return fun(*jax.tree_util.tree_map(jnp.asarray, args))
     flat, tree = jax.tree_util.tree_flatten(args)
     try:
         closed, out_shape = jax.make_jaxpr(
