@@ -17,14 +17,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 
 import jax
-import jax.extend.backend
 import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
@@ -74,52 +71,6 @@ def _key(text: str, closed, flat_args) -> str:
     return digest.hexdigest()
 
 
-def _store_path(key: str) -> Path | None:
-    """Where the compiled program of ``key`` is kept between runs: beside JAX's persistent
-    compilation cache when one is configured (``jaxcnn check`` and ``verify`` configure
-    it), keyed also on the jax and jaxlib versions, the compiler options and the device;
-    None when there is no such cache."""
-    folder = jax.config.jax_compilation_cache_dir
-    if not folder:
-        return None
-    device = jax.devices()[0]
-    backend = jax.extend.backend.get_backend()
-    where = hashlib.sha256(repr((key, jax.__version__, jax.lib.__version__,
-                                 sorted((compiler_options() or {}).items()), device.platform,
-                                 device.device_kind, backend.platform_version)).encode())
-    return Path(folder) / "jaxcnn-oracles" / f"{where.hexdigest()}.xla"
-
-
-def _stored(key: str, closed, flat):
-    """The program of ``closed`` compiled for ``flat``'s shapes: loaded from the store
-    between runs when it holds it (no lowering, no compile), else compiled and stored.
-    A file that cannot be read or loaded costs a compile, nothing else."""
-    from jax.experimental import serialize_executable
-
-    jitted = jax.jit(jax.extend.core.jaxpr_as_fun(closed), compiler_options=compiler_options())
-    path = _store_path(key)
-    in_tree = jax.tree_util.tree_structure((tuple(flat), {}))
-    out_tree = jax.tree_util.tree_structure([0] * len(closed.out_avals))
-    if path is not None and path.exists():
-        try:
-            return serialize_executable.deserialize_and_load(path.read_bytes(), in_tree,
-                                                             out_tree)
-        except Exception:  # noqa: BLE001 - a truncated or foreign file: compile again
-            pass
-    if path is None:
-        return jitted
-    program = jitted.lower(*flat).compile()
-    try:
-        blob, _, _ = serialize_executable.serialize(program)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-        part.write_bytes(blob)
-        os.replace(part, path)
-    except Exception:  # noqa: BLE001 - a full disk, an unwritable folder: not stored
-        pass
-    return program
-
-
 _eager = [0]  # > 0 inside ``eagerly()``
 
 
@@ -162,7 +113,8 @@ def compiled(fun: Callable, *args):
         if program is not None:
             _programs.move_to_end(key)
     if program is None:
-        program = _stored(key, closed, flat)
+        program = jax.jit(jax.extend.core.jaxpr_as_fun(closed),
+                          compiler_options=compiler_options())
         with _lock:
             _programs[key] = program
             while len(_programs) > PROGRAMS:
