@@ -32,8 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import bind, vjp
-from jaxcnn.check.autodiff import forward as reference_forward
+from jaxcnn.check.autodiff import bind, compiled, vjp
 from jaxcnn.check.compare import as_float64, cosine, rel_error
 from jaxcnn.check.engine import EXACT_TOL, FORWARD_TOL, RECOVERED_TOL, classify_gradient
 from jaxcnn.check.layer import InputSet, Layer
@@ -63,6 +62,13 @@ def _compose(layers: Sequence[Layer], start: int, statics):
         return x
 
     return fun
+
+
+def vjp_inside(fun, args: tuple, cotangent) -> tuple:
+    """``jax.vjp`` of ``fun`` at ``args`` along ``cotangent``, to be traced inside a larger
+    program (``autodiff.compiled``)."""
+    out, pullback = jax.vjp(fun, *args)
+    return pullback(cotangent.astype(out.dtype))
 
 
 def _norm_ratio(hand, want) -> float | None:
@@ -103,9 +109,13 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                     "note": f"{layer.name}'s forward raised on this input (layer {k + 1} of "
                             f"{len(layers)}); the layers after it were not run"}
     forward_ok = True
-    for k, layer in enumerate(layers):
-        want = reference_forward(layer.reference.forward,
-                                 (xs[k], *(as_float64(p) for p in inp.params[k])), inp.statics[k])
+    # every layer's reference on the input the hand chain gave it: one program
+    wants = compiled(lambda *a: [layer.reference.forward((a[k], *a[len(layers) + k]),
+                                                         inp.statics[k])
+                                 for k, layer in enumerate(layers)],
+                     *xs[:-1], *(tuple(as_float64(p) for p in ps) for ps in inp.params))
+    for k, want in enumerate(wants):
+        want = as_float64(want)
         if want.shape != xs[k + 1].shape or rel_error(xs[k + 1], want) > FORWARD_TOL["float64"]:
             forward_ok = False
     out = xs[-1]
@@ -118,6 +128,12 @@ def _one(layers, inp: ChainInput, rng) -> dict:
     final_ct = ct
     report = {"inputs": inp.name, "family": inp.family, "forward_matches": forward_ok,
               "first_wrong": None, "layers": []}
+    if forward_ok:  # the whole chain's gradient from each layer on: one program
+        suffixes = [(xs[k], *(as_float64(p) for j in range(k, len(layers))
+                              for p in inp.params[j])) for k in range(len(layers))]
+        fulls = compiled(lambda cts, *a: [
+            vjp_inside(_compose(layers, k, inp.statics), a[k], cts)
+            for k in range(len(layers))], np.asarray(final_ct, np.float64), *suffixes)
     hand_cts = {}
     for k in range(len(layers) - 1, -1, -1):
         layer = layers[k]
@@ -162,9 +178,7 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                 if finding.kind != "correct" and report["first_wrong"] is None:
                     report["first_wrong"] = {"layer": layer.name, "quantity": name,
                                              "kind": finding.kind}
-            full = vjp(_compose(layers, k, inp.statics), args + tuple(
-                as_float64(p) for j in range(k + 1, len(layers)) for p in inp.params[j]),
-                final_ct)
+            full = tuple(as_float64(g) for g in fulls[k])
             for i, name in enumerate(layer.arg_names):
                 # Parameters only: at tied maxima the cotangent between layers is not
                 # unique (any subgradient rule is right), the parameter gradient is.
