@@ -531,10 +531,13 @@ def markdown(report: dict) -> str:
 
 def _baseline(where: str) -> Path:
     """A folder as given, or commit ``where`` of this repository exported to a temporary
-    folder (``git archive``; removed with the process's temporary files by the OS)."""
+    folder (``git archive``; removed when the benchmark ends)."""
     if Path(where).is_dir():
         return Path(where).resolve()
+    import atexit
+
     folder = Path(tempfile.mkdtemp(prefix="jaxcnn-bench-base-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     archive = subprocess.run(["git", "-C", str(REPO), "archive", where], capture_output=True,
                              check=False)
     if archive.returncode != 0:
