@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import backprop, model
-from jaxcnn.check import chain
+from jaxcnn.check import autodiff, chain
 from jaxcnn.check.adapters import from_jax_vjp
 from jaxcnn.check.catalogue import network as catalogue_network
 from jaxcnn.check.catalogue.base import digits
@@ -234,6 +234,11 @@ def run_checks(num_images: int = 8, seed: int = 0, only=None) -> dict:
     ``NETWORK_IMAGES`` random images and digits). ``only``: names from ``layer_names()``
     to check (then no chain and no tie statistics); ValueError for an unknown name.
     """
+    with autodiff.eagerly():  # the hand functions run eagerly: share their primitives
+        return _run_checks(num_images, seed, only)
+
+
+def _run_checks(num_images: int, seed: int, only) -> dict:
     layers = report_layers(min(num_images, NETWORK_IMAGES))
     if only is not None:  # a name, or its start: "maxpool2_backward" is all three rules
         unknown = [o for o in only if not any(layer.name.startswith(o) for layer in layers)]

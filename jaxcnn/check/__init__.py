@@ -20,22 +20,33 @@ Adapters: ``from_blog``, ``from_cs231n``, ``from_cs231n_loss``, ``from_custom_vj
 the way ``jaxcnn check FILE.py`` does.
 """
 
-from jaxcnn.check.adapters import from_blog as from_blog
-from jaxcnn.check.adapters import from_cs231n as from_cs231n
-from jaxcnn.check.adapters import from_cs231n_loss as from_cs231n_loss
-from jaxcnn.check.adapters import from_custom_vjp as from_custom_vjp
-from jaxcnn.check.adapters import from_jax_pair as from_jax_pair
-from jaxcnn.check.adapters import from_jax_vjp as from_jax_vjp
-from jaxcnn.check.api import FileReport as FileReport
-from jaxcnn.check.api import assert_correct as assert_correct
-from jaxcnn.check.api import check_file as check_file
-from jaxcnn.check.classify import KINDS as KINDS
-from jaxcnn.check.discover import find_layers as find_layers
-from jaxcnn.check.discover import load_file as load_file
-from jaxcnn.check.discover import load_module as load_module
-from jaxcnn.check.engine import Check as Check
-from jaxcnn.check.engine import LayerReport as LayerReport
-from jaxcnn.check.engine import check_layer as check_layer
-from jaxcnn.check.layer import InputSet as InputSet
-from jaxcnn.check.layer import Layer as Layer
-from jaxcnn.check.layer import Reference as Reference
+import importlib
+
+# name -> the module that defines it. Imported on first use (PEP 562), so that importing
+# ``jaxcnn.check.discover`` alone (``jaxcnn check`` on a file with no layers) never
+# imports JAX.
+_EXPORTS = {
+    "from_blog": "jaxcnn.check.adapters", "from_cs231n": "jaxcnn.check.adapters",
+    "from_cs231n_loss": "jaxcnn.check.adapters", "from_custom_vjp": "jaxcnn.check.adapters",
+    "from_jax_pair": "jaxcnn.check.adapters", "from_jax_vjp": "jaxcnn.check.adapters",
+    "KINDS": "jaxcnn.check.classify", "find_layers": "jaxcnn.check.discover",
+    "load_file": "jaxcnn.check.discover", "load_module": "jaxcnn.check.discover",
+    "Check": "jaxcnn.check.engine", "LayerReport": "jaxcnn.check.engine",
+    "check_layer": "jaxcnn.check.engine", "InputSet": "jaxcnn.check.layer",
+    "Layer": "jaxcnn.check.layer", "Reference": "jaxcnn.check.layer",
+    "FileReport": "jaxcnn.check.api", "assert_correct": "jaxcnn.check.api",
+    "check_file": "jaxcnn.check.api",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jaxcnn.check' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,31 +1,145 @@
 """The exact oracle's machinery: ``jax.vjp`` of a reference forward in float64.
 
 Used by the engine, the chain and the catalogue; it knows no layer.
+
+Every ``vjp`` is one compiled XLA program, not one program per primitive as eager
+``jax.vjp`` runs it: a check needs a few hundred small float64 VJPs, and compiling
+(or reading from the persistent cache) one small program per primitive and shape was
+most of a check's time. The programs are kept for the process, keyed on the traced
+computation itself (its jaxpr as text, the values of the constants it closes over, and
+the argument shapes and dtypes), never on a function object: a function edited in a
+notebook traces to another key and is compiled afresh; the same reference on the same
+shapes (another input set, an alternate, the chain) reuses its program.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
+
+PROGRAMS = 512  # compiled programs kept per process (least recently used go first)
+_programs: OrderedDict = OrderedDict()
+_lock = threading.Lock()
+# A jaxpr whose text names a Python object rather than spelling out the computation (a
+# callback, a custom rule kept as a function) is not a key: such a program is run as
+# traced (eagerly, primitive by primitive) and never kept.
+UNKEYED = ("callback", "custom_jvp_call", "custom_vjp_call", "<function", " at 0x")
+
+
+# The oracles' programs are small and run once or twice: compile them cheaply. XLA's
+# LLVM back end at level 0, without its expensive passes, compiled a check's programs
+# about 1.5x faster (experiments/check_benchmark.py); every verdict stays the same.
+CPU_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+@functools.cache
+def compiler_options() -> dict | None:
+    """``CPU_OPTIONS`` when the default backend is a CPU whose XLA accepts them (probed
+    once per process with a tiny compile), else None (XLA's defaults)."""
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(np.float32(0)).compile()
+    except Exception:  # noqa: BLE001 - an unknown option is INVALID_ARGUMENT, any type
+        return None
+    return dict(CPU_OPTIONS)
 
 
 def as_np(x) -> np.ndarray:
     return np.array(x, dtype=np.float64, copy=True)
 
 
-def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
-    """``jax.vjp`` of ``fun(*args)`` at float64 ``args``, as float64 NumPy arrays.
+def _key(text: str, closed, flat_args) -> str:
+    """The computation itself: the jaxpr's text (it names shapes, dtypes and every
+    primitive's parameters) and the bytes of its constants."""
+    digest = hashlib.sha256(text.encode())
+    for const in closed.consts:
+        c = np.asarray(const)
+        digest.update(str((c.shape, c.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(c).tobytes())
+    for a in flat_args:
+        digest.update(str((np.shape(a), jnp.result_type(a).str)).encode())
+    return digest.hexdigest()
 
-    Eager on purpose: the hand code runs eagerly too, and an eager reference sees the
-    same ties (a jit-compiled forward may round identical patches differently).
-    """
-    args = tuple(jnp.asarray(a, jnp.float64) for a in args)
-    out, pullback = jax.vjp(fun, *args)
-    grads = pullback(jnp.asarray(cotangent, out.dtype))
+
+_eager = [0]  # > 0 inside ``eagerly()``
+
+
+@contextlib.contextmanager
+def eagerly():
+    """Within it (in every thread), ``compiled`` runs its function eagerly, primitive by
+    primitive, as ``jax.vjp`` runs: for a process that runs many small hand-written JAX
+    functions eagerly anyway (``jaxcnn verify``), whose primitive programs the oracles
+    then share; compiling each oracle whole made ``verify`` slower (168 programs, not
+    155; experiments/check_benchmark.py)."""
+    with _lock:
+        _eager[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _eager[0] -= 1
+
+
+def compiled(fun: Callable, *args):
+    """``fun(*args)`` (arrays in, a pytree of arrays out) run as one jit-compiled program,
+    kept per computation (see the module docstring). A ``fun`` that cannot be traced
+    (Python control flow on values) runs eagerly, primitive by primitive."""
+    if _eager[0]:
+        return fun(*jax.tree_util.tree_map(jnp.asarray, args))
+    flat, tree = jax.tree_util.tree_flatten(args)
+    try:
+        closed, out_shape = jax.make_jaxpr(
+            lambda *f: fun(*jax.tree_util.tree_unflatten(tree, f)), return_shape=True)(*flat)
+    except Exception:  # noqa: BLE001 - not traceable (Python control flow on values in a
+        # user's forward): eagerly, as it runs, with its own errors
+        return fun(*jax.tree_util.tree_map(jnp.asarray, args))
+    text = str(closed.jaxpr)
+    if any(word in text for word in UNKEYED):  # run as traced, never kept
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape),
+                                            jax.extend.core.jaxpr_as_fun(closed)(*flat))
+    key = _key(text, closed, flat)
+    with _lock:
+        program = _programs.get(key)
+        if program is not None:
+            _programs.move_to_end(key)
+    if program is None:
+        program = jax.jit(jax.extend.core.jaxpr_as_fun(closed),
+                          compiler_options=compiler_options())
+        with _lock:
+            _programs[key] = program
+            while len(_programs) > PROGRAMS:
+                _programs.popitem(last=False)
+    out = program(*flat)
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
+
+
+def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
+    """``jax.vjp`` of ``fun(*args)`` at float64 ``args``, as float64 NumPy arrays."""
+    args = tuple(np.asarray(a, np.float64) for a in args)  # NumPy in: no staging program
+
+    def pull(a, ct):
+        out, pullback = jax.vjp(fun, *a)
+        return pullback(ct.astype(out.dtype))
+
+    grads = compiled(pull, args, np.asarray(cotangent))
     return tuple(as_np(g) for g in grads)
+
+
+def forward(reference_forward: Callable, args: tuple, static: tuple) -> np.ndarray:
+    """``reference_forward(args, static)`` at float64 ``args`` (one compiled program, see
+    the module docstring), as a float64 NumPy array."""
+    args = tuple(np.asarray(a, np.float64) for a in args)
+    return as_np(compiled(lambda *a: reference_forward(a, static), *args))
 
 
 def bind(forward: Callable, static: tuple) -> Callable:
@@ -38,7 +152,11 @@ def bind(forward: Callable, static: tuple) -> Callable:
 def vjp_many(fun: Callable, args: tuple, cotangents) -> tuple:
     """``jax.vjp`` of ``fun`` for a stack of cotangents (K, *out): one linearisation,
     the pullback vmapped. Returns per argument a (K, *arg) float64 NumPy array."""
-    args = tuple(jnp.asarray(a, jnp.float64) for a in args)
-    out, pullback = jax.vjp(fun, *args)
-    grads = jax.vmap(pullback)(jnp.asarray(cotangents, out.dtype))
+    args = tuple(np.asarray(a, np.float64) for a in args)
+
+    def pull(a, cts):
+        out, pullback = jax.vjp(fun, *a)
+        return jax.vmap(pullback)(cts.astype(out.dtype))
+
+    grads = compiled(pull, args, np.asarray(cotangents))
     return tuple(as_np(g) for g in grads)

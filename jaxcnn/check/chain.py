@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import bind, vjp
+from jaxcnn.check.autodiff import bind, compiled, vjp
 from jaxcnn.check.compare import as_float64, cosine, rel_error
 from jaxcnn.check.engine import (
     EXACT_TOL,
@@ -68,6 +68,13 @@ def _compose(layers: Sequence[Layer], start: int, statics):
         return x
 
     return fun
+
+
+def vjp_inside(fun, args: tuple, cotangent) -> tuple:
+    """``jax.vjp`` of ``fun`` at ``args`` along ``cotangent``, to be traced inside a larger
+    program (``autodiff.compiled``)."""
+    out, pullback = jax.vjp(fun, *args)
+    return pullback(cotangent.astype(out.dtype))
 
 
 def _norm_ratio(hand, want) -> float | None:
@@ -107,9 +114,13 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                     "note": f"{layer.name}'s forward raised on this input (layer {k + 1} of "
                             f"{len(layers)}); the layers after it were not run"}
     forward_ok = True
-    for k, layer in enumerate(layers):
-        want = as_float64(layer.reference.forward(
-            (jnp.asarray(xs[k]), *(jnp.asarray(p) for p in inp.params[k])), inp.statics[k]))
+    # every layer's reference on the input the hand chain gave it: one program
+    wants = compiled(lambda *a: [layer.reference.forward((a[k], *a[len(layers) + k]),
+                                                         inp.statics[k])
+                                 for k, layer in enumerate(layers)],
+                     *xs[:-1], *(tuple(as_float64(p) for p in ps) for ps in inp.params))
+    for k, want in enumerate(wants):
+        want = as_float64(want)
         if want.shape != xs[k + 1].shape or rel_error(xs[k + 1], want) > FORWARD_TOL["float64"]:
             forward_ok = False
     out = xs[-1]
@@ -122,6 +133,12 @@ def _one(layers, inp: ChainInput, rng) -> dict:
     final_ct = ct
     report = {"inputs": inp.name, "family": inp.family, "forward_matches": forward_ok,
               "first_wrong": None, "layers": []}
+    if forward_ok:  # the whole chain's gradient from each layer on: one program
+        suffixes = [(xs[k], *(as_float64(p) for j in range(k, len(layers))
+                              for p in inp.params[j])) for k in range(len(layers))]
+        fulls = compiled(lambda cts, *a: [
+            vjp_inside(_compose(layers, k, inp.statics), a[k], cts)
+            for k in range(len(layers))], np.asarray(final_ct, np.float64), *suffixes)
     hand_cts = {}
     for k in range(len(layers) - 1, -1, -1):
         layer = layers[k]
@@ -171,9 +188,7 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                 if finding.kind != "correct" and report["first_wrong"] is None:
                     report["first_wrong"] = {"layer": layer.name, "quantity": name,
                                              "kind": finding.kind}
-            full = vjp(_compose(layers, k, inp.statics), args + tuple(
-                as_float64(p) for j in range(k + 1, len(layers)) for p in inp.params[j]),
-                final_ct)
+            full = tuple(as_float64(g) for g in fulls[k])
             for i, name in enumerate(layer.arg_names):
                 # Parameters only: at tied maxima the cotangent between layers is not
                 # unique (any subgradient rule is right), the parameter gradient is.
@@ -298,7 +313,9 @@ def cs231n_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[ChainInp
                     p, s = (), ()
                 params.append(p)
                 statics.append(s)
-                shape = np.shape(layer.reference.forward(
-                    (jnp.zeros(shape), *(jnp.asarray(a) for a in p)), s))
+                shape = jax.eval_shape(  # shapes only: nothing is compiled
+                    lambda *a, layer=layer, s=s: layer.reference.forward(a, s),
+                    *(jax.ShapeDtypeStruct(np.shape(a), jnp.float64) for a in (
+                        np.empty(shape), *p))).shape
             out.append(ChainInput(name, family, x, tuple(params), tuple(statics)))
     return out

@@ -34,17 +34,45 @@ import types
 from pathlib import Path
 from typing import NamedTuple
 
-import jax
-
-from jaxcnn.check.adapters import (
-    from_blog,
-    from_cs231n,
-    from_cs231n_loss,
-    from_custom_vjp,
-    from_jax_pair,
-)
 from jaxcnn.check.layer import Layer
 from jaxcnn.errors import JaxcnnError
+
+
+def from_blog(*args, **kwargs):
+    from jaxcnn.check.adapters import from_blog as make  # JAX only once a layer is found
+
+    return make(*args, **kwargs)
+
+
+def from_cs231n(*args, **kwargs):
+    from jaxcnn.check.adapters import from_cs231n as make
+
+    return make(*args, **kwargs)
+
+
+def from_cs231n_loss(*args, **kwargs):
+    from jaxcnn.check.adapters import from_cs231n_loss as make
+
+    return make(*args, **kwargs)
+
+
+def from_custom_vjp(*args, **kwargs):
+    from jaxcnn.check.adapters import from_custom_vjp as make
+
+    return make(*args, **kwargs)
+
+
+def from_jax_pair(*args, **kwargs):
+    from jaxcnn.check.adapters import from_jax_pair as make
+
+    return make(*args, **kwargs)
+
+
+def _is_custom_vjp(obj) -> bool:
+    """Whether ``obj`` is a ``jax.custom_vjp``; False without importing JAX when the user's
+    code never imported it (then nothing can be one)."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(obj, jax.custom_vjp)
 
 
 class CheckUsageError(JaxcnnError):
@@ -458,7 +486,7 @@ def _unwrap(obj):
     function, or a ``jax.custom_vjp`` (not unwrapped further: its VJP is what is checked).
     ``obj`` itself when it wraps nothing."""
     seen = 0
-    while (not isinstance(obj, jax.custom_vjp) and getattr(obj, "__wrapped__", None) is not None
+    while (not _is_custom_vjp(obj) and getattr(obj, "__wrapped__", None) is not None
            and seen < 10):
         obj, seen = obj.__wrapped__, seen + 1
     return obj
@@ -468,7 +496,7 @@ def _jax_layers(module, file, layers, skipped):
     items = {name: _unwrap(obj) for name, obj in vars(module).items()}
     checked = set()  # a custom_vjp under two names (f and f_jit = jax.jit(f)) is checked once
     for name, obj in items.items():
-        if isinstance(obj, jax.custom_vjp):
+        if _is_custom_vjp(obj):
             if not _own(module, obj.fun) or id(obj) in checked:
                 continue
             checked.add(id(obj))
@@ -498,8 +526,10 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
     reference the user's forward reproduces on its first input; else the first layout it
     runs on; else the first layout that could be built (its checks report the error).
     Raises what ``make(kind)`` raises when no layout can be built."""
+    import jax
     import numpy as np
 
+    from jaxcnn.check.autodiff import forward as reference_forward
     from jaxcnn.check.catalogue import spec
     from jaxcnn.check.compare import rel_error
     from jaxcnn.check.engine import FORWARD_TOL
@@ -528,7 +558,7 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
             # reference is its own forward, so compare with the catalogue's.
             reference = layer.reference if layer.style == "blog" else spec(layer.kind).reference
             try:
-                want = np.asarray(reference.forward(s.args, s.static), np.float64)
+                want = reference_forward(reference.forward, s.args, s.static)
             except Exception:
                 continue
             # As the engine judges a forward: float32 code gets float32's tolerance.

@@ -28,12 +28,12 @@ import traceback
 from dataclasses import dataclass, field
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.check import classify as cls
 from jaxcnn.check import numeric, steps
 from jaxcnn.check.autodiff import bind, vjp, vjp_many
+from jaxcnn.check.autodiff import forward as reference_forward
 from jaxcnn.check.compare import Entry, as_float64, cosine, rel_error, scale, worst_entries
 from jaxcnn.check.layer import Alternate, InputSet, Layer
 
@@ -49,8 +49,11 @@ NUMERIC_TOL_32 = 1e-2  # of a forward computing in float32, step 1e-3
 # one that passed only a looser, noise-driven tolerance (float32 round-off) is
 # "inconclusive".
 NUMERIC_MAX_TOL = 0.05
-FD_SECONDS = 0.5  # forward-call budget per argument and input set for finite differences
+# Forward calls per argument and input set for finite differences along entries (a
+# count, never a time: the same file and seed give the same numbers at any machine load)
+FD_EVALUATIONS = 1025
 FD_MIN_ENTRIES = 64
+FD_STREAM = 0xFD  # the finite differences' generator: (FD_STREAM, seed, input set, argument)
 NOT_RUN = "not-run"  # an input set the user's forward refused (internal, never a verdict)
 DIRECTIONS = 6  # random directions of the projection test (numeric="directions")
 
@@ -267,8 +270,16 @@ def _generic_candidates(layer: Layer, args: tuple, static: tuple, ct: np.ndarray
 def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
              rng: np.random.Generator, kink_mask, opts: dict) -> dict | None:
     """Central differences of the user's forward for argument ``i`` (see numeric.py):
-    along entries (``mode="entries"``, sampled within ``fd_seconds``) or along
-    ``DIRECTIONS`` random directions (``mode="directions"``)."""
+    along entries (``mode="entries"``: at most ``fd_evaluations`` forward calls) or along
+    ``DIRECTIONS`` random directions (``mode="directions"``).
+
+    In ``"entries"`` mode, when an exact oracle is there (``exact``), the differences are
+    its cross-check: first along ``directions`` random directions (kinked entries held
+    still), and per entry only when a direction disagrees with the hand, or when every
+    direction crossed a kink (never one projection alone: a wrong gradient can pass a
+    single random projection). ``rng``: the finite differences' own generator (never the
+    cotangents'), so that what they pick never moves anything else. Deterministic: the
+    budget is a count of forward calls, never a time."""
     args = tuple(as_float64(a) for a in s.args)
     arg = args[i]
 
@@ -281,6 +292,7 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
     precision = np.float32 if opts.get("precision") == "float32" else np.float64
     eps = numeric.step_for(precision)
     mode = opts["numeric"]
+    comparable = hand is not None and hand.shape == arg.shape
     if mode == "directions":
         directions = rng.standard_normal((opts["directions"], *arg.shape))
         key = None
@@ -292,23 +304,35 @@ def _numeric(layer: Layer, s: InputSet, ct: np.ndarray, i: int, hand, exact,
             fd = numeric.directional(h, arg, directions, eps, precision)
             if key is not None:
                 opts["memo"][key] = fd
-        n = len(directions)
-    else:
-        t0 = time.perf_counter()
-        h(arg.copy())
-        per_call = max(time.perf_counter() - t0, 1e-6)
-        budget = max(FD_MIN_ENTRIES, int(opts["fd_seconds"] / (2 * per_call)))
-        priority = None
-        if hand is not None and exact is not None and hand.shape == exact.shape:
-            diff = np.abs(hand - exact).reshape(-1)
-            priority = np.argsort(-np.where(np.isfinite(diff), diff, np.inf), kind="stable")
-        if kink_mask is not None:
-            kinked = np.flatnonzero(kink_mask.reshape(-1))
-            priority = kinked if priority is None else np.concatenate([priority[:budget // 4],
-                                                                       kinked])
-        indices = numeric.pick_indices(arg.size, budget, priority, rng)
-        fd = numeric.differences(h, arg, indices, eps, precision)
-        n = len(indices)
+        return _judged(h, arg, hand, fd, mode, len(directions), precision, opts)
+    if (exact is not None and comparable and exact.shape == arg.shape
+            and arg.size > opts["directions"]):
+        directions = rng.standard_normal((opts["directions"], *arg.shape))
+        if kink_mask is not None and kink_mask.shape == arg.shape:
+            directions = directions * ~kink_mask
+        if np.any(directions != 0):
+            fd = numeric.directional(h, arg, directions, eps, precision)
+            result = _judged(h, arg, hand, fd, "directions", len(directions), precision, opts)
+            if result["agrees"]:
+                return result
+    budget = max(FD_MIN_ENTRIES, (int(opts["fd_evaluations"]) - 1) // 2)
+    priority = None
+    if comparable and exact is not None and hand.shape == exact.shape:
+        diff = np.abs(hand - exact).reshape(-1)
+        priority = np.argsort(-np.where(np.isfinite(diff), diff, np.inf), kind="stable")
+    if kink_mask is not None:
+        kinked = np.flatnonzero(kink_mask.reshape(-1))
+        priority = kinked if priority is None else np.concatenate([priority[:budget // 4],
+                                                                   kinked])
+    indices = numeric.pick_indices(arg.size, budget, priority, rng)
+    fd = numeric.differences(h, arg, indices, eps, precision)
+    return _judged(h, arg, hand, fd, mode, len(indices), precision, opts)
+
+
+def _judged(h, arg, hand, fd: numeric.Differences, mode: str, n: int, precision,
+            opts: dict) -> dict:
+    """The numeric result of differences ``fd`` against the hand gradient (suspects taken
+    again with a smaller step first: one that moves was a hidden kink)."""
     trusted = ~fd.kink & np.isfinite(fd.values)
     if hand is not None and hand.shape == arg.shape and trusted.any():
         # A difference that disagrees with the hand is taken again with a smaller step:
@@ -446,8 +470,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
                 forward_info, None, notes)
     exact_ok = False
     if layer.reference is not None:
-        ref_out = as_float64(layer.reference.forward(tuple(jnp.asarray(a) for a in args64),
-                                                     s.static))
+        ref_out = reference_forward(layer.reference.forward, args64, s.static)
         if ref_out.shape == user_out.shape:
             err = rel_error(user_out, ref_out)
             forward_info["max_rel_error"] = err
@@ -523,7 +546,8 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         fd_result = None
         if s.dtype == "float64" and h is not None and opts["numeric"] != "none":
             try:
-                fd_result = _numeric(layer, s, ct, i, h, exact[i] if exact else None, rng,
+                fd_rng = np.random.default_rng([FD_STREAM, *opts["fd_seed"], i])
+                fd_result = _numeric(layer, s, ct, i, h, exact[i] if exact else None, fd_rng,
                                      kink_mask, opts)
             except Exception as exc:
                 notes.append(f"{s.name}: finite differences of {name}: "
@@ -729,29 +753,36 @@ def _compact(notes: list[str]) -> list[str]:
             for text, where in by_text.items()]
 
 
-def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
+def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATIONS,
                 numeric: str = "entries", directions: int = DIRECTIONS,
-                memo: dict | None = None,
+                memo: dict | None = None, fd_seconds: float | None = None,
                 steps_budget: int = steps.MAX_EVALUATIONS) -> LayerReport:
     """Check every differentiable argument of ``layer`` on each of its input sets.
 
-    ``seed`` draws the inputs and cotangents. The numeric oracle differentiates the
-    user's forward along entries (``numeric="entries"``: ``fd_seconds`` is its time
-    budget per argument and input set, at least ``FD_MIN_ENTRIES`` entries, all when they
-    fit), along ``directions`` random directions (``numeric="directions"``: 2 * directions
-    + 1 forward calls at any size, no localisation), or not at all (``"none"``).
-    ``memo``: a dict shared by the calls of one run, so that directional differences of
-    a forward that several layers share (``Layer.forward_key``) on the same inputs are
-    taken once; it holds nothing between runs. ValueError for another ``numeric``.
+    ``seed`` draws the inputs and cotangents; the finite differences draw from their own
+    generator (``FD_STREAM``, the seed, the input set and the argument), so that the same
+    layer and seed give the same verdicts and numbers, bit for bit, at any machine load.
+    The numeric oracle differentiates the user's forward along entries
+    (``numeric="entries"``: at most ``fd_evaluations`` forward calls per argument and
+    input set, at least ``FD_MIN_ENTRIES`` entries, all when they fit; where an exact
+    oracle is there, ``directions`` random directions first, and entries only where a
+    direction disagrees), along ``directions`` random directions (``numeric="directions"``:
+    2 * directions + 1 forward calls at any size, no localisation), or not at all
+    (``"none"``). ``memo``: a dict shared by the calls of one run, so that directional
+    differences of a forward that several layers share (``Layer.forward_key``) on the same
+    inputs are taken once; it holds nothing between runs. ``fd_seconds``: accepted for
+    callers of the time budget this replaced, and ignored (a time budget made verdicts
+    depend on machine load). ValueError for another ``numeric``.
     ``steps_budget``: forward evaluations for finding the first wrong step of a wrong
     backward (``jaxcnn.check.steps``; 0: not looked for).
 
     Returns a ``LayerReport``; never raises for errors in the user's code (they become
     checks of kind ``error``). Runs inside ``jax.enable_x64(True)``.
     """
+    del fd_seconds  # a count of evaluations, never a time: see the docstring
     if numeric not in ("entries", "directions", "none"):
         raise ValueError(f"numeric must be 'entries', 'directions' or 'none', not {numeric!r}")
-    opts = {"numeric": numeric, "fd_seconds": fd_seconds, "directions": directions,
+    opts = {"numeric": numeric, "fd_evaluations": fd_evaluations, "directions": directions,
             "memo": memo}
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -761,8 +792,9 @@ def check_layer(layer: Layer, seed: int = 0, fd_seconds: float = FD_SECONDS,
         sets = layer.input_sets(seed)
         ran: list[tuple] = []
         refused: list[tuple] = []
-        for s in sets:
-            results, forward_info, kink_info, set_notes = _check_set(layer, s, rng, opts)
+        for k, s in enumerate(sets):
+            results, forward_info, kink_info, set_notes = _check_set(
+                layer, s, rng, dict(opts, fd_seed=(seed, k)))
             forward.append(forward_info)
             if kink_info:
                 kinks.append(kink_info)
@@ -867,8 +899,7 @@ def _arg_judges(layer: Layer, s: InputSet, args64: tuple, out, ct) -> dict:
     the reference on this input set."""
     if layer.reference is None:
         return {}
-    ref_out = as_float64(layer.reference.forward(tuple(jnp.asarray(a) for a in args64),
-                                                 s.static))
+    ref_out = as_float64(reference_forward(layer.reference.forward, args64, s.static))
     if ref_out.shape != out.shape or rel_error(out, ref_out) > FORWARD_TOL["float64"]:
         return {}
     exact = vjp(bind(layer.reference.forward, s.static), args64, ct)

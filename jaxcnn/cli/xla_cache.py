@@ -30,7 +30,9 @@ def cache_dir() -> Path | None:
 
 def enable() -> Path | None:
     """Point JAX's persistent compilation cache at ``cache_dir()``; returns the folder
-    used, or None (off, or not writable). Call before anything compiles."""
+    used, or None (off, or not writable). Call before anything compiles. Imports no JAX:
+    when JAX is not imported yet, the settings go to the environment variables it reads
+    when it is (``JAX_COMPILATION_CACHE_DIR``, ...)."""
     path = cache_dir()
     if path is None:
         return None
@@ -40,13 +42,19 @@ def enable() -> Path | None:
         return None
     if not os.access(path, os.W_OK | os.X_OK):
         return None
+    import sys
     import warnings
-
-    import jax
 
     warnings.filterwarnings("ignore", category=UserWarning,
                             message="Error (writing|reading) persistent compilation cache")
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    settings = {"jax_compilation_cache_dir": str(path),
+                "jax_persistent_cache_min_compile_time_secs": 0.0,
+                "jax_persistent_cache_min_entry_size_bytes": 0}
+    jax = sys.modules.get("jax")
+    if jax is None:  # not imported yet (nothing to check may need it): JAX reads these
+        for name, value in settings.items():  # when it is imported
+            os.environ[name.upper()] = str(value)
+        return path
+    for name, value in settings.items():
+        jax.config.update(name, value)
     return path

@@ -1,0 +1,1 @@
+"""Input files of ``experiments/check_benchmark.py`` (not imported by anything)."""
