@@ -32,13 +32,14 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jaxcnn.check import chain as chain_mod
-from jaxcnn.check import discover, imports, limits, report
-from jaxcnn.check import html as html_table
+from jaxcnn.check import discover, imports, limits
 from jaxcnn.check import inputs as inputs_mod
-from jaxcnn.check.engine import Check, LayerReport, check_layer
 from jaxcnn.check.layer import Layer
+
+if TYPE_CHECKING:  # the engine, the chain and the report import JAX: only once layers are found
+    from jaxcnn.check.engine import Check, LayerReport
 from jaxcnn.check.names import aliases, matches
 from jaxcnn.errors import JaxcnnError
 
@@ -93,6 +94,7 @@ class FileReport:
 
     def to_json(self) -> dict:
         """The ``jaxcnn check --json`` document."""
+        from jaxcnn.check import report
         doc = report.to_json(self.layers, self.skipped, self.chains)
         doc["ok"] = self.ok
         doc["status"] = self.status
@@ -105,6 +107,8 @@ class FileReport:
 
     def text(self) -> str:
         """The table, the details, the chains and the summary line, as printed."""
+        from jaxcnn.check import chain as chain_mod
+        from jaxcnn.check import report
         parts = [report.table(self.layers), "", report.details(self.layers)]
         for c in self.chains:
             parts += ["", "\n".join(chain_mod.summary(c))]
@@ -128,6 +132,8 @@ class FileReport:
         return self.text()
 
     def _repr_html_(self) -> str:
+        from jaxcnn.check import chain as chain_mod
+        from jaxcnn.check import html as html_table
         body = html_table.table(self.layers)
         extra = [html.escape(line) for c in self.chains for line in chain_mod.summary(c)]
         extra += [html.escape(f"Skipped {n}: {why}") for n, why in self.skipped]
@@ -245,6 +251,8 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
                   "jaxcnn's", file=log)
     start = time.perf_counter()
     reports = []
+    from jaxcnn.check.engine import check_layer  # JAX, now that there are layers
+
     for layer in found_layers:
         what = f"checking {layer.name}"
         try:
@@ -276,6 +284,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
 def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
     """The networks each file holds, chained; a chain whose layer's own rows fail is not
     ok (a chain never calls a layer correct that its rows do not)."""
+    from jaxcnn.check import chain as chain_mod
     chains = []
     for _, module, file in sources:
         # The classes the file's own network instantiates (`pool = MaxPool2Split()`) come
@@ -338,6 +347,8 @@ def assert_correct(target, backward=None, *, kind: str | None = None, name: str 
     and ``inputs`` is ``--inputs`` text. Returns the report (``FileReport`` or
     ``LayerReport``) when it passes.
     """
+    from jaxcnn.check import report
+    from jaxcnn.check.engine import check_layer
     if isinstance(target, Layer):
         result = check_layer(target, seed=seed)
         ok, text = result.ok, "\n".join([report.table([result]), "", report.details([result])])
