@@ -55,15 +55,30 @@ out), a subgradient test (any convex combination at ties and zeros), and its kin
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 
-from jaxcnn.check.catalogue import activations, conv, dense, losses, network, pool
+from jaxcnn.check.catalogue import (
+    activations,
+    attention,
+    conv,
+    dense,
+    dropout,
+    embedding,
+    losses,
+    network,
+    norms,
+    pool,
+    recurrent,
+)
 from jaxcnn.check.catalogue.base import Spec as Spec
 from jaxcnn.check.catalogue.base import digits as digits
 from jaxcnn.check.catalogue.network import SANDWICH_PARTS as SANDWICH_PARTS
 from jaxcnn.check.catalogue.network import sandwich_spec as sandwich_spec
 
-FAMILIES = (conv, pool, dense, activations, losses, network)
+FAMILIES = (conv, pool, dense, activations, losses, network, norms, dropout, embedding,
+            recurrent, attention)
 SPECS: dict[str, Callable[[], Spec]] = {
     kind: make for family in FAMILIES for kind, make in family.SPECS.items()}
 
@@ -77,3 +92,24 @@ def spec(kind: str) -> Spec:
         return SPECS[kind]()
     except KeyError:
         raise ValueError(f"unknown layer kind {kind!r}; known: {', '.join(SPECS)}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _names() -> tuple[tuple[str, str, str], ...]:
+    """(style, pattern, kind) of every entry that names its code (``Spec.names``)."""
+    return tuple((style, pattern, kind) for kind, make in SPECS.items()
+                 for style, pattern in (make().names or {}).items())
+
+
+def match(name: str, style: str) -> str | None:
+    """The catalogue kind whose ``Spec.names[style]`` pattern the whole lower-cased
+    ``name`` matches (``"batchnorm"`` for ``match("batchnorm", "cs231n")``), or None.
+    Several matches: the first entry in ``SPECS`` order."""
+    lowered = name.lower()
+    return next((kind for s, pattern, kind in _names()
+                 if s == style and re.fullmatch(pattern, lowered)), None)
+
+
+def layouts(kind: str) -> tuple[str, ...]:
+    """The kinds to try for code matched to ``kind`` (``Spec.layouts``, else the kind)."""
+    return spec(kind).layouts or (kind,)
