@@ -115,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         if network:  # a CS231n convnet: conv - relu - max pool - affine - softmax loss
             chains.append(guarded(f"the chain of {file}", lambda n=network: chain.check_chain(
                 n, chain.cs231n_chain_inputs(n, args.seed), args.seed)))
+        network = chain.cs231n_fc_chain([layer for layer in layers if layer.file == file])
+        if network:  # a CS231n FullyConnectedNet: affine - norm - relu - dropout ... - loss
+            chains.append(guarded(f"the chain of {file}", lambda n=network: chain.check_chain(
+                n, chain.cs231n_fc_chain_inputs(n, args.seed), args.seed)))
     if args.json:
         print(jsonsafe.dumps(report.to_json(reports, skipped, chains), indent=2))
     else:
