@@ -225,7 +225,8 @@ def elu_spec(alpha: float | None = None) -> Spec:
             return [s._replace(static=(alpha,)) for s in _elementwise_sets(seed, True)]
     return Spec(kind, ("x",), {"x": None},
                 Reference(f"x > 0 ? x : {default:g} (e^x - 1)", lambda args, static: jnp.where(
-                    args[0] > 0, args[0], a(static) * jnp.expm1(jnp.minimum(args[0], 0.0))),
+                    args[0] > 0, args[0], a(static) * jnp.expm1(jnp.where(args[0] > 0, 0.0,
+                                                                          args[0]))),
                     alternates, _relu_kinks, subgradient), sets,
                 ("alpha",) if alpha is not None else (),
                 names={"cs231n": r"elu"} if alpha is None else None,
@@ -258,7 +259,8 @@ def gelu_spec(form: str = "erf") -> Spec:
                 Reference(f"jax.nn.gelu(approximate={approximate})",
                           lambda args, static: jax.nn.gelu(args[0], approximate=approximate),
                           alternates), _wide_sets,
-                names={"cs231n": r"gelu"} if not approximate else None,
+                names={"cs231n": r"gelu(_tanh|_erf|_approx(imate)?|_exact)?"}
+                if not approximate else None,
                 layouts=("gelu", "gelu_tanh") if not approximate else ())
 
 
