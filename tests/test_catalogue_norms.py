@@ -1,0 +1,71 @@
+"""Batch norm (and its _alt backward), spatial batch norm, layer norm, spatial group norm:
+correct hand code is correct on every input set; each classic mistake, planted in the
+assignment-2 fixture, is named on the right quantity, every other gradient correct."""
+
+from __future__ import annotations
+
+import pytest
+from catalogue_helpers import FIXTURES, assert_correct, check, run_mutant
+
+from jaxcnn.check import catalogue
+
+FIXTURE = "cs231n_assignment2.py"
+NORMS = ["batchnorm", "batchnorm_alt", "layernorm", "spatial_batchnorm", "spatial_groupnorm"]
+
+
+@pytest.mark.parametrize("name", NORMS)
+def test_correct_norms_are_correct_on_every_input_set(name):
+    report = check(FIXTURES / FIXTURE, name)
+    assert_correct(report)
+    assert all(r.kind == "correct" for c in report.checks for r in c.inputs)
+    assert report.kind == ("batchnorm" if name == "batchnorm_alt" else name)
+
+
+def test_norm_inputs_have_n_different_from_d_and_more_than_one_sample():
+    for kind in ("batchnorm", "layernorm"):
+        sets = catalogue.spec(kind).input_sets(0)
+        assert any(s.args[0].shape[0] > 1 and s.args[0].shape[0] != s.args[0].shape[1]
+                   for s in sets)
+
+
+MUTANTS = [
+    # batch statistics treated as constants
+    ("bn-constants", "batchnorm_alt",
+     "    dx = ivar / n * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))",
+     "    dx = dxhat * ivar", ["x"], "wrong-derivative", "constants"),
+    # the unbiased (N - 1) variance in the backward
+    ("bn-unbiased", "batchnorm", "    dsq = 1.0 / n * np.ones_like(dout) * dvar",
+     "    dsq = 1.0 / (n - 1) * np.ones_like(dout) * dvar", ["x"], "wrong-derivative",
+     "unbiased"),
+    # dbeta as a mean: scaled by 1/N
+    ("bn-dbeta-mean", "batchnorm", "    dbeta = dout.sum(axis=0)\n    dgamma = (dout * xhat)"
+     ".sum(axis=0)\n    dxhat = dout * gamma\n    divar",
+     "    dbeta = dout.mean(axis=0)\n    dgamma = (dout * xhat).sum(axis=0)\n"
+     "    dxhat = dout * gamma\n    divar", ["beta"], "scaled", None),
+    # layer norm's backward summed over the batch axis (batch norm's formula)
+    ("ln-batch-axis", "layernorm",
+     "    dx = ivar / d * (d * dxhat - dxhat.sum(axis=1, keepdims=True)\n"
+     "                     - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))",
+     "    n = dout.shape[0]\n"
+     "    dx = ivar / n * (n * dxhat - dxhat.sum(axis=0, keepdims=True)\n"
+     "                     - xhat * (dxhat * xhat).sum(axis=0, keepdims=True))",
+     ["x"], "wrong-derivative", "over the batch"),
+    ("ln-constants", "layernorm",
+     "    dx = ivar / d * (d * dxhat - dxhat.sum(axis=1, keepdims=True)\n"
+     "                     - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))",
+     "    dx = dxhat * ivar", ["x"], "wrong-derivative", "constants"),
+    ("gn-constants", "spatial_groupnorm",
+     "    dx = ivar / m * (m * dxhat - dxhat.sum(axis=(2, 3, 4), keepdims=True)\n"
+     "                     - xg * (dxhat * xg).sum(axis=(2, 3, 4), keepdims=True))",
+     "    dx = dxhat * ivar", ["x"], "wrong-derivative", "constants"),
+    ("sbn-dgamma-x2", "spatial_batchnorm",
+     "    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), dgamma, dbeta",
+     "    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), 2 * dgamma, dbeta",
+     ["gamma"], "scaled", None),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_norm_mutants_are_named(mutant, tmp_path):
+    _, layer, old, new, quantities, kind, rule = mutant
+    run_mutant(tmp_path, FIXTURE, layer, old, new, quantities, kind, rule)

@@ -1,0 +1,71 @@
+"""RNN/LSTM/GRU steps and sequences, temporal affine and temporal softmax loss: correct
+on every input set; tanh' at the input, gates in another order, the recurrence dropped
+and the mask ignored are named. lstm_step has two outputs and two upstream gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from catalogue_helpers import FIXTURES, assert_correct, check, layers_of, run_mutant
+
+FIXTURE = "cs231n_rnn_layers.py"
+KINDS = ["rnn_step", "rnn", "lstm_step", "lstm", "gru_step", "temporal_affine",
+         "temporal_softmax_loss"]
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_correct_recurrent_layers_are_correct(name):
+    report = check(FIXTURES / FIXTURE, name)
+    assert_correct(report)
+    assert report.kind == name
+
+
+def test_lstm_step_backward_gets_one_cotangent_per_output(x64):
+    layer = layers_of(FIXTURES / FIXTURE)["lstm_step"]
+    s = layer.input_sets(0)[0]
+    n, h = s.args[1].shape
+    out, backward = layer.vjp(s.args, s.static)
+    assert out.shape == (2 * n * h,)  # next_h and next_c, flattened and joined
+    only_c = np.concatenate([np.zeros(n * h), np.ones(n * h)])
+    grads = backward(only_c)
+    assert len(grads) == 6
+    # dnext_c alone reaches prev_c through the forget gate only
+    np.testing.assert_allclose(grads[2], s.args[2] * 0 + _forget(s.args), rtol=1e-12)
+
+
+def _forget(args):
+    x, h, _, wx, wh, b = args
+    size = h.shape[1]
+    a = x @ wx + h @ wh + b
+    return 1 / (1 + np.exp(-a[:, size:2 * size]))
+
+
+MUTANTS = [
+    ("rnn-tanh-at-input", "rnn_step", "    da = dnext_h * (1 - next_h ** 2)",
+     "    a = x.dot(Wx) + prev_h.dot(Wh) + b\n    da = dnext_h * (1 - a ** 2)",
+     ["x", "prev_h", "Wx", "Wh", "b"], "wrong-derivative", "tanh' at the input"),
+    ("lstm-gate-order", "lstm_step",
+     "    da = np.hstack((di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), "
+     "dg * (1 - g ** 2)))",
+     "    da = np.hstack((di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2), "
+     "do * o * (1 - o)))",
+     ["x", "prev_h", "Wx", "Wh", "b"], "wrong-derivative", "gates i, f, g, o"),
+    ("rnn-recurrence-dropped", "rnn",
+     "rnn_step_backward(dh[:, step] + dprev, cache[step])",
+     "rnn_step_backward(dh[:, step], cache[step])",
+     ["x", "h0", "Wx", "Wh", "b"], "missing-accumulation", "recurrence"),
+    ("gru-gates-swapped", "gru_step", "    dax = np.hstack((dr, dz, dn))\n"
+     "    dah = np.hstack((dr, dz, dn * r))",
+     "    dax = np.hstack((dz, dr, dn))\n    dah = np.hstack((dz, dr, dn * r))",
+     ["x", "prev_h", "Wx", "Wh", "b"], "wrong-derivative", "z, r, n"),
+    ("temporal-loss-mask-ignored", "temporal_softmax_loss",
+     "    dx_flat *= mask_flat[:, None]\n", "", ["x"], "wrong-derivative", "mask"),
+    ("temporal-affine-db-mean", "temporal_affine", "    db = dout.sum(axis=(0, 1))",
+     "    db = dout.mean(axis=(0, 1))", ["b"], "scaled", None),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_recurrent_mutants_are_named(mutant, tmp_path):
+    _, layer, old, new, quantities, kind, rule = mutant
+    run_mutant(tmp_path, FIXTURE, layer, old, new, quantities, kind, rule)
