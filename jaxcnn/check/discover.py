@@ -382,8 +382,10 @@ def _cs231n_layers(module, file, layers, skipped):
             if kind is None:
                 skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
             else:
-                layers.append(_pick_layout(kind, lambda k, f=forward, b=fwd, n=prefix + m.group(
-                    2): from_cs231n(f, b, k, n, file), {kind: catalogue.layouts(kind)}))
+                layer_name = prefix + m.group(2)
+                layers.append(_pick_layout(kind, lambda k, f=forward, b=fwd, n=layer_name:
+                                           from_cs231n(f, b, k, n, file),
+                                           {kind: catalogue.layouts(kind)}))
             continue
         m = re.fullmatch(r"(.+?)_forward(.*)", name)
         if m:

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np, bind, vjp
+from jaxcnn.check.autodiff import as_np, vjp
 from jaxcnn.check.catalogue.base import Spec, join_outputs, split_outputs, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
