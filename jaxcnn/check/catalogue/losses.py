@@ -164,7 +164,7 @@ def svm_loss_spec(reduction: str = "mean") -> Spec:
     return Spec(kind, ("x",), {"x": ("sample", "class")},
                 Reference(f"{reduction} over samples of sum_j max(0, x_j - x_y + 1)", forward,
                           alternates, None, subgradient), _svm_sets, ("y",),
-                names={"loss": r"(multiclass_)?(svm|hinge)(_loss)?(_naive|_vectori[sz]ed)?"}
+                names={"loss": r"(multiclass_)?(svm|hinge)_loss"}
                 if reduction == "mean" else None,
                 layouts=("svm_loss", "svm_loss_sum") if reduction == "mean" else ())
 
@@ -198,7 +198,7 @@ def mse_spec(kind: str = "mse") -> Spec:
 
     return Spec(kind, ("x",), {"x": ("sample", "output")}, Reference(text, forward),
                 _regression_sets, ("y",),
-                names={"loss": r"mse(_loss)?|mean_squared_error(_loss)?|l2_loss"}
+                names={"loss": r"mse_loss|mean_squared_error(_loss)?|l2_loss"}
                 if kind == "mse" else None, layouts=tuple(MSE_FORMS) if kind == "mse" else ())
 
 
@@ -245,8 +245,7 @@ def bce_spec(logits: bool = False) -> Spec:
                 _bce_sets(logits), ("y",),
                 names={"loss": (r"(binary_cross_entropy|bce|sigmoid_cross_entropy)_with_logits"
                                 r"(_loss)?|sigmoid_cross_entropy(_loss)?" if logits else
-                                r"(binary_cross_entropy|bce|binary_crossentropy|log_loss)"
-                                r"(_loss)?")},
+                                r"binary_cross_?entropy(_loss)?|bce_loss")},
                 layouts=("bce_logits", "bce") if logits else ("bce", "bce_logits"))
 
 
