@@ -313,8 +313,9 @@ FC_NORMS = ("batchnorm", "layernorm")
 def cs231n_fc_chain(layers: Sequence[Layer]) -> list[Layer] | None:
     """The CS231n layers of one file as a FullyConnectedNet with ``FC_HIDDEN`` hidden
     layers (affine -> norm -> relu -> dropout, each part when the file has it, -> affine
-    -> softmax_loss), or None when the file lacks affine, relu or a softmax loss. A layer
-    used more than once is named by its place (``affine[2]``)."""
+    -> softmax_loss), or None when the file lacks affine, relu or a softmax loss, or is a
+    convnet's (``cs231n_chain``) without a norm or dropout. A layer used more than once is
+    named by its place (``affine[2]``)."""
     def first(kinds):
         return next((layer for layer in layers if layer.style == "cs231n"
                      and layer.kind in kinds), None)
@@ -324,6 +325,8 @@ def cs231n_fc_chain(layers: Sequence[Layer]) -> list[Layer] | None:
         return None
     norms = [n for n in (first((k,)) for k in FC_NORMS) if n is not None]
     dropout = first(("dropout",))
+    if not (norms or dropout) and cs231n_chain(layers) is not None:
+        return None  # a convnet's file: its chain has these parts already
     net = []
     for i in range(FC_HIDDEN):
         net += [affine] + ([norms[i % len(norms)]] if norms else []) + [relu]
