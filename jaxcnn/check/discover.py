@@ -7,8 +7,11 @@ then looks for the three styles, by methods and names:
 * **blog**: a class with ``forward`` and ``backprop`` methods; its kind comes from its
   name (conv, pool, softmax/dense/fc/linear, relu, sigmoid, tanh);
 * **CS231n**: functions ``<name>_forward<suffix>`` with a matching
-  ``<name>_backward<suffix>``, and ``softmax_loss(x, y) -> (loss, dx)``; the kind comes
-  from ``<name>`` (affine/fc/linear/dense, relu, conv, max_pool, sigmoid, tanh); a name
+  ``<name>_backward<suffix>`` (or a second backward of one forward,
+  ``batchnorm_backward_alt``), and losses ``softmax_loss(x, y) -> (loss, dx)``; the kind
+  comes first from the catalogue entries' own patterns (``catalogue.match``: batchnorm,
+  dropout, lstm_step, svm_loss, ...), then from ``<name>`` (affine/fc/linear/dense, relu,
+  conv, max_pool, sigmoid, tanh); a name
   of several parts (``affine_relu``, ``conv_relu_pool``: a sandwich) is checked against
   the parts composed (kind ``"conv+relu+max_pool"``), or skipped naming the part that
   has no reference (``conv_bn_relu``);
