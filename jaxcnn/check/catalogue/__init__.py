@@ -1,8 +1,9 @@
 """The catalogue: reference layers (the exact oracle), their inputs and their kinks.
 
 One module per layer family (``conv``, ``pool``, ``dense``, ``activations``, ``losses``,
-``network``, ``norms``, ``dropout``, ``embedding``, ``recurrent``, ``attention``); each defines its entries as small factories returning a ``Spec`` (the kind,
-its differentiable arguments, a JAX reference forward differentiated by ``jax.vjp`` in
+``network``, ``norms``, ``dropout``, ``embedding``, ``recurrent``, ``attention``); each
+defines its entries as small factories returning a ``Spec`` (the kind, its differentiable
+arguments, a JAX reference forward differentiated by ``jax.vjp`` in
 float64, the input sets that expose each kind of mistake, and the alternates that explain
 a disagreement, and the names its code goes by: ``Spec.names``, asked first by discovery
 through ``match``) and lists them in its ``SPECS``. This module only merges them: adding a
