@@ -69,3 +69,27 @@ MUTANTS = [
 def test_norm_mutants_are_named(mutant, tmp_path):
     _, layer, old, new, quantities, kind, rule = mutant
     run_mutant(tmp_path, FIXTURE, layer, old, new, quantities, kind, rule)
+
+
+def test_dgamma_computed_from_the_input_is_named(tmp_path):
+    source = (FIXTURES / FIXTURE).read_text()
+    old = "    out = gamma * xhat + beta\n    return out, (xhat, ivar, gamma)"
+    new = "    out = gamma * xhat + beta\n    return out, (x, ivar, gamma)"
+    assert source.count(old) == 1
+    path = tmp_path / FIXTURE
+    # layer norm's cache keeps x, and dgamma uses it (the backward's x_hat is recomputed)
+    path.write_text(source.replace(old, new).replace(
+        "    xhat, ivar, gamma = cache\n    d = dout.shape[1]\n",
+        "    x, ivar, gamma = cache\n    d = dout.shape[1]\n"
+        "    xhat = (x - x.mean(axis=1, keepdims=True)) * ivar\n").replace(
+        "    dgamma = (dout * xhat).sum(axis=0)\n    dxhat = dout * gamma\n    dx = ivar / d",
+        "    dgamma = (dout * x).sum(axis=0)\n    dxhat = dout * gamma\n    dx = ivar / d"))
+    from catalogue_helpers import assert_named
+
+    assert_named(check(path, "layernorm"), ["gamma"], "wrong-derivative", "x for x_hat")
+
+
+def test_gamma_left_out_of_dx_is_named(tmp_path):
+    run_mutant(tmp_path, FIXTURE, "layernorm", "    dxhat = dout * gamma\n    dx = ivar / d",
+               "    dxhat = dout\n    dx = ivar / d", ["x"], "wrong-derivative",
+               "gamma left out")

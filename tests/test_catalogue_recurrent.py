@@ -69,3 +69,17 @@ MUTANTS = [
 def test_recurrent_mutants_are_named(mutant, tmp_path):
     _, layer, old, new, quantities, kind, rule = mutant
     run_mutant(tmp_path, FIXTURE, layer, old, new, quantities, kind, rule)
+
+
+LSTM_MORE = [
+    ("dprev-c-without-hidden-path", "    dprev_c = dc * f", "    dprev_c = dnext_c * f",
+     ["prev_c"], "dprev_c without"),
+    ("cell-tanh-derivative-left-out", "    dc = dnext_c + dnext_h * o * (1 - tc ** 2)",
+     "    dc = dnext_c + dnext_h * o", ["x", "prev_h", "prev_c", "Wx", "Wh", "b"], "tanh'"),
+]
+
+
+@pytest.mark.parametrize("mutant", LSTM_MORE, ids=[m[0] for m in LSTM_MORE])
+def test_lstm_cell_mutants_are_named(mutant, tmp_path):
+    _, old, new, quantities, rule = mutant
+    run_mutant(tmp_path, FIXTURE, "lstm_step", old, new, quantities, "wrong-derivative", rule)

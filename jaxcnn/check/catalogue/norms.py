@@ -23,7 +23,7 @@ Alternates (known wrong backwards, kind ``wrong-derivative``): the batch statist
 treated as constants (``dx = dout * gamma / sqrt(var + eps)``); the unbiased variance's
 derivative (``2 (x - mean) / (M - 1)`` where ``/ M`` belongs); the statistics'
 gradient taken over the other axis (layer norm's backward summing over the batch, batch
-norm's over the features). Inputs: N != D everywhere, batches of two and more (a mean
+norm's over the features); gamma left out of dx; dgamma from x where x_hat belongs. Inputs: N != D everywhere, batches of two and more (a mean
 over the wrong axis only shows with N > 1), and a batch of one for layer and group norm.
 """
 
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.check.autodiff import as_np, bind, vjp
-from jaxcnn.check.catalogue.base import Spec
+from jaxcnn.check.catalogue.base import Spec, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
 EPS = 1e-5  # CS231n's default: bn_param.get("eps", 1e-5)
@@ -124,8 +124,25 @@ def _alternates(kind: str):
             out.append(Alternate(f"statistics {rule}" if rule == "constants" else
                                  "unbiased variance", (grads[0], None, None), False,
                                  "wrong-derivative", note))
-        return out + _other_axis(kind, args, static, cotangent)
+        ones = tuple(np.ones_like(a) if i == 1 else a for i, a in enumerate(args))
+        no_gamma = vjp(bind(_forward(kind), static), ones, cotangent)[0]
+        out.append(wrong("gamma left out of dx", (no_gamma, None, None),
+                         "dx is computed from dout where dout * gamma (the gradient of the "
+                         "normalised x) belongs"))
+        return out + _with_x(kind, args, static, cotangent) + _other_axis(
+            kind, args, static, cotangent)
     return alternates
+
+
+def _with_x(kind, args, static, cotangent) -> list[Alternate]:
+    """dgamma = sum(dout * x) where sum(dout * xhat) belongs (the input for the
+    normalised input)."""
+    x, gamma, dout = as_np(args[0]), as_np(args[1]), as_np(cotangent)
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)  # all but the feature / channel axis
+    dgamma = (dout * x).sum(axis=axes).reshape(gamma.shape)
+    return [wrong("x for x_hat in dgamma", (None, dgamma, None),
+                  "dgamma = sum(dout * x), the input where the normalised input x_hat "
+                  "belongs")]
 
 
 def _params(rng, shape):

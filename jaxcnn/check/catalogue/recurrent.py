@@ -29,7 +29,8 @@ loss                (N, T) -> (loss, dx)                     / N
 Alternates (kind ``wrong-derivative`` unless said): tanh' evaluated at the input of the
 tanh instead of from its output (``1 - a^2`` for ``1 - tanh(a)^2``); an LSTM (or GRU)
 backward that assembles the gates' gradients in another order than the forward split
-them; a sequence backward that drops the recurrence (``dh = dout[t]`` where ``dout[t] +
+them; an LSTM's dprev_c without the path through next_h, or without tanh'(next_c);
+a sequence backward that drops the recurrence (``dh = dout[t]`` where ``dout[t] +
 dprev_h`` belongs: ``missing-accumulation``); a temporal softmax loss whose backward
 ignores the mask. Shapes are never square (N, D, H, T all differ).
 """
@@ -148,7 +149,14 @@ def _lstm_step_alternates(args, static, cotangent):
     dcell = dc + dh * o * (1 - tc ** 2)
     grads = [dcell * g * i * (1 - i), dcell * c * f * (1 - f), dh * tc * o * (1 - o),
              dcell * i * (1 - g ** 2)]
-    out = []
+    out = [wrong("dprev_c without the path through next_h", (None, None, dc * f, None, None,
+                                                             None),
+                 "dprev_c = dnext_c * f: the gradient reaching the cell through next_h = o "
+                 "tanh(next_c) is not added to dnext_c"),
+           wrong("tanh' of the cell left out", _lstm_da(x, h, wx, wh, dh, dc + dh * o, i, f, o,
+                                                        g, c, tc),
+                 "the gradient through next_h = o tanh(next_c) reaches the cell as dnext_h * o, "
+                 "without tanh'(next_c) = 1 - tanh(next_c)^2")]
     for perm in itertools.permutations(range(4)):
         if perm == (0, 1, 2, 3):
             continue
@@ -160,6 +168,14 @@ def _lstm_step_alternates(args, static, cotangent):
                          "forward split a into i, f, o, g: the gate order differs between "
                          "forward and backward"))
     return out
+
+
+def _lstm_da(x, h, wx, wh, dh, dcell, i, f, o, g, c, tc) -> tuple:
+    """All six gradients of an LSTM step given the cell's gradient ``dcell``."""
+    da = np.concatenate([dcell * g * i * (1 - i), dcell * c * f * (1 - f),
+                         dh * tc * o * (1 - o), dcell * i * (1 - g ** 2)], axis=1)
+    dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
+    return dx, dprev_h, dcell * f, dwx, dwh, db
 
 
 def _gru_alternates(args, static, cotangent):
