@@ -23,8 +23,10 @@ Alternates (known wrong backwards, kind ``wrong-derivative``): the batch statist
 treated as constants (``dx = dout * gamma / sqrt(var + eps)``); the unbiased variance's
 derivative (``2 (x - mean) / (M - 1)`` where ``/ M`` belongs); the statistics'
 gradient taken over the other axis (layer norm's backward summing over the batch, batch
-norm's over the features); gamma left out of dx; dgamma from x where x_hat belongs. Inputs: N != D everywhere, batches of two and more (a mean
-over the wrong axis only shows with N > 1), and a batch of one for layer and group norm.
+norm's over the features); gamma left out of dx; dgamma from x where x_hat belongs.
+Inputs: N != D everywhere, batches of several samples (a mean over the wrong axis only
+shows with N > 1; never two values per statistic, where the normalised output is +-1
+whatever x), and a batch of one for layer and group norm.
 """
 
 from __future__ import annotations
