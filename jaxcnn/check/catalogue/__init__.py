@@ -64,6 +64,8 @@ rnn_step, gru_step    x (N, D), prev_h (N, H), Wx, Wh, b             tanh / GRU 
 rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step over T
 lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g
                       next_h, next_c (two outputs)
+rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, examples
+                      a_prev (n_a, m), parameters as arguments        in columns
 temporal_affine       x (N, T, D), w (D, M), b (M,)                  x @ w + b
 temporal_softmax_     x (N, T, V); static y (N, T), mask (N, T)      masked sum / N
 loss

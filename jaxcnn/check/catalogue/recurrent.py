@@ -23,6 +23,11 @@ temporal_softmax_   x (N, T, V); static y (N, T), mask       -sum(mask * log sof
 loss                (N, T) -> (loss, dx)                     / N
 ==================  =======================================  ==============================
 
+The deep-learning specialisation's cells (course 5), examples in columns: ``rnn_cell``
+(xt (n_x, m), a_prev (n_a, m), Wax, Waa, ba (n_a, 1) -> tanh(Wax xt + Waa a_prev + ba))
+and ``lstm_cell`` (xt, a_prev, c_prev, Wf, bf, Wi, bi, Wc, bc, Wo, bo on [a_prev; xt] ->
+a_next, c_next); their dicts are the dialect adapters' to map.
+
 ``lstm_step`` has two outputs: its backward gets ``dnext_h, dnext_c`` and returns
 ``dx, dprev_h, dprev_c, dWx, dWh, db`` (see ``Spec.outputs``).
 
@@ -310,7 +315,79 @@ def temporal_softmax_loss_spec() -> Spec:
                 names={"loss": r"temporal_softmax_loss"})
 
 
-SPECS = {"rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
+# ------------------------------------------------ the deep-learning specialisation's cells
+
+def rnn_cell(xt, a_prev, wax, waa, ba):
+    return jnp.tanh(wax @ xt + waa @ a_prev + ba)
+
+
+def lstm_cell(xt, a_prev, c_prev, wf, bf, wi, bi, wc, bc, wo, bo):
+    concat = jnp.concatenate([a_prev, xt], axis=0)
+    ft, it = jax.nn.sigmoid(wf @ concat + bf), jax.nn.sigmoid(wi @ concat + bi)
+    cct, ot = jnp.tanh(wc @ concat + bc), jax.nn.sigmoid(wo @ concat + bo)
+    c_next = ft * c_prev + it * cct
+    return ot * jnp.tanh(c_next), c_next
+
+
+def _cell_sets(lstm: bool):
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 18])
+        sets = []
+        for n_x, n_a, m, family in ((3, 5, 4, "random"), (2, 3, 1, "batch-of-one")):
+            xt, a_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
+            if lstm:
+                weights = []
+                for _ in range(4):
+                    weights += [rng.standard_normal((n_a, n_a + n_x)) / np.sqrt(n_a + n_x),
+                                0.3 * rng.standard_normal((n_a, 1))]
+                args = (xt, a_prev, rng.standard_normal((n_a, m)), *weights)
+            else:
+                args = (xt, a_prev, rng.standard_normal((n_a, n_x)) / np.sqrt(n_x),
+                        rng.standard_normal((n_a, n_a)) / np.sqrt(n_a),
+                        0.3 * rng.standard_normal((n_a, 1)))
+            sets.append(InputSet(family, f"xt ({n_x}, {m}), n_a = {n_a} (features first)",
+                                 args, note="the specialisation's layout: examples in columns"))
+        return sets
+    return input_sets
+
+
+def rnn_cell_spec() -> Spec:
+    """The specialisation's ``rnn_cell_forward(xt, a_prev, parameters)`` (course 5, week
+    1): a_next = tanh(Wax xt + Waa a_prev + ba), examples in columns (xt (n_x, m), a_prev
+    (n_a, m), ba (n_a, 1)); its backward returns the dict {"dxt", "da_prev", "dWax",
+    "dWaa", "dba"} (the prediction yt_pred is not differentiated). Discovery and the dict
+    mapping are the dialect adapters'."""
+    def alternates(args, static, cotangent):
+        xt, a_prev, wax, waa, ba = (as_np(a) for a in args)
+        z = wax @ xt + waa @ a_prev + ba
+        dz = as_np(cotangent) * (1 - z ** 2)
+        return [wrong("tanh' at the input", (wax.T @ dz, waa.T @ dz, dz @ xt.T, dz @ a_prev.T,
+                                             dz.sum(axis=1, keepdims=True)),
+                      "tanh' is evaluated at its input z (1 - z^2) instead of from a_next "
+                      "(1 - a_next^2)")]
+
+    return Spec("rnn_cell", ("xt", "a_prev", "Wax", "Waa", "ba"),
+                {"xt": ("input", "example"), "a_prev": ("hidden", "example"),
+                 "Wax": ("hidden", "input"), "Waa": ("hidden", "hidden"), "ba": ("hidden", "1"),
+                 "out": ("hidden", "example")},
+                Reference("tanh(Wax xt + Waa a_prev + ba)", lambda args, static: rnn_cell(*args),
+                          alternates), _cell_sets(False))
+
+
+def lstm_cell_spec() -> Spec:
+    """The specialisation's ``lstm_cell_forward(xt, a_prev, c_prev, parameters)``: concat
+    = [a_prev; xt], forget/update/output gates sigmoid(W concat + b), candidate tanh(Wc
+    concat + bc); outputs a_next and c_next (two cotangents: its backward takes
+    ``da_next, dc_next``)."""
+    return Spec("lstm_cell", ("xt", "a_prev", "c_prev", "Wf", "bf", "Wi", "bi", "Wc", "bc",
+                              "Wo", "bo"), {},
+                Reference("the specialisation's LSTM cell (a_next, c_next flattened)",
+                          lambda args, static: join_outputs(lstm_cell(*args))),
+                _cell_sets(True), outputs=2)
+
+
+SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
+         "rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
          "lstm_step": lstm_step_spec, "lstm": lambda: sequence_spec("lstm"),
          "gru_step": gru_step_spec, "temporal_affine": temporal_affine_spec,
          "temporal_softmax_loss": temporal_softmax_loss_spec}
