@@ -93,3 +93,10 @@ def test_gamma_left_out_of_dx_is_named(tmp_path):
     run_mutant(tmp_path, FIXTURE, "layernorm", "    dxhat = dout * gamma\n    dx = ivar / d",
                "    dxhat = dout\n    dx = ivar / d", ["x"], "wrong-derivative",
                "gamma left out")
+
+
+@pytest.mark.parametrize("layer,old,new", [
+    ("spatial_groupnorm", "    m = (c // G) * h * w\n", "    m = h * w\n"),
+])
+def test_a_count_of_only_some_statistic_axes_is_named(layer, old, new, tmp_path):
+    run_mutant(tmp_path, FIXTURE, layer, old, new, ["x"], "wrong-derivative", "count")

@@ -143,3 +143,9 @@ def test_the_specialisations_rnn_cell_with_tanh_at_its_input_is_named(tmp_path):
         "    dtanh = (1 - z ** 2) * da_next"))
     report = check_layer(_dls(path, False), fd_seconds=0.02)
     assert_named(report, ["xt", "a_prev", "Wax", "Waa", "ba"], "wrong-derivative", "tanh'")
+
+
+def test_a_gru_whose_dprev_h_overwrites_its_direct_term_is_missing_accumulation(tmp_path):
+    run_mutant(tmp_path, FIXTURE, "gru_step", "    dprev_h = dah.dot(Wh.T) + dnext_h * z",
+               "    dprev_h = dnext_h * z\n    dprev_h = dah.dot(Wh.T)", ["prev_h"],
+               "missing-accumulation", "direct path")

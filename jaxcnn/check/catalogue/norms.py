@@ -23,13 +23,16 @@ Alternates (known wrong backwards, kind ``wrong-derivative``): the batch statist
 treated as constants (``dx = dout * gamma / sqrt(var + eps)``); the unbiased variance's
 derivative (``2 (x - mean) / (M - 1)`` where ``/ M`` belongs); the statistics'
 gradient taken over the other axis (layer norm's backward summing over the batch, batch
-norm's over the features); gamma left out of dx; dgamma from x where x_hat belongs.
+norm's over the features); gamma left out of dx; dgamma from x where x_hat belongs; the
+count of only some of the statistic's axes (N where N H W belongs).
 Inputs: N != D everywhere, batches of several samples (a mean over the wrong axis only
 shows with N > 1; never two values per statistic, where the normalised output is +-1
 whatever x), and a batch of one for layer and group norm.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -132,8 +135,36 @@ def _alternates(kind: str):
                          "dx is computed from dout where dout * gamma (the gradient of the "
                          "normalised x) belongs"))
         return out + _with_x(kind, args, static, cotangent) + _other_axis(
-            kind, args, static, cotangent)
+            kind, args, static, cotangent) + _wrong_count(kind, args, static, cotangent)
     return alternates
+
+
+def _wrong_count(kind, args, static, cotangent) -> list[Alternate]:
+    """The compact backward ``dx = ivar / m (m dxhat - sum dxhat - xhat sum(dxhat xhat))``
+    with m the count of only some of the statistic's axes (N where N H W belongs for a
+    spatial batch norm, H W where C/G H W belongs for a group norm)."""
+    x, gamma, dout = as_np(args[0]), as_np(args[1]), as_np(cotangent)
+    if kind in ("batchnorm", "layernorm"):
+        return []
+    if kind == "spatial_batchnorm":
+        v, axes, dxhat = x, (0, 2, 3), dout * gamma[None, :, None, None]
+    else:
+        v, axes, dxhat = _groups(x, int(static[0])), (2, 3, 4), None
+        dxhat = (dout * gamma).reshape(v.shape)
+    mu = v.mean(axis=axes, keepdims=True)
+    ivar = 1 / np.sqrt(((v - mu) ** 2).mean(axis=axes, keepdims=True) + _eps(static[-1]))
+    xhat = (v - mu) * ivar
+    s1 = dxhat.sum(axis=axes, keepdims=True)
+    s2 = (dxhat * xhat).sum(axis=axes, keepdims=True)
+    sizes = [v.shape[a] for a in axes]
+    total = int(np.prod(sizes))
+    counts = sorted({int(np.prod([sizes[k] for k in keep])) for r in range(1, len(sizes))
+                     for keep in itertools.combinations(range(len(sizes)), r)} - {total})
+    return [wrong(f"count {m} for {total}", ((ivar / m * (m * dxhat - s1 - xhat * s2)).reshape(
+        x.shape), None, None), f"the backward divides by {m} values per statistic where the "
+        f"forward's mean and variance are over {total}: the count of only some of the "
+        "statistic's axes (N where N H W belongs, H W where C/G H W belongs)")
+        for m in counts]
 
 
 def _with_x(kind, args, static, cotangent) -> list[Alternate]:

@@ -194,13 +194,19 @@ def _gru_alternates(args, static, cotangent):
     dn = dout * (1 - z) * (1 - n ** 2)
     dz = dout * (h - n) * z * (1 - z)
     dr = dn * ah[:, 2 * size:] * r * (1 - r)
-    dax = np.concatenate([dz, dr, dn], axis=1)  # r and z exchanged
-    dah = np.concatenate([dz, dr, dn * r], axis=1)
-    dx, dwx, db = dax @ wx.T, x.T @ dax, dax.sum(axis=0)
-    dprev_h = dah @ wh.T + dout * z
-    return [wrong("gates z, r, n", (dx, dprev_h, dwx, h.T @ dah, db),
+    swapped = np.concatenate([dz, dr, dn], axis=1)  # r and z exchanged
+    swapped_h = np.concatenate([dz, dr, dn * r], axis=1)
+    dx, dwx, db = swapped @ wx.T, x.T @ swapped, swapped.sum(axis=0)
+    dprev_h = swapped_h @ wh.T + dout * z
+    dah = np.concatenate([dr, dz, dn * r], axis=1)
+    return [wrong("gates z, r, n", (dx, dprev_h, dwx, h.T @ swapped_h, db),
                   "the reset and update gates' gradients are exchanged (stacked z, r, n where "
-                  "the forward split r, z, n)")]
+                  "the forward split r, z, n)"),
+            Alternate("direct path dropped", (None, dah @ wh.T, None, None, None), False,
+                      "missing-accumulation",
+                      "dprev_h keeps only the path through the gates (dah @ Wh.T): the direct "
+                      "term dnext_h * z of next_h = (1 - z) n + z prev_h is overwritten (`=` "
+                      "where `+=` belongs)")]
 
 
 def _recurrence_dropped(step, lstm):
