@@ -100,3 +100,22 @@ def test_gamma_left_out_of_dx_is_named(tmp_path):
 ])
 def test_a_count_of_only_some_statistic_axes_is_named(layer, old, new, tmp_path):
     run_mutant(tmp_path, FIXTURE, layer, old, new, ["x"], "wrong-derivative", "count")
+
+
+def test_a_forward_with_the_unbiased_variance_is_a_bug_though_its_backward_agrees(tmp_path):
+    """Forward and backward both use N - 1: the gradient is right for that forward, but
+    the layer is not batch norm; the forward is named and the gradients are judged
+    against the textbook's."""
+    source = (FIXTURES / FIXTURE).read_text()
+    old_f = "        var = (xmu ** 2).mean(axis=0)\n"
+    old_b = "    dsq = 1.0 / n * np.ones_like(dout) * dvar"
+    assert source.count(old_f) == 1 and source.count(old_b) == 1
+    path = tmp_path / FIXTURE
+    path.write_text(source.replace(old_f, "        var = (xmu ** 2).sum(axis=0) / (n - 1)\n")
+                    .replace(old_b, "    dsq = 1.0 / (n - 1) * np.ones_like(dout) * dvar"))
+    report = check(path, "batchnorm")
+    assert report.check("x").kind != "correct"
+    assert report.check("gamma").kind != "correct"
+    assert report.check("beta").kind == "correct"
+    assert any("unbiased variance" in note for note in report.notes), report.notes
+    assert all(f.get("known_wrong_forward") == "the unbiased variance" for f in report.forward)

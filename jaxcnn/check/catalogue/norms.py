@@ -178,6 +178,31 @@ def _with_x(kind, args, static, cotangent) -> list[Alternate]:
                   "belongs")]
 
 
+def _wrong_forwards(kind: str):
+    def wrong_forwards(args, static):
+        x, gamma, beta = (jnp.asarray(a) for a in args)
+        axes = {"batchnorm": (0,), "layernorm": (1,), "spatial_batchnorm": (0, 2, 3)}.get(kind)
+        eps = _eps(static[-1])
+        if axes is None:
+            v, axes = _groups(x, int(static[0])), (2, 3, 4)
+        else:
+            v = x
+        g = gamma[None, :, None, None] if kind == "spatial_batchnorm" else gamma
+        b = beta[None, :, None, None] if kind == "spatial_batchnorm" else beta
+        m = int(np.prod([v.shape[a] for a in axes]))
+        mu = jnp.mean(v, axis=axes, keepdims=True)
+        var = jnp.mean((v - mu) ** 2, axis=axes, keepdims=True)
+        out = []
+        for name, xhat, note in (
+                ("the unbiased variance", (v - mu) / jnp.sqrt(var * m / (m - 1) + eps),
+                 "divided by M - 1 where the biased variance, divided by M, belongs"),
+                ("eps outside the square root", (v - mu) / (jnp.sqrt(var) + eps),
+                 "sqrt(var) + eps where sqrt(var + eps) belongs")):
+            out.append((name, g * xhat.reshape(x.shape) + b, note))
+        return out
+    return wrong_forwards
+
+
 def _params(rng, shape):
     return 1 + 0.5 * rng.standard_normal(shape), 0.5 * rng.standard_normal(shape)
 
@@ -256,7 +281,8 @@ def norm_spec(kind: str) -> Spec:
     static = ("G", "gn_param") if kind == "spatial_groupnorm" else (
         "ln_param" if kind == "layernorm" else "bn_param",)
     reference = Reference(f"gamma * (x - mean) / sqrt(var + eps) + beta, {TEXT[kind]} "
-                          "(biased variance, train mode)", _forward(kind), _alternates(kind))
+                          "(biased variance, train mode)", _forward(kind), _alternates(kind),
+                          wrong_forwards=_wrong_forwards(kind))
     return Spec(kind, ("x", "gamma", "beta"), AXES[kind], reference, sets, static,
                 names={"cs231n": NAMES[kind]})
 
