@@ -149,3 +149,21 @@ def test_a_gru_whose_dprev_h_overwrites_its_direct_term_is_missing_accumulation(
     run_mutant(tmp_path, FIXTURE, "gru_step", "    dprev_h = dah.dot(Wh.T) + dnext_h * z",
                "    dprev_h = dnext_h * z\n    dprev_h = dah.dot(Wh.T)", ["prev_h"],
                "missing-accumulation", "direct path")
+
+
+def test_a_gru_with_its_gates_in_z_r_n_order_is_checked_in_that_layout(tmp_path):
+    source = (FIXTURES / FIXTURE).read_text()
+    swaps = [("    r = sigmoid(ax[:, :hidden] + ah[:, :hidden])\n"
+              "    z = sigmoid(ax[:, hidden:2 * hidden] + ah[:, hidden:2 * hidden])",
+              "    z = sigmoid(ax[:, :hidden] + ah[:, :hidden])\n"
+              "    r = sigmoid(ax[:, hidden:2 * hidden] + ah[:, hidden:2 * hidden])"),
+             ("    dax = np.hstack((dr, dz, dn))\n    dah = np.hstack((dr, dz, dn * r))",
+              "    dax = np.hstack((dz, dr, dn))\n    dah = np.hstack((dz, dr, dn * r))")]
+    for old, new in swaps:
+        assert source.count(old) == 1
+        source = source.replace(old, new)
+    path = tmp_path / FIXTURE
+    path.write_text(source)
+    report = check(path, "gru_step")
+    assert report.kind == "gru_step_zrn"
+    assert_correct(report)

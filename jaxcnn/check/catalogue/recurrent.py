@@ -69,11 +69,14 @@ def lstm_step(x, h, c, wx, wh, b):
     return o * jnp.tanh(c), c
 
 
-def gru_step(x, h, wx, wh, b):
+def gru_step(x, h, wx, wh, b, order: str = "rzn"):
+    """A GRU step whose blocks of Wx, Wh, b are in ``order`` ("rzn", PyTorch's, or
+    "zrn"); the candidate n is always the last block."""
     ax, ah = x @ wx + b, h @ wh
     size = h.shape[1]
-    r = jax.nn.sigmoid(ax[:, :size] + ah[:, :size])
-    z = jax.nn.sigmoid(ax[:, size:2 * size] + ah[:, size:2 * size])
+    ir, iz = order.index("r") * size, order.index("z") * size
+    r = jax.nn.sigmoid(ax[:, ir:ir + size] + ah[:, ir:ir + size])
+    z = jax.nn.sigmoid(ax[:, iz:iz + size] + ah[:, iz:iz + size])
     n = jnp.tanh(ax[:, 2 * size:] + r * ah[:, 2 * size:])
     return (1 - z) * n + z * h
 
@@ -183,25 +186,28 @@ def _lstm_da(x, h, wx, wh, dh, dcell, i, f, o, g, c, tc) -> tuple:
     return dx, dprev_h, dcell * f, dwx, dwh, db
 
 
-def _gru_alternates(args, static, cotangent):
+def _gru_alternates(args, static, cotangent, order: str = "rzn"):
     x, h, wx, wh, b = (as_np(a) for a in args)
     size = h.shape[1]
     ax, ah = x @ wx + b, h @ wh
-    r = 1 / (1 + np.exp(-(ax[:, :size] + ah[:, :size])))
-    z = 1 / (1 + np.exp(-(ax[:, size:2 * size] + ah[:, size:2 * size])))
+    ir, iz = order.index("r") * size, order.index("z") * size
+    r = 1 / (1 + np.exp(-(ax[:, ir:ir + size] + ah[:, ir:ir + size])))
+    z = 1 / (1 + np.exp(-(ax[:, iz:iz + size] + ah[:, iz:iz + size])))
     n = np.tanh(ax[:, 2 * size:] + r * ah[:, 2 * size:])
     dout = as_np(cotangent)
     dn = dout * (1 - z) * (1 - n ** 2)
     dz = dout * (h - n) * z * (1 - z)
     dr = dn * ah[:, 2 * size:] * r * (1 - r)
-    swapped = np.concatenate([dz, dr, dn], axis=1)  # r and z exchanged
-    swapped_h = np.concatenate([dz, dr, dn * r], axis=1)
+    blocks = {"r": dr, "z": dz}
+    swapped = np.concatenate([blocks[order[1]], blocks[order[0]], dn], axis=1)  # exchanged
+    swapped_h = np.concatenate([blocks[order[1]], blocks[order[0]], dn * r], axis=1)
     dx, dwx, db = swapped @ wx.T, x.T @ swapped, swapped.sum(axis=0)
     dprev_h = swapped_h @ wh.T + dout * z
-    dah = np.concatenate([dr, dz, dn * r], axis=1)
-    return [wrong("gates z, r, n", (dx, dprev_h, dwx, h.T @ swapped_h, db),
-                  "the reset and update gates' gradients are exchanged (stacked z, r, n where "
-                  "the forward split r, z, n)"),
+    dah = np.concatenate([blocks[order[0]], blocks[order[1]], dn * r], axis=1)
+    other = ", ".join(order[1::-1] + "n")
+    return [wrong(f"gates {other}", (dx, dprev_h, dwx, h.T @ swapped_h, db),
+                  f"the reset and update gates' gradients are exchanged (stacked {other} where "
+                  f"the forward split {', '.join(order)})"),
             Alternate("direct path dropped", (None, dah @ wh.T, None, None, None), False,
                       "missing-accumulation",
                       "dprev_h keeps only the path through the gates (dah @ Wh.T): the direct "
@@ -245,11 +251,15 @@ def lstm_step_spec() -> Spec:
                 names={"cs231n": r"lstm_step"}, outputs=2)
 
 
-def gru_step_spec() -> Spec:
-    return Spec("gru_step", ("x", "prev_h", "Wx", "Wh", "b"), STEP_AXES,
-                Reference("GRU step, blocks r, z, n; (1 - z) n + z prev_h",
-                          lambda args, static: gru_step(*args), _gru_alternates),
-                _step_sets(3, False), names={"cs231n": r"gru_step"})
+def gru_step_spec(order: str = "rzn") -> Spec:
+    """A GRU step, blocks r, z, n (kind ``gru_step``) or z, r, n (``gru_step_zrn``)."""
+    return Spec("gru_step" if order == "rzn" else f"gru_step_{order}",
+                ("x", "prev_h", "Wx", "Wh", "b"), STEP_AXES,
+                Reference(f"GRU step, blocks {', '.join(order)}; (1 - z) n + z prev_h",
+                          lambda args, static: gru_step(*args, order=order),
+                          lambda args, static, ct: _gru_alternates(args, static, ct, order)),
+                _step_sets(3, False), names={"cs231n": r"gru_step"} if order == "rzn" else None,
+                layouts=("gru_step", "gru_step_zrn") if order == "rzn" else ())
 
 
 def sequence_spec(kind: str) -> Spec:
@@ -395,5 +405,6 @@ def lstm_cell_spec() -> Spec:
 SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
          "rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
          "lstm_step": lstm_step_spec, "lstm": lambda: sequence_spec("lstm"),
-         "gru_step": gru_step_spec, "temporal_affine": temporal_affine_spec,
+         "gru_step": gru_step_spec, "gru_step_zrn": lambda: gru_step_spec("zrn"),
+         "temporal_affine": temporal_affine_spec,
          "temporal_softmax_loss": temporal_softmax_loss_spec}
