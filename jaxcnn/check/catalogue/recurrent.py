@@ -16,8 +16,9 @@ gru_step            x, prev_h, Wx (D, 3H), Wh (H, 3H),       r, z (sigmoid) and 
                     b (3H,) -> next_h                        candidate n = tanh(a_n + r *
                                                              (prev_h Wh)_n), blocks in the
                                                              order r, z, n (PyTorch's, one
-                                                             bias); next_h = (1 - z) n +
-                                                             z prev_h
+                                                             bias; or z, r, n: kind
+                                                             gru_step_zrn); next_h =
+                                                             (1 - z) n + z prev_h
 temporal_affine     x (N, T, D), w (D, M), b (M,)            x @ w + b -> (N, T, M)
 temporal_softmax_   x (N, T, V); static y (N, T), mask       -sum(mask * log softmax(x)[y])
 loss                (N, T) -> (loss, dx)                     / N
