@@ -302,6 +302,9 @@ def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
         network = chain_mod.cs231n_chain([layer for layer in layers if layer.file == file])
         if network:  # a CS231n convnet: conv - relu - max pool - affine - softmax loss
             runs.append((network, chain_mod.cs231n_chain_inputs(network, seed)))
+        network = chain_mod.cs231n_fc_chain([layer for layer in layers if layer.file == file])
+        if network:  # a CS231n FullyConnectedNet: affine - norm - relu - dropout ... - loss
+            runs.append((network, chain_mod.cs231n_fc_chain_inputs(network, seed)))
         for net, chain_inputs in runs:
             what = f"the chain of {file}"
             with _guard(what), limits.time_limit(time_limit, what):

@@ -196,7 +196,11 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                     continue
                 entry["global"][name] = {"max_rel_error": rel_error(grads[i], full[i]),
                                          "cosine": cosine(grads[i], full[i]),
-                                         "norm_ratio": _norm_ratio(grads[i], full[i])}
+                                         "norm_ratio": _norm_ratio(grads[i], full[i]),
+                                         "_abs": (float(np.max(np.abs(grads[i] - full[i]),
+                                                               initial=0.0)),
+                                                  float(np.max(np.abs(full[i]),
+                                                               initial=0.0)))}
         report["layers"].insert(0, entry)
         if k > 0:
             if grads[0] is None:
@@ -207,7 +211,20 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                                   "before it cannot be checked in this chain")
                 break
             ct = grads[0]
+    _zero_gradients(report)
     return report
+
+
+def _zero_gradients(report: dict) -> None:
+    """A parameter whose whole-chain gradient is zero up to rounding (an affine bias
+    before a batch norm, which removes the mean) is measured against the chain's largest
+    parameter gradient: rounding noise on both sides is no error."""
+    entries = [g for e in report["layers"] for g in e.get("global", {}).values()]
+    big = max((g["_abs"][1] for g in entries), default=0.0)
+    for g in entries:
+        err, size = g.pop("_abs")
+        if size < 1e-8 * big:
+            g["max_rel_error"] = err / big
 
 
 def summary(chain: dict) -> list[str]:
@@ -317,5 +334,84 @@ def cs231n_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[ChainInp
                     lambda *a, layer=layer, s=s: layer.reference.forward(a, s),
                     *(jax.ShapeDtypeStruct(np.shape(a), jnp.float64) for a in (
                         np.empty(shape), *p))).shape
+            out.append(ChainInput(name, family, x, tuple(params), tuple(statics)))
+    return out
+
+
+# A CS231n FullyConnectedNet (assignment 2's fc_net.py): {affine - [batch/layer norm] -
+# relu - [dropout]} x (L - 1) - affine - softmax loss, through the file's own layer
+# functions. With both norms in the file, the first hidden layer uses batch norm and the
+# second layer norm, so that one chain checks both.
+FC_HIDDEN = 2
+FC_NORMS = ("batchnorm", "layernorm")
+
+
+def cs231n_fc_chain(layers: Sequence[Layer]) -> list[Layer] | None:
+    """The CS231n layers of one file as a FullyConnectedNet with ``FC_HIDDEN`` hidden
+    layers (affine -> norm -> relu -> dropout, each part when the file has it, -> affine
+    -> softmax_loss), or None when the file lacks affine, relu or a softmax loss, or is a
+    convnet's (``cs231n_chain``) without a norm or dropout. A layer used more than once is
+    named by its place (``affine[2]``)."""
+    def first(kinds):
+        return next((layer for layer in layers if layer.style == "cs231n"
+                     and layer.kind in kinds), None)
+
+    affine, relu, loss = first(("affine",)), first(("relu",)), first(CS231N_LOSSES)
+    if not (affine and relu and loss):
+        return None
+    norms = [n for n in (first((k,)) for k in FC_NORMS) if n is not None]
+    dropout = first(("dropout",))
+    if not (norms or dropout) and cs231n_chain(layers) is not None:
+        return None  # a convnet's file: its chain has these parts already
+    net = []
+    for i in range(FC_HIDDEN):
+        net += [affine] + ([norms[i % len(norms)]] if norms else []) + [relu]
+        net += [dropout] if dropout else []
+    net += [affine, loss]
+    counts: dict[str, int] = {}
+    named = []
+    for layer in net:
+        counts[layer.name] = counts.get(layer.name, 0) + 1
+        total = sum(other is layer for other in net)
+        named.append(layer._replace(name=f"{layer.name}[{counts[layer.name]}]")
+                     if total > 1 else layer)
+    return named
+
+
+def cs231n_fc_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[ChainInput]:
+    """Inputs of a ``cs231n_fc_chain``: a batch x (4, 6) and a batch of 3-d samples
+    x (3, 2, 5) (flattened by the first affine), 5 hidden units, 3 classes; batch norm in
+    train mode, dropout in train mode with keep probability 0.6 and a fixed seed. Shapes
+    follow from the references."""
+    rng = np.random.default_rng([seed, 18])
+    batches = [("random", "random batch x (4, 6)", rng.standard_normal((4, 6))),
+               ("random", "random batch x (3, 2, 5)", rng.standard_normal((3, 2, 5)))]
+    hidden, classes = 5, 3
+    out = []
+    with jax.enable_x64(True):
+        for family, name, x in batches:
+            params, statics, shape = [], [], x.shape
+            affines = sum(layer.kind == "affine" for layer in layers)
+            seen = 0
+            for layer in layers:
+                if layer.kind == "affine":
+                    seen += 1
+                    d, m = int(np.prod(shape[1:])), classes if seen == affines else hidden
+                    p, s = (rng.standard_normal((d, m)) / np.sqrt(d),
+                            0.1 * rng.standard_normal(m)), ()
+                elif layer.kind in FC_NORMS:
+                    p = (1 + 0.3 * rng.standard_normal(shape[1]),
+                         0.3 * rng.standard_normal(shape[1]))
+                    s = ({"mode": "train"} if layer.kind == "batchnorm" else {},)
+                elif layer.kind == "dropout":
+                    p, s = (), ({"mode": "train", "p": 0.6, "seed": int(rng.integers(1000))},)
+                elif layer.kind in CS231N_LOSSES:
+                    p, s = (), (rng.integers(classes, size=shape[0]),)
+                else:
+                    p, s = (), ()
+                params.append(p)
+                statics.append(s)
+                shape = np.shape(layer.reference.forward(
+                    (jnp.ones(shape), *(jnp.asarray(a) for a in p)), s))
             out.append(ChainInput(name, family, x, tuple(params), tuple(statics)))
     return out

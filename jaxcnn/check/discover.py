@@ -7,8 +7,11 @@ then looks for the three styles, by methods and names:
 * **blog**: a class with ``forward`` and ``backprop`` methods; its kind comes from its
   name (conv, pool, softmax/dense/fc/linear, relu, sigmoid, tanh);
 * **CS231n**: functions ``<name>_forward<suffix>`` with a matching
-  ``<name>_backward<suffix>``, and ``softmax_loss(x, y) -> (loss, dx)``; the kind comes
-  from ``<name>`` (affine/fc/linear/dense, relu, conv, max_pool, sigmoid, tanh); a name
+  ``<name>_backward<suffix>`` (or a second backward of one forward,
+  ``batchnorm_backward_alt``), and losses ``softmax_loss(x, y) -> (loss, dx)``; the kind
+  comes first from the catalogue entries' own patterns (``catalogue.match``: batchnorm,
+  dropout, lstm_step, svm_loss, ...), then from ``<name>`` (affine/fc/linear/dense, relu,
+  conv, max_pool, sigmoid, tanh); a name
   of several parts (``affine_relu``, ``conv_relu_pool``: a sandwich) is checked against
   the parts composed (kind ``"conv+relu+max_pool"``), or skipped naming the part that
   has no reference (``conv_bn_relu``);
@@ -413,10 +416,21 @@ def _cs231n_layers(module, file, layers, skipped):
 def _cs231n_pairs(module, file, layers, skipped, forward_names):
     functions = {n: f for n, f in ((n, _unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
+    from jaxcnn.check import catalogue
+
     for name, fwd in functions.items():
         m = re.fullmatch(r"(.+?)_backward(.*)", name)
         if m and f"{m.group(1)}_forward{m.group(2)}" not in functions:
-            skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
+            # a second backward of one forward (batchnorm_backward_alt): paired with it
+            prefix, forward = m.group(1), functions.get(f"{m.group(1)}_forward")
+            kind = catalogue.match(prefix, "cs231n") if m.group(2) and forward else None
+            if kind is None:
+                skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
+            else:
+                layer_name = prefix + m.group(2)
+                layers.append(_pick_layout(kind, lambda k, f=forward, b=fwd, n=layer_name:
+                                           from_cs231n(f, b, k, n, file),
+                                           {kind: catalogue.layouts(kind)}))
             continue
         m = re.fullmatch(r"(.+?)_forward(.*)", name)
         if m:
@@ -424,6 +438,12 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
             partner = f"{prefix}_backward{m.group(2)}"
             if partner not in functions:
                 skipped.append((name, f"no {partner} beside it"))
+                continue
+            kind = catalogue.match(prefix, "cs231n")  # the entries' own name patterns first
+            if kind is not None:
+                layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner],
+                                           n=prefix: from_cs231n(f, b, k, n, file),
+                                           {kind: catalogue.layouts(kind)}))
                 continue
             kind, kinds = _kind(prefix, CS231N_KINDS)
             if (kind is None and kinds) or _parts(prefix) > 1:  # conv_relu_pool, conv_pool
@@ -438,6 +458,10 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
             layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner], n=prefix:
                                        from_cs231n(f, b, k, n, file), CS231N_LAYOUTS))
             forward_names[len(layers) - 1] = name
+        elif catalogue.match(name, "loss") is not None:
+            kind = catalogue.match(name, "loss")
+            layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
+                f, k, n, file), {kind: catalogue.layouts(kind)}))
         elif re.fullmatch(r".+_loss", name):
             kind, _ = _kind(name, LOSS_KINDS)
             if kind is None:
@@ -554,9 +578,10 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
             except Exception:
                 continue
             runs.append(layer)
-            # A blog layer's reference is already in the user's layout; a JAX layer's
-            # reference is its own forward, so compare with the catalogue's.
-            reference = layer.reference if layer.style == "blog" else spec(layer.kind).reference
+            # A blog or CS231n layer's reference is already in the user's layout; a JAX
+            # layer's reference is its own forward, so compare with the catalogue's.
+            reference = (layer.reference if layer.style in ("blog", "cs231n")
+                         else spec(layer.kind).reference)
             try:
                 want = reference_forward(reference.forward, s.args, s.static)
             except Exception:

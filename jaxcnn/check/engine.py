@@ -425,6 +425,21 @@ def _narrow_inside(layer: Layer, s: InputSet, out) -> bool:
     return False
 
 
+def _known_wrong_forward(layer: Layer, args64: tuple, static: tuple, user_out, precision: str,
+                         exact_ok: bool) -> tuple[str, str] | None:
+    """(name, note) of the reference's known wrong forward (``Reference.wrong_forwards``,
+    e.g. batch norm with the unbiased variance) that the user's forward reproduces, when
+    it does not reproduce the reference itself; else None."""
+    ref = layer.reference
+    if exact_ok or ref is None or getattr(ref, "wrong_forwards", None) is None:
+        return None
+    for name, out, note in ref.wrong_forwards(args64, static):
+        out = as_float64(out)
+        if out.shape == user_out.shape and rel_error(user_out, out) <= FORWARD_TOL[precision]:
+            return name, note
+    return None
+
+
 def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
     """(per-argument SetResults, forward info, kinks info, layer notes) for one input set."""
     names = layer.arg_names
@@ -483,6 +498,14 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
                              "float64, but its output hardly moves when an input moves by "
                              f"{NARROW_PROBE:g} relative); float32 tolerances apply")
         forward_info["matches_reference"] = exact_ok
+        wrong_forward = _known_wrong_forward(layer, args64, s.static, user_out, precision,
+                                             exact_ok)
+        if wrong_forward is not None:  # a bug in the forward: judge against the textbook
+            exact_ok = True
+            forward_info["known_wrong_forward"] = wrong_forward[0]
+            notes.append(f"{s.name}: your forward is the reference with {wrong_forward[0]} "
+                         f"({wrong_forward[1]}): a bug in the forward; its gradients are "
+                         f"judged against {layer.reference.name}")
         if not exact_ok:
             err = forward_info["max_rel_error"]
             how = (f"max rel error {err:.3g}" if err is not None else

@@ -94,6 +94,9 @@ class Reference(NamedTuple):
     subgradient: ``(args, static, cotangent, i, hand, tol) -> str | None``: whether
         ``hand`` is *some* valid subgradient for argument ``i`` (any convex combination of
         the tied maxima, any slope in [0, 1] at a ReLU's 0), named; None if not
+    wrong_forwards: ``(args, static) -> list[(name, out, note)]``: known wrong forwards
+        (batch norm with the unbiased variance); a user's forward that reproduces one has
+        a bug in its forward, and its gradients are judged against ``forward``
     """
 
     name: str
@@ -101,6 +104,7 @@ class Reference(NamedTuple):
     alternates: Callable[[tuple, tuple, np.ndarray], list[Alternate]] | None = None
     kinks: Callable[[InputSet], Kinks] | None = None
     subgradient: Callable | None = None
+    wrong_forwards: Callable | None = None
 
 
 class Layer(NamedTuple):

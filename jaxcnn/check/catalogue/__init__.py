@@ -1,10 +1,13 @@
 """The catalogue: reference layers (the exact oracle), their inputs and their kinks.
 
 One module per layer family (``conv``, ``pool``, ``dense``, ``activations``, ``losses``,
-``network``); each defines its entries as small factories returning a ``Spec`` (the kind,
-its differentiable arguments, a JAX reference forward differentiated by ``jax.vjp`` in
+``network``, ``norms``, ``dropout``, ``embedding``, ``recurrent``, ``attention``); each
+defines its entries as small factories returning a ``Spec`` (the kind, its differentiable
+arguments, a JAX reference forward differentiated by ``jax.vjp`` in
 float64, the input sets that expose each kind of mistake, and the alternates that explain
-a disagreement) and lists them in its ``SPECS``. This module only merges them. The
+a disagreement, and the names its code goes by: ``Spec.names``, asked first by discovery
+through ``match``) and lists them in its ``SPECS``. This module only merges them: adding a
+kind touches its family's module and its test file, nothing in the engine. The
 references are jaxcnn's own layers where the report defines them (``model.conv3x3``,
 ``model.maxpool2``, ``model.dense`` + softmax) and the textbook definitions of CS231n's
 layers otherwise:
@@ -38,6 +41,37 @@ conv_nhwc_param       conv, channels last (NHWC / HWIO), conv_param  as conv
 conv+relu+max_pool    a CS231n sandwich: the parts composed (also     the parts' references
                       affine+relu, conv+relu)
 max_pool_nchw         max_pool without a config dict: 2x2, stride 2  as max_pool
+avg_pool              x (N, C, H, W); static pool_param              window mean
+avg_pool_nhwc         A_prev (m, H, W, C); static hparameters        window mean (the
+                      {"f", "stride"}                                specialisation's)
+leaky_relu(_alpha)    x (any)[; static alpha]                        max(x, 0.01 x)
+elu(_alpha)           x (any)[; static alpha]                        x or alpha (e^x - 1)
+gelu, gelu_tanh       x (any)                                        jax.nn.gelu (erf, tanh)
+softplus              x (any)                                        jax.nn.softplus
+log_softmax           x (N, C)                                       jax.nn.log_softmax
+svm_loss(_sum)        x (N, C); static y (N,)                        multiclass hinge
+mse(_half)(_sample)   x (N, D); static y (N, D)                      mean squared error
+bce, bce_logits       x (...); static y in {0, 1}                    binary cross-entropy
+batchnorm             x (N, D), gamma, beta (D,); static bn_param    train mode, biased var
+spatial_batchnorm     x (N, C, H, W), gamma, beta (C,); bn_param     over N, H, W
+layernorm             x (N, D), gamma, beta (D,); static ln_param    over D
+spatial_groupnorm     x (N, C, H, W), gamma, beta (1, C, 1, 1);      over C/G channels,
+                      static G, gn_param                             H, W
+dropout               x (any); static dropout_param {"p", "mode",    x * your mask (train),
+                      "seed"}                                        x (test)
+word_embedding        W (V, D); static x (N, T) int (called (x, W))  W[x]
+rnn_step, gru_step    x (N, D), prev_h (N, H), Wx, Wh, b             tanh / GRU cell
+rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step over T
+lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g
+                      next_h, next_c (two outputs)
+rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, examples
+                      a_prev (n_a, m), parameters as arguments        in columns
+temporal_affine       x (N, T, D), w (D, M), b (M,)                  x @ w + b
+temporal_softmax_     x (N, T, V); static y (N, T), mask (N, T)      masked sum / N
+loss
+attention             q (N, Tq, d), k (N, Tk, d), v (N, Tk, dv)      softmax(q k^T/sqrt d) v
+attention_masked      the same; static mask (Tq, Tk)                 masked scores -> -inf
+causal_attention      q, k, v with Tq = Tk                           causal mask
 ====================  =============================================  ===================
 
 Input families: ``random`` (tie-free), ``digits`` (real MNIST from the embedded subset:
@@ -50,20 +84,42 @@ swapped row and column indices show.
 
 Each reference may also carry alternates (other valid tie rules, and known wrong
 formulas: the report's overcount, overwriting windows, wrong derivatives, the stride left
-out), a subgradient test (any convex combination at ties and zeros), and its kinks.
+out, batch statistics treated as constants, the unbiased variance, a norm's gradient over
+the other axis, dropout's mask not applied, repeated embedding indices that overwrite,
+tanh' at the input, LSTM/GRU gates in another order, a recurrence dropped, attention
+without the softmax's Jacobian or with its mask left out of the backward), a subgradient
+test (any convex combination at ties and zeros; any slope in [0, 1] at an exact hinge
+margin), and its kinks. More input families: ``repeated`` (embedding indices that
+repeat), exact hinge margins (``boundary``), ``batch-of-one`` for the norms, recurrent
+and attention kinds; N != D and non-square shapes throughout.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 
-from jaxcnn.check.catalogue import activations, conv, dense, losses, network, pool
+from jaxcnn.check.catalogue import (
+    activations,
+    attention,
+    conv,
+    dense,
+    dropout,
+    embedding,
+    losses,
+    network,
+    norms,
+    pool,
+    recurrent,
+)
 from jaxcnn.check.catalogue.base import Spec as Spec
 from jaxcnn.check.catalogue.base import digits as digits
 from jaxcnn.check.catalogue.network import SANDWICH_PARTS as SANDWICH_PARTS
 from jaxcnn.check.catalogue.network import sandwich_spec as sandwich_spec
 
-FAMILIES = (conv, pool, dense, activations, losses, network)
+FAMILIES = (conv, pool, dense, activations, losses, network, norms, dropout, embedding,
+            recurrent, attention)
 SPECS: dict[str, Callable[[], Spec]] = {
     kind: make for family in FAMILIES for kind, make in family.SPECS.items()}
 
@@ -77,3 +133,24 @@ def spec(kind: str) -> Spec:
         return SPECS[kind]()
     except KeyError:
         raise ValueError(f"unknown layer kind {kind!r}; known: {', '.join(SPECS)}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _names() -> tuple[tuple[str, str, str], ...]:
+    """(style, pattern, kind) of every entry that names its code (``Spec.names``)."""
+    return tuple((style, pattern, kind) for kind, make in SPECS.items()
+                 for style, pattern in (make().names or {}).items())
+
+
+def match(name: str, style: str) -> str | None:
+    """The catalogue kind whose ``Spec.names[style]`` pattern the whole lower-cased
+    ``name`` matches (``"batchnorm"`` for ``match("batchnorm", "cs231n")``), or None.
+    Several matches: the first entry in ``SPECS`` order."""
+    lowered = name.lower()
+    return next((kind for s, pattern, kind in _names()
+                 if s == style and re.fullmatch(pattern, lowered)), None)
+
+
+def layouts(kind: str) -> tuple[str, ...]:
+    """The kinds to try for code matched to ``kind`` (``Spec.layouts``, else the kind)."""
+    return spec(kind).layouts or (kind,)

@@ -135,3 +135,182 @@ def elementwise_spec(kind: str) -> Spec:
 SPECS = {"softmax": softmax_spec, "relu": relu_spec,
          "sigmoid": lambda: elementwise_spec("sigmoid"),
          "tanh": lambda: elementwise_spec("tanh")}
+
+
+# ------------------------------------------------------------------ more activations
+
+def _slope_subgradient(low: float):
+    """A subgradient test for a kink at 0 whose one-sided slopes are ``low`` and 1: the
+    hand must equal the reference off 0, and be dout times a slope in [low, 1] at 0."""
+    def subgradient(args, static, cotangent, i, hand, tol):
+        x, g = as_np(args[0]), as_np(cotangent)
+        if hand.shape != x.shape:
+            return None
+        atol = tol * max(float(np.max(np.abs(g), initial=0.0)), 1e-300)
+        exact = np.where(x > 0, g, low * g)
+        at_zero = x == 0
+        if np.max(np.abs(np.where(at_zero, 0.0, hand - exact)), initial=0.0) > atol:
+            return None
+        lo, hi = np.minimum(low * g, g), np.maximum(low * g, g)
+        ok = (hand >= lo - atol) & (hand <= hi + atol)
+        return f"other slope in [{low:g}, 1] at 0" if np.all(ok | ~at_zero) else None
+    return subgradient
+
+
+def _kink_alternates(low: float, g, x) -> list[Alternate]:
+    return [Alternate(f"{low:g} at 0", (g * np.where(x > 0, 1.0, low),), True, "correct",
+                      f"derivative {low:g} at x = 0 (x > 0 test)"),
+            Alternate("1 at 0", (g * np.where(x >= 0, 1.0, low),), True, "correct",
+                      "derivative 1 at x = 0 (x >= 0 test)")]
+
+
+def leaky_relu_spec(alpha: float | None = None) -> Spec:
+    """max(x, alpha x); ``alpha`` None: no slope argument, 0.01 (PyTorch's default);
+    else a static slope argument (kind ``leaky_relu_alpha``, checked with 0.2)."""
+    slope = 0.01 if alpha is None else alpha
+
+    def a(static):
+        return float(static[0]) if static else slope
+
+    def alternates(args, static, cotangent):
+        x, g, al = as_np(args[0]), as_np(cotangent), a(static)
+        return _kink_alternates(al, g, x) + [
+            wrong("no leak", (g * (x > 0),), "the negative side gets no gradient: ReLU's "
+                                             f"mask where slope {al:g} belongs"),
+            wrong("leak on the wrong side", (g * np.where(x > 0, al, 1.0),),
+                  f"slope {al:g} for x > 0 and 1 for x < 0: the two sides swapped")]
+
+    def subgradient(args, static, cotangent, i, hand, tol):
+        return _slope_subgradient(a(static))(args, static, cotangent, i, hand, tol)
+
+    kind = "leaky_relu" if alpha is None else "leaky_relu_alpha"
+    sets = functools.partial(_elementwise_sets, zeros=True)
+    if alpha is not None:
+        def sets(seed):
+            return [s._replace(static=(alpha,)) for s in _elementwise_sets(seed, True)]
+    return Spec(kind, ("x",), {"x": None},
+                Reference(f"max(x, {slope:g} x)", lambda args, static: jnp.where(
+                    args[0] > 0, args[0], a(static) * args[0]), alternates, _relu_kinks,
+                          subgradient), sets, ("alpha",) if alpha is not None else (),
+                names={"cs231n": r"leaky_?relu|lrelu"} if alpha is None else None,
+                layouts=("leaky_relu", "leaky_relu_alpha") if alpha is None else ())
+
+
+def elu_spec(alpha: float | None = None) -> Spec:
+    """x for x > 0, alpha (e^x - 1) else; ``alpha`` None: no argument, 1.0; else a static
+    argument (kind ``elu_alpha``, checked with 0.5: a kink at 0)."""
+    default = 1.0 if alpha is None else alpha
+
+    def a(static):
+        return float(static[0]) if static else default
+
+    def alternates(args, static, cotangent):
+        x, g, al = as_np(args[0]), as_np(cotangent), a(static)
+        out = np.where(x > 0, x, al * np.expm1(np.minimum(x, 0)))
+        return _kink_alternates(al, g, x) * (al != 1.0) + [
+            wrong("alpha e^out", (g * np.where(x > 0, 1.0, al * np.exp(out)),),
+                  "the derivative alpha e^x evaluated at the output instead of the input "
+                  "(or out + alpha with out taken as x)"),
+            wrong("out for x < 0", (g * np.where(x > 0, 1.0, out),),
+                  "out where out + alpha belongs for x < 0")]
+
+    def subgradient(args, static, cotangent, i, hand, tol):
+        return _slope_subgradient(a(static))(args, static, cotangent, i, hand, tol)
+
+    kind = "elu" if alpha is None else "elu_alpha"
+    if alpha is None:
+        sets = functools.partial(_elementwise_sets, zeros=True)
+    else:
+        def sets(seed):
+            return [s._replace(static=(alpha,)) for s in _elementwise_sets(seed, True)]
+    return Spec(kind, ("x",), {"x": None},
+                Reference(f"x > 0 ? x : {default:g} (e^x - 1)", lambda args, static: jnp.where(
+                    args[0] > 0, args[0], a(static) * jnp.expm1(jnp.where(args[0] > 0, 0.0,
+                                                                          args[0]))),
+                    alternates, _relu_kinks, subgradient), sets,
+                ("alpha",) if alpha is not None else (),
+                names={"cs231n": r"elu"} if alpha is None else None,
+                layouts=("elu", "elu_alpha") if alpha is None else ())
+
+
+def _wide_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18])
+    return [InputSet("random", "random x (4, 6) in [-4, 4]", (rng.uniform(-4, 4, (4, 6)),)),
+            InputSet("random", "random x (3, 4, 5)", (2 * rng.standard_normal((3, 4, 5)),))]
+
+
+def gelu_spec(form: str = "erf") -> Spec:
+    """GELU (Hendrycks & Gimpel 2016): x Phi(x) (``form="erf"``, kind ``gelu``) or the
+    tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (kind
+    ``gelu_tanh``)."""
+    approximate = form == "tanh"
+
+    def alternates(args, static, cotangent):
+        x, g = as_np(args[0]), as_np(cotangent)
+        if approximate:
+            phi = 0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+        else:
+            phi = np.asarray(jax.scipy.stats.norm.cdf(x))
+        return [wrong("Phi(x) only", (g * phi,), "only the first term of the product rule: "
+                                                 "Phi(x) without x Phi'(x)")]
+
+    kind = "gelu_tanh" if approximate else "gelu"
+    return Spec(kind, ("x",), {"x": None},
+                Reference(f"jax.nn.gelu(approximate={approximate})",
+                          lambda args, static: jax.nn.gelu(args[0], approximate=approximate),
+                          alternates), _wide_sets,
+                names={"cs231n": r"gelu(_tanh|_erf|_approx(imate)?|_exact)?"}
+                if not approximate else None,
+                layouts=("gelu", "gelu_tanh") if not approximate else ())
+
+
+def softplus_spec() -> Spec:
+    def alternates(args, static, cotangent):
+        x, g = as_np(args[0]), as_np(cotangent)
+        out = np.logaddexp(0, x)
+        return [wrong("sigmoid at the output", (g / (1 + np.exp(-out)),),
+                      "sigmoid evaluated at the output log(1 + e^x) instead of the input"),
+                wrong("e^x", (g * np.exp(x),), "e^x where e^x / (1 + e^x) belongs")]
+
+    return Spec("softplus", ("x",), {"x": None},
+                Reference("log(1 + e^x)", lambda args, static: jax.nn.softplus(args[0]),
+                          alternates), _wide_sets, names={"cs231n": r"soft_?plus"})
+
+
+def _log_softmax_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18])
+    gap = np.zeros((2, 10))
+    gap[:, :2] = 100.0
+    return [InputSet("random", "random x (4, 10)", (rng.standard_normal((4, 10)),)),
+            InputSet("random", "random x (3, 7)", (3 * rng.standard_normal((3, 7)),)),
+            *(InputSet("large-gap", f"x (2, 10), two top entries 100 above the rest, {dtype}",
+                       (gap,), dtype=dtype, note="e^-100 underflows float32: log(softmax) "
+                                                 "gives -inf, x - logsumexp does not")
+              for dtype in ("float64", "float32")),
+            InputSet("batch-of-one", "random x (1, 5): a batch of one",
+                     (rng.standard_normal((1, 5)),))]
+
+
+def log_softmax_spec() -> Spec:
+    def alternates(args, static, cotangent):
+        x, g = as_np(args[0]), as_np(cotangent)
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        return [wrong("sum of dout left out", (g - p,),
+                      "dout - softmax(x), as if dout summed to 1 over the classes: "
+                      "dout - softmax(x) * sum(dout) belongs"),
+                wrong("softmax's backward", (p * g - p * (p * g).sum(axis=-1, keepdims=True),),
+                      "the softmax's backward used for the log-softmax")]
+
+    return Spec("log_softmax", ("x",), {"x": ("sample", "class")},
+                Reference("jax.nn.log_softmax over the last axis",
+                          lambda args, static: jax.nn.log_softmax(args[0], axis=-1),
+                          alternates), _log_softmax_sets, names={"cs231n": r"log_?softmax"})
+
+
+SPECS.update({
+    "leaky_relu": leaky_relu_spec, "leaky_relu_alpha": lambda: leaky_relu_spec(0.2),
+    "elu": elu_spec, "elu_alpha": lambda: elu_spec(0.5),
+    "gelu": gelu_spec, "gelu_tanh": lambda: gelu_spec("tanh"),
+    "softplus": softplus_spec, "log_softmax": log_softmax_spec,
+})

@@ -15,6 +15,24 @@ class Spec(NamedTuple):
     """One layer kind of the catalogue (see the module docstring).
 
     axis_names: per argument name, the names of its axes; key "out" names the output's.
+    static_names: the non-differentiated arguments (a ``bn_param`` dict, labels, ``G``)
+    names: per coding style, a regular expression the whole (lower-cased) name must match
+        for code to be of this kind: ``"cs231n"`` the ``X`` of ``X_forward``/``X_backward``,
+        ``"loss"`` a function ``(x, y, ...) -> (loss, dx)``. Discovery asks the entries
+        first (``catalogue.match``), so adding a kind touches only its module.
+    layouts: the kinds to try, in order, for code of this name (the first whose reference
+        the user's forward reproduces wins): a loss that averages or sums, a leaky ReLU
+        with or without its slope argument. Empty: this kind alone.
+    signature: the user's positional arguments in order, differentiable and static mixed,
+        when not ``arg_names + static_names`` (``word_embedding_forward(x, W)``: ``x``, the
+        indices, is static)
+    outputs: how many arrays the forward returns before its cache (``lstm_step_forward``:
+        ``next_h, next_c, cache``, 2). With several, the layer's output is the outputs
+        flattened and concatenated, and the backward gets one cotangent per output (see
+        ``join_outputs``): the engine sees one output, as ``jax.vjp`` of a tuple would.
+    from_user: ``(user_forward) -> Reference``: for a layer whose forward draws something
+        of its own (dropout's mask), a reference that reads it from the user's forward
+        ``user_forward(args, static)``; None: ``reference`` as is
     """
 
     kind: str
@@ -23,6 +41,31 @@ class Spec(NamedTuple):
     reference: Reference
     input_sets: Callable[[int], list[InputSet]]
     static_names: tuple[str, ...] = ()
+    names: dict | None = None
+    layouts: tuple[str, ...] = ()
+    signature: tuple[str, ...] | None = None
+    outputs: int = 1
+    from_user: Callable | None = None
+
+
+def join_outputs(outputs) -> np.ndarray:
+    """Several outputs as one flat array (C order, concatenated): the layer output the
+    engine sees for a ``Spec`` with ``outputs > 1``; works on NumPy and JAX arrays."""
+    if isinstance(outputs[0], np.ndarray) and all(isinstance(o, np.ndarray) for o in outputs):
+        return np.concatenate([np.ravel(o) for o in outputs])
+    import jax.numpy as jnp
+
+    return jnp.concatenate([jnp.ravel(o) for o in outputs])
+
+
+def split_outputs(flat, shapes) -> list:
+    """The inverse of ``join_outputs``: ``flat`` cut into arrays of ``shapes``."""
+    out, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(np.asarray(flat)[start:start + size].reshape(shape))
+        start += size
+    return out
 
 
 @functools.lru_cache(maxsize=4)

@@ -14,7 +14,7 @@ from jaxcnn.check.autodiff import as_np
 from jaxcnn.check.catalogue.activations import logit_sets
 from jaxcnn.check.catalogue.base import Spec, batch_of_one, wrong
 from jaxcnn.check.catalogue.dense import dense_sets
-from jaxcnn.check.layer import InputSet, Reference
+from jaxcnn.check.layer import Alternate, InputSet, Reference
 
 
 def dense_cross_entropy_spec() -> Spec:
@@ -78,3 +78,177 @@ def softmax_loss_spec(reduction: str = "mean") -> Spec:
 SPECS = {"cross_entropy": cross_entropy_spec, "softmax_loss": softmax_loss_spec,
          "softmax_loss_sum": lambda: softmax_loss_spec("sum"),
          "dense_cross_entropy": dense_cross_entropy_spec}
+
+
+# ------------------------------------------------------------------ more losses
+
+def _svm_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18])
+    # integer scores: margins x_j - x_y + 1 of exactly 0 (the hinge's kink) in every row
+    exact = np.array([[2.0, 1.0, 0.0, 3.0, 2.0], [0.0, 1.0, 1.0, -1.0, 0.0],
+                      [4.0, 3.0, 3.0, 1.0, 5.0]])
+    return [InputSet("random", "random scores x (4, 6)", (rng.standard_normal((4, 6)),),
+                     (rng.integers(6, size=4),)),
+            InputSet("boundary", "integer scores x (3, 5) with margins of exactly 0",
+                     (exact,), (np.array([0, 1, 4]),),
+                     note="a margin of exactly 0 is the hinge's kink: any slope in [0, 1] "
+                          "there is a subgradient"),
+            InputSet("batch-of-one", "random scores x (1, 7): a batch of one",
+                     (rng.standard_normal((1, 7)),), (np.array([2]),))]
+
+
+def _margins(x, y):
+    return x - x[np.arange(len(x)), y][:, None] + 1
+
+
+def svm_loss_spec(reduction: str = "mean") -> Spec:
+    """CS231n's multiclass SVM (hinge) loss: sum over j != y of max(0, x_j - x_y + 1),
+    averaged over the samples (``"mean"``; kind ``svm_loss_sum``: summed). Its kink is
+    a margin of exactly 0: there any slope in [0, 1] per margin is a subgradient (the
+    assignment's ``margins > 0`` takes 0)."""
+    def forward(args, static):
+        x, y = args[0], jnp.asarray(static[0])
+        margins = x - x[jnp.arange(x.shape[0]), y][:, None] + 1
+        margins = jnp.where(jax.nn.one_hot(y, x.shape[1]) > 0, 0.0, jnp.maximum(0.0, margins))
+        total = jnp.sum(margins)
+        return total / x.shape[0] if reduction == "mean" else total
+
+    def per_sample(static, args, cotangent):
+        return float(np.asarray(cotangent)) / (len(args[0]) if reduction == "mean" else 1)
+
+    def from_slopes(slopes, y):
+        dx = slopes.copy()
+        dx[np.arange(len(y)), y] = -slopes.sum(axis=1)
+        return dx
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0])
+        m, g = _margins(x, y), per_sample(static, args, cotangent)
+        off = np.arange(x.shape[1])[None, :] != y[:, None]
+        out = [Alternate(name, (g * from_slopes((test(m) & off).astype(float), y),), True,
+                         "correct", note) for name, test, note in (
+            ("0 at 0", lambda v: v > 0, "slope 0 at a margin of 0 (margins > 0)"),
+            ("1 at 0", lambda v: v >= 0, "slope 1 at a margin of 0 (margins >= 0)"))]
+        hinge = (m > 0) & off
+        wrong_y = hinge.astype(float)
+        return out + [
+            wrong("label column not subtracted", (g * wrong_y,),
+                  "dx[y] is not given -(number of positive margins): only the other "
+                  "classes get gradient"),
+            wrong("label counted among the margins", (g * (from_slopes(
+                wrong_y, y) - np.eye(x.shape[1])[y]),),
+                  "the label's own margin (always 1) is counted as positive")]
+
+    def subgradient(args, static, cotangent, i, hand, tol):
+        x, y = as_np(args[0]), np.asarray(static[0])
+        if hand.shape != x.shape:
+            return None
+        g = per_sample(static, args, cotangent)
+        if g == 0:
+            return None
+        m = _margins(x, y)
+        off = np.arange(x.shape[1])[None, :] != y[:, None]
+        slopes = hand / g
+        atol = tol * x.shape[1]  # slopes: the reference's largest entry is C - 1
+        kink = (m == 0) & off
+        fixed = np.where(m > 0, 1.0, 0.0)
+        ok_off = np.where(kink, (slopes > -atol) & (slopes < 1 + atol),
+                          np.abs(slopes - fixed) <= atol)
+        label = slopes[np.arange(len(y)), y]
+        ok_label = np.abs(label + np.where(off, slopes, 0).sum(axis=1)) <= atol * x.shape[1]
+        if np.all(ok_off | ~off) and np.all(ok_label) and kink.any():
+            return "other slope in [0, 1] at a margin of 0"
+        return None
+
+    kind = "svm_loss" if reduction == "mean" else "svm_loss_sum"
+    return Spec(kind, ("x",), {"x": ("sample", "class")},
+                Reference(f"{reduction} over samples of sum_j max(0, x_j - x_y + 1)", forward,
+                          alternates, None, subgradient), _svm_sets, ("y",),
+                names={"loss": r"(multiclass_)?(svm|hinge)_loss"}
+                if reduction == "mean" else None,
+                layouts=("svm_loss", "svm_loss_sum") if reduction == "mean" else ())
+
+
+def _regression_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18])
+    return [InputSet("random", "random x (4, 3), targets y (4, 3)",
+                     (rng.standard_normal((4, 3)),), (rng.standard_normal((4, 3)),)),
+            InputSet("random", "random x (2, 7)", (rng.standard_normal((2, 7)),),
+                     (rng.standard_normal((2, 7)),)),
+            InputSet("batch-of-one", "random x (1, 5): a batch of one",
+                     (rng.standard_normal((1, 5)),), (rng.standard_normal((1, 5)),))]
+
+
+MSE_FORMS = {"mse": ("mean((x - y)^2)", 1.0, "all"),
+             "mse_half": ("0.5 * mean((x - y)^2)", 0.5, "all"),
+             "mse_sample": ("sum((x - y)^2) / N", 1.0, "sample"),
+             "mse_half_sample": ("0.5 * sum((x - y)^2) / N", 0.5, "sample")}
+
+
+def mse_spec(kind: str = "mse") -> Spec:
+    """Mean squared error ``loss(x, y) -> (loss, dx)``, y static: the mean over every
+    entry (``mse``), with a factor 1/2 (``mse_half``), or summed over the features and
+    averaged over the N samples (``mse_sample``, ``mse_half_sample``): the layout is the
+    one your forward reproduces."""
+    text, factor, over = MSE_FORMS[kind]
+
+    def forward(args, static):
+        sq = (args[0] - jnp.asarray(static[0])) ** 2
+        return factor * (jnp.mean(sq) if over == "all" else jnp.sum(sq) / sq.shape[0])
+
+    return Spec(kind, ("x",), {"x": ("sample", "output")}, Reference(text, forward),
+                _regression_sets, ("y",),
+                names={"loss": r"mse_loss|mean_squared_error(_loss)?|l2_loss"}
+                if kind == "mse" else None, layouts=tuple(MSE_FORMS) if kind == "mse" else ())
+
+
+def _bce_sets(logits: bool):
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 18])
+        sets = []
+        for shape, family in (((4, 3), "random"), ((1, 5), "batch-of-one"), ((6,), "random")):
+            x = (2 * rng.standard_normal(shape) if logits else rng.uniform(0.05, 0.95, shape))
+            sets.append(InputSet(family, f"{'logits' if logits else 'probabilities'} "
+                                         f"x {shape}", (x,),
+                                 (rng.integers(2, size=shape).astype(float),)))
+        return sets
+    return input_sets
+
+
+def bce_spec(logits: bool = False) -> Spec:
+    """Binary cross-entropy ``loss(x, y) -> (loss, dx)``, the mean over every entry of
+    -(y log p + (1 - y) log(1 - p)), y in {0, 1} static; p = x (probabilities, kind
+    ``bce``) or sigmoid(x) (logits, kind ``bce_logits``)."""
+    def forward(args, static):
+        y = jnp.asarray(static[0])
+        if logits:
+            return jnp.mean(jax.nn.softplus(args[0]) - y * args[0])
+        p = args[0]
+        return -jnp.mean(y * jnp.log(p) + (1 - y) * jnp.log1p(-p))
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0], float)
+        g = float(np.asarray(cotangent)) / x.size
+        if logits:
+            p = 1 / (1 + np.exp(-x))
+            return [wrong("probabilities' derivative", (g * (p - y) / (p * (1 - p)),),
+                          "(p - y) / (p (1 - p)), the derivative with respect to p, where the "
+                          "input is the logit: the sigmoid's derivative is missing")]
+        return [wrong("logits' derivative", (g * (x - y),),
+                      "p - y, the derivative with respect to the logit, where the input is "
+                      "the probability p: the division by p (1 - p) is missing")]
+
+    kind = "bce_logits" if logits else "bce"
+    return Spec(kind, ("x",), {"x": None},
+                Reference("mean of -(y log p + (1 - y) log(1 - p))"
+                          + (", p = sigmoid(x)" if logits else ", p = x"), forward, alternates),
+                _bce_sets(logits), ("y",),
+                names={"loss": (r"(binary_cross_entropy|bce|sigmoid_cross_entropy)_with_logits"
+                                r"(_loss)?|sigmoid_cross_entropy(_loss)?" if logits else
+                                r"binary_cross_?entropy(_loss)?|bce_loss")},
+                layouts=("bce_logits", "bce") if logits else ("bce", "bce_logits"))
+
+
+SPECS.update({"svm_loss": svm_loss_spec, "svm_loss_sum": lambda: svm_loss_spec("sum"),
+              **{k: (lambda k=k: mse_spec(k)) for k in MSE_FORMS},
+              "bce": bce_spec, "bce_logits": lambda: bce_spec(True)})

@@ -330,3 +330,96 @@ SPECS = {
                                             ({"pool_height": 2, "pool_width": 2,
                                               "stride": 2},)),
 }
+
+
+# ------------------------------------------------------------------ average pools
+
+def _avg_overwrite(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
+    """dx of an average pool whose overlapping windows are assigned with ``=``."""
+    ph, pw, s = pool_geometry(pool_param)
+    if s >= ph and s >= pw:
+        return []
+    dout = as_np(cotangent)
+    dx = np.zeros_like(x)
+    for i, j in itertools.product(range(dout.shape[2]), range(dout.shape[3])):
+        dx[:, :, i * s:i * s + ph, j * s:j * s + pw] = dout[:, :, i, j][..., None, None] / (
+            ph * pw)
+    return [Alternate("overwrite", (dx,), False, "missing-accumulation",
+                      "overlapping windows overwrite dx instead of adding to it (`=` where "
+                      "`+=` belongs)")]
+
+
+def _avg_as_max(x: np.ndarray, pool_param, cotangent) -> list[Alternate]:
+    """The max pool's backward (each window's gradient to its first maximum)."""
+    out = vjp(lambda v: tie_rule_max(nchw_windows(pool_param)(v), "first"), (x,), cotangent)
+    return [wrong("max pool's backward", out, "each window's gradient goes to its maximum: "
+                                              "the derivative of a max pool, not an average")]
+
+
+def _avg_sets(seed: int) -> list[InputSet]:
+    sets = _pool_sets(seed)
+    return [s for s in sets if s.family != "flat"]
+
+
+def avg_pool_spec() -> Spec:
+    """CS231n-style average pool: x (N, C, H, W), ``pool_param`` {"pool_height",
+    "pool_width", "stride"}; out = the mean of each window."""
+    def forward(args, static):
+        return jnp.mean(nchw_windows(static[0])(args[0]), axis=-1)
+
+    def alternates(args, static, cotangent):
+        x = as_np(args[0])
+        return _avg_overwrite(x, static[0], cotangent) + _avg_as_max(x, static[0], cotangent)
+
+    return Spec("avg_pool", ("x",), {"x": ("sample", "channel", "row", "column"),
+                                     "out": ("sample", "channel", "row", "column")},
+                Reference("mean over each window (NCHW)", forward, alternates), _avg_sets,
+                ("pool_param",), names={"cs231n": r"(avg|average|mean)_?pool(ing)?"})
+
+
+def _hparameters(pool_param) -> dict:
+    return {"f": int(pool_param["pool_height"]), "stride": int(pool_param["stride"])}
+
+
+def _as_pool_param(hparameters) -> dict:
+    f = int(hparameters["f"])
+    return {"pool_height": f, "pool_width": f, "stride": int(hparameters["stride"])}
+
+
+def avg_pool_nhwc_spec() -> Spec:
+    """The deep-learning specialisation's average pool, ``pool_forward(A_prev,
+    hparameters, mode="average")``: A_prev (m, n_H, n_W, n_C), hparameters {"f",
+    "stride"} (square f x f windows); its backward spreads each gradient over the window
+    with ``distribute_value``. The inputs and alternates are the NCHW pool's, transposed
+    (square windows only)."""
+    base = avg_pool_spec()
+
+    def to_nchw(x):
+        return np.transpose(as_np(x), (0, 3, 1, 2))
+
+    def forward(args, static):
+        x = jnp.transpose(args[0], (0, 3, 1, 2))
+        out = base.reference.forward((x,), (_as_pool_param(static[0]),))
+        return jnp.transpose(out, (0, 2, 3, 1))
+
+    def alternates(args, static, cotangent):
+        return [a._replace(grads=(np.transpose(a.grads[0], (0, 2, 3, 1)),))
+                for a in base.reference.alternates(
+                    (to_nchw(args[0]),), (_as_pool_param(static[0]),),
+                    np.transpose(as_np(cotangent), (0, 3, 1, 2)))]
+
+    def input_sets(seed):
+        return [s._replace(args=(np.transpose(s.args[0], (0, 2, 3, 1)),),
+                           static=(_hparameters(s.static[0]),),
+                           name=s.name.replace("x (", "A_prev NCHW (") + ", given channels last")
+                for s in base.input_sets(seed)
+                if s.static[0]["pool_height"] == s.static[0]["pool_width"]]
+
+    return Spec("avg_pool_nhwc", ("A_prev",),
+                {"A_prev": ("sample", "row", "column", "channel"),
+                 "out": ("sample", "row", "column", "channel")},
+                Reference("mean over each f x f window (NHWC)", forward, alternates),
+                input_sets, ("hparameters",))
+
+
+SPECS.update({"avg_pool": avg_pool_spec, "avg_pool_nhwc": avg_pool_nhwc_spec})

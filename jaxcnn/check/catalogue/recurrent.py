@@ -1,0 +1,411 @@
+"""Recurrent layers, CS231n's ``rnn_layers.py`` signatures (assignment 3), and a GRU step.
+
+==================  =======================================  ==============================
+kind                forward(...) -> (out[, out2], cache)     reference
+==================  =======================================  ==============================
+rnn_step            x (N, D), prev_h (N, H), Wx (D, H),      tanh(x Wx + prev_h Wh + b)
+                    Wh (H, H), b (H,) -> next_h
+rnn                 x (N, T, D), h0 (N, H), Wx, Wh, b        rnn_step over t -> h (N, T, H)
+lstm_step           x, prev_h, prev_c (N, H), Wx (D, 4H),    gates i, f, o, g = sigma, sigma,
+                    Wh (H, 4H), b (4H,) -> next_h, next_c    sigma, tanh of the 4 blocks of
+                                                             x Wx + prev_h Wh + b (in that
+                                                             order); next_c = f prev_c + i g,
+                                                             next_h = o tanh(next_c)
+lstm                x (N, T, D), h0, Wx, Wh, b               lstm_step over t, c0 = 0
+gru_step            x, prev_h, Wx (D, 3H), Wh (H, 3H),       r, z (sigmoid) and the
+                    b (3H,) -> next_h                        candidate n = tanh(a_n + r *
+                                                             (prev_h Wh)_n), blocks in the
+                                                             order r, z, n (PyTorch's, one
+                                                             bias; or z, r, n: kind
+                                                             gru_step_zrn); next_h =
+                                                             (1 - z) n + z prev_h
+temporal_affine     x (N, T, D), w (D, M), b (M,)            x @ w + b -> (N, T, M)
+temporal_softmax_   x (N, T, V); static y (N, T), mask       -sum(mask * log softmax(x)[y])
+loss                (N, T) -> (loss, dx)                     / N
+==================  =======================================  ==============================
+
+The deep-learning specialisation's cells (course 5), examples in columns: ``rnn_cell``
+(xt (n_x, m), a_prev (n_a, m), Wax, Waa, ba (n_a, 1) -> tanh(Wax xt + Waa a_prev + ba))
+and ``lstm_cell`` (xt, a_prev, c_prev, Wf, bf, Wi, bi, Wc, bc, Wo, bo on [a_prev; xt] ->
+a_next, c_next); their dicts are the dialect adapters' to map.
+
+``lstm_step`` has two outputs: its backward gets ``dnext_h, dnext_c`` and returns
+``dx, dprev_h, dprev_c, dWx, dWh, db`` (see ``Spec.outputs``).
+
+Alternates (kind ``wrong-derivative`` unless said): tanh' evaluated at the input of the
+tanh instead of from its output (``1 - a^2`` for ``1 - tanh(a)^2``); an LSTM (or GRU)
+backward that assembles the gates' gradients in another order than the forward split
+them; an LSTM's dprev_c without the path through next_h, or without tanh'(next_c);
+a sequence backward that drops the recurrence (``dh = dout[t]`` where ``dout[t] +
+dprev_h`` belongs: ``missing-accumulation``); a temporal softmax loss whose backward
+ignores the mask. Shapes are never square (N, D, H, T all differ).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn.check.autodiff import as_np, vjp
+from jaxcnn.check.catalogue.base import Spec, join_outputs, split_outputs, wrong
+from jaxcnn.check.layer import Alternate, InputSet, Reference
+
+N, D, H, T = 3, 4, 5, 3
+GATES = "ifog"
+
+
+def rnn_step(x, h, wx, wh, b):
+    return jnp.tanh(x @ wx + h @ wh + b)
+
+
+def lstm_step(x, h, c, wx, wh, b):
+    a = x @ wx + h @ wh + b
+    size = h.shape[1]
+    i, f, o = (jax.nn.sigmoid(a[:, k * size:(k + 1) * size]) for k in range(3))
+    g = jnp.tanh(a[:, 3 * size:])
+    c = f * c + i * g
+    return o * jnp.tanh(c), c
+
+
+def gru_step(x, h, wx, wh, b, order: str = "rzn"):
+    """A GRU step whose blocks of Wx, Wh, b are in ``order`` ("rzn", PyTorch's, or
+    "zrn"); the candidate n is always the last block."""
+    ax, ah = x @ wx + b, h @ wh
+    size = h.shape[1]
+    ir, iz = order.index("r") * size, order.index("z") * size
+    r = jax.nn.sigmoid(ax[:, ir:ir + size] + ah[:, ir:ir + size])
+    z = jax.nn.sigmoid(ax[:, iz:iz + size] + ah[:, iz:iz + size])
+    n = jnp.tanh(ax[:, 2 * size:] + r * ah[:, 2 * size:])
+    return (1 - z) * n + z * h
+
+
+def _sequence(step, lstm: bool, cut: bool = False):
+    """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1}, t >= 1."""
+    def forward(x, h0, wx, wh, b):
+        h, c, hs = h0, jnp.zeros_like(h0), []
+        for t in range(x.shape[1]):
+            prev = jax.lax.stop_gradient(h) if cut and t > 0 else h
+            if lstm:
+                prev_c = jax.lax.stop_gradient(c) if cut and t > 0 else c
+                h, c = step(x[:, t], prev, prev_c, wx, wh, b)
+            else:
+                h = step(x[:, t], prev, wx, wh, b)
+            hs.append(h)
+        return jnp.stack(hs, axis=1)
+    return forward
+
+
+def _weights(rng, d, h, gates):
+    return (rng.standard_normal((d, gates * h)) / np.sqrt(d),
+            rng.standard_normal((h, gates * h)) / np.sqrt(h),
+            0.3 * rng.standard_normal(gates * h))
+
+
+def _step_sets(gates: int, cell: bool):
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 18])
+        sets = []
+        for n, d, h, family in ((N, D, H, "random"), (1, 3, 2, "batch-of-one")):
+            state = (rng.standard_normal((n, h)),) * 1
+            if cell:
+                state = (rng.standard_normal((n, h)), rng.standard_normal((n, h)))
+            sets.append(InputSet(family, f"random x ({n}, {d}), H = {h}",
+                                 (rng.standard_normal((n, d)), *state,
+                                  *_weights(rng, d, h, gates)),
+                                 note="N, D and H all differ"))
+        return sets
+    return input_sets
+
+
+def _sequence_sets(gates: int):
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 18])
+        sets = []
+        for n, t, d, h, family in ((2, T, D, H, "random"), (1, 4, 3, 2, "batch-of-one")):
+            sets.append(InputSet(family, f"random x ({n}, {t}, {d}), H = {h}",
+                                 (rng.standard_normal((n, t, d)),
+                                  rng.standard_normal((n, h)), *_weights(rng, d, h, gates))))
+        return sets
+    return input_sets
+
+
+def _from_da(x, h, wx, wh, da):
+    """(dx, dprev_h, dWx, dWh, db) of ``a = x Wx + h Wh + b`` given dL/da."""
+    return da @ wx.T, da @ wh.T, x.T @ da, h.T @ da, da.sum(axis=0)
+
+
+def _rnn_step_alternates(args, static, cotangent):
+    x, h, wx, wh, b = (as_np(a) for a in args)
+    a = x @ wx + h @ wh + b
+    da = as_np(cotangent) * (1 - a ** 2)
+    return [wrong("tanh' at the input", _from_da(x, h, wx, wh, da),
+                  "tanh' is evaluated at the input a of the tanh (1 - a^2) instead of from "
+                  "its output (1 - next_h^2): cache next_h")]
+
+
+def _lstm_step_alternates(args, static, cotangent):
+    x, h, c, wx, wh, b = (as_np(a) for a in args)
+    dh, dc = split_outputs(as_np(cotangent), [h.shape, h.shape])
+    size = h.shape[1]
+    a = x @ wx + h @ wh + b
+    blocks = [a[:, k * size:(k + 1) * size] for k in range(4)]
+    i, f, o = (1 / (1 + np.exp(-v)) for v in blocks[:3])
+    g = np.tanh(blocks[3])
+    tc = np.tanh(f * c + i * g)
+    dcell = dc + dh * o * (1 - tc ** 2)
+    grads = [dcell * g * i * (1 - i), dcell * c * f * (1 - f), dh * tc * o * (1 - o),
+             dcell * i * (1 - g ** 2)]
+    out = [wrong("dprev_c without the path through next_h", (None, None, dc * f, None, None,
+                                                             None),
+                 "dprev_c = dnext_c * f: the gradient reaching the cell through next_h = o "
+                 "tanh(next_c) is not added to dnext_c"),
+           wrong("tanh' of the cell left out", _lstm_da(x, h, wx, wh, dh, dc + dh * o, i, f, o,
+                                                        g, c, tc),
+                 "the gradient through next_h = o tanh(next_c) reaches the cell as dnext_h * o, "
+                 "without tanh'(next_c) = 1 - tanh(next_c)^2")]
+    for perm in itertools.permutations(range(4)):
+        if perm == (0, 1, 2, 3):
+            continue
+        da = np.concatenate([grads[k] for k in perm], axis=1)
+        dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
+        order = ", ".join(GATES[k] for k in perm)
+        out.append(wrong(f"gates {order}", (dx, dprev_h, None, dwx, dwh, db),
+                         f"the gates' gradients are stacked in the order {order} where the "
+                         "forward split a into i, f, o, g: the gate order differs between "
+                         "forward and backward"))
+    return out
+
+
+def _lstm_da(x, h, wx, wh, dh, dcell, i, f, o, g, c, tc) -> tuple:
+    """All six gradients of an LSTM step given the cell's gradient ``dcell``."""
+    da = np.concatenate([dcell * g * i * (1 - i), dcell * c * f * (1 - f),
+                         dh * tc * o * (1 - o), dcell * i * (1 - g ** 2)], axis=1)
+    dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
+    return dx, dprev_h, dcell * f, dwx, dwh, db
+
+
+def _gru_alternates(args, static, cotangent, order: str = "rzn"):
+    x, h, wx, wh, b = (as_np(a) for a in args)
+    size = h.shape[1]
+    ax, ah = x @ wx + b, h @ wh
+    ir, iz = order.index("r") * size, order.index("z") * size
+    r = 1 / (1 + np.exp(-(ax[:, ir:ir + size] + ah[:, ir:ir + size])))
+    z = 1 / (1 + np.exp(-(ax[:, iz:iz + size] + ah[:, iz:iz + size])))
+    n = np.tanh(ax[:, 2 * size:] + r * ah[:, 2 * size:])
+    dout = as_np(cotangent)
+    dn = dout * (1 - z) * (1 - n ** 2)
+    dz = dout * (h - n) * z * (1 - z)
+    dr = dn * ah[:, 2 * size:] * r * (1 - r)
+    blocks = {"r": dr, "z": dz}
+    swapped = np.concatenate([blocks[order[1]], blocks[order[0]], dn], axis=1)  # exchanged
+    swapped_h = np.concatenate([blocks[order[1]], blocks[order[0]], dn * r], axis=1)
+    dx, dwx, db = swapped @ wx.T, x.T @ swapped, swapped.sum(axis=0)
+    dprev_h = swapped_h @ wh.T + dout * z
+    dah = np.concatenate([blocks[order[0]], blocks[order[1]], dn * r], axis=1)
+    other = ", ".join(order[1::-1] + "n")
+    return [wrong(f"gates {other}", (dx, dprev_h, dwx, h.T @ swapped_h, db),
+                  f"the reset and update gates' gradients are exchanged (stacked {other} where "
+                  f"the forward split {', '.join(order)})"),
+            Alternate("direct path dropped", (None, dah @ wh.T, None, None, None), False,
+                      "missing-accumulation",
+                      "dprev_h keeps only the path through the gates (dah @ Wh.T): the direct "
+                      "term dnext_h * z of next_h = (1 - z) n + z prev_h is overwritten (`=` "
+                      "where `+=` belongs)")]
+
+
+def _recurrence_dropped(step, lstm):
+    def alternates(args, static, cotangent):
+        grads = vjp(_sequence(step, lstm, cut=True), args, cotangent)
+        return [Alternate("recurrence dropped", grads, False, "missing-accumulation",
+                          "each step's backward gets only dout[t]: the gradient flowing back "
+                          "from step t + 1 (dprev_h) is not added (`dh = dout[:, t]` where "
+                          "`dh = dout[:, t] + dprev_h` belongs)")]
+    return alternates
+
+
+STEP_AXES = {"x": ("sample", "input"), "prev_h": ("sample", "hidden"),
+             "prev_c": ("sample", "hidden"), "Wx": ("input", "gate"),
+             "Wh": ("hidden", "gate"), "b": ("gate",), "out": ("sample", "hidden")}
+SEQ_AXES = {"x": ("sample", "time", "input"), "h0": ("sample", "hidden"),
+            "Wx": ("input", "gate"), "Wh": ("hidden", "gate"), "b": ("gate",),
+            "out": ("sample", "time", "hidden")}
+
+
+def rnn_step_spec() -> Spec:
+    return Spec("rnn_step", ("x", "prev_h", "Wx", "Wh", "b"), STEP_AXES,
+                Reference("tanh(x Wx + prev_h Wh + b)", lambda args, static: rnn_step(*args),
+                          _rnn_step_alternates), _step_sets(1, False),
+                names={"cs231n": r"(vanilla_)?rnn_step"})
+
+
+def lstm_step_spec() -> Spec:
+    def forward(args, static):
+        return join_outputs(lstm_step(*args))
+
+    return Spec("lstm_step", ("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
+                {k: v for k, v in STEP_AXES.items() if k != "out"},
+                Reference("LSTM step, gates i, f, o, g (next_h, next_c flattened)", forward,
+                          _lstm_step_alternates), _step_sets(4, True),
+                names={"cs231n": r"lstm_step"}, outputs=2)
+
+
+def gru_step_spec(order: str = "rzn") -> Spec:
+    """A GRU step, blocks r, z, n (kind ``gru_step``) or z, r, n (``gru_step_zrn``)."""
+    return Spec("gru_step" if order == "rzn" else f"gru_step_{order}",
+                ("x", "prev_h", "Wx", "Wh", "b"), STEP_AXES,
+                Reference(f"GRU step, blocks {', '.join(order)}; (1 - z) n + z prev_h",
+                          lambda args, static: gru_step(*args, order=order),
+                          lambda args, static, ct: _gru_alternates(args, static, ct, order)),
+                _step_sets(3, False), names={"cs231n": r"gru_step"} if order == "rzn" else None,
+                layouts=("gru_step", "gru_step_zrn") if order == "rzn" else ())
+
+
+def sequence_spec(kind: str) -> Spec:
+    lstm = kind == "lstm"
+    step = lstm_step if lstm else rnn_step
+    gates = 4 if lstm else 1
+    return Spec(kind, ("x", "h0", "Wx", "Wh", "b"), SEQ_AXES,
+                Reference(f"{'lstm_step' if lstm else 'rnn_step'} over time (h0 given"
+                          + (", c0 = 0)" if lstm else ")"),
+                          lambda args, static: _sequence(step, lstm)(*args),
+                          _recurrence_dropped(step, lstm)), _sequence_sets(gates),
+                names={"cs231n": r"lstm" if lstm else r"(vanilla_)?rnn"})
+
+
+def _temporal_affine_sets(seed):
+    rng = np.random.default_rng([seed, 18])
+    return [InputSet("random", "random x (2, 3, 4), w (4, 5)",
+                     (rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)) / 2,
+                      rng.standard_normal(5))),
+            InputSet("batch-of-one", "random x (1, 4, 3), w (3, 2): a batch of one",
+                     (rng.standard_normal((1, 4, 3)), rng.standard_normal((3, 2)),
+                      rng.standard_normal(2)))]
+
+
+def temporal_affine_spec() -> Spec:
+    return Spec("temporal_affine", ("x", "w", "b"),
+                {"x": ("sample", "time", "input"), "w": ("input", "output"),
+                 "b": ("output",), "out": ("sample", "time", "output")},
+                Reference("x @ w + b over (N, T)", lambda args, static: args[0] @ args[1]
+                          + args[2]), _temporal_affine_sets,
+                names={"cs231n": r"temporal_(affine|fc|linear|dense)"})
+
+
+def _temporal_loss_sets(seed):
+    rng = np.random.default_rng([seed, 18])
+    y = rng.integers(6, size=(3, 4))
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    gap = np.zeros((2, 3, 6))
+    gap[..., :2] = 60.0
+    return [InputSet("random", "random x (3, 4, 6), a ragged mask",
+                     (rng.standard_normal((3, 4, 6)),), (y, mask),
+                     note="masked steps contribute nothing"),
+            InputSet("large-gap", "x (2, 3, 6) with two top classes 60 above the label's",
+                     (gap,), (np.full((2, 3), 5), np.ones((2, 3), bool))),
+            InputSet("batch-of-one", "random x (1, 5, 4), a batch of one",
+                     (rng.standard_normal((1, 5, 4)),),
+                     (rng.integers(4, size=(1, 5)), np.array([[1, 1, 1, 1, 0]], bool)))]
+
+
+def temporal_softmax_loss_spec() -> Spec:
+    def forward(args, static):
+        x, y, mask = args[0], jnp.asarray(static[0]), jnp.asarray(static[1])
+        logp = jax.nn.log_softmax(x, axis=-1)
+        picked = jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
+        return -jnp.sum(mask * picked) / x.shape[0]
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0])
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        onehot = np.eye(x.shape[-1])[y]
+        g = float(np.asarray(cotangent)) / x.shape[0]
+        return [wrong("mask not applied", (g * (p - onehot),),
+                      "the backward ignores the mask: masked time steps get a gradient")]
+
+    return Spec("temporal_softmax_loss", ("x",), {"x": ("sample", "time", "class")},
+                Reference("-sum(mask * log softmax(x)[y]) / N", forward, alternates),
+                _temporal_loss_sets, ("y", "mask"),
+                names={"loss": r"temporal_softmax_loss"})
+
+
+# ------------------------------------------------ the deep-learning specialisation's cells
+
+def rnn_cell(xt, a_prev, wax, waa, ba):
+    return jnp.tanh(wax @ xt + waa @ a_prev + ba)
+
+
+def lstm_cell(xt, a_prev, c_prev, wf, bf, wi, bi, wc, bc, wo, bo):
+    concat = jnp.concatenate([a_prev, xt], axis=0)
+    ft, it = jax.nn.sigmoid(wf @ concat + bf), jax.nn.sigmoid(wi @ concat + bi)
+    cct, ot = jnp.tanh(wc @ concat + bc), jax.nn.sigmoid(wo @ concat + bo)
+    c_next = ft * c_prev + it * cct
+    return ot * jnp.tanh(c_next), c_next
+
+
+def _cell_sets(lstm: bool):
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 18])
+        sets = []
+        for n_x, n_a, m, family in ((3, 5, 4, "random"), (2, 3, 1, "batch-of-one")):
+            xt, a_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
+            if lstm:
+                weights = []
+                for _ in range(4):
+                    weights += [rng.standard_normal((n_a, n_a + n_x)) / np.sqrt(n_a + n_x),
+                                0.3 * rng.standard_normal((n_a, 1))]
+                args = (xt, a_prev, rng.standard_normal((n_a, m)), *weights)
+            else:
+                args = (xt, a_prev, rng.standard_normal((n_a, n_x)) / np.sqrt(n_x),
+                        rng.standard_normal((n_a, n_a)) / np.sqrt(n_a),
+                        0.3 * rng.standard_normal((n_a, 1)))
+            sets.append(InputSet(family, f"xt ({n_x}, {m}), n_a = {n_a} (features first)",
+                                 args, note="the specialisation's layout: examples in columns"))
+        return sets
+    return input_sets
+
+
+def rnn_cell_spec() -> Spec:
+    """The specialisation's ``rnn_cell_forward(xt, a_prev, parameters)`` (course 5, week
+    1): a_next = tanh(Wax xt + Waa a_prev + ba), examples in columns (xt (n_x, m), a_prev
+    (n_a, m), ba (n_a, 1)); its backward returns the dict {"dxt", "da_prev", "dWax",
+    "dWaa", "dba"} (the prediction yt_pred is not differentiated). Discovery and the dict
+    mapping are the dialect adapters'."""
+    def alternates(args, static, cotangent):
+        xt, a_prev, wax, waa, ba = (as_np(a) for a in args)
+        z = wax @ xt + waa @ a_prev + ba
+        dz = as_np(cotangent) * (1 - z ** 2)
+        return [wrong("tanh' at the input", (wax.T @ dz, waa.T @ dz, dz @ xt.T, dz @ a_prev.T,
+                                             dz.sum(axis=1, keepdims=True)),
+                      "tanh' is evaluated at its input z (1 - z^2) instead of from a_next "
+                      "(1 - a_next^2)")]
+
+    return Spec("rnn_cell", ("xt", "a_prev", "Wax", "Waa", "ba"),
+                {"xt": ("input", "example"), "a_prev": ("hidden", "example"),
+                 "Wax": ("hidden", "input"), "Waa": ("hidden", "hidden"), "ba": ("hidden", "1"),
+                 "out": ("hidden", "example")},
+                Reference("tanh(Wax xt + Waa a_prev + ba)", lambda args, static: rnn_cell(*args),
+                          alternates), _cell_sets(False))
+
+
+def lstm_cell_spec() -> Spec:
+    """The specialisation's ``lstm_cell_forward(xt, a_prev, c_prev, parameters)``: concat
+    = [a_prev; xt], forget/update/output gates sigmoid(W concat + b), candidate tanh(Wc
+    concat + bc); outputs a_next and c_next (two cotangents: its backward takes
+    ``da_next, dc_next``)."""
+    return Spec("lstm_cell", ("xt", "a_prev", "c_prev", "Wf", "bf", "Wi", "bi", "Wc", "bc",
+                              "Wo", "bo"), {},
+                Reference("the specialisation's LSTM cell (a_next, c_next flattened)",
+                          lambda args, static: join_outputs(lstm_cell(*args))),
+                _cell_sets(True), outputs=2)
+
+
+SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
+         "rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
+         "lstm_step": lstm_step_spec, "lstm": lambda: sequence_spec("lstm"),
+         "gru_step": gru_step_spec, "gru_step_zrn": lambda: gru_step_spec("zrn"),
+         "temporal_affine": temporal_affine_spec,
+         "temporal_softmax_loss": temporal_softmax_loss_spec}

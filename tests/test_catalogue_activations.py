@@ -1,0 +1,58 @@
+"""Leaky ReLU, ELU, GELU (erf and tanh forms), softplus, log-softmax: correct on every
+input set (any slope between the one-sided ones at a kink); their classic wrong
+derivatives are named."""
+
+from __future__ import annotations
+
+import pytest
+from catalogue_helpers import FIXTURES, assert_correct, check, run_mutant
+
+FIXTURE = "cs231n_extra_layers.py"
+
+
+@pytest.mark.parametrize("name,kind", [("leaky_relu", "leaky_relu"), ("elu", "elu"),
+                                       ("gelu", "gelu"), ("gelu_tanh", "gelu_tanh"),
+                                       ("softplus", "softplus"), ("log_softmax", "log_softmax")])
+def test_correct_activations_are_correct(name, kind):
+    report = check(FIXTURES / FIXTURE, name)
+    assert_correct(report)
+    assert report.kind == kind
+
+
+def test_leaky_relu_with_its_slope_as_an_argument_is_checked_with_that_slope(tmp_path):
+    path = tmp_path / "lrelu.py"
+    path.write_text((FIXTURES / FIXTURE).read_text().replace(
+        "def leaky_relu_forward(x, alpha=0.01):", "def leaky_relu_forward(x, alpha):"))
+    report = check(path, "leaky_relu")
+    assert_correct(report)
+    assert report.kind == "leaky_relu_alpha"
+
+
+def test_log_softmax_is_checked_on_large_gaps_in_float32():
+    report = check(FIXTURES / FIXTURE, "log_softmax")
+    assert any(r.family == "large-gap" and "float32" in r.inputs
+               for r in report.check("x").inputs)
+
+
+MUTANTS = [
+    ("leaky-no-leak", "leaky_relu", "    return dout * np.where(x > 0, 1.0, alpha)",
+     "    return dout * (x > 0)", "wrong-derivative", "no leak"),
+    ("leaky-1-at-0", "leaky_relu", "    return dout * np.where(x > 0, 1.0, alpha)",
+     "    return dout * np.where(x >= 0, 1.0, alpha)", "correct", "1 at 0"),
+    ("elu-at-output", "elu", "    return dout * np.where(x > 0, 1.0, out + alpha)",
+     "    return dout * np.where(x > 0, 1.0, alpha * np.exp(out))", "wrong-derivative",
+     "e^out"),
+    ("gelu-phi-only", "gelu", "    return dout * (cdf + x * pdf)", "    return dout * cdf",
+     "wrong-derivative", "Phi(x) only"),
+    ("softplus-e-x", "softplus", "    return dout / (1 + np.exp(-x))",
+     "    return dout * np.exp(x)", "wrong-derivative", "e^x"),
+    ("log-softmax-sum-dropped", "log_softmax",
+     "    return dout - np.exp(out) * dout.sum(axis=1, keepdims=True)",
+     "    return dout - np.exp(out)", "wrong-derivative", "sum of dout"),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_activation_mutants_are_named(mutant, tmp_path):
+    _, layer, old, new, kind, rule = mutant
+    run_mutant(tmp_path, FIXTURE, layer, old, new, ["x"], kind, rule)

@@ -1,0 +1,72 @@
+"""svm_loss (multiclass hinge, exact margins of 0: any subgradient), MSE (mean, half,
+per-sample forms), binary cross-entropy (probabilities and logits): correct on every
+input set; their classic mistakes are named."""
+
+from __future__ import annotations
+
+import pytest
+from catalogue_helpers import FIXTURES, assert_correct, check, run_mutant
+
+from jaxcnn.check import catalogue
+
+A2 = "cs231n_assignment2.py"
+EXTRA = "cs231n_extra_layers.py"
+
+
+def test_svm_loss_inputs_hold_margins_of_exactly_zero():
+    import numpy as np
+
+    for s in catalogue.spec("svm_loss").input_sets(0):
+        if s.family == "boundary":
+            x, y = s.args[0], s.static[0]
+            margins = x - x[np.arange(len(y)), y][:, None] + 1
+            margins[np.arange(len(y)), y] = 1
+            assert (margins == 0).any()
+            return
+    raise AssertionError("no exact-margin input set")
+
+
+@pytest.mark.parametrize("path,name,kind", [(A2, "svm_loss", "svm_loss"),
+                                            (EXTRA, "mse_loss", "mse"),
+                                            (EXTRA, "binary_cross_entropy", "bce"),
+                                            (EXTRA, "bce_with_logits_loss", "bce_logits")])
+def test_correct_losses_are_correct(path, name, kind):
+    report = check(FIXTURES / path, name)
+    assert_correct(report)
+    assert report.kind == kind
+
+
+@pytest.mark.parametrize("test,rule", [("raw > 0", "0 at 0"), ("raw >= 0", "1 at 0"),
+                                       ("(raw > 0) + 0.25 * (raw == 0)", "slope")])
+def test_any_subgradient_at_an_exact_margin_is_correct(test, rule, tmp_path):
+    old = "    positive = (margins > 0).astype(x.dtype)"
+    new = ("    raw = x - correct + 1.0\n"
+           f"    positive = ({test}).astype(x.dtype)\n"
+           "    positive[np.arange(n), y] = 0")
+    source = (FIXTURES / A2).read_text()
+    assert source.count(old) == 1
+    path = tmp_path / A2
+    path.write_text(source.replace(old, new))
+    report = check(path, "svm_loss")
+    assert_correct(report)
+    assert rule in (report.check("x").rule or ""), report.check("x")
+
+
+MUTANTS = [
+    ("svm-label-not-subtracted", A2, "svm_loss",
+     "    positive[np.arange(n), y] = -positive.sum(axis=1)\n", "", "wrong-derivative"),
+    ("svm-no-mean", A2, "svm_loss", "    dx = positive / n", "    dx = positive", "scaled"),
+    ("mse-no-2", EXTRA, "mse_loss", "    dx = 2 * diff / diff.size", "    dx = diff / diff.size",
+     "scaled"),
+    ("mse-sign", EXTRA, "mse_loss", "    dx = 2 * diff / diff.size",
+     "    dx = -2 * diff / diff.size", "sign-flipped"),
+    ("bce-logit-derivative", EXTRA, "binary_cross_entropy",
+     "    dp = (p - y) / (p * (1 - p)) / p.size", "    dp = (p - y) / p.size",
+     "wrong-derivative"),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_loss_mutants_are_named(mutant, tmp_path):
+    _, fixture, layer, old, new, kind = mutant
+    run_mutant(tmp_path, fixture, layer, old, new, ["x"], kind)

@@ -1,0 +1,121 @@
+"""Batch norm (and its _alt backward), spatial batch norm, layer norm, spatial group norm:
+correct hand code is correct on every input set; each classic mistake, planted in the
+assignment-2 fixture, is named on the right quantity, every other gradient correct."""
+
+from __future__ import annotations
+
+import pytest
+from catalogue_helpers import FIXTURES, assert_correct, check, run_mutant
+
+from jaxcnn.check import catalogue
+
+FIXTURE = "cs231n_assignment2.py"
+NORMS = ["batchnorm", "batchnorm_alt", "layernorm", "spatial_batchnorm", "spatial_groupnorm"]
+
+
+@pytest.mark.parametrize("name", NORMS)
+def test_correct_norms_are_correct_on_every_input_set(name):
+    report = check(FIXTURES / FIXTURE, name)
+    assert_correct(report)
+    assert all(r.kind == "correct" for c in report.checks for r in c.inputs)
+    assert report.kind == ("batchnorm" if name == "batchnorm_alt" else name)
+
+
+def test_norm_inputs_have_n_different_from_d_and_more_than_one_sample():
+    for kind in ("batchnorm", "layernorm"):
+        sets = catalogue.spec(kind).input_sets(0)
+        assert any(s.args[0].shape[0] > 1 and s.args[0].shape[0] != s.args[0].shape[1]
+                   for s in sets)
+
+
+MUTANTS = [
+    # batch statistics treated as constants
+    ("bn-constants", "batchnorm_alt",
+     "    dx = ivar / n * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))",
+     "    dx = dxhat * ivar", ["x"], "wrong-derivative", "constants"),
+    # the unbiased (N - 1) variance in the backward
+    ("bn-unbiased", "batchnorm", "    dsq = 1.0 / n * np.ones_like(dout) * dvar",
+     "    dsq = 1.0 / (n - 1) * np.ones_like(dout) * dvar", ["x"], "wrong-derivative",
+     "unbiased"),
+    # dbeta as a mean: scaled by 1/N
+    ("bn-dbeta-mean", "batchnorm", "    dbeta = dout.sum(axis=0)\n    dgamma = (dout * xhat)"
+     ".sum(axis=0)\n    dxhat = dout * gamma\n    divar",
+     "    dbeta = dout.mean(axis=0)\n    dgamma = (dout * xhat).sum(axis=0)\n"
+     "    dxhat = dout * gamma\n    divar", ["beta"], "scaled", None),
+    # layer norm's backward summed over the batch axis (batch norm's formula)
+    ("ln-batch-axis", "layernorm",
+     "    dx = ivar / d * (d * dxhat - dxhat.sum(axis=1, keepdims=True)\n"
+     "                     - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))",
+     "    n = dout.shape[0]\n"
+     "    dx = ivar / n * (n * dxhat - dxhat.sum(axis=0, keepdims=True)\n"
+     "                     - xhat * (dxhat * xhat).sum(axis=0, keepdims=True))",
+     ["x"], "wrong-derivative", "over the batch"),
+    ("ln-constants", "layernorm",
+     "    dx = ivar / d * (d * dxhat - dxhat.sum(axis=1, keepdims=True)\n"
+     "                     - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))",
+     "    dx = dxhat * ivar", ["x"], "wrong-derivative", "constants"),
+    ("gn-constants", "spatial_groupnorm",
+     "    dx = ivar / m * (m * dxhat - dxhat.sum(axis=(2, 3, 4), keepdims=True)\n"
+     "                     - xg * (dxhat * xg).sum(axis=(2, 3, 4), keepdims=True))",
+     "    dx = dxhat * ivar", ["x"], "wrong-derivative", "constants"),
+    ("sbn-dgamma-x2", "spatial_batchnorm",
+     "    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), dgamma, dbeta",
+     "    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), 2 * dgamma, dbeta",
+     ["gamma"], "scaled", None),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_norm_mutants_are_named(mutant, tmp_path):
+    _, layer, old, new, quantities, kind, rule = mutant
+    run_mutant(tmp_path, FIXTURE, layer, old, new, quantities, kind, rule)
+
+
+def test_dgamma_computed_from_the_input_is_named(tmp_path):
+    source = (FIXTURES / FIXTURE).read_text()
+    old = "    out = gamma * xhat + beta\n    return out, (xhat, ivar, gamma)"
+    new = "    out = gamma * xhat + beta\n    return out, (x, ivar, gamma)"
+    assert source.count(old) == 1
+    path = tmp_path / FIXTURE
+    # layer norm's cache keeps x, and dgamma uses it (the backward's x_hat is recomputed)
+    path.write_text(source.replace(old, new).replace(
+        "    xhat, ivar, gamma = cache\n    d = dout.shape[1]\n",
+        "    x, ivar, gamma = cache\n    d = dout.shape[1]\n"
+        "    xhat = (x - x.mean(axis=1, keepdims=True)) * ivar\n").replace(
+        "    dgamma = (dout * xhat).sum(axis=0)\n    dxhat = dout * gamma\n    dx = ivar / d",
+        "    dgamma = (dout * x).sum(axis=0)\n    dxhat = dout * gamma\n    dx = ivar / d"))
+    from catalogue_helpers import assert_named
+
+    assert_named(check(path, "layernorm"), ["gamma"], "wrong-derivative", "x for x_hat")
+
+
+def test_gamma_left_out_of_dx_is_named(tmp_path):
+    run_mutant(tmp_path, FIXTURE, "layernorm", "    dxhat = dout * gamma\n    dx = ivar / d",
+               "    dxhat = dout\n    dx = ivar / d", ["x"], "wrong-derivative",
+               "gamma left out")
+
+
+@pytest.mark.parametrize("layer,old,new", [
+    ("spatial_groupnorm", "    m = (c // G) * h * w\n", "    m = h * w\n"),
+])
+def test_a_count_of_only_some_statistic_axes_is_named(layer, old, new, tmp_path):
+    run_mutant(tmp_path, FIXTURE, layer, old, new, ["x"], "wrong-derivative", "count")
+
+
+def test_a_forward_with_the_unbiased_variance_is_a_bug_though_its_backward_agrees(tmp_path):
+    """Forward and backward both use N - 1: the gradient is right for that forward, but
+    the layer is not batch norm; the forward is named and the gradients are judged
+    against the textbook's."""
+    source = (FIXTURES / FIXTURE).read_text()
+    old_f = "        var = (xmu ** 2).mean(axis=0)\n"
+    old_b = "    dsq = 1.0 / n * np.ones_like(dout) * dvar"
+    assert source.count(old_f) == 1 and source.count(old_b) == 1
+    path = tmp_path / FIXTURE
+    path.write_text(source.replace(old_f, "        var = (xmu ** 2).sum(axis=0) / (n - 1)\n")
+                    .replace(old_b, "    dsq = 1.0 / (n - 1) * np.ones_like(dout) * dvar"))
+    report = check(path, "batchnorm")
+    assert report.check("x").kind != "correct"
+    assert report.check("gamma").kind != "correct"
+    assert report.check("beta").kind == "correct"
+    assert any("unbiased variance" in note for note in report.notes), report.notes
+    assert all(f.get("known_wrong_forward") == "the unbiased variance" for f in report.forward)

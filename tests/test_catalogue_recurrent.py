@@ -1,0 +1,169 @@
+"""RNN/LSTM/GRU steps and sequences, temporal affine and temporal softmax loss: correct
+on every input set; tanh' at the input, gates in another order, the recurrence dropped
+and the mask ignored are named. lstm_step has two outputs and two upstream gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from catalogue_helpers import FIXTURES, assert_correct, check, layers_of, run_mutant
+
+FIXTURE = "cs231n_rnn_layers.py"
+KINDS = ["rnn_step", "rnn", "lstm_step", "lstm", "gru_step", "temporal_affine",
+         "temporal_softmax_loss"]
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_correct_recurrent_layers_are_correct(name):
+    report = check(FIXTURES / FIXTURE, name)
+    assert_correct(report)
+    assert report.kind == name
+
+
+def test_lstm_step_backward_gets_one_cotangent_per_output(x64):
+    layer = layers_of(FIXTURES / FIXTURE)["lstm_step"]
+    s = layer.input_sets(0)[0]
+    n, h = s.args[1].shape
+    out, backward = layer.vjp(s.args, s.static)
+    assert out.shape == (2 * n * h,)  # next_h and next_c, flattened and joined
+    only_c = np.concatenate([np.zeros(n * h), np.ones(n * h)])
+    grads = backward(only_c)
+    assert len(grads) == 6
+    # dnext_c alone reaches prev_c through the forget gate only
+    np.testing.assert_allclose(grads[2], s.args[2] * 0 + _forget(s.args), rtol=1e-12)
+
+
+def _forget(args):
+    x, h, _, wx, wh, b = args
+    size = h.shape[1]
+    a = x @ wx + h @ wh + b
+    return 1 / (1 + np.exp(-a[:, size:2 * size]))
+
+
+MUTANTS = [
+    ("rnn-tanh-at-input", "rnn_step", "    da = dnext_h * (1 - next_h ** 2)",
+     "    a = x.dot(Wx) + prev_h.dot(Wh) + b\n    da = dnext_h * (1 - a ** 2)",
+     ["x", "prev_h", "Wx", "Wh", "b"], "wrong-derivative", "tanh' at the input"),
+    ("lstm-gate-order", "lstm_step",
+     "    da = np.hstack((di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), "
+     "dg * (1 - g ** 2)))",
+     "    da = np.hstack((di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2), "
+     "do * o * (1 - o)))",
+     ["x", "prev_h", "Wx", "Wh", "b"], "wrong-derivative", "gates i, f, g, o"),
+    ("rnn-recurrence-dropped", "rnn",
+     "rnn_step_backward(dh[:, step] + dprev, cache[step])",
+     "rnn_step_backward(dh[:, step], cache[step])",
+     ["x", "h0", "Wx", "Wh", "b"], "missing-accumulation", "recurrence"),
+    ("gru-gates-swapped", "gru_step", "    dax = np.hstack((dr, dz, dn))\n"
+     "    dah = np.hstack((dr, dz, dn * r))",
+     "    dax = np.hstack((dz, dr, dn))\n    dah = np.hstack((dz, dr, dn * r))",
+     ["x", "prev_h", "Wx", "Wh", "b"], "wrong-derivative", "z, r, n"),
+    ("temporal-loss-mask-ignored", "temporal_softmax_loss",
+     "    dx_flat *= mask_flat[:, None]\n", "", ["x"], "wrong-derivative", "mask"),
+    ("temporal-affine-db-mean", "temporal_affine", "    db = dout.sum(axis=(0, 1))",
+     "    db = dout.mean(axis=(0, 1))", ["b"], "scaled", None),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_recurrent_mutants_are_named(mutant, tmp_path):
+    _, layer, old, new, quantities, kind, rule = mutant
+    run_mutant(tmp_path, FIXTURE, layer, old, new, quantities, kind, rule)
+
+
+LSTM_MORE = [
+    ("dprev-c-without-hidden-path", "    dprev_c = dc * f", "    dprev_c = dnext_c * f",
+     ["prev_c"], "dprev_c without"),
+    ("cell-tanh-derivative-left-out", "    dc = dnext_c + dnext_h * o * (1 - tc ** 2)",
+     "    dc = dnext_c + dnext_h * o", ["x", "prev_h", "prev_c", "Wx", "Wh", "b"], "tanh'"),
+]
+
+
+@pytest.mark.parametrize("mutant", LSTM_MORE, ids=[m[0] for m in LSTM_MORE])
+def test_lstm_cell_mutants_are_named(mutant, tmp_path):
+    _, old, new, quantities, rule = mutant
+    run_mutant(tmp_path, FIXTURE, "lstm_step", old, new, quantities, "wrong-derivative", rule)
+
+
+# --- the deep-learning specialisation's cells (their dialect's discovery is another
+# module's; here the pair is wrapped by hand: parameters and gradients in dicts)
+
+def _dls(path, lstm: bool):
+    import importlib.util
+
+    from jaxcnn.check import from_cs231n
+
+    spec = importlib.util.spec_from_file_location(f"dls_rnn_{id(path)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if lstm:
+        names = ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")
+
+        def forward(xt, a_prev, c_prev, *weights):
+            params = dict(zip(names, weights, strict=True), Wy=np.zeros((2, a_prev.shape[0])),
+                          by=np.zeros((2, 1)))
+            a_next, c_next, _, cache = module.lstm_cell_forward(xt, a_prev, c_prev, params)
+            return a_next, c_next, cache
+
+        def backward(da_next, dc_next, cache):
+            g = module.lstm_cell_backward(da_next, dc_next, cache)
+            return tuple(g["d" + n] for n in ("xt", "a_prev", "c_prev", *names))
+
+        return from_cs231n(forward, backward, "lstm_cell", "lstm_cell")
+
+    def forward(xt, a_prev, wax, waa, ba):
+        params = {"Wax": wax, "Waa": waa, "ba": ba, "Wya": np.zeros((2, waa.shape[0])),
+                  "by": np.zeros((2, 1))}
+        a_next, _, cache = module.rnn_cell_forward(xt, a_prev, params)
+        return a_next, cache
+
+    def backward(da_next, cache):
+        g = module.rnn_cell_backward(da_next, cache)
+        return g["dxt"], g["da_prev"], g["dWax"], g["dWaa"], g["dba"]
+
+    return from_cs231n(forward, backward, "rnn_cell", "rnn_cell")
+
+
+@pytest.mark.parametrize("lstm", [False, True])
+def test_the_specialisations_cells_are_correct(lstm):
+    from jaxcnn.check import check_layer
+
+    assert_correct(check_layer(_dls(FIXTURES / "dls_rnn.py", lstm), fd_seconds=0.02))
+
+
+def test_the_specialisations_rnn_cell_with_tanh_at_its_input_is_named(tmp_path):
+    from catalogue_helpers import assert_named
+
+    from jaxcnn.check import check_layer
+
+    path = tmp_path / "dls_rnn.py"
+    path.write_text((FIXTURES / "dls_rnn.py").read_text().replace(
+        "    dtanh = (1 - a_next ** 2) * da_next",
+        "    z = np.dot(Waa, a_prev) + np.dot(Wax, xt) + parameters[\"ba\"]\n"
+        "    dtanh = (1 - z ** 2) * da_next"))
+    report = check_layer(_dls(path, False), fd_seconds=0.02)
+    assert_named(report, ["xt", "a_prev", "Wax", "Waa", "ba"], "wrong-derivative", "tanh'")
+
+
+def test_a_gru_whose_dprev_h_overwrites_its_direct_term_is_missing_accumulation(tmp_path):
+    run_mutant(tmp_path, FIXTURE, "gru_step", "    dprev_h = dah.dot(Wh.T) + dnext_h * z",
+               "    dprev_h = dnext_h * z\n    dprev_h = dah.dot(Wh.T)", ["prev_h"],
+               "missing-accumulation", "direct path")
+
+
+def test_a_gru_with_its_gates_in_z_r_n_order_is_checked_in_that_layout(tmp_path):
+    source = (FIXTURES / FIXTURE).read_text()
+    swaps = [("    r = sigmoid(ax[:, :hidden] + ah[:, :hidden])\n"
+              "    z = sigmoid(ax[:, hidden:2 * hidden] + ah[:, hidden:2 * hidden])",
+              "    z = sigmoid(ax[:, :hidden] + ah[:, :hidden])\n"
+              "    r = sigmoid(ax[:, hidden:2 * hidden] + ah[:, hidden:2 * hidden])"),
+             ("    dax = np.hstack((dr, dz, dn))\n    dah = np.hstack((dr, dz, dn * r))",
+              "    dax = np.hstack((dz, dr, dn))\n    dah = np.hstack((dz, dr, dn * r))")]
+    for old, new in swaps:
+        assert source.count(old) == 1
+        source = source.replace(old, new)
+    path = tmp_path / FIXTURE
+    path.write_text(source)
+    report = check(path, "gru_step")
+    assert report.kind == "gru_step_zrn"
+    assert_correct(report)
