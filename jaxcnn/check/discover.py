@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import jax
 
+from jaxcnn.check import dialects
 from jaxcnn.check.adapters import (
     from_blog,
     from_cs231n,
@@ -347,18 +348,16 @@ def _blog_layers(module, file, layers, skipped):
             continue
         has_forward = callable(getattr(obj, "forward", None))
         has_backprop = callable(getattr(obj, "backprop", None))
+        if dialects.has_module_pairs(obj) or dialects.is_torch_function(obj):
+            continue  # module style (forward/backward), or torch: see dialects.py
         if not (has_forward and has_backprop):
             if has_forward or has_backprop:
-                missing = "backprop" if has_forward else "forward"
+                missing = "backprop or backward" if has_forward else "forward"
                 skipped.append((name, f"class with no {missing} method"))
             continue
         kind, kinds = _kind(name, BLOG_KINDS)
         if kind is None:
-            skipped.append((name, "class with forward/backprop, but its name names "
-                                  + (f"several layers ({', '.join(kinds)})" if kinds else
-                                     "no layer jaxcnn knows (conv, pool, softmax/dense, relu, "
-                                     "sigmoid, tanh)")))
-            continue
+            continue  # no catalogue kind: checked numerically (dialects.module_classes)
         try:
             with contextlib.redirect_stdout(sys.stderr):
                 instance = _construct(obj, kind)
@@ -530,6 +529,11 @@ def find_layers(module, file: str | None = None) -> Found:
     _blog_layers(module, file, layers, skipped)
     _cs231n_layers(module, file, layers, skipped)
     _jax_layers(module, file, layers, skipped)
+    blog = {layer.name for layer in layers if layer.style == "blog"}
+    for finder in dialects.FINDERS:
+        more, why = finder(module, file, _own, blog)
+        layers += more
+        skipped += why
     return Found(layers, skipped)
 
 

@@ -125,6 +125,8 @@ class Layer(NamedTuple):
     held: ``(args) -> args`` as the layer holds them (a blog layer's float32 parameters
         rounded to float32, returned as float64), for inputs made elsewhere (a chain's);
         None: as given
+    notes: what the adapter wants the user told about how the layer was run (sizes it
+        chose for a constructor, parameters it drew instead of zeros)
     """
 
     name: str
@@ -143,3 +145,4 @@ class Layer(NamedTuple):
     file: str | None = None
     forward_key: object = None
     held: Callable | None = None
+    notes: tuple = ()

@@ -1,0 +1,576 @@
+"""Module style: classes whose ``backward`` returns or *stores* the gradients.
+
+The style of the "Neural Networks from Scratch" book, of university course frameworks
+and of most blog MLPs::
+
+    class Layer_Dense:                       # weights (n_inputs, n_neurons), biases (1, n)
+        def __init__(self, n_inputs, n_neurons): ...
+        def forward(self, inputs):           # returns the output, or stores self.output
+            self.inputs = inputs
+            self.output = inputs @ self.weights + self.biases
+        def backward(self, dvalues):         # returns dL/dinput, or stores self.dinputs
+            self.dweights = self.inputs.T @ dvalues       # parameter gradients: attributes
+            self.dbiases = dvalues.sum(axis=0, keepdims=True)
+            self.dinputs = dvalues @ self.weights.T
+
+    class Loss_CategoricalCrossentropy:      # a loss: forward(y_pred, y_true) -> losses
+        def forward(self, y_pred, y_true): ...
+        def backward(self, dvalues, y_true): ...   # dvalues: the predictions
+
+Also: ``__call__`` as the forward; ``backward(grad, lr)`` that updates the parameters in
+place (their gradients are recovered from the update on a copy, ``(before - after) /
+lr``, as for the report's ``backprop``); method pairs ``conv_forward`` /
+``conv_backward`` on one class (one layer per pair); parameter gradients in a
+``self.grads`` / ``self.gradients`` dict (keyed by the parameter's name, or ``"d" +``
+it) or a ``grads`` list parallel to a ``params`` list; parameters in a ``self.params``
+dict.
+
+How the engine sees it (``from_module``):
+
+* the differentiable arguments are the input and the float array parameters its
+  forward depends on (gradient and optimizer buffers are not), in the object's own
+  dtype; each input set draws them afresh (random, tie-free): a constructor that sets
+  them to zeros or ones would hide a transpose or a sign, and the output says so;
+* the input's shape comes from the parameters (``probe.input_candidates``) or a probe of
+  the forward with small shapes; a loss gets rows of probabilities and integer labels
+  (static; one-hot or float targets when the forward refuses integer labels) and is
+  checked as the mean of what its forward returns (its ``backward(dvalues, y_true)``
+  receives the predictions, or the ``self.output`` its forward stored: a combined
+  softmax and cross-entropy's probabilities);
+* the oracle: ``jax.vjp`` of the catalogue reference where the name and the forward
+  match one (ReLU, sigmoid, tanh, softmax, a dense layer ``x @ W + b`` in its stored
+  layout); otherwise the numeric oracle, central differences of your own forward.
+
+Every call works on deep copies: the object you pass is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn.check.adapters import probe
+from jaxcnn.check.layer import InputSet, Layer, Reference
+
+LEARN_RATE = 0.5  # a power of two: (before - after) / lr is exact
+LR_NAMES = ("lr", "learning_rate", "learn_rate", "eta", "alpha", "step_size", "learningrate")
+OUTPUT_NAMES = ("output", "out", "outputs", "y", "Y", "a", "A", "activation", "activations",
+                "h", "z", "Z", "result")
+INPUT_GRAD_NAMES = ("dinputs", "dinput", "d_inputs", "d_input", "dx", "dX", "d_x", "dA_prev",
+                    "grad_input", "grad_inputs", "input_grad", "dL_dx", "dLdx", "dLdX",
+                    "delta", "dA", "dZ", "dz", "grad_x", "dx_")
+GRAD_DICTS = ("grads", "gradients", "grad", "param_grads", "dparams")
+PARAM_DICTS = ("params", "parameters", "weights_dict")
+_BUFFER = re.compile(r"(^_|^last|cache|momentum|velocity|^m_|^v_|^vel|_m$|_v$|^opt)",
+                     re.IGNORECASE)
+_GRAD_NAME = re.compile(r"^(d[A-Z_]|d(?:L|l)?d|grad|delta|g_)|_grad$|^d(weight|bias|input|"
+                        r"filter|kernel|w|b|x|gamma|beta)", re.IGNORECASE)
+_LOSS_NAME = re.compile(r"loss|cross_?entropy|crossentropy|mse|nll|hinge|criterion",
+                        re.IGNORECASE)
+ELEMENTWISE = {"relu": "relu", "sigmoid": "sigmoid", "logistic": "sigmoid", "tanh": "tanh"}
+
+
+class Slot(NamedTuple):
+    """Where a parameter lives on the object: ``attr`` or ``attr[key]`` (a dict)."""
+
+    attr: str
+    key: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.attr if self.key is None else self.key
+
+    @property
+    def shown(self) -> str:
+        return self.attr if self.key is None else f"{self.attr}[{self.key!r}]"
+
+    def get(self, obj):
+        value = getattr(obj, self.attr)
+        return value if self.key is None else value[self.key]
+
+    def set(self, obj, value) -> None:
+        if self.key is None:
+            setattr(obj, self.attr, value)
+        else:
+            getattr(obj, self.attr)[self.key] = value
+
+
+def _float_array(v) -> bool:
+    return isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size > 0
+
+
+def candidate_slots(obj) -> list[Slot]:
+    """Float array attributes (and entries of a ``params`` dict) that may be parameters:
+    not caches, optimizer buffers or gradients (by name)."""
+    slots = []
+    for attr, v in vars(obj).items():
+        if attr in GRAD_DICTS or attr in OUTPUT_NAMES or attr in INPUT_GRAD_NAMES:
+            continue
+        if _float_array(v) and not _BUFFER.search(attr) and not _GRAD_NAME.search(attr) \
+                and attr not in ("inputs", "input", "x", "X"):
+            slots.append(Slot(attr))
+        elif attr in PARAM_DICTS and isinstance(v, dict):
+            slots += [Slot(attr, k) for k, a in v.items()
+                      if isinstance(k, str) and _float_array(a) and not _GRAD_NAME.search(k)]
+    return slots
+
+
+def _positional(fn) -> list[inspect.Parameter]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _required(fn) -> list[inspect.Parameter]:
+    return [p for p in _positional(fn) if p.default is p.empty]
+
+
+def _extra_value(p: inspect.Parameter):
+    """A value for a required argument beyond the input: ``training=False``."""
+    if re.search(r"train|is_train|mode", p.name, re.IGNORECASE):
+        return False
+    raise ValueError(f"cannot guess its argument {p.name!r}; give it a default")
+
+
+def is_loss(cls_name: str, forward) -> bool:
+    """A loss: its name says so, or its forward takes (prediction, target)."""
+    req = _required(forward)
+    if _LOSS_NAME.search(cls_name):
+        return len(req) >= 2 or len(req) == 1
+    names = [p.name.lower() for p in req]
+    return len(req) == 2 and any(re.search(r"true|target|label|^y$|^t$|^y_?$", n)
+                                 for n in names[1:])
+
+
+def _array(value, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{what} is a {type(value).__name__}, not an array")
+    return arr
+
+
+def _output(obj, ret, method: str) -> np.ndarray:
+    """What the forward produced: its return value, or the array it stored on self."""
+    if isinstance(ret, (tuple, list)) and ret and isinstance(ret[0], np.ndarray):
+        ret = ret[0]  # (out, cache)
+    if ret is not None and not isinstance(ret, (dict, str)):
+        return _array(ret, f"what {method} returned")
+    for name in OUTPUT_NAMES:
+        v = getattr(obj, name, None)
+        if isinstance(v, np.ndarray):
+            return v
+    raise ValueError(f"{method} returns nothing and stores no self.output (or self.out, "
+                     "self.A, ...): return the output")
+
+
+def _input_grad(obj, ret, method: str):
+    """dL/dinput: the return value (or its first entry), else the stored attribute."""
+    if isinstance(ret, (tuple, list)) and ret and isinstance(ret[0], np.ndarray):
+        return ret[0]
+    if isinstance(ret, np.ndarray) or (ret is not None and np.ndim(ret) > 0):
+        return ret
+    for name in INPUT_GRAD_NAMES:
+        v = getattr(obj, name, None)
+        if isinstance(v, np.ndarray):
+            return v
+    return None
+
+
+def grad_attr_names(key: str) -> list[str]:
+    """Attribute names a gradient of parameter ``key`` is stored under."""
+    names = [f"d{key}", f"d_{key}", f"dL{key}", f"dLd{key}", f"dL_d{key}", f"dJd{key}",
+             f"grad_{key}", f"{key}_grad", f"grad{key}", f"{key}_gradient", f"g{key}",
+             f"delta_{key}", f"d{key[:1].upper()}{key[1:]}"]
+    short = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
+             "filters": "F", "kernels": "K"}.get(key)
+    if short:
+        names += [f"d{short}", f"dL_d{short}", f"dLd{short}", f"grad_{short}",
+                  f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
+    return names
+
+
+def _stored_grad(obj, slot: Slot, before: dict, index: int | None):
+    """The gradient the backward stored for ``slot``, or None: an attribute named after
+    it, an entry of a grads dict, or the parallel entry of a ``grads`` list."""
+    for name in grad_attr_names(slot.name):
+        v = getattr(obj, name, None)
+        if _float_array(v) and name != slot.attr:
+            return v
+    for dname in GRAD_DICTS:
+        d = getattr(obj, dname, None)
+        if isinstance(d, dict):
+            for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
+                if _float_array(d.get(key)):
+                    return d[key]
+        elif isinstance(d, (list, tuple)) and index is not None and index < len(d) \
+                and _float_array(d[index]):
+            return d[index]
+    return None
+
+
+class Built(NamedTuple):
+    """A constructed object and what the output should say about its construction."""
+
+    obj: object
+    note: str
+
+
+# Sizes a constructor may ask for, by argument name (small and distinct: a transpose or
+# a swapped axis changes the shape or the values).
+SIZE_NAMES = (
+    (r"^(n_?inputs?|in_?features|input_?size|input_?dim|in_?dim|fan_?in|n_?in|nin|"
+     r"input_?len|inputs?|d_?in|dim_?in|n_?x|num_?inputs|in_?size|input_?nodes|"
+     r"n_?features|num_?features|features)$", probe.FEATURES),
+    (r"^(n_?neurons|out_?features|output_?size|output_?dim|out_?dim|n_?out|nout|units|"
+     r"neurons|outputs?|num_?classes|n_?classes|classes|nodes|d_?out|dim_?out|n_?h|"
+     r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units)$",
+     probe.HIDDEN),
+    (r"^(in_?channels|channels|n_?channels|input_?channels|c_?in|depth_?in)$", 2),
+    (r"^(out_?channels|num_?filters|n_?filters|filters|num_?kernels|kernels|depth|"
+     r"n_?kernels|c_?out|filter_?num)$", 3),
+    (r"^(kernel_?size|filter_?size|kernel|k|f|ksize|size|window|window_?size|pool_?size|"
+     r"pool|field|receptive_?field)$", None),  # 3 for a conv, 2 for a pool
+    (r"^(stride|strides|step)$", None),  # 1 for a conv, the window for a pool
+    (r"^(pad|padding)$", 0),
+    (r"^(alpha|slope|negative_?slope|leak|leakiness)$", 0.1),
+    (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
+    (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
+    (r"^(axis|dim)$", -1),
+    (r"^(eps|epsilon)$", 1e-5),
+)
+
+
+def construct(cls) -> Built:
+    """An instance of ``cls``: required constructor arguments chosen by name (sizes
+    small and distinct, see ``SIZE_NAMES``). ValueError naming an argument that cannot
+    be guessed."""
+    pool = bool(re.search(r"pool", cls.__name__, re.IGNORECASE))
+    args, kwargs, chosen = [], {}, []
+    for p in inspect.signature(cls).parameters.values():
+        if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        value = _size_for(p.name, pool)
+        if value is None:
+            raise ValueError(f"cannot guess its constructor argument {p.name!r}; give it a "
+                             "default")
+        chosen.append(f"{p.name}={value!r}")
+        if p.kind == p.KEYWORD_ONLY:
+            kwargs[p.name] = value
+        else:
+            args.append(value)
+    obj = cls(*args, **kwargs)
+    return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
+
+
+def _size_for(name: str, pool: bool):
+    lowered = name.lower()
+    for pattern, value in SIZE_NAMES:
+        if re.fullmatch(pattern, lowered):
+            if value is None:
+                if re.search(r"stride|step", lowered):
+                    return 2 if pool else 1
+                return 2 if pool else 3
+            return value
+    return None
+
+
+def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: list,
+                   loss: bool) -> Reference | None:
+    """The exact oracle where the name and the parameters say what the layer is."""
+    if loss or kind is None:
+        return None
+    if kind in ("relu", "sigmoid", "tanh") and not slots:
+        from jaxcnn.check.catalogue import spec
+
+        return spec(kind).reference
+    if kind == "softmax" and not slots:
+        return Reference("jax.nn.softmax (last axis)",
+                         lambda args, static: jax.nn.softmax(args[0], axis=-1))
+    if kind == "dense" and params and params[0].ndim == 2 and len(params) <= 2 and \
+            layout in ("rows", "rows_t", "cols"):
+        out_size = params[0].shape[0 if layout == "cols" else 1 if layout == "rows" else 0]
+        if len(params) == 2 and params[1].size != out_size:
+            return None
+        text = {"rows": "x @ W", "rows_t": "x @ W.T", "cols": "W @ x"}[layout]
+
+        def forward(args, static):
+            x, w = args[0], args[1]
+            y = x @ w if layout == "rows" else x @ w.T if layout == "rows_t" else w @ x
+            if len(args) > 2:
+                b = args[2]
+                y = y + (jnp.reshape(b, (-1, 1)) if layout == "cols" else jnp.reshape(b, -1))
+            return y
+
+        return Reference(text + (" + b" if len(params) == 2 else ""), forward)
+    return None
+
+
+def layer_kind(name: str) -> str | None:
+    lowered = name.lower()
+    if re.search(r"softmax", lowered):
+        return "softmax"
+    for token, kind in ELEMENTWISE.items():
+        if token in lowered and "leaky" not in lowered and "elu" != token:
+            return kind
+    if re.search(r"dense|linear|affine|fully_?connected|^fc|_fc|fc_?\d*$", lowered):
+        return "dense"
+    return None
+
+
+def from_module(obj, name: str | None = None, file: str | None = None,
+                forward: str = "forward", backward: str = "backward", note: str = "",
+                seed_shape: tuple | None = None) -> Layer:
+    """A ``Layer`` for a constructed module-style object (see the module docstring).
+
+    forward, backward: the method names (``"__call__"``, ``"conv_forward"``, ...).
+    note: what to say about how it was built. Raises ValueError when no input shape
+    tried runs its forward (saying what it raised), or its forward returns nothing.
+    """
+    cls_name = type(obj).__name__
+    name = name or cls_name
+    fwd_method = getattr(obj, forward)
+    bwd_method = getattr(obj, backward)
+    loss = is_loss(cls_name if forward in ("forward", "__call__") else forward, fwd_method)
+    fwd_extra = [_extra_value(p) for p in _required(fwd_method)[2 if loss else 1:]]
+    bwd_req = _required(bwd_method)
+    bwd_pos = _positional(bwd_method)
+    takes_lr = (len(bwd_pos) >= 2 and bwd_pos[1].name.lower() in LR_NAMES
+                and not loss)
+    template = copy.deepcopy(obj)
+    slots = candidate_slots(template)
+    notes = [note] if note else []
+
+    rng = np.random.default_rng(0)
+    labels = None
+    if loss:
+        shape, layout = (probe.BATCH, probe.FEATURES), "loss"
+        y_pred = probe.random_like(rng, shape, "probabilities")
+        labels, why = _labels(template, fwd_method.__name__, y_pred, fwd_extra, rng)
+        if labels is None:
+            raise ValueError(f"its {forward} refused every target tried (integer labels, "
+                             f"one-hot, float targets): {why}")
+        slots = []
+    else:
+        shape, layout, why = None, None, ""
+        params_now = [s.get(template) for s in slots]
+        for lay, cand in probe.input_candidates(params_now):
+            x = probe.random_like(rng, cand)
+            ok, why_here = probe.runs(lambda x=x: _run_forward(copy.deepcopy(template),
+                                                               forward, x, fwd_extra))
+            if ok:
+                shape, layout = cand, lay
+                break
+            why = why or why_here
+        if shape is None:
+            tried = ", ".join(str(s) for _, s in probe.input_candidates(params_now)[:4])
+            raise ValueError(f"its {forward} refused every input shape tried ({tried}, ...): "
+                             f"{why}; check it from Python with your own inputs")
+        slots = _used_by_forward(template, forward, slots, shape, fwd_extra)
+    params = [np.asarray(s.get(template)) for s in slots]
+    dtypes = [p.dtype for p in params]
+    hidden = [f"{s.shown} {probe.constant(p)}" for s, p in zip(slots, params, strict=True)
+              if probe.constant(p) and p.size > 1 or (probe.constant(p) and p.size == 1
+                                                       and float(p.reshape(-1)[0]) == 0)]
+    if hidden:
+        notes.append(f"its constructor sets {', '.join(hidden)}; checked with random values "
+                     "instead (a constant parameter hides a transpose or a wrong sign)")
+    kind = None if loss else layer_kind(cls_name if forward in ("forward", "__call__")
+                                        else forward)
+    reference = _reference_for(kind, layout, slots, params, loss)
+    arg_names = ("y_pred" if loss else "input", *(s.shown for s in slots))
+
+    def fresh(args):
+        o = copy.deepcopy(template)
+        for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
+            slot.set(o, np.array(value, dtype=dtype, copy=True))
+        return o
+
+    def layer_forward(args, static):
+        o = fresh(args)
+        if loss:
+            return _loss_value(o, forward, args[0], static[0], fwd_extra)
+        return _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
+
+    def run_backward(o, x, ct, static):
+        before = [np.array(s.get(o), dtype=np.float64, copy=True) for s in slots]
+        if loss:
+            stored = getattr(o, "output", None)
+            dvalues = (stored if isinstance(stored, np.ndarray) and stored.shape == x.shape
+                       else np.array(x, copy=True))
+            ret = bwd_method_of(o)(np.array(dvalues, copy=True), static[0],
+                                   *[_extra_value(p) for p in bwd_req[2:]])
+            dx = _input_grad(o, ret, backward)
+            return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
+        extra = [_extra_value(p) for p in bwd_req[2 if takes_lr else 1:]]
+        ret = (bwd_method_of(o)(np.array(ct, copy=True), LEARN_RATE, *extra) if takes_lr
+               else bwd_method_of(o)(np.array(ct, copy=True), *extra))
+        dx = _input_grad(o, ret, backward)
+        grads = []
+        returned = (list(ret[1:]) if isinstance(ret, (tuple, list)) and len(ret) == len(slots)
+                    + 1 else None)
+        for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
+            g = returned[i] if returned is not None else _stored_grad(o, slot, {}, i)
+            if g is None and takes_lr:
+                g = ((b - np.asarray(slot.get(o), np.float64)) / LEARN_RATE).astype(
+                    np.float32 if dtype == np.float32 else np.float64)
+            grads.append(g)
+        return (dx, *grads)
+
+    def bwd_method_of(o):
+        return getattr(o, backward)
+
+    def vjp(args, static):
+        o = fresh(args)
+        if loss:
+            out = _loss_value(o, forward, args[0], static[0], fwd_extra)
+        else:
+            out = _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
+        return out, lambda ct: run_backward(copy.deepcopy(o), args[0], ct, static)
+
+    def input_sets(seed):
+        if reference is not None and kind in ("relu", "sigmoid", "tanh") and not slots:
+            from jaxcnn.check.catalogue import spec
+
+            return spec(kind).input_sets(seed)
+        sets = []
+        for k in range(2):
+            r = np.random.default_rng(seed * 1000 + k)
+            if loss:
+                x = probe.random_like(r, shape, "probabilities")
+                lab = _relabel(labels, r)
+                sets.append(InputSet("random", f"random probabilities {shape}, targets "
+                                               f"{_describe_targets(lab)}", (x,), (lab,)))
+                continue
+            x = probe.random_like(r, shape)
+            ps = [probe.random_like(r, p.shape, "param") for p in params]
+            what = f"random x {shape}" + (f"; {', '.join(s.shown for s in slots)} random"
+                                          if slots else "")
+            sets.append(InputSet("random", what, (x, *ps), ()))
+        return sets
+
+    recovered = frozenset(s.shown for s in slots) if takes_lr else frozenset()
+    return Layer(name, kind or ("loss" if loss else "custom"), "module", arg_names,
+                 layer_forward, vjp, reference, input_sets,
+                 optional=frozenset(), recovered=recovered, file=file, notes=tuple(notes))
+
+
+def _run_forward(o, method: str, x, extra) -> np.ndarray:
+    ret = getattr(o, method)(x, *extra)
+    return _output(o, ret, method)
+
+
+def _loss_value(o, method: str, y_pred, target, extra) -> np.ndarray:
+    """The loss as a scalar: the mean of what the forward returns (per-sample losses, as
+    the book's ``Loss.calculate`` averages them), or the scalar it returns."""
+    ret = getattr(o, method)(np.array(y_pred, copy=True), _copy(target), *extra)
+    if ret is None:
+        ret = getattr(o, "loss", None) if isinstance(getattr(o, "loss", None), (float,
+                                                                               np.ndarray)) \
+            else _output(o, None, method)
+    value = np.asarray(ret, dtype=np.float64)
+    return np.asarray(value.mean()) if value.ndim else value
+
+
+def _copy(v):
+    return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+
+
+def _labels(obj, method, y_pred, extra, rng):
+    """Targets the loss's forward accepts: integer labels (N,), one-hot (N, C), or float
+    targets of the predictions' shape; (None, why) when it takes none of them."""
+    n, c = y_pred.shape
+    ints = np.arange(n) % c
+    rng.shuffle(ints)
+    one_hot = np.eye(c)[ints]
+    floats = rng.standard_normal(y_pred.shape)
+    why = ""
+    for target in (ints, one_hot, floats):
+        ok, why_here = probe.runs(lambda t=target: _loss_value(copy.deepcopy(obj), method,
+                                                               y_pred, t, extra))
+        if ok:
+            return target, ""
+        why = why or why_here
+    return None, why
+
+
+def _relabel(template: np.ndarray, rng) -> np.ndarray:
+    """New targets of the same form as ``template``."""
+    if template.dtype.kind in "iu":
+        lab = template.copy()
+        rng.shuffle(lab)
+        return lab
+    if template.ndim == 2 and np.all((template == 0) | (template == 1)):
+        return template[rng.permutation(len(template))]
+    return rng.standard_normal(template.shape)
+
+
+def _describe_targets(t: np.ndarray) -> str:
+    if t.dtype.kind in "iu":
+        return f"integer labels {t.tolist()}"
+    if t.ndim == 2 and np.all((t == 0) | (t == 1)):
+        return f"one-hot {t.shape}"
+    return f"float {t.shape}"
+
+
+def _used_by_forward(template, method, slots: list[Slot], shape, extra) -> list[Slot]:
+    """The slots whose values the forward depends on (a scratch or buffer array is not a
+    parameter). A slot whose change makes the forward fail is kept."""
+    rng = np.random.default_rng(1)
+    x = probe.random_like(rng, shape)
+    try:
+        base = np.asarray(_run_forward(copy.deepcopy(template), method, x.copy(), extra),
+                          np.float64)
+    except Exception:
+        return slots
+    used = []
+    for slot in slots:
+        o = copy.deepcopy(template)
+        value = np.asarray(slot.get(o))
+        bump = (1.0 + float(np.max(np.abs(value), initial=0.0))) * rng.standard_normal(
+            value.shape)
+        slot.set(o, (value + 0.1 * bump).astype(value.dtype))
+        try:
+            out = np.asarray(_run_forward(o, method, x.copy(), extra), np.float64)
+        except Exception:
+            used.append(slot)
+            continue
+        if out.shape != base.shape or not np.array_equal(out, base, equal_nan=True):
+            used.append(slot)
+    return used
+
+
+def method_pairs(cls) -> list[tuple[str, str, str]]:
+    """(layer name, forward method, backward method) pairs a class defines: ``forward``
+    / ``backward`` (or ``__call__`` / ``backward``), and ``X_forward`` / ``X_backward``."""
+    pairs = []
+    has = {n for n in dir(cls) if callable(getattr(cls, n, None))}
+    if "backward" in has:
+        if "forward" in has:
+            pairs.append((cls.__name__, "forward", "backward"))
+        elif "__call__" in vars(cls) or any("__call__" in vars(b) for b in cls.__mro__[1:-1]):
+            pairs.append((cls.__name__, "__call__", "backward"))
+    for n in sorted(has):
+        m = re.fullmatch(r"(.+?)_forward", n)
+        if m and f"{m.group(1)}_backward" in has:
+            pairs.append((f"{cls.__name__}.{m.group(1)}", n, f"{m.group(1)}_backward"))
+    return pairs
+
+
+def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None) -> Layer:
+    """Construct ``cls`` (sizes chosen by name) and adapt its method pair."""
+    built = construct(cls)
+    return from_module(built.obj, layer_name, file, fwd, bwd, built.note)
+
+
+Maker = Callable[[], Layer]
+
+__all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs"]
