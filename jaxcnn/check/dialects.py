@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 import sys
+
+import jax
 
 from jaxcnn.check.layer import Layer
 
@@ -66,6 +69,89 @@ def has_module_pairs(cls) -> bool:
     return bool(module_style.method_pairs(cls))
 
 
-FINDERS = (module_classes,)
+def unwrap(obj):
+    """What a wrapper such as ``jax.jit`` (anything with ``__wrapped__``) wraps: a plain
+    function, or a ``jax.custom_vjp`` (not unwrapped further: its VJP is what is checked).
+    ``obj`` itself when it wraps nothing."""
+    seen = 0
+    while (not isinstance(obj, jax.custom_vjp) and getattr(obj, "__wrapped__", None) is not None
+           and seen < 10):
+        obj, seen = obj.__wrapped__, seen + 1
+    return obj
+
+
+def _params(fn) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def _functions(module, own) -> dict:
+    return {n: f for n, f in ((n, unwrap(o)) for n, o in vars(module).items())
+            if inspect.isfunction(f) and own(module, f)}
+
+
+def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
+    """(dialect kind, forward name, backward name, options) of the deep-learning
+    specialisation's functions in ``functions`` (name -> function)."""
+    out = []
+    for name, fn in functions.items():
+        params = _params(fn)
+        lowered = [p.lower() for p in params]
+        m = re.fullmatch(r"(.*?)_?forward(.*)", name)
+        back = f"{m.group(1)}_backward{m.group(2)}" if m else f"{name}_backward"
+        if back not in functions:
+            continue
+        first = lowered[0] if lowered else ""
+        hparams = any(p in ("hparameters", "hparams", "hyperparameters") for p in lowered)
+        if hparams and "pool" in name.lower():
+            out.append(("pool", name, back, {"mode": "mode" in lowered}))
+        elif hparams and "conv" in name.lower():
+            out.append(("conv", name, back, {}))
+        elif "activation" in lowered and first in ("a_prev", "a", "x", "a_previous"):
+            out.append(("linear_activation", name, back, {}))
+        elif m and "linear" in name.lower() and first in ("a_prev", "a", "a_previous") \
+                and len(params) == 3:
+            out.append(("linear", name, back, {}))
+        elif not m and name.lower() in ("relu", "sigmoid", "tanh") and len(params) == 1:
+            out.append(("activation", name, back, {}))
+    return out
+
+
+def specialisation(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """The deep-learning specialisation's functions (``adapters.specialisation``)."""
+    from jaxcnn.check.adapters import from_cs231n
+    from jaxcnn.check.adapters import specialisation as sp
+
+    functions = _functions(module, own)
+    layers, skipped = [], []
+    for kind, fwd_name, bwd_name, opts in specialisation_pairs(functions):
+        fwd, bwd = functions[fwd_name], functions[bwd_name]
+        try:
+            if kind == "conv":
+                layers.append(sp.from_conv(fwd, bwd, fwd_name, file))
+            elif kind == "pool":
+                for mode in (("max", "average") if opts["mode"] else ("max",)):
+                    layers.append(sp.from_pool(fwd, bwd, mode, fwd_name, file,
+                                               mode_given=opts["mode"]))
+            elif kind == "linear_activation":
+                for act in ("relu", "sigmoid"):
+                    layers.append(sp.from_linear(fwd, bwd, act, fwd_name, file))
+            elif kind == "linear":
+                layers.append(sp.from_linear(fwd, bwd, None, fwd_name, file))
+            else:
+                layers.append(from_cs231n(fwd, bwd, fwd_name.lower(), fwd_name, file))
+        except Exception as exc:
+            skipped.append((fwd_name, f"cannot run it: {_describe(exc)}"))
+    return layers, skipped
+
+
+def specialisation_names(module, own) -> set[str]:
+    """Function names the specialisation finder checks (the CS231n finder leaves them)."""
+    return {n for _, f, b, _ in specialisation_pairs(_functions(module, own)) for n in (f, b)}
+
+
+FINDERS = (module_classes, specialisation)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]

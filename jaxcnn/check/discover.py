@@ -44,6 +44,7 @@ from jaxcnn.check.adapters import (
     from_custom_vjp,
     from_jax_pair,
 )
+from jaxcnn.check.dialects import unwrap
 from jaxcnn.check.layer import Layer
 from jaxcnn.errors import JaxcnnError
 
@@ -368,9 +369,12 @@ def _blog_layers(module, file, layers, skipped):
 
 
 def _cs231n_layers(module, file, layers, skipped):
-    functions = {n: f for n, f in ((n, _unwrap(o)) for n, o in vars(module).items())
+    functions = {n: f for n, f in ((n, unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
+    claimed = dialects.specialisation_names(module, _own)  # NHWC with hparameters, ...
     for name, fwd in functions.items():
+        if name in claimed:
+            continue
         m = re.fullmatch(r"(.+?)_backward(.*)", name)
         if m and f"{m.group(1)}_forward{m.group(2)}" not in functions:
             skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
@@ -437,19 +441,8 @@ def _sandwich(prefix: str) -> tuple[str | None, str]:
     return kind, ""
 
 
-def _unwrap(obj):
-    """What a wrapper such as ``jax.jit`` (anything with ``__wrapped__``) wraps: a plain
-    function, or a ``jax.custom_vjp`` (not unwrapped further: its VJP is what is checked).
-    ``obj`` itself when it wraps nothing."""
-    seen = 0
-    while (not isinstance(obj, jax.custom_vjp) and getattr(obj, "__wrapped__", None) is not None
-           and seen < 10):
-        obj, seen = obj.__wrapped__, seen + 1
-    return obj
-
-
 def _jax_layers(module, file, layers, skipped):
-    items = {name: _unwrap(obj) for name, obj in vars(module).items()}
+    items = {name: unwrap(obj) for name, obj in vars(module).items()}
     checked = set()  # a custom_vjp under two names (f and f_jit = jax.jit(f)) is checked once
     for name, obj in items.items():
         if isinstance(obj, jax.custom_vjp):
