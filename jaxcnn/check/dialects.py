@@ -152,6 +152,35 @@ def specialisation_names(module, own) -> set[str]:
     return {n for _, f, b, _ in specialisation_pairs(_functions(module, own)) for n in (f, b)}
 
 
-FINDERS = (module_classes, specialisation)
+def network_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """``forward_propagation(X, Y, parameters)`` with ``backward_propagation(X, Y,
+    cache)`` (any suffix: ``_n``): ``adapters.network_pair``."""
+    from jaxcnn.check.adapters.network_pair import from_network_pair
+
+    functions = _functions(module, own)
+    layers, skipped = [], []
+    for name, fn in functions.items():
+        m = re.fullmatch(r"(.*)forward_prop(?:agation|agate)?(.*)", name)
+        if not m:
+            continue
+        back = next((b for b in (f"{m.group(1)}backward_propagation{m.group(2)}",
+                                 f"{m.group(1)}backward_prop{m.group(2)}",
+                                 f"{m.group(1)}backward_propagate{m.group(2)}")
+                     if b in functions), None)
+        params = [p.lower() for p in _params(fn)]
+        if back is None or not any(p in ("parameters", "params") for p in params):
+            if back is not None:
+                skipped.append((name, "a forward/backward propagation pair without a "
+                                      "parameters dict argument: check it from Python"))
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(from_network_pair(fn, functions[back], name, file))
+        except Exception as exc:
+            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+    return layers, skipped
+
+
+FINDERS = (module_classes, specialisation, network_pairs)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]
