@@ -181,6 +181,22 @@ def network_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
     return layers, skipped
 
 
-FINDERS = (module_classes, specialisation, network_pairs)
+def torch_functions(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """``torch.autograd.Function`` subclasses: ``adapters.torch_function``."""
+    from jaxcnn.check.adapters.torch_function import from_torch_function
+
+    layers, skipped = [], []
+    for name, obj in vars(module).items():
+        if not (is_torch_function(obj) and own(module, obj)):
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(from_torch_function(obj, name, file))
+        except Exception as exc:
+            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+    return layers, skipped
+
+
+FINDERS = (module_classes, specialisation, network_pairs, torch_functions)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]

@@ -250,6 +250,12 @@ def load_file(path: str | Path) -> types.ModuleType:
         with contextlib.redirect_stdout(sys.stderr):
             return _execute(source, str(path), name, ".".join(package) or None)
     except (Exception, SystemExit) as exc:
+        if isinstance(exc, ImportError) and (getattr(exc, "name", None) or "").split(".")[
+                0] == "torch":
+            from jaxcnn.check.adapters.torch_function import TORCH_EXTRA
+
+            raise CheckUsageError(f"cannot import {path}: it imports torch, which is not "
+                                  f"installed; to check PyTorch code: {TORCH_EXTRA}") from None
         raise CheckUsageError(f"cannot import {path}: {_describe(exc)}") from None
     finally:
         with contextlib.suppress(ValueError):
