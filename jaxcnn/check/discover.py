@@ -44,6 +44,11 @@ from jaxcnn.check.adapters import (
     from_custom_vjp,
     from_jax_pair,
 )
+from jaxcnn.check.adapters.function_pair import (
+    from_function_pair,
+    from_loss_function,
+    probed_inputs,
+)
 from jaxcnn.check.dialects import unwrap
 from jaxcnn.check.layer import Layer
 from jaxcnn.errors import JaxcnnError
@@ -395,22 +400,31 @@ def _cs231n_layers(module, file, layers, skipped):
             kind, kinds = _kind(prefix, CS231N_KINDS)
             if (kind is None and kinds) or _parts(prefix) > 1:  # conv_relu_pool, conv_pool
                 kind, why = _sandwich(prefix)
-                if kind is None:
-                    skipped.append((name, why))
-                    continue
-            if kind is None:
-                skipped.append((name, "its name names no layer jaxcnn knows (affine, relu, "
-                                      "conv, max_pool, sigmoid, tanh)"))
+            if kind is None:  # no reference: the numeric oracle of its own forward
+                _numeric_pair(lambda f=fwd, b=functions[partner], n=name:
+                              from_function_pair(f, b, n, file), name, layers, skipped)
                 continue
             layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner], n=prefix:
                                        from_cs231n(f, b, k, n, file), CS231N_LAYOUTS))
         elif re.fullmatch(r".+_loss", name):
             kind, _ = _kind(name, LOSS_KINDS)
-            if kind is None:
-                skipped.append((name, "a loss jaxcnn has no reference for (only softmax_loss)"))
+            if kind is None:  # no reference: the numeric oracle of its own forward
+                _numeric_pair(lambda f=fwd, n=name: from_loss_function(f, n, file), name,
+                              layers, skipped)
             else:
                 layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
                     f, k, n, file), LOSS_LAYOUTS))
+
+
+def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:
+    """A layer the catalogue has no reference for, checked against finite differences
+    of its own forward; skipped (saying why) only when no input tried runs it."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            layers.append(make())
+    except Exception as exc:
+        skipped.append((name, f"no reference for it, and it cannot be run for the numeric "
+                              f"oracle: {_describe(exc)}"))
 
 
 # The parts of a CS231n sandwich name (``conv_relu_pool``), by token.
@@ -456,24 +470,70 @@ def _jax_layers(module, file, layers, skipped):
                 continue
             checked.add(id(obj))
             kind, kinds = _kind(name, JAX_KINDS)
-            if kind is None:
-                skipped.append((name, "custom_vjp whose name names no layer jaxcnn knows; check "
-                                      "it from Python: jaxcnn.check.from_custom_vjp(f, "
-                                      "arg_names=..., inputs=[...])"))
-                continue
-            layers.append(_pick_layout(kind, lambda k, f=obj, n=name: from_custom_vjp(
-                f, k, n, file=file), JAX_LAYOUTS))
+            _jax_layer(kind, obj.fun, lambda k, f=obj, n=name, **kw: from_custom_vjp(
+                f, k, n, file=file, **kw), name, layers, skipped)
         elif inspect.isfunction(obj) and _own(module, obj):
             fwd, bwd = items.get(f"{name}_fwd"), items.get(f"{name}_bwd")
             if callable(fwd) and callable(bwd):
                 kind, _ = _kind(name, JAX_KINDS)
-                if kind is None:
-                    skipped.append((name, "fwd/bwd pair whose name names no layer jaxcnn "
-                                          "knows"))
-                    continue
-                layers.append(_pick_layout(kind, lambda k, f=obj, a=fwd, b=bwd, n=name:
-                                           from_jax_pair(f, a, b, k, n, file=file),
-                                           JAX_LAYOUTS))
+                _jax_layer(kind, obj, lambda k, f=obj, a=fwd, b=bwd, n=name, **kw:
+                           from_jax_pair(f, a, b, k, n, file=file, **kw), name, layers,
+                           skipped)
+
+
+def _arity(fn) -> int:
+    """How many positional arguments ``fn`` requires."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return -1
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+               for p in params)
+
+
+def _first_runs(layer: Layer) -> bool:
+    import numpy as np
+
+    s = layer.input_sets(0)[0]
+    try:
+        with jax.enable_x64(True), contextlib.redirect_stdout(sys.stderr):
+            out = np.asarray(layer.forward(s.args, s.static), np.float64)
+        return bool(np.all(np.isfinite(out)))
+    except Exception:
+        return False
+
+
+def _jax_layer(kind, primal, make, name: str, layers: list, skipped: list) -> None:
+    """A JAX layer: the catalogue's layouts of ``kind`` whose argument count is the
+    signature's (never an invented argument) and that its forward runs on; else inputs
+    found from its signature and a run of its forward (``function_pair.probed_inputs``);
+    autodiff of its own forward is the exact oracle either way."""
+    from jaxcnn.check.catalogue import spec
+
+    arity = _arity(primal)
+    if kind is not None:
+        fits = [k for k in JAX_LAYOUTS.get(kind, (kind,))
+                if len(spec(k).arg_names) + len(spec(k).static_names) == arity
+                or len(spec(k).arg_names) + len(spec(k).input_sets(0)[0].static) == arity]
+        if fits:
+            try:
+                layer = _pick_layout(kind, make, {kind: tuple(fits)})
+                if _first_runs(layer):
+                    layers.append(layer)
+                    return
+            except Exception:
+                pass
+    try:
+        arg_names, inputs, static, input_sets = probed_inputs(primal)
+        layers.append(make(None, arg_names=arg_names, inputs=inputs, static=static)._replace(
+            input_sets=input_sets, notes=(
+                ("no catalogue entry for its name" if kind is None else
+                 f"no catalogue layout of {kind} fits its signature and a run of it")
+                + ": inputs from its signature and a run of its forward",)))
+    except Exception as exc:
+        skipped.append((name, "its forward runs on none of the inputs tried "
+                              f"({_describe(exc)}); check it from Python: "
+                              "jaxcnn.check.from_custom_vjp(f, arg_names=..., inputs=[...])"))
 
 
 def _pick_layout(kind: str, make, layouts: dict) -> Layer:

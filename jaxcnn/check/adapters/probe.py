@@ -102,3 +102,104 @@ def constant(a: np.ndarray) -> str | None:
 
 
 __all__ = ["BATCH", "FEATURES", "HIDDEN", "constant", "input_candidates", "random_like", "runs"]
+
+
+# Argument roles by name. A role says what an argument is: a float array to
+# differentiate ("input", "weight", "bias", "scale", "shift"), or a static value ("labels",
+# a config dict, a number, a mode string).
+_ROLES = (
+    (r"^(w|weight|weights|kernel|filters?|w\d+|wx|wh|mat|matrix|theta)$", "weight"),
+    (r"^(b|bias|biases|b\d+|bx|bh)$", "bias"),
+    (r"^(gamma|scale)$", "scale"),
+    (r"^(beta|shift)$", "shift"),
+    (r"^(y|labels?|targets?|t|classes|y_true|idx|indices)$", "labels"),
+)
+CONFIGS = {  # CS231n-style config dicts, by argument name
+    "conv_param": {"stride": 1, "pad": 1},
+    "pool_param": {"pool_height": 2, "pool_width": 2, "stride": 2},
+    "bn_param": {"mode": "train", "eps": 1e-5, "momentum": 0.9},
+    "ln_param": {"eps": 1e-5},
+    "gn_param": {"eps": 1e-5},
+    "dropout_param": {"mode": "train", "p": 0.5, "seed": 123},
+    "hparameters": {"stride": 1, "pad": 1},
+}
+NUMBERS = {r"^(negative_?slope|alpha|slope|leak|leakiness)$": 0.1, r"^(eps|epsilon)$": 1e-5,
+           r"^(p|rate|dropout)$": 0.5, r"^(stride|strides)$": 1, r"^(pad|padding)$": 0,
+           r"^(g|groups?|g_)$": 1, r"^(mode)$": "train", r"^(activation)$": "relu",
+           r"^(reg|lam|lambd|lambda_?)$": 0.0}
+
+
+def role(name: str) -> str:
+    """The role of an argument by its name (see ``_ROLES``); "input" by default."""
+    import re
+
+    for pattern, r in _ROLES:
+        if re.fullmatch(pattern, name, re.IGNORECASE):
+            return r
+    if name in CONFIGS or name.endswith("_param") or name.endswith("_params"):
+        return "config"
+    for pattern in NUMBERS:
+        if re.fullmatch(pattern, name, re.IGNORECASE):
+            return "number"
+    return "input"
+
+
+def static_value(name: str):
+    """The value given to a static argument by its name (config dict or number)."""
+    import re
+
+    if name in CONFIGS:
+        return dict(CONFIGS[name])
+    if name.endswith(("_param", "_params")):
+        return {}
+    for pattern, value in NUMBERS.items():
+        if re.fullmatch(pattern, name, re.IGNORECASE):
+            return value
+    return None
+
+
+# (what, input, weight, bias/scale) shape layouts an argument list is tried with.
+ARG_LAYOUTS = (
+    ("batch x @ w", (BATCH, FEATURES), (FEATURES, HIDDEN), (HIDDEN,)),
+    ("batch x @ w.T", (BATCH, FEATURES), (HIDDEN, FEATURES), (HIDDEN,)),
+    ("one sample x @ w", (FEATURES,), (FEATURES, HIDDEN), (HIDDEN,)),
+    ("one sample w @ x", (FEATURES,), (HIDDEN, FEATURES), (HIDDEN,)),
+    ("columns w @ x", (FEATURES, BATCH), (HIDDEN, FEATURES), (HIDDEN, 1)),
+    ("NCHW conv", (2, 3, 6, 7), (4, 3, 3, 3), (4,)),
+    ("NHWC conv", (2, 6, 7, 3), (3, 3, 3, 4), (4,)),
+    ("batch, per-feature parameters", (BATCH, FEATURES), (FEATURES,), (FEATURES,)),
+    ("NCHW, per-channel parameters", (2, 3, 4, 6), (3,), (3,)),
+    ("same shapes", (BATCH, FEATURES), (BATCH, FEATURES), (BATCH, FEATURES)),
+    ("NCHW images", (2, 3, 4, 6), (2, 3, 4, 6), (2, 3, 4, 6)),
+)
+
+
+def argument_candidates(names: Sequence[str], seed: int = 0):
+    """Candidate calls for a function whose positional arguments are ``names``: a list
+    of (layout description, differentiable names, values by position, static mask)."""
+    out = []
+    roles = [role(n) for n in names]
+    for what, x_shape, w_shape, b_shape in ARG_LAYOUTS:
+        rng = np.random.default_rng(seed)
+        values, static = [], []
+        for n, r in zip(names, roles, strict=True):
+            if r == "config" or r == "number":
+                values.append(static_value(n))
+                static.append(True)
+            elif r == "labels":
+                batch = x_shape[0] if len(x_shape) > 1 else None
+                classes = w_shape[-1] if len(w_shape) == 2 and "w" in what else x_shape[-1]
+                values.append(rng.integers(0, classes, batch) if batch else
+                              int(rng.integers(0, classes)))
+                static.append(True)
+            else:
+                shape = {"input": x_shape, "weight": w_shape, "bias": b_shape,
+                         "scale": b_shape, "shift": b_shape}[r]
+                value = random_like(rng, shape, "param" if r == "weight" else "normal")
+                if r == "scale":
+                    value = 1.0 + 0.5 * value
+                values.append(value)
+                static.append(False)
+        out.append((what, [n for n, s in zip(names, static, strict=True) if not s], values,
+                    static))
+    return out
