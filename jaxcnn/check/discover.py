@@ -588,7 +588,8 @@ def find_layers(module, file: str | None = None) -> Found:
     _blog_layers(module, file, layers, skipped)
     _cs231n_layers(module, file, layers, skipped)
     _jax_layers(module, file, layers, skipped)
-    blog = {layer.name for layer in layers if layer.style == "blog"}
+    # the classes the blog finder checked or skipped for a reason of their own
+    blog = {layer.name for layer in layers if layer.style == "blog"} | {n for n, _ in skipped}
     for finder in dialects.FINDERS:
         more, why = finder(module, file, _own, blog)
         layers += more
