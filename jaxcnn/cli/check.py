@@ -53,9 +53,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.files and not args.module:
         raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
                                        "(e.g. `jaxcnn check -m jaxcnn.reference`)")
-    sources = [(f, discover.load_file(f), f) for f in args.files]
-    sources += [(m, discover.load_module(m), m) for m in args.module]
     layers, skipped = [], []
+    sources = []
+    for f in args.files:  # one file that cannot be imported does not stop the others
+        try:
+            sources.append((f, discover.load_file(f), f))
+        except discover.CheckUsageError as exc:
+            if len(args.files) + len(args.module) == 1:
+                raise
+            skipped.append((f, f"not checked: {exc}"))
+    if args.files and not sources and not args.module:
+        raise discover.CheckUsageError("; ".join(why for _, why in skipped))
+    sources += [(m, discover.load_module(m), m) for m in args.module]
     for label, module, file in sources:
         found = discover.find_layers(module, file)
         if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
@@ -115,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
         if network:  # a CS231n convnet: conv - relu - max pool - affine - softmax loss
             chains.append(guarded(f"the chain of {file}", lambda n=network: chain.check_chain(
                 n, chain.cs231n_chain_inputs(n, args.seed), args.seed)))
+    if not chains and len(sources) > 1:  # a network split over files, chained as given
+        chains += [guarded("the chain of the files given", lambda n=n, i=i: chain.check_chain(
+            n, i, args.seed)) for n, i in chain.across_files(layers, args.seed)]
     if args.json:
         print(jsonsafe.dumps(report.to_json(reports, skipped, chains), indent=2))
     else:
