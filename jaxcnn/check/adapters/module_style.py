@@ -400,7 +400,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             return _loss_value(o, forward, args[0], static[0], fwd_extra)
         return _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
 
-    def run_backward(o, x, ct, static):
+    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE):
         before = [np.array(s.get(o), dtype=np.float64, copy=True) for s in slots]
         if loss:
             stored = getattr(o, "output", None)
@@ -411,7 +411,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             dx = _input_grad(o, ret, backward)
             return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
         extra = [_extra_value(p) for p in bwd_req[2 if takes_lr else 1:]]
-        ret = (bwd_method_of(o)(np.array(ct, copy=True), LEARN_RATE, *extra) if takes_lr
+        ret = (bwd_method_of(o)(np.array(ct, copy=True), learn_rate, *extra) if takes_lr
                else bwd_method_of(o)(np.array(ct, copy=True), *extra))
         dx = _input_grad(o, ret, backward)
         grads = []
@@ -420,7 +420,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
             g = returned[i] if returned is not None else _stored_grad(o, slot, {}, i)
             if g is None and takes_lr:
-                g = ((b - np.asarray(slot.get(o), np.float64)) / LEARN_RATE).astype(
+                g = ((b - np.asarray(slot.get(o), np.float64)) / learn_rate).astype(
                     np.float32 if dtype == np.float32 else np.float64)
             grads.append(g)
         return (dx, *grads)
@@ -458,9 +458,28 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         return sets
 
     recovered = frozenset(s.shown for s in slots) if takes_lr else frozenset()
+
+    def extra(args, static, ct):
+        """A backward(grad, lr) whose input gradient changes with lr used the updated
+        parameters (``update-before-use``), as for the report's ``backprop``."""
+        if not takes_lr:
+            return []
+        from jaxcnn.check.adapters.blog import SECOND_LEARN_RATE, _differ
+
+        o = fresh(args)
+        _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
+        first = run_backward(copy.deepcopy(o), args[0], ct, static)
+        second = run_backward(copy.deepcopy(o), args[0], ct, static, SECOND_LEARN_RATE)
+        if _differ(first[0], second[0]):
+            return [(arg_names[0], "update-before-use",
+                     f"dL/d{arg_names[0]} changes with the learning rate ({LEARN_RATE} vs "
+                     f"{SECOND_LEARN_RATE}): it is computed with parameters already updated "
+                     "in this step; compute it before the update")]
+        return []
     return Layer(name, kind or ("loss" if loss else "custom"), "module", arg_names,
                  layer_forward, vjp, reference, input_sets,
-                 optional=frozenset(), recovered=recovered, file=file, notes=tuple(notes))
+                 optional=frozenset(), recovered=recovered, extra=extra, file=file,
+                 notes=tuple(notes))
 
 
 def _run_forward(o, method: str, x, extra) -> np.ndarray:

@@ -26,8 +26,10 @@ FEATURES = 4  # input features when nothing says otherwise
 HIDDEN = 5  # output features when nothing says otherwise
 
 # Candidate shapes of a single input with no parameters to go by, tried in order: a
-# batch of vectors, one vector, a batch of NCHW images, one HWC image, a batch of NHWC.
-LONE_SHAPES = ((BATCH, FEATURES), (FEATURES,), (2, 3, 4, 6), (4, 6, 3), (2, 4, 6, 3))
+# batch of vectors, one vector, a batch of NCHW images, one CHW image, one HWC image, a
+# batch of NHWC images (even sizes: a 2x2 pool takes them).
+LONE_SHAPES = ((BATCH, FEATURES), (FEATURES,), (2, 3, 4, 6), (2, 4, 6), (4, 6, 2),
+               (2, 4, 6, 3))
 
 
 def runs(fn: Callable[[], object]) -> tuple[bool, str]:
@@ -62,7 +64,7 @@ def input_candidates(params: Sequence[np.ndarray]) -> list[tuple[str, tuple]]:
         elif p.ndim == 4:
             f, c, kh, kw = p.shape
             # OIHW (F, C, kh, kw), or HWIO (kh, kw, C, F)
-            out += [("nchw", (2, c, kh + 3, kw + 4)),
+            out += [("nchw", (2, c, kh + 3, kw + 4)), ("chw", (c, kh + 3, kw + 4)),
                     ("nhwc", (2, p.shape[0] + 3, p.shape[1] + 4, p.shape[2])),
                     ("nchw", (2, p.shape[2], p.shape[0] + 3, p.shape[1] + 4))]
         elif p.ndim == 3:
