@@ -81,11 +81,11 @@ class Slot(NamedTuple):
     """Where a parameter lives on the object: ``attr`` or ``attr[key]`` (a dict)."""
 
     attr: str
-    key: str | None = None
+    key: str | int | None = None
 
     @property
     def name(self) -> str:
-        return self.attr if self.key is None else self.key
+        return self.attr if self.key is None else str(self.key)
 
     @property
     def shown(self) -> str:
@@ -119,6 +119,8 @@ def candidate_slots(obj) -> list[Slot]:
         elif attr in PARAM_DICTS and isinstance(v, dict):
             slots += [Slot(attr, k) for k, a in v.items()
                       if isinstance(k, str) and _float_array(a) and not _GRAD_NAME.search(k)]
+        elif attr in PARAM_DICTS and isinstance(v, list):  # params = [W, b], grads parallel
+            slots += [Slot(attr, i) for i, a in enumerate(v) if _float_array(a)]
     return slots
 
 
@@ -211,10 +213,15 @@ def _stored_grad(obj, slot: Slot, before: dict, index: int | None):
             for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
                 if _float_array(d.get(key)):
                     return d[key]
-        elif isinstance(d, (list, tuple)) and index is not None and index < len(d) \
-                and _float_array(d[index]):
-            return d[index]
-    return None
+        elif isinstance(d, (list, tuple)) and isinstance(slot.key, int) and slot.key < len(d) \
+                and _float_array(d[slot.key]):
+            return d[slot.key]
+    # else: the one array the backward stored with the parameter's shape and a gradient's
+    # name (self.W_gradient, self.delta_w)
+    stored = [v for k, v in vars(obj).items() if _float_array(v) and k != slot.attr
+              and k not in before and _GRAD_NAME.search(k) and v.shape == np.shape(
+                  slot.get(obj))]
+    return stored[0] if len(stored) == 1 else None
 
 
 class Built(NamedTuple):
@@ -260,15 +267,32 @@ def construct(cls) -> Built:
             continue
         value = _size_for(p.name, pool)
         if value is None:
+            value = _array_for(p.name, bool(re.search(r"conv", cls.__name__, re.IGNORECASE)))
+        if value is None:
             raise ValueError(f"cannot guess its constructor argument {p.name!r}; give it a "
                              "default")
-        chosen.append(f"{p.name}={value!r}")
+        chosen.append(f"{p.name}=" + (f"array {value.shape}" if isinstance(value, np.ndarray)
+                                      else repr(value)))
         if p.kind == p.KEYWORD_ONLY:
             kwargs[p.name] = value
         else:
             args.append(value)
     obj = cls(*args, **kwargs)
     return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
+
+
+def _array_for(name: str, conv: bool):
+    """A parameter array a constructor takes (``Affine(W, b)``), by its name: W (4, 5) or a
+    conv's (3, 2, 3, 3), b (5,) or (3,), gamma ones, beta zeros (drawn afresh later)."""
+    r = probe.role(name)
+    rng = np.random.default_rng(0)
+    if r == "weight":
+        return rng.standard_normal((3, 2, 3, 3) if conv else (probe.FEATURES, probe.HIDDEN))
+    if r == "bias":
+        return np.zeros(3 if conv else probe.HIDDEN)
+    if r in ("scale", "shift"):
+        return (np.ones if r == "scale" else np.zeros)(probe.FEATURES)
+    return None
 
 
 def _size_for(name: str, pool: bool):
@@ -411,6 +435,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             dx = _input_grad(o, ret, backward)
             return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
         extra = [_extra_value(p) for p in bwd_req[2 if takes_lr else 1:]]
+        names_before = {k: v for k, v in vars(o).items() if not _float_array(v) or not
+                        _GRAD_NAME.search(k)}
         ret = (bwd_method_of(o)(np.array(ct, copy=True), learn_rate, *extra) if takes_lr
                else bwd_method_of(o)(np.array(ct, copy=True), *extra))
         dx = _input_grad(o, ret, backward)
@@ -418,7 +444,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         returned = (list(ret[1:]) if isinstance(ret, (tuple, list)) and len(ret) == len(slots)
                     + 1 else None)
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
-            g = returned[i] if returned is not None else _stored_grad(o, slot, {}, i)
+            g = returned[i] if returned is not None else _stored_grad(o, slot, names_before, i)
             if g is None and takes_lr:
                 g = ((b - np.asarray(slot.get(o), np.float64)) / learn_rate).astype(
                     np.float32 if dtype == np.float32 else np.float64)
@@ -483,14 +509,29 @@ def from_module(obj, name: str | None = None, file: str | None = None,
 
 
 def _run_forward(o, method: str, x, extra) -> np.ndarray:
-    ret = getattr(o, method)(x, *extra)
+    with seeded():
+        ret = getattr(o, method)(x, *extra)
     return _output(o, ret, method)
+
+
+class seeded:  # noqa: N801 (a context manager, used like a function)
+    """NumPy's global generator seeded the same way for every call of the user's forward
+    (and restored after): a dropout mask drawn with ``np.random`` is then the same in the
+    forward the backward follows and in every finite difference."""
+
+    def __enter__(self):
+        self.state = np.random.get_state()  # noqa: NPY002
+        np.random.seed(0)  # noqa: NPY002 (the user's code draws from the global generator)
+
+    def __exit__(self, *exc):
+        np.random.set_state(self.state)  # noqa: NPY002
 
 
 def _loss_value(o, method: str, y_pred, target, extra) -> np.ndarray:
     """The loss as a scalar: the mean of what the forward returns (per-sample losses, as
     the book's ``Loss.calculate`` averages them), or the scalar it returns."""
-    ret = getattr(o, method)(np.array(y_pred, copy=True), _copy(target), *extra)
+    with seeded():
+        ret = getattr(o, method)(np.array(y_pred, copy=True), _copy(target), *extra)
     if ret is None:
         ret = getattr(o, "loss", None) if isinstance(getattr(o, "loss", None), (float,
                                                                                np.ndarray)) \
