@@ -140,8 +140,12 @@ def test_torch_autograd_functions():
     assert kinds(v) == {("MyReLU", "input"): "correct", ("LinearFunction", "input"): "correct",
                         ("LinearFunction", "weight"): "correct",
                         ("LinearFunction", "bias"): "sign-flipped",
-                        ("MulConstant", "tensor"): "scaled"}
+                        ("MulConstant", "tensor"): "scaled", ("NumpyTanh", "input"): "correct"}
     assert v[("MulConstant", "tensor")][1] == pytest.approx(1 / 3)
+    # autograd of the forward run outside apply is the exact oracle; a forward through
+    # NumPy has only the numeric one
+    assert v[("LinearFunction", "bias")][2] == "exact"
+    assert v[("NumpyTanh", "input")][2] == "numeric"
 
 
 def test_a_torch_file_without_torch_names_the_extra(monkeypatch):

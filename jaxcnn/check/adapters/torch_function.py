@@ -22,8 +22,11 @@ How the engine sees it (``from_torch_function``; needs ``pip install 'jaxcnn[tor
 * the hand VJP is PyTorch's own: ``Function.apply`` on tensors that require grad, then
   ``torch.autograd.grad`` with the cotangent, which calls your ``backward``; a ``None``
   returned for an input is ``missing``;
-* the oracle: central differences of your own forward (run through ``apply`` under
-  ``torch.no_grad()``), kink-aware, in float64 (``oracle: numeric``).
+* the exact oracle: PyTorch's autograd of your own forward run outside ``apply`` (a
+  ``ctx`` stand-in records ``save_for_backward``), float64, through ``jax.pure_callback``;
+  when the forward cannot be differentiated that way (an in-place operation on an
+  input, a NumPy round trip), central differences of your forward (``oracle:
+  numeric``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import re
 import numpy as np
 
 from jaxcnn.check.adapters import probe
-from jaxcnn.check.layer import InputSet, Layer
+from jaxcnn.check.layer import InputSet, Layer, Reference
 
 TORCH_EXTRA = "pip install 'jaxcnn[torch]'"
 _WEIGHT = re.compile(r"^(w|weight|weights|kernel|filters?|w\d|mat|matrix)$", re.IGNORECASE)
@@ -155,11 +158,97 @@ def from_torch_function(cls, name: str | None = None, file: str | None = None) -
             sets.append(InputSet("random", what, args, ()))
         return sets
 
+    reference = _autograd_reference(cls, roles, torch, input_sets(0)[0].args)
     numbers = [f"{p.name}={v!r}" for p, (role, _, v) in zip(params, roles, strict=True)
                if role == "number"]
     notes = (f"called with {', '.join(numbers)}",) if numbers else ()
-    return Layer(name or cls.__name__, "torch", "torch", arg_names, forward, vjp, None,
+    return Layer(name or cls.__name__, "torch", "torch", arg_names, forward, vjp, reference,
                  input_sets, file=file, notes=notes)
+
+
+class Ctx:
+    """A stand-in for the ``ctx`` of ``Function.apply``, to run the user's forward as a
+    plain function (autograd then records its operations)."""
+
+    def __init__(self, count: int):
+        self.saved_tensors = ()
+        self.needs_input_grad = (True,) * count
+        self.materialize_grads = True
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+    def mark_dirty(self, *tensors):
+        pass
+
+    def mark_non_differentiable(self, *tensors):
+        pass
+
+    def set_materialize_grads(self, value):
+        self.materialize_grads = value
+
+
+def _autograd_reference(cls, roles, torch, first_args) -> Reference | None:
+    """The exact oracle: PyTorch's autograd of your own forward run outside ``apply``
+    (with a ``Ctx`` stand-in), in float64, seen by JAX through ``pure_callback``. None
+    (the numeric oracle only) when the forward cannot be differentiated that way (an
+    in-place operation on an input, a NumPy round trip) or disagrees with ``apply``."""
+    import jax
+    import jax.numpy as jnp
+
+    def tensors_of(args, grad):
+        return [torch.tensor(np.array(a, dtype=np.float64), dtype=torch.float64,
+                             requires_grad=grad) for a in args]
+
+    def values(tensors):
+        it = iter(tensors)
+        return [number if role == "number" else next(it) for role, _, number in roles]
+
+    def np_forward(*args):
+        with torch.no_grad():
+            out = cls.forward(Ctx(len(roles)), *values(tensors_of(args, False)))
+        return np.asarray(out.detach().numpy(), np.float64)
+
+    def np_vjp(*args_and_ct):
+        *args, ct = args_and_ct
+        tensors = tensors_of(args, True)
+        out = cls.forward(Ctx(len(roles)), *values(tensors))
+        grads = torch.autograd.grad(out, tensors, torch.tensor(np.asarray(ct, np.float64)),
+                                    allow_unused=True)
+        return tuple(np.zeros(np.shape(a)) if g is None else g.detach().numpy().astype(
+            np.float64) for a, g in zip(args, grads, strict=True))
+
+    try:
+        out_shape = np_forward(*first_args).shape
+        np_vjp(*first_args, np.ones(out_shape))
+        with torch.no_grad():
+            applied = cls.apply(*values(tensors_of(first_args, False)))
+        if not np.allclose(applied.numpy(), np_forward(*first_args), rtol=1e-12, atol=0):
+            return None
+    except Exception:
+        return None
+
+    def forward(args, static):
+        # the output's shape, from the arguments' shapes (under tracing only they are known)
+        shape = np_forward(*[np.full(np.shape(a), 0.5) for a in args]).shape
+
+        @jax.custom_vjp
+        def f(*a):
+            return jax.pure_callback(np_forward, jax.ShapeDtypeStruct(shape, jnp.float64),
+                                     *a, vmap_method="sequential")
+
+        def f_fwd(*a):
+            return f(*a), a
+
+        def f_bwd(a, g):
+            return jax.pure_callback(
+                np_vjp, tuple(jax.ShapeDtypeStruct(np.shape(x), jnp.float64) for x in a),
+                *a, g, vmap_method="sequential")
+
+        f.defvjp(f_fwd, f_bwd)
+        return f(*args)
+
+    return Reference("torch.autograd of your forward (outside apply)", forward)
 
 
 __all__ = ["TORCH_EXTRA", "from_torch_function"]
