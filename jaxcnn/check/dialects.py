@@ -59,7 +59,9 @@ def module_classes(module, file, own, taken: set) -> tuple[list[Layer], list]:
                 with contextlib.redirect_stdout(sys.stderr):
                     layers.append(module_style.make(obj, layer_name, fwd, bwd, file))
             except Exception as exc:
-                skipped.append((layer_name, f"cannot run it: {_describe(exc)}"))
+                text = _describe(exc)
+                skipped.append((layer_name, text.partition(": ")[2] if "an abstract class"
+                                in text else f"cannot run it: {text}"))
     return layers, skipped
 
 

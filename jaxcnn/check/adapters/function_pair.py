@@ -38,9 +38,10 @@ def _interleave(args, static, mask):
     return [next(s) if m else np.array(next(a), copy=True) for m in mask]
 
 
-def _pick(fn, names, first_output: bool):
-    """(layout, diff names, values, mask) of the first candidate ``fn`` runs on."""
-    why = ""
+def _pick(fn, names, first_output: bool, backward: Callable | None = None):
+    """(layout, diff names, values, mask) of the first candidate ``fn`` runs on (and
+    ``backward(dout, cache)`` too, when given: else the first ``fn`` runs on)."""
+    why, forward_only = "", None
     for what, diff, values, mask in probe.argument_candidates(names):
         if not diff:
             continue
@@ -50,9 +51,20 @@ def _pick(fn, names, first_output: bool):
                        for v in values])
             return out[0] if first_output and isinstance(out, (tuple, list)) else out
         ok, why_here = probe.runs(run)
+        if ok and backward is not None:
+            forward_only = forward_only or (what, diff, values, mask)
+
+            def back(values=values):
+                out, cache = fn(*[np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+                                  for v in values])
+                backward(np.ones(np.shape(out)), cache)
+                return 0.0
+            ok, why_here = probe.runs(back)
         if ok:
             return what, diff, values, mask
         why = why or why_here
+    if forward_only is not None:
+        return forward_only  # the backward's error is then reported
     raise ValueError(f"its forward runs on none of the inputs tried (arguments "
                      f"{', '.join(names)}: {', '.join(w for w, *_ in probe.ARG_LAYOUTS[:3])}, "
                      f"...): {why}; check it from Python with your own inputs")
@@ -83,7 +95,7 @@ def from_function_pair(forward: Callable, backward: Callable, name: str | None =
     """``forward(*args) -> (out, cache)``, ``backward(dout, cache) -> grads``, checked
     numerically. ValueError when no input tried runs."""
     names = _names(forward)
-    what, diff, values, mask = _pick(forward, names, True)
+    what, diff, values, mask = _pick(forward, names, True, backward)
 
     def fwd(args, static):
         out = forward(*_interleave(args, static, mask))

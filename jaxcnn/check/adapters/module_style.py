@@ -363,7 +363,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     name = name or cls_name
     fwd_method = getattr(obj, forward)
     bwd_method = getattr(obj, backward)
-    loss = is_loss(cls_name if forward in ("forward", "__call__") else forward, fwd_method)
+    loss = is_loss(forward if forward.endswith("_forward") else cls_name, fwd_method)
     fwd_extra = [_extra_value(p) for p in _required(fwd_method)[2 if loss else 1:]]
     bwd_req = _required(bwd_method)
     bwd_pos = _positional(bwd_method)
@@ -386,14 +386,29 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     else:
         shape, layout, why = None, None, ""
         params_now = [s.get(template) for s in slots]
+        forward_only = None  # the first shape the forward takes, if the backward takes none
+        bwd_args = [LEARN_RATE] if takes_lr else []
+        bwd_args += [_extra_value(p) for p in bwd_req[2 if takes_lr else 1:]]
         for lay, cand in probe.input_candidates(params_now):
             x = probe.random_like(rng, cand)
-            ok, why_here = probe.runs(lambda x=x: _run_forward(copy.deepcopy(template),
-                                                               forward, x, fwd_extra))
+            o = copy.deepcopy(template)
+            ok, why_here = probe.runs(lambda x=x, o=o: _run_forward(o, forward, x, fwd_extra))
             if ok:
-                shape, layout = cand, lay
-                break
+                forward_only = forward_only or (cand, lay)
+                # a per-sample layer (bias -= lr * grad with a (1, n) bias) runs its forward
+                # on a batch but not its backward: the shape must suit both
+                out = _run_forward(copy.deepcopy(template), forward, x, fwd_extra)
+                ct = probe.random_like(rng, np.shape(out))
+                ok, why_here = probe.runs(lambda o=o, ct=ct: _backward_runs(
+                    getattr(o, backward)(ct, *bwd_args)))
+                if ok:
+                    shape, layout = cand, lay
+                    break
             why = why or why_here
+        if shape is None and forward_only is not None:
+            shape, layout = forward_only  # the backward's error is then reported
+        if shape is None and why.startswith("NotImplementedError"):
+            raise ValueError(f"an abstract class: its {forward} raises NotImplementedError")
         if shape is None:
             tried = ", ".join(str(s) for _, s in probe.input_candidates(params_now)[:4])
             raise ValueError(f"its {forward} refused every input shape tried ({tried}, ...): "
@@ -407,8 +422,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     if hidden:
         notes.append(f"its constructor sets {', '.join(hidden)}; checked with random values "
                      "instead (a constant parameter hides a transpose or a wrong sign)")
-    kind = None if loss else layer_kind(cls_name if forward in ("forward", "__call__")
-                                        else forward)
+    kind = None if loss else layer_kind(forward if forward.endswith("_forward") else cls_name)
     reference = _reference_for(kind, layout, slots, params, loss)
     arg_names = ("y_pred" if loss else "input", *(s.shown for s in slots))
 
@@ -506,6 +520,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  layer_forward, vjp, reference, input_sets,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
                  notes=tuple(notes))
+
+
+def _backward_runs(ret) -> float:
+    """0.0: for ``probe.runs``, a backward that returned (whatever it returned)."""
+    return 0.0
 
 
 def _run_forward(o, method: str, x, extra) -> np.ndarray:
@@ -618,11 +637,20 @@ def method_pairs(cls) -> list[tuple[str, str, str]]:
             pairs.append((cls.__name__, "forward", "backward"))
         elif "__call__" in vars(cls) or any("__call__" in vars(b) for b in cls.__mro__[1:-1]):
             pairs.append((cls.__name__, "__call__", "backward"))
+    for fwd, bwd in METHOD_PAIRS:  # forward_propagation / backward_propagation, ...
+        if fwd in has and bwd in has and not pairs:
+            pairs.append((cls.__name__, fwd, bwd))
     for n in sorted(has):
         m = re.fullmatch(r"(.+?)_forward", n)
         if m and f"{m.group(1)}_backward" in has:
             pairs.append((f"{cls.__name__}.{m.group(1)}", n, f"{m.group(1)}_backward"))
     return pairs
+
+
+# Whole-class method pairs under other names.
+METHOD_PAIRS = (("forward_propagation", "backward_propagation"), ("forward_prop", "backward_prop"),
+                ("forward_pass", "backward_pass"), ("fprop", "bprop"),
+                ("forward_propagate", "backward_propagate"))
 
 
 def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None) -> Layer:
