@@ -157,11 +157,22 @@ def specialisation_names(module, own) -> set[str]:
 def network_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
     """``forward_propagation(X, Y, parameters)`` with ``backward_propagation(X, Y,
     cache)`` (any suffix: ``_n``): ``adapters.network_pair``."""
-    from jaxcnn.check.adapters.network_pair import from_network_pair
+    from jaxcnn.check.adapters.network_pair import from_model_pair, from_network_pair
 
     functions = _functions(module, own)
     layers, skipped = [], []
+    cost = next((functions[n] for n in ("compute_cost", "cost", "compute_loss")
+                 if n in functions), None)
     for name, fn in functions.items():
+        m = re.fullmatch(r"(.*)model_forward(.*)", name, re.IGNORECASE)
+        back = m and f"{m.group(1)}model_backward{m.group(2)}"
+        if m and back in functions and cost is not None:  # L_model_forward, compute_cost
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    layers.append(from_model_pair(fn, functions[back], cost, name, file))
+            except Exception as exc:
+                skipped.append((name, f"cannot run it: {_describe(exc)}"))
+            continue
         m = re.fullmatch(r"(.*)forward_prop(?:agation|agate)?(.*)", name)
         if not m:
             continue

@@ -78,12 +78,30 @@ def _layouts(keys: list[str], rng) -> list[tuple[str, dict, np.ndarray, np.ndarr
     return out
 
 
+def from_model_pair(forward: Callable, backward: Callable, cost: Callable,
+                    name: str | None = None, file: str | None = None) -> Layer:
+    """The specialisation's L-layer model: ``forward(X, parameters) -> (AL, caches)``,
+    ``cost(AL, Y)``, ``backward(AL, Y, caches) -> grads``, checked as the pair
+    ``(X, Y, parameters) -> (cost, (AL, caches))`` / ``(X, Y, cache) -> grads``."""
+    def pair_forward(x, y, parameters):
+        al, caches = forward(x, parameters)
+        return cost(al, y), (al, caches)
+
+    def pair_backward(x, y, cache):
+        al, caches = cache
+        return backward(al, y, caches)
+
+    return from_network_pair(pair_forward, pair_backward, name or forward.__name__, file,
+                             keys_from=forward)
+
+
 def from_network_pair(forward: Callable, backward: Callable, name: str | None = None,
-                      file: str | None = None) -> Layer:
+                      file: str | None = None, keys_from: Callable | None = None) -> Layer:
     """A ``Layer`` for ``forward(X, Y, parameters) -> (cost, cache)`` and
     ``backward(X, Y, cache) -> gradients dict`` (see the module docstring). ValueError
-    when the forward runs on none of the layouts tried (saying what it raised)."""
-    keys = parameter_keys(forward)
+    when the forward runs on none of the layouts tried (saying what it raised).
+    ``keys_from``: the function whose source names the parameters (default: forward)."""
+    keys = parameter_keys(keys_from or forward)
 
     def cost(params: dict, x, y):
         result = forward(np.array(x, copy=True), np.array(y, copy=True), copy.deepcopy(params))
@@ -162,4 +180,4 @@ def _relabel(y: np.ndarray, rng) -> np.ndarray:
     return one_hot.T if axis == 0 else one_hot
 
 
-__all__ = ["from_network_pair", "parameter_keys"]
+__all__ = ["from_model_pair", "from_network_pair", "parameter_keys"]
