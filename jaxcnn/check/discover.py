@@ -15,6 +15,15 @@ then looks for the three styles, by methods and names:
 * **JAX**: ``jax.custom_vjp`` functions, and ``f`` with ``f_fwd`` / ``f_bwd`` beside it
   (the pair given to ``defvjp``); kinds as for blog classes, plus cross_entropy.
 
+Then the finders of ``dialects.FINDERS``: module-style classes (``forward``/``backward``,
+gradients returned or stored), the deep-learning specialisation's functions (claimed
+before the CS231n finder sees their ``conv_forward``), whole-network pairs and
+``torch.autograd.Function`` subclasses. Nothing is skipped for its name: a class, pair,
+loss or ``custom_vjp`` whose name names no catalogue kind (or whose signature fits no
+catalogue layout) is run on inputs built from its signature and checked against the
+numeric oracle of its own forward (``adapters.function_pair``); only what cannot be run
+is skipped, with what it raised.
+
 Functions wrapped by a decorator that keeps ``__wrapped__`` (``jax.jit``,
 ``functools.wraps``) are found through it: the wrapped function is what is checked.
 
