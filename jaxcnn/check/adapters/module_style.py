@@ -444,8 +444,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             stored = getattr(o, "output", None)
             dvalues = (stored if isinstance(stored, np.ndarray) and stored.shape == x.shape
                        else np.array(x, copy=True))
-            ret = bwd_method_of(o)(np.array(dvalues, copy=True), static[0],
-                                   *[_extra_value(p) for p in bwd_req[2:]])
+            ret = bwd_method_of(o)(*_loss_backward_args(bwd_req, dvalues, static[0]))
             dx = _input_grad(o, ret, backward)
             return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
         extra = [_extra_value(p) for p in bwd_req[2 if takes_lr else 1:]]
@@ -557,6 +556,20 @@ def _loss_value(o, method: str, y_pred, target, extra) -> np.ndarray:
             else _output(o, None, method)
     value = np.asarray(ret, dtype=np.float64)
     return np.asarray(value.mean()) if value.ndim else value
+
+
+def _loss_backward_args(required, dvalues, target) -> list:
+    """What a loss's backward is called with: ``(dvalues, y_true)`` (the book's), nothing
+    (a course framework's ``backward()`` that reads what its forward stored), the target
+    alone, or the upstream gradient of the loss alone (1.0)."""
+    if len(required) >= 2:
+        return [np.array(dvalues, copy=True), _copy(target),
+                *[_extra_value(p) for p in required[2:]]]
+    if not required:
+        return []
+    if re.search(r"true|target|label|^y$|^t$", required[0].name, re.IGNORECASE):
+        return [_copy(target)]
+    return [np.array(1.0)]
 
 
 def _copy(v):
