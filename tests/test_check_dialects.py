@@ -67,7 +67,10 @@ def test_module_style_planted_scale_sign_and_transpose_are_named():
     assert kinds(v)[("DenseSign", "biases")] == "sign-flipped"
     assert kinds(v)[("FC", "W")] == "transposed"
     assert v[("Swish", "input")] == ("scaled", pytest.approx(2.0), "numeric")  # unknown name
-    wrong = {("Linear", "W"), ("DenseSign", "biases"), ("FC", "W"), ("Swish", "input")}
+    # a module-style pool that reproduces the catalogue's gets its tie-rich inputs
+    assert v[("MaxPool2D", "input")] == ("tie-overcount", None, "exact")
+    wrong = {("Linear", "W"), ("DenseSign", "biases"), ("FC", "W"), ("Swish", "input"),
+             ("MaxPool2D", "input")}
     assert all(kind == "correct" for key, kind in kinds(v).items() if key not in wrong), v
     assert kinds(v)[("MSELoss", "y_pred")] == "correct"
 
