@@ -413,8 +413,6 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         shape, layout, why = None, None, ""
         params_now = [s.get(template) for s in slots]
         forward_only = None  # the first shape the forward takes, if the backward takes none
-        bwd_args = [LEARN_RATE] if takes_lr else []
-        bwd_args += [_extra_value(p) for p in bwd_req[2 if takes_lr else 1:]]
         for lay, cand in probe.input_candidates(params_now):
             x = probe.random_like(rng, cand)
             o = copy.deepcopy(template)
@@ -425,8 +423,9 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 # on a batch but not its backward: the shape must suit both
                 out = _run_forward(copy.deepcopy(template), forward, x, fwd_extra)
                 ct = probe.random_like(rng, np.shape(out))
-                ok, why_here = probe.runs(lambda o=o, ct=ct: _backward_runs(
-                    getattr(o, backward)(ct, *bwd_args)))
+                ok, why_here = probe.runs(lambda o=o, ct=ct, x=x: _backward_runs(
+                    getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct,
+                                                         LEARN_RATE))))
                 if ok:
                     shape, layout = cand, lay
                     break
@@ -479,11 +478,9 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             ret = bwd_method_of(o)(*_loss_backward_args(bwd_req, dvalues, static[0]))
             dx = _input_grad(o, ret, backward)
             return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
-        extra = [_extra_value(p) for p in bwd_req[2 if takes_lr else 1:]]
         names_before = {k: v for k, v in vars(o).items() if not _float_array(v) or not
                         _GRAD_NAME.search(k)}
-        ret = (bwd_method_of(o)(np.array(ct, copy=True), learn_rate, *extra) if takes_lr
-               else bwd_method_of(o)(np.array(ct, copy=True), *extra))
+        ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate))
         dx = _input_grad(o, ret, backward)
         grads = []
         returned = (list(ret[1:]) if isinstance(ret, (tuple, list)) and len(ret) == len(slots)
@@ -553,6 +550,20 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  layer_forward, vjp, reference, input_sets,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
                  notes=tuple(notes))
+
+
+_INPUT_NAME = re.compile(r"^(x|X|inputs?|in_?data|input_?data|a|A|a_?prev|z|Z|data)$")
+
+
+def _backward_args(required, takes_lr: bool, x, ct, learn_rate) -> list:
+    """What a module-style backward is called with: ``(dout)``, ``(dout, lr)``, or
+    ``(input, dout)`` when its first argument is named like the input (``backward(self,
+    x, grad)``); further required arguments by name (``training=False``)."""
+    if len(required) >= 2 and _INPUT_NAME.fullmatch(required[0].name) and not takes_lr:
+        return [np.array(x, copy=True), np.array(ct, copy=True),
+                *[_extra_value(p) for p in required[2:]]]
+    head = [np.array(ct, copy=True)] + ([learn_rate] if takes_lr else [])
+    return head + [_extra_value(p) for p in required[len(head):]]
 
 
 def _backward_runs(ret) -> float:
