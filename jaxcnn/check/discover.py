@@ -397,7 +397,12 @@ def _cs231n_layers(module, file, layers, skipped):
             continue
         m = re.fullmatch(r"(.+?)_backward(.*)", name)
         if m and f"{m.group(1)}_forward{m.group(2)}" not in functions:
-            skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
+            base = f"{m.group(1)}{m.group(2)}"  # `swish(x) -> (out, cache)` beside it
+            if base in functions and base not in claimed:
+                _numeric_pair(lambda f=functions[base], b=fwd, n=base:
+                              from_function_pair(f, b, n, file), base, layers, skipped)
+            else:
+                skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
             continue
         m = re.fullmatch(r"(.+?)_forward(.*)", name)
         if m:

@@ -99,9 +99,11 @@ def from_function_pair(forward: Callable, backward: Callable, name: str | None =
     result = forward(*[np.array(v, copy=True) if isinstance(v, np.ndarray) else v
                        for v in values])
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        got = len(result) if isinstance(result, (tuple, list)) else type(result).__name__
-        raise ValueError(f"it returns {got} values, not (out, cache): a layer with several "
-                         "outputs (an LSTM step's next_h, next_c) is not checked this way yet")
+        if not isinstance(result, (tuple, list)):
+            raise ValueError(f"it returns a {type(result).__name__}, not (out, cache)")
+        raise ValueError(f"it returns {len(result)} values, not (out, cache): a layer with "
+                         "several outputs (an LSTM step's next_h, next_c) is not checked this "
+                         "way yet")
 
     def fwd(args, static):
         out = forward(*_interleave(args, static, mask))
