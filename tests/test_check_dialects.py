@@ -176,6 +176,7 @@ def test_pairs_without_a_reference_are_checked_numerically_with_static_labels():
     f = found("unknown_pairs.py")
     assert f.skipped == []
     layers = {layer.name: layer for layer in f.layers}
+    assert set(layers) == {"swish_forward", "batchnorm_forward", "svm_loss", "softplus"}
     assert layers["batchnorm_forward"].arg_names == ("x", "gamma", "beta")  # bn_param static
     svm = layers["svm_loss"]
     assert svm.arg_names == ("x",)
