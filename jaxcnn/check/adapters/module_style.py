@@ -137,9 +137,12 @@ def _required(fn) -> list[inspect.Parameter]:
 
 
 def _extra_value(p: inspect.Parameter):
-    """A value for a required argument beyond the input: ``training=False``."""
-    if re.search(r"train|is_train|mode", p.name, re.IGNORECASE):
-        return False
+    """A value for a required argument beyond the input: ``training=True`` (a dropout's
+    mask is then drawn, the same for every call: see ``seeded``), ``mode="train"``."""
+    if re.fullmatch(r"mode", p.name, re.IGNORECASE):
+        return "train"
+    if re.search(r"train", p.name, re.IGNORECASE):
+        return True
     raise ValueError(f"cannot guess its argument {p.name!r}; give it a default")
 
 
@@ -249,6 +252,7 @@ SIZE_NAMES = (
     (r"^(stride|strides|step)$", None),  # 1 for a conv, the window for a pool
     (r"^(pad|padding)$", 0),
     (r"^(alpha|slope|negative_?slope|leak|leakiness)$", 0.1),
+    (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop)$", 0.5),
     (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
     (r"^(axis|dim)$", -1),
@@ -398,6 +402,10 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     template = copy.deepcopy(obj)
     slots = candidate_slots(template)
     notes = [note] if note else []
+    fwd_named = _required(fwd_method)[2 if loss else 1:]
+    if fwd_named:
+        notes.append(f"its {forward} is called with " + ", ".join(
+            f"{p.name}={v!r}" for p, v in zip(fwd_named, fwd_extra, strict=True)))
 
     rng = np.random.default_rng(0)
     labels = None
