@@ -69,8 +69,10 @@ def test_module_style_planted_scale_sign_and_transpose_are_named():
     assert v[("Swish", "input")] == ("scaled", pytest.approx(2.0), "numeric")  # unknown name
     # a module-style pool that reproduces the catalogue's gets its tie-rich inputs
     assert v[("MaxPool2D", "input")] == ("tie-overcount", None, "exact")
+    # a module-style conv that reproduces the catalogue's gets its exact oracle too
+    assert v[("Conv2D", "W")] == ("off-by-one", None, "exact")
     wrong = {("Linear", "W"), ("DenseSign", "biases"), ("FC", "W"), ("Swish", "input"),
-             ("MaxPool2D", "input")}
+             ("MaxPool2D", "input"), ("Conv2D", "W")}
     assert all(kind == "correct" for key, kind in kinds(v).items() if key not in wrong), v
     assert kinds(v)[("MSELoss", "y_pred")] == "correct"
 

@@ -349,6 +349,17 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
     if kind == "softmax" and not slots:
         return Reference("jax.nn.softmax (last axis)",
                          lambda args, static: jax.nn.softmax(args[0], axis=-1))
+    if kind == "conv" and params and params[0].ndim == 4 and layout == "nchw" and len(
+            params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
+        from jaxcnn.check.catalogue.conv import conv_nchw
+
+        def conv_forward(args, static):  # stride 1, no padding: a mismatch falls back
+            x, w = args[0], args[1]
+            b = jnp.reshape(args[2], (-1,)) if len(args) > 2 else jnp.zeros(w.shape[0])
+            return conv_nchw(x, w, b, {"stride": 1, "pad": 0})
+
+        return Reference("lax.conv_general_dilated (NCHW, OIHW, stride 1, no padding)"
+                         + (" + b" if len(params) == 2 else ""), conv_forward)
     if kind == "dense" and params and params[0].ndim == 2 and len(params) <= 2 and \
             layout in ("rows", "rows_t", "cols"):
         out_size = params[0].shape[0 if layout == "cols" else 1 if layout == "rows" else 0]
@@ -377,6 +388,8 @@ def layer_kind(name: str) -> str | None:
             return kind
     if re.search(r"dense|linear|affine|fully_?connected|^fc|_fc|fc_?\d*$", lowered):
         return "dense"
+    if re.search(r"conv", lowered):
+        return "conv"
     return None
 
 
