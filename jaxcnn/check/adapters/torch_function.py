@@ -46,9 +46,16 @@ _NUMBER = {r"^(negative_?slope|alpha|slope|leak)$": 0.1, r"^(eps|epsilon)$": 1e-
            r"^(p|rate)$": 0.0, r"^(dim|axis)$": -1, r"^(stride)$": 1, r"^(pad|padding)$": 0}
 
 
+def _new_style(cls) -> bool:
+    """A Function with its own ``setup_context``: its ``forward`` takes no ``ctx``."""
+    return any("setup_context" in vars(b) for b in cls.__mro__
+               if not b.__module__.startswith("torch"))
+
+
 def _forward_params(cls) -> list[inspect.Parameter]:
     params = list(inspect.signature(cls.forward).parameters.values())
-    return [p for p in params[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [p for p in params[0 if _new_style(cls) else 1:]
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def _number_for(name: str):
@@ -204,15 +211,20 @@ def _autograd_reference(cls, roles, torch, first_args) -> Reference | None:
         it = iter(tensors)
         return [number if role == "number" else next(it) for role, _, number in roles]
 
+    def run(vals):
+        if _new_style(cls):  # forward(*inputs), then setup_context(ctx, inputs, output)
+            return cls.forward(*vals)
+        return cls.forward(Ctx(len(roles)), *vals)
+
     def np_forward(*args):
         with torch.no_grad():
-            out = cls.forward(Ctx(len(roles)), *values(tensors_of(args, False)))
+            out = run(values(tensors_of(args, False)))
         return np.asarray(out.detach().numpy(), np.float64)
 
     def np_vjp(*args_and_ct):
         *args, ct = args_and_ct
         tensors = tensors_of(args, True)
-        out = cls.forward(Ctx(len(roles)), *values(tensors))
+        out = run(values(tensors))
         grads = torch.autograd.grad(out, tensors, torch.tensor(np.asarray(ct, np.float64)),
                                     allow_unused=True)
         return tuple(np.zeros(np.shape(a)) if g is None else g.detach().numpy().astype(
