@@ -67,7 +67,9 @@ def _pick(fn, names, first_output: bool, backward: Callable | None = None):
         return forward_only  # the backward's error is then reported
     raise ValueError(f"its forward runs on none of the inputs tried (arguments "
                      f"{', '.join(names)}: {', '.join(w for w, *_ in probe.ARG_LAYOUTS[:3])}, "
-                     f"...): {why}; check it from Python with your own inputs")
+                     f"...): {why}; check it from Python with your own inputs: "
+                     "jaxcnn.check.from_jax_pair / from_custom_vjp(..., inputs=[...]) for JAX, "
+                     "a Layer with input_sets otherwise")
 
 
 def _sets(names_diff, values, mask, what):

@@ -395,12 +395,13 @@ def layer_kind(name: str) -> str | None:
 
 def from_module(obj, name: str | None = None, file: str | None = None,
                 forward: str = "forward", backward: str = "backward", note: str = "",
-                seed_shape: tuple | None = None) -> Layer:
+                input_shape: tuple | None = None) -> Layer:
     """A ``Layer`` for a constructed module-style object (see the module docstring).
 
     forward, backward: the method names (``"__call__"``, ``"conv_forward"``, ...).
-    note: what to say about how it was built. Raises ValueError when no input shape
-    tried runs its forward (saying what it raised), or its forward returns nothing.
+    note: what to say about how it was built. input_shape: the shape of its input
+    (e.g. ``(2, 1, 28, 28)``) when the probe finds none. Raises ValueError when no input
+    shape tried runs its forward (saying what it raised).
     """
     cls_name = type(obj).__name__
     name = name or cls_name
@@ -434,7 +435,9 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         shape, layout, why = None, None, ""
         params_now = [s.get(template) for s in slots]
         forward_only = None  # the first shape the forward takes, if the backward takes none
-        for lay, cand in probe.input_candidates(params_now):
+        candidates = ([("given", tuple(input_shape))] if input_shape is not None
+                      else probe.input_candidates(params_now))
+        for lay, cand in candidates:
             x = probe.random_like(rng, cand)
             o = copy.deepcopy(template)
             ok, why_here = probe.runs(lambda x=x, o=o: _run_forward(o, forward, x, fwd_extra))
@@ -458,7 +461,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         if shape is None:
             tried = ", ".join(str(s) for _, s in probe.input_candidates(params_now)[:4])
             raise ValueError(f"its {forward} refused every input shape tried ({tried}, ...): "
-                             f"{why}; check it from Python with your own inputs")
+                             f"{why}; give the shape from Python: jaxcnn.check.from_module("
+                             f"{cls_name}(...), input_shape=(...))")
         slots = _used_by_forward(template, forward, slots, shape, fwd_extra)
     params = [np.asarray(s.get(template)) for s in slots]
     dtypes = [p.dtype for p in params]
