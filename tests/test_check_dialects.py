@@ -137,6 +137,11 @@ def test_a_whole_network_pair_names_a_factor_and_a_missing_one_over_m():
     assert {o for _, _, o in v.values()} == {"numeric"}
 
 
+def test_a_network_pair_without_y_gets_its_cost_from_compute_cost():
+    v = verdicts("network_planar.py")
+    assert kinds(v) == {("forward_propagation", q): "correct" for q in ("W1", "b1", "W2", "b2")}
+
+
 # ---------------------------------------------------------------------- torch (§1 f)
 
 def test_torch_autograd_functions():

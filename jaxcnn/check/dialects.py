@@ -188,7 +188,8 @@ def network_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
             continue
         try:
             with contextlib.redirect_stdout(sys.stderr):
-                layers.append(from_network_pair(fn, functions[back], name, file))
+                layers.append(from_network_pair(fn, functions[back], name, file,
+                                                cost_fn=cost))
         except Exception as exc:
             skipped.append((name, f"cannot run it: {_describe(exc)}"))
     return layers, skipped

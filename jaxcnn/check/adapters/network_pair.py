@@ -95,17 +95,52 @@ def from_model_pair(forward: Callable, backward: Callable, cost: Callable,
                              keys_from=forward)
 
 
+ROLES = {"x": "X", "y": "Y", "parameters": "parameters", "params": "parameters",
+         "cache": "cache", "caches": "cache"}
+
+
+def by_name(fn: Callable, values: dict):
+    """``fn`` called with its arguments by their names (``X``, ``Y``, ``parameters``,
+    ``cache``, any order, as the exercises vary: ``backward_propagation(parameters,
+    cache, X, Y)``). TypeError naming an argument it has no value for."""
+    args = []
+    for p in inspect.signature(fn).parameters.values():
+        role = ROLES.get(p.name.lower())
+        if role is None or role not in values:
+            if p.default is not p.empty:
+                break
+            raise TypeError(f"no value for its argument {p.name!r} (known: X, Y, "
+                            "parameters, cache)")
+        v = values[role]
+        args.append(copy.deepcopy(v) if isinstance(v, dict) else
+                    np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
+    return fn(*args)
+
+
+def takes(fn: Callable, role: str) -> bool:
+    return any(ROLES.get(p.lower()) == role for p in inspect.signature(fn).parameters)
+
+
 def from_network_pair(forward: Callable, backward: Callable, name: str | None = None,
-                      file: str | None = None, keys_from: Callable | None = None) -> Layer:
+                      file: str | None = None, keys_from: Callable | None = None,
+                      cost_fn: Callable | None = None) -> Layer:
     """A ``Layer`` for ``forward(X, Y, parameters) -> (cost, cache)`` and
-    ``backward(X, Y, cache) -> gradients dict`` (see the module docstring). ValueError
-    when the forward runs on none of the layouts tried (saying what it raised).
-    ``keys_from``: the function whose source names the parameters (default: forward)."""
+    ``backward(X, Y, cache) -> gradients dict`` (see the module docstring), arguments
+    matched by name; a forward without ``Y`` (``forward_propagation(X, parameters) ->
+    (A2, cache)``) gets its cost from ``cost_fn(A2, Y)``. ValueError when the forward runs
+    on none of the layouts tried (saying what it raised). ``keys_from``: the function
+    whose source names the parameters (default: forward)."""
     keys = parameter_keys(keys_from or forward)
+    with_y = takes(forward, "Y")
+    if not with_y and cost_fn is None:
+        raise ValueError("its forward takes no Y and the file has no compute_cost(A, Y): "
+                         "the cost to differentiate is unknown")
 
     def cost(params: dict, x, y):
-        result = forward(np.array(x, copy=True), np.array(y, copy=True), copy.deepcopy(params))
+        result = by_name(forward, {"X": x, "Y": y, "parameters": params})
         value = result[0] if isinstance(result, (tuple, list)) else result
+        if not with_y:
+            value = cost_fn(np.array(value, copy=True), np.array(y, copy=True))
         return np.asarray(value, dtype=np.float64), result
 
     rng = np.random.default_rng(0)
@@ -146,7 +181,8 @@ def from_network_pair(forward: Callable, backward: Callable, name: str | None = 
 
         def back(ct):
             with contextlib.redirect_stdout(sys.stderr):
-                grads = backward(np.array(x, copy=True), np.array(y, copy=True), cache)
+                grads = by_name(backward, {"X": x, "Y": y, "cache": cache,
+                                           "parameters": dict(zip(keys, args, strict=True))})
             if not isinstance(grads, dict):
                 raise TypeError(f"{getattr(backward, '__name__', 'backward')} returned a "
                                 f"{type(grads).__name__}; a gradients dict belongs "
