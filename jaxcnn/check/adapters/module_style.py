@@ -243,6 +243,13 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         notes.append(f"its constructor sets {', '.join(hidden)}; checked with random values "
                      "instead (a constant parameter hides a transpose or a wrong sign)")
     kind = None if loss else layer_kind(forward if forward.endswith("_forward") else cls_name)
+    # Samples in columns (W @ x, the deep-learning specialisation's layout): its dW and db
+    # carry 1/m and its dx does not, as in its linear_backward; checked as m * dW, m * db.
+    per_column = layout == "cols" and bool(slots) and not takes_lr
+    if per_column:
+        notes.append("samples in columns (W @ x): the deep-learning specialisation's "
+                     "convention, dW and db carry 1/m (m = columns) and dx does not; they "
+                     "are checked as m * dW, m * db")
     reference = _reference_for(kind, layout, slots, params, loss)
     pool_spec = None
     if reference is None and not slots and not loss and re.search(
@@ -285,6 +292,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             if g is None and takes_lr:
                 g = ((b - np.asarray(slot.get(o), np.float64)) / learn_rate).astype(
                     np.float32 if dtype == np.float32 else np.float64)
+            if g is not None and per_column:  # the dialect's 1/m (see from_module)
+                g = np.asarray(g, np.float64) * np.shape(x)[1]
             grads.append(g)
         return (dx, *grads)
 
