@@ -81,11 +81,12 @@ def test_other_method_names_call_learning_rate_and_method_pairs():
     f = found("module_pairs.py")
     assert f.skipped == []
     assert {layer.name for layer in f.layers} == {"Dense", "DenseLate", "ConvNet.conv",
-                                                  "ConvNet.maxpool"}
+                                                  "ConvNet.maxpool", "LinearLayer"}
     v = kinds(verdicts("module_pairs.py"))
     assert v.pop(("DenseLate", "input")) == "update-before-use"
     assert set(v.values()) == {"correct"}, v
     assert ("ConvNet.conv", "kernels") in v and ("ConvNet.maxpool", "kernels") not in v
+    assert v[("LinearLayer", "W")] == "correct"  # samples in columns: the 1/m convention
 
 
 # ------------------------------------------------------------------ specialisation (§1 d)
