@@ -138,15 +138,30 @@ def specialisation(module, file, own, taken: set) -> tuple[list[Layer], list]:
                     layers.append(sp.from_pool(fwd, bwd, mode, fwd_name, file,
                                                mode_given=opts["mode"]))
             elif kind == "linear_activation":
-                for act in ("relu", "sigmoid"):
+                for act in _activations(fwd, bwd):
                     layers.append(sp.from_linear(fwd, bwd, act, fwd_name, file))
             elif kind == "linear":
                 layers.append(sp.from_linear(fwd, bwd, None, fwd_name, file))
-            else:
-                layers.append(from_cs231n(fwd, bwd, fwd_name.lower(), fwd_name, file))
+            else:  # relu(Z): rows named by the user's argument (Z), not the catalogue's x
+                layer = from_cs231n(fwd, bwd, fwd_name.lower(), fwd_name, file)
+                own_names = tuple(_params(fwd)[:len(layer.arg_names)])
+                layers.append(layer._replace(arg_names=own_names, axis_names={
+                    **dict(zip(own_names, (layer.axis_names or {}).values(), strict=False)),
+                    "out": (layer.axis_names or {}).get("out")}))
         except Exception as exc:
             skipped.append((fwd_name, f"cannot run it: {_describe(exc)}"))
     return layers, skipped
+
+
+def _activations(*functions) -> list[str]:
+    """The activation names a linear_activation pair handles: the string literals among
+    "relu", "sigmoid", "tanh" in its source (relu and sigmoid when none is found)."""
+    text = ""
+    for fn in functions:
+        with contextlib.suppress(OSError, TypeError):
+            text += inspect.getsource(fn)
+    found = [a for a in ("relu", "sigmoid", "tanh") if re.search(rf"""['"]{a}['"]""", text)]
+    return found or ["relu", "sigmoid"]
 
 
 def specialisation_names(module, own) -> set[str]:

@@ -194,8 +194,9 @@ def from_network_pair(forward: Callable, backward: Callable, name: str | None = 
     note = ("a whole network: each d<parameter> of the gradients dict is checked against "
             "finite differences of the cost (which holds the 1/m); dZ and dA entries are "
             "intermediates, not checked")
-    return Layer(name or forward.__name__, "network", "network", tuple(keys), fwd, vjp, None,
-                 input_sets, file=file, notes=(note,))
+    # rows are named by the gradients dict's keys (dW1, db1): what the user returns
+    return Layer(name or forward.__name__, "network", "network", tuple(f"d{k}" for k in keys),
+                 fwd, vjp, None, input_sets, file=file, notes=(note,))
 
 
 def _draw(rng, key: str, shape: tuple, rows: bool) -> np.ndarray:

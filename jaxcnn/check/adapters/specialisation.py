@@ -196,6 +196,27 @@ def from_linear(forward: Callable, backward: Callable, activation: str | None = 
         a, w, b = args
         return act(w @ a + b)
 
+    def alternates(args, static, cotangent):
+        """The activation's classic wrong derivatives, carried through the linear step."""
+        a, w, b = (np.asarray(v, np.float64) for v in args)
+        g = np.asarray(cotangent, np.float64)
+        z = w @ a + b
+        wrong = []
+        if activation == "sigmoid":
+            wrong.append(("s(1 - s) at Z", g * z * (1 - z), "the sigmoid's derivative "
+                          "s * (1 - s) evaluated at Z instead of s = sigmoid(Z)"))
+        elif activation == "tanh":
+            wrong.append(("1 - t^2 at Z", g * (1 - z * z), "tanh's derivative 1 - t^2 "
+                          "evaluated at Z instead of t = tanh(Z)"))
+        elif activation == "relu":
+            wrong += [("mask from dA", g * (g > 0), "the ReLU mask taken from dA (dA > 0) "
+                       "where it belongs to Z (Z > 0)"),
+                      ("no mask", g, "the ReLU's mask is missing: dZ = dA")]
+        from jaxcnn.check.catalogue.base import wrong as wrong_alt
+
+        return [wrong_alt(n, (w.T @ dz, dz @ a.T, dz.sum(axis=1, keepdims=True)), note)
+                for n, dz, note in wrong]
+
     def input_sets(seed):
         rng = np.random.default_rng(seed)
         sets = []
@@ -229,7 +250,7 @@ def from_linear(forward: Callable, backward: Callable, activation: str | None = 
             "columns of A_prev), dA_prev does not; dW and db are checked as m * dW, m * db")
     return Layer(f"{name or forward.__name__}" + (f" ({activation})" if activation else ""),
                  "linear_columns", "specialisation", ("A_prev", "W", "b"), fwd, vjp,
-                 Reference(text, ref_forward), input_sets,
+                 Reference(text, ref_forward, alternates if activation else None), input_sets,
                  axis_names={"A_prev": ("feature", "sample"), "W": ("out", "in"),
                              "b": ("out", None), "out": ("out", "sample")},
                  file=file, notes=(note,))
