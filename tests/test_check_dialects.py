@@ -196,6 +196,12 @@ def test_pairs_without_a_reference_are_checked_numerically_with_static_labels():
     assert {o for _, _, o in v.values()} == {"numeric"}
 
 
+def test_a_function_and_its_derivative_beside_it():
+    v = verdicts("derivative_pairs.py")
+    assert v[("tanh", "x")][0] == "correct"
+    assert v[("mse", "y_pred")][:2] == ("scaled", pytest.approx(0.5))
+
+
 # ------------------------------------------------------- a network split over files (§1 g)
 
 def test_a_network_split_over_files_is_chained_and_a_broken_file_skipped():

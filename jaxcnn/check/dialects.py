@@ -12,7 +12,9 @@ One finder per dialect, each ``(module, file, own) -> (layers, skipped)``, liste
 * ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
   network's cost and gradients dict): ``adapters.network_pair``;
 * ``torch_functions``: ``torch.autograd.Function`` subclasses:
-  ``adapters.torch_function``.
+  ``adapters.torch_function``;
+* ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
+  ``tanh_prime``, ``mse`` / ``mse_prime``), checked numerically.
 
 A finder never raises for the user's code: what cannot be built is skipped with the
 reason.
@@ -226,6 +228,91 @@ def torch_functions(module, file, own, taken: set) -> tuple[list[Layer], list]:
     return layers, skipped
 
 
-FINDERS = (module_classes, specialisation, network_pairs, torch_functions)
+DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_grad", "_gradient")
+
+
+def derivative_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """A function and its derivative beside it, as blogs write them: ``tanh(x)`` with
+    ``tanh_prime(x)`` (elementwise: the derivative times the cotangent), ``mse(y_true,
+    y_pred)`` with ``mse_prime(y_true, y_pred)`` (a loss: its gradient with respect to the
+    prediction, the argument named like one, else the second). Checked against the numeric
+    oracle of the function itself."""
+    import numpy as np
+
+    from jaxcnn.check.adapters import probe
+
+    functions = _functions(module, own)
+    layers, skipped = [], []
+    for name, fn in functions.items():
+        for suffix in DERIVATIVE_SUFFIXES:
+            d = functions.get(name + suffix)
+            if d is None or name.endswith(DERIVATIVE_SUFFIXES):
+                continue
+            params = [p for p in _params(fn)]
+            try:
+                layers.append(_derivative_layer(fn, d, params, name, file, np, probe))
+            except Exception as exc:
+                skipped.append((name, f"cannot run it with {name + suffix}: {_describe(exc)}"))
+            break
+    return layers, skipped
+
+
+def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
+    from jaxcnn.check.layer import InputSet
+
+    if len(params) == 1:
+        def forward(args, static):
+            return np.asarray(fn(np.array(args[0], copy=True)), np.float64)
+
+        def vjp(args, static):
+            out = forward(args, static)
+            return out, lambda ct: (np.asarray(ct) * np.asarray(d(np.array(args[0],
+                                                                           copy=True))),)
+
+        def input_sets(seed):
+            r = np.random.default_rng(seed)
+            return [InputSet("random", f"random {params[0]} (3, 4)", (r.standard_normal(
+                (3, 4)),))]
+        forward((np.zeros((3, 4)),), ())
+        return Layer(name, "custom", "derivative", (params[0],), forward, vjp, None,
+                     input_sets, file=file)
+    if len(params) != 2:
+        raise ValueError("a function of more than two arguments")
+    lowered = [p.lower() for p in params]
+    i = next((k for k, p in enumerate(lowered)
+              if re.search(r"pred|output|^a$|^al$|hat|^p$|prob|logit", p)), 1)
+
+    def order(x, y):
+        return (x, y) if i == 0 else (y, x)
+
+    def forward(args, static):
+        return np.asarray(np.mean(fn(*order(np.array(args[0], copy=True), _c(static[0])))))
+
+    def vjp(args, static):
+        out = forward(args, static)
+        g = d(*order(np.array(args[0], copy=True), _c(static[0])))
+        # a prime that returns the per-entry derivative of a mean, or of a sum (scaled)
+        return out, lambda ct: (np.asarray(ct) * np.asarray(g, np.float64),)
+
+    def input_sets(seed):
+        r = np.random.default_rng(seed)
+        y_pred = probe.random_like(r, (3, 4), "probabilities")
+        y_true = np.eye(4)[r.integers(0, 4, 3)]
+        return [InputSet("random", f"random {params[i]} (3, 4) (probabilities), "
+                         f"{params[1 - i]} one-hot (3, 4)", (y_pred,), (y_true,))]
+    s0 = input_sets(0)[0]
+    forward(s0.args, s0.static)
+    return Layer(name, "loss", "derivative", (params[i],), forward, vjp, None, input_sets,
+                 file=file, notes=(f"a loss and its derivative: checked as the mean of "
+                                   f"{name}, against finite differences",))
+
+
+def _c(v):
+    import numpy as np
+
+    return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+
+
+FINDERS = (module_classes, specialisation, network_pairs, torch_functions, derivative_pairs)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]

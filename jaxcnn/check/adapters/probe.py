@@ -60,7 +60,8 @@ def input_candidates(params: Sequence[np.ndarray]) -> list[tuple[str, tuple]]:
         if p.ndim == 2:
             a, b = p.shape
             out += [("rows", (BATCH, a)), ("rows_t", (BATCH, b)), ("cols", (b, BATCH)),
-                    ("rows", (1, a)), ("rows_t", (1, b)), ("rows", (a,)), ("rows_t", (b,))]
+                    ("rows", (1, a)), ("rows_t", (1, b)), ("cols", (b, 1)), ("rows", (a,)),
+                    ("rows_t", (b,))]
         elif p.ndim == 4:
             f, c, kh, kw = p.shape
             # OIHW (F, C, kh, kw), or HWIO (kh, kw, C, F)
