@@ -47,15 +47,15 @@ def test_the_books_module_style_layers_are_found_and_correct():
     f = found("nnfs_layers.py")
     assert f.skipped == []
     layers = {layer.name: layer for layer in f.layers}
-    assert layers["Layer_Dense"].arg_names == ("input", "weights", "biases")
+    assert layers["Layer_Dense"].arg_names == ("inputs", "weights", "biases")  # its names
     assert layers["Loss_CategoricalCrossentropy"].arg_names == ("y_pred",)
     v = verdicts("nnfs_layers.py")
     assert set(kinds(v).values()) == {"correct"}, v
     # a catalogue reference where the name and forward match; the numeric oracle else
     assert v[("Layer_Dense", "weights")][2] == "exact"
-    assert v[("Activation_ReLU", "input")][2] == "exact"
+    assert v[("Activation_ReLU", "inputs")][2] == "exact"
     assert v[("Loss_CategoricalCrossentropy", "y_pred")][2] == "numeric"
-    assert v[("Activation_Softmax_Loss_CategoricalCrossentropy", "y_pred")][2] == "numeric"
+    assert v[("Activation_Softmax_Loss_CategoricalCrossentropy", "inputs")][2] == "numeric"
     dense = check_layer(layers["Layer_Dense"])
     assert any("n_inputs=4, n_neurons=5" in n for n in dense.notes)  # sizes it chose
     assert any("biases zeros" in n and "random" in n for n in dense.notes)
@@ -66,13 +66,13 @@ def test_module_style_planted_scale_sign_and_transpose_are_named():
     assert v[("Linear", "W")][:2] == ("scaled", pytest.approx(1 / 3))  # (out, in) weight
     assert kinds(v)[("DenseSign", "biases")] == "sign-flipped"
     assert kinds(v)[("FC", "W")] == "transposed"
-    assert v[("Swish", "input")] == ("scaled", pytest.approx(2.0), "numeric")  # unknown name
+    assert v[("Swish", "x")] == ("scaled", pytest.approx(2.0), "numeric")  # unknown name
     # a module-style pool that reproduces the catalogue's gets its tie-rich inputs
-    assert v[("MaxPool2D", "input")] == ("tie-overcount", None, "exact")
+    assert v[("MaxPool2D", "X")] == ("tie-overcount", None, "exact")
     # a module-style conv that reproduces the catalogue's gets its exact oracle too
     assert v[("Conv2D", "W")] == ("off-by-one", None, "exact")
-    wrong = {("Linear", "W"), ("DenseSign", "biases"), ("FC", "W"), ("Swish", "input"),
-             ("MaxPool2D", "input"), ("Conv2D", "W")}
+    wrong = {("Linear", "W"), ("DenseSign", "biases"), ("FC", "W"), ("Swish", "x"),
+             ("MaxPool2D", "X"), ("Conv2D", "W")}
     assert all(kind == "correct" for key, kind in kinds(v).items() if key not in wrong), v
     assert kinds(v)[("MSELoss", "y_pred")] == "correct"
 
@@ -83,7 +83,7 @@ def test_other_method_names_call_learning_rate_and_method_pairs():
     assert {layer.name for layer in f.layers} == {"Dense", "DenseLate", "ConvNet.conv",
                                                   "ConvNet.maxpool", "LinearLayer"}
     v = kinds(verdicts("module_pairs.py"))
-    assert v.pop(("DenseLate", "input")) == "update-before-use"
+    assert v.pop(("DenseLate", "x")) == "update-before-use"
     assert set(v.values()) == {"correct"}, v
     assert ("ConvNet.conv", "kernels") in v and ("ConvNet.maxpool", "kernels") not in v
     assert v[("LinearLayer", "W")] == "correct"  # samples in columns: the 1/m convention
@@ -128,19 +128,21 @@ def test_the_specialisation_conv_is_no_false_alarm():
 # ---------------------------------------------------------------- network pairs (§1 e)
 
 def test_a_whole_network_pair_names_a_factor_and_a_missing_one_over_m():
-    v = verdicts("network_pair.py")
+    v = verdicts("network_pair.py")  # rows named by the gradients dict's keys
+    names = ("dW1", "db1", "dW2", "db2", "dW3", "db3")
     right = {q: k for (layer, q), k in kinds(v).items() if layer == "forward_propagation"}
-    assert right == dict.fromkeys(("W1", "b1", "W2", "b2", "W3", "b3"), "correct")
-    bug = {q: v[("forward_propagation_n", q)] for q in ("W1", "b1", "W2", "b2", "W3", "b3")}
-    assert bug["W2"][:2] == ("scaled", pytest.approx(2.0))
-    assert bug["b1"][:2] == ("scaled", pytest.approx(6.0))  # m = 6 examples
-    assert all(bug[q][0] == "correct" for q in ("W1", "b2", "W3", "b3"))
+    assert right == dict.fromkeys(names, "correct")
+    bug = {q: v[("forward_propagation_n", q)] for q in names}
+    assert bug["dW2"][:2] == ("scaled", pytest.approx(2.0))
+    assert bug["db1"][:2] == ("scaled", pytest.approx(6.0))  # m = 6 examples
+    assert all(bug[q][0] == "correct" for q in ("dW1", "db2", "dW3", "db3"))
     assert {o for _, _, o in v.values()} == {"numeric"}
 
 
 def test_a_network_pair_without_y_gets_its_cost_from_compute_cost():
     v = verdicts("network_planar.py")
-    assert kinds(v) == {("forward_propagation", q): "correct" for q in ("W1", "b1", "W2", "b2")}
+    assert kinds(v) == {("forward_propagation", q): "correct"
+                        for q in ("dW1", "db1", "dW2", "db2")}
 
 
 # ---------------------------------------------------------------------- torch (§1 f)

@@ -119,17 +119,19 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
     if kind == "softmax" and not slots:
         return Reference("jax.nn.softmax (last axis)",
                          lambda args, static: jax.nn.softmax(args[0], axis=-1))
-    if kind == "conv" and params and params[0].ndim == 4 and layout == "nchw" and len(
+    if kind == "conv" and params and params[0].ndim == 4 and layout in ("nchw", "chw") and len(
             params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
         from jaxcnn.check.catalogue.conv import conv_nchw
 
         def conv_forward(args, static):  # stride 1, no padding: a mismatch falls back
             x, w = args[0], args[1]
             b = jnp.reshape(args[2], (-1,)) if len(args) > 2 else jnp.zeros(w.shape[0])
+            if layout == "chw":  # one (C, H, W) image
+                return conv_nchw(x[None], w, b, {"stride": 1, "pad": 0})[0]
             return conv_nchw(x, w, b, {"stride": 1, "pad": 0})
 
-        return Reference("lax.conv_general_dilated (NCHW, OIHW, stride 1, no padding)"
-                         + (" + b" if len(params) == 2 else ""), conv_forward)
+        return Reference(f"lax.conv_general_dilated ({layout.upper()}, OIHW, stride 1, no "
+                         "padding)" + (" + b" if len(params) == 2 else ""), conv_forward)
     if kind == "dense" and params and params[0].ndim == 2 and len(params) <= 2 and \
             layout in ("rows", "rows_t", "cols"):
         out_size = params[0].shape[0 if layout == "cols" else 1 if layout == "rows" else 0]
@@ -257,7 +259,10 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         pool_spec = _max_pool_spec(template, forward, fwd_extra)
         if pool_spec is not None:  # its tie rules and mistakes are named as for CS231n's
             reference, kind = pool_spec.reference, pool_spec.kind
-    arg_names = ("y_pred" if loss else "input", *(s.shown for s in slots))
+    # the input row is named by the forward's own argument (inputs, x, A_prev)
+    own = [p.name for p in positional_params(fwd_method)]
+    first = own[0] if own and own[0] not in {s.shown for s in slots} else None
+    arg_names = (first or ("y_pred" if loss else "input"), *(s.shown for s in slots))
 
     def fresh(args):
         o = copy.deepcopy(template)
