@@ -209,16 +209,18 @@ SIZE_NAMES = (
     (r"^(eps|epsilon)$", 1e-5),
 )
 
-def construct(cls) -> Built:
+def construct(cls, square: bool = False) -> Built:
     """An instance of ``cls``: required constructor arguments chosen by name (sizes
-    small and distinct, see ``SIZE_NAMES``). ValueError naming an argument that cannot
-    be guessed."""
+    small and distinct, see ``SIZE_NAMES``; ``square``: output sizes equal to the input
+    sizes). ValueError naming an argument that cannot be guessed."""
     pool = bool(re.search(r"pool", cls.__name__, re.IGNORECASE))
     args, kwargs, chosen = [], {}, []
     for p in inspect.signature(cls).parameters.values():
         if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         value = size_for(p.name, pool)
+        if square and value == probe.HIDDEN:
+            value = probe.FEATURES
         if value is None:
             value = array_for(p.name, bool(re.search(r"conv", cls.__name__, re.IGNORECASE)))
         if value is None:

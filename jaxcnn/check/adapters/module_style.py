@@ -147,7 +147,19 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
                 y = y + (jnp.reshape(b, (-1, 1)) if layout == "cols" else jnp.reshape(b, -1))
             return y
 
-        return Reference(text + (" + b" if len(params) == 2 else ""), forward)
+        def alternates(args, static, cotangent):
+            """dx with the weight matrix the wrong way round (square W only)."""
+            from jaxcnn.check.layer import Alternate
+
+            w, g = np.asarray(args[1], np.float64), np.asarray(cotangent, np.float64)
+            if w.shape[0] != w.shape[1]:
+                return []
+            dx = g @ w if layout == "rows" else g @ w.T if layout == "rows_t" else w @ g
+            return [Alternate("W the wrong way round in dx", (dx,), False, "transposed",
+                              "dL/dinput uses the weight matrix the wrong way round "
+                              "(dvalues @ W where dvalues @ W.T belongs, or the reverse)")]
+
+        return Reference(text + (" + b" if len(params) == 2 else ""), forward, alternates)
     return None
 
 
@@ -228,6 +240,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             why = why or why_here
         if shape is None and forward_only is not None:
             shape, layout = forward_only  # the backward's error is then reported
+            notes.append(BACKWARD_REFUSED)
         if shape is None and why.startswith("NotImplementedError"):
             raise ValueError(f"an abstract class: its {forward} raises NotImplementedError")
         if shape is None:
@@ -491,10 +504,28 @@ def _used_by_forward(template, method, slots: list[Slot], shape, extra) -> list[
     return used
 
 
+BACKWARD_REFUSED = "its backward raised on every input shape tried"
+
+
 def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None) -> Layer:
-    """Construct ``cls`` (sizes chosen by name) and adapt its method pair."""
+    """Construct ``cls`` (sizes chosen by name) and adapt its method pair. When its
+    backward raises on every shape (a matrix used untransposed: ``dvalues @ W`` for a
+    (4, 5) ``W``), it is built again with square sizes, where such a backward runs and
+    its mistake can be named on each gradient."""
     built = construct(cls)
-    return from_module(built.obj, layer_name, file, fwd, bwd, built.note)
+    layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note)
+    if BACKWARD_REFUSED not in layer.notes:
+        return layer
+    try:
+        square = construct(cls, square=True)
+        again = from_module(square.obj, layer_name, file, fwd, bwd, square.note)
+    except Exception:
+        return layer
+    if BACKWARD_REFUSED in again.notes or square.note == built.note:
+        return layer
+    return again._replace(notes=(*again.notes, "its backward raises with the sizes "
+                                 f"{built.note.removeprefix('built as ')}: checked with "
+                                 "square sizes, where it runs"))
 
 
 
