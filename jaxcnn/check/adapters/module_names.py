@@ -52,7 +52,10 @@ class Slot(NamedTuple):
 
     @property
     def shown(self) -> str:
-        return self.attr if self.key is None else f"{self.attr}[{self.key!r}]"
+        """The row's name: the attribute, a dict parameter's key (W), or params[0]."""
+        if self.key is None:
+            return self.attr
+        return self.key if isinstance(self.key, str) else f"{self.attr}[{self.key}]"
 
     def get(self, obj):
         value = getattr(obj, self.attr)
@@ -189,10 +192,12 @@ class Built(NamedTuple):
 SIZE_NAMES = (
     (r"^(n_?inputs?|in_?features|input_?size|input_?dim|in_?dim|fan_?in|n_?in|nin|"
      r"input_?len|inputs?|d_?in|dim_?in|n_?x|num_?inputs|in_?size|input_?nodes|"
-     r"n_?features|num_?features|features)$", probe.FEATURES),
+     r"n_?features|num_?features|features|n_?inputs?|in_?units|input_?units|"
+     r"num_?inputs?)$", probe.FEATURES),
     (r"^(n_?neurons|out_?features|output_?size|output_?dim|out_?dim|n_?out|nout|units|"
      r"neurons|outputs?|num_?classes|n_?classes|classes|nodes|d_?out|dim_?out|n_?h|"
-     r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units)$",
+     r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units|"
+     r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden)$",
      probe.HIDDEN),
     (r"^(in_?channels|channels|n_?channels|input_?channels|c_?in|depth_?in)$", 2),
     (r"^(out_?channels|num_?filters|n_?filters|filters|num_?kernels|kernels|depth|"
