@@ -80,12 +80,12 @@ def test_module_style_planted_scale_sign_and_transpose_are_named():
 def test_other_method_names_call_learning_rate_and_method_pairs():
     f = found("module_pairs.py")
     assert f.skipped == []
-    assert {layer.name for layer in f.layers} == {"Dense", "DenseLate", "ConvNet.conv",
-                                                  "ConvNet.maxpool", "LinearLayer"}
+    assert {layer.name for layer in f.layers} == {"Dense", "DenseLate", "ConvNet.conv_forward",
+                                                  "ConvNet.maxpool_forward", "LinearLayer"}
     v = kinds(verdicts("module_pairs.py"))
     assert v.pop(("DenseLate", "x")) == "update-before-use"
     assert set(v.values()) == {"correct"}, v
-    assert ("ConvNet.conv", "kernels") in v and ("ConvNet.maxpool", "kernels") not in v
+    assert ("ConvNet.conv_forward", "kernels") in v and ("ConvNet.maxpool_forward", "kernels") not in v
     assert v[("LinearLayer", "W")] == "correct"  # samples in columns: the 1/m convention
 
 

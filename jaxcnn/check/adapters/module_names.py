@@ -282,7 +282,7 @@ def method_pairs(cls) -> list[tuple[str, str, str]]:
     for n in sorted(has):
         m = re.fullmatch(r"(.+?)_forward", n)
         if m and f"{m.group(1)}_backward" in has:
-            pairs.append((f"{cls.__name__}.{m.group(1)}", n, f"{m.group(1)}_backward"))
+            pairs.append((f"{cls.__name__}.{n}", n, f"{m.group(1)}_backward"))
     return pairs
 
 # Whole-class method pairs under other names.
