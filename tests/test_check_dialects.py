@@ -85,7 +85,8 @@ def test_other_method_names_call_learning_rate_and_method_pairs():
     v = kinds(verdicts("module_pairs.py"))
     assert v.pop(("DenseLate", "x")) == "update-before-use"
     assert set(v.values()) == {"correct"}, v
-    assert ("ConvNet.conv_forward", "kernels") in v and ("ConvNet.maxpool_forward", "kernels") not in v
+    assert ("ConvNet.conv_forward", "kernels") in v
+    assert ("ConvNet.maxpool_forward", "kernels") not in v
     assert v[("LinearLayer", "W")] == "correct"  # samples in columns: the 1/m convention
 
 
