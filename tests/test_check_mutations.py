@@ -279,14 +279,19 @@ def test_sandwich_wiring_is_named_though_every_part_is_right(tmp_path, layer_nam
     assert "relu_backward is left out" in report.check("x").note
 
 
-def test_a_sandwich_with_a_part_without_reference_is_skipped_with_the_part_named(tmp_path):
+def test_a_sandwich_with_a_part_without_reference_is_checked_numerically(tmp_path):
+    # issue 17 section 2: nothing is skipped for its name; the configs are static
     path = tmp_path / "bn.py"
     path.write_text("def conv_bn_relu_forward(x, w, b, conv_param, bn_param):\n"
                     "    return x, None\n\n\n"
                     "def conv_bn_relu_backward(dout, cache):\n    return dout, None, None\n")
     found = find_layers(load_file(path), str(path))
-    assert not found.layers
-    assert found.skipped and "no reference for (bn)" in found.skipped[0][1]
+    assert not found.skipped
+    (layer,) = found.layers
+    assert layer.reference is None and layer.arg_names == ("x", "w", "b")
+    report = check_layer(layer)
+    assert report.check("x").kind == "correct" and report.check("x").oracle == "numeric"
+    assert report.check("w").kind == "missing"
 
 
 def test_a_batch_of_one_exposes_a_squeeze(tmp_path):

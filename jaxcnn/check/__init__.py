@@ -16,8 +16,10 @@ Files as ``jaxcnn check`` checks them: ``check_file(path) -> FileReport`` (its
 ``AssertionError`` with the table.
 
 Adapters: ``from_blog``, ``from_cs231n``, ``from_cs231n_loss``, ``from_custom_vjp``,
-``from_jax_pair``, ``from_jax_vjp``. ``find_layers(load_file(path))`` discovers layers
-the way ``jaxcnn check FILE.py`` does.
+``from_jax_pair``, ``from_jax_vjp``, ``from_module`` (module style), ``from_network_pair``,
+``from_function_pair`` / ``from_loss_function`` (no catalogue reference: numeric oracle);
+``jaxcnn.check.adapters.specialisation`` and ``.torch_function`` for those dialects.
+``find_layers(load_file(path))`` discovers layers the way ``jaxcnn check FILE.py`` does.
 """
 
 import importlib
@@ -34,6 +36,9 @@ _EXPORTS = {
     "Check": "jaxcnn.check.engine", "LayerReport": "jaxcnn.check.engine",
     "check_layer": "jaxcnn.check.engine", "InputSet": "jaxcnn.check.layer",
     "Layer": "jaxcnn.check.layer", "Reference": "jaxcnn.check.layer",
+    "from_function_pair": "jaxcnn.check.adapters",
+    "from_loss_function": "jaxcnn.check.adapters", "from_module": "jaxcnn.check.adapters",
+    "from_network_pair": "jaxcnn.check.adapters",
     "FileReport": "jaxcnn.check.api", "assert_correct": "jaxcnn.check.api",
     "check_file": "jaxcnn.check.api",
 }

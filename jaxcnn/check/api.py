@@ -215,10 +215,20 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
         what = f"reading --inputs {inputs}"
         with limits.progress(what, progress), limits.time_limit(time_limit, what):
             given = inputs_mod.load(inputs)
-    sources = [_load(("file", str(f)), time_limit, progress) for f in files]
+    found_layers, skipped = [], []
+    sources = []
+    for f in files:  # one file of several that cannot be imported does not stop the others
+        try:
+            sources.append(_load(("file", str(f)), time_limit, progress))
+        except discover.CheckUsageError as exc:
+            if len(files) + len(modules) + len(objects) == 1:
+                raise
+            skipped.append((str(f), f"not checked: {exc}"))
+    if files and not sources and not modules and not objects:
+        raise _attach(discover.CheckUsageError("; ".join(why for _, why in skipped)),
+                      skipped=skipped)
     sources += [_load(("module", m), time_limit, progress) for m in modules]
     sources += [_load(o, time_limit, progress) for o in objects]
-    found_layers, skipped = [], []
     for label, module, file in sources:
         with _guard(f"finding the layers of {label}"):
             found = discover.find_layers(module, file)
@@ -307,6 +317,11 @@ def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
             runs.append((network, chain_mod.cs231n_fc_chain_inputs(network, seed)))
         for net, chain_inputs in runs:
             what = f"the chain of {file}"
+            with _guard(what), limits.time_limit(time_limit, what):
+                chains.append(chain_mod.check_chain(net, chain_inputs, seed))
+    if not chains and len(sources) > 1:  # a network split over files, chained as given
+        what = "the chain of the files given"
+        for net, chain_inputs in chain_mod.across_files(layers, seed):
             with _guard(what), limits.time_limit(time_limit, what):
                 chains.append(chain_mod.check_chain(net, chain_inputs, seed))
     rows = {r.name: r for r in reports}

@@ -415,3 +415,20 @@ def cs231n_fc_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[Chain
                     (jnp.ones(shape), *(jnp.asarray(a) for a in p)), s))
             out.append(ChainInput(name, family, x, tuple(params), tuple(statics)))
     return out
+
+
+def across_files(layers: Sequence[Layer], seed: int = 0) -> list[tuple[list[Layer], list]]:
+    """The networks the layers of several files make together (a network split over
+    ``conv.py``, ``maxpool.py``, ``softmax.py``): the report's (the first blog conv,
+    max-pool and softmax layer, in the order the files were given) and CS231n's. A list
+    of (layers, inputs) for ``check_chain``."""
+    out = []
+    blog = [layer for layer in layers if layer.style == "blog"]
+    trio = [next((layer for layer in blog if layer.kind == kind), None)
+            for kind in ("conv3x3", "maxpool2", "dense_softmax")]
+    if all(trio):
+        out.append((trio, blog_chain_inputs(2, seed)))
+    network = cs231n_chain(layers)
+    if network:
+        out.append((network, cs231n_chain_inputs(network, seed)))
+    return out

@@ -18,6 +18,15 @@ then looks for the three styles, by methods and names:
 * **JAX**: ``jax.custom_vjp`` functions, and ``f`` with ``f_fwd`` / ``f_bwd`` beside it
   (the pair given to ``defvjp``); kinds as for blog classes, plus cross_entropy.
 
+Then the finders of ``dialects.FINDERS``: module-style classes (``forward``/``backward``,
+gradients returned or stored), the deep-learning specialisation's functions (claimed
+before the CS231n finder sees their ``conv_forward``), whole-network pairs and
+``torch.autograd.Function`` subclasses. Nothing is skipped for its name: a class, pair,
+loss or ``custom_vjp`` whose name names no catalogue kind (or whose signature fits no
+catalogue layout) is run on inputs built from its signature and checked against the
+numeric oracle of its own forward (``adapters.function_pair``); only what cannot be run
+is skipped, with what it raised.
+
 Functions wrapped by a decorator that keeps ``__wrapped__`` (``jax.jit``,
 ``functools.wraps``) are found through it: the wrapped function is what is checked.
 
@@ -37,6 +46,8 @@ import types
 from pathlib import Path
 from typing import NamedTuple
 
+from jaxcnn.check import dialects
+from jaxcnn.check.dialects import unwrap
 from jaxcnn.check.layer import Layer
 from jaxcnn.errors import JaxcnnError
 
@@ -69,6 +80,24 @@ def from_jax_pair(*args, **kwargs):
     from jaxcnn.check.adapters import from_jax_pair as make
 
     return make(*args, **kwargs)
+
+
+def from_function_pair(*args, **kwargs):
+    from jaxcnn.check.adapters.function_pair import from_function_pair as make
+
+    return make(*args, **kwargs)
+
+
+def from_loss_function(*args, **kwargs):
+    from jaxcnn.check.adapters.function_pair import from_loss_function as make
+
+    return make(*args, **kwargs)
+
+
+def probed_inputs(*args, **kwargs):
+    from jaxcnn.check.adapters.function_pair import probed_inputs as probe
+
+    return probe(*args, **kwargs)
 
 
 def _is_custom_vjp(obj) -> bool:
@@ -279,6 +308,12 @@ def load_file(path: str | Path) -> types.ModuleType:
         with contextlib.redirect_stdout(sys.stderr):
             return _execute(source, str(path), name, ".".join(package) or None)
     except (Exception, SystemExit) as exc:
+        if isinstance(exc, ImportError) and (getattr(exc, "name", None) or "").split(".")[
+                0] == "torch":
+            from jaxcnn.check.adapters.torch_function import TORCH_EXTRA
+
+            raise CheckUsageError(f"cannot import {path}: it imports torch, which is not "
+                                  f"installed; to check PyTorch code: {TORCH_EXTRA}") from None
         raise CheckUsageError(f"cannot import {path}: {_describe(exc)}") from None
     finally:
         with contextlib.suppress(ValueError):
@@ -378,18 +413,16 @@ def _blog_layers(module, file, layers, skipped):
             continue
         has_forward = callable(getattr(obj, "forward", None))
         has_backprop = callable(getattr(obj, "backprop", None))
+        if dialects.has_module_pairs(obj) or dialects.is_torch_function(obj):
+            continue  # module style (forward/backward), or torch: see dialects.py
         if not (has_forward and has_backprop):
             if has_forward or has_backprop:
-                missing = "backprop" if has_forward else "forward"
+                missing = "backprop or backward" if has_forward else "forward"
                 skipped.append((name, f"class with no {missing} method"))
             continue
         kind, kinds = _kind(name, BLOG_KINDS)
         if kind is None:
-            skipped.append((name, "class with forward/backprop, but its name names "
-                                  + (f"several layers ({', '.join(kinds)})" if kinds else
-                                     "no layer jaxcnn knows (conv, pool, softmax/dense, relu, "
-                                     "sigmoid, tanh)")))
-            continue
+            continue  # no catalogue kind: checked numerically (dialects.module_classes)
         try:
             with contextlib.redirect_stdout(sys.stderr):
                 instance = _construct(obj, kind)
@@ -414,23 +447,30 @@ def _cs231n_layers(module, file, layers, skipped):
 
 
 def _cs231n_pairs(module, file, layers, skipped, forward_names):
-    functions = {n: f for n, f in ((n, _unwrap(o)) for n, o in vars(module).items())
+    functions = {n: f for n, f in ((n, unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
+    claimed = dialects.specialisation_names(module, _own)  # NHWC with hparameters, ...
     from jaxcnn.check import catalogue
 
     for name, fwd in functions.items():
+        if name in claimed:
+            continue
         m = re.fullmatch(r"(.+?)_backward(.*)", name)
         if m and f"{m.group(1)}_forward{m.group(2)}" not in functions:
             # a second backward of one forward (batchnorm_backward_alt): paired with it
             prefix, forward = m.group(1), functions.get(f"{m.group(1)}_forward")
             kind = catalogue.match(prefix, "cs231n") if m.group(2) and forward else None
-            if kind is None:
-                skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
-            else:
+            base = f"{m.group(1)}{m.group(2)}"  # `swish(x) -> (out, cache)` beside it
+            if kind is not None:
                 layer_name = prefix + m.group(2)
                 layers.append(_pick_layout(kind, lambda k, f=forward, b=fwd, n=layer_name:
                                            from_cs231n(f, b, k, n, file),
                                            {kind: catalogue.layouts(kind)}))
+            elif base in functions and base not in claimed:
+                _numeric_pair(lambda f=functions[base], b=fwd, n=base:
+                              from_function_pair(f, b, n, file), base, layers, skipped)
+            else:
+                skipped.append((name, f"no {m.group(1)}_forward{m.group(2)} beside it"))
             continue
         m = re.fullmatch(r"(.+?)_forward(.*)", name)
         if m:
@@ -448,12 +488,9 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
             kind, kinds = _kind(prefix, CS231N_KINDS)
             if (kind is None and kinds) or _parts(prefix) > 1:  # conv_relu_pool, conv_pool
                 kind, why = _sandwich(prefix)
-                if kind is None:
-                    skipped.append((name, why))
-                    continue
-            if kind is None:
-                skipped.append((name, "its name names no layer jaxcnn knows (affine, relu, "
-                                      "conv, max_pool, sigmoid, tanh)"))
+            if kind is None:  # no reference: the numeric oracle of its own forward
+                _numeric_pair(lambda f=fwd, b=functions[partner], n=name:
+                              from_function_pair(f, b, n, file), name, layers, skipped)
                 continue
             layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner], n=prefix:
                                        from_cs231n(f, b, k, n, file), CS231N_LAYOUTS))
@@ -464,11 +501,23 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
                 f, k, n, file), {kind: catalogue.layouts(kind)}))
         elif re.fullmatch(r".+_loss", name):
             kind, _ = _kind(name, LOSS_KINDS)
-            if kind is None:
-                skipped.append((name, "a loss jaxcnn has no reference for (only softmax_loss)"))
+            if kind is None:  # no reference: the numeric oracle of its own forward
+                _numeric_pair(lambda f=fwd, n=name: from_loss_function(f, n, file), name,
+                              layers, skipped)
             else:
                 layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
                     f, k, n, file), LOSS_LAYOUTS))
+
+
+def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:
+    """A layer the catalogue has no reference for, checked against finite differences
+    of its own forward; skipped (saying why) only when no input tried runs it."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            layers.append(make())
+    except Exception as exc:
+        skipped.append((name, f"no reference for it, and it cannot be run for the numeric "
+                              f"oracle: {_describe(exc)}"))
 
 
 # The parts of a CS231n sandwich name (``conv_relu_pool``), by token.
@@ -505,19 +554,8 @@ def _sandwich(prefix: str) -> tuple[str | None, str]:
     return kind, ""
 
 
-def _unwrap(obj):
-    """What a wrapper such as ``jax.jit`` (anything with ``__wrapped__``) wraps: a plain
-    function, or a ``jax.custom_vjp`` (not unwrapped further: its VJP is what is checked).
-    ``obj`` itself when it wraps nothing."""
-    seen = 0
-    while (not _is_custom_vjp(obj) and getattr(obj, "__wrapped__", None) is not None
-           and seen < 10):
-        obj, seen = obj.__wrapped__, seen + 1
-    return obj
-
-
 def _jax_layers(module, file, layers, skipped):
-    items = {name: _unwrap(obj) for name, obj in vars(module).items()}
+    items = {name: unwrap(obj) for name, obj in vars(module).items()}
     checked = set()  # a custom_vjp under two names (f and f_jit = jax.jit(f)) is checked once
     for name, obj in items.items():
         if _is_custom_vjp(obj):
@@ -525,24 +563,71 @@ def _jax_layers(module, file, layers, skipped):
                 continue
             checked.add(id(obj))
             kind, kinds = _kind(name, JAX_KINDS)
-            if kind is None:
-                skipped.append((name, "custom_vjp whose name names no layer jaxcnn knows; check "
-                                      "it from Python: jaxcnn.check.from_custom_vjp(f, "
-                                      "arg_names=..., inputs=[...])"))
-                continue
-            layers.append(_pick_layout(kind, lambda k, f=obj, n=name: from_custom_vjp(
-                f, k, n, file=file), JAX_LAYOUTS))
+            _jax_layer(kind, obj.fun, lambda k, f=obj, n=name, **kw: from_custom_vjp(
+                f, k, n, file=file, **kw), name, layers, skipped)
         elif inspect.isfunction(obj) and _own(module, obj):
             fwd, bwd = items.get(f"{name}_fwd"), items.get(f"{name}_bwd")
             if callable(fwd) and callable(bwd):
                 kind, _ = _kind(name, JAX_KINDS)
-                if kind is None:
-                    skipped.append((name, "fwd/bwd pair whose name names no layer jaxcnn "
-                                          "knows"))
-                    continue
-                layers.append(_pick_layout(kind, lambda k, f=obj, a=fwd, b=bwd, n=name:
-                                           from_jax_pair(f, a, b, k, n, file=file),
-                                           JAX_LAYOUTS))
+                _jax_layer(kind, obj, lambda k, f=obj, a=fwd, b=bwd, n=name, **kw:
+                           from_jax_pair(f, a, b, k, n, file=file, **kw), name, layers,
+                           skipped)
+
+
+def _arity(fn) -> int:
+    """How many positional arguments ``fn`` requires."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return -1
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+               for p in params)
+
+
+def _first_runs(layer: Layer) -> bool:
+    import jax  # a JAX layer: imported already
+    import numpy as np
+
+    s = layer.input_sets(0)[0]
+    try:
+        with jax.enable_x64(True), contextlib.redirect_stdout(sys.stderr):
+            out = np.asarray(layer.forward(s.args, s.static), np.float64)
+        return bool(np.all(np.isfinite(out)))
+    except Exception:
+        return False
+
+
+def _jax_layer(kind, primal, make, name: str, layers: list, skipped: list) -> None:
+    """A JAX layer: the catalogue's layouts of ``kind`` whose argument count is the
+    signature's (never an invented argument) and that its forward runs on; else inputs
+    found from its signature and a run of its forward (``function_pair.probed_inputs``);
+    autodiff of its own forward is the exact oracle either way."""
+    from jaxcnn.check.catalogue import spec
+
+    arity = _arity(primal)
+    if kind is not None:
+        fits = [k for k in JAX_LAYOUTS.get(kind, (kind,))
+                if len(spec(k).arg_names) + len(spec(k).static_names) == arity
+                or len(spec(k).arg_names) + len(spec(k).input_sets(0)[0].static) == arity]
+        if fits:
+            try:
+                layer = _pick_layout(kind, make, {kind: tuple(fits)})
+                if _first_runs(layer):
+                    layers.append(layer)
+                    return
+            except Exception:
+                pass
+    try:
+        arg_names, inputs, static, input_sets = probed_inputs(primal)
+        layers.append(make(None, arg_names=arg_names, inputs=inputs, static=static)._replace(
+            input_sets=input_sets, notes=(
+                ("no catalogue entry for its name" if kind is None else
+                 f"no catalogue layout of {kind} fits its signature and a run of it")
+                + ": inputs from its signature and a run of its forward",)))
+    except Exception as exc:
+        skipped.append((name, "its forward runs on none of the inputs tried "
+                              f"({_describe(exc)}); check it from Python: "
+                              "jaxcnn.check.from_custom_vjp(f, arg_names=..., inputs=[...])"))
 
 
 def _pick_layout(kind: str, make, layouts: dict) -> Layer:
@@ -600,6 +685,12 @@ def find_layers(module, file: str | None = None) -> Found:
     _blog_layers(module, file, layers, skipped)
     _cs231n_layers(module, file, layers, skipped)
     _jax_layers(module, file, layers, skipped)
+    # the classes the blog finder checked or skipped for a reason of their own
+    blog = {layer.name for layer in layers if layer.style == "blog"} | {n for n, _ in skipped}
+    for finder in dialects.FINDERS:
+        more, why = finder(module, file, _own, blog)
+        layers += more
+        skipped += why
     return Found(layers, skipped)
 
 

@@ -579,7 +579,7 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
             reference = exact[i]
             oracle = "exact"
         else:
-            reference = (_numeric_reference(fd_result, h, h.shape if h is not None else ())
+            reference = (_numeric_reference(fd_result, h, args64[i].shape)
                          if fd_result else None)
             oracle = "numeric"
             tol = max(tol, fd_result["tolerance"] if fd_result and fd_result.get("tolerance")
@@ -852,7 +852,7 @@ def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATION
         for c in checks:
             if first is not None and c.kind != "correct":
                 c.first_wrong_intermediate = first.to_json()
-    notes = _compact(notes)
+    notes = list(layer.notes) + _compact(notes)
     skipped = [name for name, rs in per_arg.items() if not rs]
     if skipped:
         notes.append(f"not returned, allowed for this layer: dL/d{', dL/d'.join(skipped)}")

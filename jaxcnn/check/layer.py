@@ -138,6 +138,8 @@ class Layer(NamedTuple):
         ``backward``: for the checks of ``jaxcnn.check.sanity`` (inputs modified in
         place, a second backward that answers differently). None: not available (JAX
         arrays cannot be modified)
+    notes: what the adapter wants the user told about how the layer was run (sizes it
+        chose for a constructor, parameters it drew instead of zeros)
     """
 
     name: str
@@ -158,3 +160,4 @@ class Layer(NamedTuple):
     held: Callable | None = None
     raw: Callable | None = None
     sources: tuple = ()
+    notes: tuple = ()

@@ -181,7 +181,14 @@ def from_custom_vjp(f, kind: str | None = None, name: str | None = None,
     def forward(args, static_):
         return f(*_jnp(args), *static_)
 
+    fwd_rule, bwd_rule = getattr(f, "fwd", None), getattr(f, "bwd", None)
+    direct = fwd_rule is not None and bwd_rule is not None and not getattr(
+        f, "nondiff_argnums", ())
+
     def vjp(args, static_):
+        if direct:  # the user's bwd called as written: a wrong shape is reported, not refused
+            out, res = fwd_rule(*_jnp(args), *static_)
+            return out, lambda ct: bwd_rule(res, jnp.asarray(ct, jnp.asarray(out).dtype))
         out, pullback = jax.vjp(lambda *a: f(*a, *static_), *_jnp(args))
         return out, lambda ct: pullback(jnp.asarray(ct, out.dtype))
 

@@ -1,0 +1,158 @@
+"""Function pairs the catalogue has no reference for, checked against the numeric oracle.
+
+A layer jaxcnn does not know (a batch norm, a leaky ReLU, an SVM loss, a custom JAX
+activation) is not skipped for its name: it is run on inputs built from its signature
+(``probe.argument_candidates``: float arrays by role, config dicts, labels and numbers
+static) and its gradients are compared with central differences of its own forward::
+
+    from_function_pair(forward, backward)   # forward(*args) -> (out, cache),
+                                            # backward(dout, cache) -> grads (one per array)
+    from_loss_function(loss)                # loss(x, y) -> (value, dx)
+    from_probed_custom_vjp(f)               # a jax.custom_vjp: autodiff of f.fun is exact
+
+Differentiable: the float arrays (``x``, ``w``, ``b``, ``gamma``, ``beta``, ...); static:
+config dicts (``bn_param``, ``conv_param``), labels (an int array), numbers (a slope),
+strings (a mode). The first layout of ``probe.ARG_LAYOUTS`` the forward runs on (with a
+finite output) is used, on two random input sets.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+
+from jaxcnn.check.adapters import probe
+from jaxcnn.check.layer import InputSet, Layer
+
+
+def _names(fn) -> list[str]:
+    params = inspect.signature(fn).parameters.values()
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.default is p.empty]
+
+
+def _interleave(args, static, mask):
+    a, s = iter(args), iter(static)
+    return [next(s) if m else np.array(next(a), copy=True) for m in mask]
+
+
+def _pick(fn, names, first_output: bool, backward: Callable | None = None):
+    """(layout, diff names, values, mask) of the first candidate ``fn`` runs on (and
+    ``backward(dout, cache)`` too, when given: else the first ``fn`` runs on)."""
+    why, forward_only = "", None
+    for what, diff, values, mask in probe.argument_candidates(names):
+        if not diff:
+            continue
+
+        def run(values=values):
+            out = fn(*[np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+                       for v in values])
+            return out[0] if first_output and isinstance(out, (tuple, list)) else out
+        ok, why_here = probe.runs(run)
+        if ok and backward is not None:
+            forward_only = forward_only or (what, diff, values, mask)
+
+            def back(values=values):
+                out, cache = fn(*[np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+                                  for v in values])
+                backward(np.ones(np.shape(out)), cache)
+                return 0.0
+            ok, why_here = probe.runs(back)
+        if ok:
+            return what, diff, values, mask
+        why = why or why_here
+    if forward_only is not None:
+        return forward_only  # the backward's error is then reported
+    raise ValueError(f"its forward runs on none of the inputs tried (arguments "
+                     f"{', '.join(names)}: {', '.join(w for w, *_ in probe.ARG_LAYOUTS[:3])}, "
+                     f"...): {why}; check it from Python with your own inputs: "
+                     "jaxcnn.check.from_jax_pair / from_custom_vjp(..., inputs=[...]) for JAX, "
+                     "a Layer with input_sets otherwise")
+
+
+def _sets(names_diff, values, mask, what):
+    shapes = [np.shape(v) for v, m in zip(values, mask, strict=True) if not m]
+    static = tuple(v for v, m in zip(values, mask, strict=True) if m)
+
+    def input_sets(seed):
+        sets = []
+        for k in range(2):
+            r = np.random.default_rng(seed * 1000 + k)
+            args = tuple(1.0 + 0.5 * r.standard_normal(s) if n in ("gamma", "scale")
+                         else probe.random_like(r, s) for n, s in zip(names_diff, shapes,
+                                                                      strict=True))
+            text = "random " + ", ".join(f"{n} {s}" for n, s in zip(names_diff, shapes,
+                                                                     strict=True))
+            if len(shapes) > 1:
+                text += f" ({what})"
+            sets.append(InputSet("random", text, args, static))
+        return sets
+    return input_sets
+
+
+def from_function_pair(forward: Callable, backward: Callable, name: str | None = None,
+                       file: str | None = None, style: str = "cs231n") -> Layer:
+    """``forward(*args) -> (out, cache)``, ``backward(dout, cache) -> grads``, checked
+    numerically. ValueError when no input tried runs."""
+    names = _names(forward)
+    what, diff, values, mask = _pick(forward, names, True, backward)
+    result = forward(*[np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+                       for v in values])
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        if not isinstance(result, (tuple, list)):
+            raise ValueError(f"it returns a {type(result).__name__}, not (out, cache)")
+        raise ValueError(f"it returns {len(result)} values, not (out, cache): a layer with "
+                         "several outputs (an LSTM step's next_h, next_c) is not checked this "
+                         "way yet")
+
+    def fwd(args, static):
+        out = forward(*_interleave(args, static, mask))
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def vjp(args, static):
+        out, cache = forward(*_interleave(args, static, mask))
+        return out, lambda ct: backward(np.array(ct, copy=True), cache)
+
+    return Layer(name or forward.__name__, "custom", style, tuple(diff), fwd, vjp, None,
+                 _sets(diff, values, mask, what), file=file)
+
+
+def from_loss_function(loss: Callable, name: str | None = None, file: str | None = None
+                       ) -> Layer:
+    """``loss(x, y) -> (value, dx)``, checked numerically (``dx`` times the cotangent)."""
+    names = _names(loss)
+    what, diff, values, mask = _pick(loss, names, True)
+    if len(diff) != 1:
+        raise ValueError(f"a loss returning (value, dx) has one array argument; "
+                         f"{', '.join(diff)} look like arrays")
+
+    def fwd(args, static):
+        return np.asarray(loss(*_interleave(args, static, mask))[0])
+
+    def vjp(args, static):
+        value, dx = loss(*_interleave(args, static, mask))
+        return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
+
+    return Layer(name or loss.__name__, "loss", "cs231n", tuple(diff), fwd, vjp, None,
+                 _sets(diff, values, mask, what), file=file)
+
+
+def probed_inputs(f: Callable) -> tuple[tuple[str, ...], list[tuple], tuple, Callable]:
+    """(arg_names, [args], static, input_sets) for a JAX function: static arguments (labels,
+    numbers) must come last, as ``custom_vjp``'s ``nondiff_argnums`` convention has it.
+    Only the arguments the signature requires are given (never invented ones)."""
+    import jax
+
+    names = _names(f)
+    with jax.enable_x64(True):
+        what, diff, values, mask = _pick(lambda *a: jax.numpy.asarray(f(*a)), names, False)
+    if any(m and not all(mask[i:]) for i, m in enumerate(mask)):
+        raise ValueError("a static argument (a label, a number) before an array one: give "
+                         "the inputs from Python (from_custom_vjp(..., inputs=..., static=...))")
+    args = tuple(v for v, m in zip(values, mask, strict=True) if not m)
+    static = tuple(v for v, m in zip(values, mask, strict=True) if m)
+    return tuple(diff), [args], static, _sets(diff, values, mask, what)
+
+__all__ = ["from_function_pair", "from_loss_function", "probed_inputs"]

@@ -1,0 +1,297 @@
+"""Where a module-style class keeps things, and how one is built (``module_style``).
+
+By name: its parameters (float array attributes, a ``params`` dict or list; not caches,
+optimizer buffers or gradients), the output its forward stores (``self.output``), the
+input gradient its backward stores (``self.dinputs``), each parameter's gradient
+(``self.dweights``, ``self.dW``, ``self.dLdW``, ``self.grad_W``, ``self.grads["W"]``,
+a ``grads`` list parallel to ``params``), the method pairs a class defines, and the
+values its constructor is given (``SIZE_NAMES``: small, distinct sizes).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxcnn.check.adapters import probe
+
+LR_NAMES = ("lr", "learning_rate", "learn_rate", "eta", "alpha", "step_size", "learningrate")
+
+OUTPUT_NAMES = ("output", "out", "outputs", "y", "Y", "a", "A", "activation", "activations",
+                "h", "z", "Z", "result")
+
+INPUT_GRAD_NAMES = ("dinputs", "dinput", "d_inputs", "d_input", "dx", "dX", "d_x", "dA_prev",
+                    "grad_input", "grad_inputs", "input_grad", "dL_dx", "dLdx", "dLdX",
+                    "delta", "dA", "dZ", "dz", "grad_x", "dx_")
+
+GRAD_DICTS = ("grads", "gradients", "grad", "param_grads", "dparams")
+
+PARAM_DICTS = ("params", "parameters", "weights_dict")
+
+BUFFER_NAME = re.compile(r"(^_|^last|cache|momentum|velocity|^m_|^v_|^vel|_m$|_v$|^opt)",
+                     re.IGNORECASE)
+
+GRAD_NAME = re.compile(r"^(d[A-Z_]|d(?:L|l)?d|grad|delta|g_)|_grad$|^d(weight|bias|input|"
+                        r"filter|kernel|w|b|x|gamma|beta)", re.IGNORECASE)
+
+LOSS_NAME = re.compile(r"loss|cross_?entropy|crossentropy|mse|nll|hinge|criterion",
+                        re.IGNORECASE)
+
+class Slot(NamedTuple):
+    """Where a parameter lives on the object: ``attr`` or ``attr[key]`` (a dict)."""
+
+    attr: str
+    key: str | int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.attr if self.key is None else str(self.key)
+
+    @property
+    def shown(self) -> str:
+        """The row's name: the attribute, a dict parameter's key (W), or params[0]."""
+        if self.key is None:
+            return self.attr
+        return self.key if isinstance(self.key, str) else f"{self.attr}[{self.key}]"
+
+    def get(self, obj):
+        value = getattr(obj, self.attr)
+        return value if self.key is None else value[self.key]
+
+    def set(self, obj, value) -> None:
+        if self.key is None:
+            setattr(obj, self.attr, value)
+        else:
+            getattr(obj, self.attr)[self.key] = value
+
+def float_array(v) -> bool:
+    return isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size > 0
+
+def candidate_slots(obj) -> list[Slot]:
+    """Float array attributes (and entries of a ``params`` dict) that may be parameters:
+    not caches, optimizer buffers or gradients (by name)."""
+    slots = []
+    for attr, v in vars(obj).items():
+        if attr in GRAD_DICTS or attr in OUTPUT_NAMES or attr in INPUT_GRAD_NAMES:
+            continue
+        if float_array(v) and not BUFFER_NAME.search(attr) and not GRAD_NAME.search(attr) \
+                and attr not in ("inputs", "input", "x", "X"):
+            slots.append(Slot(attr))
+        elif attr in PARAM_DICTS and isinstance(v, dict):
+            slots += [Slot(attr, k) for k, a in v.items()
+                      if isinstance(k, str) and float_array(a) and not GRAD_NAME.search(k)]
+        elif attr in PARAM_DICTS and isinstance(v, list):  # params = [W, b], grads parallel
+            slots += [Slot(attr, i) for i, a in enumerate(v) if float_array(a)]
+    return slots
+
+def positional_params(fn) -> list[inspect.Parameter]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+def required_params(fn) -> list[inspect.Parameter]:
+    return [p for p in positional_params(fn) if p.default is p.empty]
+
+def extra_value(p: inspect.Parameter):
+    """A value for a required argument beyond the input: ``training=True`` (a dropout's
+    mask is then drawn, the same for every call: see ``seeded``), ``mode="train"``."""
+    if re.fullmatch(r"mode", p.name, re.IGNORECASE):
+        return "train"
+    if re.search(r"train", p.name, re.IGNORECASE):
+        return True
+    raise ValueError(f"cannot guess its argument {p.name!r}; give it a default")
+
+def is_loss(cls_name: str, forward) -> bool:
+    """A loss: its name says so, or its forward takes (prediction, target)."""
+    req = required_params(forward)
+    if LOSS_NAME.search(cls_name):
+        return len(req) >= 2 or len(req) == 1
+    names = [p.name.lower() for p in req]
+    return len(req) == 2 and any(re.search(r"true|target|label|^y$|^t$|^y_?$", n)
+                                 for n in names[1:])
+
+def as_array(value, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{what} is a {type(value).__name__}, not an array")
+    return arr
+
+def output_of(obj, ret, method: str) -> np.ndarray:
+    """What the forward produced: its return value, or the array it stored on self."""
+    if isinstance(ret, (tuple, list)) and ret and isinstance(ret[0], np.ndarray):
+        ret = ret[0]  # (out, cache)
+    if ret is not None and not isinstance(ret, (dict, str)):
+        return as_array(ret, f"what {method} returned")
+    for name in OUTPUT_NAMES:
+        v = getattr(obj, name, None)
+        if isinstance(v, np.ndarray):
+            return v
+    raise ValueError(f"{method} returns nothing and stores no self.output (or self.out, "
+                     "self.A, ...): return the output")
+
+def input_grad(obj, ret, method: str):
+    """dL/dinput: the return value (or its first entry), else the stored attribute."""
+    if isinstance(ret, (tuple, list)) and ret and isinstance(ret[0], np.ndarray):
+        return ret[0]
+    if isinstance(ret, np.ndarray) or (ret is not None and np.ndim(ret) > 0):
+        return ret
+    for name in INPUT_GRAD_NAMES:
+        v = getattr(obj, name, None)
+        if isinstance(v, np.ndarray):
+            return v
+    return None
+
+def grad_attr_names(key: str) -> list[str]:
+    """Attribute names a gradient of parameter ``key`` is stored under."""
+    names = [f"d{key}", f"d_{key}", f"dL{key}", f"dLd{key}", f"dL_d{key}", f"dJd{key}",
+             f"grad_{key}", f"{key}_grad", f"grad{key}", f"{key}_gradient", f"g{key}",
+             f"delta_{key}", f"d{key[:1].upper()}{key[1:]}"]
+    short = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
+             "filters": "F", "kernels": "K"}.get(key)
+    if short:
+        names += [f"d{short}", f"dL_d{short}", f"dLd{short}", f"grad_{short}",
+                  f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
+    return names
+
+def stored_grad(obj, slot: Slot, before: dict, index: int | None):
+    """The gradient the backward stored for ``slot``, or None: an attribute named after
+    it, an entry of a grads dict, or the parallel entry of a ``grads`` list."""
+    for name in grad_attr_names(slot.name):
+        v = getattr(obj, name, None)
+        if float_array(v) and name != slot.attr:
+            return v
+    for dname in GRAD_DICTS:
+        d = getattr(obj, dname, None)
+        if isinstance(d, dict):
+            for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
+                if float_array(d.get(key)):
+                    return d[key]
+        elif isinstance(d, (list, tuple)) and isinstance(slot.key, int) and slot.key < len(d) \
+                and float_array(d[slot.key]):
+            return d[slot.key]
+    # else: the one array the backward stored with the parameter's shape and a gradient's
+    # name (self.W_gradient, self.delta_w)
+    stored = [v for k, v in vars(obj).items() if float_array(v) and k != slot.attr
+              and k not in before and GRAD_NAME.search(k) and v.shape == np.shape(
+                  slot.get(obj))]
+    return stored[0] if len(stored) == 1 else None
+
+class Built(NamedTuple):
+    """A constructed object and what the output should say about its construction."""
+
+    obj: object
+    note: str
+
+# Sizes a constructor may ask for, by argument name (small and distinct: a transpose or
+# a swapped axis changes the shape or the values).
+SIZE_NAMES = (
+    (r"^(n_?inputs?|in_?features|input_?size|input_?dim|in_?dim|fan_?in|n_?in|nin|"
+     r"input_?len|inputs?|d_?in|dim_?in|n_?x|num_?inputs|in_?size|input_?nodes|"
+     r"n_?features|num_?features|features|n_?inputs?|in_?units|input_?units|"
+     r"num_?inputs?)$", probe.FEATURES),
+    (r"^(n_?neurons|out_?features|output_?size|output_?dim|out_?dim|n_?out|nout|units|"
+     r"neurons|outputs?|num_?classes|n_?classes|classes|nodes|d_?out|dim_?out|n_?h|"
+     r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units|"
+     r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden)$",
+     probe.HIDDEN),
+    (r"^(in_?channels|channels|n_?channels|input_?channels|c_?in|depth_?in)$", 2),
+    (r"^(out_?channels|num_?filters|n_?filters|filters|num_?kernels|kernels|depth|"
+     r"n_?kernels|c_?out|filter_?num)$", 3),
+    (r"^(kernel_?size|filter_?size|kernel|k|f|ksize|size|window|window_?size|pool_?size|"
+     r"pool|field|receptive_?field)$", None),  # 3 for a conv, 2 for a pool
+    (r"^(stride|strides|step)$", None),  # 1 for a conv, the window for a pool
+    (r"^(pad|padding)$", 0),
+    (r"^(alpha|slope|negative_?slope|leak|leakiness)$", 0.1),
+    (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop)$", 0.5),
+    (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
+    (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
+    (r"^(axis|dim)$", -1),
+    (r"^(eps|epsilon)$", 1e-5),
+)
+
+def construct(cls, square: bool = False) -> Built:
+    """An instance of ``cls``: required constructor arguments chosen by name (sizes
+    small and distinct, see ``SIZE_NAMES``; ``square``: output sizes equal to the input
+    sizes). ValueError naming an argument that cannot be guessed."""
+    pool = bool(re.search(r"pool", cls.__name__, re.IGNORECASE))
+    args, kwargs, chosen = [], {}, []
+    for p in inspect.signature(cls).parameters.values():
+        if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        value = size_for(p.name, pool)
+        if square and value == probe.HIDDEN:
+            value = probe.FEATURES
+        if value is None:
+            value = array_for(p.name, bool(re.search(r"conv", cls.__name__, re.IGNORECASE)))
+        if value is None:
+            raise ValueError(f"cannot guess its constructor argument {p.name!r}; give it a "
+                             "default")
+        chosen.append(f"{p.name}=" + (f"array {value.shape}" if isinstance(value, np.ndarray)
+                                      else repr(value)))
+        if p.kind == p.KEYWORD_ONLY:
+            kwargs[p.name] = value
+        else:
+            args.append(value)
+    obj = cls(*args, **kwargs)
+    return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
+
+def array_for(name: str, conv: bool):
+    """A parameter array a constructor takes (``Affine(W, b)``), by its name: W (4, 5) or a
+    conv's (3, 2, 3, 3), b (5,) or (3,), gamma ones, beta zeros (drawn afresh later)."""
+    r = probe.role(name)
+    rng = np.random.default_rng(0)
+    if r == "weight":
+        return rng.standard_normal((3, 2, 3, 3) if conv else (probe.FEATURES, probe.HIDDEN))
+    if r == "bias":
+        return np.zeros(3 if conv else probe.HIDDEN)
+    if r in ("scale", "shift"):
+        return (np.ones if r == "scale" else np.zeros)(probe.FEATURES)
+    return None
+
+def size_for(name: str, pool: bool):
+    lowered = name.lower()
+    for pattern, value in SIZE_NAMES:
+        if re.fullmatch(pattern, lowered):
+            if value is None:
+                if re.search(r"stride|step", lowered):
+                    return 2 if pool else 1
+                return 2 if pool else 3
+            return value
+    return None
+
+INPUT_NAME = re.compile(r"^(x|X|inputs?|in_?data|input_?data|a|A|a_?prev|z|Z|data)$")
+
+def method_pairs(cls) -> list[tuple[str, str, str]]:
+    """(layer name, forward method, backward method) pairs a class defines: ``forward``
+    / ``backward`` (or ``__call__`` / ``backward``), and ``X_forward`` / ``X_backward``."""
+    pairs = []
+    has = {n for n in dir(cls) if callable(getattr(cls, n, None))}
+    if "backward" in has:
+        if "forward" in has:
+            pairs.append((cls.__name__, "forward", "backward"))
+        elif "__call__" in vars(cls) or any("__call__" in vars(b) for b in cls.__mro__[1:-1]):
+            pairs.append((cls.__name__, "__call__", "backward"))
+    for fwd, bwd in METHOD_PAIRS:  # forward_propagation / backward_propagation, ...
+        if fwd in has and bwd in has and not pairs:
+            pairs.append((cls.__name__, fwd, bwd))
+    for n in sorted(has):
+        m = re.fullmatch(r"(.+?)_forward", n)
+        if m and f"{m.group(1)}_backward" in has:
+            pairs.append((f"{cls.__name__}.{n}", n, f"{m.group(1)}_backward"))
+    return pairs
+
+# Whole-class method pairs under other names.
+METHOD_PAIRS = (("forward_propagation", "backward_propagation"), ("forward_prop", "backward_prop"),
+                ("forward_pass", "backward_pass"), ("fprop", "bprop"),
+                ("forward_propagate", "backward_propagate"))
+
+
+__all__ = ["GRAD_DICTS", "INPUT_GRAD_NAMES", "LR_NAMES", "METHOD_PAIRS", "OUTPUT_NAMES",
+           "SIZE_NAMES", "Built", "Slot", "candidate_slots", "construct", "extra_value",
+           "grad_attr_names", "input_grad", "is_loss", "method_pairs", "output_of",
+           "stored_grad"]

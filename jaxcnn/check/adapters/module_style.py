@@ -1,0 +1,532 @@
+"""Module style: classes whose ``backward`` returns or *stores* the gradients.
+
+The style of the "Neural Networks from Scratch" book, of university course frameworks
+and of most blog MLPs::
+
+    class Layer_Dense:                       # weights (n_inputs, n_neurons), biases (1, n)
+        def __init__(self, n_inputs, n_neurons): ...
+        def forward(self, inputs):           # returns the output, or stores self.output
+            self.inputs = inputs
+            self.output = inputs @ self.weights + self.biases
+        def backward(self, dvalues):         # returns dL/dinput, or stores self.dinputs
+            self.dweights = self.inputs.T @ dvalues       # parameter gradients: attributes
+            self.dbiases = dvalues.sum(axis=0, keepdims=True)
+            self.dinputs = dvalues @ self.weights.T
+
+    class Loss_CategoricalCrossentropy:      # a loss: forward(y_pred, y_true) -> losses
+        def forward(self, y_pred, y_true): ...
+        def backward(self, dvalues, y_true): ...   # dvalues: the predictions
+
+Also: ``__call__`` as the forward; ``backward(grad, lr)`` that updates the parameters in
+place (their gradients are recovered from the update on a copy, ``(before - after) /
+lr``, as for the report's ``backprop``); method pairs ``conv_forward`` /
+``conv_backward`` on one class (one layer per pair); parameter gradients in a
+``self.grads`` / ``self.gradients`` dict (keyed by the parameter's name, or ``"d" +``
+it) or a ``grads`` list parallel to a ``params`` list; parameters in a ``self.params``
+dict.
+
+How the engine sees it (``from_module``):
+
+* the differentiable arguments are the input and the float array parameters its
+  forward depends on (gradient and optimizer buffers are not), in the object's own
+  dtype; each input set draws them afresh (random, tie-free): a constructor that sets
+  them to zeros or ones would hide a transpose or a sign, and the output says so;
+* the input's shape comes from the parameters (``probe.input_candidates``) or a probe of
+  the forward with small shapes; a loss gets rows of probabilities and integer labels
+  (static; one-hot or float targets when the forward refuses integer labels) and is
+  checked as the mean of what its forward returns (its ``backward(dvalues, y_true)``
+  receives the predictions, or the ``self.output`` its forward stored: a combined
+  softmax and cross-entropy's probabilities);
+* the oracle: ``jax.vjp`` of the catalogue reference where the name and the forward
+  match one (ReLU, sigmoid, tanh, softmax, a dense layer ``x @ W + b`` in its stored
+  layout, a stride-1 valid NCHW conv holding OIHW filters, a 2x2 stride-2 max pool with
+  the catalogue's tie-rich inputs); otherwise the numeric oracle, central differences
+  of your own forward.
+
+Where things live on the object, and how it is built: ``module_names``.
+
+Every call works on deep copies: the object you pass is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn.check.adapters import probe
+from jaxcnn.check.adapters.module_names import (
+    GRAD_NAME,
+    INPUT_NAME,
+    LR_NAMES,
+    Slot,
+    candidate_slots,
+    construct,
+    extra_value,
+    float_array,
+    input_grad,
+    is_loss,
+    method_pairs,
+    output_of,
+    positional_params,
+    required_params,
+    stored_grad,
+)
+from jaxcnn.check.layer import InputSet, Layer, Reference
+
+LEARN_RATE = 0.5  # a power of two: (before - after) / lr is exact
+ELEMENTWISE = {"relu": "relu", "sigmoid": "sigmoid", "logistic": "sigmoid", "tanh": "tanh"}
+
+
+POOL_SPECS = ("max_pool_nchw", "maxpool2")  # a 2x2 stride-2 max pool: NCHW, or (H, W, C)
+
+
+def _max_pool_spec(template, method: str, extra):
+    """The catalogue's 2x2 max pool whose reference the forward reproduces on its first
+    input (NCHW, or the report's (H, W, C)), with its tie-rich inputs; None if none."""
+    from jaxcnn.check.catalogue import spec
+
+    for k in POOL_SPECS:
+        s = spec(k)
+        first = s.input_sets(0)[0]
+        try:
+            with seeded(), np.errstate(all="ignore"):
+                out = np.asarray(_run_forward(copy.deepcopy(template), method,
+                                              np.array(first.args[0], copy=True), extra),
+                                 np.float64)
+            with jax.enable_x64(True):
+                want = np.asarray(s.reference.forward(first.args, first.static), np.float64)
+        except Exception:
+            continue
+        if out.shape == want.shape and np.max(np.abs(out - want), initial=0.0) <= 1e-9 * max(
+                float(np.max(np.abs(want), initial=0.0)), 1e-300):
+            return s
+    return None
+
+
+def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: list,
+                   loss: bool) -> Reference | None:
+    """The exact oracle where the name and the parameters say what the layer is."""
+    if loss or kind is None:
+        return None
+    if kind in ("relu", "sigmoid", "tanh") and not slots:
+        from jaxcnn.check.catalogue import spec
+
+        return spec(kind).reference
+    if kind == "softmax" and not slots:
+        return Reference("jax.nn.softmax (last axis)",
+                         lambda args, static: jax.nn.softmax(args[0], axis=-1))
+    if kind == "conv" and params and params[0].ndim == 4 and layout in ("nchw", "chw") and len(
+            params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
+        from jaxcnn.check.catalogue.conv import conv_nchw
+
+        def conv_forward(args, static):  # stride 1, no padding: a mismatch falls back
+            x, w = args[0], args[1]
+            b = jnp.reshape(args[2], (-1,)) if len(args) > 2 else jnp.zeros(w.shape[0])
+            if layout == "chw":  # one (C, H, W) image
+                return conv_nchw(x[None], w, b, {"stride": 1, "pad": 0})[0]
+            return conv_nchw(x, w, b, {"stride": 1, "pad": 0})
+
+        return Reference(f"lax.conv_general_dilated ({layout.upper()}, OIHW, stride 1, no "
+                         "padding)" + (" + b" if len(params) == 2 else ""), conv_forward)
+    if kind == "dense" and params and params[0].ndim == 2 and len(params) <= 2 and \
+            layout in ("rows", "rows_t", "cols"):
+        out_size = params[0].shape[0 if layout == "cols" else 1 if layout == "rows" else 0]
+        if len(params) == 2 and params[1].size != out_size:
+            return None
+        text = {"rows": "x @ W", "rows_t": "x @ W.T", "cols": "W @ x"}[layout]
+
+        def forward(args, static):
+            x, w = args[0], args[1]
+            y = x @ w if layout == "rows" else x @ w.T if layout == "rows_t" else w @ x
+            if len(args) > 2:
+                b = args[2]
+                y = y + (jnp.reshape(b, (-1, 1)) if layout == "cols" else jnp.reshape(b, -1))
+            return y
+
+        def alternates(args, static, cotangent):
+            """dx with the weight matrix the wrong way round (square W only)."""
+            from jaxcnn.check.layer import Alternate
+
+            w, g = np.asarray(args[1], np.float64), np.asarray(cotangent, np.float64)
+            if w.shape[0] != w.shape[1]:
+                return []
+            dx = g @ w if layout == "rows" else g @ w.T if layout == "rows_t" else w @ g
+            return [Alternate("W the wrong way round in dx", (dx,), False, "transposed",
+                              "dL/dinput uses the weight matrix the wrong way round "
+                              "(dvalues @ W where dvalues @ W.T belongs, or the reverse)")]
+
+        return Reference(text + (" + b" if len(params) == 2 else ""), forward, alternates)
+    return None
+
+
+def layer_kind(name: str) -> str | None:
+    lowered = name.lower()
+    if re.search(r"softmax", lowered):
+        return "softmax"
+    for token, kind in ELEMENTWISE.items():
+        if token in lowered and "leaky" not in lowered and "elu" != token:
+            return kind
+    if re.search(r"dense|linear|affine|fully_?connected|^fc|_fc|fc_?\d*$", lowered):
+        return "dense"
+    if re.search(r"conv", lowered):
+        return "conv"
+    return None
+
+
+def from_module(obj, name: str | None = None, file: str | None = None,
+                forward: str = "forward", backward: str = "backward", note: str = "",
+                input_shape: tuple | None = None) -> Layer:
+    """A ``Layer`` for a constructed module-style object (see the module docstring).
+
+    forward, backward: the method names (``"__call__"``, ``"conv_forward"``, ...).
+    note: what to say about how it was built. input_shape: the shape of its input
+    (e.g. ``(2, 1, 28, 28)``) when the probe finds none. Raises ValueError when no input
+    shape tried runs its forward (saying what it raised).
+    """
+    cls_name = type(obj).__name__
+    name = name or cls_name
+    fwd_method = getattr(obj, forward)
+    bwd_method = getattr(obj, backward)
+    loss = is_loss(forward if forward.endswith("_forward") else cls_name, fwd_method)
+    fwd_extra = [extra_value(p) for p in required_params(fwd_method)[2 if loss else 1:]]
+    bwd_req = required_params(bwd_method)
+    bwd_pos = positional_params(bwd_method)
+    takes_lr = (len(bwd_pos) >= 2 and bwd_pos[1].name.lower() in LR_NAMES
+                and not loss)
+    template = copy.deepcopy(obj)
+    slots = candidate_slots(template)
+    notes = [note] if note else []
+    fwd_named = required_params(fwd_method)[2 if loss else 1:]
+    if fwd_named:
+        notes.append(f"its {forward} is called with " + ", ".join(
+            f"{p.name}={v!r}" for p, v in zip(fwd_named, fwd_extra, strict=True)))
+
+    rng = np.random.default_rng(0)
+    labels = None
+    if loss:
+        shape, layout = (probe.BATCH, probe.FEATURES), "loss"
+        y_pred = probe.random_like(rng, shape, "probabilities")
+        labels, why = _labels(template, fwd_method.__name__, y_pred, fwd_extra, rng)
+        if labels is None:
+            raise ValueError(f"its {forward} refused every target tried (integer labels, "
+                             f"one-hot, float targets): {why}")
+        slots = []
+    else:
+        shape, layout, why = None, None, ""
+        params_now = [s.get(template) for s in slots]
+        forward_only = None  # the first shape the forward takes, if the backward takes none
+        candidates = ([("given", tuple(input_shape))] if input_shape is not None
+                      else probe.input_candidates(params_now))
+        for lay, cand in candidates:
+            x = probe.random_like(rng, cand)
+            o = copy.deepcopy(template)
+            ok, why_here = probe.runs(lambda x=x, o=o: _run_forward(o, forward, x, fwd_extra))
+            if ok:
+                forward_only = forward_only or (cand, lay)
+                # a per-sample layer (bias -= lr * grad with a (1, n) bias) runs its forward
+                # on a batch but not its backward: the shape must suit both
+                out = _run_forward(copy.deepcopy(template), forward, x, fwd_extra)
+                ct = probe.random_like(rng, np.shape(out))
+                ok, why_here = probe.runs(lambda o=o, ct=ct, x=x: _backward_runs(
+                    getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct,
+                                                         LEARN_RATE))))
+                if ok:
+                    shape, layout = cand, lay
+                    break
+            why = why or why_here
+        if shape is None and forward_only is not None:
+            shape, layout = forward_only  # the backward's error is then reported
+            notes.append(BACKWARD_REFUSED)
+        if shape is None and why.startswith("NotImplementedError"):
+            raise ValueError(f"an abstract class: its {forward} raises NotImplementedError")
+        if shape is None:
+            tried = ", ".join(str(s) for _, s in probe.input_candidates(params_now)[:4])
+            raise ValueError(f"its {forward} refused every input shape tried ({tried}, ...): "
+                             f"{why}; give the shape from Python: jaxcnn.check.from_module("
+                             f"{cls_name}(...), input_shape=(...))")
+        slots = _used_by_forward(template, forward, slots, shape, fwd_extra)
+    params = [np.asarray(s.get(template)) for s in slots]
+    dtypes = [p.dtype for p in params]
+    hidden = [f"{s.shown} {probe.constant(p)}" for s, p in zip(slots, params, strict=True)
+              if probe.constant(p) and p.size > 1 or (probe.constant(p) and p.size == 1
+                                                       and float(p.reshape(-1)[0]) == 0)]
+    if hidden:
+        notes.append(f"its constructor sets {', '.join(hidden)}; checked with random values "
+                     "instead (a constant parameter hides a transpose or a wrong sign)")
+    kind = None if loss else layer_kind(forward if forward.endswith("_forward") else cls_name)
+    # Samples in columns (W @ x, the deep-learning specialisation's layout): its dW and db
+    # carry 1/m and its dx does not, as in its linear_backward; checked as m * dW, m * db.
+    per_column = layout == "cols" and bool(slots) and not takes_lr
+    if per_column:
+        notes.append("samples in columns (W @ x): the deep-learning specialisation's "
+                     "convention, dW and db carry 1/m (m = columns) and dx does not; they "
+                     "are checked as m * dW, m * db")
+    reference = _reference_for(kind, layout, slots, params, loss)
+    pool_spec = None
+    if reference is None and not slots and not loss and re.search(
+            r"pool", forward if forward.endswith("_forward") else cls_name, re.IGNORECASE):
+        pool_spec = _max_pool_spec(template, forward, fwd_extra)
+        if pool_spec is not None:  # its tie rules and mistakes are named as for CS231n's
+            reference, kind = pool_spec.reference, pool_spec.kind
+    # the input row is named by the forward's own argument (inputs, x, A_prev)
+    own = [p.name for p in positional_params(fwd_method)]
+    first = own[0] if own and own[0] not in {s.shown for s in slots} else None
+    arg_names = (first or ("y_pred" if loss else "input"), *(s.shown for s in slots))
+
+    def fresh(args):
+        o = copy.deepcopy(template)
+        for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
+            slot.set(o, np.array(value, dtype=dtype, copy=True))
+        return o
+
+    def layer_forward(args, static):
+        o = fresh(args)
+        if loss:
+            return _loss_value(o, forward, args[0], static[0], fwd_extra)
+        return _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
+
+    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE):
+        before = [np.array(s.get(o), dtype=np.float64, copy=True) for s in slots]
+        if loss:
+            stored = getattr(o, "output", None)
+            dvalues = (stored if isinstance(stored, np.ndarray) and stored.shape == x.shape
+                       else np.array(x, copy=True))
+            ret = bwd_method_of(o)(*_loss_backward_args(bwd_req, dvalues, static[0]))
+            dx = input_grad(o, ret, backward)
+            return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
+        names_before = {k: v for k, v in vars(o).items() if not float_array(v) or not
+                        GRAD_NAME.search(k)}
+        ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate))
+        dx = input_grad(o, ret, backward)
+        grads = []
+        returned = (list(ret[1:]) if isinstance(ret, (tuple, list)) and len(ret) == len(slots)
+                    + 1 else None)
+        for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
+            g = returned[i] if returned is not None else stored_grad(o, slot, names_before, i)
+            if g is None and takes_lr:
+                g = ((b - np.asarray(slot.get(o), np.float64)) / learn_rate).astype(
+                    np.float32 if dtype == np.float32 else np.float64)
+            if g is not None and per_column:  # the dialect's 1/m (see from_module)
+                g = np.asarray(g, np.float64) * np.shape(x)[1]
+            grads.append(g)
+        return (dx, *grads)
+
+    def bwd_method_of(o):
+        return getattr(o, backward)
+
+    def vjp(args, static):
+        o = fresh(args)
+        if loss:
+            out = _loss_value(o, forward, args[0], static[0], fwd_extra)
+        else:
+            out = _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
+        return out, lambda ct: run_backward(copy.deepcopy(o), args[0], ct, static)
+
+    def input_sets(seed):
+        if pool_spec is not None:
+            return pool_spec.input_sets(seed)
+        if reference is not None and kind in ("relu", "sigmoid", "tanh") and not slots:
+            from jaxcnn.check.catalogue import spec
+
+            return spec(kind).input_sets(seed)
+        sets = []
+        for k in range(2):
+            r = np.random.default_rng(seed * 1000 + k)
+            if loss:
+                x = probe.random_like(r, shape, "probabilities")
+                lab = _relabel(labels, r)
+                sets.append(InputSet("random", f"random probabilities {shape}, targets "
+                                               f"{_describe_targets(lab)}", (x,), (lab,)))
+                continue
+            x = probe.random_like(r, shape)
+            ps = [probe.random_like(r, p.shape, "param") for p in params]
+            what = f"random x {shape}" + (f"; {', '.join(s.shown for s in slots)} random"
+                                          if slots else "")
+            sets.append(InputSet("random", what, (x, *ps), ()))
+        return sets
+
+    recovered = frozenset(s.shown for s in slots) if takes_lr else frozenset()
+
+    def extra(args, static, ct):
+        """A backward(grad, lr) whose input gradient changes with lr used the updated
+        parameters (``update-before-use``), as for the report's ``backprop``."""
+        if not takes_lr:
+            return []
+        from jaxcnn.check.adapters.blog import SECOND_LEARN_RATE, _differ
+
+        o = fresh(args)
+        _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
+        first = run_backward(copy.deepcopy(o), args[0], ct, static)
+        second = run_backward(copy.deepcopy(o), args[0], ct, static, SECOND_LEARN_RATE)
+        if _differ(first[0], second[0]):
+            return [(arg_names[0], "update-before-use",
+                     f"dL/d{arg_names[0]} changes with the learning rate ({LEARN_RATE} vs "
+                     f"{SECOND_LEARN_RATE}): it is computed with parameters already updated "
+                     "in this step; compute it before the update")]
+        return []
+    return Layer(name, kind or ("loss" if loss else "custom"), "module", arg_names,
+                 layer_forward, vjp, reference, input_sets,
+                 optional=frozenset(), recovered=recovered, extra=extra, file=file,
+                 notes=tuple(notes))
+
+
+def _backward_args(required, takes_lr: bool, x, ct, learn_rate) -> list:
+    """What a module-style backward is called with: ``(dout)``, ``(dout, lr)``, or
+    ``(input, dout)`` when its first argument is named like the input (``backward(self,
+    x, grad)``); further required arguments by name (``training=False``)."""
+    if len(required) >= 2 and INPUT_NAME.fullmatch(required[0].name) and not takes_lr:
+        return [np.array(x, copy=True), np.array(ct, copy=True),
+                *[extra_value(p) for p in required[2:]]]
+    head = [np.array(ct, copy=True)] + ([learn_rate] if takes_lr else [])
+    return head + [extra_value(p) for p in required[len(head):]]
+
+
+def _backward_runs(ret) -> float:
+    """0.0: for ``probe.runs``, a backward that returned (whatever it returned)."""
+    return 0.0
+
+
+def _run_forward(o, method: str, x, extra) -> np.ndarray:
+    with seeded():
+        ret = getattr(o, method)(x, *extra)
+    return output_of(o, ret, method)
+
+
+class seeded:  # noqa: N801 (a context manager, used like a function)
+    """NumPy's global generator seeded the same way for every call of the user's forward
+    (and restored after): a dropout mask drawn with ``np.random`` is then the same in the
+    forward the backward follows and in every finite difference."""
+
+    def __enter__(self):
+        self.state = np.random.get_state()  # noqa: NPY002
+        np.random.seed(0)  # noqa: NPY002 (the user's code draws from the global generator)
+
+    def __exit__(self, *exc):
+        np.random.set_state(self.state)  # noqa: NPY002
+
+
+def _loss_value(o, method: str, y_pred, target, extra) -> np.ndarray:
+    """The loss as a scalar: the mean of what the forward returns (per-sample losses, as
+    the book's ``Loss.calculate`` averages them), or the scalar it returns."""
+    with seeded():
+        ret = getattr(o, method)(np.array(y_pred, copy=True), _copy(target), *extra)
+    if ret is None:
+        ret = getattr(o, "loss", None) if isinstance(getattr(o, "loss", None), (float,
+                                                                               np.ndarray)) \
+            else output_of(o, None, method)
+    value = np.asarray(ret, dtype=np.float64)
+    return np.asarray(value.mean()) if value.ndim else value
+
+
+def _loss_backward_args(required, dvalues, target) -> list:
+    """What a loss's backward is called with: ``(dvalues, y_true)`` (the book's), nothing
+    (a course framework's ``backward()`` that reads what its forward stored), the target
+    alone, or the upstream gradient of the loss alone (1.0)."""
+    if len(required) >= 2:
+        return [np.array(dvalues, copy=True), _copy(target),
+                *[extra_value(p) for p in required[2:]]]
+    if not required:
+        return []
+    if re.search(r"true|target|label|^y$|^t$", required[0].name, re.IGNORECASE):
+        return [_copy(target)]
+    return [np.array(1.0)]
+
+
+def _copy(v):
+    return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+
+
+def _labels(obj, method, y_pred, extra, rng):
+    """Targets the loss's forward accepts: integer labels (N,), one-hot (N, C), or float
+    targets of the predictions' shape; (None, why) when it takes none of them."""
+    n, c = y_pred.shape
+    ints = np.arange(n) % c
+    rng.shuffle(ints)
+    one_hot = np.eye(c)[ints]
+    floats = rng.standard_normal(y_pred.shape)
+    why = ""
+    for target in (ints, one_hot, floats):
+        ok, why_here = probe.runs(lambda t=target: _loss_value(copy.deepcopy(obj), method,
+                                                               y_pred, t, extra))
+        if ok:
+            return target, ""
+        why = why or why_here
+    return None, why
+
+
+def _relabel(template: np.ndarray, rng) -> np.ndarray:
+    """New targets of the same form as ``template``."""
+    if template.dtype.kind in "iu":
+        lab = template.copy()
+        rng.shuffle(lab)
+        return lab
+    if template.ndim == 2 and np.all((template == 0) | (template == 1)):
+        return template[rng.permutation(len(template))]
+    return rng.standard_normal(template.shape)
+
+
+def _describe_targets(t: np.ndarray) -> str:
+    if t.dtype.kind in "iu":
+        return f"integer labels {t.tolist()}"
+    if t.ndim == 2 and np.all((t == 0) | (t == 1)):
+        return f"one-hot {t.shape}"
+    return f"float {t.shape}"
+
+
+def _used_by_forward(template, method, slots: list[Slot], shape, extra) -> list[Slot]:
+    """The slots whose values the forward depends on (a scratch or buffer array is not a
+    parameter). A slot whose change makes the forward fail is kept."""
+    rng = np.random.default_rng(1)
+    x = probe.random_like(rng, shape)
+    try:
+        base = np.asarray(_run_forward(copy.deepcopy(template), method, x.copy(), extra),
+                          np.float64)
+    except Exception:
+        return slots
+    used = []
+    for slot in slots:
+        o = copy.deepcopy(template)
+        value = np.asarray(slot.get(o))
+        bump = (1.0 + float(np.max(np.abs(value), initial=0.0))) * rng.standard_normal(
+            value.shape)
+        slot.set(o, (value + 0.1 * bump).astype(value.dtype))
+        try:
+            out = np.asarray(_run_forward(o, method, x.copy(), extra), np.float64)
+        except Exception:
+            used.append(slot)
+            continue
+        if out.shape != base.shape or not np.array_equal(out, base, equal_nan=True):
+            used.append(slot)
+    return used
+
+
+BACKWARD_REFUSED = "its backward raised on every input shape tried"
+
+
+def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None) -> Layer:
+    """Construct ``cls`` (sizes chosen by name) and adapt its method pair. When its
+    backward raises on every shape (a matrix used untransposed: ``dvalues @ W`` for a
+    (4, 5) ``W``), it is built again with square sizes, where such a backward runs and
+    its mistake can be named on each gradient."""
+    built = construct(cls)
+    layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note)
+    if BACKWARD_REFUSED not in layer.notes:
+        return layer
+    try:
+        square = construct(cls, square=True)
+        again = from_module(square.obj, layer_name, file, fwd, bwd, square.note)
+    except Exception:
+        return layer
+    if BACKWARD_REFUSED in again.notes or square.note == built.note:
+        return layer
+    return again._replace(notes=(*again.notes, "its backward raises with the sizes "
+                                 f"{built.note.removeprefix('built as ')}: checked with "
+                                 "square sizes, where it runs"))
+
+
+
+__all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs"]

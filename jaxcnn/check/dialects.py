@@ -1,0 +1,318 @@
+"""Discovery of the dialects beyond the report's, CS231n's and JAX's (``discover.py``).
+
+One finder per dialect, each ``(module, file, own) -> (layers, skipped)``, listed in
+``FINDERS``; ``discover.find_layers`` runs them after its own three:
+
+* ``module_classes``: classes with ``forward``/``backward`` (or ``__call__``/``backward``,
+  or ``X_forward``/``X_backward`` method pairs): ``adapters.module_style``; and
+  ``forward``/``backprop`` classes whose name names no catalogue kind (checked
+  numerically instead of skipped);
+* ``specialisation``: the deep-learning specialisation's NHWC functions with an
+  ``hparameters`` dict, ``mode`` or ``activation`` argument: ``adapters.specialisation``;
+* ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
+  network's cost and gradients dict): ``adapters.network_pair``;
+* ``torch_functions``: ``torch.autograd.Function`` subclasses:
+  ``adapters.torch_function``;
+* ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
+  ``tanh_prime``, ``mse`` / ``mse_prime``), checked numerically.
+
+A finder never raises for the user's code: what cannot be built is skipped with the
+reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import re
+import sys
+
+from jaxcnn.check.layer import Layer
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def is_torch_function(obj) -> bool:
+    return inspect.isclass(obj) and any(
+        b.__name__ == "Function" and b.__module__.startswith("torch.autograd")
+        for b in obj.__mro__[1:])
+
+
+def module_classes(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """Module-style classes (see ``adapters.module_style``); ``taken``: class names the
+    blog finder already checks."""
+    from jaxcnn.check.adapters import module_style
+
+    layers, skipped = [], []
+    for name, obj in vars(module).items():
+        if not (inspect.isclass(obj) and own(module, obj)) or name in taken \
+                or is_torch_function(obj):
+            continue
+        pairs = module_style.method_pairs(obj)
+        if not pairs and callable(getattr(obj, "forward", None)) and callable(
+                getattr(obj, "backprop", None)):
+            pairs = [(name, "forward", "backprop")]
+        for layer_name, fwd, bwd in pairs:
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    layers.append(module_style.make(obj, layer_name, fwd, bwd, file))
+            except Exception as exc:
+                text = _describe(exc)
+                skipped.append((layer_name, text.partition(": ")[2] if "an abstract class"
+                                in text else f"cannot run it: {text}"))
+    return layers, skipped
+
+
+def has_module_pairs(cls) -> bool:
+    from jaxcnn.check.adapters import module_style
+
+    return bool(module_style.method_pairs(cls))
+
+
+def unwrap(obj):
+    """What a wrapper such as ``jax.jit`` (anything with ``__wrapped__``) wraps: a plain
+    function, or a ``jax.custom_vjp`` (not unwrapped further: its VJP is what is checked).
+    ``obj`` itself when it wraps nothing."""
+    seen = 0
+    jax = sys.modules.get("jax")  # no JAX imported: nothing can be a custom_vjp
+    while (not (jax is not None and isinstance(obj, jax.custom_vjp))
+           and getattr(obj, "__wrapped__", None) is not None
+           and seen < 10):
+        obj, seen = obj.__wrapped__, seen + 1
+    return obj
+
+
+def _params(fn) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def _functions(module, own) -> dict:
+    return {n: f for n, f in ((n, unwrap(o)) for n, o in vars(module).items())
+            if inspect.isfunction(f) and own(module, f)}
+
+
+def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
+    """(dialect kind, forward name, backward name, options) of the deep-learning
+    specialisation's functions in ``functions`` (name -> function)."""
+    out = []
+    for name, fn in functions.items():
+        params = _params(fn)
+        lowered = [p.lower() for p in params]
+        m = re.fullmatch(r"(.*?)_?forward(.*)", name)
+        back = f"{m.group(1)}_backward{m.group(2)}" if m else f"{name}_backward"
+        if back not in functions:
+            continue
+        first = lowered[0] if lowered else ""
+        hparams = any(p in ("hparameters", "hparams", "hyperparameters") for p in lowered)
+        if hparams and "pool" in name.lower():
+            out.append(("pool", name, back, {"mode": "mode" in lowered}))
+        elif hparams and "conv" in name.lower():
+            out.append(("conv", name, back, {}))
+        elif "activation" in lowered and first in ("a_prev", "a", "x", "a_previous"):
+            out.append(("linear_activation", name, back, {}))
+        elif m and "linear" in name.lower() and first in ("a_prev", "a", "a_previous") \
+                and len(params) == 3:
+            out.append(("linear", name, back, {}))
+        elif not m and name.lower() in ("relu", "sigmoid", "tanh") and len(params) == 1:
+            out.append(("activation", name, back, {}))
+    return out
+
+
+def specialisation(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """The deep-learning specialisation's functions (``adapters.specialisation``)."""
+    from jaxcnn.check.adapters import from_cs231n
+    from jaxcnn.check.adapters import specialisation as sp
+
+    functions = _functions(module, own)
+    layers, skipped = [], []
+    for kind, fwd_name, bwd_name, opts in specialisation_pairs(functions):
+        fwd, bwd = functions[fwd_name], functions[bwd_name]
+        try:
+            if kind == "conv":
+                layers.append(sp.from_conv(fwd, bwd, fwd_name, file))
+            elif kind == "pool":
+                for mode in (("max", "average") if opts["mode"] else ("max",)):
+                    layers.append(sp.from_pool(fwd, bwd, mode, fwd_name, file,
+                                               mode_given=opts["mode"]))
+            elif kind == "linear_activation":
+                for act in _activations(fwd, bwd):
+                    layers.append(sp.from_linear(fwd, bwd, act, fwd_name, file))
+            elif kind == "linear":
+                layers.append(sp.from_linear(fwd, bwd, None, fwd_name, file))
+            else:  # relu(Z): rows named by the user's argument (Z), not the catalogue's x
+                layer = from_cs231n(fwd, bwd, fwd_name.lower(), fwd_name, file)
+                own_names = tuple(_params(fwd)[:len(layer.arg_names)])
+                layers.append(layer._replace(arg_names=own_names, axis_names={
+                    **dict(zip(own_names, (layer.axis_names or {}).values(), strict=False)),
+                    "out": (layer.axis_names or {}).get("out")}))
+        except Exception as exc:
+            skipped.append((fwd_name, f"cannot run it: {_describe(exc)}"))
+    return layers, skipped
+
+
+def _activations(*functions) -> list[str]:
+    """The activation names a linear_activation pair handles: the string literals among
+    "relu", "sigmoid", "tanh" in its source (relu and sigmoid when none is found)."""
+    text = ""
+    for fn in functions:
+        with contextlib.suppress(OSError, TypeError):
+            text += inspect.getsource(fn)
+    found = [a for a in ("relu", "sigmoid", "tanh") if re.search(rf"""['"]{a}['"]""", text)]
+    return found or ["relu", "sigmoid"]
+
+
+def specialisation_names(module, own) -> set[str]:
+    """Function names the specialisation finder checks (the CS231n finder leaves them)."""
+    return {n for _, f, b, _ in specialisation_pairs(_functions(module, own)) for n in (f, b)}
+
+
+def network_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """``forward_propagation(X, Y, parameters)`` with ``backward_propagation(X, Y,
+    cache)`` (any suffix: ``_n``): ``adapters.network_pair``."""
+    from jaxcnn.check.adapters.network_pair import from_model_pair, from_network_pair
+
+    functions = _functions(module, own)
+    layers, skipped = [], []
+    cost = next((functions[n] for n in ("compute_cost", "cost", "compute_loss")
+                 if n in functions), None)
+    for name, fn in functions.items():
+        m = re.fullmatch(r"(.*)model_forward(.*)", name, re.IGNORECASE)
+        back = m and f"{m.group(1)}model_backward{m.group(2)}"
+        if m and back in functions and cost is not None:  # L_model_forward, compute_cost
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    layers.append(from_model_pair(fn, functions[back], cost, name, file))
+            except Exception as exc:
+                skipped.append((name, f"cannot run it: {_describe(exc)}"))
+            continue
+        m = re.fullmatch(r"(.*)forward_prop(?:agation|agate)?(.*)", name)
+        if not m:
+            continue
+        back = next((b for b in (f"{m.group(1)}backward_propagation{m.group(2)}",
+                                 f"{m.group(1)}backward_prop{m.group(2)}",
+                                 f"{m.group(1)}backward_propagate{m.group(2)}")
+                     if b in functions), None)
+        params = [p.lower() for p in _params(fn)]
+        if back is None or not any(p in ("parameters", "params") for p in params):
+            if back is not None:
+                skipped.append((name, "a forward/backward propagation pair without a "
+                                      "parameters dict argument: check it from Python"))
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(from_network_pair(fn, functions[back], name, file,
+                                                cost_fn=cost))
+        except Exception as exc:
+            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+    return layers, skipped
+
+
+def torch_functions(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """``torch.autograd.Function`` subclasses: ``adapters.torch_function``."""
+    from jaxcnn.check.adapters.torch_function import from_torch_function
+
+    layers, skipped = [], []
+    for name, obj in vars(module).items():
+        if not (is_torch_function(obj) and own(module, obj)):
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(from_torch_function(obj, name, file))
+        except Exception as exc:
+            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+    return layers, skipped
+
+
+DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_grad", "_gradient")
+
+
+def derivative_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
+    """A function and its derivative beside it, as blogs write them: ``tanh(x)`` with
+    ``tanh_prime(x)`` (elementwise: the derivative times the cotangent), ``mse(y_true,
+    y_pred)`` with ``mse_prime(y_true, y_pred)`` (a loss: its gradient with respect to the
+    prediction, the argument named like one, else the second). Checked against the numeric
+    oracle of the function itself."""
+    import numpy as np
+
+    from jaxcnn.check.adapters import probe
+
+    functions = _functions(module, own)
+    layers, skipped = [], []
+    for name, fn in functions.items():
+        for suffix in DERIVATIVE_SUFFIXES:
+            d = functions.get(name + suffix)
+            if d is None or name.endswith(DERIVATIVE_SUFFIXES):
+                continue
+            params = [p for p in _params(fn)]
+            try:
+                layers.append(_derivative_layer(fn, d, params, name, file, np, probe))
+            except Exception as exc:
+                skipped.append((name, f"cannot run it with {name + suffix}: {_describe(exc)}"))
+            break
+    return layers, skipped
+
+
+def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
+    from jaxcnn.check.layer import InputSet
+
+    if len(params) == 1:
+        def forward(args, static):
+            return np.asarray(fn(np.array(args[0], copy=True)), np.float64)
+
+        def vjp(args, static):
+            out = forward(args, static)
+            return out, lambda ct: (np.asarray(ct) * np.asarray(d(np.array(args[0],
+                                                                           copy=True))),)
+
+        def input_sets(seed):
+            r = np.random.default_rng(seed)
+            return [InputSet("random", f"random {params[0]} (3, 4)", (r.standard_normal(
+                (3, 4)),))]
+        forward((np.zeros((3, 4)),), ())
+        return Layer(name, "custom", "derivative", (params[0],), forward, vjp, None,
+                     input_sets, file=file)
+    if len(params) != 2:
+        raise ValueError("a function of more than two arguments")
+    lowered = [p.lower() for p in params]
+    i = next((k for k, p in enumerate(lowered)
+              if re.search(r"pred|output|^a$|^al$|hat|^p$|prob|logit", p)), 1)
+
+    def order(x, y):
+        return (x, y) if i == 0 else (y, x)
+
+    def forward(args, static):
+        return np.asarray(np.mean(fn(*order(np.array(args[0], copy=True), _c(static[0])))))
+
+    def vjp(args, static):
+        out = forward(args, static)
+        g = d(*order(np.array(args[0], copy=True), _c(static[0])))
+        # a prime that returns the per-entry derivative of a mean, or of a sum (scaled)
+        return out, lambda ct: (np.asarray(ct) * np.asarray(g, np.float64),)
+
+    def input_sets(seed):
+        r = np.random.default_rng(seed)
+        y_pred = probe.random_like(r, (3, 4), "probabilities")
+        y_true = np.eye(4)[r.integers(0, 4, 3)]
+        return [InputSet("random", f"random {params[i]} (3, 4) (probabilities), "
+                         f"{params[1 - i]} one-hot (3, 4)", (y_pred,), (y_true,))]
+    s0 = input_sets(0)[0]
+    forward(s0.args, s0.static)
+    return Layer(name, "loss", "derivative", (params[i],), forward, vjp, None, input_sets,
+                 file=file, notes=(f"a loss and its derivative: checked as the mean of "
+                                   f"{name}, against finite differences",))
+
+
+def _c(v):
+    import numpy as np
+
+    return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+
+
+FINDERS = (module_classes, specialisation, network_pairs, torch_functions, derivative_pairs)
+
+__all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]
