@@ -116,7 +116,7 @@ def from_function_pair(forward: Callable, backward: Callable, name: str | None =
         return out, lambda ct: backward(np.array(ct, copy=True), cache)
 
     return Layer(name or forward.__name__, "custom", style, tuple(diff), fwd, vjp, None,
-                 _sets(diff, values, mask, what), file=file)
+                 _sets(diff, values, mask, what), file=file, sources=(forward, backward))
 
 
 def from_loss_function(loss: Callable, name: str | None = None, file: str | None = None
@@ -136,7 +136,7 @@ def from_loss_function(loss: Callable, name: str | None = None, file: str | None
         return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
 
     return Layer(name or loss.__name__, "loss", "cs231n", tuple(diff), fwd, vjp, None,
-                 _sets(diff, values, mask, what), file=file)
+                 _sets(diff, values, mask, what), file=file, sources=(loss, loss))
 
 
 def probed_inputs(f: Callable) -> tuple[tuple[str, ...], list[tuple], tuple, Callable]:

@@ -368,10 +368,15 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                      f"{SECOND_LEARN_RATE}): it is computed with parameters already updated "
                      "in this step; compute it before the update")]
         return []
+    # the first-wrong-step analysis reads the methods' source; not under the 1/m
+    # convention (the checked gradients are m x what the backward holds) nor for a
+    # backward that updates in place (its gradients are recovered from the update)
+    sources = () if per_column or takes_lr else (getattr(type(obj), forward, None),
+                                                 getattr(type(obj), backward, None))
     return Layer(name, kind or ("loss" if loss else "custom"), "module", arg_names,
                  layer_forward, vjp, reference, input_sets,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
-                 notes=tuple(notes))
+                 notes=tuple(notes), sources=sources if all(sources) else ())
 
 
 def _backward_args(required, takes_lr: bool, x, ct, learn_rate) -> list:

@@ -91,8 +91,9 @@ def from_model_pair(forward: Callable, backward: Callable, cost: Callable,
         al, caches = cache
         return backward(al, y, caches)
 
+    # the steps of L_model_backward run through the file's helpers: no one source to read
     return from_network_pair(pair_forward, pair_backward, name or forward.__name__, file,
-                             keys_from=forward)
+                             keys_from=forward)._replace(sources=())
 
 
 ROLES = {"x": "X", "y": "Y", "parameters": "parameters", "params": "parameters",
@@ -196,7 +197,8 @@ def from_network_pair(forward: Callable, backward: Callable, name: str | None = 
             "intermediates, not checked")
     # rows are named by the gradients dict's keys (dW1, db1): what the user returns
     return Layer(name or forward.__name__, "network", "network", tuple(f"d{k}" for k in keys),
-                 fwd, vjp, None, input_sets, file=file, notes=(note,))
+                 fwd, vjp, None, input_sets, file=file, notes=(note,),
+                 sources=(forward, backward))
 
 
 def _draw(rng, key: str, shape: tuple, rows: bool) -> np.ndarray:

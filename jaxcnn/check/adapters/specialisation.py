@@ -93,7 +93,8 @@ def from_conv(forward: Callable, backward: Callable, name: str | None = None,
     return Layer(name or forward.__name__, "conv_nhwc_hparameters", "specialisation",
                  ("A_prev", "W", "b"), fwd, vjp, reference, input_sets,
                  axis_names={"A_prev": axis_names["x"], "W": axis_names["w"],
-                             "b": axis_names["b"], "out": axis_names["out"]}, file=file)
+                             "b": axis_names["b"], "out": axis_names["out"]}, file=file,
+                 sources=(forward, backward))
 
 
 def _hparameters(pool_param: dict) -> dict:
@@ -177,7 +178,7 @@ def from_pool(forward: Callable, backward: Callable, mode: str = "max",
     shown = f"{name or forward.__name__} ({mode})" if mode_given else (name or forward.__name__)
     return Layer(shown, f"{mode}_pool_nhwc_hparameters", "specialisation", ("A_prev",), fwd,
                  vjp, reference, input_sets, axis_names={"A_prev": names, "out": names},
-                 file=file)
+                 file=file, sources=(forward, backward))
 
 
 ACTIVATIONS = {"relu": lambda z: jnp.maximum(z, 0.0), "sigmoid": jax.nn.sigmoid,
