@@ -12,10 +12,10 @@ from jaxcnn.check import autodiff
 def test_a_program_is_kept_per_computation_never_per_function_object():
     x = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
     with jax.enable_x64(True):
-        before = len(autodiff._programs)
         a = autodiff.vjp(lambda v: (v * 3.0) ** 2, (x,), np.ones((2, 3)))[0]
+        kept = list(autodiff._programs)  # at most PROGRAMS: a full suite may have filled it
         b = autodiff.vjp(lambda v: (v * 3.0) ** 2, (x,), np.ones((2, 3)))[0]  # a new closure
-        assert len(autodiff._programs) == before + 1  # the same computation: one program
+        assert set(autodiff._programs) == set(kept)  # the same computation: no new program
         np.testing.assert_array_equal(a, b)
         label = np.array([2, 0])
         picked = autodiff.vjp(lambda v: v[np.arange(2), label], (x,), np.ones(2))[0]

@@ -43,13 +43,13 @@ def is_torch_function(obj) -> bool:
 def module_classes(module, file, own, taken: set) -> tuple[list[Layer], list]:
     """Module-style classes (see ``adapters.module_style``); ``taken``: class names the
     blog finder already checks."""
-    from jaxcnn.check.adapters import module_style
-
     layers, skipped = [], []
     for name, obj in vars(module).items():
         if not (inspect.isclass(obj) and own(module, obj)) or name in taken \
                 or is_torch_function(obj):
             continue
+        from jaxcnn.check.adapters import module_style  # JAX: only once there is a class
+
         pairs = module_style.method_pairs(obj)
         if not pairs and callable(getattr(obj, "forward", None)) and callable(
                 getattr(obj, "backprop", None)):
@@ -125,12 +125,15 @@ def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
 
 def specialisation(module, file, own, taken: set) -> tuple[list[Layer], list]:
     """The deep-learning specialisation's functions (``adapters.specialisation``)."""
+    functions = _functions(module, own)
+    layers, skipped = [], []
+    pairs = specialisation_pairs(functions)
+    if not pairs:
+        return layers, skipped
     from jaxcnn.check.adapters import from_cs231n
     from jaxcnn.check.adapters import specialisation as sp
 
-    functions = _functions(module, own)
-    layers, skipped = [], []
-    for kind, fwd_name, bwd_name, opts in specialisation_pairs(functions):
+    for kind, fwd_name, bwd_name, opts in pairs:
         fwd, bwd = functions[fwd_name], functions[bwd_name]
         try:
             if kind == "conv":

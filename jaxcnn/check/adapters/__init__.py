@@ -13,13 +13,32 @@
 * ``probe``: shapes and values for a layer found by running it.
 """
 
-from jaxcnn.check.adapters.blog import from_blog as from_blog
-from jaxcnn.check.adapters.cs231n import from_cs231n as from_cs231n
-from jaxcnn.check.adapters.cs231n import from_cs231n_loss as from_cs231n_loss
-from jaxcnn.check.adapters.function_pair import from_function_pair as from_function_pair
-from jaxcnn.check.adapters.function_pair import from_loss_function as from_loss_function
-from jaxcnn.check.adapters.jax_style import from_custom_vjp as from_custom_vjp
-from jaxcnn.check.adapters.jax_style import from_jax_pair as from_jax_pair
-from jaxcnn.check.adapters.jax_style import from_jax_vjp as from_jax_vjp
-from jaxcnn.check.adapters.module_style import from_module as from_module
-from jaxcnn.check.adapters.network_pair import from_network_pair as from_network_pair
+import importlib
+
+# name -> its module, imported on first use (PEP 562): importing one adapter module
+# (``probe``, ``network_pair``) does not import the others, nor JAX.
+_EXPORTS = {
+    "from_blog": "jaxcnn.check.adapters.blog",
+    "from_cs231n": "jaxcnn.check.adapters.cs231n",
+    "from_cs231n_loss": "jaxcnn.check.adapters.cs231n",
+    "from_function_pair": "jaxcnn.check.adapters.function_pair",
+    "from_loss_function": "jaxcnn.check.adapters.function_pair",
+    "from_custom_vjp": "jaxcnn.check.adapters.jax_style",
+    "from_jax_pair": "jaxcnn.check.adapters.jax_style",
+    "from_jax_vjp": "jaxcnn.check.adapters.jax_style",
+    "from_module": "jaxcnn.check.adapters.module_style",
+    "from_network_pair": "jaxcnn.check.adapters.network_pair",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jaxcnn.check.adapters' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
