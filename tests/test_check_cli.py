@@ -192,3 +192,31 @@ def test_help_lists_the_exit_codes():
     text = sub.choices["check"].format_help()
     assert "exit status: 0 every gradient correct; 1 a gradient is wrong" in text
     assert "--inputs" in text and "--time-limit" in text
+
+
+@pytest.mark.parametrize("where", ["backward", "import"])
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt", "Boom('x')"])
+def test_a_base_exception_from_the_users_code_is_one_line(tmp_path, where, raised):
+    """Issue 22 (6): a layer raising KeyboardInterrupt (or any BaseException subclass)
+    under `jaxcnn check` gave a 24-36 line traceback. It is one line, exit 2, naming the
+    line; with --json, stdout is one document saying so."""
+    raise_line = f"raise {raised}"
+    source = ("import numpy as np\n\nclass Boom(BaseException):\n    pass\n\n"
+              + (raise_line + "\n\n" if where == "import" else "")
+              + "def relu_forward(x):\n    return np.maximum(x, 0), x\n\n"
+              "def relu_backward(dout, x):\n    "
+              + (raise_line if where == "backward" else "return dout * (x > 0)") + "\n")
+    path = tmp_path / "layer.py"
+    path.write_text(source)
+    line = source.splitlines().index(raise_line.strip() if where == "import" else
+                                      "    " + raise_line) + 1
+    proc = jaxcnn_check(path, "--json")
+    assert proc.returncode == 2, proc.stderr
+    errors = [e for e in proc.stderr.splitlines() if e.startswith("jaxcnn check: error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    name = raised.partition("(")[0]
+    assert name in errors[0]
+    if where == "backward":
+        assert f"layer.py:{line}" in errors[0]
+    doc = strict(proc.stdout)
+    assert doc["ok"] is False and name in doc["error"]

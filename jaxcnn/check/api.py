@@ -29,6 +29,7 @@ import html
 import re
 import sys
 import time
+import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,19 @@ def _guard(name: str):
         raise discover.CheckUsageError(f"{name} exits the program while it is checked "
                                        f"(exit code {exc.code}); nothing more could be "
                                        "checked") from None
+    except Exception:
+        raise
+    except BaseException as exc:  # KeyboardInterrupt & co. raised by the user's code
+        if not discover.raised_by_code(exc):  # a real Ctrl-C in a notebook: stop
+            raise
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if "/jaxcnn/" not in f.filename.replace("\\", "/")]
+        at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        text = " ".join(str(exc).split())[:200]
+        raise discover.CheckUsageError(
+            f"{name}: your code raised {type(exc).__name__}{': ' + text if text else ''}"
+            f"{at}, which is not an error jaxcnn can report as the layer's (raise an "
+            "Exception subclass); nothing more could be checked") from None
 
 
 def _load(source, time_limit, log):

@@ -199,6 +199,20 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
     return module
 
 
+def raised_by_code(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the user's code rather than from the person at the
+    keyboard: any exception, and a ``KeyboardInterrupt`` while a handler other than
+    Python's own has SIGINT (the command line's ``jaxcnn.interrupts`` ends the process on a
+    real Ctrl-C, so one that arrives as an exception was raised by the code)."""
+    if isinstance(exc, GeneratorExit):
+        return False
+    if isinstance(exc, KeyboardInterrupt):
+        import signal
+
+        return signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    return True
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"{type(exc).__name__}: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno else "")
@@ -206,7 +220,8 @@ def _describe(exc: BaseException) -> str:
         how = exc.code if str(exc.code).startswith("os.") else f"sys.exit({exc.code})"
         return (f"it exits while being imported ({how}); put its script part under "
                 "`if __name__ == \"__main__\":`")
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _file_kind(path: Path) -> str:
@@ -307,7 +322,9 @@ def load_file(path: str | Path) -> types.ModuleType:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return _execute(source, str(path), name, ".".join(package) or None)
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:
+        if not raised_by_code(exc):
+            raise
         if isinstance(exc, ImportError) and (getattr(exc, "name", None) or "").split(".")[
                 0] == "torch":
             from jaxcnn.check.adapters.torch_function import TORCH_EXTRA
