@@ -723,6 +723,7 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
     # is taken later (the specialisation's dZ = A - Y) once a step computed from them is
     # right; until then, the origin of a factor n that a later step still carries.
     pending: dict[str, tuple] = {}  # name -> (step, finding, want)
+    convention = False
     ordered = _steps(events)
     # forward names a backward variable is named for exactly (dprev_c for prev_c): an
     # abbreviation (dc) is not read as one of them
@@ -745,13 +746,15 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
             continue
         ok, expected, finding, want = verdict
         read = set(reads.get(step.lines[-1][0], [])) | set(reads.get(step.line, []))
-        if ok and finding is not None:  # n x the true value: pending
-            pending[step.name] = (step, finding, want, expected)
+        if ok and finding is not None:  # n x the true value: pending, unless the
+            if not convention:  # convention was seen to hold already
+                pending[step.name] = (step, finding, want, expected)
             status[step.name] = "right"
             continue
         if ok:
             if read & set(pending):  # computed from a pending sum, and right: a convention
                 pending.clear()
+                convention = True
             status[step.name] = "right"
             if expected.startswith("dL/d") and step.name not in right:
                 right.append(step.name)
