@@ -54,11 +54,15 @@ def input_candidates(params: Sequence[np.ndarray]) -> list[tuple[str, tuple]]:
     layout: "rows" (``x @ W``: x (N, in), W (in, out)), "rows_t" (``x @ W.T``, PyTorch's
     (out, in) weight), "cols" (``W @ x``, x (in, N): the deep-learning specialisation's
     column samples), "nchw" / "nhwc" (a conv's OIHW / HWIO filters), "image" (the report's
-    (F, k, k) filters on one 2-D image), "any" (no parameters to go by)."""
+    (F, k, k) filters on one 2-D image), "any" (no parameters to go by). A 1-D parameter
+    of D > 1 entries (a norm's gamma) adds rows of D features and NCHW with D channels,
+    after the matrices' and filters' layouts."""
     out: list[tuple[str, tuple]] = []
     for p in params:
         if p.ndim == 2:
             a, b = p.shape
+            if a == 1 < b:  # a row vector (a bias, a norm's gamma (1, D)): rows of D first
+                out.append(("rows", (BATCH, b)))
             out += [("rows", (BATCH, a)), ("rows_t", (BATCH, b)), ("cols", (b, BATCH)),
                     ("rows", (1, a)), ("rows_t", (1, b)), ("cols", (b, 1)), ("rows", (a,)),
                     ("rows_t", (b,))]
@@ -73,6 +77,9 @@ def input_candidates(params: Sequence[np.ndarray]) -> list[tuple[str, tuple]]:
             f, kh, kw = p.shape
             out += [("image", (kh + 5, kw + 5)), ("chw", (2, kh + 3, kw + 4)),
                     ("hwc", (kh + 3, kw + 4, f))]
+    for p in params:  # a norm's gamma (D,): rows of D features, or D channels
+        if p.ndim == 1 and p.size > 1:
+            out += [("rows", (BATCH, p.size)), ("nchw", (2, p.size, 3, 4))]
     out += [("any", s) for s in LONE_SHAPES]
     seen, unique = set(), []
     for layout, shape in out:
