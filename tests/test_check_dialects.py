@@ -221,3 +221,23 @@ def test_a_network_split_over_files_is_chained_and_a_broken_file_skipped():
     assert ("chain conv.py:Conv3x3 -> maxpool.py:MaxPool2 -> softmax.py:Softmax"
             in proc.stdout)
     assert "every layer correct" in proc.stdout
+
+
+def test_a_module_class_that_accumulates_its_gradients_is_not_reentrant(tmp_path):
+    """Issue 17 section 6, for module style: `self.dW += ...` never reset gives a right
+    first gradient and a wrong second one (a training loop's second step)."""
+    path = tmp_path / "accumulate.py"
+    path.write_text(
+        "import numpy as np\n\nclass Linear:\n"
+        "    def __init__(self, n_in, n_out):\n"
+        "        self.W = np.random.randn(n_in, n_out)\n"
+        "        self.b = np.zeros(n_out)\n"
+        "        self.dW = np.zeros((n_in, n_out))\n"
+        "        self.db = np.zeros(n_out)\n"
+        "    def forward(self, x):\n        self.x = x\n        return x @ self.W + self.b\n"
+        "    def backward(self, dout):\n"
+        "        self.dW += self.x.T @ dout\n        self.db += dout.sum(axis=0)\n"
+        "        return dout @ self.W.T\n")
+    (layer,) = find_layers(load_file(path), str(path)).layers
+    kinds = {c.quantity: c.kind for c in check_layer(layer).checks}
+    assert kinds == {"x": "correct", "W": "not-reentrant", "b": "not-reentrant"}, kinds

@@ -326,6 +326,15 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             out = _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
         return out, lambda ct: run_backward(copy.deepcopy(o), args[0], ct, static)
 
+    def raw(args, static):
+        """The user's object on the caller's arrays, one object across calls of the
+        backward (``jaxcnn.check.sanity``: inputs written into, a second backward that
+        answers differently, e.g. gradients accumulated into a buffer)."""
+        o = fresh(args)
+        x = args[0]
+        out = _run_forward(o, forward, x, fwd_extra)
+        return out, lambda ct: run_backward(o, x, ct, static)
+
     def input_sets(seed):
         if pool_spec is not None:
             return pool_spec.input_sets(seed)
@@ -376,7 +385,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     return Layer(name, kind or ("loss" if loss else "custom"), "module", arg_names,
                  layer_forward, vjp, reference, input_sets,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
-                 notes=tuple(notes), sources=sources if all(sources) else ())
+                 notes=tuple(notes), sources=sources if all(sources) else (),
+                 raw=None if loss or takes_lr else raw)
 
 
 def _backward_args(required, takes_lr: bool, x, ct, learn_rate) -> list:
