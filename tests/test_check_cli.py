@@ -220,3 +220,21 @@ def test_a_base_exception_from_the_users_code_is_one_line(tmp_path, where, raise
         assert f"layer.py:{line}" in errors[0]
     doc = strict(proc.stdout)
     assert doc["ok"] is False and name in doc["error"]
+
+
+def test_json_stdout_is_one_document_whatever_the_users_threads_print(tmp_path):
+    """Issue 22 (7): a layer whose code starts a thread that prints wrote into --json's
+    stdout (3 runs in 5 no longer parsed). Its prints, and raw writes to descriptor 1, go
+    to stderr until the document is written."""
+    path = tmp_path / "chatty.py"
+    path.write_text(
+        "import os, threading, time\nimport numpy as np\n\n"
+        "def _spam():\n    while True:\n        print('hello from a thread')\n"
+        "        os.write(1, b'raw write\\n')\n        time.sleep(0.001)\n\n"
+        "threading.Thread(target=_spam, daemon=True).start()\n\n"
+        "def relu_forward(x):\n    return np.maximum(x, 0), x\n\n"
+        "def relu_backward(dout, x):\n    return dout * (x > 0)\n")
+    proc = jaxcnn_check(path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = strict(proc.stdout)
+    assert doc["ok"] is True and "hello from a thread" in proc.stderr

@@ -20,6 +20,8 @@ exit 2).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from jaxcnn.cli import path_arg
@@ -105,20 +107,56 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn.errors import JaxcnnError
 
     xla_cache.enable()
-    log = sys.stderr if args.json else sys.stdout
-    try:
+    if not args.json:
         result = api.check_sources(args.files, args.module, layers=args.layer, seed=args.seed,
-                                   inputs=args.inputs, time_limit=args.time_limit, log=log,
-                                   progress=sys.stderr)
-    except JaxcnnError as exc:
-        if args.json:  # stdout is one JSON document on every exit
-            print(_error_json(str(exc), getattr(exc, "partial", None)))
-        raise
-    if args.json:
-        from jaxcnn import jsonsafe
-
-        print(jsonsafe.dumps(result.to_json(), indent=2))
-    else:
+                                   inputs=args.inputs, time_limit=args.time_limit,
+                                   log=sys.stdout, progress=sys.stderr)
         print()
         print(result.text())
+        return result.status
+    # --json: stdout holds exactly one JSON document. Everything else written to it (the
+    # user's prints, from any thread, or from C code writing to file descriptor 1) goes to
+    # stderr until the document is written.
+    from jaxcnn import jsonsafe
+
+    with _stdout_to_stderr() as document:
+        try:
+            result = api.check_sources(args.files, args.module, layers=args.layer,
+                                       seed=args.seed, inputs=args.inputs,
+                                       time_limit=args.time_limit, log=sys.stderr,
+                                       progress=sys.stderr)
+        except JaxcnnError as exc:  # one JSON document on every exit
+            document(_error_json(str(exc), getattr(exc, "partial", None)))
+            raise
+        document(jsonsafe.dumps(result.to_json(), indent=2))
     return result.status
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """File descriptor 1 (and ``sys.stdout``) point at stderr inside the block; yields
+    ``write(text)``, which writes one line to the real stdout."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptors to juggle (an embedding host): Python-level only
+        saved = None
+    real = sys.stdout
+    sys.stdout = sys.stderr
+
+    def write(text: str) -> None:
+        if saved is None:
+            real.write(text + "\n")
+            real.flush()
+        else:
+            os.write(saved, (text + "\n").encode())
+
+    try:
+        yield write
+    finally:
+        sys.stdout = real
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
