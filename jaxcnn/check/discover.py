@@ -204,7 +204,9 @@ def raised_by_code(exc: BaseException) -> bool:
     keyboard: any exception, and a ``KeyboardInterrupt`` while a handler other than
     Python's own has SIGINT (the command line's ``jaxcnn.interrupts`` ends the process on a
     real Ctrl-C, so one that arrives as an exception was raised by the code)."""
-    if isinstance(exc, GeneratorExit):
+    from jaxcnn.check.limits import TimeLimit  # jaxcnn's own interruption
+
+    if isinstance(exc, (GeneratorExit, TimeLimit)):
         return False
     if isinstance(exc, KeyboardInterrupt):
         import signal
