@@ -137,10 +137,12 @@ def _stdout_to_stderr():
     """File descriptor 1 (and ``sys.stdout``) point at stderr inside the block; yields
     ``write(text)``, which writes one line to the real stdout."""
     sys.stdout.flush()
+    saved = None
     try:
-        saved = os.dup(1)
-        os.dup2(2, 1)
-    except OSError:  # no descriptors to juggle (an embedding host): Python-level only
+        if sys.stdout.fileno() == 1:  # else stdout is captured in the process (a StringIO,
+            saved = os.dup(1)  # a test): Python-level only
+            os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):  # no descriptor to juggle
         saved = None
     real = sys.stdout
     sys.stdout = sys.stderr
