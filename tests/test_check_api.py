@@ -187,6 +187,27 @@ def test_bad_inputs_are_one_line(tmp_path, spec, message, monkeypatch):
         check.check_file(layers, inputs=spec)
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("not a zip\n"), "not an .npz file (not a zip archive)"),
+    (lambda p: p.write_bytes(b""), "not an .npz file (not a zip archive)"),
+    (lambda p: np.savez(p, **{"affine/x": np.array([None, 1], dtype=object)}),
+     "array 'affine/x' cannot be read without pickle"),
+    (lambda p: np.savez(p, **{"affine/x": np.ones((2, 3)), "affine/w": np.ones((3, 4)),
+                             "affine/b": np.zeros(4), "affine/label": np.array([1, 2])}),
+     "affine/0/label must be one integer"),
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: __import__("os").mkfifo(p), "not a regular file"),
+])
+def test_a_bad_npz_or_a_non_file_is_one_usage_error(tmp_path, make, message):
+    """A text file was read as a pickle ("contains pickled (object) data"), an object
+    array ended in a traceback, a label vector in int()'s TypeError, and a folder or a
+    FIFO was "no such file"."""
+    layers = write(tmp_path / "aff.py", AFFINE.format(suffix="", scale=""))
+    make(tmp_path / "mine.npz")
+    with pytest.raises(CheckUsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check.check_file(layers, inputs=str(tmp_path / "mine.npz"))
+
+
 # §4: names, import roots, unbuilt extensions, errors in the backward
 
 
