@@ -380,3 +380,41 @@ def test_status_and_aliases_of_a_file_report():
     assert {"relu", "relu_forward", "relu_backward"} <= api.aliases(layer)
     empty = api.FileReport(["x.py"], [])
     assert empty.status == 2 and not empty.ok
+
+
+def test_assert_correct_on_a_pair_knows_the_catalogue_and_unknown_names(tmp_path):
+    """A forward/backward pair got only the six old kinds from its name: a batchnorm pair
+    (a catalogue kind, as `jaxcnn check` finds it in a file) or a swish pair (no
+    reference: its own forward's finite differences) raised "cannot tell the kind"."""
+    import importlib.util
+
+    path = write(tmp_path / "pairs.py", """\
+        import numpy as np
+
+        def batchnorm_forward(x, gamma, beta, bn_param):
+            mu, var = x.mean(0), x.var(0)
+            xhat = (x - mu) / np.sqrt(var + bn_param.get("eps", 1e-5))
+            return gamma * xhat + beta, (xhat, gamma, var + bn_param.get("eps", 1e-5))
+
+        def batchnorm_backward(dout, cache):
+            xhat, gamma, ve = cache
+            n = dout.shape[0]
+            dxhat = dout * gamma
+            dx = (n * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0)) / (n * np.sqrt(ve))
+            return dx, (dout * xhat).sum(0), dout.sum(0)
+
+        def swish_forward(x):
+            s = 1 / (1 + np.exp(-x))
+            return x * s, (x, s)
+
+        def swish_backward(dout, cache):
+            x, s = cache
+            return -dout * (s + x * s * (1 - s))            # a sign too many
+        """)
+    spec = importlib.util.spec_from_file_location("pairs", path)
+    pairs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pairs)
+    report = check.assert_correct(pairs.batchnorm_forward, pairs.batchnorm_backward)
+    assert report.ok and {c.quantity for c in report.checks} == {"x", "gamma", "beta"}
+    with pytest.raises(AssertionError, match="sign-flipped"):
+        check.assert_correct(pairs.swish_forward, pairs.swish_backward)
