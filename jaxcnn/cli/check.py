@@ -1,8 +1,12 @@
 """Check YOUR hand-derived backward passes against autodiff and finite differences.
 
-Give it Python files (or -m MODULE) holding layers in any of three styles: blog/report
-classes with ``forward`` and ``backprop``; CS231n ``*_forward`` / ``*_backward``
-functions; JAX ``custom_vjp`` functions. Each layer is checked on its own inputs
+Give it Python files (or -m MODULE) holding layers: blog/report classes with ``forward``
+and ``backprop``; CS231n ``*_forward`` / ``*_backward`` functions and losses; module-style
+classes (``backward`` storing ``self.dinputs``, ``self.dweights``); the deep-learning
+specialisation's functions and ``forward_propagation`` / ``backward_propagation`` pairs;
+JAX ``custom_vjp`` functions; ``torch.autograd.Function`` subclasses; a function beside
+its ``_prime``/``_derivative``. Names the catalogue does not know are checked against
+finite differences of their own forward. Each layer is checked on its own inputs
 (tie-free random, real MNIST digits, exact zeros, overlapping windows, large logit gaps,
 and yours with --inputs) and every gradient gets a kind: correct, tie-overcount, scaled,
 sign-flipped, transposed, missing-accumulation, zero, wrong-shape, non-finite,
