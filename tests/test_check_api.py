@@ -187,6 +187,27 @@ def test_bad_inputs_are_one_line(tmp_path, spec, message, monkeypatch):
         check.check_file(layers, inputs=spec)
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("not a zip\n"), "not an .npz file (not a zip archive)"),
+    (lambda p: p.write_bytes(b""), "not an .npz file (not a zip archive)"),
+    (lambda p: np.savez(p, **{"affine/x": np.array([None, 1], dtype=object)}),
+     "array 'affine/x' cannot be read without pickle"),
+    (lambda p: np.savez(p, **{"affine/x": np.ones((2, 3)), "affine/w": np.ones((3, 4)),
+                             "affine/b": np.zeros(4), "affine/label": np.array([1, 2])}),
+     "affine/0/label must be one integer"),
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: __import__("os").mkfifo(p), "not a regular file"),
+])
+def test_a_bad_npz_or_a_non_file_is_one_usage_error(tmp_path, make, message):
+    """A text file was read as a pickle ("contains pickled (object) data"), an object
+    array ended in a traceback, a label vector in int()'s TypeError, and a folder or a
+    FIFO was "no such file"."""
+    layers = write(tmp_path / "aff.py", AFFINE.format(suffix="", scale=""))
+    make(tmp_path / "mine.npz")
+    with pytest.raises(CheckUsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check.check_file(layers, inputs=str(tmp_path / "mine.npz"))
+
+
 # §4: names, import roots, unbuilt extensions, errors in the backward
 
 
@@ -359,3 +380,41 @@ def test_status_and_aliases_of_a_file_report():
     assert {"relu", "relu_forward", "relu_backward"} <= api.aliases(layer)
     empty = api.FileReport(["x.py"], [])
     assert empty.status == 2 and not empty.ok
+
+
+def test_assert_correct_on_a_pair_knows_the_catalogue_and_unknown_names(tmp_path):
+    """A forward/backward pair got only the six old kinds from its name: a batchnorm pair
+    (a catalogue kind, as `jaxcnn check` finds it in a file) or a swish pair (no
+    reference: its own forward's finite differences) raised "cannot tell the kind"."""
+    import importlib.util
+
+    path = write(tmp_path / "pairs.py", """\
+        import numpy as np
+
+        def batchnorm_forward(x, gamma, beta, bn_param):
+            mu, var = x.mean(0), x.var(0)
+            xhat = (x - mu) / np.sqrt(var + bn_param.get("eps", 1e-5))
+            return gamma * xhat + beta, (xhat, gamma, var + bn_param.get("eps", 1e-5))
+
+        def batchnorm_backward(dout, cache):
+            xhat, gamma, ve = cache
+            n = dout.shape[0]
+            dxhat = dout * gamma
+            dx = (n * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0)) / (n * np.sqrt(ve))
+            return dx, (dout * xhat).sum(0), dout.sum(0)
+
+        def swish_forward(x):
+            s = 1 / (1 + np.exp(-x))
+            return x * s, (x, s)
+
+        def swish_backward(dout, cache):
+            x, s = cache
+            return -dout * (s + x * s * (1 - s))            # a sign too many
+        """)
+    spec = importlib.util.spec_from_file_location("pairs", path)
+    pairs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pairs)
+    report = check.assert_correct(pairs.batchnorm_forward, pairs.batchnorm_backward)
+    assert report.ok and {c.quantity for c in report.checks} == {"x", "gamma", "beta"}
+    with pytest.raises(AssertionError, match="sign-flipped"):
+        check.assert_correct(pairs.swish_forward, pairs.swish_backward)

@@ -238,3 +238,15 @@ def test_json_stdout_is_one_document_whatever_the_users_threads_print(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = strict(proc.stdout)
     assert doc["ok"] is True and "hello from a thread" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e400"])
+def test_a_time_limit_that_is_not_a_usable_number_is_a_usage_error(tmp_path, value):
+    """A negative limit was taken as none, and nan/inf/1e400 ended in setitimer's
+    traceback: each is one line, exit 2, before the file is imported."""
+    (tmp_path / "a.py").write_text("print('imported')\n")
+    proc = jaxcnn_check("a.py", "--time-limit", value, cwd=tmp_path)
+    assert proc.returncode == 2 and "imported" not in proc.stdout
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("jaxcnn check: error: argument --time-limit: must be 0 "
+                                  "(no limit) or a number of seconds")

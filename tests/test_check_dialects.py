@@ -241,3 +241,26 @@ def test_a_module_class_that_accumulates_its_gradients_is_not_reentrant(tmp_path
     (layer,) = find_layers(load_file(path), str(path)).layers
     kinds = {c.quantity: c.kind for c in check_layer(layer).checks}
     assert kinds == {"x": "correct", "W": "not-reentrant", "b": "not-reentrant"}, kinds
+
+
+def test_a_torch_constant_without_a_default_is_a_number(tmp_path):
+    """PyTorch's own MulConstant example, ``forward(ctx, tensor, constant)`` with no
+    default: ``constant`` was made a (3, 4) tensor, so the missing factor showed as
+    `unclassified` plus a `missing` gradient for a number."""
+    pytest.importorskip("torch")
+    path = tmp_path / "mul.py"
+    path.write_text(
+        "import torch\n\n"
+        "class MulConstant(torch.autograd.Function):\n"
+        "    @staticmethod\n"
+        "    def forward(ctx, tensor, constant):\n"
+        "        ctx.constant = constant\n"
+        "        return tensor * constant\n\n"
+        "    @staticmethod\n"
+        "    def backward(ctx, grad_output):\n"
+        "        return grad_output, None\n")
+    (layer,) = find_layers(load_file(path), str(path)).layers
+    report = check_layer(layer)
+    assert [c.quantity for c in report.checks] == ["tensor"]
+    assert report.checks[0].kind == "scaled"
+    assert report.checks[0].scale == pytest.approx(1 / 3)

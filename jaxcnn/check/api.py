@@ -256,7 +256,10 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
             found_layers = _select(found_layers, layers)
         if not found_layers:
             why = "; ".join(f"{n}: {w}" for n, w in skipped) or (
-                "nothing with forward/backprop, *_forward/*_backward or custom_vjp")
+                "no class with forward and backprop/backward, no *_forward/*_backward pair "
+                "or loss, no custom_vjp, torch.autograd.Function, forward_propagation/"
+                "backward_propagation pair or f/f_prime pair; see the README's 'Check your "
+                "own backprop'")
             raise discover.CheckUsageError(
                 f"no layers found in {', '.join(s[0] for s in sources)} ({why})")
         counts = {}
@@ -359,11 +362,20 @@ def _pair_layer(forward, backward, kind, name, inputs, static) -> Layer:
 
     fname = getattr(forward, "__name__", "layer")
     stem = re.sub(r"_forward.*$", "", fname)
+    if kind is None:  # as for a file: the catalogue's own patterns first, then the parts
+        from jaxcnn.check import catalogue
+
+        kind = catalogue.match(stem, "cs231n") or discover._kind(stem, discover.CS231N_KINDS)[0]
     if kind is None:
-        kind, _ = discover._kind(stem, discover.CS231N_KINDS)
-        if kind is None:
-            raise ValueError(f"cannot tell the kind of {fname} from its name; give kind= "
-                             "(affine, relu, conv, max_pool, sigmoid, tanh)")
+        if inputs is not None or static:
+            raise ValueError(f"cannot tell the kind of {fname} from its name, so it has no "
+                             "reference to run your inputs against; give kind= (a catalogue "
+                             "kind: affine, conv, max_pool, batchnorm, ...), or leave out "
+                             "inputs= and static= to check it numerically on inputs built from "
+                             "its signature")
+        from jaxcnn.check.adapters.function_pair import from_function_pair
+
+        return from_function_pair(forward, backward, name or stem)  # its own forward's FD
     return from_cs231n(forward, backward, kind, name or stem, inputs=inputs, static=static)
 
 
@@ -374,9 +386,11 @@ def assert_correct(target, backward=None, *, kind: str | None = None, name: str 
     with the report's table, details and notes as the message (as pytest shows it).
 
     target: a file path (str or Path), a module object, a ``Layer``, or a CS231n-style
-    forward function with its ``backward`` (kind from the name, or ``kind=``; ``inputs``
-    and ``static`` as for ``from_cs231n``). For a file or module, ``layers`` picks layers
-    and ``inputs`` is ``--inputs`` text. Returns the report (``FileReport`` or
+    forward function with its ``backward`` (kind from the name as for a file: a catalogue
+    kind such as ``batchnorm``, or ``kind=``; ``inputs`` and ``static`` as for
+    ``from_cs231n``; a name with no reference is checked against finite differences of
+    its own forward, on inputs built from its signature). For a file or module, ``layers``
+    picks layers and ``inputs`` is ``--inputs`` text. Returns the report (``FileReport`` or
     ``LayerReport``) when it passes.
     """
     from jaxcnn.check import report

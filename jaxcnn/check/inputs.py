@@ -115,9 +115,14 @@ def _from_python(spec: str) -> UserInputs:
 
 
 def _from_npz(path: str) -> UserInputs:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # np.load would try it as a pickle and say so
+        raise CheckUsageError(f"--inputs {path}: not an .npz file (not a zip archive); "
+                              "write it with np.savez(path, **{'LAYER/ARG': array, ...})")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # BadZipFile, OSError, ValueError: one line, whatever it is
         raise CheckUsageError(f"--inputs {path}: cannot read it as .npz: {exc}") from None
     groups: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     with data:
@@ -130,7 +135,15 @@ def _from_npz(path: str) -> UserInputs:
             else:
                 raise CheckUsageError(f"--inputs {path}: array {key!r} is not named LAYER/ARG "
                                       "or LAYER/K/ARG (e.g. affine/x, conv/0/w)")
-            groups.setdefault((layer, k), {})[arg] = data[key]
+            try:
+                groups.setdefault((layer, k), {})[arg] = data[key]
+            except ValueError as exc:  # an object array, refused without pickle
+                raise CheckUsageError(f"--inputs {path}: array {key!r} cannot be read without "
+                                      f"pickle ({exc}); save arrays of numbers "
+                                      "(np.asarray(x, dtype=float))") from None
+            except Exception as exc:  # a damaged member: CRC, truncated
+                raise CheckUsageError(f"--inputs {path}: array {key!r} cannot be read: "
+                                      f"{exc}") from None
     by_layer: dict[str, list] = {}
     for (layer, k), arrays in sorted(groups.items()):
         static: tuple = ()
@@ -141,6 +154,9 @@ def _from_npz(path: str) -> UserInputs:
                 raise CheckUsageError(f"--inputs {path}: {layer}/{k}/static is not a JSON "
                                       f"list: {exc}") from None
         label = arrays.pop("label", None)
+        if label is not None and (label.size != 1 or label.dtype.kind not in "iub"):
+            raise CheckUsageError(f"--inputs {path}: {layer}/{k}/label must be one integer "
+                                  f"(a class), got {label.dtype} of shape {label.shape}")
         by_layer.setdefault(layer, []).append(
             (arrays, Given((), static, None if label is None else int(label))))
     return UserInputs(by_layer, Path(path).name)
@@ -150,6 +166,12 @@ def load(spec: str) -> UserInputs:
     """Read ``--inputs SPEC`` (see the module docstring). CheckUsageError on any problem."""
     m = re.fullmatch(r"(.+\.py)(?::(\w+))?", spec)
     file = m.group(1) if m else spec
+    if Path(file).is_dir():
+        raise CheckUsageError(f"--inputs {spec}: is a folder; give FILE.py, FILE.py:FUNC or "
+                              "FILE.npz")
+    if Path(file).exists() and not Path(file).is_file():
+        raise CheckUsageError(f"--inputs {spec}: not a regular file (a pipe or device); "
+                              "give FILE.py, FILE.py:FUNC or FILE.npz")
     if file.endswith(".npz"):
         if not Path(file).is_file():
             raise CheckUsageError(f"--inputs {spec}: no such file")

@@ -1,8 +1,12 @@
 """Check YOUR hand-derived backward passes against autodiff and finite differences.
 
-Give it Python files (or -m MODULE) holding layers in any of three styles: blog/report
-classes with ``forward`` and ``backprop``; CS231n ``*_forward`` / ``*_backward``
-functions; JAX ``custom_vjp`` functions. Each layer is checked on its own inputs
+Give it Python files (or -m MODULE) holding layers: blog/report classes with ``forward``
+and ``backprop``; CS231n ``*_forward`` / ``*_backward`` functions and losses; module-style
+classes (``backward`` storing ``self.dinputs``, ``self.dweights``); the deep-learning
+specialisation's functions and ``forward_propagation`` / ``backward_propagation`` pairs;
+JAX ``custom_vjp`` functions; ``torch.autograd.Function`` subclasses; a function beside
+its ``_prime``/``_derivative``. Names the catalogue does not know are checked against
+finite differences of their own forward. Each layer is checked on its own inputs
 (tie-free random, real MNIST digits, exact zeros, overlapping windows, large logit gaps,
 and yours with --inputs) and every gradient gets a kind: correct, tie-overcount, scaled,
 sign-flipped, transposed, missing-accumulation, zero, wrong-shape, non-finite,
@@ -49,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(...), 'label': k}); or an .npz with arrays LAYER/ARG or "
                              "LAYER/K/ARG and LAYER/static as a JSON list (see the README)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
-    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT,
+    parser.add_argument("--time-limit", type=_seconds_arg, default=DEFAULT_TIME_LIMIT,
                         metavar="SECONDS",
                         help="the longest an import of your file, or the check of one "
                              f"layer, may take (default {DEFAULT_TIME_LIMIT:g}; 0: no "
@@ -93,6 +97,24 @@ def _error_json(message: str, partial: dict | None = None) -> str:
     doc = report.to_json(partial.get("layers", []), partial.get("skipped", ()))
     doc.update(ok=False, status=2, error=message)
     return jsonsafe.dumps(doc, indent=2)
+
+
+MAX_TIME_LIMIT = 1e8  # seconds (about 3 years): setitimer refuses what time_t cannot hold
+
+
+def _seconds_arg(text: str) -> float:
+    """argparse type for --time-limit: a finite number of seconds, 0 (no limit) or more,
+    at most ``MAX_TIME_LIMIT``; checked before any file is imported."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0 or value > MAX_TIME_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (no limit) or a number of seconds up to {MAX_TIME_LIMIT:g}, got {text}")
+    return value
 
 
 def _file_arg(text: str) -> str:

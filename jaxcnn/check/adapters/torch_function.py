@@ -17,8 +17,8 @@ How the engine sees it (``from_torch_function``; needs ``pip install 'jaxcnn[tor
 
 * the differentiable arguments are the forward's tensor arguments, float64, shapes found
   by their names (``weight`` ``(out, in)`` as ``F.linear`` has it, or ``(in, out)``;
-  ``bias`` ``(out,)``) and a run of the forward; arguments named like a size or a slope
-  get a number (``negative_slope=0.1``);
+  ``bias`` ``(out,)``) and a run of the forward; arguments named like a size, a slope or
+  a constant get a number (``negative_slope=0.1``, ``constant=3.0``);
 * the hand VJP is PyTorch's own: ``Function.apply`` on tensors that require grad, then
   ``torch.autograd.grad`` with the cotangent, which calls your ``backward``; a ``None``
   returned for an input is ``missing``;
@@ -43,7 +43,9 @@ TORCH_EXTRA = "pip install 'jaxcnn[torch]'"
 _WEIGHT = re.compile(r"^(w|weight|weights|kernel|filters?|w\d|mat|matrix)$", re.IGNORECASE)
 _BIAS = re.compile(r"^(b|bias|biases|b\d)$", re.IGNORECASE)
 _NUMBER = {r"^(negative_?slope|alpha|slope|leak)$": 0.1, r"^(eps|epsilon)$": 1e-5,
-           r"^(p|rate)$": 0.0, r"^(dim|axis)$": -1, r"^(stride)$": 1, r"^(pad|padding)$": 0}
+           r"^(p|rate)$": 0.0, r"^(dim|axis)$": -1, r"^(stride)$": 1, r"^(pad|padding)$": 0,
+           # PyTorch's own MulConstant example: forward(ctx, tensor, constant), no default
+           r"^(constant|const|scalar|factor|multiplier)$": 3.0}
 
 
 def _new_style(cls) -> bool:
