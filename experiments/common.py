@@ -91,7 +91,10 @@ def output_dir(args: argparse.Namespace, name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "jaxcnn" / "xla"))
+    from jaxcnn.cli.xla_cache import jaxlib_folder  # a folder per jaxlib, as the CLI's
+
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "jaxcnn" / "xla")) \
+        / jaxlib_folder()
 
 
 def setup(args: argparse.Namespace) -> str | None:

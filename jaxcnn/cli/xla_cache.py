@@ -7,7 +7,8 @@ function is a different program and is compiled afresh: the cache can make a run
 faster, never stale.
 
 Location: ``$JAXCNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxcnn/xla``, else
-``~/.cache/jaxcnn/xla``. ``JAXCNN_CACHE_DIR=`` (empty) turns it off; an unwritable
+``~/.cache/jaxcnn/xla``, with a folder per jaxlib version inside (two installed
+versions never read each other's entries). ``JAXCNN_CACHE_DIR=`` (empty) turns it off; an unwritable
 location turns it off silently. An entry that cannot be written (a full disk, a file
 size limit) or read (one truncated by a full disk) costs a compilation, nothing else:
 JAX's warning about it, two lines per program on every run, is silenced.
@@ -19,13 +20,29 @@ import os
 from pathlib import Path
 
 
+def jaxlib_folder() -> str:
+    """``jaxlib-<version>``: each jaxlib gets a folder of its own, so that no version
+    loads another's executables (JAX's keys tell them apart, but a foreign entry is
+    still read, with a compatibility warning on stderr). Read from the installed
+    package's metadata: imports no JAX."""
+    from importlib import metadata
+
+    try:
+        return f"jaxlib-{metadata.version('jaxlib')}"
+    except metadata.PackageNotFoundError:
+        return "jaxlib-unknown"
+
+
 def cache_dir() -> Path | None:
-    """Where the cache lives, or None when it is turned off."""
+    """Where the cache lives (a ``jaxlib-<version>`` folder inside the location), or
+    None when it is turned off."""
     configured = os.environ.get("JAXCNN_CACHE_DIR")
     if configured is not None:
-        return Path(configured).expanduser() if configured.strip() else None
+        if not configured.strip():
+            return None
+        return Path(configured).expanduser() / jaxlib_folder()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "jaxcnn" / "xla"
+    return Path(base) / "jaxcnn" / "xla" / jaxlib_folder()
 
 
 def enable() -> Path | None:
