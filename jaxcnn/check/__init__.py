@@ -22,7 +22,7 @@ Adapters: ``from_blog``, ``from_cs231n``, ``from_cs231n_loss``, ``from_custom_vj
 ``find_layers(load_file(path))`` discovers layers the way ``jaxcnn check FILE.py`` does.
 """
 
-import importlib
+from jaxcnn._lazy import exports
 
 # name -> the module that defines it. Imported on first use (PEP 562), so that importing
 # ``jaxcnn.check.discover`` alone (``jaxcnn check`` on a file with no layers) never
@@ -45,13 +45,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'jaxcnn.check' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = exports("jaxcnn.check", _EXPORTS, globals())

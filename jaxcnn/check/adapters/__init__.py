@@ -13,7 +13,7 @@
 * ``probe``: shapes and values for a layer found by running it.
 """
 
-import importlib
+from jaxcnn._lazy import exports
 
 # name -> its module, imported on first use (PEP 562): importing one adapter module
 # (``probe``, ``network_pair``) does not import the others, nor JAX.
@@ -32,13 +32,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'jaxcnn.check.adapters' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = exports("jaxcnn.check.adapters", _EXPORTS, globals())
