@@ -26,6 +26,8 @@ import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.check import store
+
 PROGRAMS = 512  # compiled programs kept per process (least recently used go first)
 _programs: OrderedDict = OrderedDict()
 _lock = threading.Lock()
@@ -37,21 +39,32 @@ UNKEYED = ("callback", "custom_jvp_call", "custom_vjp_call", "<function", " at 0
 
 # The oracles' programs are small and run once or twice: compile them cheaply. XLA's
 # LLVM back end at level 0, without its expensive passes, compiled a check's programs
-# about 1.5x faster (experiments/check_benchmark.py); every verdict stays the same.
-CPU_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+# about 1.5x faster; XLA's older elemental emitters for fusions instead of its MLIR
+# fusion emitters, 2.3x faster again (the CS231n 5-layer file's 96 programs: 5.9 s ->
+# 2.5 s of compiling; experiments/check_benchmark.py). Every verdict stays the same.
+CPU_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+               "xla_cpu_use_fusion_emitters": False}
+
+
+def _accepted(options: dict) -> bool:
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(np.float32(0)).compile()
+    except Exception:  # noqa: BLE001 - an unknown option is INVALID_ARGUMENT, any type
+        return False
+    return True
 
 
 @functools.cache
 def compiler_options() -> dict | None:
     """``CPU_OPTIONS`` when the default backend is a CPU whose XLA accepts them (probed
-    once per process with a tiny compile), else None (XLA's defaults)."""
+    once per process with a tiny compile), else those of them it accepts (each probed),
+    else None (XLA's defaults)."""
     if jax.default_backend() != "cpu":
         return None
-    try:
-        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(np.float32(0)).compile()
-    except Exception:  # noqa: BLE001 - an unknown option is INVALID_ARGUMENT, any type
-        return None
-    return dict(CPU_OPTIONS)
+    if _accepted(CPU_OPTIONS):
+        return dict(CPU_OPTIONS)
+    kept = {k: v for k, v in CPU_OPTIONS.items() if _accepted({k: v})}
+    return kept or None
 
 
 def as_np(x) -> np.ndarray:
@@ -108,6 +121,11 @@ def compiled(fun: Callable, *args):
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape),
                                             jax.extend.core.jaxpr_as_fun(closed)(*flat))
     key = _key(text, closed, flat)
+    stored_as = _result_key(key, flat) if store.folder() is not None else None
+    if stored_as is not None:
+        outs = store.get(stored_as)
+        if outs is not None:
+            return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), outs)
     with _lock:
         program = _programs.get(key)
         if program is not None:
@@ -120,7 +138,29 @@ def compiled(fun: Callable, *args):
             while len(_programs) > PROGRAMS:
                 _programs.popitem(last=False)
     out = program(*flat)
+    if stored_as is not None:
+        store.put(stored_as, [np.asarray(o) for o in out])
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
+
+
+@functools.cache
+def _platform() -> str:
+    import jaxlib
+
+    return (f"jax {jax.__version__} jaxlib {jaxlib.__version__} {jax.default_backend()} "
+            f"{sorted((compiler_options() or {}).items())}")
+
+
+def _result_key(program_key: str, flat_args) -> str:
+    """The key of one result in ``store``: the program (``_key``), the argument values,
+    the versions, backend and compiler options that ran it."""
+    digest = hashlib.sha256(program_key.encode())
+    digest.update(_platform().encode())
+    for a in flat_args:
+        a = np.asarray(a)
+        digest.update(str((a.shape, a.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
 
 
 def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
@@ -133,6 +173,40 @@ def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
 
     grads = compiled(pull, args, np.asarray(cotangent))
     return tuple(as_np(g) for g in grads)
+
+
+def vjps(funs, args: tuple, cotangent) -> list[tuple]:
+    """``vjp(fun, args, cotangent)`` for each of ``funs`` (the same arguments and output
+    shape), as one compiled program: a reference's alternates (its tie rules, say) cost
+    one compile, not one each."""
+    args = tuple(np.asarray(a, np.float64) for a in args)
+
+    def pull(a, ct):
+        grads = []
+        for fun in funs:
+            out, pullback = jax.vjp(fun, *a)
+            grads.append(pullback(ct.astype(out.dtype)))
+        return grads
+
+    return [tuple(as_np(g) for g in grads)
+            for grads in compiled(pull, args, np.asarray(cotangent))]
+
+
+def forward_and_vjp(fun: Callable, args: tuple, cotangent) -> tuple[np.ndarray, tuple | None]:
+    """``(fun(*args), vjp(fun, args, cotangent))`` as one compiled program (``jax.vjp``
+    computes the forward anyway); the VJP is None when ``cotangent``'s shape is not the
+    output's (a forward whose shape differs from the user's)."""
+    args = tuple(np.asarray(a, np.float64) for a in args)
+    cotangent = np.asarray(cotangent)
+
+    def pull(a, ct):
+        out, pullback = jax.vjp(fun, *a)
+        if out.shape != ct.shape:
+            return out, None
+        return out, pullback(ct.astype(out.dtype))
+
+    out, grads = compiled(pull, args, cotangent)
+    return as_np(out), None if grads is None else tuple(as_np(g) for g in grads)
 
 
 def forward(reference_forward: Callable, args: tuple, static: tuple) -> np.ndarray:

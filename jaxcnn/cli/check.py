@@ -124,11 +124,13 @@ def _file_arg(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcnn.check import api
+    from jaxcnn.check import api, store
     from jaxcnn.cli import xla_cache
     from jaxcnn.errors import JaxcnnError
 
-    xla_cache.enable()
+    cache = xla_cache.enable()
+    if cache is not None:  # the oracle's results too, keyed on computation and inputs
+        store.enable(xla_cache.results_dir(cache))
     if not args.json:
         result = api.check_sources(args.files, args.module, layers=args.layer, seed=args.seed,
                                    inputs=args.inputs, time_limit=args.time_limit,

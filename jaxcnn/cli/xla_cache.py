@@ -6,6 +6,9 @@ itself (its HLO, the compile options, and the jax/jaxlib versions), so an edited
 function is a different program and is compiled afresh: the cache can make a run
 faster, never stale.
 
+``jaxcnn check`` also keeps its exact oracle's results beside it (``results_dir``;
+``jaxcnn.check.store``: keyed on the traced computation and its inputs' values).
+
 Location: ``$JAXCNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxcnn/xla``, else
 ``~/.cache/jaxcnn/xla``, with a folder per jaxlib version inside (two installed
 versions never read each other's entries). ``JAXCNN_CACHE_DIR=`` (empty) turns it off; an unwritable
@@ -43,6 +46,12 @@ def cache_dir() -> Path | None:
         return Path(configured).expanduser() / jaxlib_folder()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "jaxcnn" / "xla" / jaxlib_folder()
+
+
+def results_dir(cache: Path) -> Path:
+    """Where ``jaxcnn check`` keeps its oracle's results (``jaxcnn.check.store``), beside
+    the compilation cache folder ``cache``: ``jaxlib-<version>-results``."""
+    return cache.parent / f"{cache.name}-results"
 
 
 def enable() -> Path | None:

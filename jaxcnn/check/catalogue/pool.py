@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import model
-from jaxcnn.check.autodiff import as_np, vjp
+from jaxcnn.check.autodiff import as_np, vjp, vjps
 from jaxcnn.check.catalogue.base import Spec, default_static, digits, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
@@ -62,10 +62,13 @@ def window_subgradient(windows: np.ndarray, hand_windows: np.ndarray, g: np.ndar
 def tie_alternates(window_fn: Callable, args: tuple, cotangent) -> list[Alternate]:
     """The three subgradient tie rules (valid) and the report's overcount (wrong)."""
     x = args[0]
-    out = [Alternate(rule, vjp(lambda v, r=rule: tie_rule_max(window_fn(v), r), (x,),
-                               cotangent), True, "correct", TIE_NOTES[rule])
-           for rule in ("split", "first", "last")]
-    report = vjp(lambda v: model.window_max(window_fn(v), "report"), (x,), cotangent)
+    rules = ("split", "first", "last")
+    funs = [lambda v, r=rule: tie_rule_max(window_fn(v), r) for rule in rules]
+    funs.append(lambda v: model.window_max(window_fn(v), "report"))
+    grads = vjps(funs, (x,), cotangent)  # one program for the four rules
+    out = [Alternate(rule, g, True, "correct", TIE_NOTES[rule])
+           for rule, g in zip(rules, grads[:3], strict=True)]
+    report = grads[3]
     out.append(Alternate("report", report, False, "tie-overcount", OVERCOUNT_NOTE))
     return out
 
