@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn.cli import xla_cache
     from jaxcnn.errors import JaxcnnError
 
+    xla_cache.prefer_cheap_compiles()  # eager programs too: see xla_cache
     cache = xla_cache.enable()
     if cache is not None:  # the oracle's results too, keyed on computation and inputs
         store.enable(xla_cache.results_dir(cache))

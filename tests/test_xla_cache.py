@@ -1,0 +1,51 @@
+"""The command line's XLA settings (``jaxcnn.cli.xla_cache``): the compilation cache and
+the oracle's results folder, and the cheap-compile flag for eager programs."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+
+from jaxcnn.cli import xla_cache
+
+
+@pytest.fixture
+def flags(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    return monkeypatch
+
+
+def test_the_cheap_flag_is_added_for_known_jaxlib_versions_only(flags):
+    flags.setattr(metadata, "version", lambda name: "0.10.2")
+    assert xla_cache.prefer_cheap_compiles()
+    import os
+
+    assert os.environ["XLA_FLAGS"] == xla_cache.CHEAP_FLAG
+    assert xla_cache.prefer_cheap_compiles()  # twice: still once in the variable
+    assert os.environ["XLA_FLAGS"] == xla_cache.CHEAP_FLAG
+    flags.delenv("XLA_FLAGS")
+    flags.setattr(metadata, "version", lambda name: "0.11.0")  # might not know the flag:
+    assert not xla_cache.prefer_cheap_compiles()  # an unknown flag would kill the process
+    assert "XLA_FLAGS" not in os.environ
+
+
+def test_the_users_own_xla_flags_are_kept_and_win(flags):
+    import os
+
+    flags.setattr(metadata, "version", lambda name: "0.10.2")
+    flags.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    assert xla_cache.prefer_cheap_compiles()
+    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {xla_cache.CHEAP_FLAG}"
+    flags.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
+    assert not xla_cache.prefer_cheap_compiles()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
+
+
+def test_results_live_beside_the_compilation_cache(flags, tmp_path):
+    flags.setenv("JAXCNN_CACHE_DIR", str(tmp_path))
+    cache = xla_cache.cache_dir()
+    assert cache.parent == tmp_path and cache.name.startswith("jaxlib-")
+    assert xla_cache.results_dir(cache) == tmp_path / f"{cache.name}-results"
+    flags.setenv("JAXCNN_CACHE_DIR", "")
+    assert xla_cache.cache_dir() is None
