@@ -12,7 +12,10 @@ from jaxcnn.cli import xla_cache
 
 @pytest.fixture
 def flags(monkeypatch):
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    # setenv first: monkeypatch then restores the variable (or its absence) afterwards,
+    # also when the code under test writes os.environ itself
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.delenv("XLA_FLAGS")
     return monkeypatch
 
 
