@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import bind, compiled, vjp
+from jaxcnn.check.autodiff import bind, compiled
 from jaxcnn.check.compare import as_float64, cosine, rel_error
 from jaxcnn.check.engine import (
     EXACT_TOL,
@@ -139,7 +139,10 @@ def _one(layers, inp: ChainInput, rng) -> dict:
         fulls = compiled(lambda cts, *a: [
             vjp_inside(_compose(layers, k, inp.statics), a[k], cts)
             for k in range(len(layers))], np.asarray(final_ct, np.float64), *suffixes)
-    hand_cts = {}
+    # 1. The hand chain, from the loss down: only the user's code, in a training loop's
+    # order (each backward, then its second call for the sanity checks).
+    visits = []  # (k, args, ct received, raw, grads, extra)
+    stop = None  # why the walk ended early: ("error", k, text) or ("no-input-grad", k)
     for k in range(len(layers) - 1, -1, -1):
         layer = layers[k]
         args = (xs[k], *(as_float64(p) for p in inp.params[k]))
@@ -147,27 +150,38 @@ def _one(layers, inp: ChainInput, rng) -> dict:
             _, backward = layer.vjp(tuple(a.copy() for a in args), inp.statics[k])
             raw = backward(ct.copy())
         except Exception as exc:
-            report["layers"].insert(0, {"name": layer.name,
-                                        "error": _error_text(exc, "backward")})
-            report["first_wrong"] = report["first_wrong"] or {"layer": layer.name,
-                                                              "quantity": None, "kind": "error"}
+            stop = ("error", k, _error_text(exc, "backward"))
             break
         raw = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
         grads = [None if g is None else as_float64(g) for g in raw]
         grads += [None] * (len(args) - len(grads))
-        hand_cts[k] = grads
+        extra = {}
+        if forward_ok and layer.extra is not None:
+            try:
+                extra = {n: (kind, note) for n, kind, note in
+                         layer.extra(tuple(a.copy() for a in args), inp.statics[k], ct)}
+            except Exception:  # the per-layer check reports it
+                extra = {}
+        visits.append((k, args, ct, raw, grads, extra))
+        if k > 0:
+            if grads[0] is None:
+                stop = ("no-input-grad", k)
+                break
+            ct = grads[0]
+    # 2. Every visited layer's reference VJP for the cotangent it received: one program.
+    if forward_ok and visits:
+        locals_ = compiled(lambda cts, *a: [
+            vjp_inside(bind(layers[k].reference.forward, inp.statics[k]), a[j], cts[j])
+            for j, (k, *_) in enumerate(visits)],
+            [np.asarray(v[2], np.float64) for v in visits], *(v[1] for v in visits))
+    # 3. Judge each layer, from the loss down.
+    for j, (k, args, ct, raw, grads, extra) in enumerate(visits):
+        layer = layers[k]
         entry = {"name": layer.name, "local": {}, "global": {}}
         if forward_ok:
-            local = vjp(bind(layer.reference.forward, inp.statics[k]), args, ct)
+            local = tuple(as_float64(g) for g in locals_[j])
             alternates = (layer.reference.alternates(args, inp.statics[k], ct)
                           if layer.reference.alternates else [])
-            extra = {}
-            if layer.extra is not None:
-                try:
-                    extra = {n: (kind, note) for n, kind, note in
-                             layer.extra(tuple(a.copy() for a in args), inp.statics[k], ct)}
-                except Exception:  # the per-layer check reports it
-                    extra = {}
             for i, name in enumerate(layer.arg_names):
                 if grads[i] is None:
                     if name not in layer.optional:  # a chain never passes a missing gradient
@@ -202,15 +216,18 @@ def _one(layers, inp: ChainInput, rng) -> dict:
                                                   float(np.max(np.abs(full[i]),
                                                                initial=0.0)))}
         report["layers"].insert(0, entry)
-        if k > 0:
-            if grads[0] is None:
-                if layer.arg_names[0] not in layer.optional:
-                    report["first_wrong"] = report["first_wrong"] or {
-                        "layer": layer.name, "quantity": layer.arg_names[0], "kind": "missing"}
-                report["note"] = (f"{layer.name} returns no input gradient, so the layers "
-                                  "before it cannot be checked in this chain")
-                break
-            ct = grads[0]
+    if stop is not None and stop[0] == "error":
+        _, k, text = stop
+        report["layers"].insert(0, {"name": layers[k].name, "error": text})
+        report["first_wrong"] = report["first_wrong"] or {"layer": layers[k].name,
+                                                          "quantity": None, "kind": "error"}
+    elif stop is not None:  # a layer that returns no input gradient
+        layer = layers[stop[1]]
+        if layer.arg_names[0] not in layer.optional:
+            report["first_wrong"] = report["first_wrong"] or {
+                "layer": layer.name, "quantity": layer.arg_names[0], "kind": "missing"}
+        report["note"] = (f"{layer.name} returns no input gradient, so the layers "
+                          "before it cannot be checked in this chain")
     _zero_gradients(report)
     return report
 
