@@ -60,6 +60,38 @@ def test_edited_code_or_other_inputs_never_get_a_stored_result(stored, x64):
     assert len(_files(stored)) == 6
 
 
+def test_a_constant_of_a_jitted_helper_is_part_of_the_key(stored, x64):
+    """A ``jax.jit`` helper's closed-over array appears in the outer jaxpr's text by name
+    only: editing its value must still give another program and another result."""
+    import jax
+
+    def layer(scale):  # the same code each time; only the array's value differs
+        @jax.jit
+        def helper(v):
+            return scale * v ** 2
+        return lambda v: helper(v)
+
+    x = np.arange(1.0, 4.0)
+    first = autodiff.forward(lambda a, s: layer(np.array([1.0]))(*a), (x,), ())
+    autodiff._programs.clear()
+    again = autodiff.forward(lambda a, s: layer(np.array([0.5]))(*a), (x,), ())
+    np.testing.assert_allclose(first, x ** 2, rtol=1e-15)
+    np.testing.assert_allclose(again, 0.5 * x ** 2, rtol=1e-15)
+    assert len(_files(stored)) == 2
+
+
+def test_a_stored_file_of_other_shapes_is_a_miss(stored, x64):
+    x = np.arange(4.0)
+    right = autodiff.vjp(lambda v: v * v, (x,), np.ones(4))[0]
+    (path,) = _files(stored)
+    for foreign in ({"a0": np.zeros(3)}, {"a0": np.zeros(4, np.float32)},
+                    {"a0": np.zeros(4), "a1": np.zeros(4)}):
+        np.savez(path, **foreign)
+        autodiff._programs.clear()
+        np.testing.assert_array_equal(autodiff.vjp(lambda v: v * v, (x,), np.ones(4))[0],
+                                      right)
+
+
 def test_a_truncated_or_foreign_file_is_a_miss(stored, x64):
     x = np.arange(4.0)
     right = autodiff.vjp(lambda v: v * v, (x,), np.ones(4))[0]

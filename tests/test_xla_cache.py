@@ -45,6 +45,19 @@ def test_the_users_own_xla_flags_are_kept_and_win(flags):
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
 
 
+def test_xla_flags_naming_a_file_are_left_alone(flags, tmp_path):
+    """XLA reads an XLA_FLAGS value that does not start with '-' as a file of flags:
+    appending to it would name no file (XLA then stops the process)."""
+    import os
+
+    flags.setattr(metadata, "version", lambda name: "0.10.2")
+    path = tmp_path / "flags.txt"
+    path.write_text("--xla_force_host_platform_device_count=2\n")
+    flags.setenv("XLA_FLAGS", str(path))
+    assert not xla_cache.prefer_cheap_compiles()
+    assert os.environ["XLA_FLAGS"] == str(path)
+
+
 def test_results_live_beside_the_compilation_cache(flags, tmp_path):
     flags.setenv("JAXCNN_CACHE_DIR", str(tmp_path))
     cache = xla_cache.cache_dir()

@@ -73,15 +73,49 @@ def as_np(x) -> np.ndarray:
 
 def _key(text: str, closed, flat_args) -> str:
     """The computation itself: the jaxpr's text (it names shapes, dtypes and every
-    primitive's parameters) and the bytes of its constants."""
+    primitive's parameters) and the bytes of every constant, its own and those of the
+    jaxprs nested in it (a ``jax.jit`` helper's closed-over array appears in the text by
+    name only: an edited value must give another key)."""
     digest = hashlib.sha256(text.encode())
-    for const in closed.consts:
+    for const in _constants(closed):
         c = np.asarray(const)
         digest.update(str((c.shape, c.dtype.str)).encode())
         digest.update(np.ascontiguousarray(c).tobytes())
     for a in flat_args:
         digest.update(str((np.shape(a), jnp.result_type(a).str)).encode())
     return digest.hexdigest()
+
+
+def _constants(closed) -> list:
+    """The constants of ``closed`` and of every jaxpr nested in its equations' parameters
+    (``pjit``'s, ``cond``'s branches, ``scan``'s body, ...), and any array parameter, in
+    a fixed order."""
+    out: list = []
+    seen: set = set()
+
+    def param(value):
+        if isinstance(value, jax.extend.core.ClosedJaxpr):
+            out.extend(value.consts)
+            walk(value.jaxpr)
+        elif isinstance(value, jax.extend.core.Jaxpr):
+            walk(value)
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                param(v)
+        elif isinstance(value, (np.ndarray, jax.Array)):
+            out.append(value)
+
+    def walk(jaxpr):
+        if id(jaxpr) in seen:
+            return
+        seen.add(id(jaxpr))
+        for eqn in jaxpr.eqns:
+            for name in sorted(eqn.params):
+                param(eqn.params[name])
+
+    out.extend(closed.consts)
+    walk(closed.jaxpr)
+    return out
 
 
 _eager = [0]  # > 0 inside ``eagerly()``
@@ -124,7 +158,9 @@ def compiled(fun: Callable, *args):
     stored_as = _result_key(key, flat) if store.folder() is not None else None
     if stored_as is not None:
         outs = store.get(stored_as)
-        if outs is not None:
+        want = jax.tree_util.tree_leaves(out_shape)
+        if outs is not None and len(outs) == len(want) and all(
+                o.shape == w.shape and o.dtype == w.dtype for o, w in zip(outs, want, strict=True)):
             return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), outs)
     with _lock:
         program = _programs.get(key)

@@ -176,8 +176,10 @@ def _stdout_to_stderr():
         if saved is None:
             real.write(text + "\n")
             real.flush()
-        else:
-            os.write(saved, (text + "\n").encode())
+        else:  # all of it: a short write (a file size limit) is followed by an error
+            data = memoryview((text + "\n").encode())
+            while data:
+                data = data[os.write(saved, data):]
 
     try:
         yield write

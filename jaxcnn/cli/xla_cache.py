@@ -103,6 +103,8 @@ def prefer_cheap_compiles() -> bool:
     from importlib import metadata
 
     flags = os.environ.get("XLA_FLAGS", "")
+    if flags.strip() and not flags.lstrip().startswith("-"):
+        return False  # XLA reads such a value as the name of a file of flags: left alone
     if "xla_cpu_use_fusion_emitters" in flags:
         return CHEAP_FLAG in flags.split()
     try:
