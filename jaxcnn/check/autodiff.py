@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -184,12 +185,13 @@ def _platform() -> str:
     import jaxlib
 
     return (f"jax {jax.__version__} jaxlib {jaxlib.__version__} {jax.default_backend()} "
-            f"{sorted((compiler_options() or {}).items())}")
+            f"{sorted((compiler_options() or {}).items())} "
+            f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')}")  # e.g. fast math: other numbers
 
 
 def _result_key(program_key: str, flat_args) -> str:
     """The key of one result in ``store``: the program (``_key``), the argument values,
-    the versions, backend and compiler options that ran it."""
+    the versions, backend, compiler options and XLA_FLAGS that ran it."""
     digest = hashlib.sha256(program_key.encode())
     digest.update(_platform().encode())
     for a in flat_args:

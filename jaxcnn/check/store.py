@@ -7,11 +7,13 @@ reference's. Compiling, or even loading a compiled program from JAX's persistent
 costs 10-40 ms each; reading its result costs well under one.
 
 Each result is keyed on everything that determines it (``autodiff.compiled`` computes the
-key): the traced computation itself (the jaxpr as text, its constants' bytes), the
-argument values' bytes, shapes and dtypes, the jax and jaxlib versions, the backend and
-the compiler options. A function edited in any way traces to another jaxpr, hence
-another key: a stored result is never read for code it was not computed from. Programs
-that close over Python objects (callbacks, custom rules) are never stored.
+key): the traced computation itself (the jaxpr as text, the bytes of its constants and
+of those of every jaxpr nested in it), the argument values' bytes, shapes and dtypes, the
+jax and jaxlib versions, the backend, the compiler options and XLA_FLAGS. A function
+edited in any way traces to another jaxpr or other constants, hence another key: a stored
+result is never read for code it was not computed from. A stored file is used only when
+its arrays have the program's output shapes and dtypes. Programs that close over Python
+objects (callbacks, custom rules) are never stored.
 
 One ``.npz`` per result (no pickles), written to a temporary name and renamed, so that
 a reader sees a whole file or none; a file that cannot be read or written is a miss,
