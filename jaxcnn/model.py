@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 IMAGE_SIZE = 28  # input height and width
 CONV_SIZE = IMAGE_SIZE - 2  # 26: valid 3x3 convolution
@@ -109,9 +110,23 @@ def _pixel_table(dtype: str):
 
 
 def im2col(image: jax.Array) -> jax.Array:
-    """(28, 28) -> (26, 26, 9) patches; entry ``[i, j, 3*x + y] = image[i+x, j+y]``."""
-    h, w = image.shape[0] - 2, image.shape[1] - 2
-    return jnp.stack([image[x:x + h, y:y + w] for x in range(3) for y in range(3)], axis=-1)
+    """(28, 28) -> (26, 26, 9) patches; entry ``[i, j, 3*x + y] = image[i+x, j+y]``.
+
+    One gather through a constant index table (``_im2col_index``): the same numbers as
+    nine shifted slices stacked, in one operation instead of eleven (what an eager caller,
+    ``jaxcnn verify``'s hand functions, pays per operation).
+    """
+    return image.reshape(-1)[_im2col_index(*image.shape)]
+
+
+@functools.lru_cache(maxsize=8)
+def _im2col_index(height: int, width: int) -> np.ndarray:
+    """Flat indices (H-2, W-2, 9) into an (H, W) image for ``im2col``."""
+    i, j = np.ogrid[:height - 2, :width - 2]
+    x, y = np.divmod(np.arange(9), 3)
+    index = ((i[..., None] + x) * width + j[..., None] + y).astype(np.int32)
+    index.flags.writeable = False
+    return index
 
 
 def conv3x3(image: jax.Array, filters: jax.Array) -> jax.Array:
