@@ -255,16 +255,16 @@ def test_a_time_limit_that_is_not_a_usable_number_is_a_usage_error(tmp_path, val
 def test_json_cut_short_by_a_file_size_limit_is_exit_2_not_a_truncated_document(tmp_path):
     """`check --json > file` under `ulimit -f 1` wrote the first 1,024 bytes of the
     document and exited 0: a short write of the document is now an error, exit 2."""
-    import resource
+    import shlex
 
     out = tmp_path / "doc.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with out.open("w") as f:
-        proc = subprocess.run(
-            [sys.executable, "-m", "jaxcnn", "check", str(FIXTURES / "blog_layers.py"),
-             "--layer", "Softmax", "--json"], cwd=ROOT, stdout=f, stderr=subprocess.PIPE,
-            text=True, timeout=600, env=env,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)))
+    command = shlex.join([sys.executable, "-m", "jaxcnn", "check",
+                          str(FIXTURES / "blog_layers.py"), "--layer", "Softmax", "--json"])
+    # the limit is set by the shell (a preexec_fn would fork this multithreaded process)
+    line = f"ulimit -f 1 && exec {command} > {shlex.quote(str(out))}"
+    proc = subprocess.run(["bash", "-c", line], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                          timeout=600, env=env)
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "file size limit" in last and "Traceback" not in proc.stderr
