@@ -254,21 +254,29 @@ def _run_checks(num_images: int, seed: int, only) -> dict:
 
     # Most of the time goes to XLA compiling one program per primitive and shape; XLA
     # compiles without holding the GIL, so two threads keep both cores busy. The
-    # network's three rules stay in one thread (they share the memo); order is kept.
+    # network's three rules stay in one thread (they share the memo); the steps, then the
+    # tie statistics and the chain (of three steps) in the other, which balances them;
+    # order is kept.
     network = [layer for layer in layers if layer.kind == "report_network"]
     steps = [layer for layer in layers if layer.kind != "report_network"]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first, second = pool.submit(check, steps), pool.submit(check, network)
-        by_name = {r.name: r for r in first.result() + second.result()}
-    reports = [by_name[layer.name] for layer in layers]
-    rows = [row for r in reports for row in _rows(r)]
-    ties = chain_report = None
-    chain_ok = True
-    if only is None:
+
+    def steps_ties_chain():
+        reports = check(steps)
+        if only is not None:
+            return reports, None, None
         with jax.enable_x64(True):
             ties = {"random (tie-free)": _random_tie_share(num_images, seed),
                     "MNIST digits": tie_statistics(num_images, seed)}
-        chain_report = _chain({layer.name: layer for layer in layers}, num_images, seed)
+        return reports, ties, _chain({layer.name: layer for layer in layers}, num_images, seed)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.submit(steps_ties_chain), pool.submit(check, network)
+        step_reports, ties, chain_report = first.result()
+        by_name = {r.name: r for r in step_reports + second.result()}
+    reports = [by_name[layer.name] for layer in layers]
+    rows = [row for r in reports for row in _rows(r)]
+    chain_ok = True
+    if only is None:
         expected_first = {"layer": "maxpool2_backward[report]", "quantity": "input",
                           "kind": "tie-overcount"}
         chain_ok = chain_report["first_wrong"] == expected_first
