@@ -39,9 +39,11 @@ images, channels first:
 
 ``to_fast`` / ``from_fast`` convert ``Params`` exactly (pure reorderings). Gradients
 are batch means. ``manual_grads`` chains the report's hand-derived steps from
-``backprop`` (logits_backward, window_max_backward, the conv's ``sum dL/dout * image``);
-``autodiff_grads`` is ``jax.grad`` of ``loss``. The tests check both against
-``backprop.grads`` and ``jax.grad(model.loss)`` to 1e-12 in float64.
+``backprop`` (logits_backward, window_max_backward, the conv's ``sum dL/dout * image``;
+the batch step writes window_max_backward's arithmetic out one window slot at a time,
+``_route_to_slots``, the same numbers); ``autodiff_grads`` is ``jax.grad`` of ``loss``.
+The tests check both against ``backprop.grads`` and ``jax.grad(model.loss)`` to 1e-12
+in float64.
 """
 
 from __future__ import annotations
