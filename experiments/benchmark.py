@@ -20,6 +20,9 @@ Contenders (all on the 4,000 embedded MNIST training images, 1,000 test images):
   JAX CPU device per core (``jax_num_cpu_devices``, set at start-up as
   ``jaxcnn train --seeds K`` does); the other contenders run on the first device;
 * ``jaxcnn-batch-{32,128,1024}``: mini-batch SGD, one chunk = one epoch of full batches;
+* ``jaxcnn-batch-128-all-cores``: the same batch-128 training with each batch split over
+  one JAX CPU device per core (``train.Placement``'s batch axis: one model, the gradient
+  summed across the devices, repeatable bit for bit but not bit-identical to one device);
 * ``jaxcnn-evaluate``: ``train.make_evaluate()``, forward only, a batch of 1,000;
 * ``torch-per-sample``, ``torch-batch-{32,128}``, ``torch-evaluate``: the same network in
   PyTorch (``experiments.torch_baseline``), when the ``bench`` extra is installed;
@@ -461,6 +464,13 @@ def build_contenders(dataset, settings: Settings, progress, use_torch: bool = Tr
                              f"as jaxcnn-per-sample-{seeds}-seeds, the seed axis sharded over "
                              f"{len(cpu_devices)} CPU devices (one per core)",
                              TrainConfig(seeds=seeds), "torch-per-sample"))
+        if 128 % len(cpu_devices) == 0:  # one model, its batch split (train.Placement)
+            at = 1 + next(i for i, job in enumerate(jobs) if job[0] == "jaxcnn-batch-128")
+            jobs.insert(at, ("jaxcnn-batch-128-all-cores",
+                             f"as jaxcnn-batch-128, each batch split over {len(cpu_devices)} "
+                             "CPU devices (one per core), the gradients summed across them "
+                             "(another summation order than one device's)",
+                             TrainConfig(batch_size=128), "torch-batch-128"))
     for name, description, config, torch_eq in jobs:
         progress.set_postfix_str(f"compiling {name}")
         cost = settings.cost_all or name == "jaxcnn-per-sample-manual"

@@ -266,9 +266,14 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
             diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                        for a, b in zip(jax.tree.leaves(sharded.state),
                                        jax.tree.leaves(single.state)))
+            again = train.train(cfg, ds)
+            repeat = all(np.array_equal(np.asarray(a), np.asarray(b))
+                         for a, b in zip(jax.tree.leaves(sharded.state),
+                                         jax.tree.leaves(again.state)))
             out[name] = {"axis": sharded.timings["sharded_axis"], "diff": diff,
                          "single_axis": single.timings["sharded_axis"],
-                         "test_equal": bool((sharded.test_loss == single.test_loss).all())}
+                         "test_equal": bool((sharded.test_loss == single.test_loss).all()),
+                         "repeat_equal": repeat}
         json.dump(out, sys.stdout)
     """)
     env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2",
@@ -282,6 +287,8 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
         assert out[name]["diff"] == 0.0 and out[name]["test_equal"], out[name]
     assert out["batch"]["axis"] == "batch"
     assert out["batch"]["diff"] < 1e-4  # a cross-device mean sums in another order
+    for name in out:  # every sharded run repeats itself bit for bit
+        assert out[name]["repeat_equal"], name
 
 
 def test_freeze_conv_trains_only_the_softmax_layer(small_data):
