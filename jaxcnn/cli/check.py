@@ -14,6 +14,10 @@ not-reentrant, modifies-input, ... A file holding a whole network (the report's 
 pool and softmax classes; or CS231n's conv, relu, max_pool, affine and softmax_loss) is
 also checked as a chain that names the first wrong layer.
 
+cache: compiled programs and the exact oracle's results are kept between runs in
+~/.cache/jaxcnn/xla (JAXCNN_CACHE_DIR moves it, empty turns it off), keyed on the traced
+computation and its inputs, so an edited file is never judged by stale results.
+
 exit status: 0 every gradient correct; 1 a gradient is wrong (in a layer or a chain);
 2 nothing wrong was found but something could not be checked (every input of a layer
 refused, no layers, a file that cannot be imported, a time limit passed, a usage
@@ -35,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from jaxcnn.check.limits import DEFAULT_TIME_LIMIT
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.description = __doc__.split("\n\n", 1)[0] + "\n\n" + __doc__.split("\n\n")[-1]
+    parser.description = "\n\n".join([__doc__.split("\n\n", 1)[0], *__doc__.split("\n\n")[-2:]])
     parser.add_argument("files", nargs="*", type=_file_arg, metavar="FILE.py",
                         help="Python files with layers (options may come before or after)")
     parser.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
