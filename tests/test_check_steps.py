@@ -244,3 +244,19 @@ def test_a_jax_custom_vjp_backward_is_analysed_too(tmp_path, bug):
     first = report.first_wrong_step
     assert first.name == "dx" and first.line == line - 1, first.text()  # the statement's start
     assert first.right_before == ("dbeta", "dgamma", "dxhat")
+
+
+def test_a_one_path_input_at_ties_keeps_its_named_kind(tmp_path):
+    """The README's JAX max pool (tie-overcount): its `return` line was named as the first
+    wrong step but as `missing-accumulation` ("holds only the part of dL/dx through line
+    11; the rest is missing"), because `x.shape` counted as a second path. One term of a
+    sum over paths needs two paths that carry gradient; the row's kind stands."""
+    from jaxcnn.check import from_custom_vjp
+
+    path = ROOT / "experiments" / "check_fixtures" / "jax_ex.py"
+    module, _ = _module(path, tmp=tmp_path)
+    report = check_layer(from_custom_vjp(module.maxpool, kind="maxpool2"))
+    first = report.first_wrong_step
+    assert report.checks[0].kind == "tie-overcount"
+    assert first is not None and first.kind == "tie-overcount", first.text()
+    assert "return" in path.read_text().splitlines()[first.line - 1]

@@ -899,13 +899,17 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     # one path's contribution (dxmu1), or a sum of some of them (dx = dx1 + dx2)
     uses = [u for u in truth.uses(x) if truth.cotangent(u) is not None]
     parts = [truth.cotangent(u) for u in uses]
+    # One term of a sum over paths needs two paths that carry gradient: with one (a
+    # shape read is a use that carries none), the only "part" is the whole, and at a
+    # kink its central differences are no truth to pair a named finding against.
+    carrying = sum(1 for p in parts if np.any(p[1][p[2]] != 0))
     path = None
-    for u, p in zip(uses, parts, strict=True):
+    for u, p in zip(uses, parts, strict=True) if carrying >= 2 else ():
         err = _compare(value, p)
         if err is not None and err <= TOL and np.any(p[1][p[2]] != 0):
             path = (u[2],)
             break
-    if path is None and len(parts) >= 2 and all(
+    if path is None and carrying >= 2 and all(
             np.array_equal(p[0], parts[0][0]) for p in parts):
         for combo, total in _subset_sums([p[1] for p in parts]):
             err = _compare(value, (parts[0][0], total, np.all([p[2] for p in parts], axis=0)))
