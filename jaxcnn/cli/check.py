@@ -15,8 +15,9 @@ pool and softmax classes; or CS231n's conv, relu, max_pool, affine and softmax_l
 also checked as a chain that names the first wrong layer.
 
 cache: compiled programs and the exact oracle's results are kept between runs in
-~/.cache/jaxcnn/xla (JAXCNN_CACHE_DIR moves it, empty turns it off), keyed on the traced
-computation and its inputs, so an edited file is never judged by stale results.
+~/.cache/jaxcnn/xla ($XDG_CACHE_HOME/jaxcnn/xla when that is set; JAXCNN_CACHE_DIR moves
+it, empty turns it off), keyed on the traced computation and its inputs, so an edited
+file is never judged by stale results.
 
 exit status: 0 every gradient correct; 1 a gradient is wrong (in a layer or a chain);
 2 nothing wrong was found but something could not be checked (every input of a layer
