@@ -175,6 +175,8 @@ def test_inputs_from_a_python_function_and_an_npz(tmp_path):
     ("mine.txt", "give FILE.py, FILE.py:FUNC or FILE.npz"),
     ("bad.py", "input 0 for affine has 1 arrays; it takes 3 (x, w, b)"),
     ("other.py", "no layer named conv"),
+    # the import error named the file but not the option that named it
+    ("broken.py", "--inputs broken.py: cannot import broken.py: SyntaxError"),
 ])
 def test_bad_inputs_are_one_line(tmp_path, spec, message, monkeypatch):
     layers = write(tmp_path / "aff.py", AFFINE.format(suffix="", scale=""))
@@ -182,6 +184,7 @@ def test_bad_inputs_are_one_line(tmp_path, spec, message, monkeypatch):
     write(tmp_path / "bad.py", "import numpy as np\ndef inputs():\n    return [(np.ones(3),)]\n")
     write(tmp_path / "other.py",
           "import numpy as np\ndef inputs():\n    return {'conv': [(np.ones(3),)]}\n")
+    write(tmp_path / "broken.py", "def inputs(:\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckUsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check.check_file(layers, inputs=spec)

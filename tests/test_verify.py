@@ -121,6 +121,12 @@ def test_verify_rejects_bad_arguments():
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        # with --json, stdout is one JSON document on this exit too (it was empty)
+        proc = subprocess.run([sys.executable, "-m", "jaxcnn", "verify", *args, "--json"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["ok"] is False and doc["status"] == 2 and doc["error"] in proc.stderr
 
 
 def test_a_function_replaced_in_the_same_session_is_checked_afresh(monkeypatch):

@@ -95,7 +95,10 @@ def _from_python(spec: str) -> UserInputs:
 
     m = re.fullmatch(r"(.+\.py)(?::(\w+))?", spec)
     path, func = m.group(1), m.group(2) or "inputs"
-    module = imports.load_file(path)
+    try:
+        module = imports.load_file(path)
+    except CheckUsageError as exc:  # "cannot import FILE: ...": say which option named it
+        raise CheckUsageError(f"--inputs {spec}: {exc}") from None
     make = getattr(module, func, None)
     if not callable(make):
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
