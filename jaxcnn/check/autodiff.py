@@ -9,7 +9,12 @@ most of a check's time. The programs are kept for the process, keyed on the trac
 computation itself (its jaxpr as text, the values of the constants it closes over, and
 the argument shapes and dtypes), never on a function object: a function edited in a
 notebook traces to another key and is compiled afresh; the same reference on the same
-shapes (another input set, an alternate, the chain) reuses its program.
+shapes (another input set, an alternate, the chain) reuses its program. Several VJPs
+that are needed together are one program (``vjps``, ``forward_and_vjp``).
+
+When ``store`` is enabled (the command line enables it), each program's *result* is
+also kept on disk under that key, the argument values and the versions and options
+that ran it (``_result_key``), and read back instead of compiling on a later run.
 """
 
 from __future__ import annotations
