@@ -83,13 +83,18 @@ def _key(text: str, closed, flat_args) -> str:
     jaxprs nested in it (a ``jax.jit`` helper's closed-over array appears in the text by
     name only: an edited value must give another key)."""
     digest = hashlib.sha256(text.encode())
-    for const in _constants(closed):
-        c = np.asarray(const)
-        digest.update(str((c.shape, c.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(c).tobytes())
+    _digest_arrays(digest, _constants(closed))
     for a in flat_args:
         digest.update(str((np.shape(a), jnp.result_type(a).str)).encode())
     return digest.hexdigest()
+
+
+def _digest_arrays(digest, arrays) -> None:
+    """Each array's shape, dtype and bytes into ``digest``, in order."""
+    for a in arrays:
+        a = np.asarray(a)
+        digest.update(str((a.shape, a.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
 
 
 def _constants(closed) -> list:
@@ -199,10 +204,7 @@ def _result_key(program_key: str, flat_args) -> str:
     the versions, backend, compiler options and XLA_FLAGS that ran it."""
     digest = hashlib.sha256(program_key.encode())
     digest.update(_platform().encode())
-    for a in flat_args:
-        a = np.asarray(a)
-        digest.update(str((a.shape, a.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(a).tobytes())
+    _digest_arrays(digest, flat_args)
     return digest.hexdigest()
 
 

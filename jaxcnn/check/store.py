@@ -89,5 +89,5 @@ def put(key: str, arrays: list) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
-    except OSError:  # a full disk, a read-only folder: the next run computes it again
-        return
+    except Exception:  # noqa: BLE001 - a full disk, a read-only folder, anything: the
+        return  # next run computes it again (a cache never breaks a check)
