@@ -7,9 +7,20 @@ chains them in the report's order softmax -> pool -> conv.
 
 Nothing here calls ``jax.grad``; the tests compare every function with autodiff and
 finite differences. All functions are pure and work under ``jax.jit`` and ``jax.vmap``.
+
+Each step is one ``jax.jit`` function (``grads``, which chains them, is not: its steps
+are). Inside a jitted training step that changes nothing (XLA inlines them), and a
+caller that runs them eagerly (``jaxcnn verify``) dispatches one program per step
+instead of one per operation: with ``model``'s jitted layers, ``verify``'s eager
+operations fell from 7,737 to 2,820 and its CPU time by another fifth. (Compiled, the
+dense step's products round differently in the last bit: ``verify``'s relative errors
+against the float64 oracle moved between 1e-16 and 6e-16; no verdict changed. ``grads``
+jitted whole compiled more than it saved.)
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +64,7 @@ def softmax_jacobian(logits: jax.Array) -> jax.Array:
     return jax.vmap(softmax_jacobian_row, in_axes=(None, 0))(logits, jnp.arange(logits.shape[0]))
 
 
+@jax.jit
 def logits_backward(logits: jax.Array, label: jax.Array) -> jax.Array:
     """Steps (1)-(2): dL/dt (C,) for logits t (C,), chained as the report does.
 
@@ -87,6 +99,7 @@ def logits_backward(logits: jax.Array, label: jax.Array) -> jax.Array:
     return jnp.where(accurate, report_chain, cancelled)
 
 
+@jax.jit
 def softmax_backward(
     logits: jax.Array, label: jax.Array, inputs: jax.Array, weights: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -104,6 +117,7 @@ def softmax_backward(
     return d_weights, d_t, d_inputs
 
 
+@functools.partial(jax.jit, static_argnames=("ties", "axis"))
 def window_max_backward(d_out: jax.Array, windows: jax.Array, ties: str = "report",
                         axis: int = -1, maxima: jax.Array | None = None) -> jax.Array:
     """Step (3) for any layout: route dL/d(max) back to the windows (window axis ``axis``).
@@ -131,6 +145,7 @@ def window_max_backward(d_out: jax.Array, windows: jax.Array, ties: str = "repor
     return share * jnp.expand_dims(d_out, axis)
 
 
+@functools.partial(jax.jit, static_argnames="ties")
 def maxpool2_backward(d_out: jax.Array, x: jax.Array, ties: str = "report") -> jax.Array:
     """Step (3): route dL/d(pool output) (13, 13, F) back to the pool input x (26, 26, F).
 
@@ -141,6 +156,7 @@ def maxpool2_backward(d_out: jax.Array, x: jax.Array, ties: str = "report") -> j
     return model.unpool_windows(window_max_backward(d_out, windows, ties))
 
 
+@jax.jit
 def conv3x3_backward(d_out: jax.Array, image: jax.Array) -> jax.Array:
     """Step (4): ``dL/dfilter(x, y) = sum_{i,j} dL/dout(i, j) * image(i+x, j+y)``, per filter.
 
@@ -151,6 +167,7 @@ def conv3x3_backward(d_out: jax.Array, image: jax.Array) -> jax.Array:
     return d_filters.reshape(d_out.shape[-1], 3, 3)
 
 
+@jax.jit
 def conv3x3_input_backward(d_out: jax.Array, filters: jax.Array) -> jax.Array:
     """The input gradient the report leaves out (the conv is its first layer).
 

@@ -300,6 +300,30 @@ def test_cross_entropy_huge_logits():
                                [1000.0, 0.0, 5000.0])
 
 
+def test_cross_entropy_of_a_label_out_of_range_is_nan_not_another_class():
+    t = jnp.array([0.5, -1.0, 2.0])
+    for label in (3, 10, -4):
+        assert np.isnan(float(model.cross_entropy(t, label)))
+    assert np.isfinite(float(model.cross_entropy(t, 2)))
+
+
+@pytest.mark.parametrize("ties", model.TIE_RULES)
+def test_jitted_layers_give_the_eager_numbers_bit_for_bit(x64, ties):
+    """The layers are jax.jit functions (one dispatch each for eager callers); compiled,
+    they compute exactly what their operations compute one by one, gradients too."""
+    params = _params(seed=7)._replace(biases=jnp.asarray(RNG.normal(size=10)))
+    image = jnp.asarray(_image(3))
+    label = 4
+    jitted = model.loss(params, image, label, ties), jax.grad(model.loss)(
+        params, image, label, ties)
+    with jax.disable_jit():
+        eager = model.loss(params, image, label, ties), jax.grad(model.loss)(
+            params, image, label, ties)
+    for a, b in zip(jax.tree_util.tree_leaves(jitted), jax.tree_util.tree_leaves(eager),
+                    strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_invalid_tie_rule_raises():
     x = jnp.zeros((26, 26, 2))
     with pytest.raises(ValueError, match="tie rule"):

@@ -1,5 +1,5 @@
 """The command line's XLA settings (``jaxcnn.cli.xla_cache``): the compilation cache and
-the oracle's results folder, and the cheap-compile flag for eager programs."""
+the oracle's results folder, and the cheap-compile flags for eager programs."""
 
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ def flags(monkeypatch):
     return monkeypatch
 
 
-def test_the_cheap_flag_is_added_for_known_jaxlib_versions_only(flags):
-    flags.setattr(metadata, "version", lambda name: "0.10.2")
-    assert xla_cache.prefer_cheap_compiles()
+def test_the_cheap_flags_are_added_for_known_jaxlib_versions_only(flags):
     import os
 
-    assert os.environ["XLA_FLAGS"] == xla_cache.CHEAP_FLAG
-    assert xla_cache.prefer_cheap_compiles()  # twice: still once in the variable
-    assert os.environ["XLA_FLAGS"] == xla_cache.CHEAP_FLAG
+    flags.setattr(metadata, "version", lambda name: "0.10.2")
+    assert xla_cache.prefer_cheap_compiles()
+    assert os.environ["XLA_FLAGS"].split() == list(xla_cache.CHEAP_FLAGS)
+    assert xla_cache.prefer_cheap_compiles()  # twice: still once each in the variable
+    assert os.environ["XLA_FLAGS"].split() == list(xla_cache.CHEAP_FLAGS)
     flags.delenv("XLA_FLAGS")
-    flags.setattr(metadata, "version", lambda name: "0.11.0")  # might not know the flag:
+    flags.setattr(metadata, "version", lambda name: "0.11.0")  # might not know the flags:
     assert not xla_cache.prefer_cheap_compiles()  # an unknown flag would kill the process
     assert "XLA_FLAGS" not in os.environ
 
@@ -39,10 +39,18 @@ def test_the_users_own_xla_flags_are_kept_and_win(flags):
     flags.setattr(metadata, "version", lambda name: "0.10.2")
     flags.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
     assert xla_cache.prefer_cheap_compiles()
-    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {xla_cache.CHEAP_FLAG}"
-    flags.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
+    assert os.environ["XLA_FLAGS"].split() == ["--xla_dump_to=/tmp/x", *xla_cache.CHEAP_FLAGS]
+    # a flag the user set keeps the user's value; the others are still added
+    flags.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true "
+                              "--xla_backend_optimization_level=2")
+    assert xla_cache.prefer_cheap_compiles()
+    assert os.environ["XLA_FLAGS"].split() == [
+        "--xla_cpu_use_fusion_emitters=true", "--xla_backend_optimization_level=2",
+        "--xla_llvm_disable_expensive_passes=true"]
+    every = " ".join(f"--{f.lstrip('-').split('=')[0]}=1" for f in xla_cache.CHEAP_FLAGS)
+    flags.setenv("XLA_FLAGS", every)  # the user set them all, otherwise: none in effect
     assert not xla_cache.prefer_cheap_compiles()
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
+    assert os.environ["XLA_FLAGS"] == every
 
 
 def test_xla_flags_naming_a_file_are_left_alone(flags, tmp_path):
