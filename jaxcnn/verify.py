@@ -14,8 +14,10 @@ every tied maximum of a 2x2 window (``tie-overcount``). On real digits windows o
 flat background tie, so the end-to-end filter gradient is too large; the tie statistics
 say how often and by how much. Everything else must be ``correct``; exit 0 then.
 
-The layers are built from the functions ``backprop`` holds *when run_checks is called*
-and nothing is cached, so a function replaced in a live session is checked afresh.
+The layers are built from the functions ``backprop`` holds *when run_checks is called*,
+and the traces of ``model``'s and ``backprop``'s ``jax.jit`` functions are dropped first
+(a jitted step keeps the helpers it called when it was traced), so a function replaced
+in a live session, also one that a jitted step calls, is checked afresh.
 """
 
 from __future__ import annotations
@@ -70,8 +72,21 @@ def _vjp_of(forward, backward):
     return f_vjp
 
 
+def fresh_traces(*modules) -> None:
+    """Drop the traces of the modules' ``jax.jit`` functions (default: ``model`` and
+    ``backprop``). A jitted function is traced once per argument shape and keeps what its
+    helpers were then: after ``backprop.softmax_jacobian_row`` is replaced, the jitted
+    ``logits_backward`` would still run the old one. Its next call traces it afresh."""
+    for module in modules or (model, backprop):
+        for value in list(vars(module).values()):
+            clear = getattr(value, "clear_cache", None)
+            if callable(clear) and callable(getattr(value, "lower", None)):
+                clear()
+
+
 def report_layers(num_images: int) -> list:
     """The report's hand-derived steps as engine ``Layer``s, from ``backprop`` as it is now."""
+    fresh_traces()
     bp = backprop  # attributes are read now: a replaced function is the one checked
     logits_backward, softmax_backward = bp.logits_backward, bp.softmax_backward
     maxpool2_backward, grads = bp.maxpool2_backward, bp.grads

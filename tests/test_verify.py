@@ -143,6 +143,21 @@ def test_a_function_replaced_in_the_same_session_is_checked_afresh(monkeypatch):
     assert {r["kind"] for r in bad} == {"scaled"}
 
 
+def test_a_helper_replaced_under_a_jitted_step_is_checked_afresh(monkeypatch):
+    """backprop's steps are jax.jit functions: one traced before its helper was replaced
+    must not keep running the old helper (verify drops the traces first)."""
+    assert verify.run_checks(1, only=["logits_backward"])["ok"]
+    original = backprop.softmax_jacobian_row
+    monkeypatch.setattr(backprop, "softmax_jacobian_row",
+                        lambda logits, c: 2 * original(logits, c))
+    second = verify.run_checks(1, only=["logits_backward"])
+    assert not second["ok"]
+    assert {r["quantity"] for r in second["rows"] if r["verdict"] == "FAIL"} == {
+        "logits_backward dL/dlogits"}
+    monkeypatch.undo()  # and back: the traces of the replaced helper are dropped too
+    assert verify.run_checks(1, only=["logits_backward"])["ok"]
+
+
 def test_tie_share_by_hand():
     conv = np.arange(26 * 26 * 2, dtype=np.float32).reshape(26, 26, 2)  # no ties
     assert float(verify.tie_share(jnp.asarray(conv))) == 0.0
