@@ -245,7 +245,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     sources += [_load(o, time_limit, progress) for o in objects]
     for label, module, file in sources:
         with _guard(f"finding the layers of {label}"):
-            found = discover.find_layers(module, file)
+            found = discover.find_layers(module, file, [m for _, m, _ in sources])
         if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
             found = found._replace(layers=[layer._replace(name=f"{label}:{layer.name}")
                                            for layer in found.layers])
