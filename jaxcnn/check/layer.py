@@ -140,6 +140,10 @@ class Layer(NamedTuple):
         arrays cannot be modified)
     notes: what the adapter wants the user told about how the layer was run (sizes it
         chose for a constructor, parameters it drew instead of zeros)
+    offsets: ``(args, static, cotangent) -> list[Alternate]``, known mistakes given as
+        what they take from the right gradient (a regularisation term's gradient left
+        out): a hand equal to ``reference - grads[i]`` is named by the alternate, with
+        the numeric oracle too (then the reference is the finite differences); None: none
     """
 
     name: str
@@ -161,3 +165,4 @@ class Layer(NamedTuple):
     raw: Callable | None = None
     sources: tuple = ()
     notes: tuple = ()
+    offsets: Callable | None = None
