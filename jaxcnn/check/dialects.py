@@ -14,6 +14,8 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   ``hparameters`` dict, ``mode`` or ``activation`` argument: ``adapters.specialisation``;
 * ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
   network's cost and gradients dict): ``adapters.network_pair``;
+* ``model_losses``: classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params``
+  dict (CS231n's ``TwoLayerNet``): ``adapters.model_loss``;
 * ``torch_functions``: ``torch.autograd.Function`` subclasses:
   ``adapters.torch_function``;
 * ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
@@ -104,6 +106,13 @@ def _activation_pairs(module, own, companions) -> tuple[list, str]:
                 if label not in origin:
                     origin.append(label)
     return found, f"a function pair of {', '.join(origin)}"
+
+
+def is_model(cls) -> bool:
+    """A class with ``loss(X, y)`` (``adapters.model_loss``), whatever else it has."""
+    from jaxcnn.check.adapters.model_loss import is_model as model
+
+    return model(cls)
 
 
 def has_module_pairs(cls) -> bool:
@@ -256,6 +265,29 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
     return layers, skipped
 
 
+def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """Classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params`` dict (CS231n's
+    ``TwoLayerNet``, ``FullyConnectedNet``, ``ThreeLayerConvNet``), once per configuration
+    (``model_loss.variants``: batch or layer norm, dropout): ``adapters.model_loss``."""
+    layers, skipped = [], []
+    for name, obj in vars(module).items():
+        if not (inspect.isclass(obj) and own(module, obj)) or name in taken:
+            continue
+        from jaxcnn.check.adapters import model_loss
+
+        if not model_loss.is_model(obj) or inspect.isabstract(obj):
+            continue
+        for overrides in model_loss.variants(obj):
+            shown = model_loss.variant_name(name, overrides)
+            try:
+                layers.append(model_loss.from_model(obj, shown, file, overrides))
+            except Exception as exc:
+                skipped.append((shown, f"cannot run it: {_describe(exc)}"))
+            if not layers or layers[-1].name != shown and not overrides:
+                break  # its defaults do not run: no variant will
+    return layers, skipped
+
+
 def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """``torch.autograd.Function`` subclasses: ``adapters.torch_function``."""
     from jaxcnn.check.adapters.torch_function import from_torch_function
@@ -365,6 +397,7 @@ def _c(v):
     return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
 
 
-FINDERS = (module_classes, specialisation, network_pairs, torch_functions, derivative_pairs)
+FINDERS = (module_classes, specialisation, network_pairs, model_losses, torch_functions,
+           derivative_pairs)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]

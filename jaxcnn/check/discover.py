@@ -432,8 +432,9 @@ def _blog_layers(module, file, layers, skipped):
             continue
         has_forward = callable(getattr(obj, "forward", None))
         has_backprop = callable(getattr(obj, "backprop", None))
-        if dialects.has_module_pairs(obj) or dialects.is_torch_function(obj):
-            continue  # module style (forward/backward), or torch: see dialects.py
+        if dialects.has_module_pairs(obj) or dialects.is_torch_function(obj) or \
+                dialects.is_model(obj):
+            continue  # module style (forward/backward), torch, loss(X, y): see dialects.py
         if not (has_forward and has_backprop):
             if has_forward or has_backprop:
                 missing = "backprop or backward" if has_forward else "forward"
