@@ -84,8 +84,26 @@ def test_the_function_pairs_of_another_file_checked_with_it(monkeypatch):
     assert ("independent.py:Tanh", "input") in kinds
     note = next(n for r in report.layers for n in r.notes if "sigmoid_prime:" in n)
     assert "a function pair of functions.py" in note
-    # alone, the activation layer has no function to be built with: skipped, saying why
+    # alone, the base class has no function to be built with: its subclass gives them
     alone = find_layers(load_file(folder / "independent.py"), "independent.py")
     why = dict(alone.skipped)["Activation"]
-    assert "takes functions (activation, activation_prime)" in why
+    assert why == ("its constructor takes functions (activation, activation_prime): checked "
+                   "through its subclasses that give them (Tanh)")
     assert "Activation(sigmoid, sigmoid_prime)" not in {layer.name for layer in alone.layers}
+
+
+def test_a_function_taking_layer_without_any_pair_is_skipped_naming_the_fix(tmp_path):
+    path = tmp_path / "activation_layer.py"
+    path.write_text("class ActivationLayer:\n"
+                    "    def __init__(self, activation, activation_prime):\n"
+                    "        self.activation, self.activation_prime = activation, "
+                    "activation_prime\n"
+                    "    def forward_propagation(self, x):\n"
+                    "        self.x = x\n"
+                    "        return self.activation(x)\n"
+                    "    def backward_propagation(self, e, learning_rate):\n"
+                    "        return self.activation_prime(self.x) * e\n")
+    found = find_layers(load_file(path), str(path))
+    assert found.layers == []
+    why = dict(found.skipped)["ActivationLayer"]
+    assert "no function with its derivative beside it" in why and "give the file" in why

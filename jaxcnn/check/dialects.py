@@ -71,8 +71,9 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
             activations = _activation_pairs(module, own, companions)
         for layer_name, fwd, bwd in pairs:
             if takes:
-                more, why = function_args.make_all(obj, layer_name, fwd, bwd, file, takes,
-                                                   *activations)
+                more, why = function_args.make_all(
+                    obj, layer_name, fwd, bwd, file, takes, *activations,
+                    heirs=function_args.heirs_of(obj, [module, *companions], file))
                 layers += more
                 skipped += why
                 continue

@@ -32,6 +32,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 from jaxcnn.check.adapters.module_names import size_for
@@ -107,14 +108,42 @@ def layer_name(class_name: str, params: list[str], pair: Pair) -> str:
     return f"{class_name}({', '.join(shown)})"
 
 
+def heirs_of(cls, modules, file: str | None = None) -> list:
+    """The classes of ``modules`` derived from ``cls``, or from the class of that name in
+    ``file`` (the path ``cls`` was loaded from) imported again (``from activation import
+    Activation`` in a file beside it)."""
+    def source(c):
+        try:
+            return Path(inspect.getsourcefile(c) or "").resolve()
+        except (TypeError, OSError):
+            return None
+
+    where = Path(file).resolve() if file else None
+    out = []
+    for module in modules:
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and obj is not cls and obj not in out and any(
+                    b is cls or (b.__name__ == cls.__name__ and where is not None
+                                 and source(b) == where) for b in obj.__mro__[1:]):
+                out.append(obj)
+    return out
+
+
 def make_all(cls, class_name: str, fwd: str, bwd: str, file: str | None, params: list[str],
-             pairs: list[Pair], where: str) -> tuple[list, list]:
+             pairs: list[Pair], where: str, heirs=()) -> tuple[list, list]:
     """(layers, skipped) for a class whose constructor takes the functions ``params``:
     one layer per pair (see the module docstring); ``where``: the pairs' origin, for the
-    note. Never raises for the user's code: what cannot be built is skipped with why."""
+    note; ``heirs``: classes derived from it (``heirs_of``): without pairs, a base class
+    whose subclasses give the functions is skipped saying so. Never raises for the user's
+    code: what cannot be built is skipped with why."""
     from jaxcnn.check.adapters import module_style
 
     if not pairs:
+        built = sorted(c.__name__ for c in heirs if not function_params(c))
+        if built:  # class Tanh(Activation): super().__init__(tanh, tanh_prime) inside
+            return [], [(class_name, f"its constructor takes functions ({', '.join(params)}):"
+                                     f" checked through its subclasses that give them "
+                                     f"({', '.join(built)})")]
         return [], [(class_name, f"its constructor takes functions ({', '.join(params)}) and "
                                  "no function with its derivative beside it (tanh / "
                                  "tanh_prime, sigmoid / sigmoid_prime, ...) is in its file or "
@@ -142,4 +171,4 @@ def make_all(cls, class_name: str, fwd: str, bwd: str, file: str | None, params:
 
 
 __all__ = ["DERIVATIVE_SUFFIXES", "Pair", "activation_pairs", "arguments", "function_params",
-           "layer_name", "make_all"]
+           "heirs_of", "layer_name", "make_all"]
