@@ -98,10 +98,12 @@ def variants(cls) -> list[dict]:
     ``use_batchnorm=True``) and dropout (``dropout_keep_ratio=0.5``, ``dropout=0.5``,
     ``use_dropout=True``) where its constructor takes them."""
     names = {p.name for p in _params_of(cls)}
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        source = ""
+    source = ""
+    for fn in (cls.__init__, cls.loss):  # a method's source is found by its code's file,
+        try:                             # a class's only through sys.modules
+            source += inspect.getsource(fn)
+        except (OSError, TypeError):
+            pass
     out = [{}]
     if "normalization" in names:
         out += [{"normalization": v} for v in ("batchnorm", "layernorm")
