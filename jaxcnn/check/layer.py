@@ -34,7 +34,8 @@ class InputSet(NamedTuple):
 
     family: "random" (tie-free), "digits" (real MNIST, tie-rich), "flat" (every pool
         window tied), "boundary" (exact zeros at ReLU kinks), "overlap" (windows that
-        overlap), "strided", "large-gap" (confident wrong logits), "batch-of-one" (N = 1)
+        overlap), "strided", "large-gap" (confident wrong logits), "batch-of-one" (N = 1),
+        "regularized" (a model's loss with its regularization on)
     name: what is shown to the user, e.g. "MNIST digit 1 (label 2)"
     args: the differentiable arguments, float64 NumPy arrays
     static: the non-differentiated arguments (a conv_param dict, a label)

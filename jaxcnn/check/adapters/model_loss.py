@@ -243,7 +243,8 @@ def from_model(cls, name: str | None = None, file: str | None = None,
             y = r.permutation(np.arange(SAMPLES) % classes)
             what = f"random X {x_shape}, labels {y.tolist()}" + (
                 f", reg {reg:g}" if len(regs) > 1 else "")
-            sets.append(InputSet("random", what, args, (x, y, reg)))
+            sets.append(InputSet("random" if reg == 0 else "regularized", what, args,
+                                 (x, y, reg)))
         return sets
 
     def forward(args, static):
