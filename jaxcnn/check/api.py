@@ -245,7 +245,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     sources += [_load(o, time_limit, progress) for o in objects]
     for label, module, file in sources:
         with _guard(f"finding the layers of {label}"):
-            found = discover.find_layers(module, file)
+            found = discover.find_layers(module, file, [m for _, m, _ in sources])
         if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
             found = found._replace(layers=[layer._replace(name=f"{label}:{layer.name}")
                                            for layer in found.layers])
@@ -256,9 +256,10 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
             found_layers = _select(found_layers, layers)
         if not found_layers:
             why = "; ".join(f"{n}: {w}" for n, w in skipped) or (
-                "no class with forward and backprop/backward, no *_forward/*_backward pair "
-                "or loss, no custom_vjp, torch.autograd.Function, forward_propagation/"
-                "backward_propagation pair or f/f_prime pair; see the README's 'Check your "
+                "no class with forward and backprop/backward or loss(X, y), no "
+                "*_forward/*_backward pair or loss, no custom_vjp, torch.autograd.Function, "
+                "forward_propagation/backward_propagation pair or f/f_prime pair; see the "
+                "README's 'Check your "
                 "own backprop'")
             raise discover.CheckUsageError(
                 f"no layers found in {', '.join(s[0] for s in sources)} ({why})")

@@ -1,20 +1,26 @@
 """Discovery of the dialects beyond the report's, CS231n's and JAX's (``discover.py``).
 
-One finder per dialect, each ``(module, file, own) -> (layers, skipped)``, listed in
+One finder per dialect, each ``(module, file, own, taken, companions) -> (layers,
+skipped)`` (``companions``: the other modules checked with it), listed in
 ``FINDERS``; ``discover.find_layers`` runs them after its own three:
 
 * ``module_classes``: classes with ``forward``/``backward`` (or ``__call__``/``backward``,
   or ``X_forward``/``X_backward`` method pairs): ``adapters.module_style``; and
   ``forward``/``backprop`` classes whose name names no catalogue kind (checked
-  numerically instead of skipped);
+  numerically instead of skipped); a class whose constructor takes functions
+  (``ActivationLayer(tanh, tanh_prime)``) once per ``f`` / ``f_prime`` pair:
+  ``adapters.function_args``;
 * ``specialisation``: the deep-learning specialisation's NHWC functions with an
   ``hparameters`` dict, ``mode`` or ``activation`` argument: ``adapters.specialisation``;
 * ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
   network's cost and gradients dict): ``adapters.network_pair``;
+* ``model_losses``: classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params``
+  dict (CS231n's ``TwoLayerNet``): ``adapters.model_loss``;
 * ``torch_functions``: ``torch.autograd.Function`` subclasses:
   ``adapters.torch_function``;
 * ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
-  ``tanh_prime``, ``mse`` / ``mse_prime``), checked numerically.
+  ``tanh_prime``, ``mse`` / ``mse_prime``), checked numerically (relu, sigmoid, tanh
+  against the catalogue too).
 
 A finder never raises for the user's code: what cannot be built is skipped with the
 reason.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
 import sys
 
@@ -40,21 +47,36 @@ def is_torch_function(obj) -> bool:
         for b in obj.__mro__[1:])
 
 
-def module_classes(module, file, own, taken: set) -> tuple[list[Layer], list]:
+def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """Module-style classes (see ``adapters.module_style``); ``taken``: class names the
-    blog finder already checks."""
+    blog finder already checks. A class whose constructor takes functions
+    (``ActivationLayer(activation, activation_prime)``) is built with each ``f`` /
+    ``f_prime`` pair of the module, or else of the ``companions`` (the other modules
+    checked with it): ``adapters.function_args``."""
     layers, skipped = [], []
+    activations = None  # the f / f_prime pairs, found once a class needs them
     for name, obj in vars(module).items():
         if not (inspect.isclass(obj) and own(module, obj)) or name in taken \
                 or is_torch_function(obj):
             continue
-        from jaxcnn.check.adapters import module_style  # JAX: only once there is a class
+        # JAX: only once there is a class
+        from jaxcnn.check.adapters import function_args, module_style
 
         pairs = module_style.method_pairs(obj)
         if not pairs and callable(getattr(obj, "forward", None)) and callable(
                 getattr(obj, "backprop", None)):
             pairs = [(name, "forward", "backprop")]
+        takes = function_args.function_params(obj) if pairs else []
+        if takes and activations is None:
+            activations = _activation_pairs(module, own, companions)
         for layer_name, fwd, bwd in pairs:
+            if takes:
+                more, why = function_args.make_all(
+                    obj, layer_name, fwd, bwd, file, takes, *activations,
+                    heirs=function_args.heirs_of(obj, [module, *companions], file))
+                layers += more
+                skipped += why
+                continue
             try:
                 with contextlib.redirect_stdout(sys.stderr):
                     layers.append(module_style.make(obj, layer_name, fwd, bwd, file))
@@ -63,6 +85,35 @@ def module_classes(module, file, own, taken: set) -> tuple[list[Layer], list]:
                 skipped.append((layer_name, text.partition(": ")[2] if "an abstract class"
                                 in text else f"cannot run it: {text}"))
     return layers, skipped
+
+
+def _activation_pairs(module, own, companions) -> tuple[list, str]:
+    """(the ``f`` / ``f_prime`` pairs of one argument, where they come from): the
+    module's own (defined or imported from beside it), else the companions'."""
+    from jaxcnn.check.adapters.function_args import activation_pairs
+
+    pairs = activation_pairs(_functions(module, own))
+    if pairs:
+        return pairs, "a function pair of its file"
+    seen, found, origin = set(), [], []
+    for other in companions:
+        if other is module:
+            continue
+        for pair in activation_pairs(_functions(other, own)):
+            if pair.name not in seen:
+                seen.add(pair.name)
+                found.append(pair)
+                label = os.path.basename(getattr(other, "__file__", None) or other.__name__)
+                if label not in origin:
+                    origin.append(label)
+    return found, f"a function pair of {', '.join(origin)}"
+
+
+def is_model(cls) -> bool:
+    """A class with ``loss(X, y)`` (``adapters.model_loss``), whatever else it has."""
+    from jaxcnn.check.adapters.model_loss import is_model as model
+
+    return model(cls)
 
 
 def has_module_pairs(cls) -> bool:
@@ -123,7 +174,7 @@ def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
     return out
 
 
-def specialisation(module, file, own, taken: set) -> tuple[list[Layer], list]:
+def specialisation(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """The deep-learning specialisation's functions (``adapters.specialisation``)."""
     functions = _functions(module, own)
     layers, skipped = [], []
@@ -174,7 +225,7 @@ def specialisation_names(module, own) -> set[str]:
     return {n for _, f, b, _ in specialisation_pairs(_functions(module, own)) for n in (f, b)}
 
 
-def network_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
+def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """``forward_propagation(X, Y, parameters)`` with ``backward_propagation(X, Y,
     cache)`` (any suffix: ``_n``): ``adapters.network_pair``."""
     from jaxcnn.check.adapters.network_pair import from_model_pair, from_network_pair
@@ -215,7 +266,30 @@ def network_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
     return layers, skipped
 
 
-def torch_functions(module, file, own, taken: set) -> tuple[list[Layer], list]:
+def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """Classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params`` dict (CS231n's
+    ``TwoLayerNet``, ``FullyConnectedNet``, ``ThreeLayerConvNet``), once per configuration
+    (``model_loss.variants``: batch or layer norm, dropout): ``adapters.model_loss``."""
+    layers, skipped = [], []
+    for name, obj in vars(module).items():
+        if not (inspect.isclass(obj) and own(module, obj)) or name in taken:
+            continue
+        from jaxcnn.check.adapters import model_loss
+
+        if not model_loss.is_model(obj) or inspect.isabstract(obj):
+            continue
+        for overrides in model_loss.variants(obj):
+            shown = model_loss.variant_name(name, overrides)
+            try:
+                layers.append(model_loss.from_model(obj, shown, file, overrides))
+            except Exception as exc:
+                skipped.append((shown, f"cannot run it: {_describe(exc)}"))
+            if not layers or layers[-1].name != shown and not overrides:
+                break  # its defaults do not run: no variant will
+    return layers, skipped
+
+
+def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """``torch.autograd.Function`` subclasses: ``adapters.torch_function``."""
     from jaxcnn.check.adapters.torch_function import from_torch_function
 
@@ -234,12 +308,13 @@ def torch_functions(module, file, own, taken: set) -> tuple[list[Layer], list]:
 DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_grad", "_gradient")
 
 
-def derivative_pairs(module, file, own, taken: set) -> tuple[list[Layer], list]:
+def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """A function and its derivative beside it, as blogs write them: ``tanh(x)`` with
     ``tanh_prime(x)`` (elementwise: the derivative times the cotangent), ``mse(y_true,
     y_pred)`` with ``mse_prime(y_true, y_pred)`` (a loss: its gradient with respect to the
     prediction, the argument named like one, else the second). Checked against the numeric
-    oracle of the function itself."""
+    oracle of the function itself, and for ``relu``, ``sigmoid`` and ``tanh`` against the
+    catalogue's exact oracle too (its kink inputs and classic mistakes)."""
     import numpy as np
 
     from jaxcnn.check.adapters import probe
@@ -277,6 +352,13 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
             return [InputSet("random", f"random {params[0]} (3, 4)", (r.standard_normal(
                 (3, 4)),))]
         forward((np.zeros((3, 4)),), ())
+        kind = name.lower()
+        if kind in ("relu", "sigmoid", "tanh"):  # the exact oracle, its kinks and mistakes
+            from jaxcnn.check.catalogue import spec
+
+            known = spec(kind)
+            return Layer(name, kind, "derivative", (params[0],), forward, vjp,
+                         known.reference, known.input_sets, file=file)
         return Layer(name, "custom", "derivative", (params[0],), forward, vjp, None,
                      input_sets, file=file)
     if len(params) != 2:
@@ -316,6 +398,7 @@ def _c(v):
     return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
 
 
-FINDERS = (module_classes, specialisation, network_pairs, torch_functions, derivative_pairs)
+FINDERS = (module_classes, specialisation, network_pairs, model_losses, torch_functions,
+           derivative_pairs)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]

@@ -432,8 +432,9 @@ def _blog_layers(module, file, layers, skipped):
             continue
         has_forward = callable(getattr(obj, "forward", None))
         has_backprop = callable(getattr(obj, "backprop", None))
-        if dialects.has_module_pairs(obj) or dialects.is_torch_function(obj):
-            continue  # module style (forward/backward), or torch: see dialects.py
+        if dialects.has_module_pairs(obj) or dialects.is_torch_function(obj) or \
+                dialects.is_model(obj):
+            continue  # module style (forward/backward), torch, loss(X, y): see dialects.py
         if not (has_forward and has_backprop):
             if has_forward or has_backprop:
                 missing = "backprop or backward" if has_forward else "forward"
@@ -699,8 +700,10 @@ def _pick_layout(kind: str, make, layouts: dict) -> Layer:
     return (runs or candidates)[0]
 
 
-def find_layers(module, file: str | None = None) -> Found:
-    """Every layer of the three styles in ``module`` (see the module docstring)."""
+def find_layers(module, file: str | None = None, companions=()) -> Found:
+    """Every layer of the three styles in ``module`` (see the module docstring).
+    companions: the other modules checked with it (where an ``ActivationLayer(activation,
+    activation_prime)`` finds its function pairs when its own file has none)."""
     layers: list[Layer] = []
     skipped: list[tuple[str, str]] = []
     _blog_layers(module, file, layers, skipped)
@@ -709,7 +712,7 @@ def find_layers(module, file: str | None = None) -> Found:
     # the classes the blog finder checked or skipped for a reason of their own
     blog = {layer.name for layer in layers if layer.style == "blog"} | {n for n, _ in skipped}
     for finder in dialects.FINDERS:
-        more, why = finder(module, file, _own, blog)
+        more, why = finder(module, file, _own, blog, companions)
         layers += more
         skipped += why
     return Found(layers, skipped)

@@ -338,9 +338,11 @@ def _judged(h, arg, hand, fd: numeric.Differences, mode: str, n: int, precision,
         # A difference that disagrees with the hand is taken again with a smaller step:
         # one that moves was a hidden kink, not evidence against the hand.
         tol = numeric_tolerance(fd, fd.values[trusted], opts.get("precision", "float64"))
-        off = np.abs(_project(hand, fd) - fd.values) > tol * scale(fd.values[trusted])
-        fd = numeric.confirm(h, arg, fd, trusted & off, tol * scale(fd.values[trusted]),
-                             precision)
+        # never below the differences' own round-off: a gradient that is 0 (a bias before
+        # a batch norm) would make every round-off-sized wobble a suspect, then a "kink"
+        atol = max(tol * scale(fd.values[trusted]), fd.noise)
+        off = np.abs(_project(hand, fd) - fd.values) > atol
+        fd = numeric.confirm(h, arg, fd, trusted & off, atol, precision)
         trusted = ~fd.kink & np.isfinite(fd.values)
     result = {"mode": mode, "entries": int(n), "of": int(arg.size), "kinks": int(fd.kink.sum()),
               "seconds": round(fd.seconds, 3), "max_rel_error": None, "agrees": None}
@@ -555,6 +557,16 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
     kinks = layer.reference.kinks(s) if (exact_ok and layer.reference.kinks) else None
     kink_info = {"inputs": s.name, "family": s.family, "summary": kinks.summary,
                  **kinks.stats} if kinks else None
+    offsets = []  # known mistakes as what they take from the right gradient
+    if layer.offsets is not None:
+        try:
+            offsets = list(layer.offsets(args64, s.static, ct))
+        except Exception as exc:
+            notes.append(f"{s.name}: " + _error_text(exc, "a known mistake's probe"))
+    if offsets and exact is not None:
+        candidates = list(candidates) + [Alternate(o.name, tuple(
+            None if i >= len(o.grads) or o.grads[i] is None else np.asarray(e) - o.grads[i]
+            for i, e in enumerate(exact)), o.valid, o.kind, o.note) for o in offsets]
     extra = {}
     if layer.extra is not None:
         try:
@@ -600,15 +612,39 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
             finding = classify_gradient(layer, args64, s.static, ct, i, h, reference,
                                         candidates, tol, kink_mask, extra.get(name), exact)
         else:
+            shifted = tuple(cls.Candidate(o.name, reference - o.grads[i], o.valid, o.kind,
+                                          o.note) for o in offsets
+                            if i < len(o.grads) and o.grads[i] is not None
+                            and np.shape(o.grads[i]) == np.shape(reference))
             finding = cls.classify(h, reference, cls.Context(
-                tol, axis_names=(layer.axis_names or {}).get(name)))
+                tol, shifted, axis_names=(layer.axis_names or {}).get(name)))
             if finding.kind == "correct" and rel_error(h, reference) > NUMERIC_MAX_TOL:
                 finding = finding._replace(kind="inconclusive", note=_too_noisy(tol))
+            zero = _zero_up_to_round_off(h, reference, fd_result)
+            if finding.kind != "correct" and zero is not None:
+                finding = zero
         low = _low_precision(raw[i]) if i < len(raw) else None
         if low and finding.kind in ("imprecise", "unclassified"):
             finding = finding._replace(note=f"your backward returns {low}; " + finding.note)
         results.append(_set_result(s, finding, h, reference, fd_result, oracle))
     return results, forward_info, kink_info, notes
+
+
+def _zero_up_to_round_off(hand, reference, fd_result) -> cls.Finding | None:
+    """``correct`` for a gradient that finite differences find 0 up to their own round-off
+    (a bias before a batch norm, which the norm removes) when the hand's values are
+    within that round-off of 0 too: no relative tolerance can judge a reference that is
+    noise. The error is then measured against 0. None otherwise."""
+    if not fd_result or fd_result.get("_fd") is None or hand is None or \
+            np.shape(hand) != np.shape(reference):
+        return None
+    noise = fd_result["_fd"].noise
+    if not (noise > 0 and scale(reference) <= noise and scale(hand) <= noise):
+        return None
+    return cls.Finding("correct", against=np.zeros(np.shape(hand)),
+                       note=f"finite differences find this gradient 0 up to their round-off "
+                            f"({noise:.1g}), and every entry of yours is within that of 0: "
+                            "judged against 0")
 
 
 def _low_precision(g) -> str | None:

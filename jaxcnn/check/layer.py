@@ -34,7 +34,8 @@ class InputSet(NamedTuple):
 
     family: "random" (tie-free), "digits" (real MNIST, tie-rich), "flat" (every pool
         window tied), "boundary" (exact zeros at ReLU kinks), "overlap" (windows that
-        overlap), "strided", "large-gap" (confident wrong logits), "batch-of-one" (N = 1)
+        overlap), "strided", "large-gap" (confident wrong logits), "batch-of-one" (N = 1),
+        "regularized" (a model's loss with its regularization on)
     name: what is shown to the user, e.g. "MNIST digit 1 (label 2)"
     args: the differentiable arguments, float64 NumPy arrays
     static: the non-differentiated arguments (a conv_param dict, a label)
@@ -140,6 +141,10 @@ class Layer(NamedTuple):
         arrays cannot be modified)
     notes: what the adapter wants the user told about how the layer was run (sizes it
         chose for a constructor, parameters it drew instead of zeros)
+    offsets: ``(args, static, cotangent) -> list[Alternate]``, known mistakes given as
+        what they take from the right gradient (a regularisation term's gradient left
+        out): a hand equal to ``reference - grads[i]`` is named by the alternate, with
+        the numeric oracle too (then the reference is the finite differences); None: none
     """
 
     name: str
@@ -161,3 +166,4 @@ class Layer(NamedTuple):
     raw: Callable | None = None
     sources: tuple = ()
     notes: tuple = ()
+    offsets: Callable | None = None

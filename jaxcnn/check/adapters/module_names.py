@@ -214,14 +214,25 @@ SIZE_NAMES = (
     (r"^(eps|epsilon)$", 1e-5),
 )
 
-def construct(cls, square: bool = False) -> Built:
+def construct(cls, square: bool = False, given: dict | None = None) -> Built:
     """An instance of ``cls``: required constructor arguments chosen by name (sizes
     small and distinct, see ``SIZE_NAMES``; ``square``: output sizes equal to the input
-    sizes). ValueError naming an argument that cannot be guessed."""
+    sizes); ``given``: values for arguments by name (the functions an
+    ``ActivationLayer(activation, activation_prime)`` takes: see ``function_args``),
+    shown by their ``__name__``. ValueError naming an argument that cannot be guessed."""
     pool = bool(re.search(r"pool", cls.__name__, re.IGNORECASE))
     args, kwargs, chosen = [], {}, []
+    given = given or {}
     for p in inspect.signature(cls).parameters.values():
         if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name in given:
+            value = given[p.name]
+            chosen.append(f"{p.name}={getattr(value, '__name__', None) or repr(value)}")
+            if p.kind == p.KEYWORD_ONLY:
+                kwargs[p.name] = value
+            else:
+                args.append(value)
             continue
         value = size_for(p.name, pool)
         if square and value == probe.HIDDEN:

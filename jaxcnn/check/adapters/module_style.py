@@ -179,13 +179,15 @@ def layer_kind(name: str) -> str | None:
 
 def from_module(obj, name: str | None = None, file: str | None = None,
                 forward: str = "forward", backward: str = "backward", note: str = "",
-                input_shape: tuple | None = None) -> Layer:
+                input_shape: tuple | None = None, kind_from: str | None = None) -> Layer:
     """A ``Layer`` for a constructed module-style object (see the module docstring).
 
     forward, backward: the method names (``"__call__"``, ``"conv_forward"``, ...).
     note: what to say about how it was built. input_shape: the shape of its input
-    (e.g. ``(2, 1, 28, 28)``) when the probe finds none. Raises ValueError when no input
-    shape tried runs its forward (saying what it raised).
+    (e.g. ``(2, 1, 28, 28)``) when the probe finds none. kind_from: the name the kind
+    is read from (default: the class's, or the ``X_forward`` method's); an
+    ``ActivationLayer(tanh, tanh_prime)`` is a tanh by its function's name. Raises
+    ValueError when no input shape tried runs its forward (saying what it raised).
     """
     cls_name = type(obj).__name__
     name = name or cls_name
@@ -257,7 +259,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     if hidden:
         notes.append(f"its constructor sets {', '.join(hidden)}; checked with random values "
                      "instead (a constant parameter hides a transpose or a wrong sign)")
-    kind = None if loss else layer_kind(forward if forward.endswith("_forward") else cls_name)
+    kind = None if loss else layer_kind(kind_from or (
+        forward if forward.endswith("_forward") else cls_name))
     # Samples in columns (W @ x, the deep-learning specialisation's layout): its dW and db
     # carry 1/m and its dx does not, as in its linear_backward; checked as m * dW, m * db.
     per_column = layout == "cols" and bool(slots) and not takes_lr
@@ -522,18 +525,23 @@ def _used_by_forward(template, method, slots: list[Slot], shape, extra) -> list[
 BACKWARD_REFUSED = "its backward raised on every input shape tried"
 
 
-def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None) -> Layer:
-    """Construct ``cls`` (sizes chosen by name) and adapt its method pair. When its
-    backward raises on every shape (a matrix used untransposed: ``dvalues @ W`` for a
-    (4, 5) ``W``), it is built again with square sizes, where such a backward runs and
-    its mistake can be named on each gradient."""
-    built = construct(cls)
-    layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note)
+def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None,
+         given: dict | None = None, kind_from: str | None = None) -> Layer:
+    """Construct ``cls`` (sizes chosen by name; ``given``: arguments by name, e.g. the
+    functions of an ``ActivationLayer``) and adapt its method pair (``kind_from``: see
+    ``from_module``). When its backward raises on every shape (a matrix used
+    untransposed: ``dvalues @ W`` for a (4, 5) ``W``), it is built again with square
+    sizes, where such a backward runs and its mistake can be named on each gradient.
+    Raises ValueError (or what the constructor raises) when it cannot be built or run."""
+    built = construct(cls, given=given)
+    layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note,
+                        kind_from=kind_from)
     if BACKWARD_REFUSED not in layer.notes:
         return layer
     try:
-        square = construct(cls, square=True)
-        again = from_module(square.obj, layer_name, file, fwd, bwd, square.note)
+        square = construct(cls, square=True, given=given)
+        again = from_module(square.obj, layer_name, file, fwd, bwd, square.note,
+                            kind_from=kind_from)
     except Exception:
         return layer
     if BACKWARD_REFUSED in again.notes or square.note == built.note:

@@ -106,6 +106,11 @@ def relu_spec() -> Spec:
                 functools.partial(_elementwise_sets, zeros=True))
 
 
+def _no_derivative(g) -> Alternate:
+    return wrong("no derivative", (g,), "dout passed through unchanged: the activation's "
+                                        "derivative is never multiplied in")
+
+
 def elementwise_spec(kind: str) -> Spec:
     fun = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}[kind]
 
@@ -119,12 +124,14 @@ def elementwise_spec(kind: str) -> Spec:
                     wrong("1 - s", (g * (1 - out),), "a factor s missing: dout * (1 - s) "
                                                      "where dout * s * (1 - s) belongs"),
                     wrong("s", (g * out,), "a factor (1 - s) missing: dout * s where "
-                                           "dout * s * (1 - s) belongs")]
+                                           "dout * s * (1 - s) belongs"),
+                    _no_derivative(g)]
         out = np.tanh(x)
         return [wrong("1 - t^2 at the input", (g * (1 - x * x),),
                       "the derivative 1 - t^2 evaluated at the input x instead of the output "
                       "t = tanh(x) (cache the output)"),
-                wrong("1 - t", (g * (1 - out),), "1 - t where 1 - t^2 belongs")]
+                wrong("1 - t", (g * (1 - out),), "1 - t where 1 - t^2 belongs"),
+                _no_derivative(g)]
 
     return Spec(kind, ("x",), {"x": None},
                 Reference(f"jax.nn.{kind}" if kind == "sigmoid" else "jnp.tanh",
