@@ -32,6 +32,7 @@ import numpy as np
 from jaxcnn import backprop, model
 from jaxcnn.check import autodiff, chain
 from jaxcnn.check.adapters import from_jax_vjp
+from jaxcnn.check.autodiff import device_array
 from jaxcnn.check.catalogue import network as catalogue_network
 from jaxcnn.check.catalogue.base import digits
 from jaxcnn.check.catalogue.pool import report_pool_kinks
@@ -198,18 +199,18 @@ def tie_statistics(count: int, seed: int) -> dict:
     structural: identical conv patches), and |report-rule dL/dfilters| / |true
     dL/dfilters| per image."""
     images, labels = digits(count)
-    params = model.Params(*(jnp.asarray(a) for a in catalogue_network.report_network_spec(
+    params = model.Params(*(device_array(a) for a in catalogue_network.report_network_spec(
         1).input_sets(seed)[0].args[1:]))
     shares, structural, ratios, cosines = [], [], [], []
     for image, label in zip(images, labels, strict=True):
-        conv = np.asarray(model.conv3x3(jnp.asarray(image), params.filters), np.float64)
+        conv = np.asarray(model.conv3x3(device_array(image), params.filters), np.float64)
         kinks = report_pool_kinks(InputSet(
             "digits", "", (conv,), provenance={"image": image, "filters": params.filters}))
         shares.append(kinks.stats["tied_windows"] / kinks.stats["windows"])
         structural.append(kinks.stats["structural_ties"] / max(1, kinks.stats["tied_windows"]))
-        hand = np.asarray(backprop.grads(params, jnp.asarray(image), int(label), "report")[1]
+        hand = np.asarray(backprop.grads(params, device_array(image), int(label), "report")[1]
                           .filters)
-        true = np.asarray(jax.grad(model.loss)(params, jnp.asarray(image), int(label)).filters)
+        true = np.asarray(jax.grad(model.loss)(params, device_array(image), int(label)).filters)
         ratios.append(float(np.linalg.norm(hand) / np.linalg.norm(true)))
         cosines.append(float(np.vdot(hand, true) / np.linalg.norm(hand) / np.linalg.norm(true)))
     return {"images": count, "tie_share_mean": float(np.mean(shares)),
@@ -223,8 +224,8 @@ def tie_statistics(count: int, seed: int) -> dict:
 
 def _random_tie_share(count: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
-    filters = jnp.asarray(rng.standard_normal((8, 3, 3)) / 9)
-    shares = [float(tie_share(model.conv3x3(jnp.asarray(rng.uniform(-0.5, 0.5, (28, 28))),
+    filters = device_array(rng.standard_normal((8, 3, 3)) / 9)
+    shares = [float(tie_share(model.conv3x3(device_array(rng.uniform(-0.5, 0.5, (28, 28))),
                                             filters))) for _ in range(count)]
     return float(np.mean(shares))
 

@@ -73,6 +73,16 @@ def compiler_options() -> dict | None:
     return kept or None
 
 
+def device_array(a) -> jax.Array:
+    """``a`` as a JAX array, the same as ``jnp.asarray(a)``: a NumPy array is transferred
+    with ``jax.device_put``, which compiles nothing (``jnp.asarray`` compiles a small
+    staging program per shape and dtype the first time: nine of ``jaxcnn verify``'s
+    programs); anything else goes through ``jnp.asarray``."""
+    if isinstance(a, np.ndarray):
+        return jax.device_put(a)
+    return jnp.asarray(a)
+
+
 def as_np(x) -> np.ndarray:
     return np.array(x, dtype=np.float64, copy=True)
 
@@ -153,14 +163,14 @@ def compiled(fun: Callable, *args):
     kept per computation (see the module docstring). A ``fun`` that cannot be traced
     (Python control flow on values) runs eagerly, primitive by primitive."""
     if _eager[0]:
-        return fun(*jax.tree_util.tree_map(jnp.asarray, args))
+        return fun(*jax.tree_util.tree_map(device_array, args))
     flat, tree = jax.tree_util.tree_flatten(args)
     try:
         closed, out_shape = jax.make_jaxpr(
             lambda *f: fun(*jax.tree_util.tree_unflatten(tree, f)), return_shape=True)(*flat)
     except Exception:  # noqa: BLE001 - not traceable (Python control flow on values in a
         # user's forward): eagerly, as it runs, with its own errors
-        return fun(*jax.tree_util.tree_map(jnp.asarray, args))
+        return fun(*jax.tree_util.tree_map(device_array, args))
     text = str(closed.jaxpr)
     if any(word in text for word in UNKEYED):  # run as traced, never kept
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape),

@@ -32,12 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.check.autodiff import device_array
 from jaxcnn.check.catalogue import spec
 from jaxcnn.check.layer import InputSet, Layer, Reference
 
 
 def _jnp(args):
-    return tuple(jnp.asarray(a) for a in args)
+    return tuple(device_array(a) for a in args)
 
 
 def _given_sets(inputs: Sequence, static: tuple, arg_names: Sequence[str]
@@ -142,7 +143,7 @@ def from_jax_vjp(forward: Callable, f_vjp: Callable, kind: str | None = None,
 
     def vjp(args, static_):
         out, vjp_fun = f_vjp(*_jnp(args), *static_)
-        return out, lambda ct: vjp_fun(jnp.asarray(ct))
+        return out, lambda ct: vjp_fun(device_array(ct))
 
     return _layer(name, kind, fwd, vjp, arg_names, inputs, static, file, forward,
                   f"jax.vjp of {_function_name(forward)}", optional, forward)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import model
-from jaxcnn.check.autodiff import as_np, bind, vjp
+from jaxcnn.check.autodiff import as_np, bind, device_array, vjp
 from jaxcnn.check.catalogue import activations, conv, dense, pool
 from jaxcnn.check.catalogue.base import Spec, digits
 from jaxcnn.check.catalogue.pool import (
@@ -49,7 +49,7 @@ def _network_sets(seed: int, count: int) -> list[InputSet]:
 
 def _network_kinks(s: InputSet) -> Kinks:
     image, filters = s.args[0], s.args[1]
-    conv = as_np(model.conv3x3(jnp.asarray(image), jnp.asarray(filters)))
+    conv = as_np(model.conv3x3(device_array(image), device_array(filters)))
     pool = report_pool_kinks(InputSet(s.family, s.name, (conv,),
                                        provenance={"image": image, "filters": filters}))
     return Kinks((None,) * 4, pool.stats, pool.summary)

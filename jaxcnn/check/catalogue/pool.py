@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import model
-from jaxcnn.check.autodiff import as_np, vjp, vjps
+from jaxcnn.check.autodiff import as_np, device_array, vjp, vjps
 from jaxcnn.check.catalogue.base import Spec, default_static, digits, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
@@ -85,7 +85,7 @@ def report_pool_kinks(s: InputSet) -> Kinks:
         # A tie is structural when the tied conv pixels sit on identical 3x3 patches:
         # they then move together for any filter, and the loss stays differentiable.
         patches = np.asarray(model.pool_windows(np.asarray(model.im2col(
-            jnp.asarray(s.provenance["image"])))))  # (H, W, 9, 4)
+            device_array(s.provenance["image"])))))  # (H, W, 9, 4)
         same = np.all(patches[..., :, None] == patches[..., None, :], axis=-3)  # (H, W, 4, 4)
         pair_ok = same[:, :, None] | ~(is_max[..., :, None] & is_max[..., None, :])
         structural = tied & np.all(pair_ok, axis=(-1, -2))
@@ -105,14 +105,14 @@ def maxpool2_sets(seed: int) -> list[InputSet]:
                      (rng.uniform(-1, 1, (20, 24, 8)),),
                      note="rows and columns differ: swapped indices show")]
     for i in range(len(images)):
-        conv = as_np(model.conv3x3(jnp.asarray(images[i]), jnp.asarray(filters)))
+        conv = as_np(model.conv3x3(device_array(images[i]), device_array(filters)))
         sets.append(InputSet("digits", f"conv of MNIST digit {i} (label {labels[i]})", (conv,),
                              note="tie-rich: the flat background gives bit-identical conv "
                                   "outputs", provenance={"image": images[i],
                                                          "filters": filters}))
     blank = np.full((28, 28), -0.5)
     sets.append(InputSet("flat", "conv of a blank image (every window tied)",
-                         (as_np(model.conv3x3(jnp.asarray(blank), jnp.asarray(filters))),),
+                         (as_np(model.conv3x3(device_array(blank), device_array(filters))),),
                          provenance={"image": blank, "filters": filters}))
     return sets
 
