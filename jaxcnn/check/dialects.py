@@ -16,6 +16,8 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   network's cost and gradients dict): ``adapters.network_pair``;
 * ``model_losses``: classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params``
   dict (CS231n's ``TwoLayerNet``): ``adapters.model_loss``;
+* ``linear_losses``: CS231n assignment 1's ``svm_loss_naive(W, X, y, reg) -> (loss, dW)``
+  and its kin (``softmax_loss_vectorized``): ``adapters.linear_loss``;
 * ``torch_functions``: ``torch.autograd.Function`` subclasses:
   ``adapters.torch_function``;
 * ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
@@ -289,6 +291,32 @@ def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Lay
     return layers, skipped
 
 
+def linear_loss_names(module, own) -> set[str]:
+    """Function names the linear-loss finder checks (the CS231n finder leaves them: a
+    ``softmax_loss(W, X, y, reg)`` is no ``softmax_loss(x, y)``)."""
+    from jaxcnn.check.adapters.linear_loss import is_linear_loss
+
+    return {n for n, f in _functions(module, own).items() if is_linear_loss(n, f)}
+
+
+def linear_losses(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """A linear classifier's ``loss(W, X, y, reg) -> (loss, dW)`` (CS231n assignment 1's
+    ``svm_loss_naive``, ``softmax_loss_vectorized``): ``adapters.linear_loss``."""
+    layers, skipped = [], []
+    names = linear_loss_names(module, own)
+    if not names:
+        return layers, skipped
+    from jaxcnn.check.adapters.linear_loss import from_linear_loss
+
+    functions = _functions(module, own)
+    for name in sorted(names, key=list(functions).index):
+        try:
+            layers.append(from_linear_loss(functions[name], name, file))
+        except Exception as exc:
+            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+    return layers, skipped
+
+
 def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """``torch.autograd.Function`` subclasses: ``adapters.torch_function``."""
     from jaxcnn.check.adapters.torch_function import from_torch_function
@@ -398,7 +426,7 @@ def _c(v):
     return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
 
 
-FINDERS = (module_classes, specialisation, network_pairs, model_losses, torch_functions,
-           derivative_pairs)
+FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
+           torch_functions, derivative_pairs)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]
