@@ -13,6 +13,11 @@ from a mistake in the file.
   raises ``UnbuiltExtension`` when called, so that the layers that do not need it are
   checked, and those that do are reported as not checked, with the command that builds
   it.
+* **Python 2 helpers.** CS231n's starter code (2017-2019) has ``from past.builtins
+  import xrange``: the ``future`` package, rarely installed now. When ``past`` is
+  missing, a stand-in ``past.builtins`` gives what ``future`` gives on Python 3 (``xrange``
+  is ``range``, ``basestring`` / ``unicode`` ``str``, ``long`` ``int``, ``raw_input``
+  ``input``, ``unichr`` ``chr``, ``reduce``) while the file is imported.
 """
 
 from __future__ import annotations
@@ -116,6 +121,37 @@ def stand_ins(folders):
                 del sys.modules[name]
 
 
+def python2_stand_in() -> dict[str, types.ModuleType]:
+    """``{"past": ..., "past.builtins": ...}``: the ``future`` package's Python 3 names
+    (see the module docstring), for a file that imports them without it installed."""
+    import functools
+
+    past, builtins = types.ModuleType("past"), types.ModuleType("past.builtins")
+    past.__path__ = []  # a package: `from past.builtins import xrange` finds the submodule
+    past.builtins = builtins
+    for name, value in (("xrange", range), ("basestring", str), ("unicode", str),
+                        ("long", int), ("raw_input", input), ("unichr", chr),
+                        ("reduce", functools.reduce)):
+        setattr(builtins, name, value)
+    for m in (past, builtins):
+        m.__jaxcnn_stand_in__ = True
+    return {"past": past, "past.builtins": builtins}
+
+
+@contextlib.contextmanager
+def _python2_names():
+    added = [n for n in ("past", "past.builtins") if n not in sys.modules]
+    stand_in = python2_stand_in()
+    for name in added:
+        sys.modules[name] = stand_in[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            if getattr(sys.modules.get(name), "__jaxcnn_stand_in__", False):
+                del sys.modules[name]
+
+
 def _root_for(missing: str, start: Path) -> Path | None:
     """The first folder from ``start`` upwards that holds ``missing``'s top-level name."""
     top = missing.split(".")[0]
@@ -133,14 +169,19 @@ def load_file(path: str | Path):
     path = Path(path)
     folder = path.resolve().parent
     roots: list[Path] = []
+    python2 = False  # the `past` stand-in, once the file missed it
     try:
         while True:
-            with stand_ins([folder, *roots]):
+            with stand_ins([folder, *roots]), \
+                    _python2_names() if python2 else contextlib.nullcontext():
                 try:
                     return discover.load_file(path)
                 except discover.CheckUsageError as exc:
                     text = str(exc)
                     m = _MISSING.search(text)
+                    if m is not None and m.group(1).split(".")[0] == "past" and not python2:
+                        python2 = True
+                        continue
                     if m is None:
                         if "no known parent package" in text:
                             raise discover.CheckUsageError(
