@@ -79,6 +79,10 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                 layers += more
                 skipped += why
                 continue
+            if is_stub(getattr(obj, fwd, None)) and is_stub(getattr(obj, bwd, None)):
+                skipped.append((layer_name, f"a base class: its {fwd} and {bwd} do nothing "
+                                            "(pass); the classes built on it are checked"))
+                continue
             try:
                 with contextlib.redirect_stdout(sys.stderr):
                     layers.append(module_style.make(obj, layer_name, fwd, bwd, file))
@@ -87,6 +91,31 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                 skipped.append((layer_name, text.partition(": ")[2] if "an abstract class"
                                 in text else f"cannot run it: {text}"))
     return layers, skipped
+
+
+def is_stub(fn) -> bool:
+    """Whether ``fn``'s body does nothing: only a docstring, ``pass``, ``...``, or
+    ``raise NotImplementedError`` (a base class's placeholder). False when its source
+    cannot be read."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    body = tree.body[0].body if tree.body and isinstance(
+        tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    if not body:
+        return False
+    for stmt in body:
+        if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(
+                stmt.value, ast.Constant)):
+            continue
+        if isinstance(stmt, ast.Raise) and "NotImplementedError" in ast.dump(stmt):
+            continue
+        return False
+    return True
 
 
 def _activation_pairs(module, own, companions) -> tuple[list, str]:
