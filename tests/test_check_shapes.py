@@ -60,3 +60,39 @@ def test_a_backward_wrong_on_every_shape_is_not_hidden_by_the_probe(reports):
     layer, report = reports["SoftmaxNoDiagonal"]
     assert report.check("input").kind != "correct"
     assert not any("checked on input" in n for n in report.notes)
+
+
+BATCH_FC = """
+import numpy as np
+
+
+class BatchFCLayer:
+    def __init__(self, input_size=4, output_size=5):
+        self.weights = np.random.randn(input_size, output_size) * 0.1
+        self.bias = np.zeros((1, output_size))
+
+    def forward(self, input):
+        self.input = input
+        return input @ self.weights + self.bias
+
+    def backward(self, output_gradient, learning_rate):
+        input_gradient = output_gradient @ self.weights.T
+        self.weights -= learning_rate * self.input.T @ output_gradient
+        self.bias -= learning_rate * output_gradient.sum(axis=0, keepdims=True)
+        return input_gradient
+"""
+
+
+def test_fc_as_a_word_of_a_camel_case_name_is_a_dense_layer(tmp_path):
+    from jaxcnn.check.adapters.module_style import layer_kind
+
+    assert [layer_kind(n) for n in ("BatchFCLayer", "FCLayer", "MyFCNet", "Batch")] == [
+        "dense", "dense", "dense", None]
+    path = tmp_path / "batch_fc.py"
+    path.write_text(textwrap.dedent(BATCH_FC))
+    (layer,) = find_layers(load_file(path), str(path)).layers
+    assert layer.kind == "dense" and layer.reference is not None  # the exact oracle
+    report = check_layer(layer)
+    assert {c.quantity: (c.kind, c.oracle) for c in report.checks} == {
+        "input": ("correct", "exact"), "weights": ("correct", "exact"),
+        "bias": ("correct", "exact")}

@@ -175,7 +175,11 @@ def layer_kind(name: str) -> str | None:
     for token, kind in ELEMENTWISE.items():
         if token in lowered and "leaky" not in lowered and "elu" != token:
             return kind
-    if re.search(r"dense|linear|affine|fully_?connected|^fc|_fc|fc_?\d*$", lowered):
+    # FC as a word of a CamelCase name too (BatchFCLayer: Batch, FC, Layer)
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z]|[^A-Za-z]|$)|[A-Z]?[a-z]+",
+                                           name)]
+    if re.search(r"dense|linear|affine|fully_?connected|^fc|_fc|fc_?\d*$", lowered) or \
+            "fc" in words:
         return "dense"
     if re.search(r"conv", lowered):
         return "conv"
