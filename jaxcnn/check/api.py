@@ -198,7 +198,7 @@ def _load(source, time_limit, log):
     kind, name = source
     what = f"importing {name}"
     with limits.progress(what, log), limits.time_limit(time_limit, what):
-        module = discover.load_module(name) if kind == "module" else imports.load_file(name)
+        module = imports.load_module(name) if kind == "module" else imports.load_file(name)
     return name, module, name
 
 

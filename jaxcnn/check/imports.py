@@ -207,6 +207,32 @@ def load_file(path: str | Path):
             sys.path.append(str(root))
 
 
+def load_module(name: str):
+    """``discover.load_module``, with the stand-ins of ``load_file`` (unbuilt extensions
+    under the module's folder and its parent, ``past.builtins``): ``jaxcnn check -m
+    cs231n.fast_layers`` reports an unbuilt ``im2col_cython`` as ``load_file`` does, not
+    as the ``NameError`` its own ``except ImportError`` leaves. Raises
+    ``CheckUsageError`` (one line) when it cannot be found or imported."""
+    import importlib.util
+    import os
+
+    folders: list[Path] = []
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
+    try:
+        found = importlib.util.find_spec(name)
+        if found is not None and found.origin and found.origin.endswith(".py"):
+            here = Path(found.origin).resolve().parent
+            folders = [here, here.parent]
+    except Exception:  # the user's package __init__ raised: load_module says so
+        pass
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(cwd)
+    with stand_ins(folders), _python2_names():
+        return discover.load_module(name)
+
+
 def environment_problem(report) -> str | None:
     """The note of a ``LayerReport`` whose failures all come from an unbuilt extension
     (``UnbuiltExtension``), else None."""
@@ -219,5 +245,5 @@ def environment_problem(report) -> str | None:
     return hit.partition("UnbuiltExtension: ")[2] or hit
 
 
-__all__ = ["UnbuiltExtension", "environment_problem", "load_file", "stand_ins",
+__all__ = ["UnbuiltExtension", "environment_problem", "load_file", "load_module", "stand_ins",
            "unbuilt_extensions"]
