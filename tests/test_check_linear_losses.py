@@ -19,7 +19,9 @@ DIALECTS = Path(__file__).parent / "fixtures" / "dialects"
 def _reports(name: str) -> dict:
     path = DIALECTS / name
     found = find_layers(load_file(path), str(path))
-    assert found.skipped == []
+    assert found.skipped == ([("LinearClassifier", "a base class: its loss does nothing "
+                               "(pass); the classes built on it are checked")]
+                             if name == "linear_losses.py" else [])
     return {layer.name: (layer, check_layer(layer)) for layer in found.layers}
 
 
@@ -44,6 +46,7 @@ def test_the_assignments_losses_are_found_and_correct_with_either_subgradient(co
         "softmax_loss_naive": ("correct", None),
         "softmax_loss_vectorized": ("correct", None),
         "svm_loss_columns": ("correct", "0 at 0"),      # the 2015 form, W (C, D)
+        "LinearSVM": ("correct", "1 at 0"),  # linear_classifier.py: loss on self.W
     }
     layers = {name: layer for name, (layer, _) in correct.items()}
     assert layers["svm_loss_naive"].kind == "svm_loss"

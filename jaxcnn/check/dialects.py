@@ -15,7 +15,9 @@ skipped)`` (``companions``: the other modules checked with it), listed in
 * ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
   network's cost and gradients dict): ``adapters.network_pair``;
 * ``model_losses``: classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params``
-  dict (CS231n's ``TwoLayerNet``): ``adapters.model_loss``;
+  dict (CS231n's ``TwoLayerNet``): ``adapters.model_loss``; with ``loss(X_batch,
+  y_batch, reg) -> (loss, dW)`` on ``self.W`` (``LinearSVM``):
+  ``adapters.linear_loss.from_linear_classifier``;
 * ``linear_losses``: CS231n assignment 1's ``svm_loss_naive(W, X, y, reg) -> (loss, dW)``
   and its kin (``softmax_loss_vectorized``): ``adapters.linear_loss``;
 * ``torch_functions``: ``torch.autograd.Function`` subclasses:
@@ -308,6 +310,18 @@ def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Lay
         from jaxcnn.check.adapters import model_loss
 
         if not model_loss.is_model(obj) or inspect.isabstract(obj):
+            continue
+        from jaxcnn.check.adapters import linear_loss
+
+        if linear_loss.is_linear_classifier(obj):  # CS231n's LinearSVM: loss on self.W
+            if is_stub(obj.loss):
+                skipped.append((name, "a base class: its loss does nothing (pass); the "
+                                      "classes built on it are checked"))
+                continue
+            try:
+                layers.append(linear_loss.from_linear_classifier(obj, name, file))
+            except Exception as exc:
+                skipped.append((name, f"cannot run it: {_describe(exc)}"))
             continue
         for overrides in model_loss.variants(obj):
             shown = model_loss.variant_name(name, overrides)

@@ -456,4 +456,42 @@ def from_linear_loss(fn, name: str | None = None, file: str | None = None) -> La
                  notes=tuple(n for n in notes if n))
 
 
-__all__ = ["from_linear_loss", "identify", "is_linear_loss", "reference"]
+def is_linear_classifier(cls) -> bool:
+    """A class whose ``loss(X_batch, y_batch, reg)`` works on ``self.W`` (CS231n's
+    ``LinearSVM`` and ``Softmax`` in ``linear_classifier.py``): a constructor that needs
+    no argument and sets ``W``, and no ``params`` dict."""
+    loss = getattr(cls, "loss", None)
+    p = _names(loss) if inspect.isfunction(loss) else []
+    if not (len(p) >= 4 and X_NAMES.match(p[1]) and Y_NAMES.match(p[2])
+            and REG_NAMES.match(p[3])):
+        return False
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            obj = cls()
+    except Exception:
+        return False
+    return hasattr(obj, "W") and not isinstance(getattr(obj, "params", None), dict)
+
+
+def from_linear_classifier(cls, name: str | None = None, file: str | None = None) -> Layer:
+    """A ``Layer`` for a class with ``loss(X_batch, y_batch, reg) -> (loss, dW)`` on
+    ``self.W`` (``is_linear_classifier``): ``from_linear_loss`` of ``W -> a fresh
+    instance with that W, its loss``. Raises ValueError as ``from_linear_loss`` does."""
+    import copy
+
+    name = name or cls.__name__
+    with contextlib.redirect_stdout(sys.stderr):
+        template = cls()
+
+    def loss(W, X, y, reg):
+        o = copy.deepcopy(template)
+        o.W = W
+        return o.loss(X, y, reg)
+
+    layer = from_linear_loss(loss, name, file)
+    return layer._replace(sources=(), notes=(*layer.notes, f"its loss(X, y, reg) with "
+                                             f"self.W set to the W checked"))
+
+
+__all__ = ["from_linear_classifier", "from_linear_loss", "identify", "is_linear_classifier",
+           "is_linear_loss", "reference"]
