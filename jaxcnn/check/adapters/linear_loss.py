@@ -489,8 +489,8 @@ def from_linear_classifier(cls, name: str | None = None, file: str | None = None
         return o.loss(X, y, reg)
 
     layer = from_linear_loss(loss, name, file)
-    return layer._replace(sources=(), notes=(*layer.notes, f"its loss(X, y, reg) with "
-                                             f"self.W set to the W checked"))
+    return layer._replace(sources=(), notes=(*layer.notes, "its loss(X, y, reg) with "
+                                             "self.W set to the W checked"))
 
 
 __all__ = ["from_linear_classifier", "from_linear_loss", "identify", "is_linear_classifier",
