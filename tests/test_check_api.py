@@ -271,13 +271,19 @@ def test_an_unbuilt_extension_is_an_environment_problem(tmp_path, monkeypatch):
     (name, why), = result.environment
     assert name == "sigmoid" and "not built" in why and "build_ext --inplace" in why
     assert "environment problem" in result.text()
-    # the same as a module (-m cs231n.fast_layers, from the folder above): not the
-    # NameError its own `except ImportError` leaves behind
+    # the same as a module (-m course_ext.fast_layers, from the folder above): not the
+    # NameError its own `except ImportError` leaves behind (a package name of its own:
+    # another test's cs231n package may be in sys.modules)
     from jaxcnn.check.api import check_sources
 
-    (tmp_path / "cs231n" / "__init__.py").write_text("")
-    monkeypatch.chdir(tmp_path)
-    result = check_sources(modules=["cs231n.fast_layers"])
+    package = tmp_path / "as_module" / "course_ext"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "im2col_cython.pyx").write_text("# cython source\n")
+    (package / "fast_layers.py").write_text(fast.read_text().replace(
+        "cs231n.im2col_cython", "course_ext.im2col_cython"))
+    monkeypatch.chdir(package.parent)
+    result = check_sources(modules=["course_ext.fast_layers"])
     assert [r.name for r in result.layers] == ["relu"] and result.status == 0
     (name, why), = result.environment
     assert name == "sigmoid" and "not built" in why and "NameError" not in why
