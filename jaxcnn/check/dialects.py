@@ -376,9 +376,6 @@ def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[
     return layers, skipped
 
 
-DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_grad", "_gradient")
-
-
 def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """A function and its derivative beside it, as blogs write them: ``tanh(x)`` with
     ``tanh_prime(x)`` (elementwise: the derivative times the cotangent), ``mse(y_true,
@@ -389,6 +386,7 @@ def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list
     import numpy as np
 
     from jaxcnn.check.adapters import probe
+    from jaxcnn.check.adapters.function_args import DERIVATIVE_SUFFIXES
 
     functions = _functions(module, own)
     layers, skipped = [], []
