@@ -243,7 +243,7 @@ def test_a_package_folder_without_init_is_imported_from_its_root(tmp_path):
                              ("affine_relu", "b"): "correct"}
 
 
-def test_an_unbuilt_extension_is_an_environment_problem(tmp_path):
+def test_an_unbuilt_extension_is_an_environment_problem(tmp_path, monkeypatch):
     (tmp_path / "cs231n").mkdir()
     (tmp_path / "cs231n" / "im2col_cython.pyx").write_text("# cython source\n")
     (tmp_path / "setup.py").write_text("# builds im2col_cython\n")
@@ -271,6 +271,22 @@ def test_an_unbuilt_extension_is_an_environment_problem(tmp_path):
     (name, why), = result.environment
     assert name == "sigmoid" and "not built" in why and "build_ext --inplace" in why
     assert "environment problem" in result.text()
+    # the same as a module (-m course_ext.fast_layers, from the folder above): not the
+    # NameError its own `except ImportError` leaves behind (a package name of its own:
+    # another test's cs231n package may be in sys.modules)
+    from jaxcnn.check.api import check_sources
+
+    package = tmp_path / "as_module" / "course_ext"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "im2col_cython.pyx").write_text("# cython source\n")
+    (package / "fast_layers.py").write_text(fast.read_text().replace(
+        "cs231n.im2col_cython", "course_ext.im2col_cython"))
+    monkeypatch.chdir(package.parent)
+    result = check_sources(modules=["course_ext.fast_layers"])
+    assert [r.name for r in result.layers] == ["relu"] and result.status == 0
+    (name, why), = result.environment
+    assert name == "sigmoid" and "not built" in why and "NameError" not in why
 
 
 def test_an_error_in_the_backward_shows_file_and_line_in_the_text(tmp_path):

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jaxcnn.check import discover, imports, limits
+from jaxcnn.check import discover, imports, limits, once
 from jaxcnn.check import inputs as inputs_mod
 from jaxcnn.check.layer import Layer
 
@@ -198,7 +198,7 @@ def _load(source, time_limit, log):
     kind, name = source
     what = f"importing {name}"
     with limits.progress(what, log), limits.time_limit(time_limit, what):
-        module = discover.load_module(name) if kind == "module" else imports.load_file(name)
+        module = imports.load_module(name) if kind == "module" else imports.load_file(name)
     return name, module, name
 
 
@@ -243,9 +243,13 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
                       skipped=skipped)
     sources += [_load(("module", m), time_limit, progress) for m in modules]
     sources += [_load(o, time_limit, progress) for o in objects]
+    per_source = []
     for label, module, file in sources:
         with _guard(f"finding the layers of {label}"):
-            found = discover.find_layers(module, file, [m for _, m, _ in sources])
+            per_source.append(discover.find_layers(module, file, [m for _, m, _ in sources]))
+    if len(sources) > 1:  # what a file imports from another is checked (or skipped) once
+        per_source = once.once_each(sources, per_source)
+    for (label, _, _), found in zip(sources, per_source, strict=True):
         if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
             found = found._replace(layers=[layer._replace(name=f"{label}:{layer.name}")
                                            for layer in found.layers])

@@ -15,7 +15,11 @@ skipped)`` (``companions``: the other modules checked with it), listed in
 * ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
   network's cost and gradients dict): ``adapters.network_pair``;
 * ``model_losses``: classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params``
-  dict (CS231n's ``TwoLayerNet``): ``adapters.model_loss``;
+  dict (CS231n's ``TwoLayerNet``): ``adapters.model_loss``; with ``loss(X_batch,
+  y_batch, reg) -> (loss, dW)`` on ``self.W`` (``LinearSVM``):
+  ``adapters.linear_loss.from_linear_classifier``;
+* ``linear_losses``: CS231n assignment 1's ``svm_loss_naive(W, X, y, reg) -> (loss, dW)``
+  and its kin (``softmax_loss_vectorized``): ``adapters.linear_loss``;
 * ``torch_functions``: ``torch.autograd.Function`` subclasses:
   ``adapters.torch_function``;
 * ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
@@ -77,6 +81,10 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                 layers += more
                 skipped += why
                 continue
+            if is_stub(getattr(obj, fwd, None)) and is_stub(getattr(obj, bwd, None)):
+                skipped.append((layer_name, f"a base class: its {fwd} and {bwd} do nothing "
+                                            "(pass); the classes built on it are checked"))
+                continue
             try:
                 with contextlib.redirect_stdout(sys.stderr):
                     layers.append(module_style.make(obj, layer_name, fwd, bwd, file))
@@ -85,6 +93,31 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                 skipped.append((layer_name, text.partition(": ")[2] if "an abstract class"
                                 in text else f"cannot run it: {text}"))
     return layers, skipped
+
+
+def is_stub(fn) -> bool:
+    """Whether ``fn``'s body does nothing: only a docstring, ``pass``, ``...``, or
+    ``raise NotImplementedError`` (a base class's placeholder). False when its source
+    cannot be read."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    body = tree.body[0].body if tree.body and isinstance(
+        tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    if not body:
+        return False
+    for stmt in body:
+        if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(
+                stmt.value, ast.Constant)):
+            continue
+        if isinstance(stmt, ast.Raise) and "NotImplementedError" in ast.dump(stmt):
+            continue
+        return False
+    return True
 
 
 def _activation_pairs(module, own, companions) -> tuple[list, str]:
@@ -278,6 +311,18 @@ def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Lay
 
         if not model_loss.is_model(obj) or inspect.isabstract(obj):
             continue
+        from jaxcnn.check.adapters import linear_loss
+
+        if linear_loss.is_linear_classifier(obj):  # CS231n's LinearSVM: loss on self.W
+            if is_stub(obj.loss):
+                skipped.append((name, "a base class: its loss does nothing (pass); the "
+                                      "classes built on it are checked"))
+                continue
+            try:
+                layers.append(linear_loss.from_linear_classifier(obj, name, file))
+            except Exception as exc:
+                skipped.append((name, f"cannot run it: {_describe(exc)}"))
+            continue
         for overrides in model_loss.variants(obj):
             shown = model_loss.variant_name(name, overrides)
             try:
@@ -286,6 +331,32 @@ def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Lay
                 skipped.append((shown, f"cannot run it: {_describe(exc)}"))
             if not layers or layers[-1].name != shown and not overrides:
                 break  # its defaults do not run: no variant will
+    return layers, skipped
+
+
+def linear_loss_names(module, own) -> set[str]:
+    """Function names the linear-loss finder checks (the CS231n finder leaves them: a
+    ``softmax_loss(W, X, y, reg)`` is no ``softmax_loss(x, y)``)."""
+    from jaxcnn.check.adapters.linear_loss import is_linear_loss
+
+    return {n for n, f in _functions(module, own).items() if is_linear_loss(n, f)}
+
+
+def linear_losses(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """A linear classifier's ``loss(W, X, y, reg) -> (loss, dW)`` (CS231n assignment 1's
+    ``svm_loss_naive``, ``softmax_loss_vectorized``): ``adapters.linear_loss``."""
+    layers, skipped = [], []
+    names = linear_loss_names(module, own)
+    if not names:
+        return layers, skipped
+    from jaxcnn.check.adapters.linear_loss import from_linear_loss
+
+    functions = _functions(module, own)
+    for name in sorted(names, key=list(functions).index):
+        try:
+            layers.append(from_linear_loss(functions[name], name, file))
+        except Exception as exc:
+            skipped.append((name, f"cannot run it: {_describe(exc)}"))
     return layers, skipped
 
 
@@ -305,9 +376,6 @@ def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[
     return layers, skipped
 
 
-DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_grad", "_gradient")
-
-
 def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """A function and its derivative beside it, as blogs write them: ``tanh(x)`` with
     ``tanh_prime(x)`` (elementwise: the derivative times the cotangent), ``mse(y_true,
@@ -318,6 +386,7 @@ def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list
     import numpy as np
 
     from jaxcnn.check.adapters import probe
+    from jaxcnn.check.adapters.function_args import DERIVATIVE_SUFFIXES
 
     functions = _functions(module, own)
     layers, skipped = [], []
@@ -398,7 +467,7 @@ def _c(v):
     return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
 
 
-FINDERS = (module_classes, specialisation, network_pairs, model_losses, torch_functions,
-           derivative_pairs)
+FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
+           torch_functions, derivative_pairs)
 
 __all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]

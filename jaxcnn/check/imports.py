@@ -13,6 +13,11 @@ from a mistake in the file.
   raises ``UnbuiltExtension`` when called, so that the layers that do not need it are
   checked, and those that do are reported as not checked, with the command that builds
   it.
+* **Python 2 helpers.** CS231n's starter code (2017-2019) has ``from past.builtins
+  import xrange``: the ``future`` package, rarely installed now. When ``past`` is
+  missing, a stand-in ``past.builtins`` gives what ``future`` gives on Python 3 (``xrange``
+  is ``range``, ``basestring`` / ``unicode`` ``str``, ``long`` ``int``, ``raw_input``
+  ``input``, ``unichr`` ``chr``, ``reduce``) while the file is imported.
 """
 
 from __future__ import annotations
@@ -116,6 +121,37 @@ def stand_ins(folders):
                 del sys.modules[name]
 
 
+def python2_stand_in() -> dict[str, types.ModuleType]:
+    """``{"past": ..., "past.builtins": ...}``: the ``future`` package's Python 3 names
+    (see the module docstring), for a file that imports them without it installed."""
+    import functools
+
+    past, builtins = types.ModuleType("past"), types.ModuleType("past.builtins")
+    past.__path__ = []  # a package: `from past.builtins import xrange` finds the submodule
+    past.builtins = builtins
+    for name, value in (("xrange", range), ("basestring", str), ("unicode", str),
+                        ("long", int), ("raw_input", input), ("unichr", chr),
+                        ("reduce", functools.reduce)):
+        setattr(builtins, name, value)
+    for m in (past, builtins):
+        m.__jaxcnn_stand_in__ = True
+    return {"past": past, "past.builtins": builtins}
+
+
+@contextlib.contextmanager
+def _python2_names():
+    added = [n for n in ("past", "past.builtins") if n not in sys.modules]
+    stand_in = python2_stand_in()
+    for name in added:
+        sys.modules[name] = stand_in[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            if getattr(sys.modules.get(name), "__jaxcnn_stand_in__", False):
+                del sys.modules[name]
+
+
 def _root_for(missing: str, start: Path) -> Path | None:
     """The first folder from ``start`` upwards that holds ``missing``'s top-level name."""
     top = missing.split(".")[0]
@@ -133,14 +169,19 @@ def load_file(path: str | Path):
     path = Path(path)
     folder = path.resolve().parent
     roots: list[Path] = []
+    python2 = False  # the `past` stand-in, once the file missed it
     try:
         while True:
-            with stand_ins([folder, *roots]):
+            with stand_ins([folder, *roots]), \
+                    _python2_names() if python2 else contextlib.nullcontext():
                 try:
                     return discover.load_file(path)
                 except discover.CheckUsageError as exc:
                     text = str(exc)
                     m = _MISSING.search(text)
+                    if m is not None and m.group(1).split(".")[0] == "past" and not python2:
+                        python2 = True
+                        continue
                     if m is None:
                         if "no known parent package" in text:
                             raise discover.CheckUsageError(
@@ -166,6 +207,32 @@ def load_file(path: str | Path):
             sys.path.append(str(root))
 
 
+def load_module(name: str):
+    """``discover.load_module``, with the stand-ins of ``load_file`` (unbuilt extensions
+    under the module's folder and its parent, ``past.builtins``): ``jaxcnn check -m
+    cs231n.fast_layers`` reports an unbuilt ``im2col_cython`` as ``load_file`` does, not
+    as the ``NameError`` its own ``except ImportError`` leaves. Raises
+    ``CheckUsageError`` (one line) when it cannot be found or imported."""
+    import importlib.util
+    import os
+
+    folders: list[Path] = []
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
+    try:
+        found = importlib.util.find_spec(name)
+        if found is not None and found.origin and found.origin.endswith(".py"):
+            here = Path(found.origin).resolve().parent
+            folders = [here, here.parent]
+    except Exception:  # the user's package __init__ raised: load_module says so
+        pass
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(cwd)
+    with stand_ins(folders), _python2_names():
+        return discover.load_module(name)
+
+
 def environment_problem(report) -> str | None:
     """The note of a ``LayerReport`` whose failures all come from an unbuilt extension
     (``UnbuiltExtension``), else None."""
@@ -178,5 +245,5 @@ def environment_problem(report) -> str | None:
     return hit.partition("UnbuiltExtension: ")[2] or hit
 
 
-__all__ = ["UnbuiltExtension", "environment_problem", "load_file", "stand_ins",
+__all__ = ["UnbuiltExtension", "environment_problem", "load_file", "load_module", "stand_ins",
            "unbuilt_extensions"]

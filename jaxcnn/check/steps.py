@@ -814,7 +814,9 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     wanted = _gradient_of(step.name)
     if step.name.startswith("return"):  # return[i]: the gradient of argument i
         k = int(step.name[7:-1]) if step.name.endswith("]") else 0
-        wanted = [truth.params[k]] if k < len(truth.params) else []
+        if truth.same_function:  # a loss's (value, gradient, ...): the value comes first
+            k -= 1
+        wanted = [truth.params[k]] if 0 <= k < len(truth.params) else []
     targets, suffixed = [], False
     for x in wanted:
         targets += [(x, k) for k in names.get(x, []) if values[k].shape == hand.shape]

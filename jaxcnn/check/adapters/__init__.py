@@ -10,6 +10,8 @@
 * ``network_pair``: ``forward_propagation`` / ``backward_propagation`` of a whole network;
 * ``torch_function``: ``torch.autograd.Function`` subclasses (``jaxcnn[torch]``);
 * ``function_pair``: pairs and losses the catalogue has no reference for (numeric oracle);
+* ``linear_loss``: a linear classifier's ``loss(W, X, y, reg) -> (loss, dW)`` (CS231n
+  assignment 1's ``svm_loss_naive``, ``softmax_loss_vectorized``);
 * ``probe``: shapes and values for a layer found by running it.
 """
 

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from jaxcnn.check.adapters.module_names import size_for
-from jaxcnn.check.dialects import DERIVATIVE_SUFFIXES
 
+# a derivative's name: the function's and one of these (tanh_prime)
+DERIVATIVE_SUFFIXES = ("_prime", "_derivative", "_deriv", "_grad", "_gradient")
 # a constructor argument that takes a function, by its name
 FUNCTION_NAME = re.compile(r"activation|^act(_|$)|prime|deriv|func|^fn|^f$|^f_|^df|^d_?f$|"
                            r"transfer|nonlin|^phi|^g$|^g_", re.IGNORECASE)

@@ -50,8 +50,10 @@ Every call works on deep copies: the object you pass is never modified.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -117,8 +119,11 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
 
         return spec(kind).reference
     if kind == "softmax" and not slots:
-        return Reference("jax.nn.softmax (last axis)",
-                         lambda args, static: jax.nn.softmax(args[0], axis=-1))
+        def softmax(args, static):  # a column vector (n, 1): over its n entries
+            column = args[0].ndim == 2 and args[0].shape[-1] == 1
+            return jax.nn.softmax(args[0], axis=0 if column else -1)
+        return Reference("jax.nn.softmax (last axis; a column (n, 1) over its entries)",
+                         softmax)
     if kind == "conv" and params and params[0].ndim == 4 and layout in ("nchw", "chw") and len(
             params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
         from jaxcnn.check.catalogue.conv import conv_nchw
@@ -170,7 +175,11 @@ def layer_kind(name: str) -> str | None:
     for token, kind in ELEMENTWISE.items():
         if token in lowered and "leaky" not in lowered and "elu" != token:
             return kind
-    if re.search(r"dense|linear|affine|fully_?connected|^fc|_fc|fc_?\d*$", lowered):
+    # FC as a word of a CamelCase name too (BatchFCLayer: Batch, FC, Layer)
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z]|[^A-Za-z]|$)|[A-Z]?[a-z]+",
+                                           name)]
+    if re.search(r"dense|linear|affine|fully_?connected|^fc|_fc|fc_?\d*$", lowered) or \
+            "fc" in words:
         return "dense"
     if re.search(r"conv", lowered):
         return "conv"
@@ -223,6 +232,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         forward_only = None  # the first shape the forward takes, if the backward takes none
         candidates = ([("given", tuple(input_shape))] if input_shape is not None
                       else probe.input_candidates(params_now))
+        disagrees: list[tuple] = []  # lone shapes whose backward disagrees with the forward
+        first_run = None  # the first lone shape both run on, whatever they say
         for lay, cand in candidates:
             x = probe.random_like(rng, cand)
             o = copy.deepcopy(template)
@@ -236,10 +247,23 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 ok, why_here = probe.runs(lambda o=o, ct=ct, x=x: _backward_runs(
                     getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct,
                                                          LEARN_RATE))))
+                if ok and lay == "any":  # no parameter says the shape: the forward and
+                    # the backward must agree on it (a backward written for (n, 1) columns
+                    # runs on (n,) but answers wrongly there)
+                    first_run = first_run or (cand, lay)
+                    if agrees(template, forward, backward, bwd_req, takes_lr, x, fwd_extra,
+                              rng) is False:
+                        disagrees.append(cand)
+                        continue
                 if ok:
                     shape, layout = cand, lay
                     break
             why = why or why_here
+        if shape is None and first_run is not None:
+            shape, layout = first_run  # it disagrees everywhere: checked on the first
+            disagrees = []
+        if disagrees and shape is not None:
+            notes.append(shape_note(shape, disagrees))
         if shape is None and forward_only is not None:
             shape, layout = forward_only  # the backward's error is then reported
             notes.append(BACKWARD_REFUSED)
@@ -401,6 +425,46 @@ def _backward_args(required, takes_lr: bool, x, ct, learn_rate) -> list:
                 *[extra_value(p) for p in required[2:]]]
     head = [np.array(ct, copy=True)] + ([learn_rate] if takes_lr else [])
     return head + [extra_value(p) for p in required[len(head):]]
+
+
+def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fwd_extra,
+           rng) -> bool | None:
+    """Whether the backward's input gradient at ``x`` agrees with central differences of
+    the forward along one random direction (relative 1e-4); None when it returns no input
+    gradient of ``x``'s shape or raises (nothing to tell)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
+            o = copy.deepcopy(template)
+            out = _run_forward(o, forward, np.array(x, copy=True), fwd_extra)
+            ct = probe.random_like(rng, np.shape(out))
+            g = getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct, LEARN_RATE))
+            if not isinstance(g, np.ndarray) or g.shape != np.shape(x):
+                return None
+            v = rng.standard_normal(np.shape(x))
+
+            def f(z):
+                return float(np.sum(ct * _run_forward(copy.deepcopy(template), forward, z,
+                                                      fwd_extra)))
+            eps = 1e-6
+            fd = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
+            hand = float(np.sum(np.asarray(g, np.float64) * v))
+    except Exception:
+        return None
+    if not (np.isfinite(fd) and np.isfinite(hand)):
+        return None
+    size = float(np.linalg.norm(g) * np.linalg.norm(v)) + abs(fd)
+    return abs(fd - hand) <= 1e-4 * max(size, 1e-12)
+
+
+def shape_note(shape: tuple, disagrees: list[tuple]) -> str:
+    """What to say of a layer checked on ``shape`` after its backward disagreed with its
+    forward on the lone shapes ``disagrees`` tried first."""
+    others = ", ".join(str(s) for s in disagrees)
+    column = " (column vectors)" if len(shape) == 2 and shape[1] == 1 else ""
+    return (f"checked on input {shape}{column}: its forward also runs on {others}, where "
+            f"its backward disagrees with finite differences of its forward (written for "
+            f"{shape}-shaped inputs?); give another shape from Python: "
+            "jaxcnn.check.from_module(..., input_shape=(...))")
 
 
 def _backward_runs(ret) -> float:

@@ -26,10 +26,11 @@ FEATURES = 4  # input features when nothing says otherwise
 HIDDEN = 5  # output features when nothing says otherwise
 
 # Candidate shapes of a single input with no parameters to go by, tried in order: a
-# batch of vectors, one vector, a batch of NCHW images, one CHW image, one HWC image, a
-# batch of NHWC images (even sizes: a 2x2 pool takes them).
-LONE_SHAPES = ((BATCH, FEATURES), (FEATURES,), (2, 2, 4, 6), (2, 4, 6), (4, 6, 2),
-               (2, 4, 6, 2))
+# batch of vectors, one vector, one column vector (The Independent Code's layers take
+# (n, 1)), a batch of NCHW images, one CHW image, one HWC image, a batch of NHWC images
+# (even sizes: a 2x2 pool takes them).
+LONE_SHAPES = ((BATCH, FEATURES), (FEATURES,), (FEATURES, 1), (2, 2, 4, 6), (2, 4, 6),
+               (4, 6, 2), (2, 4, 6, 2))
 
 
 def runs(fn: Callable[[], object]) -> tuple[bool, str]:
