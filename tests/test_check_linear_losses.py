@@ -75,8 +75,9 @@ def test_planted_bugs_are_named(bugs):
     sets = {s.family: s.kind for s in bugs["svm_loss_no_reg_grad"][1].check("W").inputs}
     assert sets["random"] == "correct" and sets["regularized"] == "wrong-derivative"
     # an exp without the maximum subtracted: fine until the scores are large
-    sets = {s.family: s.kind for s in bugs["softmax_loss_unshifted"][1].check("W").inputs}
-    assert sets["random"] == "correct" and sets["large-gap"] == "non-finite"
+    sets = {s.family: s for s in bugs["softmax_loss_unshifted"][1].check("W").inputs}
+    assert sets["random"].kind == "correct" and sets["large-gap"].kind == "non-finite"
+    assert "maximum before exp" in sets["large-gap"].note  # the fix, not only the symptom
     # the first wrong step is the returned dW, judged as dW (not the loss)
     first = bugs["softmax_loss_no_onehot"][1].first_wrong_step
     assert first is not None and first.kind == "wrong-derivative"

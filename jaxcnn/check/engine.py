@@ -482,7 +482,9 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
     if not np.all(np.isfinite(user_out)):
         bad = int((~np.isfinite(user_out)).sum())
         text = (f"your forward returns {bad} NaN/inf values on this input (an overflow in "
-                "exp, or 0/0?): its gradient cannot be right here")
+                "exp, or 0/0?): its gradient cannot be right here. A softmax or "
+                "log-sum-exp subtracts each row's maximum before exp, which changes no "
+                "value and cannot overflow")
         return ([SetResult(s.name, s.family, "non-finite", note=text) for _ in names],
                 forward_info, None, notes)
     # The cotangent depends on the user's output only: drawn first, so that the reference's
