@@ -73,3 +73,68 @@ def test_results_live_beside_the_compilation_cache(flags, tmp_path):
     assert xla_cache.results_dir(cache) == tmp_path / f"{cache.name}-results"
     flags.setenv("JAXCNN_CACHE_DIR", "")
     assert xla_cache.cache_dir() is None
+
+
+def test_a_quoted_value_in_the_users_flags_is_kept_as_written(flags):
+    import os
+
+    flags.setattr(metadata, "version", lambda name: "0.10.2")
+    given = '--xla_dump_to="/tmp/a  b" --xla_dump_hlo_as_text'
+    flags.setenv("XLA_FLAGS", given)
+    assert xla_cache.prefer_cheap_compiles()
+    assert os.environ["XLA_FLAGS"] == " ".join([given, *xla_cache.CHEAP_FLAGS])
+
+
+@pytest.mark.parametrize("value, says", [
+    ("--xla_no_such_flag=1", "Unknown flag in XLA_FLAGS: --xla_no_such_flag=1"),
+    ("--xla_cpu_use_fusion_emitters=maybe", "Couldn't interpret value maybe"),
+    ("/no/such/flags/file", "Could not open file"),
+])
+def test_flags_xla_rejects_are_one_line_not_a_dead_process(flags, tmp_path, value, says):
+    """XLA ends the process (exit 1) on such flags when JAX starts: they are tried first in
+    a child process, and named in a ConfigError (exit 2)."""
+    from jaxcnn.errors import ConfigError
+
+    flags.setenv("JAXCNN_CACHE_DIR", str(tmp_path))
+    flags.setenv("XLA_FLAGS", value)
+    with pytest.raises(ConfigError, match="XLA rejects XLA_FLAGS") as info:
+        xla_cache.check_user_flags()
+    assert says in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "xla-flags-accepted").exists()
+
+
+def test_accepted_flags_are_tried_once_per_cache(flags, tmp_path):
+    import subprocess
+
+    flags.setenv("JAXCNN_CACHE_DIR", str(tmp_path))
+    flags.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
+    xla_cache.check_user_flags()  # tried in a child: accepted, remembered
+    assert len(list((tmp_path / "xla-flags-accepted").iterdir())) == 1
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("tried again")
+
+    flags.setattr(subprocess, "run", no_child)
+    xla_cache.check_user_flags()  # remembered: no child
+    flags.setenv("XLA_FLAGS", "")
+    xla_cache.check_user_flags()  # nothing to try
+
+
+def test_check_and_verify_with_flags_xla_rejects_exit_2_with_one_json_document(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_no_such_flag=1", JAXCNN_CACHE_DIR="")
+    layer = tmp_path / "relu.py"
+    layer.write_text("def relu_forward(x):\n    return x * (x > 0), x\n\n"
+                     "def relu_backward(dout, cache):\n    return dout * (cache > 0)\n")
+    for command in (["check", str(layer), "--json"], ["verify", "--json"]):
+        proc = subprocess.run([sys.executable, "-m", "jaxcnn", *command], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["ok"] is False and doc["status"] == 2
+        assert "--xla_no_such_flag=1" in doc["error"]
+        assert proc.stderr.strip().count("\n") == 0 and "XLA rejects" in proc.stderr

@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             _error(f"jaxcnn: error: give a command: {', '.join(COMMANDS)} (see jaxcnn --help)")
             return 2
+        if command in ("train", "evaluate", "plot"):  # check and verify: in their run
+            from jaxcnn.cli import xla_cache
+
+            xla_cache.check_user_flags()  # XLA would end the process: one line, exit 2
         code = int(args._run(args) or 0)
         sys.stdout.flush()  # what is still buffered fails here, not silently at exit
         return code

@@ -133,6 +133,12 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn.cli import xla_cache
     from jaxcnn.errors import JaxcnnError
 
+    try:
+        xla_cache.check_user_flags()  # XLA would end the process: one line, exit 2
+    except JaxcnnError as exc:
+        if args.json:
+            print(_error_json(str(exc)))
+        raise
     xla_cache.prefer_cheap_compiles()  # eager programs too: see xla_cache
     cache = xla_cache.enable()
     if cache is not None:  # the oracle's results too, keyed on computation and inputs

@@ -32,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from jaxcnn import jsonsafe, verify
     from jaxcnn.cli import xla_cache
 
-    xla_cache.prefer_cheap_compiles()  # eager programs too: see xla_cache
-    xla_cache.enable()
     try:
+        xla_cache.check_user_flags()  # XLA would end the process: one line, exit 2
+        xla_cache.prefer_cheap_compiles()  # eager programs too: see xla_cache
+        xla_cache.enable()
         if not 1 <= args.images <= 1000:
             raise ConfigError("--images must be between 1 and 1000")
         if args.seed < 0:

@@ -20,6 +20,7 @@ JAX's warning about it, two lines per program on every run, is silenced.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -114,9 +115,61 @@ def prefer_cheap_compiles() -> bool:
         return False
     if not version.startswith(CHEAP_FLAG_JAXLIB):
         return False
-    given = flags.split()
+    given = flags.split()  # to find the names only: the user's text is kept as written
     names = {flag.lstrip("-").split("=")[0] for flag in given}
     added = [flag for flag in CHEAP_FLAGS if flag.lstrip("-").split("=")[0] not in names]
-    if added:
-        os.environ["XLA_FLAGS"] = " ".join(given + added)
+    if added:  # appended: a quoted value with spaces in the user's flags stays intact
+        os.environ["XLA_FLAGS"] = " ".join([flags.rstrip(), *added]).strip()
     return any(flag in given + added for flag in CHEAP_FLAGS)
+
+
+_XLA_LOG = re.compile(r"^[EF]\d{4} [\d:.]+\s+\d+ (parse_flags_from_env|command_line_flags)"
+                      r"\.cc:\d+\] (?P<message>.*)$")
+
+
+def check_user_flags() -> None:
+    """Raise ``ConfigError`` (one line, exit 2) when XLA rejects the user's ``XLA_FLAGS``.
+
+    XLA reads the variable when JAX starts its backend and, on an unknown flag, a value it
+    cannot parse or a flags file it cannot open, ends the process at once (exit 1, which
+    means "a wrong gradient" to ``jaxcnn check``, and no JSON document). So a non-empty
+    ``XLA_FLAGS`` is tried first in a child process (``import jax; jax.devices()``, about
+    0.6 s), once per jaxlib version and flags string: an accepted one is remembered in the
+    cache folder (``cache_dir()``; without a cache it is tried on every run). A child that
+    fails for another reason says nothing about the flags: the run goes on. Call before
+    ``prefer_cheap_compiles`` (the user's own flags are the question) and before JAX
+    starts; imports no JAX."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if not flags.strip():
+        return
+    import hashlib
+    import subprocess
+    import sys
+
+    key = hashlib.sha256(f"{jaxlib_folder()}\n{flags}".encode()).hexdigest()[:32]
+    cache = cache_dir()
+    marker = None if cache is None else cache.parent / "xla-flags-accepted" / key
+    if marker is not None and marker.exists():
+        return
+    try:
+        child = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"],
+                               capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ), stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return  # no verdict on the flags
+    if child.returncode == 0:
+        if marker is not None:
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+            except OSError:
+                pass
+        return
+    messages = [m.group("message") for m in map(_XLA_LOG.match, child.stderr.splitlines())
+                if m]
+    if not messages:
+        return
+    from jaxcnn.errors import ConfigError
+
+    raise ConfigError(f"XLA rejects XLA_FLAGS={flags!r}: {messages[0].rstrip('. ')}. Fix "
+                      "or unset XLA_FLAGS")
