@@ -257,6 +257,49 @@ def test_seeds_run_on_several_cpu_devices_with_the_same_result(tmp_path):
     assert a["test"] == b["test"]
 
 
+def test_one_seeds_batch_is_split_over_two_cores_by_default_with_the_same_result(tmp_path):
+    """A batch of 64 or more (even) splits over two CPU devices by default on a machine
+    with two cores or more, one half each: the numbers of --cpu-devices 1, bit for bit."""
+    flags = ["--batch-size", "64", "--train-size", "256", "--test-size", "100",
+             "--optimizer", "adam", "--epochs", "2", "--log-every", "2", "--no-progress"]
+    default = jaxcnn("train", *flags, "--out", str(tmp_path / "default"))
+    single = jaxcnn("train", *flags, "--cpu-devices", "1", "--out", str(tmp_path / "single"))
+    assert default.returncode == 0 and single.returncode == 0, default.stderr + single.stderr
+    if (os.cpu_count() or 1) >= 2:
+        assert "2 devices (batch axis sharded)" in default.stdout
+    assert "devices" not in single.stdout.splitlines()[-2]
+    a = json.loads((tmp_path / "default" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert a["windows"] == b["windows"] and a["test"] == b["test"]
+
+
+@pytest.mark.parametrize("cores,seeds,parts,want", [(2, 1, 2, 2), (4, 1, 2, 2), (1, 1, 2, 1),
+                                                    (2, 1, 1, 1), (4, 4, 2, 4), (2, 3, 1, 1)])
+def test_default_cpu_devices_follow_the_cores(monkeypatch, cores, seeds, parts, want):
+    """Default --cpu-devices: the most cores dividing the seeds; one seed whose batch is
+    computed in two parts gets two devices when there are two cores (the bits stay)."""
+    import jax
+
+    from jaxcnn.cli import train as cli_train
+
+    asked = []
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(jax.config, "update", lambda name, value: asked.append((name, value)))
+    assert cli_train.use_cpu_devices(None, seeds, batch_parts=parts) == want
+    assert asked == ([("jax_num_cpu_devices", want)] if want > 1 else [])
+    assert cli_train.use_cpu_devices(None, seeds, processes=2, batch_parts=parts) == 1
+
+
+def test_split_parts_of_a_config():
+    from jaxcnn.cli.train import split_parts
+    from jaxcnn.training.config import TrainConfig
+
+    assert [split_parts(TrainConfig(batch_size=b)) for b in (1, 32, 63, 64, 65, 128)] == [
+        1, 1, 1, 2, 1, 2]
+    assert split_parts(TrainConfig(batch_size=128, seeds=2)) == 1  # the seeds are split
+    assert split_parts(TrainConfig(batch_size=128, grad="autodiff")) == 1
+
+
 def test_resume_of_a_missing_folder_creates_nothing(tmp_path):
     missing = tmp_path / "never" / "made"
     proc = jaxcnn("train", "--resume", str(missing))

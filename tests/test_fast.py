@@ -183,11 +183,14 @@ def test_manual_grads_are_batch_mean_of_backprop_grads(batch_with_ties, ties):
     assert rel_err(logits, jax.vmap(model.logits, (None, 0))(params, images)) <= TOL
 
 
-@pytest.mark.parametrize("slice_size,batch", [(2, 4), (2, 5)])  # even slices; a padded one
+# an odd batch in one part of even slices and of a padded one; two parts (fast.BATCH_PARTS)
+# each in even slices, each in padded ones
+@pytest.mark.parametrize("slice_size,batch", [(2, 3), (2, 5), (2, 8), (2, 6)])
 def test_manual_grads_in_slices_are_the_batch_mean(x64, monkeypatch, slice_size, batch):
-    """A batch above fast.BATCH_SLICE runs in lax.scan slices (the last one padded with
+    """A part above fast.BATCH_SLICE runs in lax.scan slices (the last one padded with
     images that must not count): still the batch mean of the report's gradients."""
     monkeypatch.setattr(fast, "BATCH_SLICE", slice_size)
+    monkeypatch.setattr(fast, "PARTS_FROM", 2)
     params = _params(5, 7)
     images, labels = _batch(batch)
     for ties in model.TIE_RULES:
@@ -198,6 +201,29 @@ def test_manual_grads_in_slices_are_the_batch_mean(x64, monkeypatch, slice_size,
         assert losses.shape == (batch,) and logits.shape == (batch, 7)
         assert rel_err(losses, jax.vmap(model.loss, (None, 0, 0))(params, images, labels)) <= TOL
         assert rel_err(logits, jax.vmap(model.logits, (None, 0))(params, images)) <= TOL
+
+
+def test_an_even_batch_is_the_sum_of_its_parts(monkeypatch):
+    """An even batch from fast.PARTS_FROM images is fast.BATCH_PARTS parts whose gradients
+    are added (what a batch split over two devices computes, one part each): the same
+    numbers bit for bit, float32."""
+    assert [fast.batch_parts(b) for b in (1, 2, 32, 63, 64, 65, 66, 128, 1024)] == [
+        1, 1, 1, 1, 2, 1, 2, 2, 2]
+    monkeypatch.setattr(fast, "PARTS_FROM", 2)
+    params = fast.to_fast(_params())
+    images, labels = _batch(8, seed=3)
+    images = images.astype(np.float32)
+    params = jax.tree.map(lambda a: a.astype(np.float32), params)
+    for ties in model.TIE_RULES:
+        whole = jax.jit(fast.manual_grads, static_argnums=3)(params, images, labels, ties)
+        part = jax.jit(fast.manual_grads_part, static_argnums=(3, 4))
+        (l0, g0), (l1, g1) = (part(params, images[s], labels[s], ties, 8)
+                              for s in (slice(0, 4), slice(4, 8)))
+        summed = jax.tree.map(jnp.add, g0, g1)
+        for got, want in zip(jax.tree.leaves(whole[1]), jax.tree.leaves(summed), strict=True):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        np.testing.assert_array_equal(np.asarray(whole[0][0]),
+                                      np.concatenate([np.asarray(l0[0]), np.asarray(l1[0])]))
 
 
 @pytest.mark.parametrize("ties", model.TIE_RULES)

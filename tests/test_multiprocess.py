@@ -36,11 +36,11 @@ def env(**extra):
     return clean | {"PYTHONPATH": str(ROOT)} | extra
 
 
-def two_processes(extra0=(), extra1=(), env1=None, env0=None):
-    """Both processes of one run; returns [(returncode, stdout, stderr)] and the wall time
-    until the last one ended."""
+def two_processes(extra0=(), extra1=(), env1=None, env0=None, args=ARGS):
+    """Both processes of one run (``args``: the command both run); returns
+    [(returncode, stdout, stderr)] and the wall time until the last one ended."""
     port = free_port()
-    common = [sys.executable, "-m", "jaxcnn", *ARGS, "--coordinator", f"127.0.0.1:{port}",
+    common = [sys.executable, "-m", "jaxcnn", *args, "--coordinator", f"127.0.0.1:{port}",
               "--num-processes", "2"]
     start = time.perf_counter()
     procs = [subprocess.Popen([*common, "--process-id", str(i), *extra], cwd=ROOT,
@@ -86,6 +86,27 @@ def test_two_processes_equal_one_process_bit_for_bit(tmp_path):
     ja, jb = (json.loads((d / "metrics.json").read_text()) for d in (multi, single))
     assert ja["test"] == jb["test"] and ja["windows"] == jb["windows"]
     assert ja["timings"]["processes"] == 2 and jb["timings"]["processes"] == 1
+
+
+def test_one_seeds_batch_split_over_two_processes_equals_one_process_bit_for_bit(tmp_path):
+    """One seed, an even batch of 64: each process computes half of every batch and the
+    halves' gradients are summed across them (Gloo), as one process sums its two halves."""
+    args = ["train", "--train-size", "256", "--test-size", "100", "--batch-size", "64",
+            "--optimizer", "adam", "--epochs", "2", "--log-every", "2", "--no-progress"]
+    results, _ = two_processes(["--out", str(tmp_path / "multi")],
+                               ["--out", str(tmp_path / "never")], args=args)
+    for code, _, err in results:
+        assert code == 0, err
+    assert "2 devices (batch axis sharded)" in results[0][1]
+    one = subprocess.run([sys.executable, "-m", "jaxcnn", *args, "--cpu-devices", "1",
+                          "--out", str(tmp_path / "single")], cwd=ROOT, env=env(),
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    a, b = (np.load(tmp_path / d / "checkpoint.npz") for d in ("multi", "single"))
+    floats = [k for k in b.files if b[k].dtype.kind == "f"]
+    assert floats and all(np.array_equal(a[k], b[k]) for k in floats)
+    ja, jb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("multi", "single"))
+    assert ja["test"] == jb["test"] and ja["windows"] == jb["windows"]
 
 
 def test_a_killed_process_ends_the_run_with_one_line(tmp_path):

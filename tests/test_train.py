@@ -249,18 +249,37 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
     script = textwrap.dedent("""
         import json, sys
         import jax, numpy as np
-        from jaxcnn import data
+        from jaxcnn import data, fast
         from jaxcnn.training import train
         from jaxcnn.training.config import TrainConfig
         assert len(jax.devices()) == 2, jax.devices()
-        ds = data.load("mnist-embedded", train_size=200, test_size=100)
+        ds = data.load("mnist-embedded", train_size=256, test_size=100)
         out = {}
         for name, cfg in {"seeds": TrainConfig(train_size=200, test_size=100, seeds=2,
                                               shuffle=True),
                           "adam": TrainConfig(train_size=96, test_size=100, seeds=4,
                                               optimizer="adam", batch_size=8, log_every=6),
-                          "batch": TrainConfig(train_size=200, test_size=100, batch_size=20,
-                                               log_every=5, epochs=2)}.items():
+                          "batch": TrainConfig(train_size=256, test_size=100, batch_size=64,
+                                               log_every=2, epochs=2),
+                          "batch-momentum": TrainConfig(train_size=256, test_size=100,
+                                                        batch_size=64, log_every=2, epochs=2,
+                                                        optimizer="momentum", shuffle=True),
+                          "batch-adam": TrainConfig(train_size=256, test_size=100,
+                                                    batch_size=128, log_every=2, epochs=3,
+                                                    optimizer="adam"),
+                          "batch-shift": TrainConfig(train_size=256, test_size=100,
+                                                     batch_size=64, log_every=2, shift=2,
+                                                     optimizer="adam"),
+                          "batch-sliced": TrainConfig(train_size=256, test_size=100,
+                                                      batch_size=64, log_every=2,
+                                                      optimizer="adam", ties="split"),
+                          "batch-small": TrainConfig(train_size=200, test_size=100,
+                                                     batch_size=20, log_every=5),
+                          "batch-autodiff": TrainConfig(train_size=200, test_size=100,
+                                                        batch_size=20, log_every=5,
+                                                        grad="autodiff")}.items():
+            # each device's half in lax.scan slices of 16 images (fast.BATCH_SLICE)
+            fast.BATCH_SLICE = 16 if name == "batch-sliced" else 128
             sharded = train.train(cfg, ds)
             single = train.train(cfg, ds, devices=jax.devices()[:1])
             diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
@@ -271,6 +290,10 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
                          for a, b in zip(jax.tree.leaves(sharded.state),
                                          jax.tree.leaves(again.state)))
             out[name] = {"axis": sharded.timings["sharded_axis"], "diff": diff,
+                         "windows_equal": all(
+                             np.array_equal(a.loss, b.loss) and np.array_equal(a.accuracy,
+                                                                               b.accuracy)
+                             for a, b in zip(sharded.windows, single.windows)),
                          "single_axis": single.timings["sharded_axis"],
                          "test_equal": bool((sharded.test_loss == single.test_loss).all()),
                          "repeat_equal": repeat}
@@ -285,8 +308,16 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
     for name in ("seeds", "adam"):  # independent seeds: bit for bit, test results too
         assert out[name]["axis"] == "seeds" and out[name]["single_axis"] is None
         assert out[name]["diff"] == 0.0 and out[name]["test_equal"], out[name]
-    assert out["batch"]["axis"] == "batch"
-    assert out["batch"]["diff"] < 1e-4  # a cross-device mean sums in another order
+    # a batch of fast.PARTS_FROM or more: one half of every batch per device, the halves'
+    # gradients summed across the devices as one device sums them: bit for bit (SGD,
+    # momentum, Adam, shifted images, the halves in slices)
+    for name in ("batch", "batch-momentum", "batch-adam", "batch-shift", "batch-sliced"):
+        assert out[name]["axis"] == "batch" and out[name]["single_axis"] is None
+        assert out[name]["diff"] == 0.0 and out[name]["test_equal"], out[name]
+        assert out[name]["windows_equal"], out[name]
+    for name in ("batch-small", "batch-autodiff"):  # XLA partitions them: another order
+        assert out[name]["axis"] == "batch"
+        assert out[name]["diff"] < 1e-4, out[name]
     for name in out:  # every sharded run repeats itself bit for bit
         assert out[name]["repeat_equal"], name
 

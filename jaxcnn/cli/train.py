@@ -110,8 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the run that --out already holds")
     parser.add_argument("--cpu-devices", type=int, metavar="N",
                         help="split the CPU into N JAX devices so that --seeds run in parallel "
-                             "on N cores (default: as many cores as divide --seeds; 1 for one "
-                             "seed)")
+                             "on N cores (default: as many cores as divide --seeds; for one "
+                             "seed 2 when its --batch-size is even and at least 64 and the "
+                             "machine has 2 cores or more: each core computes half of every "
+                             "batch, the same numbers bit for bit; else 1). --cpu-devices 1 "
+                             "turns the split off (same numbers, slower)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar (it is off anyway when stderr is not a terminal)")
     multi = parser.add_argument_group(
@@ -231,14 +234,18 @@ def format_result(result) -> list[str]:
     return lines
 
 
-def use_cpu_devices(requested: int | None, seeds: int, processes: int = 1) -> int:
+def use_cpu_devices(requested: int | None, seeds: int, processes: int = 1,
+                    batch_parts: int = 1) -> int:
     """Split the CPU into several JAX devices (before JAX starts) so seeds run in parallel.
 
     One XLA:CPU device runs a per-image step on one core; with N devices the seed axis is
-    sharded and N cores work at once. Default: the most cores that divide ``seeds``. The
-    numbers do not depend on N (each seed runs the single-seed program; tested bit for
-    bit), so this default, which follows the machine's core count, changes only speed.
-    Returns the count asked for (1 = leave JAX alone). No effect on GPU/TPU backends.
+    sharded and N cores work at once. Default: the most cores that divide ``seeds``; for
+    one seed whose mini-batch is computed in ``batch_parts`` parts (``split_parts``),
+    that many devices when the cores allow, each computing one part of every batch. The
+    numbers do not depend on N (each seed runs the single-seed program, each part the
+    one-device part; tested bit for bit), so this default, which follows the machine's
+    core count, changes only speed. Returns the count asked for (1 = leave JAX alone).
+    No effect on GPU/TPU backends.
     """
     import os
 
@@ -249,6 +256,8 @@ def use_cpu_devices(requested: int | None, seeds: int, processes: int = 1) -> in
     if requested is None:
         cores = os.cpu_count() or 1
         requested = max(n for n in range(1, min(cores, seeds) + 1) if seeds % n == 0)
+        if seeds == 1 and 1 < batch_parts <= cores:
+            requested = batch_parts
     if requested < 1:
         raise ConfigError("--cpu-devices must be at least 1")
     if requested > 1:
@@ -257,6 +266,16 @@ def use_cpu_devices(requested: int | None, seeds: int, processes: int = 1) -> in
         except RuntimeError:  # JAX already started in this process: keep its devices
             return 1
     return requested
+
+
+def split_parts(config: TrainConfig) -> int:
+    """Devices one seed's mini-batch is split over by default, one part each, with the
+    one-device numbers (``fast.batch_parts``; ``train.Placement.split_batch``): 2 for an
+    even batch of ``fast.PARTS_FROM`` images or more with hand-derived gradients, else 1
+    (autodiff's split is XLA's, in another summation order: not a default)."""
+    from jaxcnn.fast import batch_parts
+
+    return batch_parts(config.batch_size) if config.seeds == 1 and config.grad == "manual" else 1
 
 
 def continue_command(epochs_done: int, folder: Path, out: Path, config: TrainConfig) -> str:
@@ -417,7 +436,7 @@ def _train(args, out: Path | None, config: TrainConfig | None, source, checkpoin
     import jax
 
     if not jax.distributed.is_initialized():  # a multi-process run chose its devices already
-        use_cpu_devices(args.cpu_devices, config.seeds)
+        use_cpu_devices(args.cpu_devices, config.seeds, batch_parts=split_parts(config))
     from jaxcnn.cli import xla_cache
 
     xla_cache.enable()  # compiled programs from earlier runs load from disk

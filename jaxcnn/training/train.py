@@ -10,9 +10,13 @@ them there), or, per-image seeds that see the same images, in vmapped groups of 
 ``SEED_GROUP``; either way every seed computes exactly the single-seed program's
 numbers, so seed s of ``--seeds K`` is bit-identical to a one-seed run of seed s, on any
 number of devices (tested). When several devices exist, the seed
-axis is split across them with ``shard_map`` (or, for one seed, the mini-batch axis is
-sharded: that sums the batch mean in another order and is *not* bit-identical). On
-other backends the seeds are vmapped (faster there; last-bit differences possible).
+axis is split across them with ``shard_map``, or, for one seed, the mini-batch axis:
+over two devices with hand-derived gradients each device computes one of the batch's
+two parts (``fast.BATCH_PARTS``) and the parts' gradients are summed across them, the
+one-device step's numbers bit for bit (tested); other device counts or autodiff shard
+the batch for XLA to partition, which sums the batch mean in another order (*not*
+bit-identical). On other backends the seeds are vmapped (faster there; last-bit
+differences possible).
 
 Randomness: seed s gives ``key = jax.random.key(s)``; ``split(key)`` gives the init key
 and the shuffle key; epoch e is shuffled with ``fold_in(shuffle_key, e)``. A training
@@ -293,11 +297,25 @@ def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
                if local_seeds % g == 0 and (g == 1 or g * config.num_filters <= GROUP_ROWS))
 
 
-def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation
-                    ) -> Callable:
+def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation,
+                    batch_axis: str | None = None) -> Callable:
     """``step(state, images (B, 28, 28), labels (B,)) -> state, (losses, correct)``: one
-    optimizer step of one seed (what a training chunk scans)."""
-    grad_fn = fast.GRADIENTS[config.grad]
+    optimizer step of one seed (what a training chunk scans).
+
+    ``batch_axis``: the step runs inside ``shard_map`` over the devices of a split batch
+    (``Placement.split_batch``): its images are this device's part of the batch
+    (``fast.manual_grads_part``), and the parts' gradients are summed across the devices
+    before the update, which every device then computes alike. With one part per device
+    that is the one-device step's arithmetic (``fast.BATCH_PARTS``: bit for bit, tested).
+    """
+    if batch_axis is None:
+        grad_fn = fast.GRADIENTS[config.grad]
+    else:
+        def grad_fn(params, x, y, ties):  # this device's part, the parts summed across
+            aux, grads = fast.manual_grads_part(params, x, y, ties, config.batch_size,
+                                                 batch_axis)
+            zero = jax.tree.map(jnp.zeros_like, grads)
+            return aux, jax.lax.psum(jax.tree.map(jnp.add, zero, grads), batch_axis)
 
     def train_step(state, x, y):
         (losses, logits), grads = grad_fn(state.params, x, y, config.ties)
@@ -324,7 +342,8 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
     """
     batch_sharding = placement.batch_sharding if placement is not None else None
     seed_loop = placement.seed_loop if placement is not None else "map"
-    train_step = make_train_step(config, optimizer)
+    split = placement is not None and placement.split_batch
+    train_step = make_train_step(config, optimizer, "batch" if split else None)
 
     shift = config.shift
 
@@ -334,7 +353,7 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
             x, y = images[idx], labels[idx]
             if shift:
                 x = shift_images(x, off, shift)
-            if batch_sharding is not None:
+            if batch_sharding is not None and not split:
                 x = jax.lax.with_sharding_constraint(x, batch_sharding)
             return train_step(state, x, y)
 
@@ -355,6 +374,12 @@ def make_train_chunk(config: TrainConfig, optimizer: optax.GradientTransformatio
             first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
             out = one_seed(first(state), images, labels, indices[0], first(offsets))
             return jax.tree.map(lambda a: a[None], out)
+        if split:  # each device its part of every batch, the gradients summed across
+            part = PartitionSpec(None, None, "batch")
+            specs = (PartitionSpec(),) * 3 + (part,) + ((part,) if shift else ())
+            chunk = jax.shard_map(chunk, mesh=placement.mesh, in_specs=specs,
+                                  out_specs=(PartitionSpec(), ChunkStats(part, part,
+                                                                         PartitionSpec())))
         return xla_options.jit(chunk)
 
     def local(state, images, labels, indices, offsets=None):  # the seeds on one device
@@ -450,6 +475,9 @@ class Placement:
                 f"--batch-size divisible by {n})")
         self.num_devices = n if self.axis else 1
         self.devices = devices[:self.num_devices]
+        # one part of every batch per device (fast.batch_parts), the one-device numbers
+        self.split_batch = (self.axis == "batch" and config.grad == "manual"
+                            and fast.batch_parts(config.batch_size) == n)
         self.mesh = Mesh(np.array(self.devices), (self.axis or "none",))
         # seeds one after another on a CPU (bit-identical to one-seed runs), else vmapped
         self.seed_loop = "map" if devices[0].platform == "cpu" else "vmap"
