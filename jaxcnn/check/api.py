@@ -245,8 +245,16 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     sources += [_load(o, time_limit, progress) for o in objects]
     per_source = []
     for label, module, file in sources:
-        with _guard(f"finding the layers of {label}"):
-            per_source.append(discover.find_layers(module, file, [m for _, m, _ in sources]))
+        # Finding the layers runs the user's code too (constructors, shape probes, a
+        # model's loss): within the time limit, as an import and a layer's check are.
+        what = f"finding the layers of {label}"
+        try:
+            with limits.progress(what, progress, after=30.0), _guard(what), \
+                    limits.time_limit(time_limit, what):
+                per_source.append(discover.find_layers(module, file,
+                                                       [m for _, m, _ in sources]))
+        except JaxcnnError as exc:
+            raise _attach(exc, skipped=skipped) from None
     if len(sources) > 1:  # what a file imports from another is checked (or skipped) once
         per_source = once.once_each(sources, per_source)
     for (label, _, _), found in zip(sources, per_source, strict=True):
