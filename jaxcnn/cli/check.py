@@ -21,9 +21,10 @@ file is never judged by stale results.
 
 exit status: 0 every gradient correct; 1 a gradient is wrong (in a layer or a chain);
 2 nothing wrong was found but something could not be checked (every input of a layer
-refused, no layers, a file that cannot be imported, a time limit passed, a usage
-error). With --json, stdout is always one JSON document ("ok": false and "error" on
-exit 2, and on Ctrl-C: "status": 130).
+refused, a layer found that could not be run at all: an error row, no layers, a file
+that cannot be imported, a time limit passed, a usage error). With --json, stdout is
+always one JSON document ("ok": false and "error" on exit 2, and on Ctrl-C: "status":
+130).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", action="append", default=[], metavar="NAME",
                         help="check only this layer (repeatable): a row name (affine, "
                              "Conv3x3), a function or class name (conv_forward_fast, "
-                             "conv_backward_fast, Layer_Dense) or a kind (conv)")
+                             "conv_backward_fast, Layer_Dense; ActivationLayer or "
+                             "tanh_prime for every row built from it) or a kind (conv)")
     parser.add_argument("--inputs", metavar="SPEC",
                         help="your own inputs (FILE.py, FILE.py:FUNC or FILE.npz), checked "
                              "before jaxcnn's: a function (default "
