@@ -163,7 +163,7 @@ def make_all(cls, class_name: str, fwd: str, bwd: str, file: str | None, params:
                                       given=arguments(params, pair),
                                       kind_from=None if others else pair.name)
         except Exception as exc:
-            from jaxcnn.check.dialects import refused
+            from jaxcnn.check.refusals import refused
 
             skipped.append(refused(name, exc, "module"))
             continue

@@ -239,7 +239,7 @@ def from_model(cls, name: str | None = None, file: str | None = None,
         raise ValueError(f"its loss raised on X {x_shape} with {classes} classes: "
                          f"{type(exc).__name__}{': ' * bool(text)}{text}") from None
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        from jaxcnn.check.dialects import NotALayer  # scores or a loss alone: no backward
+        from jaxcnn.check.refusals import NotALayer  # scores or a loss alone: no backward
 
         raise NotALayer("its loss(X, y) returns no (loss, grads) pair with a grads dict")
     if not (isinstance(result[1], dict) and np.size(result[0]) == 1):
