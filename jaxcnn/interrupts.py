@@ -19,6 +19,7 @@ returns.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -30,6 +31,21 @@ SIGNALS = {
     "SIGTERM": (143, "terminated (SIGTERM)"),
     "SIGHUP": (129, "hung up (SIGHUP)"),
 }
+
+
+_last_words: list = []  # ``(code, what) -> None``, run by the handler before its line
+
+
+@contextlib.contextmanager
+def last_words(write):
+    """Inside the block, a signal handled here first calls ``write(code, what)`` (e.g.
+    ``(130, "interrupted (Ctrl-C)")``): ``jaxcnn check --json`` writes its one JSON
+    document. ``write`` must not import or take locks: it runs inside a signal handler."""
+    _last_words.append(write)
+    try:
+        yield
+    finally:
+        _last_words.remove(write)
 
 
 def command_of(argv: list[str]) -> str:
@@ -49,11 +65,16 @@ def install(command: str, note: str | None = None) -> None:
             continue
         line = f"jaxcnn {command}: {what}{note}\n".encode()
 
-        def handler(signum, frame, line=line, code=code):
+        def handler(signum, frame, line=line, code=code, what=what):
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
                 except Exception:  # noqa: BLE001 (a reentrant or broken stream: skip it)
+                    pass
+            for write in list(_last_words):
+                try:
+                    write(code, what)
+                except Exception:  # noqa: BLE001 (the exit must happen whatever it does)
                     pass
             try:
                 os.write(2, line)

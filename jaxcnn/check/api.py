@@ -16,10 +16,10 @@ a file holds (``jaxcnn.check.chain``), and never call a chain correct where a la
 rows are not.
 
 Exit status (``FileReport.status``): 1 when a gradient was found wrong (a chain included);
-else 2 when something could not be checked (a layer whose every input was refused, or no
-layer at all); else 0. An unbuilt compiled extension is an environment problem: the
-layers that need it are listed as not checked and do not change the status unless nothing
-else was checked.
+else 2 when something could not be checked (a layer whose every input was refused, a layer
+recognised but not runnable (its error row), or no layer at all); else 0. An unbuilt
+compiled extension is an environment problem: the layers that need it are listed as not
+checked and do not change the status unless nothing else was checked.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jaxcnn.check import discover, imports, limits, once
+from jaxcnn.check import dialects, discover, imports, limits, once
 from jaxcnn.check import inputs as inputs_mod
 from jaxcnn.check.layer import Layer
 
 if TYPE_CHECKING:  # the engine, the chain and the report import JAX: only once layers are found
     from jaxcnn.check.engine import Check, LayerReport
-from jaxcnn.check.names import aliases, matches
+from jaxcnn.check.names import aliases, matches, row_names
 from jaxcnn.errors import JaxcnnError
 
 
@@ -117,14 +117,26 @@ class FileReport:
         return "\n".join(parts)
 
     def summary(self) -> str:
-        bad = sum(not c.ok and not unchecked(c) for r in self.layers for c in r.checks)
-        total = sum(not unchecked(c) for r in self.layers for c in r.checks)
-        line = f"{total - bad} of {total} gradients correct ({self.seconds:.1f} s)."
+        """One line counting the table's rows (one per gradient; a layer that could not be
+        run is one row): how many are correct, could not be checked, need attention."""
+        rows = [c for r in self.layers for c in r.checks]
+        not_checked = sum(unchecked(c) for c in rows)
+        correct = sum(c.ok for c in rows)
+        bad = len(rows) - correct - not_checked
+        line = f"{correct} of {len(rows)} gradient{'s' * (len(rows) != 1)} correct"
+        if not_checked:
+            line += f", {not_checked} could not be checked"
+        line += f" ({self.seconds:.1f} s)."
         if bad:
             line += f" {bad} need attention."
-        missing = [r.name for r in self.layers if layer_status(r) == "not checked"]
+        missing = [r.name for r in self.layers if layer_status(r) == "not checked"
+                   and not _was_not_run(r)]
         if missing:
             line += (f" Not checked (every input refused): {', '.join(missing)}.")
+        for r in self.layers:
+            if _was_not_run(r):
+                line += (f"\n{r.name} was found but could not be run: "
+                         f"{r.checks[0].note.removeprefix(NOT_RUN_NOTE)}")
         for name, why in self.environment:
             line += f"\nNot checked, an environment problem: {name}: {why}"
         return line
@@ -147,21 +159,61 @@ def _attach(exc: JaxcnnError, **partial) -> JaxcnnError:
     return exc
 
 
-def _select(layers: list[Layer], wanted) -> list[Layer]:
-    """The layers ``--layer NAME`` names: an exact row name first, else any other name
-    (``names.matches``). CheckUsageError naming what there is."""
-    picked, unknown = [], []
+def _select(layers: list[Layer], not_run: list, wanted, skipped=()) -> tuple[list, list]:
+    """The layers ``--layer NAME`` names (and the recognised layers that could not be
+    run, ``not_run``, that it names: they stay error rows): an exact row name first, else
+    any other name (``names.matches``: the class or a function a row is built from, a
+    kind). CheckUsageError naming what there is, and saying so when the name is one that
+    was skipped (a base class)."""
+    picked, picked_not_run, unknown = [], [], []
     for name in wanted:
         exact = [layer for layer in layers if name in (layer.name, layer.name.rpartition(":")[2])]
-        hits = exact or [layer for layer in layers if matches(layer, name)]
-        if not hits:
+        exact_not_run = [e for e in not_run if name in (e[0][0], e[0][0].rpartition(":")[2])]
+        if exact or exact_not_run:
+            hits, hits_not_run = exact, exact_not_run
+        else:
+            hits = [layer for layer in layers if matches(layer, name)]
+            hits_not_run = [e for e in not_run if name in row_names(e[0][0])]
+        if not hits and not hits_not_run:
             unknown.append(name)
         picked += [layer for layer in hits if layer not in picked]
+        picked_not_run += [e for e in hits_not_run if e not in picked_not_run]
     if unknown:
+        known = [layer.name for layer in layers] + [e[0][0] for e in not_run]
+        why = [f"{n} was skipped: {w}" for n, w in skipped
+               if any(u in row_names(n) for u in unknown)]
         raise discover.CheckUsageError(
-            f"no layer named {', '.join(sorted(unknown))}; found: "
-            f"{', '.join(layer.name for layer in layers) or 'none'}")
-    return [layer for layer in layers if layer in picked]
+            f"no layer named {', '.join(sorted(unknown))}"
+            + (f" ({'; '.join(why)})" if why else "")
+            + f"; found: {', '.join(known) or 'none'}")
+    return ([layer for layer in layers if layer in picked],
+            [e for e in not_run if e in picked_not_run])
+
+
+NOT_RUN_NOTE = "could not be run: "  # the note of a not-run layer's one error row
+
+
+def _was_not_run(r: LayerReport) -> bool:
+    """A layer that was recognised but could not be run (``_not_run_report``)."""
+    return (len(r.checks) == 1 and r.checks[0].quantity == "-" and unchecked(r.checks[0])
+            and r.checks[0].note.startswith(NOT_RUN_NOTE))
+
+
+def _reason(why: str) -> str:
+    """A refusal's text without its leading "cannot run it: "."""
+    return why.removeprefix("cannot run it: ")
+
+
+def _not_run_report(entry, file) -> LayerReport:
+    """The error row of a layer that was recognised but could not be run (built, shaped,
+    or run once): exit 2, listed with the layers, not among the skipped."""
+    from jaxcnn.check.engine import Check, LayerReport
+
+    name, why = entry
+    check = Check("-", "error", None, None, None, None, None, None, [],
+                  NOT_RUN_NOTE + _reason(why), "none", [])
+    return LayerReport(name, "unknown", entry.style or "unknown", file, None, [check], [], [],
+                       [], 0.0)
 
 
 @contextlib.contextmanager
@@ -210,10 +262,11 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
 
     layers: names to check only (row names, function or class names, kinds; see
         ``aliases``); inputs: ``--inputs`` text (FILE.py[:FUNC] or FILE.npz) or a
-        ``inputs.UserInputs``; time_limit: seconds for each import and each layer (None
-        or 0: none); log: a stream for what was found ("Found 3 layers", "Skipped ..."),
-        e.g. ``sys.stdout``; progress: a stream for what a slow import or layer is doing
-        ("importing layers.py ..."), e.g. ``sys.stderr``; None: quiet.
+        ``inputs.UserInputs``; time_limit: seconds for each import, each file's finding
+        of its layers, and each layer's check (None or 0: none); log: a stream for what
+        was found ("Found 3 layers", "Skipped ..."), e.g. ``sys.stdout``; progress: a
+        stream for what a slow import or layer is doing ("importing layers.py ..."), e.g.
+        ``sys.stderr``; None: quiet.
 
     Raises ``CheckUsageError`` (or ``limits.Stuck``) when nothing can be checked: a file
     that cannot be imported, no layers, an unknown ``--layer``, bad inputs, a time limit
@@ -245,20 +298,34 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     sources += [_load(o, time_limit, progress) for o in objects]
     per_source = []
     for label, module, file in sources:
-        with _guard(f"finding the layers of {label}"):
-            per_source.append(discover.find_layers(module, file, [m for _, m, _ in sources]))
+        # Finding the layers runs the user's code too (constructors, shape probes, a
+        # model's loss): within the time limit, as an import and a layer's check are.
+        what = f"finding the layers of {label}"
+        try:
+            with limits.progress(what, progress, after=30.0), _guard(what), \
+                    limits.time_limit(time_limit, what):
+                per_source.append(discover.find_layers(module, file,
+                                                       [m for _, m, _ in sources]))
+        except JaxcnnError as exc:
+            raise _attach(exc, skipped=skipped) from None
     if len(sources) > 1:  # what a file imports from another is checked (or skipped) once
         per_source = once.once_each(sources, per_source)
-    for (label, _, _), found in zip(sources, per_source, strict=True):
+    not_run = []  # (Refused, file): recognised layers that could not be run: error rows
+    for (label, _, file), found in zip(sources, per_source, strict=True):
         if len(sources) > 1:  # name each layer by its file too, so that rows can be told apart
             found = found._replace(layers=[layer._replace(name=f"{label}:{layer.name}")
                                            for layer in found.layers])
         found_layers += found.layers
-        skipped += [(f"{label}:{name}", why) for name, why in found.skipped]
+        for entry in found.skipped:
+            if isinstance(entry, dialects.Refused):
+                not_run.append((entry.renamed(f"{label}:{entry[0]}") if len(sources) > 1
+                                else entry, file))
+            else:
+                skipped.append((f"{label}:{entry[0]}", entry[1]))
     try:
         if layers:
-            found_layers = _select(found_layers, layers)
-        if not found_layers:
+            found_layers, not_run = _select(found_layers, not_run, layers, skipped)
+        if not found_layers and not not_run:
             why = "; ".join(f"{n}: {w}" for n, w in skipped) or (
                 "no class with forward and backprop/backward or loss(X, y), no "
                 "*_forward/*_backward pair or loss, no custom_vjp, torch.autograd.Function, "
@@ -273,9 +340,13 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     except JaxcnnError as exc:
         raise _attach(exc, skipped=skipped) from None
     if log is not None:
-        text = ", ".join(f"{layer.name} ({layer.style}: {layer.kind})" for layer in found_layers)
-        print(f"Found {len(found_layers)} layer{'s' * (len(found_layers) != 1)}: {text}",
-              file=log)
+        text = ", ".join([f"{layer.name} ({layer.style}: {layer.kind})"
+                          for layer in found_layers]
+                         + [f"{e[0]} ({e.style}: cannot run it)" for e, _ in not_run])
+        n = len(found_layers) + len(not_run)
+        print(f"Found {n} layer{'s' * (n != 1)}: {text}", file=log)
+        for entry, _ in not_run:
+            print(f"Cannot run {entry[0]}: {_reason(entry[1])}", file=log)
         for name, why in skipped:
             print(f"Skipped {name}: {why}", file=log)
         for name, n in counts.items():
@@ -297,6 +368,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
             reports[-1].notes.append(f"checked on {counts[layer.name]} input"
                                      f"{'s' * (counts[layer.name] != 1)} of yours "
                                      f"({given.origin}) and jaxcnn's own")
+    reports += [_not_run_report(entry, file) for entry, file in not_run]
     environment = []
     for r in list(reports):
         why = imports.environment_problem(r)

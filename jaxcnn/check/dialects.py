@@ -39,10 +39,12 @@ import re
 import sys
 
 from jaxcnn.check.layer import Layer
+from jaxcnn.check.refusals import NotALayer, Refused, refused
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def is_torch_function(obj) -> bool:
@@ -90,8 +92,8 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                     layers.append(module_style.make(obj, layer_name, fwd, bwd, file))
             except Exception as exc:
                 text = _describe(exc)
-                skipped.append((layer_name, text.partition(": ")[2] if "an abstract class"
-                                in text else f"cannot run it: {text}"))
+                skipped.append((layer_name, text.partition(": ")[2]) if "an abstract class"
+                               in text else refused(layer_name, exc, "module"))
     return layers, skipped
 
 
@@ -238,7 +240,7 @@ def specialisation(module, file, own, taken: set, companions=()) -> tuple[list[L
                     **dict(zip(own_names, (layer.axis_names or {}).values(), strict=False)),
                     "out": (layer.axis_names or {}).get("out")}))
         except Exception as exc:
-            skipped.append((fwd_name, f"cannot run it: {_describe(exc)}"))
+            skipped.append(refused(fwd_name, exc, "specialisation"))
     return layers, skipped
 
 
@@ -275,7 +277,7 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
                 with contextlib.redirect_stdout(sys.stderr):
                     layers.append(from_model_pair(fn, functions[back], cost, name, file))
             except Exception as exc:
-                skipped.append((name, f"cannot run it: {_describe(exc)}"))
+                skipped.append(refused(name, exc, "network"))
             continue
         m = re.fullmatch(r"(.*)forward_prop(?:agation|agate)?(.*)", name)
         if not m:
@@ -295,7 +297,7 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
                 layers.append(from_network_pair(fn, functions[back], name, file,
                                                 cost_fn=cost))
         except Exception as exc:
-            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+            skipped.append(refused(name, exc, "network"))
     return layers, skipped
 
 
@@ -321,14 +323,14 @@ def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Lay
             try:
                 layers.append(linear_loss.from_linear_classifier(obj, name, file))
             except Exception as exc:
-                skipped.append((name, f"cannot run it: {_describe(exc)}"))
+                skipped.append(refused(name, exc, "cs231n"))
             continue
         for overrides in model_loss.variants(obj):
             shown = model_loss.variant_name(name, overrides)
             try:
                 layers.append(model_loss.from_model(obj, shown, file, overrides))
             except Exception as exc:
-                skipped.append((shown, f"cannot run it: {_describe(exc)}"))
+                skipped.append(refused(shown, exc, "model"))
             if not layers or layers[-1].name != shown and not overrides:
                 break  # its defaults do not run: no variant will
     return layers, skipped
@@ -356,7 +358,7 @@ def linear_losses(module, file, own, taken: set, companions=()) -> tuple[list[La
         try:
             layers.append(from_linear_loss(functions[name], name, file))
         except Exception as exc:
-            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+            skipped.append(refused(name, exc, "cs231n"))
     return layers, skipped
 
 
@@ -372,7 +374,7 @@ def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[
             with contextlib.redirect_stdout(sys.stderr):
                 layers.append(from_torch_function(obj, name, file))
         except Exception as exc:
-            skipped.append((name, f"cannot run it: {_describe(exc)}"))
+            skipped.append(refused(name, exc, "torch"))
     return layers, skipped
 
 
@@ -397,9 +399,11 @@ def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list
                 continue
             params = [p for p in _params(fn)]
             try:
-                layers.append(_derivative_layer(fn, d, params, name, file, np, probe))
+                layers.append(_derivative_layer(fn, d, params, name, file, np, probe)._replace(
+                    names=(name + suffix,)))
             except Exception as exc:
-                skipped.append((name, f"cannot run it with {name + suffix}: {_describe(exc)}"))
+                skipped.append(refused(name, exc, "derivative",
+                                       f"cannot run it with {name + suffix}"))
             break
     return layers, skipped
 
@@ -470,4 +474,5 @@ def _c(v):
 FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
            torch_functions, derivative_pairs)
 
-__all__ = ["FINDERS", "has_module_pairs", "is_torch_function", "module_classes"]
+__all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
+           "module_classes", "refused"]

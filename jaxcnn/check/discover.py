@@ -449,7 +449,8 @@ def _blog_layers(module, file, layers, skipped):
                 layers.append(_pick_layout(kind, lambda k, o=instance, n=name: from_blog(
                     o, k, n, file), BLOG_LAYOUTS))
         except Exception as exc:
-            skipped.append((name, f"cannot build a {kind} layer from it: {_describe(exc)}"))
+            skipped.append(dialects.refused(name, exc, "blog",
+                                            f"cannot build a {kind} layer from it"))
 
 
 def _cs231n_layers(module, file, layers, skipped):
@@ -539,8 +540,8 @@ def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:
         with contextlib.redirect_stdout(sys.stderr):
             layers.append(make())
     except Exception as exc:
-        skipped.append((name, f"no reference for it, and it cannot be run for the numeric "
-                              f"oracle: {_describe(exc)}"))
+        skipped.append(dialects.refused(name, exc, "cs231n", "no reference for it, and it "
+                                        "cannot be run for the numeric oracle"))
 
 
 # The parts of a CS231n sandwich name (``conv_relu_pool``), by token.
@@ -648,9 +649,10 @@ def _jax_layer(kind, primal, make, name: str, layers: list, skipped: list) -> No
                  f"no catalogue layout of {kind} fits its signature and a run of it")
                 + ": inputs from its signature and a run of its forward",)))
     except Exception as exc:
-        skipped.append((name, "its forward runs on none of the inputs tried "
-                              f"({_describe(exc)}); check it from Python: "
-                              "jaxcnn.check.from_custom_vjp(f, arg_names=..., inputs=[...])"))
+        skipped.append(dialects.Refused(
+            name, "its forward runs on none of the inputs tried "
+                  f"({_describe(exc)}); check it from Python: "
+                  "jaxcnn.check.from_custom_vjp(f, arg_names=..., inputs=[...])", "jax"))
 
 
 def _pick_layout(kind: str, make, layouts: dict) -> Layer:

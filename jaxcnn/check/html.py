@@ -21,9 +21,17 @@ def _num(x) -> str:
     return f"{x:.2g}" if x >= 0.01 else f"{x:.1e}"
 
 
+def value(x: float) -> str:
+    """An entry's value, 4 significant digits; a zero is "0" (never "-0": the sign of a
+    zero says nothing about a gradient)."""
+    if x == 0:
+        return "0"
+    return f"{x:.4g}" if math.isfinite(x) else str(x)
+
+
 def _worst(check, k: int = 2) -> str:
-    return "; ".join(f"[{', '.join(str(i) for i in e['index'])}]: hand {e['hand']:.4g} vs ref "
-                     f"{e['reference']:.4g}" for e in check.worst[:k])
+    return "; ".join(f"[{', '.join(str(i) for i in e['index'])}]: hand {value(e['hand'])} vs "
+                     f"ref {value(e['reference'])}" for e in check.worst[:k])
 
 
 def _cell(text, style: str = "") -> str:

@@ -145,6 +145,7 @@ class Layer(NamedTuple):
         what they take from the right gradient (a regularisation term's gradient left
         out): a hand equal to ``reference - grads[i]`` is named by the alternate, with
         the numeric oracle too (then the reference is the finite differences); None: none
+    names: more names ``--layer`` accepts for it (a derivative pair's ``tanh_prime``)
     """
 
     name: str
@@ -167,3 +168,4 @@ class Layer(NamedTuple):
     sources: tuple = ()
     notes: tuple = ()
     offsets: Callable | None = None
+    names: tuple = ()

@@ -21,9 +21,10 @@ file is never judged by stale results.
 
 exit status: 0 every gradient correct; 1 a gradient is wrong (in a layer or a chain);
 2 nothing wrong was found but something could not be checked (every input of a layer
-refused, no layers, a file that cannot be imported, a time limit passed, a usage
-error). With --json, stdout is always one JSON document ("ok": false and "error" on
-exit 2).
+refused, a layer found that could not be run at all: an error row, no layers, a file
+that cannot be imported, a time limit passed, a usage error). With --json, stdout is
+always one JSON document ("ok": false and "error" on exit 2, and on Ctrl-C: "status":
+130).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", action="append", default=[], metavar="NAME",
                         help="check only this layer (repeatable): a row name (affine, "
                              "Conv3x3), a function or class name (conv_forward_fast, "
-                             "conv_backward_fast, Layer_Dense) or a kind (conv)")
+                             "conv_backward_fast, Layer_Dense; ActivationLayer or "
+                             "tanh_prime for every row built from it) or a kind (conv)")
     parser.add_argument("--inputs", metavar="SPEC",
                         help="your own inputs (FILE.py, FILE.py:FUNC or FILE.npz), checked "
                              "before jaxcnn's: a function (default "
@@ -60,8 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
     parser.add_argument("--time-limit", type=_seconds_arg, default=DEFAULT_TIME_LIMIT,
                         metavar="SECONDS",
-                        help="the longest an import of your file, or the check of one "
-                             f"layer, may take (default {DEFAULT_TIME_LIMIT:g}; 0: no "
+                        help="the longest an import of your file, finding its layers "
+                             "(which runs their constructors and forwards), or the check "
+                             f"of one layer, may take (default {DEFAULT_TIME_LIMIT:g}; 0: no "
                              "limit); past it: one line naming the file and line where it "
                              "was stuck, exit 2")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -102,6 +105,15 @@ def _error_json(message: str, partial: dict | None = None) -> str:
     doc = report.to_json(partial.get("layers", []), partial.get("skipped", ()))
     doc.update(ok=False, status=2, error=message)
     return jsonsafe.dumps(doc, indent=2)
+
+
+def _interrupt_json(code: int, what: str) -> str:
+    """The document of a run ended by a signal: what ``_error_json`` gives, built with
+    the standard library only (it is written from inside the signal handler)."""
+    import json
+
+    return json.dumps({"ok": False, "layers": [], "skipped": [], "chains": [],
+                       "status": code, "error": what}, indent=2)
 
 
 MAX_TIME_LIMIT = 1e8  # seconds (about 3 years): setitimer refuses what time_t cannot hold
@@ -182,8 +194,10 @@ def _stdout_to_stderr():
         saved = None
     real = sys.stdout
     sys.stdout = sys.stderr
+    written = []
 
     def write(text: str) -> None:
+        written.append(True)
         if saved is None:
             real.write(text + "\n")
             real.flush()
@@ -192,8 +206,17 @@ def _stdout_to_stderr():
             while data:
                 data = data[os.write(saved, data):]
 
+    def interrupted(code: int, what: str) -> None:
+        """Ctrl-C, SIGTERM, SIGHUP (see ``jaxcnn.interrupts``): the one JSON document
+        says so, unless it is already out."""
+        if not written:
+            write(_interrupt_json(code, what))
+
+    from jaxcnn import interrupts
+
     try:
-        yield write
+        with interrupts.last_words(interrupted):
+            yield write
     finally:
         sys.stdout = real
         if saved is not None:

@@ -163,8 +163,9 @@ def make_all(cls, class_name: str, fwd: str, bwd: str, file: str | None, params:
                                       given=arguments(params, pair),
                                       kind_from=None if others else pair.name)
         except Exception as exc:
-            text = " ".join(str(exc).split())[:300]
-            skipped.append((name, f"cannot run it: {type(exc).__name__}: {text}"))
+            from jaxcnn.check.refusals import refused
+
+            skipped.append(refused(name, exc, "module"))
             continue
         note = f"{pair.name} / {pair.dname}: {where}, checked on its own row too"
         layers.append(layer._replace(notes=(*layer.notes, note)))

@@ -131,24 +131,40 @@ def _probe(fn, rng, transposed: bool):
     y = np.arange(N) % C
     value, dW = _pair(_call(fn, W, X, y, 0.0))
     if np.shape(dW) != W.shape:
-        raise TypeError(f"its dW has shape {np.shape(dW)} for W {W.shape}")
+        raise _WrongShape(f"its dW has shape {np.shape(dW)} for W {W.shape}",
+                          (W, X, y, float(value)))
     return W, X, y, float(value)
+
+
+class _WrongShape(TypeError):
+    """The loss ran on a layout, but its dW's shape is not W's: that layout is used when
+    the other refuses (the check then says ``wrong-shape``). ``run``: what ``_probe``
+    returns."""
+
+    def __init__(self, message, run):
+        super().__init__(message)
+        self.run = run
 
 
 def identify(fn, name: str) -> tuple[_Form, list[str]]:
     """(the form of ``fn``'s loss, notes on how it was read). Raises ValueError saying
-    what it raised on both layouts."""
+    what it raised on both layouts. A layout it runs on with a dW of the wrong shape
+    is used when the other refuses: its rows say ``wrong-shape``."""
     rng = np.random.default_rng(0)
-    errors = []
+    errors, shaped = [], None
     for transposed in (False, True):
         try:
             W, X, y, value = _probe(fn, rng, transposed)
             break
         except Exception as exc:  # the user's code: either layout may refuse
+            if isinstance(exc, _WrongShape) and shaped is None:
+                shaped = (transposed, exc.run)
             errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
     else:
-        raise ValueError(f"it runs neither as W (D, C), X (N, D) ({errors[0]}) nor as W (C, D), "
-                         f"X (D, N) ({errors[1]})")
+        if shaped is None:
+            raise ValueError(f"it runs neither as W (D, C), X (N, D) ({errors[0]}) nor as "
+                             f"W (C, D), X (D, N) ({errors[1]})")
+        transposed, (W, X, y, value) = shaped
     form = _Form(transposed, "svm", True, 1.0)
     lowered = name.lower()
     named = (["svm"] if SVM.search(lowered) else []) + (

@@ -172,6 +172,15 @@ def _draw(rng, key, shape: tuple) -> np.ndarray:
     return 0.1 * rng.standard_normal(shape)
 
 
+def _what(value) -> str:
+    """A value's type and shape, for a message: ``list of 4``, ``ndarray (6, 3)``."""
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)}"
+    if isinstance(value, np.ndarray):
+        return f"an array {value.shape}"
+    return f"a {type(value).__name__}"
+
+
 def from_model(cls, name: str | None = None, file: str | None = None,
                overrides: dict | None = None) -> Layer:
     """A ``Layer`` for a model class with ``loss(X, y) -> (loss, grads)`` (see the module
@@ -228,11 +237,17 @@ def from_model(cls, name: str | None = None, file: str | None = None,
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
         raise ValueError(f"its loss raised on X {x_shape} with {classes} classes: "
-                         f"{type(exc).__name__}: {text}") from None
-    if not (isinstance(result, (tuple, list)) and len(result) == 2
-            and isinstance(result[1], dict) and np.size(result[0]) == 1):
-        raise ValueError("its loss(X, y) returns no (loss, grads) pair with a grads dict")
+                         f"{type(exc).__name__}{': ' * bool(text)}{text}") from None
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        from jaxcnn.check.refusals import NotALayer  # scores or a loss alone: no backward
+
+        raise NotALayer("its loss(X, y) returns no (loss, grads) pair with a grads dict")
+    if not (isinstance(result[1], dict) and np.size(result[0]) == 1):
+        raise ValueError(
+            f"its loss(X, y) returns ({_what(result[0])}, {_what(result[1])}), not (loss, "
+            "grads) with a scalar loss and grads a dict keyed like self.params")
     regs = (0.0, REG) if (reg_arg or reg_attr) else (0.0,)
+    stray = stray_keys(result[1], params, keys)
 
     def input_sets(seed):
         sets = []
@@ -290,13 +305,36 @@ def from_model(cls, name: str | None = None, file: str | None = None,
                           "wrong-derivative", "the regularization term's gradient is "
                           "subtracted where it is added")]
 
-    notes = [note, "a whole model: each entry of the grads its loss(X, y) returns is "
+    notes = [*stray, note, "a whole model: each entry of the grads its loss(X, y) returns is "
                    "checked against finite differences of that loss"
                    + (f" (regularization included: reg 0, then {REG:g})"
                       if len(regs) > 1 else "")]
     return Layer(name, "model", "model", tuple(key_name(k) for k in keys), forward, vjp,
                  None, input_sets, file=file, notes=tuple(notes),
                  offsets=offsets)
+
+
+def stray_keys(grads: dict, params: dict, keys: list) -> list[str]:
+    """Notes on the keys of ``grads`` that are not keys of ``params`` (never checked, so
+    never silent): each named, with the parameter it was likely meant for (one whose
+    gradient is missing, equal but for case, else a close spelling)."""
+    import difflib
+
+    missing = {key_name(k): k for k in keys if k not in grads}
+    notes = []
+    for k in grads:
+        if k in params:
+            continue
+        shown = key_name(k)
+        meant = next((m for m in missing if m.lower() == shown.lower()), None) or next(
+            iter(difflib.get_close_matches(shown, list(missing), n=1, cutoff=0.6)), None)
+        if meant is not None:
+            notes.append(f"grads[{k!r}] is not a key of self.params, so it is not checked: "
+                         f"did you mean {missing[meant]!r}? (its gradient is missing)")
+        else:
+            notes.append(f"grads[{k!r}] is not a key of self.params ("
+                         f"{', '.join(map(repr, params)) or 'none'}), so it is not checked")
+    return notes
 
 
 def _input_shape(kwargs: dict, shapes: list) -> tuple:

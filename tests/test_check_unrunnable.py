@@ -1,0 +1,184 @@
+"""Layers jaxcnn recognises but cannot check: code that never returns is stopped by
+--time-limit wherever it runs (finding the layers, probing shapes, checking), a layer
+that cannot be run is an error row (exit 2), never a silent skip beside a pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxcnn.check import api, engine, limits
+
+assert engine  # JAX imported before the time limits run: they time the user's code only
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HERE = Path(__file__).parent / "fixtures" / "unrunnable"
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def jaxcnn_check(*args):
+    return subprocess.run([sys.executable, "-m", "jaxcnn", "check", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def strict(text: str):
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+
+
+@pytest.mark.parametrize(("name", "lines"), [
+    ("stuck_model_loss.py", (16, 17)),  # a model's loss, run to find its shape
+    ("stuck_linear_loss.py", (7, 8)),  # a linear classifier's loss, run to find its layout
+    ("stuck_fc_backward.py", (14, 15)),  # a module-style backward, run by the shape probe
+    ("stuck_module_forward.py", (3, 4)),  # a module-style forward, run by the shape probe
+    ("stuck_derivative.py", (9, 10)),  # an f_prime an ActivationLayer calls
+    ("stuck_relu_backward.py", (9, 10)),  # a CS231n backward, run by the check itself
+])
+def test_code_that_never_returns_is_stopped_wherever_it_runs(name, lines):
+    with pytest.raises(limits.Stuck) as info:
+        api.check_sources([str(HERE / name)], time_limit=0.5)
+    assert " did not finish in 0.5 s: stuck at " in str(info.value)
+    assert any(info.value.where.startswith(f"{HERE / name}:{n} ") for n in lines), info.value
+
+
+def test_a_stuck_discovery_is_one_json_document_and_exit_2():
+    proc = jaxcnn_check(HERE / "stuck_model_loss.py", "--time-limit", "2", "--json")
+    doc = strict(proc.stdout)
+    assert proc.returncode == 2 and doc["status"] == 2 and not doc["ok"]
+    # (where it was stuck is named too, unless the limit ran out while JAX was imported)
+    assert doc["error"].startswith("finding the layers of ")
+    assert " did not finish in 2 s" in doc["error"] and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_with_json_prints_one_document():
+    proc = subprocess.Popen([sys.executable, "-m", "jaxcnn", "check", "--json",
+                             "--time-limit", "0", str(HERE / "stuck_relu_backward.py")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    seen = ""
+    while "Found 1 layer" not in seen:  # the check (and its endless backward) has begun
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert json.loads(out) == {"ok": False, "layers": [], "skipped": [], "chains": [],
+                               "status": 130, "error": "interrupted (Ctrl-C)"}
+    assert err.splitlines()[-1] == "jaxcnn check: interrupted (Ctrl-C)"
+
+
+# ------------------------------------ a recognised layer that cannot run is an error row
+
+@pytest.mark.parametrize(("name", "row", "why"), [
+    ("model_raises.py", "TwoLayerNet", "its loss raised on X (6, 4) with 3 classes: "
+                                       "RuntimeError: loss not written yet"),
+    ("model_grads_list.py", "TinyNet", "its loss(X, y) returns (a float64, a list of 1), "
+                                       "not (loss, grads)"),
+    ("scalar_only.py", "ScalarReLU", "its forward refused every input shape tried"),
+])
+def test_a_layer_that_cannot_be_run_is_an_error_row_and_exit_2(name, row, why):
+    result = api.check_sources([str(HERE / name)])
+    assert result.status == 2 and not result.ok
+    assert not any(n.endswith(row) for n, _ in result.skipped)  # not a skipped line
+    r = result.layer(row)
+    assert api.layer_status(r) == "not checked"
+    assert [(c.quantity, c.kind, c.oracle) for c in r.checks] == [("-", "error", "none")]
+    assert why in r.checks[0].note
+    text = result.text()
+    assert f"{row} was found but could not be run: " in text and why in text
+    others = [x for x in result.layers if x.name != row]  # the relu beside it still passes
+    assert all(x.ok for x in others)
+    rows = sum(len(x.checks) for x in result.layers)
+    assert f"{rows - 1} of {rows} gradient{'s' * (rows != 1)} correct, 1 could not be " \
+           "checked" in text  # the summary counts what the table shows
+
+
+def test_the_error_row_is_in_the_json_and_named_by_layer():
+    proc = jaxcnn_check(HERE / "model_raises.py", "--layer", "TwoLayerNet", "--json")
+    doc = strict(proc.stdout)
+    assert proc.returncode == 2 and doc["status"] == 2 and not doc["ok"]
+    assert [layer["name"] for layer in doc["layers"]] == ["TwoLayerNet"]
+    check = doc["layers"][0]["checks"][0]
+    assert check["kind"] == "error" and "loss not written yet" in check["note"]
+    assert doc["skipped"] == []
+    proc = jaxcnn_check(HERE / "model_raises.py", "--layer", "TwoLayerNet")
+    assert proc.returncode == 2
+    assert "TwoLayerNet was found but could not be run: ValueError: its loss raised" \
+        in proc.stdout
+
+
+def test_a_flattened_gradient_is_wrong_shape_not_skipped():
+    result = api.check_sources([str(HERE / "linear_ravel.py")])
+    assert result.status == 1 and result.skipped == []
+    check = result.layer("softmax_loss_vectorized").check("W")
+    assert check.kind == "wrong-shape" and "the values are right" in check.note
+
+
+def test_a_loss_returning_only_scores_is_still_skipped_not_an_error(tmp_path):
+    (tmp_path / "scores.py").write_text(
+        "import numpy as np\n\ndef relu_forward(x):\n    return np.maximum(0, x), x\n\n"
+        "def relu_backward(dout, cache):\n    return dout * (cache > 0)\n\n"
+        "class Linear:\n    def __init__(self, input_dim=10, num_classes=10):\n"
+        "        self.params = {'W': np.zeros((input_dim, num_classes))}\n"
+        "    def loss(self, X, y=None):\n        return X @ self.params['W']\n")
+    result = api.check_sources([str(tmp_path / "scores.py")])
+    assert result.status == 0 and [r.name for r in result.layers] == ["relu"]
+    why = dict(result.skipped)[f"{tmp_path / 'scores.py'}:Linear"]
+    assert "returns no (loss, grads) pair" in why
+
+
+# ------------------------------------------------------------- stray keys of a grads dict
+
+def test_stray_grads_keys_are_named_with_the_key_they_were_meant_for():
+    result = api.check_sources([str(HERE / "model_stray_keys.py")])
+    r = result.layer("TinyNet")
+    assert r.check("W1").kind == "missing" and r.check("b1").ok
+    notes = " ".join(r.notes)
+    assert "grads['w1'] is not a key of self.params, so it is not checked: did you mean " \
+           "'W1'?" in notes
+    assert "grads['W3'] is not a key of self.params ('W1', 'b1'), so it is not checked" \
+        in notes
+
+
+# ------------------------------------------------------------------------ --layer names
+
+@pytest.mark.parametrize(("wanted", "rows"), [
+    ("ActivationLayer", ["ActivationLayer(tanh, tanh_prime)",
+                         "ActivationLayer(sigmoid, sigmoid_prime)"]),
+    ("tanh_prime", ["ActivationLayer(tanh, tanh_prime)", "tanh"]),
+    ("ActivationLayer(sigmoid, sigmoid_prime)", ["ActivationLayer(sigmoid, sigmoid_prime)"]),
+    ("tanh", ["tanh"]),  # an exact row name is that row alone
+])
+def test_layer_takes_the_class_or_function_a_row_is_built_from(wanted, rows):
+    result = api.check_sources([str(HERE / "activation_layer.py")], layers=[wanted])
+    assert [r.name for r in result.layers] == rows and result.status == 0
+
+
+def test_layer_naming_a_skipped_base_class_or_nothing_says_so():
+    from jaxcnn.check.discover import CheckUsageError
+
+    with pytest.raises(CheckUsageError) as info:
+        api.check_sources([str(HERE / "activation_layer.py")], layers=["Layer"])
+    assert str(info.value).startswith("no layer named Layer (")
+    assert "Layer was skipped: a base class" in str(info.value)
+    with pytest.raises(CheckUsageError) as info:
+        api.check_sources([str(HERE / "activation_layer.py")], layers=["nothing"])
+    assert str(info.value) == (
+        "no layer named nothing; found: ActivationLayer(tanh, tanh_prime), "
+        "ActivationLayer(sigmoid, sigmoid_prime), tanh, sigmoid")
+
+
+def test_a_negative_zero_entry_reads_0():
+    from jaxcnn.check import html, report
+
+    assert html.value(-0.0) == "0" and html.value(0.0) == "0"
+    assert html.value(-1e-300) == "-1e-300" and html.value(-0.01495) == "-0.01495"
+    assert report._value(float("nan")) == "nan"
