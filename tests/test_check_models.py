@@ -54,7 +54,14 @@ def test_the_assignments_models_are_found_built_small_and_correct(correct):
     # reg an argument of loss (assignment 1) or an attribute (assignment 2): both probed
     for name in correct:
         sets = correct[name][0].input_sets(0)
-        assert [s.static[2] for s in sets] == [0.0, 0.25], name
+        assert [s.static[2] for s in sets if s.family != "flat"] == [0.0, 0.25], name
+    # the convnet pools: a third set where every window ties (X zeros), and its pool
+    # (the first maximum of each window) is right there too
+    conv_sets = correct["ThreeLayerConvNet"][0].input_sets(0)
+    assert [s.family for s in conv_sets] == ["random", "regularized", "flat"]
+    assert not conv_sets[2].static[0].any()
+    assert [s.family for s in correct["TwoLayerNet"][0].input_sets(0)] == [
+        "random", "regularized"]  # no pool, no tied set
     assert {c.oracle for _, (_, r) in correct.items() for c in r.checks} == {"numeric"}
     conv = correct["ThreeLayerConvNet"][0].input_sets(0)[0]
     assert conv.static[0].shape == (6, 2, 4, 4)
@@ -70,10 +77,21 @@ def test_planted_bugs_in_a_models_grads_are_named(bugs):
         ("BiasAxis", "b2"): ("wrong-shape", None),  # summed over the classes: (N,)
         ("NoReluMask", "W1"): ("unclassified", None),
         ("NoReluMask", "b1"): ("unclassified", None),
+        ("CentresInPlace", "W1"): ("modifies-input", None),  # X -= X.mean(axis=0)
+        **{("KeepsGradients", k): ("not-reentrant", None) for k in ("W1", "b1", "W2", "b2")},
+        ("TiedPoolConvNet", "b1"): ("tie-overcount", None),  # windows == pooled
     }, wrong
     # the regularization's slip shows only where reg is not 0: said per input set
     check = bugs["NoRegGradient"][1].check("W1")
     assert [s.kind for s in check.inputs] == ["correct", "wrong-derivative"]
+    # the pool's overcount shows only where the windows tie: b1 four times too large
+    check = bugs["TiedPoolConvNet"][1].check("b1")
+    assert [(s.family, s.kind) for s in check.inputs] == [
+        ("random", "correct"), ("regularized", "correct"), ("flat", "tie-overcount")]
+    assert check.scale == pytest.approx(4.0)
+    assert "every pool window ties" in check.note
+    # the write into X is named as such, the gradient's values being right
+    assert "writes into its argument X" in bugs["CentresInPlace"][1].check("W1").note
 
 
 

@@ -420,6 +420,10 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
             return out, lambda ct: (np.asarray(ct) * np.asarray(d(np.array(args[0],
                                                                            copy=True))),)
 
+        def raw(args, static):  # on the array itself: a prime that zeroes its x shows
+            out = fn(args[0])
+            return out, lambda ct: (np.asarray(ct) * np.asarray(d(args[0])),)
+
         def input_sets(seed):
             r = np.random.default_rng(seed)
             return [InputSet("random", f"random {params[0]} (3, 4)", (r.standard_normal(
@@ -431,9 +435,9 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
 
             known = spec(kind)
             return Layer(name, kind, "derivative", (params[0],), forward, vjp,
-                         known.reference, known.input_sets, file=file)
+                         known.reference, known.input_sets, file=file, raw=raw)
         return Layer(name, "custom", "derivative", (params[0],), forward, vjp, None,
-                     input_sets, file=file)
+                     input_sets, file=file, raw=raw)
     if len(params) != 2:
         raise ValueError("a function of more than two arguments")
     lowered = [p.lower() for p in params]
@@ -452,6 +456,11 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
         # a prime that returns the per-entry derivative of a mean, or of a sum (scaled)
         return out, lambda ct: (np.asarray(ct) * np.asarray(g, np.float64),)
 
+    def raw(args, static):  # on the arrays themselves
+        out = np.asarray(np.mean(fn(*order(args[0], static[0]))))
+        return out, lambda ct: (np.asarray(ct) * np.asarray(d(*order(args[0], static[0])),
+                                                             np.float64),)
+
     def input_sets(seed):
         r = np.random.default_rng(seed)
         y_pred = probe.random_like(r, (3, 4), "probabilities")
@@ -461,8 +470,9 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
     s0 = input_sets(0)[0]
     forward(s0.args, s0.static)
     return Layer(name, "loss", "derivative", (params[i],), forward, vjp, None, input_sets,
-                 file=file, notes=(f"a loss and its derivative: checked as the mean of "
-                                   f"{name}, against finite differences",))
+                 file=file, raw=raw, static_names=(params[1 - i],),
+                 notes=(f"a loss and its derivative: checked as the mean of {name}, against "
+                        "finite differences",))
 
 
 def _c(v):

@@ -123,7 +123,9 @@ class Layer(NamedTuple):
     recovered: argument names whose gradient is recovered from a parameter update
         (``(before - after) / learn_rate``): a looser tolerance
     extra: ``(args, static, cotangent) -> list[(arg_name, kind, note)]``, adapter-specific
-        findings (e.g. an input gradient that depends on the learn rate)
+        findings (e.g. an input gradient that depends on the learn rate), replacing a
+        wrong verdict against the exact oracle; against the numeric one, only a ``scaled``
+        one by a factor above 1 (a model's tied pool windows: ``tie-overcount``)
     forward_key: the user's forward function itself, when layers share it: finite
         differences of one forward on the same inputs are then computed once per
         ``memo`` (see ``engine.check_layer``)
@@ -138,7 +140,12 @@ class Layer(NamedTuple):
         on the arrays themselves (no copies), with one state across calls of
         ``backward``: for the checks of ``jaxcnn.check.sanity`` (inputs modified in
         place, a second backward that answers differently). None: not available (JAX
-        arrays cannot be modified)
+        arrays cannot be modified). It must hand the user's code the very arrays of
+        ``args``, of ``static`` (its top-level arrays: labels, a linear loss's ``X``) and
+        the upstream gradient it is given, and, after an in-place update of parameters
+        (a ``backward(grad, lr)``), restore them before the next call of ``backward``
+    static_names: names of ``static``'s entries, for ``raw``'s findings (``("X", "y",
+        "reg")``); () : named by position
     notes: what the adapter wants the user told about how the layer was run (sizes it
         chose for a constructor, parameters it drew instead of zeros)
     offsets: ``(args, static, cotangent) -> list[Alternate]``, known mistakes given as
@@ -165,6 +172,7 @@ class Layer(NamedTuple):
     forward_key: object = None
     held: Callable | None = None
     raw: Callable | None = None
+    static_names: tuple = ()
     sources: tuple = ()
     notes: tuple = ()
     offsets: Callable | None = None

@@ -10,15 +10,21 @@ Run by ``engine.check_layer`` after the gradients are judged (``review``):
   keeps its kind and gets a note).
 * **inputs left alone**: a forward or backward that writes into the caller's arrays
   (``x -= x.max(axis=1, keepdims=True)`` in a ``softmax_loss``) changes what the caller
-  holds, even when the gradient is right: kind ``modifies-input`` on that argument. A
+  holds, even when the gradient is right: kind ``modifies-input`` on that argument. The
+  static arrays count too (labels, a linear loss's or a model's ``X``): a write into one
+  is carried by the layer's first row whose values nothing explains (``unclassified``:
+  code after the write read the overwritten array), else its first correct row. A
   backward that writes into the upstream gradient (``dout``) is a note only: the usual
   pipelines never read it again.
 * **only in float32**: a gradient that fails only on float32 input sets, and is correct
   when the same code runs the same inputs in float64, gets a note saying so (round-off
   or underflow of float32, not a wrong formula).
 
-Reentrancy and inputs use ``Layer.raw`` (the user's code on the arrays themselves); a
-layer without it (JAX: its arrays cannot be modified) is not checked for them.
+Reentrancy and inputs use ``Layer.raw`` (the user's code on the arrays themselves: the
+arguments, the static arrays, the upstream gradient; one state across calls of the
+backward), which every NumPy adapter gives; this module alone compares the arrays before
+and after. A layer without it (JAX: its arrays cannot be modified; PyTorch) is not
+checked for them.
 """
 
 from __future__ import annotations
@@ -74,27 +80,49 @@ def _first_run_set(layer, report, seed: int):
     return None
 
 
+def _static_arrays(layer, static) -> list[tuple[int, str]]:
+    """(position, name) of the top-level arrays among ``static`` (labels, a linear loss's
+    ``X``): the user's code receives them as the caller's. A config dict (``bn_param``,
+    whose running averages a forward updates in place by design) is not one."""
+    names = tuple(getattr(layer, "static_names", ()) or ())
+    return [(i, names[i] if i < len(names) else f"static argument {i + 1}")
+            for i, v in enumerate(static) if isinstance(v, np.ndarray)]
+
+
+def _written(names, static_at, before_args, args, before_static, static) -> list[str]:
+    """The names of the arrays (arguments, then static arrays) that differ from before."""
+    out = [n for n, b, a in zip(names, before_args, args, strict=True) if _changed(b, a)]
+    out += [n for i, n in static_at if _changed(np.asarray(before_static[i]), static[i])]
+    return out
+
+
 def call_findings(layer, s, seed: int) -> tuple[dict, list[str]]:
-    """({argument: (kind, note)}, notes) from calling ``layer.raw`` on ``s``: arguments
-    the forward or backward modified in place, gradients a second backward changes."""
+    """({argument: (kind, note)}, notes) from calling ``layer.raw`` on ``s``: arrays the
+    forward or backward modified in place (the differentiable arguments, the static
+    arrays such as labels, the parameters an adapter hands over as they are), gradients
+    a second backward changes, and a note for a backward that writes into the upstream
+    gradient it is given. Keys are ``layer.arg_names`` and, for static arrays,
+    ``layer.static_names``."""
     findings: dict[str, tuple[str, str]] = {}
     notes: list[str] = []
     names = layer.arg_names
     args = tuple(np.array(a, dtype=np.float64, copy=True) for a in s.args)
     pristine = tuple(a.copy() for a in args)
-    static = copy.deepcopy(s.static)
+    static = tuple(copy.deepcopy(tuple(s.static)))
+    static_at = _static_arrays(layer, static)
+    static_pristine = copy.deepcopy(static)
     try:
         with np.errstate(all="ignore"):
             out, backward = layer.raw(args, static)
             out = np.array(out, dtype=np.float64, copy=True)
     except Exception:  # the main check reports the user's errors
         return findings, notes
-    for name, before, after in zip(names, pristine, args, strict=True):
-        if _changed(before, after):
-            findings[name] = ("modifies-input", f"your forward writes into its argument {name} "
-                              f"(on {s.name}): the caller's array changes; compute into a new "
-                              f"array ({name} = {name} - m, not {name} -= m)")
+    for name in _written(names, static_at, pristine, args, static_pristine, static):
+        findings[name] = ("modifies-input", f"your forward writes into its argument {name} "
+                          f"(on {s.name}): the caller's array changes; compute into a new "
+                          f"array ({name} = {name} - m, not {name} -= m)")
     after_forward = tuple(a.copy() for a in args)
+    static_after = copy.deepcopy(static)
     rng = np.random.default_rng([seed, 17])
     ct = (np.asarray(layer.cotangent(out, s, rng), np.float64) if layer.cotangent is not None
           else rng.standard_normal(out.shape))
@@ -106,11 +134,12 @@ def call_findings(layer, s, seed: int) -> tuple[dict, list[str]]:
                 notes.append(f"{s.name}: your backward writes into the upstream gradient "
                              "(dout) it is given; harmless in a plain chain, wrong where dout "
                              "is used again (a residual connection)")
-            for name, before, after in zip(names, after_forward, args, strict=True):
-                if name not in findings and _changed(before, after):
-                    findings[name] = ("modifies-input", f"your backward writes into the "
-                                      f"forward's argument {name} through its cache (on "
-                                      f"{s.name}): the caller's array changes")
+            for name in _written(names, static_at, after_forward, args, static_after,
+                                 static):
+                findings.setdefault(name, (
+                    "modifies-input", f"your backward writes into the forward's argument "
+                    f"{name} (through its cache, or as it is given; on {s.name}): the "
+                    "caller's array changes"))
             second = _snapshot(backward(ct.copy()))
     except Exception as exc:
         notes.append(f"{s.name}: a second call of your backward with the same cache raised "
@@ -172,9 +201,23 @@ def review(layer, report, seed: int, check_set) -> None:
         return
     findings, notes = call_findings(layer, s, seed)
     report.notes.extend(notes)
-    checked = {c.quantity for c in report.checks}
-    report.notes.extend(f"{name}: {kind}: {note}" for name, (kind, note) in findings.items()
-                        if name not in checked)
+    checked = [c.quantity for c in report.checks]
+    # a write into an array that is not a checked gradient's (labels, a model's X) is
+    # the layer's: one row carries it, so that the verdict (and the exit code) does: the
+    # first whose values nothing explains, else the first correct one
+    rows = sorted((c for c in report.checks),
+                  key=lambda c: (c.kind != "unclassified", not c.ok))
+    target = next((c.quantity for c in rows if c.quantity not in findings), None)
+    carried = []
+    for name, (kind, note) in findings.items():
+        if name in checked:
+            continue
+        if kind == "modifies-input" and target is not None:
+            carried.append(note)
+        else:
+            report.notes.append(f"{name}: {kind}: {note}")
+    if carried:
+        findings[target] = ("modifies-input", "; ".join(carried))
     for c in report.checks:
         if c.quantity not in findings:
             continue
@@ -182,6 +225,12 @@ def review(layer, report, seed: int, check_set) -> None:
         if c.ok:  # the values agree: no worst entries to show
             c.kind, c.rule, c.worst = kind, None, []
             c.note = f"the gradient's values are correct, but {note}"
+        elif kind == "modifies-input" and c.kind == "unclassified":
+            # nothing else explains the values; the write is the one mistake found, and
+            # the likely cause (a line after it reads the overwritten array)
+            c.kind, c.rule = kind, None
+            c.note = (f"{note}; the gradient's values are wrong too, most likely because "
+                      f"code after the write reads the overwritten array ({c.note})")
         else:
             c.note = f"{c.note}; also: {note}"
 

@@ -38,11 +38,12 @@ def _copies(args):
 
 
 def _call(fn, s, args, static, fresh: bool = True):
-    """``fn`` called with fresh copies of the arrays (``fresh``; else the arrays given,
-    to see whether it writes into them) and of the static arguments (a ``bn_param`` the
-    forward updates in place stays the input set's), in the order of ``s.signature``
-    (``word_embedding_forward(x, W)``), else arrays then statics."""
-    args, static = (_copies(args) if fresh else tuple(args)), copy.deepcopy(tuple(static))
+    """``fn`` called with fresh copies of the arrays and of the static arguments (a
+    ``bn_param`` the forward updates in place stays the input set's) (``fresh``; else
+    the ones given, to see whether it writes into them: ``Layer.raw``), in the order of
+    ``s.signature`` (``word_embedding_forward(x, W)``), else arrays then statics."""
+    args, static = ((_copies(args), copy.deepcopy(tuple(static))) if fresh
+                    else (tuple(args), tuple(static)))
     if s.signature is None:
         return fn(*args, *static)
     by_name = dict(zip(s.arg_names, args, strict=True))
@@ -123,7 +124,7 @@ def from_cs231n(forward: Callable, backward: Callable, kind: str, name: str | No
     reference = s.from_user(fwd) if s.from_user is not None else s.reference
     return Layer(name or forward.__name__, kind, "cs231n", s.arg_names, fwd, vjp, reference,
                  input_sets, axis_names=s.axis_names, file=file, raw=raw,
-                 sources=(forward, backward))
+                 static_names=s.static_names, sources=(forward, backward))
 
 
 def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
@@ -146,7 +147,7 @@ def from_cs231n_loss(loss: Callable, kind: str, name: str | None = None,
 
     return Layer(name or loss.__name__, kind, "cs231n", s.arg_names, fwd, vjp, s.reference,
                  s.input_sets, axis_names=s.axis_names, file=file, raw=raw,
-                 sources=(loss, loss))
+                 static_names=s.static_names, sources=(loss, loss))
 
 
 __all__ = ["from_cs231n", "from_cs231n_loss"]

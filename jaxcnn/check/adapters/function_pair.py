@@ -33,9 +33,15 @@ def _names(fn) -> list[str]:
             and p.default is p.empty]
 
 
-def _interleave(args, static, mask):
+def _interleave(args, static, mask, own: bool = False):
+    """The call's arguments in the signature's order: copies of ``args``, or (``own``)
+    the arrays themselves (``Layer.raw``)."""
     a, s = iter(args), iter(static)
-    return [next(s) if m else np.array(next(a), copy=True) for m in mask]
+    return [next(s) if m else next(a) if own else np.array(next(a), copy=True) for m in mask]
+
+
+def _static_names(names, mask) -> tuple:
+    return tuple(n for n, m in zip(names, mask, strict=False) if m)
 
 
 def _pick(fn, names, first_output: bool, backward: Callable | None = None):
@@ -111,12 +117,14 @@ def from_function_pair(forward: Callable, backward: Callable, name: str | None =
         out = forward(*_interleave(args, static, mask))
         return out[0] if isinstance(out, (tuple, list)) else out
 
-    def vjp(args, static):
-        out, cache = forward(*_interleave(args, static, mask))
-        return out, lambda ct: backward(np.array(ct, copy=True), cache)
+    def vjp(args, static, own=False):
+        out, cache = forward(*_interleave(args, static, mask, own))
+        return out, lambda ct: backward(ct if own else np.array(ct, copy=True), cache)
 
     return Layer(name or forward.__name__, "custom", style, tuple(diff), fwd, vjp, None,
-                 _sets(diff, values, mask, what), file=file, sources=(forward, backward))
+                 _sets(diff, values, mask, what), file=file, sources=(forward, backward),
+                 raw=lambda args, static: vjp(args, static, own=True),
+                 static_names=_static_names(names, mask))
 
 
 def from_loss_function(loss: Callable, name: str | None = None, file: str | None = None
@@ -131,12 +139,14 @@ def from_loss_function(loss: Callable, name: str | None = None, file: str | None
     def fwd(args, static):
         return np.asarray(loss(*_interleave(args, static, mask))[0])
 
-    def vjp(args, static):
-        value, dx = loss(*_interleave(args, static, mask))
+    def vjp(args, static, own=False):
+        value, dx = loss(*_interleave(args, static, mask, own))
         return value, lambda ct: (None if dx is None else np.asarray(ct) * np.asarray(dx),)
 
     return Layer(name or loss.__name__, "loss", "cs231n", tuple(diff), fwd, vjp, None,
-                 _sets(diff, values, mask, what), file=file, sources=(loss, loss))
+                 _sets(diff, values, mask, what), file=file, sources=(loss, loss),
+                 raw=lambda args, static: vjp(args, static, own=True),
+                 static_names=_static_names(names, mask))
 
 
 def probed_inputs(f: Callable) -> tuple[tuple[str, ...], list[tuple], tuple, Callable]:

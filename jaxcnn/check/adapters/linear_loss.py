@@ -469,6 +469,7 @@ def from_linear_loss(fn, name: str | None = None, file: str | None = None) -> La
     axes = ("class", "feature") if form.transposed else ("feature", "class")
     return Layer(name, kind, "cs231n", ("W",), forward, vjp, reference(form), _input_sets(form),
                  axis_names={"W": axes, "out": ()}, file=file, raw=raw, sources=(fn, fn),
+                 static_names=("X", "y", "reg"),
                  notes=tuple(n for n in notes if n))
 
 

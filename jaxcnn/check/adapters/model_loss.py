@@ -27,6 +27,15 @@ no regularisation (``reg`` 0), the second ``reg`` 0.25; a regularisation gradien
 out, halved, doubled or of the wrong sign is ``wrong-derivative`` with the rule naming
 it (the L2 term's gradient, ``2 c W`` for a loss term ``c * sum(W ** 2)``, is measured
 on the user's own loss: its change with ``reg``, probed along each parameter).
+
+A model on images whose source names a pool (``windows.max``, ``max_pool_forward``)
+gets a third input set (``reg`` 0) where every pool window ties: ``X`` all zeros and
+every bias positive, so each conv output is its bias, equal across each window, and
+moving a parameter moves a whole window together (the loss stays differentiable and
+finite differences are exact). A backward that gives each tied maximum the full
+upstream gradient (``mask = windows == pooled``) is then k times too large in every
+parameter before the pool (k = 4 for a 2x2 window): ``tie-overcount``, named so only
+there (``extra``); random inputs never tie.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from jaxcnn.check.layer import Alternate, InputSet, Layer
 SAMPLES = 6
 REG = 0.25
 X_NAME = re.compile(r"^(x|X|inputs?|data|x_?batch|X_?batch)$")
+POOL = re.compile(r"pool", re.IGNORECASE)
 
 # constructor arguments set by name, defaults overridden: (pattern, value for an int or
 # None default, value for a tuple/list default)
@@ -210,13 +220,15 @@ def from_model(cls, name: str | None = None, file: str | None = None,
             o.reg = reg
         return o
 
-    def call(o, x, y, reg):
+    def call(o, x, y, reg, own=False):
+        """``o.loss`` on copies of ``x`` and ``y``, or (``own``) on the arrays themselves."""
         from jaxcnn.check.adapters.module_style import seeded
 
         extra = {"reg": reg} if reg_arg else {}
+        if not own:
+            x, y = np.array(x, copy=True), None if y is None else np.array(y, copy=True)
         with seeded(), contextlib.redirect_stdout(sys.stderr):
-            return o.loss(np.array(x, copy=True), None if y is None else np.array(
-                y, copy=True), **extra)
+            return o.loss(x, y, **extra)
 
     def value_of(result) -> np.ndarray:
         value = result[0] if isinstance(result, (tuple, list)) else result
@@ -248,9 +260,20 @@ def from_model(cls, name: str | None = None, file: str | None = None,
             "grads) with a scalar loss and grads a dict keyed like self.params")
     regs = (0.0, REG) if (reg_arg or reg_attr) else (0.0,)
     stray = stray_keys(result[1], params, keys)
+    pools = len(x_shape) == 4 and _pools(cls)
 
     def input_sets(seed):
         sets = []
+        if pools:  # last: a bug seen on random inputs too is named there first
+            r = np.random.default_rng([seed, 4])
+            args = tuple(_draw(r, key, s) for key, s in zip(keys, shapes, strict=True))
+            args = tuple(np.abs(a) + 0.5 if a.ndim == 1 and not key_name(k).lower()
+                         .startswith("gamma") else a for k, a in zip(keys, args, strict=True))
+            y = r.permutation(np.arange(SAMPLES) % classes)
+            tied = [InputSet("flat", f"X {x_shape} all zeros, biases positive (every pool "
+                                     f"window tied), labels {y.tolist()}", args,
+                             (np.zeros(x_shape), y, 0.0),
+                             note="every pool window ties: a tie-overcount shows")]
         for k, reg in enumerate(regs):
             r = np.random.default_rng(seed * 1000 + k)
             args = tuple(_draw(r, key, s) for key, s in zip(keys, shapes, strict=True))
@@ -260,7 +283,7 @@ def from_model(cls, name: str | None = None, file: str | None = None,
                 f", reg {reg:g}" if len(regs) > 1 else "")
             sets.append(InputSet("random" if reg == 0 else "regularized", what, args,
                                  (x, y, reg)))
-        return sets
+        return sets + tied if pools else sets
 
     def forward(args, static):
         x, y, reg = static
@@ -278,6 +301,51 @@ def from_model(cls, name: str | None = None, file: str | None = None,
             return tuple(None if grads.get(k) is None
                          else float(ct) * np.asarray(grads[k], np.float64) for k in keys)
         return value_of(result), back
+
+    def grads_of(result):
+        grads = result[1] if isinstance(result, (tuple, list)) and len(result) > 1 else None
+        if not isinstance(grads, dict):
+            raise TypeError(f"loss returned a {type(grads).__name__} where a grads dict "
+                            "belongs")
+        return grads
+
+    def raw(args, static):
+        """The user's model on the caller's arrays (``jaxcnn.check.sanity``): its params
+        are ``args`` themselves (float64 ones), its loss gets ``X`` and ``y`` themselves.
+        The first backward returns that call's grads; each later one calls the loss
+        again on the same object, on copies of ``X`` and ``y`` as they were given (a
+        model that accumulates grads or keeps state across calls answers differently)."""
+        x, y, reg = static
+        o = copy.deepcopy(template)
+        for k, value, dtype in zip(keys, args, dtypes, strict=True):
+            o.params[k] = value if dtype == np.float64 else np.array(value, dtype=dtype)
+        if reg_attr:
+            o.reg = reg
+        again = (np.array(x, copy=True), np.array(y, copy=True))
+        result = call(o, x, y, reg, own=True)
+        calls = []
+
+        def back(ct):
+            r = result if not calls else call(o, *(np.array(a, copy=True) for a in again),
+                                              reg, own=True)
+            calls.append(1)
+            grads = grads_of(r)
+            return tuple(None if grads.get(k) is None
+                         else float(ct) * np.asarray(grads[k], np.float64) for k in keys)
+        return value_of(result), back
+
+    def extra(args, static, ct):
+        """On the set whose pool windows all tie (``X`` all zeros), a gradient too large
+        by a factor is a tie overcount (the engine names only such a finding by it)."""
+        x = static[0]
+        if not pools or np.any(x):
+            return []
+        return [(key_name(k), "tie-overcount", "every pool window ties here (X all zeros: "
+                 "each conv output is its bias) and this gradient is k times too large: "
+                 "each tied maximum gets the FULL upstream gradient (an `==` mask, "
+                 "`windows == pooled`), which is not a subgradient; give each window's "
+                 "gradient to one maximum (argmax), or split it among the ties")
+                for k in keys]
 
     def offsets(args, static, ct):
         """The L2 term's gradient on the user's own loss, and its classic slips."""
@@ -309,9 +377,24 @@ def from_model(cls, name: str | None = None, file: str | None = None,
                    "checked against finite differences of that loss"
                    + (f" (regularization included: reg 0, then {REG:g})"
                       if len(regs) > 1 else "")]
+    if pools:
+        notes.append("it pools: also checked on X all zeros with positive biases, where "
+                     "every pool window ties (a tie-overcount shows there only)")
     return Layer(name, "model", "model", tuple(key_name(k) for k in keys), forward, vjp,
                  None, input_sets, file=file, notes=tuple(notes),
-                 offsets=offsets)
+                 offsets=offsets, raw=raw, static_names=("X", "y", "reg"), extra=extra)
+
+
+def _pools(cls) -> bool:
+    """Whether the model's source (its class, or its file, where a pool helper such as
+    ``max_pool_forward_fast`` is defined or imported) names a pool."""
+    for obj in (cls, inspect.getmodule(cls)):
+        try:
+            if POOL.search(inspect.getsource(obj)):
+                return True
+        except (OSError, TypeError):
+            continue
+    return False
 
 
 def stray_keys(grads: dict, params: dict, keys: list) -> list[str]:

@@ -316,18 +316,20 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             return _loss_value(o, forward, args[0], static[0], fwd_extra)
         return _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
 
-    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE):
+    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE, own=False):
+        """``own``: the user's code gets ``x``, ``ct`` and the target themselves (no
+        copies: ``raw``)."""
         before = [np.array(s.get(o), dtype=np.float64, copy=True) for s in slots]
         if loss:
             stored = getattr(o, "output", None)
             dvalues = (stored if isinstance(stored, np.ndarray) and stored.shape == x.shape
-                       else np.array(x, copy=True))
-            ret = bwd_method_of(o)(*_loss_backward_args(bwd_req, dvalues, static[0]))
+                       else x if own else np.array(x, copy=True))
+            ret = bwd_method_of(o)(*_loss_backward_args(bwd_req, dvalues, static[0], own))
             dx = input_grad(o, ret, backward)
             return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
         names_before = {k: v for k, v in vars(o).items() if not float_array(v) or not
                         GRAD_NAME.search(k)}
-        ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate))
+        ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate, own))
         dx = input_grad(o, ret, backward)
         grads = []
         returned = (list(ret[1:]) if isinstance(ret, (tuple, list)) and len(ret) == len(slots)
@@ -354,13 +356,28 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         return out, lambda ct: run_backward(copy.deepcopy(o), args[0], ct, static)
 
     def raw(args, static):
-        """The user's object on the caller's arrays, one object across calls of the
-        backward (``jaxcnn.check.sanity``: inputs written into, a second backward that
-        answers differently, e.g. gradients accumulated into a buffer)."""
-        o = fresh(args)
+        """The user's object on the caller's arrays (the input, the target, the upstream
+        gradient, and its parameters where it keeps them in float64 and updates none),
+        one object across calls of the backward (``jaxcnn.check.sanity``: arrays written
+        into, a second backward that answers differently, e.g. gradients accumulated
+        into a buffer). A ``backward(grad, lr)`` updates its parameters by design: they
+        are copies, restored before every call."""
+        o = copy.deepcopy(template)
+        for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
+            own = not takes_lr and dtype == np.float64 and isinstance(value, np.ndarray)
+            slot.set(o, value if own else np.array(value, dtype=dtype, copy=True))
         x = args[0]
-        out = _run_forward(o, forward, x, fwd_extra)
-        return out, lambda ct: run_backward(o, x, ct, static)
+        if loss:
+            out = _loss_value(o, forward, x, static[0], fwd_extra, own=True)
+        else:
+            out = _run_forward(o, forward, x, fwd_extra)
+
+        def backward(ct):
+            if takes_lr:  # each call starts from the parameters the forward saw
+                for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
+                    slot.set(o, np.array(value, dtype=dtype, copy=True))
+            return run_backward(o, x, ct, static, own=True)
+        return out, backward
 
     def input_sets(seed):
         if pool_spec is not None:
@@ -413,17 +430,19 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  layer_forward, vjp, reference, input_sets,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
                  notes=tuple(notes), sources=sources if all(sources) else (),
-                 raw=None if loss or takes_lr else raw)
+                 raw=raw, static_names=(_target_name(fwd_method),) if loss else ())
 
 
-def _backward_args(required, takes_lr: bool, x, ct, learn_rate) -> list:
+def _backward_args(required, takes_lr: bool, x, ct, learn_rate, own: bool = False) -> list:
     """What a module-style backward is called with: ``(dout)``, ``(dout, lr)``, or
     ``(input, dout)`` when its first argument is named like the input (``backward(self,
-    x, grad)``); further required arguments by name (``training=False``)."""
+    x, grad)``); further required arguments by name (``training=False``). Copies of
+    ``x`` and ``ct``, or (``own``) the arrays themselves."""
+    def give(a):
+        return a if own else np.array(a, copy=True)
     if len(required) >= 2 and INPUT_NAME.fullmatch(required[0].name) and not takes_lr:
-        return [np.array(x, copy=True), np.array(ct, copy=True),
-                *[extra_value(p) for p in required[2:]]]
-    head = [np.array(ct, copy=True)] + ([learn_rate] if takes_lr else [])
+        return [give(x), give(ct), *[extra_value(p) for p in required[2:]]]
+    head = [give(ct)] + ([learn_rate] if takes_lr else [])
     return head + [extra_value(p) for p in required[len(head):]]
 
 
@@ -491,11 +510,13 @@ class seeded:  # noqa: N801 (a context manager, used like a function)
         np.random.set_state(self.state)  # noqa: NPY002
 
 
-def _loss_value(o, method: str, y_pred, target, extra) -> np.ndarray:
+def _loss_value(o, method: str, y_pred, target, extra, own: bool = False) -> np.ndarray:
     """The loss as a scalar: the mean of what the forward returns (per-sample losses, as
-    the book's ``Loss.calculate`` averages them), or the scalar it returns."""
+    the book's ``Loss.calculate`` averages them), or the scalar it returns. The forward
+    gets copies of ``y_pred`` and ``target``, or (``own``) the arrays themselves."""
     with seeded():
-        ret = getattr(o, method)(np.array(y_pred, copy=True), _copy(target), *extra)
+        ret = getattr(o, method)(y_pred if own else np.array(y_pred, copy=True),
+                                 target if own else _copy(target), *extra)
     if ret is None:
         ret = getattr(o, "loss", None) if isinstance(getattr(o, "loss", None), (float,
                                                                                np.ndarray)) \
@@ -504,18 +525,26 @@ def _loss_value(o, method: str, y_pred, target, extra) -> np.ndarray:
     return np.asarray(value.mean()) if value.ndim else value
 
 
-def _loss_backward_args(required, dvalues, target) -> list:
+def _loss_backward_args(required, dvalues, target, own: bool = False) -> list:
     """What a loss's backward is called with: ``(dvalues, y_true)`` (the book's), nothing
     (a course framework's ``backward()`` that reads what its forward stored), the target
-    alone, or the upstream gradient of the loss alone (1.0)."""
+    alone, or the upstream gradient of the loss alone (1.0). Copies, or (``own``) the
+    arrays themselves."""
+    target = target if own else _copy(target)
     if len(required) >= 2:
-        return [np.array(dvalues, copy=True), _copy(target),
+        return [dvalues if own else np.array(dvalues, copy=True), target,
                 *[extra_value(p) for p in required[2:]]]
     if not required:
         return []
     if re.search(r"true|target|label|^y$|^t$", required[0].name, re.IGNORECASE):
-        return [_copy(target)]
+        return [target]
     return [np.array(1.0)]
+
+
+def _target_name(fwd_method) -> str:
+    """A loss forward's target argument, by its own name (``y_true``)."""
+    own = [p.name for p in positional_params(fwd_method)]
+    return own[1] if len(own) >= 2 else "target"
 
 
 def _copy(v):

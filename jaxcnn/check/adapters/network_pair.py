@@ -100,10 +100,11 @@ ROLES = {"x": "X", "y": "Y", "parameters": "parameters", "params": "parameters",
          "cache": "cache", "caches": "cache"}
 
 
-def by_name(fn: Callable, values: dict):
+def by_name(fn: Callable, values: dict, own: bool = False):
     """``fn`` called with its arguments by their names (``X``, ``Y``, ``parameters``,
     ``cache``, any order, as the exercises vary: ``backward_propagation(parameters,
-    cache, X, Y)``). TypeError naming an argument it has no value for."""
+    cache, X, Y)``), copies of the arrays and dicts, or (``own``) the values themselves.
+    TypeError naming an argument it has no value for."""
     args = []
     for p in inspect.signature(fn).parameters.values():
         role = ROLES.get(p.name.lower())
@@ -113,7 +114,7 @@ def by_name(fn: Callable, values: dict):
             raise TypeError(f"no value for its argument {p.name!r} (known: X, Y, "
                             "parameters, cache)")
         v = values[role]
-        args.append(copy.deepcopy(v) if isinstance(v, dict) else
+        args.append(v if own else copy.deepcopy(v) if isinstance(v, dict) else
                     np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
     return fn(*args)
 
@@ -137,11 +138,12 @@ def from_network_pair(forward: Callable, backward: Callable, name: str | None = 
         raise ValueError("its forward takes no Y and the file has no compute_cost(A, Y): "
                          "the cost to differentiate is unknown")
 
-    def cost(params: dict, x, y):
-        result = by_name(forward, {"X": x, "Y": y, "parameters": params})
+    def cost(params: dict, x, y, own=False):
+        result = by_name(forward, {"X": x, "Y": y, "parameters": params}, own)
         value = result[0] if isinstance(result, (tuple, list)) else result
         if not with_y:
-            value = cost_fn(np.array(value, copy=True), np.array(y, copy=True))
+            value = (cost_fn(value, y) if own else
+                     cost_fn(np.array(value, copy=True), np.array(y, copy=True)))
         return np.asarray(value, dtype=np.float64), result
 
     rng = np.random.default_rng(0)
@@ -175,15 +177,18 @@ def from_network_pair(forward: Callable, backward: Callable, name: str | None = 
         value, _ = cost(dict(zip(keys, args, strict=True)), *static)
         return value.reshape(())
 
-    def vjp(args, static):
+    def vjp(args, static, own=False):
+        """``own``: the user's code gets the arrays themselves (``Layer.raw``)."""
         x, y = static
-        value, result = cost(dict(zip(keys, args, strict=True)), x, y)
+        params = dict(zip(keys, args, strict=True))
+        value, result = cost(params, x, y, own)
         cache = result[1] if isinstance(result, (tuple, list)) and len(result) > 1 else None
 
         def back(ct):
             with contextlib.redirect_stdout(sys.stderr):
                 grads = by_name(backward, {"X": x, "Y": y, "cache": cache,
-                                           "parameters": dict(zip(keys, args, strict=True))})
+                                           "parameters": params if own else
+                                           dict(zip(keys, args, strict=True))}, own)
             if not isinstance(grads, dict):
                 raise TypeError(f"{getattr(backward, '__name__', 'backward')} returned a "
                                 f"{type(grads).__name__}; a gradients dict belongs "
@@ -198,7 +203,8 @@ def from_network_pair(forward: Callable, backward: Callable, name: str | None = 
     # rows are named by the gradients dict's keys (dW1, db1): what the user returns
     return Layer(name or forward.__name__, "network", "network", tuple(f"d{k}" for k in keys),
                  fwd, vjp, None, input_sets, file=file, notes=(note,),
-                 sources=(forward, backward))
+                 sources=(forward, backward), static_names=("X", "Y"),
+                 raw=lambda args, static: vjp(args, static, own=True))
 
 
 def _draw(rng, key: str, shape: tuple, rows: bool) -> np.ndarray:

@@ -84,9 +84,10 @@ def from_conv(forward: Callable, backward: Callable, name: str | None = None,
     def fwd(args, static):
         return _pair(forward(*_copies(args), *static), forward)[0]
 
-    def vjp(args, static):
-        out, cache = _pair(forward(*_copies(args), *static), forward)
-        return out, lambda ct: backward(np.array(ct, copy=True), cache)
+    def vjp(args, static, own=False):
+        """``own``: the user's code gets the arrays themselves (``Layer.raw``)."""
+        out, cache = _pair(forward(*(args if own else _copies(args)), *static), forward)
+        return out, lambda ct: backward(ct if own else np.array(ct, copy=True), cache)
 
     reference = Reference("lax.conv_general_dilated (NHWC, HWIO) + b", ref_forward, alternates)
     axis_names = dict(base.axis_names, b=(None, None, None, "filter"))
@@ -94,7 +95,7 @@ def from_conv(forward: Callable, backward: Callable, name: str | None = None,
                  ("A_prev", "W", "b"), fwd, vjp, reference, input_sets,
                  axis_names={"A_prev": axis_names["x"], "W": axis_names["w"],
                              "b": axis_names["b"], "out": axis_names["out"]}, file=file,
-                 sources=(forward, backward))
+                 sources=(forward, backward), raw=_raw(vjp), static_names=("hparameters",))
 
 
 def _hparameters(pool_param: dict) -> dict:
@@ -165,10 +166,11 @@ def from_pool(forward: Callable, backward: Callable, mode: str = "max",
     def fwd(args, static):
         return _pair(forward(*_copies(args), *static), forward)[0]
 
-    def vjp(args, static):
-        out, cache = _pair(forward(*_copies(args), *static), forward)
+    def vjp(args, static, own=False):
+        """``own``: the user's code gets the arrays themselves (``Layer.raw``)."""
+        out, cache = _pair(forward(*(args if own else _copies(args)), *static), forward)
         extra = static[1:]  # the mode
-        return out, lambda ct: backward(np.array(ct, copy=True), cache, *extra)
+        return out, lambda ct: backward(ct if own else np.array(ct, copy=True), cache, *extra)
 
     reference = None
     if mode == "max":
@@ -178,7 +180,8 @@ def from_pool(forward: Callable, backward: Callable, mode: str = "max",
     shown = f"{name or forward.__name__} ({mode})" if mode_given else (name or forward.__name__)
     return Layer(shown, f"{mode}_pool_nhwc_hparameters", "specialisation", ("A_prev",), fwd,
                  vjp, reference, input_sets, axis_names={"A_prev": names, "out": names},
-                 file=file, sources=(forward, backward))
+                 file=file, sources=(forward, backward), raw=_raw(vjp),
+                 static_names=("hparameters", "mode"))
 
 
 ACTIVATIONS = {"relu": lambda z: jnp.maximum(z, 0.0), "sigmoid": jax.nn.sigmoid,
@@ -233,12 +236,13 @@ def from_linear(forward: Callable, backward: Callable, activation: str | None = 
     def fwd(args, static):
         return _pair(forward(*_copies(args), *static), forward)[0]
 
-    def vjp(args, static):
-        out, cache = _pair(forward(*_copies(args), *static), forward)
+    def vjp(args, static, own=False):
+        """``own``: the user's code gets the arrays themselves (``Layer.raw``)."""
+        out, cache = _pair(forward(*(args if own else _copies(args)), *static), forward)
         m = np.shape(args[0])[1]
 
         def back(ct):
-            grads = backward(np.array(ct, copy=True), cache, *static)
+            grads = backward(ct if own else np.array(ct, copy=True), cache, *static)
             if not (isinstance(grads, (tuple, list)) and len(grads) == 3):
                 return grads
             da, dw, db = grads
@@ -254,7 +258,13 @@ def from_linear(forward: Callable, backward: Callable, activation: str | None = 
                  Reference(text, ref_forward, alternates if activation else None), input_sets,
                  axis_names={"A_prev": ("feature", "sample"), "W": ("out", "in"),
                              "b": ("out", None), "out": ("out", "sample")},
-                 file=file, notes=(note,))
+                 file=file, notes=(note,), raw=_raw(vjp), static_names=("activation",))
+
+
+def _raw(vjp):
+    """``Layer.raw`` of a ``vjp(args, static, own)``: the same call on the arrays
+    themselves."""
+    return lambda args, static: vjp(args, static, own=True)
 
 
 __all__ = ["from_conv", "from_linear", "from_pool"]
