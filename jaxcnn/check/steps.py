@@ -758,13 +758,14 @@ def _links(ordered: list, writes: dict, runs: dict) -> dict:
 
 
 def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
-               runs: dict, file, verdict: cls.Finding | None = None):
+               runs: dict, file, verdict: cls.Finding | None = None, counts=()):
     """Which write of a variable built up in place is wrong, judged by its contribution to
     the final value, the other writes taken as right: (state, line, Finding, expected,
     last_write), or None when none is (or ``want`` is no full array). ``chain``: the
     variable's states in order (``index``: their indices, keys of ``links``), the last one
     wrong against ``want``; ``parts``: (line, the part of dL/dx that flows through that
-    line of the forward), full arrays; ``verdict``: the final value's finding."""
+    line of the forward), full arrays; ``verdict``: the final value's finding;
+    ``counts``: the sample counts (a division by one is a mean, not the suspect)."""
     final = np.asarray(chain[-1].value, np.float64)
     if not isinstance(want, np.ndarray) or want.shape != final.shape:
         return None
@@ -800,6 +801,8 @@ def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
     for s, op, d in candidates:
         if op == "scale":  # final = c * (the value before, scaled later) + the rest
             c, before = d
+            if any(abs(c * n - 1) <= 1e-9 for n in counts):
+                continue  # dW /= N: a mean over the samples; a factor is off before it
             rest = final - c * before
             right = _factor(want - rest, before, tol)
             if right is None or abs(right) <= 1e-12 or abs(c / right - 1) <= 1e-6:
@@ -975,7 +978,7 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None) -> \
                 if full is not None and np.any(full != 0):
                     parts.append((u[2], full))
         got = _attribute(states, links, chain, want, parts, x or step.name, runs, file,
-                         finding)
+                         finding, truth.sample_counts())
         if got is not None:
             s, line, why, what, last_write = got
             return found(s, what, why, None, line, last_write)
