@@ -358,3 +358,14 @@ def test_a_term_added_before_a_scaling_is_named_where_it_is_added():
     first = check_layer(layer).first_wrong_step
     assert first is not None and first.code == "dW = X.T @ ds + 2 * reg * W", first.text()
     assert first.kind == "wrong-derivative" and not first.last_write
+
+
+def test_a_factor_is_named_where_it_enters_not_at_the_mean(in_place):
+    """``dW = 2 * X.T.dot(p); dW /= n``: the division by the sample count is the mean, not
+    the suspect; ``dW *= 2`` after right writes is."""
+    first = in_place["softmax_loss_doubled"].first_wrong_step
+    assert first.code == "dW = 2 * X.T.dot(p)" and first.kind == "scaled", first.text()
+    assert abs(first.scale - 2) < 1e-9
+    first = in_place["softmax_loss_scaled_at_the_end"].first_wrong_step
+    assert first.code == "dW *= 2" and first.kind == "scaled", first.text()
+    assert abs(first.scale - 2) < 1e-9
