@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxcnn.check import check_layer, from_blog, from_cs231n, from_cs231n_loss
+from jaxcnn.check import (
+    check_layer,
+    find_layers,
+    from_blog,
+    from_cs231n,
+    from_cs231n_loss,
+    load_file,
+)
 from jaxcnn.check.layer import InputSet, Layer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,3 +267,105 @@ def test_a_one_path_input_at_ties_keeps_its_named_kind(tmp_path):
     assert report.checks[0].kind == "tie-overcount"
     assert first is not None and first.kind == "tie-overcount", first.text()
     assert "return" in path.read_text().splitlines()[first.line - 1]
+
+
+def _file_reports(path: Path) -> dict:
+    found = find_layers(load_file(path), str(path))
+    return {layer.name: check_layer(layer) for layer in found.layers}
+
+
+def _line_of(path: Path, text: str) -> int:
+    lines = path.read_text().splitlines()
+    return next(k for k, line in enumerate(lines, 1) if text in line)
+
+
+@pytest.fixture(scope="module")
+def in_place():
+    return _file_reports(ROOT / "tests" / "fixtures" / "in_place_grads.py")
+
+
+def test_a_gradient_built_in_place_is_judged_at_its_last_write(in_place):
+    """``dW[:, j] += X[i]`` in a loop, then ``dW /= n``, then ``dW += reg * W``: the
+    loop's partial sums are not dL/dW, and the first wrong step was the loop's right line
+    20 ("unclassified against dL/dW"). A write is judged by its contribution to the final
+    value, the other writes taken as right."""
+    path = ROOT / "tests" / "fixtures" / "in_place_grads.py"
+    loop = {_line_of(path, "dW[:, j] += X[i]"), _line_of(path, "dW[:, y[i]] -= X[i]")}
+    for name, (code, kind, scale_) in {
+            "svm_loss_reg_sign": ("dW -= 2 * reg * W", "sign-flipped", -1.0),
+            "svm_loss_reg_half": ("dW += reg * W", "scaled", 0.5)}.items():
+        first = in_place[name].first_wrong_step
+        assert first is not None and first.code == code, first.text()
+        assert (first.name, first.kind, first.last_write) == ("dW", kind, False)
+        assert abs(first.scale - scale_) < 1e-9 and first.line not in loop
+    # a term left out: no write is wrong; the last write is named, with what is wrong
+    first = in_place["svm_loss_no_reg_grad"].first_wrong_step
+    assert first.line not in loop and first.code == "dW /= n" and first.last_write
+    assert "dW is wrong after its last write" in first.text()
+    assert first.to_json()["last_write"] is True
+
+
+def test_a_sum_gradient_returned_for_a_mean_loss_is_named_at_the_return():
+    """The loss is a mean, its gradient is left the sum over samples, and nothing after
+    the return divides it: ``dx[np.arange(n), y] -= 1`` is a right step of the sum's
+    gradient (a sum whose mean is taken later is no mistake), the return is where the
+    mean is never taken."""
+    path = ROOT / "tests" / "fixtures" / "mean_loss_sum_grad.py"
+    first = _file_reports(path)["softmax_loss"].first_wrong_step
+    assert first is not None and first.line == _line_of(path, "    return "), first.text()
+    assert (first.kind, first.scale) == ("scaled", 4.0)
+    assert "mean is never taken" in first.note
+
+
+def test_partial_values_of_a_variable_written_again_are_not_judged(tmp_path):
+    """The kind: a state of a variable that a later ``+=`` / ``/=`` continues is a partial
+    value. A sum over paths split into ``dx = ...; dx += ...`` with one term wrong is
+    pinned to that term; right states before it are not listed as right."""
+    source = (
+        "import numpy as np\n"
+        "def affine_relu_forward(x, w):\n"
+        "    a = x @ w\n"
+        "    out = a * a + a\n"
+        "    return out, (x, w, a)\n"
+        "def affine_relu_backward(dout, cache):\n"
+        "    x, w, a = cache\n"
+        "    da = 2 * a * dout\n"
+        "    da += -dout\n"  # the term of `+ a` sign-flipped
+        "    dx = da @ w.T\n"
+        "    dw = x.T @ da\n"
+        "    return dx, dw\n")
+    path = tmp_path / "two_terms.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    r = _rng()
+    layer = _numeric_layer("two_terms", module.affine_relu_forward, module.affine_relu_backward,
+                           ("x", "w"), (r.standard_normal((3, 4)), r.standard_normal((4, 2))),
+                           ())
+    first = check_layer(layer).first_wrong_step
+    assert first is not None and (first.name, first.line) == ("da", 9), first.text()
+    assert first.kind == "sign-flipped" and "da" not in first.right_before
+
+
+def test_a_term_added_before_a_scaling_is_named_where_it_is_added():
+    """``dW = X.T @ ds + 2 * reg * W; dW /= len(y)``: the scaling is right, so the first
+    state is the whole sum up to 1/n, and its line is the wrong one (the regularization
+    divided by n), with the oracle's kind."""
+    path = ROOT / "tests" / "fixtures" / "dialects" / "linear_loss_bugs.py"
+    found = find_layers(load_file(path), str(path))
+    layer = next(x for x in found.layers if x.name == "svm_loss_reg_over_n")
+    first = check_layer(layer).first_wrong_step
+    assert first is not None and first.code == "dW = X.T @ ds + 2 * reg * W", first.text()
+    assert first.kind == "wrong-derivative" and not first.last_write
+
+
+def test_a_factor_is_named_where_it_enters_not_at_the_mean(in_place):
+    """``dW = 2 * X.T.dot(p); dW /= n``: the division by the sample count is the mean, not
+    the suspect; ``dW *= 2`` after right writes is."""
+    first = in_place["softmax_loss_doubled"].first_wrong_step
+    assert first.code == "dW = 2 * X.T.dot(p)" and first.kind == "scaled", first.text()
+    assert abs(first.scale - 2) < 1e-9
+    first = in_place["softmax_loss_scaled_at_the_end"].first_wrong_step
+    assert first.code == "dW *= 2" and first.kind == "scaled", first.text()
+    assert abs(first.scale - 2) < 1e-9

@@ -28,7 +28,12 @@ right, the way Karpathy's makemore exercise compares every intermediate with PyT
 4. **Report** the first wrong one, in the order the backward ran, with its kind
    (``jaxcnn.check.classify``'s vocabulary: ``scaled``, ``sign-flipped``,
    ``transposed``, ...), what it should have been (``dL/dsqrtvar``), and the paired steps
-   before it that were right.
+   before it that were right. A variable built up in place (``dW[:, j] += X[i]`` in a
+   loop, ``dW /= N``, ``dW += 2 * reg * W``) holds partial values until its last write:
+   those are never judged against its final value; when the final value is wrong, each
+   write is judged by its contribution to it, the other writes taken as right (a
+   ``sign-flipped`` regularization line), and when none explains the error (a term left
+   out) its last write is named, ``last_write`` set, the note saying what is wrong.
 
 Budgets are counted in forward evaluations, never in seconds, so the result is the same
 at any machine load. Only Python backward passes whose source can be read are analysed.
@@ -69,7 +74,10 @@ class FirstWrong(NamedTuple):
     (``dL/dsqrtvar``); right_before: the paired steps before it that were right, in the
     order they ran; unchecked_inputs: names the wrong line reads that could not be
     paired with a true quantity (the error may enter through them); under: the ``if``
-    line it runs under, when it runs under one; note: one sentence.
+    line it runs under, when it runs under one; note: one sentence; last_write: the
+    line is the last write of a variable built up in place (``dW += ...``, ``dW /= N``)
+    whose final value is wrong while no single write of it could be blamed (a term
+    missing): the note says what is wrong after it.
     """
 
     name: str
@@ -83,13 +91,14 @@ class FirstWrong(NamedTuple):
     unchecked_inputs: tuple = ()
     under: str | None = None
     note: str = ""
+    last_write: bool = False
 
     def to_json(self) -> dict:
         return {"name": self.name, "line": self.line, "file": self.file, "code": self.code,
                 "kind": self.kind, "scale": self.scale, "expected": self.expected,
                 "right_before": list(self.right_before),
                 "unchecked_inputs": list(self.unchecked_inputs), "under": self.under,
-                "note": self.note}
+                "note": self.note, "last_write": self.last_write}
 
     def text(self) -> str:
         """One line for the report, e.g. "first wrong step: line 29, `dsqrtvar = ...`:
@@ -101,7 +110,11 @@ class FirstWrong(NamedTuple):
             where += f" (under `{self.under}`)"
         before = (f"everything before it is right: {', '.join(self.right_before)}"
                   if self.right_before else "the first step that could be checked")
-        text = f"first wrong step: {where}: {kind} against {self.expected} ({before})"
+        if self.last_write:
+            text = (f"first wrong step: {where}: {self.name} is wrong after its last write "
+                    f"({kind} against {self.expected}): {self.note} ({before})")
+        else:
+            text = f"first wrong step: {where}: {kind} against {self.expected} ({before})"
         if self.unchecked_inputs:
             text += (f"; it reads {', '.join(self.unchecked_inputs)}, which could not be "
                      "checked: the error may enter there")
@@ -346,6 +359,7 @@ class _State:
         # value, and the entries any execution of that line changed
         self.events: dict = {}
         self.last: dict = {}  # name -> its last recorded value
+        self.runs: dict = {}  # (name, line, how) -> how many times it ran
         self.order = 0
 
     def tap(self, value, key):
@@ -384,6 +398,7 @@ class _State:
             else:
                 changed = np.ones(v.shape, bool)
             self.events[key] = [self.order, v, changed]
+            self.runs[key] = self.runs.get(key, 0) + 1
             self.last[n] = v
         return value
 
@@ -610,15 +625,20 @@ def _statement(file: str | None, line: int) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _read_names(fn: types.FunctionType) -> tuple[dict, dict]:
-    """(line -> names read on the assignment starting there, line -> its ``if`` line)."""
+def _read_names(fn: types.FunctionType) -> tuple[dict, dict, dict]:
+    """(line -> names read on the assignment starting there, line -> its ``if`` line,
+    line -> names read by the ``return`` there)."""
     try:
         lines, first = inspect.getsourcelines(fn)
         tree = ast.parse(textwrap.dedent("".join(lines)))
     except (OSError, TypeError, SyntaxError):
-        return {}, {}
+        return {}, {}, {}
     reads: dict[int, list[str]] = {}
     under: dict[int, int] = {}
+    returns = {node.lineno + first - 1: {n.id for n in ast.walk(node.value)
+                                         if isinstance(n, ast.Name)}
+               for node in ast.walk(tree.body[0])
+               if isinstance(node, ast.Return) and node.value is not None}
 
     def walk(node, cond_line):
         for child in ast.iter_child_nodes(node):
@@ -647,7 +667,194 @@ def _read_names(fn: types.FunctionType) -> tuple[dict, dict]:
         walk(holder, cond_line)
 
     walk(tree.body[0], None)
-    return reads, under
+    return reads, under, returns
+
+
+def _in_place_writes(fn: types.FunctionType) -> dict:
+    """line -> (names, "add" | "scale") for the writes that build a variable up in place:
+    ``v += e``, ``v -= e``, ``v[i] += e`` ("add"), ``v *= c``, ``v /= c`` ("scale"), and
+    ``v = v + e``, ``v = e + v``, ``v = v - e`` ("add"), ``v = v * c``, ``v = c * v``,
+    ``v = v / c`` ("scale"). Other writes start a value of their own."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    add, scale_ = (ast.Add, ast.Sub), (ast.Mult, ast.Div)
+    out: dict[int, tuple] = {}
+
+    def same(node, name):
+        return [n for n, _ in _names_in(node)] == [name] if isinstance(
+            node, (ast.Name, ast.Attribute)) else False
+
+    for node in ast.walk(tree.body[0]):
+        line = getattr(node, "lineno", 0) + first - 1
+        if isinstance(node, ast.AugAssign):
+            names = tuple(n for n, _ in _names_in(node.target))
+            if isinstance(node.op, add):
+                out[line] = (names, "add")
+            elif isinstance(node.op, scale_) and not isinstance(node.target, ast.Subscript):
+                out[line] = (names, "scale")
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                node.value, ast.BinOp):
+            names = [n for n, h in _names_in(node.targets[0]) if h == "def"]
+            if len(names) != 1:
+                continue
+            v, name = node.value, names[0]
+            left, right = same(v.left, name), same(v.right, name)
+            if isinstance(v.op, add) and (left or (right and isinstance(v.op, ast.Add))):
+                out[line] = ((name,), "add")
+            elif isinstance(v.op, scale_) and (left or (right and isinstance(v.op, ast.Mult))):
+                out[line] = ((name,), "scale")
+    return out
+
+
+def _scalar_ratio(value, before) -> float | None:
+    """c when ``value`` is ``c * before`` for one scalar c, else None."""
+    value, before = np.asarray(value, np.float64), np.asarray(before, np.float64)
+    if value.shape != before.shape:
+        return None
+    norm = float(np.vdot(before, before))
+    if norm == 0:
+        return None
+    c = float(np.vdot(value, before)) / norm
+    return c if rel_error(value, c * before) <= 1e-10 else None
+
+
+def _factor(hand, want, tol: float) -> float | None:
+    """alpha when ``hand`` is ``alpha * want`` (entries within ``tol``), else None."""
+    norm = float(np.vdot(want, want))
+    if norm == 0:
+        return None
+    alpha = float(np.vdot(hand, want)) / norm
+    return alpha if np.max(np.abs(hand - alpha * want), initial=0.0) <= tol else None
+
+
+def _links(ordered: list, writes: dict, runs: dict) -> dict:
+    """k -> j when state k of a variable continues its state j in place (a ``+=`` or a
+    ``/=`` by one scalar; see ``_in_place_writes``): j's value is then a partial one, not
+    the variable's final value. A scaling that ran more than once, or by an array (a
+    mask), ends the chain: the states before it are judged on their own."""
+    out: dict[int, tuple] = {}
+    last: dict[str, int] = {}
+    for k, s in enumerate(ordered):
+        j = last.get(s.name)
+        last[s.name] = k
+        if j is None or s.how not in ("aug", "mod", "def") or s.name.startswith("return"):
+            continue
+        ops = {writes.get(line, ((), None))[1] if s.name in writes.get(line, ((),))[0]
+               else None for line, _ in s.lines}
+        before = ordered[j].value
+        if np.shape(s.value) != np.shape(before):
+            continue
+        if ops == {"add"}:
+            out[k] = (j, "add", None)
+        elif ops == {"scale"} and len(s.lines) == 1 and \
+                runs.get((s.name, s.line, s.how), 1) == 1:
+            c = _scalar_ratio(s.value, before)
+            if c is not None:
+                out[k] = (j, "scale", c)
+    return out
+
+
+def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
+               runs: dict, file, verdict: cls.Finding | None = None, counts=()):
+    """Which write of a variable built up in place is wrong, judged by its contribution to
+    the final value, the other writes taken as right: (state, line, Finding, expected,
+    last_write), or None when none is (or ``want`` is no full array). ``chain``: the
+    variable's states in order (``index``: their indices, keys of ``links``), the last one
+    wrong against ``want``; ``parts``: (line, the part of dL/dx that flows through that
+    line of the forward), full arrays; ``verdict``: the final value's finding;
+    ``counts``: the sample counts (a division by one is a mean, not the suspect)."""
+    final = np.asarray(chain[-1].value, np.float64)
+    if not isinstance(want, np.ndarray) or want.shape != final.shape:
+        return None
+    want = np.asarray(want, np.float64)
+    tol = TOL * max(scale(want), 1e-300)
+    last, name = chain[-1], chain[-1].name
+    # each write's contribution to the final value, latest first: an added term times the
+    # scalings after it ("add"), a scaling of all before it ("scale"), the first state
+    candidates, factor = [], 1.0
+    for i in range(len(chain) - 1, 0, -1):
+        _, op, c = links[index[i]]
+        s, before = chain[i], np.asarray(chain[i - 1].value, np.float64)
+        if op == "add":
+            if all(runs.get((s.name, line, s.how), 1) == 1 for line, _ in s.lines):
+                candidates.append((s, "add", factor * (np.asarray(s.value) - before)))
+        else:
+            candidates.append((s, "scale", (c, factor * before)))
+            factor *= c
+    candidates.append((chain[0], "add", factor * np.asarray(chain[0].value, np.float64)))
+
+    def named(needed):
+        for line, part in parts:
+            if np.max(np.abs(needed - part)) <= tol:
+                return f"the part of dL/d{x} through line {line}"
+        return f"its share of dL/d{x} (the other writes of {name} taken as right)"
+
+    def finding(alpha, what):
+        if abs(alpha + 1) <= 1e-6:
+            return cls.Finding("sign-flipped", scale=-1.0, note=f"it adds -1 x {what}")
+        text, hint = cls.describe_scale(alpha)
+        return cls.Finding("scaled", scale=alpha, note=f"it adds {text} x {what}: {hint}")
+
+    for s, op, d in candidates:
+        if op == "scale":  # final = c * (the value before, scaled later) + the rest
+            c, before = d
+            if any(abs(c * n - 1) <= 1e-9 for n in counts):
+                continue  # dW /= N: a mean over the samples; a factor is off before it
+            rest = final - c * before
+            right = _factor(want - rest, before, tol)
+            if right is None or abs(right) <= 1e-12 or abs(c / right - 1) <= 1e-6:
+                continue
+            text, hint = cls.describe_scale(c / right)
+            return s, s.line, cls.Finding("scaled", scale=c / right, note=(
+                f"it scales {name} by {c:.4g} where {right:.4g} is right: {text} x ({hint})")), \
+                f"dL/d{x} (the other writes of {name} taken as right)", False
+        if np.max(np.abs(d), initial=0.0) <= tol:
+            continue  # adds nothing here (a zero regularization)
+        needed = want - (final - d)
+        alpha = _factor(d, needed, tol)
+        if alpha is None or abs(alpha - 1) <= 1e-6 or abs(alpha) <= 1e-6:
+            continue
+        what = named(needed)
+        if len(s.lines) > 1:  # a sum built on several lines (a loop's fills) is off
+            lines = ", ".join(str(line) for line, _ in s.lines)
+            text, hint = cls.describe_scale(alpha)
+            return last, last.lines[-1][0], cls.Finding("scaled", scale=alpha, note=(
+                f"what lines {lines} add up to is {text} x {what}: {hint}")), \
+                f"dL/d{x}", True
+        return s, s.line, finding(alpha, what), what, False
+    if all(op == "scale" for _, op, _ in candidates[:-1]) and len(chain[0].lines) == 1:
+        # one assignment, then only scalings: it is the whole sum, up to their factor (a
+        # sum filled in place, by a loop, may still lack a term added after it)
+        first = chain[0]
+        right = want / factor
+        finding = cls.classify(np.asarray(first.value, np.float64), right, cls.Context(TOL))
+        if finding.kind == "unclassified" and verdict is not None:
+            finding = verdict  # the final value's (the oracle knows named slips)
+        if finding.kind != "correct":
+            wrong = np.abs(np.asarray(first.value, np.float64) - right) > TOL * max(
+                scale(right), 1e-300)
+            lines = ", ".join(str(s.line) for s in chain[1:])
+            return first, _blame(first, wrong), finding, \
+                f"dL/d{x} before its scaling on line {lines}", False
+    # one path of the forward whose part is missing, or enters with a wrong factor
+    error = final - want
+    for line, part in parts:
+        beta = _factor(error, part, tol)
+        if beta is None or abs(beta) <= 1e-6:
+            continue
+        alpha, code = 1 + beta, _statement(file, line)
+        if abs(alpha) <= 1e-6:
+            return last, last.lines[-1][0], cls.Finding("missing-accumulation", note=(
+                f"it lacks the part of dL/d{x} that flows through line {line} (`{code}`): "
+                "a term is missing here or later")), f"dL/d{x}", True
+        text, _ = cls.describe_scale(alpha)
+        return last, last.lines[-1][0], cls.Finding("scaled", scale=alpha, note=(
+            f"the part of dL/d{x} that flows through line {line} (`{code}`) is {text} "
+            "what it should be")), f"dL/d{x}", True
+    return None
 
 
 def _subset_sums(parts: list[np.ndarray], limit: int = 4):
@@ -694,6 +901,7 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
             if b_fn is f_fn:
                 backward_state = forward_state
                 forward_state.events.clear()
+                forward_state.runs.clear()
                 forward_state.recording = True
                 hits, values = dict(forward_state.hits), dict(forward_state.values)
                 run_backward()
@@ -709,14 +917,16 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
         truth = _Truth(loss, forward_state, budget, np.random.default_rng(seed),
                        arg_judges or {}, params, run_forward)
         truth.same_function = b_fn is f_fn
-        return _analyse(truth, backward_state.events, b_fn)
+        return _analyse(truth, backward_state.events, b_fn, backward_state.runs)
 
 
-def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
+def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None) -> \
+        FirstWrong | None:
     names = truth.forward_names()
     values = truth.state.values
     file = b_fn.__code__.co_filename
-    reads, under = _read_names(b_fn)
+    reads, under, returns = _read_names(b_fn)
+    runs = runs or {}
     right: list[str] = []
     status: dict[str, str] = {}
     # Steps that are n x their true value, n a sample count: a sum over samples whose mean
@@ -725,18 +935,58 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
     pending: dict[str, tuple] = {}  # name -> (step, finding, want)
     convention = False
     ordered = _steps(events)
+    # a variable built up in place (dW = ...; dW += ...; dW /= N): its states before the
+    # last are partial values, judged only through the final one
+    links = _links(ordered, _in_place_writes(b_fn), runs)
+    continued = {j for j, _, _ in links.values()}
     # forward names a backward variable is named for exactly (dprev_c for prev_c): an
     # abbreviation (dc) is not read as one of them
     truth.claimed = {x for step in ordered for x in _gradient_of(step.name) if x in names}
 
-    def found(step, expected, finding, want):
-        line = _blame(step, _wrong_entries(step.value, want))
+    def found(step, expected, finding, want, line=None, last_write=False):
+        if line is None:
+            line = _blame(step, _wrong_entries(step.value, want))
         read = [n for n in reads.get(line, []) if n != step.name]
         unchecked = tuple(n for n in read if status.get(n) == "unknown")
         cond = under.get(line)
         return FirstWrong(step.name, line, file, _statement(file, line), finding.kind,
                           finding.scale, expected, tuple(right), unchecked,
-                          _statement(file, cond) if cond else None, finding.note)
+                          _statement(file, cond) if cond else None, finding.note,
+                          last_write)
+
+    def read_later(k, name):
+        return any(name in reads.get(t.line, []) or
+                   (t.how == "return" and name in returns.get(t.line, ()))
+                   for t in ordered[k + 1:])
+
+    def in_place(k, step, expected, finding, want):
+        """The first wrong step when the final value of a variable built up in place is
+        wrong: the write whose contribution is wrong, else its last write."""
+        chain = [k]
+        while chain[-1] in links:
+            chain.append(links[chain[-1]][0])
+        chain.reverse()
+        states = [ordered[i] for i in chain]
+        if isinstance(want, tuple):
+            want = _full(want, np.shape(step.value))
+        x = expected[4:] if expected.startswith("dL/d") else None
+        parts = []
+        if x is not None and isinstance(want, np.ndarray):
+            for u in truth.uses(x):
+                t = truth.cotangent(u)
+                full = _full(t, want.shape) if t is not None else None
+                if full is not None and np.any(full != 0):
+                    parts.append((u[2], full))
+        got = _attribute(states, links, chain, want, parts, x or step.name, runs, file,
+                         finding, truth.sample_counts())
+        if got is not None:
+            s, line, why, what, last_write = got
+            return found(s, what, why, None, line, last_write)
+        lines = sorted({line for s in states for line, _ in s.lines})
+        what = ", ".join(map(str, lines[:-1])) + f" or {lines[-1]}"
+        return found(step, expected, finding._replace(
+            note=f"a term is missing, or one of its writes (lines {what}) is wrong"),
+            None, step.lines[-1][0], True)
 
     for k, step in enumerate(ordered):
         later = any(t.name == step.name for t in ordered[k + 1:])
@@ -745,7 +995,16 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
             status.setdefault(step.name, "unknown")
             continue
         ok, expected, finding, want = verdict
+        if k in continued and (not ok or finding is not None):
+            status[step.name] = "partial"  # not its final value: judged at its last write
+            continue
         read = set(reads.get(step.lines[-1][0], [])) | set(reads.get(step.line, []))
+        if (not ok and not pending and not convention and finding is not None and
+                finding.kind == "scaled" and
+                finding.scale is not None and step.how != "return" and
+                any(abs(finding.scale - n) <= 1e-6 * n for n in truth.sample_counts()) and
+                read_later(k, step.name)):
+            ok = True  # a sum over samples, named for an argument: the same convention
         if ok and finding is not None:  # n x the true value: pending, unless the
             if not convention:  # convention was seen to hold already
                 pending[step.name] = (step, finding, want, expected)
@@ -756,7 +1015,7 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
                 pending.clear()
                 convention = True
             status[step.name] = "right"
-            if expected.startswith("dL/d") and step.name not in right:
+            if expected.startswith("dL/d") and step.name not in right and k not in continued:
                 right.append(step.name)
             continue
         if pending:
@@ -765,12 +1024,23 @@ def _analyse(truth: _Truth, events: dict, b_fn) -> FirstWrong | None:
             n = why.scale
             again = _judge(step._replace(value=np.asarray(step.value) / n), names, values,
                            truth, later)
-            if again is not None and again[0]:
+            # right once divided by n (up to rounding: the exact oracle's "imprecise")
+            if again is not None and (again[0] or (again[2] is not None and
+                                                   again[2].kind == "imprecise")):
                 right[:] = [r for r in right if r not in pending]
+                if step.how == "return" and np.array_equal(step.value, origin.value):
+                    # the sum itself is returned: the mean is never taken
+                    return found(step, expected, why._replace(
+                        note=f"{why.note}; it returns {origin.name} (line {origin.line}), "
+                             f"the gradient of the sum over samples, as it is: the {n:g} "
+                             "samples' mean is never taken (a division by the sample count "
+                             "missing here?)"), want)
                 return found(origin, origin_expected, why._replace(
                     note=f"{why.note}; every step computed from it carries the factor "
                          f"{n:g} (first seen wrong at line {step.line}): a division by the "
                          "sample count missing?"), origin_want)
+        if k in links:
+            return in_place(k, step, expected, finding, want)
         return found(step, expected, finding, want)
     return None
 
