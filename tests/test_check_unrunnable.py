@@ -135,6 +135,47 @@ def test_a_loss_returning_only_scores_is_still_skipped_not_an_error(tmp_path):
     assert "returns no (loss, grads) pair" in why
 
 
+MODEL = """import numpy as np
+
+class Linear:
+    def __init__(self, input_dim=4, num_classes=3):
+        self.params = {"W": np.ones((input_dim, num_classes)), "b": np.zeros(num_classes)}
+
+    def loss(self, X, y=None):
+        s = X @ self.params["W"] + self.params["b"]
+        if y is None:
+            return s
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        n = X.shape[0]
+        loss = -np.log(p[np.arange(n), y]).mean()
+        d = p.copy()
+        d[np.arange(n), y] -= 1
+        d /= n
+        grads = {"W": X.T @ d, "b": d.sum(axis=0)}
+        return RETURN
+"""
+
+
+@pytest.mark.parametrize(("returned", "status"), [
+    ("loss, grads, s", 0),  # (loss, grads, extra): checked, the extra named in a note
+    ("loss, s, grads", 2),  # grads not second: an error row, never a skipped line
+    ("loss, grads, None, s", 0),
+])
+def test_a_model_returning_more_than_loss_and_grads_is_checked_or_an_error(tmp_path, returned,
+                                                                           status):
+    (tmp_path / "more.py").write_text(MODEL.replace("RETURN", returned))
+    result = api.check_sources([str(tmp_path / "more.py")])
+    assert result.status == status and result.skipped == []
+    r = result.layer("Linear")
+    if status == 0:
+        assert [(c.quantity, c.kind) for c in r.checks] == [("W", "correct"), ("b", "correct")]
+        assert any("the first two are read as (loss, grads)" in n for n in r.notes)
+    else:
+        assert [c.kind for c in r.checks] == ["error"] and "not (loss, grads)" in \
+            r.checks[0].note
+
+
 # ------------------------------------------------------------- stray keys of a grads dict
 
 def test_stray_grads_keys_are_named_with_the_key_they_were_meant_for():
@@ -182,3 +223,16 @@ def test_a_negative_zero_entry_reads_0():
     assert html.value(-0.0) == "0" and html.value(0.0) == "0"
     assert html.value(-1e-300) == "-1e-300" and html.value(-0.01495) == "-0.01495"
     assert report._value(float("nan")) == "nan"
+
+
+def test_a_stuck_place_inside_pythons_own_library_is_the_users_line_that_called_it():
+    import textwrap
+
+    def users_code():
+        return textwrap.dedent(None)  # raises inside the standard library
+
+    try:
+        users_code()
+    except TypeError as exc:
+        where = limits.user_frame(exc.__traceback__)
+    assert where.startswith(f"{__file__}:") and "textwrap.dedent(None)" in where

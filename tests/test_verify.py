@@ -43,6 +43,7 @@ def test_verify_exits_0_when_everything_required_agrees(run, report):
     failed = [(r["inputs"], r["quantity"], r["kind"]) for r in report["rows"]
               if r["verdict"] == "FAIL"]
     assert rc == 0 and report["ok"], (failed, err[-2000:])
+    assert report["status"] == rc  # as in check's JSON, on every exit
     assert "Traceback" not in err
 
 
@@ -137,7 +138,7 @@ def test_a_function_replaced_in_the_same_session_is_checked_afresh(monkeypatch):
     monkeypatch.setattr(backprop, "conv3x3_backward",
                         lambda d_out, image: 2 * original(d_out, image))
     second = verify.run_checks(1, only=["conv3x3_backward"])
-    assert not second["ok"]
+    assert not second["ok"] and second["status"] == 1
     bad = [r for r in second["rows"] if r["verdict"] == "FAIL"]
     assert bad and all(r["quantity"] == "conv3x3_backward dL/dfilters" for r in bad)
     assert {r["kind"] for r in bad} == {"scaled"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sysconfig
 import threading
 import time
 import traceback
@@ -40,14 +41,23 @@ class Stuck(JaxcnnError):
 
 
 _OWN = os.path.join(os.path.realpath(os.path.join(os.path.dirname(__file__), os.pardir)), "")
+# Python's own library (``re``, ``json``, ...): a user's code stuck inside a call to it is
+# stuck at the user's line that called it.
+_STDLIB = tuple(os.path.join(os.path.realpath(p), "") for p in {
+    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]})
+
+
+def _not_users(filename: str) -> bool:
+    path = os.path.realpath(filename)
+    return (path.startswith(_OWN) or "site-packages" in filename or filename.startswith("<")
+            or (path.startswith(_STDLIB) and "site-packages" not in path))
 
 
 def user_frame(tb) -> str:
     """``file:line (`source`)`` of the innermost frame of ``tb`` that is the user's (not
-    jaxcnn's, not an installed package's, not the import machinery's), or ""."""
-    frames = [f for f in traceback.extract_tb(tb)
-              if not os.path.realpath(f.filename).startswith(_OWN)
-              and "site-packages" not in f.filename and not f.filename.startswith("<")]
+    jaxcnn's, not an installed package's, not Python's own library's, not the import
+    machinery's), or ""."""
+    frames = [f for f in traceback.extract_tb(tb) if not _not_users(f.filename)]
     if not frames:
         return ""
     f = frames[-1]

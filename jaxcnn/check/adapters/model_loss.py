@@ -250,14 +250,17 @@ def from_model(cls, name: str | None = None, file: str | None = None,
         text = " ".join(str(exc).split())[:300]
         raise ValueError(f"its loss raised on X {x_shape} with {classes} classes: "
                          f"{type(exc).__name__}{': ' * bool(text)}{text}") from None
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+    if not (isinstance(result, (tuple, list)) and len(result) >= 2):
         from jaxcnn.check.refusals import NotALayer  # scores or a loss alone: no backward
 
         raise NotALayer("its loss(X, y) returns no (loss, grads) pair with a grads dict")
     if not (isinstance(result[1], dict) and np.size(result[0]) == 1):
+        shown = ", ".join(_what(r) for r in result[:4]) + (", ..." if len(result) > 4 else "")
         raise ValueError(
-            f"its loss(X, y) returns ({_what(result[0])}, {_what(result[1])}), not (loss, "
-            "grads) with a scalar loss and grads a dict keyed like self.params")
+            f"its loss(X, y) returns ({shown}), not (loss, grads) with a scalar loss and "
+            "grads a dict keyed like self.params")
+    returned_more = ([f"its loss(X, y) returns {len(result)} values: the first two are read as "
+              "(loss, grads), the rest is not checked"] if len(result) > 2 else [])
     regs = (0.0, REG) if (reg_arg or reg_attr) else (0.0,)
     stray = stray_keys(result[1], params, keys)
     pools = len(x_shape) == 4 and _pools(cls)
@@ -373,7 +376,8 @@ def from_model(cls, name: str | None = None, file: str | None = None,
                           "wrong-derivative", "the regularization term's gradient is "
                           "subtracted where it is added")]
 
-    notes = [*stray, note, "a whole model: each entry of the grads its loss(X, y) returns is "
+    notes = [*returned_more, *stray, note,
+             "a whole model: each entry of the grads its loss(X, y) returns is "
                    "checked against finite differences of that loss"
                    + (f" (regularization included: reg 0, then {REG:g})"
                       if len(regs) > 1 else "")]
