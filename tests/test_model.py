@@ -310,7 +310,12 @@ def test_cross_entropy_of_a_label_out_of_range_is_nan_not_another_class():
 @pytest.mark.parametrize("ties", model.TIE_RULES)
 def test_jitted_layers_give_the_eager_numbers_bit_for_bit(x64, ties):
     """The layers are jax.jit functions (one dispatch each for eager callers); compiled,
-    they compute exactly what their operations compute one by one, gradients too."""
+    they compute exactly what their operations compute one by one, gradients too, with
+    jaxlib 0.10 (jaxlib 0.9, the lower bound, rounds a few numbers differently in their
+    last bits: within 1e-13 relative)."""
+    import jaxlib
+
+    exact = tuple(int(v) for v in jaxlib.__version__.split(".")[:2]) >= (0, 10)
     params = _params(seed=7)._replace(biases=jnp.asarray(RNG.normal(size=10)))
     image = jnp.asarray(_image(3))
     label = 4
@@ -321,7 +326,10 @@ def test_jitted_layers_give_the_eager_numbers_bit_for_bit(x64, ties):
             params, image, label, ties)
     for a, b in zip(jax.tree_util.tree_leaves(jitted), jax.tree_util.tree_leaves(eager),
                     strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        if exact:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        else:
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-16)
 
 
 def test_invalid_tie_rule_raises():
