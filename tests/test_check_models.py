@@ -69,6 +69,13 @@ def test_the_assignments_models_are_found_built_small_and_correct(correct):
 
 def test_planted_bugs_in_a_models_grads_are_named(bugs):
     v = kinds(bugs)
+    # no line to point at in a whole model: said, not silently left out
+    for name, (_, report) in bugs.items():
+        if any(c.kind not in ("correct", "modifies-input", "not-reentrant")  # not steps
+               for c in report.checks):
+            assert report.first_wrong_step is None
+            assert any(n.startswith("first wrong step not analysed for this model layer")
+                       for n in report.notes), name
     wrong = {k: kv for k, kv in v.items() if kv[0] != "correct"}
     assert wrong == {
         ("NoRegGradient", "W1"): ("wrong-derivative", "regularization left out"),
