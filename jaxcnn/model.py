@@ -10,13 +10,13 @@ This module is the readable reference, in the report's layout: the conv is im2co
 the pool a max over each 2x2 window's four values.
 
 The layers (``conv3x3``, ``maxpool2``, ``dense``, ``cross_entropy``) are each one
-``jax.jit`` function. Inside a jitted step that costs nothing (XLA inlines them; the
-compiled step is the same), but a caller that runs them eagerly (``jaxcnn verify``, the
-checker's oracles and finite differences) dispatches one program per layer instead of
-one per operation: ``jaxcnn verify`` ran 7,737 eager operations, now 3,959, and its
-CPU time fell by 12-15 %, with every number bit for bit the same on jaxlib 0.10 (on
-jaxlib 0.9, the lower bound, a few round differently in their last bits, within 1e-13
-relative; tested).
+``jax.jit`` function. Inside a jitted step that costs nothing (XLA inlines them;
+training's numbers are unchanged, tested), but a caller that runs them eagerly
+(``jaxcnn verify``, the checker's oracles and finite differences) dispatches one program
+per layer instead of one per operation: ``jaxcnn verify`` ran 7,737 eager operations,
+now 3,959, and its CPU time fell by 12-15 %, with every number bit for bit the same on
+jaxlib 0.10 (on jaxlib 0.9, the lower bound, a few round differently in their last
+bits, within 1e-13 relative; tested).
 
 Training runs the same math in ``fast.py``, laid out channels-first, which is 2.5x
 faster on a CPU (see the README).

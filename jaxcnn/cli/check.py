@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 
@@ -109,9 +110,8 @@ def _error_json(message: str, partial: dict | None = None) -> str:
 
 def _interrupt_json(code: int, what: str) -> str:
     """The document of a run ended by a signal: what ``_error_json`` gives, built with
-    the standard library only (it is written from inside the signal handler)."""
-    import json
-
+    the standard library only and nothing imported (it is written from inside the signal
+    handler)."""
     return json.dumps({"ok": False, "layers": [], "skipped": [], "chains": [],
                        "status": code, "error": what}, indent=2)
 

@@ -314,6 +314,8 @@ def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation
         def grad_fn(params, x, y, ties):  # this device's part, the parts summed across
             aux, grads = fast.manual_grads_part(params, x, y, ties, config.batch_size,
                                                  batch_axis)
+            # 0 + part, as the one-device scan's first addition (fast.manual_grads) does:
+            # a -0.0 there becomes +0.0, so the sum across devices has the same bits
             zero = jax.tree.map(jnp.zeros_like, grads)
             return aux, jax.lax.psum(jax.tree.map(jnp.add, zero, grads), batch_axis)
 
