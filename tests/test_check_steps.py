@@ -305,6 +305,46 @@ def test_a_gradient_built_in_place_is_judged_at_its_last_write(in_place):
     assert first.to_json()["last_write"] is True
 
 
+@pytest.fixture(scope="module")
+def in_loop():
+    return _file_reports(ROOT / "tests" / "fixtures" / "in_loop_grads.py")
+
+
+@pytest.mark.parametrize("name, code, kind, scale_", [
+    ("svm_loss_loop_sign", "dW[:, y[i]] += X[i]", "sign-flipped", -1.0),
+    ("svm_loss_loop_double", "dW[:, j] += 2 * X[i]", "scaled", 2.0)])
+def test_a_wrong_write_inside_a_loop_is_named_by_its_share(in_loop, name, code, kind, scale_):
+    """The kind: a line that runs many times in a loop and builds a gradient in place.
+    Each line is judged by the sum of what its runs added (the other lines taken as
+    right), so the loop's wrong line is named with its kind, not "dW is wrong after its
+    last write" with every line of the loop as a suspect."""
+    first = in_loop[name].first_wrong_step
+    assert first is not None and first.code == code, first.text()
+    assert (first.name, first.kind, first.last_write) == ("dW", kind, False)
+    assert abs(first.scale - scale_) < 1e-9
+    assert first.under == "if margin > 0:"
+    assert "times it ran" in first.note and "last write" not in first.text()
+
+
+def test_a_term_added_twice_is_named_at_its_second_line(in_loop):
+    """``dW += 2 * reg * W`` written twice: neither line is scaled or sign-flipped, the
+    second one is a term that does not belong (before: "a term is missing")."""
+    first = in_loop["softmax_loss_reg_twice"].first_wrong_step
+    assert first is not None and first.code == "dW += 2 * reg * W", first.text()
+    path = ROOT / "tests" / "fixtures" / "in_loop_grads.py"
+    lines = [k for k, line in enumerate(path.read_text().splitlines(), 1)
+             if line.strip() == "dW += 2 * reg * W"]
+    twice = [k for k in lines if k > _line_of(path, "def softmax_loss_reg_twice")][:2]
+    assert first.line == twice[1] and not first.last_write
+    assert "does not belong" in first.text() and "missing" not in first.text()
+
+
+def test_a_right_loop_gets_no_first_wrong_step(in_loop):
+    report = in_loop["svm_loss_loop_right"]
+    assert report.first_wrong_step is None
+    assert report.ok and report.checks, report
+
+
 def test_a_sum_gradient_returned_for_a_mean_loss_is_named_at_the_return():
     """The loss is a mean, its gradient is left the sum over samples, and nothing after
     the return divides it: ``dx[np.arange(n), y] -= 1`` is a right step of the sum's

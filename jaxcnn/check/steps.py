@@ -32,8 +32,10 @@ right, the way Karpathy's makemore exercise compares every intermediate with PyT
    loop, ``dW /= N``, ``dW += 2 * reg * W``) holds partial values until its last write:
    those are never judged against its final value; when the final value is wrong, each
    write is judged by its contribution to it, the other writes taken as right (a
-   ``sign-flipped`` regularization line), and when none explains the error (a term left
-   out) its last write is named, ``last_write`` set, the note saying what is wrong.
+   ``sign-flipped`` regularization line; a line run in a loop by the sum of what all its
+   runs added; a line without which the value is right adds a term that does not
+   belong), and when none explains the error (a term left out) its last write is named,
+   ``last_write`` set, the note saying what is wrong.
 
 Budgets are counted in forward evaluations, never in seconds, so the result is the same
 at any machine load. Only Python backward passes whose source can be read are analysed.
@@ -114,7 +116,10 @@ class FirstWrong(NamedTuple):
             text = (f"first wrong step: {where}: {self.name} is wrong after its last write "
                     f"({kind} against {self.expected}): {self.note} ({before})")
         else:
-            text = f"first wrong step: {where}: {kind} against {self.expected} ({before})"
+            text = f"first wrong step: {where}: {kind} against {self.expected}"
+            if self.kind == "unclassified" and self.note:  # the note is the explanation
+                text += f": {self.note}"
+            text += f" ({before})"
         if self.unchecked_inputs:
             text += (f"; it reads {', '.join(self.unchecked_inputs)}, which could not be "
                      "checked: the error may enter there")
@@ -360,6 +365,9 @@ class _State:
         self.events: dict = {}
         self.last: dict = {}  # name -> its last recorded value
         self.runs: dict = {}  # (name, line, how) -> how many times it ran
+        # (name, line, how) -> what that line's writes added to the variable, summed over
+        # every time it ran (``dW[:, j] += X[i]`` in a loop: its share of the final dW)
+        self.added: dict = {}
         self.order = 0
 
     def tap(self, value, key):
@@ -391,6 +399,8 @@ class _State:
             v = np.array(v, dtype=np.float64, copy=True)
             key = (n, line, how)
             before = self.last.get(n)
+            if how in ("mod", "aug") and before is not None and before.shape == v.shape:
+                self.added[key] = self.added.get(key, 0.0) + (v - before)
             if how == "mod" and before is not None and before.shape == v.shape:
                 changed = v != before
                 if key in self.events and self.events[key][2].shape == changed.shape:
@@ -757,15 +767,35 @@ def _links(ordered: list, writes: dict, runs: dict) -> dict:
     return out
 
 
+def _line_shares(s: _Step, added: dict, runs: dict, factor: float, first: bool) -> list:
+    """(line, its share of the final value) for each line of state ``s`` that wrote it
+    more than once (a loop) or filled it in place (``d[i] += ...`` after ``d = zeros``):
+    the sum of everything its runs added (``_State.added``) times the scalings after it.
+    Empty unless every write of ``s`` is accounted for, so the shares and what the state
+    started from add up to its value."""
+    keys = [(s.name, line, "mod" if first and k else s.how)
+            for k, (line, _) in enumerate(s.lines) if not (first and k == 0)]
+    if not keys or not all(key in added for key in keys):
+        return []
+    if not first and all(runs.get(key, 1) == 1 for key in keys):
+        return []  # one write per line: the state's own difference is its share
+    if first and len(s.lines) == 1:
+        return []
+    return [(key[1], factor * np.asarray(added[key], np.float64)) for key in keys]
+
+
 def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
-               runs: dict, file, verdict: cls.Finding | None = None, counts=()):
+               runs: dict, file, verdict: cls.Finding | None = None, counts=(),
+               added: dict | None = None):
     """Which write of a variable built up in place is wrong, judged by its contribution to
     the final value, the other writes taken as right: (state, line, Finding, expected,
     last_write), or None when none is (or ``want`` is no full array). ``chain``: the
     variable's states in order (``index``: their indices, keys of ``links``), the last one
     wrong against ``want``; ``parts``: (line, the part of dL/dx that flows through that
     line of the forward), full arrays; ``verdict``: the final value's finding;
-    ``counts``: the sample counts (a division by one is a mean, not the suspect)."""
+    ``counts``: the sample counts (a division by one is a mean, not the suspect);
+    ``added``: each write's sum over its runs (``_State.added``), which judges a line that
+    runs in a loop by its own share (``dW[:, y[i]] += X[i]`` where ``-=`` belongs)."""
     final = np.asarray(chain[-1].value, np.float64)
     if not isinstance(want, np.ndarray) or want.shape != final.shape:
         return None
@@ -774,6 +804,7 @@ def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
     last, name = chain[-1], chain[-1].name
     # each write's contribution to the final value, latest first: an added term times the
     # scalings after it ("add"), a scaling of all before it ("scale"), the first state
+    added = added or {}
     candidates, factor = [], 1.0
     for i in range(len(chain) - 1, 0, -1):
         _, op, c = links[index[i]]
@@ -781,9 +812,14 @@ def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
         if op == "add":
             if all(runs.get((s.name, line, s.how), 1) == 1 for line, _ in s.lines):
                 candidates.append((s, "add", factor * (np.asarray(s.value) - before)))
+            else:  # a line run in a loop: judged by the sum of what its runs added
+                candidates += [(s, ("line", line), d) for line, d in
+                               _line_shares(s, added, runs, factor, False)]
         else:
             candidates.append((s, "scale", (c, factor * before)))
             factor *= c
+    candidates += [(chain[0], ("line", line), d) for line, d in
+                   _line_shares(chain[0], added, runs, factor, True)]
     candidates.append((chain[0], "add", factor * np.asarray(chain[0].value, np.float64)))
 
     def named(needed):
@@ -814,10 +850,23 @@ def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
         if np.max(np.abs(d), initial=0.0) <= tol:
             continue  # adds nothing here (a zero regularization)
         needed = want - (final - d)
+        if np.max(np.abs(needed), initial=0.0) <= tol:  # right without this write
+            line = op[1] if isinstance(op, tuple) else s.line
+            return s, line, cls.Finding("unclassified", note=(
+                f"it adds a term that does not belong: {name} is right without this line "
+                "(a term added twice?)")), f"dL/d{x}", False
         alpha = _factor(d, needed, tol)
         if alpha is None or abs(alpha - 1) <= 1e-6 or abs(alpha) <= 1e-6:
             continue
         what = named(needed)
+        if isinstance(op, tuple):  # one line's share, summed over the times it ran
+            line = op[1]
+            how_often = sum(runs.get((s.name, line, h), 0) for h in ("mod", "aug"))
+            why = finding(alpha, what)
+            if how_often > 1:
+                why = why._replace(note=f"{why.note} (summed over the {how_often} times "
+                                        "it ran)")
+            return s, line, why, what, False
         if len(s.lines) > 1:  # a sum built on several lines (a loop's fills) is off
             lines = ", ".join(str(line) for line, _ in s.lines)
             text, hint = cls.describe_scale(alpha)
@@ -902,6 +951,7 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
                 backward_state = forward_state
                 forward_state.events.clear()
                 forward_state.runs.clear()
+                forward_state.added.clear()
                 forward_state.recording = True
                 hits, values = dict(forward_state.hits), dict(forward_state.values)
                 run_backward()
@@ -917,11 +967,12 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
         truth = _Truth(loss, forward_state, budget, np.random.default_rng(seed),
                        arg_judges or {}, params, run_forward)
         truth.same_function = b_fn is f_fn
-        return _analyse(truth, backward_state.events, b_fn, backward_state.runs)
+        return _analyse(truth, backward_state.events, b_fn, backward_state.runs,
+                        backward_state.added)
 
 
-def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None) -> \
-        FirstWrong | None:
+def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
+             added: dict | None = None) -> FirstWrong | None:
     names = truth.forward_names()
     values = truth.state.values
     file = b_fn.__code__.co_filename
@@ -978,7 +1029,7 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None) -> \
                 if full is not None and np.any(full != 0):
                     parts.append((u[2], full))
         got = _attribute(states, links, chain, want, parts, x or step.name, runs, file,
-                         finding, truth.sample_counts())
+                         finding, truth.sample_counts(), added or {})
         if got is not None:
             s, line, why, what, last_write = got
             return found(s, what, why, None, line, last_write)
