@@ -19,6 +19,7 @@ inside a scoped ``jax.enable_x64(True)``, so the switch never leaks to the calle
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import itertools
@@ -894,9 +895,10 @@ def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATION
     first = None
     if steps_budget and layer.sources and any(c.kind not in _NOT_STEPS for c in checks):
         with jax.enable_x64(True):
-            wrong_sets = [s for s, _, results in ran if any(
+            wrong = [(s, results) for s, _, results in ran if any(
                 r is not None and r.kind not in _NOT_STEPS for r in results)]
-            first, why = _first_wrong_step(layer, wrong_sets, seed, steps_budget)
+            first, why = _first_wrong_step(layer, [s for s, _ in wrong], seed, steps_budget,
+                                           {id(s): results for s, results in wrong})
         if why:
             notes.append(why)
         for c in checks:
@@ -926,11 +928,14 @@ def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATION
 _NOT_STEPS = ("correct", "error", "missing", "inconclusive", "non-finite", NOT_RUN)
 
 
-def _first_wrong_step(layer: Layer, sets: list[InputSet], seed: int, budget: int):
+def _first_wrong_step(layer: Layer, sets: list[InputSet], seed: int, budget: int,
+                      verdicts: dict | None = None):
     """(the first wrong step of the layer's backward, or None; a note when the analysis
     could not run). Runs on the smallest float64 input set of ``sets`` (those where a
     gradient was found wrong), then the next smallest; the cotangent
-    is drawn from its own generator (1 for a scalar output: a loss's own gradient)."""
+    is drawn from its own generator (1 for a scalar output: a loss's own gradient).
+    ``verdicts``: id(input set) -> its ``SetResult`` per argument (a whole model's steps
+    that equal its returned gradients take these findings, which name known slips)."""
     sets = sorted((s for s in sets if s.dtype == "float64"),
                   key=lambda s: sum(np.size(a) for a in s.args))
     if not sets:
@@ -954,12 +959,21 @@ def _first_wrong_step(layer: Layer, sets: list[InputSet], seed: int, budget: int
         else:
             ct = rng.standard_normal(out.shape)
         judges = _arg_judges(layer, s, args64, out, ct)
+        arguments = run_with = None
+        if layer.style == "model":  # its loss reads its parameters where no tap reaches
+            arguments = dict(zip(layer.arg_names, args64, strict=True))
+            judges = _model_judges(layer, s, hand_args, ct, (verdicts or {}).get(id(s)))
+
+            def run_with(name, value, s=s, h=hand_args):
+                args = list(h())
+                args[layer.arg_names.index(name)] = np.array(value, copy=True)
+                return layer.forward(tuple(args), s.static)
         try:
             first = steps.first_wrong(
                 layer.sources[0], layer.sources[1],
                 lambda s=s, h=hand_args: layer.forward(h(), s.static),
                 lambda s=s, h=hand_args, ct=ct: layer.vjp(h(), s.static)[1](ct.copy()),
-                ct, judges, seed, budget)
+                ct, judges, seed, budget, arguments, run_with)
         except ValueError as exc:
             return None, f"first wrong step not analysed: {exc}"
         except Exception as exc:  # the user's code under re-compilation: never crash
@@ -968,6 +982,33 @@ def _first_wrong_step(layer: Layer, sets: list[InputSet], seed: int, budget: int
         if first is not None:
             return first, None
     return None, why
+
+
+def _model_judges(layer: Layer, s: InputSet, hand_args, ct, results) -> dict:
+    """Per argument of a whole model, ``judge(hand) -> Finding``: the check's own verdict
+    on this input set (which names the regularization's slips and tie overcounts) when
+    ``hand`` is the gradient the model returned there, else None (judged by central
+    differences of the loss)."""
+    if not results:
+        return {}
+    try:
+        returned = layer.vjp(hand_args(), s.static)[1](np.array(ct, copy=True))
+    except Exception:
+        return {}
+    judges = {}
+    for name, r, g in zip(layer.arg_names, results, returned, strict=False):
+        if r is None or g is None or r.kind in _NOT_STEPS[1:]:
+            continue
+        judges[name] = functools.partial(
+            _returned_judge, np.asarray(g, np.float64),
+            cls.Finding(r.kind, rule=r.rule, scale=r.scale, axes=r.axes, note=r.note))
+    return judges
+
+
+def _returned_judge(returned: np.ndarray, finding: cls.Finding, hand) -> cls.Finding | None:
+    hand = np.asarray(hand, np.float64)
+    same = hand.shape == returned.shape and np.array_equal(hand, returned)
+    return finding if same else None
 
 
 def _arg_judges(layer: Layer, s: InputSet, args64: tuple, out, ct) -> dict:

@@ -37,6 +37,14 @@ right, the way Karpathy's makemore exercise compares every intermediate with PyT
    belong), and when none explains the error (a term left out) its last write is named,
    ``last_write`` set, the note saying what is wrong.
 
+A whole model's ``loss(X, y) -> (loss, grads)`` is one function for both (its
+parameters are true quantities through ``arguments``, perturbed where the loss reads
+them); an entry of a dict of gradients (``grads["W1"] = ...``) is a variable of its own,
+``grads['W1']``, paired with the parameter it is keyed for. A variable reassigned in a
+loop (``dout = dout @ W.T``, layer after layer) holds its last pass's value and is not
+judged; nor is a forward value whose perturbation leaves the output unchanged (returned
+beside the value that was used: ``h, scores = self.forward(X)``).
+
 Budgets are counted in forward evaluations, never in seconds, so the result is the same
 at any machine load. Only Python backward passes whose source can be read are analysed.
 """
@@ -45,6 +53,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import inspect
 import itertools
 import linecache
@@ -243,10 +252,13 @@ class _Instrument(ast.NodeTransformer):
     def visit_AugAssign(self, node):
         node.value = self._tap_uses(node.value, node.lineno)
         after = self._after(node, [node.target])
-        # ``v += e`` on a name is a new state of v (a sum built term by term)
+        # ``v += e`` on a name is a new state of v (a sum built term by term); on an entry
+        # (``grads["W1"] += e``) it is one when v is a dict of arrays (``_State.record``)
         for stmt in after:
             if isinstance(stmt, ast.Expr) and stmt.value.args[2].value == "def":
                 stmt.value.args[2] = ast.Constant("aug")
+            elif isinstance(stmt, ast.Expr) and stmt.value.args[2].value == "mod":
+                stmt.value.args[2] = ast.Constant("augmod")
         return [node, *after]
 
     def visit_Return(self, node):
@@ -364,6 +376,8 @@ class _State:
         # value, and the entries any execution of that line changed
         self.events: dict = {}
         self.last: dict = {}  # name -> its last recorded value
+        self.dicts: dict = {}  # name -> {key: value} of a dict of arrays, as last recorded
+        self.entry_lines: dict = {}  # (line, key) -> the line of that entry of a dict display
         self.runs: dict = {}  # (name, line, how) -> how many times it ran
         # (name, line, how) -> what that line's writes added to the variable, summed over
         # every time it ran (``dW[:, j] += X[i]`` in a loop: its share of the final dW)
@@ -387,13 +401,15 @@ class _State:
         if not self.recording:
             return value
         self.order += 1
-        items = [(name, value)]
+        items = [(name, value, "mod" if how == "augmod" else how, line)]
         if how == "return":
             if isinstance(value, (tuple, list)):
-                items = [(f"return[{k}]", v) for k, v in enumerate(value)]
+                items = [(f"return[{k}]", v, how, line) for k, v in enumerate(value)]
             elif isinstance(value, dict):
-                items = [(str(k), v) for k, v in value.items()]
-        for n, v in items:
+                items = [(str(k), v, how, line) for k, v in value.items()]
+        elif isinstance(value, dict):
+            items = self._dict_items(name, how, value, line)
+        for n, v, how, line in items:
             if not _is_float_array(v):
                 continue
             v = np.array(v, dtype=np.float64, copy=True)
@@ -411,6 +427,26 @@ class _State:
             self.runs[key] = self.runs.get(key, 0) + 1
             self.last[n] = v
         return value
+
+    def _dict_items(self, name, how, value: dict, line: int) -> list:
+        """The entries of a dict of arrays that this write set (``grads = {"W2": ...}``,
+        ``grads["W1"] = ...``, ``grads[f"W{i}"] += ...``), each as a variable of its own,
+        ``grads['W1']``: a definition, or an in-place add (``+=`` on an existing entry)."""
+        before = {} if how == "def" else self.dicts.get(name, {})
+        items, now = [], {}
+        for k, v in value.items():
+            if not _is_float_array(v):
+                continue
+            v = np.array(v, dtype=np.float64, copy=True)
+            now[k] = v
+            old = before.get(k)
+            if old is None or old.shape != v.shape or not np.array_equal(old, v):
+                key = "".join(map(str, k)) if isinstance(k, tuple) else k  # ("W", 1): W1
+                items.append((f"{name}[{key!r}]", v,
+                              "aug" if how == "augmod" and old is not None else "def",
+                              self.entry_lines.get((line, k), line)))
+        self.dicts[name] = now
+        return items
 
 
 @contextlib.contextmanager
@@ -448,6 +484,12 @@ def _gradient_of(name: str) -> list[str]:
     ``dxhat`` -> ``xhat``; ``d_L_d_t`` -> ``t``; ``W_grad`` -> ``W``; ``self.dweights`` ->
     ``weights``. A Jacobian such as ``d_out_d_t`` (not of the loss) is none."""
     bare = name[5:] if name.startswith("self.") else name
+    entry = re.fullmatch(r"(\w+)\[(['\"])(\w+)\2\]", bare)
+    if entry:  # grads['W1'], grads['dW1']: the entry of a dict of gradients
+        container, key = entry.group(1), entry.group(3)
+        if "grad" not in container.lower() and not container.startswith("d"):
+            return []
+        return [o for o in dict.fromkeys([*_gradient_of(key), key]) if o]
     if re.fullmatch(r"d_(?!L_|loss_)[A-Za-z0-9]+_d_\w+", bare):
         return []
     out = []
@@ -476,6 +518,21 @@ class _Truth:
         self.budget = budget
         self.rng = rng
         self.cache: dict = {}
+        self.externals: dict = {}  # key -> (value) -> the scalar, for ``set_arguments``
+
+    def set_arguments(self, arguments: dict, run_with: Callable) -> None:
+        """The layer's own arguments as true quantities (``("param", name, 0)``), in place
+        of any tap of the same name: ``arguments`` {name: float64 array}, ``run_with(name,
+        value) -> float``, the scalar with that argument replaced. For a whole model, whose
+        parameters its loss reads in other methods (``self.forward(X)``), out of the
+        taps' reach."""
+        for name, value in arguments.items():
+            for key in [k for k in self.state.values if k[1] == name]:
+                del self.state.values[key]
+            key = ("param", name, 0)
+            self.state.values[key] = np.array(value, np.float64, copy=True)
+            self.state.hits[key] = 1
+            self.externals[key] = functools.partial(run_with, name)
 
     def usable(self, key) -> bool:
         kind = key[0]
@@ -523,6 +580,8 @@ class _Truth:
         self.budget -= 2 * len(indices) + 1
 
         def h(value):
+            if key in self.externals:
+                return self.externals[key](value.reshape(base.shape))
             self.state.active, self.state.replacement = key, value.reshape(base.shape)
             try:
                 return self.run()
@@ -531,6 +590,12 @@ class _Truth:
 
         fd = numeric.differences(h, base, indices, numeric.step_for(np.float64))
         trusted = ~fd.kink & np.isfinite(fd.values)
+        if key[0] == "def" and len(indices) and np.all(fd.values == 0):
+            # the output does not move at all: not on its path as the code is written
+            # (``h, scores = self.forward(X)``: perturbing h after the call leaves scores
+            # as they are), so there is no truth for it here
+            self.cache[key] = None
+            return None
         self.cache[key] = (indices, fd.values, trusted)
         return self.cache[key]
 
@@ -701,6 +766,9 @@ def _in_place_writes(fn: types.FunctionType) -> dict:
         line = getattr(node, "lineno", 0) + first - 1
         if isinstance(node, ast.AugAssign):
             names = tuple(n for n, _ in _names_in(node.target))
+            t = node.target
+            if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
+                names += (f"{t.value.id}[*]",)  # an entry of a dict: grads[("W", i)] += ...
             if isinstance(node.op, add):
                 out[line] = (names, "add")
             elif isinstance(node.op, scale_) and not isinstance(node.target, ast.Subscript):
@@ -716,6 +784,24 @@ def _in_place_writes(fn: types.FunctionType) -> dict:
                 out[line] = ((name,), "add")
             elif isinstance(v.op, scale_) and (left or (right and isinstance(v.op, ast.Mult))):
                 out[line] = ((name,), "scale")
+    return out
+
+
+def _entry_lines(fn: types.FunctionType) -> dict:
+    """(line, key) -> line of the entry: where each constant key's value starts in a dict
+    display assigned on ``line`` (``grads = {"W2": ...,\n "b2": ...}``), so that an entry
+    is named on its own line."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            for k, v in zip(node.value.keys, node.value.values, strict=True):
+                if isinstance(k, ast.Constant):
+                    out[(node.lineno + first - 1, k.value)] = v.lineno + first - 1
     return out
 
 
@@ -752,8 +838,10 @@ def _links(ordered: list, writes: dict, runs: dict) -> dict:
         last[s.name] = k
         if j is None or s.how not in ("aug", "mod", "def") or s.name.startswith("return"):
             continue
-        ops = {writes.get(line, ((), None))[1] if s.name in writes.get(line, ((),))[0]
-               else None for line, _ in s.lines}
+        entry = re.sub(r"\[.*\]$", "[*]", s.name)  # grads['W1'] -> grads[*]
+        ops = {writes.get(line, ((), None))[1]
+               if {s.name, entry} & set(writes.get(line, ((),))[0]) else None
+               for line, _ in s.lines}
         before = ordered[j].value
         if np.shape(s.value) != np.shape(before):
             continue
@@ -915,7 +1003,8 @@ def _subset_sums(parts: list[np.ndarray], limit: int = 4):
 def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
                 run_backward: Callable[[], object], cotangent: np.ndarray,
                 arg_judges: dict | None = None, seed: int = 0,
-                budget: int = MAX_EVALUATIONS) -> FirstWrong | None:
+                budget: int = MAX_EVALUATIONS, arguments: dict | None = None,
+                run_with: Callable | None = None) -> FirstWrong | None:
     """The first wrong step of ``backward_fn``, or None (all paired steps right, or
     nothing could be paired).
 
@@ -929,6 +1018,9 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
     forward's argument names, ``self`` attributes by attribute name): ``judge(hand) ->
     Finding`` against the engine's exact oracle (which knows the valid tie rules and the
     layer's known wrong rules); other quantities are judged by central differences.
+    arguments, run_with: the layer's arguments as true quantities (``_Truth.set_arguments``:
+    ``run_with(name, value) -> out`` runs the forward with that one replaced); for a
+    whole model, whose loss reads its parameters where no tap reaches.
     ValueError when a function's source cannot be re-compiled.
     """
     f_fn, b_fn = _function(forward_fn), _function(backward_fn)
@@ -936,6 +1028,7 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
         raise ValueError("the forward or backward is not a Python function")
     ct = np.asarray(cotangent, np.float64)
     forward_state, backward_state = _State(), _State()
+    forward_state.entry_lines = backward_state.entry_lines = _entry_lines(b_fn)
 
     def loss() -> float:
         out = np.asarray(run_forward(), np.float64)
@@ -967,6 +1060,9 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
         truth = _Truth(loss, forward_state, budget, np.random.default_rng(seed),
                        arg_judges or {}, params, run_forward)
         truth.same_function = b_fn is f_fn
+        if arguments and run_with is not None:
+            truth.set_arguments(arguments, lambda name, value: float(np.sum(
+                ct * np.asarray(run_with(name, value), np.float64))))
         return _analyse(truth, backward_state.events, b_fn, backward_state.runs,
                         backward_state.added)
 
@@ -1041,6 +1137,11 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
 
     for k, step in enumerate(ordered):
         later = any(t.name == step.name for t in ordered[k + 1:])
+        if step.how == "def" and runs.get((step.name, step.line, "def"), 1) > 1:
+            # reassigned in a loop (dout = dout @ W.T, layer after layer): its value is
+            # the last pass's, and a forward name it is named for may be any pass's
+            status.setdefault(step.name, "unknown")
+            continue
         verdict = _judge(step, names, values, truth, later)
         if verdict is None:
             status.setdefault(step.name, "unknown")
@@ -1094,6 +1195,22 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
             return in_place(k, step, expected, finding, want)
         return found(step, expected, finding, want)
     return None
+
+
+def _relu_input_gradient(hand: np.ndarray, truth, x: np.ndarray) -> bool:
+    """Whether ``hand`` is the gradient of the input of the ReLU whose output is ``x``
+    (``x = max(z, 0)``, non-negative with exact zeros): dL/dx times the mask ``x > 0``,
+    0 wherever x is. CS231n's ``dhidden = (dscores @ W2.T) * (hidden > 0)`` names the
+    gradient of the pre-activation after the activation."""
+    x = np.asarray(x, np.float64)
+    if x.shape != hand.shape or not (np.all(x >= 0) and np.any(x == 0)):
+        return False
+    if np.any(hand[x == 0] != 0):
+        return False
+    indices, values, trusted = truth
+    masked = (indices, values * (x.reshape(-1)[indices] > 0), trusted)
+    err = _compare(hand, masked)
+    return err is not None and err <= TOL
 
 
 def _wrong_entries(value, want) -> np.ndarray | None:
@@ -1196,6 +1313,10 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
                  if k[0] in ("arg", "attr", "param")]
         if other and not later:
             x, k = other[-1]
+            judge = truth.judges.get(x)
+            finding = judge(hand) if judge is not None else None
+            if finding is not None and finding.kind != "correct":  # transposed, say
+                return False, f"dL/d{x}", finding, None
             return False, f"dL/d{x}", cls.Finding(
                 "wrong-shape", note=f"shape {hand.shape} where {x} has "
                 f"{values[k].shape}: a sum over the wrong axis, or a missing reshape?"), None
@@ -1206,11 +1327,13 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     finding = t = None
     if judge is not None:
         finding = judge(hand)
-        if finding is None:
+        if finding is None and key in truth.externals:
+            judge = None  # not the value the check judged: central differences
+        elif finding is None:
             return None
-        if finding.kind == "correct":
+        elif finding.kind == "correct":
             return True, expected, None, None
-    else:
+    if judge is None:
         for x_, k in reversed(targets):  # the def it is named for whose cotangent it matches
             tk = truth.cotangent(k)
             err = _compare(value, tk) if tk is not None else None
@@ -1219,6 +1342,8 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
         t = truth.cotangent(key)
         if t is None:
             return None
+        if _relu_input_gradient(hand, t, values[key]):
+            return True, f"dL/d{x} with the ReLU's mask (the gradient of its input)", None, None
     # one path's contribution (dxmu1), or a sum of some of them (dx = dx1 + dx2)
     uses = [u for u in truth.uses(x) if truth.cotangent(u) is not None]
     parts = [truth.cotangent(u) for u in uses]
@@ -1251,7 +1376,10 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
             f"through line {', '.join(map(str, path))}; {rest} is missing (a sum over "
             "paths kept one term)"), None
     if finding is not None:
-        return False, expected, finding, finding.against
+        against = finding.against
+        if against is None and key in truth.externals:  # a whole model's verdict: its truth
+            against = truth.cotangent(key)
+        return False, expected, finding, against
     if _compare(value, t) is None:
         return None
     full = _full(t, hand.shape)

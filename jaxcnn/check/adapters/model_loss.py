@@ -386,7 +386,8 @@ def from_model(cls, name: str | None = None, file: str | None = None,
                      "every pool window ties (a tie-overcount shows there only)")
     return Layer(name, "model", "model", tuple(key_name(k) for k in keys), forward, vjp,
                  None, input_sets, file=file, notes=tuple(notes),
-                 offsets=offsets, raw=raw, static_names=("X", "y", "reg"), extra=extra)
+                 offsets=offsets, raw=raw, static_names=("X", "y", "reg"), extra=extra,
+                 sources=(cls.loss, cls.loss))
 
 
 def _pools(cls) -> bool:
