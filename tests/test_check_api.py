@@ -5,6 +5,7 @@ and the notebook table. Small layers only (affine, relu, softmax_loss, sigmoid).
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -338,6 +339,28 @@ def test_a_chain_never_passes_a_layer_its_rows_fail(tmp_path):
     assert not c["ok"] and c["rows_not_ok"] == ["max_pool (zero)"]
     text = "\n".join(chain.summary(c))
     assert "every layer correct" not in text and "max_pool (zero)" in text
+
+
+def test_a_chain_past_the_time_limit_is_a_failed_chain_that_says_so(tmp_path, monkeypatch):
+    """A chain that runs past the time limit keeps every layer's rows and is one chain
+    that is not ok, saying where it was stuck (before: the run ended there, and text mode
+    printed no table)."""
+    from jaxcnn.check import chain
+
+    def forever(*args, **kwargs):
+        while True:
+            pass
+
+    good = (FIXTURES / "cs231n_layers.py").read_text()
+    module = check.load_file(write(tmp_path / "good.py", good))
+    layers = [layer for layer in check.find_layers(module, str(tmp_path / "good.py")).layers
+              if layer.name in ("max_pool", "affine", "softmax_loss")]
+    monkeypatch.setattr(chain, "check_chain", forever)
+    (c,) = api._chains([("good.py", module, str(tmp_path / "good.py"))], layers, [], 0, 0.5)
+    assert not c["ok"] and c["inputs"] == [] and c["first_wrong"] is None
+    assert c["error"].startswith("the chain of ") and "did not finish in 0.5 s" in c["error"]
+    assert any(line.startswith("  not judged: the chain of ") for line in chain.summary(c))
+    json.dumps(c, allow_nan=False)
 
 
 def test_a_layer_whose_every_input_is_refused_is_exit_2_not_1(tmp_path):

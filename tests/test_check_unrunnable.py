@@ -39,13 +39,40 @@ def strict(text: str):
     ("stuck_fc_backward.py", (14, 15)),  # a module-style backward, run by the shape probe
     ("stuck_module_forward.py", (3, 4)),  # a module-style forward, run by the shape probe
     ("stuck_derivative.py", (9, 10)),  # an f_prime an ActivationLayer calls
-    ("stuck_relu_backward.py", (9, 10)),  # a CS231n backward, run by the check itself
 ])
 def test_code_that_never_returns_is_stopped_wherever_it_runs(name, lines):
     with pytest.raises(limits.Stuck) as info:
         api.check_sources([str(HERE / name)], time_limit=0.5)
     assert " did not finish in 0.5 s: stuck at " in str(info.value)
     assert any(info.value.where.startswith(f"{HERE / name}:{n} ") for n in lines), info.value
+
+
+def test_a_layer_whose_check_never_ends_is_one_error_row_and_the_others_are_checked():
+    """The kind: the time limit running out while a layer is checked (its backward never
+    returns). That layer is one error row saying where it was stuck; every other layer
+    is still checked (before: the whole run ended with the one line)."""
+    report = api.check_sources([str(HERE / "stuck_one_of_two.py")], time_limit=1.0)
+    rows = {r.name: r for r in report.layers}
+    assert set(rows) == {"affine", "relu"}
+    assert rows["relu"].ok
+    (row,) = rows["affine"].checks
+    assert row.kind == "error" and not report.ok and report.status == 2
+    assert "checking affine did not finish in 1 s: stuck at " in row.note
+    assert f"{HERE / 'stuck_one_of_two.py'}:19 " in row.note
+    assert "affine was found but could not be run: checking affine did not finish" in (
+        report.summary())
+    # a CS231n backward stuck on its own: the same
+    report = api.check_sources([str(HERE / "stuck_relu_backward.py")], time_limit=0.5)
+    assert report.status == 2 and "stuck at " in report.layers[0].checks[0].note
+
+
+def test_a_stuck_layer_with_json_is_one_document_with_every_row():
+    proc = jaxcnn_check(HERE / "stuck_one_of_two.py", "--time-limit", "2", "--json")
+    doc = strict(proc.stdout)
+    assert proc.returncode == 2 and doc["status"] == 2 and not doc["ok"]
+    kinds = {(layer["name"], c["kind"]) for layer in doc["layers"] for c in layer["checks"]}
+    assert ("affine", "error") in kinds and ("relu", "correct") in kinds
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_stuck_discovery_is_one_json_document_and_exit_2():

@@ -204,6 +204,17 @@ def _reason(why: str) -> str:
     return why.removeprefix("cannot run it: ")
 
 
+def _stuck_report(layer: Layer, exc: limits.Stuck) -> LayerReport:
+    """The one error row of a layer whose check ran past the time limit (exit 2): where
+    it was stuck, and the flag that raises the limit."""
+    from jaxcnn.check.engine import Check, LayerReport
+
+    check = Check("-", "error", None, None, None, None, None, None, [],
+                  NOT_RUN_NOTE + str(exc), "none", [])
+    return LayerReport(layer.name, layer.kind, layer.style, layer.file, None, [check], [],
+                       [], [], 0.0)
+
+
 def _not_run_report(entry, file) -> LayerReport:
     """The error row of a layer that was recognised but could not be run (built, shaped,
     or run once): exit 2, listed with the layers, not among the skipped."""
@@ -362,6 +373,9 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
             with limits.progress(what, progress, after=30.0), _guard(layer.name), \
                     limits.time_limit(time_limit, what):
                 reports.append(check_layer(layer, seed=seed))
+        except limits.Stuck as exc:  # this layer is one error row; the others are checked
+            reports.append(_stuck_report(layer, exc))
+            continue
         except JaxcnnError as exc:
             raise _attach(exc, skipped=skipped, layers=reports) from None
         if counts.get(layer.name):
@@ -410,14 +424,12 @@ def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
         if network:  # a CS231n FullyConnectedNet: affine - norm - relu - dropout ... - loss
             runs.append((network, chain_mod.cs231n_fc_chain_inputs(network, seed)))
         for net, chain_inputs in runs:
-            what = f"the chain of {file}"
-            with _guard(what), limits.time_limit(time_limit, what):
-                chains.append(chain_mod.check_chain(net, chain_inputs, seed))
+            chains.append(_chain(net, chain_inputs, seed, f"the chain of {file}",
+                                 time_limit))
     if not chains and len(sources) > 1:  # a network split over files, chained as given
-        what = "the chain of the files given"
         for net, chain_inputs in chain_mod.across_files(layers, seed):
-            with _guard(what), limits.time_limit(time_limit, what):
-                chains.append(chain_mod.check_chain(net, chain_inputs, seed))
+            chains.append(_chain(net, chain_inputs, seed, "the chain of the files given",
+                                 time_limit))
     rows = {r.name: r for r in reports}
     for c in chains:
         failing = [f"{n} ({', '.join(sorted({ch.kind for ch in rows[n].checks if not ch.ok}))})"
@@ -426,6 +438,18 @@ def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
             c["rows_not_ok"] = failing
             c["ok"] = False
     return chains
+
+
+def _chain(net, chain_inputs, seed, what, time_limit) -> dict:
+    """``chain.check_chain`` within the time limit; past it, a chain that is not ok and
+    says where it was stuck (the layers' own rows are kept)."""
+    from jaxcnn.check import chain as chain_mod
+    try:
+        with _guard(what), limits.time_limit(time_limit, what):
+            return chain_mod.check_chain(net, chain_inputs, seed)
+    except limits.Stuck as exc:
+        return {"layers": [layer.name for layer in net], "ok": False, "first_wrong": None,
+                "inputs": [], "error": str(exc)}
 
 
 def check_file(path, **options) -> FileReport:
