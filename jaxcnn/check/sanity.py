@@ -117,10 +117,12 @@ def call_findings(layer, s, seed: int) -> tuple[dict, list[str]]:
             out = np.array(out, dtype=np.float64, copy=True)
     except Exception:  # the main check reports the user's errors
         return findings, notes
+    who = "your loss" if np.ndim(out) == 0 else "your forward"  # a loss: one function
     for name in _written(names, static_at, pristine, args, static_pristine, static):
-        findings[name] = ("modifies-input", f"your forward writes into its argument {name} "
+        findings[name] = ("modifies-input", f"{who} writes into its argument {name} "
                           f"(on {s.name}): the caller's array changes; compute into a new "
-                          f"array ({name} = {name} - m, not {name} -= m)")
+                          f"array ({name} = {name} - m, not {name} -= m; np.sort({name}), "
+                          f"not {name}.sort(); np.where(...), not {name}[mask] = 0)")
     after_forward = tuple(a.copy() for a in args)
     static_after = copy.deepcopy(static)
     rng = np.random.default_rng([seed, 17])
