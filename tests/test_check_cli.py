@@ -268,3 +268,23 @@ def test_json_cut_short_by_a_file_size_limit_is_exit_2_not_a_truncated_document(
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "file size limit" in last and "Traceback" not in proc.stderr
+
+
+def test_numpys_warnings_from_the_inputs_that_expose_a_bug_stay_off_stderr():
+    """The large-logit inputs make an unguarded softmax overflow on purpose; the row says
+    non-finite with its fix, and NumPy's RuntimeWarning lines do not clutter stderr. The
+    user's own NumPy settings are back after the check (the API)."""
+    import numpy as np
+
+    proc = jaxcnn_check(FIXTURES / "dialects" / "linear_loss_bugs.py")
+    assert proc.returncode == 1, proc.stderr
+    assert "subtracts each row's maximum before exp" in proc.stdout
+    assert "RuntimeWarning" not in proc.stderr, proc.stderr
+    from jaxcnn.check import api
+
+    before = np.geterr()
+    with np.errstate(over="raise"):
+        with api._guard("x"):
+            assert np.geterr()["over"] == "ignore"
+        assert np.geterr()["over"] == "raise"
+    assert np.geterr() == before

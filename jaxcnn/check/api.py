@@ -229,9 +229,15 @@ def _not_run_report(entry, file) -> LayerReport:
 
 @contextlib.contextmanager
 def _guard(name: str):
-    """User code runs with its prints on stderr and its exits refused."""
+    """User code runs with its prints on stderr, its exits refused, and NumPy's
+    floating-point warnings off (the inputs that expose a mistake, such as a softmax's
+    large logits, overflow on purpose; a result that is not finite is reported as such,
+    with its usual fix)."""
+    import numpy as np
+
     try:
-        with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit():
+        with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit(), \
+                np.errstate(all="ignore"):
             yield
     except (discover.UserExit, SystemExit) as exc:
         raise discover.CheckUsageError(f"{name} exits the program while it is checked "
