@@ -138,3 +138,46 @@ def test_check_and_verify_with_flags_xla_rejects_exit_2_with_one_json_document(t
         assert doc["ok"] is False and doc["status"] == 2
         assert "--xla_no_such_flag=1" in doc["error"]
         assert proc.stderr.strip().count("\n") == 0 and "XLA rejects" in proc.stderr
+
+
+def _fill(folder, sizes_and_ages):
+    import os
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for k, (size, age) in enumerate(sizes_and_ages):
+        p = folder / "ab" / f"{k}.bin"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"x" * size)
+        os.utime(p, (now - age, now - age))
+    return folder
+
+
+def test_a_folder_over_its_limit_loses_its_least_recently_used_files(tmp_path):
+    folder = _fill(tmp_path / "c", [(400, 10), (400, 1000), (400, 100), (400, 5)])
+    assert xla_cache.prune(folder, 2000) == 0  # under the limit: nothing deleted
+    freed = xla_cache.prune(folder, 1000)  # 1600 bytes > 1000: down to 800 at most
+    assert freed == 800
+    left = sorted(p.name for p in folder.rglob("*.bin"))
+    assert left == ["0.bin", "3.bin"]  # the two used last
+
+
+def test_the_size_limit_is_checked_at_most_once_an_hour_and_may_be_turned_off(flags,
+                                                                               tmp_path):
+    flags.setenv("JAXCNN_CACHE_DIR", str(tmp_path))
+    cache = xla_cache.cache_dir()
+    _fill(cache, [(600_000, 100), (600_000, 10)])
+    _fill(xla_cache.results_dir(cache), [(600_000, 100), (600_000, 10)])
+    flags.setenv("JAXCNN_CACHE_MAX_MB", "0")  # no limit
+    xla_cache.prune_if_due(cache)
+    assert len(list(cache.rglob("*.bin"))) == 2
+    flags.setenv("JAXCNN_CACHE_MAX_MB", "1")
+    xla_cache.prune_if_due(cache)
+    assert len(list(cache.rglob("*.bin"))) == 1  # 1.2 MB > 1 MB: the older one went
+    assert len(list(xla_cache.results_dir(cache).rglob("*.bin"))) == 1
+    _fill(cache / "more", [(600_000, 1), (600_000, 1)])
+    xla_cache.prune_if_due(cache)  # within the hour: not looked at again
+    assert len(list(cache.rglob("*.bin"))) == 3
+    flags.setenv("JAXCNN_CACHE_MAX_MB", "not a number")
+    assert xla_cache.max_bytes() == int(xla_cache.MAX_MB * 2**20)

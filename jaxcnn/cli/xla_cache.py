@@ -15,13 +15,23 @@ versions never read each other's entries). ``JAXCNN_CACHE_DIR=`` (empty) turns i
 location turns it off silently. An entry that cannot be written (a full disk, a file
 size limit) or read (one truncated by a full disk) costs a compilation, nothing else:
 JAX's warning about it, two lines per program on every run, is silenced.
+
+Size: each folder (the compiled programs, the check's results) is kept under
+``$JAXCNN_CACHE_MAX_MB`` (default 1024): at most once an hour, a run that finds a folder
+larger deletes its least recently used files (by access or write time, whichever is
+later) until it is under 80 % of that (``prune``). A deleted entry is a miss: compiled
+again, never wrong.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
+
+MAX_MB = 1024.0  # default of $JAXCNN_CACHE_MAX_MB, per folder
+PRUNE_EVERY = 3600.0  # seconds between two size checks of the same folders
 
 
 def jaxlib_folder() -> str:
@@ -55,6 +65,71 @@ def results_dir(cache: Path) -> Path:
     return cache.parent / f"{cache.name}-results"
 
 
+def max_bytes() -> int | None:
+    """The size limit per folder in bytes: ``$JAXCNN_CACHE_MAX_MB`` (a number of MB;
+    0 or a negative number: no limit, nothing deleted; unreadable: the default)."""
+    text = os.environ.get("JAXCNN_CACHE_MAX_MB", "").strip()
+    try:
+        mb = float(text) if text else MAX_MB
+    except ValueError:
+        mb = MAX_MB
+    if mb != mb:  # NaN
+        mb = MAX_MB
+    return None if mb <= 0 else int(mb * 2**20)
+
+
+def prune(folder: Path, limit: int, keep: float = 0.8) -> int:
+    """Delete the least recently used files of ``folder`` (recursively; by the later
+    of access and write time) while it holds more than ``limit`` bytes, down to ``keep``
+    of it. Returns the bytes deleted; never raises (a file another process removed or
+    holds is skipped)."""
+    entries = []
+    try:
+        for p in folder.rglob("*"):
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if p.is_file() and not p.is_symlink():
+                entries.append((max(st.st_atime, st.st_mtime), st.st_size, p))
+    except OSError:
+        return 0
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return 0
+    freed = 0
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total - freed <= keep * limit:
+            break
+        try:
+            p.unlink()
+            freed += size
+        except OSError:
+            continue
+    return freed
+
+
+def prune_if_due(cache: Path) -> None:
+    """``prune`` the compilation cache folder ``cache`` and its results folder, at most
+    once every ``PRUNE_EVERY`` seconds (a stamp file beside them), when a limit is set."""
+    limit = max_bytes()
+    if limit is None:
+        return
+    stamp = cache.parent / f"{cache.name}-pruned"
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY:
+            return
+    except OSError:
+        pass
+    try:
+        stamp.touch()
+    except OSError:
+        return
+    for folder in (cache, results_dir(cache)):
+        if folder.is_dir():
+            prune(folder, limit)
+
+
 def enable() -> Path | None:
     """Point JAX's persistent compilation cache at ``cache_dir()``; returns the folder
     used, or None (off, or not writable). Call before anything compiles. Imports no JAX:
@@ -69,6 +144,7 @@ def enable() -> Path | None:
         return None
     if not os.access(path, os.W_OK | os.X_OK):
         return None
+    prune_if_due(path)
     import sys
     import warnings
 
