@@ -56,3 +56,36 @@ MUTANTS = [
 def test_activation_mutants_are_named(mutant, tmp_path):
     _, layer, old, new, kind, rule = mutant
     run_mutant(tmp_path, FIXTURE, layer, old, new, ["x"], kind, rule)
+
+
+# ------------------------------------------------------------------ module style
+
+MODULES = "module_layers.py"
+
+
+@pytest.mark.parametrize("name,kind", [("LeakyReLU", "leaky_relu_alpha"), ("ELU", "elu"),
+                                       ("GELU", "gelu_tanh")])
+def test_module_style_activations_get_the_catalogue_reference(name, kind):
+    report = check(FIXTURES / MODULES, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert report.check("x").oracle == "exact"
+
+
+def test_a_module_leaky_relu_is_checked_with_its_own_slope():
+    report = check(FIXTURES / MODULES, "LeakyReLU")
+    assert "0.1 x" in report.reference, report.reference
+
+
+@pytest.mark.parametrize("layer,old,new,rule", [
+    ("LeakyReLU", "        return dout * np.where(self.x > 0, 1.0, self.alpha)",
+     "        return dout * np.where(self.x > 0, 1.0, 0.0)", "no leak"),
+    ("LeakyReLU", "        return dout * np.where(self.x > 0, 1.0, self.alpha)",
+     "        return dout * np.where(self.x > 0, self.alpha, 1.0)", "wrong side"),
+    ("ELU", "        return dout * np.where(self.x > 0, 1.0, self.out + self.alpha)",
+     "        return dout * np.where(self.x > 0, 1.0, self.out)", "out for x < 0"),
+    ("GELU", "        return dout * (0.5 * (1 + t) + 0.5 * x * dt)",
+     "        return dout * (0.5 * (1 + t))", "Phi(x) only"),
+])
+def test_module_style_activation_mistakes_are_named(layer, old, new, rule, tmp_path):
+    run_mutant(tmp_path, MODULES, layer, old, new, ["x"], "wrong-derivative", rule)

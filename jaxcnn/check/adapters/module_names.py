@@ -210,6 +210,8 @@ SIZE_NAMES = (
     (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop)$", 0.5),
     (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
+    (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim)$",
+     probe.FEATURES),  # a layer norm's or a transformer block's width
     (r"^(axis|dim)$", -1),
     (r"^(eps|epsilon)$", 1e-5),
 )
@@ -235,6 +237,8 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
                 args.append(value)
             continue
         value = size_for(p.name, pool)
+        if value == -1 and re.search(r"norm", cls.__name__, re.IGNORECASE):
+            value = probe.FEATURES  # LayerNorm(dim): the normalised width, not an axis
         if square and value == probe.HIDDEN:
             value = probe.FEATURES
         if value is None:

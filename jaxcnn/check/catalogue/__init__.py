@@ -151,6 +151,15 @@ def match(name: str, style: str) -> str | None:
                  if s == style and re.fullmatch(pattern, lowered)), None)
 
 
+def matches(name: str, style: str) -> list[str]:
+    """Every catalogue kind whose ``Spec.names[style]`` pattern the whole lower-cased
+    ``name`` matches, in ``SPECS`` order (``["batchnorm", "spatial_batchnorm"]`` for
+    ``matches("BatchNorm", "module")``): a module-style class is tried against each."""
+    lowered = name.lower()
+    return [kind for s, pattern, kind in _names()
+            if s == style and re.fullmatch(pattern, lowered)]
+
+
 def layouts(kind: str) -> tuple[str, ...]:
     """The kinds to try for code matched to ``kind`` (``Spec.layouts``, else the kind)."""
     return spec(kind).layouts or (kind,)

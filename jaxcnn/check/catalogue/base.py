@@ -48,6 +48,14 @@ class Spec(NamedTuple):
     from_user: Callable | None = None
 
 
+def module_name(core: str) -> str:
+    """A ``Spec.names["module"]`` pattern: a class named ``core`` with the usual
+    decorations (``Layer_BatchNorm``, ``BatchNorm2d``, ``Dropout_Layer``,
+    ``Activation_LeakyReLU``), matched against the lower-cased class name and against it
+    with its CamelCase words joined by "_" (``batch_norm2d``)."""
+    return rf"(layer_?|activation_?|nn_?|my_?)?(?:{core})(_?(layer|module|[123]d))*"
+
+
 def join_outputs(outputs) -> np.ndarray:
     """Several outputs as one flat array (C order, concatenated): the layer output the
     engine sees for a ``Spec`` with ``outputs > 1``; works on NumPy and JAX arrays."""

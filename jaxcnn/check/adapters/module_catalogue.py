@@ -1,0 +1,269 @@
+"""Module-style classes matched to a catalogue kind: ``class BatchNorm`` with
+``forward(x)`` / ``backward(dout)`` and ``self.dgamma``, ``class Dropout``, ``class
+LeakyReLU(alpha)``, ``class GlobalAveragePool`` ... checked against the catalogue's
+reference, its inputs and its named mistakes instead of finite differences only.
+
+A class is a candidate for every kind whose ``Spec.names["module"]`` pattern its whole
+lower-cased name matches (``catalogue.matches``), each kind with its ``layouts``; the first
+whose reference, with the settings tried below, reproduces the user's forward on the
+first input set (or reproduces one of its known wrong forwards: the engine then reports
+the forward's bug) wins. Nothing matched: ``find`` returns None and the class is checked
+against finite differences of its own forward, as before.
+
+How the object's arrays become the kind's arguments:
+
+* the input is the kind's ``x`` (a layer norm's ``(..., D)`` input is normalised over
+  its last axis: rows ``(-1, D)`` for the reference, reshaped back);
+* parameters are matched by name: ``gamma`` / ``weight`` / ``scale`` / ``g`` is gamma,
+  ``beta`` / ``bias`` / ``shift`` / ``b`` is beta, each of any shape with one entry per
+  feature or channel (``(D,)``, ``(1, D)``, ``(1, C, 1, 1)``); a missing one is the
+  constant 1 or 0 (a norm without affine parameters); an array the kind has no place for
+  rules the kind out;
+* the static settings come from the object where it names them (``eps`` / ``epsilon``,
+  ``alpha`` / ``negative_slope``, ``p`` / ``rate`` / ``keep_prob``), else from the usual
+  values (eps 1e-5, 1e-8, ...; alpha 0.01, 0.1, 0.2, 0.3 ...), the first that
+  reproduces the forward; a dropout's mask is read from the user's forward itself
+  (``Spec.from_user``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxcnn.check.layer import InputSet, Reference
+
+EPS = (1e-5, 1e-8, 1e-6, 1e-7, 1e-3, 1e-4, 1e-9, 1e-10, 1e-12, 0.0)
+ALPHAS = {"leaky_relu_alpha": (0.01, 0.1, 0.2, 0.3, 0.02, 0.05, 0.001),
+          "elu_alpha": (1.0, 0.1, 0.2, 0.3, 0.5, 0.01)}
+EPS_ATTR = re.compile(r"_?(eps|epsilon)")
+ALPHA_ATTR = re.compile(r"_?(alpha|negative_slope|slope|leak|leakage|a)")
+P_ATTR = re.compile(r"_?(p|prob|rate|drop_?rate|dropout|keep_?prob|p_?keep|drop_?prob)")
+GAMMA = re.compile(r"_?(gamma|weights?|scale|g|w)")
+BETA = re.compile(r"_?(beta|bias(es)?|shift|b)")
+
+
+class Match(NamedTuple):
+    """A class's catalogue kind: ``reference`` takes the module's own arguments (the
+    input, then its parameters in their own shapes); ``input_sets`` are the kind's
+    inputs for it (static part empty: the settings are the object's)."""
+
+    kind: str
+    reference: Reference
+    input_sets: Callable[[int], list[InputSet]]
+    note: str
+
+
+def _attr(obj, pattern: re.Pattern):
+    for k, v in vars(obj).items():
+        if pattern.fullmatch(k) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def _statics(spec, obj) -> list[tuple]:
+    """The settings to try for ``spec`` on ``obj``, most likely first."""
+    names = spec.static_names
+    if not names:
+        return [()]
+    if names == ("bn_param",) or names == ("ln_param",):
+        own = _attr(obj, EPS_ATTR)
+        eps = ([own] if own is not None else []) + [e for e in EPS if e != own]
+        mode = {"mode": "train"} if names == ("bn_param",) else {}
+        return [({**mode, "eps": e},) for e in eps]
+    if names == ("alpha",):
+        own = _attr(obj, ALPHA_ATTR)
+        alphas = ALPHAS.get(spec.kind, ())
+        return [(a,) for a in ([own] if own is not None else []) + [
+            a for a in alphas if a != own]]
+    if names == ("dropout_param",):
+        p = _attr(obj, P_ATTR)
+        return [({"mode": "train", **({"p": p} if p is not None else {})},)]
+    return []
+
+
+def _param_roles(spec, slots) -> list[str] | None:
+    """Each slot's argument of ``spec`` (by name), or None if one has no place."""
+    extra = spec.arg_names[1:]
+    if not extra:
+        return [] if not slots else None
+    roles = []
+    for s in slots:
+        name = s.name.lower()
+        role = ("gamma" if GAMMA.fullmatch(name) else "beta" if BETA.fullmatch(name)
+                else None)
+        if role not in extra or role in roles:
+            return None
+        roles.append(role)
+    return roles
+
+
+def _adapt(spec, roles: list[str], static: tuple) -> Reference:
+    """``spec``'s reference on the module's arguments ``(x, *params)``."""
+    import jax.numpy as jnp
+
+    from jaxcnn.check.autodiff import as_np
+
+    ref = spec.reference
+    rows = spec.kind == "layernorm"  # over the last axis of any input: rows of D
+    extra = spec.arg_names[1:]
+
+    def to_spec(args, xp):
+        x = args[0]
+        d = x.shape[-1] if rows else (x.shape[1] if x.ndim > 1 else x.shape[0])
+        if rows:
+            x = xp.reshape(x, (-1, d))
+        given = dict(zip(roles, args[1:], strict=True))
+        shape = (1, d, 1, 1) if spec.kind == "spatial_groupnorm" else (d,)
+        out = [x]
+        for name in extra:
+            if name in given:
+                out.append(xp.reshape(given[name], shape))
+            else:
+                out.append((xp.ones if name == "gamma" else xp.zeros)(shape))
+        return tuple(out)
+
+    def back(args, grads):
+        """The spec's gradients (x, gamma, beta) as the module's (x, *params)."""
+        pos = {name: i + 1 for i, name in enumerate(extra)}
+        out = [None if grads[0] is None else np.reshape(as_np(grads[0]), np.shape(args[0]))]
+        for role, p in zip(roles, args[1:], strict=True):
+            g = grads[pos[role]] if pos[role] < len(grads) else None
+            out.append(None if g is None else np.reshape(as_np(g), np.shape(p)))
+        return tuple(out)
+
+    def forward(args, _static):
+        out = ref.forward(to_spec(args, jnp), static)
+        return jnp.reshape(out, jnp.shape(args[0])) if rows else out
+
+    alternates = kinks = subgradient = wrong_forwards = None
+    if ref.alternates is not None:
+        def alternates(args, _static, cotangent):
+            ct = np.reshape(as_np(cotangent), (-1, np.shape(args[0])[-1])) if rows \
+                else cotangent
+            return [a._replace(grads=back(args, a.grads)) for a in
+                    ref.alternates(to_spec(args, np), static, ct)]
+    if ref.kinks is not None and not extra:
+        def kinks(s: InputSet):
+            return ref.kinks(s._replace(static=static))
+    if ref.subgradient is not None and not extra:
+        def subgradient(args, _static, cotangent, i, hand, tol):
+            return ref.subgradient(args, static, cotangent, i, hand, tol)
+    if ref.wrong_forwards is not None:
+        def wrong_forwards(args, _static):
+            return [(name, np.reshape(as_np(out), np.shape(args[0])), note)
+                    for name, out, note in ref.wrong_forwards(to_spec(args, np), static)]
+    if spec.static_names == ("alpha",):  # the name of the spec's own slope, replaced
+        a = float(static[0])
+        name = {"leaky_relu_alpha": f"max(x, {a:g} x)",
+                "elu_alpha": f"x > 0 ? x : {a:g} (e^x - 1)"}.get(spec.kind, ref.name)
+        return Reference(name, forward, alternates, kinks, subgradient, wrong_forwards)
+    shown = ", ".join(f"{k}={v}" for k, v in static[0].items()) if static and isinstance(
+        static[0], dict) else ", ".join(f"{v:g}" for v in static)
+    return Reference(ref.name + (f" ({shown})" if shown else ""), forward, alternates,
+                     kinks, subgradient, wrong_forwards)
+
+
+def _norm_sets(spec, x_shape: tuple, param_shapes: list[tuple]):
+    """Inputs at the object's own feature size: its running statistics have that size.
+    Several batch sizes (N != D); a batch of one where the kind normalises per sample
+    (layer norm) or over more than the batch (spatial batch norm)."""
+    n0 = x_shape[0]
+    sizes = [(n0, "random"), (n0 + 2, "random")]
+    if spec.kind != "batchnorm":
+        sizes.append((1, "batch-of-one"))
+
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 18, 3])
+        sets = []
+        for n, family in sizes:
+            shape = (n, *x_shape[1:])
+            x = 1 + 2 * rng.standard_normal(shape)
+            params = [(1 if i == 0 else 0) + 0.5 * rng.standard_normal(p)
+                      for i, p in enumerate(param_shapes)]
+            sets.append(InputSet(family, f"random x {shape}" + (
+                ": a batch of one (N = 1)" if n == 1 else ""), (x, *params), (),
+                note="a mean over the wrong axis shows only when N > 1 and N != D"))
+        return sets
+    return input_sets
+
+
+def _shape_free_sets(spec, static_ok: Callable[[tuple], bool]):
+    def input_sets(seed):
+        return [s._replace(static=(), name=s.name.split(", train")[0].split(", test")[0])
+                for s in spec.input_sets(seed) if static_ok(s.static)]
+    return input_sets
+
+
+def _agrees(reference: Reference, user_forward, s: InputSet) -> str | None:
+    """"forward" if the reference reproduces the user's forward on ``s``, "wrong
+    forward" if one of its known wrong forwards does, else None."""
+    import jax
+
+    try:
+        out = np.asarray(user_forward(s.args, ()), np.float64)
+        with jax.enable_x64(True):
+            want = np.asarray(reference.forward(s.args, ()), np.float64)
+            wrongs = (reference.wrong_forwards(s.args, ()) if reference.wrong_forwards
+                      is not None else [])
+    except Exception:
+        return None
+    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
+    tol = 1e-5 if out.dtype == np.float32 or any(
+        np.asarray(a).dtype == np.float32 for a in s.args) else 1e-9
+
+    def close(a):
+        a = np.asarray(a, np.float64)
+        return a.shape == out.shape and bool(np.all(np.isfinite(out))) and float(
+            np.max(np.abs(a - out), initial=0.0)) <= tol * scale
+    if close(want):
+        return "forward"
+    return "wrong forward" if any(close(w) for _, w, _ in wrongs) else None
+
+
+def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> Match | None:
+    """The catalogue kind of module-style class ``name`` (see the module docstring), or
+    None. ``obj``: the built object (its settings are read, never changed); ``slots`` /
+    ``params``: its parameters and their values; ``x_shape``: an input shape its forward
+    runs on; ``user_forward(args, static)``: its forward on ``(x, *params)``."""
+    from jaxcnn.check import catalogue
+
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    kinds = []
+    for k in catalogue.matches(name, "module") + catalogue.matches(words, "module"):
+        for layout in catalogue.layouts(k):
+            if layout not in kinds:
+                kinds.append(layout)
+    for kind in kinds:
+        spec = catalogue.spec(kind)
+        roles = _param_roles(spec, slots)
+        if roles is None:
+            continue
+        if spec.from_user is not None:
+            spec = spec._replace(reference=spec.from_user(
+                lambda args, static: user_forward(args, ())))
+        for static in _statics(spec, obj):
+            ref = _adapt(spec, roles, static)
+            if len(spec.arg_names) > 1:
+                sets = _norm_sets(spec, x_shape, [np.shape(p) for p in params])
+            else:
+                def ok(st, static=static):
+                    return not (st and isinstance(st[0], dict) and st[0].get("mode") == "test")
+                sets = _shape_free_sets(spec, ok)
+            first = sets(0)
+            if not first:
+                continue
+            agreed = _agrees(ref, user_forward, first[0])
+            if agreed is None:
+                continue
+            note = (f"matched to the catalogue's {kind}: {ref.name}" + (
+                "; its forward reproduces a known wrong forward" if agreed != "forward"
+                else ""))
+            return Match(kind, ref, sets, note)
+    return None
+
+
+__all__ = ["Match", "find"]
