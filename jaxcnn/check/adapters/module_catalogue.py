@@ -20,7 +20,8 @@ How the object's arrays become the kind's arguments:
   constant 1 or 0 (a norm without affine parameters); an array the kind has no place for
   rules the kind out;
 * the static settings come from the object where it names them (``eps`` / ``epsilon``,
-  ``alpha`` / ``negative_slope``, ``p`` / ``rate`` / ``keep_prob``), else from the usual
+  ``alpha`` / ``negative_slope``, ``p`` / ``rate`` / ``keep_prob``, a pool's
+  ``kernel_size`` / ``pool_size`` / ``f`` and ``stride``), else from the usual
   values (eps 1e-5, 1e-8, ...; alpha 0.01, 0.1, 0.2, 0.3 ...), the first that
   reproduces the forward; a dropout's mask is read from the user's forward itself
   (``Spec.from_user``).
@@ -42,6 +43,8 @@ ALPHAS = {"leaky_relu_alpha": (0.01, 0.1, 0.2, 0.3, 0.02, 0.05, 0.001),
 EPS_ATTR = re.compile(r"_?(eps|epsilon)")
 ALPHA_ATTR = re.compile(r"_?(alpha|negative_slope|slope|leak|leakage|a)")
 P_ATTR = re.compile(r"_?(p|prob|rate|drop_?rate|dropout|keep_?prob|p_?keep|drop_?prob)")
+SIZE_ATTR = re.compile(r"_?(kernel_?size|pool_?size|size|f|k|window(_?size)?|pool|field)")
+STRIDE_ATTR = re.compile(r"_?(stride|s|step)")
 GAMMA = re.compile(r"_?(gamma|weights?|scale|g|w)")
 BETA = re.compile(r"_?(beta|bias(es)?|shift|b)")
 
@@ -79,6 +82,10 @@ def _statics(spec, obj) -> list[tuple]:
         alphas = ALPHAS.get(spec.kind, ())
         return [(a,) for a in ([own] if own is not None else []) + [
             a for a in alphas if a != own]]
+    if names == ("pool_param",):
+        size, stride = _attr(obj, SIZE_ATTR), _attr(obj, STRIDE_ATTR)
+        return [({"pool_height": int(k), "pool_width": int(k),
+                  "stride": int(stride or k)},) for k in ([size] if size else [2, 3])]
     if names == ("dropout_param",):
         p = _attr(obj, P_ATTR)
         return [({"mode": "train", **({"p": p} if p is not None else {})},)]
@@ -250,7 +257,9 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
             if len(spec.arg_names) > 1:
                 sets = _norm_sets(spec, x_shape, [np.shape(p) for p in params])
             else:
-                def ok(st, static=static):
+                def ok(st, static=static, pool=spec.static_names == ("pool_param",)):
+                    if pool:  # the object's own window
+                        return st == static
                     return not (st and isinstance(st[0], dict) and st[0].get("mode") == "test")
                 sets = _shape_free_sets(spec, ok)
             first = sets(0)
