@@ -70,3 +70,45 @@ MUTANTS = [
 def test_loss_mutants_are_named(mutant, tmp_path):
     _, fixture, layer, old, new, kind = mutant
     run_mutant(tmp_path, fixture, layer, old, new, ["x"], kind)
+
+
+# ------------------------------------------------------------------ module style
+
+MODULES = "module_layers.py"
+
+
+@pytest.mark.parametrize("name,kind", [("SoftmaxCrossEntropy", "softmax_loss"),
+                                       ("CategoricalCrossEntropy", "cross_entropy_probs"),
+                                       ("MSELoss", "mse")])
+def test_module_style_losses_get_the_catalogue_reference(name, kind):
+    report = check(FIXTURES / MODULES, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert all(c.oracle == "exact" for c in report.checks)
+    assert any("batch of one" in r.inputs for c in report.checks for r in c.inputs)
+
+
+@pytest.mark.parametrize("layer,old,new,kind,rule", [
+    ("SoftmaxCrossEntropy", "        return (self.probs - self.targets) / self.targets.shape[0]",
+     "        return self.probs / self.targets.shape[0]", "wrong-derivative",
+     "one-hot not subtracted"),
+    ("CategoricalCrossEntropy", "        self.dinputs = -onehot / dvalues / len(dvalues)",
+     "        self.dinputs = (dvalues - onehot) / len(dvalues)", "wrong-derivative",
+     "softmax-with-loss derivative"),
+    ("CategoricalCrossEntropy", "        self.dinputs = -onehot / dvalues / len(dvalues)",
+     "        self.dinputs = -onehot / len(dvalues)", "wrong-derivative", "log's derivative"),
+    ("MSELoss", "        return 2 * (y_pred - y_true) / y_pred.size",
+     "        return (y_pred - y_true) / y_pred.size", "scaled", None),
+])
+def test_module_style_loss_mistakes_are_named(layer, old, new, kind, rule, tmp_path):
+    run_mutant(tmp_path, MODULES, layer, old, new, [
+        {"SoftmaxCrossEntropy": "scores"}.get(layer, "y_pred")], kind, rule)
+
+
+def test_a_module_cross_entropy_on_scores_is_not_taken_for_one_on_probabilities():
+    """Both names match "CrossEntropy"; the forward decides which kind it is."""
+    from jaxcnn.check import catalogue
+
+    assert {"softmax_loss", "cross_entropy_probs"} <= set(
+        catalogue.matches("categorical_cross_entropy", "module_loss"))
+    assert check(FIXTURES / MODULES, "CategoricalCrossEntropy").kind == "cross_entropy_probs"

@@ -276,3 +276,90 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
 
 
 __all__ = ["Match", "find"]
+
+
+# ------------------------------------------------------------------ losses
+
+INT_LABELS = ("softmax_loss", "cross_entropy_probs")  # kinds whose y is (N,) class indices
+
+
+def _spec_label(kind: str, label):
+    """The module's target as ``kind``'s static y: class indices from one-hot rows."""
+    label = np.asarray(label)
+    if kind in INT_LABELS and label.ndim == 2:
+        return np.argmax(label, axis=1)
+    return label
+
+
+def _module_label(y, template, classes: int):
+    """``kind``'s y in the module's own format (one-hot rows of ``classes`` where it
+    takes them)."""
+    y, template = np.asarray(y), np.asarray(template)
+    if y.ndim == 1 and template.ndim == 2 and np.issubdtype(y.dtype, np.integer):
+        return np.eye(classes, dtype=template.dtype)[y]
+    return y
+
+
+def _adapt_loss(spec) -> Reference:
+    ref = spec.reference
+
+    def forward(args, static):
+        return ref.forward(args, (_spec_label(spec.kind, static[0]),))
+
+    alternates = None
+    if ref.alternates is not None:
+        def alternates(args, static, cotangent):
+            return ref.alternates(args, (_spec_label(spec.kind, static[0]),), cotangent)
+    return Reference(ref.name, forward, alternates)
+
+
+def find_loss(name: str, labels, user_forward) -> Match | None:
+    """The catalogue loss kind of module-style loss class ``name`` (its
+    ``Spec.names["module_loss"]`` pattern, then the layouts), whose reference reproduces
+    the mean of what the class's forward returns; None if none. ``labels``: a target the
+    forward took (its format: class indices, one-hot rows, float targets);
+    ``user_forward(args, static)``: the loss's value on ``(y_pred,)``, static ``(target,)``.
+    Its inputs are the kind's rows (N, C), targets given in the class's own format."""
+    from jaxcnn.check import catalogue
+
+    def keep(s: InputSet) -> bool:
+        """Rows (N, C), as the class was probed with; no scores far apart (a loss that
+        clips its probabilities, np.clip(p, 1e-7, 1 - 1e-7), is another function there,
+        flat, and its backward rightly ignores the clip)."""
+        return np.ndim(s.args[0]) == 2 and s.family != "large-gap"
+
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    kinds = []
+    for k in catalogue.matches(name, "module_loss") + catalogue.matches(words, "module_loss"):
+        for layout in catalogue.layouts(k):
+            if layout not in kinds:
+                kinds.append(layout)
+    for kind in kinds:
+        spec = catalogue.spec(kind)
+        ref = _adapt_loss(spec)
+
+        def input_sets(seed, spec=spec):
+            return [s._replace(static=(_module_label(s.static[0], labels,
+                                                     np.shape(s.args[0])[-1]),))
+                    for s in spec.input_sets(seed) if keep(s)]
+        first = input_sets(0)
+        if not first or _agrees_loss(ref, user_forward, first[0]) is None:
+            continue
+        return Match(kind, ref, input_sets, f"matched to the catalogue's {kind}: {ref.name}")
+    return None
+
+
+def _agrees_loss(reference: Reference, user_forward, s: InputSet) -> str | None:
+    import jax
+
+    try:
+        out = np.asarray(user_forward(s.args, s.static), np.float64)
+        with jax.enable_x64(True):
+            want = np.asarray(reference.forward(s.args, s.static), np.float64)
+    except Exception:
+        return None
+    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
+    # a clipped log (np.clip(p, 1e-7, 1 - 1e-7)) changes nothing on these inputs
+    ok = out.shape == want.shape and bool(np.all(np.isfinite(out))) and float(
+        np.max(np.abs(out - want), initial=0.0)) <= 1e-6 * scale
+    return "forward" if ok else None

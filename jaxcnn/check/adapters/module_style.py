@@ -326,6 +326,13 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         if catalogued is not None:
             reference, kind = catalogued.reference, catalogued.kind
             notes.append(catalogued.note)
+    elif loss and reference is None:
+        from jaxcnn.check.adapters import module_catalogue
+
+        catalogued = module_catalogue.find_loss(kind_from or cls_name, labels, layer_forward)
+        if catalogued is not None:
+            reference, kind = catalogued.reference, catalogued.kind
+            notes.append(catalogued.note)
 
     def run_backward(o, x, ct, static, learn_rate=LEARN_RATE, own=False):
         """``own``: the user's code gets ``x``, ``ct`` and the target themselves (no

@@ -12,7 +12,7 @@ import numpy as np
 from jaxcnn import model
 from jaxcnn.check.autodiff import as_np
 from jaxcnn.check.catalogue.activations import logit_sets
-from jaxcnn.check.catalogue.base import Spec, batch_of_one, wrong
+from jaxcnn.check.catalogue.base import Spec, batch_of_one, module_name, wrong
 from jaxcnn.check.catalogue.dense import dense_sets
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
@@ -48,6 +48,16 @@ def _loss_sets(seed: int) -> list[InputSet]:
               for s in batch_of_one(seed, (1, 10), (), ""))]
 
 
+# Names of module-style loss classes (``SoftmaxWithLoss``, ``CrossEntropyLoss``,
+# ``Activation_Softmax_Loss_CategoricalCrossentropy``, ``Loss_CategoricalCrossentropy``):
+# a cross-entropy may take scores (softmax_loss) or probabilities (cross_entropy_probs),
+# the forward says which.
+SOFTMAX_CE = (r"(activation_?)?softmax_?(with_?)?(loss|cross_?entropy(_?loss)?|ce)"
+              r"(_?(categorical_?)?cross_?entropy)?")
+CE = (r"(loss_?)?(categorical_?)?cross_?entropy(_?loss)?|ce_?loss|nll(_?loss)?|"
+      r"neg(ative)?_?log_?likelihood(_?loss)?")
+
+
 def softmax_loss_spec(reduction: str = "mean") -> Spec:
     """CS231n's softmax loss, the mean over samples (``reduction="mean"``, the assignment's
     definition) or their sum (``"sum"``, kind ``softmax_loss_sum``)."""
@@ -72,7 +82,50 @@ def softmax_loss_spec(reduction: str = "mean") -> Spec:
     kind = "softmax_loss" if reduction == "mean" else "softmax_loss_sum"
     return Spec(kind, ("x",), {"x": ("sample", "class")},
                 Reference(f"{reduction} over samples of -log softmax(x)[y]", forward,
-                          alternates), _loss_sets, ("y",))
+                          alternates), _loss_sets, ("y",),
+                names={"module_loss": module_name(SOFTMAX_CE) + "|" + module_name(CE)}
+                if reduction == "mean" else None)
+
+
+def _prob_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18, 7])
+
+    def rows(n, c):  # positive, each row summing to 1, none near 0 or 1
+        e = np.exp(0.7 * rng.standard_normal((n, c)))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return [InputSet("random", "probabilities x (4, 6), labels y (4,)", (rows(4, 6),),
+                     (rng.integers(6, size=4),), note="rows of probabilities: N != C"),
+            InputSet("random", "probabilities x (5, 3)", (rows(5, 3),),
+                     (rng.integers(3, size=5),)),
+            InputSet("batch-of-one", "probabilities x (1, 4): a batch of one", (rows(1, 4),),
+                     (np.array([2]),))]
+
+
+def cross_entropy_probs_spec() -> Spec:
+    """Cross-entropy of probabilities (the layer after a separate softmax): x (N, C) rows
+    of probabilities, y (N,) static labels; loss = -mean_n log x[n, y_n]; dx = -onehot(y)
+    / (N x). Alternates: the combined softmax-and-loss derivative ``(x - onehot) / N`` on
+    a loss that takes probabilities, the log's derivative left out (``-onehot / N``)."""
+    def forward(args, static):
+        y = jnp.asarray(np.asarray(static[0]))
+        return -jnp.mean(jnp.log(args[0][jnp.arange(args[0].shape[0]), y]))
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0])
+        g = float(np.asarray(cotangent)) / len(x)
+        onehot = np.eye(x.shape[1])[y]
+        return [wrong("softmax-with-loss derivative", (g * (x - onehot),),
+                      "(p - onehot(y)) / N, the derivative with respect to the scores of a "
+                      "softmax followed by this loss, used for a loss whose input is the "
+                      "probabilities: -onehot(y) / (N p) belongs"),
+                wrong("log's derivative left out", (-g * onehot,),
+                      "-onehot(y) / N: the derivative of -log p, -1/p, is missing")]
+
+    return Spec("cross_entropy_probs", ("x",), {"x": ("sample", "class")},
+                Reference("mean over samples of -log x[y] (x: probabilities)", forward,
+                          alternates), _prob_sets, ("y",),
+                names={"module_loss": module_name(CE)})
 
 
 SPECS = {"cross_entropy": cross_entropy_spec, "softmax_loss": softmax_loss_spec,
@@ -198,7 +251,9 @@ def mse_spec(kind: str = "mse") -> Spec:
 
     return Spec(kind, ("x",), {"x": ("sample", "output")}, Reference(text, forward),
                 _regression_sets, ("y",),
-                names={"loss": r"mse_loss|mean_squared_error(_loss)?|l2_loss"}
+                names={"loss": r"mse_loss|mean_squared_error(_loss)?|l2_loss",
+                       "module_loss": module_name(
+                           r"(loss_?)?(mse|mean_?squared_?error|l2)(_?loss)?")}
                 if kind == "mse" else None, layouts=tuple(MSE_FORMS) if kind == "mse" else ())
 
 
@@ -245,10 +300,15 @@ def bce_spec(logits: bool = False) -> Spec:
                 _bce_sets(logits), ("y",),
                 names={"loss": (r"(binary_cross_entropy|bce|sigmoid_cross_entropy)_with_logits"
                                 r"(_loss)?|sigmoid_cross_entropy(_loss)?" if logits else
-                                r"binary_cross_?entropy(_loss)?|bce_loss")},
+                                r"binary_cross_?entropy(_loss)?|bce_loss"),
+                       "module_loss": module_name(
+                           r"sigmoid_?with_?loss|(bce|binary_?cross_?entropy)_?with_?logits"
+                           r"(_?loss)?|sigmoid_?(binary_?)?cross_?entropy(_?loss)?" if logits
+                           else r"(loss_?)?(bce|binary_?cross_?entropy)(_?loss)?")},
                 layouts=("bce_logits", "bce") if logits else ("bce", "bce_logits"))
 
 
 SPECS.update({"svm_loss": svm_loss_spec, "svm_loss_sum": lambda: svm_loss_spec("sum"),
               **{k: (lambda k=k: mse_spec(k)) for k in MSE_FORMS},
-              "bce": bce_spec, "bce_logits": lambda: bce_spec(True)})
+              "bce": bce_spec, "bce_logits": lambda: bce_spec(True),
+              "cross_entropy_probs": cross_entropy_probs_spec})
