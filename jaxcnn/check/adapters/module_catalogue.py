@@ -21,7 +21,8 @@ How the object's arrays become the kind's arguments:
   rules the kind out;
 * the static settings come from the object where it names them (``eps`` / ``epsilon``,
   ``alpha`` / ``negative_slope``, ``p`` / ``rate`` / ``keep_prob``, a pool's
-  ``kernel_size`` / ``pool_size`` / ``f`` and ``stride``), else from the usual
+  ``kernel_size`` / ``pool_size`` / ``f`` and ``stride``, an upsampling's
+  ``scale_factor`` / ``size``), else from the usual
   values (eps 1e-5, 1e-8, ...; alpha 0.01, 0.1, 0.2, 0.3 ...), the first that
   reproduces the forward; a dropout's mask is read from the user's forward itself
   (``Spec.from_user``).
@@ -45,6 +46,7 @@ ALPHA_ATTR = re.compile(r"_?(alpha|negative_slope|slope|leak|leakage|a)")
 P_ATTR = re.compile(r"_?(p|prob|rate|drop_?rate|dropout|keep_?prob|p_?keep|drop_?prob)")
 SIZE_ATTR = re.compile(r"_?(kernel_?size|pool_?size|size|f|k|window(_?size)?|pool|field)")
 STRIDE_ATTR = re.compile(r"_?(stride|s|step)")
+SCALE_ATTR = re.compile(r"_?(scale(_?factor)?|factor|size|up_?scale|stride|s)")
 GAMMA = re.compile(r"_?(gamma|weights?|scale|g|w)")
 BETA = re.compile(r"_?(beta|bias(es)?|shift|b)")
 
@@ -61,7 +63,11 @@ class Match(NamedTuple):
 
 
 def _attr(obj, pattern: re.Pattern):
+    """The number an attribute named by ``pattern`` holds (a square size ``(2, 2)`` as 2),
+    or None."""
     for k, v in vars(obj).items():
+        if isinstance(v, (tuple, list)) and len(v) > 0 and len(set(v)) == 1:
+            v = v[0]
         if pattern.fullmatch(k) and isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
     return None
@@ -86,6 +92,9 @@ def _statics(spec, obj) -> list[tuple]:
         size, stride = _attr(obj, SIZE_ATTR), _attr(obj, STRIDE_ATTR)
         return [({"pool_height": int(k), "pool_width": int(k),
                   "stride": int(stride or k)},) for k in ([size] if size else [2, 3])]
+    if names == ("scale",):
+        own = _attr(obj, SCALE_ATTR)
+        return [(int(k),) for k in ([own] if own else []) + [k for k in (2, 3) if k != own]]
     if names == ("dropout_param",):
         p = _attr(obj, P_ATTR)
         return [({"mode": "train", **({"p": p} if p is not None else {})},)]
@@ -257,8 +266,9 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
             if len(spec.arg_names) > 1:
                 sets = _norm_sets(spec, x_shape, [np.shape(p) for p in params])
             else:
-                def ok(st, static=static, pool=spec.static_names == ("pool_param",)):
-                    if pool:  # the object's own window
+                def ok(st, static=static,
+                       pool=spec.static_names in (("pool_param",), ("scale",))):
+                    if pool:  # the object's own window, or scale
                         return st == static
                     return not (st and isinstance(st[0], dict) and st[0].get("mode") == "test")
                 sets = _shape_free_sets(spec, ok)

@@ -112,6 +112,7 @@ from jaxcnn.check.catalogue import (
     norms,
     pool,
     recurrent,
+    shape,
 )
 from jaxcnn.check.catalogue.base import Spec as Spec
 from jaxcnn.check.catalogue.base import digits as digits
@@ -119,7 +120,7 @@ from jaxcnn.check.catalogue.network import SANDWICH_PARTS as SANDWICH_PARTS
 from jaxcnn.check.catalogue.network import sandwich_spec as sandwich_spec
 
 FAMILIES = (conv, pool, dense, activations, losses, network, norms, dropout, embedding,
-            recurrent, attention)
+            recurrent, attention, shape)
 SPECS: dict[str, Callable[[], Spec]] = {
     kind: make for family in FAMILIES for kind, make in family.SPECS.items()}
 
