@@ -112,3 +112,31 @@ def test_a_module_cross_entropy_on_scores_is_not_taken_for_one_on_probabilities(
     assert {"softmax_loss", "cross_entropy_probs"} <= set(
         catalogue.matches("categorical_cross_entropy", "module_loss"))
     assert check(FIXTURES / MODULES, "CategoricalCrossEntropy").kind == "cross_entropy_probs"
+
+
+def test_module_style_mean_absolute_error_is_checked_at_its_kink():
+    report = check(FIXTURES / MODULES, "MAELoss")
+    assert_correct(report)
+    assert report.kind == "mae"
+    assert any(r.family == "boundary" for r in report.check("y_pred").inputs)
+
+
+@pytest.mark.parametrize("new,kind,rule", [
+    ("        return np.sign(y_true - y_pred) / y_pred.size", "sign-flipped", None),
+    ("        return (y_pred - y_true) / y_pred.size", "wrong-derivative",
+     "squared error's derivative"),
+])
+def test_mean_absolute_error_mistakes_are_named(new, kind, rule, tmp_path):
+    run_mutant(tmp_path, MODULES, "MAELoss",
+               "        return np.sign(y_pred - y_true) / y_pred.size", new, ["y_pred"], kind,
+               rule)
+
+
+def test_a_mae_loss_function_gets_the_reference_and_any_slope_at_the_kink(tmp_path):
+    path = tmp_path / "l1.py"
+    path.write_text("import numpy as np\n\n\ndef mae_loss(x, y):\n"
+                    "    d = x - y\n    dx = np.where(d >= 0, 1.0, -1.0) / x.size\n"
+                    "    return np.mean(np.abs(d)), dx\n")  # slope 1 at x = y: a subgradient
+    report = check(path, "mae_loss")
+    assert_correct(report)
+    assert report.kind == "mae"

@@ -316,11 +316,20 @@ def _adapt_loss(spec) -> Reference:
     def forward(args, static):
         return ref.forward(args, (_spec_label(spec.kind, static[0]),))
 
-    alternates = None
+    def own(static):
+        return (_spec_label(spec.kind, static[0]),)
+
+    alternates = kinks = subgradient = None
     if ref.alternates is not None:
         def alternates(args, static, cotangent):
-            return ref.alternates(args, (_spec_label(spec.kind, static[0]),), cotangent)
-    return Reference(ref.name, forward, alternates)
+            return ref.alternates(args, own(static), cotangent)
+    if ref.kinks is not None:
+        def kinks(s: InputSet):
+            return ref.kinks(s._replace(static=own(s.static)))
+    if ref.subgradient is not None:
+        def subgradient(args, static, cotangent, i, hand, tol):
+            return ref.subgradient(args, own(static), cotangent, i, hand, tol)
+    return Reference(ref.name, forward, alternates, kinks, subgradient)
 
 
 def find_loss(name: str, labels, user_forward) -> Match | None:

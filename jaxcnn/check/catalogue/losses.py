@@ -14,7 +14,7 @@ from jaxcnn.check.autodiff import as_np
 from jaxcnn.check.catalogue.activations import logit_sets
 from jaxcnn.check.catalogue.base import Spec, batch_of_one, module_name, wrong
 from jaxcnn.check.catalogue.dense import dense_sets
-from jaxcnn.check.layer import Alternate, InputSet, Reference
+from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
 
 def dense_cross_entropy_spec() -> Spec:
@@ -312,3 +312,62 @@ SPECS.update({"svm_loss": svm_loss_spec, "svm_loss_sum": lambda: svm_loss_spec("
               **{k: (lambda k=k: mse_spec(k)) for k in MSE_FORMS},
               "bce": bce_spec, "bce_logits": lambda: bce_spec(True),
               "cross_entropy_probs": cross_entropy_probs_spec})
+
+
+# ------------------------------------------------------------------ mean absolute error
+
+def _mae_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18, 9])
+    x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    tied = x.copy()
+    tied[0, 1], tied[2, 0], tied[3, 2] = y[0, 1], y[2, 0], y[3, 2]
+    return [InputSet("random", "random x (4, 3), targets y (4, 3)", (x,), (y,)),
+            InputSet("boundary", "x (4, 3) equal to y at 3 entries (|x - y|'s kink)",
+                     (tied,), (y,), note="at x = y any slope in [-1, 1] / M is a "
+                                         "subgradient"),
+            InputSet("batch-of-one", "random x (1, 5): a batch of one",
+                     (rng.standard_normal((1, 5)),), (rng.standard_normal((1, 5)),))]
+
+
+def mae_spec() -> Spec:
+    """Mean absolute error, the mean over every entry of |x - y| (y static): dx =
+    sign(x - y) / M, M = x.size; at x = y any slope in [-1, 1] / M. Alternates: the
+    squared error's derivative ``(x - y) / M``."""
+    def forward(args, static):
+        return jnp.mean(jnp.abs(args[0] - jnp.asarray(static[0])))
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0], float)
+        g = float(np.asarray(cotangent)) / x.size
+        return [Alternate("0 at x = y", (g * np.sign(x - y),), True, "correct",
+                          "slope 0 where x = y (np.sign)"),
+                wrong("squared error's derivative", (g * (x - y),),
+                      "(x - y) / M, the derivative of a squared error, where sign(x - y) / M "
+                      "belongs")]
+
+    def kinks(s: InputSet) -> Kinks:
+        at = np.asarray(s.args[0]) == np.asarray(s.static[0])
+        return Kinks((at,), {"entries": int(at.size), "ties": int(at.sum())},
+                     f"{int(at.sum())} of {at.size} entries with x = y exactly")
+
+    def subgradient(args, static, cotangent, i, hand, tol):
+        x, y = as_np(args[0]), np.asarray(static[0], float)
+        if hand.shape != x.shape:
+            return None
+        g = float(np.asarray(cotangent)) / x.size
+        atol = tol * max(abs(g), 1e-300)
+        at = x == y
+        off = np.where(at, 0.0, hand - g * np.sign(x - y))
+        ok = np.max(np.abs(off), initial=0.0) <= atol and bool(np.all(
+            np.abs(hand[at]) <= abs(g) + atol))
+        return "other slope in [-1, 1] at x = y" if ok else None
+
+    return Spec("mae", ("x",), {"x": ("sample", "output")},
+                Reference("mean(|x - y|)", forward, alternates, kinks, subgradient),
+                _mae_sets, ("y",),
+                names={"loss": r"mae_loss|mean_absolute_error(_loss)?|l1_loss",
+                       "module_loss": module_name(
+                           r"(loss_?)?(mae|mean_?absolute_?error|l1)(_?loss)?")})
+
+
+SPECS["mae"] = mae_spec
