@@ -101,20 +101,31 @@ def _statics(spec, obj) -> list[tuple]:
     return []
 
 
+ROLES = {"gamma": GAMMA, "beta": BETA, "w": re.compile(r"_?(w|weights?|kernel)"),
+         "b": re.compile(r"_?(b|bias(es)?)"),
+         "Wx": re.compile(r"_?(w_?x|w_?ih|w_?xh|w_?in(put)?)"),
+         "Wh": re.compile(r"_?(w_?h|w_?hh|w_?rec(urrent)?|u)")}
+OPTIONAL = {"gamma": "ones", "beta": "zeros", "h0": "zeros"}  # a missing one: a constant
+
+
 def _param_roles(spec, slots) -> list[str] | None:
-    """Each slot's argument of ``spec`` (by name), or None if one has no place."""
+    """Each slot's argument of ``spec``, by its name, or in order for parameters held in a
+    list (``self.params = [Wx, Wh, b]``); None if one has no place, or an argument that
+    is not optional (``OPTIONAL``) has no slot."""
     extra = spec.arg_names[1:]
     if not extra:
         return [] if not slots else None
+    required = [a for a in extra if a not in OPTIONAL]
+    if slots and all(s.name.isdigit() for s in slots):  # a params list: in order
+        return list(required) if len(slots) == len(required) else None
     roles = []
     for s in slots:
         name = s.name.lower()
-        role = ("gamma" if GAMMA.fullmatch(name) else "beta" if BETA.fullmatch(name)
-                else None)
-        if role not in extra or role in roles:
+        role = next((r for r in extra if r in ROLES and ROLES[r].fullmatch(name)), None)
+        if role is None or role in roles:
             return None
         roles.append(role)
-    return roles
+    return roles if set(required) <= set(roles) else None
 
 
 def _adapt(spec, roles: list[str], static: tuple) -> Reference:
@@ -136,10 +147,15 @@ def _adapt(spec, roles: list[str], static: tuple) -> Reference:
         shape = (1, d, 1, 1) if spec.kind == "spatial_groupnorm" else (d,)
         out = [x]
         for name in extra:
-            if name in given:
-                out.append(xp.reshape(given[name], shape))
+            if name in ("gamma", "beta"):  # one entry per feature, in any shape
+                out.append(xp.reshape(given[name], shape) if name in given else
+                           (xp.ones if name == "gamma" else xp.zeros)(shape))
+            elif name == "h0" and name not in given:  # a sequence from zeros
+                out.append(xp.zeros((x.shape[0], given["Wh"].shape[0]), x.dtype))
+            elif name == "b":  # a bias (M,) held as (1, M)
+                out.append(xp.reshape(given[name], (-1,)))
             else:
-                out.append((xp.ones if name == "gamma" else xp.zeros)(shape))
+                out.append(given[name])
         return tuple(out)
 
     def back(args, grads):
@@ -183,26 +199,35 @@ def _adapt(spec, roles: list[str], static: tuple) -> Reference:
                      kinks, subgradient, wrong_forwards)
 
 
-def _norm_sets(spec, x_shape: tuple, param_shapes: list[tuple]):
-    """Inputs at the object's own feature size: its running statistics have that size.
-    Several batch sizes (N != D); a batch of one where the kind normalises per sample
-    (layer norm) or over more than the batch (spatial batch norm)."""
+def _own_sets(spec, roles: list[str], x_shape: tuple, param_shapes: list[tuple]):
+    """Inputs at the object's own sizes (its running statistics, its gradient buffers
+    have them): several batch sizes (N != D) and, for a sequence (N, T, D), numbers of
+    steps; a batch of one where the kind allows it (not a batch norm over N alone:
+    one value per statistic)."""
     n0 = x_shape[0]
+    seq = len(x_shape) == 3
     sizes = [(n0, "random"), (n0 + 2, "random")]
     if spec.kind != "batchnorm":
         sizes.append((1, "batch-of-one"))
 
+    def value(rng, role, shape):
+        if role == "gamma":
+            return 1 + 0.5 * rng.standard_normal(shape)
+        if role in ("beta", "b"):
+            return 0.5 * rng.standard_normal(shape)
+        return rng.standard_normal(shape) / np.sqrt(shape[0])  # a weight: tanh unsaturated
+
     def input_sets(seed):
         rng = np.random.default_rng([seed, 18, 3])
         sets = []
-        for n, family in sizes:
-            shape = (n, *x_shape[1:])
-            x = 1 + 2 * rng.standard_normal(shape)
-            params = [(1 if i == 0 else 0) + 0.5 * rng.standard_normal(p)
-                      for i, p in enumerate(param_shapes)]
+        for k, (n, family) in enumerate(sizes):
+            shape = (n, x_shape[1] + k, *x_shape[2:]) if seq else (n, *x_shape[1:])
+            x = (1 + 2 * rng.standard_normal(shape)) if spec.kind.endswith("norm") else \
+                rng.standard_normal(shape)
+            params = [value(rng, role, p) for role, p in zip(roles, param_shapes, strict=True)]
             sets.append(InputSet(family, f"random x {shape}" + (
                 ": a batch of one (N = 1)" if n == 1 else ""), (x, *params), (),
-                note="a mean over the wrong axis shows only when N > 1 and N != D"))
+                note="N != D; several samples and a batch of one"))
         return sets
     return input_sets
 
@@ -220,7 +245,8 @@ def _agrees(reference: Reference, user_forward, s: InputSet) -> str | None:
     import jax
 
     try:
-        out = np.asarray(user_forward(s.args, ()), np.float64)
+        raw = np.asarray(user_forward(s.args, ()))
+        out = raw.astype(np.float64)
         with jax.enable_x64(True):
             want = np.asarray(reference.forward(s.args, ()), np.float64)
             wrongs = (reference.wrong_forwards(s.args, ()) if reference.wrong_forwards
@@ -228,7 +254,7 @@ def _agrees(reference: Reference, user_forward, s: InputSet) -> str | None:
     except Exception:
         return None
     scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
-    tol = 1e-5 if out.dtype == np.float32 or any(
+    tol = 1e-5 if raw.dtype == np.float32 or any(  # a float32 forward rounds
         np.asarray(a).dtype == np.float32 for a in s.args) else 1e-9
 
     def close(a):
@@ -264,7 +290,7 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
         for static in _statics(spec, obj):
             ref = _adapt(spec, roles, static)
             if len(spec.arg_names) > 1:
-                sets = _norm_sets(spec, x_shape, [np.shape(p) for p in params])
+                sets = _own_sets(spec, roles, x_shape, [np.shape(p) for p in params])
             else:
                 def ok(st, static=static,
                        pool=spec.static_names in (("pool_param",), ("scale",))):

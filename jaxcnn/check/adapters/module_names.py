@@ -242,7 +242,10 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
         if square and value == probe.HIDDEN:
             value = probe.FEATURES
         if value is None:
-            value = array_for(p.name, bool(re.search(r"conv", cls.__name__, re.IGNORECASE)))
+            value = recurrent_array_for(p.name, cls.__name__)
+            if value is None:
+                value = array_for(p.name, bool(re.search(r"conv", cls.__name__,
+                                                         re.IGNORECASE)))
         if value is None:
             raise ValueError(f"cannot guess its constructor argument {p.name!r}; give it a "
                              "default")
@@ -267,6 +270,29 @@ def array_for(name: str, conv: bool):
     if r in ("scale", "shift"):
         return (np.ones if r == "scale" else np.zeros)(probe.FEATURES)
     return None
+
+RECURRENT_GATES = ((r"lstm", 4), (r"gru", 3), (r"rnn", 1))
+
+
+def recurrent_array_for(name: str, cls_name: str):
+    """A recurrent layer's weights by name, for a class named LSTM / GRU / RNN
+    (``TimeLSTM(Wx, Wh, b)``): Wx (D, G H), Wh (H, G H), b (G H,) with G its gates (4, 3,
+    1), D = probe.FEATURES, H = probe.HIDDEN (so that Wh is square and Wx is not); None
+    for other names or classes."""
+    gates = next((g for pattern, g in RECURRENT_GATES
+                  if re.search(pattern, cls_name, re.IGNORECASE)), None)
+    if gates is None:
+        return None
+    rng = np.random.default_rng(0)
+    width = gates * probe.HIDDEN
+    if re.fullmatch(r"w_?x|w_?ih|w_?xh|w_?in(put)?", name, re.IGNORECASE):
+        return rng.standard_normal((probe.FEATURES, width)) / 2
+    if re.fullmatch(r"w_?h|w_?hh|w_?rec(urrent)?|u", name, re.IGNORECASE):
+        return rng.standard_normal((probe.HIDDEN, width)) / 2
+    if re.fullmatch(r"b|bias(es)?|b_?h", name, re.IGNORECASE):
+        return np.zeros(width)
+    return None
+
 
 def size_for(name: str, pool: bool):
     lowered = name.lower()

@@ -100,7 +100,8 @@ def dropout_spec() -> Spec:
                 _reference(lambda shape, static: assignment_mask(shape, static[0]),
                            "x * (rand < p) / p (train), x (test)"),
                 _sets, ("dropout_param",), names={"cs231n": r"(inverted_)?dropout",
-                                             "module": module_name(r"(inverted_?)?dropout")},
+                                             "module": module_name(
+                                                 r"(time_?)?(inverted_?)?dropout")},
                 from_user=_from_user)
 
 
