@@ -65,6 +65,7 @@ dropout               x (any); static dropout_param {"p", "mode",    x * your ma
 word_embedding        W (V, D); static x (N, T) int (called (x, W))  W[x]
 rnn_step, gru_step    x (N, D), prev_h (N, H), Wx, Wh, b             tanh / GRU cell
 rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step over T
+lstm_ifgo, lstm_fgio  lstm, gates i, f, g, o (PyTorch) / f, g, i, o  the step over T
 lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g
                       next_h, next_c (two outputs)
 rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, examples
