@@ -140,3 +140,14 @@ def test_a_mae_loss_function_gets_the_reference_and_any_slope_at_the_kink(tmp_pa
     report = check(path, "mae_loss")
     assert_correct(report)
     assert report.kind == "mae"
+
+
+def test_derivative_pairs_of_catalogue_losses_get_the_reference(tmp_path):
+    path = tmp_path / "losses.py"
+    path.write_text("import numpy as np\n\n\ndef mse(y_true, y_pred):\n"
+                    "    return np.mean(np.power(y_true - y_pred, 2))\n\n\n"
+                    "def mse_prime(y_true, y_pred):\n"
+                    "    return 2 * (y_pred - y_true) / np.size(y_true)\n")
+    report = check(path, "mse")
+    assert_correct(report)
+    assert report.kind == "mse" and report.check("y_pred").oracle == "exact"
