@@ -151,3 +151,46 @@ def test_derivative_pairs_of_catalogue_losses_get_the_reference(tmp_path):
     report = check(path, "mse")
     assert_correct(report)
     assert report.kind == "mse" and report.check("y_pred").oracle == "exact"
+
+
+SUM_CE = '''import numpy as np
+
+
+class CrossEntropyLoss:
+    """One-hot targets; the sum over the batch; a log that warns on scores."""
+
+    def forward(self, prediction_tensor, label_tensor):
+        self.pred = prediction_tensor
+        return -np.sum(label_tensor * np.log(prediction_tensor + np.finfo(float).eps))
+
+    def backward(self, label_tensor):
+        return -label_tensor / (self.pred + np.finfo(float).eps)
+'''
+
+
+def test_a_summed_cross_entropy_of_probabilities_is_its_own_layout(tmp_path):
+    """Its name matches softmax_loss too; its forward (a sum, on probabilities) says which
+    kind it is."""
+    path = tmp_path / "loss.py"
+    path.write_text(SUM_CE)
+    report = check(path, "CrossEntropyLoss")
+    assert_correct(report)
+    assert report.kind == "cross_entropy_probs_sum"
+    path.write_text(SUM_CE.replace("        return -label_tensor / (self.pred + np.finfo(float)"
+                                   ".eps)", "        return self.pred - label_tensor"))
+    from catalogue_helpers import assert_named
+
+    assert_named(check(path, "CrossEntropyLoss"), ["prediction_tensor"], "wrong-derivative",
+                 "softmax-with-loss derivative")
+
+
+def test_a_module_whose_code_adds_globals_while_its_classes_are_listed(tmp_path):
+    """Running a class's code may add to its module's globals (a warning adds
+    __warningregistry__): discovery lists the classes from a snapshot, no RuntimeError."""
+    path = tmp_path / "adds.py"
+    path.write_text(SUM_CE.replace("        self.pred = prediction_tensor\n",
+                                   "        self.pred = prediction_tensor\n"
+                                   "        globals()['seen'] = True\n"))
+    from catalogue_helpers import layers_of
+
+    assert "CrossEntropyLoss" in layers_of(path)

@@ -61,7 +61,9 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
     checked with it): ``adapters.function_args``."""
     layers, skipped = [], []
     activations = None  # the f / f_prime pairs, found once a class needs them
-    for name, obj in vars(module).items():
+    # a snapshot: running the user's code may add to its module's globals (a warning
+    # adds __warningregistry__)
+    for name, obj in list(vars(module).items()):
         if not (inspect.isclass(obj) and own(module, obj)) or name in taken \
                 or is_torch_function(obj):
             continue
@@ -316,7 +318,7 @@ def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Lay
     ``TwoLayerNet``, ``FullyConnectedNet``, ``ThreeLayerConvNet``), once per configuration
     (``model_loss.variants``: batch or layer norm, dropout): ``adapters.model_loss``."""
     layers, skipped = [], []
-    for name, obj in vars(module).items():
+    for name, obj in list(vars(module).items()):  # a snapshot: user code may add
         if not (inspect.isclass(obj) and own(module, obj)) or name in taken:
             continue
         from jaxcnn.check.adapters import model_loss
@@ -377,7 +379,7 @@ def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[
     from jaxcnn.check.adapters.torch_function import from_torch_function
 
     layers, skipped = [], []
-    for name, obj in vars(module).items():
+    for name, obj in list(vars(module).items()):  # a snapshot: user code may add
         if not (is_torch_function(obj) and own(module, obj)):
             continue
         try:

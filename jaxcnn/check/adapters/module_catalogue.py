@@ -31,6 +31,7 @@ How the object's arrays become the kind's arguments:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -43,7 +44,8 @@ ALPHAS = {"leaky_relu_alpha": (0.01, 0.1, 0.2, 0.3, 0.02, 0.05, 0.001),
           "elu_alpha": (1.0, 0.1, 0.2, 0.3, 0.5, 0.01)}
 EPS_ATTR = re.compile(r"_?(eps|epsilon)")
 ALPHA_ATTR = re.compile(r"_?(alpha|negative_slope|slope|leak|leakage|a)")
-P_ATTR = re.compile(r"_?(p|prob|rate|drop_?rate|dropout|keep_?prob|p_?keep|drop_?prob)")
+P_ATTR = re.compile(r"_?(p|prob|rate|drop_?rate|dropout|keep_?prob|p_?keep|drop_?prob|"
+                    r"probability)")
 SIZE_ATTR = re.compile(r"_?(kernel_?size|pool_?size|size|f|k|window(_?size)?|pool|field)")
 STRIDE_ATTR = re.compile(r"_?(stride|s|step)")
 SCALE_ATTR = re.compile(r"_?(scale(_?factor)?|factor|size|up_?scale|stride|s)")
@@ -245,7 +247,9 @@ def _agrees(reference: Reference, user_forward, s: InputSet) -> str | None:
     import jax
 
     try:
-        raw = np.asarray(user_forward(s.args, ()))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = np.asarray(user_forward(s.args, ()))
         out = raw.astype(np.float64)
         with jax.enable_x64(True):
             want = np.asarray(reference.forward(s.args, ()), np.float64)
@@ -316,7 +320,7 @@ __all__ = ["Match", "find"]
 
 # ------------------------------------------------------------------ losses
 
-INT_LABELS = ("softmax_loss", "cross_entropy_probs")  # kinds whose y is (N,) class indices
+INT_LABELS = ("softmax_loss", "cross_entropy_probs", "cross_entropy_probs_sum")  # y: indices
 
 
 def _spec_label(kind: str, label):
@@ -398,7 +402,9 @@ def _agrees_loss(reference: Reference, user_forward, s: InputSet) -> str | None:
     import jax
 
     try:
-        out = np.asarray(user_forward(s.args, s.static), np.float64)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = np.asarray(user_forward(s.args, s.static), np.float64)
         with jax.enable_x64(True):
             want = np.asarray(reference.forward(s.args, s.static), np.float64)
     except Exception:

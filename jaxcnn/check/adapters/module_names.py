@@ -207,7 +207,7 @@ SIZE_NAMES = (
     (r"^(stride|strides|step)$", None),  # 1 for a conv, the window for a pool
     (r"^(pad|padding)$", 0),
     (r"^(alpha|slope|negative_?slope|leak|leakiness)$", 0.1),
-    (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop)$", 0.5),
+    (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop|probability)$", 0.5),
     (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
     (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim)$",

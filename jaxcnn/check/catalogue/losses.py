@@ -102,18 +102,21 @@ def _prob_sets(seed: int) -> list[InputSet]:
                      (np.array([2]),))]
 
 
-def cross_entropy_probs_spec() -> Spec:
+def cross_entropy_probs_spec(reduction: str = "mean") -> Spec:
     """Cross-entropy of probabilities (the layer after a separate softmax): x (N, C) rows
-    of probabilities, y (N,) static labels; loss = -mean_n log x[n, y_n]; dx = -onehot(y)
-    / (N x). Alternates: the combined softmax-and-loss derivative ``(x - onehot) / N`` on
-    a loss that takes probabilities, the log's derivative left out (``-onehot / N``)."""
+    of probabilities, y (N,) static labels; loss = -mean_n log x[n, y_n] (or the sum over
+    samples, kind ``cross_entropy_probs_sum``: the FAU course's CrossEntropyLoss); dx =
+    -onehot(y) / (N x). Alternates: the combined softmax-and-loss derivative ``(x -
+    onehot) / N`` on a loss that takes probabilities, the log's derivative left out
+    (``-onehot / N``)."""
     def forward(args, static):
         y = jnp.asarray(np.asarray(static[0]))
-        return -jnp.mean(jnp.log(args[0][jnp.arange(args[0].shape[0]), y]))
+        picked = jnp.log(args[0][jnp.arange(args[0].shape[0]), y])
+        return -(jnp.mean(picked) if reduction == "mean" else jnp.sum(picked))
 
     def alternates(args, static, cotangent):
         x, y = as_np(args[0]), np.asarray(static[0])
-        g = float(np.asarray(cotangent)) / len(x)
+        g = float(np.asarray(cotangent)) / (len(x) if reduction == "mean" else 1)
         onehot = np.eye(x.shape[1])[y]
         return [wrong("softmax-with-loss derivative", (g * (x - onehot),),
                       "(p - onehot(y)) / N, the derivative with respect to the scores of a "
@@ -122,10 +125,13 @@ def cross_entropy_probs_spec() -> Spec:
                 wrong("log's derivative left out", (-g * onehot,),
                       "-onehot(y) / N: the derivative of -log p, -1/p, is missing")]
 
-    return Spec("cross_entropy_probs", ("x",), {"x": ("sample", "class")},
-                Reference("mean over samples of -log x[y] (x: probabilities)", forward,
-                          alternates), _prob_sets, ("y",),
-                names={"module_loss": module_name(CE)})
+    kind = "cross_entropy_probs" + ("" if reduction == "mean" else "_sum")
+    return Spec(kind, ("x",), {"x": ("sample", "class")},
+                Reference(f"{reduction} over samples of -log x[y] (x: probabilities)",
+                          forward, alternates), _prob_sets, ("y",),
+                names={"module_loss": module_name(CE)} if reduction == "mean" else None,
+                layouts=("cross_entropy_probs", "cross_entropy_probs_sum")
+                if reduction == "mean" else ())
 
 
 SPECS = {"cross_entropy": cross_entropy_spec, "softmax_loss": softmax_loss_spec,
@@ -311,7 +317,8 @@ def bce_spec(logits: bool = False) -> Spec:
 SPECS.update({"svm_loss": svm_loss_spec, "svm_loss_sum": lambda: svm_loss_spec("sum"),
               **{k: (lambda k=k: mse_spec(k)) for k in MSE_FORMS},
               "bce": bce_spec, "bce_logits": lambda: bce_spec(True),
-              "cross_entropy_probs": cross_entropy_probs_spec})
+              "cross_entropy_probs": cross_entropy_probs_spec,
+              "cross_entropy_probs_sum": lambda: cross_entropy_probs_spec("sum")})
 
 
 # ------------------------------------------------------------------ mean absolute error
