@@ -79,6 +79,7 @@ causal_attention      q, k, v with Tq = Tk                           causal mask
 global_avg_pool       x (N, C, H, W) -> (N, C); ``_keepdims`` ->     mean over H, W
 (_keepdims, _nhwc)    (N, C, 1, 1); ``_nhwc``: x (N, H, W, C)
 cross_entropy_probs   x (N, C) probabilities; static y (N,)          mean -log x[y]
+(_sum)                                                               (or the sum)
 mae                   x (N, D); static y (N, D)                      mean |x - y|
 flatten(_all)         x (N, d1, ..., dk) -> (N, d1...dk) [(-1,)]     reshape (C order)
 upsample_nearest      x (N, C, H, W); static scale s                 x repeated s x s
