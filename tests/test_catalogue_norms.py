@@ -182,3 +182,19 @@ def test_a_module_norm_whose_forward_is_no_norm_keeps_the_numeric_oracle(tmp_pat
     report = check(path, "BatchNorm1d")
     assert report.kind == "custom"
     assert all(c.oracle == "numeric" for c in report.checks)
+
+
+def test_a_module_style_group_norm_is_checked_with_its_own_groups():
+    report = check(FIXTURES / MODULES, "GroupNorm")
+    assert_correct(report)
+    assert report.kind == "spatial_groupnorm"
+    assert "G=2" in report.reference
+    assert all(c.oracle == "exact" for c in report.checks)
+
+
+def test_a_module_style_group_norm_mistake_is_named(tmp_path):
+    run_mutant(tmp_path, MODULES, "GroupNorm",
+               "        dx = self.inv_std / m * (m * dxhat - dxhat.sum(axis=2, keepdims=True)\n"
+               "                                 - xg * (dxhat * xg).sum(axis=2, "
+               "keepdims=True))",
+               "        dx = dxhat * self.inv_std", ["x"], "wrong-derivative", "constants")

@@ -46,6 +46,7 @@ EPS_ATTR = re.compile(r"_?(eps|epsilon)")
 ALPHA_ATTR = re.compile(r"_?(alpha|negative_slope|slope|leak|leakage|a)")
 P_ATTR = re.compile(r"_?(p|prob|rate|drop_?rate|dropout|keep_?prob|p_?keep|drop_?prob|"
                     r"probability)")
+GROUPS_ATTR = re.compile(r"_?(num_?groups|groups|n_?groups|g)")
 SIZE_ATTR = re.compile(r"_?(kernel_?size|pool_?size|size|f|k|window(_?size)?|pool|field)")
 STRIDE_ATTR = re.compile(r"_?(stride|s|step)")
 SCALE_ATTR = re.compile(r"_?(scale(_?factor)?|factor|size|up_?scale|stride|s)")
@@ -80,7 +81,7 @@ def _statics(spec, obj) -> list[tuple]:
     names = spec.static_names
     if not names:
         return [()]
-    if names == ("bn_param",) or names == ("ln_param",):
+    if names in (("bn_param",), ("ln_param",)):
         own = _attr(obj, EPS_ATTR)
         eps = ([own] if own is not None else []) + [e for e in EPS if e != own]
         mode = {"mode": "train"} if names == ("bn_param",) else {}
@@ -90,6 +91,11 @@ def _statics(spec, obj) -> list[tuple]:
         alphas = ALPHAS.get(spec.kind, ())
         return [(a,) for a in ([own] if own is not None else []) + [
             a for a in alphas if a != own]]
+    if names == ("G", "gn_param"):
+        g = _attr(obj, GROUPS_ATTR)
+        own = _attr(obj, EPS_ATTR)
+        eps = ([own] if own is not None else []) + [e for e in EPS if e != own]
+        return [(int(g), {"eps": e}) for e in eps] if g else []
     if names == ("pool_param",):
         size, stride = _attr(obj, SIZE_ATTR), _attr(obj, STRIDE_ATTR)
         return [({"pool_height": int(k), "pool_width": int(k),
@@ -195,8 +201,9 @@ def _adapt(spec, roles: list[str], static: tuple) -> Reference:
         name = {"leaky_relu_alpha": f"max(x, {a:g} x)",
                 "elu_alpha": f"x > 0 ? x : {a:g} (e^x - 1)"}.get(spec.kind, ref.name)
         return Reference(name, forward, alternates, kinks, subgradient, wrong_forwards)
-    shown = ", ".join(f"{k}={v}" for k, v in static[0].items()) if static and isinstance(
-        static[0], dict) else ", ".join(f"{v:g}" for v in static)
+    shown = ", ".join(", ".join(f"{k}={v}" for k, v in item.items()) if isinstance(
+        item, dict) else f"{name}={item:g}" for name, item in zip(spec.static_names, static,
+                                                                   strict=False))
     return Reference(ref.name + (f" ({shown})" if shown else ""), forward, alternates,
                      kinks, subgradient, wrong_forwards)
 

@@ -199,7 +199,9 @@ SIZE_NAMES = (
      r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units|"
      r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden)$",
      probe.HIDDEN),
-    (r"^(in_?channels|channels|n_?channels|input_?channels|c_?in|depth_?in)$", 2),
+    (r"^(in_?channels|channels|n_?channels|num_?channels|input_?channels|c_?in|depth_?in)$",
+     2),
+    (r"^(num_?groups|groups|n_?groups|g)$", 2),  # a group norm's: 2 channels per group
     (r"^(out_?channels|num_?filters|n_?filters|filters|num_?kernels|kernels|depth|"
      r"n_?kernels|c_?out|filter_?num)$", 3),
     (r"^(kernel_?size|filter_?size|kernel|k|f|ksize|size|window|window_?size|pool_?size|"
@@ -239,6 +241,9 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
         value = size_for(p.name, pool)
         if value == -1 and re.search(r"norm", cls.__name__, re.IGNORECASE):
             value = probe.FEATURES  # LayerNorm(dim): the normalised width, not an axis
+        if re.search(r"group_?norm", cls.__name__, re.IGNORECASE) and re.fullmatch(
+                r"(in_?|num_?|n_?)?channels|c", p.name, re.IGNORECASE):
+            value = probe.FEATURES  # GroupNorm(G, C): C = 4, 2 groups of 2 channels
         if square and value == probe.HIDDEN:
             value = probe.FEATURES
         if value is None:

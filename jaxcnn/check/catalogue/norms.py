@@ -272,7 +272,9 @@ NAMES = {"batchnorm": r"batch_?norm(ali[sz]ation)?|bn",
 MODULE_NAMES = {"batchnorm": module_name(r"batch_?norm(ali[sz]ation)?|bn"),
                 "spatial_batchnorm": module_name(
                     r"(spatial_?)?batch_?norm(ali[sz]ation)?|(spatial_)?bn"),
-                "layernorm": module_name(r"layer_?norm(ali[sz]ation)?|ln")}
+                "layernorm": module_name(r"layer_?norm(ali[sz]ation)?|ln"),
+                "spatial_groupnorm": module_name(
+                    r"(spatial_?)?group_?norm(ali[sz]ation)?|gn")}
 TEXT = {"batchnorm": "over the batch", "layernorm": "over the features",
         "spatial_batchnorm": "over N, H, W per channel",
         "spatial_groupnorm": "over each group of C/G channels and H, W"}
