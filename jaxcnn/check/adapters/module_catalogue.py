@@ -14,11 +14,17 @@ How the object's arrays become the kind's arguments:
 
 * the input is the kind's ``x`` (a layer norm's ``(..., D)`` input is normalised over
   its last axis: rows ``(-1, D)`` for the reference, reshaped back);
-* parameters are matched by name: ``gamma`` / ``weight`` / ``scale`` / ``g`` is gamma,
-  ``beta`` / ``bias`` / ``shift`` / ``b`` is beta, each of any shape with one entry per
-  feature or channel (``(D,)``, ``(1, D)``, ``(1, C, 1, 1)``); a missing one is the
-  constant 1 or 0 (a norm without affine parameters); an array the kind has no place for
-  rules the kind out;
+* parameters are matched by name (``ROLES``): ``gamma`` / ``weight`` / ``scale`` / ``g``
+  is gamma, ``beta`` / ``bias`` / ``shift`` / ``b`` is beta, each of any shape with one
+  entry per feature or channel (``(D,)``, ``(1, D)``, ``(1, C, 1, 1)``); ``Wx`` / ``Wh``
+  / ``b`` a recurrent layer's, ``W`` / ``b`` a time-distributed affine's; parameters held
+  in a list (``self.params = [Wx, Wh, b]``) are taken in the kind's order. A missing
+  gamma, beta or h0 is the constant 1, 0 or zeros (a norm without affine parameters, a
+  sequence that starts from h = 0); an array the kind has no place for, or a required
+  one missing, rules the kind out;
+* a sequence's input is ``(N, T, D)``; the inputs are drawn at the object's own sizes
+  (its running statistics and gradient buffers have them) with several N (and T), and a
+  batch of one;
 * the static settings come from the object where it names them (``eps`` / ``epsilon``,
   ``alpha`` / ``negative_slope``, ``p`` / ``rate`` / ``keep_prob``, a pool's
   ``kernel_size`` / ``pool_size`` / ``f`` and ``stride``, an upsampling's
@@ -26,6 +32,12 @@ How the object's arrays become the kind's arguments:
   values (eps 1e-5, 1e-8, ...; alpha 0.01, 0.1, 0.2, 0.3 ...), the first that
   reproduces the forward; a dropout's mask is read from the user's forward itself
   (``Spec.from_user``).
+
+Losses (``find_loss``): a class whose name matches a ``Spec.names["module_loss"]``
+pattern (``SoftmaxWithLoss``, ``Loss_CategoricalCrossentropy``, ``MSELoss``) and whose
+forward's mean reproduces the kind's reference on its inputs (rows (N, C), targets in
+the class's own format: indices or one-hot rows). Also used for a function and its
+derivative beside it (``dialects.derivative_pairs``: ``gelu`` / ``gelu_prime``).
 """
 
 from __future__ import annotations
