@@ -122,3 +122,4 @@ def test_a_channels_last_global_average_pool_pair_is_matched_by_its_layout(tmp_p
     path.write_text(GAP_NHWC.replace("[:, None, None, :], shape) / (h * w)",
                                      "[:, None, None, :], shape).copy()"))
     assert_named(check(path, "global_avg_pool"), ["x"], "wrong-derivative", "1/(H W)")
+

@@ -27,7 +27,8 @@ How the object's arrays become the kind's arguments:
   batch of one;
 * the static settings come from the object where it names them (``eps`` / ``epsilon``,
   ``alpha`` / ``negative_slope``, ``p`` / ``rate`` / ``keep_prob``, a pool's
-  ``kernel_size`` / ``pool_size`` / ``f`` and ``stride``, an upsampling's
+  ``kernel_size`` / ``pool_size`` / ``f`` and ``stride``, a conv's ``stride`` and
+  ``pad`` / ``padding`` ("valid", "same" or a number), an upsampling's
   ``scale_factor`` / ``size``), else from the usual
   values (eps 1e-5, 1e-8, ...; alpha 0.01, 0.1, 0.2, 0.3 ...), the first that
   reproduces the forward; a dropout's mask is read from the user's forward itself
@@ -108,6 +109,10 @@ def _statics(spec, obj) -> list[tuple]:
         own = _attr(obj, EPS_ATTR)
         eps = ([own] if own is not None else []) + [e for e in EPS if e != own]
         return [(int(g), {"eps": e}) for e in eps] if g else []
+    if names == ("conv_param",):
+        stride = int(_attr(obj, STRIDE_ATTR) or 1)
+        pads = _pads(obj)
+        return [({"stride": stride, "pad": p},) for p in pads]
     if names == ("pool_param",):
         size, stride = _attr(obj, SIZE_ATTR), _attr(obj, STRIDE_ATTR)
         return [({"pool_height": int(k), "pool_width": int(k),
@@ -121,11 +126,26 @@ def _statics(spec, obj) -> list[tuple]:
     return []
 
 
-ROLES = {"gamma": GAMMA, "beta": BETA, "w": re.compile(r"_?(w|weights?|kernel)"),
+ROLES = {"gamma": GAMMA, "beta": BETA,
+         "w": re.compile(r"_?(w|weights?|kernels?|filters?)"),
          "b": re.compile(r"_?(b|bias(es)?)"),
          "Wx": re.compile(r"_?(w_?x|w_?ih|w_?xh|w_?in(put)?)"),
          "Wh": re.compile(r"_?(w_?h|w_?hh|w_?rec(urrent)?|u)")}
 OPTIONAL = {"gamma": "ones", "beta": "zeros", "h0": "zeros"}  # a missing one: a constant
+
+
+def _pads(obj) -> list[int]:
+    """A conv's padding: its ``pad`` / ``padding`` number, 0 for "valid", 1 or 2 for
+    "same" (3x3 or 5x5 windows), else 0 then 1."""
+    for k, v in vars(obj).items():
+        if re.fullmatch(r"_?(pad|padding|p)", k):
+            if isinstance(v, (tuple, list)) and v and len(set(v)) == 1:
+                v = v[0]
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                return [int(v)]
+            if isinstance(v, str):
+                return [0] if v.lower() == "valid" else [1, 2, 0]
+    return [0, 1]
 
 
 def _param_roles(spec, slots) -> list[str] | None:
