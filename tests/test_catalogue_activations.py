@@ -56,3 +56,74 @@ MUTANTS = [
 def test_activation_mutants_are_named(mutant, tmp_path):
     _, layer, old, new, kind, rule = mutant
     run_mutant(tmp_path, FIXTURE, layer, old, new, ["x"], kind, rule)
+
+
+# ------------------------------------------------------------------ module style
+
+MODULES = "module_layers.py"
+
+
+@pytest.mark.parametrize("name,kind", [("LeakyReLU", "leaky_relu_alpha"), ("ELU", "elu"),
+                                       ("GELU", "gelu_tanh")])
+def test_module_style_activations_get_the_catalogue_reference(name, kind):
+    report = check(FIXTURES / MODULES, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert report.check("x").oracle == "exact"
+
+
+def test_a_module_leaky_relu_is_checked_with_its_own_slope():
+    report = check(FIXTURES / MODULES, "LeakyReLU")
+    assert "0.1 x" in report.reference, report.reference
+
+
+@pytest.mark.parametrize("layer,old,new,rule", [
+    ("LeakyReLU", "        return dout * np.where(self.x > 0, 1.0, self.alpha)",
+     "        return dout * np.where(self.x > 0, 1.0, 0.0)", "no leak"),
+    ("LeakyReLU", "        return dout * np.where(self.x > 0, 1.0, self.alpha)",
+     "        return dout * np.where(self.x > 0, self.alpha, 1.0)", "wrong side"),
+    ("ELU", "        return dout * np.where(self.x > 0, 1.0, self.out + self.alpha)",
+     "        return dout * np.where(self.x > 0, 1.0, self.out)", "out for x < 0"),
+    ("GELU", "        return dout * (0.5 * (1 + t) + 0.5 * x * dt)",
+     "        return dout * (0.5 * (1 + t))", "Phi(x) only"),
+])
+def test_module_style_activation_mistakes_are_named(layer, old, new, rule, tmp_path):
+    run_mutant(tmp_path, MODULES, layer, old, new, ["x"], "wrong-derivative", rule)
+
+
+PAIRS = '''import numpy as np
+
+
+def leaky_relu(x, alpha=0.05):
+    return np.where(x > 0, x, alpha * x)
+
+
+def leaky_relu_prime(x, alpha=0.05):
+    return np.where(x > 0, 1.0, alpha)
+
+
+def gelu(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def gelu_prime(x):
+    t = np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t ** 2) * np.sqrt(2 / np.pi) * (
+        1 + 3 * 0.044715 * x ** 2)
+'''
+
+
+def test_derivative_pairs_of_catalogue_activations_get_the_reference(tmp_path):
+    path = tmp_path / "pairs.py"
+    path.write_text(PAIRS)
+    leaky = check(path, "leaky_relu")
+    assert_correct(leaky)
+    assert leaky.kind == "leaky_relu_alpha" and "0.05 x" in leaky.reference
+    gelu = check(path, "gelu")
+    assert_correct(gelu)
+    assert gelu.kind == "gelu_tanh" and gelu.check("x").oracle == "exact"
+    path.write_text(PAIRS.replace("    return np.where(x > 0, 1.0, alpha)",
+                                  "    return np.where(x > 0, 1.0, 0.0)"))
+    from catalogue_helpers import assert_named
+
+    assert_named(check(path, "leaky_relu"), ["x"], "wrong-derivative", "no leak")

@@ -42,3 +42,26 @@ def test_dropout_mutants_are_named(mutant, tmp_path):
     report = run_mutant(tmp_path, FIXTURE, "dropout", old, new, ["x"], kind)
     if kind == "scaled":
         assert report.check("x").scale in (pytest.approx(0.3), pytest.approx(0.75))
+
+
+# ------------------------------------------------------------------ module style
+
+MODULES = "module_layers.py"
+
+
+def test_module_style_dropout_gets_the_catalogue_reference():
+    report = check(FIXTURES / MODULES, "Dropout")
+    assert_correct(report)
+    assert report.kind == "dropout"
+    assert report.check("x").oracle == "exact"
+
+
+def test_module_style_dropout_mask_left_out_is_named(tmp_path):
+    run_mutant(tmp_path, MODULES, "Dropout", "        return dout * self.mask\n",
+               "        return dout\n", ["x"], "wrong-derivative", "mask not applied")
+
+
+def test_module_style_dropout_mask_not_scaled_is_named_with_its_keep_probability(tmp_path):
+    report = run_mutant(tmp_path, MODULES, "Dropout", "        return dout * self.mask\n",
+                        "        return dout * (self.mask > 0)\n", ["x"], "scaled")
+    assert report.check("x").scale == pytest.approx(0.7)  # 1 - p of the fixture's p = 0.3

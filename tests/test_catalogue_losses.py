@@ -70,3 +70,127 @@ MUTANTS = [
 def test_loss_mutants_are_named(mutant, tmp_path):
     _, fixture, layer, old, new, kind = mutant
     run_mutant(tmp_path, fixture, layer, old, new, ["x"], kind)
+
+
+# ------------------------------------------------------------------ module style
+
+MODULES = "module_layers.py"
+
+
+@pytest.mark.parametrize("name,kind", [("SoftmaxCrossEntropy", "softmax_loss"),
+                                       ("CategoricalCrossEntropy", "cross_entropy_probs"),
+                                       ("MSELoss", "mse")])
+def test_module_style_losses_get_the_catalogue_reference(name, kind):
+    report = check(FIXTURES / MODULES, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert all(c.oracle == "exact" for c in report.checks)
+    assert any("batch of one" in r.inputs for c in report.checks for r in c.inputs)
+
+
+@pytest.mark.parametrize("layer,old,new,kind,rule", [
+    ("SoftmaxCrossEntropy", "        return (self.probs - self.targets) / self.targets.shape[0]",
+     "        return self.probs / self.targets.shape[0]", "wrong-derivative",
+     "one-hot not subtracted"),
+    ("CategoricalCrossEntropy", "        self.dinputs = -onehot / dvalues / len(dvalues)",
+     "        self.dinputs = (dvalues - onehot) / len(dvalues)", "wrong-derivative",
+     "softmax-with-loss derivative"),
+    ("CategoricalCrossEntropy", "        self.dinputs = -onehot / dvalues / len(dvalues)",
+     "        self.dinputs = -onehot / len(dvalues)", "wrong-derivative", "log's derivative"),
+    ("MSELoss", "        return 2 * (y_pred - y_true) / y_pred.size",
+     "        return (y_pred - y_true) / y_pred.size", "scaled", None),
+])
+def test_module_style_loss_mistakes_are_named(layer, old, new, kind, rule, tmp_path):
+    run_mutant(tmp_path, MODULES, layer, old, new, [
+        {"SoftmaxCrossEntropy": "scores"}.get(layer, "y_pred")], kind, rule)
+
+
+def test_a_module_cross_entropy_on_scores_is_not_taken_for_one_on_probabilities():
+    """Both names match "CrossEntropy"; the forward decides which kind it is."""
+    from jaxcnn.check import catalogue
+
+    assert {"softmax_loss", "cross_entropy_probs"} <= set(
+        catalogue.matches("categorical_cross_entropy", "module_loss"))
+    assert check(FIXTURES / MODULES, "CategoricalCrossEntropy").kind == "cross_entropy_probs"
+
+
+def test_module_style_mean_absolute_error_is_checked_at_its_kink():
+    report = check(FIXTURES / MODULES, "MAELoss")
+    assert_correct(report)
+    assert report.kind == "mae"
+    assert any(r.family == "boundary" for r in report.check("y_pred").inputs)
+
+
+@pytest.mark.parametrize("new,kind,rule", [
+    ("        return np.sign(y_true - y_pred) / y_pred.size", "sign-flipped", None),
+    ("        return (y_pred - y_true) / y_pred.size", "wrong-derivative",
+     "squared error's derivative"),
+])
+def test_mean_absolute_error_mistakes_are_named(new, kind, rule, tmp_path):
+    run_mutant(tmp_path, MODULES, "MAELoss",
+               "        return np.sign(y_pred - y_true) / y_pred.size", new, ["y_pred"], kind,
+               rule)
+
+
+def test_a_mae_loss_function_gets_the_reference_and_any_slope_at_the_kink(tmp_path):
+    path = tmp_path / "l1.py"
+    path.write_text("import numpy as np\n\n\ndef mae_loss(x, y):\n"
+                    "    d = x - y\n    dx = np.where(d >= 0, 1.0, -1.0) / x.size\n"
+                    "    return np.mean(np.abs(d)), dx\n")  # slope 1 at x = y: a subgradient
+    report = check(path, "mae_loss")
+    assert_correct(report)
+    assert report.kind == "mae"
+
+
+def test_derivative_pairs_of_catalogue_losses_get_the_reference(tmp_path):
+    path = tmp_path / "losses.py"
+    path.write_text("import numpy as np\n\n\ndef mse(y_true, y_pred):\n"
+                    "    return np.mean(np.power(y_true - y_pred, 2))\n\n\n"
+                    "def mse_prime(y_true, y_pred):\n"
+                    "    return 2 * (y_pred - y_true) / np.size(y_true)\n")
+    report = check(path, "mse")
+    assert_correct(report)
+    assert report.kind == "mse" and report.check("y_pred").oracle == "exact"
+
+
+SUM_CE = '''import numpy as np
+
+
+class CrossEntropyLoss:
+    """One-hot targets; the sum over the batch; a log that warns on scores."""
+
+    def forward(self, prediction_tensor, label_tensor):
+        self.pred = prediction_tensor
+        return -np.sum(label_tensor * np.log(prediction_tensor + np.finfo(float).eps))
+
+    def backward(self, label_tensor):
+        return -label_tensor / (self.pred + np.finfo(float).eps)
+'''
+
+
+def test_a_summed_cross_entropy_of_probabilities_is_its_own_layout(tmp_path):
+    """Its name matches softmax_loss too; its forward (a sum, on probabilities) says which
+    kind it is."""
+    path = tmp_path / "loss.py"
+    path.write_text(SUM_CE)
+    report = check(path, "CrossEntropyLoss")
+    assert_correct(report)
+    assert report.kind == "cross_entropy_probs_sum"
+    path.write_text(SUM_CE.replace("        return -label_tensor / (self.pred + np.finfo(float)"
+                                   ".eps)", "        return self.pred - label_tensor"))
+    from catalogue_helpers import assert_named
+
+    assert_named(check(path, "CrossEntropyLoss"), ["prediction_tensor"], "wrong-derivative",
+                 "softmax-with-loss derivative")
+
+
+def test_a_module_whose_code_adds_globals_while_its_classes_are_listed(tmp_path):
+    """Running a class's code may add to its module's globals (a warning adds
+    __warningregistry__): discovery lists the classes from a snapshot, no RuntimeError."""
+    path = tmp_path / "adds.py"
+    path.write_text(SUM_CE.replace("        self.pred = prediction_tensor\n",
+                                   "        self.pred = prediction_tensor\n"
+                                   "        globals()['seen'] = True\n"))
+    from catalogue_helpers import layers_of
+
+    assert "CrossEntropyLoss" in layers_of(path)

@@ -119,3 +119,82 @@ def test_a_forward_with_the_unbiased_variance_is_a_bug_though_its_backward_agree
     assert report.check("beta").kind == "correct"
     assert any("unbiased variance" in note for note in report.notes), report.notes
     assert all(f.get("known_wrong_forward") == "the unbiased variance" for f in report.forward)
+
+
+# ------------------------------------------------------------------ module style
+
+MODULES = "module_layers.py"  # classes with forward(x) / backward(dout), self.dgamma
+
+
+@pytest.mark.parametrize("name,kind", [("BatchNorm1d", "batchnorm"),
+                                       ("BatchNorm2d", "spatial_batchnorm"),
+                                       ("LayerNorm", "layernorm")])
+def test_module_style_norms_get_the_catalogue_reference(name, kind):
+    report = check(FIXTURES / MODULES, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert {c.quantity for c in report.checks} == {"x", "gamma", "beta"}
+    assert all(c.oracle == "exact" for c in report.checks), [c.oracle for c in report.checks]
+
+
+def test_module_style_norm_inputs_have_n_different_from_d_and_a_batch_of_one():
+    from catalogue_helpers import layers_of
+
+    sets = layers_of(FIXTURES / MODULES)["LayerNorm"].input_sets(0)
+    assert any(s.family == "batch-of-one" and s.args[0].shape[0] == 1 for s in sets)
+    bn = layers_of(FIXTURES / MODULES)["BatchNorm1d"].input_sets(0)
+    assert any(s.args[0].shape[0] not in (1, s.args[0].shape[1]) for s in bn)
+    assert all(s.args[0].shape[0] > 1 for s in bn)  # N = 1: one value per statistic
+
+
+MODULE_MUTANTS = [
+    ("module-bn-constants", "BatchNorm1d",
+     "        dx = self.inv_std / n * (n * dxhat - dxhat.sum(axis=0)\n"
+     "                                 - self.x_hat * (dxhat * self.x_hat).sum(axis=0))",
+     "        dx = dxhat * self.inv_std", ["x"], "wrong-derivative", "constants"),
+    ("module-sbn-count", "BatchNorm2d",
+     "        m = dout.shape[0] * dout.shape[2] * dout.shape[3]",
+     "        m = dout.shape[0]", ["x"], "wrong-derivative", "count"),
+    ("module-ln-no-gamma", "LayerNorm",
+     "        dxhat = dout * self.gamma\n        dx = self.inv_std / d",
+     "        dxhat = dout\n        dx = self.inv_std / d", ["x"], "wrong-derivative",
+     "gamma left out"),
+]
+
+
+@pytest.mark.parametrize("mutant", MODULE_MUTANTS, ids=[m[0] for m in MODULE_MUTANTS])
+def test_module_style_norm_mutants_are_named(mutant, tmp_path):
+    _, layer, old, new, quantities, kind, rule = mutant
+    run_mutant(tmp_path, MODULES, layer, old, new, quantities, kind, rule)
+
+
+def test_a_module_norm_whose_forward_is_no_norm_keeps_the_numeric_oracle(tmp_path):
+    """A class named BatchNorm whose forward computes something else (no centring) is
+    not matched: it is checked against finite differences of its own forward."""
+    from catalogue_helpers import mutate
+
+    path = mutate(tmp_path, MODULES, "        self.x_hat = (x - mu) * self.inv_std\n"
+                                     "        return self.gamma * self.x_hat + self.beta\n\n"
+                                     "    def backward(self, dout):\n        n = ",
+                  "        self.x_hat = x * self.inv_std\n"
+                  "        return self.gamma * self.x_hat + self.beta\n\n"
+                  "    def backward(self, dout):\n        n = ")
+    report = check(path, "BatchNorm1d")
+    assert report.kind == "custom"
+    assert all(c.oracle == "numeric" for c in report.checks)
+
+
+def test_a_module_style_group_norm_is_checked_with_its_own_groups():
+    report = check(FIXTURES / MODULES, "GroupNorm")
+    assert_correct(report)
+    assert report.kind == "spatial_groupnorm"
+    assert "G=2" in report.reference
+    assert all(c.oracle == "exact" for c in report.checks)
+
+
+def test_a_module_style_group_norm_mistake_is_named(tmp_path):
+    run_mutant(tmp_path, MODULES, "GroupNorm",
+               "        dx = self.inv_std / m * (m * dxhat - dxhat.sum(axis=2, keepdims=True)\n"
+               "                                 - xg * (dxhat * xg).sum(axis=2, "
+               "keepdims=True))",
+               "        dx = dxhat * self.inv_std", ["x"], "wrong-derivative", "constants")

@@ -70,3 +70,56 @@ def test_a_max_pools_backward_for_an_average_pool_is_named(tmp_path):
            "                    dx[n, c, i * stride + a, j * stride + b] += dout[n, c, i, j]")
     run_mutant(tmp_path, FIXTURE, "avg_pool", old, new, ["x"], "wrong-derivative",
                "max pool")
+
+
+# ------------------------------------------------------------------ global average pools
+
+MODULES = "module_layers.py"
+
+
+@pytest.mark.parametrize("name,kind", [("GlobalAveragePooling", "global_avg_pool"),
+                                       ("AvgPool2d", "avg_pool")])
+def test_module_style_average_pools_get_the_catalogue_reference(name, kind):
+    report = check(FIXTURES / MODULES, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert report.check("x").oracle == "exact"
+
+
+@pytest.mark.parametrize("new,rule", [
+    ("        return np.broadcast_to(dout[:, :, None, None], self.shape).copy()",
+     "1/(H W) left out"),
+    ("        return np.broadcast_to(dout[:, :, None, None] / (n * h * w), self.shape).copy()",
+     "batch in the mean"),
+])
+def test_global_average_pool_mistakes_are_named(new, rule, tmp_path):
+    run_mutant(tmp_path, MODULES, "GlobalAveragePooling",
+               "        return np.broadcast_to(dout[:, :, None, None] / (h * w), "
+               "self.shape).copy()", new, ["x"], "wrong-derivative", rule)
+
+
+GAP_NHWC = '''import numpy as np
+
+
+def global_avg_pool_forward(x):
+    return x.mean(axis=(1, 2)), x.shape
+
+
+def global_avg_pool_backward(dout, shape):
+    n, h, w, c = shape
+    return np.broadcast_to(dout[:, None, None, :], shape) / (h * w)
+'''
+
+
+def test_a_channels_last_global_average_pool_pair_is_matched_by_its_layout(tmp_path):
+    path = tmp_path / "gap.py"
+    path.write_text(GAP_NHWC)
+    report = check(path, "global_avg_pool")
+    assert_correct(report)
+    assert report.kind == "global_avg_pool_nhwc"
+    sets = {r.inputs for r in report.check("x").inputs}
+    assert any("batch of one" in s for s in sets), sets
+    path.write_text(GAP_NHWC.replace("[:, None, None, :], shape) / (h * w)",
+                                     "[:, None, None, :], shape).copy()"))
+    assert_named(check(path, "global_avg_pool"), ["x"], "wrong-derivative", "1/(H W)")
+

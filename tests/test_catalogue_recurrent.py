@@ -167,3 +167,64 @@ def test_a_gru_with_its_gates_in_z_r_n_order_is_checked_in_that_layout(tmp_path)
     report = check(path, "gru_step")
     assert report.kind == "gru_step_zrn"
     assert_correct(report)
+
+
+# ------------------------------------------------------------------ module style
+
+MODULES = "module_layers.py"
+
+
+@pytest.mark.parametrize("name,kind", [("SequenceRNN", "rnn"), ("LSTM", "lstm_ifgo"),
+                                       ("TimeDense", "temporal_affine")])
+def test_module_style_sequence_layers_get_the_catalogue_reference(name, kind):
+    report = check(FIXTURES / MODULES, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert all(c.oracle == "exact" for c in report.checks), [c.oracle for c in report.checks]
+    shapes = [r.inputs for r in report.checks[0].inputs]
+    assert any("(1," in s for s in shapes), shapes  # a batch of one
+
+
+def test_module_style_rnn_weights_are_not_square():
+    layer = layers_of(FIXTURES / MODULES)["SequenceRNN"]
+    x, wx, wh, b = layer.input_sets(0)[0].args
+    assert wx.shape[0] != wx.shape[1] and x.shape[0] != x.shape[1] != x.shape[2]
+
+
+@pytest.mark.parametrize("layer,edits", [
+    ("SequenceRNN", [("            da = (dhs[:, t] + dh) * (1 - self.hs[t + 1] ** 2)",
+                      "            da = dhs[:, t] * (1 - self.hs[t + 1] ** 2)")]),
+    ("LSTM", [("            dh_t = dhs[:, t] + dh\n", "            dh_t = dhs[:, t]\n"),
+              ("            dc_t = dc + dh_t", "            dc_t = dh_t")]),
+])
+def test_module_style_sequence_with_the_recurrence_dropped_is_named(layer, edits, tmp_path):
+    source = (FIXTURES / MODULES).read_text()
+    for old, new in edits:
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    path = tmp_path / MODULES
+    path.write_text(source)
+    report = check(path, layer)
+    assert report.check(report.checks[0].quantity).kind == "missing-accumulation", [
+        (c.quantity, c.kind) for c in report.checks]
+
+
+def test_an_lstm_of_another_gate_order_is_matched_to_its_own_layout(tmp_path):
+    """Deep Learning from Scratch 2 splits the blocks f, g, i, o: its layout, not a
+    wrong gradient."""
+    source = (FIXTURES / MODULES).read_text().replace(
+        "            i, f = _sigmoid(a[:, :hid]), _sigmoid(a[:, hid:2 * hid])\n"
+        "            g, o = np.tanh(a[:, 2 * hid:3 * hid]), _sigmoid(a[:, 3 * hid:])\n",
+        "            f, g = _sigmoid(a[:, :hid]), np.tanh(a[:, hid:2 * hid])\n"
+        "            i, o = _sigmoid(a[:, 2 * hid:3 * hid]), _sigmoid(a[:, 3 * hid:])\n").replace(
+        "            da = np.concatenate([dc_t * g * i * (1 - i), dc_t * c_prev * f * (1 - f),\n"
+        "                                 dc_t * i * (1 - g ** 2), dh_t * tc * o * (1 - o)], "
+        "axis=1)",
+        "            da = np.concatenate([dc_t * c_prev * f * (1 - f), dc_t * i * (1 - g ** 2),\n"
+        "                                 dc_t * g * i * (1 - i), dh_t * tc * o * (1 - o)], "
+        "axis=1)")
+    path = tmp_path / MODULES
+    path.write_text(source)
+    report = check(path, "LSTM")
+    assert_correct(report)
+    assert report.kind == "lstm_fgio"

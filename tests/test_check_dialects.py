@@ -54,8 +54,9 @@ def test_the_books_module_style_layers_are_found_and_correct():
     # a catalogue reference where the name and forward match; the numeric oracle else
     assert v[("Layer_Dense", "weights")][2] == "exact"
     assert v[("Activation_ReLU", "inputs")][2] == "exact"
-    assert v[("Loss_CategoricalCrossentropy", "y_pred")][2] == "numeric"
-    assert v[("Activation_Softmax_Loss_CategoricalCrossentropy", "inputs")][2] == "numeric"
+    # the losses too, by their names (catalogue kinds cross_entropy_probs, softmax_loss)
+    assert v[("Loss_CategoricalCrossentropy", "y_pred")][2] == "exact"
+    assert v[("Activation_Softmax_Loss_CategoricalCrossentropy", "inputs")][2] == "exact"
     dense = check_layer(layers["Layer_Dense"])
     assert any("n_inputs=4, n_neurons=5" in n for n in dense.notes)  # sizes it chose
     assert any("biases zeros" in n and "random" in n for n in dense.notes)

@@ -61,7 +61,9 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
     checked with it): ``adapters.function_args``."""
     layers, skipped = [], []
     activations = None  # the f / f_prime pairs, found once a class needs them
-    for name, obj in vars(module).items():
+    # a snapshot: running the user's code may add to its module's globals (a warning
+    # adds __warningregistry__)
+    for name, obj in list(vars(module).items()):
         if not (inspect.isclass(obj) and own(module, obj)) or name in taken \
                 or is_torch_function(obj):
             continue
@@ -175,6 +177,16 @@ def _params(fn) -> list[str]:
         return list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return []
+
+
+def _required(fn) -> list[str]:
+    """``fn``'s positional arguments that have no default (all of them if none has)."""
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in ps if p.default is p.empty and p.kind in (
+        p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def _functions(module, own) -> dict:
@@ -306,7 +318,7 @@ def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Lay
     ``TwoLayerNet``, ``FullyConnectedNet``, ``ThreeLayerConvNet``), once per configuration
     (``model_loss.variants``: batch or layer norm, dropout): ``adapters.model_loss``."""
     layers, skipped = [], []
-    for name, obj in vars(module).items():
+    for name, obj in list(vars(module).items()):  # a snapshot: user code may add
         if not (inspect.isclass(obj) and own(module, obj)) or name in taken:
             continue
         from jaxcnn.check.adapters import model_loss
@@ -367,7 +379,7 @@ def torch_functions(module, file, own, taken: set, companions=()) -> tuple[list[
     from jaxcnn.check.adapters.torch_function import from_torch_function
 
     layers, skipped = [], []
-    for name, obj in vars(module).items():
+    for name, obj in list(vars(module).items()):  # a snapshot: user code may add
         if not (is_torch_function(obj) and own(module, obj)):
             continue
         try:
@@ -384,7 +396,10 @@ def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list
     y_pred)`` with ``mse_prime(y_true, y_pred)`` (a loss: its gradient with respect to the
     prediction, the argument named like one, else the second). Checked against the numeric
     oracle of the function itself, and for ``relu``, ``sigmoid`` and ``tanh`` against the
-    catalogue's exact oracle too (its kink inputs and classic mistakes)."""
+    catalogue's exact oracle too (its kink inputs and classic mistakes); other names of a
+    catalogue kind (``gelu``, ``leaky_relu``, ``elu``, ``softplus``; ``mse``, ``mae``,
+    ``binary_cross_entropy``) too, where the function reproduces its reference
+    (``adapters.module_catalogue``)."""
     import numpy as np
 
     from jaxcnn.check.adapters import probe
@@ -397,7 +412,8 @@ def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list
             d = functions.get(name + suffix)
             if d is None or name.endswith(DERIVATIVE_SUFFIXES):
                 continue
-            params = [p for p in _params(fn)]
+            # the arguments without defaults: leaky_relu(x, alpha=0.01) is elementwise
+            params = _required(fn)
             try:
                 layers.append(_derivative_layer(fn, d, params, name, file, np, probe)._replace(
                     names=(name + suffix,)))
@@ -436,6 +452,17 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
             known = spec(kind)
             return Layer(name, kind, "derivative", (params[0],), forward, vjp,
                          known.reference, known.input_sets, file=file, raw=raw)
+        import types
+
+        from jaxcnn.check.adapters import module_catalogue
+
+        # gelu, leaky_relu, elu, softplus ...: the catalogue kind whose reference the
+        # function reproduces (its usual settings tried: a leaky ReLU's slope)
+        known = module_catalogue.find(name, types.SimpleNamespace(), [], [], (3, 4), forward)
+        if known is not None:
+            return Layer(name, known.kind, "derivative", (params[0],), forward, vjp,
+                         known.reference, known.input_sets, file=file, raw=raw,
+                         notes=(known.note,))
         return Layer(name, "custom", "derivative", (params[0],), forward, vjp, None,
                      input_sets, file=file, raw=raw)
     if len(params) != 2:
@@ -469,6 +496,15 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
                          f"{params[1 - i]} one-hot (3, 4)", (y_pred,), (y_true,))]
     s0 = input_sets(0)[0]
     forward(s0.args, s0.static)
+    from jaxcnn.check.adapters import module_catalogue
+
+    known = module_catalogue.find_loss(name, s0.static[0], forward)  # mse, bce, ...
+    if known is not None:
+        return Layer(name, known.kind, "derivative", (params[i],), forward, vjp,
+                     known.reference, known.input_sets, file=file, raw=raw,
+                     static_names=(params[1 - i],),
+                     notes=(f"a loss and its derivative: checked as the mean of {name}",
+                            known.note))
     return Layer(name, "loss", "derivative", (params[i],), forward, vjp, None, input_sets,
                  file=file, raw=raw, static_names=(params[1 - i],),
                  notes=(f"a loss and its derivative: checked as the mean of {name}, against "

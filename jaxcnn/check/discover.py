@@ -427,7 +427,7 @@ def _construct(cls, kind: str):
 
 
 def _blog_layers(module, file, layers, skipped):
-    for name, obj in vars(module).items():
+    for name, obj in list(vars(module).items()):  # a snapshot: user code may add
         if not (inspect.isclass(obj) and _own(module, obj)):
             continue
         has_forward = callable(getattr(obj, "forward", None))

@@ -199,7 +199,9 @@ SIZE_NAMES = (
      r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units|"
      r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden)$",
      probe.HIDDEN),
-    (r"^(in_?channels|channels|n_?channels|input_?channels|c_?in|depth_?in)$", 2),
+    (r"^(in_?channels|channels|n_?channels|num_?channels|input_?channels|c_?in|depth_?in)$",
+     2),
+    (r"^(num_?groups|groups|n_?groups|g)$", 2),  # a group norm's: 2 channels per group
     (r"^(out_?channels|num_?filters|n_?filters|filters|num_?kernels|kernels|depth|"
      r"n_?kernels|c_?out|filter_?num)$", 3),
     (r"^(kernel_?size|filter_?size|kernel|k|f|ksize|size|window|window_?size|pool_?size|"
@@ -207,9 +209,11 @@ SIZE_NAMES = (
     (r"^(stride|strides|step)$", None),  # 1 for a conv, the window for a pool
     (r"^(pad|padding)$", 0),
     (r"^(alpha|slope|negative_?slope|leak|leakiness)$", 0.1),
-    (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop)$", 0.5),
+    (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop|probability)$", 0.5),
     (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
+    (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim)$",
+     probe.FEATURES),  # a layer norm's or a transformer block's width
     (r"^(axis|dim)$", -1),
     (r"^(eps|epsilon)$", 1e-5),
 )
@@ -235,10 +239,18 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
                 args.append(value)
             continue
         value = size_for(p.name, pool)
+        if value == -1 and re.search(r"norm", cls.__name__, re.IGNORECASE):
+            value = probe.FEATURES  # LayerNorm(dim): the normalised width, not an axis
+        if re.search(r"group_?norm", cls.__name__, re.IGNORECASE) and re.fullmatch(
+                r"(in_?|num_?|n_?)?channels|c", p.name, re.IGNORECASE):
+            value = probe.FEATURES  # GroupNorm(G, C): C = 4, 2 groups of 2 channels
         if square and value == probe.HIDDEN:
             value = probe.FEATURES
         if value is None:
-            value = array_for(p.name, bool(re.search(r"conv", cls.__name__, re.IGNORECASE)))
+            value = recurrent_array_for(p.name, cls.__name__)
+            if value is None:
+                value = array_for(p.name, bool(re.search(r"conv", cls.__name__,
+                                                         re.IGNORECASE)))
         if value is None:
             raise ValueError(f"cannot guess its constructor argument {p.name!r}; give it a "
                              "default")
@@ -263,6 +275,29 @@ def array_for(name: str, conv: bool):
     if r in ("scale", "shift"):
         return (np.ones if r == "scale" else np.zeros)(probe.FEATURES)
     return None
+
+RECURRENT_GATES = ((r"lstm", 4), (r"gru", 3), (r"rnn", 1))
+
+
+def recurrent_array_for(name: str, cls_name: str):
+    """A recurrent layer's weights by name, for a class named LSTM / GRU / RNN
+    (``TimeLSTM(Wx, Wh, b)``): Wx (D, G H), Wh (H, G H), b (G H,) with G its gates (4, 3,
+    1), D = probe.FEATURES, H = probe.HIDDEN (so that Wh is square and Wx is not); None
+    for other names or classes."""
+    gates = next((g for pattern, g in RECURRENT_GATES
+                  if re.search(pattern, cls_name, re.IGNORECASE)), None)
+    if gates is None:
+        return None
+    rng = np.random.default_rng(0)
+    width = gates * probe.HIDDEN
+    if re.fullmatch(r"w_?x|w_?ih|w_?xh|w_?in(put)?", name, re.IGNORECASE):
+        return rng.standard_normal((probe.FEATURES, width)) / 2
+    if re.fullmatch(r"w_?h|w_?hh|w_?rec(urrent)?|u", name, re.IGNORECASE):
+        return rng.standard_normal((probe.HIDDEN, width)) / 2
+    if re.fullmatch(r"b|bias(es)?|b_?h", name, re.IGNORECASE):
+        return np.zeros(width)
+    return None
+
 
 def size_for(name: str, pool: bool):
     lowered = name.lower()

@@ -316,6 +316,24 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             return _loss_value(o, forward, args[0], static[0], fwd_extra)
         return _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
 
+    catalogued = None  # a class of a catalogue kind by its name (module_catalogue)
+    if reference is None and not loss and not per_column:
+        from jaxcnn.check.adapters import module_catalogue
+
+        catalogued = module_catalogue.find(
+            kind_from or (forward.removesuffix("_forward") if forward.endswith("_forward")
+                          else cls_name), template, slots, params, shape, layer_forward)
+        if catalogued is not None:
+            reference, kind = catalogued.reference, catalogued.kind
+            notes.append(catalogued.note)
+    elif loss and reference is None:
+        from jaxcnn.check.adapters import module_catalogue
+
+        catalogued = module_catalogue.find_loss(kind_from or cls_name, labels, layer_forward)
+        if catalogued is not None:
+            reference, kind = catalogued.reference, catalogued.kind
+            notes.append(catalogued.note)
+
     def run_backward(o, x, ct, static, learn_rate=LEARN_RATE, own=False):
         """``own``: the user's code gets ``x``, ``ct`` and the target themselves (no
         copies: ``raw``)."""
@@ -380,6 +398,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         return out, backward
 
     def input_sets(seed):
+        if catalogued is not None:
+            return catalogued.input_sets(seed)
         if pool_spec is not None:
             return pool_spec.input_sets(seed)
         if reference is not None and kind in ("relu", "sigmoid", "tanh") and not slots:

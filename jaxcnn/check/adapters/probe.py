@@ -24,6 +24,7 @@ import numpy as np
 BATCH = 3  # samples in a probed batch: not a feature size, so that axes cannot be confused
 FEATURES = 4  # input features when nothing says otherwise
 HIDDEN = 5  # output features when nothing says otherwise
+STEPS = 2  # time steps of a probed sequence (N, T, D): N, T, D and H all differ
 
 # Candidate shapes of a single input with no parameters to go by, tried in order: a
 # batch of vectors, one vector, one column vector (The Independent Code's layers take
@@ -54,7 +55,8 @@ def input_candidates(params: Sequence[np.ndarray]) -> list[tuple[str, tuple]]:
 
     layout: "rows" (``x @ W``: x (N, in), W (in, out)), "rows_t" (``x @ W.T``, PyTorch's
     (out, in) weight), "cols" (``W @ x``, x (in, N): the deep-learning specialisation's
-    column samples), "nchw" / "nhwc" (a conv's OIHW / HWIO filters), "image" (the report's
+    column samples), "seq" (x (N, T, D) for a (D, ...) weight: a recurrent or
+    time-distributed layer), "nchw" / "nhwc" (a conv's OIHW / HWIO filters), "image" (the report's
     (F, k, k) filters on one 2-D image), "any" (no parameters to go by). A 1-D parameter
     of D > 1 entries (a norm's gamma) adds rows of D features and NCHW with D channels,
     after the matrices' and filters' layouts."""
@@ -78,6 +80,9 @@ def input_candidates(params: Sequence[np.ndarray]) -> list[tuple[str, tuple]]:
             f, kh, kw = p.shape
             out += [("image", (kh + 5, kw + 5)), ("chw", (2, kh + 3, kw + 4)),
                     ("hwc", (kh + 3, kw + 4, f))]
+    for p in params:  # sequences (N, T, D) of a recurrent or time-distributed layer's
+        if p.ndim == 2:  # input weight (D, ...), after every 2-d layout
+            out.append(("seq", (BATCH, STEPS, p.shape[0])))
     for p in params:  # a norm's gamma (D,): rows of D features, or D channels
         if p.ndim == 1 and p.size > 1:
             out += [("rows", (BATCH, p.size)), ("nchw", (2, p.size, 3, 4))]

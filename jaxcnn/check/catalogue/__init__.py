@@ -1,12 +1,15 @@
 """The catalogue: reference layers (the exact oracle), their inputs and their kinks.
 
 One module per layer family (``conv``, ``pool``, ``dense``, ``activations``, ``losses``,
-``network``, ``norms``, ``dropout``, ``embedding``, ``recurrent``, ``attention``); each
+``network``, ``norms``, ``dropout``, ``embedding``, ``recurrent``, ``attention``,
+``shape``); each
 defines its entries as small factories returning a ``Spec`` (the kind, its differentiable
 arguments, a JAX reference forward differentiated by ``jax.vjp`` in
 float64, the input sets that expose each kind of mistake, and the alternates that explain
 a disagreement, and the names its code goes by: ``Spec.names``, asked first by discovery
-through ``match``) and lists them in its ``SPECS``. This module only merges them: adding a
+through ``match``; ``names["module"]`` / ``names["module_loss"]``: module-style classes,
+tried in turn through ``matches``, see ``adapters.module_catalogue``) and lists them in
+its ``SPECS``. This module only merges them: adding a
 kind touches its family's module and its test file, nothing in the engine. The
 references are jaxcnn's own layers where the report defines them (``model.conv3x3``,
 ``model.maxpool2``, ``model.dense`` + softmax) and the textbook definitions of CS231n's
@@ -62,6 +65,7 @@ dropout               x (any); static dropout_param {"p", "mode",    x * your ma
 word_embedding        W (V, D); static x (N, T) int (called (x, W))  W[x]
 rnn_step, gru_step    x (N, D), prev_h (N, H), Wx, Wh, b             tanh / GRU cell
 rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step over T
+lstm_ifgo, lstm_fgio  lstm, gates i, f, g, o (PyTorch) / f, g, i, o  the step over T
 lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g
                       next_h, next_c (two outputs)
 rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, examples
@@ -72,6 +76,13 @@ loss
 attention             q (N, Tq, d), k (N, Tk, d), v (N, Tk, dv)      softmax(q k^T/sqrt d) v
 attention_masked      the same; static mask (Tq, Tk)                 masked scores -> -inf
 causal_attention      q, k, v with Tq = Tk                           causal mask
+global_avg_pool       x (N, C, H, W) -> (N, C); ``_keepdims`` ->     mean over H, W
+(_keepdims, _nhwc)    (N, C, 1, 1); ``_nhwc``: x (N, H, W, C)
+cross_entropy_probs   x (N, C) probabilities; static y (N,)          mean -log x[y]
+(_sum)                                                               (or the sum)
+mae                   x (N, D); static y (N, D)                      mean |x - y|
+flatten(_all)         x (N, d1, ..., dk) -> (N, d1...dk) [(-1,)]     reshape (C order)
+upsample_nearest      x (N, C, H, W); static scale s                 x repeated s x s
 ====================  =============================================  ===================
 
 Input families: ``random`` (tie-free), ``digits`` (real MNIST from the embedded subset:
@@ -87,7 +98,9 @@ formulas: the report's overcount, overwriting windows, wrong derivatives, the st
 out, batch statistics treated as constants, the unbiased variance, a norm's gradient over
 the other axis, dropout's mask not applied, repeated embedding indices that overwrite,
 tanh' at the input, LSTM/GRU gates in another order, a recurrence dropped, attention
-without the softmax's Jacobian or with its mask left out of the backward), a subgradient
+without the softmax's Jacobian or with its mask left out of the backward, a global pool
+without its 1/(H W), a cross-entropy of probabilities given the combined softmax-loss
+derivative, an upsampling's gradient read at one position per block), a subgradient
 test (any convex combination at ties and zeros; any slope in [0, 1] at an exact hinge
 margin), and its kinks. More input families: ``repeated`` (embedding indices that
 repeat), exact hinge margins (``boundary``), ``batch-of-one`` for the norms, recurrent
@@ -112,6 +125,7 @@ from jaxcnn.check.catalogue import (
     norms,
     pool,
     recurrent,
+    shape,
 )
 from jaxcnn.check.catalogue.base import Spec as Spec
 from jaxcnn.check.catalogue.base import digits as digits
@@ -119,7 +133,7 @@ from jaxcnn.check.catalogue.network import SANDWICH_PARTS as SANDWICH_PARTS
 from jaxcnn.check.catalogue.network import sandwich_spec as sandwich_spec
 
 FAMILIES = (conv, pool, dense, activations, losses, network, norms, dropout, embedding,
-            recurrent, attention)
+            recurrent, attention, shape)
 SPECS: dict[str, Callable[[], Spec]] = {
     kind: make for family in FAMILIES for kind, make in family.SPECS.items()}
 
@@ -149,6 +163,15 @@ def match(name: str, style: str) -> str | None:
     lowered = name.lower()
     return next((kind for s, pattern, kind in _names()
                  if s == style and re.fullmatch(pattern, lowered)), None)
+
+
+def matches(name: str, style: str) -> list[str]:
+    """Every catalogue kind whose ``Spec.names[style]`` pattern the whole lower-cased
+    ``name`` matches, in ``SPECS`` order (``["batchnorm", "spatial_batchnorm"]`` for
+    ``matches("BatchNorm", "module")``): a module-style class is tried against each."""
+    lowered = name.lower()
+    return [kind for s, pattern, kind in _names()
+            if s == style and re.fullmatch(pattern, lowered)]
 
 
 def layouts(kind: str) -> tuple[str, ...]:

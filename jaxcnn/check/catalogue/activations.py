@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.check.autodiff import as_np
-from jaxcnn.check.catalogue.base import Spec, wrong
+from jaxcnn.check.catalogue.base import Spec, module_name, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
 
@@ -199,7 +199,8 @@ def leaky_relu_spec(alpha: float | None = None) -> Spec:
                 Reference(f"max(x, {slope:g} x)", lambda args, static: jnp.where(
                     args[0] > 0, args[0], a(static) * args[0]), alternates, _relu_kinks,
                           subgradient), sets, ("alpha",) if alpha is not None else (),
-                names={"cs231n": r"leaky_?relu|lrelu"} if alpha is None else None,
+                names={"cs231n": r"leaky_?relu|lrelu",
+                       "module": module_name(r"leaky_?relu|lrelu")} if alpha is None else None,
                 layouts=("leaky_relu", "leaky_relu_alpha") if alpha is None else ())
 
 
@@ -236,7 +237,7 @@ def elu_spec(alpha: float | None = None) -> Spec:
                                                                           args[0]))),
                     alternates, _relu_kinks, subgradient), sets,
                 ("alpha",) if alpha is not None else (),
-                names={"cs231n": r"elu"} if alpha is None else None,
+                names={"cs231n": r"elu", "module": module_name(r"elu")} if alpha is None else None,
                 layouts=("elu", "elu_alpha") if alpha is None else ())
 
 
@@ -266,7 +267,8 @@ def gelu_spec(form: str = "erf") -> Spec:
                 Reference(f"jax.nn.gelu(approximate={approximate})",
                           lambda args, static: jax.nn.gelu(args[0], approximate=approximate),
                           alternates), _wide_sets,
-                names={"cs231n": r"gelu(_tanh|_erf|_approx(imate)?|_exact)?"}
+                names={"cs231n": r"gelu(_tanh|_erf|_approx(imate)?|_exact)?",
+                       "module": module_name(r"gelu(_?(tanh|erf|approx(imate)?|exact))?")}
                 if not approximate else None,
                 layouts=("gelu", "gelu_tanh") if not approximate else ())
 
@@ -281,7 +283,8 @@ def softplus_spec() -> Spec:
 
     return Spec("softplus", ("x",), {"x": None},
                 Reference("log(1 + e^x)", lambda args, static: jax.nn.softplus(args[0]),
-                          alternates), _wide_sets, names={"cs231n": r"soft_?plus"})
+                          alternates), _wide_sets, names={"cs231n": r"soft_?plus",
+                                                     "module": module_name(r"soft_?plus")})
 
 
 def _log_softmax_sets(seed: int) -> list[InputSet]:

@@ -18,8 +18,11 @@ class Spec(NamedTuple):
     static_names: the non-differentiated arguments (a ``bn_param`` dict, labels, ``G``)
     names: per coding style, a regular expression the whole (lower-cased) name must match
         for code to be of this kind: ``"cs231n"`` the ``X`` of ``X_forward``/``X_backward``,
-        ``"loss"`` a function ``(x, y, ...) -> (loss, dx)``. Discovery asks the entries
-        first (``catalogue.match``), so adding a kind touches only its module.
+        ``"loss"`` a function ``(x, y, ...) -> (loss, dx)``, ``"module"`` a module-style
+        class (``BatchNorm2d``; see ``module_name``), ``"module_loss"`` a module-style
+        loss class (``SoftmaxWithLoss``). Discovery asks the entries first
+        (``catalogue.match``; a class tries every kind its name matches,
+        ``catalogue.matches``), so adding a kind touches only its module.
     layouts: the kinds to try, in order, for code of this name (the first whose reference
         the user's forward reproduces wins): a loss that averages or sums, a leaky ReLU
         with or without its slope argument. Empty: this kind alone.
@@ -46,6 +49,14 @@ class Spec(NamedTuple):
     signature: tuple[str, ...] | None = None
     outputs: int = 1
     from_user: Callable | None = None
+
+
+def module_name(core: str) -> str:
+    """A ``Spec.names["module"]`` pattern: a class named ``core`` with the usual
+    decorations (``Layer_BatchNorm``, ``BatchNorm2d``, ``Dropout_Layer``,
+    ``Activation_LeakyReLU``), matched against the lower-cased class name and against it
+    with its CamelCase words joined by "_" (``batch_norm2d``)."""
+    return rf"(layer_?|activation_?|nn_?|my_?)?(?:{core})(_?(layer|module|[123]d))*"
 
 
 def join_outputs(outputs) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxcnn import model
 from jaxcnn.check.autodiff import as_np, vjp
-from jaxcnn.check.catalogue.base import Spec, batch_of_one, default_static, digits
+from jaxcnn.check.catalogue.base import Spec, batch_of_one, default_static, digits, module_name
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
 
@@ -204,7 +204,14 @@ def conv_spec() -> Spec:
                 {"x": ("sample", "channel", "row", "column"),
                  "w": ("filter", "channel", "row", "column"), "b": ("filter",),
                  "out": ("sample", "filter", "row", "column")},
-                reference, _conv_sets, ("conv_param",))
+                reference, _conv_sets, ("conv_param",),
+                names={"module": module_name(MODULE_CONV)},
+                layouts=("conv", "conv_nhwc_param"))
+
+
+# module-style conv classes (ConvLayer2D, Conv2D, Convolution): with their stride and
+# padding, channels first or last (adapters.module_catalogue)
+MODULE_CONV = r"conv(olution(al)?)?(_?layer)?(_?2d)?"
 
 
 def conv_nhwc_param_spec() -> Spec:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxcnn.check.autodiff import as_np
-from jaxcnn.check.catalogue.base import Spec, wrong
+from jaxcnn.check.catalogue.base import Spec, module_name, wrong
 from jaxcnn.check.layer import InputSet, Kinks, Reference
 
 
@@ -99,7 +99,9 @@ def dropout_spec() -> Spec:
     return Spec("dropout", ("x",), {"x": None},
                 _reference(lambda shape, static: assignment_mask(shape, static[0]),
                            "x * (rand < p) / p (train), x (test)"),
-                _sets, ("dropout_param",), names={"cs231n": r"(inverted_)?dropout"},
+                _sets, ("dropout_param",), names={"cs231n": r"(inverted_)?dropout",
+                                             "module": module_name(
+                                                 r"(time_?)?(inverted_?)?dropout")},
                 from_user=_from_user)
 
 

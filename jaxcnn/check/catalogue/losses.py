@@ -12,9 +12,9 @@ import numpy as np
 from jaxcnn import model
 from jaxcnn.check.autodiff import as_np
 from jaxcnn.check.catalogue.activations import logit_sets
-from jaxcnn.check.catalogue.base import Spec, batch_of_one, wrong
+from jaxcnn.check.catalogue.base import Spec, batch_of_one, module_name, wrong
 from jaxcnn.check.catalogue.dense import dense_sets
-from jaxcnn.check.layer import Alternate, InputSet, Reference
+from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
 
 def dense_cross_entropy_spec() -> Spec:
@@ -48,6 +48,16 @@ def _loss_sets(seed: int) -> list[InputSet]:
               for s in batch_of_one(seed, (1, 10), (), ""))]
 
 
+# Names of module-style loss classes (``SoftmaxWithLoss``, ``CrossEntropyLoss``,
+# ``Activation_Softmax_Loss_CategoricalCrossentropy``, ``Loss_CategoricalCrossentropy``):
+# a cross-entropy may take scores (softmax_loss) or probabilities (cross_entropy_probs),
+# the forward says which.
+SOFTMAX_CE = (r"(activation_?)?softmax_?(with_?)?(loss|cross_?entropy(_?loss)?|ce)"
+              r"(_?(categorical_?)?cross_?entropy)?")
+CE = (r"(loss_?)?(categorical_?)?cross_?entropy(_?loss)?|ce_?loss|nll(_?loss)?|"
+      r"neg(ative)?_?log_?likelihood(_?loss)?")
+
+
 def softmax_loss_spec(reduction: str = "mean") -> Spec:
     """CS231n's softmax loss, the mean over samples (``reduction="mean"``, the assignment's
     definition) or their sum (``"sum"``, kind ``softmax_loss_sum``)."""
@@ -72,7 +82,56 @@ def softmax_loss_spec(reduction: str = "mean") -> Spec:
     kind = "softmax_loss" if reduction == "mean" else "softmax_loss_sum"
     return Spec(kind, ("x",), {"x": ("sample", "class")},
                 Reference(f"{reduction} over samples of -log softmax(x)[y]", forward,
-                          alternates), _loss_sets, ("y",))
+                          alternates), _loss_sets, ("y",),
+                names={"module_loss": module_name(SOFTMAX_CE) + "|" + module_name(CE)}
+                if reduction == "mean" else None)
+
+
+def _prob_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18, 7])
+
+    def rows(n, c):  # positive, each row summing to 1, none near 0 or 1
+        e = np.exp(0.7 * rng.standard_normal((n, c)))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return [InputSet("random", "probabilities x (4, 6), labels y (4,)", (rows(4, 6),),
+                     (rng.integers(6, size=4),), note="rows of probabilities: N != C"),
+            InputSet("random", "probabilities x (5, 3)", (rows(5, 3),),
+                     (rng.integers(3, size=5),)),
+            InputSet("batch-of-one", "probabilities x (1, 4): a batch of one", (rows(1, 4),),
+                     (np.array([2]),))]
+
+
+def cross_entropy_probs_spec(reduction: str = "mean") -> Spec:
+    """Cross-entropy of probabilities (the layer after a separate softmax): x (N, C) rows
+    of probabilities, y (N,) static labels; loss = -mean_n log x[n, y_n] (or the sum over
+    samples, kind ``cross_entropy_probs_sum``: the FAU course's CrossEntropyLoss); dx =
+    -onehot(y) / (N x). Alternates: the combined softmax-and-loss derivative ``(x -
+    onehot) / N`` on a loss that takes probabilities, the log's derivative left out
+    (``-onehot / N``)."""
+    def forward(args, static):
+        y = jnp.asarray(np.asarray(static[0]))
+        picked = jnp.log(args[0][jnp.arange(args[0].shape[0]), y])
+        return -(jnp.mean(picked) if reduction == "mean" else jnp.sum(picked))
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0])
+        g = float(np.asarray(cotangent)) / (len(x) if reduction == "mean" else 1)
+        onehot = np.eye(x.shape[1])[y]
+        return [wrong("softmax-with-loss derivative", (g * (x - onehot),),
+                      "(p - onehot(y)) / N, the derivative with respect to the scores of a "
+                      "softmax followed by this loss, used for a loss whose input is the "
+                      "probabilities: -onehot(y) / (N p) belongs"),
+                wrong("log's derivative left out", (-g * onehot,),
+                      "-onehot(y) / N: the derivative of -log p, -1/p, is missing")]
+
+    kind = "cross_entropy_probs" + ("" if reduction == "mean" else "_sum")
+    return Spec(kind, ("x",), {"x": ("sample", "class")},
+                Reference(f"{reduction} over samples of -log x[y] (x: probabilities)",
+                          forward, alternates), _prob_sets, ("y",),
+                names={"module_loss": module_name(CE)} if reduction == "mean" else None,
+                layouts=("cross_entropy_probs", "cross_entropy_probs_sum")
+                if reduction == "mean" else ())
 
 
 SPECS = {"cross_entropy": cross_entropy_spec, "softmax_loss": softmax_loss_spec,
@@ -198,7 +257,9 @@ def mse_spec(kind: str = "mse") -> Spec:
 
     return Spec(kind, ("x",), {"x": ("sample", "output")}, Reference(text, forward),
                 _regression_sets, ("y",),
-                names={"loss": r"mse_loss|mean_squared_error(_loss)?|l2_loss"}
+                names={"loss": r"mse_loss|mean_squared_error(_loss)?|l2_loss",
+                       "module_loss": module_name(
+                           r"(loss_?)?(mse|mean_?squared_?error|l2)(_?loss)?")}
                 if kind == "mse" else None, layouts=tuple(MSE_FORMS) if kind == "mse" else ())
 
 
@@ -245,10 +306,75 @@ def bce_spec(logits: bool = False) -> Spec:
                 _bce_sets(logits), ("y",),
                 names={"loss": (r"(binary_cross_entropy|bce|sigmoid_cross_entropy)_with_logits"
                                 r"(_loss)?|sigmoid_cross_entropy(_loss)?" if logits else
-                                r"binary_cross_?entropy(_loss)?|bce_loss")},
+                                r"binary_cross_?entropy(_loss)?|bce_loss"),
+                       "module_loss": module_name(
+                           r"sigmoid_?with_?loss|(bce|binary_?cross_?entropy)_?with_?logits"
+                           r"(_?loss)?|sigmoid_?(binary_?)?cross_?entropy(_?loss)?" if logits
+                           else r"(loss_?)?(bce|binary_?cross_?entropy)(_?loss)?")},
                 layouts=("bce_logits", "bce") if logits else ("bce", "bce_logits"))
 
 
 SPECS.update({"svm_loss": svm_loss_spec, "svm_loss_sum": lambda: svm_loss_spec("sum"),
               **{k: (lambda k=k: mse_spec(k)) for k in MSE_FORMS},
-              "bce": bce_spec, "bce_logits": lambda: bce_spec(True)})
+              "bce": bce_spec, "bce_logits": lambda: bce_spec(True),
+              "cross_entropy_probs": cross_entropy_probs_spec,
+              "cross_entropy_probs_sum": lambda: cross_entropy_probs_spec("sum")})
+
+
+# ------------------------------------------------------------------ mean absolute error
+
+def _mae_sets(seed: int) -> list[InputSet]:
+    rng = np.random.default_rng([seed, 18, 9])
+    x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    tied = x.copy()
+    tied[0, 1], tied[2, 0], tied[3, 2] = y[0, 1], y[2, 0], y[3, 2]
+    return [InputSet("random", "random x (4, 3), targets y (4, 3)", (x,), (y,)),
+            InputSet("boundary", "x (4, 3) equal to y at 3 entries (|x - y|'s kink)",
+                     (tied,), (y,), note="at x = y any slope in [-1, 1] / M is a "
+                                         "subgradient"),
+            InputSet("batch-of-one", "random x (1, 5): a batch of one",
+                     (rng.standard_normal((1, 5)),), (rng.standard_normal((1, 5)),))]
+
+
+def mae_spec() -> Spec:
+    """Mean absolute error, the mean over every entry of |x - y| (y static): dx =
+    sign(x - y) / M, M = x.size; at x = y any slope in [-1, 1] / M. Alternates: the
+    squared error's derivative ``(x - y) / M``."""
+    def forward(args, static):
+        return jnp.mean(jnp.abs(args[0] - jnp.asarray(static[0])))
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0], float)
+        g = float(np.asarray(cotangent)) / x.size
+        return [Alternate("0 at x = y", (g * np.sign(x - y),), True, "correct",
+                          "slope 0 where x = y (np.sign)"),
+                wrong("squared error's derivative", (g * (x - y),),
+                      "(x - y) / M, the derivative of a squared error, where sign(x - y) / M "
+                      "belongs")]
+
+    def kinks(s: InputSet) -> Kinks:
+        at = np.asarray(s.args[0]) == np.asarray(s.static[0])
+        return Kinks((at,), {"entries": int(at.size), "ties": int(at.sum())},
+                     f"{int(at.sum())} of {at.size} entries with x = y exactly")
+
+    def subgradient(args, static, cotangent, i, hand, tol):
+        x, y = as_np(args[0]), np.asarray(static[0], float)
+        if hand.shape != x.shape:
+            return None
+        g = float(np.asarray(cotangent)) / x.size
+        atol = tol * max(abs(g), 1e-300)
+        at = x == y
+        off = np.where(at, 0.0, hand - g * np.sign(x - y))
+        ok = np.max(np.abs(off), initial=0.0) <= atol and bool(np.all(
+            np.abs(hand[at]) <= abs(g) + atol))
+        return "other slope in [-1, 1] at x = y" if ok else None
+
+    return Spec("mae", ("x",), {"x": ("sample", "output")},
+                Reference("mean(|x - y|)", forward, alternates, kinks, subgradient),
+                _mae_sets, ("y",),
+                names={"loss": r"mae_loss|mean_absolute_error(_loss)?|l1_loss",
+                       "module_loss": module_name(
+                           r"(loss_?)?(mae|mean_?absolute_?error|l1)(_?loss)?")})
+
+
+SPECS["mae"] = mae_spec

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.check.autodiff import as_np, bind, vjp
-from jaxcnn.check.catalogue.base import Spec, wrong
+from jaxcnn.check.catalogue.base import Spec, module_name, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
 EPS = 1e-5  # CS231n's default: bn_param.get("eps", 1e-5)
@@ -269,6 +269,12 @@ NAMES = {"batchnorm": r"batch_?norm(ali[sz]ation)?|bn",
          "spatial_batchnorm": r"spatial_batch_?norm(ali[sz]ation)?|spatial_bn",
          "layernorm": r"layer_?norm(ali[sz]ation)?|ln",
          "spatial_groupnorm": r"(spatial_)?group_?norm(ali[sz]ation)?|(spatial_)?gn"}
+MODULE_NAMES = {"batchnorm": module_name(r"batch_?norm(ali[sz]ation)?|bn"),
+                "spatial_batchnorm": module_name(
+                    r"(spatial_?)?batch_?norm(ali[sz]ation)?|(spatial_)?bn"),
+                "layernorm": module_name(r"layer_?norm(ali[sz]ation)?|ln"),
+                "spatial_groupnorm": module_name(
+                    r"(spatial_?)?group_?norm(ali[sz]ation)?|gn")}
 TEXT = {"batchnorm": "over the batch", "layernorm": "over the features",
         "spatial_batchnorm": "over N, H, W per channel",
         "spatial_groupnorm": "over each group of C/G channels and H, W"}
@@ -284,7 +290,8 @@ def norm_spec(kind: str) -> Spec:
                           "(biased variance, train mode)", _forward(kind), _alternates(kind),
                           wrong_forwards=_wrong_forwards(kind))
     return Spec(kind, ("x", "gamma", "beta"), AXES[kind], reference, sets, static,
-                names={"cs231n": NAMES[kind]})
+                names={"cs231n": NAMES[kind],
+                       **({"module": MODULE_NAMES[kind]} if kind in MODULE_NAMES else {})})
 
 
 SPECS = {kind: (lambda k=kind: norm_spec(k)) for kind in

@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxcnn import model
 from jaxcnn.check.autodiff import as_np, device_array, vjp, vjps
-from jaxcnn.check.catalogue.base import Spec, default_static, digits, wrong
+from jaxcnn.check.catalogue.base import Spec, default_static, digits, module_name, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
 TIE_NOTES = {
@@ -377,7 +377,8 @@ def avg_pool_spec() -> Spec:
     return Spec("avg_pool", ("x",), {"x": ("sample", "channel", "row", "column"),
                                      "out": ("sample", "channel", "row", "column")},
                 Reference("mean over each window (NCHW)", forward, alternates), _avg_sets,
-                ("pool_param",), names={"cs231n": r"(avg|average|mean)_?pool(ing)?"})
+                ("pool_param",), names={"cs231n": r"(avg|average|mean)_?pool(ing)?",
+                                        "module": module_name(r"(avg|average|mean)_?pool(ing)?")})
 
 
 def _hparameters(pool_param) -> dict:
@@ -426,3 +427,79 @@ def avg_pool_nhwc_spec() -> Spec:
 
 
 SPECS.update({"avg_pool": avg_pool_spec, "avg_pool_nhwc": avg_pool_nhwc_spec})
+
+
+# ------------------------------------------------------------------ global average pools
+
+GAP_LAYOUTS = {
+    "global_avg_pool": ("x (N, C, H, W) -> (N, C)", (2, 3), False),
+    "global_avg_pool_keepdims": ("x (N, C, H, W) -> (N, C, 1, 1)", (2, 3), True),
+    "global_avg_pool_nhwc": ("x (N, H, W, C) -> (N, C)", (1, 2), False),
+}
+
+
+def _gap_sets(kind: str):
+    """Rows and columns differ, channels differ from both, and a batch of one."""
+    spatial = GAP_LAYOUTS[kind][1]
+
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 18, 5])
+        sets = []
+        for n, c, h, w, family in ((2, 3, 4, 5, "random"), (3, 2, 5, 3, "random"),
+                                   (1, 4, 3, 2, "batch-of-one")):
+            shape = (n, c, h, w) if spatial == (2, 3) else (n, h, w, c)
+            sets.append(InputSet(family, f"random x {shape}" + (
+                ": a batch of one (N = 1)" if n == 1 else ""),
+                (rng.standard_normal(shape),),
+                note="H != W and C != H, W: a mean over the wrong axes shows"))
+        return sets
+    return input_sets
+
+
+def global_avg_pool_spec(kind: str = "global_avg_pool") -> Spec:
+    """Global average pooling: each channel's mean over its H x W positions (kind
+    ``global_avg_pool``: NCHW -> (N, C); ``_keepdims``: -> (N, C, 1, 1); ``_nhwc``: channels
+    last -> (N, C)). Its backward spreads each gradient evenly, ``dout / (H W)``, over the
+    channel's positions. Alternates: the ``1/(H W)`` left out (a sum pool's derivative),
+    the batch counted in the mean (``/ (N H W)``), the gradient sent to one position of
+    each map (a max pool's backward at the first entry)."""
+    what, spatial, keep = GAP_LAYOUTS[kind]
+
+    def forward(args, static):
+        return jnp.mean(args[0], axis=spatial, keepdims=keep)
+
+    def alternates(args, static, cotangent):
+        x = as_np(args[0])
+        g = as_np(cotangent)
+        g = g if keep else np.expand_dims(g, spatial)
+        h, w = (x.shape[a] for a in spatial)
+        spread = np.broadcast_to(g, x.shape)
+        first = np.zeros_like(x)
+        index = [slice(None)] * 4
+        index[spatial[0]], index[spatial[1]] = slice(0, 1), slice(0, 1)
+        first[tuple(index)] = g
+        out = [wrong("1/(H W) left out", (spread.copy(),),
+                     f"dout spread over the {h} x {w} positions without dividing by H W = "
+                     f"{h * w}: a sum pool's derivative"),
+               wrong("one position", (first,),
+                     "each channel's gradient sent to its first position only (a max "
+                     "pool's backward), where it spreads evenly over H x W")]
+        if x.shape[0] > 1:
+            out.append(wrong("batch in the mean", (spread / (x.shape[0] * h * w),),
+                             f"divided by N H W = {x.shape[0] * h * w}: the batch counted "
+                             f"in the mean, where H W = {h * w} belongs"))
+        return out
+
+    axes = ("sample", "channel", "row", "column") if spatial == (2, 3) else (
+        "sample", "row", "column", "channel")
+    out_axes = ("sample", "channel", "1", "1") if keep else ("sample", "channel")
+    core = r"global_?(avg|average|mean)_?pool(ing)?|gap|g_?avg_?pool"
+    return Spec(kind, ("x",), {"x": axes, "out": out_axes},
+                Reference(f"mean over H, W ({what})", forward, alternates),
+                _gap_sets(kind),
+                names={"cs231n": core + r"(_?2d)?", "module": module_name(core)}
+                if kind == "global_avg_pool" else None,
+                layouts=tuple(GAP_LAYOUTS) if kind == "global_avg_pool" else ())
+
+
+SPECS.update({kind: (lambda k=kind: global_avg_pool_spec(k)) for kind in GAP_LAYOUTS})

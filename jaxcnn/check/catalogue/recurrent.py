@@ -12,6 +12,9 @@ lstm_step           x, prev_h, prev_c (N, H), Wx (D, 4H),    gates i, f, o, g = 
                                                              order); next_c = f prev_c + i g,
                                                              next_h = o tanh(next_c)
 lstm                x (N, T, D), h0, Wx, Wh, b               lstm_step over t, c0 = 0
+lstm_ifgo,          the same, gates in the order i, f, g, o  (PyTorch's, Keras's) or f, g,
+lstm_fgio                                                    i, o (Deep Learning from
+                                                             Scratch 2's TimeLSTM)
 gru_step            x, prev_h, Wx (D, 3H), Wh (H, 3H),       r, z (sigmoid) and the
                     b (3H,) -> next_h                        candidate n = tanh(a_n + r *
                                                              (prev_h Wh)_n), blocks in the
@@ -50,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.check.autodiff import as_np, vjp
-from jaxcnn.check.catalogue.base import Spec, join_outputs, split_outputs, wrong
+from jaxcnn.check.catalogue.base import Spec, join_outputs, module_name, split_outputs, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
 N, D, H, T = 3, 4, 5, 3
@@ -61,13 +64,19 @@ def rnn_step(x, h, wx, wh, b):
     return jnp.tanh(x @ wx + h @ wh + b)
 
 
-def lstm_step(x, h, c, wx, wh, b):
+def lstm_step(x, h, c, wx, wh, b, order: str = "ifog"):
+    """An LSTM step whose four blocks of Wx, Wh, b are the gates in ``order`` ("ifog",
+    CS231n's; "ifgo", PyTorch's and Keras's; "fgio", Deep Learning from Scratch 2's)."""
     a = x @ wx + h @ wh + b
     size = h.shape[1]
-    i, f, o = (jax.nn.sigmoid(a[:, k * size:(k + 1) * size]) for k in range(3))
-    g = jnp.tanh(a[:, 3 * size:])
+    block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in "ifog"}
+    i, f, o = (jax.nn.sigmoid(block[k]) for k in "ifo")
+    g = jnp.tanh(block["g"])
     c = f * c + i * g
     return o * jnp.tanh(c), c
+
+
+LSTM_ORDERS = {"lstm": "ifog", "lstm_ifgo": "ifgo", "lstm_fgio": "fgio"}
 
 
 def gru_step(x, h, wx, wh, b, order: str = "rzn"):
@@ -264,15 +273,25 @@ def gru_step_spec(order: str = "rzn") -> Spec:
 
 
 def sequence_spec(kind: str) -> Spec:
-    lstm = kind == "lstm"
-    step = lstm_step if lstm else rnn_step
+    """``rnn``, or ``lstm`` with its gates in the order of ``LSTM_ORDERS[kind]`` (kinds
+    ``lstm``, ``lstm_ifgo``, ``lstm_fgio``: the layouts of code named lstm)."""
+    lstm = kind in LSTM_ORDERS
+    order = LSTM_ORDERS.get(kind, "")
+    step = (lambda x, h, c, wx, wh, b: lstm_step(x, h, c, wx, wh, b, order)) if lstm \
+        else rnn_step
     gates = 4 if lstm else 1
+    names = None
+    if kind == "lstm":
+        names = {"cs231n": r"lstm", "module": module_name(r"(time_?|seq(uence)?_?)?lstm")}
+    elif kind == "rnn":
+        names = {"cs231n": r"(vanilla_)?rnn",
+                 "module": module_name(r"(time_?|seq(uence)?_?)?(vanilla_?|simple_?)?rnn")}
     return Spec(kind, ("x", "h0", "Wx", "Wh", "b"), SEQ_AXES,
                 Reference(f"{'lstm_step' if lstm else 'rnn_step'} over time (h0 given"
-                          + (", c0 = 0)" if lstm else ")"),
+                          + (f", c0 = 0, gates {', '.join(order)})" if lstm else ")"),
                           lambda args, static: _sequence(step, lstm)(*args),
                           _recurrence_dropped(step, lstm)), _sequence_sets(gates),
-                names={"cs231n": r"lstm" if lstm else r"(vanilla_)?rnn"})
+                names=names, layouts=tuple(LSTM_ORDERS) if kind == "lstm" else ())
 
 
 def _temporal_affine_sets(seed):
@@ -291,7 +310,9 @@ def temporal_affine_spec() -> Spec:
                  "b": ("output",), "out": ("sample", "time", "output")},
                 Reference("x @ w + b over (N, T)", lambda args, static: args[0] @ args[1]
                           + args[2]), _temporal_affine_sets,
-                names={"cs231n": r"temporal_(affine|fc|linear|dense)"})
+                names={"cs231n": r"temporal_(affine|fc|linear|dense)",
+                       "module": module_name(r"(time_?|temporal_?)(affine|dense|linear|fc)|"
+                                             r"time_?distributed(_?dense)?")})
 
 
 def _temporal_loss_sets(seed):
@@ -406,6 +427,8 @@ def lstm_cell_spec() -> Spec:
 SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
          "rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
          "lstm_step": lstm_step_spec, "lstm": lambda: sequence_spec("lstm"),
+         "lstm_ifgo": lambda: sequence_spec("lstm_ifgo"),
+         "lstm_fgio": lambda: sequence_spec("lstm_fgio"),
          "gru_step": gru_step_spec, "gru_step_zrn": lambda: gru_step_spec("zrn"),
          "temporal_affine": temporal_affine_spec,
          "temporal_softmax_loss": temporal_softmax_loss_spec}
