@@ -24,7 +24,10 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   ``adapters.torch_function``;
 * ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
   ``tanh_prime``, ``mse`` / ``mse_prime``), checked numerically (relu, sigmoid, tanh
-  against the catalogue too).
+  against the catalogue too);
+* ``explicit_pairs``: ``f(*args) -> out`` with ``f_backward(dout, *args)`` or
+  ``fBackward`` (no cache: the backward takes the forward's inputs), beside it or in a
+  file checked with it: ``adapters.explicit_pair``.
 
 A finder never raises for the user's code: what cannot be built is skipped with the
 reason.
@@ -204,7 +207,8 @@ def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
         elif m and "linear" in name.lower() and first in ("a_prev", "a", "a_previous") \
                 and len(params) == 3:
             out.append(("linear", name, back, {}))
-        elif not m and name.lower() in ("relu", "sigmoid", "tanh") and len(params) == 1:
+        elif not m and name.lower() in ("relu", "sigmoid", "tanh") and len(params) == 1 \
+                and _explicit_map(fn, functions[back]) is None:  # relu_backward(dA, cache)
             out.append(("activation", name, back, {}))
     return out
 
@@ -481,8 +485,63 @@ def _c(v):
     return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
 
 
+def _explicit_map(forward, backward):
+    from jaxcnn.check.adapters.explicit_pair import argument_map
+
+    return argument_map(forward, backward)
+
+
+# The backward of ``f`` in the explicit dialect: ``f_backward``, camelCase ``fBackward``.
+EXPLICIT_BACKWARD = re.compile(r"(.+?)(?:_backward|Backward)")
+EXPLICIT_KINDS = ("relu", "sigmoid", "tanh")  # names with an exact oracle of one argument
+
+
+def explicit_candidates(module, own, companions=()) -> list[tuple[str, object, object]]:
+    """(forward name, forward, backward) of the explicit dialect in ``module``: a backward
+    ``f_backward`` / ``fBackward`` of the module whose ``f`` (here, else in a companion)
+    takes the arguments it is given after the upstream gradient (``f_forward`` beside it
+    makes it CS231n's instead)."""
+    functions = _functions(module, own)
+    others = [_functions(m, own) for m in companions if m is not module]
+    out = []
+    for name, bwd in functions.items():
+        m = EXPLICIT_BACKWARD.fullmatch(name)
+        if not m or f"{m.group(1)}_forward" in functions:
+            continue
+        base = m.group(1)
+        fwd = functions.get(base) or next((fs[base] for fs in others if base in fs), None)
+        if fwd is not None and _explicit_map(fwd, bwd) is not None:
+            out.append((base, fwd, bwd))
+    return out
+
+
+def explicit_names(module, own) -> set[str]:
+    """Function names the explicit finder checks (the CS231n finder leaves them)."""
+    return {n for base, f, b in explicit_candidates(module, own)
+            for n in (base, b.__name__)}
+
+
+def explicit_pairs(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """``f(*args) -> out`` with ``f_backward(dout, *args)`` / ``fBackward``:
+    ``adapters.explicit_pair``."""
+    layers, skipped = [], []
+    candidates = explicit_candidates(module, own, companions)
+    if not candidates:
+        return layers, skipped
+    from jaxcnn.check.adapters.explicit_pair import from_explicit_pair
+
+    for base, fwd, bwd in candidates:
+        kind = base.lower() if base.lower() in EXPLICIT_KINDS else None
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(from_explicit_pair(fwd, bwd, base, file, kind))
+        except Exception as exc:
+            skipped.append(refused(base, exc, "explicit"))
+    return layers, skipped
+
+
 FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
-           torch_functions, derivative_pairs)
+           torch_functions, derivative_pairs, explicit_pairs)
 
 __all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
            "module_classes", "refused"]

@@ -471,7 +471,8 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
     functions = {n: f for n, f in ((n, unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
     claimed = (dialects.specialisation_names(module, _own)  # NHWC with hparameters, ...
-               | dialects.linear_loss_names(module, _own))  # svm_loss(W, X, y, reg)
+               | dialects.linear_loss_names(module, _own)  # svm_loss(W, X, y, reg)
+               | dialects.explicit_names(module, _own))  # relu(Z), relu_backward(dA, Z)
     if not any(re.search(r"_(forward|backward)|.+_loss$", n) for n in functions):
         return  # nothing to pair: the catalogue (and JAX with it) is not needed
     from jaxcnn.check import catalogue

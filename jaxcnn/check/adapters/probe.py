@@ -120,7 +120,7 @@ __all__ = ["BATCH", "FEATURES", "HIDDEN", "constant", "input_candidates", "rando
 # differentiate ("input", "weight", "bias", "scale", "shift"), or a static value ("labels",
 # a config dict, a number, a mode string).
 _ROLES = (
-    (r"^(w|weight|weights|kernel|filters?|w\d+|wx|wh|mat|matrix|theta)$", "weight"),
+    (r"^(w|weight|weights|kernel|filters?|filts?|w\d+|wx|wh|mat|matrix|theta)$", "weight"),
     (r"^(b|bias|biases|b\d+|bx|bh)$", "bias"),
     (r"^(gamma|scale)$", "scale"),
     (r"^(beta|shift)$", "shift"),
@@ -183,6 +183,10 @@ ARG_LAYOUTS = (
     ("NCHW, per-channel parameters", (2, 3, 3, 4), (3,), (3,)),
     ("same shapes", (BATCH, FEATURES), (BATCH, FEATURES), (BATCH, FEATURES)),
     ("NCHW images", (2, 2, 4, 4), (2, 2, 4, 4), (2, 2, 4, 4)),
+    # one (C, H, W) image, as from-scratch CNNs without a batch take it (even sizes: a 2x2
+    # pool takes them); OIHW filters, a column bias (F, 1) or a flat one
+    ("one CHW image, OIHW conv", (2, 6, 8), (3, 2, 3, 3), (3, 1)),
+    ("one CHW image, OIHW conv, bias (F,)", (2, 6, 8), (3, 2, 3, 3), (3,)),
 )
 
 
