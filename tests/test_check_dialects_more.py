@@ -93,3 +93,67 @@ def test_a_backward_given_a_cache_is_not_an_explicit_pair():
     assert argument_map(conv, conv_backward) == ["x", "w", "stride"]
     assert argument_map(layer, layer_backward) is None
 
+
+# ------------------------------------------- optimizer objects, shape tuples, initialize
+
+def test_a_course_frameworks_layers_are_built_from_shape_tuples_and_an_optimizer():
+    f = found("optimizer_layers.py")
+    assert [n for n, _ in f.skipped] == ["BaseLayer"]  # its forward and backward: pass
+    layers = {layer.name: layer for layer in f.layers}
+    assert set(layers) == {"FullyConnected", "FullyConnectedUpdateFirst", "Pooling",
+                           "Dropout"}
+    assert any("Pooling(stride_shape=(2, 2), pooling_shape=(2, 2))" in n
+               for n in layers["Pooling"].notes)
+    assert any("Dropout(probability=0.5)" in n for n in layers["Dropout"].notes)
+    assert any("recorder" in n for n in layers["FullyConnected"].notes)
+    v = verdicts(f)
+    # the weights' gradient: the gradient_weights property, and the optimizer's record
+    assert v[("FullyConnected", "weights")][0] == "correct"
+    assert v[("FullyConnected", "input_tensor")][0] == "correct"
+    assert v[("FullyConnectedUpdateFirst", "input_tensor")][0] == "update-before-use"
+    assert v[("FullyConnectedUpdateFirst", "weights")][0] == "correct"
+    assert v[("Pooling", "input_tensor")][:1] == ("tie-overcount",)
+    assert v[("Dropout", "input_tensor")][0] == "correct"
+
+
+def test_the_gradient_handed_to_the_optimizer_is_checked_when_nothing_stores_it(tmp_path):
+    source = (DIALECTS / "optimizer_layers.py").read_text()
+    # no gradient_weights kept: only the optimizer object sees the gradient
+    source = source.replace("self._gradient_weights = self.input_tensor.T @ error_tensor",
+                            "g = 2 * self.input_tensor.T @ error_tensor")  # BUG: twice
+    source = source.replace("self._gradient_weights)", "g)")
+    path = tmp_path / "fc.py"
+    path.write_text(source)
+    f = find_layers(load_file(path), str(path))
+    v = verdicts(f)
+    assert v[("FullyConnected", "weights")][:2] == ("scaled", pytest.approx(2.0))
+    assert v[("FullyConnected", "input_tensor")][0] == "correct"
+
+
+def test_layers_made_by_initialize_optimizer_after_set_input_shape():
+    f = found("initialize_layers.py")
+    assert [n for n, _ in f.skipped] == ["Layer"]
+    layers = {layer.name: layer for layer in f.layers}
+    # the private _pool_forward / _pool_backward helpers are no layer of their own
+    assert set(layers) == {"Dense", "Flatten", "AveragePooling"}
+    assert any("set_input_shape((4,))" in n for n in layers["Dense"].notes)
+    assert any("set_input_shape((2, 6, 8))" in n for n in layers["AveragePooling"].notes)
+    v = verdicts(f)
+    assert v[("Dense", "w0")][:2] == ("scaled", pytest.approx(1 / 3))
+    assert v[("Dense", "W")] == ("correct", None, "exact")  # x @ W + b: its layout found
+    assert all(kind == "correct" for key, (kind, _, _) in v.items() if key != ("Dense",
+                                                                             "w0")), v
+
+
+def test_a_layer_of_two_inputs_is_no_loss(tmp_path):
+    path = tmp_path / "naive.py"
+    path.write_text("class MulLayer:\n"
+                    "    def forward(self, x, y):\n"
+                    "        self.x, self.y = x, y\n"
+                    "        return x * y\n"
+                    "    def backward(self, dout):\n"
+                    "        return dout * self.y, dout * self.x\n")
+    f = find_layers(load_file(path), str(path))
+    assert f.layers == []
+    (name, why), = f.skipped
+    assert name == "MulLayer" and "two inputs" in why and "not a loss" in why
