@@ -157,3 +157,30 @@ def test_a_layer_of_two_inputs_is_no_loss(tmp_path):
     assert f.layers == []
     (name, why), = f.skipped
     assert name == "MulLayer" and "two inputs" in why and "not a loss" in why
+
+
+# ------------------------------------------- CS231n names, hyperparameters as arguments
+
+def test_a_cs231n_pair_whose_signature_fits_no_catalogue_layout_is_checked_numerically():
+    f = found("keyword_pairs.py")
+    # the private helper the pools share is no layer of its own
+    assert [n for n, _ in f.skipped] == ["_pool_forward"]
+    layers = {layer.name: layer for layer in f.layers}
+    assert set(layers) == {"conv", "maxpool", "avgpool", "dropout"}
+    assert layers["conv"].arg_names == ("X", "W", "b")  # stride, padding: their defaults
+    assert all(any("refuses the catalogue's inputs" in n for n in layer.notes)
+               for layer in f.layers)
+    v = verdicts(f)
+    assert v[("avgpool", "X")][:2] == ("scaled", pytest.approx(4.0))
+    assert all(kind == "correct" for key, (kind, _, _) in v.items()
+               if key != ("avgpool", "X")), v
+    assert {o for _, _, o in v.values()} == {"numeric"}
+
+
+
+
+def test_the_l_layer_model_is_one_network_row_not_also_a_cs231n_pair():
+    f = found("specialisation.py")
+    rows = [(layer.name, layer.style) for layer in f.layers if "L_model" in layer.name]
+    assert rows == [("L_model_forward", "network")]
+    assert not any("L_model" in name for name, _ in f.skipped)

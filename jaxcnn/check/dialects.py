@@ -305,6 +305,21 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
     return layers, skipped
 
 
+def network_pair_names(module, own) -> set[str]:
+    """``L_model_forward`` / ``L_model_backward`` the network finder checks (with a
+    ``compute_cost`` beside them): the CS231n finder leaves them."""
+    functions = _functions(module, own)
+    if not any(n in functions for n in ("compute_cost", "cost", "compute_loss")):
+        return set()
+    out = set()
+    for name in functions:
+        m = re.fullmatch(r"(.*)model_forward(.*)", name, re.IGNORECASE)
+        back = m and f"{m.group(1)}model_backward{m.group(2)}"
+        if m and back in functions:
+            out |= {name, back}
+    return out
+
+
 def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
     """Classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params`` dict (CS231n's
     ``TwoLayerNet``, ``FullyConnectedNet``, ``ThreeLayerConvNet``), once per configuration

@@ -77,6 +77,7 @@ from jaxcnn.check.adapters.module_names import (
     required_params,
     stored_grad,
 )
+from jaxcnn.check.adapters.probe import seeded
 from jaxcnn.check.layer import InputSet, Layer, Reference
 
 LEARN_RATE = 0.5  # a power of two: (before - after) / lr is exact
@@ -532,19 +533,6 @@ def _run_forward(o, method: str, x, extra) -> np.ndarray:
     with seeded():
         ret = getattr(o, method)(x, *extra)
     return output_of(o, ret, method)
-
-
-class seeded:  # noqa: N801 (a context manager, used like a function)
-    """NumPy's global generator seeded the same way for every call of the user's forward
-    (and restored after): a dropout mask drawn with ``np.random`` is then the same in the
-    forward the backward follows and in every finite difference."""
-
-    def __enter__(self):
-        self.state = np.random.get_state()  # noqa: NPY002
-        np.random.seed(0)  # noqa: NPY002 (the user's code draws from the global generator)
-
-    def __exit__(self, *exc):
-        np.random.set_state(self.state)  # noqa: NPY002
 
 
 def _loss_value(o, method: str, y_pred, target, extra, own: bool = False) -> np.ndarray:
