@@ -178,6 +178,19 @@ def test_a_cs231n_pair_whose_signature_fits_no_catalogue_layout_is_checked_numer
 
 
 
+# ------------------------------------------------- models with loss(x, t), gradient(x, t)
+
+def test_a_model_whose_gradient_method_returns_the_grads_of_its_scalar_loss():
+    f = found("gradient_models.py")
+    models = {layer.name: layer for layer in f.layers if layer.style == "model"}
+    assert set(models) == {"TwoLayerNet", "TwoLayerNetBug"}
+    assert any("gradient(x, t) returns" in n for n in models["TwoLayerNet"].notes)
+    v = verdicts(f)
+    # its layers share the params' arrays: the values drawn for them reach the loss
+    assert {v[("TwoLayerNet", k)][0] for k in ("W1", "b1", "W2", "b2")} == {"correct"}
+    assert v[("TwoLayerNetBug", "b2")][:2] == ("scaled", pytest.approx(2.0))
+    assert {v[("TwoLayerNetBug", k)][0] for k in ("W1", "b1", "W2")} == {"correct"}
+
 
 def test_the_l_layer_model_is_one_network_row_not_also_a_cs231n_pair():
     f = found("specialisation.py")
