@@ -197,3 +197,14 @@ def test_the_l_layer_model_is_one_network_row_not_also_a_cs231n_pair():
     rows = [(layer.name, layer.style) for layer in f.layers if "L_model" in layer.name]
     assert rows == [("L_model_forward", "network")]
     assert not any("L_model" in name for name, _ in f.skipped)
+
+
+def test_a_backward_returning_dx_and_a_list_of_parameter_gradients():
+    f = found("list_grads.py")
+    assert f.skipped == []
+    layers = {layer.name: layer for layer in f.layers}
+    assert layers["ChannelScale"].input_sets(0)[0].args[0].shape[1:] == (2, 6, 8)  # X_dim
+    v = verdicts(f)
+    assert v[("BiasFirst", "W")][:2] == ("scaled", pytest.approx(3.0))  # by the list's order
+    assert all(kind == "correct" for key, (kind, _, _) in v.items() if key != ("BiasFirst",
+                                                                             "W")), v

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import re
 import sys
 
@@ -287,6 +288,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         slots = _used_by_forward(template, forward, slots, shape, fwd_extra)
     params = [np.asarray(s.get(template)) for s in slots]
     dtypes = [p.dtype for p in params]
+    # where each parameter sits in a ``self.params`` list holding the arrays themselves
+    # (a backward returning ``dx, [dW, db]`` follows that list's order)
+    plist = getattr(template, "params", None)
+    list_order = ([next((j for j, p in enumerate(plist) if p is s.get(template)), None)
+                   for s in slots] if isinstance(plist, (list, tuple)) else None)
     hidden = [f"{s.shown} {probe.constant(p)}" for s, p in zip(slots, params, strict=True)
               if probe.constant(p) and p.size > 1 or (probe.constant(p) and p.size == 1
                                                        and float(p.reshape(-1)[0]) == 0)]
@@ -346,8 +352,9 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate, own))
         dx = input_grad(o, ret, backward)
         grads = []
-        returned = (list(ret[1:]) if isinstance(ret, (tuple, list)) and len(ret) == len(slots)
-                    + 1 else None)
+        returned = _grads_list(ret, list_order)  # dx, [dW, db]
+        if returned is None and isinstance(ret, (tuple, list)) and len(ret) == len(slots) + 1:
+            returned = list(ret[1:])  # dx, dW, db
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
             g = returned[i] if returned is not None else stored_grad(o, slot, names_before, i)
             if g is None and rec is not None:  # handed to the optimizer object
@@ -448,6 +455,37 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
                  notes=tuple(notes), sources=sources if all(sources) else (),
                  raw=raw, static_names=(_target_name(fwd_method),) if loss else ())
+
+
+def sample_shape(cls) -> tuple | None:
+    """One sample's shape, where the constructor requires it (``X_dim``, ``input_shape``:
+    ``construct`` gives it one): the input is then a batch of such samples."""
+    from jaxcnn.check.adapters.module_names import size_for
+
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    for p in params:
+        if p.default is p.empty and re.fullmatch(
+                r"x_?dim|image_?shape|img_?shape|input_?shape|in_?shape", p.name.lower()):
+            value = size_for(p.name, False)
+            return tuple(value) if isinstance(value, tuple) else None
+    return None
+
+
+def _grads_list(ret, order: list | None) -> list | None:
+    """The parameter gradients of a backward returning ``(dx, [dW, db])``: the list in
+    the order of the object's ``params`` list (``order``: each parameter's place in it,
+    None where it is not there), else in the parameters' own order; None for another
+    return."""
+    if not (isinstance(ret, tuple) and len(ret) == 2 and isinstance(ret[1], (list, tuple))
+            and ret[1] and (order is None or len(ret[1]) == len(order))):
+        return None
+    grads = list(ret[1])
+    if order is not None and None not in order and sorted(order) == list(range(len(grads))):
+        return [grads[j] for j in order]
+    return grads
 
 
 def _layout_of(shape: tuple, params: list) -> str:
@@ -658,8 +696,16 @@ def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None,
     if recorder.install(built.obj) is not None:
         built = built._replace(note=_joined(built.note, "its optimizer is a recorder of the "
                                             "gradients handed to it"))
-    layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note,
-                        kind_from=kind_from)
+    sample = sample_shape(cls)  # Conv(X_dim=(2, 6, 8), ...): its input is (N, 2, 6, 8)
+    try:
+        layer = from_module(copy.deepcopy(built.obj), layer_name, file, fwd, bwd,
+                            built.note, kind_from=kind_from,
+                            input_shape=None if sample is None else (probe.BATCH, *sample))
+    except Exception:
+        if sample is None:
+            raise
+        layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note,
+                            kind_from=kind_from)
     if BACKWARD_REFUSED not in layer.notes:
         return layer
     try:
