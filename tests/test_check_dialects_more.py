@@ -208,3 +208,19 @@ def test_a_backward_returning_dx_and_a_list_of_parameter_gradients():
     assert v[("BiasFirst", "W")][:2] == ("scaled", pytest.approx(3.0))  # by the list's order
     assert all(kind == "correct" for key, (kind, _, _) in v.items() if key != ("BiasFirst",
                                                                              "W")), v
+
+
+# ------------------------------------------------- a function and its derivative, methods
+
+def test_classes_holding_a_function_and_its_derivative_as_methods():
+    f = found("derivative_classes.py")
+    assert [n for n, _ in f.skipped] == ["Loss"]  # not implemented: a base class
+    layers = {layer.name: layer for layer in f.layers}
+    assert set(layers) == {"Sigmoid", "TanH", "LeakyReLU", "SquareLoss", "AbsoluteLoss"}
+    assert {layers[n].kind for n in ("Sigmoid", "TanH")} == {"sigmoid", "tanh"}
+    v = verdicts(f)
+    assert v[("TanH", "x")][0] == "wrong-derivative"  # the catalogue's known mistake
+    assert v[("AbsoluteLoss", "y_pred")][:2] == ("sign-flipped", -1.0)
+    # one loss value per entry: checked as their sum, whose gradient is per entry
+    assert v[("SquareLoss", "y_pred")][0] == "correct"
+    assert v[("Sigmoid", "x")][0] == v[("LeakyReLU", "x")][0] == "correct"

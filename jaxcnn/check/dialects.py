@@ -25,6 +25,9 @@ skipped)`` (``companions``: the other modules checked with it), listed in
 * ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
   ``tanh_prime``, ``mse`` / ``mse_prime``), checked numerically (relu, sigmoid, tanh
   against the catalogue too);
+* ``derivative_classes``: a class holding a function and its derivative as methods
+  (``Sigmoid.__call__`` / ``gradient``, ``SquareLoss.loss`` / ``gradient``), checked as
+  ``derivative_pairs``;
 * ``explicit_pairs``: ``f(*args) -> out`` with ``f_backward(dout, *args)`` or
   ``fBackward`` (no cache: the backward takes the forward's inputs), beside it or in a
   file checked with it: ``adapters.explicit_pair``.
@@ -427,7 +430,62 @@ def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list
     return layers, skipped
 
 
-def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
+# A class holding a function and its derivative as methods (ML-From-Scratch's
+# ``Sigmoid.__call__`` / ``gradient``, ``SquareLoss.loss`` / ``gradient``).
+CLASS_FUNCTIONS = ("__call__", "function", "fn", "activation", "loss", "forward")
+CLASS_DERIVATIVES = ("gradient", "derivative", "deriv", "prime", "grad", "df")
+
+
+def derivative_classes(module, file, own, taken: set, companions=()) -> tuple[list[Layer],
+                                                                               list]:
+    """Classes with a function and its derivative as methods, and no backward:
+    ``Sigmoid()(x)`` with ``Sigmoid().gradient(x)`` (elementwise), ``SquareLoss().loss(y,
+    y_pred)`` with ``.gradient(y, y_pred)``; built with no arguments (defaults kept) and
+    checked as ``derivative_pairs`` checks a function pair, a loss that returns one value
+    per entry as their sum (its gradient per entry is that sum's)."""
+    import numpy as np
+
+    from jaxcnn.check.adapters import module_style, probe
+
+    layers, skipped = [], []
+    for name, obj in vars(module).items():
+        if not (inspect.isclass(obj) and obj.__module__ == module.__name__) \
+                or name in taken or is_torch_function(obj) \
+                or module_style.method_pairs(obj) or callable(getattr(obj, "backprop", None)):
+            continue  # (defined here: one imported from beside it is checked in its file)
+        fname = next((f for f in CLASS_FUNCTIONS if f in _defined(obj)), None)
+        dname = next((f for f in CLASS_DERIVATIVES if f in _defined(obj)), None)
+        if fname is None or dname is None:
+            continue
+        if is_stub(getattr(obj, fname)) and is_stub(getattr(obj, dname)):
+            skipped.append((name, f"a base class: its {fname} and {dname} do nothing; the "
+                                  "classes built on it are checked"))
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                inst = obj()
+                fn, d = getattr(inst, fname), getattr(inst, dname)
+                layer = _derivative_layer(fn, d, _params(fn), name, file, np, probe,
+                                          reduce="auto")
+            layers.append(layer._replace(names=(f"{name}.{dname}",), notes=(
+                *layer.notes, f"its {fname} and its {dname} (the derivative), as a "
+                              "function pair")))
+        except Exception as exc:
+            if "NotImplementedError" in f"{type(exc).__name__} {exc}":
+                skipped.append((name, f"a base class: its {fname} or {dname} is not "
+                                      "implemented; the classes built on it are checked"))
+                continue
+            skipped.append(refused(name, exc, "derivative",
+                                   f"cannot run its {fname} with its {dname}"))
+    return layers, skipped
+
+
+def _defined(cls) -> set[str]:
+    """Method names ``cls`` defines itself or inherits from its own bases (not object)."""
+    return {n for b in cls.__mro__[:-1] for n, v in vars(b).items() if callable(v)}
+
+
+def _derivative_layer(fn, d, params, name, file, np, probe, reduce: str = "mean") -> Layer:
     from jaxcnn.check.layer import InputSet
 
     if len(params) == 1:
@@ -466,8 +524,14 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
     def order(x, y):
         return (x, y) if i == 0 else (y, x)
 
+    def total(value, like):  # "auto": a loss of one value per entry is their sum
+        value = np.asarray(value, np.float64)
+        if reduce == "auto" and value.shape == np.shape(like):
+            return np.asarray(np.sum(value))
+        return np.asarray(np.mean(value))
+
     def forward(args, static):
-        return np.asarray(np.mean(fn(*order(np.array(args[0], copy=True), _c(static[0])))))
+        return total(fn(*order(np.array(args[0], copy=True), _c(static[0]))), args[0])
 
     def vjp(args, static):
         out = forward(args, static)
@@ -476,7 +540,7 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
         return out, lambda ct: (np.asarray(ct) * np.asarray(g, np.float64),)
 
     def raw(args, static):  # on the arrays themselves
-        out = np.asarray(np.mean(fn(*order(args[0], static[0]))))
+        out = total(fn(*order(args[0], static[0])), args[0])
         return out, lambda ct: (np.asarray(ct) * np.asarray(d(*order(args[0], static[0])),
                                                              np.float64),)
 
@@ -488,10 +552,13 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
                          f"{params[1 - i]} one-hot (3, 4)", (y_pred,), (y_true,))]
     s0 = input_sets(0)[0]
     forward(s0.args, s0.static)
+    summed = np.shape(fn(*order(np.array(s0.args[0], copy=True), _c(s0.static[0])))) == \
+        np.shape(s0.args[0])
     return Layer(name, "loss", "derivative", (params[i],), forward, vjp, None, input_sets,
                  file=file, raw=raw, static_names=(params[1 - i],),
-                 notes=(f"a loss and its derivative: checked as the mean of {name}, against "
-                        "finite differences",))
+                 notes=(f"a loss and its derivative: checked as the "
+                        f"{'sum' if reduce == 'auto' and summed else 'mean'} of {name}, "
+                        "against finite differences",))
 
 
 def _c(v):
@@ -556,7 +623,7 @@ def explicit_pairs(module, file, own, taken: set, companions=()) -> tuple[list[L
 
 
 FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
-           torch_functions, derivative_pairs, explicit_pairs)
+           torch_functions, derivative_pairs, explicit_pairs, derivative_classes)
 
 __all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
            "module_classes", "refused"]
