@@ -204,6 +204,8 @@ def test_a_backward_returning_dx_and_a_list_of_parameter_gradients():
     assert f.skipped == []
     layers = {layer.name: layer for layer in f.layers}
     assert layers["ChannelScale"].input_sets(0)[0].args[0].shape[1:] == (2, 6, 8)  # X_dim
+    # a constructor taking w, b whose forward refuses w (in, out): built with w (out, in)
+    assert any("w=array (5, 4), b=array (5,)" in n for n in layers["LinearOutIn"].notes)
     v = verdicts(f)
     assert v[("BiasFirst", "W")][:2] == ("scaled", pytest.approx(3.0))  # by the list's order
     assert all(kind == "correct" for key, (kind, _, _) in v.items() if key != ("BiasFirst",

@@ -238,7 +238,9 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
             continue
         if p.name in given:
             value = given[p.name]
-            chosen.append(f"{p.name}={getattr(value, '__name__', None) or repr(value)}")
+            shown = (f"array {value.shape}" if isinstance(value, np.ndarray)
+                     else getattr(value, "__name__", None) or repr(value))
+            chosen.append(f"{p.name}={shown}")
             if p.kind == p.KEYWORD_ONLY:
                 kwargs[p.name] = value
             else:

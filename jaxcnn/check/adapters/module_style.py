@@ -692,6 +692,36 @@ def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None,
     if recorder.needs_initialize(cls) or callable(getattr(cls, "set_input_shape", None)):
         # initialize(optimizer), set_input_shape(shape): ML-From-Scratch's layers
         return _make_initialized(cls, layer_name, fwd, bwd, file, given, kind_from)
+    try:
+        return _make(cls, layer_name, fwd, bwd, file, given, kind_from)
+    except Exception:
+        out_in = _weights_out_in(cls, given)  # Dense(w, b) with w stored (out, in)
+        if out_in is None:
+            raise
+        try:
+            return _make(cls, layer_name, fwd, bwd, file, out_in, kind_from)
+        except Exception:
+            pass
+        raise
+
+
+def _weights_out_in(cls, given: dict | None) -> dict | None:
+    """``given`` with a (HIDDEN, FEATURES) weight for a required weight argument of the
+    constructor (stored ``(out, in)``, as PyTorch's ``Linear`` keeps it, beside a bias of
+    ``out`` entries); None when the constructor takes no weight array."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in params if p.default is p.empty and probe.role(p.name) ==
+             "weight" and p.name not in (given or {})]
+    if len(names) != 1 or re.search(r"conv", cls.__name__, re.IGNORECASE):
+        return None
+    rng = np.random.default_rng(0)
+    return {**(given or {}), names[0]: rng.standard_normal((probe.HIDDEN, probe.FEATURES))}
+
+
+def _make(cls, layer_name, fwd, bwd, file, given, kind_from) -> Layer:
     built = construct(cls, given=given)
     if recorder.install(built.obj) is not None:
         built = built._replace(note=_joined(built.note, "its optimizer is a recorder of the "
