@@ -1,7 +1,10 @@
 """`jaxcnn check` reaches more dialects found in public from-scratch code: explicit
 argument pairs (``relu(Z)`` with ``relu_backward(dA, Z)``, camelCase
-``convolutionBackward`` in another file than its forward). Correct code is `correct`;
-each planted bug is named with its kind on its quantity."""
+``convolutionBackward`` in another file than its forward), layers updating through an
+optimizer object (a course framework's ``calculate_update``, ``initialize(optimizer)``),
+CS231n names with hyperparameters as arguments, models with ``gradient(x, t)``,
+``dX, [dW, db]`` returns, and classes holding a function and its derivative. Correct
+code is `correct`; each planted bug is named with its kind on its quantity."""
 
 from __future__ import annotations
 

@@ -445,13 +445,14 @@ def derivative_classes(module, file, own, taken: set, companions=()) -> tuple[li
     per entry as their sum (its gradient per entry is that sum's)."""
     import numpy as np
 
-    from jaxcnn.check.adapters import module_style, probe
+    from jaxcnn.check.adapters import probe
+    from jaxcnn.check.adapters.module_names import method_pairs  # (no JAX)
 
     layers, skipped = [], []
     for name, obj in vars(module).items():
         if not (inspect.isclass(obj) and obj.__module__ == module.__name__) \
                 or name in taken or is_torch_function(obj) \
-                or module_style.method_pairs(obj) or callable(getattr(obj, "backprop", None)):
+                or method_pairs(obj) or callable(getattr(obj, "backprop", None)):
             continue  # (defined here: one imported from beside it is checked in its file)
         fname = next((f for f in CLASS_FUNCTIONS if f in _defined(obj)), None)
         dname = next((f for f in CLASS_DERIVATIVES if f in _defined(obj)), None)
