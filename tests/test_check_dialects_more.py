@@ -229,3 +229,9 @@ def test_classes_holding_a_function_and_its_derivative_as_methods():
     # one loss value per entry: checked as their sum, whose gradient is per entry
     assert v[("SquareLoss", "y_pred")][0] == "correct"
     assert v[("Sigmoid", "x")][0] == v[("LeakyReLU", "x")][0] == "correct"
+
+
+def test_a_model_with_loss_and_gradient_methods_is_no_derivative_class():
+    f = found("gradient_models.py")
+    assert {layer.style for layer in f.layers if "TwoLayerNet" in layer.name} == {"model"}
+    assert not any("TwoLayerNet" in name for name, _ in f.skipped)

@@ -456,8 +456,8 @@ def derivative_classes(module, file, own, taken: set, companions=()) -> tuple[li
             continue  # (defined here: one imported from beside it is checked in its file)
         fname = next((f for f in CLASS_FUNCTIONS if f in _defined(obj)), None)
         dname = next((f for f in CLASS_DERIVATIVES if f in _defined(obj)), None)
-        if fname is None or dname is None:
-            continue
+        if fname is None or dname is None or is_model(obj) or _needs_arguments(obj):
+            continue  # a model's loss(x, t) and gradient(x, t): ``model_losses``
         if is_stub(getattr(obj, fname)) and is_stub(getattr(obj, dname)):
             skipped.append((name, f"a base class: its {fname} and {dname} do nothing; the "
                                   "classes built on it are checked"))
@@ -479,6 +479,16 @@ def derivative_classes(module, file, own, taken: set, companions=()) -> tuple[li
             skipped.append(refused(name, exc, "derivative",
                                    f"cannot run its {fname} with its {dname}"))
     return layers, skipped
+
+
+def _needs_arguments(cls) -> bool:
+    """Whether the constructor requires arguments (a function object needs none)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in params)
 
 
 def _defined(cls) -> set[str]:
