@@ -235,3 +235,16 @@ def test_a_model_with_loss_and_gradient_methods_is_no_derivative_class():
     f = found("gradient_models.py")
     assert {layer.style for layer in f.layers if "TwoLayerNet" in layer.name} == {"model"}
     assert not any("TwoLayerNet" in name for name, _ in f.skipped)
+
+
+def test_a_loss_function_returning_the_loss_alone_is_skipped_not_an_error(tmp_path):
+    path = tmp_path / "functions.py"
+    path.write_text("import numpy as np\n\ndef softmax_loss(x, t):\n"
+                    "    e = np.exp(x - x.max(axis=1, keepdims=True))\n"
+                    "    p = e / e.sum(axis=1, keepdims=True)\n"
+                    "    return -np.mean(np.log(p[np.arange(len(t)), t]))\n")
+    f = find_layers(load_file(path), str(path))
+    assert f.layers == []
+    (name, why), = f.skipped
+    assert name == "softmax_loss" and "loss alone" in why
+    assert type(f.skipped[0]) is tuple  # a skipped line, not an error row
