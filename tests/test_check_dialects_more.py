@@ -248,3 +248,21 @@ def test_a_loss_function_returning_the_loss_alone_is_skipped_not_an_error(tmp_pa
     (name, why), = f.skipped
     assert name == "softmax_loss" and "loss alone" in why
     assert type(f.skipped[0]) is tuple  # a skipped line, not an error row
+
+
+def test_a_layer_step_whose_backward_takes_its_values_one_by_one_says_so(tmp_path):
+    path = tmp_path / "fc.py"
+    path.write_text(
+        "import numpy as np\n\n"
+        "def single_layer_forward_propagation(A_prev, W_curr, b_curr, activation='relu'):\n"
+        "    Z_curr = W_curr @ A_prev + b_curr\n"
+        "    return np.maximum(0, Z_curr), Z_curr\n\n"
+        "def single_layer_backward_propagation(dA_curr, W_curr, b_curr, Z_curr, A_prev,\n"
+        "                                      activation='relu'):\n"
+        "    dZ = dA_curr * (Z_curr > 0)\n"
+        "    return W_curr.T @ dZ, dZ @ A_prev.T, dZ.sum(axis=1, keepdims=True)\n")
+    f = find_layers(load_file(path), str(path))
+    assert f.layers == []
+    (name, why), = f.skipped
+    assert name == "single_layer_forward_propagation"
+    assert "one by one" in why and "not checked yet" in why

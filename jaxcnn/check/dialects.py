@@ -236,6 +236,13 @@ def specialisation(module, file, own, taken: set, companions=()) -> tuple[list[L
                     layers.append(sp.from_pool(fwd, bwd, mode, fwd_name, file,
                                                mode_given=opts["mode"]))
             elif kind == "linear_activation":
+                takes = _params(bwd)
+                if len(takes) > 3:  # (dA_curr, W_curr, b_curr, Z_curr, A_prev, activation)
+                    raise ValueError(
+                        f"its backward {bwd_name}({', '.join(takes)}) takes the forward's "
+                        "inputs and outputs one by one, not the specialisation's (dA, cache, "
+                        "activation); such a pair is not checked yet: check it from Python "
+                        "(jaxcnn.check.from_function_pair)")
                 for act in _activations(fwd, bwd):
                     layers.append(sp.from_linear(fwd, bwd, act, fwd_name, file))
             elif kind == "linear":
@@ -295,7 +302,7 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
                      if b in functions), None)
         params = [p.lower() for p in _params(fn)]
         if back is None or not any(p in ("parameters", "params") for p in params):
-            if back is not None:
+            if back is not None and name not in specialisation_names(module, own):
                 skipped.append((name, "a forward/backward propagation pair without a "
                                       "parameters dict argument: check it from Python"))
             continue
