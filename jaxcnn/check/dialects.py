@@ -24,7 +24,13 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   ``adapters.torch_function``;
 * ``derivative_pairs``: a function and its derivative beside it (``tanh`` /
   ``tanh_prime``, ``mse`` / ``mse_prime``), checked numerically (relu, sigmoid, tanh
-  against the catalogue too).
+  against the catalogue too);
+* ``derivative_classes``: a class holding a function and its derivative as methods
+  (``Sigmoid.__call__`` / ``gradient``, ``SquareLoss.loss`` / ``gradient``), checked as
+  ``derivative_pairs``;
+* ``explicit_pairs``: ``f(*args) -> out`` with ``f_backward(dout, *args)`` or
+  ``fBackward`` (no cache: the backward takes the forward's inputs), beside it or in a
+  file checked with it: ``adapters.explicit_pair``.
 
 A finder never raises for the user's code: what cannot be built is skipped with the
 reason.
@@ -216,7 +222,8 @@ def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
         elif m and "linear" in name.lower() and first in ("a_prev", "a", "a_previous") \
                 and len(params) == 3:
             out.append(("linear", name, back, {}))
-        elif not m and name.lower() in ("relu", "sigmoid", "tanh") and len(params) == 1:
+        elif not m and name.lower() in ("relu", "sigmoid", "tanh") and len(params) == 1 \
+                and _explicit_map(fn, functions[back]) is None:  # relu_backward(dA, cache)
             out.append(("activation", name, back, {}))
     return out
 
@@ -241,6 +248,13 @@ def specialisation(module, file, own, taken: set, companions=()) -> tuple[list[L
                     layers.append(sp.from_pool(fwd, bwd, mode, fwd_name, file,
                                                mode_given=opts["mode"]))
             elif kind == "linear_activation":
+                takes = _params(bwd)
+                if len(takes) > 3:  # (dA_curr, W_curr, b_curr, Z_curr, A_prev, activation)
+                    raise ValueError(
+                        f"its backward {bwd_name}({', '.join(takes)}) takes the forward's "
+                        "inputs and outputs one by one, not the specialisation's (dA, cache, "
+                        "activation); such a pair is not checked yet: check it from Python "
+                        "(jaxcnn.check.from_function_pair)")
                 for act in _activations(fwd, bwd):
                     layers.append(sp.from_linear(fwd, bwd, act, fwd_name, file))
             elif kind == "linear":
@@ -300,7 +314,7 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
                      if b in functions), None)
         params = [p.lower() for p in _params(fn)]
         if back is None or not any(p in ("parameters", "params") for p in params):
-            if back is not None:
+            if back is not None and name not in specialisation_names(module, own):
                 skipped.append((name, "a forward/backward propagation pair without a "
                                       "parameters dict argument: check it from Python"))
             continue
@@ -311,6 +325,21 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
         except Exception as exc:
             skipped.append(refused(name, exc, "network"))
     return layers, skipped
+
+
+def network_pair_names(module, own) -> set[str]:
+    """``L_model_forward`` / ``L_model_backward`` the network finder checks (with a
+    ``compute_cost`` beside them): the CS231n finder leaves them."""
+    functions = _functions(module, own)
+    if not any(n in functions for n in ("compute_cost", "cost", "compute_loss")):
+        return set()
+    out = set()
+    for name in functions:
+        m = re.fullmatch(r"(.*)model_forward(.*)", name, re.IGNORECASE)
+        back = m and f"{m.group(1)}model_backward{m.group(2)}"
+        if m and back in functions:
+            out |= {name, back}
+    return out
 
 
 def model_losses(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
@@ -424,7 +453,73 @@ def derivative_pairs(module, file, own, taken: set, companions=()) -> tuple[list
     return layers, skipped
 
 
-def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
+# A class holding a function and its derivative as methods (ML-From-Scratch's
+# ``Sigmoid.__call__`` / ``gradient``, ``SquareLoss.loss`` / ``gradient``).
+CLASS_FUNCTIONS = ("__call__", "function", "fn", "activation", "loss", "forward")
+CLASS_DERIVATIVES = ("gradient", "derivative", "deriv", "prime", "grad", "df")
+
+
+def derivative_classes(module, file, own, taken: set, companions=()) -> tuple[list[Layer],
+                                                                               list]:
+    """Classes with a function and its derivative as methods, and no backward:
+    ``Sigmoid()(x)`` with ``Sigmoid().gradient(x)`` (elementwise), ``SquareLoss().loss(y,
+    y_pred)`` with ``.gradient(y, y_pred)``; built with no arguments (defaults kept) and
+    checked as ``derivative_pairs`` checks a function pair, a loss that returns one value
+    per entry as their sum (its gradient per entry is that sum's)."""
+    import numpy as np
+
+    from jaxcnn.check.adapters import probe
+    from jaxcnn.check.adapters.module_names import method_pairs  # (no JAX)
+
+    layers, skipped = [], []
+    for name, obj in vars(module).items():
+        if not (inspect.isclass(obj) and obj.__module__ == module.__name__) \
+                or name in taken or is_torch_function(obj) \
+                or method_pairs(obj) or callable(getattr(obj, "backprop", None)):
+            continue  # (defined here: one imported from beside it is checked in its file)
+        fname = next((f for f in CLASS_FUNCTIONS if f in _defined(obj)), None)
+        dname = next((f for f in CLASS_DERIVATIVES if f in _defined(obj)), None)
+        if fname is None or dname is None or is_model(obj) or _needs_arguments(obj):
+            continue  # a model's loss(x, t) and gradient(x, t): ``model_losses``
+        if is_stub(getattr(obj, fname)) and is_stub(getattr(obj, dname)):
+            skipped.append((name, f"a base class: its {fname} and {dname} do nothing; the "
+                                  "classes built on it are checked"))
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                inst = obj()
+                fn, d = getattr(inst, fname), getattr(inst, dname)
+                layer = _derivative_layer(fn, d, _params(fn), name, file, np, probe,
+                                          reduce="auto")
+            layers.append(layer._replace(names=(f"{name}.{dname}",), notes=(
+                *layer.notes, f"its {fname} and its {dname} (the derivative), as a "
+                              "function pair")))
+        except Exception as exc:
+            if "NotImplementedError" in f"{type(exc).__name__} {exc}":
+                skipped.append((name, f"a base class: its {fname} or {dname} is not "
+                                      "implemented; the classes built on it are checked"))
+                continue
+            skipped.append(refused(name, exc, "derivative",
+                                   f"cannot run its {fname} with its {dname}"))
+    return layers, skipped
+
+
+def _needs_arguments(cls) -> bool:
+    """Whether the constructor requires arguments (a function object needs none)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in params)
+
+
+def _defined(cls) -> set[str]:
+    """Method names ``cls`` defines itself or inherits from its own bases (not object)."""
+    return {n for b in cls.__mro__[:-1] for n, v in vars(b).items() if callable(v)}
+
+
+def _derivative_layer(fn, d, params, name, file, np, probe, reduce: str = "mean") -> Layer:
     from jaxcnn.check.layer import InputSet
 
     if len(params) == 1:
@@ -474,8 +569,14 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
     def order(x, y):
         return (x, y) if i == 0 else (y, x)
 
+    def total(value, like):  # "auto": a loss of one value per entry is their sum
+        value = np.asarray(value, np.float64)
+        if reduce == "auto" and value.shape == np.shape(like):
+            return np.asarray(np.sum(value))
+        return np.asarray(np.mean(value))
+
     def forward(args, static):
-        return np.asarray(np.mean(fn(*order(np.array(args[0], copy=True), _c(static[0])))))
+        return total(fn(*order(np.array(args[0], copy=True), _c(static[0]))), args[0])
 
     def vjp(args, static):
         out = forward(args, static)
@@ -484,7 +585,7 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
         return out, lambda ct: (np.asarray(ct) * np.asarray(g, np.float64),)
 
     def raw(args, static):  # on the arrays themselves
-        out = np.asarray(np.mean(fn(*order(args[0], static[0]))))
+        out = total(fn(*order(args[0], static[0])), args[0])
         return out, lambda ct: (np.asarray(ct) * np.asarray(d(*order(args[0], static[0])),
                                                              np.float64),)
 
@@ -505,10 +606,13 @@ def _derivative_layer(fn, d, params, name, file, np, probe) -> Layer:
                      static_names=(params[1 - i],),
                      notes=(f"a loss and its derivative: checked as the mean of {name}",
                             known.note))
+    summed = np.shape(fn(*order(np.array(s0.args[0], copy=True), _c(s0.static[0])))) == \
+        np.shape(s0.args[0])
     return Layer(name, "loss", "derivative", (params[i],), forward, vjp, None, input_sets,
                  file=file, raw=raw, static_names=(params[1 - i],),
-                 notes=(f"a loss and its derivative: checked as the mean of {name}, against "
-                        "finite differences",))
+                 notes=(f"a loss and its derivative: checked as the "
+                        f"{'sum' if reduce == 'auto' and summed else 'mean'} of {name}, "
+                        "against finite differences",))
 
 
 def _c(v):
@@ -517,8 +621,63 @@ def _c(v):
     return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
 
 
+def _explicit_map(forward, backward):
+    from jaxcnn.check.adapters.explicit_pair import argument_map
+
+    return argument_map(forward, backward)
+
+
+# The backward of ``f`` in the explicit dialect: ``f_backward``, camelCase ``fBackward``.
+EXPLICIT_BACKWARD = re.compile(r"(.+?)(?:_backward|Backward)")
+EXPLICIT_KINDS = ("relu", "sigmoid", "tanh")  # names with an exact oracle of one argument
+
+
+def explicit_candidates(module, own, companions=()) -> list[tuple[str, object, object]]:
+    """(forward name, forward, backward) of the explicit dialect in ``module``: a backward
+    ``f_backward`` / ``fBackward`` of the module whose ``f`` (here, else in a companion)
+    takes the arguments it is given after the upstream gradient (``f_forward`` beside it
+    makes it CS231n's instead)."""
+    functions = _functions(module, own)
+    others = [_functions(m, own) for m in companions if m is not module]
+    out = []
+    for name, bwd in functions.items():
+        m = EXPLICIT_BACKWARD.fullmatch(name)
+        if not m or f"{m.group(1)}_forward" in functions:
+            continue
+        base = m.group(1)
+        fwd = functions.get(base) or next((fs[base] for fs in others if base in fs), None)
+        if fwd is not None and _explicit_map(fwd, bwd) is not None:
+            out.append((base, fwd, bwd))
+    return out
+
+
+def explicit_names(module, own) -> set[str]:
+    """Function names the explicit finder checks (the CS231n finder leaves them)."""
+    return {n for base, f, b in explicit_candidates(module, own)
+            for n in (base, b.__name__)}
+
+
+def explicit_pairs(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """``f(*args) -> out`` with ``f_backward(dout, *args)`` / ``fBackward``:
+    ``adapters.explicit_pair``."""
+    layers, skipped = [], []
+    candidates = explicit_candidates(module, own, companions)
+    if not candidates:
+        return layers, skipped
+    from jaxcnn.check.adapters.explicit_pair import from_explicit_pair
+
+    for base, fwd, bwd in candidates:
+        kind = base.lower() if base.lower() in EXPLICIT_KINDS else None
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(from_explicit_pair(fwd, bwd, base, file, kind))
+        except Exception as exc:
+            skipped.append(refused(base, exc, "explicit"))
+    return layers, skipped
+
+
 FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
-           torch_functions, derivative_pairs)
+           torch_functions, derivative_pairs, explicit_pairs, derivative_classes)
 
 __all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
            "module_classes", "refused"]

@@ -471,13 +471,21 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
     functions = {n: f for n, f in ((n, unwrap(o)) for n, o in vars(module).items())
                  if inspect.isfunction(f) and _own(module, f)}
     claimed = (dialects.specialisation_names(module, _own)  # NHWC with hparameters, ...
-               | dialects.linear_loss_names(module, _own))  # svm_loss(W, X, y, reg)
+               | dialects.linear_loss_names(module, _own)  # svm_loss(W, X, y, reg)
+               | dialects.explicit_names(module, _own)  # relu(Z), relu_backward(dA, Z)
+               | dialects.network_pair_names(module, _own))  # L_model_forward, a network
     if not any(re.search(r"_(forward|backward)|.+_loss$", n) for n in functions):
         return  # nothing to pair: the catalogue (and JAX with it) is not needed
     from jaxcnn.check import catalogue
 
+    public = any(not n.startswith("_") and "_forward" in n for n in functions)
     for name, fwd in functions.items():
         if name in claimed:
+            continue
+        if public and name.startswith("_") and re.search(r"_(forward|backward)", name):
+            if "_forward" in name:  # _pool_forward(X, pool_fun): what the public pairs call
+                skipped.append((name, "a private helper (a leading _) of the public pairs "
+                                      "beside it: not a layer of its own"))
             continue
         m = re.fullmatch(r"(.+?)_backward(.*)", name)
         if m and f"{m.group(1)}_forward{m.group(2)}" not in functions:
@@ -505,9 +513,10 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
                 continue
             kind = catalogue.match(prefix, "cs231n")  # the entries' own name patterns first
             if kind is not None:
-                layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner],
-                                           n=prefix: from_cs231n(f, b, k, n, file),
-                                           {kind: catalogue.layouts(kind)}))
+                layers.append(_or_numeric(_pick_layout(
+                    kind, lambda k, f=fwd, b=functions[partner], n=prefix:
+                    from_cs231n(f, b, k, n, file), {kind: catalogue.layouts(kind)}),
+                    fwd, functions[partner], prefix, file))
                 continue
             kind, kinds = _kind(prefix, CS231N_KINDS)
             if (kind is None and kinds) or _parts(prefix) > 1:  # conv_relu_pool, conv_pool
@@ -516,21 +525,96 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
                 _numeric_pair(lambda f=fwd, b=functions[partner], n=name:
                               from_function_pair(f, b, n, file), name, layers, skipped)
                 continue
-            layers.append(_pick_layout(kind, lambda k, f=fwd, b=functions[partner], n=prefix:
-                                       from_cs231n(f, b, k, n, file), CS231N_LAYOUTS))
+            layers.append(_or_numeric(_pick_layout(
+                kind, lambda k, f=fwd, b=functions[partner], n=prefix:
+                from_cs231n(f, b, k, n, file), CS231N_LAYOUTS), fwd, functions[partner],
+                prefix, file))
             forward_names[len(layers) - 1] = name
         elif catalogue.match(name, "loss") is not None:
             kind = catalogue.match(name, "loss")
-            layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
-                f, k, n, file), {kind: catalogue.layouts(kind)}))
+            layer = _pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
+                f, k, n, file), {kind: catalogue.layouts(kind)})
+            _loss_or_skip(layer, fwd, name, layers, skipped)
         elif re.fullmatch(r".+_loss", name):
             kind, _ = _kind(name, LOSS_KINDS)
             if kind is None:  # no reference: the numeric oracle of its own forward
                 _numeric_pair(lambda f=fwd, n=name: from_loss_function(f, n, file), name,
                               layers, skipped)
             else:
-                layers.append(_pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
-                    f, k, n, file), LOSS_LAYOUTS))
+                layer = _pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
+                    f, k, n, file), LOSS_LAYOUTS)
+                _loss_or_skip(layer, fwd, name, layers, skipped)
+
+
+def _loss_or_skip(layer: Layer, loss, name: str, layers: list, skipped: list) -> None:
+    """A ``loss(x, y) -> (value, dx)`` layer, or a skipped line when the function returns
+    the loss alone on the layer's first input (``softmax_loss(X, t)`` of a book whose
+    gradients come from layer objects): no hand-written gradient to check."""
+    import numpy as np
+
+    s = layer.input_sets(0)[0]
+    try:
+        with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
+            result = loss(*(np.array(a, copy=True) for a in s.args), *s.static)
+    except Exception:
+        result = None
+    if result is not None and not isinstance(result, (tuple, list)) and np.size(result) == 1:
+        skipped.append((name, "it returns the loss alone, no gradient: not a layer (its "
+                              "gradient is checked where it is computed)"))
+        return
+    layers.append(layer)
+
+
+def _or_numeric(layer: Layer, forward, backward, name: str, file) -> Layer:
+    """``layer`` (a CS231n pair matched to a catalogue kind by its name), or, when its
+    forward runs on none of the kind's inputs (its signature is another: ``conv_forward(X,
+    W, b, stride=1, padding=1)`` where the kind passes a ``conv_param`` dict), the pair
+    checked against the numeric oracle of its own forward, inputs from its argument
+    names, with a note saying why. ``layer`` when that cannot run either."""
+    import numpy as np
+
+    if _fits_signature(forward, layer.kind):
+        return layer  # it takes the kind's arguments: its refusal is its own bug (N = 1)
+    try:
+        s = layer.input_sets(0)[0]
+        with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
+            out = np.asarray(layer.forward(s.args, s.static), np.float64)
+        if np.all(np.isfinite(out)):
+            return layer
+        why = "it returned NaN/inf"
+    except Exception as exc:
+        why = _describe(exc)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            numeric = from_function_pair(forward, backward, name, file)
+    except Exception:
+        return layer
+    return numeric._replace(notes=(*numeric.notes, (
+        f"its name says {layer.kind}, but its forward refuses the catalogue's inputs for "
+        f"it ({why[:160]}): checked against finite differences of its own forward, on "
+        "inputs from its argument names")))
+
+
+def _fits_signature(forward, kind: str) -> bool:
+    """Whether ``forward`` takes the arguments of catalogue ``kind``: as many required
+    ones as the kind's arrays and config, and a config dict (``conv_param``) where the
+    kind passes one, not a number (``stride``, ``p_dropout``)."""
+    from jaxcnn.check.adapters.probe import role
+    from jaxcnn.check.catalogue import spec
+
+    s = spec(kind)
+    try:
+        params = [p for p in inspect.signature(forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return True
+    required = [p for p in params if p.default is p.empty]
+    if len(required) != len(s.arg_names) + len(s.static_names):
+        return False
+    configs = [n for n in s.static_names if n.endswith(("_param", "_params"))
+               or n == "hparameters"]
+    given = [p.name for p in params[len(s.arg_names):]]
+    return all(role(n) == "config" for n in given[:len(configs)])
 
 
 def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:

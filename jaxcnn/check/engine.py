@@ -626,8 +626,10 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
             zero = _zero_up_to_round_off(h, reference, fd_result)
             if finding.kind != "correct" and zero is not None:
                 finding = zero
-            if (extra.get(name) is not None and finding.kind == "scaled"
-                    and (finding.scale or 0) > 1):  # the adapter knows why, on these inputs
+            if extra.get(name) is not None and finding.kind != "correct" and (
+                    extra[name][0] == "update-before-use"  # seen by the adapter: it changes
+                    or (finding.kind == "scaled"  # with the learning rate
+                        and (finding.scale or 0) > 1)):  # the adapter knows why, on these inputs
                 finding = finding._replace(kind=extra[name][0], rule=None,
                                            note=f"{extra[name][1]}; {finding.note}")
         low = _low_precision(raw[i]) if i < len(raw) else None

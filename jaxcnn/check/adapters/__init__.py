@@ -12,6 +12,8 @@
 * ``function_pair``: pairs and losses the catalogue has no reference for (numeric oracle);
 * ``linear_loss``: a linear classifier's ``loss(W, X, y, reg) -> (loss, dW)`` (CS231n
   assignment 1's ``svm_loss_naive``, ``softmax_loss_vectorized``);
+* ``explicit_pair``: ``f(*args) -> out`` with ``f_backward(dout, *args)`` (no cache);
+* ``recorder``: a stand-in optimizer object recording the gradients handed to it;
 * ``probe``: shapes and values for a layer found by running it.
 """
 

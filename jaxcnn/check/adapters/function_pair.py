@@ -113,12 +113,14 @@ def from_function_pair(forward: Callable, backward: Callable, name: str | None =
                          "several outputs (an LSTM step's next_h, next_c) is not checked this "
                          "way yet")
 
-    def fwd(args, static):
-        out = forward(*_interleave(args, static, mask))
+    def fwd(args, static):  # a dropout mask drawn with np.random: alike in every call
+        with probe.seeded():
+            out = forward(*_interleave(args, static, mask))
         return out[0] if isinstance(out, (tuple, list)) else out
 
     def vjp(args, static, own=False):
-        out, cache = forward(*_interleave(args, static, mask, own))
+        with probe.seeded():
+            out, cache = forward(*_interleave(args, static, mask, own))
         return out, lambda ct: backward(ct if own else np.array(ct, copy=True), cache)
 
     return Layer(name or forward.__name__, "custom", style, tuple(diff), fwd, vjp, None,

@@ -59,10 +59,10 @@ POOL = re.compile(r"pool", re.IGNORECASE)
 # None default, value for a tuple/list default)
 SIZES = (
     (r"input_?(size|dim)|d_?in|n_?inputs?|num_?inputs|input_?shape", 4, (2, 4, 4)),
-    (r"hidden_?(sizes|dims)|hidden_?layers|layer_?dims", [5, 4], [5, 4]),
+    (r"hidden_?(sizes|dims)|hidden_?layers|layer_?dims|hidden_?size_?list", [5, 4], [5, 4]),
     (r"hidden_?(size|dim)|hidden|n_?hidden|num_?hidden", 5, [5, 4]),
     (r"output_?(size|dim)|num_?classes|n_?classes|classes|n_?out", 3, 3),
-    (r"num_?filters|n_?filters|filters", 3, 3),
+    (r"num_?filters|n_?filters|filters|filter_?num", 3, 3),
     (r"filter_?size|kernel_?size", 3, 3),
 )
 
@@ -82,7 +82,22 @@ def is_model(cls) -> bool:
         return False
     names = [p.name for p in _params_of(loss)]
     return len(names) >= 3 and X_NAME.match(names[1]) is not None and names[2] in (
-        "y", "Y", "labels", "y_batch", "targets")
+        "y", "Y", "labels", "y_batch", "targets", "t", "T", "label")
+
+
+# Where a model whose ``loss(x, t)`` returns the loss alone computes its gradients: the
+# "Deep Learning from Scratch" book's ``gradient(x, t) -> grads`` (beside its
+# ``numerical_gradient(x, t)``).
+GRADIENT_METHODS = ("gradient", "gradients", "compute_gradients", "backprop_gradient")
+
+
+def gradient_method(cls) -> str | None:
+    """The name of the model's ``gradient(x, t)`` method, or None."""
+    for name in GRADIENT_METHODS:
+        fn = getattr(cls, name, None)
+        if inspect.isfunction(fn) and len(_params_of(fn)) >= 3:
+            return name
+    return None
 
 
 def _value_for(p: inspect.Parameter):
@@ -95,6 +110,11 @@ def _value_for(p: inspect.Parameter):
         return 0, "0"
     if name == "reg":
         return 0.0, None
+    if isinstance(default, dict):  # a config dict (conv_param={"filter_num": 30, ...}):
+        value = {k: next((scalar for pattern, scalar, _ in SIZES  # its sizes made small
+                          if isinstance(k, str) and re.fullmatch(pattern, k.lower())
+                          and isinstance(v, int)), v) for k, v in default.items()}
+        return (value, repr(value)) if value != default else None
     for pattern, scalar, sequence in SIZES:
         if re.fullmatch(pattern, name):
             value = sequence if isinstance(default, (tuple, list)) else scalar
@@ -215,20 +235,41 @@ def from_model(cls, name: str | None = None, file: str | None = None,
     def fresh(args, reg):
         o = copy.deepcopy(template)
         for k, value, dtype in zip(keys, args, dtypes, strict=True):
-            o.params[k] = np.array(value, dtype=dtype, copy=True)
+            if isinstance(o.params[k], np.ndarray) and o.params[k].shape == np.shape(value):
+                o.params[k][...] = value  # in place: the layers holding it see it too
+            else:
+                o.params[k] = np.array(value, dtype=dtype, copy=True)
         if reg_attr:
             o.reg = reg
         return o
 
+    grad_name = gradient_method(cls)
+    # loss(x, t, train_flg=False): a gradient method calls it in training mode
+    train = {p.name: True for p in _params_of(cls.loss)[3:]
+             if grad_name is not None and re.search(r"train", p.name, re.IGNORECASE)
+             and p.default is False}
+    grad_reg = grad_name is not None and "reg" in [
+        p.name for p in _params_of(getattr(cls, grad_name))]
+
     def call(o, x, y, reg, own=False):
-        """``o.loss`` on copies of ``x`` and ``y``, or (``own``) on the arrays themselves."""
-        from jaxcnn.check.adapters.module_style import seeded
+        """``o.loss`` on copies of ``x`` and ``y``, or (``own``) on the arrays themselves;
+        ``(loss, grads)`` from ``loss`` and a ``gradient(x, t)`` method beside it (called
+        on a twin of ``o``) when ``loss`` returns the loss alone."""
+        from jaxcnn.check.adapters.probe import seeded
 
         extra = {"reg": reg} if reg_arg else {}
+        extra.update(train)  # the mode its gradient method computes in
+        twin = copy.deepcopy(o) if grad_name is not None and y is not None else None
+        again = (np.array(x, copy=True), np.array(y, copy=True)) if twin else None
         if not own:
             x, y = np.array(x, copy=True), None if y is None else np.array(y, copy=True)
         with seeded(), contextlib.redirect_stdout(sys.stderr):
-            return o.loss(x, y, **extra)
+            result = o.loss(x, y, **extra)
+        if twin is None or (isinstance(result, (tuple, list)) and len(result) >= 2):
+            return result
+        with seeded(), contextlib.redirect_stdout(sys.stderr):
+            grads = getattr(twin, grad_name)(*again, **({"reg": reg} if grad_reg else {}))
+        return _WithGradient((result, grads))
 
     def value_of(result) -> np.ndarray:
         value = result[0] if isinstance(result, (tuple, list)) else result
@@ -250,6 +291,7 @@ def from_model(cls, name: str | None = None, file: str | None = None,
         text = " ".join(str(exc).split())[:300]
         raise ValueError(f"its loss raised on X {x_shape} with {classes} classes: "
                          f"{type(exc).__name__}{': ' * bool(text)}{text}") from None
+    result_first = result
     if not (isinstance(result, (tuple, list)) and len(result) >= 2):
         from jaxcnn.check.refusals import NotALayer  # scores or a loss alone: no backward
 
@@ -376,8 +418,13 @@ def from_model(cls, name: str | None = None, file: str | None = None,
                           "wrong-derivative", "the regularization term's gradient is "
                           "subtracted where it is added")]
 
+    if grad_name is not None and not _returns_pair(result_first):
+        shown = ", ".join(p.name for p in _params_of(getattr(cls, grad_name))[1:3])
+        source = f"its {grad_name}({shown}) returns"
+    else:
+        source = "its loss(X, y) returns"
     notes = [*returned_more, *stray, note,
-             "a whole model: each entry of the grads its loss(X, y) returns is "
+             f"a whole model: each entry of the grads {source} is "
                    "checked against finite differences of that loss"
                    + (f" (regularization included: reg 0, then {REG:g})"
                       if len(regs) > 1 else "")]
@@ -388,6 +435,16 @@ def from_model(cls, name: str | None = None, file: str | None = None,
                  None, input_sets, file=file, notes=tuple(notes),
                  offsets=offsets, raw=raw, static_names=("X", "y", "reg"), extra=extra,
                  sources=(cls.loss, cls.loss))
+
+
+def _returns_pair(result) -> bool:
+    """Whether ``result`` came from a ``loss`` returning ``(loss, grads)`` itself."""
+    return isinstance(result, (tuple, list)) and len(result) >= 2 and isinstance(
+        result[1], dict) and not isinstance(result, _WithGradient)
+
+
+class _WithGradient(tuple):
+    """``(loss, grads)`` made of a ``loss`` value and a ``gradient`` method's grads."""
 
 
 def _pools(cls) -> bool:

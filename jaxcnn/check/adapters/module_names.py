@@ -150,7 +150,8 @@ def grad_attr_names(key: str) -> list[str]:
     """Attribute names a gradient of parameter ``key`` is stored under."""
     names = [f"d{key}", f"d_{key}", f"dL{key}", f"dLd{key}", f"dL_d{key}", f"dJd{key}",
              f"grad_{key}", f"{key}_grad", f"grad{key}", f"{key}_gradient", f"g{key}",
-             f"delta_{key}", f"d{key[:1].upper()}{key[1:]}"]
+             f"delta_{key}", f"d{key[:1].upper()}{key[1:]}",
+             f"gradient_{key}", f"_gradient_{key}"]  # a course framework's property
     short = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
              "filters": "F", "kernels": "K"}.get(key)
     if short:
@@ -202,8 +203,17 @@ SIZE_NAMES = (
     (r"^(in_?channels|channels|n_?channels|num_?channels|input_?channels|c_?in|depth_?in)$",
      2),
     (r"^(num_?groups|groups|n_?groups|g)$", 2),  # a group norm's: 2 channels per group
-    (r"^(out_?channels|num_?filters|n_?filters|filters|num_?kernels|kernels|depth|"
+    (r"^(out_?channels|num_?filters|n_?filters?|filters|num_?kernels|kernels|depth|"
      r"n_?kernels|c_?out|filter_?num)$", 3),
+    (r"^(n_?units)$", probe.HIDDEN),
+    # shapes as tuples: a conv's (C, kh, kw) and a (kh, kw) window, a stride per axis
+    (r"^(convolution_?shape|conv_?shape)$", (2, 3, 3)),
+    (r"^(filter_?shape|kernel_?shape)$", (3, 3)),
+    (r"^(pooling_?shape|pool_?shape)$", (2, 2)),
+    (r"^(stride_?shape)$", None),  # (1, 1) for a conv, the window for a pool
+    (r"^(x_?dim|image_?shape|img_?shape)$", (2, 6, 8)),  # one (C, H, W) image
+    (r"^(h_?filter|w_?filter|filter_?h|filter_?w|kh|kw)$", 3),
+    (r"^(pool_?h|pool_?w|pool_?height|pool_?width)$", 2),
     (r"^(kernel_?size|filter_?size|kernel|k|f|ksize|size|window|window_?size|pool_?size|"
      r"pool|field|receptive_?field)$", None),  # 3 for a conv, 2 for a pool
     (r"^(stride|strides|step)$", None),  # 1 for a conv, the window for a pool
@@ -232,7 +242,9 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
             continue
         if p.name in given:
             value = given[p.name]
-            chosen.append(f"{p.name}={getattr(value, '__name__', None) or repr(value)}")
+            shown = (f"array {value.shape}" if isinstance(value, np.ndarray)
+                     else getattr(value, "__name__", None) or repr(value))
+            chosen.append(f"{p.name}={shown}")
             if p.kind == p.KEYWORD_ONLY:
                 kwargs[p.name] = value
             else:
@@ -304,6 +316,8 @@ def size_for(name: str, pool: bool):
     for pattern, value in SIZE_NAMES:
         if re.fullmatch(pattern, lowered):
             if value is None:
+                if lowered.replace("_", "") == "strideshape":
+                    return (2, 2) if pool else (1, 1)
                 if re.search(r"stride|step", lowered):
                     return 2 if pool else 1
                 return 2 if pool else 3
@@ -314,7 +328,8 @@ INPUT_NAME = re.compile(r"^(x|X|inputs?|in_?data|input_?data|a|A|a_?prev|z|Z|dat
 
 def method_pairs(cls) -> list[tuple[str, str, str]]:
     """(layer name, forward method, backward method) pairs a class defines: ``forward``
-    / ``backward`` (or ``__call__`` / ``backward``), and ``X_forward`` / ``X_backward``."""
+    / ``backward`` (or ``__call__`` / ``backward``), and ``X_forward`` / ``X_backward``
+    (not a private ``_X_forward`` beside a whole-class pair: its helper)."""
     pairs = []
     has = {n for n in dir(cls) if callable(getattr(cls, n, None))}
     if "backward" in has:
@@ -325,8 +340,11 @@ def method_pairs(cls) -> list[tuple[str, str, str]]:
     for fwd, bwd in METHOD_PAIRS:  # forward_propagation / backward_propagation, ...
         if fwd in has and bwd in has and not pairs:
             pairs.append((cls.__name__, fwd, bwd))
+    whole = bool(pairs)
     for n in sorted(has):
         m = re.fullmatch(r"(.+?)_forward", n)
+        if whole and n.startswith("_"):
+            continue  # a helper of the class's own pair (``_pool_forward``, ``__forward``)
         if m and f"{m.group(1)}_backward" in has:
             pairs.append((f"{cls.__name__}.{n}", n, f"{m.group(1)}_backward"))
     return pairs

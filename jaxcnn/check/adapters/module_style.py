@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import re
 import sys
 
@@ -59,7 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.adapters import probe
+from jaxcnn.check.adapters import probe, recorder
 from jaxcnn.check.adapters.module_names import (
     GRAD_NAME,
     INPUT_NAME,
@@ -77,6 +78,7 @@ from jaxcnn.check.adapters.module_names import (
     required_params,
     stored_grad,
 )
+from jaxcnn.check.adapters.probe import seeded
 from jaxcnn.check.layer import InputSet, Layer, Reference
 
 LEARN_RATE = 0.5  # a power of two: (before - after) / lr is exact
@@ -203,6 +205,13 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     fwd_method = getattr(obj, forward)
     bwd_method = getattr(obj, backward)
     loss = is_loss(forward if forward.endswith("_forward") else cls_name, fwd_method)
+    if loss and two_inputs(forward if forward.endswith("_forward") else cls_name,
+                           fwd_method, bwd_method):
+        names = ", ".join(p.name for p in required_params(fwd_method))
+        raise ValueError(f"its {forward}({names}) takes two inputs and its {backward} only "
+                         "the upstream gradient: a layer of two inputs (returning the "
+                         "gradient of each), not a loss; such layers are not checked yet: "
+                         "check it from Python (jaxcnn.check.from_function_pair)")
     fwd_extra = [extra_value(p) for p in required_params(fwd_method)[2 if loss else 1:]]
     bwd_req = required_params(bwd_method)
     bwd_pos = positional_params(bwd_method)
@@ -211,6 +220,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     template = copy.deepcopy(obj)
     slots = candidate_slots(template)
     notes = [note] if note else []
+    # an optimizer object its backward updates through (``recorder``): its gradients
+    rec = recorder.recorder_of(template)
     fwd_named = required_params(fwd_method)[2 if loss else 1:]
     if fwd_named:
         notes.append(f"its {forward} is called with " + ", ".join(
@@ -230,8 +241,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         shape, layout, why = None, None, ""
         params_now = [s.get(template) for s in slots]
         forward_only = None  # the first shape the forward takes, if the backward takes none
-        candidates = ([("given", tuple(input_shape))] if input_shape is not None
-                      else probe.input_candidates(params_now))
+        candidates = ([(_layout_of(tuple(input_shape), params_now), tuple(input_shape))]
+                      if input_shape is not None else probe.input_candidates(params_now))
         disagrees: list[tuple] = []  # lone shapes whose backward disagrees with the forward
         first_run = None  # the first lone shape both run on, whatever they say
         for lay, cand in candidates:
@@ -277,6 +288,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         slots = _used_by_forward(template, forward, slots, shape, fwd_extra)
     params = [np.asarray(s.get(template)) for s in slots]
     dtypes = [p.dtype for p in params]
+    # where each parameter sits in a ``self.params`` list holding the arrays themselves
+    # (a backward returning ``dx, [dW, db]`` follows that list's order)
+    plist = getattr(template, "params", None)
+    list_order = ([next((j for j, p in enumerate(plist) if p is s.get(template)), None)
+                   for s in slots] if isinstance(plist, (list, tuple)) else None)
     hidden = [f"{s.shown} {probe.constant(p)}" for s, p in zip(slots, params, strict=True)
               if probe.constant(p) and p.size > 1 or (probe.constant(p) and p.size == 1
                                                        and float(p.reshape(-1)[0]) == 0)]
@@ -347,13 +363,20 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             return (None if dx is None else np.asarray(ct) * np.asarray(dx, np.float64),)
         names_before = {k: v for k, v in vars(o).items() if not float_array(v) or not
                         GRAD_NAME.search(k)}
+        held = [s.get(o) for s in slots]  # the arrays themselves, as the optimizer gets them
+        if rec is not None:  # a real step, as in training (an update-before-use shows);
+            rec.calls.clear()  # none on the caller's arrays (``raw``: called again)
+            rec.lr = 0.0 if own else learn_rate
         ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate, own))
         dx = input_grad(o, ret, backward)
         grads = []
-        returned = (list(ret[1:]) if isinstance(ret, (tuple, list)) and len(ret) == len(slots)
-                    + 1 else None)
+        returned = _grads_list(ret, list_order)  # dx, [dW, db]
+        if returned is None and isinstance(ret, (tuple, list)) and len(ret) == len(slots) + 1:
+            returned = list(ret[1:])  # dx, dW, db
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
             g = returned[i] if returned is not None else stored_grad(o, slot, names_before, i)
+            if g is None and rec is not None:  # handed to the optimizer object
+                g = rec.grad_for(held[i])
             if g is None and takes_lr:
                 g = ((b - np.asarray(slot.get(o), np.float64)) / learn_rate).astype(
                     np.float32 if dtype == np.float32 else np.float64)
@@ -425,9 +448,10 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     recovered = frozenset(s.shown for s in slots) if takes_lr else frozenset()
 
     def extra(args, static, ct):
-        """A backward(grad, lr) whose input gradient changes with lr used the updated
-        parameters (``update-before-use``), as for the report's ``backprop``."""
-        if not takes_lr:
+        """A backward(grad, lr), or one updating through an optimizer object, whose input
+        gradient changes with the learning rate used the updated parameters
+        (``update-before-use``), as for the report's ``backprop``."""
+        if not takes_lr and rec is None:
             return []
         from jaxcnn.check.adapters.blog import SECOND_LEARN_RATE, _differ
 
@@ -451,6 +475,58 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
                  notes=tuple(notes), sources=sources if all(sources) else (),
                  raw=raw, static_names=(_target_name(fwd_method),) if loss else ())
+
+
+def sample_shape(cls) -> tuple | None:
+    """One sample's shape, where the constructor requires it (``X_dim``, ``input_shape``:
+    ``construct`` gives it one): the input is then a batch of such samples."""
+    from jaxcnn.check.adapters.module_names import size_for
+
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    for p in params:
+        if p.default is p.empty and re.fullmatch(
+                r"x_?dim|image_?shape|img_?shape|input_?shape|in_?shape", p.name.lower()):
+            value = size_for(p.name, False)
+            return tuple(value) if isinstance(value, tuple) else None
+    return None
+
+
+def _grads_list(ret, order: list | None) -> list | None:
+    """The parameter gradients of a backward returning ``(dx, [dW, db])``: the list in
+    the order of the object's ``params`` list (``order``: each parameter's place in it,
+    None where it is not there), else in the parameters' own order; None for another
+    return."""
+    if not (isinstance(ret, tuple) and len(ret) == 2 and isinstance(ret[1], (list, tuple))
+            and ret[1] and (order is None or len(ret[1]) == len(order))):
+        return None
+    grads = list(ret[1])
+    if order is not None and None not in order and sorted(order) == list(range(len(grads))):
+        return [grads[j] for j in order]
+    return grads
+
+
+def _layout_of(shape: tuple, params: list) -> str:
+    """The layout the parameters give a given input shape (``rows`` for (3, 4) beside a
+    (4, 5) weight: an exact oracle may then fit), else "given"."""
+    return next((lay for lay, cand in probe.input_candidates(params) if cand == shape
+                 and lay != "any"), "given")
+
+
+def two_inputs(name: str, fwd_method, bwd_method) -> bool:
+    """Whether a class taken for a loss by its forward's arguments alone (``forward(x,
+    y)``, ``y`` read as a target) is a layer of two inputs instead (the "Deep Learning
+    from Scratch" book's ``MulLayer``): its name says no loss, and its backward takes one
+    argument that is no target (``backward(dout)``)."""
+    from jaxcnn.check.adapters.module_names import LOSS_NAME
+
+    if LOSS_NAME.search(name):
+        return False
+    req = required_params(bwd_method)
+    return len(req) == 1 and not re.search(r"true|target|label|^y$|^t$", req[0].name,
+                                           re.IGNORECASE)
 
 
 def _backward_args(required, takes_lr: bool, x, ct, learn_rate, own: bool = False) -> list:
@@ -515,19 +591,6 @@ def _run_forward(o, method: str, x, extra) -> np.ndarray:
     with seeded():
         ret = getattr(o, method)(x, *extra)
     return output_of(o, ret, method)
-
-
-class seeded:  # noqa: N801 (a context manager, used like a function)
-    """NumPy's global generator seeded the same way for every call of the user's forward
-    (and restored after): a dropout mask drawn with ``np.random`` is then the same in the
-    forward the backward follows and in every finite difference."""
-
-    def __enter__(self):
-        self.state = np.random.get_state()  # noqa: NPY002
-        np.random.seed(0)  # noqa: NPY002 (the user's code draws from the global generator)
-
-    def __exit__(self, *exc):
-        np.random.set_state(self.state)  # noqa: NPY002
 
 
 def _loss_value(o, method: str, y_pred, target, extra, own: bool = False) -> np.ndarray:
@@ -646,9 +709,53 @@ def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None,
     untransposed: ``dvalues @ W`` for a (4, 5) ``W``), it is built again with square
     sizes, where such a backward runs and its mistake can be named on each gradient.
     Raises ValueError (or what the constructor raises) when it cannot be built or run."""
+    if recorder.needs_initialize(cls) or callable(getattr(cls, "set_input_shape", None)):
+        # initialize(optimizer), set_input_shape(shape): ML-From-Scratch's layers
+        return _make_initialized(cls, layer_name, fwd, bwd, file, given, kind_from)
+    try:
+        return _make(cls, layer_name, fwd, bwd, file, given, kind_from)
+    except Exception:
+        out_in = _weights_out_in(cls, given)  # Dense(w, b) with w stored (out, in)
+        if out_in is None:
+            raise
+        try:
+            return _make(cls, layer_name, fwd, bwd, file, out_in, kind_from)
+        except Exception:
+            pass
+        raise
+
+
+def _weights_out_in(cls, given: dict | None) -> dict | None:
+    """``given`` with a (HIDDEN, FEATURES) weight for a required weight argument of the
+    constructor (stored ``(out, in)``, as PyTorch's ``Linear`` keeps it, beside a bias of
+    ``out`` entries); None when the constructor takes no weight array."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in params if p.default is p.empty and probe.role(p.name) ==
+             "weight" and p.name not in (given or {})]
+    if len(names) != 1 or re.search(r"conv", cls.__name__, re.IGNORECASE):
+        return None
+    rng = np.random.default_rng(0)
+    return {**(given or {}), names[0]: rng.standard_normal((probe.HIDDEN, probe.FEATURES))}
+
+
+def _make(cls, layer_name, fwd, bwd, file, given, kind_from) -> Layer:
     built = construct(cls, given=given)
-    layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note,
-                        kind_from=kind_from)
+    if recorder.install(built.obj) is not None:
+        built = built._replace(note=_joined(built.note, "its optimizer is a recorder of the "
+                                            "gradients handed to it"))
+    sample = sample_shape(cls)  # Conv(X_dim=(2, 6, 8), ...): its input is (N, 2, 6, 8)
+    try:
+        layer = from_module(copy.deepcopy(built.obj), layer_name, file, fwd, bwd,
+                            built.note, kind_from=kind_from,
+                            input_shape=None if sample is None else (probe.BATCH, *sample))
+    except Exception:
+        if sample is None:
+            raise
+        layer = from_module(built.obj, layer_name, file, fwd, bwd, built.note,
+                            kind_from=kind_from)
     if BACKWARD_REFUSED not in layer.notes:
         return layer
     try:
@@ -663,6 +770,42 @@ def make(cls, layer_name: str, fwd: str, bwd: str, file: str | None,
                                  f"{built.note.removeprefix('built as ')}: checked with "
                                  "square sizes, where it runs"))
 
+
+# One sample's shape given to ``set_input_shape`` before ``initialize(optimizer)``: a
+# vector of features, else one (C, H, W) image, else a sequence of 3 steps.
+INIT_SHAPES = ((probe.FEATURES,), (2, 6, 8), (3, probe.FEATURES))
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _make_initialized(cls, layer_name, fwd, bwd, file, given, kind_from) -> Layer:
+    """A layer given one sample's shape by ``set_input_shape``, or its parameters by
+    ``initialize(optimizer)`` (after ``set_input_shape``, when it has one): built for
+    each of ``INIT_SHAPES`` in turn, the first its forward and backward run on wins.
+    Raises the first shape's error."""
+    first_error, refused = None, None
+    shaped = callable(getattr(cls, "set_input_shape", None))
+    for shape in INIT_SHAPES if shaped else (None,):
+        try:
+            built = construct(cls, given=given)
+            installed = recorder.install(built.obj, shape) is not None
+            note = _joined(built.note, f"set_input_shape({shape})" if shaped else "",
+                           "its optimizer is a recorder of the gradients handed to it"
+                           if installed else "")
+            layer = from_module(built.obj, layer_name, file, fwd, bwd, note,
+                                input_shape=(probe.BATCH, *shape) if shaped else None,
+                                kind_from=kind_from)
+        except Exception as exc:
+            first_error = first_error or exc
+            continue
+        if BACKWARD_REFUSED not in layer.notes:
+            return layer
+        refused = refused or layer  # its backward raised: another shape may suit it
+    if refused is not None:
+        return refused
+    raise first_error
 
 
 __all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs"]

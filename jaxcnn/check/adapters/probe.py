@@ -50,6 +50,19 @@ def runs(fn: Callable[[], object]) -> tuple[bool, str]:
     return True, ""
 
 
+class seeded:  # noqa: N801 (a context manager, used like a function)
+    """NumPy's global generator seeded the same way for every call of the user's forward
+    (and restored after): a dropout mask drawn with ``np.random`` is then the same in the
+    forward the backward follows and in every finite difference."""
+
+    def __enter__(self):
+        self.state = np.random.get_state()  # noqa: NPY002
+        np.random.seed(0)  # noqa: NPY002 (the user's code draws from the global generator)
+
+    def __exit__(self, *exc):
+        np.random.set_state(self.state)  # noqa: NPY002
+
+
 def input_candidates(params: Sequence[np.ndarray]) -> list[tuple[str, tuple]]:
     """(layout, shape) candidates for the input of a layer holding ``params``.
 
@@ -118,14 +131,15 @@ def constant(a: np.ndarray) -> str | None:
     return "zeros" if v == 0 else "ones" if v == 1 else "constant"
 
 
-__all__ = ["BATCH", "FEATURES", "HIDDEN", "constant", "input_candidates", "random_like", "runs"]
+__all__ = ["BATCH", "FEATURES", "HIDDEN", "constant", "input_candidates", "random_like", "runs",
+           "seeded"]
 
 
 # Argument roles by name. A role says what an argument is: a float array to
 # differentiate ("input", "weight", "bias", "scale", "shift"), or a static value ("labels",
 # a config dict, a number, a mode string).
 _ROLES = (
-    (r"^(w|weight|weights|kernel|filters?|w\d+|wx|wh|mat|matrix|theta)$", "weight"),
+    (r"^(w|weight|weights|kernel|filters?|filts?|w\d+|wx|wh|mat|matrix|theta)$", "weight"),
     (r"^(b|bias|biases|b\d+|bx|bh)$", "bias"),
     (r"^(gamma|scale)$", "scale"),
     (r"^(beta|shift)$", "shift"),
@@ -141,7 +155,8 @@ CONFIGS = {  # CS231n-style config dicts, by argument name
     "hparameters": {"stride": 1, "pad": 1},
 }
 NUMBERS = {r"^(negative_?slope|alpha|slope|leak|leakiness)$": 0.1, r"^(eps|epsilon)$": 1e-5,
-           r"^(p|rate|dropout)$": 0.5, r"^(stride|strides)$": 1, r"^(pad|padding)$": 0,
+           r"^(p|rate|dropout|p_?dropout|p_?drop|drop_?prob|keep_?prob)$": 0.5,
+           r"^(stride|strides)$": 1, r"^(pad|padding)$": 0,
            r"^(g|groups?|g_)$": 1, r"^(mode)$": "train", r"^(activation)$": "relu",
            r"^(reg|lam|lambd|lambda_?)$": 0.0}
 
@@ -183,11 +198,16 @@ ARG_LAYOUTS = (
     ("one sample w @ x", (FEATURES,), (HIDDEN, FEATURES), (HIDDEN,)),
     ("columns w @ x", (FEATURES, BATCH), (HIDDEN, FEATURES), (HIDDEN, 1)),
     ("NCHW conv", (2, 2, 4, 5), (3, 2, 3, 3), (3,)),
+    ("NCHW conv, column bias (F, 1)", (2, 2, 4, 5), (3, 2, 3, 3), (3, 1)),
     ("NHWC conv", (2, 4, 5, 2), (3, 3, 2, 3), (3,)),
     ("batch, per-feature parameters", (BATCH, FEATURES), (FEATURES,), (FEATURES,)),
     ("NCHW, per-channel parameters", (2, 3, 3, 4), (3,), (3,)),
     ("same shapes", (BATCH, FEATURES), (BATCH, FEATURES), (BATCH, FEATURES)),
     ("NCHW images", (2, 2, 4, 4), (2, 2, 4, 4), (2, 2, 4, 4)),
+    # one (C, H, W) image, as from-scratch CNNs without a batch take it (even sizes: a 2x2
+    # pool takes them); OIHW filters, a column bias (F, 1) or a flat one
+    ("one CHW image, OIHW conv", (2, 6, 8), (3, 2, 3, 3), (3, 1)),
+    ("one CHW image, OIHW conv, bias (F,)", (2, 6, 8), (3, 2, 3, 3), (3,)),
 )
 
 
