@@ -66,6 +66,16 @@ def test_a_layer_whose_check_never_ends_is_one_error_row_and_the_others_are_chec
     assert report.status == 2 and "stuck at " in report.layers[0].checks[0].note
 
 
+def test_code_that_swallows_the_first_alarm_is_stopped_by_the_next():
+    """The kind: user code (or a library's cleanup) that catches BaseException around
+    the place the alarm hits. The alarm fires again every second until the block ends
+    (before: the check hung for ever)."""
+    report = api.check_sources([str(HERE / "stuck_swallowed.py")], time_limit=0.5)
+    (row,) = report.layers[0].checks
+    assert row.kind == "error" and "did not finish in 0.5 s: stuck at " in row.note
+    assert f"{HERE / 'stuck_swallowed.py'}:14 " in row.note
+
+
 def test_a_stuck_layer_with_json_is_one_document_with_every_row():
     proc = jaxcnn_check(HERE / "stuck_one_of_two.py", "--time-limit", "2", "--json")
     doc = strict(proc.stdout)

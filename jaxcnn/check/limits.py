@@ -5,7 +5,10 @@ naming the file and line where it was stuck, not hang without a word.
 ``time_limit(seconds, what)`` arms ``SIGALRM`` (``signal.setitimer``) around a block: when
 it fires, the handler raises ``TimeLimit`` (a ``BaseException``, so that a user's
 ``except Exception`` does not swallow it) in whatever Python frame runs, and the block
-ends with ``Stuck`` naming the user's innermost frame (file, line, source). Only in the
+ends with ``Stuck`` naming the user's innermost frame (file, line, source). Until the
+block has ended, the alarm fires again every ``RETRY`` seconds: code that swallows the
+first ``TimeLimit`` (a bare ``except:``, ``except BaseException``, a library's cleanup)
+is stopped by the next. Only in the
 main thread of a platform with ``SIGALRM`` (POSIX); elsewhere the block runs unlimited.
 A C call that never returns cannot be interrupted this way (the handler runs when it
 returns). ``progress(what, stream)`` prints ``what`` to ``stream`` once the block has run
@@ -26,6 +29,7 @@ from jaxcnn.errors import JaxcnnError
 
 DEFAULT_TIME_LIMIT = 300.0  # seconds per import and per layer (`jaxcnn check --time-limit`)
 PROGRESS_AFTER = 2.0  # seconds before a block says what it is doing
+RETRY = 1.0  # seconds between two alarms once the time is up
 
 
 class TimeLimit(BaseException):
@@ -79,19 +83,25 @@ def time_limit(seconds: float | None, what: str):
         yield
         return
 
+    armed = [True]  # until the block has ended: a TimeLimit swallowed is raised again
+
     def fire(signum, frame):
-        raise TimeLimit()
+        if armed[0]:
+            raise TimeLimit()
 
     previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, RETRY)
     try:
         yield
     except TimeLimit as exc:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
         where = user_frame(exc.__traceback__)
         raise Stuck(f"{what} did not finish in {seconds:g} s"
                     + (f": stuck at {where}" if where else "")
                     + "; raise the limit with --time-limit SECONDS (0: none)", where) from None
     finally:
+        armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
