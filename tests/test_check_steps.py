@@ -388,6 +388,36 @@ def test_partial_values_of_a_variable_written_again_are_not_judged(tmp_path):
     assert first.kind == "sign-flipped" and "da" not in first.right_before
 
 
+def test_a_name_that_misleads_is_not_judged_by_its_name(tmp_path):
+    """``dout`` holding dL/dimage (Numpy-CNN's convolutionBackward): the shape of an
+    argument, not of ``out``; it is not a wrong step "of another shape", and the real
+    one (a bias gradient of shape (1, M) for a (M,) bias) is named."""
+    source = (
+        "import numpy as np\n"
+        "def lin_forward(image, w, b):\n"
+        "    out = image @ w + b\n"
+        "    return out, (image, w, b)\n"
+        "def lin_backward(grad, cache):\n"
+        "    image, w, b = cache\n"
+        "    dout = grad @ w.T\n"  # dL/dimage, under another name
+        "    dw = image.T @ grad\n"
+        "    db = grad.sum(axis=0, keepdims=True)\n"  # (1, M) for b (M,)
+        "    return dout, dw, db\n")
+    path = tmp_path / "misnamed.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    r = _rng()
+    layer = _numeric_layer("lin", module.lin_forward, module.lin_backward,
+                           ("image", "w", "b"), (r.standard_normal((3, 5)),
+                                                 r.standard_normal((5, 2)),
+                                                 r.standard_normal(2)), ())
+    first = check_layer(layer).first_wrong_step
+    assert first is not None and first.name == "db" and first.line == 9, first.text()
+    assert first.kind == "wrong-shape"
+
+
 def test_a_term_added_before_a_scaling_is_named_where_it_is_added():
     """``dW = X.T @ ds + 2 * reg * W; dW /= len(y)``: the scaling is right, so the first
     state is the whole sum up to 1/n, and its line is the wrong one (the regularization

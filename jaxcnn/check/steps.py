@@ -1274,6 +1274,11 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
             if len(found) == 1:
                 targets = found
                 break
+    if not targets and any(values[k].shape == hand.shape for ks in names.values()
+                           for k in ks if k[0] in ("arg", "param", "attr")):
+        # the shape of an argument, not of the quantity it is named for: a name that
+        # misleads (``dout`` holding dL/dimage), not a sum over the wrong axis: not judged
+        return _by_value(step, names, values, truth)
     if not targets:
         # named for a forward quantity of another shape: right if it broadcasts as that
         # quantity would ((D,) for (1, D)); the right values in the wrong layout ((N,) for
