@@ -297,18 +297,6 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
                          "single_axis": single.timings["sharded_axis"],
                          "test_equal": bool((sharded.test_loss == single.test_loss).all()),
                          "repeat_equal": repeat}
-        # the split batch's compiled chunk: its cross-device sums, as XLA:CPU runs them
-        cfg = TrainConfig(train_size=256, test_size=100, batch_size=64, log_every=2)
-        placement = train.Placement(cfg, jax.devices())
-        chunk = train.make_train_chunk(cfg, train.make_optimizer(cfg), placement)
-        args = (placement.state(train.init_state(cfg, 10)),
-                placement.replicated(np.zeros((256, 28, 28), np.float32)),
-                placement.replicated(np.zeros(256, np.int32)),
-                placement.indices(train.epoch_indices(cfg, 256, 0)[:, :2]))
-        text = chunk.lower(*args).compile().as_text()
-        out["batch"]["all_reduces"] = [line.split("=")[1].split("all-reduce(")[0].strip()
-                                       for line in text.splitlines()
-                                       if " all-reduce(" in line]
         json.dump(out, sys.stdout)
     """)
     env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2",
@@ -327,9 +315,6 @@ def test_sharded_run_on_two_forced_cpu_devices_equals_unsharded(tmp_path):
         assert out[name]["axis"] == "batch" and out[name]["single_axis"] is None
         assert out[name]["diff"] == 0.0 and out[name]["test_equal"], out[name]
         assert out[name]["windows_equal"], out[name]
-    # one all-reduce of one flat array per step (train.psum_flat), not one per gradient
-    assert len(out["batch"]["all_reduces"]) == 1, out["batch"]["all_reduces"]
-    assert out["batch"]["all_reduces"][0].startswith("f32["), out["batch"]["all_reduces"]
     for name in ("batch-small", "batch-autodiff"):  # XLA partitions them: another order
         assert out[name]["axis"] == "batch"
         assert out[name]["diff"] < 1e-4, out[name]

@@ -297,25 +297,6 @@ def seed_group_size(config: TrainConfig, local_seeds: int) -> int:
                if local_seeds % g == 0 and (g == 1 or g * config.num_filters <= GROUP_ROWS))
 
 
-def psum_flat(tree, axis: str):
-    """``jax.lax.psum(tree, axis)`` as one all-reduce of one flat array, split back: the
-    same sums element by element, bit for bit. XLA:CPU's in-process all-reduce meets the
-    other devices twice per array of its operand (a rendezvous, then a wait until every
-    device has reduced its share), so the split batch's three gradient arrays cost six
-    meetings per step, each a sleep and a wake-up of a device's thread; one array costs
-    two (measured alone, two devices, a step of three small updates: 39 -> 17 us per
-    step; README, issue 23's fifth pass). The optimization barrier keeps XLA from fusing
-    the split-back slices into the optimizer's update, which changed Adam's roundings."""
-    leaves, treedef = jax.tree.flatten(tree)
-    if len({a.dtype for a in leaves}) != 1:
-        return jax.lax.psum(tree, axis)
-    flat = jax.lax.psum(jnp.concatenate([a.reshape(-1) for a in leaves]), axis)
-    ends = np.cumsum([a.size for a in leaves])
-    parts = [flat[end - a.size:end].reshape(a.shape)
-             for a, end in zip(leaves, ends, strict=True)]
-    return jax.tree.unflatten(treedef, jax.lax.optimization_barrier(parts))
-
-
 def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation,
                     batch_axis: str | None = None) -> Callable:
     """``step(state, images (B, 28, 28), labels (B,)) -> state, (losses, correct)``: one
@@ -336,7 +317,7 @@ def make_train_step(config: TrainConfig, optimizer: optax.GradientTransformation
             # 0 + part, as the one-device scan's first addition (fast.manual_grads) does:
             # a -0.0 there becomes +0.0, so the sum across devices has the same bits
             zero = jax.tree.map(jnp.zeros_like, grads)
-            return aux, psum_flat(jax.tree.map(jnp.add, zero, grads), batch_axis)
+            return aux, jax.lax.psum(jax.tree.map(jnp.add, zero, grads), batch_axis)
 
     def train_step(state, x, y):
         (losses, logits), grads = grad_fn(state.params, x, y, config.ties)
