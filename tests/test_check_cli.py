@@ -283,8 +283,17 @@ def test_numpys_warnings_from_the_inputs_that_expose_a_bug_stay_off_stderr():
     from jaxcnn.check import api
 
     before = np.geterr()
-    with np.errstate(over="raise"):
-        with api._guard("x"):
-            assert np.geterr()["over"] == "ignore"
-        assert np.geterr()["over"] == "raise"
+    with np.errstate(over="raise", under="warn"):
+        with api._guard("x"):  # warnings off; a raise the user asked for kept
+            assert np.geterr()["under"] == "ignore" and np.geterr()["over"] == "raise"
+        assert np.geterr()["over"] == "raise" and np.geterr()["under"] == "warn"
     assert np.geterr() == before
+
+
+def test_a_users_raise_setting_is_kept_while_checking():
+    """The file sets np.seterr(over="raise") and catches the FloatingPointError to
+    subtract the maximum (an unusual but valid guard): the check keeps that setting (only
+    warnings are turned off), so the guarded loss is finite and correct, exit 0."""
+    proc = jaxcnn_check(FIXTURES / "numpy_settings" / "overflow_guarded.py", "--json")
+    doc = strict(proc.stdout)
+    assert proc.returncode == 0 and doc["ok"], proc.stdout[-2000:]

@@ -439,3 +439,40 @@ def test_a_factor_is_named_where_it_enters_not_at_the_mean(in_place):
     first = in_place["softmax_loss_scaled_at_the_end"].first_wrong_step
     assert first.code == "dW *= 2" and first.kind == "scaled", first.text()
     assert abs(first.scale - 2) < 1e-9
+
+
+KINDS = ROOT / "tests" / "fixtures" / "steps_kinds"
+
+
+@pytest.mark.parametrize("name, layer, code, kind", [
+    # a model's local dW1 is its data term: never judged against the regularized dL/dW1
+    ("model_local_grads.py", "TwoLayerNet", "grads['W1'] = dW1", "wrong-derivative"),
+    # h reassigned layer after layer: dh names no single pass of it
+    ("model_loop_names.py", "FullyConnectedNet",
+     "grads['b%d' % i] = da.sum(axis=0) * (2 if i == 1 else 1)", "scaled"),
+    # np.add.at(dW, ...) is an in-place add, judged by its share
+    ("ufunc_at.py", "softmax_loss_naive", "np.add.at(dW, (slice(None), y[i]), X[i])",
+     "sign-flipped"),
+    # dropout_param['p'] (a config dict's entry) is no gradient
+    ("dropout_config.py", "dropout", "return dout", "wrong-derivative"),
+])
+def test_the_first_wrong_step_is_the_slip_not_a_right_line(name, layer, code, kind):
+    """Kinds of false first wrong steps found on ordinary code (each named a right line
+    before): see tests/fixtures/steps_kinds/README.md."""
+    reports = _file_reports(KINDS / name)
+    report = next(r for n, r in reports.items() if n.startswith(layer))
+    first = report.first_wrong_step
+    assert first is not None and first.code == code and first.kind == kind, (
+        first and first.text())
+
+
+def test_a_sum_of_several_fills_that_is_negated_is_sign_flipped(tmp_path):
+    source = (ROOT / "tests" / "fixtures" / "in_loop_grads.py").read_text()
+    start = source.index("def svm_loss_loop_right")
+    body = source[start:].replace("svm_loss_loop_right", "svm_loss_both_signs")
+    body = body.replace("dW[:, j] += X[i]", "dW[:, j] -= X[i]").replace(
+        "dW[:, y[i]] -= X[i]", "dW[:, y[i]] += X[i]")
+    path = tmp_path / "both.py"
+    path.write_text("import numpy as np\n\n\n" + body)
+    first = _file_reports(path)["svm_loss_both_signs"].first_wrong_step
+    assert first is not None and first.kind == "sign-flipped", first.text()

@@ -273,3 +273,13 @@ def test_a_stuck_place_inside_pythons_own_library_is_the_users_line_that_called_
     except TypeError as exc:
         where = limits.user_frame(exc.__traceback__)
     assert where.startswith(f"{__file__}:") and "textwrap.dedent(None)" in where
+
+
+def test_a_network_with_a_stuck_layer_is_not_chained_and_exits_2():
+    """A CS231n network whose affine_forward never returns: affine is one error row, the
+    other layers are checked, and no chain runs (it would wait as long again on the same
+    code); the run could not check everything: 2, not 1."""
+    report = api.check_sources([str(HERE / "stuck_in_a_network.py")], time_limit=1.0)
+    assert report.chains == [] and report.status == 2
+    rows = {r.name: r for r in report.layers}
+    assert rows["affine"].checks[0].kind == "error" and rows["relu"].ok

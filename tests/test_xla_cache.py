@@ -181,3 +181,6 @@ def test_the_size_limit_is_checked_at_most_once_an_hour_and_may_be_turned_off(fl
     assert len(list(cache.rglob("*.bin"))) == 3
     flags.setenv("JAXCNN_CACHE_MAX_MB", "not a number")
     assert xla_cache.max_bytes() == int(xla_cache.MAX_MB * 2**20)
+    for no_limit in ("inf", "1e400", "Infinity", "-3", "0"):  # inf crashed every run
+        flags.setenv("JAXCNN_CACHE_MAX_MB", no_limit)
+        assert xla_cache.max_bytes() is None, no_limit

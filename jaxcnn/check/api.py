@@ -75,8 +75,10 @@ class FileReport:
     def status(self) -> int:
         """0: every gradient correct; 1: one is wrong; 2: something could not be checked."""
         if any(layer_status(r) == "wrong" for r in self.layers) or any(
-                not c["ok"] for c in self.chains):
+                not c["ok"] and not c.get("error") for c in self.chains):
             return 1
+        if any(c.get("error") for c in self.chains):  # a chain past the time limit
+            return 2
         if not self.layers or any(layer_status(r) == "not checked" for r in self.layers):
             return 2
         return 0
@@ -211,8 +213,9 @@ def _stuck_report(layer: Layer, exc: limits.Stuck) -> LayerReport:
 
     check = Check("-", "error", None, None, None, None, None, None, [],
                   NOT_RUN_NOTE + str(exc), "none", [])
-    return LayerReport(layer.name, layer.kind, layer.style, layer.file, None, [check], [],
-                       [], [], 0.0)
+    reference = layer.reference.name if layer.reference else None
+    return LayerReport(layer.name, layer.kind, layer.style, layer.file, reference, [check],
+                       [], [], [], 0.0)
 
 
 def _not_run_report(entry, file) -> LayerReport:
@@ -230,14 +233,16 @@ def _not_run_report(entry, file) -> LayerReport:
 @contextlib.contextmanager
 def _guard(name: str):
     """User code runs with its prints on stderr, its exits refused, and NumPy's
-    floating-point warnings off (the inputs that expose a mistake, such as a softmax's
+    floating-point *warnings* off (the inputs that expose a mistake, such as a softmax's
     large logits, overflow on purpose; a result that is not finite is reported as such,
-    with its usual fix)."""
+    with its usual fix). A category the user set to raise (``np.seterr(over="raise")``,
+    which their code may catch) stays as they set it."""
     import numpy as np
 
+    quiet = {k: "ignore" if v == "warn" else v for k, v in np.geterr().items()}
     try:
         with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit(), \
-                np.errstate(all="ignore"):
+                np.errstate(**quiet):
             yield
     except (discover.UserExit, SystemExit) as exc:
         raise discover.CheckUsageError(f"{name} exits the program while it is checked "
@@ -371,6 +376,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
                   "jaxcnn's", file=log)
     start = time.perf_counter()
     reports = []
+    stuck: set[str] = set()  # layers whose check ran past the time limit
     from jaxcnn.check.engine import check_layer  # JAX, now that there are layers
 
     for layer in found_layers:
@@ -381,6 +387,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
                 reports.append(check_layer(layer, seed=seed))
         except limits.Stuck as exc:  # this layer is one error row; the others are checked
             reports.append(_stuck_report(layer, exc))
+            stuck.add(layer.name)
             continue
         except JaxcnnError as exc:
             raise _attach(exc, skipped=skipped, layers=reports) from None
@@ -398,16 +405,18 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     try:
         chains = _chains(sources, [layer for layer in found_layers
                                    if layer.name not in {n for n, _ in environment}],
-                         reports, seed, time_limit)
+                         reports, seed, time_limit, stuck)
     except JaxcnnError as exc:
         raise _attach(exc, skipped=skipped, layers=reports) from None
     return FileReport([s[0] for s in sources], reports, skipped, chains, environment, counts,
                       time.perf_counter() - start)
 
 
-def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
+def _chains(sources, layers, reports, seed, time_limit, stuck=frozenset()) -> list[dict]:
     """The networks each file holds, chained; a chain whose layer's own rows fail is not
-    ok (a chain never calls a layer correct that its rows do not)."""
+    ok (a chain never calls a layer correct that its rows do not). A network with a layer
+    in ``stuck`` (its own check ran past the time limit) is not run: it would wait as
+    long again on the same code."""
     from jaxcnn.check import chain as chain_mod
     chains = []
     for _, module, file in sources:
@@ -430,12 +439,14 @@ def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
         if network:  # a CS231n FullyConnectedNet: affine - norm - relu - dropout ... - loss
             runs.append((network, chain_mod.cs231n_fc_chain_inputs(network, seed)))
         for net, chain_inputs in runs:
-            chains.append(_chain(net, chain_inputs, seed, f"the chain of {file}",
-                                 time_limit))
+            if not any(_base_name(layer.name) in stuck for layer in net):
+                chains.append(_chain(net, chain_inputs, seed, f"the chain of {file}",
+                                     time_limit))
     if not chains and len(sources) > 1:  # a network split over files, chained as given
         for net, chain_inputs in chain_mod.across_files(layers, seed):
-            chains.append(_chain(net, chain_inputs, seed, "the chain of the files given",
-                                 time_limit))
+            if not any(_base_name(layer.name) in stuck for layer in net):
+                chains.append(_chain(net, chain_inputs, seed,
+                                     "the chain of the files given", time_limit))
     rows = {r.name: r for r in reports}
     for c in chains:
         failing = [f"{n} ({', '.join(sorted({ch.kind for ch in rows[n].checks if not ch.ok}))})"
@@ -444,6 +455,11 @@ def _chains(sources, layers, reports, seed, time_limit) -> list[dict]:
             c["rows_not_ok"] = failing
             c["ok"] = False
     return chains
+
+
+def _base_name(name: str) -> str:
+    """A chain's copy of a layer, ``affine[2]``, is the layer ``affine``."""
+    return re.sub(r"\[\d+\]$", "", name)
 
 
 def _chain(net, chain_inputs, seed, what, time_limit) -> dict:

@@ -261,6 +261,17 @@ class _Instrument(ast.NodeTransformer):
                 stmt.value.args[2] = ast.Constant("augmod")
         return [node, *after]
 
+    def visit_Expr(self, node):
+        """``np.add.at(dW, idx, v)`` / ``np.subtract.at(...)``: an in-place add into the
+        variable ``dW``, recorded as a fill of it."""
+        name = _ufunc_at_target(node.value)
+        if name is None:
+            return node
+        return [node, ast.copy_location(ast.Expr(ast.Call(
+            ast.Name(self.record, ast.Load()),
+            [ast.Constant(name), ast.Constant(node.lineno + self.offset),
+             ast.Constant("mod"), ast.Name(name, ast.Load())], [])), node)]
+
     def visit_Return(self, node):
         if node.value is None:
             return node
@@ -279,6 +290,17 @@ class _Instrument(ast.NodeTransformer):
 
     def visit_ClassDef(self, node):
         return node
+
+
+def _ufunc_at_target(call) -> str | None:
+    """``x`` for a call ``<...>.add.at(x, ...)`` or ``<...>.subtract.at(x, ...)`` on a
+    plain name, else None."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "at" and isinstance(call.func.value, ast.Attribute)
+            and call.func.value.attr in ("add", "subtract") and call.args
+            and isinstance(call.args[0], ast.Name)):
+        return None
+    return call.args[0].id
 
 
 def _is_load(value, params: set[str]) -> bool:
@@ -487,8 +509,9 @@ def _gradient_of(name: str) -> list[str]:
     entry = re.fullmatch(r"(\w+)\[(['\"])(\w+)\2\]", bare)
     if entry:  # grads['W1'], grads['dW1']: the entry of a dict of gradients
         container, key = entry.group(1), entry.group(3)
-        if "grad" not in container.lower() and not container.startswith("d"):
-            return []
+        if "grad" not in container.lower() and container.lower() not in (
+                "dparams", "d_params", "derivatives", "derivs", "dweights"):
+            return []  # a config dict (dropout_param['p']) is no gradient
         return [o for o in dict.fromkeys([*_gradient_of(key), key]) if o]
     if re.fullmatch(r"d_(?!L_|loss_)[A-Za-z0-9]+_d_\w+", bare):
         return []
@@ -541,8 +564,13 @@ class _Truth:
     def forward_names(self) -> dict[str, list]:
         """name -> its keys (args, defs, parameters), in line order."""
         out: dict[str, list] = {}
+        # a name assigned in a loop (h = relu(h @ W), layer after layer) holds another
+        # quantity each pass: no pass of it is the one a gradient named for it means
+        looped = {key[1] for key in self.state.values
+                  if key[0] == "def" and self.state.hits.get(key, 0) > 1}
         for key in self.state.values:
-            if key[0] in ("arg", "def", "attr", "param") and self.usable(key):
+            if key[0] in ("arg", "def", "attr", "param") and self.usable(key) and \
+                    key[1] not in looped:
                 out.setdefault(key[1], []).append(key)
         for keys in out.values():
             keys.sort(key=lambda k: (k[2], k[0]))
@@ -764,7 +792,9 @@ def _in_place_writes(fn: types.FunctionType) -> dict:
 
     for node in ast.walk(tree.body[0]):
         line = getattr(node, "lineno", 0) + first - 1
-        if isinstance(node, ast.AugAssign):
+        if isinstance(node, ast.Expr) and _ufunc_at_target(node.value):
+            out[line] = ((_ufunc_at_target(node.value),), "add")  # np.add.at(dW, ...)
+        elif isinstance(node, ast.AugAssign):
             names = tuple(n for n, _ in _names_in(node.target))
             t = node.target
             if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
@@ -958,9 +988,11 @@ def _attribute(chain: list, links: dict, index: list, want, parts: list, x: str,
         if len(s.lines) > 1:  # a sum built on several lines (a loop's fills) is off
             lines = ", ".join(str(line) for line, _ in s.lines)
             text, hint = cls.describe_scale(alpha)
-            return last, last.lines[-1][0], cls.Finding("scaled", scale=alpha, note=(
-                f"what lines {lines} add up to is {text} x {what}: {hint}")), \
-                f"dL/d{x}", True
+            why = (cls.Finding("sign-flipped", scale=-1.0, note=(
+                       f"what lines {lines} add up to is -1 x {what}"))
+                   if abs(alpha + 1) <= 1e-6 else cls.Finding("scaled", scale=alpha, note=(
+                       f"what lines {lines} add up to is {text} x {what}: {hint}")))
+            return last, last.lines[-1][0], why, f"dL/d{x}", True
         return s, s.line, finding(alpha, what), what, False
     if all(op == "scale" for _, op, _ in candidates[:-1]) and len(chain[0].lines) == 1:
         # one assignment, then only scalings: it is the whole sum, up to their factor (a
@@ -1327,6 +1359,11 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
                 f"{values[k].shape}: a sum over the wrong axis, or a missing reshape?"), None
         return _by_value(step, names, values, truth)
     x, key = targets[-1]
+    if key in truth.externals and "[" not in step.name and not step.name.startswith(
+            "return"):
+        # a model's local dW2 (its data term, before grads["W2"] adds the regularization's):
+        # only what the loss returns is judged against the whole dL/dW2
+        return None
     expected = f"dL/d{x}"
     judge = truth.judges.get(x) if key[0] in ("arg", "attr", "param") else None
     finding = t = None

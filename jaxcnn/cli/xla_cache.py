@@ -67,7 +67,7 @@ def results_dir(cache: Path) -> Path:
 
 def max_bytes() -> int | None:
     """The size limit per folder in bytes: ``$JAXCNN_CACHE_MAX_MB`` (a number of MB;
-    0 or a negative number: no limit, nothing deleted; unreadable: the default)."""
+    0, a negative number or inf: no limit, nothing deleted; unreadable: the default)."""
     text = os.environ.get("JAXCNN_CACHE_MAX_MB", "").strip()
     try:
         mb = float(text) if text else MAX_MB
@@ -75,7 +75,9 @@ def max_bytes() -> int | None:
         mb = MAX_MB
     if mb != mb:  # NaN
         mb = MAX_MB
-    return None if mb <= 0 else int(mb * 2**20)
+    if mb <= 0 or mb == float("inf"):  # inf, 1e400: no limit either
+        return None
+    return int(mb * 2**20)
 
 
 def prune(folder: Path, limit: int, keep: float = 0.8) -> int:
