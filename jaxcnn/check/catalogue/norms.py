@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np, bind, vjp
+from jaxcnn.check.autodiff import as_np, bind, vjps
 from jaxcnn.check.catalogue.base import Spec, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
@@ -118,19 +118,25 @@ def _other_axis(kind, args, static, cotangent) -> list[Alternate]:
 def _alternates(kind: str):
     def alternates(args, static, cotangent):
         out = []
-        for rule, note in (
-                ("constants", "the batch mean and variance are treated as constants: "
-                              "dx = dout * gamma / sqrt(var + eps), without the terms "
-                              "through the mean and the variance"),
-                ("unbiased", "the variance's derivative is the unbiased one, "
-                             "2 (x - mean) / (M - 1), where the forward's biased variance "
-                             "gives 2 (x - mean) / M")):
-            grads = vjp(bind(_forward(kind, rule), static), args, cotangent)
+        rules = (("constants", "the batch mean and variance are treated as constants: "
+                               "dx = dout * gamma / sqrt(var + eps), without the terms "
+                               "through the mean and the variance"),
+                 ("unbiased", "the variance's derivative is the unbiased one, "
+                              "2 (x - mean) / (M - 1), where the forward's biased variance "
+                              "gives 2 (x - mean) / M"))
+        exact = _forward(kind)
+
+        def without_gamma(x, gamma, beta):  # gamma = 1 (its gradient is not used)
+            return exact((x, jnp.ones_like(gamma), beta), static)
+
+        # one program for the three (each its own program: most of a norm's check)
+        *by_rule, no_gamma = vjps([bind(_forward(kind, rule), static) for rule, _ in rules]
+                                  + [without_gamma], args, cotangent)
+        for (rule, note), grads in zip(rules, by_rule, strict=True):
             out.append(Alternate(f"statistics {rule}" if rule == "constants" else
                                  "unbiased variance", (grads[0], None, None), False,
                                  "wrong-derivative", note))
-        ones = tuple(np.ones_like(a) if i == 1 else a for i, a in enumerate(args))
-        no_gamma = vjp(bind(_forward(kind), static), ones, cotangent)[0]
+        no_gamma = no_gamma[0]
         out.append(wrong("gamma left out of dx", (no_gamma, None, None),
                          "dx is computed from dout where dout * gamma (the gradient of the "
                          "normalised x) belongs"))
