@@ -32,13 +32,14 @@ whatever x), and a batch of one for layer and group norm.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np, bind, vjps
+from jaxcnn.check.autodiff import as_np, bind, compiled, vjps
 from jaxcnn.check.catalogue.base import Spec, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
@@ -184,9 +185,17 @@ def _with_x(kind, args, static, cotangent) -> list[Alternate]:
                   "belongs")]
 
 
+WRONG_FORWARDS = (("the unbiased variance",
+                   "divided by M - 1 where the biased variance, divided by M, belongs"),
+                  ("eps outside the square root",
+                   "sqrt(var) + eps where sqrt(var + eps) belongs"))
+
+
 def _wrong_forwards(kind: str):
-    def wrong_forwards(args, static):
-        x, gamma, beta = (jnp.asarray(a) for a in args)
+    """The known wrong forwards of ``kind`` (``WRONG_FORWARDS``), ``(name, out, note)``:
+    both outputs one compiled program (``autodiff.compiled``; eager, one program per
+    primitive and shape)."""
+    def outputs(static, x, gamma, beta):
         axes = {"batchnorm": (0,), "layernorm": (1,), "spatial_batchnorm": (0, 2, 3)}.get(kind)
         eps = _eps(static[-1])
         if axes is None:
@@ -198,14 +207,15 @@ def _wrong_forwards(kind: str):
         m = int(np.prod([v.shape[a] for a in axes]))
         mu = jnp.mean(v, axis=axes, keepdims=True)
         var = jnp.mean((v - mu) ** 2, axis=axes, keepdims=True)
-        out = []
-        for name, xhat, note in (
-                ("the unbiased variance", (v - mu) / jnp.sqrt(var * m / (m - 1) + eps),
-                 "divided by M - 1 where the biased variance, divided by M, belongs"),
-                ("eps outside the square root", (v - mu) / (jnp.sqrt(var) + eps),
-                 "sqrt(var) + eps where sqrt(var + eps) belongs")):
-            out.append((name, g * xhat.reshape(x.shape) + b, note))
-        return out
+        return [g * xhat.reshape(x.shape) + b
+                for xhat in ((v - mu) / jnp.sqrt(var * m / (m - 1) + eps),
+                             (v - mu) / (jnp.sqrt(var) + eps))]
+
+    def wrong_forwards(args, static):
+        outs = compiled(functools.partial(outputs, static),
+                        *(np.asarray(a, np.float64) for a in args))
+        return [(name, as_np(out), note)
+                for (name, note), out in zip(WRONG_FORWARDS, outs, strict=True)]
     return wrong_forwards
 
 
