@@ -63,6 +63,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "check_fixtures"
+TESTS = REPO / "tests" / "fixtures"
 PHASES = ("startup", "import", "discovery", "user", "fd", "compile", "reference", "classify",
           "report", "engine")
 
@@ -79,6 +80,24 @@ CASES = {
     "readme-jax": ("the README's jax_ex.py (custom_vjp max pool, tie-overcount)",
                    ["check", str(FIXTURES / "jax_ex.py"), "--json"]),
     "verify": ("`jaxcnn verify`: the report's backprop.py", ["verify", "--json"]),
+    # the slow cases of a broader corpus (issue 19's follow-up: every fixture and real
+    # CS231n / from-scratch repositories; experiments/results/check_benchmark.md)
+    "cs231n-convnet": ("tests/fixtures/cs231n_net.py: the 5 parts and the sandwiches "
+                       "conv_relu_pool, affine_relu (7 layers) + the chain",
+                       ["check", str(TESTS / "cs231n_net.py"), "--json"]),
+    "cs231n-assignment2": ("tests/fixtures/cs231n_assignment2.py: 12 layers (batch, layer, "
+                           "spatial and group norms, dropout, conv, pool, two losses) + the "
+                           "convnet and FullyConnectedNet chains",
+                           ["check", str(TESTS / "cs231n_assignment2.py"), "--json"]),
+    "cs231n-rnn": ("tests/fixtures/cs231n_rnn_layers.py: RNN / LSTM steps and sequences, "
+                   "embedding, temporal affine and loss",
+                   ["check", str(TESTS / "cs231n_rnn_layers.py"), "--json"]),
+    "split-network": ("tests/fixtures/dialects/split: the blog network over four files "
+                      "(the user's loop max pool: finite differences)",
+                      ["check", *(str(TESTS / "dialects" / "split" / f) for f in (
+                          "conv.py", "maxpool.py", "softmax.py", "cnn.py")), "--json"]),
+    "jax-layers": ("tests/fixtures/jax_layers.py: 5 hand-written JAX layers (run eagerly, "
+                   "as written)", ["check", str(TESTS / "jax_layers.py"), "--json"]),
 }
 # (target, case, cold or warm, seconds)
 TARGETS = [("CS231n 5 layers, empty cache <= 5 s", "cs231n-5-layers", "cold", 5.0),
@@ -309,6 +328,21 @@ def _verdicts(argv: list[str], doc: dict) -> list:
     return sorted(rows, key=json.dumps) + chains
 
 
+def _document(stdout: str):
+    """The command's JSON document without its times (every key naming seconds), to
+    compare the numbers, not only the verdicts, between versions and runs."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if "second" not in k}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+    try:
+        return strip(json.loads(stdout))
+    except ValueError:
+        return stdout
+
+
 def child(argv: list[str], out: Path) -> int:
     """Run ``jaxcnn ARGV`` in this process, instrumented; write the phases to ``out``."""
     t0 = time.perf_counter()
@@ -346,7 +380,7 @@ def child(argv: list[str], out: Path) -> int:
             layers[label][phase] = layers[label].get(phase, 0.0) + seconds
     out.write_text(json.dumps({"code": code, "seconds": total, "phases": phases,
                                "layers": layers, "counts": clock.counts,
-                               "verdicts": verdicts}))
+                               "verdicts": verdicts, "stdout": buffer.getvalue()}))
     return 0
 
 
@@ -403,7 +437,7 @@ def run_once(root: Path, argv: list[str], cache: Path) -> dict:
     return {"wall_seconds": wall, "cpu_seconds": cpu, "load_before": load,
             "load_after": os.getloadavg()[0], "exit_code": doc["code"],
             "phases": doc["phases"], "layers": doc["layers"], "counts": doc["counts"],
-            "verdicts": doc["verdicts"]}
+            "verdicts": doc["verdicts"], "stdout": doc["stdout"]}
 
 
 def _summary(values: list[float]) -> dict:
@@ -525,7 +559,10 @@ def markdown(report: dict) -> str:
         same = report["verdicts_identical"].get(case)
         lines.append(f"- {case}: " + ("identical in every run and version" if same else
                                       "DIFFER between versions or runs"
-                                      if same is False else "one version"))
+                                      if same is False else "one version")
+                     + {True: "; the whole JSON document too (times aside)",
+                        False: "; the JSON documents differ (times aside)"}.get(
+                         report.get("documents_identical", {}).get(case), ""))
     return "\n".join(lines) + "\n"
 
 
@@ -586,10 +623,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs, cases)
     loads = [r["load_before"] for v in runs.values() for c in v.values() for rs in c.values()
              for r in rs]
-    identical = {}
+    identical, documents = {}, {}
     for case in cases:
         all_runs = [r["verdicts"] for v in runs.values() for rs in v[case].values() for r in rs]
         identical[case] = all(x == all_runs[0] for x in all_runs)
+        docs = [_document(r.get("stdout", "")) for v in runs.values()
+                for rs in v[case].values() for r in rs]
+        documents[case] = all(d == docs[0] for d in docs)
     targets = []
     for name, case, state, limit in TARGETS:
         if case not in cases:
@@ -602,7 +642,13 @@ def main(argv: list[str] | None = None) -> int:
               "load": _summary(loads),
               "code": {v: {"root": str(root), "commit": _git(root)} for v, root in code.items()},
               "cases": {c: CASES[c][0] for c in cases}, "targets": targets,
-              "verdicts_identical": identical, "summary": summary, "runs": runs}
+              "verdicts_identical": identical, "documents_identical": documents,
+              "summary": summary, "runs": runs}
+    for v in runs.values():  # the documents themselves are compared, not kept
+        for c in v.values():
+            for rs in c.values():
+                for r in rs:
+                    r.pop("stdout", None)
     text = json.dumps(report, indent=1, allow_nan=False)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(text + "\n")
