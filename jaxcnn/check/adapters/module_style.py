@@ -124,8 +124,18 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
         def softmax(args, static):  # a column vector (n, 1): over its n entries
             column = args[0].ndim == 2 and args[0].shape[-1] == 1
             return jax.nn.softmax(args[0], axis=0 if column else -1)
+        from jaxcnn.check.catalogue import spec
+
+        rows = spec("softmax").reference.alternates  # over the last axis
+
+        def alternates(args, static, cotangent):  # its known wrong Jacobians, named
+            x, g = np.asarray(args[0]), np.asarray(cotangent)
+            if x.ndim == 2 and x.shape[-1] == 1:  # a column: over its entries
+                return [a._replace(grads=tuple(np.asarray(d).T for d in a.grads))
+                        for a in rows((x.T,), static, g.T)]
+            return rows(args, static, cotangent)
         return Reference("jax.nn.softmax (last axis; a column (n, 1) over its entries)",
-                         softmax)
+                         softmax, alternates)
     if kind == "conv" and params and params[0].ndim == 4 and layout in ("nchw", "chw") and len(
             params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
         from jaxcnn.check.catalogue.conv import conv_nchw
@@ -261,9 +271,12 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 if ok and lay == "any":  # no parameter says the shape: the forward and
                     # the backward must agree on it (a backward written for (n, 1) columns
                     # runs on (n,) but answers wrongly there)
+                    verdict = agrees(template, forward, backward, bwd_req, takes_lr, x,
+                                     fwd_extra, rng)
+                    if verdict == CONSTANT:  # a degenerate shape: never the one checked
+                        continue
                     first_run = first_run or (cand, lay)
-                    if agrees(template, forward, backward, bwd_req, takes_lr, x, fwd_extra,
-                              rng) is False:
+                    if verdict is False:
                         disagrees.append(cand)
                         continue
                 if ok:
@@ -542,11 +555,16 @@ def _backward_args(required, takes_lr: bool, x, ct, learn_rate, own: bool = Fals
     return head + [extra_value(p) for p in required[len(head):]]
 
 
+CONSTANT = "constant"  # ``agrees``: the forward does not depend on its input there
+
+
 def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fwd_extra,
-           rng) -> bool | None:
+           rng) -> bool | str | None:
     """Whether the backward's input gradient at ``x`` agrees with central differences of
     the forward along one random direction (relative 1e-4); None when it returns no input
-    gradient of ``x``'s shape or raises (nothing to tell)."""
+    gradient of ``x``'s shape or raises (nothing to tell); ``CONSTANT`` when the forward
+    does not move at all along it (a softmax over an axis of one, on (n, 1): there every
+    backward that returns 0 would agree, so the shape tells nothing either)."""
     try:
         with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
             o = copy.deepcopy(template)
@@ -567,6 +585,8 @@ def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fw
         return None
     if not (np.isfinite(fd) and np.isfinite(hand)):
         return None
+    if fd == 0:
+        return CONSTANT
     size = float(np.linalg.norm(g) * np.linalg.norm(v)) + abs(fd)
     return abs(fd - hand) <= 1e-4 * max(size, 1e-12)
 

@@ -37,10 +37,10 @@ def logit_sets(seed: int, with_label: bool) -> list[InputSet]:
 
 def softmax_spec() -> Spec:
     def alternates(args, static, cotangent):
-        t, g = as_np(args[0]), as_np(cotangent)
-        e = np.exp(t - t.max())
-        p = e / e.sum()
-        return [wrong("no diagonal term", (-p * np.dot(p, g),),
+        t, g = as_np(args[0]), as_np(cotangent)  # (C,), or a batch: over the last axis
+        e = np.exp(t - t.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        return [wrong("no diagonal term", (-p * np.sum(p * g, axis=-1, keepdims=True),),
                       "the Jacobian's diagonal term p_i (delta_ij) is missing: -p (p . g) "
                       "where p * g - p (p . g) belongs"),
                 wrong("Jacobian transposed the wrong way", (p * g - p * p * g,),
@@ -146,15 +146,16 @@ SPECS = {"softmax": softmax_spec, "relu": relu_spec,
 
 # ------------------------------------------------------------------ more activations
 
-def _slope_subgradient(low: float):
+def _slope_subgradient(low: float, negative=None):
     """A subgradient test for a kink at 0 whose one-sided slopes are ``low`` and 1: the
-    hand must equal the reference off 0, and be dout times a slope in [low, 1] at 0."""
+    hand must equal the reference off 0, and be dout times a slope in [low, 1] at 0.
+    ``negative(x)``: the derivative for x < 0 (default ``low``; ELU's alpha e^x)."""
     def subgradient(args, static, cotangent, i, hand, tol):
         x, g = as_np(args[0]), as_np(cotangent)
         if hand.shape != x.shape:
             return None
         atol = tol * max(float(np.max(np.abs(g), initial=0.0)), 1e-300)
-        exact = np.where(x > 0, g, low * g)
+        exact = np.where(x > 0, g, g * (low if negative is None else negative(x)))
         at_zero = x == 0
         if np.max(np.abs(np.where(at_zero, 0.0, hand - exact)), initial=0.0) > atol:
             return None
@@ -164,10 +165,13 @@ def _slope_subgradient(low: float):
     return subgradient
 
 
-def _kink_alternates(low: float, g, x) -> list[Alternate]:
-    return [Alternate(f"{low:g} at 0", (g * np.where(x > 0, 1.0, low),), True, "correct",
+def _kink_alternates(low: float, g, x, negative=None) -> list[Alternate]:
+    """The two one-sided derivatives at 0 as valid rules; ``negative(x)``: the derivative
+    for x < 0 (default ``low``)."""
+    below = low if negative is None else negative(x)
+    return [Alternate(f"{low:g} at 0", (g * np.where(x > 0, 1.0, below),), True, "correct",
                       f"derivative {low:g} at x = 0 (x > 0 test)"),
-            Alternate("1 at 0", (g * np.where(x >= 0, 1.0, low),), True, "correct",
+            Alternate("1 at 0", (g * np.where(x >= 0, 1.0, below),), True, "correct",
                       "derivative 1 at x = 0 (x >= 0 test)")]
 
 
@@ -204,6 +208,11 @@ def leaky_relu_spec(alpha: float | None = None) -> Spec:
                 layouts=("leaky_relu", "leaky_relu_alpha") if alpha is None else ())
 
 
+def _elu_negative(alpha: float):
+    """ELU's derivative for x < 0: alpha e^x (alpha at x = 0)."""
+    return lambda x: alpha * np.exp(np.minimum(x, 0.0))
+
+
 def elu_spec(alpha: float | None = None) -> Spec:
     """x for x > 0, alpha (e^x - 1) else; ``alpha`` None: no argument, 1.0; else a static
     argument (kind ``elu_alpha``, checked with 0.5: a kink at 0)."""
@@ -215,7 +224,7 @@ def elu_spec(alpha: float | None = None) -> Spec:
     def alternates(args, static, cotangent):
         x, g, al = as_np(args[0]), as_np(cotangent), a(static)
         out = np.where(x > 0, x, al * np.expm1(np.minimum(x, 0)))
-        return _kink_alternates(al, g, x) * (al != 1.0) + [
+        return _kink_alternates(al, g, x, _elu_negative(al)) * (al != 1.0) + [
             wrong("alpha e^out", (g * np.where(x > 0, 1.0, al * np.exp(out)),),
                   "the derivative alpha e^x evaluated at the output instead of the input "
                   "(or out + alpha with out taken as x)"),
@@ -223,7 +232,9 @@ def elu_spec(alpha: float | None = None) -> Spec:
                   "out where out + alpha belongs for x < 0")]
 
     def subgradient(args, static, cotangent, i, hand, tol):
-        return _slope_subgradient(a(static))(args, static, cotangent, i, hand, tol)
+        al = a(static)
+        return _slope_subgradient(al, _elu_negative(al))(args, static, cotangent, i, hand,
+                                                         tol)
 
     kind = "elu" if alpha is None else "elu_alpha"
     if alpha is None:
