@@ -412,24 +412,36 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     def raw(args, static):
         """The user's object on the caller's arrays (the input, the target, the upstream
         gradient, and its parameters where it keeps them in float64 and updates none),
-        one object across calls of the backward (``jaxcnn.check.sanity``: arrays written
-        into, a second backward that answers differently, e.g. gradients accumulated
-        into a buffer). A ``backward(grad, lr)`` updates its parameters by design: they
-        are copies, restored before every call."""
+        one object across calls (``jaxcnn.check.sanity``: arrays written into, a second
+        step that answers differently, e.g. gradients accumulated into a buffer never
+        reset). Each backward after the first follows a forward of its own on the same
+        input, as a training loop's next step does (a cache kept as a stack, pushed by
+        the forward and popped by the backward, is right). A ``backward(grad, lr)``
+        updates its parameters by design: they are copies, restored before every call."""
         o = copy.deepcopy(template)
         for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
             own = not takes_lr and dtype == np.float64 and isinstance(value, np.ndarray)
             slot.set(o, value if own else np.array(value, dtype=dtype, copy=True))
         x = args[0]
-        if loss:
-            out = _loss_value(o, forward, x, static[0], fwd_extra, own=True)
-        else:
-            out = _run_forward(o, forward, x, fwd_extra)
+        again = (np.array(x, copy=True), copy.deepcopy(static))  # as given, for a next step
+
+        def run_forward_on(x_, static_, own):
+            if loss:
+                return _loss_value(o, forward, x_, static_[0], fwd_extra, own=own)
+            return _run_forward(o, forward, x_, fwd_extra)
+        out = run_forward_on(x, static, True)
+        calls = []
 
         def backward(ct):
             if takes_lr:  # each call starts from the parameters the forward saw
                 for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
                     slot.set(o, np.array(value, dtype=dtype, copy=True))
+            if calls:  # the next step: the forward again, on the input as it was given
+                x_, static_ = np.array(again[0], copy=True), copy.deepcopy(again[1])
+                run_forward_on(x_, static_, False)
+                calls.append(1)
+                return run_backward(o, x_, ct, static_, own=True)
+            calls.append(1)
             return run_backward(o, x, ct, static, own=True)
         return out, backward
 
