@@ -240,3 +240,21 @@ def test_a_group_norm_keeping_its_groups_as_self_G_gets_the_catalogue(tmp_path):
     path.write_text(GROUPNORM_G)
     (layer,) = check_file(path).layers
     assert layer.kind == "spatial_groupnorm" and layer.ok, (layer.kind, layer.checks)
+
+
+def test_a_gradient_reshaped_for_its_groups_is_no_wrong_step(tmp_path):
+    """``dxhat = (dout * gamma).reshape(N, G, -1)`` regroups dL/dxhat's entries for the
+    arithmetic: right, not "wrong-shape" (a keepdims lost is another thing); the first
+    wrong step is the slip after it (the statistics taken as constants)."""
+    from jaxcnn.check import check_file
+
+    start = GROUPNORM_G.index("        dx = self.inv / m")
+    end = GROUPNORM_G.index("        return dx.reshape")
+    path = tmp_path / "gn_bug.py"
+    path.write_text(GROUPNORM_G[:start] + "        dx = self.inv * dxhat\n"
+                    + GROUPNORM_G[end:])
+    (layer,) = check_file(path).layers
+    first = layer.first_wrong_step
+    assert not layer.ok and first is not None and first.code == "dx = self.inv * dxhat", (
+        first and first.text())
+    assert "dxhat" in first.right_before
