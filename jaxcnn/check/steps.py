@@ -1363,7 +1363,8 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
                  if k[0] in ("arg", "attr", "param")]
         if other and not later:
             x, k = other[-1]
-            if values[k].size == hand.size and step.how == "def" and \
+            if values[k].size == hand.size and step.how == "def" and "[" not in step.name \
+                    and k not in truth.externals and \
                     not step.name.startswith(("return", "self.")):
                 # a local reshaped for its arithmetic (dxhat as (N, G, m) for a (N, C, H,
                 # W) xhat): right if its values are, else not judged by its shape
