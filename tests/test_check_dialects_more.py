@@ -269,3 +269,39 @@ def test_a_layer_step_whose_backward_takes_its_values_one_by_one_says_so(tmp_pat
     (name, why), = f.skipped
     assert name == "single_layer_forward_propagation"
     assert "one by one" in why and "not checked yet" in why
+
+
+EXPLICIT_KINDS = '''
+import numpy as np
+
+
+def leaky_relu(x, alpha=0.01):
+    return np.where(x > 0, x, alpha * x)
+
+
+def leaky_relu_backward(dout, x, alpha=0.01):
+    return np.where(x > 0, dout, 0.0)
+
+
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def softplus_backward(dout, x):
+    return 1.0 / (1.0 + np.exp(-x))
+'''
+
+
+def test_explicit_pairs_of_other_catalogue_kinds_get_their_named_mistakes(tmp_path):
+    """The kind: an explicit pair (the backward given the forward's inputs) of a
+    catalogue kind beyond relu/sigmoid/tanh was checked by finite differences only, its
+    usual mistakes unnamed ("no leak", dout dropped came out unclassified)."""
+    from jaxcnn.check import check_file
+
+    path = tmp_path / "explicit_kinds.py"
+    path.write_text(EXPLICIT_KINDS)
+    got = {r.name: r for r in check_file(path).layers}
+    assert got["leaky_relu"].kind == "leaky_relu" and got["softplus"].kind == "softplus"
+    leak, soft = got["leaky_relu"].checks[0], got["softplus"].checks[0]
+    assert (leak.kind, leak.rule) == ("wrong-derivative", "no leak"), leak
+    assert soft.kind == "cotangent-dropped", soft

@@ -121,6 +121,22 @@ def from_explicit_pair(forward: Callable, backward: Callable, name: str | None =
             "out": (layer.axis_names or {}).get("out")})
     else:
         layer = from_function_pair(fwd, bwd, name, file)
+        if len(required) == 1 and layer.reference is None:
+            # leaky_relu, softplus, gelu, ...: the catalogue kind whose reference the
+            # forward reproduces (its usual settings tried), with its named mistakes
+            import types
+
+            from jaxcnn.check.adapters import module_catalogue
+
+            try:
+                known = module_catalogue.find(name, types.SimpleNamespace(), [], [], (3, 4),
+                                              layer.forward)
+            except Exception:  # the user's forward, on the catalogue's inputs
+                known = None
+            if known is not None:
+                layer = layer._replace(kind=known.kind, reference=known.reference,
+                                       input_sets=known.input_sets,
+                                       notes=(*layer.notes, known.note))
     given = [p.name for p in _positional(backward)[1:] if p.default is p.empty]
     note = (f"{backward.__name__} is given {forward.__name__}'s inputs: " + ", ".join(
         f"{b}={f}" if b != f else b for b, f in zip(given, mapping, strict=True)))
