@@ -305,3 +305,15 @@ def test_explicit_pairs_of_other_catalogue_kinds_get_their_named_mistakes(tmp_pa
     leak, soft = got["leaky_relu"].checks[0], got["softplus"].checks[0]
     assert (leak.kind, leak.rule) == ("wrong-derivative", "no leak"), leak
     assert soft.kind == "cotangent-dropped", soft
+
+
+def test_an_explicit_backward_may_take_the_forwards_inputs_by_keyword(tmp_path):
+    """``tanh_backward(dA, *, x)``: keyword-only, the forward's input by name (before: read
+    as a CS231n pair and an error row, "tanh must return (out, cache)")."""
+    from jaxcnn.check import check_file
+
+    path = tmp_path / "kw.py"
+    path.write_text("import numpy as np\n\n\ndef tanh(x):\n    return np.tanh(x)\n\n\n"
+                    "def tanh_backward(dA, *, x):\n    return dA * (1 - np.tanh(x) ** 2)\n")
+    (layer,) = check_file(path).layers
+    assert layer.style == "explicit" and layer.ok, layer.checks

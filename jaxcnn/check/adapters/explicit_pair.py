@@ -46,6 +46,18 @@ def _positional(fn) -> list[inspect.Parameter]:
     return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+def _required_after_dout(backward: Callable) -> tuple[list[str], list[str]]:
+    """The backward's required arguments after the upstream gradient: (positional ones,
+    keyword-only ones: ``tanh_backward(dA, *, x)``)."""
+    try:
+        params = list(inspect.signature(backward).parameters.values())
+    except (TypeError, ValueError):
+        return [], []
+    positional = [p.name for p in _positional(backward)[1:] if p.default is p.empty]
+    keyword = [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+    return positional, keyword
+
+
 def argument_map(forward: Callable, backward: Callable) -> list[str] | None:
     """For each required argument of ``backward`` after the upstream gradient, the name
     of the forward's argument it receives: by name, else the forward's next unclaimed
@@ -53,8 +65,8 @@ def argument_map(forward: Callable, backward: Callable) -> list[str] | None:
     the forward's inputs: no argument after ``dout``, a cache argument, more arguments
     than the forward has, or no name in common when either side has several."""
     f_names = [p.name for p in _positional(forward)]
-    b_params = _positional(backward)[1:]
-    b_names = [p.name for p in b_params if p.default is p.empty]
+    positional, keyword = _required_after_dout(backward)
+    b_names = positional + keyword
     if not f_names or not b_names or any(CACHE_NAME.search(n) for n in b_names):
         return None
     if not set(b_names) & set(f_names) and (len(b_names) > 1 or len(f_names) > 1):
@@ -91,8 +103,12 @@ def to_cache_pair(forward: Callable, backward: Callable, mapping: list[str]
         bound.apply_defaults()
         return out, dict(bound.arguments)
 
+    positional, keyword = _required_after_dout(backward)
+    by_position, by_name = mapping[:len(positional)], mapping[len(positional):]
+
     def from_cache(dout, cache):
-        return backward(dout, *(cache[n] for n in mapping))
+        return backward(dout, *(cache[n] for n in by_position),
+                        **{k: cache[n] for k, n in zip(keyword, by_name, strict=True)})
 
     from_cache.__name__ = backward.__name__
     return with_cache, from_cache
@@ -137,7 +153,7 @@ def from_explicit_pair(forward: Callable, backward: Callable, name: str | None =
                 layer = layer._replace(kind=known.kind, reference=known.reference,
                                        input_sets=known.input_sets,
                                        notes=(*layer.notes, known.note))
-    given = [p.name for p in _positional(backward)[1:] if p.default is p.empty]
+    given = sum(_required_after_dout(backward), [])
     note = (f"{backward.__name__} is given {forward.__name__}'s inputs: " + ", ".join(
         f"{b}={f}" if b != f else b for b, f in zip(given, mapping, strict=True)))
     notes = (*layer.notes, note)
