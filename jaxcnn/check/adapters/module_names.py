@@ -4,7 +4,7 @@ By name: its parameters (float array attributes, a ``params`` dict or list; not 
 optimizer buffers or gradients), the output its forward stores (``self.output``), the
 input gradient its backward stores (``self.dinputs``), each parameter's gradient
 (``self.dweights``, ``self.dW``, ``self.dLdW``, ``self.grad_W``, ``self.grads["W"]``,
-a ``grads`` list parallel to ``params``), the method pairs a class defines, and the
+a ``grads`` list parallel to ``params``, also to the attributes that list holds), the method pairs a class defines, and the
 values its constructor is given (``SIZE_NAMES``: small, distinct sizes).
 """
 
@@ -159,9 +159,13 @@ def grad_attr_names(key: str) -> list[str]:
                   f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
     return names
 
-def stored_grad(obj, slot: Slot, before: dict, index: int | None):
+def stored_grad(obj, slot: Slot, before: dict, index: int | None,
+                position: int | None = None):
     """The gradient the backward stored for ``slot``, or None: an attribute named after
-    it, an entry of a grads dict, or the parallel entry of a ``grads`` list."""
+    it, an entry of a grads dict, or the parallel entry of a ``grads`` list: the slot's
+    own index (``params[i]``), or ``position``, where an attribute parameter (``self.W``)
+    sits in the object's ``params`` list (``self.params = [self.W, self.b]`` beside
+    ``self.grads = [dW, db]``)."""
     for name in grad_attr_names(slot.name):
         v = getattr(obj, name, None)
         if float_array(v) and name != slot.attr:
@@ -172,9 +176,11 @@ def stored_grad(obj, slot: Slot, before: dict, index: int | None):
             for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
                 if float_array(d.get(key)):
                     return d[key]
-        elif isinstance(d, (list, tuple)) and isinstance(slot.key, int) and slot.key < len(d) \
-                and float_array(d[slot.key]):
-            return d[slot.key]
+        elif isinstance(d, (list, tuple)):
+            at = slot.key if isinstance(slot.key, int) else position
+            if at is not None and at < len(d) and float_array(d[at]) \
+                    and np.shape(d[at]) == np.shape(slot.get(obj)):
+                return d[at]
     # else: the one array the backward stored with the parameter's shape and a gradient's
     # name (self.W_gradient, self.delta_w)
     stored = [v for k, v in vars(obj).items() if float_array(v) and k != slot.attr

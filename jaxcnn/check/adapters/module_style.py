@@ -374,7 +374,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         if returned is None and isinstance(ret, (tuple, list)) and len(ret) == len(slots) + 1:
             returned = list(ret[1:])  # dx, dW, db
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
-            g = returned[i] if returned is not None else stored_grad(o, slot, names_before, i)
+            g = returned[i] if returned is not None else stored_grad(
+                o, slot, names_before, i, None if list_order is None else list_order[i])
             if g is None and rec is not None:  # handed to the optimizer object
                 g = rec.grad_for(held[i])
             if g is None and takes_lr:

@@ -1,0 +1,40 @@
+"""`jaxcnn check` reaches more patterns of public from-scratch code: gradients in a
+``grads`` list parallel to a ``params`` list whose entries are also attributes; integer
+index inputs (module-style embeddings); recurrent step classes ``forward(x, h_prev[,
+c_prev])`` / ``backward(dh_next[, dc_next])``; losses with an epsilon inside the log.
+Correct code is `correct`; each planted bug is named with its kind on its quantity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jaxcnn.check import check_layer, find_layers, load_file
+
+DIALECTS = Path(__file__).parent / "fixtures" / "dialects"
+
+
+def found(name: str):
+    path = DIALECTS / name
+    return find_layers(load_file(path), str(path), [])
+
+
+def verdicts(f) -> dict:
+    """{(layer, quantity): (kind, scale, oracle)} of found layers."""
+    out = {}
+    for layer in f.layers:
+        for c in check_layer(layer).checks:
+            out[(layer.name, c.quantity)] = (c.kind, c.scale, c.oracle)
+    return out
+
+
+def test_a_grads_list_pairs_with_attribute_parameters_by_their_place_in_params():
+    f = found("param_lists.py")
+    assert f.skipped == []
+    v = verdicts(f)
+    for layer, names in (("Linear", ("x", "W", "b")), ("Scale", ("x", "gamma", "beta"))):
+        for q in names:
+            assert v[(layer, q)][0] == "correct", (layer, q, v[(layer, q)])
+    assert v[("LinearMeanBias", "b")][:2] == ("scaled", pytest.approx(1 / 3))
+    assert v[("LinearMeanBias", "W")][0] == "correct"
