@@ -38,3 +38,20 @@ def test_a_grads_list_pairs_with_attribute_parameters_by_their_place_in_params()
             assert v[(layer, q)][0] == "correct", (layer, q, v[(layer, q)])
     assert v[("LinearMeanBias", "b")][:2] == ("scaled", pytest.approx(1 / 3))
     assert v[("LinearMeanBias", "W")][0] == "correct"
+
+
+def test_module_embeddings_take_integer_indices_and_repeated_words_must_add():
+    f = found("embeddings.py")
+    assert f.skipped == []
+    layers = {layer.name: layer for layer in f.layers}
+    assert {n: layers[n].kind for n in layers} == dict.fromkeys(
+        ("Embedding", "TokenEmbedding", "TimeEmbedding", "EmbeddingOverwrite",
+         "EmbeddingBuffered"), "word_embedding")
+    assert layers["TokenEmbedding"].input_sets(0)[0].args[0].shape == (6, 4)  # vocab_size
+    assert layers["Embedding"].arg_names == ("params[0]",)
+    v = verdicts(f)
+    assert v[("Embedding", "params[0]")][::2] == ("correct", "exact")
+    assert v[("TokenEmbedding", "weight")][::2] == ("correct", "exact")
+    assert v[("TimeEmbedding", "W")][::2] == ("correct", "exact")
+    assert v[("EmbeddingOverwrite", "params[0]")][::2] == ("missing-accumulation", "exact")
+    assert v[("EmbeddingBuffered", "weight")][::2] == ("missing-accumulation", "exact")

@@ -4,8 +4,9 @@ By name: its parameters (float array attributes, a ``params`` dict or list; not 
 optimizer buffers or gradients), the output its forward stores (``self.output``), the
 input gradient its backward stores (``self.dinputs``), each parameter's gradient
 (``self.dweights``, ``self.dW``, ``self.dLdW``, ``self.grad_W``, ``self.grads["W"]``,
-a ``grads`` list parallel to ``params``, also to the attributes that list holds), the method pairs a class defines, and the
-values its constructor is given (``SIZE_NAMES``: small, distinct sizes).
+a ``grads`` list parallel to ``params``, also to the attributes that list holds), the
+method pairs a class defines, and the values its constructor is given (``SIZE_NAMES``:
+small, distinct sizes).
 """
 
 from __future__ import annotations
@@ -230,6 +231,8 @@ SIZE_NAMES = (
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
     (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim)$",
      probe.FEATURES),  # a layer norm's or a transformer block's width
+    (r"^(vocab_?size|n_?vocab|vocab|vocabulary_?size|num_?embeddings|n_?words|"
+     r"num_?words|n_?tokens|num_?tokens)$", 6),  # an embedding table's rows
     (r"^(axis|dim)$", -1),
     (r"^(eps|epsilon)$", 1e-5),
 )

@@ -227,6 +227,13 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         notes.append(f"its {forward} is called with " + ", ".join(
             f"{p.name}={v!r}" for p, v in zip(fwd_named, fwd_extra, strict=True)))
 
+    if not loss and input_shape is None and not takes_lr and rec is None:
+        from jaxcnn.check.adapters import module_index
+
+        ndim = module_index.index_shape(template, forward, fwd_extra)
+        if ndim is not None:  # an embedding: integer indices in, rows of a table out
+            return module_index.from_index_module(template, name, file, forward, backward,
+                                                  notes, fwd_extra, ndim)
     rng = np.random.default_rng(0)
     labels = None
     if loss:
