@@ -55,3 +55,21 @@ def test_module_embeddings_take_integer_indices_and_repeated_words_must_add():
     assert v[("TimeEmbedding", "W")][::2] == ("correct", "exact")
     assert v[("EmbeddingOverwrite", "params[0]")][::2] == ("missing-accumulation", "exact")
     assert v[("EmbeddingBuffered", "weight")][::2] == ("missing-accumulation", "exact")
+
+
+def test_recurrent_step_classes_get_the_catalogue_steps_and_their_named_mistakes():
+    f = found("step_cells.py")
+    assert f.skipped == []
+    layers = {layer.name: layer for layer in f.layers}
+    assert layers["RNN"].kind == "rnn_step" and layers["LSTMCell"].kind == "lstm_step"
+    assert layers["LSTMCell"].arg_names == ("x", "prev_h", "prev_c", "Wx", "Wh", "b")
+    v = verdicts(f)
+    for layer, names in (("RNN", ("x", "h_prev", "params[0]", "params[1]", "params[2]")),
+                         ("LSTMCell", ("x", "prev_h", "prev_c", "Wx", "Wh", "b"))):
+        for q in names:
+            assert v[(layer, q)][::2] == ("correct", "exact"), (layer, q, v[(layer, q)])
+    assert v[("RNNTanhAtInput", "params[1]")][::2] == ("wrong-derivative", "exact")
+    assert v[("LSTMCellGateOrder", "Wx")][::2] == ("wrong-derivative", "exact")
+    assert v[("LSTMCellGateOrder", "prev_c")][0] == "correct"  # dprev_c needs no gate order
+    rules = {c.quantity: c.rule for c in check_layer(layers["LSTMCellGateOrder"]).checks}
+    assert "gates i, f, g, o" in rules["Wx"]

@@ -212,6 +212,12 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                          "the upstream gradient: a layer of two inputs (returning the "
                          "gradient of each), not a loss; such layers are not checked yet: "
                          "check it from Python (jaxcnn.check.from_function_pair)")
+    if not loss and input_shape is None:
+        from jaxcnn.check.adapters import module_step
+
+        if module_step.states(fwd_method):  # forward(x, h_prev[, c_prev]): one time step
+            return module_step.from_step_module(copy.deepcopy(obj), name, file, forward,
+                                                backward, [note] if note else [])
     fwd_extra = [extra_value(p) for p in required_params(fwd_method)[2 if loss else 1:]]
     bwd_req = required_params(bwd_method)
     bwd_pos = positional_params(bwd_method)

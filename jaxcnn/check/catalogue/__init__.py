@@ -68,6 +68,9 @@ rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step ov
 lstm_ifgo, lstm_fgio  lstm, gates i, f, g, o (PyTorch) / f, g, i, o  the step over T
 lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g
                       next_h, next_c (two outputs)
+lstm_step_ifgo,       lstm_step, gates i, f, g, o / f, g, i, o       as lstm_step
+lstm_step_fgio        (layouts of code named lstm_step, and of step
+                      classes ``forward(x, h_prev, c_prev)``)
 rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, examples
                       a_prev (n_a, m), parameters as arguments        in columns
 temporal_affine       x (N, T, D), w (D, M), b (M,)                  x @ w + b

@@ -12,6 +12,8 @@ lstm_step           x, prev_h, prev_c (N, H), Wx (D, 4H),    gates i, f, o, g = 
                                                              order); next_c = f prev_c + i g,
                                                              next_h = o tanh(next_c)
 lstm                x (N, T, D), h0, Wx, Wh, b               lstm_step over t, c0 = 0
+lstm_step_ifgo,     lstm_step, gates in the order i, f, g, o or f, g, i, o (as below)
+lstm_step_fgio
 lstm_ifgo,          the same, gates in the order i, f, g, o  (PyTorch's, Keras's) or f, g,
 lstm_fgio                                                    i, o (Deep Learning from
                                                              Scratch 2's TimeLSTM)
@@ -155,43 +157,46 @@ def _rnn_step_alternates(args, static, cotangent):
                   "its output (1 - next_h^2): cache next_h")]
 
 
-def _lstm_step_alternates(args, static, cotangent):
+def _lstm_step_alternates(args, static, cotangent, order: str = GATES):
+    """The wrong formulas of an LSTM step whose blocks are the gates in ``order``."""
     x, h, c, wx, wh, b = (as_np(a) for a in args)
     dh, dc = split_outputs(as_np(cotangent), [h.shape, h.shape])
     size = h.shape[1]
     a = x @ wx + h @ wh + b
-    blocks = [a[:, k * size:(k + 1) * size] for k in range(4)]
-    i, f, o = (1 / (1 + np.exp(-v)) for v in blocks[:3])
-    g = np.tanh(blocks[3])
+    block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in GATES}
+    i, f, o = (1 / (1 + np.exp(-block[k])) for k in "ifo")
+    g = np.tanh(block["g"])
     tc = np.tanh(f * c + i * g)
     dcell = dc + dh * o * (1 - tc ** 2)
-    grads = [dcell * g * i * (1 - i), dcell * c * f * (1 - f), dh * tc * o * (1 - o),
-             dcell * i * (1 - g ** 2)]
+    grads = {"i": dcell * g * i * (1 - i), "f": dcell * c * f * (1 - f),
+             "o": dh * tc * o * (1 - o), "g": dcell * i * (1 - g ** 2)}
     out = [wrong("dprev_c without the path through next_h", (None, None, dc * f, None, None,
                                                              None),
                  "dprev_c = dnext_c * f: the gradient reaching the cell through next_h = o "
                  "tanh(next_c) is not added to dnext_c"),
            wrong("tanh' of the cell left out", _lstm_da(x, h, wx, wh, dh, dc + dh * o, i, f, o,
-                                                        g, c, tc),
+                                                        g, c, tc, order),
                  "the gradient through next_h = o tanh(next_c) reaches the cell as dnext_h * o, "
                  "without tanh'(next_c) = 1 - tanh(next_c)^2")]
-    for perm in itertools.permutations(range(4)):
-        if perm == (0, 1, 2, 3):
+    for perm in itertools.permutations(order):
+        if "".join(perm) == order:
             continue
         da = np.concatenate([grads[k] for k in perm], axis=1)
         dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
-        order = ", ".join(GATES[k] for k in perm)
-        out.append(wrong(f"gates {order}", (dx, dprev_h, None, dwx, dwh, db),
-                         f"the gates' gradients are stacked in the order {order} where the "
-                         "forward split a into i, f, o, g: the gate order differs between "
+        stacked, split = ", ".join(perm), ", ".join(order)
+        out.append(wrong(f"gates {stacked}", (dx, dprev_h, None, dwx, dwh, db),
+                         f"the gates' gradients are stacked in the order {stacked} where the "
+                         f"forward split a into {split}: the gate order differs between "
                          "forward and backward"))
     return out
 
 
-def _lstm_da(x, h, wx, wh, dh, dcell, i, f, o, g, c, tc) -> tuple:
-    """All six gradients of an LSTM step given the cell's gradient ``dcell``."""
-    da = np.concatenate([dcell * g * i * (1 - i), dcell * c * f * (1 - f),
-                         dh * tc * o * (1 - o), dcell * i * (1 - g ** 2)], axis=1)
+def _lstm_da(x, h, wx, wh, dh, dcell, i, f, o, g, c, tc, order: str = GATES) -> tuple:
+    """All six gradients of an LSTM step given the cell's gradient ``dcell`` (blocks in
+    ``order``)."""
+    grads = {"i": dcell * g * i * (1 - i), "f": dcell * c * f * (1 - f),
+             "o": dh * tc * o * (1 - o), "g": dcell * i * (1 - g ** 2)}
+    da = np.concatenate([grads[k] for k in order], axis=1)
     dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
     return dx, dprev_h, dcell * f, dwx, dwh, db
 
@@ -250,15 +255,25 @@ def rnn_step_spec() -> Spec:
                 names={"cs231n": r"(vanilla_)?rnn_step"})
 
 
-def lstm_step_spec() -> Spec:
-    def forward(args, static):
-        return join_outputs(lstm_step(*args))
+def lstm_step_spec(kind: str = "lstm_step") -> Spec:
+    """An LSTM step, blocks i, f, o, g (``lstm_step``, CS231n's), i, f, g, o
+    (``lstm_step_ifgo``) or f, g, i, o (``lstm_step_fgio``, Deep Learning from Scratch 2's
+    ``LSTM``): the layouts of code named lstm_step."""
+    order = LSTM_STEP_ORDERS[kind]
 
-    return Spec("lstm_step", ("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
+    def forward(args, static):
+        return join_outputs(lstm_step(*args, order=order))
+
+    return Spec(kind, ("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
                 {k: v for k, v in STEP_AXES.items() if k != "out"},
-                Reference("LSTM step, gates i, f, o, g (next_h, next_c flattened)", forward,
-                          _lstm_step_alternates), _step_sets(4, True),
-                names={"cs231n": r"lstm_step"}, outputs=2)
+                Reference(f"LSTM step, gates {', '.join(order)} (next_h, next_c flattened)",
+                          forward, lambda args, static, ct: _lstm_step_alternates(
+                              args, static, ct, order)), _step_sets(4, True),
+                names={"cs231n": r"lstm_step"} if kind == "lstm_step" else None, outputs=2,
+                layouts=tuple(LSTM_STEP_ORDERS) if kind == "lstm_step" else ())
+
+
+LSTM_STEP_ORDERS = {"lstm_step": "ifog", "lstm_step_ifgo": "ifgo", "lstm_step_fgio": "fgio"}
 
 
 def gru_step_spec(order: str = "rzn") -> Spec:
@@ -427,6 +442,8 @@ def lstm_cell_spec() -> Spec:
 SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
          "rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
          "lstm_step": lstm_step_spec, "lstm": lambda: sequence_spec("lstm"),
+         "lstm_step_ifgo": lambda: lstm_step_spec("lstm_step_ifgo"),
+         "lstm_step_fgio": lambda: lstm_step_spec("lstm_step_fgio"),
          "lstm_ifgo": lambda: sequence_spec("lstm_ifgo"),
          "lstm_fgio": lambda: sequence_spec("lstm_fgio"),
          "gru_step": gru_step_spec, "gru_step_zrn": lambda: gru_step_spec("zrn"),
