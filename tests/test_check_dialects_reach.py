@@ -73,3 +73,17 @@ def test_recurrent_step_classes_get_the_catalogue_steps_and_their_named_mistakes
     assert v[("LSTMCellGateOrder", "prev_c")][0] == "correct"  # dprev_c needs no gate order
     rules = {c.quantity: c.rule for c in check_layer(layers["LSTMCellGateOrder"]).checks}
     assert "gates i, f, g, o" in rules["Wx"]
+
+
+def test_an_epsilon_inside_the_log_keeps_the_exact_oracle_and_its_named_mistakes():
+    f = found("eps_losses.py")
+    v = verdicts(f)
+    assert v[("SoftmaxWithLoss", "x")][::2] == ("correct", "exact")
+    assert v[("softmax_loss", "x")][::2] == ("correct", "exact")
+    layer = next(la for la in f.layers if la.name == "SoftmaxWithLoss")
+    notes = check_layer(layer).notes
+    assert any("1e-07 inside the log" in n for n in notes), notes
+    bugs = verdicts(found("eps_losses_bugs.py"))
+    assert bugs[("SoftmaxWithLoss", "x")][::2] == ("wrong-derivative", "exact")
+    # an epsilon large enough to change the loss is another function: numeric only
+    assert bugs[("softmax_loss", "x")][2] == "numeric"

@@ -398,7 +398,11 @@ def _adapt_loss(spec) -> Reference:
     if ref.subgradient is not None:
         def subgradient(args, static, cotangent, i, hand, tol):
             return ref.subgradient(args, own(static), cotangent, i, hand, tol)
-    return Reference(ref.name, forward, alternates, kinks, subgradient)
+    variants = None
+    if ref.variants is not None:
+        def variants(args, static):
+            return ref.variants(args, own(static))
+    return Reference(ref.name, forward, alternates, kinks, subgradient, variants=variants)
 
 
 def find_loss(name: str, labels, user_forward) -> Match | None:

@@ -58,6 +58,27 @@ CE = (r"(loss_?)?(categorical_?)?cross_?entropy(_?loss)?|ce_?loss|nll(_?loss)?|"
       r"neg(ative)?_?log_?likelihood(_?loss)?")
 
 
+# Epsilons written inside a loss's log to keep it finite (``np.log(y + 1e-7)``, Deep
+# Learning from Scratch's cross_entropy_error): a forward equal to the loss with one of
+# them is the textbook loss (``Reference.variants``), judged by the exact oracle.
+LOG_EPSILONS = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15)
+
+
+def _log_eps_variants(loss_of_eps):
+    """``Reference.variants`` from ``loss_of_eps(args, static, eps) -> float64 loss``
+    (NumPy), one per epsilon of ``LOG_EPSILONS``."""
+    def variants(args, static):
+        return [(f"{eps:g} inside the log", np.asarray(loss_of_eps(args, static, eps)),
+                 f"log(p + {eps:g}) keeps the log finite; the gradient is judged against the "
+                 "epsilon-free loss's, which the usual backward computes") for eps in
+                LOG_EPSILONS]
+    return variants
+
+
+def _reduce(values, reduction: str):
+    return values.mean() if reduction == "mean" else values.sum()
+
+
 def softmax_loss_spec(reduction: str = "mean") -> Spec:
     """CS231n's softmax loss, the mean over samples (``reduction="mean"``, the assignment's
     definition) or their sum (``"sum"``, kind ``softmax_loss_sum``)."""
@@ -82,9 +103,17 @@ def softmax_loss_spec(reduction: str = "mean") -> Spec:
     kind = "softmax_loss" if reduction == "mean" else "softmax_loss_sum"
     return Spec(kind, ("x",), {"x": ("sample", "class")},
                 Reference(f"{reduction} over samples of -log softmax(x)[y]", forward,
-                          alternates), _loss_sets, ("y",),
+                          alternates, variants=_log_eps_variants(
+                              lambda args, static, eps: _reduce(-np.log(_softmax_np(as_np(
+                                  args[0]))[np.arange(len(args[0])), np.asarray(static[0])]
+                                  + eps), reduction))), _loss_sets, ("y",),
                 names={"module_loss": module_name(SOFTMAX_CE) + "|" + module_name(CE)}
                 if reduction == "mean" else None)
+
+
+def _softmax_np(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _prob_sets(seed: int) -> list[InputSet]:
@@ -128,7 +157,10 @@ def cross_entropy_probs_spec(reduction: str = "mean") -> Spec:
     kind = "cross_entropy_probs" + ("" if reduction == "mean" else "_sum")
     return Spec(kind, ("x",), {"x": ("sample", "class")},
                 Reference(f"{reduction} over samples of -log x[y] (x: probabilities)",
-                          forward, alternates), _prob_sets, ("y",),
+                          forward, alternates, variants=_log_eps_variants(
+                              lambda args, static, eps: _reduce(-np.log(as_np(args[0])[
+                                  np.arange(len(args[0])), np.asarray(static[0])] + eps),
+                                  reduction))), _prob_sets, ("y",),
                 names={"module_loss": module_name(CE)} if reduction == "mean" else None,
                 layouts=("cross_entropy_probs", "cross_entropy_probs_sum")
                 if reduction == "mean" else ())
@@ -276,6 +308,12 @@ def _bce_sets(logits: bool):
     return input_sets
 
 
+def _bce_eps(args, static, eps):
+    """The binary cross-entropy of probabilities with ``eps`` inside both logs."""
+    p, y = as_np(args[0]), np.asarray(static[0], float)
+    return -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+
+
 def bce_spec(logits: bool = False) -> Spec:
     """Binary cross-entropy ``loss(x, y) -> (loss, dx)``, the mean over every entry of
     -(y log p + (1 - y) log(1 - p)), y in {0, 1} static; p = x (probabilities, kind
@@ -302,7 +340,8 @@ def bce_spec(logits: bool = False) -> Spec:
     kind = "bce_logits" if logits else "bce"
     return Spec(kind, ("x",), {"x": None},
                 Reference("mean of -(y log p + (1 - y) log(1 - p))"
-                          + (", p = sigmoid(x)" if logits else ", p = x"), forward, alternates),
+                          + (", p = sigmoid(x)" if logits else ", p = x"), forward, alternates,
+                          variants=None if logits else _log_eps_variants(_bce_eps)),
                 _bce_sets(logits), ("y",),
                 names={"loss": (r"(binary_cross_entropy|bce|sigmoid_cross_entropy)_with_logits"
                                 r"(_loss)?|sigmoid_cross_entropy(_loss)?" if logits else
