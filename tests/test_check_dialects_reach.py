@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jaxcnn.check import check_layer, find_layers, load_file
@@ -87,3 +88,16 @@ def test_an_epsilon_inside_the_log_keeps_the_exact_oracle_and_its_named_mistakes
     assert bugs[("SoftmaxWithLoss", "x")][::2] == ("wrong-derivative", "exact")
     # an epsilon large enough to change the loss is another function: numeric only
     assert bugs[("softmax_loss", "x")][2] == "numeric"
+
+
+def test_a_softmax_derivative_of_the_diagonal_only_is_a_wrong_derivative():
+    f = found("softmax_diagonal.py")
+    v = verdicts(f)
+    for layer, q in (("Softmax", "x"), ("SoftmaxLayer", "input"), ("softmax", "x")):
+        assert v[(layer, q)][::2] == ("wrong-derivative", "exact"), (layer, v[(layer, q)])
+    assert v[("SoftmaxRight", "x")][::2] == ("correct", "exact")
+    layers = {layer.name: layer for layer in f.layers}
+    # not checked on a column (4, 1), where a softmax over the last axis is constant
+    assert np.shape(layers["Softmax"].input_sets(0)[0].args[0]) == (3, 4)
+    rules = {c.quantity: c.rule for c in check_layer(layers["Softmax"]).checks}
+    assert "diagonal" in rules["x"]

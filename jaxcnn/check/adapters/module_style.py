@@ -124,8 +124,16 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
         def softmax(args, static):  # a column vector (n, 1): over its n entries
             column = args[0].ndim == 2 and args[0].shape[-1] == 1
             return jax.nn.softmax(args[0], axis=0 if column else -1)
+        def alternates(args, static, cotangent):
+            from jaxcnn.check.autodiff import as_np
+            from jaxcnn.check.catalogue.activations import softmax_alternates
+
+            x, g = as_np(args[0]), as_np(cotangent)
+            axis = 0 if x.ndim == 2 and x.shape[-1] == 1 else -1
+            e = np.exp(x - x.max(axis=axis, keepdims=True))
+            return softmax_alternates(e / e.sum(axis=axis, keepdims=True), g, axis)
         return Reference("jax.nn.softmax (last axis; a column (n, 1) over its entries)",
-                         softmax)
+                         softmax, alternates)
     if kind == "conv" and params and params[0].ndim == 4 and layout in ("nchw", "chw") and len(
             params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
         from jaxcnn.check.catalogue.conv import conv_nchw
@@ -262,6 +270,10 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             x = probe.random_like(rng, cand)
             o = copy.deepcopy(template)
             ok, why_here = probe.runs(lambda x=x, o=o: _run_forward(o, forward, x, fwd_extra))
+            if ok and lay == "any" and _constant_output(template, forward, x, fwd_extra, rng):
+                # a softmax over an axis of one entry: every gradient is 0 there, a wrong
+                # backward would pass; no shape to check on
+                ok, why_here = False, "its output does not depend on its input at this shape"
             if ok:
                 forward_only = forward_only or (cand, lay)
                 # a per-sample layer (bias -= lr * grad with a (1, n) bias) runs its forward
@@ -594,6 +606,19 @@ def shape_note(shape: tuple, disagrees: list[tuple]) -> str:
             f"its backward disagrees with finite differences of its forward (written for "
             f"{shape}-shaped inputs?); give another shape from Python: "
             "jaxcnn.check.from_module(..., input_shape=(...))")
+
+
+def _constant_output(template, forward: str, x, extra, rng) -> bool:
+    """Whether the forward's output at ``x`` stays the same for another random input of
+    its shape (a softmax over an axis of size 1 returns ones whatever it is given)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
+            a = np.asarray(_run_forward(copy.deepcopy(template), forward, x.copy(), extra))
+            b = np.asarray(_run_forward(copy.deepcopy(template), forward,
+                                        probe.random_like(rng, np.shape(x)), extra))
+    except Exception:
+        return False
+    return a.shape == b.shape and a.size > 0 and bool(np.array_equal(a, b))
 
 
 def _backward_runs(ret) -> float:

@@ -35,16 +35,25 @@ def logit_sets(seed: int, with_label: bool) -> list[InputSet]:
     return sets
 
 
+def softmax_alternates(p: np.ndarray, g: np.ndarray, axis: int = -1) -> list:
+    """The wrong softmax backwards, given the probabilities ``p`` and the upstream gradient
+    ``g`` (the softmax over ``axis``): the Jacobian's diagonal term left out, and its
+    diagonal alone, ``g * p * (1 - p)`` (a "derivative" applied elementwise, as for a
+    sigmoid)."""
+    dot = np.sum(p * g, axis=axis, keepdims=True)
+    return [wrong("no diagonal term", (-p * dot,),
+                  "the Jacobian's diagonal term p_i (delta_ij) is missing: -p (p . g) "
+                  "where p * g - p (p . g) belongs"),
+            wrong("Jacobian's diagonal only", (g * p * (1 - p),),
+                  "only the diagonal of the Jacobian p_i (1 - p_i) is used, elementwise as "
+                  "for a sigmoid: the off-diagonal terms -p_i p_j are missing")]
+
+
 def softmax_spec() -> Spec:
     def alternates(args, static, cotangent):
         t, g = as_np(args[0]), as_np(cotangent)
         e = np.exp(t - t.max())
-        p = e / e.sum()
-        return [wrong("no diagonal term", (-p * np.dot(p, g),),
-                      "the Jacobian's diagonal term p_i (delta_ij) is missing: -p (p . g) "
-                      "where p * g - p (p . g) belongs"),
-                wrong("Jacobian transposed the wrong way", (p * g - p * p * g,),
-                      "only the diagonal of the Jacobian p_i (1 - p_i) is used")]
+        return softmax_alternates(e / e.sum(), g)
 
     reference = Reference("jax.nn.softmax", lambda args, static: jax.nn.softmax(args[0]),
                           alternates)
