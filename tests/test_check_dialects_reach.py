@@ -101,3 +101,31 @@ def test_a_softmax_derivative_of_the_diagonal_only_is_a_wrong_derivative():
     assert np.shape(layers["Softmax"].input_sets(0)[0].args[0]) == (3, 4)
     rules = {c.quantity: c.rule for c in check_layer(layers["Softmax"]).checks}
     assert "diagonal" in rules["x"]
+
+
+def test_a_gru_step_with_the_reset_gate_before_wh_gets_its_own_reference():
+    f = found("step_cells.py")
+    layers = {layer.name: layer for layer in f.layers}
+    assert layers["GRU"].kind == "gru_step_reset_before"
+    v = verdicts(f)
+    for q in ("x", "h_prev", "params[0]", "params[1]", "params[2]"):
+        assert v[("GRU", q)][::2] == ("correct", "exact"), (q, v[("GRU", q)])
+    assert v[("GRUResetLeftOut", "params[1]")][::2] == ("wrong-derivative", "exact")
+    assert v[("GRUResetLeftOut", "x")][0] == "correct"
+
+
+@pytest.mark.parametrize("old,new,quantities,kind,rule", [
+    ("dh_prev = dh_next * (1 - z) + daz", "dh_prev = daz", ("h_prev",),
+     "missing-accumulation", "direct path"),
+    ("da = np.hstack((daz, dar, dan))\n        self.grads[0][...] = x.T @ da\n"
+     "        self.grads[1][...] = np.hstack((h_prev.T @ daz, h_prev.T @ dar, (r * h_prev)",
+     "da = np.hstack((dar, daz, dan))\n        self.grads[0][...] = x.T @ da\n"
+     "        self.grads[1][...] = np.hstack((h_prev.T @ daz, h_prev.T @ dar, (r * h_prev)",
+     ("x", "params[0]", "params[2]"), "wrong-derivative", "gates r, z")])
+def test_the_reset_before_grus_mistakes_are_named(old, new, quantities, kind, rule,
+                                                  tmp_path):
+    from catalogue_helpers import assert_named, check, mutate
+
+    (tmp_path / "dialects").mkdir()
+    path = mutate(tmp_path, "dialects/step_cells.py", old, new)
+    assert_named(check(path, "GRU"), quantities, kind, rule)

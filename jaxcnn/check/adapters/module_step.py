@@ -21,7 +21,8 @@ CS231n-like cell classes::
 Recognised by the forward's state arguments (``h_prev``, ``prev_h``, ``h``; ``c_prev``,
 ``prev_c``, ``c``) and the parameters' shapes: Wx (D, G H), Wh (H, G H), b (G H,) (or
 (1, G H)) with G = 1 (``rnn_step``), 4 (``lstm_step``: gates i, f, o, g, or the layouts
-i, f, g, o and f, g, i, o) or 3 (``gru_step``, blocks r, z, n or z, r, n); the first
+i, f, g, o and f, g, i, o) or 3 (``gru_step``, blocks r, z, n or z, r, n, or the reset
+gate applied before Wh: ``gru_step_reset_before``, DLFS2's); the first
 layout whose reference reproduces the forward is the exact oracle, with its named
 mistakes (tanh' at the input, gates stacked in another order, dprev_c without the path
 through next_h, ...). A forward none reproduces is checked against finite differences.
@@ -56,7 +57,7 @@ H_STATE = re.compile(r"h|h_?prev|prev_?h|h_?t|h_?t_?1|hidden|hx|h0|s_?prev|prev_
 C_STATE = re.compile(r"c|c_?prev|prev_?c|c_?t|c_?t_?1|cell|cx|c0|prev_?cell", re.IGNORECASE)
 
 LAYOUTS = {1: ("rnn_step",), 4: ("lstm_step", "lstm_step_ifgo", "lstm_step_fgio"),
-           3: ("gru_step", "gru_step_zrn")}
+           3: ("gru_step", "gru_step_zrn", "gru_step_reset_before")}
 
 
 def states(fwd_method) -> tuple[str, ...]:

@@ -64,6 +64,8 @@ dropout               x (any); static dropout_param {"p", "mode",    x * your ma
                       "seed"}                                        x (test)
 word_embedding        W (V, D); static x (N, T) int (called (x, W))  W[x]
 rnn_step, gru_step    x (N, D), prev_h (N, H), Wx, Wh, b             tanh / GRU cell
+gru_step_reset_       gru_step, blocks z, r, n, the reset gate       (1 - z) prev_h + z n
+before                before Wh: tanh(x Wx_n + (r prev_h) Wh_n)
 rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step over T
 lstm_ifgo, lstm_fgio  lstm, gates i, f, g, o (PyTorch) / f, g, i, o  the step over T
 lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g

@@ -24,6 +24,9 @@ gru_step            x, prev_h, Wx (D, 3H), Wh (H, 3H),       r, z (sigmoid) and 
                                                              bias; or z, r, n: kind
                                                              gru_step_zrn); next_h =
                                                              (1 - z) n + z prev_h
+gru_step_reset_     gru_step, blocks z, r, n                 n = tanh(x Wx_n + (r prev_h)
+before                                                       Wh_n + b_n); next_h = (1 - z)
+                                                             prev_h + z n (DLFS2's GRU)
 temporal_affine     x (N, T, D), w (D, M), b (M,)            x @ w + b -> (N, T, M)
 temporal_softmax_   x (N, T, V); static y (N, T), mask       -sum(mask * log softmax(x)[y])
 loss                (N, T) -> (loss, dx)                     / N
@@ -91,6 +94,55 @@ def gru_step(x, h, wx, wh, b, order: str = "rzn"):
     z = jax.nn.sigmoid(ax[:, iz:iz + size] + ah[:, iz:iz + size])
     n = jnp.tanh(ax[:, 2 * size:] + r * ah[:, 2 * size:])
     return (1 - z) * n + z * h
+
+
+def gru_reset_before_step(x, h, wx, wh, b):
+    """A GRU step with the reset gate applied before Wh (Cho et al.'s, Deep Learning from
+    Scratch 2's ``GRU``): blocks z, r, n; n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n);
+    next_h = (1 - z) prev_h + z n."""
+    size = h.shape[1]
+    a = x @ wx + b
+    z = jax.nn.sigmoid(a[:, :size] + h @ wh[:, :size])
+    r = jax.nn.sigmoid(a[:, size:2 * size] + h @ wh[:, size:2 * size])
+    n = jnp.tanh(a[:, 2 * size:] + (r * h) @ wh[:, 2 * size:])
+    return (1 - z) * h + z * n
+
+
+def _gru_reset_before_alternates(args, static, cotangent):
+    """A reset-before GRU's wrong backwards: the z and r gradients exchanged, the direct
+    path (1 - z) dropped from dprev_h, the reset gate left out of dWh_n."""
+    x, h, wx, wh, b = (as_np(a) for a in args)
+    size = h.shape[1]
+    a = x @ wx + b
+    z = 1 / (1 + np.exp(-(a[:, :size] + h @ wh[:, :size])))
+    r = 1 / (1 + np.exp(-(a[:, size:2 * size] + h @ wh[:, size:2 * size])))
+    n = np.tanh(a[:, 2 * size:] + (r * h) @ wh[:, 2 * size:])
+    d = as_np(cotangent)
+    dan = d * z * (1 - n ** 2)
+    daz = d * (n - h) * z * (1 - z)
+    drh = dan @ wh[:, 2 * size:].T
+    dar = drh * h * r * (1 - r)
+
+    def grads(first, second, direct=True, wh_n=None):
+        da = np.concatenate([first, second, dan], axis=1)
+        dwh = np.concatenate([h.T @ first, h.T @ second,
+                              (r * h).T @ dan if wh_n is None else wh_n], axis=1)
+        dprev = (d * (1 - z) if direct else 0) + first @ wh[:, :size].T \
+            + second @ wh[:, size:2 * size].T + drh * r
+        return da @ wx.T, dprev, x.T @ da, dwh, da.sum(axis=0)
+    dropped = grads(daz, dar, direct=False)
+    return [wrong("gates r, z", grads(dar, daz),
+                  "the update and reset gates' gradients are exchanged (stacked r, z, n "
+                  "where the forward split z, r, n)"),
+            Alternate("direct path dropped", (None, dropped[1], None, None, None), False,
+                      "missing-accumulation",
+                      "dprev_h keeps only the paths through the gates: the direct term "
+                      "dnext_h * (1 - z) of next_h = (1 - z) prev_h + z n is overwritten (`=` "
+                      "where `+=` belongs)"),
+            wrong("reset gate left out of dWh_n", (None, None, None, grads(
+                daz, dar, wh_n=h.T @ dan)[3], None),
+                  "dWh_n = prev_h.T @ da_n where (r * prev_h).T @ da_n belongs: the candidate "
+                  "reads r * prev_h")]
 
 
 def _sequence(step, lstm: bool, cut: bool = False):
@@ -284,7 +336,17 @@ def gru_step_spec(order: str = "rzn") -> Spec:
                           lambda args, static: gru_step(*args, order=order),
                           lambda args, static, ct: _gru_alternates(args, static, ct, order)),
                 _step_sets(3, False), names={"cs231n": r"gru_step"} if order == "rzn" else None,
-                layouts=("gru_step", "gru_step_zrn") if order == "rzn" else ())
+                layouts=("gru_step", "gru_step_zrn", "gru_step_reset_before")
+                if order == "rzn" else ())
+
+
+def gru_reset_before_spec() -> Spec:
+    """A GRU step, the reset gate applied before Wh (kind ``gru_step_reset_before``)."""
+    return Spec("gru_step_reset_before", ("x", "prev_h", "Wx", "Wh", "b"), STEP_AXES,
+                Reference("GRU step, blocks z, r, n; n = tanh(x Wx_n + (r prev_h) Wh_n + b_n), "
+                          "(1 - z) prev_h + z n",
+                          lambda args, static: gru_reset_before_step(*args),
+                          _gru_reset_before_alternates), _step_sets(3, False))
 
 
 def sequence_spec(kind: str) -> Spec:
@@ -447,5 +509,6 @@ SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
          "lstm_ifgo": lambda: sequence_spec("lstm_ifgo"),
          "lstm_fgio": lambda: sequence_spec("lstm_fgio"),
          "gru_step": gru_step_spec, "gru_step_zrn": lambda: gru_step_spec("zrn"),
+         "gru_step_reset_before": gru_reset_before_spec,
          "temporal_affine": temporal_affine_spec,
          "temporal_softmax_loss": temporal_softmax_loss_spec}
