@@ -129,3 +129,15 @@ def test_the_reset_before_grus_mistakes_are_named(old, new, quantities, kind, ru
     (tmp_path / "dialects").mkdir()
     path = mutate(tmp_path, "dialects/step_cells.py", old, new)
     assert_named(check(path, "GRU"), quantities, kind, rule)
+
+
+def test_losses_summed_over_every_entry_get_their_own_layouts():
+    f = found("summed_losses.py")
+    kinds = {layer.name: layer.kind for layer in f.layers}
+    assert kinds == {"mse_loss": "mse_half_sum", "BCELoss": "bce_sum"}
+    v = verdicts(f)
+    assert v[("mse_loss", "x")][::2] == ("correct", "exact")
+    assert v[("BCELoss", "y_pred")][::2] == ("correct", "exact")
+    bugs = verdicts(found("summed_losses_bugs.py"))
+    assert bugs[("mse_loss", "x")] == ("scaled", pytest.approx(0.25), "exact")
+    assert bugs[("BCELoss", "y_pred")][::2] == ("wrong-derivative", "exact")

@@ -54,7 +54,9 @@ softplus              x (any)                                        jax.nn.soft
 log_softmax           x (N, C)                                       jax.nn.log_softmax
 svm_loss(_sum)        x (N, C); static y (N,)                        multiclass hinge
 mse(_half)(_sample)   x (N, D); static y (N, D)                      mean squared error
+mse(_half)_sum        the same, summed over every entry              sum of squares
 bce, bce_logits       x (...); static y in {0, 1}                    binary cross-entropy
+(_sum)                                                               (``_sum``: summed)
 batchnorm             x (N, D), gamma, beta (D,); static bn_param    train mode, biased var
 spatial_batchnorm     x (N, C, H, W), gamma, beta (C,); bn_param     over N, H, W
 layernorm             x (N, D), gamma, beta (D,); static ln_param    over D
