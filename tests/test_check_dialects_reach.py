@@ -141,3 +141,14 @@ def test_losses_summed_over_every_entry_get_their_own_layouts():
     bugs = verdicts(found("summed_losses_bugs.py"))
     assert bugs[("mse_loss", "x")] == ("scaled", pytest.approx(0.25), "exact")
     assert bugs[("BCELoss", "y_pred")][::2] == ("wrong-derivative", "exact")
+
+
+def test_a_binary_loss_of_one_logit_per_sample_is_bce_logits():
+    f = found("binary_losses.py")
+    layer = f.layers[0]
+    assert layer.kind == "bce_logits"
+    assert np.shape(layer.input_sets(0)[0].args[0]) == (6,)
+    assert any("binary loss" in n for n in layer.notes), layer.notes
+    assert verdicts(f)[("SigmoidWithLoss", "x")][::2] == ("correct", "exact")
+    bugs = verdicts(found("binary_losses_bugs.py"))
+    assert bugs[("SigmoidWithLoss", "x")][::2] == ("wrong-derivative", "exact")

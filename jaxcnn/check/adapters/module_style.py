@@ -254,6 +254,16 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         shape, layout = (probe.BATCH, probe.FEATURES), "loss"
         y_pred = probe.random_like(rng, shape, "probabilities")
         labels, why = _labels(template, fwd_method.__name__, y_pred, fwd_extra, rng)
+        if labels is not None and not _loss_backward_ok(template, forward, backward, bwd_req,
+                                                        y_pred, labels, fwd_extra):
+            # a binary loss (DLFS2's SigmoidWithLoss): one value per sample, targets 0 / 1
+            binary = _binary_labels(template, forward, backward, bwd_req, fwd_extra, rng)
+            if binary is not None:
+                (y_pred, labels), shape = binary, np.shape(binary[0])
+                notes.append(f"its {backward} refuses rows of probabilities "
+                             f"{(probe.BATCH, probe.FEATURES)} "
+                             "with class labels: checked as a binary loss, one prediction "
+                             f"per sample {shape} with targets 0 / 1")
         if labels is None:
             raise ValueError(f"its {forward} refused every target tried (integer labels, "
                              f"one-hot, float targets): {why}")
@@ -370,7 +380,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     elif loss and reference is None:
         from jaxcnn.check.adapters import module_catalogue
 
-        catalogued = module_catalogue.find_loss(kind_from or cls_name, labels, layer_forward)
+        catalogued = module_catalogue.find_loss(kind_from or cls_name, labels, layer_forward,
+                                                len(shape))
         if catalogued is not None:
             reference, kind = catalogued.reference, catalogued.kind
             notes.append(catalogued.note)
@@ -459,7 +470,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         for k in range(2):
             r = np.random.default_rng(seed * 1000 + k)
             if loss:
-                x = probe.random_like(r, shape, "probabilities")
+                x = (probe.random_like(r, shape, "probabilities") if len(shape) > 1
+                     else r.uniform(0.1, 0.9, shape))  # binary: one probability each
                 lab = _relabel(labels, r)
                 sets.append(InputSet("random", f"random probabilities {shape}, targets "
                                                f"{_describe_targets(lab)}", (x,), (lab,)))
@@ -645,6 +657,36 @@ def _loss_value(o, method: str, y_pred, target, extra, own: bool = False) -> np.
             else output_of(o, None, method)
     value = np.asarray(ret, dtype=np.float64)
     return np.asarray(value.mean()) if value.ndim else value
+
+
+def _loss_backward_ok(template, forward: str, backward: str, bwd_req, y_pred, target,
+                      extra) -> bool:
+    """Whether the loss's backward runs (returning a gradient of the predictions' shape)
+    after its forward on ``y_pred`` and ``target``."""
+    def run():
+        o = copy.deepcopy(template)
+        _loss_value(o, forward, y_pred, target, extra)
+        stored = getattr(o, "output", None)
+        dvalues = stored if isinstance(stored, np.ndarray) and stored.shape == np.shape(
+            y_pred) else np.array(y_pred, copy=True)
+        g = input_grad(o, getattr(o, backward)(*_loss_backward_args(bwd_req, dvalues,
+                                                                    target)), backward)
+        if g is None or np.shape(g) != np.shape(y_pred):
+            raise ValueError("no gradient of the predictions' shape")
+        return g
+    return probe.runs(run)[0]
+
+
+def _binary_labels(template, forward: str, backward: str, bwd_req, extra, rng):
+    """(predictions (N,) in (0, 1), targets (N,) in {0, 1}, integers or floats) that the
+    loss's forward and backward both take; None if none."""
+    n = 2 * probe.BATCH
+    y_pred = rng.uniform(0.1, 0.9, n)
+    ints = np.array([0, 1, 1, 0, 1, 0])[:n]
+    for target in (ints, ints.astype(float)):
+        if _loss_backward_ok(template, forward, backward, bwd_req, y_pred, target, extra):
+            return y_pred, target
+    return None
 
 
 def _loss_backward_args(required, dvalues, target, own: bool = False) -> list:

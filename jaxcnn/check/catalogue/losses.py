@@ -312,9 +312,11 @@ def _bce_sets(logits: bool):
     return input_sets
 
 
-def _bce_eps(args, static, eps):
-    """The binary cross-entropy of probabilities with ``eps`` inside both logs."""
+def _bce_eps(args, static, eps, logits: bool = False):
+    """The binary cross-entropy of probabilities (or of ``logits``: p = sigmoid(x)) with
+    ``eps`` inside both logs."""
     p, y = as_np(args[0]), np.asarray(static[0], float)
+    p = 1 / (1 + np.exp(-p)) if logits else p
     return -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
 
 
@@ -347,14 +349,15 @@ def bce_spec(logits: bool = False, reduction: str = "mean") -> Spec:
         return Spec(kind, ("x",), {"x": None},
                     Reference("sum of -(y log p + (1 - y) log(1 - p))"
                               + (", p = sigmoid(x)" if logits else ", p = x"), forward,
-                              alternates, variants=None if logits else _log_eps_variants(
-                                  lambda args, static, eps: _bce_eps(args, static, eps)
+                              alternates, variants=_log_eps_variants(
+                                  lambda args, static, eps: _bce_eps(args, static, eps, logits)
                                   * np.size(args[0]))),
                     _bce_sets(logits), ("y",))
     return Spec(kind, ("x",), {"x": None},
                 Reference("mean of -(y log p + (1 - y) log(1 - p))"
                           + (", p = sigmoid(x)" if logits else ", p = x"), forward, alternates,
-                          variants=None if logits else _log_eps_variants(_bce_eps)),
+                          variants=_log_eps_variants(
+                              lambda args, static, eps: _bce_eps(args, static, eps, logits))),
                 _bce_sets(logits), ("y",),
                 names={"loss": (r"(binary_cross_entropy|bce|sigmoid_cross_entropy)_with_logits"
                                 r"(_loss)?|sigmoid_cross_entropy(_loss)?" if logits else
