@@ -127,3 +127,56 @@ def test_derivative_pairs_of_catalogue_activations_get_the_reference(tmp_path):
     from catalogue_helpers import assert_named
 
     assert_named(check(path, "leaky_relu"), ["x"], "wrong-derivative", "no leak")
+
+
+ROW_SOFTMAX = '''
+import numpy as np
+
+
+class Softmax:
+    def forward(self, x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        self.out = e / e.sum(axis=1, keepdims=True)
+        return self.out
+
+    def backward(self, dout):
+        BACKWARD
+'''
+RIGHT_SOFTMAX = "return self.out * (dout - (self.out * dout).sum(axis=1, keepdims=True))"
+
+
+@pytest.mark.parametrize("backward, kind", [
+    (RIGHT_SOFTMAX, "correct"),
+    ("return self.out * (1 - self.out) * dout", "wrong-derivative"),  # the diagonal only
+    ("return np.zeros_like(dout)", "zero"),
+])
+def test_a_row_softmax_module_is_never_checked_where_it_is_constant(tmp_path, backward, kind):
+    """The kind: a shape on which the forward does not depend on its input (a softmax
+    over rows, given a column (n, 1): every output is 1). Any backward returning 0 agreed
+    with it there, so a diagonal-only or zero backward passed; such a shape is never the
+    one checked now, and the diagonal-only Jacobian is named."""
+    from jaxcnn.check import check_file
+
+    path = tmp_path / "row_softmax.py"
+    path.write_text(ROW_SOFTMAX.replace("BACKWARD", backward))
+    (layer,) = check_file(path).layers
+    assert layer.checks[0].kind == kind, layer.checks[0]
+    assert not any("(4, 1)" in n for n in layer.notes), layer.notes
+
+
+def test_an_elu_with_slope_1_at_0_is_a_subgradient(tmp_path):
+    """ELU's one-sided slopes at 0 are alpha and 1: `x >= 0` (slope 1 there) is valid.
+    The subgradient test and the kink rules used alpha for every x < 0, where the
+    derivative is alpha e^x, so a right ELU with alpha 0.1 was unclassified."""
+    from jaxcnn.check import check_file
+
+    path = tmp_path / "elu_ge.py"
+    path.write_text(
+        "import numpy as np\n\n\nclass ELU:\n    def __init__(self, alpha=0.1):\n"
+        "        self.alpha = alpha\n\n    def forward(self, x):\n        self.x = x\n"
+        "        self.out = np.where(x >= 0, x, self.alpha * (np.exp(x) - 1))\n"
+        "        return self.out\n\n    def backward(self, dout):\n"
+        "        return dout * np.where(self.x >= 0, 1.0, self.out + self.alpha)\n")
+    (layer,) = check_file(path).layers
+    assert layer.kind == "elu_alpha" and layer.ok, layer.checks[0]
+    assert layer.checks[0].rule == "1 at 0"

@@ -125,6 +125,8 @@ def test_module_style_mean_absolute_error_is_checked_at_its_kink():
     ("        return np.sign(y_true - y_pred) / y_pred.size", "sign-flipped", None),
     ("        return (y_pred - y_true) / y_pred.size", "wrong-derivative",
      "squared error's derivative"),
+    ("        return 2 * (y_pred - y_true) / y_pred.size", "wrong-derivative",
+     "squared error's derivative, x2"),
 ])
 def test_mean_absolute_error_mistakes_are_named(new, kind, rule, tmp_path):
     run_mutant(tmp_path, MODULES, "MAELoss",

@@ -198,3 +198,45 @@ def test_a_module_style_group_norm_mistake_is_named(tmp_path):
                "                                 - xg * (dxhat * xg).sum(axis=2, "
                "keepdims=True))",
                "        dx = dxhat * self.inv_std", ["x"], "wrong-derivative", "constants")
+
+
+GROUPNORM_G = """import numpy as np
+
+
+class GroupNorm:
+    def __init__(self, num_groups, num_channels, eps=1e-5):
+        self.G = num_groups
+        self.gamma = np.ones(num_channels)
+        self.beta = np.zeros(num_channels)
+        self.eps = eps
+
+    def forward(self, x):
+        N, C, H, W = x.shape
+        xg = x.reshape(N, self.G, -1)
+        self.mu = xg.mean(axis=2, keepdims=True)
+        self.inv = 1.0 / np.sqrt(xg.var(axis=2, keepdims=True) + self.eps)
+        self.xhat = ((xg - self.mu) * self.inv).reshape(x.shape)
+        return self.gamma[None, :, None, None] * self.xhat + self.beta[None, :, None, None]
+
+    def backward(self, dout):
+        N, C, H, W = dout.shape
+        self.dgamma = (dout * self.xhat).sum(axis=(0, 2, 3))
+        self.dbeta = dout.sum(axis=(0, 2, 3))
+        dxhat = (dout * self.gamma[None, :, None, None]).reshape(N, self.G, -1)
+        xhat = self.xhat.reshape(N, self.G, -1)
+        m = xhat.shape[2]
+        dx = self.inv / m * (m * dxhat - dxhat.sum(axis=2, keepdims=True)
+                             - xhat * (dxhat * xhat).sum(axis=2, keepdims=True))
+        return dx.reshape(dout.shape)
+"""
+
+
+def test_a_group_norm_keeping_its_groups_as_self_G_gets_the_catalogue(tmp_path):
+    """The group count's attribute read whatever its case (``self.G``): before, the
+    class fell back to finite differences, its named mistakes lost."""
+    from jaxcnn.check import check_file
+
+    path = tmp_path / "gn.py"
+    path.write_text(GROUPNORM_G)
+    (layer,) = check_file(path).layers
+    assert layer.kind == "spatial_groupnorm" and layer.ok, (layer.kind, layer.checks)

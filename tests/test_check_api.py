@@ -363,6 +363,26 @@ def test_a_chain_past_the_time_limit_is_a_failed_chain_that_says_so(tmp_path, mo
     json.dumps(c, allow_nan=False)
 
 
+def test_a_chain_whose_inputs_the_users_forward_cannot_build_says_so(tmp_path, monkeypatch):
+    """The kind: the user's forward raising while a chain's inputs are shaped (a 2016
+    dropout_forward returning None in one mode). Before: a traceback and no JSON. Now the
+    chain is not ok and says where the user's code raised; the rows are kept."""
+    from jaxcnn.check import chain
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'astype'")
+
+    good = (FIXTURES / "cs231n_layers.py").read_text()
+    module = check.load_file(write(tmp_path / "good.py", good))
+    layers = [layer for layer in check.find_layers(module, str(tmp_path / "good.py")).layers
+              if layer.name in ("max_pool", "affine", "softmax_loss", "conv", "relu")]
+    monkeypatch.setattr(chain, "cs231n_chain_inputs", broken)
+    (c,) = api._chains([("good.py", module, str(tmp_path / "good.py"))], layers, [], 0, 10)
+    assert not c["ok"] and c["inputs"] == []
+    assert "its inputs could not be built: " in c["error"] and "AttributeError" in c["error"]
+    json.dumps(c, allow_nan=False)
+
+
 def test_a_layer_whose_every_input_is_refused_is_exit_2_not_1(tmp_path):
     path = write(tmp_path / "refuse.py", """\
         def relu_forward(x):

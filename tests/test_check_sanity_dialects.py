@@ -57,3 +57,58 @@ def test_a_second_backward_that_answers_differently_is_not_reentrant(reports):
     check = reports["CountingActivation(square, square_prime)"].check("input_data")
     assert "second call of the backward" in check.note
     assert "max rel difference 1" in check.note
+
+
+STACK_AND_BUFFER = '''
+import numpy as np
+
+
+class StackDense:
+    """Right: the forward pushes its input, the backward pops it (for a shared layer)."""
+
+    def __init__(self, n_in=4, n_out=3):
+        self.W = np.random.randn(n_in, n_out)
+        self.b = np.zeros(n_out)
+        self.stack = []
+
+    def forward(self, x):
+        self.stack.append(x)
+        return x @ self.W + self.b
+
+    def backward(self, dout):
+        x = self.stack.pop()
+        self.dW = x.T @ dout
+        self.db = dout.sum(axis=0)
+        return dout @ self.W.T
+
+
+class BufferDense:
+    """Wrong: dW accumulates across steps, never reset."""
+
+    def __init__(self, n_in=4, n_out=3):
+        self.W = np.random.randn(n_in, n_out)
+        self.b = np.zeros(n_out)
+        self.dW = np.zeros_like(self.W)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W + self.b
+
+    def backward(self, dout):
+        self.dW += self.x.T @ dout
+        self.db = dout.sum(axis=0)
+        return dout @ self.W.T
+'''
+
+
+def test_a_module_steps_reentrancy_follows_a_training_loop(tmp_path):
+    """The kind: a module's second backward is a training loop's next step, so it
+    follows a forward of its own. A cache kept as a stack (pushed by the forward, popped
+    by the backward) is right (before: all its rows not-reentrant); a gradient buffer
+    that accumulates across steps is still not-reentrant."""
+    path = tmp_path / "steps.py"
+    path.write_text(STACK_AND_BUFFER)
+    found = find_layers(load_file(path), str(path))
+    got = {layer.name: check_layer(layer) for layer in found.layers}
+    assert got["StackDense"].ok, rows({"StackDense": got["StackDense"]})
+    assert got["BufferDense"].check("W").kind == "not-reentrant"

@@ -476,3 +476,28 @@ def test_a_sum_of_several_fills_that_is_negated_is_sign_flipped(tmp_path):
     path.write_text("import numpy as np\n\n\n" + body)
     first = _file_reports(path)["svm_loss_both_signs"].first_wrong_step
     assert first is not None and first.kind == "sign-flipped", first.text()
+
+
+EPS_LOSS = '''
+import numpy as np
+
+
+def softmax_loss(x, y):
+    n = x.shape[0]
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    loss = -np.sum(np.log(p[np.arange(n), y] + 1e-7)) / n
+    dx = p.copy()
+    dx[np.arange(n), y] -= 1
+    return loss, dx
+'''
+
+
+def test_a_missing_mean_is_named_though_the_log_has_an_epsilon(tmp_path):
+    """``log(p + 1e-7)`` moves the factor n of a sum's gradient by ~1e-5 against the true
+    gradient of that loss: still a sample count, so the missing 1/N is said."""
+    path = tmp_path / "eps_loss.py"
+    path.write_text(EPS_LOSS)
+    first = _file_reports(path)["softmax_loss"].first_wrong_step
+    assert first is not None and first.kind == "scaled", first
+    assert "sample count" in first.note or "mean is never taken" in first.note, first.note

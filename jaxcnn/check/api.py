@@ -431,13 +431,14 @@ def _chains(sources, layers, reports, seed, time_limit, stuck=frozenset()) -> li
                 for kind in ("conv3x3", "maxpool2", "dense_softmax")]
         runs = []
         if all(trio):
-            runs.append((trio, chain_mod.blog_chain_inputs(2, seed)))
+            runs.append((trio, lambda: chain_mod.blog_chain_inputs(2, seed)))
         network = chain_mod.cs231n_chain([layer for layer in layers if layer.file == file])
         if network:  # a CS231n convnet: conv - relu - max pool - affine - softmax loss
-            runs.append((network, chain_mod.cs231n_chain_inputs(network, seed)))
+            runs.append((network, lambda n=network: chain_mod.cs231n_chain_inputs(n, seed)))
         network = chain_mod.cs231n_fc_chain([layer for layer in layers if layer.file == file])
         if network:  # a CS231n FullyConnectedNet: affine - norm - relu - dropout ... - loss
-            runs.append((network, chain_mod.cs231n_fc_chain_inputs(network, seed)))
+            runs.append((network,
+                         lambda n=network: chain_mod.cs231n_fc_chain_inputs(n, seed)))
         for net, chain_inputs in runs:
             if not any(_base_name(layer.name) in stuck for layer in net):
                 chains.append(_chain(net, chain_inputs, seed, f"the chain of {file}",
@@ -463,15 +464,26 @@ def _base_name(name: str) -> str:
 
 
 def _chain(net, chain_inputs, seed, what, time_limit) -> dict:
-    """``chain.check_chain`` within the time limit; past it, a chain that is not ok and
-    says where it was stuck (the layers' own rows are kept)."""
+    """``chain.check_chain`` within the time limit (``chain_inputs``: the inputs, or a
+    function that builds them, running the user's forwards for their shapes); past it, or
+    when the user's code raises while the inputs are built, a chain that is not ok and
+    says why (the layers' own rows are kept)."""
     from jaxcnn.check import chain as chain_mod
+    from jaxcnn.check.engine import _error_text
+    names = [layer.name for layer in net]
     try:
         with _guard(what), limits.time_limit(time_limit, what):
+            if callable(chain_inputs):
+                try:
+                    chain_inputs = chain_inputs()
+                except Exception as exc:  # the user's forward, run to shape the inputs
+                    return {"layers": names, "ok": False, "first_wrong": None, "inputs": [],
+                            "error": f"{what}: its inputs could not be built: "
+                                     + _error_text(exc, "forward")}
             return chain_mod.check_chain(net, chain_inputs, seed)
     except limits.Stuck as exc:
-        return {"layers": [layer.name for layer in net], "ok": False, "first_wrong": None,
-                "inputs": [], "error": str(exc)}
+        return {"layers": names, "ok": False, "first_wrong": None, "inputs": [],
+                "error": str(exc)}
 
 
 def check_file(path, **options) -> FileReport:

@@ -407,6 +407,20 @@ def cs231n_fc_chain(layers: Sequence[Layer]) -> list[Layer] | None:
     return named
 
 
+def _output_shape(layer: Layer, shape: tuple, params: tuple, static: tuple) -> tuple:
+    """The shape of ``layer``'s reference output on an input of ``shape``: traced
+    abstractly (nothing compiled or run), or, for a reference that needs values (NumPy
+    on its input), run on ones."""
+    try:
+        return jax.eval_shape(
+            lambda *a: layer.reference.forward(a, static),
+            *(jax.ShapeDtypeStruct(np.shape(a), jnp.float64) for a in (
+                np.empty(shape), *params))).shape
+    except Exception:  # noqa: BLE001 - not traceable: run it, as it runs
+        return np.shape(layer.reference.forward(
+            (jnp.ones(shape), *(jnp.asarray(a) for a in params)), static))
+
+
 def cs231n_fc_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[ChainInput]:
     """Inputs of a ``cs231n_fc_chain``: a batch x (4, 6) and a batch of 3-d samples
     x (3, 2, 5) (flattened by the first affine), 5 hidden units, 3 classes; batch norm in
@@ -440,8 +454,7 @@ def cs231n_fc_chain_inputs(layers: Sequence[Layer], seed: int = 0) -> list[Chain
                     p, s = (), ()
                 params.append(p)
                 statics.append(s)
-                shape = np.shape(layer.reference.forward(
-                    (jnp.ones(shape), *(jnp.asarray(a) for a in p)), s))
+                shape = _output_shape(layer, shape, p, s)
             out.append(ChainInput(name, family, x, tuple(params), tuple(statics)))
     return out
 

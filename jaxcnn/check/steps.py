@@ -73,6 +73,9 @@ MAX_ENTRIES = 256  # entries of one intermediate differenced (a sample beyond)
 MAX_EVALUATIONS = 6000  # forward evaluations per layer for all true cotangents
 TOL = 1e-5  # relative, against max |true| (central differences, step 1e-6, float64)
 VALUE_TOL = 1e-8  # a forward value the backward recomputes
+# a factor that is a sample count n, relative: a loss with log(p + 1e-7) moves a sum's
+# factor n by about 1e-5 against the true gradient of that loss
+FACTOR_TOL = 1e-4
 _PREFIX = "__jaxcnn_steps_"  # + tap/record + a number: the globals the re-compiled code calls
 
 
@@ -1186,7 +1189,7 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
         if (not ok and not pending and not convention and finding is not None and
                 finding.kind == "scaled" and
                 finding.scale is not None and step.how != "return" and
-                any(abs(finding.scale - n) <= 1e-6 * n for n in truth.sample_counts()) and
+                any(abs(finding.scale - n) <= FACTOR_TOL * n for n in truth.sample_counts()) and
                 read_later(k, step.name)):
             ok = True  # a sum over samples, named for an argument: the same convention
         if ok and finding is not None:  # n x the true value: pending, unless the
@@ -1432,7 +1435,7 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     else:
         finding = _sampled_finding(hand, t)
     if (finding.kind == "scaled" and key[0] == "def" and finding.scale is not None
-            and any(abs(finding.scale - n) <= 1e-6 * n for n in truth.sample_counts())):
+            and any(abs(finding.scale - n) <= FACTOR_TOL * n for n in truth.sample_counts())):
         # dZ = A - Y of the deep-learning specialisation: the gradient of the summed
         # loss, the 1/m of a mean applied where the parameter gradients are formed; or a
         # 1/m forgotten: decided by the steps computed from it (see _analyse)

@@ -59,7 +59,7 @@ EPS_ATTR = re.compile(r"_?(eps|epsilon)")
 ALPHA_ATTR = re.compile(r"_?(alpha|negative_slope|slope|leak|leakage|a)")
 P_ATTR = re.compile(r"_?(p|prob|rate|drop_?rate|dropout|keep_?prob|p_?keep|drop_?prob|"
                     r"probability)")
-GROUPS_ATTR = re.compile(r"_?(num_?groups|groups|n_?groups|g)")
+GROUPS_ATTR = re.compile(r"_?(num_?groups|groups|n_?groups|g)", re.IGNORECASE)  # self.G
 SIZE_ATTR = re.compile(r"_?(kernel_?size|pool_?size|size|f|k|window(_?size)?|pool|field)")
 STRIDE_ATTR = re.compile(r"_?(stride|s|step)")
 SCALE_ATTR = re.compile(r"_?(scale(_?factor)?|factor|size|up_?scale|stride|s)")

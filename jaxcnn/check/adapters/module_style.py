@@ -124,14 +124,16 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
         def softmax(args, static):  # a column vector (n, 1): over its n entries
             column = args[0].ndim == 2 and args[0].shape[-1] == 1
             return jax.nn.softmax(args[0], axis=0 if column else -1)
-        def alternates(args, static, cotangent):
-            from jaxcnn.check.autodiff import as_np
-            from jaxcnn.check.catalogue.activations import softmax_alternates
+        from jaxcnn.check.catalogue import spec
 
-            x, g = as_np(args[0]), as_np(cotangent)
-            axis = 0 if x.ndim == 2 and x.shape[-1] == 1 else -1
-            e = np.exp(x - x.max(axis=axis, keepdims=True))
-            return softmax_alternates(e / e.sum(axis=axis, keepdims=True), g, axis)
+        rows = spec("softmax").reference.alternates  # over the last axis
+
+        def alternates(args, static, cotangent):  # its known wrong Jacobians, named
+            x, g = np.asarray(args[0]), np.asarray(cotangent)
+            if x.ndim == 2 and x.shape[-1] == 1:  # a column: over its entries
+                return [a._replace(grads=tuple(np.asarray(d).T for d in a.grads))
+                        for a in rows((x.T,), static, g.T)]
+            return rows(args, static, cotangent)
         return Reference("jax.nn.softmax (last axis; a column (n, 1) over its entries)",
                          softmax, alternates)
     if kind == "conv" and params and params[0].ndim == 4 and layout in ("nchw", "chw") and len(
@@ -280,10 +282,6 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             x = probe.random_like(rng, cand)
             o = copy.deepcopy(template)
             ok, why_here = probe.runs(lambda x=x, o=o: _run_forward(o, forward, x, fwd_extra))
-            if ok and lay == "any" and _constant_output(template, forward, x, fwd_extra, rng):
-                # a softmax over an axis of one entry: every gradient is 0 there, a wrong
-                # backward would pass; no shape to check on
-                ok, why_here = False, "its output does not depend on its input at this shape"
             if ok:
                 forward_only = forward_only or (cand, lay)
                 # a per-sample layer (bias -= lr * grad with a (1, n) bias) runs its forward
@@ -296,9 +294,12 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 if ok and lay == "any":  # no parameter says the shape: the forward and
                     # the backward must agree on it (a backward written for (n, 1) columns
                     # runs on (n,) but answers wrongly there)
+                    verdict = agrees(template, forward, backward, bwd_req, takes_lr, x,
+                                     fwd_extra, rng)
+                    if verdict == CONSTANT:  # a degenerate shape: never the one checked
+                        continue
                     first_run = first_run or (cand, lay)
-                    if agrees(template, forward, backward, bwd_req, takes_lr, x, fwd_extra,
-                              rng) is False:
+                    if verdict is False:
                         disagrees.append(cand)
                         continue
                 if ok:
@@ -436,24 +437,36 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     def raw(args, static):
         """The user's object on the caller's arrays (the input, the target, the upstream
         gradient, and its parameters where it keeps them in float64 and updates none),
-        one object across calls of the backward (``jaxcnn.check.sanity``: arrays written
-        into, a second backward that answers differently, e.g. gradients accumulated
-        into a buffer). A ``backward(grad, lr)`` updates its parameters by design: they
-        are copies, restored before every call."""
+        one object across calls (``jaxcnn.check.sanity``: arrays written into, a second
+        step that answers differently, e.g. gradients accumulated into a buffer never
+        reset). Each backward after the first follows a forward of its own on the same
+        input, as a training loop's next step does (a cache kept as a stack, pushed by
+        the forward and popped by the backward, is right). A ``backward(grad, lr)``
+        updates its parameters by design: they are copies, restored before every call."""
         o = copy.deepcopy(template)
         for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
             own = not takes_lr and dtype == np.float64 and isinstance(value, np.ndarray)
             slot.set(o, value if own else np.array(value, dtype=dtype, copy=True))
         x = args[0]
-        if loss:
-            out = _loss_value(o, forward, x, static[0], fwd_extra, own=True)
-        else:
-            out = _run_forward(o, forward, x, fwd_extra)
+        again = (np.array(x, copy=True), copy.deepcopy(static))  # as given, for a next step
+
+        def run_forward_on(x_, static_, own):
+            if loss:
+                return _loss_value(o, forward, x_, static_[0], fwd_extra, own=own)
+            return _run_forward(o, forward, x_, fwd_extra)
+        out = run_forward_on(x, static, True)
+        calls = []
 
         def backward(ct):
             if takes_lr:  # each call starts from the parameters the forward saw
                 for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
                     slot.set(o, np.array(value, dtype=dtype, copy=True))
+            if calls:  # the next step: the forward again, on the input as it was given
+                x_, static_ = np.array(again[0], copy=True), copy.deepcopy(again[1])
+                run_forward_on(x_, static_, False)
+                calls.append(1)
+                return run_backward(o, x_, ct, static_, own=True)
+            calls.append(1)
             return run_backward(o, x, ct, static, own=True)
         return out, backward
 
@@ -580,11 +593,16 @@ def _backward_args(required, takes_lr: bool, x, ct, learn_rate, own: bool = Fals
     return head + [extra_value(p) for p in required[len(head):]]
 
 
+CONSTANT = "constant"  # ``agrees``: the forward does not depend on its input there
+
+
 def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fwd_extra,
-           rng) -> bool | None:
+           rng) -> bool | str | None:
     """Whether the backward's input gradient at ``x`` agrees with central differences of
     the forward along one random direction (relative 1e-4); None when it returns no input
-    gradient of ``x``'s shape or raises (nothing to tell)."""
+    gradient of ``x``'s shape or raises (nothing to tell); ``CONSTANT`` when the forward
+    does not move at all along it (a softmax over an axis of one, on (n, 1): there every
+    backward that returns 0 would agree, so the shape tells nothing either)."""
     try:
         with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
             o = copy.deepcopy(template)
@@ -605,6 +623,8 @@ def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fw
         return None
     if not (np.isfinite(fd) and np.isfinite(hand)):
         return None
+    if fd == 0:
+        return CONSTANT
     size = float(np.linalg.norm(g) * np.linalg.norm(v)) + abs(fd)
     return abs(fd - hand) <= 1e-4 * max(size, 1e-12)
 
@@ -618,19 +638,6 @@ def shape_note(shape: tuple, disagrees: list[tuple]) -> str:
             f"its backward disagrees with finite differences of its forward (written for "
             f"{shape}-shaped inputs?); give another shape from Python: "
             "jaxcnn.check.from_module(..., input_shape=(...))")
-
-
-def _constant_output(template, forward: str, x, extra, rng) -> bool:
-    """Whether the forward's output at ``x`` stays the same for another random input of
-    its shape (a softmax over an axis of size 1 returns ones whatever it is given)."""
-    try:
-        with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
-            a = np.asarray(_run_forward(copy.deepcopy(template), forward, x.copy(), extra))
-            b = np.asarray(_run_forward(copy.deepcopy(template), forward,
-                                        probe.random_like(rng, np.shape(x)), extra))
-    except Exception:
-        return False
-    return a.shape == b.shape and a.size > 0 and bool(np.array_equal(a, b))
 
 
 def _backward_runs(ret) -> float:

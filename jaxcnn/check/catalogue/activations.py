@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np
+from jaxcnn.check.autodiff import as_np, compiled
 from jaxcnn.check.catalogue.base import Spec, module_name, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
@@ -35,25 +35,17 @@ def logit_sets(seed: int, with_label: bool) -> list[InputSet]:
     return sets
 
 
-def softmax_alternates(p: np.ndarray, g: np.ndarray, axis: int = -1) -> list:
-    """The wrong softmax backwards, given the probabilities ``p`` and the upstream gradient
-    ``g`` (the softmax over ``axis``): the Jacobian's diagonal term left out, and its
-    diagonal alone, ``g * p * (1 - p)`` (a "derivative" applied elementwise, as for a
-    sigmoid)."""
-    dot = np.sum(p * g, axis=axis, keepdims=True)
-    return [wrong("no diagonal term", (-p * dot,),
-                  "the Jacobian's diagonal term p_i (delta_ij) is missing: -p (p . g) "
-                  "where p * g - p (p . g) belongs"),
-            wrong("Jacobian's diagonal only", (g * p * (1 - p),),
-                  "only the diagonal of the Jacobian p_i (1 - p_i) is used, elementwise as "
-                  "for a sigmoid: the off-diagonal terms -p_i p_j are missing")]
-
-
 def softmax_spec() -> Spec:
     def alternates(args, static, cotangent):
-        t, g = as_np(args[0]), as_np(cotangent)
-        e = np.exp(t - t.max())
-        return softmax_alternates(e / e.sum(), g)
+        t, g = as_np(args[0]), as_np(cotangent)  # (C,), or a batch: over the last axis
+        e = np.exp(t - t.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        return [wrong("no diagonal term", (-p * np.sum(p * g, axis=-1, keepdims=True),),
+                      "the Jacobian's diagonal term p_i (delta_ij) is missing: -p (p . g) "
+                      "where p * g - p (p . g) belongs"),
+                wrong("Jacobian's diagonal only", (p * g - p * p * g,),
+                      "only the diagonal of the Jacobian p_i (1 - p_i) is used, elementwise "
+                      "as for a sigmoid: the off-diagonal terms -p_i p_j are missing")]
 
     reference = Reference("jax.nn.softmax", lambda args, static: jax.nn.softmax(args[0]),
                           alternates)
@@ -155,15 +147,16 @@ SPECS = {"softmax": softmax_spec, "relu": relu_spec,
 
 # ------------------------------------------------------------------ more activations
 
-def _slope_subgradient(low: float):
+def _slope_subgradient(low: float, negative=None):
     """A subgradient test for a kink at 0 whose one-sided slopes are ``low`` and 1: the
-    hand must equal the reference off 0, and be dout times a slope in [low, 1] at 0."""
+    hand must equal the reference off 0, and be dout times a slope in [low, 1] at 0.
+    ``negative(x)``: the derivative for x < 0 (default ``low``; ELU's alpha e^x)."""
     def subgradient(args, static, cotangent, i, hand, tol):
         x, g = as_np(args[0]), as_np(cotangent)
         if hand.shape != x.shape:
             return None
         atol = tol * max(float(np.max(np.abs(g), initial=0.0)), 1e-300)
-        exact = np.where(x > 0, g, low * g)
+        exact = np.where(x > 0, g, g * (low if negative is None else negative(x)))
         at_zero = x == 0
         if np.max(np.abs(np.where(at_zero, 0.0, hand - exact)), initial=0.0) > atol:
             return None
@@ -173,10 +166,13 @@ def _slope_subgradient(low: float):
     return subgradient
 
 
-def _kink_alternates(low: float, g, x) -> list[Alternate]:
-    return [Alternate(f"{low:g} at 0", (g * np.where(x > 0, 1.0, low),), True, "correct",
+def _kink_alternates(low: float, g, x, negative=None) -> list[Alternate]:
+    """The two one-sided derivatives at 0 as valid rules; ``negative(x)``: the derivative
+    for x < 0 (default ``low``)."""
+    below = low if negative is None else negative(x)
+    return [Alternate(f"{low:g} at 0", (g * np.where(x > 0, 1.0, below),), True, "correct",
                       f"derivative {low:g} at x = 0 (x > 0 test)"),
-            Alternate("1 at 0", (g * np.where(x >= 0, 1.0, low),), True, "correct",
+            Alternate("1 at 0", (g * np.where(x >= 0, 1.0, below),), True, "correct",
                       "derivative 1 at x = 0 (x >= 0 test)")]
 
 
@@ -213,6 +209,11 @@ def leaky_relu_spec(alpha: float | None = None) -> Spec:
                 layouts=("leaky_relu", "leaky_relu_alpha") if alpha is None else ())
 
 
+def _elu_negative(alpha: float):
+    """ELU's derivative for x < 0: alpha e^x (alpha at x = 0)."""
+    return lambda x: alpha * np.exp(np.minimum(x, 0.0))
+
+
 def elu_spec(alpha: float | None = None) -> Spec:
     """x for x > 0, alpha (e^x - 1) else; ``alpha`` None: no argument, 1.0; else a static
     argument (kind ``elu_alpha``, checked with 0.5: a kink at 0)."""
@@ -224,7 +225,7 @@ def elu_spec(alpha: float | None = None) -> Spec:
     def alternates(args, static, cotangent):
         x, g, al = as_np(args[0]), as_np(cotangent), a(static)
         out = np.where(x > 0, x, al * np.expm1(np.minimum(x, 0)))
-        return _kink_alternates(al, g, x) * (al != 1.0) + [
+        return _kink_alternates(al, g, x, _elu_negative(al)) * (al != 1.0) + [
             wrong("alpha e^out", (g * np.where(x > 0, 1.0, al * np.exp(out)),),
                   "the derivative alpha e^x evaluated at the output instead of the input "
                   "(or out + alpha with out taken as x)"),
@@ -232,7 +233,9 @@ def elu_spec(alpha: float | None = None) -> Spec:
                   "out where out + alpha belongs for x < 0")]
 
     def subgradient(args, static, cotangent, i, hand, tol):
-        return _slope_subgradient(a(static))(args, static, cotangent, i, hand, tol)
+        al = a(static)
+        return _slope_subgradient(al, _elu_negative(al))(args, static, cotangent, i, hand,
+                                                         tol)
 
     kind = "elu" if alpha is None else "elu_alpha"
     if alpha is None:
@@ -267,7 +270,7 @@ def gelu_spec(form: str = "erf") -> Spec:
         if approximate:
             phi = 0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
         else:
-            phi = np.asarray(jax.scipy.stats.norm.cdf(x))
+            phi = as_np(compiled(jax.scipy.stats.norm.cdf, x))  # one program, kept
         return [wrong("Phi(x) only", (g * phi,), "only the first term of the product rule: "
                                                  "Phi(x) without x Phi'(x)")]
 

@@ -397,7 +397,8 @@ def _mae_sets(seed: int) -> list[InputSet]:
 def mae_spec() -> Spec:
     """Mean absolute error, the mean over every entry of |x - y| (y static): dx =
     sign(x - y) / M, M = x.size; at x = y any slope in [-1, 1] / M. Alternates: the
-    squared error's derivative ``(x - y) / M``."""
+    squared error's derivative ``(x - y) / M`` and the mean squared error's
+    ``2 (x - y) / M``."""
     def forward(args, static):
         return jnp.mean(jnp.abs(args[0] - jnp.asarray(static[0])))
 
@@ -408,7 +409,10 @@ def mae_spec() -> Spec:
                           "slope 0 where x = y (np.sign)"),
                 wrong("squared error's derivative", (g * (x - y),),
                       "(x - y) / M, the derivative of a squared error, where sign(x - y) / M "
-                      "belongs")]
+                      "belongs"),
+                wrong("squared error's derivative, x2", (2 * g * (x - y),),
+                      "2 (x - y) / M, the derivative of the mean squared error, where "
+                      "sign(x - y) / M belongs")]
 
     def kinks(s: InputSet) -> Kinks:
         at = np.asarray(s.args[0]) == np.asarray(s.static[0])

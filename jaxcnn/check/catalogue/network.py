@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import model
-from jaxcnn.check.autodiff import as_np, bind, device_array, vjp
+from jaxcnn.check.autodiff import as_np, bind, compiled, device_array, vjp, vjps
 from jaxcnn.check.catalogue import activations, conv, dense, pool
 from jaxcnn.check.catalogue.base import Spec, digits
 from jaxcnn.check.catalogue.pool import (
@@ -117,11 +117,24 @@ def _sandwich_run(parts: tuple[str, ...], rule: str = "split"):
     return forward
 
 
-def _sandwich_skipped(parts, args, static, cotangent, skip: int) -> tuple:
-    """The gradients of the first part when the backward of part ``skip`` is left out
-    (the cotangent it receives is passed on unchanged): the hand's wiring hands dout, or
-    the wrong intermediate, to the part before it."""
-    xs, k = [tuple(jnp.asarray(a, jnp.float64) for a in args)], 0
+def _sandwich_skips(parts, args, static, cotangent) -> list[tuple]:
+    """For each later part ``skip`` (1, 2, ...): the gradients of the first part when the
+    backward of part ``skip`` is left out (the cotangent it receives is passed on
+    unchanged): the hand's wiring hands dout, or the wrong intermediate, to the part
+    before it. ``()`` where the cotangent's shape is not that part's input's.
+
+    Traced (a function of arrays, ``_skipped``), so that all of them are one compiled
+    program (``autodiff.compiled``; eager, it was one program per primitive and shape:
+    most of a CS231n convnet file's cold check)."""
+    return [tuple(as_np(g) for g in grads) for grads in
+            compiled(functools.partial(_skipped, parts, static),
+                     tuple(np.asarray(a, np.float64) for a in args),
+                     np.asarray(cotangent, np.float64))]
+
+
+def _skipped(parts, static, args, ct) -> list[tuple]:
+    """``_sandwich_skips`` of float64 arrays, traceable."""
+    k = 0
     funs = []
     for n, part in enumerate(parts):
         if part in ("max_pool", "conv"):
@@ -133,21 +146,25 @@ def _sandwich_skipped(parts, args, static, cotangent, skip: int) -> tuple:
         else:
             funs.append(lambda v, p=part, st=st: _sandwich_run(("relu",), "split")((v,), ())
                         if p == "relu" else tie_rule_max(nchw_windows(st)(v), "first"))
-    values = [xs[0]]
+    values = [tuple(args)]
     for fun in funs:
         values.append((fun(*values[-1]),))
-    ct = jnp.asarray(cotangent, jnp.float64)
-    for n in range(len(parts) - 1, -1, -1):
-        if n == skip:
-            if ct.shape != values[n][0].shape:
-                return ()
-            continue
-        _, pullback = jax.vjp(funs[n], *values[n])
-        grads = pullback(ct)
-        if n == 0:
-            return tuple(as_np(g) for g in grads)
-        ct = grads[0]
-    return ()
+    out = []
+    for skip in range(1, len(parts)):
+        c, grads = ct, ()
+        for n in range(len(parts) - 1, -1, -1):
+            if n == skip:
+                if c.shape != values[n][0].shape:
+                    break
+                continue
+            _, pullback = jax.vjp(funs[n], *values[n])
+            step = pullback(c)
+            if n == 0:
+                grads = tuple(step)
+                break
+            c = step[0]
+        out.append(grads)
+    return out
 
 
 def sandwich_spec(parts: tuple[str, ...]) -> Spec:
@@ -167,7 +184,9 @@ def sandwich_spec(parts: tuple[str, ...]) -> Spec:
         out = []
         for s in first.input_sets(seed):
             if "max_pool" in parts:
-                shape = np.shape(first.reference.forward(s.args, s.static))
+                # its shape only: traced abstractly, nothing compiled or run
+                shape = jax.eval_shape(lambda *a, s=s: first.reference.forward(a, s.static),
+                                       *s.args).shape
                 if shape[-1] < 2 or shape[-2] < 2:
                     continue
                 s = s._replace(static=(*s.static, POOL_2X2),
@@ -177,12 +196,13 @@ def sandwich_spec(parts: tuple[str, ...]) -> Spec:
 
     def alternates(args, static, cotangent):
         out = []
-        if "max_pool" in parts:
-            for rule in ("first", "last"):
-                out.append(Alternate(rule, vjp(bind(_sandwich_run(parts, rule), static), args,
-                                               cotangent), True, "correct", TIE_NOTES[rule]))
-        for n in range(1, len(parts)):
-            grads = _sandwich_skipped(parts, args, static, cotangent, n)
+        if "max_pool" in parts:  # one program for both tie rules
+            rules = ("first", "last")
+            grads = vjps([bind(_sandwich_run(parts, rule), static) for rule in rules], args,
+                         cotangent)
+            out += [Alternate(rule, g, True, "correct", TIE_NOTES[rule])
+                    for rule, g in zip(rules, grads, strict=True)]
+        for n, grads in enumerate(_sandwich_skips(parts, args, static, cotangent), start=1):
             if grads:
                 out.append(Alternate(
                     f"{parts[n]} backward left out", grads, False, "wrong-wiring",

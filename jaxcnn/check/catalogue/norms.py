@@ -32,13 +32,14 @@ whatever x), and a batch of one for layer and group norm.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np, bind, vjp
+from jaxcnn.check.autodiff import as_np, bind, compiled, vjps
 from jaxcnn.check.catalogue.base import Spec, module_name, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
@@ -118,19 +119,25 @@ def _other_axis(kind, args, static, cotangent) -> list[Alternate]:
 def _alternates(kind: str):
     def alternates(args, static, cotangent):
         out = []
-        for rule, note in (
-                ("constants", "the batch mean and variance are treated as constants: "
-                              "dx = dout * gamma / sqrt(var + eps), without the terms "
-                              "through the mean and the variance"),
-                ("unbiased", "the variance's derivative is the unbiased one, "
-                             "2 (x - mean) / (M - 1), where the forward's biased variance "
-                             "gives 2 (x - mean) / M")):
-            grads = vjp(bind(_forward(kind, rule), static), args, cotangent)
+        rules = (("constants", "the batch mean and variance are treated as constants: "
+                               "dx = dout * gamma / sqrt(var + eps), without the terms "
+                               "through the mean and the variance"),
+                 ("unbiased", "the variance's derivative is the unbiased one, "
+                              "2 (x - mean) / (M - 1), where the forward's biased variance "
+                              "gives 2 (x - mean) / M"))
+        exact = _forward(kind)
+
+        def without_gamma(x, gamma, beta):  # gamma = 1 (its gradient is not used)
+            return exact((x, jnp.ones_like(gamma), beta), static)
+
+        # one program for the three (each its own program: most of a norm's check)
+        *by_rule, no_gamma = vjps([bind(_forward(kind, rule), static) for rule, _ in rules]
+                                  + [without_gamma], args, cotangent)
+        for (rule, note), grads in zip(rules, by_rule, strict=True):
             out.append(Alternate(f"statistics {rule}" if rule == "constants" else
                                  "unbiased variance", (grads[0], None, None), False,
                                  "wrong-derivative", note))
-        ones = tuple(np.ones_like(a) if i == 1 else a for i, a in enumerate(args))
-        no_gamma = vjp(bind(_forward(kind), static), ones, cotangent)[0]
+        no_gamma = no_gamma[0]
         out.append(wrong("gamma left out of dx", (no_gamma, None, None),
                          "dx is computed from dout where dout * gamma (the gradient of the "
                          "normalised x) belongs"))
@@ -178,9 +185,17 @@ def _with_x(kind, args, static, cotangent) -> list[Alternate]:
                   "belongs")]
 
 
+WRONG_FORWARDS = (("the unbiased variance",
+                   "divided by M - 1 where the biased variance, divided by M, belongs"),
+                  ("eps outside the square root",
+                   "sqrt(var) + eps where sqrt(var + eps) belongs"))
+
+
 def _wrong_forwards(kind: str):
-    def wrong_forwards(args, static):
-        x, gamma, beta = (jnp.asarray(a) for a in args)
+    """The known wrong forwards of ``kind`` (``WRONG_FORWARDS``), ``(name, out, note)``:
+    both outputs one compiled program (``autodiff.compiled``; eager, one program per
+    primitive and shape)."""
+    def outputs(static, x, gamma, beta):
         axes = {"batchnorm": (0,), "layernorm": (1,), "spatial_batchnorm": (0, 2, 3)}.get(kind)
         eps = _eps(static[-1])
         if axes is None:
@@ -192,14 +207,15 @@ def _wrong_forwards(kind: str):
         m = int(np.prod([v.shape[a] for a in axes]))
         mu = jnp.mean(v, axis=axes, keepdims=True)
         var = jnp.mean((v - mu) ** 2, axis=axes, keepdims=True)
-        out = []
-        for name, xhat, note in (
-                ("the unbiased variance", (v - mu) / jnp.sqrt(var * m / (m - 1) + eps),
-                 "divided by M - 1 where the biased variance, divided by M, belongs"),
-                ("eps outside the square root", (v - mu) / (jnp.sqrt(var) + eps),
-                 "sqrt(var) + eps where sqrt(var + eps) belongs")):
-            out.append((name, g * xhat.reshape(x.shape) + b, note))
-        return out
+        return [g * xhat.reshape(x.shape) + b
+                for xhat in ((v - mu) / jnp.sqrt(var * m / (m - 1) + eps),
+                             (v - mu) / (jnp.sqrt(var) + eps))]
+
+    def wrong_forwards(args, static):
+        outs = compiled(functools.partial(outputs, static),
+                        *(np.asarray(a, np.float64) for a in args))
+        return [(name, as_np(out), note)
+                for (name, note), out in zip(WRONG_FORWARDS, outs, strict=True)]
     return wrong_forwards
 
 
