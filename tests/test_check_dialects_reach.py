@@ -152,3 +152,20 @@ def test_a_binary_loss_of_one_logit_per_sample_is_bce_logits():
     assert verdicts(f)[("SigmoidWithLoss", "x")][::2] == ("correct", "exact")
     bugs = verdicts(found("binary_losses_bugs.py"))
     assert bugs[("SigmoidWithLoss", "x")][::2] == ("wrong-derivative", "exact")
+
+
+def test_a_gru_over_time_is_matched_to_its_layout_and_a_dropped_recurrence_named(tmp_path):
+    f = found("step_cells.py")
+    layers = {layer.name: layer for layer in f.layers}
+    assert layers["TimeGRU"].kind == "gru_reset_before"
+    v = verdicts(f)
+    for q in ("xs", "params[0]", "params[1]", "params[2]"):
+        assert v[("TimeGRU", q)][::2] == ("correct", "exact"), (q, v[("TimeGRU", q)])
+
+    from catalogue_helpers import check, mutate
+
+    (tmp_path / "dialects").mkdir()
+    path = mutate(tmp_path, "dialects/step_cells.py", "return dhs[:, t, :] + dh",
+                  "return dhs[:, t, :]")  # the gradient from step t + 1 dropped
+    kinds = {c.quantity: c.kind for c in check(path, "TimeGRU").checks}
+    assert kinds["xs"] == "missing-accumulation", kinds

@@ -70,6 +70,8 @@ gru_step_reset_       gru_step, blocks z, r, n, the reset gate       (1 - z) pre
 before                before Wh: tanh(x Wx_n + (r prev_h) Wh_n)
 rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step over T
 lstm_ifgo, lstm_fgio  lstm, gates i, f, g, o (PyTorch) / f, g, i, o  the step over T
+gru, gru_zrn,         x (N, T, D), h0 (N, H), Wx (D, 3H), Wh, b      gru_step (or its
+gru_reset_before                                                     layouts) over T
 lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g
                       next_h, next_c (two outputs)
 lstm_step_ifgo,       lstm_step, gates i, f, g, o / f, g, i, o       as lstm_step

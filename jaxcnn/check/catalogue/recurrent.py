@@ -27,6 +27,8 @@ gru_step            x, prev_h, Wx (D, 3H), Wh (H, 3H),       r, z (sigmoid) and 
 gru_step_reset_     gru_step, blocks z, r, n                 n = tanh(x Wx_n + (r prev_h)
 before                                                       Wh_n + b_n); next_h = (1 - z)
                                                              prev_h + z n (DLFS2's GRU)
+gru, gru_zrn,       x (N, T, D), h0, Wx (D, 3H), Wh, b       gru_step, gru_step_zrn or
+gru_reset_before                                             gru_step_reset_before over t
 temporal_affine     x (N, T, D), w (D, M), b (M,)            x @ w + b -> (N, T, M)
 temporal_softmax_   x (N, T, V); static y (N, T), mask       -sum(mask * log softmax(x)[y])
 loss                (N, T) -> (loss, dx)                     / N
@@ -349,26 +351,38 @@ def gru_reset_before_spec() -> Spec:
                           _gru_reset_before_alternates), _step_sets(3, False))
 
 
+GRU_STEPS = {"gru": ("gru_step, blocks r, z, n", lambda *a: gru_step(*a)),
+             "gru_zrn": ("gru_step, blocks z, r, n", lambda *a: gru_step(*a, order="zrn")),
+             "gru_reset_before": ("gru_step_reset_before", gru_reset_before_step)}
+
+
 def sequence_spec(kind: str) -> Spec:
-    """``rnn``, or ``lstm`` with its gates in the order of ``LSTM_ORDERS[kind]`` (kinds
-    ``lstm``, ``lstm_ifgo``, ``lstm_fgio``: the layouts of code named lstm)."""
+    """``rnn``, ``lstm`` with its gates in the order of ``LSTM_ORDERS[kind]`` (kinds
+    ``lstm``, ``lstm_ifgo``, ``lstm_fgio``: the layouts of code named lstm), or a GRU
+    over time (``gru``, ``gru_zrn``, ``gru_reset_before``: the layouts of code named
+    gru, e.g. DLFS2's ``TimeGRU``)."""
     lstm = kind in LSTM_ORDERS
     order = LSTM_ORDERS.get(kind, "")
     step = (lambda x, h, c, wx, wh, b: lstm_step(x, h, c, wx, wh, b, order)) if lstm \
-        else rnn_step
-    gates = 4 if lstm else 1
+        else GRU_STEPS[kind][1] if kind in GRU_STEPS else rnn_step
+    gates = 4 if lstm else 3 if kind in GRU_STEPS else 1
     names = None
     if kind == "lstm":
         names = {"cs231n": r"lstm", "module": module_name(r"(time_?|seq(uence)?_?)?lstm")}
     elif kind == "rnn":
         names = {"cs231n": r"(vanilla_)?rnn",
                  "module": module_name(r"(time_?|seq(uence)?_?)?(vanilla_?|simple_?)?rnn")}
+    if kind == "gru":
+        names = {"module": module_name(r"(time_?|seq(uence)?_?)?gru")}
+    step_name = ("lstm_step" if lstm else GRU_STEPS[kind][0] if kind in GRU_STEPS
+                 else "rnn_step")
     return Spec(kind, ("x", "h0", "Wx", "Wh", "b"), SEQ_AXES,
-                Reference(f"{'lstm_step' if lstm else 'rnn_step'} over time (h0 given"
+                Reference(f"{step_name} over time (h0 given"
                           + (f", c0 = 0, gates {', '.join(order)})" if lstm else ")"),
                           lambda args, static: _sequence(step, lstm)(*args),
                           _recurrence_dropped(step, lstm)), _sequence_sets(gates),
-                names=names, layouts=tuple(LSTM_ORDERS) if kind == "lstm" else ())
+                names=names, layouts=tuple(LSTM_ORDERS) if kind == "lstm" else
+                tuple(GRU_STEPS) if kind == "gru" else ())
 
 
 def _temporal_affine_sets(seed):
@@ -510,5 +524,6 @@ SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
          "lstm_fgio": lambda: sequence_spec("lstm_fgio"),
          "gru_step": gru_step_spec, "gru_step_zrn": lambda: gru_step_spec("zrn"),
          "gru_step_reset_before": gru_reset_before_spec,
+         **{k: (lambda k=k: sequence_spec(k)) for k in GRU_STEPS},
          "temporal_affine": temporal_affine_spec,
          "temporal_softmax_loss": temporal_softmax_loss_spec}
