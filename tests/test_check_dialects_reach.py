@@ -169,3 +169,12 @@ def test_a_gru_over_time_is_matched_to_its_layout_and_a_dropped_recurrence_named
                   "return dhs[:, t, :]")  # the gradient from step t + 1 dropped
     kinds = {c.quantity: c.kind for c in check(path, "TimeGRU").checks}
     assert kinds["xs"] == "missing-accumulation", kinds
+
+
+def test_a_bidirectional_layers_numbered_weights_are_built_by_name():
+    from jaxcnn.check.adapters.module_names import recurrent_array_for
+
+    assert recurrent_array_for("Wx2", "TimeBiLSTM").shape == (4, 20)
+    assert recurrent_array_for("Wh_b", "BiGRU").shape == (5, 15)
+    assert recurrent_array_for("b1", "TimeBiLSTM").shape == (20,)
+    assert recurrent_array_for("Wq", "TimeBiLSTM") is None

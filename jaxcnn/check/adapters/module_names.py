@@ -311,11 +311,13 @@ def recurrent_array_for(name: str, cls_name: str):
         return None
     rng = np.random.default_rng(0)
     width = gates * probe.HIDDEN
-    if re.fullmatch(r"w_?x|w_?ih|w_?xh|w_?in(put)?", name, re.IGNORECASE):
+    # a numbered or directed copy too (a bidirectional layer's Wx1, Wx2 / Wx_f, Wx_b)
+    copy = r"(_?\d|_?(f|b|fw|bw|fwd|bwd|forward|backward))?"
+    if re.fullmatch(r"(w_?x|w_?ih|w_?xh|w_?in(put)?)" + copy, name, re.IGNORECASE):
         return rng.standard_normal((probe.FEATURES, width)) / 2
-    if re.fullmatch(r"w_?h|w_?hh|w_?rec(urrent)?|u", name, re.IGNORECASE):
+    if re.fullmatch(r"(w_?h|w_?hh|w_?rec(urrent)?|u)" + copy, name, re.IGNORECASE):
         return rng.standard_normal((probe.HIDDEN, width)) / 2
-    if re.fullmatch(r"b|bias(es)?|b_?h", name, re.IGNORECASE):
+    if re.fullmatch(r"(b|bias(es)?|b_?h)" + copy, name, re.IGNORECASE):
         return np.zeros(width)
     return None
 
