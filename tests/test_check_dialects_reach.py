@@ -178,3 +178,13 @@ def test_a_bidirectional_layers_numbered_weights_are_built_by_name():
     assert recurrent_array_for("Wh_b", "BiGRU").shape == (5, 15)
     assert recurrent_array_for("b1", "TimeBiLSTM").shape == (20,)
     assert recurrent_array_for("Wq", "TimeBiLSTM") is None
+
+
+def test_a_sequence_softmax_loss_with_ignored_steps_is_time_softmax_loss():
+    f = found("time_losses.py")
+    layer = f.layers[0]
+    assert layer.kind == "time_softmax_loss"
+    assert any((s.static[0] == -1).any() for s in layer.input_sets(0))  # steps ignored
+    assert verdicts(f)[("TimeSoftmaxWithLoss", "xs")][::2] == ("correct", "exact")
+    bugs = verdicts(found("time_losses_bugs.py"))
+    assert bugs[("TimeSoftmaxWithLoss", "xs")][::2] == ("wrong-derivative", "exact")

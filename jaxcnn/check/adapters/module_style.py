@@ -266,6 +266,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                              f"{(probe.BATCH, probe.FEATURES)} "
                              "with class labels: checked as a binary loss, one prediction "
                              f"per sample {shape} with targets 0 / 1")
+        if labels is None:  # a sequence's loss (DLFS2's TimeSoftmaxWithLoss): (N, T, V)
+            seq = probe.random_like(rng, SEQUENCE_LOSS, "probabilities")
+            seq_labels, _ = _labels(template, fwd_method.__name__, seq, fwd_extra, rng)
+            if seq_labels is not None:
+                y_pred, labels, shape = seq, seq_labels, SEQUENCE_LOSS
         if labels is None:
             raise ValueError(f"its {forward} refused every target tried (integer labels, "
                              f"one-hot, float targets): {why}")
@@ -666,6 +671,9 @@ def _loss_value(o, method: str, y_pred, target, extra, own: bool = False) -> np.
     return np.asarray(value.mean()) if value.ndim else value
 
 
+SEQUENCE_LOSS = (2, 3, 4)  # (N, T, V) predictions of a loss over a sequence
+
+
 def _loss_backward_ok(template, forward: str, backward: str, bwd_req, y_pred, target,
                       extra) -> bool:
     """Whether the loss's backward runs (returning a gradient of the predictions' shape)
@@ -724,10 +732,12 @@ def _copy(v):
 
 def _labels(obj, method, y_pred, extra, rng):
     """Targets the loss's forward accepts: integer labels (N,), one-hot (N, C), or float
-    targets of the predictions' shape; (None, why) when it takes none of them."""
-    n, c = y_pred.shape
-    ints = np.arange(n) % c
+    targets of the predictions' shape (for a sequence's (N, T, V): labels (N, T), one-hot
+    (N, T, V), floats); (None, why) when it takes none of them."""
+    c = y_pred.shape[-1]
+    ints = np.arange(int(np.prod(y_pred.shape[:-1]))) % c
     rng.shuffle(ints)
+    ints = ints.reshape(y_pred.shape[:-1])
     one_hot = np.eye(c)[ints]
     floats = rng.standard_normal(y_pred.shape)
     why = ""

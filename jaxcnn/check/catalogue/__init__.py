@@ -82,6 +82,8 @@ rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, 
 temporal_affine       x (N, T, D), w (D, M), b (M,)                  x @ w + b
 temporal_softmax_     x (N, T, V); static y (N, T), mask (N, T)      masked sum / N
 loss
+time_softmax_loss     x (N, T, V); static y (N, T), -1: ignored      mean over the steps
+                                                                     kept
 attention             q (N, Tq, d), k (N, Tk, d), v (N, Tk, dv)      softmax(q k^T/sqrt d) v
 attention_masked      the same; static mask (Tq, Tk)                 masked scores -> -inf
 causal_attention      q, k, v with Tq = Tk                           causal mask

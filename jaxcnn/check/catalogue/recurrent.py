@@ -32,6 +32,8 @@ gru_reset_before                                             gru_step_reset_befo
 temporal_affine     x (N, T, D), w (D, M), b (M,)            x @ w + b -> (N, T, M)
 temporal_softmax_   x (N, T, V); static y (N, T), mask       -sum(mask * log softmax(x)[y])
 loss                (N, T) -> (loss, dx)                     / N
+time_softmax_loss   x (N, T, V); static y (N, T), -1 where   -sum over kept steps of log
+                    a step is ignored -> loss                softmax(x)[y] / their count
 ==================  =======================================  ==============================
 
 The deep-learning specialisation's cells (course 5), examples in columns: ``rnn_cell``
@@ -444,6 +446,58 @@ def temporal_softmax_loss_spec() -> Spec:
                 names={"loss": r"temporal_softmax_loss"})
 
 
+IGNORE = -1  # a time step's label that is no word (padding): it contributes nothing
+
+
+def _time_loss_sets(seed):
+    rng = np.random.default_rng([seed, 18, 3])
+    y = rng.integers(6, size=(3, 4))
+    y[0, 3] = y[1, 2] = y[1, 3] = IGNORE
+    one = rng.integers(4, size=(1, 5))
+    one[0, 4] = IGNORE
+    return [InputSet("random", "random x (3, 4, 6), labels y (3, 4) with 3 ignored (-1)",
+                     (rng.standard_normal((3, 4, 6)),), (y,),
+                     note="ignored steps contribute nothing; the mean is over the 9 others"),
+            InputSet("random", "random x (2, 3, 5), no label ignored",
+                     (rng.standard_normal((2, 3, 5)),), (rng.integers(5, size=(2, 3)),)),
+            InputSet("batch-of-one", "random x (1, 5, 4), a batch of one, one label ignored",
+                     (rng.standard_normal((1, 5, 4)),), (one,))]
+
+
+def time_softmax_loss_spec() -> Spec:
+    """A softmax loss over a sequence, Deep Learning from Scratch 2's
+    ``TimeSoftmaxWithLoss``: x (N, T, V) scores, y (N, T) labels static, -1 where a step is
+    ignored; the mean over the steps not ignored of -log softmax(x)[y] (CS231n's
+    ``temporal_softmax_loss`` divides the masked sum by N instead)."""
+    def forward(args, static):
+        y = jnp.asarray(static[0])
+        mask = y != IGNORE
+        logp = jax.nn.log_softmax(args[0], axis=-1)
+        picked = jnp.take_along_axis(logp, jnp.where(mask, y, 0)[..., None], axis=-1)[..., 0]
+        return -jnp.sum(jnp.where(mask, picked, 0.0)) / jnp.sum(mask)
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0])
+        mask = y != IGNORE
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        g = float(np.asarray(cotangent)) / mask.sum()
+        note = ("the backward gives the ignored steps (label -1) a gradient: multiply it by "
+                "the mask as the forward does")
+        eye = np.eye(x.shape[-1])
+        return [wrong("ignored steps not masked", (g * (p - eye[y]),),  # -1: the last class
+                      note),
+                wrong("ignored steps not masked (no label)",
+                      (g * (p - eye[np.where(mask, y, 0)] * mask[..., None]),), note)]
+
+    return Spec("time_softmax_loss", ("x",), {"x": ("sample", "time", "class")},
+                Reference("mean over the steps not ignored (y != -1) of -log softmax(x)[y]",
+                          forward, alternates), _time_loss_sets, ("y",),
+                names={"module_loss": module_name(
+                    r"time_?softmax_?with_?loss|(time|temporal|seq(uence)?)_?(softmax_?)?"
+                    r"(cross_?entropy|ce)(_?loss)?")})
+
+
 # ------------------------------------------------ the deep-learning specialisation's cells
 
 def rnn_cell(xt, a_prev, wax, waa, ba):
@@ -526,4 +580,5 @@ SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
          "gru_step_reset_before": gru_reset_before_spec,
          **{k: (lambda k=k: sequence_spec(k)) for k in GRU_STEPS},
          "temporal_affine": temporal_affine_spec,
-         "temporal_softmax_loss": temporal_softmax_loss_spec}
+         "temporal_softmax_loss": temporal_softmax_loss_spec,
+         "time_softmax_loss": time_softmax_loss_spec}
