@@ -98,6 +98,11 @@ class Reference(NamedTuple):
     wrong_forwards: ``(args, static) -> list[(name, out, note)]``: known wrong forwards
         (batch norm with the unbiased variance); a user's forward that reproduces one has
         a bug in its forward, and its gradients are judged against ``forward``
+    variants: ``(args, static) -> list[(name, out, note)]``: forwards that differ from
+        ``forward`` only by a documented, harmless change (an epsilon inside a loss's log,
+        ``log(p + 1e-7)``); a user's forward that reproduces one keeps the exact oracle,
+        and its gradients are judged against ``forward``'s (the usual backward has no
+        epsilon; one that differentiates it shows as ``imprecise``)
     """
 
     name: str
@@ -106,6 +111,7 @@ class Reference(NamedTuple):
     kinks: Callable[[InputSet], Kinks] | None = None
     subgradient: Callable | None = None
     wrong_forwards: Callable | None = None
+    variants: Callable | None = None
 
 
 class Layer(NamedTuple):

@@ -376,6 +376,9 @@ def _module_label(y, template, classes: int):
     y, template = np.asarray(y), np.asarray(template)
     if y.ndim == 1 and template.ndim == 2 and np.issubdtype(y.dtype, np.integer):
         return np.eye(classes, dtype=template.dtype)[y]
+    if np.issubdtype(template.dtype, np.integer) and y.dtype.kind == "f" and np.all(
+            (y == 0) | (y == 1)):  # binary targets as the class takes them: 0 / 1 integers
+        return y.astype(template.dtype)
     return y
 
 
@@ -398,23 +401,28 @@ def _adapt_loss(spec) -> Reference:
     if ref.subgradient is not None:
         def subgradient(args, static, cotangent, i, hand, tol):
             return ref.subgradient(args, own(static), cotangent, i, hand, tol)
-    return Reference(ref.name, forward, alternates, kinks, subgradient)
+    variants = None
+    if ref.variants is not None:
+        def variants(args, static):
+            return ref.variants(args, own(static))
+    return Reference(ref.name, forward, alternates, kinks, subgradient, variants=variants)
 
 
-def find_loss(name: str, labels, user_forward) -> Match | None:
+def find_loss(name: str, labels, user_forward, ndim: int = 2) -> Match | None:
     """The catalogue loss kind of module-style loss class ``name`` (its
     ``Spec.names["module_loss"]`` pattern, then the layouts), whose reference reproduces
     the mean of what the class's forward returns; None if none. ``labels``: a target the
     forward took (its format: class indices, one-hot rows, float targets);
     ``user_forward(args, static)``: the loss's value on ``(y_pred,)``, static ``(target,)``.
-    Its inputs are the kind's rows (N, C), targets given in the class's own format."""
+    Its inputs are the kind's rows (N, C) (``ndim`` 1: its vectors (N,), a binary loss
+    probed so), targets given in the class's own format."""
     from jaxcnn.check import catalogue
 
     def keep(s: InputSet) -> bool:
         """Rows (N, C), as the class was probed with; no scores far apart (a loss that
         clips its probabilities, np.clip(p, 1e-7, 1 - 1e-7), is another function there,
         flat, and its backward rightly ignores the clip)."""
-        return np.ndim(s.args[0]) == 2 and s.family != "large-gap"
+        return np.ndim(s.args[0]) == ndim and s.family != "large-gap"
 
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
     kinds = []

@@ -4,8 +4,9 @@ By name: its parameters (float array attributes, a ``params`` dict or list; not 
 optimizer buffers or gradients), the output its forward stores (``self.output``), the
 input gradient its backward stores (``self.dinputs``), each parameter's gradient
 (``self.dweights``, ``self.dW``, ``self.dLdW``, ``self.grad_W``, ``self.grads["W"]``,
-a ``grads`` list parallel to ``params``), the method pairs a class defines, and the
-values its constructor is given (``SIZE_NAMES``: small, distinct sizes).
+a ``grads`` list parallel to ``params``, also to the attributes that list holds), the
+method pairs a class defines, and the values its constructor is given (``SIZE_NAMES``:
+small, distinct sizes).
 """
 
 from __future__ import annotations
@@ -159,9 +160,13 @@ def grad_attr_names(key: str) -> list[str]:
                   f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
     return names
 
-def stored_grad(obj, slot: Slot, before: dict, index: int | None):
+def stored_grad(obj, slot: Slot, before: dict, index: int | None,
+                position: int | None = None):
     """The gradient the backward stored for ``slot``, or None: an attribute named after
-    it, an entry of a grads dict, or the parallel entry of a ``grads`` list."""
+    it, an entry of a grads dict, or the parallel entry of a ``grads`` list: the slot's
+    own index (``params[i]``), or ``position``, where an attribute parameter (``self.W``)
+    sits in the object's ``params`` list (``self.params = [self.W, self.b]`` beside
+    ``self.grads = [dW, db]``)."""
     for name in grad_attr_names(slot.name):
         v = getattr(obj, name, None)
         if float_array(v) and name != slot.attr:
@@ -172,9 +177,11 @@ def stored_grad(obj, slot: Slot, before: dict, index: int | None):
             for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
                 if float_array(d.get(key)):
                     return d[key]
-        elif isinstance(d, (list, tuple)) and isinstance(slot.key, int) and slot.key < len(d) \
-                and float_array(d[slot.key]):
-            return d[slot.key]
+        elif isinstance(d, (list, tuple)):
+            at = slot.key if isinstance(slot.key, int) else position
+            if at is not None and at < len(d) and float_array(d[at]) \
+                    and np.shape(d[at]) == np.shape(slot.get(obj)):
+                return d[at]
     # else: the one array the backward stored with the parameter's shape and a gradient's
     # name (self.W_gradient, self.delta_w)
     stored = [v for k, v in vars(obj).items() if float_array(v) and k != slot.attr
@@ -224,6 +231,8 @@ SIZE_NAMES = (
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
     (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim)$",
      probe.FEATURES),  # a layer norm's or a transformer block's width
+    (r"^(vocab_?size|n_?vocab|vocab|vocabulary_?size|num_?embeddings|n_?words|"
+     r"num_?words|n_?tokens|num_?tokens)$", 6),  # an embedding table's rows
     (r"^(axis|dim)$", -1),
     (r"^(eps|epsilon)$", 1e-5),
 )
@@ -302,11 +311,13 @@ def recurrent_array_for(name: str, cls_name: str):
         return None
     rng = np.random.default_rng(0)
     width = gates * probe.HIDDEN
-    if re.fullmatch(r"w_?x|w_?ih|w_?xh|w_?in(put)?", name, re.IGNORECASE):
+    # a numbered or directed copy too (a bidirectional layer's Wx1, Wx2 / Wx_f, Wx_b)
+    copy = r"(_?\d|_?(f|b|fw|bw|fwd|bwd|forward|backward))?"
+    if re.fullmatch(r"(w_?x|w_?ih|w_?xh|w_?in(put)?)" + copy, name, re.IGNORECASE):
         return rng.standard_normal((probe.FEATURES, width)) / 2
-    if re.fullmatch(r"w_?h|w_?hh|w_?rec(urrent)?|u", name, re.IGNORECASE):
+    if re.fullmatch(r"(w_?h|w_?hh|w_?rec(urrent)?|u)" + copy, name, re.IGNORECASE):
         return rng.standard_normal((probe.HIDDEN, width)) / 2
-    if re.fullmatch(r"b|bias(es)?|b_?h", name, re.IGNORECASE):
+    if re.fullmatch(r"(b|bias(es)?|b_?h)" + copy, name, re.IGNORECASE):
         return np.zeros(width)
     return None
 

@@ -222,6 +222,12 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                          "the upstream gradient: a layer of two inputs (returning the "
                          "gradient of each), not a loss; such layers are not checked yet: "
                          "check it from Python (jaxcnn.check.from_function_pair)")
+    if not loss and input_shape is None:
+        from jaxcnn.check.adapters import module_step
+
+        if module_step.states(fwd_method):  # forward(x, h_prev[, c_prev]): one time step
+            return module_step.from_step_module(copy.deepcopy(obj), name, file, forward,
+                                                backward, [note] if note else [])
     fwd_extra = [extra_value(p) for p in required_params(fwd_method)[2 if loss else 1:]]
     bwd_req = required_params(bwd_method)
     bwd_pos = positional_params(bwd_method)
@@ -237,12 +243,34 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         notes.append(f"its {forward} is called with " + ", ".join(
             f"{p.name}={v!r}" for p, v in zip(fwd_named, fwd_extra, strict=True)))
 
+    if not loss and input_shape is None and not takes_lr and rec is None:
+        from jaxcnn.check.adapters import module_index
+
+        ndim = module_index.index_shape(template, forward, fwd_extra)
+        if ndim is not None:  # an embedding: integer indices in, rows of a table out
+            return module_index.from_index_module(template, name, file, forward, backward,
+                                                  notes, fwd_extra, ndim)
     rng = np.random.default_rng(0)
     labels = None
     if loss:
         shape, layout = (probe.BATCH, probe.FEATURES), "loss"
         y_pred = probe.random_like(rng, shape, "probabilities")
         labels, why = _labels(template, fwd_method.__name__, y_pred, fwd_extra, rng)
+        if labels is not None and not _loss_backward_ok(template, forward, backward, bwd_req,
+                                                        y_pred, labels, fwd_extra):
+            # a binary loss (DLFS2's SigmoidWithLoss): one value per sample, targets 0 / 1
+            binary = _binary_labels(template, forward, backward, bwd_req, fwd_extra, rng)
+            if binary is not None:
+                (y_pred, labels), shape = binary, np.shape(binary[0])
+                notes.append(f"its {backward} refuses rows of probabilities "
+                             f"{(probe.BATCH, probe.FEATURES)} "
+                             "with class labels: checked as a binary loss, one prediction "
+                             f"per sample {shape} with targets 0 / 1")
+        if labels is None:  # a sequence's loss (DLFS2's TimeSoftmaxWithLoss): (N, T, V)
+            seq = probe.random_like(rng, SEQUENCE_LOSS, "probabilities")
+            seq_labels, _ = _labels(template, fwd_method.__name__, seq, fwd_extra, rng)
+            if seq_labels is not None:
+                y_pred, labels, shape = seq, seq_labels, SEQUENCE_LOSS
         if labels is None:
             raise ValueError(f"its {forward} refused every target tried (integer labels, "
                              f"one-hot, float targets): {why}")
@@ -358,7 +386,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
     elif loss and reference is None:
         from jaxcnn.check.adapters import module_catalogue
 
-        catalogued = module_catalogue.find_loss(kind_from or cls_name, labels, layer_forward)
+        catalogued = module_catalogue.find_loss(kind_from or cls_name, labels, layer_forward,
+                                                len(shape))
         if catalogued is not None:
             reference, kind = catalogued.reference, catalogued.kind
             notes.append(catalogued.note)
@@ -387,7 +416,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         if returned is None and isinstance(ret, (tuple, list)) and len(ret) == len(slots) + 1:
             returned = list(ret[1:])  # dx, dW, db
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
-            g = returned[i] if returned is not None else stored_grad(o, slot, names_before, i)
+            g = returned[i] if returned is not None else stored_grad(
+                o, slot, names_before, i, None if list_order is None else list_order[i])
             if g is None and rec is not None:  # handed to the optimizer object
                 g = rec.grad_for(held[i])
             if g is None and takes_lr:
@@ -458,7 +488,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         for k in range(2):
             r = np.random.default_rng(seed * 1000 + k)
             if loss:
-                x = probe.random_like(r, shape, "probabilities")
+                x = (probe.random_like(r, shape, "probabilities") if len(shape) > 1
+                     else r.uniform(0.1, 0.9, shape))  # binary: one probability each
                 lab = _relabel(labels, r)
                 sets.append(InputSet("random", f"random probabilities {shape}, targets "
                                                f"{_describe_targets(lab)}", (x,), (lab,)))
@@ -640,6 +671,39 @@ def _loss_value(o, method: str, y_pred, target, extra, own: bool = False) -> np.
     return np.asarray(value.mean()) if value.ndim else value
 
 
+SEQUENCE_LOSS = (2, 3, 4)  # (N, T, V) predictions of a loss over a sequence
+
+
+def _loss_backward_ok(template, forward: str, backward: str, bwd_req, y_pred, target,
+                      extra) -> bool:
+    """Whether the loss's backward runs (returning a gradient of the predictions' shape)
+    after its forward on ``y_pred`` and ``target``."""
+    def run():
+        o = copy.deepcopy(template)
+        _loss_value(o, forward, y_pred, target, extra)
+        stored = getattr(o, "output", None)
+        dvalues = stored if isinstance(stored, np.ndarray) and stored.shape == np.shape(
+            y_pred) else np.array(y_pred, copy=True)
+        g = input_grad(o, getattr(o, backward)(*_loss_backward_args(bwd_req, dvalues,
+                                                                    target)), backward)
+        if g is None or np.shape(g) != np.shape(y_pred):
+            raise ValueError("no gradient of the predictions' shape")
+        return g
+    return probe.runs(run)[0]
+
+
+def _binary_labels(template, forward: str, backward: str, bwd_req, extra, rng):
+    """(predictions (N,) in (0, 1), targets (N,) in {0, 1}, integers or floats) that the
+    loss's forward and backward both take; None if none."""
+    n = 2 * probe.BATCH
+    y_pred = rng.uniform(0.1, 0.9, n)
+    ints = np.array([0, 1, 1, 0, 1, 0])[:n]
+    for target in (ints, ints.astype(float)):
+        if _loss_backward_ok(template, forward, backward, bwd_req, y_pred, target, extra):
+            return y_pred, target
+    return None
+
+
 def _loss_backward_args(required, dvalues, target, own: bool = False) -> list:
     """What a loss's backward is called with: ``(dvalues, y_true)`` (the book's), nothing
     (a course framework's ``backward()`` that reads what its forward stored), the target
@@ -668,10 +732,12 @@ def _copy(v):
 
 def _labels(obj, method, y_pred, extra, rng):
     """Targets the loss's forward accepts: integer labels (N,), one-hot (N, C), or float
-    targets of the predictions' shape; (None, why) when it takes none of them."""
-    n, c = y_pred.shape
-    ints = np.arange(n) % c
+    targets of the predictions' shape (for a sequence's (N, T, V): labels (N, T), one-hot
+    (N, T, V), floats); (None, why) when it takes none of them."""
+    c = y_pred.shape[-1]
+    ints = np.arange(int(np.prod(y_pred.shape[:-1]))) % c
     rng.shuffle(ints)
+    ints = ints.reshape(y_pred.shape[:-1])
     one_hot = np.eye(c)[ints]
     floats = rng.standard_normal(y_pred.shape)
     why = ""

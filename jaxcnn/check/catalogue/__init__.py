@@ -54,7 +54,9 @@ softplus              x (any)                                        jax.nn.soft
 log_softmax           x (N, C)                                       jax.nn.log_softmax
 svm_loss(_sum)        x (N, C); static y (N,)                        multiclass hinge
 mse(_half)(_sample)   x (N, D); static y (N, D)                      mean squared error
+mse(_half)_sum        the same, summed over every entry              sum of squares
 bce, bce_logits       x (...); static y in {0, 1}                    binary cross-entropy
+(_sum)                                                               (``_sum``: summed)
 batchnorm             x (N, D), gamma, beta (D,); static bn_param    train mode, biased var
 spatial_batchnorm     x (N, C, H, W), gamma, beta (C,); bn_param     over N, H, W
 layernorm             x (N, D), gamma, beta (D,); static ln_param    over D
@@ -64,15 +66,24 @@ dropout               x (any); static dropout_param {"p", "mode",    x * your ma
                       "seed"}                                        x (test)
 word_embedding        W (V, D); static x (N, T) int (called (x, W))  W[x]
 rnn_step, gru_step    x (N, D), prev_h (N, H), Wx, Wh, b             tanh / GRU cell
+gru_step_reset_       gru_step, blocks z, r, n, the reset gate       (1 - z) prev_h + z n
+before                before Wh: tanh(x Wx_n + (r prev_h) Wh_n)
 rnn, lstm             x (N, T, D), h0 (N, H), Wx, Wh, b              the step over T
 lstm_ifgo, lstm_fgio  lstm, gates i, f, g, o (PyTorch) / f, g, i, o  the step over T
+gru, gru_zrn,         x (N, T, D), h0 (N, H), Wx (D, 3H), Wh, b      gru_step (or its
+gru_reset_before                                                     layouts) over T
 lstm_step             x, prev_h, prev_c, Wx (D, 4H), Wh, b ->        gates i, f, o, g
                       next_h, next_c (two outputs)
+lstm_step_ifgo,       lstm_step, gates i, f, g, o / f, g, i, o       as lstm_step
+lstm_step_fgio        (layouts of code named lstm_step, and of step
+                      classes ``forward(x, h_prev, c_prev)``)
 rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, examples
                       a_prev (n_a, m), parameters as arguments        in columns
 temporal_affine       x (N, T, D), w (D, M), b (M,)                  x @ w + b
 temporal_softmax_     x (N, T, V); static y (N, T), mask (N, T)      masked sum / N
 loss
+time_softmax_loss     x (N, T, V); static y (N, T), -1: ignored      mean over the steps
+                                                                     kept
 attention             q (N, Tq, d), k (N, Tk, d), v (N, Tk, dv)      softmax(q k^T/sqrt d) v
 attention_masked      the same; static mask (Tq, Tk)                 masked scores -> -inf
 causal_attention      q, k, v with Tq = Tk                           causal mask

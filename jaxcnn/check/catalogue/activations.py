@@ -43,8 +43,9 @@ def softmax_spec() -> Spec:
         return [wrong("no diagonal term", (-p * np.sum(p * g, axis=-1, keepdims=True),),
                       "the Jacobian's diagonal term p_i (delta_ij) is missing: -p (p . g) "
                       "where p * g - p (p . g) belongs"),
-                wrong("Jacobian transposed the wrong way", (p * g - p * p * g,),
-                      "only the diagonal of the Jacobian p_i (1 - p_i) is used")]
+                wrong("Jacobian's diagonal only", (p * g - p * p * g,),
+                      "only the diagonal of the Jacobian p_i (1 - p_i) is used, elementwise "
+                      "as for a sigmoid: the off-diagonal terms -p_i p_j are missing")]
 
     reference = Reference("jax.nn.softmax", lambda args, static: jax.nn.softmax(args[0]),
                           alternates)

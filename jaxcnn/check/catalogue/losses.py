@@ -58,6 +58,27 @@ CE = (r"(loss_?)?(categorical_?)?cross_?entropy(_?loss)?|ce_?loss|nll(_?loss)?|"
       r"neg(ative)?_?log_?likelihood(_?loss)?")
 
 
+# Epsilons written inside a loss's log to keep it finite (``np.log(y + 1e-7)``, Deep
+# Learning from Scratch's cross_entropy_error): a forward equal to the loss with one of
+# them is the textbook loss (``Reference.variants``), judged by the exact oracle.
+LOG_EPSILONS = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15)
+
+
+def _log_eps_variants(loss_of_eps):
+    """``Reference.variants`` from ``loss_of_eps(args, static, eps) -> float64 loss``
+    (NumPy), one per epsilon of ``LOG_EPSILONS``."""
+    def variants(args, static):
+        return [(f"{eps:g} inside the log", np.asarray(loss_of_eps(args, static, eps)),
+                 f"log(p + {eps:g}) keeps the log finite; the gradient is judged against the "
+                 "epsilon-free loss's, which the usual backward computes") for eps in
+                LOG_EPSILONS]
+    return variants
+
+
+def _reduce(values, reduction: str):
+    return values.mean() if reduction == "mean" else values.sum()
+
+
 def softmax_loss_spec(reduction: str = "mean") -> Spec:
     """CS231n's softmax loss, the mean over samples (``reduction="mean"``, the assignment's
     definition) or their sum (``"sum"``, kind ``softmax_loss_sum``)."""
@@ -82,9 +103,17 @@ def softmax_loss_spec(reduction: str = "mean") -> Spec:
     kind = "softmax_loss" if reduction == "mean" else "softmax_loss_sum"
     return Spec(kind, ("x",), {"x": ("sample", "class")},
                 Reference(f"{reduction} over samples of -log softmax(x)[y]", forward,
-                          alternates), _loss_sets, ("y",),
+                          alternates, variants=_log_eps_variants(
+                              lambda args, static, eps: _reduce(-np.log(_softmax_np(as_np(
+                                  args[0]))[np.arange(len(args[0])), np.asarray(static[0])]
+                                  + eps), reduction))), _loss_sets, ("y",),
                 names={"module_loss": module_name(SOFTMAX_CE) + "|" + module_name(CE)}
                 if reduction == "mean" else None)
+
+
+def _softmax_np(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _prob_sets(seed: int) -> list[InputSet]:
@@ -128,7 +157,10 @@ def cross_entropy_probs_spec(reduction: str = "mean") -> Spec:
     kind = "cross_entropy_probs" + ("" if reduction == "mean" else "_sum")
     return Spec(kind, ("x",), {"x": ("sample", "class")},
                 Reference(f"{reduction} over samples of -log x[y] (x: probabilities)",
-                          forward, alternates), _prob_sets, ("y",),
+                          forward, alternates, variants=_log_eps_variants(
+                              lambda args, static, eps: _reduce(-np.log(as_np(args[0])[
+                                  np.arange(len(args[0])), np.asarray(static[0])] + eps),
+                                  reduction))), _prob_sets, ("y",),
                 names={"module_loss": module_name(CE)} if reduction == "mean" else None,
                 layouts=("cross_entropy_probs", "cross_entropy_probs_sum")
                 if reduction == "mean" else ())
@@ -241,19 +273,23 @@ def _regression_sets(seed: int) -> list[InputSet]:
 MSE_FORMS = {"mse": ("mean((x - y)^2)", 1.0, "all"),
              "mse_half": ("0.5 * mean((x - y)^2)", 0.5, "all"),
              "mse_sample": ("sum((x - y)^2) / N", 1.0, "sample"),
-             "mse_half_sample": ("0.5 * sum((x - y)^2) / N", 0.5, "sample")}
+             "mse_half_sample": ("0.5 * sum((x - y)^2) / N", 0.5, "sample"),
+             "mse_sum": ("sum((x - y)^2)", 1.0, "sum"),
+             "mse_half_sum": ("0.5 * sum((x - y)^2)", 0.5, "sum")}
 
 
 def mse_spec(kind: str = "mse") -> Spec:
     """Mean squared error ``loss(x, y) -> (loss, dx)``, y static: the mean over every
     entry (``mse``), with a factor 1/2 (``mse_half``), or summed over the features and
-    averaged over the N samples (``mse_sample``, ``mse_half_sample``): the layout is the
-    one your forward reproduces."""
+    averaged over the N samples (``mse_sample``, ``mse_half_sample``), or summed over
+    everything (``mse_sum``, ``mse_half_sum``: Deep Learning from Scratch's
+    sum_squared_error): the layout is the one your forward reproduces."""
     text, factor, over = MSE_FORMS[kind]
 
     def forward(args, static):
         sq = (args[0] - jnp.asarray(static[0])) ** 2
-        return factor * (jnp.mean(sq) if over == "all" else jnp.sum(sq) / sq.shape[0])
+        return factor * (jnp.mean(sq) if over == "all" else jnp.sum(sq) if over == "sum"
+                         else jnp.sum(sq) / sq.shape[0])
 
     return Spec(kind, ("x",), {"x": ("sample", "output")}, Reference(text, forward),
                 _regression_sets, ("y",),
@@ -276,20 +312,29 @@ def _bce_sets(logits: bool):
     return input_sets
 
 
-def bce_spec(logits: bool = False) -> Spec:
+def _bce_eps(args, static, eps, logits: bool = False):
+    """The binary cross-entropy of probabilities (or of ``logits``: p = sigmoid(x)) with
+    ``eps`` inside both logs."""
+    p, y = as_np(args[0]), np.asarray(static[0], float)
+    p = 1 / (1 + np.exp(-p)) if logits else p
+    return -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+
+
+def bce_spec(logits: bool = False, reduction: str = "mean") -> Spec:
     """Binary cross-entropy ``loss(x, y) -> (loss, dx)``, the mean over every entry of
     -(y log p + (1 - y) log(1 - p)), y in {0, 1} static; p = x (probabilities, kind
-    ``bce``) or sigmoid(x) (logits, kind ``bce_logits``)."""
+    ``bce``) or sigmoid(x) (logits, kind ``bce_logits``); ``reduction="sum"``: the sum
+    over every entry (kinds ``bce_sum``, ``bce_logits_sum``, layouts of the same code)."""
     def forward(args, static):
         y = jnp.asarray(static[0])
         if logits:
-            return jnp.mean(jax.nn.softplus(args[0]) - y * args[0])
+            return _reduce(jax.nn.softplus(args[0]) - y * args[0], reduction)
         p = args[0]
-        return -jnp.mean(y * jnp.log(p) + (1 - y) * jnp.log1p(-p))
+        return -_reduce(y * jnp.log(p) + (1 - y) * jnp.log1p(-p), reduction)
 
     def alternates(args, static, cotangent):
         x, y = as_np(args[0]), np.asarray(static[0], float)
-        g = float(np.asarray(cotangent)) / x.size
+        g = float(np.asarray(cotangent)) / (x.size if reduction == "mean" else 1)
         if logits:
             p = 1 / (1 + np.exp(-x))
             return [wrong("probabilities' derivative", (g * (p - y) / (p * (1 - p)),),
@@ -299,10 +344,20 @@ def bce_spec(logits: bool = False) -> Spec:
                       "p - y, the derivative with respect to the logit, where the input is "
                       "the probability p: the division by p (1 - p) is missing")]
 
-    kind = "bce_logits" if logits else "bce"
+    kind = ("bce_logits" if logits else "bce") + ("_sum" if reduction == "sum" else "")
+    if reduction == "sum":
+        return Spec(kind, ("x",), {"x": None},
+                    Reference("sum of -(y log p + (1 - y) log(1 - p))"
+                              + (", p = sigmoid(x)" if logits else ", p = x"), forward,
+                              alternates, variants=_log_eps_variants(
+                                  lambda args, static, eps: _bce_eps(args, static, eps, logits)
+                                  * np.size(args[0]))),
+                    _bce_sets(logits), ("y",))
     return Spec(kind, ("x",), {"x": None},
                 Reference("mean of -(y log p + (1 - y) log(1 - p))"
-                          + (", p = sigmoid(x)" if logits else ", p = x"), forward, alternates),
+                          + (", p = sigmoid(x)" if logits else ", p = x"), forward, alternates,
+                          variants=_log_eps_variants(
+                              lambda args, static, eps: _bce_eps(args, static, eps, logits))),
                 _bce_sets(logits), ("y",),
                 names={"loss": (r"(binary_cross_entropy|bce|sigmoid_cross_entropy)_with_logits"
                                 r"(_loss)?|sigmoid_cross_entropy(_loss)?" if logits else
@@ -311,12 +366,15 @@ def bce_spec(logits: bool = False) -> Spec:
                            r"sigmoid_?with_?loss|(bce|binary_?cross_?entropy)_?with_?logits"
                            r"(_?loss)?|sigmoid_?(binary_?)?cross_?entropy(_?loss)?" if logits
                            else r"(loss_?)?(bce|binary_?cross_?entropy)(_?loss)?")},
-                layouts=("bce_logits", "bce") if logits else ("bce", "bce_logits"))
+                layouts=("bce_logits", "bce", "bce_logits_sum", "bce_sum") if logits
+                else ("bce", "bce_logits", "bce_sum", "bce_logits_sum"))
 
 
 SPECS.update({"svm_loss": svm_loss_spec, "svm_loss_sum": lambda: svm_loss_spec("sum"),
               **{k: (lambda k=k: mse_spec(k)) for k in MSE_FORMS},
               "bce": bce_spec, "bce_logits": lambda: bce_spec(True),
+              "bce_sum": lambda: bce_spec(reduction="sum"),
+              "bce_logits_sum": lambda: bce_spec(True, "sum"),
               "cross_entropy_probs": cross_entropy_probs_spec,
               "cross_entropy_probs_sum": lambda: cross_entropy_probs_spec("sum")})
 

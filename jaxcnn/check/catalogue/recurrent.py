@@ -12,6 +12,8 @@ lstm_step           x, prev_h, prev_c (N, H), Wx (D, 4H),    gates i, f, o, g = 
                                                              order); next_c = f prev_c + i g,
                                                              next_h = o tanh(next_c)
 lstm                x (N, T, D), h0, Wx, Wh, b               lstm_step over t, c0 = 0
+lstm_step_ifgo,     lstm_step, gates in the order i, f, g, o or f, g, i, o (as below)
+lstm_step_fgio
 lstm_ifgo,          the same, gates in the order i, f, g, o  (PyTorch's, Keras's) or f, g,
 lstm_fgio                                                    i, o (Deep Learning from
                                                              Scratch 2's TimeLSTM)
@@ -22,9 +24,16 @@ gru_step            x, prev_h, Wx (D, 3H), Wh (H, 3H),       r, z (sigmoid) and 
                                                              bias; or z, r, n: kind
                                                              gru_step_zrn); next_h =
                                                              (1 - z) n + z prev_h
+gru_step_reset_     gru_step, blocks z, r, n                 n = tanh(x Wx_n + (r prev_h)
+before                                                       Wh_n + b_n); next_h = (1 - z)
+                                                             prev_h + z n (DLFS2's GRU)
+gru, gru_zrn,       x (N, T, D), h0, Wx (D, 3H), Wh, b       gru_step, gru_step_zrn or
+gru_reset_before                                             gru_step_reset_before over t
 temporal_affine     x (N, T, D), w (D, M), b (M,)            x @ w + b -> (N, T, M)
 temporal_softmax_   x (N, T, V); static y (N, T), mask       -sum(mask * log softmax(x)[y])
 loss                (N, T) -> (loss, dx)                     / N
+time_softmax_loss   x (N, T, V); static y (N, T), -1 where   -sum over kept steps of log
+                    a step is ignored -> loss                softmax(x)[y] / their count
 ==================  =======================================  ==============================
 
 The deep-learning specialisation's cells (course 5), examples in columns: ``rnn_cell``
@@ -91,6 +100,55 @@ def gru_step(x, h, wx, wh, b, order: str = "rzn"):
     return (1 - z) * n + z * h
 
 
+def gru_reset_before_step(x, h, wx, wh, b):
+    """A GRU step with the reset gate applied before Wh (Cho et al.'s, Deep Learning from
+    Scratch 2's ``GRU``): blocks z, r, n; n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n);
+    next_h = (1 - z) prev_h + z n."""
+    size = h.shape[1]
+    a = x @ wx + b
+    z = jax.nn.sigmoid(a[:, :size] + h @ wh[:, :size])
+    r = jax.nn.sigmoid(a[:, size:2 * size] + h @ wh[:, size:2 * size])
+    n = jnp.tanh(a[:, 2 * size:] + (r * h) @ wh[:, 2 * size:])
+    return (1 - z) * h + z * n
+
+
+def _gru_reset_before_alternates(args, static, cotangent):
+    """A reset-before GRU's wrong backwards: the z and r gradients exchanged, the direct
+    path (1 - z) dropped from dprev_h, the reset gate left out of dWh_n."""
+    x, h, wx, wh, b = (as_np(a) for a in args)
+    size = h.shape[1]
+    a = x @ wx + b
+    z = 1 / (1 + np.exp(-(a[:, :size] + h @ wh[:, :size])))
+    r = 1 / (1 + np.exp(-(a[:, size:2 * size] + h @ wh[:, size:2 * size])))
+    n = np.tanh(a[:, 2 * size:] + (r * h) @ wh[:, 2 * size:])
+    d = as_np(cotangent)
+    dan = d * z * (1 - n ** 2)
+    daz = d * (n - h) * z * (1 - z)
+    drh = dan @ wh[:, 2 * size:].T
+    dar = drh * h * r * (1 - r)
+
+    def grads(first, second, direct=True, wh_n=None):
+        da = np.concatenate([first, second, dan], axis=1)
+        dwh = np.concatenate([h.T @ first, h.T @ second,
+                              (r * h).T @ dan if wh_n is None else wh_n], axis=1)
+        dprev = (d * (1 - z) if direct else 0) + first @ wh[:, :size].T \
+            + second @ wh[:, size:2 * size].T + drh * r
+        return da @ wx.T, dprev, x.T @ da, dwh, da.sum(axis=0)
+    dropped = grads(daz, dar, direct=False)
+    return [wrong("gates r, z", grads(dar, daz),
+                  "the update and reset gates' gradients are exchanged (stacked r, z, n "
+                  "where the forward split z, r, n)"),
+            Alternate("direct path dropped", (None, dropped[1], None, None, None), False,
+                      "missing-accumulation",
+                      "dprev_h keeps only the paths through the gates: the direct term "
+                      "dnext_h * (1 - z) of next_h = (1 - z) prev_h + z n is overwritten (`=` "
+                      "where `+=` belongs)"),
+            wrong("reset gate left out of dWh_n", (None, None, None, grads(
+                daz, dar, wh_n=h.T @ dan)[3], None),
+                  "dWh_n = prev_h.T @ da_n where (r * prev_h).T @ da_n belongs: the candidate "
+                  "reads r * prev_h")]
+
+
 def _sequence(step, lstm: bool, cut: bool = False):
     """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1}, t >= 1."""
     def forward(x, h0, wx, wh, b):
@@ -155,43 +213,46 @@ def _rnn_step_alternates(args, static, cotangent):
                   "its output (1 - next_h^2): cache next_h")]
 
 
-def _lstm_step_alternates(args, static, cotangent):
+def _lstm_step_alternates(args, static, cotangent, order: str = GATES):
+    """The wrong formulas of an LSTM step whose blocks are the gates in ``order``."""
     x, h, c, wx, wh, b = (as_np(a) for a in args)
     dh, dc = split_outputs(as_np(cotangent), [h.shape, h.shape])
     size = h.shape[1]
     a = x @ wx + h @ wh + b
-    blocks = [a[:, k * size:(k + 1) * size] for k in range(4)]
-    i, f, o = (1 / (1 + np.exp(-v)) for v in blocks[:3])
-    g = np.tanh(blocks[3])
+    block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in GATES}
+    i, f, o = (1 / (1 + np.exp(-block[k])) for k in "ifo")
+    g = np.tanh(block["g"])
     tc = np.tanh(f * c + i * g)
     dcell = dc + dh * o * (1 - tc ** 2)
-    grads = [dcell * g * i * (1 - i), dcell * c * f * (1 - f), dh * tc * o * (1 - o),
-             dcell * i * (1 - g ** 2)]
+    grads = {"i": dcell * g * i * (1 - i), "f": dcell * c * f * (1 - f),
+             "o": dh * tc * o * (1 - o), "g": dcell * i * (1 - g ** 2)}
     out = [wrong("dprev_c without the path through next_h", (None, None, dc * f, None, None,
                                                              None),
                  "dprev_c = dnext_c * f: the gradient reaching the cell through next_h = o "
                  "tanh(next_c) is not added to dnext_c"),
            wrong("tanh' of the cell left out", _lstm_da(x, h, wx, wh, dh, dc + dh * o, i, f, o,
-                                                        g, c, tc),
+                                                        g, c, tc, order),
                  "the gradient through next_h = o tanh(next_c) reaches the cell as dnext_h * o, "
                  "without tanh'(next_c) = 1 - tanh(next_c)^2")]
-    for perm in itertools.permutations(range(4)):
-        if perm == (0, 1, 2, 3):
+    for perm in itertools.permutations(order):
+        if "".join(perm) == order:
             continue
         da = np.concatenate([grads[k] for k in perm], axis=1)
         dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
-        order = ", ".join(GATES[k] for k in perm)
-        out.append(wrong(f"gates {order}", (dx, dprev_h, None, dwx, dwh, db),
-                         f"the gates' gradients are stacked in the order {order} where the "
-                         "forward split a into i, f, o, g: the gate order differs between "
+        stacked, split = ", ".join(perm), ", ".join(order)
+        out.append(wrong(f"gates {stacked}", (dx, dprev_h, None, dwx, dwh, db),
+                         f"the gates' gradients are stacked in the order {stacked} where the "
+                         f"forward split a into {split}: the gate order differs between "
                          "forward and backward"))
     return out
 
 
-def _lstm_da(x, h, wx, wh, dh, dcell, i, f, o, g, c, tc) -> tuple:
-    """All six gradients of an LSTM step given the cell's gradient ``dcell``."""
-    da = np.concatenate([dcell * g * i * (1 - i), dcell * c * f * (1 - f),
-                         dh * tc * o * (1 - o), dcell * i * (1 - g ** 2)], axis=1)
+def _lstm_da(x, h, wx, wh, dh, dcell, i, f, o, g, c, tc, order: str = GATES) -> tuple:
+    """All six gradients of an LSTM step given the cell's gradient ``dcell`` (blocks in
+    ``order``)."""
+    grads = {"i": dcell * g * i * (1 - i), "f": dcell * c * f * (1 - f),
+             "o": dh * tc * o * (1 - o), "g": dcell * i * (1 - g ** 2)}
+    da = np.concatenate([grads[k] for k in order], axis=1)
     dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
     return dx, dprev_h, dcell * f, dwx, dwh, db
 
@@ -250,15 +311,25 @@ def rnn_step_spec() -> Spec:
                 names={"cs231n": r"(vanilla_)?rnn_step"})
 
 
-def lstm_step_spec() -> Spec:
-    def forward(args, static):
-        return join_outputs(lstm_step(*args))
+def lstm_step_spec(kind: str = "lstm_step") -> Spec:
+    """An LSTM step, blocks i, f, o, g (``lstm_step``, CS231n's), i, f, g, o
+    (``lstm_step_ifgo``) or f, g, i, o (``lstm_step_fgio``, Deep Learning from Scratch 2's
+    ``LSTM``): the layouts of code named lstm_step."""
+    order = LSTM_STEP_ORDERS[kind]
 
-    return Spec("lstm_step", ("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
+    def forward(args, static):
+        return join_outputs(lstm_step(*args, order=order))
+
+    return Spec(kind, ("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
                 {k: v for k, v in STEP_AXES.items() if k != "out"},
-                Reference("LSTM step, gates i, f, o, g (next_h, next_c flattened)", forward,
-                          _lstm_step_alternates), _step_sets(4, True),
-                names={"cs231n": r"lstm_step"}, outputs=2)
+                Reference(f"LSTM step, gates {', '.join(order)} (next_h, next_c flattened)",
+                          forward, lambda args, static, ct: _lstm_step_alternates(
+                              args, static, ct, order)), _step_sets(4, True),
+                names={"cs231n": r"lstm_step"} if kind == "lstm_step" else None, outputs=2,
+                layouts=tuple(LSTM_STEP_ORDERS) if kind == "lstm_step" else ())
+
+
+LSTM_STEP_ORDERS = {"lstm_step": "ifog", "lstm_step_ifgo": "ifgo", "lstm_step_fgio": "fgio"}
 
 
 def gru_step_spec(order: str = "rzn") -> Spec:
@@ -269,29 +340,51 @@ def gru_step_spec(order: str = "rzn") -> Spec:
                           lambda args, static: gru_step(*args, order=order),
                           lambda args, static, ct: _gru_alternates(args, static, ct, order)),
                 _step_sets(3, False), names={"cs231n": r"gru_step"} if order == "rzn" else None,
-                layouts=("gru_step", "gru_step_zrn") if order == "rzn" else ())
+                layouts=("gru_step", "gru_step_zrn", "gru_step_reset_before")
+                if order == "rzn" else ())
+
+
+def gru_reset_before_spec() -> Spec:
+    """A GRU step, the reset gate applied before Wh (kind ``gru_step_reset_before``)."""
+    return Spec("gru_step_reset_before", ("x", "prev_h", "Wx", "Wh", "b"), STEP_AXES,
+                Reference("GRU step, blocks z, r, n; n = tanh(x Wx_n + (r prev_h) Wh_n + b_n), "
+                          "(1 - z) prev_h + z n",
+                          lambda args, static: gru_reset_before_step(*args),
+                          _gru_reset_before_alternates), _step_sets(3, False))
+
+
+GRU_STEPS = {"gru": ("gru_step, blocks r, z, n", lambda *a: gru_step(*a)),
+             "gru_zrn": ("gru_step, blocks z, r, n", lambda *a: gru_step(*a, order="zrn")),
+             "gru_reset_before": ("gru_step_reset_before", gru_reset_before_step)}
 
 
 def sequence_spec(kind: str) -> Spec:
-    """``rnn``, or ``lstm`` with its gates in the order of ``LSTM_ORDERS[kind]`` (kinds
-    ``lstm``, ``lstm_ifgo``, ``lstm_fgio``: the layouts of code named lstm)."""
+    """``rnn``, ``lstm`` with its gates in the order of ``LSTM_ORDERS[kind]`` (kinds
+    ``lstm``, ``lstm_ifgo``, ``lstm_fgio``: the layouts of code named lstm), or a GRU
+    over time (``gru``, ``gru_zrn``, ``gru_reset_before``: the layouts of code named
+    gru, e.g. DLFS2's ``TimeGRU``)."""
     lstm = kind in LSTM_ORDERS
     order = LSTM_ORDERS.get(kind, "")
     step = (lambda x, h, c, wx, wh, b: lstm_step(x, h, c, wx, wh, b, order)) if lstm \
-        else rnn_step
-    gates = 4 if lstm else 1
+        else GRU_STEPS[kind][1] if kind in GRU_STEPS else rnn_step
+    gates = 4 if lstm else 3 if kind in GRU_STEPS else 1
     names = None
     if kind == "lstm":
         names = {"cs231n": r"lstm", "module": module_name(r"(time_?|seq(uence)?_?)?lstm")}
     elif kind == "rnn":
         names = {"cs231n": r"(vanilla_)?rnn",
                  "module": module_name(r"(time_?|seq(uence)?_?)?(vanilla_?|simple_?)?rnn")}
+    if kind == "gru":
+        names = {"module": module_name(r"(time_?|seq(uence)?_?)?gru")}
+    step_name = ("lstm_step" if lstm else GRU_STEPS[kind][0] if kind in GRU_STEPS
+                 else "rnn_step")
     return Spec(kind, ("x", "h0", "Wx", "Wh", "b"), SEQ_AXES,
-                Reference(f"{'lstm_step' if lstm else 'rnn_step'} over time (h0 given"
+                Reference(f"{step_name} over time (h0 given"
                           + (f", c0 = 0, gates {', '.join(order)})" if lstm else ")"),
                           lambda args, static: _sequence(step, lstm)(*args),
                           _recurrence_dropped(step, lstm)), _sequence_sets(gates),
-                names=names, layouts=tuple(LSTM_ORDERS) if kind == "lstm" else ())
+                names=names, layouts=tuple(LSTM_ORDERS) if kind == "lstm" else
+                tuple(GRU_STEPS) if kind == "gru" else ())
 
 
 def _temporal_affine_sets(seed):
@@ -351,6 +444,58 @@ def temporal_softmax_loss_spec() -> Spec:
                 Reference("-sum(mask * log softmax(x)[y]) / N", forward, alternates),
                 _temporal_loss_sets, ("y", "mask"),
                 names={"loss": r"temporal_softmax_loss"})
+
+
+IGNORE = -1  # a time step's label that is no word (padding): it contributes nothing
+
+
+def _time_loss_sets(seed):
+    rng = np.random.default_rng([seed, 18, 3])
+    y = rng.integers(6, size=(3, 4))
+    y[0, 3] = y[1, 2] = y[1, 3] = IGNORE
+    one = rng.integers(4, size=(1, 5))
+    one[0, 4] = IGNORE
+    return [InputSet("random", "random x (3, 4, 6), labels y (3, 4) with 3 ignored (-1)",
+                     (rng.standard_normal((3, 4, 6)),), (y,),
+                     note="ignored steps contribute nothing; the mean is over the 9 others"),
+            InputSet("random", "random x (2, 3, 5), no label ignored",
+                     (rng.standard_normal((2, 3, 5)),), (rng.integers(5, size=(2, 3)),)),
+            InputSet("batch-of-one", "random x (1, 5, 4), a batch of one, one label ignored",
+                     (rng.standard_normal((1, 5, 4)),), (one,))]
+
+
+def time_softmax_loss_spec() -> Spec:
+    """A softmax loss over a sequence, Deep Learning from Scratch 2's
+    ``TimeSoftmaxWithLoss``: x (N, T, V) scores, y (N, T) labels static, -1 where a step is
+    ignored; the mean over the steps not ignored of -log softmax(x)[y] (CS231n's
+    ``temporal_softmax_loss`` divides the masked sum by N instead)."""
+    def forward(args, static):
+        y = jnp.asarray(static[0])
+        mask = y != IGNORE
+        logp = jax.nn.log_softmax(args[0], axis=-1)
+        picked = jnp.take_along_axis(logp, jnp.where(mask, y, 0)[..., None], axis=-1)[..., 0]
+        return -jnp.sum(jnp.where(mask, picked, 0.0)) / jnp.sum(mask)
+
+    def alternates(args, static, cotangent):
+        x, y = as_np(args[0]), np.asarray(static[0])
+        mask = y != IGNORE
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        g = float(np.asarray(cotangent)) / mask.sum()
+        note = ("the backward gives the ignored steps (label -1) a gradient: multiply it by "
+                "the mask as the forward does")
+        eye = np.eye(x.shape[-1])
+        return [wrong("ignored steps not masked", (g * (p - eye[y]),),  # -1: the last class
+                      note),
+                wrong("ignored steps not masked (no label)",
+                      (g * (p - eye[np.where(mask, y, 0)] * mask[..., None]),), note)]
+
+    return Spec("time_softmax_loss", ("x",), {"x": ("sample", "time", "class")},
+                Reference("mean over the steps not ignored (y != -1) of -log softmax(x)[y]",
+                          forward, alternates), _time_loss_sets, ("y",),
+                names={"module_loss": module_name(
+                    r"time_?softmax_?with_?loss|(time|temporal|seq(uence)?)_?(softmax_?)?"
+                    r"(cross_?entropy|ce)(_?loss)?")})
 
 
 # ------------------------------------------------ the deep-learning specialisation's cells
@@ -427,8 +572,13 @@ def lstm_cell_spec() -> Spec:
 SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
          "rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
          "lstm_step": lstm_step_spec, "lstm": lambda: sequence_spec("lstm"),
+         "lstm_step_ifgo": lambda: lstm_step_spec("lstm_step_ifgo"),
+         "lstm_step_fgio": lambda: lstm_step_spec("lstm_step_fgio"),
          "lstm_ifgo": lambda: sequence_spec("lstm_ifgo"),
          "lstm_fgio": lambda: sequence_spec("lstm_fgio"),
          "gru_step": gru_step_spec, "gru_step_zrn": lambda: gru_step_spec("zrn"),
+         "gru_step_reset_before": gru_reset_before_spec,
+         **{k: (lambda k=k: sequence_spec(k)) for k in GRU_STEPS},
          "temporal_affine": temporal_affine_spec,
-         "temporal_softmax_loss": temporal_softmax_loss_spec}
+         "temporal_softmax_loss": temporal_softmax_loss_spec,
+         "time_softmax_loss": time_softmax_loss_spec}

@@ -1,0 +1,190 @@
+"""`jaxcnn check` reaches more patterns of public from-scratch code: gradients in a
+``grads`` list parallel to a ``params`` list whose entries are also attributes; integer
+index inputs (module-style embeddings); recurrent step classes ``forward(x, h_prev[,
+c_prev])`` / ``backward(dh_next[, dc_next])``; losses with an epsilon inside the log.
+Correct code is `correct`; each planted bug is named with its kind on its quantity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxcnn.check import check_layer, find_layers, load_file
+
+DIALECTS = Path(__file__).parent / "fixtures" / "dialects"
+
+
+def found(name: str):
+    path = DIALECTS / name
+    return find_layers(load_file(path), str(path), [])
+
+
+def verdicts(f) -> dict:
+    """{(layer, quantity): (kind, scale, oracle)} of found layers."""
+    out = {}
+    for layer in f.layers:
+        for c in check_layer(layer).checks:
+            out[(layer.name, c.quantity)] = (c.kind, c.scale, c.oracle)
+    return out
+
+
+def test_a_grads_list_pairs_with_attribute_parameters_by_their_place_in_params():
+    f = found("param_lists.py")
+    assert f.skipped == []
+    v = verdicts(f)
+    for layer, names in (("Linear", ("x", "W", "b")), ("Scale", ("x", "gamma", "beta"))):
+        for q in names:
+            assert v[(layer, q)][0] == "correct", (layer, q, v[(layer, q)])
+    assert v[("LinearMeanBias", "b")][:2] == ("scaled", pytest.approx(1 / 3))
+    assert v[("LinearMeanBias", "W")][0] == "correct"
+
+
+def test_module_embeddings_take_integer_indices_and_repeated_words_must_add():
+    f = found("embeddings.py")
+    assert f.skipped == []
+    layers = {layer.name: layer for layer in f.layers}
+    assert {n: layers[n].kind for n in layers} == dict.fromkeys(
+        ("Embedding", "TokenEmbedding", "TimeEmbedding", "EmbeddingOverwrite",
+         "EmbeddingBuffered"), "word_embedding")
+    assert layers["TokenEmbedding"].input_sets(0)[0].args[0].shape == (6, 4)  # vocab_size
+    assert layers["Embedding"].arg_names == ("params[0]",)
+    v = verdicts(f)
+    assert v[("Embedding", "params[0]")][::2] == ("correct", "exact")
+    assert v[("TokenEmbedding", "weight")][::2] == ("correct", "exact")
+    assert v[("TimeEmbedding", "W")][::2] == ("correct", "exact")
+    assert v[("EmbeddingOverwrite", "params[0]")][::2] == ("missing-accumulation", "exact")
+    assert v[("EmbeddingBuffered", "weight")][::2] == ("missing-accumulation", "exact")
+
+
+def test_recurrent_step_classes_get_the_catalogue_steps_and_their_named_mistakes():
+    f = found("step_cells.py")
+    assert f.skipped == []
+    layers = {layer.name: layer for layer in f.layers}
+    assert layers["RNN"].kind == "rnn_step" and layers["LSTMCell"].kind == "lstm_step"
+    assert layers["LSTMCell"].arg_names == ("x", "prev_h", "prev_c", "Wx", "Wh", "b")
+    v = verdicts(f)
+    for layer, names in (("RNN", ("x", "h_prev", "params[0]", "params[1]", "params[2]")),
+                         ("LSTMCell", ("x", "prev_h", "prev_c", "Wx", "Wh", "b"))):
+        for q in names:
+            assert v[(layer, q)][::2] == ("correct", "exact"), (layer, q, v[(layer, q)])
+    assert v[("RNNTanhAtInput", "params[1]")][::2] == ("wrong-derivative", "exact")
+    assert v[("LSTMCellGateOrder", "Wx")][::2] == ("wrong-derivative", "exact")
+    assert v[("LSTMCellGateOrder", "prev_c")][0] == "correct"  # dprev_c needs no gate order
+    rules = {c.quantity: c.rule for c in check_layer(layers["LSTMCellGateOrder"]).checks}
+    assert "gates i, f, g, o" in rules["Wx"]
+
+
+def test_an_epsilon_inside_the_log_keeps_the_exact_oracle_and_its_named_mistakes():
+    f = found("eps_losses.py")
+    v = verdicts(f)
+    assert v[("SoftmaxWithLoss", "x")][::2] == ("correct", "exact")
+    assert v[("softmax_loss", "x")][::2] == ("correct", "exact")
+    layer = next(la for la in f.layers if la.name == "SoftmaxWithLoss")
+    notes = check_layer(layer).notes
+    assert any("1e-07 inside the log" in n for n in notes), notes
+    bugs = verdicts(found("eps_losses_bugs.py"))
+    assert bugs[("SoftmaxWithLoss", "x")][::2] == ("wrong-derivative", "exact")
+    # an epsilon large enough to change the loss is another function: numeric only
+    assert bugs[("softmax_loss", "x")][2] == "numeric"
+
+
+def test_a_softmax_derivative_of_the_diagonal_only_is_a_wrong_derivative():
+    f = found("softmax_diagonal.py")
+    v = verdicts(f)
+    for layer, q in (("Softmax", "x"), ("SoftmaxLayer", "input"), ("softmax", "x")):
+        assert v[(layer, q)][::2] == ("wrong-derivative", "exact"), (layer, v[(layer, q)])
+    assert v[("SoftmaxRight", "x")][::2] == ("correct", "exact")
+    layers = {layer.name: layer for layer in f.layers}
+    # not checked on a column (4, 1), where a softmax over the last axis is constant
+    assert np.shape(layers["Softmax"].input_sets(0)[0].args[0]) == (3, 4)
+    rules = {c.quantity: c.rule for c in check_layer(layers["Softmax"]).checks}
+    assert "diagonal" in rules["x"]
+
+
+def test_a_gru_step_with_the_reset_gate_before_wh_gets_its_own_reference():
+    f = found("step_cells.py")
+    layers = {layer.name: layer for layer in f.layers}
+    assert layers["GRU"].kind == "gru_step_reset_before"
+    v = verdicts(f)
+    for q in ("x", "h_prev", "params[0]", "params[1]", "params[2]"):
+        assert v[("GRU", q)][::2] == ("correct", "exact"), (q, v[("GRU", q)])
+    assert v[("GRUResetLeftOut", "params[1]")][::2] == ("wrong-derivative", "exact")
+    assert v[("GRUResetLeftOut", "x")][0] == "correct"
+
+
+@pytest.mark.parametrize("old,new,quantities,kind,rule", [
+    ("dh_prev = dh_next * (1 - z) + daz", "dh_prev = daz", ("h_prev",),
+     "missing-accumulation", "direct path"),
+    ("da = np.hstack((daz, dar, dan))\n        self.grads[0][...] = x.T @ da\n"
+     "        self.grads[1][...] = np.hstack((h_prev.T @ daz, h_prev.T @ dar, (r * h_prev)",
+     "da = np.hstack((dar, daz, dan))\n        self.grads[0][...] = x.T @ da\n"
+     "        self.grads[1][...] = np.hstack((h_prev.T @ daz, h_prev.T @ dar, (r * h_prev)",
+     ("x", "params[0]", "params[2]"), "wrong-derivative", "gates r, z")])
+def test_the_reset_before_grus_mistakes_are_named(old, new, quantities, kind, rule,
+                                                  tmp_path):
+    from catalogue_helpers import assert_named, check, mutate
+
+    (tmp_path / "dialects").mkdir()
+    path = mutate(tmp_path, "dialects/step_cells.py", old, new)
+    assert_named(check(path, "GRU"), quantities, kind, rule)
+
+
+def test_losses_summed_over_every_entry_get_their_own_layouts():
+    f = found("summed_losses.py")
+    kinds = {layer.name: layer.kind for layer in f.layers}
+    assert kinds == {"mse_loss": "mse_half_sum", "BCELoss": "bce_sum"}
+    v = verdicts(f)
+    assert v[("mse_loss", "x")][::2] == ("correct", "exact")
+    assert v[("BCELoss", "y_pred")][::2] == ("correct", "exact")
+    bugs = verdicts(found("summed_losses_bugs.py"))
+    assert bugs[("mse_loss", "x")] == ("scaled", pytest.approx(0.25), "exact")
+    assert bugs[("BCELoss", "y_pred")][::2] == ("wrong-derivative", "exact")
+
+
+def test_a_binary_loss_of_one_logit_per_sample_is_bce_logits():
+    f = found("binary_losses.py")
+    layer = f.layers[0]
+    assert layer.kind == "bce_logits"
+    assert np.shape(layer.input_sets(0)[0].args[0]) == (6,)
+    assert any("binary loss" in n for n in layer.notes), layer.notes
+    assert verdicts(f)[("SigmoidWithLoss", "x")][::2] == ("correct", "exact")
+    bugs = verdicts(found("binary_losses_bugs.py"))
+    assert bugs[("SigmoidWithLoss", "x")][::2] == ("wrong-derivative", "exact")
+
+
+def test_a_gru_over_time_is_matched_to_its_layout_and_a_dropped_recurrence_named(tmp_path):
+    f = found("step_cells.py")
+    layers = {layer.name: layer for layer in f.layers}
+    assert layers["TimeGRU"].kind == "gru_reset_before"
+    v = verdicts(f)
+    for q in ("xs", "params[0]", "params[1]", "params[2]"):
+        assert v[("TimeGRU", q)][::2] == ("correct", "exact"), (q, v[("TimeGRU", q)])
+
+    from catalogue_helpers import check, mutate
+
+    (tmp_path / "dialects").mkdir()
+    path = mutate(tmp_path, "dialects/step_cells.py", "return dhs[:, t, :] + dh",
+                  "return dhs[:, t, :]")  # the gradient from step t + 1 dropped
+    kinds = {c.quantity: c.kind for c in check(path, "TimeGRU").checks}
+    assert kinds["xs"] == "missing-accumulation", kinds
+
+
+def test_a_bidirectional_layers_numbered_weights_are_built_by_name():
+    from jaxcnn.check.adapters.module_names import recurrent_array_for
+
+    assert recurrent_array_for("Wx2", "TimeBiLSTM").shape == (4, 20)
+    assert recurrent_array_for("Wh_b", "BiGRU").shape == (5, 15)
+    assert recurrent_array_for("b1", "TimeBiLSTM").shape == (20,)
+    assert recurrent_array_for("Wq", "TimeBiLSTM") is None
+
+
+def test_a_sequence_softmax_loss_with_ignored_steps_is_time_softmax_loss():
+    f = found("time_losses.py")
+    layer = f.layers[0]
+    assert layer.kind == "time_softmax_loss"
+    assert any((s.static[0] == -1).any() for s in layer.input_sets(0))  # steps ignored
+    assert verdicts(f)[("TimeSoftmaxWithLoss", "xs")][::2] == ("correct", "exact")
+    bugs = verdicts(found("time_losses_bugs.py"))
+    assert bugs[("TimeSoftmaxWithLoss", "xs")][::2] == ("wrong-derivative", "exact")
