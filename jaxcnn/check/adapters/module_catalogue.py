@@ -280,7 +280,7 @@ def _shape_free_sets(spec, static_ok: Callable[[tuple], bool]):
     return input_sets
 
 
-def _agrees(reference: Reference, user_forward, s: InputSet) -> str | None:
+def forward_agrees(reference: Reference, user_forward, s: InputSet) -> str | None:
     """"forward" if the reference reproduces the user's forward on ``s``, "wrong
     forward" if one of its known wrong forwards does, else None."""
     import jax
@@ -344,7 +344,7 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
             first = sets(0)
             if not first:
                 continue
-            agreed = _agrees(ref, user_forward, first[0])
+            agreed = forward_agrees(ref, user_forward, first[0])
             if agreed is None:
                 continue
             note = (f"matched to the catalogue's {kind}: {ref.name}" + (
@@ -353,8 +353,6 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
             return Match(kind, ref, sets, note)
     return None
 
-
-__all__ = ["Match", "find"]
 
 
 # ------------------------------------------------------------------ losses
@@ -461,3 +459,6 @@ def _agrees_loss(reference: Reference, user_forward, s: InputSet) -> str | None:
     ok = out.shape == want.shape and bool(np.all(np.isfinite(out))) and float(
         np.max(np.abs(out - want), initial=0.0)) <= 1e-6 * scale
     return "forward" if ok else None
+
+
+__all__ = ["Match", "find", "find_loss", "forward_agrees"]

@@ -192,7 +192,7 @@ def from_step_module(template, name: str, file: str | None, forward: str, backwa
     reference, kind = None, None
     for layout in LAYOUTS[gates]:
         entry = catalogue.spec(layout)
-        if module_catalogue._agrees(entry.reference, layer_forward, first) == "forward":
+        if module_catalogue.forward_agrees(entry.reference, layer_forward, first) == "forward":
             reference, kind = entry.reference, layout
             notes = [*notes, f"a recurrent step: matched to the catalogue's {layout} "
                              f"({entry.reference.name})"]
