@@ -196,3 +196,34 @@ def test_a_module_whose_code_adds_globals_while_its_classes_are_listed(tmp_path)
     from catalogue_helpers import layers_of
 
     assert "CrossEntropyLoss" in layers_of(path)
+
+
+EPS_EXACT = '''
+import numpy as np
+
+
+class CrossEntropyLoss:
+    def forward(self, y, t):
+        self.y, self.t = y, t
+        return -np.sum(t * np.log(y + 1e-7)) / y.shape[0]
+
+    def backward(self, dout=1):
+        return -dout * self.t / (self.y + 1e-7) / self.y.shape[0]
+'''
+
+
+def test_the_exact_gradient_of_a_log_with_an_epsilon_is_right(tmp_path):
+    """The kind: a backward that differentiates the user's own log(y + 1e-7), epsilon
+    included. It differs from the epsilon-free loss's gradient by about eps / y: right
+    for the forward it has (before: imprecise, exit 1)."""
+    from jaxcnn.check import check_file
+
+    path = tmp_path / "eps_exact.py"
+    path.write_text(EPS_EXACT)
+    (layer,) = check_file(path).layers
+    assert layer.ok, layer.checks
+    assert layer.checks[0].rule == "gradient of 1e-07 inside the log"
+    # a real slip beside the epsilon is still named
+    path.write_text(EPS_EXACT.replace("-dout * self.t", "dout * self.t"))
+    (layer,) = check_file(path).layers
+    assert layer.checks[0].kind == "sign-flipped", layer.checks[0]
