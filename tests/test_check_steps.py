@@ -501,3 +501,14 @@ def test_a_missing_mean_is_named_though_the_log_has_an_epsilon(tmp_path):
     first = _file_reports(path)["softmax_loss"].first_wrong_step
     assert first is not None and first.kind == "scaled", first
     assert "sample count" in first.note or "mean is never taken" in first.note, first.note
+
+
+def test_a_sequence_layers_state_attribute_is_no_forward_quantity_to_pair_with():
+    """The kind: an attribute the forward reassigns in its loop (``self.h``, the last
+    hidden state), paired by name with ``self.dh`` (the gradient of the initial state h0):
+    a right line was the first wrong step whatever the slip (here ``grad / T``)."""
+    reports = _file_reports(KINDS / "time_rnn_state.py")
+    report = next(r for n, r in reports.items() if n.startswith("TimeRNN"))
+    assert not report.ok
+    first = report.first_wrong_step
+    assert first is None or first.code != "self.dh = dh", first.text()

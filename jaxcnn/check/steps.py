@@ -571,6 +571,9 @@ class _Truth:
         # quantity each pass: no pass of it is the one a gradient named for it means
         looped = {key[1] for key in self.state.values
                   if key[0] == "def" and self.state.hits.get(key, 0) > 1}
+        # an attribute the forward assigns in a loop (self.h, a sequence layer's state)
+        looped |= {name[5:] for (name, _, how), n in self.state.runs.items()
+                   if name.startswith("self.") and how == "def" and n > 1}
         for key in self.state.values:
             if key[0] in ("arg", "def", "attr", "param") and self.usable(key) and \
                     key[1] not in looped:
