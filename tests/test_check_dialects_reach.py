@@ -188,3 +188,22 @@ def test_a_sequence_softmax_loss_with_ignored_steps_is_time_softmax_loss():
     assert verdicts(f)[("TimeSoftmaxWithLoss", "xs")][::2] == ("correct", "exact")
     bugs = verdicts(found("time_losses_bugs.py"))
     assert bugs[("TimeSoftmaxWithLoss", "xs")][::2] == ("wrong-derivative", "exact")
+
+
+@pytest.mark.parametrize("width", ["dim", "wordvec_size", "embed_size"])
+def test_an_embeddings_width_argument_is_a_size(tmp_path, width):
+    """``Embedding(vocab_size, dim)``: ``dim`` is the vector width here, not an axis (it
+    was given -1: "negative dimensions are not allowed"); ``wordvec_size`` (the book's
+    name) could not be guessed at all."""
+    from jaxcnn.check import check_file
+
+    path = tmp_path / "emb.py"
+    path.write_text(
+        "import numpy as np\n\n\nclass Embedding:\n"
+        f"    def __init__(self, vocab_size, {width}):\n"
+        f"        self.W = np.random.randn(vocab_size, {width})\n\n"
+        "    def forward(self, ids):\n        self.ids = ids\n        return self.W[ids]\n\n"
+        "    def backward(self, dout):\n        dW = np.zeros_like(self.W)\n"
+        "        np.add.at(dW, self.ids, dout)\n        return dW\n")
+    (layer,) = check_file(path).layers
+    assert layer.kind == "word_embedding" and layer.ok, layer.checks

@@ -229,7 +229,8 @@ SIZE_NAMES = (
     (r"^(rate|p|dropout|drop_?rate|drop_?prob|keep_?prob|prob|p_?drop|probability)$", 0.5),
     (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
-    (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim)$",
+    (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim|"
+     r"wordvec_?size|word_?vec_?size|embed_?size|embedding_?size|d_?embed)$",
      probe.FEATURES),  # a layer norm's or a transformer block's width
     (r"^(vocab_?size|n_?vocab|vocab|vocabulary_?size|num_?embeddings|n_?words|"
      r"num_?words|n_?tokens|num_?tokens)$", 6),  # an embedding table's rows
@@ -260,8 +261,8 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
                 args.append(value)
             continue
         value = size_for(p.name, pool)
-        if value == -1 and re.search(r"norm", cls.__name__, re.IGNORECASE):
-            value = probe.FEATURES  # LayerNorm(dim): the normalised width, not an axis
+        if value == -1 and re.search(r"norm|embed", cls.__name__, re.IGNORECASE):
+            value = probe.FEATURES  # LayerNorm(dim), Embedding(V, dim): a width, no axis
         if re.search(r"group_?norm", cls.__name__, re.IGNORECASE) and re.fullmatch(
                 r"(in_?|num_?|n_?)?channels|c", p.name, re.IGNORECASE):
             value = probe.FEATURES  # GroupNorm(G, C): C = 4, 2 groups of 2 channels
