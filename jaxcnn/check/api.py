@@ -77,7 +77,7 @@ class FileReport:
         if any(layer_status(r) == "wrong" for r in self.layers) or any(
                 not c["ok"] and not c.get("error") for c in self.chains):
             return 1
-        if any(c.get("error") for c in self.chains):  # a chain past the time limit
+        if any(c.get("error") for c in self.chains):  # a chain that could not be run
             return 2
         if not self.layers or any(layer_status(r) == "not checked" for r in self.layers):
             return 2
@@ -206,28 +206,27 @@ def _reason(why: str) -> str:
     return why.removeprefix("cannot run it: ")
 
 
+def _error_row(name, kind, style, file, reference, why) -> LayerReport:
+    """A layer's report of one error row, ``NOT_RUN_NOTE`` + ``why`` (exit 2)."""
+    from jaxcnn.check.engine import Check, LayerReport
+
+    check = Check("-", "error", None, None, None, None, None, None, [], NOT_RUN_NOTE + why,
+                  "none", [])
+    return LayerReport(name, kind, style, file, reference, [check], [], [], [], 0.0)
+
+
 def _stuck_report(layer: Layer, exc: limits.Stuck) -> LayerReport:
     """The one error row of a layer whose check ran past the time limit (exit 2): where
     it was stuck, and the flag that raises the limit."""
-    from jaxcnn.check.engine import Check, LayerReport
-
-    check = Check("-", "error", None, None, None, None, None, None, [],
-                  NOT_RUN_NOTE + str(exc), "none", [])
-    reference = layer.reference.name if layer.reference else None
-    return LayerReport(layer.name, layer.kind, layer.style, layer.file, reference, [check],
-                       [], [], [], 0.0)
+    return _error_row(layer.name, layer.kind, layer.style, layer.file,
+                      layer.reference.name if layer.reference else None, str(exc))
 
 
 def _not_run_report(entry, file) -> LayerReport:
     """The error row of a layer that was recognised but could not be run (built, shaped,
     or run once): exit 2, listed with the layers, not among the skipped."""
-    from jaxcnn.check.engine import Check, LayerReport
-
     name, why = entry
-    check = Check("-", "error", None, None, None, None, None, None, [],
-                  NOT_RUN_NOTE + _reason(why), "none", [])
-    return LayerReport(name, "unknown", entry.style or "unknown", file, None, [check], [], [],
-                       [], 0.0)
+    return _error_row(name, "unknown", entry.style or "unknown", file, None, _reason(why))
 
 
 @contextlib.contextmanager

@@ -258,7 +258,7 @@ def summary(chain: dict) -> list[str]:
     """Lines for the table: first wrong layer, and global effects on earlier layers."""
     names = " -> ".join(chain["layers"])
     lines = [f"chain {names}:"]
-    if chain.get("error"):  # it ran past the time limit
+    if chain.get("error"):  # past the time limit, or its inputs could not be built
         lines.append(f"  not judged: {chain['error']}")
     for r in chain["inputs"]:
         fw = r["first_wrong"]

@@ -903,8 +903,6 @@ def _line_shares(s: _Step, added: dict, runs: dict, factor: float, first: bool) 
         return []
     if not first and all(runs.get(key, 1) == 1 for key in keys):
         return []  # one write per line: the state's own difference is its share
-    if first and len(s.lines) == 1:
-        return []
     return [(key[1], factor * np.asarray(added[key], np.float64)) for key in keys]
 
 
@@ -1235,6 +1233,11 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
     return None
 
 
+def _local(step: _Step) -> bool:
+    """A plain local variable's assignment (not a return, not an attribute)."""
+    return step.how == "def" and not step.name.startswith(("return", "self."))
+
+
 def _regrouped(shape: tuple, other: tuple) -> bool:
     """Whether ``shape`` regroups ``other``'s entries (a reshape for the arithmetic, such
     as a group norm's (N, G, m) for (N, C, H, W)) rather than adding or dropping axes of
@@ -1354,7 +1357,7 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
                     return True, f"dL/d{x}", None, None
                 err = _compare(hand.reshape(shape), t)
                 if err is not None and err <= TOL and _regrouped(hand.shape, shape) and \
-                        step.how == "def" and not step.name.startswith(("return", "self.")):
+                        _local(step):
                     return True, f"dL/d{x}, reshaped", None, None  # (N, G, m) for (N, C, H, W)
                 if err is not None and err <= TOL:
                     return False, f"dL/d{x}", cls.Finding(
@@ -1366,15 +1369,10 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
                  if k[0] in ("arg", "attr", "param")]
         if other and not later:
             x, k = other[-1]
-            if values[k].size == hand.size and step.how == "def" and "[" not in step.name \
-                    and k not in truth.externals and \
-                    not step.name.startswith(("return", "self.")):
-                # a local reshaped for its arithmetic (dxhat as (N, G, m) for a (N, C, H,
-                # W) xhat): right if its values are, else not judged by its shape
-                t = truth.cotangent(k)
-                err = _compare(hand.reshape(values[k].shape), t) if t is not None else None
-                if err is not None and err <= TOL:
-                    return True, f"dL/d{x}, reshaped", None, None
+            if values[k].size == hand.size and _local(step) and "[" not in step.name \
+                    and k not in truth.externals:
+                # a local reshaped for its arithmetic whose values are wrong (the loop above
+                # takes a right one): not judged by its shape, the steps after it are
                 return None
             judge = truth.judges.get(x)
             finding = judge(hand) if judge is not None else None

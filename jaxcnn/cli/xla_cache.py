@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def prune(folder: Path, limit: int, keep: float = 0.8) -> int:
                 st = p.lstat()
             except OSError:
                 continue
-            if p.is_file() and not p.is_symlink():
+            if stat.S_ISREG(st.st_mode):  # a plain file (lstat: a link is not followed)
                 entries.append((max(st.st_atime, st.st_mtime), st.st_size, p))
     except OSError:
         return 0

@@ -466,13 +466,12 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             if takes_lr:  # each call starts from the parameters the forward saw
                 for slot, value, dtype in zip(slots, args[1:], dtypes, strict=True):
                     slot.set(o, np.array(value, dtype=dtype, copy=True))
+            x_, static_ = x, static
             if calls:  # the next step: the forward again, on the input as it was given
                 x_, static_ = np.array(again[0], copy=True), copy.deepcopy(again[1])
                 run_forward_on(x_, static_, False)
-                calls.append(1)
-                return run_backward(o, x_, ct, static_, own=True)
             calls.append(1)
-            return run_backward(o, x, ct, static, own=True)
+            return run_backward(o, x_, ct, static_, own=True)
         return out, backward
 
     def input_sets(seed):
