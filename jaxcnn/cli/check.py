@@ -17,7 +17,8 @@ also checked as a chain that names the first wrong layer.
 cache: compiled programs and the exact oracle's results are kept between runs in
 ~/.cache/jaxcnn/xla ($XDG_CACHE_HOME/jaxcnn/xla when that is set; JAXCNN_CACHE_DIR moves
 it, empty turns it off), keyed on the traced computation and its inputs, so an edited
-file is never judged by stale results.
+file is never judged by stale results; each folder is kept under JAXCNN_CACHE_MAX_MB
+(default 1024; 0: no limit), least recently used files deleted first.
 
 exit status: 0 every gradient correct; 1 a gradient is wrong (in a layer or a chain);
 2 nothing wrong was found but something could not be checked (every input of a layer
@@ -66,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the longest an import of your file, finding its layers "
                              "(which runs their constructors and forwards), or the check "
                              f"of one layer, may take (default {DEFAULT_TIME_LIMIT:g}; 0: no "
-                             "limit); past it: one line naming the file and line where it "
-                             "was stuck, exit 2")
+                             "limit); a layer past it is one error row naming the file "
+                             "and line where it was stuck (the others are still checked), "
+                             "an import or the finding past it one line; exit 2")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     _intermixed(parser)
 
