@@ -291,7 +291,10 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
 
     Raises ``CheckUsageError`` (or ``limits.Stuck``) when nothing can be checked: a file
     that cannot be imported, no layers, an unknown ``--layer``, bad inputs, a time limit
-    passed; the exception's ``partial`` dict holds what was skipped.
+    passed while importing or finding the layers; the exception's ``partial`` dict holds
+    what was skipped. A layer whose own check passes the time limit is an error row
+    instead (the others are checked), and a chain that does so, or whose inputs cannot
+    be built, is a chain with an ``error`` (status 2).
     """
     if seed < 0:
         raise discover.CheckUsageError("--seed must be 0 or more")
