@@ -240,6 +240,28 @@ def test_json_stdout_is_one_document_whatever_the_users_threads_print(tmp_path):
     assert doc["ok"] is True and "hello from a thread" in proc.stderr
 
 
+def test_nothing_reaches_stdout_after_the_json_document():
+    """CI saw a user's thread print after the document (stdout was restored when the
+    document was out, and the exit's flush wrote its line). Every write after the
+    document, buffered or raw, made deterministic here, goes to stderr."""
+    script = (
+        "import os, sys\n"
+        "from jaxcnn.cli.check import _stdout_to_stderr\n"
+        "with _stdout_to_stderr() as document:\n"
+        "    print('before')\n"
+        "    document('{\"ok\": true}')\n"
+        "print('late print')\n"
+        "os.write(1, b'late raw write\\n')\n"
+        "sys.stdout.flush()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert strict(proc.stdout) == {"ok": True}
+    assert proc.stderr.split() == ["before", "late", "print", "late", "raw", "write"]
+
+
 @pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e400"])
 def test_a_time_limit_that_is_not_a_usable_number_is_a_usage_error(tmp_path, value):
     """A negative limit was taken as none, and nan/inf/1e400 ended in setitimer's

@@ -185,7 +185,11 @@ def run(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _stdout_to_stderr():
     """File descriptor 1 (and ``sys.stdout``) point at stderr inside the block; yields
-    ``write(text)``, which writes one line to the real stdout."""
+    ``write(text)``, which writes one line to the real stdout.
+
+    Once the document is written, descriptor 1 stays on stderr: a thread the user's code
+    started may still print until the interpreter exits, and stdout must hold the one
+    document and nothing after it."""
     sys.stdout.flush()
     saved = None
     try:
@@ -223,5 +227,6 @@ def _stdout_to_stderr():
         sys.stdout = real
         if saved is not None:
             sys.stderr.flush()
-            os.dup2(saved, 1)
+            if not written:  # no document (an unexpected exception): stdout as it was
+                os.dup2(saved, 1)
             os.close(saved)
