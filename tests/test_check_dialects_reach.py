@@ -207,3 +207,23 @@ def test_an_embeddings_width_argument_is_a_size(tmp_path, width):
         "        np.add.at(dW, self.ids, dout)\n        return dW\n")
     (layer,) = check_file(path).layers
     assert layer.kind == "word_embedding" and layer.ok, layer.checks
+
+
+def test_a_grads_list_left_holding_the_old_arrays_is_a_stale_gradient():
+    """A backward that rebinds ``self.dW = ...`` where the constructor built ``self.grads
+    = [self.dW, self.db]`` for the optimizer passed: the attribute was right, the list the
+    optimizer reads kept zeros. The list's (or dict's) value is what is judged."""
+    f = found("stale_grads.py")
+    assert f.skipped == []
+    v = verdicts(f)
+    for layer, quantity in (("DenseRebound", "W"), ("DenseRebound", "b"),
+                            ("AffineListed", "params[0]"), ("AffineListed", "params[1]"),
+                            ("DenseDict", "W")):
+        assert v[(layer, quantity)][0] == "stale-gradient", (layer, quantity, v)
+    for layer, quantity in (("DenseInPlace", "W"), ("DenseInPlace", "b"), ("DenseDict", "b"),
+                            ("DenseNewList", "W"), ("DenseNewList", "b"),
+                            ("DenseRebound", "x"), ("AffineListed", "x")):
+        assert v[(layer, quantity)][0] == "correct", (layer, quantity, v)
+    layer = next(x for x in f.layers if x.name == "DenseRebound")
+    note = next(c.note for c in check_layer(layer).checks if c.quantity == "W")
+    assert "self.grads[0]" in note and "self.dW" in note

@@ -160,6 +160,48 @@ def grad_attr_names(key: str) -> list[str]:
                   f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
     return names
 
+def container_stores(obj, slot: Slot, position: int | None = None) -> list[tuple[str, object]]:
+    """``(label, array)`` for each entry of a grads dict or list that holds ``slot``'s
+    gradient (``self.grads['W']``, ``self.grads[0]``), as ``stored_grad`` finds them."""
+    found = []
+    for dname in GRAD_DICTS:
+        d = getattr(obj, dname, None)
+        if isinstance(d, dict):
+            for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
+                if float_array(d.get(key)):
+                    found.append((f"self.{dname}[{key!r}]", d[key]))
+                    break
+        elif isinstance(d, (list, tuple)):
+            at = slot.key if isinstance(slot.key, int) else position
+            if at is not None and at < len(d) and float_array(d[at]) \
+                    and np.shape(d[at]) == np.shape(slot.get(obj)):
+                found.append((f"self.{dname}[{at}]", d[at]))
+    return found
+
+
+def stale_container(obj, slot: Slot, before: dict[str, np.ndarray],
+                    position: int | None = None) -> tuple[str, str, object] | None:
+    """``(container label, attribute label, the container's array)`` where the backward
+    wrote ``slot``'s gradient to an attribute (``self.dW = ...``, a rebinding) and left
+    the grads list or dict entry an optimizer reads (``self.grads = [self.dW, self.db]``,
+    built in the constructor) as it was: the optimizer steps with the old values. None
+    otherwise. ``before``: ``container_stores``' arrays copied before the backward."""
+    attrs = [(name, getattr(obj, name, None)) for name in grad_attr_names(slot.name)
+             if name != slot.attr]
+    attrs = [(f"self.{name}", v) for name, v in attrs if float_array(v)]
+    for label, held in container_stores(obj, slot, position):
+        named = attrs or [(f"self.{k}", v) for k, v in vars(obj).items() if float_array(v)
+                          and GRAD_NAME.search(k) and np.shape(v) == np.shape(held)]
+        old = before.get(label)
+        if old is None or np.shape(old) != np.shape(held) or not np.array_equal(old, held):
+            continue  # written by the backward (or new): not stale
+        differ = [(attr, value) for attr, value in named if value is not held
+                  and np.shape(value) == np.shape(held) and not np.array_equal(value, held)]
+        if len(differ) == 1 or (differ and attrs):
+            return label, differ[0][0], held
+    return None
+
+
 def stored_grad(obj, slot: Slot, before: dict, index: int | None,
                 position: int | None = None):
     """The gradient the backward stored for ``slot``, or None: an attribute named after
@@ -171,17 +213,9 @@ def stored_grad(obj, slot: Slot, before: dict, index: int | None,
         v = getattr(obj, name, None)
         if float_array(v) and name != slot.attr:
             return v
-    for dname in GRAD_DICTS:
-        d = getattr(obj, dname, None)
-        if isinstance(d, dict):
-            for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
-                if float_array(d.get(key)):
-                    return d[key]
-        elif isinstance(d, (list, tuple)):
-            at = slot.key if isinstance(slot.key, int) else position
-            if at is not None and at < len(d) and float_array(d[at]) \
-                    and np.shape(d[at]) == np.shape(slot.get(obj)):
-                return d[at]
+    stores = container_stores(obj, slot, position)
+    if stores:
+        return stores[0][1]
     # else: the one array the backward stored with the parameter's shape and a gradient's
     # name (self.W_gradient, self.delta_w)
     stored = [v for k, v in vars(obj).items() if float_array(v) and k != slot.attr
@@ -370,4 +404,4 @@ METHOD_PAIRS = (("forward_propagation", "backward_propagation"), ("forward_prop"
 __all__ = ["GRAD_DICTS", "INPUT_GRAD_NAMES", "LR_NAMES", "METHOD_PAIRS", "OUTPUT_NAMES",
            "SIZE_NAMES", "Built", "Slot", "candidate_slots", "construct", "extra_value",
            "grad_attr_names", "input_grad", "is_loss", "method_pairs", "output_of",
-           "stored_grad"]
+           "stored_grad", "container_stores", "stale_container"]

@@ -68,6 +68,7 @@ from jaxcnn.check.adapters.module_names import (
     Slot,
     candidate_slots,
     construct,
+    container_stores,
     extra_value,
     float_array,
     input_grad,
@@ -76,6 +77,7 @@ from jaxcnn.check.adapters.module_names import (
     output_of,
     positional_params,
     required_params,
+    stale_container,
     stored_grad,
 )
 from jaxcnn.check.adapters.probe import seeded
@@ -392,9 +394,12 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             reference, kind = catalogued.reference, catalogued.kind
             notes.append(catalogued.note)
 
-    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE, own=False):
+    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE, own=False, stale=None):
         """``own``: the user's code gets ``x``, ``ct`` and the target themselves (no
-        copies: ``raw``)."""
+        copies: ``raw``). A gradient written to an attribute while the grads list or dict
+        entry an optimizer reads was left as it was is the entry's (stale) value; with a
+        dict ``stale``, its ``(entry, attribute)`` labels are kept there by the slot's
+        shown name."""
         before = [np.array(s.get(o), dtype=np.float64, copy=True) for s in slots]
         if loss:
             stored = getattr(o, "output", None)
@@ -406,6 +411,9 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         names_before = {k: v for k, v in vars(o).items() if not float_array(v) or not
                         GRAD_NAME.search(k)}
         held = [s.get(o) for s in slots]  # the arrays themselves, as the optimizer gets them
+        positions = [None if list_order is None else list_order[i] for i in range(len(slots))]
+        entries = [{label: np.array(v, copy=True) for label, v in container_stores(o, s, at)}
+                   for s, at in zip(slots, positions, strict=True)]
         if rec is not None:  # a real step, as in training (an update-before-use shows);
             rec.calls.clear()  # none on the caller's arrays (``raw``: called again)
             rec.lr = 0.0 if own else learn_rate
@@ -417,7 +425,13 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             returned = list(ret[1:])  # dx, dW, db
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
             g = returned[i] if returned is not None else stored_grad(
-                o, slot, names_before, i, None if list_order is None else list_order[i])
+                o, slot, names_before, i, positions[i])
+            lagging = None if returned is not None else stale_container(
+                o, slot, entries[i], positions[i])
+            if lagging is not None:
+                g = lagging[2]
+                if stale is not None:
+                    stale[slot.shown] = lagging[:2]
             if g is None and rec is not None:  # handed to the optimizer object
                 g = rec.grad_for(held[i])
             if g is None and takes_lr:
@@ -506,20 +520,30 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         """A backward(grad, lr), or one updating through an optimizer object, whose input
         gradient changes with the learning rate used the updated parameters
         (``update-before-use``), as for the report's ``backprop``."""
-        if not takes_lr and rec is None:
+        o = fresh(args)
+        listed = not loss and any(container_stores(o, s, at) for s, at in zip(
+            slots, [None] * len(slots) if list_order is None else list_order, strict=True))
+        if not listed and not takes_lr and rec is None:
             return []
         from jaxcnn.check.adapters.blog import SECOND_LEARN_RATE, _differ
 
-        o = fresh(args)
         _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
-        first = run_backward(copy.deepcopy(o), args[0], ct, static)
+        stale = {}
+        first = run_backward(copy.deepcopy(o), args[0], ct, static, stale=stale)
+        found = [(name, "stale-gradient",
+                  f"{entry} still holds the array it held before the backward, which wrote "
+                  f"{attr} = ... (a new array): an optimizer reading {entry} steps with the "
+                  f"old values; write into the array ({attr}[...] = ...) or store the new "
+                  f"one in {entry} too") for name, (entry, attr) in stale.items()]
+        if not takes_lr and rec is None:
+            return found
         second = run_backward(copy.deepcopy(o), args[0], ct, static, SECOND_LEARN_RATE)
         if _differ(first[0], second[0]):
             return [(arg_names[0], "update-before-use",
                      f"dL/d{arg_names[0]} changes with the learning rate ({LEARN_RATE} vs "
                      f"{SECOND_LEARN_RATE}): it is computed with parameters already updated "
-                     "in this step; compute it before the update")]
-        return []
+                     "in this step; compute it before the update"), *found]
+        return found
     # the first-wrong-step analysis reads the methods' source; not under the 1/m
     # convention (the checked gradients are m x what the backward holds) nor for a
     # backward that updates in place (its gradients are recovered from the update)
