@@ -68,10 +68,10 @@ def test_camel_case_backward_in_another_file_is_paired_with_its_forward():
     v = verdicts(f)
     assert v[("convolution", "bias")][:2] == ("scaled", pytest.approx(2.0))
     assert v[("convolution", "image")][0] == v[("convolution", "filt")][0] == "correct"
-    assert v[("maxpool", "image")][0] == "correct"
-    # checked by finite differences only, which leave ties out: said, not implied
-    assert any("its tie rule" in n and "is not checked here" in n
-               for n in layers["maxpool"].notes)
+    # one (C, H, W) image, 2x2 stride 2: the catalogue's pool, its tie rule checked on
+    # tie-rich inputs (finite differences leave ties out: an == mask passed them)
+    assert layers["maxpool"].kind == "max_pool_chw"
+    assert v[("maxpool", "image")][::2] == ("correct", "exact")
 
 
 def test_a_backward_given_a_cache_is_not_an_explicit_pair():
@@ -175,12 +175,15 @@ def test_a_cs231n_pair_whose_signature_fits_no_catalogue_layout_is_checked_numer
     assert set(layers) == {"conv", "maxpool", "avgpool", "dropout"}
     assert layers["conv"].arg_names == ("X", "W", "b")  # stride, padding: their defaults
     assert all(any("refuses the catalogue's inputs" in n for n in layer.notes)
-               for layer in f.layers)
+               for layer in f.layers if layer.name != "maxpool")
+    # a max pool of one array at its default 2x2 stride 2: the catalogue's, ties checked
+    assert layers["maxpool"].kind == "max_pool_nchw"
     v = verdicts(f)
     assert v[("avgpool", "X")][:2] == ("scaled", pytest.approx(4.0))
     assert all(kind == "correct" for key, (kind, _, _) in v.items()
                if key != ("avgpool", "X")), v
-    assert {o for _, _, o in v.values()} == {"numeric"}
+    assert {o for k, (_, _, o) in v.items() if k != ("maxpool", "X")} == {"numeric"}
+    assert v[("maxpool", "X")][2] == "exact"
 
 
 

@@ -227,3 +227,18 @@ def test_a_grads_list_left_holding_the_old_arrays_is_a_stale_gradient():
     layer = next(x for x in f.layers if x.name == "DenseRebound")
     note = next(c.note for c in check_layer(layer).checks if c.quantity == "W")
     assert "self.grads[0]" in note and "self.dW" in note
+
+
+def test_max_pools_without_a_pool_param_get_the_exact_oracle_and_their_tie_rule():
+    """An explicit pair's ``==`` mask passed: without CS231n's pool_param the pool was
+    checked by finite differences, which leave tied maxima out. A 2x2 stride-2 max pool
+    of (N, C, H, W), (H, W, C) or one (C, H, W) array now gets the catalogue's pool."""
+    f = found("pool_layouts.py")
+    assert f.skipped == []
+    kinds = {layer.name: layer.kind for layer in f.layers}
+    assert kinds == {"pool_eq": "max_pool_nchw", "pool_cached_forward": "max_pool_nchw",
+                     "pool_image": "max_pool_chw"}
+    v = verdicts(f)
+    assert v[("pool_eq", "X")][::2] == ("tie-overcount", "exact")
+    assert v[("pool_cached_forward", "X")][::2] == ("correct", "exact")
+    assert v[("pool_image", "image")][::2] == ("tie-overcount", "exact")

@@ -589,6 +589,8 @@ def _or_numeric(layer: Layer, forward, backward, name: str, file) -> Layer:
             numeric = from_function_pair(forward, backward, name, file)
     except Exception:
         return layer
+    if numeric.reference is not None:  # another layout of the kind (a pool without its
+        return numeric  # pool_param): its own note says which
     return numeric._replace(notes=(*numeric.notes, (
         f"its name says {layer.kind}, but its forward refuses the catalogue's inputs for "
         f"it ({why[:160]}): checked against finite differences of its own forward, on "

@@ -87,30 +87,13 @@ LEARN_RATE = 0.5  # a power of two: (before - after) / lr is exact
 ELEMENTWISE = {"relu": "relu", "sigmoid": "sigmoid", "logistic": "sigmoid", "tanh": "tanh"}
 
 
-POOL_SPECS = ("max_pool_nchw", "maxpool2")  # a 2x2 stride-2 max pool: NCHW, or (H, W, C)
-
-
 def _max_pool_spec(template, method: str, extra):
     """The catalogue's 2x2 max pool whose reference the forward reproduces on its first
     input (NCHW, or the report's (H, W, C)), with its tie-rich inputs; None if none."""
-    from jaxcnn.check.catalogue import spec
+    from jaxcnn.check.adapters import module_catalogue
 
-    for k in POOL_SPECS:
-        s = spec(k)
-        first = s.input_sets(0)[0]
-        try:
-            with seeded(), np.errstate(all="ignore"):
-                out = np.asarray(_run_forward(copy.deepcopy(template), method,
-                                              np.array(first.args[0], copy=True), extra),
-                                 np.float64)
-            with jax.enable_x64(True):
-                want = np.asarray(s.reference.forward(first.args, first.static), np.float64)
-        except Exception:
-            continue
-        if out.shape == want.shape and np.max(np.abs(out - want), initial=0.0) <= 1e-9 * max(
-                float(np.max(np.abs(want), initial=0.0)), 1e-300):
-            return s
-    return None
+    return module_catalogue.find_max_pool(
+        lambda x: _run_forward(copy.deepcopy(template), method, x, extra))
 
 
 def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: list,
