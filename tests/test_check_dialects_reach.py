@@ -242,3 +242,23 @@ def test_max_pools_without_a_pool_param_get_the_exact_oracle_and_their_tie_rule(
     assert v[("pool_eq", "X")][::2] == ("tie-overcount", "exact")
     assert v[("pool_cached_forward", "X")][::2] == ("correct", "exact")
     assert v[("pool_image", "image")][::2] == ("tie-overcount", "exact")
+
+
+def test_conv_and_pool_classes_are_checked_at_a_second_stride_and_padding():
+    """A conv class built only with its defaults (stride 1, no padding) passed a
+    backward that leaves the stride out. Classes whose constructor takes a stride or a
+    padding are checked at other values too, each a row of its own, against the exact
+    oracle at the object's own settings (and its named mistakes)."""
+    f = found("conv_settings.py")
+    assert f.skipped == []
+    assert sorted(layer.name for layer in f.layers) == [
+        "AvgPool", "AvgPool (stride=1)", "Conv2D", "Conv2D (stride=2, padding=1)",
+        "ConvNoStride", "ConvNoStride (stride=2, padding=1)"]
+    v = verdicts(f)
+    for quantity in ("x", "W", "b"):
+        assert v[("Conv2D (stride=2, padding=1)", quantity)][::2] == ("correct", "exact")
+        assert v[("ConvNoStride", quantity)][0] == "correct"  # stride 1: nothing shows
+    assert v[("ConvNoStride (stride=2, padding=1)", "x")][::2] == ("wrong-window", "exact")
+    assert v[("ConvNoStride (stride=2, padding=1)", "W")][::2] == ("wrong-window", "exact")
+    assert v[("AvgPool", "x")][0] == "correct"  # windows that do not overlap
+    assert v[("AvgPool (stride=1)", "x")][0] == "missing-accumulation"

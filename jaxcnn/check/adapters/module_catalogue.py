@@ -126,6 +126,13 @@ def _statics(spec, obj) -> list[tuple]:
     return []
 
 
+def conv_settings(obj) -> tuple[int, int]:
+    """A conv object's ``(stride, padding)``, read as the bridge reads them (``_statics``:
+    ``self.stride``, ``self.pad`` / ``self.padding``; 1 and 0 where it keeps none)."""
+    stride = _attr(obj, STRIDE_ATTR)
+    return int(stride or 1), _pads(obj)[0]
+
+
 ROLES = {"gamma": GAMMA, "beta": BETA,
          "w": re.compile(r"_?(w|weights?|kernels?|filters?)"),
          "b": re.compile(r"_?(b|bias(es)?)"),

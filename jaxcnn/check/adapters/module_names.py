@@ -282,6 +282,10 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
     args, kwargs, chosen = [], {}, []
     given = given or {}
     for p in inspect.signature(cls).parameters.values():
+        if p.name in given and p.default is not p.empty:  # a setting other than its default
+            chosen.append(f"{p.name}={given[p.name]!r}")
+            kwargs[p.name] = given[p.name]
+            continue
         if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.name in given:
@@ -318,6 +322,41 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
             args.append(value)
     obj = cls(*args, **kwargs)
     return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
+
+STRIDE = re.compile(r"strides?|step", re.IGNORECASE)
+PADDING = re.compile(r"pad|padding", re.IGNORECASE)
+
+
+def setting_variants(cls) -> list[dict]:
+    """Constructor settings besides the defaults that a conv or pool class is checked at
+    too, where its constructor takes them by those names (``stride``, ``padding``,
+    ``pad``) as numbers: a conv's stride 2 and padding 1 (1 and 0 where those are its
+    defaults), a pool's stride 1 (overlapping windows). A backward that leaves out the
+    stride or the padding is right at stride 1 and no padding, the only settings built
+    otherwise. ``[]`` for other classes and string settings (``padding="same"``)."""
+    name = cls.__name__
+    conv = bool(re.search(r"conv", name, re.IGNORECASE))
+    pool = not conv and bool(re.search(r"pool", name, re.IGNORECASE))
+    if not (conv or pool):
+        return []
+    try:
+        params = [p for p in inspect.signature(cls).parameters.values()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):
+        return []
+    def number(p, otherwise):
+        d = p.default
+        return d if isinstance(d, int) and not isinstance(d, bool) else \
+            otherwise if d is p.empty or d is None else None
+
+    chosen = {}
+    for p in params:
+        if STRIDE.fullmatch(p.name) and number(p, 1 if conv else 2) is not None:
+            chosen[p.name] = 2 if number(p, 1 if conv else 2) == 1 else 1
+        elif conv and PADDING.fullmatch(p.name) and number(p, 0) is not None:
+            chosen[p.name] = 1 if number(p, 0) == 0 else 0
+    return [chosen] if chosen else []
+
 
 def array_for(name: str, conv: bool):
     """A parameter array a constructor takes (``Affine(W, b)``), by its name: W (4, 5) or a
@@ -404,4 +443,4 @@ METHOD_PAIRS = (("forward_propagation", "backward_propagation"), ("forward_prop"
 __all__ = ["GRAD_DICTS", "INPUT_GRAD_NAMES", "LR_NAMES", "METHOD_PAIRS", "OUTPUT_NAMES",
            "SIZE_NAMES", "Built", "Slot", "candidate_slots", "construct", "extra_value",
            "grad_attr_names", "input_grad", "is_loss", "method_pairs", "output_of",
-           "stored_grad", "container_stores", "stale_container"]
+           "stored_grad", "container_stores", "stale_container", "setting_variants"]

@@ -77,6 +77,7 @@ from jaxcnn.check.adapters.module_names import (
     output_of,
     positional_params,
     required_params,
+    setting_variants,
     stale_container,
     stored_grad,
 )
@@ -97,8 +98,9 @@ def _max_pool_spec(template, method: str, extra):
 
 
 def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: list,
-                   loss: bool) -> Reference | None:
-    """The exact oracle where the name and the parameters say what the layer is."""
+                   loss: bool, conv: tuple[int, int] = (1, 0)) -> Reference | None:
+    """The exact oracle where the name and the parameters say what the layer is;
+    ``conv``: a conv's (stride, padding), as its object keeps them."""
     if loss or kind is None:
         return None
     if kind in ("relu", "sigmoid", "tanh") and not slots:
@@ -125,15 +127,34 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
             params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
         from jaxcnn.check.catalogue.conv import conv_nchw
 
-        def conv_forward(args, static):  # stride 1, no padding: a mismatch falls back
+        stride, pad = conv
+        setting = {"stride": stride, "pad": pad}
+
+        def conv_forward(args, static):  # its own settings: a mismatch falls back
             x, w = args[0], args[1]
             b = jnp.reshape(args[2], (-1,)) if len(args) > 2 else jnp.zeros(w.shape[0])
             if layout == "chw":  # one (C, H, W) image
-                return conv_nchw(x[None], w, b, {"stride": 1, "pad": 0})[0]
-            return conv_nchw(x, w, b, {"stride": 1, "pad": 0})
+                return conv_nchw(x[None], w, b, setting)[0]
+            return conv_nchw(x, w, b, setting)
 
-        return Reference(f"lax.conv_general_dilated ({layout.upper()}, OIHW, stride 1, no "
-                         "padding)" + (" + b" if len(params) == 2 else ""), conv_forward)
+        from jaxcnn.check.catalogue import spec
+
+        known = spec("conv").reference.alternates  # overwrites, the stride left out
+
+        def alternates(args, static, cotangent):
+            x, w = np.asarray(args[0]), np.asarray(args[1])
+            b = np.reshape(args[2], (-1,)) if len(args) > 2 else np.zeros(w.shape[0])
+            g = np.asarray(cotangent)
+            if layout == "chw":
+                x, g = x[None], g[None]
+            found = known((x, w, b), (setting,), g)
+            return [a._replace(grads=(None if a.grads[0] is None else (
+                a.grads[0][0] if layout == "chw" else a.grads[0]), a.grads[1],
+                *([None] if len(args) > 2 else []))) for a in found]
+
+        return Reference(f"lax.conv_general_dilated ({layout.upper()}, OIHW, stride {stride}, "
+                         + (f"padding {pad}" if pad else "no padding") + ")"
+                         + (" + b" if len(params) == 2 else ""), conv_forward, alternates)
     if kind == "dense" and params and params[0].ndim == 2 and len(params) <= 2 and \
             layout in ("rows", "rows_t", "cols"):
         out_size = params[0].shape[0 if layout == "cols" else 1 if layout == "rows" else 0]
@@ -334,7 +355,10 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         notes.append("samples in columns (W @ x): the deep-learning specialisation's "
                      "convention, dW and db carry 1/m (m = columns) and dx does not; they "
                      "are checked as m * dW, m * db")
-    reference = _reference_for(kind, layout, slots, params, loss)
+    from jaxcnn.check.adapters.module_catalogue import conv_settings
+
+    reference = _reference_for(kind, layout, slots, params, loss,
+                               conv_settings(template) if kind == "conv" else (1, 0))
     pool_spec = None
     if reference is None and not slots and not loss and re.search(
             r"pool", forward if forward.endswith("_forward") else cls_name, re.IGNORECASE):
@@ -912,4 +936,5 @@ def _make_initialized(cls, layer_name, fwd, bwd, file, given, kind_from) -> Laye
     raise first_error
 
 
-__all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs"]
+__all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs",
+           "setting_variants"]
