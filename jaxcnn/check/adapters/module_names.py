@@ -327,14 +327,16 @@ STRIDE = re.compile(r"strides?|step", re.IGNORECASE)
 PADDING = re.compile(r"pad|padding", re.IGNORECASE)
 
 
-def setting_variants(cls) -> list[dict]:
+def setting_variants(cls, name: str | None = None) -> list[dict]:
     """Constructor settings besides the defaults that a conv or pool class is checked at
     too, where its constructor takes them by those names (``stride``, ``padding``,
     ``pad``) as numbers: a conv's stride 2 and padding 1 (1 and 0 where those are its
     defaults), a pool's stride 1 (overlapping windows). A backward that leaves out the
     stride or the padding is right at stride 1 and no padding, the only settings built
-    otherwise. ``[]`` for other classes and string settings (``padding="same"``)."""
-    name = cls.__name__
+    otherwise. ``[]`` for other classes and string settings (``padding="same"``).
+    ``cls`` may be a forward function too (``conv_forward(X, W, b, stride=1, padding=1)``),
+    ``name``: the name that says conv or pool (default ``cls.__name__``)."""
+    name = name or cls.__name__
     conv = bool(re.search(r"conv", name, re.IGNORECASE))
     pool = not conv and bool(re.search(r"pool", name, re.IGNORECASE))
     if not (conv or pool):
