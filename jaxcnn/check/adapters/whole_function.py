@@ -56,7 +56,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jaxcnn.check.layer import InputSet, Layer
+from jaxcnn.check.layer import Alternate, InputSet, Layer
 from jaxcnn.check.refusals import NotALayer
 
 STEPS = 4  # tokens per checked sequence: every true gradient entry is at most this large
@@ -467,6 +467,7 @@ def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None
         text = " ".join(str(exc).split())[:300]
         raise ValueError(f"its backprop raised on {s0.name}: {type(exc).__name__}"
                          f"{': ' * bool(text)}{text}") from None
+    offsets = _nielsen_offsets(net0, forward, layers)
     cost = overrides.get("cost") or type(getattr(net0, "cost", None))
     loss = (f"its cost {cost.__name__}.fn(a, y)" if getattr(net0, "cost", None) is not None
             else "the quadratic cost 0.5 * ||a - y||^2 (the one cost_derivative's a - y "
@@ -476,8 +477,85 @@ def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None
             + f"); backprop(x, y)'s nabla_b and nabla_w checked against finite differences "
             f"of {loss} of feedforward(x)")
     return Layer(name, "whole", "whole", tuple(keys), forward, vjp, None, input_sets,
-                 file=file, notes=(note,), static_names=("x", "y"),
+                 file=file, notes=(note,), static_names=("x", "y"), offsets=offsets,
                  raw=lambda args, static: vjp(args, static, own=True))
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _backprop(biases, weights, x, delta_out) -> list:
+    """The gradients ``[*nabla_b, *nabla_w]`` of a sigmoid network (Nielsen's layout)
+    whose output error is ``delta_out(z, a)`` ``(n_L, 1)``."""
+    acts, zs = [x], []
+    for b, w in zip(biases, weights, strict=True):
+        zs.append(w @ acts[-1] + b)
+        acts.append(_sigmoid(zs[-1]))
+    n = len(biases)
+    gb, gw = [None] * n, [None] * n
+    d = delta_out(zs[-1], acts[-1])
+    gb[-1], gw[-1] = d, d @ acts[-2].T
+    for back in range(2, n + 1):
+        d = (weights[-back + 1].T @ d) * _sigmoid(zs[-back]) * (1 - _sigmoid(zs[-back]))
+        gb[-back], gw[-back] = d, d @ acts[-back - 1].T
+    return gb + gw
+
+
+def _nielsen_offsets(net0, forward, layers: int):
+    """``offsets`` naming the classic slips of the output error, for a network whose
+    loss is a sigmoid network's (its forward reproduces ``_backprop``'s): sigmoid' left
+    out (``delta = dC/da``), taken at the activation (``sigmoid'(a)``), and the quadratic
+    cost's delta ``(a - y) * sigmoid'(z)`` kept for another cost. None otherwise."""
+    cost = getattr(net0, "cost", None)
+    fn = cost.fn if cost is not None and callable(getattr(cost, "fn", None)) else None
+
+    def dcda(a, y):
+        if fn is None:
+            return a - y
+        g = np.zeros_like(a)
+        for i in range(a.shape[0]):
+            e = np.zeros_like(a)
+            e[i] = 1e-6
+            g[i] = (float(fn(a + e, y)) - float(fn(a - e, y))) / 2e-6
+        return g
+
+    def offsets(args, static, ct):
+        x, y = (np.asarray(v, np.float64) for v in static)
+        biases, weights = list(args[:layers]), list(args[layers:])
+        a = x
+        for b, w in zip(biases, weights, strict=True):
+            a = _sigmoid(w @ a + b)
+        want = float(np.asarray(forward(args, static)))
+        mine = float(fn(a, y)) if fn is not None else float(0.5 * np.sum((a - y) ** 2))
+        if not np.isclose(want, mine, rtol=1e-9, atol=1e-12):
+            return []  # not a sigmoid network with this loss: no named slips
+
+        def sp(v):
+            return _sigmoid(v) * (1 - _sigmoid(v))
+        right = _backprop(biases, weights, x, lambda z, o: dcda(o, y) * sp(z))
+        slips = [("sigmoid' left out of the output error",
+                  lambda z, o: dcda(o, y),
+                  "the output error delta is dC/da without sigmoid'(z) (the cross-entropy "
+                  "cost's delta a - y used for the quadratic cost)"),
+                 ("sigmoid' at the activation",
+                  lambda z, o: dcda(o, y) * sp(o),
+                  "sigmoid'(a) where sigmoid'(z) belongs: the derivative taken at the "
+                  "activation instead of the weighted input z")]
+        if fn is not None:
+            slips.append(("the quadratic cost's delta",
+                          lambda z, o: (o - y) * sp(z),
+                          "the output error is the quadratic cost's (a - y) * sigmoid'(z), "
+                          "not this cost's delta (for the cross-entropy: a - y)"))
+        out = []
+        for name, delta, why in slips:
+            wrong = _backprop(biases, weights, x, delta)
+            if all(np.allclose(r, w) for r, w in zip(right, wrong, strict=True)):
+                continue  # the same as the right one for this cost
+            out.append(Alternate(name, tuple(float(ct) * (r - w) for r, w in zip(
+                right, wrong, strict=True)), False, "wrong-derivative", why))
+        return out
+    return offsets
 
 
 def nielsen_name(name: str, overrides: dict) -> str:
