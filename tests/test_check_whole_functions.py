@@ -1,0 +1,122 @@
+"""`jaxcnn check` reaches whole functions that return the loss and every gradient:
+Karpathy's min-char-rnn ``lossFun(inputs, targets, hprev)`` on module globals (and on
+``self`` attributes), with its top-level training loop left out at import, and
+Nielsen's ``Network.backprop(x, y) -> (nabla_b, nabla_w)`` for the quadratic cost and
+for each cost class of network2.py. Right versions pass; each planted bug is caught on
+the gradient it breaks, named where the slip is a known one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxcnn.check import check_layer, find_layers, load_file
+
+DIALECTS = Path(__file__).parent / "fixtures" / "dialects"
+PARAMS = ("Wxh", "Whh", "Why", "bh", "by")
+NIELSEN = ("biases[0]", "biases[1]", "weights[0]", "weights[1]")
+
+
+def found(name: str):
+    path = DIALECTS / name
+    return find_layers(load_file(path), str(path), [])
+
+
+def verdicts(f) -> dict:
+    """{(layer, quantity): kind} of found layers."""
+    return {(layer.name, c.quantity): c.kind for layer in f.layers
+            for c in check_layer(layer).checks}
+
+
+def wrong(v: dict, layer: str) -> set[str]:
+    return {q for (n, q), k in v.items() if n == layer and k != "correct"}
+
+
+@pytest.fixture(scope="module")
+def rnn():
+    return found("min_char_rnn.py")
+
+
+@pytest.fixture(scope="module")
+def rnn_bugs():
+    f = found("min_char_rnn_bugs.py")
+    return f, verdicts(f)
+
+
+def test_the_script_loop_is_left_out_and_both_lossfuns_are_found(rnn):
+    assert rnn.skipped == []
+    layers = {layer.name: layer for layer in rnn.layers}
+    assert set(layers) == {"lossFun", "CharRNN.lossFun"}
+    for layer in layers.values():
+        assert layer.arg_names == PARAMS
+    assert any("`while True:` loop" in n for n in layers["lossFun"].notes)
+    assert any("clips its gradients (at 5)" in n and "changes nothing" in n
+               for n in layers["lossFun"].notes)
+
+
+def test_a_right_lossfun_is_correct_in_float64(rnn, x64):
+    v = verdicts(rnn)
+    assert set(v.values()) == {"correct"}, v
+    layer = next(la for la in rnn.layers if la.name == "lossFun")
+    s = layer.input_sets(0)[0]
+    tokens, targets, hprev = s.static
+    assert len(tokens) == 4 and all(isinstance(t, int) for t in tokens)
+    assert hprev.shape == (5, 1) and np.any(hprev)  # a random state: step 0 is checked
+
+
+def test_the_module_globals_are_restored_after_the_check(rnn):
+    layer = next(la for la in rnn.layers if la.name == "lossFun")
+    module = layer.sources[0].__globals__
+    before = {k: module[k] for k in PARAMS}
+    check_layer(layer)
+    assert all(module[k] is before[k] for k in PARAMS)
+
+
+@pytest.mark.parametrize(("name", "broken"), [
+    ("lossFun_tanh_at_output", {"Wxh", "Whh", "bh"}),   # a wrong derivative
+    ("lossFun_no_dhnext", {"Wxh", "Whh", "bh"}),        # a missing term: the recurrence
+    ("lossFun_wrong_step", {"Whh"}),                    # hs[t] for hs[t - 1]
+    ("lossFun_transposed", {"Whh"}),                    # a transposed product
+    ("lossFun_no_onehot", set(PARAMS)),                 # dy without the one-hot
+    ("lossFun_tight_clip", set(PARAMS)),                # a clip that bites
+])
+def test_each_planted_rnn_bug_is_caught_on_the_gradients_it_breaks(rnn_bugs, name, broken):
+    _, v = rnn_bugs
+    assert wrong(v, name) == broken
+
+
+def test_a_transposed_recurrent_product_is_named(rnn_bugs):
+    assert rnn_bugs[1][("lossFun_transposed", "Whh")] == "transposed"
+
+
+def test_a_clip_that_can_bite_says_so(rnn_bugs):
+    f, _ = rnn_bugs
+    layer = next(la for la in f.layers if la.name == "lossFun_tight_clip")
+    assert any("may change values" in n for n in layer.notes)
+
+
+def test_nielsen_network_py_is_correct_and_its_slips_are_named(x64):
+    v = verdicts(found("nielsen_network.py"))
+    assert wrong(v, "Network") == set()
+    assert wrong(v, "NetworkNoPrime") == {"biases[1]", "weights[1]"}
+    assert v[("NetworkNoPrime", "weights[1]")] == "wrong-derivative"
+    assert v[("NetworkPrimeAtOutput", "biases[1]")] == "wrong-derivative"
+    assert wrong(v, "NetworkTransposed") == {"weights[0]"}
+    assert v[("NetworkTransposed", "weights[0]")] == "transposed"
+
+
+def test_nielsen_network2_is_checked_once_per_cost_class(x64):
+    f = found("nielsen_network2.py")
+    names = {layer.name for layer in f.layers}
+    assert {"Network(cost=QuadraticCost)", "Network(cost=CrossEntropyCost)",
+            "Network(cost=WrongCrossEntropyCost)"} <= names
+    v = verdicts(f)
+    assert wrong(v, "Network(cost=QuadraticCost)") == set()
+    assert wrong(v, "Network(cost=CrossEntropyCost)") == set()
+    assert {v[("Network(cost=WrongCrossEntropyCost)", q)] for q in NIELSEN} == {
+        "wrong-derivative"}
+    report = check_layer(next(la for la in f.layers
+                              if la.name == "Network(cost=WrongCrossEntropyCost)"))
+    assert "quadratic cost's" in report.checks[0].note
