@@ -212,7 +212,8 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
     hidden = _hidden({k: template[k] for k in keys})
     params = list(inspect.signature(fn).parameters)[1 if owner is not None else 0:]
     states = [p for p in params[2:] if STATE.search(p)]
-    sizes = {p: vocab for p in params[2:] if p in VOCAB}  # train(inputs, targets, vocab_size, hprev)
+    # train(inputs, targets, vocab_size, hprev): the vocabulary size as an argument
+    sizes = {p: vocab for p in params[2:] if p in VOCAB}
     if len(params) - 2 != len(states) + len(sizes):
         raise ValueError(f"its arguments after the tokens and targets ({', '.join(params[2:])}) "
                          "are not hidden states (hprev, cprev) or the vocabulary size")
@@ -290,7 +291,8 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
              f"({where}), each d<name> checked against finite differences of its own "
              f"loss on {STEPS} tokens of {vocab} (one-hot inside), with a random "
              f"{', '.join(states) or 'state'}",
-             f"parameters drawn afresh in the file's shapes ({', '.join(f'{k} {shapes[k]}' for k in keys)}); "
+             "parameters drawn afresh in the file's shapes ("
+             + ", ".join(f"{k} {shapes[k]}" for k in keys) + "); "
              "the other returned values (the last hidden state) are not gradients"]
     if clip is not None:
         notes.append(
