@@ -74,24 +74,38 @@ def test_the_module_globals_are_restored_after_the_check(rnn):
     assert all(module[k] is before[k] for k in PARAMS)
 
 
-@pytest.mark.parametrize(("name", "broken"), [
-    ("lossFun_tanh_at_output", {"Wxh", "Whh", "bh"}),   # a wrong derivative
-    ("lossFun_no_dhnext", {"Wxh", "Whh", "bh"}),        # a missing term: the recurrence
-    ("lossFun_wrong_step", {"Whh"}),                    # hs[t] for hs[t - 1]
-    ("lossFun_transposed", {"Whh"}),                    # a transposed product
-    ("lossFun_no_onehot", set(PARAMS)),                 # dy without the one-hot
-    ("lossFun_tight_clip", set(PARAMS)),                # a clip that bites
-])
-def test_each_planted_rnn_bug_is_caught_on_the_gradients_it_breaks(rnn_bugs, name, broken):
-    _, v = rnn_bugs
+# (function, the gradients it breaks, their kind, the planted line's text or None when
+# the first wrong step is a line that reads the planted one's unjudged value)
+RNN_BUGS = [
+    ("lossFun_tanh_at_output", {"Wxh", "Whh", "bh"}, "wrong-derivative", "dbh += dhraw"),
+    ("lossFun_no_dhnext", {"Wxh", "Whh", "bh"}, "missing-accumulation", "dbh += dhraw"),
+    ("lossFun_wrong_step", {"Whh"}, "wrong-derivative", "dWhh += dhraw @ hs[t].T"),
+    ("lossFun_transposed", {"Whh"}, "transposed", "dWhh += hs[t - 1] @ dhraw.T"),
+    ("lossFun_no_onehot", set(PARAMS), "wrong-derivative", "dWhy += dy @ hs[t].T"),
+    ("lossFun_tight_clip", set(PARAMS), "clipped", "return loss, dWxh"),
+    ("lossFun_hs_list", {"Whh"}, "wrong-derivative", "dWhh += dhraw @ hs[t - 1].T"),
+]
+
+
+@pytest.mark.parametrize(("name", "broken", "kind", "line"), RNN_BUGS)
+def test_each_planted_rnn_bug_is_caught_and_named_on_the_gradients_it_breaks(
+        rnn_bugs, name, broken, kind, line):
+    f, v = rnn_bugs
     assert wrong(v, name) == broken
+    assert {v[(name, q)] for q in broken} == {kind}
+    first = check_layer(next(la for la in f.layers if la.name == name)).first_wrong_step
+    assert first is not None and first.code.startswith(line), first
 
 
-def test_a_transposed_recurrent_product_is_named(rnn_bugs):
-    assert rnn_bugs[1][("lossFun_transposed", "Whh")] == "transposed"
+def test_the_first_wrong_step_of_a_wrong_time_step_is_its_line(rnn_bugs):
+    f, _ = rnn_bugs
+    first = check_layer(next(la for la in f.layers
+                             if la.name == "lossFun_wrong_step")).first_wrong_step
+    assert first.expected == "dL/dWhh"
+    assert first.right_before == ("dWhy", "dby", "dbh", "dWxh")
 
 
-def test_a_clip_that_can_bite_says_so(rnn_bugs):
+def test_a_clip_that_bites_says_so(rnn_bugs):
     f, _ = rnn_bugs
     layer = next(la for la in f.layers if la.name == "lossFun_tight_clip")
     assert any("may change values" in n for n in layer.notes)

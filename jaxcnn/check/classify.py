@@ -57,8 +57,8 @@ from jaxcnn.check.compare import rel_error, scale
 KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "transposed", "flipped",
          "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped", "wrong-wiring",
          "wrong-derivative", "wrong-argument", "zero", "wrong-shape", "missing", "non-finite",
-         "update-before-use", "update-rule", "not-reentrant", "modifies-input", "error",
-         "inconclusive", "unclassified")
+         "update-before-use", "update-rule", "not-reentrant", "modifies-input", "clipped",
+         "error", "inconclusive", "unclassified")
 
 
 class Candidate(NamedTuple):

@@ -286,6 +286,9 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
                          f"{': ' * bool(text)}{text}") from None
     if not (isinstance(result, (tuple, list)) and np.size(result[0]) == 1):
         raise ValueError("it returns no (loss, gradients, ...) tuple with a scalar loss first")
+    roles = rnn_roles({k: shapes[k] for k in keys}, vocab, hidden)
+    offsets = None if roles is None else _rnn_offsets(roles, keys, forward, len(states),
+                                                      clip)
     where = "module globals" if owner is None else f"attributes of {owner.__name__}"
     notes = [f"a whole function: the loss and the gradients of {', '.join(keys)} "
              f"({where}), each d<name> checked against finite differences of its own "
@@ -305,10 +308,118 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
         notes.append("its file's top-level `while True:` loop (line "
                      f"{', '.join(map(str, skipped))}: the training script) was not run")
     return Layer(name, "whole", "whole", tuple(keys), forward, vjp, None, input_sets,
-                 file=file, notes=tuple(notes),
+                 file=file, notes=tuple(notes), offsets=offsets,
                  static_names=("inputs", "targets", *states),
                  raw=lambda args, static: vjp(args, static, own=True),
                  sources=(fn, fn))
+
+
+RNN_ROLES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+def rnn_roles(shapes: dict, vocab: int, hidden: int) -> dict | None:
+    """``{role: parameter name}`` of a vanilla RNN's five parameters, found by shape
+    (``Wxh`` ``(H, V)``, ``Whh`` ``(H, H)``, ``Why`` ``(V, H)``, ``bh`` ``(H, 1)``, ``by``
+    ``(V, 1)``); None when the shapes are not exactly those, or ``H == V`` (ambiguous)."""
+    if hidden == vocab or len(shapes) != 5:
+        return None
+    want = {"Wxh": (hidden, vocab), "Whh": (hidden, hidden), "Why": (vocab, hidden),
+            "bh": (hidden, 1), "by": (vocab, 1)}
+    roles = {}
+    for role, shape in want.items():
+        match = [k for k, s in shapes.items() if tuple(s) == shape]
+        if len(match) != 1:
+            return None
+        roles[role] = match[0]
+    return roles
+
+
+def rnn_gradients(p: dict, tokens, labels, h0, slip: str | None = None):
+    """(the summed cross-entropy, ``{role: gradient}``) of min-char-rnn's vanilla RNN,
+    float64, with one of its classic slips when ``slip`` names it: ``"1 - h"`` (tanh' as
+    1 - h), ``"no tanh'"``, ``"recurrence dropped"`` (dhnext not added), ``"h[t]"`` (Whh's
+    gradient from the step's own hidden state), ``"no one-hot"`` (dy = p),
+    ``"last state first"`` (the initial state read as the last step's, a list's
+    ``hs[-1]`` overwritten)."""
+    vocab = p["Wxh"].shape[1]
+    hs, xs, ps, loss = {-1: np.asarray(h0, np.float64)}, {}, {}, 0.0
+    for t, tok in enumerate(tokens):
+        xs[t] = np.zeros((vocab, 1))
+        xs[t][tok] = 1.0
+        hs[t] = np.tanh(p["Wxh"] @ xs[t] + p["Whh"] @ hs[t - 1] + p["bh"])
+        z = p["Why"] @ hs[t] + p["by"]
+        e = np.exp(z - z.max())
+        ps[t] = e / e.sum()
+        loss -= float(np.log(ps[t][labels[t], 0]))
+    g = {r: np.zeros_like(p[r]) for r in RNN_ROLES}
+    dnext = np.zeros_like(hs[0])
+    last = len(tokens) - 1
+    for t in reversed(range(len(tokens))):
+        dy = ps[t].copy()
+        if slip != "no one-hot":
+            dy[labels[t]] -= 1
+        g["Why"] += dy @ hs[t].T
+        g["by"] += dy
+        dh = p["Why"].T @ dy + (0 if slip == "recurrence dropped" else dnext)
+        draw = {"1 - h": (1 - hs[t]) * dh, "no tanh'": dh}.get(slip, (1 - hs[t] ** 2) * dh)
+        g["bh"] += draw
+        g["Wxh"] += draw @ xs[t].T
+        prev = hs[t] if slip == "h[t]" else hs[last] if (slip == "last state first"
+                                                          and t == 0) else hs[t - 1]
+        g["Whh"] += draw @ prev.T
+        dnext = p["Whh"].T @ draw
+    return loss, g
+
+
+RNN_SLIPS = (
+    ("1 - h", "wrong-derivative", "tanh's derivative written 1 - h where 1 - h ** 2 "
+     "belongs (dhraw = (1 - hs[t]) * dh)"),
+    ("no tanh'", "wrong-derivative", "the tanh's derivative left out: dhraw = dh where "
+     "(1 - hs[t] ** 2) * dh belongs"),
+    ("recurrence dropped", "missing-accumulation", "the gradient from the next time step "
+     "is not added: dh = Why.T @ dy where dh = Why.T @ dy + dhnext belongs"),
+    ("h[t]", "wrong-derivative", "the hidden state of the wrong time step: dWhh takes "
+     "hs[t] where hs[t - 1] (the state the step read) belongs"),
+    ("no one-hot", "wrong-derivative", "the softmax's gradient without the one-hot: dy = p "
+     "where dy = p - onehot(target) belongs (dy[targets[t]] -= 1 missing)"),
+    ("last state first", "wrong-derivative", "at the first step dWhh reads the LAST hidden "
+     "state where the initial one (hprev) belongs: hs kept in a list whose hs[-1] "
+     "(hprev) the last step overwrites"),
+)
+
+
+def _rnn_offsets(roles: dict, keys: list, forward, n_states: int, clip: float | None):
+    """``offsets`` naming min-char-rnn's classic slips (``RNN_SLIPS``), for a function
+    whose loss is the vanilla RNN's (checked per input set: its value must equal
+    ``rnn_gradients``'); with one hidden state only. ``clip``: the bound of a clip in
+    the function: a gradient equal to the right one clipped there, where the clip
+    changes it, is ``clipped``."""
+    if n_states != 1:
+        return None
+
+    def offsets(args, static, ct):
+        tokens, labels, h0 = static
+        p = {role: np.asarray(args[keys.index(k)], np.float64) for role, k in roles.items()}
+        loss, right = rnn_gradients(p, tokens, labels, h0)
+        if not np.isclose(loss, float(forward(args, static)), rtol=1e-9, atol=1e-12):
+            return []  # not the vanilla RNN's loss: no named slips
+        out = []
+        by_key = {k: role for role, k in roles.items()}
+        if clip is not None and any(np.any(np.abs(g) > clip) for g in right.values()):
+            out.append(Alternate(
+                "clipped", tuple(float(ct) * (right[by_key[k]] - np.clip(
+                    right[by_key[k]], -clip, clip)) for k in keys), False, "clipped",
+                f"the right gradient clipped at {clip:g}: the clip in the function changed "
+                "it (a clip is not part of the gradient; the gradient before it is right)"))
+        for slip, kind, why in RNN_SLIPS:
+            wrong = rnn_gradients(p, tokens, labels, h0, slip)[1]
+            diff = {role: right[role] - wrong[role] for role in RNN_ROLES}
+            if not any(np.any(d) for d in diff.values()):
+                continue
+            out.append(Alternate(slip, tuple(float(ct) * diff[by_key[k]] for k in keys),
+                                 False, kind, why))
+        return out
+    return offsets
 
 
 def _attribute_guess(owner, fn) -> dict:
