@@ -134,3 +134,24 @@ def test_nielsen_network2_is_checked_once_per_cost_class(x64):
     report = check_layer(next(la for la in f.layers
                               if la.name == "Network(cost=WrongCrossEntropyCost)"))
     assert "quadratic cost's" in report.checks[0].note
+
+
+def test_a_function_of_a_parameters_dict_is_checked_as_a_model(x64):
+    f = found("function_model.py")
+    assert [la.name for la in f.layers] == ["two_layer_net"]
+    assert any("init_two_layer_model(input_size=4" in n for n in f.layers[0].notes)
+    assert set(verdicts(f).values()) == {"correct"}
+
+
+def test_a_function_models_planted_bugs_are_named_at_their_lines():
+    f = found("function_model_bugs.py")
+    v = verdicts(f)
+    assert wrong(v, "two_layer_net_no_mask") == {"W1", "b1"}
+    assert wrong(v, "two_layer_net_no_reg") == {"W1"}
+    assert v[("two_layer_net_no_reg", "W1")] == "wrong-derivative"
+    layers = {la.name: la for la in f.layers}
+    first = check_layer(layers["two_layer_net_no_reg"]).first_wrong_step
+    assert first.line == 58 and first.kind == "wrong-derivative"
+    first = check_layer(layers["two_layer_net_no_mask"]).first_wrong_step
+    assert first.code.startswith('grads["W1"] = X.T @ dhidden') and "dhidden" in \
+        first.right_before

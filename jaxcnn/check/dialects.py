@@ -717,6 +717,19 @@ def whole_functions(module, file, own, taken: set, companions=()) -> tuple[list[
             layers.append(wf.from_global_loss(fn, name, file, owner))
         except Exception as exc:
             skipped.append(refused(name, exc, "whole"))
+    functions = _functions(module, own)
+    for name, fn in functions.items():
+        if not wf.is_function_model(fn):
+            continue
+        init = wf.init_for(fn, functions)
+        if init is None:
+            skipped.append((name, "a loss of a parameters dict without an init_* function "
+                                  "beside it to build that dict: check it from Python"))
+            continue
+        try:
+            layers.append(wf.from_function_model(fn, init, name, file))
+        except Exception as exc:
+            skipped.append(refused(name, exc, "model"))
     return layers, skipped
 
 

@@ -671,6 +671,72 @@ def _nielsen_offsets(net0, forward, layers: int):
     return offsets
 
 
+# -- A function of a parameters dict: CS231n 2015's two_layer_net(X, model, y, reg) ------
+
+MODEL_ARG = re.compile(r"^(model|params|parameters|weights|net|theta)$")
+
+
+def is_function_model(fn) -> bool:
+    """``f(X, model, y=None, reg=0.0)`` returning ``loss, grads`` (CS231n 2015's
+    ``two_layer_net``, ``two_layer_convnet``): data first, a parameters dict second,
+    labels third, and a ``return`` of two names."""
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    if len(names) < 3 or not re.match(r"^(X|x|inputs?|data)$", names[0]) or not \
+            MODEL_ARG.match(names[1]) or not LABELS.match(names[2]):
+        return False
+    returned = returned_names(fn)
+    return len(returned) == 2 and all(returned)
+
+
+def init_for(fn, functions: dict):
+    """The ``init_*`` function of ``functions`` (name -> function) that builds ``fn``'s
+    parameters dict: the one whose name shares the longest start with ``fn``'s after
+    ``init_`` (``init_two_layer_model`` for ``two_layer_net``), or the only one; None."""
+    inits = {n: f for n, f in functions.items() if n.lower().startswith("init")}
+    if len(inits) == 1:
+        return next(iter(inits.values()))
+
+    def shared(n):
+        a, b = n.lower().removeprefix("init").lstrip("_"), fn.__name__.lower()
+        k = 0
+        while k < min(len(a), len(b)) and a[k] == b[k]:
+            k += 1
+        return k
+    best = max(inits, key=shared, default=None)
+    return inits[best] if best is not None and shared(best) >= 3 else None
+
+
+def from_function_model(fn, init, name: str, file: str | None = None) -> Layer:
+    """A ``Layer`` for ``fn(X, model, y=None, reg=0.0) -> (loss, grads)`` with ``model``
+    built by ``init(sizes...)``: checked as ``adapters.model_loss`` checks a class whose
+    ``loss(X, y, reg)`` returns ``(loss, grads)`` (a stand-in class holds ``init``'s dict
+    as ``self.params``; sizes by ``init``'s argument names), its first wrong step read
+    from ``fn`` itself. ValueError as ``model_loss.from_model``."""
+    from jaxcnn.check.adapters import model_loss
+
+    names = list(inspect.signature(fn).parameters)
+    takes_reg = "reg" in names
+
+    def __init__(self, *args, **kwargs):
+        self.params = init(*args, **kwargs)
+
+    def loss(self, X, y=None, reg=0.0):  # noqa: N803 (the dialect's name)
+        kwargs = {"reg": reg} if takes_reg else {}
+        return fn(X, self.params, y, **kwargs)
+
+    stand_in = type(name, (), {"__init__": __init__, "loss": loss,
+                               "__signature__": inspect.signature(init)})
+    layer = model_loss.from_model(stand_in, name, file)
+    shown = f"{init.__name__}(" if callable(init) else ""
+    notes = tuple(n.replace(f"built as {name}(", f"its parameters built as {shown}")
+                  .replace("self.params", f"the {names[1]} dict")
+                  for n in layer.notes)
+    return layer._replace(sources=(fn, fn), notes=notes, style="model")
+
+
 def nielsen_name(name: str, overrides: dict) -> str:
     """The row name of one construction: ``Network(cost=CrossEntropyCost)``."""
     if not overrides:
@@ -679,5 +745,6 @@ def nielsen_name(name: str, overrides: dict) -> str:
                                   for k, v in overrides.items()) + ")"
 
 
-__all__ = ["from_global_loss", "from_nielsen", "gradient_positions", "is_global_loss",
-           "is_nielsen", "nielsen_name", "nielsen_variants", "returned_names"]
+__all__ = ["from_function_model", "from_global_loss", "from_nielsen", "gradient_positions",
+           "init_for", "is_function_model", "is_global_loss", "is_nielsen", "nielsen_name",
+           "nielsen_variants", "returned_names"]
