@@ -51,7 +51,7 @@ def test_the_script_loop_is_left_out_and_both_lossfuns_are_found(rnn):
     assert set(layers) == {"lossFun", "CharRNN.lossFun"}
     for layer in layers.values():
         assert layer.arg_names == PARAMS
-    assert any("`while True:` loop" in n for n in layers["lossFun"].notes)
+    assert any("top-level `while` loop (line " in n for n in layers["lossFun"].notes)
     assert any("clips its gradients (at 5)" in n and "changes nothing" in n
                for n in layers["lossFun"].notes)
 

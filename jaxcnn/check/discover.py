@@ -201,24 +201,30 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
     return module
 
 
-_SCRIPT_LOOP = re.compile(r"^while\s+(True|1)\s*:", re.MULTILINE)
+_SCRIPT_LOOP = re.compile(r"^while\b", re.MULTILINE)
 
 
 def _without_script_loops(source: str, path: str) -> tuple[types.CodeType, tuple[int, ...]]:
-    """(the file's code object, the lines of the top-level ``while True:`` loops left
-    out). A ``while True:`` at the top level of a file is a script's training loop
-    (min-char-rnn's gist trains forever at import): it is replaced by ``pass``, so that
-    the functions around it can be checked; everything else runs as written. Raises
+    """(the file's code object, the lines of the top-level training loops left out). A
+    ``while`` at the top level of a file that calls the file's own functions (``while
+    True: loss, dWxh, ... = lossFun(...)``, ``while n < 4e5: ...``) is a script's training
+    loop (min-char-rnn's gist trains forever at import): it is replaced by ``pass``, so
+    that the functions around it can be checked; everything else runs as written (a loop
+    that calls none of them, ``while True: pass``, meets the time limit). Raises
     SyntaxError as ``compile`` does."""
     if not _SCRIPT_LOOP.search(source):
         return compile(source, path, "exec", dont_inherit=True), ()
     import ast
 
     tree = ast.parse(source, path)
+    defined = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef,
+                                                            ast.AsyncFunctionDef))}
     lines = []
     for i, stmt in enumerate(tree.body):
-        if isinstance(stmt, ast.While) and isinstance(stmt.test, ast.Constant) \
-                and stmt.test.value in (True, 1):
+        if not isinstance(stmt, ast.While):
+            continue
+        if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+               and n.func.id in defined for n in ast.walk(stmt)):
             lines.append(stmt.lineno)
             tree.body[i] = ast.copy_location(ast.Pass(), stmt)
     return compile(tree, path, "exec", dont_inherit=True), tuple(lines)
