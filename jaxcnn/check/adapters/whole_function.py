@@ -11,7 +11,8 @@ Two famous dialects:
   gradient it returns under the name ``d<name>`` (the names of its ``return`` tuple);
   other returned values (the last hidden state) are not gradients and are not checked.
   ``from_global_loss`` checks each against finite differences of the function's own
-  loss (the numeric oracle), on token sequences of ``STEPS`` tokens, a random ``hprev``
+  loss (the numeric oracle), on token sequences of ``STEPS`` tokens (or the file's
+  ``seq_length`` when the function loops over ``range(seq_length)``), a random ``hprev``
   (so that a gradient from the wrong time step, ``hs[t]`` for ``hs[t-1]``, shows at the
   first step too) and parameters drawn afresh (weights scaled by 1/sqrt(fan-in), biases
   not zero), of the shapes the file gave them.
@@ -157,6 +158,22 @@ def _clip_bound(fn) -> float | None:
     return min(bounds) if bounds else None
 
 
+SEQUENCE = ("seq_length", "seq_len", "sequence_length", "seqlength", "T", "n_steps")
+
+
+def _sequence_length(fn, holder: dict) -> int:
+    """The tokens per sequence: the int ``seq_length`` (or kin) the function reads from
+    its globals or ``self`` (a loop over ``range(seq_length)`` needs that many), else
+    ``STEPS``."""
+    reads = set(fn.__code__.co_names) | _self_reads(fn)
+    for name in SEQUENCE:
+        v = holder.get(name)
+        if name in reads and isinstance(v, (int, np.integer)) and not isinstance(
+                v, bool) and v > 0:
+            return int(v)
+    return STEPS
+
+
 def _vocab(holder: dict, params: dict) -> int:
     """The token count: an int ``vocab_size`` (or kin) of the holder, else the columns
     of the first matrix parameter (``Wxh`` ``(H, V)``)."""
@@ -218,6 +235,7 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
         raise ValueError(f"its arguments after the tokens and targets ({', '.join(params[2:])}) "
                          "are not hidden states (hprev, cprev) or the vocabulary size")
     clip = _clip_bound(fn)
+    steps = _sequence_length(fn, template)
 
     def call(args, static, own=False):
         tokens, labels, *hs = static
@@ -252,8 +270,8 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
         for k in range(2):
             r = np.random.default_rng([seed, 31, k])
             args = tuple(_draw(r, shapes[key]) for key in keys)
-            tokens = [int(t) for t in r.integers(0, vocab, STEPS)]
-            labels = [int(t) for t in r.integers(0, vocab, STEPS)]
+            tokens = [int(t) for t in r.integers(0, vocab, steps)]
+            labels = [int(t) for t in r.integers(0, vocab, steps)]
             hs = tuple(0.5 * np.tanh(r.standard_normal((hidden, 1))) for _ in states)
             what = (f"tokens {tokens}, targets {labels}, "
                     + ", ".join(f"{s} {h.shape} random" for s, h in zip(states, hs,
@@ -292,7 +310,7 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
     where = "module globals" if owner is None else f"attributes of {owner.__name__}"
     notes = [f"a whole function: the loss and the gradients of {', '.join(keys)} "
              f"({where}), each d<name> checked against finite differences of its own "
-             f"loss on {STEPS} tokens of {vocab} (one-hot inside), with a random "
+             f"loss on {steps} tokens of {vocab} (one-hot inside), with a random "
              f"{', '.join(states) or 'state'}",
              "parameters drawn afresh in the file's shapes ("
              + ", ".join(f"{k} {shapes[k]}" for k in keys) + "); "
@@ -300,8 +318,8 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
     if clip is not None:
         notes.append(
             f"it clips its gradients (at {clip:g}): a clip is not part of the gradient, "
-            f"and on these inputs (true gradient entries at most {STEPS}) "
-            + ("it changes nothing, so the gradients are judged exactly" if clip >= STEPS
+            f"and on these inputs (true gradient entries at most {steps}) "
+            + ("it changes nothing, so the gradients are judged exactly" if clip >= steps
                else "it may change values: a gradient found wrong may be the clip's doing"))
     skipped = getattr(inspect.getmodule(fn), "__jaxcnn_skipped_loops__", ())
     if skipped:
