@@ -128,16 +128,18 @@ def gradient_positions(fn, holder) -> dict[str, int]:
 
 def is_global_loss(fn) -> bool:
     """Whether ``fn`` (a plain function, or a method taking ``self`` first) looks like
-    min-char-rnn's ``lossFun(inputs, targets, hprev)``: token and target arguments, and a
-    return tuple with at least two ``d<name>`` entries after the loss."""
+    min-char-rnn's ``lossFun(inputs, targets, hprev)``: token and target arguments, a
+    hidden state argument after them, and a return tuple with at least two ``d<name>``
+    entries after the loss."""
     try:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return False
     if params and params[0] == "self":
         params = params[1:]
-    if len(params) < 2 or not TOKENS.match(params[0]) or not LABELS.match(params[1]):
-        return False
+    if len(params) < 3 or not TOKENS.match(params[0]) or not LABELS.match(params[1]) \
+            or not any(STATE.search(p) for p in params[2:]):
+        return False  # (inputs, targets, hprev): a loss of data without a state is not one
     names = returned_names(fn)
     return sum(1 for n in names[1:] if n and re.fullmatch(r"d_?[A-Za-z]\w*", n)) >= 2
 
@@ -543,8 +545,8 @@ def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None
     layers = len(NIELSEN_SIZES) - 1
     if len(getattr(net0, "biases", ())) != layers or len(getattr(net0, "weights", ())) \
             != layers:
-        raise ValueError("it holds no self.biases and self.weights lists, one array per "
-                         "layer")
+        raise NotALayer("a feedforward/backprop class without Nielsen's self.biases and "
+                        "self.weights lists (one array per layer): not checked")
     shapes = [np.shape(b) for b in net0.biases] + [np.shape(w) for w in net0.weights]
     keys = [f"biases[{i}]" for i in range(layers)] + [f"weights[{i}]" for i in range(layers)]
     order = returned_names(cls.backprop)
