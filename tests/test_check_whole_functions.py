@@ -155,3 +155,19 @@ def test_a_function_models_planted_bugs_are_named_at_their_lines():
     first = check_layer(layers["two_layer_net_no_mask"]).first_wrong_step
     assert first.code.startswith('grads["W1"] = X.T @ dhidden') and "dhidden" in \
         first.right_before
+
+
+def test_a_feedforward_backprop_class_without_nielsens_lists_is_skipped_not_refused(tmp_path):
+    from jaxcnn.check.refusals import Refused
+
+    path = tmp_path / "blog_net.py"
+    path.write_text(
+        "import numpy as np\n\n\nclass NeuralNetwork:\n"
+        "    def __init__(self, sizes=None):\n"
+        "        self.weights1 = np.ones((4, 3))\n\n"
+        "    def feedforward(self, x):\n        return x @ self.weights1\n\n"
+        "    def backprop(self, x, y):\n        return x.T @ (self.feedforward(x) - y)\n")
+    f = find_layers(load_file(path), str(path), [])
+    assert f.layers == []
+    assert [n for n, _ in f.skipped] == ["NeuralNetwork"]
+    assert not any(isinstance(s, Refused) for s in f.skipped)
