@@ -108,7 +108,7 @@ def test_the_first_wrong_step_of_a_wrong_time_step_is_its_line(rnn_bugs):
 def test_a_clip_that_bites_says_so(rnn_bugs):
     f, _ = rnn_bugs
     layer = next(la for la in f.layers if la.name == "lossFun_tight_clip")
-    assert any("may change values" in n for n in layer.notes)
+    assert any("scaled down where needed" in n and "`clipped`" in n for n in layer.notes)
 
 
 def test_nielsen_network_py_is_correct_and_its_slips_are_named(x64):

@@ -196,6 +196,24 @@ def _hidden(params: dict) -> int:
     return int(next(v for v in params.values() if v.ndim == 2).shape[0])
 
 
+SMALL_HIDDEN = 5  # the hidden size checked when the file's may change
+HIDDEN_NAMES = ("hidden_size", "H", "hidden", "n_hidden", "hidden_dim", "num_hidden",
+                "hidden_units")
+
+
+def _smaller(fn, shapes: dict, hidden: int, vocab: int) -> tuple[dict, int]:
+    """(the parameters' shapes with the hidden size made ``SMALL_HIDDEN``, that size) when
+    the function never reads the hidden size by name (it comes from ``hprev`` and the
+    parameters: finite differences of a (100, 100) ``Whh`` cost 10,000 entries' worth),
+    else ``(shapes, hidden)`` unchanged. Also unchanged when ``hidden`` equals ``vocab``
+    or is small already (an axis of that size is then ambiguous or harmless)."""
+    reads = set(fn.__code__.co_names) | _self_reads(fn)
+    small = SMALL_HIDDEN if vocab != SMALL_HIDDEN else SMALL_HIDDEN + 1
+    if hidden <= small or hidden == vocab or reads & set(HIDDEN_NAMES):
+        return shapes, hidden
+    return {k: tuple(small if d == hidden else d for d in s) for k, s in shapes.items()}, small
+
+
 def _draw(rng, shape: tuple) -> np.ndarray:
     """A weight scaled by 1/sqrt(fan-in), or a small bias (a column or a vector)."""
     if len(shape) == 2 and min(shape) > 1:
@@ -229,6 +247,8 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
     shapes = {k: np.shape(template[k]) for k in keys}
     vocab = _vocab(template, {k: template[k] for k in keys})
     hidden = _hidden({k: template[k] for k in keys})
+    file_shapes = dict(shapes)
+    shapes, hidden = _smaller(fn, shapes, hidden, vocab)
     params = list(inspect.signature(fn).parameters)[1 if owner is not None else 0:]
     states = [p for p in params[2:] if STATE.search(p)]
     # train(inputs, targets, vocab_size, hprev): the vocabulary size as an argument
@@ -238,6 +258,7 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
                          "are not hidden states (hprev, cprev) or the vocabulary size")
     clip = _clip_bound(fn)
     steps = _sequence_length(fn, template)
+    roles = rnn_roles({k: shapes[k] for k in keys}, vocab, hidden)
 
     def call(args, static, own=False):
         tokens, labels, *hs = static
@@ -275,12 +296,38 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
             tokens = [int(t) for t in r.integers(0, vocab, steps)]
             labels = [int(t) for t in r.integers(0, vocab, steps)]
             hs = tuple(0.5 * np.tanh(r.standard_normal((hidden, 1))) for _ in states)
+            args, shrunk = _inside_clip(args, (tokens, labels, *hs))
             what = (f"tokens {tokens}, targets {labels}, "
                     + ", ".join(f"{s} {h.shape} random" for s, h in zip(states, hs,
                                                                          strict=True))
-                    + "; " + ", ".join(f"{key} {shapes[key]}" for key in keys))
+                    + "; " + ", ".join(f"{key} {shapes[key]}" for key in keys)
+                    + (f", weights scaled by {shrunk:g} (so that the clip changes nothing)"
+                       if shrunk != 1 else ""))
             sets.append(InputSet("random", what, args, (tokens, labels, *hs)))
         return sets
+
+    def _inside_clip(args, static) -> tuple[tuple, float]:
+        """(args, the factor their matrices were scaled by): a vanilla RNN's weights
+        halved until every true gradient entry (``rnn_gradients``) is inside 0.8 of the
+        clip's bound, so that a clip in the function changes nothing (at most 6 times;
+        only where the function's loss is the vanilla RNN's)."""
+        if clip is None or roles is None or len(states) != 1:
+            return args, 1.0
+        factor = 1.0
+        for _ in range(6):
+            moved = tuple(a * factor if a.ndim == 2 and min(a.shape) > 1 else a
+                          for a in args)
+            p = {role: moved[keys.index(k)] for role, k in roles.items()}
+            try:
+                loss, right = rnn_gradients(p, static[0], static[1], static[2])
+                if not np.isclose(loss, float(forward(moved, static)), rtol=1e-9):
+                    return args, 1.0  # not the vanilla RNN's loss
+            except Exception:
+                return args, 1.0
+            if max(float(np.max(np.abs(g))) for g in right.values()) < 0.8 * clip:
+                return moved, factor
+            factor /= 2
+        return args, 1.0
 
     def forward(args, static):
         return loss_of(call(args, static))
@@ -306,7 +353,6 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
                          f"{': ' * bool(text)}{text}") from None
     if not (isinstance(result, (tuple, list)) and np.size(result[0]) == 1):
         raise ValueError("it returns no (loss, gradients, ...) tuple with a scalar loss first")
-    roles = rnn_roles({k: shapes[k] for k in keys}, vocab, hidden)
     offsets = None if roles is None else _rnn_offsets(roles, keys, forward, len(states),
                                                       clip)
     where = "module globals" if owner is None else f"attributes of {owner.__name__}"
@@ -315,14 +361,21 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
              f"loss on {steps} tokens of {vocab} (one-hot inside), with a random "
              f"{', '.join(states) or 'state'}",
              "parameters drawn afresh in the file's shapes ("
-             + ", ".join(f"{k} {shapes[k]}" for k in keys) + "); "
+             + ", ".join(f"{k} {shapes[k]}" for k in keys) + ")"
+             + (f", the hidden size made {hidden} (the file's is "
+                f"{file_shapes[keys[0]][0] if shapes != file_shapes else hidden}; the "
+                "function never reads it by name)" if shapes != file_shapes else "") + "; "
              "the other returned values (the last hidden state) are not gradients"]
     if clip is not None:
+        vanilla = roles is not None and len(states) == 1
         notes.append(
             f"it clips its gradients (at {clip:g}): a clip is not part of the gradient, "
-            f"and on these inputs (true gradient entries at most {steps}) "
-            + ("it changes nothing, so the gradients are judged exactly" if clip >= steps
-               else "it may change values: a gradient found wrong may be the clip's doing"))
+            + (f"and on these inputs (true gradient entries at most {steps}) it changes "
+               "nothing, so the gradients are judged exactly" if clip >= steps else
+               "and the weights are scaled down where needed so that every true gradient "
+               "entry lies inside it (a gradient it still changes is `clipped`)" if vanilla
+               else f"and on these inputs (true gradient entries up to {steps}) it may "
+               "change values: a gradient found wrong may be the clip's doing"))
     skipped = getattr(inspect.getmodule(fn), "__jaxcnn_skipped_loops__", ())
     if skipped:
         notes.append(f"its file's top-level `while` loop{'s' * (len(skipped) > 1)} (line"
