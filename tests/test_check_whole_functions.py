@@ -171,3 +171,12 @@ def test_a_feedforward_backprop_class_without_nielsens_lists_is_skipped_not_refu
     assert f.layers == []
     assert [n for n, _ in f.skipped] == ["NeuralNetwork"]
     assert not any(isinstance(s, Refused) for s in f.skipped)
+
+
+def test_a_long_sequence_gets_its_length_a_small_hidden_size_and_an_inert_clip(x64):
+    f = found("min_char_rnn_long.py")
+    (layer,) = f.layers
+    s = layer.input_sets(0)[0]
+    assert len(s.static[0]) == 25 and s.static[2].shape == (5, 1)
+    assert any("the hidden size made 5 (the file's is 50" in n for n in layer.notes)
+    assert set(verdicts(f).values()) == {"correct"}
