@@ -15,16 +15,20 @@ Two famous dialects:
   ``seq_length`` when the function loops over ``range(seq_length)``), a random ``hprev``
   (so that a gradient from the wrong time step, ``hs[t]`` for ``hs[t-1]``, shows at the
   first step too) and parameters drawn afresh (weights scaled by 1/sqrt(fan-in), biases
-  not zero), of the shapes the file gave them.
+  not zero), of the shapes the file gave them, the hidden size made ``SMALL_HIDDEN`` when
+  the function never reads it by name. Where the five shapes are a vanilla RNN's and the
+  loss its summed cross-entropy (``rnn_gradients`` reproduces it), the classic slips
+  (``RNN_SLIPS``) are named through ``offsets``.
 
   **A clip inside the function** (``np.clip(dparam, -5, 5, out=dparam)``, against
   exploding gradients) is not part of the gradient, and the gradient before it cannot be
-  read. The sequences are short and the weights small so that every true gradient entry
-  lies well inside the clip's bounds (at most ``STEPS`` in size): there a clip changes
-  nothing and the function is judged exactly; the note names the clip. A clip whose
-  bound is below ``STEPS`` may change values on these inputs: the note says so, and a
-  gradient it changed is reported as it is (``wrong-derivative`` or ``scaled``), the
-  note saying why.
+  read. The inputs are chosen so that the clip changes nothing and the function is
+  judged exactly (the note names the clip): on ``STEPS`` tokens every true gradient entry
+  is at most ``STEPS``; on a longer sequence a vanilla RNN's weights are halved until
+  every true gradient entry lies inside 0.8 of the bound. A clip that still changes
+  values is its own kind, ``clipped`` (named for a vanilla RNN, whose right gradient is
+  known); for another network the note says that a gradient found wrong may be the
+  clip's doing.
 
 * **Michael Nielsen's "Neural Networks and Deep Learning"**: a ``Network`` class with
   ``self.biases`` and ``self.weights`` (lists of arrays, ``b`` ``(n, 1)`` and ``W``
@@ -37,7 +41,13 @@ Two famous dialects:
   ``feedforward(x)`` with respect to ``biases[l]`` and ``weights[l]``, on a network of
   sizes ``NIELSEN_SIZES``, one column ``x`` and a one-hot ``y``; a network given a cost
   class is checked once per cost class of its file (``QuadraticCost``,
-  ``CrossEntropyCost``), one row set each.
+  ``CrossEntropyCost``), one row set each. For a sigmoid network the output error's
+  slips are named (``_nielsen_offsets``).
+
+* **A function of a parameters dict** (CS231n 2015's ``two_layer_net(X, model, y=None,
+  reg=0.0) -> (loss, grads)`` with ``init_two_layer_model(input_size, hidden_size,
+  output_size)`` beside it): ``from_function_model`` checks it as ``model_loss`` checks
+  a class whose ``loss(X, y)`` returns ``(loss, grads)``.
 
 Errors: ``ValueError`` (with the reason, for the finder's error row) when the function
 or network cannot be run on the inputs built; ``NotALayer`` when what looked like one
