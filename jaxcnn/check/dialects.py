@@ -30,7 +30,10 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   ``derivative_pairs``;
 * ``explicit_pairs``: ``f(*args) -> out`` with ``f_backward(dout, *args)`` or
   ``fBackward`` (no cache: the backward takes the forward's inputs), beside it or in a
-  file checked with it: ``adapters.explicit_pair``.
+  file checked with it: ``adapters.explicit_pair``;
+* ``whole_functions``: a function returning the loss and the gradients of parameters it
+  reads from outside (min-char-rnn's ``lossFun`` on module globals or ``self``), and
+  Nielsen's ``Network.backprop(x, y) -> (nabla_b, nabla_w)``: ``adapters.whole_function``.
 
 A finder never raises for the user's code: what cannot be built is skipped with the
 reason.
@@ -166,6 +169,14 @@ def is_model(cls) -> bool:
     from jaxcnn.check.adapters.model_loss import is_model as model
 
     return model(cls)
+
+
+def is_nielsen(cls) -> bool:
+    """Nielsen's ``Network``: ``feedforward(a)`` with ``backprop(x, y)``
+    (``adapters.whole_function``)."""
+    from jaxcnn.check.adapters.whole_function import is_nielsen as nielsen
+
+    return nielsen(cls)
 
 
 def has_module_pairs(cls) -> bool:
@@ -686,8 +697,54 @@ def explicit_pairs(module, file, own, taken: set, companions=()) -> tuple[list[L
     return layers, skipped
 
 
+def whole_functions(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """Whole functions returning the loss and every gradient, their parameters read from
+    outside (``adapters.whole_function``): min-char-rnn's ``lossFun(inputs, targets,
+    hprev)`` on module globals or ``self`` attributes, and Nielsen's ``Network`` with
+    ``feedforward`` / ``backprop(x, y) -> (nabla_b, nabla_w)``, once per cost class of its
+    file."""
+    from jaxcnn.check.adapters import whole_function as wf
+
+    layers, skipped = [], []
+    candidates = [(n, f, None) for n, f in _functions(module, own).items()
+                  if wf.is_global_loss(f)]
+    for cname, obj in list(vars(module).items()):  # a snapshot: user code may add
+        if not (inspect.isclass(obj) and own(module, obj)) or cname in taken:
+            continue
+        for mname, meth in vars(obj).items():
+            if inspect.isfunction(meth) and wf.is_global_loss(meth):
+                candidates.append((f"{cname}.{mname}", meth, obj))
+        if wf.is_nielsen(obj):
+            for overrides in wf.nielsen_variants(obj, module):
+                shown = wf.nielsen_name(cname, overrides)
+                try:
+                    layers.append(wf.from_nielsen(obj, shown, file, overrides))
+                except Exception as exc:
+                    skipped.append(refused(shown, exc, "whole"))
+    for name, fn, owner in candidates:
+        try:
+            layers.append(wf.from_global_loss(fn, name, file, owner))
+        except Exception as exc:
+            skipped.append(refused(name, exc, "whole"))
+    functions = _functions(module, own)
+    for name, fn in functions.items():
+        if not wf.is_function_model(fn):
+            continue
+        init = wf.init_for(fn, functions)
+        if init is None:
+            skipped.append((name, "a loss of a parameters dict without an init_* function "
+                                  "beside it to build that dict: check it from Python"))
+            continue
+        try:
+            layers.append(wf.from_function_model(fn, init, name, file))
+        except Exception as exc:
+            skipped.append(refused(name, exc, "model"))
+    return layers, skipped
+
+
 FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
-           torch_functions, derivative_pairs, explicit_pairs, derivative_classes)
+           torch_functions, derivative_pairs, explicit_pairs, derivative_classes,
+           whole_functions)
 
 __all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
            "module_classes", "refused"]

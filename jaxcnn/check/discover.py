@@ -185,7 +185,9 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
     module = types.ModuleType(module_name)
     module.__file__ = path
     module.__package__ = package
-    code = compile(source, path, "exec", dont_inherit=True)
+    code, skipped = _without_script_loops(source, path)
+    if skipped:
+        module.__jaxcnn_skipped_loops__ = skipped
     sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
     try:
         with no_process_exit():
@@ -197,6 +199,35 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
         sys.modules.pop(module_name, None)
         raise
     return module
+
+
+_SCRIPT_LOOP = re.compile(r"^while\b", re.MULTILINE)
+
+
+def _without_script_loops(source: str, path: str) -> tuple[types.CodeType, tuple[int, ...]]:
+    """(the file's code object, the lines of the top-level training loops left out). A
+    ``while`` at the top level of a file that calls the file's own functions (``while
+    True: loss, dWxh, ... = lossFun(...)``, ``while n < 4e5: ...``) is a script's training
+    loop (min-char-rnn's gist trains forever at import): it is replaced by ``pass``, so
+    that the functions around it can be checked; everything else runs as written (a loop
+    that calls none of them, ``while True: pass``, meets the time limit). Raises
+    SyntaxError as ``compile`` does."""
+    if not _SCRIPT_LOOP.search(source):
+        return compile(source, path, "exec", dont_inherit=True), ()
+    import ast
+
+    tree = ast.parse(source, path)
+    defined = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef,
+                                                            ast.AsyncFunctionDef))}
+    lines = []
+    for i, stmt in enumerate(tree.body):
+        if not isinstance(stmt, ast.While):
+            continue
+        if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+               and n.func.id in defined for n in ast.walk(stmt)):
+            lines.append(stmt.lineno)
+            tree.body[i] = ast.copy_location(ast.Pass(), stmt)
+    return compile(tree, path, "exec", dont_inherit=True), tuple(lines)
 
 
 def raised_by_code(exc: BaseException) -> bool:
@@ -433,8 +464,9 @@ def _blog_layers(module, file, layers, skipped):
         has_forward = callable(getattr(obj, "forward", None))
         has_backprop = callable(getattr(obj, "backprop", None))
         if dialects.has_module_pairs(obj) or dialects.is_torch_function(obj) or \
-                dialects.is_model(obj):
-            continue  # module style (forward/backward), torch, loss(X, y): see dialects.py
+                dialects.is_model(obj) or dialects.is_nielsen(obj):
+            continue  # module style (forward/backward), torch, loss(X, y), Nielsen's
+            # feedforward/backprop(x, y): see dialects.py
         if not (has_forward and has_backprop):
             if has_forward or has_backprop:
                 missing = "backprop or backward" if has_forward else "forward"

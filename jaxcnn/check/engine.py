@@ -997,7 +997,8 @@ def _first_wrong_step(layer: Layer, sets: list[InputSet], seed: int, budget: int
             ct = rng.standard_normal(out.shape)
         judges = _arg_judges(layer, s, args64, out, ct)
         arguments = run_with = None
-        if layer.style == "model":  # its loss reads its parameters where no tap reaches
+        if layer.style in ("model", "whole"):  # its loss reads its parameters where no
+            # tap reaches (a model's self.params, a whole function's globals)
             arguments = dict(zip(layer.arg_names, args64, strict=True))
             judges = _model_judges(layer, s, hand_args, ct, (verdicts or {}).get(id(s)))
 

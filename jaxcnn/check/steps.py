@@ -536,6 +536,9 @@ class _Truth:
                  run_output: Callable[[], object]):
         self.run_output = run_output
         self.same_function = False  # the forward and the backward are one function
+        # line -> the names of a loss's ``return loss, dWxh, dWhh, ...`` (None where an
+        # element is no plain name): min-char-rnn's gradients returned one by one
+        self.returned: dict[int, list] = {}
         self.claimed: set[str] = set()
         self.judges = judges
         self.params = params  # the forward's argument names, in order (self excluded)
@@ -777,6 +780,35 @@ def _read_names(fn: types.FunctionType) -> tuple[dict, dict, dict]:
 
     walk(tree.body[0], None)
     return reads, under, returns
+
+
+def _returned_elements(fn: types.FunctionType) -> dict[int, list]:
+    """line -> the element names of each ``return a, b, c`` of ``fn`` (None where an
+    element is not a plain name); {} when its source cannot be read."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    return {node.lineno + first - 1: [e.id if isinstance(e, ast.Name) else None
+                                      for e in node.value.elts]
+            for node in ast.walk(tree.body[0])
+            if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple)}
+
+
+def _element(returned: dict, line: int, k: int) -> str | None:
+    names = returned.get(line, [])
+    return names[k] if 0 <= k < len(names) else None
+
+
+def _returned_as_is(returned: dict, name: str) -> bool:
+    """Whether a local of this name is an element of a ``return`` tuple."""
+    return any(name in names for names in returned.values())
+
+
+def _is_parameter(names: dict, x: str) -> bool:
+    """Whether ``x`` is an argument or parameter among the forward's true quantities."""
+    return any(k[0] in ("arg", "attr", "param") for k in names.get(x, ()))
 
 
 def _in_place_writes(fn: types.FunctionType) -> dict:
@@ -1096,6 +1128,7 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
         truth = _Truth(loss, forward_state, budget, np.random.default_rng(seed),
                        arg_judges or {}, params, run_forward)
         truth.same_function = b_fn is f_fn
+        truth.returned = _returned_elements(b_fn) if truth.same_function else {}
         if arguments and run_with is not None:
             truth.set_arguments(arguments, lambda name, value: float(np.sum(
                 ct * np.asarray(run_with(name, value), np.float64))))
@@ -1300,9 +1333,13 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
     wanted = _gradient_of(step.name)
     if step.name.startswith("return"):  # return[i]: the gradient of argument i
         k = int(step.name[7:-1]) if step.name.endswith("]") else 0
+        element = _element(truth.returned, step.line, k)
         if truth.same_function:  # a loss's (value, gradient, ...): the value comes first
             k -= 1
         wanted = [truth.params[k]] if 0 <= k < len(truth.params) else []
+        by_name = [x for x in _gradient_of(element or "") if _is_parameter(names, x)]
+        if by_name:  # dWhh returned for the parameter Whh the loss reads from outside
+            wanted = by_name
     targets, suffixed = [], False
     for x in wanted:
         targets += [(x, k) for k in names.get(x, []) if values[k].shape == hand.shape]
@@ -1384,9 +1421,10 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
         return _by_value(step, names, values, truth)
     x, key = targets[-1]
     if key in truth.externals and "[" not in step.name and not step.name.startswith(
-            "return"):
+            "return") and not _returned_as_is(truth.returned, step.name):
         # a model's local dW2 (its data term, before grads["W2"] adds the regularization's):
-        # only what the loss returns is judged against the whole dL/dW2
+        # only what the loss returns is judged against the whole dL/dW2 (a local the loss
+        # returns as it is, min-char-rnn's dWhh, is judged at its own lines)
         return None
     expected = f"dL/d{x}"
     judge = truth.judges.get(x) if key[0] in ("arg", "attr", "param") else None

@@ -13,6 +13,10 @@
 * ``linear_loss``: a linear classifier's ``loss(W, X, y, reg) -> (loss, dW)`` (CS231n
   assignment 1's ``svm_loss_naive``, ``softmax_loss_vectorized``);
 * ``explicit_pair``: ``f(*args) -> out`` with ``f_backward(dout, *args)`` (no cache);
+* ``whole_function``: a function returning the loss and every gradient of parameters
+  read from outside it (min-char-rnn's ``lossFun`` on globals or ``self``), Nielsen's
+  ``Network.backprop(x, y) -> (nabla_b, nabla_w)``, CS231n 2015's ``two_layer_net(X,
+  model, y, reg) -> (loss, grads)``;
 * ``recorder``: a stand-in optimizer object recording the gradients handed to it;
 * ``probe``: shapes and values for a layer found by running it.
 """
