@@ -161,9 +161,20 @@ def _root_for(missing: str, start: Path) -> Path | None:
     return None
 
 
-def load_file(path: str | Path):
+def _missing_in_cells(module) -> str | None:
+    """The text of the first failed notebook cell of ``module`` that misses a module
+    (``No module named 'cs231n'``), else None."""
+    for failure in getattr(module, "__jaxcnn_failed_cells__", ()):
+        if _MISSING.search(failure.why):
+            return failure.why
+    return None
+
+
+def load_file(path: str | Path, time_limit: float | None = None):
     """``discover.load_file``, with the import root found by walking up the folders and
-    unbuilt extensions replaced by stand-ins (see the module docstring). Raises
+    unbuilt extensions replaced by stand-ins (see the module docstring); for a notebook
+    (``time_limit``: seconds per statement of a cell), a cell that failed on a missing
+    module has it looked for the same way, and the notebook is run again. Raises
     ``CheckUsageError`` (one line) when it still cannot be imported, naming the command
     that would work where one is known."""
     path = Path(path)
@@ -175,7 +186,20 @@ def load_file(path: str | Path):
             with stand_ins([folder, *roots]), \
                     _python2_names() if python2 else contextlib.nullcontext():
                 try:
-                    return discover.load_file(path)
+                    module = discover.load_file(path, time_limit)
+                    text = _missing_in_cells(module)
+                    if text is None:
+                        return module
+                    m = _MISSING.search(text)
+                    root = _root_for(m.group(1), folder)
+                    if m.group(1).split(".")[0] == "past" and not python2:
+                        python2 = True
+                    elif root is not None and root not in roots and str(root) not in sys.path:
+                        roots.append(root)
+                        sys.path.insert(0, str(root))
+                    else:  # its failure is listed among the skipped
+                        return module
+                    continue
                 except discover.CheckUsageError as exc:
                     text = str(exc)
                     m = _MISSING.search(text)
