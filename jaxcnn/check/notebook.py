@@ -110,10 +110,10 @@ def _text(value, what: str) -> str:
     raise NotebookError(f"not a valid notebook: {what} is not text")
 
 
-def code_cells(text: str) -> list[Cell]:
+def code_cells(text: str, name: str = "FILE") -> list[Cell]:
     """The code cells of a notebook's JSON ``text`` (nbformat 4: ``{"nbformat": 4,
     "cells": [{"cell_type": "code", "source": str | [str, ...]}, ...]}``), numbered as
-    ``Cell`` says, empty ones left out.
+    ``Cell`` says, empty ones left out; ``name``: the file, for a hint.
 
     Raises ``NotebookError`` (one line): not JSON, not nbformat 4, a kernel in another
     language than Python, cells that are not cells, no code cells."""
@@ -126,7 +126,7 @@ def code_cells(text: str) -> list[Cell]:
         raise NotebookError("not a notebook: JSON without \"cells\" or \"nbformat\"")
     version = doc.get("nbformat")
     if version != 4:
-        hint = (" (convert it: jupyter nbconvert --to notebook --nbformat 4 FILE)"
+        hint = (f" (convert it: jupyter nbconvert --to notebook --nbformat 4 {name})"
                 if isinstance(version, int) and version < 4 else "")
         raise NotebookError(f"nbformat {version!r} notebook; only nbformat 4 is read{hint}")
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
@@ -307,7 +307,7 @@ def run_cell(cell: Cell, path: str, namespace: dict, guard) -> Failure | None:
             continue
         try:
             code = compile(ast.Module([stmt], []), filename, "exec", dont_inherit=True)
-            with guard(f"running {where(filename, stmt.lineno)}"):
+            with guard("the statement"):
                 exec(code, namespace)
         except Stop as exc:
             failure = failure or Failure(cell.number, exc.line or stmt.lineno, str(exc))
@@ -363,15 +363,17 @@ def run(cells: list[Cell], path: str, module: types.ModuleType, guard) -> list[F
 def read(path: Path) -> list[Cell]:
     """The code cells of the notebook file at ``path``. Raises OSError,
     UnicodeDecodeError, or ``NotebookError`` (see ``code_cells``)."""
-    return code_cells(path.read_bytes().decode("utf-8-sig"))
+    return code_cells(path.read_bytes().decode("utf-8-sig"), str(path))
 
 
 def failure_text(path: str, failure: Failure) -> tuple[str, str]:
     """(name, why) of a failed cell, for the list of what was skipped."""
     name = f"{Path(path).name}, cell {failure.cell}"
-    at = f"line {failure.line}: " if failure.line else ""
-    return name, (f"{at}{failure.why}; the cell stopped there (the functions and classes "
-                  "below it were still defined), the other cells were run")
+    if not failure.line:  # never started
+        return name, f"{failure.why}; the other cells were run"
+    return name, (f"line {failure.line}: {failure.why}; the cell stopped there (the "
+                  "functions and classes below it were still defined), the other cells "
+                  "were run")
 
 
 __all__ = ["Cell", "Failure", "NotebookError", "Stop", "cell_filename", "code_cells",
