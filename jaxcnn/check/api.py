@@ -302,7 +302,8 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     if seed < 0:
         raise discover.CheckUsageError("--seed must be 0 or more")
     if not files and not modules and not objects:
-        raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
+        raise discover.CheckUsageError("give a Python file or a Jupyter notebook with your "
+                                       "layers, or -m MODULE "
                                        "(e.g. `jaxcnn check -m jaxcnn.reference`)")
     given = inputs
     if isinstance(inputs, str):

@@ -342,7 +342,8 @@ def load_file(path: str | Path, time_limit: float | None = None) -> types.Module
         if path.exists():  # a device, FIFO or socket: reading it could block or never end
             raise CheckUsageError(f"{path}: not a regular file ({_file_kind(path)}); give a "
                                   "Python file with your layers")
-        raise CheckUsageError(f"{path}: no such file; give a Python file with your layers")
+        raise CheckUsageError(f"{path}: no such file; give a Python file or a notebook "
+                              "with your layers")
     if path.suffix not in (".py", notebook.SUFFIX):
         raise CheckUsageError(f"{path}: not a .py or .ipynb file; give a Python file or a "
                               "Jupyter notebook, or -m MODULE")
