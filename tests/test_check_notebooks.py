@@ -182,6 +182,28 @@ def test_a_failing_cell_does_not_stop_the_other_cells(tmp_path):
     assert skipped["nb.ipynb, cell 7"].startswith("line 1: NameError: name 'model'")
 
 
+def test_a_cell_missing_past_or_an_import_root_is_run_again_with_it(tmp_path):
+    """As for a file: CS231n's helpers' `from past.builtins import xrange` gets its
+    stand-in, and `from course_pkg.helpers import mask` finds course_pkg in a folder above
+    the notebook's."""
+    from jaxcnn.check import check_file
+
+    (tmp_path / "course_pkg").mkdir()
+    (tmp_path / "course_pkg" / "helpers.py").write_text(
+        "from past.builtins import xrange\nimport numpy as np\n"
+        "def mask(x):\n    out = np.zeros_like(x)\n"
+        "    for i in xrange(len(x)):\n        out[i] = x[i] > 0\n    return out\n")
+    (tmp_path / "notebooks").mkdir()
+    path = write_notebook(tmp_path / "notebooks" / "nb.ipynb", [
+        ("code", "import numpy as np\nimport a_package_that_is_not_installed\n"),
+        ("code", "from course_pkg.helpers import mask\n"),
+        ("code", "def relu_forward(x):\n    return np.maximum(x, 0), x\n"
+                 "def relu_backward(dout, x):\n    return dout * mask(x)\n")])
+    report = check_file(path)
+    assert [r.name for r in report.layers] == ["relu"] and report.status == 0
+    assert list(dict(report.skipped)) == ["nb.ipynb, cell 1"]
+
+
 def test_a_cell_past_the_time_limit_is_stopped_and_the_others_run(tmp_path):
     from jaxcnn.check import check_file
 

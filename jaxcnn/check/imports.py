@@ -161,13 +161,11 @@ def _root_for(missing: str, start: Path) -> Path | None:
     return None
 
 
-def _missing_in_cells(module) -> str | None:
-    """The text of the first failed notebook cell of ``module`` that misses a module
-    (``No module named 'cs231n'``), else None."""
-    for failure in getattr(module, "__jaxcnn_failed_cells__", ()):
-        if _MISSING.search(failure.why):
-            return failure.why
-    return None
+def _missing_in_cells(module) -> list[str]:
+    """The modules the failed notebook cells of ``module`` missed (``No module named
+    'cs231n'``), in cell order."""
+    found = (_MISSING.search(f.why) for f in getattr(module, "__jaxcnn_failed_cells__", ()))
+    return [m.group(1) for m in found if m is not None]
 
 
 def load_file(path: str | Path, time_limit: float | None = None):
@@ -187,17 +185,16 @@ def load_file(path: str | Path, time_limit: float | None = None):
                     _python2_names() if python2 else contextlib.nullcontext():
                 try:
                     module = discover.load_file(path, time_limit)
-                    text = _missing_in_cells(module)
-                    if text is None:
-                        return module
-                    m = _MISSING.search(text)
-                    root = _root_for(m.group(1), folder)
-                    if m.group(1).split(".")[0] == "past" and not python2:
+                    missing = _missing_in_cells(module)
+                    fresh = [r for r in dict.fromkeys(_root_for(m, folder) for m in missing)
+                             if r is not None and r not in roots and str(r) not in sys.path]
+                    if any(m.split(".")[0] == "past" for m in missing) and not python2:
                         python2 = True
-                    elif root is not None and root not in roots and str(root) not in sys.path:
-                        roots.append(root)
-                        sys.path.insert(0, str(root))
-                    else:  # its failure is listed among the skipped
+                    elif fresh:
+                        roots += fresh
+                        for root in fresh:
+                            sys.path.insert(0, str(root))
+                    else:  # the failures are listed among the skipped
                         return module
                     continue
                 except discover.CheckUsageError as exc:

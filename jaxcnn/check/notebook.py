@@ -36,6 +36,7 @@ import linecache
 import os
 import re
 import types
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -201,7 +202,9 @@ def python_source(source: str) -> tuple[str | None, str]:
     it compiles; else with its IPython lines replaced (see the module docstring), line
     numbers kept. (None, why) for a cell magic of another language than Python."""
     try:
-        compile(source, "<cell>", "exec", dont_inherit=True)
+        with warnings.catch_warnings():  # the cell's own compile warns, once
+            warnings.simplefilter("ignore")
+            compile(source, "<cell>", "exec", dont_inherit=True)
         return source, ""
     except (SyntaxError, ValueError):
         pass
@@ -371,9 +374,7 @@ def failure_text(path: str, failure: Failure) -> tuple[str, str]:
     name = f"{Path(path).name}, cell {failure.cell}"
     if not failure.line:  # never started
         return name, f"{failure.why}; the other cells were run"
-    return name, (f"line {failure.line}: {failure.why}; the cell stopped there (the "
-                  "functions and classes below it were still defined), the other cells "
-                  "were run")
+    return name, f"line {failure.line}: {failure.why} (the cell stopped there; the rest ran)"
 
 
 __all__ = ["Cell", "Failure", "NotebookError", "Stop", "cell_filename", "code_cells",
