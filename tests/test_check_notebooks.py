@@ -89,6 +89,8 @@ def test_cell_magics():
     assert text.splitlines() == ["", "x = 1"]  # the body keeps its line numbers
     text, why = notebook.python_source("%%bash\necho hi\n")
     assert text is None and "%%bash" in why
+    text, why = notebook.python_source("%%writefile layers.py\nx = 1\n")
+    assert text is None and "layers.py is not written" in why
     text, _ = notebook.python_source("x = 1\n")  # Python as it is: untouched
     assert text == "x = 1\n"
 

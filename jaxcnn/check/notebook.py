@@ -16,8 +16,8 @@ finds its layers in them:
   inline``, ``x = %timeit f()``), shell lines (``!pip install ...``, ``files = !ls``) and
   help lines (``np.sum?``), never inside a string or a bracket. A cell magic whose body
   is Python (``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``) loses its first line;
-  a cell magic of another language (``%%bash``, ``%%writefile``, ``%%html``, ...) is not
-  run. ``get_ipython()`` (what ``jupytext`` and ``nbconvert`` write for a magic) and
+  a cell magic of another language (``%%bash``, ``%%html``, ...) is not run, nor is
+  ``%%writefile`` (no file is written: an import of it reads the one on disk). ``get_ipython()`` (what ``jupytext`` and ``nbconvert`` write for a magic) and
   ``display()`` exist in the module and do nothing.
 * **Failing cells.** A cell that raises (a training loop reading a data file that is
   not there, a plot, a name an earlier failed cell never defined), or runs past the time
@@ -213,6 +213,10 @@ def python_source(source: str) -> tuple[str | None, str]:
     first = lines[0].strip() if lines else ""
     if first.startswith("%%"):
         magic = first[2:].split(maxsplit=1)[0] if first[2:].strip() else ""
+        if magic == "writefile":
+            target = first[2:].split()[-1] if len(first[2:].split()) > 1 else "?"
+            return None, (f"a %%writefile cell: not run ({target} is not written; what "
+                          "imports it reads the file on disk)")
         if magic not in PYTHON_CELL_MAGICS:
             return None, f"a %%{magic} cell (not Python): not run"
         lines[0] = ""
