@@ -17,7 +17,8 @@ finds its layers in them:
   help lines (``np.sum?``), never inside a string or a bracket. A cell magic whose body
   is Python (``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``) loses its first line;
   a cell magic of another language (``%%bash``, ``%%html``, ...) is not run, nor is
-  ``%%writefile`` (no file is written: an import of it reads the one on disk). ``get_ipython()`` (what ``jupytext`` and ``nbconvert`` write for a magic) and
+  ``%%writefile`` (no file is written: an import of it reads the one on disk).
+  ``get_ipython()`` (what ``jupytext`` and ``nbconvert`` write for a magic) and
   ``display()`` exist in the module and do nothing.
 * **Failing cells.** A cell that raises (a training loop reading a data file that is
   not there, a plot, a name an earlier failed cell never defined), or runs past the time
