@@ -180,8 +180,8 @@ def test_a_failing_cell_does_not_stop_the_other_cells(tmp_path):
     assert [r.name for r in report.layers] == ["affine", "relu"]
     assert report.status == 0  # failing cells are listed, the layers decide
     skipped = dict(report.skipped)
-    assert skipped["nb.ipynb, cell 6"].startswith("line 1: FileNotFoundError")
-    assert skipped["nb.ipynb, cell 7"].startswith("line 1: NameError: name 'model'")
+    assert skipped[f"{path}, cell 6"].startswith("line 1: FileNotFoundError")
+    assert skipped[f"{path}, cell 7"].startswith("line 1: NameError: name 'model'")
 
 
 def test_a_cell_missing_past_or_an_import_root_is_run_again_with_it(tmp_path):
@@ -203,7 +203,7 @@ def test_a_cell_missing_past_or_an_import_root_is_run_again_with_it(tmp_path):
                  "def relu_backward(dout, x):\n    return dout * mask(x)\n")])
     report = check_file(path)
     assert [r.name for r in report.layers] == ["relu"] and report.status == 0
-    assert list(dict(report.skipped)) == ["nb.ipynb, cell 1"]
+    assert list(dict(report.skipped)) == [f"{path}, cell 1"]
 
 
 def test_a_cell_past_the_time_limit_is_stopped_and_the_others_run(tmp_path):
@@ -212,7 +212,7 @@ def test_a_cell_past_the_time_limit_is_stopped_and_the_others_run(tmp_path):
     path = affine_notebook(tmp_path / "nb.ipynb", extra=[("code", "while True:\n    pass\n")])
     report = check_file(path, time_limit=2)
     assert [r.name for r in report.layers] == ["affine"] and report.status == 0
-    why = dict(report.skipped)["nb.ipynb, cell 6"]
+    why = dict(report.skipped)[f"{path}, cell 6"]
     assert "did not finish in 2 s: stuck at" in why and "nb.ipynb, cell 6, line " in why
 
 

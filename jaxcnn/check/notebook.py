@@ -375,8 +375,10 @@ def read(path: Path) -> list[Cell]:
 
 
 def failure_text(path: str, failure: Failure) -> tuple[str, str]:
-    """(name, why) of a failed cell, for the list of what was skipped."""
-    name = f"{Path(path).name}, cell {failure.cell}"
+    """(name, why) of a failed cell, for the list of what was skipped: ``("nb.ipynb, cell
+    7", "line 3: FileNotFoundError: ... (the cell stopped there; the rest ran)")``, the
+    notebook's path as given."""
+    name = cell_filename(path, failure.cell)
     if not failure.line:  # never started
         return name, f"{failure.why}; the other cells were run"
     return name, f"line {failure.line}: {failure.why} (the cell stopped there; the rest ran)"
