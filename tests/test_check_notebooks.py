@@ -6,10 +6,13 @@ The notebooks are built here from their cells' sources (nbformat 4 JSON)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -204,6 +207,48 @@ def test_a_cell_missing_past_or_an_import_root_is_run_again_with_it(tmp_path):
     report = check_file(path)
     assert [r.name for r in report.layers] == ["relu"] and report.status == 0
     assert list(dict(report.skipped)) == [f"{path}, cell 1"]
+
+
+def test_after_a_failed_statement_a_cell_still_defines_and_imports(tmp_path):
+    """A setup cell whose first import fails still runs its imports and definitions;
+    not its other statements."""
+    (tmp_path / "mylayers.py").write_text(AFFINE_FORWARD)
+    module = types.ModuleType("nb")
+    cell = notebook.Cell(3, "import numpy as np\nimport not_installed_xyz\nx = 1\n"
+                            "from mylayers import affine_forward\n"
+                            "def f():\n    return 2\nprint(undefined)\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        failure = notebook.run_cell(cell, str(tmp_path / "nb.ipynb"), module.__dict__,
+                                    lambda what: contextlib.nullcontext())
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("mylayers", None)
+    assert failure == notebook.Failure(3, 2, "ModuleNotFoundError: No module named "
+                                             "'not_installed_xyz'")
+    names = vars(module)
+    assert "affine_forward" in names and names["f"]() == 2 and "x" not in names
+
+
+def test_a_namespace_package_left_behind_its_dropped_parent_is_dropped_too(tmp_path):
+    """A second run of a notebook (or of a file) in one process: `course.sub` has no
+    __init__.py (no source file); left in sys.modules without `course`, its next import
+    raised KeyError: 'course'."""
+    from jaxcnn.check.discover import forget_modules_under
+
+    (tmp_path / "course" / "sub").mkdir(parents=True)
+    (tmp_path / "course" / "__init__.py").write_text("")
+    (tmp_path / "course" / "sub" / "helpers.py").write_text("X = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        importlib.import_module("course.sub.helpers")
+        forget_modules_under(tmp_path)
+        assert not [n for n in sys.modules if n.split(".")[0] == "course"]
+        assert importlib.import_module("course.sub.helpers").X == 1
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [n for n in sys.modules if n.split(".")[0] == "course"]:
+            del sys.modules[name]
 
 
 def test_a_cell_past_the_time_limit_is_stopped_and_the_others_run(tmp_path):

@@ -284,6 +284,14 @@ def forget_modules_under(folder: str | Path) -> list[str]:
         if real is not None and (real.startswith(base) or name.split(".")[0] in names):
             del sys.modules[name]
             dropped.append(name)
+    # and what is left below a dropped package: a namespace package has no source file
+    # (cs231n.classifiers without __init__.py), and one left behind its dropped parent
+    # breaks the next import of it (KeyError: 'cs231n')
+    parents = tuple(f"{name}." for name in dropped)
+    for name in [n for n in sys.modules if parents and n.startswith(parents)]:
+        if not getattr(sys.modules[name], "__jaxcnn_unbuilt__", None):  # stand-ins stay
+            del sys.modules[name]
+            dropped.append(name)
     return dropped
 
 

@@ -23,7 +23,8 @@ finds its layers in them:
 * **Failing cells.** A cell that raises (a training loop reading a data file that is
   not there, a plot, a name an earlier failed cell never defined), or runs past the time
   limit, stops where it did, as in Jupyter, except that the functions and classes
-  defined further down in that cell are still defined; the cells after it still run.
+  defined and the imports further down in that cell still run (a setup cell whose
+  ``import imageio`` fails still imports the layers after it); the cells after it run.
   Each is a ``Failure`` (the loader lists them as skipped); it does not change the exit
   status by itself. Plots are drawn off-screen (``MPLBACKEND=Agg``) and thrown away.
 """
@@ -45,8 +46,10 @@ SUFFIX = ".ipynb"
 CELL_FILE = re.compile(r"^(?P<path>.*\.ipynb), cell (?P<cell>\d+)$", re.S)
 # cell magics whose body is Python: the magic line is dropped, the body runs
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug"}
-# the statements still run in a cell after one of its statements raised
-DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# the statements still run in a cell after one of its statements raised: what defines
+# names (a setup cell whose `import imageio` fails still imports the layers after it)
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
+               ast.ImportFrom)
 
 
 class NotebookError(ValueError):
@@ -292,8 +295,9 @@ def _failed_line(exc: BaseException, filename: str) -> int:
 
 def run_cell(cell: Cell, path: str, namespace: dict, guard) -> Failure | None:
     """Run one code cell in ``namespace``, statement by statement; after a statement
-    raised, only the functions and classes below it. ``guard(what)``: a context manager
-    around each statement (a time limit) that may raise ``Stop`` for a statement that
+    raised, only the functions, classes and imports below it. ``guard(what)``: a context
+    manager around each statement (a time limit) that may raise ``Stop`` for a statement
+    that
     must not go on (its message the failure's). Returns the cell's first failure, or
     None. The exceptions that are not the user's (a real Ctrl-C) go through."""
     from jaxcnn.check.discover import UserExit, raised_by_code
