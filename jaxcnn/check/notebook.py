@@ -48,7 +48,7 @@ CELL_FILE = re.compile(r"^(?P<path>.*\.ipynb), cell (?P<cell>\d+)$", re.S)
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug"}
 # the statements still run in a cell after one of its statements raised: what defines
 # names (a setup cell whose `import imageio` fails still imports the layers after it)
-DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
+STILL_RUN = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
                ast.ImportFrom)
 
 
@@ -167,6 +167,7 @@ def _scan(line: str, state: dict) -> None:
     brackets; ``more``: a backslash continues the line) over one line of Python."""
     i, n = 0, len(line)
     state["more"] = False
+    comment = False
     while i < n:
         q = state["quote"]
         c = line[i]
@@ -181,6 +182,7 @@ def _scan(line: str, state: dict) -> None:
             i += 1
             continue
         if c == "#":
+            comment = True
             break
         if c in "\"'":
             triple = line[i:i + 3]
@@ -194,7 +196,8 @@ def _scan(line: str, state: dict) -> None:
         i += 1
     if state["quote"] in ('"', "'"):  # an unterminated one-line string: the line is bad
         state["quote"] = None
-    state["more"] = line.rstrip("\r\n").endswith("\\") and state["quote"] is None
+    state["more"] = (not comment and state["quote"] is None
+                     and line.rstrip("\r\n").endswith("\\"))
 
 
 def _pass_line(line: str) -> str:
@@ -315,7 +318,7 @@ def run_cell(cell: Cell, path: str, namespace: dict, guard) -> Failure | None:
                        f"{getattr(exc, 'msg', str(exc))}: not run")
     failure = None
     for stmt in tree.body:
-        if failure is not None and not isinstance(stmt, DEFINITIONS):
+        if failure is not None and not isinstance(stmt, STILL_RUN):
             continue
         try:
             code = compile(ast.Module([stmt], []), filename, "exec", dont_inherit=True)
