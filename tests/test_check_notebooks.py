@@ -85,6 +85,8 @@ def test_percent_and_bang_inside_strings_and_brackets_are_kept():
     assert lines[1:3] == ["%not a magic", "!nor this"]
     assert lines[5] == "     % 2)" and lines[7] == "!= 2]"  # not magics: inside brackets
     assert lines[8] == "pass"
+    text, _ = notebook.python_source("x = 1  # a comment ending in \\\n%matplotlib inline\n")
+    assert text.splitlines()[1] == "pass"  # a comment's backslash continues nothing
 
 
 def test_cell_magics():
