@@ -87,7 +87,7 @@ def test_user_prints_never_mix_with_the_json(tmp_path):
     (("no_such_file.py",), "no such file"),
     # an empty name (an unset variable) checked the current folder; a device was "no such
     # file" though it exists
-    (("",), "argument FILE.py: an empty path"),
+    (("",), "argument FILE: an empty path"),
     (("/dev/null",), "/dev/null: not a regular file (a character device)"),
     (("-m", "no_such_module_xyz"), "cannot find module"),
     (("--layer", "Nope", "-m", "jaxcnn.reference"), "no layer named Nope"),

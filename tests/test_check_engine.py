@@ -323,7 +323,7 @@ def test_missing_and_non_python_files(tmp_path):
     with pytest.raises(CheckUsageError, match="no such file"):
         load_file(tmp_path / "nope.py")
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(CheckUsageError, match="not a .py file"):
+    with pytest.raises(CheckUsageError, match="not a .py or .ipynb file"):
         load_file(tmp_path / "notes.txt")
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jaxcnn.check import dialects, discover, imports, limits, once
+from jaxcnn.check import dialects, discover, imports, limits, notebook, once
 from jaxcnn.check import inputs as inputs_mod
 from jaxcnn.check.layer import Layer
 
@@ -254,7 +254,7 @@ def _guard(name: str):
             raise
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if "/jaxcnn/" not in f.filename.replace("\\", "/")]
-        at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        at = f" at {notebook.where(frames[-1].filename, frames[-1].lineno)}" if frames else ""
         text = " ".join(str(exc).split())[:200]
         raise discover.CheckUsageError(
             f"{name}: your code raised {type(exc).__name__}{': ' + text if text else ''}"
@@ -270,6 +270,9 @@ def _load(source, time_limit, log):
         return source.__name__, source, file
     kind, name = source
     what = f"importing {name}"
+    if kind == "file" and Path(name).suffix == notebook.SUFFIX:  # a time limit per cell
+        with limits.progress(what, log):
+            return name, imports.load_file(name, time_limit), name
     with limits.progress(what, log), limits.time_limit(time_limit, what):
         module = imports.load_module(name) if kind == "module" else imports.load_file(name)
     return name, module, name
@@ -301,7 +304,8 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
     if seed < 0:
         raise discover.CheckUsageError("--seed must be 0 or more")
     if not files and not modules and not objects:
-        raise discover.CheckUsageError("give a Python file with your layers, or -m MODULE "
+        raise discover.CheckUsageError("give a Python file or a Jupyter notebook with your "
+                                       "layers, or -m MODULE "
                                        "(e.g. `jaxcnn check -m jaxcnn.reference`)")
     given = inputs
     if isinstance(inputs, str):
@@ -317,6 +321,9 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
             if len(files) + len(modules) + len(objects) == 1:
                 raise
             skipped.append((str(f), f"not checked: {exc}"))
+    for label, module, _ in sources:  # a notebook's cells that raised: its other cells ran
+        skipped += [notebook.failure_text(label, f)
+                    for f in getattr(module, "__jaxcnn_failed_cells__", ())]
     if files and not sources and not modules and not objects:
         raise _attach(discover.CheckUsageError("; ".join(why for _, why in skipped)),
                       skipped=skipped)

@@ -315,18 +315,64 @@ def forget_modules_under(folder: str | Path) -> list[str]:
         if real is not None and (real.startswith(base) or name.split(".")[0] in names):
             del sys.modules[name]
             dropped.append(name)
+    # and what is left below a dropped package: a namespace package has no source file
+    # (cs231n.classifiers without __init__.py), and one left behind its dropped parent
+    # breaks the next import of it (KeyError: 'cs231n')
+    parents = tuple(f"{name}." for name in dropped)
+    for name in [n for n in sys.modules if parents and n.startswith(parents)]:
+        if not getattr(sys.modules[name], "__jaxcnn_unbuilt__", None):  # stand-ins stay
+            del sys.modules[name]
+            dropped.append(name)
     return dropped
 
 
-def load_file(path: str | Path) -> types.ModuleType:
-    """Execute a Python file afresh as a new module (decoded as Python decodes source:
-    UTF-8, or the encoding its ``coding:`` line declares). Its folder is first on
-    ``sys.path`` while it is imported, and stays importable (at the end of ``sys.path``)
-    afterwards, so that imports its functions make when called still find the files
-    beside it.
+def _execute_notebook(cells, path: str, module_name: str, time_limit) -> types.ModuleType:
+    """A new module holding what a notebook's code ``cells`` define (``notebook.run``:
+    a cell that raises, or runs past ``time_limit`` seconds in one statement, stops
+    there and the others still run), run in the notebook's folder as Jupyter runs it;
+    its failures in ``__jaxcnn_failed_cells__``."""
+    from jaxcnn.check import limits, notebook
 
-    Raises ``CheckUsageError`` (one line) when it is missing or fails to import.
+    module = types.ModuleType(module_name)
+    module.__file__ = path
+    module.__package__ = None
+
+    @contextlib.contextmanager
+    def guard(what):
+        try:
+            with limits.time_limit(time_limit, what):
+                yield
+        except limits.Stuck as exc:
+            raise notebook.Stop(str(exc)) from None
+
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
+    here = os.getcwd()
+    try:
+        os.chdir(Path(path).resolve().parent)  # as Jupyter runs it: data files beside it
+        module.__jaxcnn_failed_cells__ = notebook.run(cells, path, module, guard)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    finally:
+        os.chdir(here)
+    return module
+
+
+def load_file(path: str | Path, time_limit: float | None = None) -> types.ModuleType:
+    """Execute a Python file afresh as a new module (decoded as Python decodes source:
+    UTF-8, or the encoding its ``coding:`` line declares), or a Jupyter notebook's code
+    cells (``.ipynb``, see ``jaxcnn.check.notebook``; ``time_limit``: seconds for each
+    statement of a cell, None: none; the cells that failed are listed in the module's
+    ``__jaxcnn_failed_cells__``). Its folder is first on ``sys.path`` while it is
+    imported, and stays importable (at the end of ``sys.path``) afterwards, so that
+    imports its functions make when called still find the files beside it.
+
+    Raises ``CheckUsageError`` (one line) when it is missing or fails to import, or for
+    a notebook that is not valid JSON, not nbformat 4, or has no code cells (a notebook
+    whose cells fail is imported: see above).
     """
+    from jaxcnn.check import notebook
+
     path = Path(path)
     if path.is_dir():
         raise CheckUsageError(f"{path} is a folder; give the Python files in it "
@@ -335,17 +381,24 @@ def load_file(path: str | Path) -> types.ModuleType:
         if path.exists():  # a device, FIFO or socket: reading it could block or never end
             raise CheckUsageError(f"{path}: not a regular file ({_file_kind(path)}); give a "
                                   "Python file with your layers")
-        raise CheckUsageError(f"{path}: no such file; give a Python file with your layers")
-    if path.suffix != ".py":
-        raise CheckUsageError(f"{path}: not a .py file; give a Python file, or -m MODULE")
+        raise CheckUsageError(f"{path}: no such file; give a Python file or a notebook "
+                              "with your layers")
+    if path.suffix not in (".py", notebook.SUFFIX):
+        raise CheckUsageError(f"{path}: not a .py or .ipynb file; give a Python file or a "
+                              "Jupyter notebook, or -m MODULE")
     try:
-        source = _read_source(path)
+        if path.suffix == notebook.SUFFIX:
+            cells = notebook.read(path)
+        else:
+            source = _read_source(path)
+    except notebook.NotebookError as exc:
+        raise CheckUsageError(f"{path}: {exc}") from None
     except (OSError, SyntaxError, UnicodeDecodeError) as exc:
         raise CheckUsageError(f"cannot read {path}: {_describe(exc)}") from None
     # A file inside a package (folders with __init__.py) runs as that package's module,
     # so that its relative imports work; its top folder is importable meanwhile.
     folder, package = path.resolve().parent, []
-    while (folder / "__init__.py").is_file():
+    while path.suffix == ".py" and (folder / "__init__.py").is_file():
         package.insert(0, folder.name)
         folder = folder.parent
     root = str(folder if package else path.resolve().parent)
@@ -354,6 +407,8 @@ def load_file(path: str | Path) -> types.ModuleType:
     sys.path.insert(0, root)
     try:
         with contextlib.redirect_stdout(sys.stderr):
+            if path.suffix == notebook.SUFFIX:  # no relative imports: not a package's
+                return _execute_notebook(cells, str(path), name, time_limit)
             return _execute(source, str(path), name, ".".join(package) or None)
     except BaseException as exc:
         if not raised_by_code(exc):

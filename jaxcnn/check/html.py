@@ -1,8 +1,10 @@
 """Reports as HTML tables, for Jupyter (``_repr_html_`` of ``LayerReport`` and
 ``FileReport``): one row per gradient, its kind in green when correct and red when not,
-the worst entries and the note of each wrong gradient, then the layers' notes.
+the worst entries and the note of each wrong gradient, then each layer's first wrong step
+(its line, ``cell 7, line 3`` in a notebook) and the layers' notes.
 
-Duck-typed on the reports' fields (name, checks, notes; a check's quantity, kind, rule,
+Duck-typed on the reports' fields (name, checks, notes, first_wrong_step when there is
+one; a check's quantity, kind, rule,
 scale, max_rel_error, worst, note, ok), so that ``engine`` can use it without an import
 circle.
 """
@@ -54,7 +56,9 @@ def table(reports) -> str:
         if not r.checks:
             rows.append("<tr>" + _cell(r.name) + _cell("-") + _cell("error") + _cell("-")
                         + _cell("") + _cell("; ".join(r.notes)) + "</tr>")
-    notes = [f"{r.name}: {n}" for r in reports for n in r.notes]
+    notes = [f"{r.name}: {r.first_wrong_step.text()}" for r in reports
+             if getattr(r, "first_wrong_step", None) is not None]
+    notes += [f"{r.name}: {n}" for r in reports for n in r.notes]
     foot = ("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"
             if notes else "")
     return (f'<table class="jaxcnn-check"><thead><tr>{head}</tr></thead><tbody>'

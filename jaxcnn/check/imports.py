@@ -161,9 +161,18 @@ def _root_for(missing: str, start: Path) -> Path | None:
     return None
 
 
-def load_file(path: str | Path):
+def _missing_in_cells(module) -> list[str]:
+    """The modules the failed notebook cells of ``module`` missed (``No module named
+    'cs231n'``), in cell order."""
+    found = (_MISSING.search(f.why) for f in getattr(module, "__jaxcnn_failed_cells__", ()))
+    return [m.group(1) for m in found if m is not None]
+
+
+def load_file(path: str | Path, time_limit: float | None = None):
     """``discover.load_file``, with the import root found by walking up the folders and
-    unbuilt extensions replaced by stand-ins (see the module docstring). Raises
+    unbuilt extensions replaced by stand-ins (see the module docstring); for a notebook
+    (``time_limit``: seconds per statement of a cell), a cell that failed on a missing
+    module has it looked for the same way, and the notebook is run again. Raises
     ``CheckUsageError`` (one line) when it still cannot be imported, naming the command
     that would work where one is known."""
     path = Path(path)
@@ -175,7 +184,19 @@ def load_file(path: str | Path):
             with stand_ins([folder, *roots]), \
                     _python2_names() if python2 else contextlib.nullcontext():
                 try:
-                    return discover.load_file(path)
+                    module = discover.load_file(path, time_limit)
+                    missing = _missing_in_cells(module)
+                    fresh = [r for r in dict.fromkeys(_root_for(m, folder) for m in missing)
+                             if r is not None and r not in roots and str(r) not in sys.path]
+                    if any(m.split(".")[0] == "past" for m in missing) and not python2:
+                        python2 = True
+                    elif fresh:
+                        roots += fresh
+                        for root in fresh:
+                            sys.path.insert(0, str(root))
+                    else:  # the failures are listed among the skipped
+                        return module
+                    continue
                 except discover.CheckUsageError as exc:
                     text = str(exc)
                     m = _MISSING.search(text)

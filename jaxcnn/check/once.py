@@ -16,7 +16,11 @@ import os
 
 
 def _real(path) -> str | None:
-    return os.path.realpath(path) if isinstance(path, str) else None
+    """The real path of a source file; of a notebook's cell (``"nb.ipynb, cell 3"``), the
+    notebook's."""
+    from jaxcnn.check.notebook import split_filename
+
+    return os.path.realpath(split_filename(path)[0]) if isinstance(path, str) else None
 
 
 def _layer_origin(layer) -> tuple | None:

@@ -83,7 +83,8 @@ class FirstWrong(NamedTuple):
     """The first wrong step of a backward (JSON: ``first_wrong_intermediate``).
 
     name: the variable assigned on that line (``dsqrtvar``); line: its line number in
-    ``file``; code: the line's text; kind / scale: the error's kind in ``KINDS``'
+    ``file`` (a notebook cell's file name, ``"nb.ipynb, cell 7"``, for a notebook: the
+    line of that cell); code: the line's text; kind / scale: the error's kind in ``KINDS``'
     vocabulary (``scale`` for ``scaled``); expected: what it should equal
     (``dL/dsqrtvar``); right_before: the paired steps before it that were right, in the
     order they ran; unchecked_inputs: names the wrong line reads that could not be
@@ -108,7 +109,14 @@ class FirstWrong(NamedTuple):
     last_write: bool = False
 
     def to_json(self) -> dict:
-        return {"name": self.name, "line": self.line, "file": self.file, "code": self.code,
+        """The dict of ``first_wrong_intermediate``: for a notebook, ``file`` is the
+        notebook and ``cell`` the cell's number (``line`` a line of that cell); else
+        ``cell`` is None."""
+        from jaxcnn.check.notebook import split_filename
+
+        file, cell = split_filename(self.file)
+        return {"name": self.name, "line": self.line, "cell": cell, "file": file,
+                "code": self.code,
                 "kind": self.kind, "scale": self.scale, "expected": self.expected,
                 "right_before": list(self.right_before),
                 "unchecked_inputs": list(self.unchecked_inputs), "under": self.under,
@@ -116,10 +124,13 @@ class FirstWrong(NamedTuple):
 
     def text(self) -> str:
         """One line for the report, e.g. "first wrong step: line 29, `dsqrtvar = ...`:
-        sign-flipped against dL/dsqrtvar (everything before it is right: dxhat, divar)"."""
+        sign-flipped against dL/dsqrtvar (everything before it is right: dxhat, divar)"
+        ("cell 7, line 29" in a notebook)."""
         kind = self.kind + (f" x{self.scale:.4g}" if self.kind == "scaled" and self.scale
                             is not None else "")
-        where = f"line {self.line}, `{self.code}`"
+        from jaxcnn.check.notebook import line_text
+
+        where = f"{line_text(self.file, self.line)}, `{self.code}`"
         if self.under:
             where += f" (under `{self.under}`)"
         before = (f"everything before it is right: {', '.join(self.right_before)}"

@@ -1,6 +1,7 @@
 """Check YOUR hand-derived backward passes against autodiff and finite differences.
 
-Give it Python files (or -m MODULE) holding layers: blog/report classes with ``forward``
+Give it Python files or Jupyter notebooks (or -m MODULE) holding layers: blog/report
+classes with ``forward``
 and ``backprop``; CS231n ``*_forward`` / ``*_backward`` functions and losses; module-style
 classes (``backward`` storing ``self.dinputs``, ``self.dweights``); the deep-learning
 specialisation's functions and ``forward_propagation`` / ``backward_propagation`` pairs;
@@ -13,6 +14,13 @@ sign-flipped, transposed, missing-accumulation, zero, wrong-shape, non-finite,
 not-reentrant, modifies-input, ... A file holding a whole network (the report's conv,
 pool and softmax classes; or CS231n's conv, relu, max_pool, affine and softmax_loss) is
 also checked as a chain that names the first wrong layer.
+
+notebooks (.ipynb, nbformat 4): the code cells run in order in the notebook's folder,
+IPython lines (%magics, !shell, %%time's first line; %%bash cells) dropped; lines are
+named "cell N, line M" (cells counted from 1, markdown included). A cell that raises
+(missing data files, plots) or runs one statement past --time-limit stops there, is
+listed as skipped, and the other cells still run; a notebook that is not JSON, not
+nbformat 4 or has no code cells is one line, exit 2.
 
 cache: compiled programs and the exact oracle's results are kept between runs in
 ~/.cache/jaxcnn/xla ($XDG_CACHE_HOME/jaxcnn/xla when that is set; JAXCNN_CACHE_DIR moves
@@ -43,9 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from jaxcnn.check.limits import DEFAULT_TIME_LIMIT
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.description = "\n\n".join([__doc__.split("\n\n", 1)[0], *__doc__.split("\n\n")[-2:]])
-    parser.add_argument("files", nargs="*", type=_file_arg, metavar="FILE.py",
-                        help="Python files with layers (options may come before or after)")
+    parser.description = "\n\n".join([__doc__.split("\n\n", 1)[0], *__doc__.split("\n\n")[-3:]])
+    parser.add_argument("files", nargs="*", type=_file_arg, metavar="FILE",
+                        help="Python files (.py) or Jupyter notebooks (.ipynb) with layers "
+                             "(options may come before or after)")
     parser.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
                         help="an importable module with layers (repeatable), e.g. "
                              "jaxcnn.reference")
@@ -64,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
     parser.add_argument("--time-limit", type=_seconds_arg, default=DEFAULT_TIME_LIMIT,
                         metavar="SECONDS",
-                        help="the longest an import of your file, finding its layers "
+                        help="the longest an import of your file (a statement of a "
+                             "notebook's cell: past it, the cell is skipped), finding its "
+                             "layers "
                              "(which runs their constructors and forwards), or the check "
                              f"of one layer, may take (default {DEFAULT_TIME_LIMIT:g}; 0: no "
                              "limit); a layer past it is one error row naming the file "
@@ -166,11 +177,12 @@ def run(args: argparse.Namespace) -> int:
         store.enable(xla_cache.results_dir(cache))
     if not args.json:
         from jaxcnn import interrupts
-        from jaxcnn.check import report
 
         table = []  # the rows checked so far, rendered: a Ctrl-C prints them
 
         def keep(reports, skipped):
+            from jaxcnn.check import report  # (JAX: only once a layer was checked)
+
             table[:] = [f"\n{report.table(reports)}\n\n{len(reports)} layer"
                         f"{'s' * (len(reports) != 1)} checked before the interruption; the "
                         "others, and the chains, were not\n"]
@@ -191,9 +203,9 @@ def run(args: argparse.Namespace) -> int:
     # user's prints, from any thread, or from C code writing to file descriptor 1) goes to
     # stderr until the document is written.
     from jaxcnn import jsonsafe
-    from jaxcnn.check import report
-
     def keep(reports, skipped):  # rendered now: the signal handler only dumps them
+        from jaxcnn.check import report  # (JAX: only once a layer was checked)
+
         partial.update(report.to_json(reports, skipped))
 
     partial = {}
