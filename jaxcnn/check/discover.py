@@ -716,15 +716,19 @@ def _setting_rows(forward, backward, name: str, file, layers: list, skipped: lis
     leaves out the stride, or overwrites overlapping windows, is right."""
     import functools
 
-    from jaxcnn.check.adapters.module_names import setting_variants
+    from jaxcnn.check.adapters.module_names import setting_label, setting_variants
 
     for setting in setting_variants(forward, name):
-        shown = f"{name} ({', '.join(f'{k}={v}' for k, v in setting.items())})"
+        shown = f"{name} ({setting_label(setting)})"
         def at(*args, setting=setting, **kwargs):
             return forward(*args, **{**setting, **kwargs})
         functools.update_wrapper(at, forward)  # its source, name and signature
-        _numeric_pair(lambda f=at, b=backward, n=shown: from_function_pair(f, b, n, file),
-                      shown, layers, skipped)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(dialects.runs_or_raises(from_function_pair(at, backward, shown,
+                                                                         file)))
+        except Exception as exc:
+            skipped.append((shown, dialects.setting_refused(exc)))
 
 
 def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:
