@@ -161,15 +161,24 @@ def _attach(exc: JaxcnnError, **partial) -> JaxcnnError:
     return exc
 
 
+# a row of a second setting (``Conv2D (stride=2, padding=1)``: setting_variants)
+SETTING_ROW = re.compile(r" \((\w+=[^,()]+)(, \w+=[^,()]+)*\)$")
+
+
 def _select(layers: list[Layer], not_run: list, wanted, skipped=()) -> tuple[list, list]:
     """The layers ``--layer NAME`` names (and the recognised layers that could not be
-    run, ``not_run``, that it names: they stay error rows): an exact row name first, else
+    run, ``not_run``, that it names: they stay error rows): an exact row name first (a
+    class's name picks its rows at a second setting too), else
     any other name (``names.matches``: the class or a function a row is built from, a
     kind). CheckUsageError naming what there is, and saying so when the name is one that
     was skipped (a base class)."""
     picked, picked_not_run, unknown = [], [], []
+    def own(row: str) -> tuple[str, ...]:  # "Conv2D (stride=2, padding=1)" is Conv2D's too
+        tail = row.rpartition(":")[2]
+        return row, tail, SETTING_ROW.sub("", row), SETTING_ROW.sub("", tail)
+
     for name in wanted:
-        exact = [layer for layer in layers if name in (layer.name, layer.name.rpartition(":")[2])]
+        exact = [layer for layer in layers if name in own(layer.name)]
         exact_not_run = [e for e in not_run if name in (e[0][0], e[0][0].rpartition(":")[2])]
         if exact or exact_not_run:
             hits, hits_not_run = exact, exact_not_run
