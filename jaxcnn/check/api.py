@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jaxcnn.check import dialects, discover, imports, limits, notebook, once
+from jaxcnn.check import cells, dialects, discover, imports, limits, notebook, once
 from jaxcnn.check import inputs as inputs_mod
 from jaxcnn.check.layer import Layer
 
@@ -263,7 +263,7 @@ def _guard(name: str):
             raise
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if "/jaxcnn/" not in f.filename.replace("\\", "/")]
-        at = f" at {notebook.where(frames[-1].filename, frames[-1].lineno)}" if frames else ""
+        at = f" at {cells.where(frames[-1].filename, frames[-1].lineno)}" if frames else ""
         text = " ".join(str(exc).split())[:200]
         raise discover.CheckUsageError(
             f"{name}: your code raised {type(exc).__name__}{': ' + text if text else ''}"

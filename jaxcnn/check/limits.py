@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 
-from jaxcnn.check import notebook
+from jaxcnn.check import cells
 from jaxcnn.errors import JaxcnnError
 
 DEFAULT_TIME_LIMIT = 300.0  # seconds per import and per layer (`jaxcnn check --time-limit`)
@@ -67,7 +67,7 @@ def user_frame(tb) -> str:
         return ""
     f = frames[-1]
     code = f" (`{f.line.strip()}`)" if f.line and f.line.strip() else ""
-    return f"{notebook.where(f.filename, f.lineno, short=False)}{code}"
+    return f"{cells.where(f.filename, f.lineno, short=False)}{code}"
 
 
 def _can_alarm() -> bool:

@@ -112,7 +112,7 @@ class FirstWrong(NamedTuple):
         """The dict of ``first_wrong_intermediate``: for a notebook, ``file`` is the
         notebook and ``cell`` the cell's number (``line`` a line of that cell); else
         ``cell`` is None."""
-        from jaxcnn.check.notebook import split_filename
+        from jaxcnn.check.cells import split_filename
 
         file, cell = split_filename(self.file)
         return {"name": self.name, "line": self.line, "cell": cell, "file": file,
@@ -128,7 +128,7 @@ class FirstWrong(NamedTuple):
         ("cell 7, line 29" in a notebook)."""
         kind = self.kind + (f" x{self.scale:.4g}" if self.kind == "scaled" and self.scale
                             is not None else "")
-        from jaxcnn.check.notebook import line_text
+        from jaxcnn.check.cells import line_text
 
         where = f"{line_text(self.file, self.line)}, `{self.code}`"
         if self.under:
