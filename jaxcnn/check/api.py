@@ -345,7 +345,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
         what = f"finding the layers of {label}"
         try:
             with limits.progress(what, progress, after=30.0), _guard(what), \
-                    limits.time_limit(time_limit, what):
+                    limits.time_limit(time_limit, what), limits.per_item(time_limit):
                 per_source.append(discover.find_layers(module, file,
                                                        [m for _, m, _ in sources]))
         except JaxcnnError as exc:

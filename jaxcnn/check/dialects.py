@@ -47,6 +47,7 @@ import os
 import re
 import sys
 
+from jaxcnn.check import limits
 from jaxcnn.check.layer import Layer
 from jaxcnn.check.refusals import NotALayer, Refused, refused
 
@@ -99,7 +100,8 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                                             "(pass); the classes built on it are checked"))
                 continue
             try:
-                with contextlib.redirect_stdout(sys.stderr):
+                with contextlib.redirect_stdout(sys.stderr), \
+                        limits.item(f"finding the layer {layer_name}"):
                     layers.append(module_style.make(obj, layer_name, fwd, bwd, file))
             except Exception as exc:
                 text = _describe(exc)
@@ -109,7 +111,8 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
             for setting in module_style.setting_variants(obj):  # a conv's stride 2, ...
                 shown = f"{layer_name} ({module_style.setting_label(setting)})"
                 try:
-                    with contextlib.redirect_stdout(sys.stderr):
+                    with contextlib.redirect_stdout(sys.stderr), \
+                            limits.item(f"finding the layer {shown}"):
                         layers.append(runs_or_raises(module_style.make(
                             obj, shown, fwd, bwd, file, given=setting)))
                 except Exception as exc:
