@@ -314,3 +314,30 @@ def test_a_chain_is_recalled_by_its_layers_forwards_never_for_an_edited_one(
         forward=lambda args, static: 1.5 * jnp.maximum(args[0], 0.0)))
     result = chain_mod.check_chain([network[0], edited, *network[2:]], inputs)
     assert not any(r["forward_matches"] for r in result["inputs"])
+
+
+def test_a_sandwichs_skips_are_recalled_by_the_parts_forwards_never_for_an_edited_part(
+        stored, x64, monkeypatch):
+    from jaxcnn.check.catalogue import network, pool
+
+    rng = np.random.default_rng(5)
+    args = (rng.standard_normal((2, 3, 7, 9)), rng.standard_normal((4, 3, 3, 3)),
+            rng.standard_normal(4))
+    static = ({"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    parts, ct = ("conv", "relu", "max_pool"), rng.standard_normal((2, 4, 3, 4))
+    first = network._sandwich_skips(parts, args, static, ct)
+    assert [len(g) for g in first] == [3, 0]  # the pool's skip: dout of the wrong shape
+
+    def refuse(*a, **k):
+        raise AssertionError("the skips' program was traced")
+
+    autodiff._programs.clear()
+    monkeypatch.setattr(network, "compiled", refuse)
+    again = network._sandwich_skips(parts, args, static, ct)
+    for a, b in zip(first, again, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    # the pool's part edited (its tie rule): another forward, not the stored result
+    monkeypatch.setattr(network, "tie_rule_max", lambda w, r: pool.tie_rule_max(w, "last"))
+    with pytest.raises(AssertionError, match="traced"):
+        network._sandwich_skips(parts, args, static, ct)
