@@ -11,6 +11,7 @@ small, distinct sizes).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from typing import NamedTuple
@@ -153,12 +154,40 @@ def grad_attr_names(key: str) -> list[str]:
              f"grad_{key}", f"{key}_grad", f"grad{key}", f"{key}_gradient", f"g{key}",
              f"delta_{key}", f"d{key[:1].upper()}{key[1:]}",
              f"gradient_{key}", f"_gradient_{key}"]  # a course framework's property
-    short = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
-             "filters": "F", "kernels": "K"}.get(key)
-    if short:
+    shorts = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
+              "filters": "F", "kernels": "K", "embedding_matrix": "EW",
+              "embeddings": "EW", "embedding": "EW", "embedding_weights": "EW",
+              "table": "W"}.get(key, "")
+    for short in shorts:
         names += [f"d{short}", f"dL_d{short}", f"dLd{short}", f"grad_{short}",
                   f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
     return names
+
+ZERO_GRAD = ("zero_grad", "zero_grads", "zerograd", "clear_grad", "clear_grads",
+             "reset_grad", "reset_grads", "zero_gradients", "clear_gradients")
+
+
+def accumulates_by_design(obj) -> bool:
+    """Whether ``obj``'s class resets its gradients itself (a ``zero_grad()`` method, as
+    PyTorch's modules have): its backward may add into them, the caller zeroing them
+    between steps."""
+    return any(callable(getattr(type(obj), n, None)) for n in ZERO_GRAD)
+
+
+def grad_state(obj) -> dict:
+    """Copies of ``obj``'s gradient containers (``self.gradients`` dicts, ``self.dW``
+    arrays): ``restore_grads`` puts them back, as its ``zero_grad()`` would between two
+    steps without also clearing the forward's cache."""
+    return {k: copy.deepcopy(v) for k, v in vars(obj).items()
+            if (k in GRAD_DICTS and isinstance(v, (dict, list))) or (
+                float_array(v) and GRAD_NAME.search(k))}
+
+
+def restore_grads(obj, state: dict) -> None:
+    """Put ``grad_state``'s copies back on ``obj`` (each call its own copy)."""
+    for k, v in state.items():
+        setattr(obj, k, copy.deepcopy(v))
+
 
 def stored_grad(obj, slot: Slot, before: dict, index: int | None,
                 position: int | None = None):
@@ -177,6 +206,13 @@ def stored_grad(obj, slot: Slot, before: dict, index: int | None,
             for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
                 if float_array(d.get(key)):
                     return d[key]
+            # a key named as an attribute would be (``dLdW`` for weights, ``dLdGamma``),
+            # in any case, of the parameter's shape
+            lowered = {k.lower(): v for k, v in d.items() if isinstance(k, str)}
+            for key in grad_attr_names(slot.name):
+                v = lowered.get(key.lower())
+                if float_array(v) and np.shape(v) == np.shape(slot.get(obj)):
+                    return v
         elif isinstance(d, (list, tuple)):
             at = slot.key if isinstance(slot.key, int) else position
             if at is not None and at < len(d) and float_array(d[at]) \
@@ -195,17 +231,21 @@ class Built(NamedTuple):
     obj: object
     note: str
 
+HEADS = re.compile(r"^(n_?heads?|num_?heads?|heads_?num|heads|number_?of_?heads)$")  # attention
+
 # Sizes a constructor may ask for, by argument name (small and distinct: a transpose or
 # a swapped axis changes the shape or the values).
 SIZE_NAMES = (
     (r"^(n_?inputs?|in_?features|input_?size|input_?dim|in_?dim|fan_?in|n_?in|nin|"
      r"input_?len|inputs?|d_?in|dim_?in|n_?x|num_?inputs|in_?size|input_?nodes|"
      r"n_?features|num_?features|features|n_?inputs?|in_?units|input_?units|"
-     r"num_?inputs?)$", probe.FEATURES),
+     r"num_?inputs?|inputs_?num|input_?dimension|n_?input)$", probe.FEATURES),
     (r"^(n_?neurons|out_?features|output_?size|output_?dim|out_?dim|n_?out|nout|units|"
      r"neurons|outputs?|num_?classes|n_?classes|classes|nodes|d_?out|dim_?out|n_?h|"
      r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units|"
-     r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden)$",
+     r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden|"
+     r"units_?num|output_?dimension|hidden_?dimension|d_?ff|d_?hidden|ff_?dim|"
+     r"d_?inner|ffn_?dim|hidden_?features)$",
      probe.HIDDEN),
     (r"^(in_?channels|channels|n_?channels|num_?channels|input_?channels|c_?in|depth_?in)$",
      2),
@@ -230,10 +270,17 @@ SIZE_NAMES = (
     (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
     (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim|"
-     r"wordvec_?size|word_?vec_?size|embed_?size|embedding_?size|d_?embed)$",
+     r"wordvec_?size|word_?vec_?size|embed_?size|embedding_?size|d_?embed|n_?embed|"
+     r"n_?embd|emb_?dim|d_?emb|embed_?dims?)$",
      probe.FEATURES),  # a layer norm's or a transformer block's width
     (r"^(vocab_?size|n_?vocab|vocab|vocabulary_?size|num_?embeddings|n_?words|"
      r"num_?words|n_?tokens|num_?tokens)$", 6),  # an embedding table's rows
+    (HEADS.pattern, 2),
+    # a transformer's longest sequence (a positional table, a causal mask): more steps
+    # than any input tried
+    (r"^(max_?(seq_?)?len(gth)?|n_?timesteps|seq_?len(gth)?|block_?size|n_?ctx|"
+     r"context_?(len(gth)?|size)|max_?positions?|max_?position_?embeddings|n_?positions|"
+     r"max_?tokens|time_?steps|n_?steps|num_?steps)$", 8),
     (r"^(axis|dim)$", -1),
     (r"^(eps|epsilon)$", 1e-5),
 )
@@ -282,8 +329,29 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
             kwargs[p.name] = value
         else:
             args.append(value)
+    _divisible_heads(cls, args, kwargs, chosen)
     obj = cls(*args, **kwargs)
     return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
+
+def _divisible_heads(cls, args: list, kwargs: dict, chosen: list) -> None:
+    """One head where 2 would not divide every width chosen (``hidden_dim`` 5): a
+    multi-head layer asserts ``d_model % num_heads == 0``. Changes ``args``, ``kwargs``
+    and the ``chosen`` texts in place."""
+    names = [p.name for p in inspect.signature(cls).parameters.values()
+             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    values = dict(zip(names, [*args, *kwargs.values()], strict=False))
+    heads = [n for n in names if HEADS.fullmatch(n.lower()) and n in values]
+    widths = [v for n, v in values.items() if n not in heads and type(v) is int
+              and v in (probe.FEATURES, probe.HIDDEN)]
+    if not heads or all(w % 2 == 0 for w in widths):
+        return
+    for n in heads:
+        if n in kwargs:
+            kwargs[n] = 1
+        else:
+            args[names.index(n)] = 1
+        chosen[:] = [f"{n}=1" if c == f"{n}=2" else c for c in chosen]
+
 
 def array_for(name: str, conv: bool):
     """A parameter array a constructor takes (``Affine(W, b)``), by its name: W (4, 5) or a
