@@ -37,11 +37,14 @@ from jaxcnn.check.adapters import probe
 from jaxcnn.check.adapters.module_names import (
     GRAD_NAME,
     Slot,
+    accumulates_by_design,
     candidate_slots,
     extra_value,
     float_array,
+    grad_state,
     output_of,
     positional_params,
+    restore_grads,
     stored_grad,
 )
 from jaxcnn.check.adapters.probe import seeded
@@ -175,7 +178,15 @@ def from_index_module(template, name: str, file: str | None, forward: str, backw
         own = dtype == np.float64 and isinstance(args[0], np.ndarray)
         slot.set(o, args[0] if own else np.array(args[0], dtype=dtype, copy=True))
         out = _forward(o, forward, static[0], fwd_extra)
-        return out, lambda ct: run_backward(o, ct, own=True)
+        state = grad_state(o) if accumulates_by_design(o) else None
+        calls = []
+
+        def backward(ct):
+            if calls and state is not None:  # its zero_grad() between two steps
+                restore_grads(o, state)
+            calls.append(1)
+            return run_backward(o, ct, own=True)
+        return out, backward
 
     idx_name = next((p.name for p in positional_params(getattr(template, forward))), "idx")
     return Layer(name, "word_embedding", "module", (slot.shown,), layer_forward, vjp,

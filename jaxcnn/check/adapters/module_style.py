@@ -66,16 +66,19 @@ from jaxcnn.check.adapters.module_names import (
     INPUT_NAME,
     LR_NAMES,
     Slot,
+    accumulates_by_design,
     candidate_slots,
     construct,
     extra_value,
     float_array,
+    grad_state,
     input_grad,
     is_loss,
     method_pairs,
     output_of,
     positional_params,
     required_params,
+    restore_grads,
     stored_grad,
 )
 from jaxcnn.check.adapters.probe import seeded
@@ -460,6 +463,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 return _loss_value(o, forward, x_, static_[0], fwd_extra, own=own)
             return _run_forward(o, forward, x_, fwd_extra)
         out = run_forward_on(x, static, True)
+        state = grad_state(o) if accumulates_by_design(o) else None
         calls = []
 
         def backward(ct):
@@ -468,6 +472,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                     slot.set(o, np.array(value, dtype=dtype, copy=True))
             x_, static_ = x, static
             if calls:  # the next step: the forward again, on the input as it was given
+                if state is not None:  # its zero_grad() between two steps
+                    restore_grads(o, state)
                 x_, static_ = np.array(again[0], copy=True), copy.deepcopy(again[1])
                 run_forward_on(x_, static_, False)
             calls.append(1)
