@@ -334,6 +334,11 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
             ref = _adapt(spec, roles, static)
             if len(spec.arg_names) > 1:
                 sets = _own_sets(spec, roles, x_shape, [np.shape(p) for p in params])
+                if kind == "layernorm" and len(x_shape) == 2:  # as a transformer calls it
+                    tokens = _own_sets(spec, roles, (x_shape[0], 3, x_shape[1]),
+                                       [np.shape(p) for p in params])
+                    if forward_agrees(ref, user_forward, tokens(0)[0]) == "forward":
+                        sets = tokens
             else:
                 def ok(st, static=static,
                        pool=spec.static_names in (("pool_param",), ("scale",))):
