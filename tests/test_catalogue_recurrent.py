@@ -79,6 +79,49 @@ LSTM_MORE = [
 ]
 
 
+ALL_STEP = ["x", "prev_h", "Wx", "Wh", "b"]
+DA = ("    da = np.hstack((di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), "
+      "dg * (1 - g ** 2)))")
+LSTM_SLIPS = [  # (id, old, new, quantities, rule): the gates' derivatives slipped
+    ("g-sigmoid-derivative", DA, DA.replace("dg * (1 - g ** 2)", "dg * g * (1 - g)"),
+     ALL_STEP, "g given sigmoid's derivative"),
+    ("gates-tanh-derivative", DA, "    da = np.hstack((di * (1 - i ** 2), df * (1 - f ** 2), "
+     "do * (1 - o ** 2), dg * (1 - g ** 2)))", ALL_STEP, "sigmoid gates given tanh's"),
+    ("forget-from-next-c", "    df = dc * prev_c", "    df = dc * next_c", ALL_STEP,
+     "forget gate from next_c"),
+    ("output-from-cell", "    do = dnext_h * tc", "    do = dnext_h * next_c", ALL_STEP,
+     "output gate from the cell"),
+    ("dprev-c-without-forget", "    dprev_c = dc * f", "    dprev_c = dc", ["prev_c"],
+     "without the forget gate"),
+]
+
+
+@pytest.mark.parametrize("mutant", LSTM_SLIPS, ids=[m[0] for m in LSTM_SLIPS])
+def test_lstm_step_slips_are_named(mutant, tmp_path):
+    _, old, new, quantities, rule = mutant
+    run_mutant(tmp_path, FIXTURE, "lstm_step", old, new, quantities, "wrong-derivative", rule)
+
+
+SEQ = ["x", "h0", "Wx", "Wh", "b"]
+LSTM_SEQUENCE_SLIPS = [  # a slip inside the step, and each recurrence dropped, over time
+    ("g-sigmoid-derivative", DA, DA.replace("dg * (1 - g ** 2)", "dg * g * (1 - g)"),
+     "wrong-derivative", "g given sigmoid's derivative"),
+    ("dh-next-not-accumulated", "            dh[:, step] + dprev_h, dprev_c, cache[step])",
+     "            dh[:, step], dprev_c, cache[step])", "missing-accumulation",
+     "dh_next not accumulated"),
+    ("dc-next-not-carried", "            dh[:, step] + dprev_h, dprev_c, cache[step])",
+     "            dh[:, step] + dprev_h, 0 * dprev_c, cache[step])", "missing-accumulation",
+     "dc_next not carried"),
+]
+
+
+@pytest.mark.parametrize("mutant", LSTM_SEQUENCE_SLIPS, ids=[m[0] for m in LSTM_SEQUENCE_SLIPS])
+def test_lstm_sequence_slips_are_named(mutant, tmp_path):
+    _, old, new, kind, rule = mutant
+    report = run_mutant(tmp_path, FIXTURE, "lstm", old, new, SEQ, kind, rule)
+    assert report.kind == "lstm"
+
+
 @pytest.mark.parametrize("mutant", LSTM_MORE, ids=[m[0] for m in LSTM_MORE])
 def test_lstm_cell_mutants_are_named(mutant, tmp_path):
     _, old, new, quantities, rule = mutant

@@ -61,7 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np, vjp
+from jaxcnn.check.autodiff import as_np, vjp, vjps
 from jaxcnn.check.catalogue.base import Spec, join_outputs, module_name, split_outputs, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
@@ -73,16 +73,73 @@ def rnn_step(x, h, wx, wh, b):
     return jnp.tanh(x @ wx + h @ wh + b)
 
 
-def lstm_step(x, h, c, wx, wh, b, order: str = "ifog"):
+def _straight(value, slope, a):
+    """``value`` whose derivative with respect to ``a`` is ``slope`` (elementwise): a wrong
+    derivative written as a forward, so that its VJP is the slip's backward."""
+    sg = jax.lax.stop_gradient
+    return sg(value) + sg(slope) * (a - sg(a))
+
+
+def lstm_step(x, h, c, wx, wh, b, order: str = "ifog", slip: str | None = None):
     """An LSTM step whose four blocks of Wx, Wh, b are the gates in ``order`` ("ifog",
-    CS231n's; "ifgo", PyTorch's and Keras's; "fgio", Deep Learning from Scratch 2's)."""
+    CS231n's; "ifgo", PyTorch's and Keras's; "fgio", Deep Learning from Scratch 2's).
+
+    ``slip`` (a key of ``LSTM_SLIPS``): the same values, with the gradient of that
+    known wrong backward (its VJP is the slip's), for the alternates."""
+    sg = jax.lax.stop_gradient
     a = x @ wx + h @ wh + b
     size = h.shape[1]
     block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in "ifog"}
     i, f, o = (jax.nn.sigmoid(block[k]) for k in "ifo")
     g = jnp.tanh(block["g"])
-    c = f * c + i * g
+    if slip == "g given sigmoid's derivative":
+        g = _straight(g, g * (1 - g), block["g"])
+    elif slip == "sigmoid gates given tanh's derivative":
+        i, f, o = (_straight(s, 1 - s ** 2, block[k]) for s, k in zip((i, f, o), "ifo",
+                                                                       strict=True))
+    elif slip == "gate derivatives at the pre-activations":
+        i, f, o = (_straight(s, block[k] * (1 - block[k]), block[k])
+                   for s, k in zip((i, f, o), "ifo", strict=True))
+        g = _straight(g, 1 - block["g"] ** 2, block["g"])
+    if slip == "forget gate from next_c":
+        c = sg(f) * c + (f - sg(f)) * sg(f * c + i * g) + i * g
+    elif slip == "dprev_c without the forget gate":
+        c = f * sg(c) + (c - sg(c)) + i * g
+    else:
+        c = f * c + i * g
+    if slip == "output gate from the cell":
+        return sg(o) * jnp.tanh(c) + (o - sg(o)) * sg(c), c
     return o * jnp.tanh(c), c
+
+
+LSTM_SLIPS = {
+    "g given sigmoid's derivative":
+        "the candidate g = tanh(a_g) is given sigmoid's derivative g (1 - g) where tanh's "
+        "1 - g^2 belongs",
+    "sigmoid gates given tanh's derivative":
+        "the sigmoid gates i, f, o are given tanh's derivative 1 - s^2 where sigmoid's "
+        "s (1 - s) belongs",
+    "gate derivatives at the pre-activations":
+        "the gates' derivatives are evaluated at their pre-activations a (a (1 - a), "
+        "1 - a^2) instead of from the gates' outputs (i (1 - i), 1 - g^2)",
+    "forget gate from next_c":
+        "the forget gate's gradient is taken from the new cell state (df = dc * next_c) "
+        "where the previous one belongs (df = dc * prev_c)",
+    "output gate from the cell":
+        "the output gate's gradient is taken from the cell (do = dh * next_c) where its "
+        "tanh belongs (do = dh * tanh(next_c))",
+    "dprev_c without the forget gate":
+        "the cell's gradient is passed back without the forget gate (dprev_c = dc where "
+        "dc * f belongs)",
+}  # an LSTM's named slips (Hochreiter & Schmidhuber 1997, as CS231n writes the step)
+
+
+def _lstm_slip_alternates(forward_of, args, cotangent) -> list[Alternate]:
+    """``wrong-derivative`` alternates of every ``LSTM_SLIPS`` entry: the VJPs of
+    ``forward_of(slip)`` (a function of ``args``), one compiled program."""
+    grads = vjps([forward_of(slip) for slip in LSTM_SLIPS], args, cotangent)
+    return [wrong(name, g, note) for (name, note), g in zip(LSTM_SLIPS.items(), grads,
+                                                            strict=True)]
 
 
 LSTM_ORDERS = {"lstm": "ifog", "lstm_ifgo": "ifgo", "lstm_fgio": "fgio"}
@@ -149,14 +206,15 @@ def _gru_reset_before_alternates(args, static, cotangent):
                   "reads r * prev_h")]
 
 
-def _sequence(step, lstm: bool, cut: bool = False):
-    """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1}, t >= 1."""
+def _sequence(step, lstm: bool, cut: bool | str = False):
+    """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1} and
+    c_{t-1}, t >= 1 (True), through h_{t-1} only ("h") or c_{t-1} only ("c")."""
     def forward(x, h0, wx, wh, b):
         h, c, hs = h0, jnp.zeros_like(h0), []
         for t in range(x.shape[1]):
-            prev = jax.lax.stop_gradient(h) if cut and t > 0 else h
+            prev = jax.lax.stop_gradient(h) if cut in (True, "h") and t > 0 else h
             if lstm:
-                prev_c = jax.lax.stop_gradient(c) if cut and t > 0 else c
+                prev_c = jax.lax.stop_gradient(c) if cut in (True, "c") and t > 0 else c
                 h, c = step(x[:, t], prev, prev_c, wx, wh, b)
             else:
                 h = step(x[:, t], prev, wx, wh, b)
@@ -234,6 +292,8 @@ def _lstm_step_alternates(args, static, cotangent, order: str = GATES):
                                                         g, c, tc, order),
                  "the gradient through next_h = o tanh(next_c) reaches the cell as dnext_h * o, "
                  "without tanh'(next_c) = 1 - tanh(next_c)^2")]
+    out += _lstm_slip_alternates(lambda slip: lambda *a: join_outputs(
+        lstm_step(*a, order=order, slip=slip)), args, cotangent)
     for perm in itertools.permutations(order):
         if "".join(perm) == order:
             continue
@@ -287,12 +347,32 @@ def _gru_alternates(args, static, cotangent, order: str = "rzn"):
 
 
 def _recurrence_dropped(step, lstm):
+    """A sequence backward that drops the recurrence: every path back through time, and
+    for an LSTM each of its two (dh_next never added to dout[t]; dc_next never carried to
+    the step before), all ``missing-accumulation``."""
     def alternates(args, static, cotangent):
         grads = vjp(_sequence(step, lstm, cut=True), args, cotangent)
-        return [Alternate("recurrence dropped", grads, False, "missing-accumulation",
-                          "each step's backward gets only dout[t]: the gradient flowing back "
-                          "from step t + 1 (dprev_h) is not added (`dh = dout[:, t]` where "
-                          "`dh = dout[:, t] + dprev_h` belongs)")]
+        out = [Alternate("recurrence dropped", grads, False, "missing-accumulation",
+                         "each step's backward gets only dout[t]: the gradient flowing back "
+                         "from step t + 1 (dprev_h) is not added (`dh = dout[:, t]` where "
+                         "`dh = dout[:, t] + dprev_h` belongs)")]
+        if lstm:
+            out += _lstm_slip_alternates(lambda slip: _sequence(
+                lambda *a: step(*a, slip=slip), lstm), args, cotangent)
+            out += [Alternate("dh_next not accumulated", vjp(_sequence(step, lstm, cut="h"),
+                                                             args, cotangent), False,
+                              "missing-accumulation",
+                              "each step's backward gets dout[t] alone as its dnext_h: the "
+                              "dprev_h of step t + 1 is not added (`dh = dout[:, t]` where "
+                              "`dh = dout[:, t] + dprev_h` belongs); the cell's gradient is "
+                              "carried"),
+                    Alternate("dc_next not carried", vjp(_sequence(step, lstm, cut="c"),
+                                                         args, cotangent), False,
+                              "missing-accumulation",
+                              "each step's backward starts its cell gradient from zero: the "
+                              "dprev_c of step t + 1 is not passed back as dnext_c (the "
+                              "hidden state's gradient is carried)")]
+        return out
     return alternates
 
 
@@ -365,7 +445,8 @@ def sequence_spec(kind: str) -> Spec:
     gru, e.g. DLFS2's ``TimeGRU``)."""
     lstm = kind in LSTM_ORDERS
     order = LSTM_ORDERS.get(kind, "")
-    step = (lambda x, h, c, wx, wh, b: lstm_step(x, h, c, wx, wh, b, order)) if lstm \
+    step = (lambda x, h, c, wx, wh, b, slip=None: lstm_step(x, h, c, wx, wh, b, order, slip)
+            ) if lstm \
         else GRU_STEPS[kind][1] if kind in GRU_STEPS else rnn_step
     gates = 4 if lstm else 3 if kind in GRU_STEPS else 1
     names = None
