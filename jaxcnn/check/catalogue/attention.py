@@ -14,8 +14,10 @@ sqrt(d) + masked -inf) v, (N, Tq, dv). A masked score is set to -1e30 (exp gives
 with -inf or -1e9 in float64).
 
 Alternates (``wrong-derivative``): the softmax's Jacobian left out (dS = dP, as if the
-scores were the weights); only its diagonal (dS = P * dP); and for a mask: the mask
-applied in the forward but not in the backward (the weights recomputed without it).
+scores were the weights); only its diagonal (dS = P * dP); its sum over the queries
+(axis -2) where the softmax normalised over the keys; the scale 1/sqrt(d) left out of
+the backward, or 1/d there (applied twice); and for a mask: the mask applied in the
+forward but not in the backward (the weights recomputed without it).
 Shapes: N, Tq, Tk, d and dv all differ.
 """
 
@@ -54,7 +56,8 @@ def _mask(kind: str, static, q, k):
 
 def _np_grads(q, k, v, dout, mask, rule):
     """(dq, dk, dv) by hand in NumPy, with ``rule`` for dS from dP: "exact", "no
-    Jacobian" (dS = dP), "diagonal" (dS = P dP); ``mask`` None: unmasked weights."""
+    Jacobian" (dS = dP), "diagonal" (dS = P dP), "other axis" (the softmax's sum taken
+    over the queries, axis -2); ``mask`` None: unmasked weights."""
     scale = 1 / np.sqrt(q.shape[-1])
     s = q @ np.swapaxes(k, -1, -2) * scale
     if mask is not None:
@@ -67,6 +70,8 @@ def _np_grads(q, k, v, dout, mask, rule):
         ds = dp
     elif rule == "diagonal":
         ds = p * dp
+    elif rule == "other axis":
+        ds = p * (dp - (p * dp).sum(axis=-2, keepdims=True))
     else:
         ds = p * (dp - (p * dp).sum(axis=-1, keepdims=True))
     return ds @ k * scale, np.swapaxes(ds, -1, -2) @ q * scale, dv
@@ -85,6 +90,18 @@ def _alternates(kind: str):
                                                                    "diagonal")[:2] + (None,),
                      "only the diagonal of the softmax's Jacobian is used: dS = P * dP, "
                      "without - P * sum(P * dP)")]
+        dq, dk, _ = _np_grads(q, k, v, dout, mask, "exact")
+        root = np.sqrt(q.shape[-1])
+        out += [wrong("1/sqrt(d) left out of the backward", (dq * root, dk * root, None),
+                      f"the scores' scale 1/sqrt(d) = 1/sqrt({q.shape[-1]}) is left out of "
+                      "the backward (dq = dS @ k, dk = dS^T @ q, without * scale)"),
+                wrong("1/d where 1/sqrt(d) belongs", (dq / root, dk / root, None),
+                      "the backward scales by 1/d (the scale applied twice) where the "
+                      "forward's 1/sqrt(d) belongs"),
+                wrong("softmax Jacobian summed over the queries",
+                      _np_grads(q, k, v, dout, mask, "other axis")[:2] + (None,),
+                      "the softmax's Jacobian sums P * dP over the queries (axis -2) where "
+                      "the softmax normalised over the keys (axis -1)")]
         if mask is not None and not mask.all():
             out.append(wrong("mask left out of the backward",
                              _np_grads(q, k, v, dout, None, "exact"),
