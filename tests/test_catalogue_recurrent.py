@@ -102,6 +102,29 @@ def test_lstm_step_slips_are_named(mutant, tmp_path):
     run_mutant(tmp_path, FIXTURE, "lstm_step", old, new, quantities, "wrong-derivative", rule)
 
 
+@pytest.mark.parametrize("order", ["ifog", "ifgo", "fgio"])
+def test_the_slips_numpy_backward_without_a_slip_is_the_reference(order, x64):
+    """The named slips come from a NumPy backward (no compile per input set): without a
+    slip it is jax.vjp of the reference, for a step and through time."""
+    from conftest import tree_rel_err
+
+    from jaxcnn.check.autodiff import vjp
+    from jaxcnn.check.catalogue import recurrent as r
+
+    rng = np.random.default_rng(3)
+    x, h, c = (rng.standard_normal(shape) for shape in ((3, 2), (3, 4), (3, 4)))
+    wx, wh, b = (rng.standard_normal(shape) / 2 for shape in ((2, 16), (4, 16), (16,)))
+    dh, dc = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    want = vjp(lambda *a: r.lstm_step(*a, order=order), (x, h, c, wx, wh, b), (dh, dc))
+    assert tree_rel_err(r.lstm_step_backward(x, h, c, wx, wh, b, dh, dc, order), want) < 1e-12
+    xs, dout = rng.standard_normal((3, 5, 2)), rng.standard_normal((3, 5, 4))
+
+    def step(x, h, c, wx, wh, b):
+        return r.lstm_step(x, h, c, wx, wh, b, order)
+    want = vjp(r._sequence(step, lstm=True), (xs, h, wx, wh, b), dout)
+    assert tree_rel_err(r.lstm_sequence_backward(xs, h, wx, wh, b, dout, order), want) < 1e-12
+
+
 SEQ = ["x", "h0", "Wx", "Wh", "b"]
 LSTM_SEQUENCE_SLIPS = [  # a slip inside the step, and each recurrence dropped, over time
     ("g-sigmoid-derivative", DA, DA.replace("dg * (1 - g ** 2)", "dg * g * (1 - g)"),

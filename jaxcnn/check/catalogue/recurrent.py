@@ -61,7 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np, vjp, vjps
+from jaxcnn.check.autodiff import as_np, vjp
 from jaxcnn.check.catalogue.base import Spec, join_outputs, module_name, split_outputs, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
@@ -73,42 +73,15 @@ def rnn_step(x, h, wx, wh, b):
     return jnp.tanh(x @ wx + h @ wh + b)
 
 
-def _straight(value, slope, a):
-    """``value`` whose derivative with respect to ``a`` is ``slope`` (elementwise): a wrong
-    derivative written as a forward, so that its VJP is the slip's backward."""
-    sg = jax.lax.stop_gradient
-    return sg(value) + sg(slope) * (a - sg(a))
-
-
-def lstm_step(x, h, c, wx, wh, b, order: str = "ifog", slip: str | None = None):
+def lstm_step(x, h, c, wx, wh, b, order: str = "ifog"):
     """An LSTM step whose four blocks of Wx, Wh, b are the gates in ``order`` ("ifog",
-    CS231n's; "ifgo", PyTorch's and Keras's; "fgio", Deep Learning from Scratch 2's).
-
-    ``slip`` (a key of ``LSTM_SLIPS``): the same values, with the gradient of that
-    known wrong backward (its VJP is the slip's), for the alternates."""
-    sg = jax.lax.stop_gradient
+    CS231n's; "ifgo", PyTorch's and Keras's; "fgio", Deep Learning from Scratch 2's)."""
     a = x @ wx + h @ wh + b
     size = h.shape[1]
     block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in "ifog"}
     i, f, o = (jax.nn.sigmoid(block[k]) for k in "ifo")
     g = jnp.tanh(block["g"])
-    if slip == "g given sigmoid's derivative":
-        g = _straight(g, g * (1 - g), block["g"])
-    elif slip == "sigmoid gates given tanh's derivative":
-        i, f, o = (_straight(s, 1 - s ** 2, block[k]) for s, k in zip((i, f, o), "ifo",
-                                                                       strict=True))
-    elif slip == "gate derivatives at the pre-activations":
-        i, f, o = (_straight(s, block[k] * (1 - block[k]), block[k])
-                   for s, k in zip((i, f, o), "ifo", strict=True))
-        g = _straight(g, 1 - block["g"] ** 2, block["g"])
-    if slip == "forget gate from next_c":
-        c = sg(f) * c + (f - sg(f)) * sg(f * c + i * g) + i * g
-    elif slip == "dprev_c without the forget gate":
-        c = f * sg(c) + (c - sg(c)) + i * g
-    else:
-        c = f * c + i * g
-    if slip == "output gate from the cell":
-        return sg(o) * jnp.tanh(c) + (o - sg(o)) * sg(c), c
+    c = f * c + i * g
     return o * jnp.tanh(c), c
 
 
@@ -134,12 +107,67 @@ LSTM_SLIPS = {
 }  # an LSTM's named slips (Hochreiter & Schmidhuber 1997, as CS231n writes the step)
 
 
-def _lstm_slip_alternates(forward_of, args, cotangent) -> list[Alternate]:
-    """``wrong-derivative`` alternates of every ``LSTM_SLIPS`` entry: the VJPs of
-    ``forward_of(slip)`` (a function of ``args``), one compiled program."""
-    grads = vjps([forward_of(slip) for slip in LSTM_SLIPS], args, cotangent)
-    return [wrong(name, g, note) for (name, note), g in zip(LSTM_SLIPS.items(), grads,
-                                                            strict=True)]
+def lstm_step_backward(x, h, c, wx, wh, b, dh, dc, order: str = GATES,
+                       slip: str | None = None) -> tuple:
+    """An LSTM step's backward in NumPy, right or with ``slip`` (a key of ``LSTM_SLIPS``):
+    (dx, dprev_h, dprev_c, dWx, dWh, db) for the upstream gradients ``dh``, ``dc`` of
+    next_h and next_c. Float64 arrays: x (N, D), h, c (N, H), Wx (D, 4H), Wh (H, 4H),
+    b (4H,), blocks in ``order``."""
+    size = h.shape[1]
+    a = x @ wx + h @ wh + b
+    block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in GATES}
+    i, f, o = (1 / (1 + np.exp(-block[k])) for k in "ifo")
+    g = np.tanh(block["g"])
+    next_c = f * c + i * g
+    tc = np.tanh(next_c)
+    dcell = dc + dh * o * (1 - tc ** 2)
+    outer = {"i": dcell * g, "g": dcell * i,  # dL/dgate
+             "f": dcell * (next_c if slip == "forget gate from next_c" else c),
+             "o": dh * (next_c if slip == "output gate from the cell" else tc)}
+    deriv = {"i": i * (1 - i), "f": f * (1 - f), "o": o * (1 - o), "g": 1 - g ** 2}
+    if slip == "g given sigmoid's derivative":
+        deriv["g"] = g * (1 - g)
+    elif slip == "sigmoid gates given tanh's derivative":
+        deriv.update(i=1 - i ** 2, f=1 - f ** 2, o=1 - o ** 2)
+    elif slip == "gate derivatives at the pre-activations":
+        deriv = {k: (1 - block[k] ** 2) if k == "g" else block[k] * (1 - block[k])
+                 for k in GATES}
+    da = np.concatenate([outer[k] * deriv[k] for k in order], axis=1)
+    dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
+    dprev_c = dcell if slip == "dprev_c without the forget gate" else dcell * f
+    return dx, dprev_h, dprev_c, dwx, dwh, db
+
+
+def lstm_sequence_backward(x, h0, wx, wh, b, dout, order: str = GATES,
+                           slip: str | None = None, cut: str | None = None) -> tuple:
+    """Backpropagation through time of ``lstm_step`` over x (N, T, D) from h0 (c0 = 0),
+    in NumPy: (dx, dh0, dWx, dWh, db) for ``dout`` (N, T, H), each step's backward with
+    ``slip``; ``cut`` "h": a step's dnext_h is dout[:, t] alone (dh_next not added), "c":
+    its dnext_c is 0 (dc_next not carried)."""
+    hs, cs = [h0], [np.zeros_like(h0)]
+    size = h0.shape[1]
+    for t in range(x.shape[1]):
+        a = x[:, t] @ wx + hs[-1] @ wh + b
+        block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in GATES}
+        i, f, o = (1 / (1 + np.exp(-block[k])) for k in "ifo")
+        cs.append(f * cs[-1] + i * np.tanh(block["g"]))
+        hs.append(o * np.tanh(cs[-1]))
+    dx = np.zeros_like(x)
+    dwx, dwh, db = np.zeros_like(wx), np.zeros_like(wh), np.zeros_like(b)
+    dprev_h, dprev_c = np.zeros_like(h0), np.zeros_like(h0)
+    for t in reversed(range(x.shape[1])):
+        dh = dout[:, t] + (0 if cut == "h" else dprev_h)
+        dc = 0 * dprev_c if cut == "c" else dprev_c
+        dx[:, t], dprev_h, dprev_c, dwx_t, dwh_t, db_t = lstm_step_backward(
+            x[:, t], hs[t], cs[t], wx, wh, b, dh, dc, order, slip)
+        dwx, dwh, db = dwx + dwx_t, dwh + dwh_t, db + db_t
+    return dx, dprev_h, dwx, dwh, db
+
+
+def _lstm_slip_alternates(grads_of) -> list[Alternate]:
+    """``wrong-derivative`` alternates of every ``LSTM_SLIPS`` entry: ``grads_of(slip)``,
+    the gradients of the backward with that slip."""
+    return [wrong(name, grads_of(name), note) for name, note in LSTM_SLIPS.items()]
 
 
 LSTM_ORDERS = {"lstm": "ifog", "lstm_ifgo": "ifgo", "lstm_fgio": "fgio"}
@@ -206,15 +234,14 @@ def _gru_reset_before_alternates(args, static, cotangent):
                   "reads r * prev_h")]
 
 
-def _sequence(step, lstm: bool, cut: bool | str = False):
-    """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1} and
-    c_{t-1}, t >= 1 (True), through h_{t-1} only ("h") or c_{t-1} only ("c")."""
+def _sequence(step, lstm: bool, cut: bool = False):
+    """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1}, t >= 1."""
     def forward(x, h0, wx, wh, b):
         h, c, hs = h0, jnp.zeros_like(h0), []
         for t in range(x.shape[1]):
-            prev = jax.lax.stop_gradient(h) if cut in (True, "h") and t > 0 else h
+            prev = jax.lax.stop_gradient(h) if cut and t > 0 else h
             if lstm:
-                prev_c = jax.lax.stop_gradient(c) if cut in (True, "c") and t > 0 else c
+                prev_c = jax.lax.stop_gradient(c) if cut and t > 0 else c
                 h, c = step(x[:, t], prev, prev_c, wx, wh, b)
             else:
                 h = step(x[:, t], prev, wx, wh, b)
@@ -292,8 +319,8 @@ def _lstm_step_alternates(args, static, cotangent, order: str = GATES):
                                                         g, c, tc, order),
                  "the gradient through next_h = o tanh(next_c) reaches the cell as dnext_h * o, "
                  "without tanh'(next_c) = 1 - tanh(next_c)^2")]
-    out += _lstm_slip_alternates(lambda slip: lambda *a: join_outputs(
-        lstm_step(*a, order=order, slip=slip)), args, cotangent)
+    out += _lstm_slip_alternates(lambda slip: lstm_step_backward(
+        x, h, c, wx, wh, b, dh, dc, order, slip))
     for perm in itertools.permutations(order):
         if "".join(perm) == order:
             continue
@@ -346,7 +373,7 @@ def _gru_alternates(args, static, cotangent, order: str = "rzn"):
                       "where `+=` belongs)")]
 
 
-def _recurrence_dropped(step, lstm):
+def _recurrence_dropped(step, lstm, order: str = GATES):
     """A sequence backward that drops the recurrence: every path back through time, and
     for an LSTM each of its two (dh_next never added to dout[t]; dc_next never carried to
     the step before), all ``missing-accumulation``."""
@@ -357,17 +384,19 @@ def _recurrence_dropped(step, lstm):
                          "from step t + 1 (dprev_h) is not added (`dh = dout[:, t]` where "
                          "`dh = dout[:, t] + dprev_h` belongs)")]
         if lstm:
-            out += _lstm_slip_alternates(lambda slip: _sequence(
-                lambda *a: step(*a, slip=slip), lstm), args, cotangent)
-            out += [Alternate("dh_next not accumulated", vjp(_sequence(step, lstm, cut="h"),
-                                                             args, cotangent), False,
+            x, h0, wx, wh, b = (as_np(a) for a in args)
+            dout = as_np(cotangent)
+
+            def bptt(slip=None, cut=None):
+                return lstm_sequence_backward(x, h0, wx, wh, b, dout, order, slip, cut)
+            out += _lstm_slip_alternates(bptt)
+            out += [Alternate("dh_next not accumulated", bptt(cut="h"), False,
                               "missing-accumulation",
                               "each step's backward gets dout[t] alone as its dnext_h: the "
                               "dprev_h of step t + 1 is not added (`dh = dout[:, t]` where "
                               "`dh = dout[:, t] + dprev_h` belongs); the cell's gradient is "
                               "carried"),
-                    Alternate("dc_next not carried", vjp(_sequence(step, lstm, cut="c"),
-                                                         args, cotangent), False,
+                    Alternate("dc_next not carried", bptt(cut="c"), False,
                               "missing-accumulation",
                               "each step's backward starts its cell gradient from zero: the "
                               "dprev_c of step t + 1 is not passed back as dnext_c (the "
@@ -445,8 +474,7 @@ def sequence_spec(kind: str) -> Spec:
     gru, e.g. DLFS2's ``TimeGRU``)."""
     lstm = kind in LSTM_ORDERS
     order = LSTM_ORDERS.get(kind, "")
-    step = (lambda x, h, c, wx, wh, b, slip=None: lstm_step(x, h, c, wx, wh, b, order, slip)
-            ) if lstm \
+    step = (lambda x, h, c, wx, wh, b: lstm_step(x, h, c, wx, wh, b, order)) if lstm \
         else GRU_STEPS[kind][1] if kind in GRU_STEPS else rnn_step
     gates = 4 if lstm else 3 if kind in GRU_STEPS else 1
     names = None
@@ -463,7 +491,7 @@ def sequence_spec(kind: str) -> Spec:
                 Reference(f"{step_name} over time (h0 given"
                           + (f", c0 = 0, gates {', '.join(order)})" if lstm else ")"),
                           lambda args, static: _sequence(step, lstm)(*args),
-                          _recurrence_dropped(step, lstm)), _sequence_sets(gates),
+                          _recurrence_dropped(step, lstm, order)), _sequence_sets(gates),
                 names=names, layouts=tuple(LSTM_ORDERS) if kind == "lstm" else
                 tuple(GRU_STEPS) if kind == "gru" else ())
 
