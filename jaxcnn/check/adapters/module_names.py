@@ -43,10 +43,13 @@ LOSS_NAME = re.compile(r"loss|cross_?entropy|crossentropy|mse|nll|hinge|criterio
                         re.IGNORECASE)
 
 class Slot(NamedTuple):
-    """Where a parameter lives on the object: ``attr`` or ``attr[key]`` (a dict)."""
+    """Where a parameter lives on the object: ``attr`` or ``attr[key]`` (a dict), on the
+    object itself or on a sub-layer it holds (``path``: ``("w_q",)`` for
+    ``self.w_q.weights``, ``("heads", 0)`` for ``self.heads[0].W``)."""
 
     attr: str
     key: str | int | None = None
+    path: tuple = ()
 
     @property
     def name(self) -> str:
@@ -54,32 +57,102 @@ class Slot(NamedTuple):
 
     @property
     def shown(self) -> str:
-        """The row's name: the attribute, a dict parameter's key (W), or params[0]."""
+        """The row's name: the attribute, a dict parameter's key (W), or params[0]; a
+        sub-layer's prefixed with its path (``w_q.weights``, ``heads[0].W``)."""
         if self.key is None:
-            return self.attr
-        return self.key if isinstance(self.key, str) else f"{self.attr}[{self.key}]"
+            own = self.attr
+        else:
+            own = self.key if isinstance(self.key, str) else f"{self.attr}[{self.key}]"
+        prefix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path)
+        return f"{prefix[1:]}.{own}" if prefix else own
+
+    def owner(self, obj):
+        """The object (or sub-layer) that holds the parameter."""
+        for p in self.path:
+            obj = obj[p] if isinstance(p, int) else getattr(obj, p)
+        return obj
 
     def get(self, obj):
-        value = getattr(obj, self.attr)
+        value = getattr(self.owner(obj), self.attr)
         return value if self.key is None else value[self.key]
 
     def set(self, obj, value) -> None:
         if self.key is None:
-            setattr(obj, self.attr, value)
+            setattr(self.owner(obj), self.attr, value)
         else:
-            getattr(obj, self.attr)[self.key] = value
+            getattr(self.owner(obj), self.attr)[self.key] = value
 
 def float_array(v) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size > 0
 
-def candidate_slots(obj) -> list[Slot]:
-    """Float array attributes (and entries of a ``params`` dict) that may be parameters:
-    not caches, optimizer buffers or gradients (by name)."""
-    slots = []
+SUB_LAYER_METHODS = ("forward", "backward", "__call__")
+
+
+def sub_layers(obj) -> list[tuple]:
+    """The layers ``obj`` holds, as paths: attributes (``self.w_q = Linear(...)``) and
+    entries of lists of them (``self.heads = [Head(...), ...]``) whose class is the
+    user's own and has a forward, a backward or ``__call__`` (not an optimizer, not an
+    activation function)."""
+    def layer(v) -> bool:
+        cls = type(v)
+        return (hasattr(v, "__dict__") and not isinstance(v, type)
+                and cls.__module__ not in ("builtins", "numpy", "functools")
+                and not cls.__module__.startswith(("numpy.", "jax", "torch", "jaxcnn"))
+                and any(callable(getattr(cls, m, None)) and m in vars(cls) or any(
+                    m in vars(base) for base in cls.__mro__[1:-1])
+                        for m in SUB_LAYER_METHODS))
+    out = []
     for attr, v in vars(obj).items():
+        if OPTIMIZER_NAME.search(attr):
+            continue
+        if layer(v):
+            out.append((attr,))
+        elif isinstance(v, (list, tuple)) and v and len(v) <= 16 and all(layer(e) for e in v):
+            out += [(attr, i) for i in range(len(v))]
+    return out
+
+
+OPTIMIZER_NAME = re.compile(r"opt|solver|updater|schedul|loss|criterion", re.IGNORECASE)
+
+
+def candidate_slots(obj, depth: int = 2) -> list[Slot]:
+    """Float array attributes (and entries of a ``params`` dict) that may be parameters:
+    not caches, optimizer buffers or gradients (by name); also those of the layers it
+    holds (``sub_layers``), ``depth`` levels down."""
+    slots = _own_slots(obj)
+    if depth > 0:
+        for path in sub_layers(obj):
+            sub = Slot("", path=path).owner(obj)
+            if sub is obj:
+                continue
+            slots += [s._replace(path=(*path, *s.path))
+                      for s in candidate_slots(sub, depth - 1)]
+    return slots
+
+
+# constants a forward adds, not parameters: sinusoidal positional encodings
+CONSTANT_NAME = re.compile(r"_?(pe|pos(itional)?_?enc(oding)?s?|encodings?|sinusoids?|"
+                           r"pos(ition(al)?)?_?table|positional_?encodings?)", re.IGNORECASE)
+
+
+def _buffer(attrs, attr: str) -> bool:
+    """Whether ``attr`` names an optimizer buffer or a cache (``BUFFER_NAME``); ``W_v``
+    beside ``W_q`` or ``W_k`` is an attention's value projection, not a velocity."""
+    if not BUFFER_NAME.search(attr):
+        return False
+    stem = attr[:-2]
+    return not (attr[-2:].lower() == "_v" and (f"{stem}_q" in attrs or f"{stem}_k" in attrs
+                                               or f"{stem}_Q" in attrs or f"{stem}_K" in attrs))
+
+
+def _own_slots(obj) -> list[Slot]:
+    slots = []
+    attrs = vars(obj)
+    for attr, v in attrs.items():
         if attr in GRAD_DICTS or attr in OUTPUT_NAMES or attr in INPUT_GRAD_NAMES:
             continue
-        if float_array(v) and not BUFFER_NAME.search(attr) and not GRAD_NAME.search(attr) \
+        if float_array(v) and not _buffer(attrs, attr) and not GRAD_NAME.search(attr) \
+                and not CONSTANT_NAME.fullmatch(attr) \
                 and attr not in ("inputs", "input", "x", "X"):
             slots.append(Slot(attr))
         elif attr in PARAM_DICTS and isinstance(v, dict):
@@ -157,7 +230,7 @@ def grad_attr_names(key: str) -> list[str]:
     shorts = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
               "filters": "F", "kernels": "K", "embedding_matrix": "EW",
               "embeddings": "EW", "embedding": "EW", "embedding_weights": "EW",
-              "table": "W"}.get(key, "")
+              "table": "EW", "lookup": "EW", "lookup_table": "EW"}.get(key, "")
     for short in shorts:
         names += [f"d{short}", f"dL_d{short}", f"dLd{short}", f"grad_{short}",
                   f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
@@ -195,7 +268,11 @@ def stored_grad(obj, slot: Slot, before: dict, index: int | None,
     it, an entry of a grads dict, or the parallel entry of a ``grads`` list: the slot's
     own index (``params[i]``), or ``position``, where an attribute parameter (``self.W``)
     sits in the object's ``params`` list (``self.params = [self.W, self.b]`` beside
-    ``self.grads = [dW, db]``)."""
+    ``self.grads = [dW, db]``). A sub-layer's parameter: the gradient the sub-layer
+    stored (by name, or its own ``grads`` list's entry)."""
+    if slot.path:
+        owner = slot.owner(obj)
+        return stored_grad(owner, slot._replace(path=()), dict.fromkeys(vars(owner)), None)
     for name in grad_attr_names(slot.name):
         v = getattr(obj, name, None)
         if float_array(v) and name != slot.attr:
