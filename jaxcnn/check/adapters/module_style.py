@@ -62,6 +62,7 @@ import numpy as np
 
 from jaxcnn.check.adapters import probe, recorder
 from jaxcnn.check.adapters.module_names import (
+    CONSTANT_NAME,
     GRAD_NAME,
     INPUT_NAME,
     LR_NAMES,
@@ -283,7 +284,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         params_now = [s.get(template) for s in slots]
         forward_only = None  # the first shape the forward takes, if the backward takes none
         candidates = ([(_layout_of(tuple(input_shape), params_now), tuple(input_shape))]
-                      if input_shape is not None else probe.input_candidates(params_now))
+                      if input_shape is not None else
+                      _constant_candidates(template) + probe.input_candidates(params_now))
         disagrees: list[tuple] = []  # lone shapes whose backward disagrees with the forward
         first_run = None  # the first lone shape both run on, whatever they say
         for lay, cand in candidates:
@@ -536,6 +538,14 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  optional=frozenset(), recovered=recovered, extra=extra, file=file,
                  notes=tuple(notes), sources=sources if all(sources) else (),
                  raw=raw, static_names=(_target_name(fwd_method),) if loss else ())
+
+
+def _constant_candidates(obj) -> list[tuple[str, tuple]]:
+    """Sequences (N, T, D) for a layer that adds a constant table (L, D) to its input
+    (a sinusoidal positional encoding, ``CONSTANT_NAME``: not a parameter), T < L."""
+    return [("seq", (probe.BATCH, probe.STEPS + 1, v.shape[-1])) for k, v in vars(obj).items()
+            if CONSTANT_NAME.fullmatch(k) and float_array(v) and v.ndim in (2, 3)
+            and v.shape[-2] > probe.STEPS + 1]
 
 
 def sample_shape(cls) -> tuple | None:
