@@ -1,0 +1,135 @@
+"""A transformer written by hand in NumPy, module style (tests/fixtures/
+numpy_transformer_layers.py): self-attention with its projections as sub-layers, as
+arrays (several heads, a causal mask) and packed (q, k, v in one weight), layer norm with
+a gradients dict, an embedding with zero_grad(), a positional encoding, a feed-forward
+block. The right classes get the catalogue's exact reference where there is one and pass;
+each planted slip gets its named kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from catalogue_helpers import FIXTURES, assert_correct, check, layers_of, run_mutant
+
+FIXTURE = "numpy_transformer_layers.py"
+
+
+@pytest.mark.parametrize("name,kind,reference", [
+    ("SelfAttention", "self_attention", "heads=1, causal=0"),
+    ("MultiHeadSelfAttention", "self_attention", "heads=2, causal=1"),
+    ("CausalSelfAttention", "self_attention_packed", "heads=2, causal=1"),
+    ("LayerNorm", "layernorm", ""),
+    ("Embedding", "word_embedding", ""),
+    ("Softmax", "softmax", ""),
+    ("Linear", "dense", "")])
+def test_right_transformer_layers_are_correct_against_the_exact_reference(name, kind,
+                                                                          reference):
+    report = check(FIXTURES / FIXTURE, name)
+    assert_correct(report)
+    assert report.kind == kind
+    assert reference in report.reference
+    assert all(c.oracle == "exact" for c in report.checks), [(c.quantity, c.oracle)
+                                                             for c in report.checks]
+
+
+def test_sub_layers_parameters_are_checked_by_their_path():
+    report = check(FIXTURES / FIXTURE, "SelfAttention")
+    quantities = {c.quantity for c in report.checks}
+    assert {"x", "q_proj.weights", "v_proj.weights", "k_proj.weights"} <= quantities
+    ff = check(FIXTURES / FIXTURE, "FeedForward")
+    assert_correct(ff)
+    assert {"fc1.weights", "fc1.bias", "fc2.weights", "fc2.bias"} <= {
+        c.quantity for c in ff.checks}
+
+
+def test_a_layer_norm_is_checked_on_tokens_and_its_gradients_dict_is_read():
+    layer = layers_of(FIXTURES / FIXTURE)["LayerNorm"]
+    assert all(np.ndim(s.args[0]) == 3 for s in layer.input_sets(0))
+    assert {c.quantity for c in check(FIXTURES / FIXTURE, "LayerNorm").checks} == {
+        "x", "gamma", "beta"}
+
+
+def test_an_embedding_that_accumulates_until_zero_grad_is_not_called_not_reentrant():
+    report = check(FIXTURES / FIXTURE, "Embedding")
+    assert [c.kind for c in report.checks] == ["correct"]
+
+
+def test_a_positional_encoding_is_a_constant_on_sequences():
+    report = check(FIXTURES / FIXTURE, "PositionalEncoding")
+    assert_correct(report)
+    assert [c.quantity for c in report.checks] == ["x"]  # pe: no parameter
+    layer = layers_of(FIXTURES / FIXTURE)["PositionalEncoding"]
+    assert np.ndim(layer.input_sets(0)[0].args[0]) == 3
+
+
+JACOBIAN_MH = "        dscores = att * (datt - (att * datt).sum(axis=-1, keepdims=True))\n" \
+              "        if self.causal:"
+SCALE_MH = ("        dq = self._join(dscores @ k * scale)\n"
+            "        dk = self._join(dscores.transpose(0, 1, 3, 2) @ q * scale)")
+ALL_MH = ["x", "W_q", "W_k"]
+MUTANTS = [
+    ("diagonal-only", "MultiHeadSelfAttention", JACOBIAN_MH, JACOBIAN_MH.replace(
+        "att * (datt - (att * datt).sum(axis=-1, keepdims=True))", "att * datt"),
+     ALL_MH, "wrong-derivative", "diagonal only"),
+    ("no-jacobian", "MultiHeadSelfAttention", JACOBIAN_MH, JACOBIAN_MH.replace(
+        "att * (datt - (att * datt).sum(axis=-1, keepdims=True))", "datt"),
+     ALL_MH, "wrong-derivative", "Jacobian left out"),
+    ("scale-left-out", "MultiHeadSelfAttention", SCALE_MH, SCALE_MH.replace(" * scale", ""),
+     ALL_MH, "wrong-derivative", "1/sqrt(d) left out"),
+    ("mask-forward-only", "MultiHeadSelfAttention", JACOBIAN_MH,  # weights recomputed
+     "        full = softmax(q @ k.transpose(0, 1, 3, 2) * scale)\n"
+     "        dscores = full * (datt - (full * datt).sum(axis=-1, keepdims=True))\n"
+     "        if False:", ALL_MH, "wrong-derivative", "mask left out of the backward"),
+    ("packed-scale-left-out", "CausalSelfAttention",
+     "(att * datt).sum(axis=-1, keepdims=True)) * scale",
+     "(att * datt).sum(axis=-1, keepdims=True))", ["x", "W_attn", "b_attn"],
+     "wrong-derivative", "1/sqrt(d) left out"),
+    ("ln-mean-term-left-out", "LayerNorm", "        return (g - g.mean(axis=-1, keepdims=True)\n"
+     "                - self.x_hat", "        return (g\n                - self.x_hat", ["x"],
+     "wrong-derivative", "mean's term left out"),
+    ("ln-constants", "LayerNorm", "        return (g - g.mean(axis=-1, keepdims=True)\n"
+     "                - self.x_hat * (g * self.x_hat).mean(axis=-1, keepdims=True)) / self.std",
+     "        return g / self.std", ["x"], "wrong-derivative", "constants"),
+    ("embedding-overwrites", "Embedding",
+     "        np.add.at(self.gradients[\"dLdE\"], self.tokens, dout)",
+     "        self.gradients[\"dLdE\"][self.tokens] += dout", ["table"],
+     "missing-accumulation", None),
+    ("softmax-diagonal", "Softmax",
+     "        return self.out * (dout - (self.out * dout).sum(axis=-1, keepdims=True))",
+     "        return self.out * (1 - self.out) * dout", ["x"], "wrong-derivative", None),
+]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_transformer_slips_are_named(mutant, tmp_path):
+    _, layer, old, new, quantities, kind, rule = mutant
+    run_mutant(tmp_path, FIXTURE, layer, old, new, quantities, kind, rule)
+
+
+def test_the_self_attention_slips_come_from_the_reference_with_its_backward_changed(x64):
+    """Each slip's forward is the reference's (only its backward differs), and the exact
+    rule is jax.vjp of plain attention."""
+    import jax.numpy as jnp
+    from conftest import tree_rel_err
+
+    from jaxcnn.check.autodiff import vjp
+    from jaxcnn.check.catalogue import attention as a
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4))
+    params = [rng.standard_normal((4, 4)) / 2 for _ in range(4)] + [
+        rng.standard_normal(4) for _ in range(4)]
+    want = a.self_attention(x, *params, heads=2, causal=True)
+    for rule in [*a.SELF_SLIPS, "exact"]:
+        got = a.self_attention(x, *params, heads=2, causal=True, rule=rule)
+        assert float(np.max(np.abs(np.asarray(got) - np.asarray(want)))) < 1e-12, rule
+    ct = rng.standard_normal(want.shape)
+
+    def plain(x, wq, wk, wv, wo, bq, bk, bv, bo):
+        q, k, v = x @ wq + bq, x @ wk + bk, x @ wv + bv
+        heads = [a.attention(q[..., i:i + 2], k[..., i:i + 2], v[..., i:i + 2],
+                             a.causal(3)) for i in (0, 2)]
+        return jnp.concatenate(heads, axis=-1) @ wo + bo
+
+    exact = vjp(lambda *z: a.self_attention(*z, heads=2, causal=True), (x, *params), ct)
+    assert tree_rel_err(exact, vjp(plain, (x, *params), ct)) < 1e-12
