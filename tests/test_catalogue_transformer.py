@@ -20,6 +20,7 @@ FIXTURE = "numpy_transformer_layers.py"
     ("CausalSelfAttention", "self_attention_packed", "heads=2, causal=1"),
     ("LayerNorm", "layernorm", ""),
     ("Embedding", "word_embedding", ""),
+    ("OneHotEmbedding", "word_embedding", ""),
     ("Softmax", "softmax", ""),
     ("Linear", "dense", "")])
 def test_right_transformer_layers_are_correct_against_the_exact_reference(name, kind,
@@ -94,6 +95,10 @@ MUTANTS = [
      "        np.add.at(self.gradients[\"dLdE\"], self.tokens, dout)",
      "        self.gradients[\"dLdE\"][self.tokens] += dout", ["table"],
      "missing-accumulation", None),
+    ("one-hot-embedding-mean", "OneHotEmbedding",
+     "        self.grad_w = flat.T @ dout.reshape(len(flat), -1)",
+     "        self.grad_w = flat.T @ dout.reshape(len(flat), -1) / len(flat)", ["w"], "scaled",
+     None),
     ("softmax-diagonal", "Softmax",
      "        return self.out * (dout - (self.out * dout).sum(axis=-1, keepdims=True))",
      "        return self.out * (1 - self.out) * dout", ["x"], "wrong-derivative", None),

@@ -247,7 +247,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         notes.append(f"its {forward} is called with " + ", ".join(
             f"{p.name}={v!r}" for p, v in zip(fwd_named, fwd_extra, strict=True)))
 
-    if not loss and input_shape is None and not takes_lr and rec is None:
+    if not loss and input_shape is None and not takes_lr:
         from jaxcnn.check.adapters import module_index
 
         ndim = module_index.index_shape(template, forward, fwd_extra)
