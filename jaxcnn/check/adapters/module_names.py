@@ -407,7 +407,19 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
         else:
             args.append(value)
     _divisible_heads(cls, args, kwargs, chosen)
-    obj = cls(*args, **kwargs)
+    try:
+        obj = cls(*args, **kwargs)
+    except Exception:
+        # a size whose default is None that the constructor needs after all
+        # (Dense(units_num, inputs_num=None) computing 1 / sqrt(inputs_num))
+        sizes = {p.name: size_for(p.name, pool) for p in inspect.signature(
+            cls).parameters.values() if p.default is None and p.kind in (
+                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in kwargs}
+        sizes = {k: v for k, v in sizes.items() if type(v) is int}
+        if not sizes:
+            raise
+        obj = cls(*args, **kwargs, **sizes)
+        chosen += [f"{k}={v!r}" for k, v in sizes.items()]
     return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
 
 def _divisible_heads(cls, args: list, kwargs: dict, chosen: list) -> None:
