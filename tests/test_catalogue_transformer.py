@@ -63,6 +63,17 @@ def test_a_positional_encoding_is_a_constant_on_sequences():
     assert np.ndim(layer.input_sets(0)[0].args[0]) == 3
 
 
+def test_float32_parameters_on_tokens_get_float32_differences():
+    """A layer that keeps its parameters in float32 (its output float64): finite differences
+    at float64's step would round away in the parameter; the size its constructor
+    defaults to None is given."""
+    report = check(FIXTURES / FIXTURE, "TokenDense")
+    assert_correct(report)
+    assert {c.quantity for c in report.checks} == {"x", "w", "b"}
+    assert any("float32 inside" in n for n in report.notes), report.notes
+    assert any("inputs_num=4" in n for n in report.notes), report.notes
+
+
 JACOBIAN_MH = "        dscores = att * (datt - (att * datt).sum(axis=-1, keepdims=True))\n" \
               "        if self.causal:"
 SCALE_MH = ("        dq = self._join(dscores @ k * scale)\n"

@@ -494,6 +494,15 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         precision = "float32"
         notes.append(f"{s.name}: your forward returns float32 for float64 inputs; float32 "
                      "tolerances apply")
+    elif s.dtype == "float64" and layer.reference is None and _narrow_inside(layer, s,
+                                                                             raw_out):
+        # no reference to compare with (asked below otherwise): finite differences of a
+        # forward that rounds an input to float32 (a parameter kept as float32) need
+        # float32's step
+        precision = "float32"
+        notes.append(f"{s.name}: your forward computes in float32 inside (it returns "
+                     "float64, but its output hardly moves when an input moves by "
+                     f"{NARROW_PROBE:g} relative); float32 tolerances apply")
     opts = dict(opts, precision=precision)
     forward_info = {"inputs": s.name, "matches_reference": None, "max_rel_error": None}
     if not np.all(np.isfinite(user_out)):
