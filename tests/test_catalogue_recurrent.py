@@ -296,3 +296,20 @@ def test_an_lstm_of_another_gate_order_is_matched_to_its_own_layout(tmp_path):
     report = check(path, "LSTM")
     assert_correct(report)
     assert report.kind == "lstm_fgio"
+
+
+SEQ_MODULE = ["xs", "Wx", "Wh", "b"]
+MODULE_LSTM_SLIPS = [  # a module-style LSTM over time (gates i, f, g, o): its slips named
+    ("forget-from-next-c", "dc_t * c_prev * f * (1 - f)", "dc_t * c_next * f * (1 - f)",
+     "wrong-derivative", "forget gate from next_c"),
+    ("dc-next-not-carried", "            dc = dc_t * f\n", "            dc = 0 * dc_t\n",
+     "missing-accumulation", "dc_next not carried"),
+]
+
+
+@pytest.mark.parametrize("mutant", MODULE_LSTM_SLIPS, ids=[m[0] for m in MODULE_LSTM_SLIPS])
+def test_module_style_lstm_slips_are_named(mutant, tmp_path):
+    _, old, new, kind, rule = mutant
+    report = run_mutant(tmp_path, MODULES, "LSTM", old, new,
+                        SEQ_MODULE, kind, rule)
+    assert report.kind == "lstm_ifgo"
