@@ -19,6 +19,15 @@ scores were the weights); only its diagonal (dS = P * dP); its sum over the quer
 the backward, or 1/d there (applied twice); and for a mask: the mask applied in the
 forward but not in the backward (the weights recomputed without it).
 Shapes: N, Tq, Tk, d and dv all differ.
+
+Self-attention modules (kinds ``self_attention``, ``self_attention_packed``; matched by
+``adapters.module_catalogue``): x (N, T, D), q = x Wq + bq (likewise k, v, or the three
+packed in one (D, 3D) weight), H heads of D / H features, an optional causal mask, then
+the output projection Wo, bo (missing: the identity, no bias). Their slips (the same
+values, only the VJP changed, written with ``stop_gradient`` so that each is an ordinary
+compiled program): the softmax's Jacobian left out, its diagonal only, summed over the
+queries; the scale left out of the backward or applied twice; the mask left out of the
+backward.
 """
 
 from __future__ import annotations
