@@ -80,6 +80,22 @@ LSTM_MORE = [
 
 
 ALL_STEP = ["x", "prev_h", "Wx", "Wh", "b"]
+GRU_SLIPS = [  # (id, old, new, quantities, rule)
+    ("n-sigmoid-derivative", "    dn = dnext_h * (1 - z) * (1 - n ** 2)",
+     "    dn = dnext_h * (1 - z) * n * (1 - n)", ALL_STEP, "n given sigmoid's"),
+    ("z-other-convention", "    dz = dnext_h * (prev_h - n) * z * (1 - z)",
+     "    dz = dnext_h * (n - prev_h) * z * (1 - z)", ALL_STEP, "other convention"),
+    ("reset-left-out-of-dah", "    dah = np.hstack((dr, dz, dn * r))",
+     "    dah = np.hstack((dr, dz, dn))", ["prev_h", "Wh"], "reset gate left out"),
+]
+
+
+@pytest.mark.parametrize("mutant", GRU_SLIPS, ids=[m[0] for m in GRU_SLIPS])
+def test_gru_step_slips_are_named(mutant, tmp_path):
+    _, old, new, quantities, rule = mutant
+    run_mutant(tmp_path, FIXTURE, "gru_step", old, new, quantities, "wrong-derivative", rule)
+
+
 DA = ("    da = np.hstack((di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), "
       "dg * (1 - g ** 2)))")
 LSTM_SLIPS = [  # (id, old, new, quantities, rule): the gates' derivatives slipped

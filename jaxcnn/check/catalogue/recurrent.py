@@ -370,7 +370,48 @@ def _gru_alternates(args, static, cotangent, order: str = "rzn"):
                       "missing-accumulation",
                       "dprev_h keeps only the path through the gates (dah @ Wh.T): the direct "
                       "term dnext_h * z of next_h = (1 - z) n + z prev_h is overwritten (`=` "
-                      "where `+=` belongs)")]
+                      "where `+=` belongs)")] + _gru_slips(x, h, wx, wh, ah, r, z, n, dout,
+                                                            order)
+
+
+def _gru_slips(x, h, wx, wh, ah, r, z, n, dout, order: str) -> list[Alternate]:
+    """A GRU step's slips (Cho et al. 2014, in PyTorch's form next_h = (1 - z) n + z
+    prev_h), ``wrong-derivative``: the candidate n given sigmoid's derivative n (1 - n),
+    the gates r, z tanh's 1 - s^2; the update gate's gradient with the other convention's
+    sign (``dz = dnext_h * (n - prev_h) ...``, of next_h = z n + (1 - z) prev_h); the reset
+    gate left out of the candidate's recurrent path (``dah_n = dn`` where ``dn * r``
+    belongs)."""
+    size = h.shape[1]
+    ahn = ah[:, 2 * size:]
+
+    def grads(dn, dz, dr, reset=True):
+        blocks = {"r": dr, "z": dz}
+        dax = np.concatenate([blocks[order[0]], blocks[order[1]], dn], axis=1)
+        dah = np.concatenate([blocks[order[0]], blocks[order[1]], dn * r if reset else dn],
+                             axis=1)
+        return (dax @ wx.T, dah @ wh.T + dout * z, x.T @ dax, h.T @ dah, dax.sum(axis=0))
+
+    dn = dout * (1 - z) * (1 - n ** 2)
+    dz = dout * (h - n) * z * (1 - z)
+    dr = dn * ahn * r * (1 - r)
+    dn_sig = dout * (1 - z) * n * (1 - n)
+    return [
+        wrong("n given sigmoid's derivative", grads(dn_sig, dz, dn_sig * ahn * r * (1 - r)),
+              "the candidate n = tanh(...) is given sigmoid's derivative n (1 - n) where "
+              "tanh's 1 - n^2 belongs"),
+        wrong("gates given tanh's derivative", grads(
+            dn, dout * (h - n) * (1 - z ** 2), dn * ahn * (1 - r ** 2)),
+              "the sigmoid gates r, z are given tanh's derivative 1 - s^2 where sigmoid's "
+              "s (1 - s) belongs"),
+        wrong("update gate's sign of the other convention", grads(dn, -dz, dr),
+              "dz = dnext_h * (n - prev_h) * z (1 - z): the other convention's (next_h = z n + "
+              "(1 - z) prev_h) where the forward's next_h = (1 - z) n + z prev_h gives "
+              "(prev_h - n)"),
+        wrong("reset gate left out of the candidate's recurrent path", grads(
+            dn, dz, dr, reset=False),
+              "the candidate's recurrent block gets dn where dn * r belongs (n = tanh(a_n + "
+              "r * (prev_h Wh)_n))"),
+    ]
 
 
 def _recurrence_dropped(step, lstm, order: str = GATES):
