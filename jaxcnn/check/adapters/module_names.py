@@ -371,7 +371,12 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
     pool = bool(re.search(r"pool", cls.__name__, re.IGNORECASE))
     args, kwargs, chosen = [], {}, []
     given = given or {}
+    large = _large_defaults(cls, pool, given)
     for p in inspect.signature(cls).parameters.values():
+        if p.name in large:  # a transformer's d_model=512: small, as a required size
+            kwargs[p.name] = large[p.name]
+            chosen.append(f"{p.name}={large[p.name]!r} (default {p.default!r})")
+            continue
         if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.name in given:
@@ -422,14 +427,35 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
         chosen += [f"{k}={v!r}" for k, v in sizes.items()]
     return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
 
+LARGE = 64  # a default size above this makes every check slow (d_model=512, d_ff=2048)
+
+
+def _large_defaults(cls, pool: bool, given: dict) -> dict:
+    """Small sizes for the sizes ``cls`` defaults to (``d_model=512, heads=8``) when one of
+    them is larger than ``LARGE``: every default size by name (``SIZE_NAMES``), so that
+    they stay consistent (the heads dividing the width). {} when none is large."""
+    sizes = {}
+    for p in inspect.signature(cls).parameters.values():
+        if p.name in given or type(p.default) is not int or p.kind not in (
+                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        value = size_for(p.name, pool)
+        if type(value) is int and value > 0:
+            sizes[p.name] = (p.default, value)
+    if not any(default > LARGE for default, _ in sizes.values()):
+        return {}
+    return {name: value for name, (_, value) in sizes.items()}
+
+
 def _divisible_heads(cls, args: list, kwargs: dict, chosen: list) -> None:
     """One head where 2 would not divide every width chosen (``hidden_dim`` 5): a
     multi-head layer asserts ``d_model % num_heads == 0``. Changes ``args``, ``kwargs``
     and the ``chosen`` texts in place."""
-    names = [p.name for p in inspect.signature(cls).parameters.values()
-             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    values = dict(zip(names, [*args, *kwargs.values()], strict=False))
-    heads = [n for n in names if HEADS.fullmatch(n.lower()) and n in values]
+    positional = [p.name for p in inspect.signature(cls).parameters.values()
+                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                         p.POSITIONAL_OR_KEYWORD)]
+    values = {**dict(zip(positional, args, strict=False)), **kwargs}
+    heads = [n for n in values if HEADS.fullmatch(n.lower())]
     widths = [v for n, v in values.items() if n not in heads and type(v) is int
               and v in (probe.FEATURES, probe.HIDDEN)]
     if not heads or all(w % 2 == 0 for w in widths):
@@ -438,8 +464,9 @@ def _divisible_heads(cls, args: list, kwargs: dict, chosen: list) -> None:
         if n in kwargs:
             kwargs[n] = 1
         else:
-            args[names.index(n)] = 1
-        chosen[:] = [f"{n}=1" if c == f"{n}=2" else c for c in chosen]
+            args[positional.index(n)] = 1
+        chosen[:] = [f"{n}=1" + c[len(f"{n}=2"):] if c.startswith(f"{n}=2") else c
+                     for c in chosen]
 
 
 def array_for(name: str, conv: bool):
