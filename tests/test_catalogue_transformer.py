@@ -149,3 +149,20 @@ def test_the_self_attention_slips_come_from_the_reference_with_its_backward_chan
 
     exact = vjp(lambda *z: a.self_attention(*z, heads=2, causal=True), (x, *params), ct)
     assert tree_rel_err(exact, vjp(plain, (x, *params), ct)) < 1e-12
+
+
+def test_an_abstract_base_layer_is_skipped_as_a_base_class(tmp_path):
+    from jaxcnn.check import find_layers, load_file
+
+    path = tmp_path / "abstract_layers.py"
+    path.write_text(
+        "from abc import ABC, abstractmethod\n\nimport numpy as np\n\n\n"
+        "class Layer(ABC):\n    @abstractmethod\n    def forward(self, x):\n"
+        "        self.x = x  # a default the subclasses may call\n        return x\n\n"
+        "    @abstractmethod\n    def backward(self, dout):\n        return dout\n\n\n"
+        "class Tanh(Layer):\n    def forward(self, x):\n        self.out = np.tanh(x)\n"
+        "        return self.out\n\n    def backward(self, dout):\n"
+        "        return dout * (1 - self.out ** 2)\n")
+    found = find_layers(load_file(path), str(path))
+    assert [layer.name for layer in found.layers] == ["Tanh"]
+    assert any("abstract base class" in why for _, why in found.skipped), found.skipped
