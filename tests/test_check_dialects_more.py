@@ -68,10 +68,10 @@ def test_camel_case_backward_in_another_file_is_paired_with_its_forward():
     v = verdicts(f)
     assert v[("convolution", "bias")][:2] == ("scaled", pytest.approx(2.0))
     assert v[("convolution", "image")][0] == v[("convolution", "filt")][0] == "correct"
-    assert v[("maxpool", "image")][0] == "correct"
-    # checked by finite differences only, which leave ties out: said, not implied
-    assert any("its tie rule" in n and "is not checked here" in n
-               for n in layers["maxpool"].notes)
+    # one (C, H, W) image, 2x2 stride 2: the catalogue's pool, its tie rule checked on
+    # tie-rich inputs (finite differences leave ties out: an == mask passed them)
+    assert layers["maxpool"].kind == "max_pool_chw"
+    assert v[("maxpool", "image")][::2] == ("correct", "exact")
 
 
 def test_a_backward_given_a_cache_is_not_an_explicit_pair():
@@ -172,15 +172,21 @@ def test_a_cs231n_pair_whose_signature_fits_no_catalogue_layout_is_checked_numer
     # the private helper the pools share is no layer of its own
     assert [n for n, _ in f.skipped] == ["_pool_forward"]
     layers = {layer.name: layer for layer in f.layers}
-    assert set(layers) == {"conv", "maxpool", "avgpool", "dropout"}
+    # a conv's and a pool's keyword stride and padding: a second row at other values
+    assert set(layers) == {"conv", "maxpool", "avgpool", "dropout", "conv (stride=2, padding=1)",
+                           "maxpool (stride=1)", "avgpool (stride=1)"}
     assert layers["conv"].arg_names == ("X", "W", "b")  # stride, padding: their defaults
-    assert all(any("refuses the catalogue's inputs" in n for n in layer.notes)
-               for layer in f.layers)
+    assert all(any("refuses the catalogue's inputs" in n for n in layers[name].notes)
+               for name in ("conv", "avgpool", "dropout"))
+    # a max pool of one array at its default 2x2 stride 2: the catalogue's, ties checked
+    assert layers["maxpool"].kind == "max_pool_nchw"
     v = verdicts(f)
     assert v[("avgpool", "X")][:2] == ("scaled", pytest.approx(4.0))
+    assert v.pop(("avgpool (stride=1)", "X"))[:2] == ("scaled", pytest.approx(4.0))
     assert all(kind == "correct" for key, (kind, _, _) in v.items()
                if key != ("avgpool", "X")), v
-    assert {o for _, _, o in v.values()} == {"numeric"}
+    assert {o for k, (_, _, o) in v.items() if k != ("maxpool", "X")} == {"numeric"}
+    assert v[("maxpool", "X")][2] == "exact"
 
 
 
@@ -317,3 +323,18 @@ def test_an_explicit_backward_may_take_the_forwards_inputs_by_keyword(tmp_path):
                     "def tanh_backward(dA, *, x):\n    return dA * (1 - np.tanh(x) ** 2)\n")
     (layer,) = check_file(path).layers
     assert layer.style == "explicit" and layer.ok, layer.checks
+
+
+def test_a_conv_pair_that_leaves_the_stride_out_is_caught_at_its_second_setting(tmp_path):
+    """``conv_forward(X, W, b, stride=1, padding=0)`` was checked at its defaults only,
+    where a backward that indexes windows without the stride is right."""
+    source = (DIALECTS / "keyword_pairs.py").read_text()
+    old = "            dXp[:, :, i * stride:i * stride + k, j * stride:j * stride + k] += "
+    assert source.count(old) == 1
+    path = tmp_path / "keyword_pairs.py"
+    path.write_text(source.replace(old, "            dXp[:, :, i:i + k, j:j + k] += "))
+    f = find_layers(load_file(path), str(path), [])
+    v = verdicts(f._replace(layers=[x for x in f.layers if x.name.startswith("conv")]))
+    assert v[("conv", "X")][0] == "correct"
+    assert v[("conv (stride=2, padding=1)", "X")][0] != "correct"
+    assert v[("conv (stride=2, padding=1)", "W")][0] == "correct"

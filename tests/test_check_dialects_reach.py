@@ -207,3 +207,58 @@ def test_an_embeddings_width_argument_is_a_size(tmp_path, width):
         "        np.add.at(dW, self.ids, dout)\n        return dW\n")
     (layer,) = check_file(path).layers
     assert layer.kind == "word_embedding" and layer.ok, layer.checks
+
+
+def test_a_grads_list_left_holding_the_old_arrays_is_a_stale_gradient():
+    """A backward that rebinds ``self.dW = ...`` where the constructor built ``self.grads
+    = [self.dW, self.db]`` for the optimizer passed: the attribute was right, the list the
+    optimizer reads kept zeros. The list's (or dict's) value is what is judged."""
+    f = found("stale_grads.py")
+    assert f.skipped == []
+    v = verdicts(f)
+    for layer, quantity in (("DenseRebound", "W"), ("DenseRebound", "b"),
+                            ("AffineListed", "params[0]"), ("AffineListed", "params[1]"),
+                            ("DenseDict", "W")):
+        assert v[(layer, quantity)][0] == "stale-gradient", (layer, quantity, v)
+    for layer, quantity in (("DenseInPlace", "W"), ("DenseInPlace", "b"), ("DenseDict", "b"),
+                            ("DenseNewList", "W"), ("DenseNewList", "b"),
+                            ("DenseRebound", "x"), ("AffineListed", "x")):
+        assert v[(layer, quantity)][0] == "correct", (layer, quantity, v)
+    layer = next(x for x in f.layers if x.name == "DenseRebound")
+    note = next(c.note for c in check_layer(layer).checks if c.quantity == "W")
+    assert "self.grads[0]" in note and "self.dW" in note
+
+
+def test_max_pools_without_a_pool_param_get_the_exact_oracle_and_their_tie_rule():
+    """An explicit pair's ``==`` mask passed: without CS231n's pool_param the pool was
+    checked by finite differences, which leave tied maxima out. A 2x2 stride-2 max pool
+    of (N, C, H, W), (H, W, C) or one (C, H, W) array now gets the catalogue's pool."""
+    f = found("pool_layouts.py")
+    assert f.skipped == []
+    kinds = {layer.name: layer.kind for layer in f.layers}
+    assert kinds == {"pool_eq": "max_pool_nchw", "pool_cached_forward": "max_pool_nchw",
+                     "pool_image": "max_pool_chw"}
+    v = verdicts(f)
+    assert v[("pool_eq", "X")][::2] == ("tie-overcount", "exact")
+    assert v[("pool_cached_forward", "X")][::2] == ("correct", "exact")
+    assert v[("pool_image", "image")][::2] == ("tie-overcount", "exact")
+
+
+def test_conv_and_pool_classes_are_checked_at_a_second_stride_and_padding():
+    """A conv class built only with its defaults (stride 1, no padding) passed a
+    backward that leaves the stride out. Classes whose constructor takes a stride or a
+    padding are checked at other values too, each a row of its own, against the exact
+    oracle at the object's own settings (and its named mistakes)."""
+    f = found("conv_settings.py")
+    assert f.skipped == []
+    assert sorted(layer.name for layer in f.layers) == [
+        "AvgPool", "AvgPool (stride=1)", "Conv2D", "Conv2D (stride=2, padding=1)",
+        "ConvNoStride", "ConvNoStride (stride=2, padding=1)"]
+    v = verdicts(f)
+    for quantity in ("x", "W", "b"):
+        assert v[("Conv2D (stride=2, padding=1)", quantity)][::2] == ("correct", "exact")
+        assert v[("ConvNoStride", quantity)][0] == "correct"  # stride 1: nothing shows
+    assert v[("ConvNoStride (stride=2, padding=1)", "x")][::2] == ("wrong-window", "exact")
+    assert v[("ConvNoStride (stride=2, padding=1)", "W")][::2] == ("wrong-window", "exact")
+    assert v[("AvgPool", "x")][0] == "correct"  # windows that do not overlap
+    assert v[("AvgPool (stride=1)", "x")][0] == "missing-accumulation"

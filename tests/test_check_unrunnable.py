@@ -112,6 +112,38 @@ def test_ctrl_c_with_json_prints_one_document():
     assert err.splitlines()[-1] == "jaxcnn check: interrupted (Ctrl-C)"
 
 
+@pytest.mark.parametrize("json_flag", [True, False])
+def test_ctrl_c_keeps_the_layers_checked_before_it(json_flag):
+    """Nothing checked is lost: a Ctrl-C while the second layer runs printed no rows
+    (the table) or an empty ``layers`` list (--json). The first layer's rows are printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "jaxcnn", "check", "--time-limit", "0",
+                             *(["--json"] if json_flag else []),
+                             str(HERE / "interrupted_second.py")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    seen = ""
+    while "affine backward is running" not in seen:  # relu is checked; affine never ends
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "jaxcnn check: interrupted (Ctrl-C)"
+    if json_flag:
+        doc = strict(out)
+        assert doc["ok"] is False and doc["status"] == 130 and doc["chains"] == []
+        assert [(layer["name"], [c["kind"] for c in layer["checks"]])
+                for layer in doc["layers"]] == [("relu", ["correct"])]
+        assert doc["error"] == ("interrupted (Ctrl-C); 1 layer checked before it, the "
+                                "others and the chains not")
+    else:
+        rows = [line.split()[:3] for line in out.splitlines() if line.startswith("relu ")]
+        assert rows == [["relu", "x", "correct"]]
+        assert "1 layer checked before the interruption; the others, and the chains, " \
+               "were not" in out
+
+
 # ------------------------------------ a recognised layer that cannot run is an error row
 
 @pytest.mark.parametrize(("name", "row", "why"), [

@@ -277,7 +277,7 @@ def _load(source, time_limit, log):
 
 def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None,
                   time_limit: float | None = limits.DEFAULT_TIME_LIMIT, log=None,
-                  progress=None, objects=()) -> FileReport:
+                  progress=None, objects=(), on_checked=None) -> FileReport:
     """Check the layers of Python ``files`` (paths), ``modules`` (importable names, as
     ``-m``) and module ``objects``, as ``jaxcnn check`` does.
 
@@ -287,7 +287,9 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
         of its layers, and each layer's check (None or 0: none); log: a stream for what
         was found ("Found 3 layers", "Skipped ..."), e.g. ``sys.stdout``; progress: a
         stream for what a slow import or layer is doing ("importing layers.py ..."), e.g.
-        ``sys.stderr``; None: quiet.
+        ``sys.stderr``; None: quiet. on_checked: ``(reports, skipped) -> None``, called
+        after each layer's check with the ``LayerReport`` list so far and what was
+        skipped (``jaxcnn check`` keeps them for a Ctrl-C: nothing checked is lost).
 
     Raises ``CheckUsageError`` (or ``limits.Stuck``) when nothing can be checked: a file
     that cannot be imported, no layers, an unknown ``--layer``, bad inputs, a time limit
@@ -390,13 +392,15 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
         except limits.Stuck as exc:  # this layer is one error row; the others are checked
             reports.append(_stuck_report(layer, exc))
             stuck.add(layer.name)
-            continue
         except JaxcnnError as exc:
             raise _attach(exc, skipped=skipped, layers=reports) from None
-        if counts.get(layer.name):
-            reports[-1].notes.append(f"checked on {counts[layer.name]} input"
-                                     f"{'s' * (counts[layer.name] != 1)} of yours "
-                                     f"({given.origin}) and jaxcnn's own")
+        else:
+            if counts.get(layer.name):
+                reports[-1].notes.append(f"checked on {counts[layer.name]} input"
+                                         f"{'s' * (counts[layer.name] != 1)} of yours "
+                                         f"({given.origin}) and jaxcnn's own")
+        if on_checked is not None:
+            on_checked(list(reports), list(skipped))
     reports += [_not_run_report(entry, file) for entry, file in not_run]
     environment = []
     for r in list(reports):

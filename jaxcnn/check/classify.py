@@ -37,6 +37,8 @@ missing               no gradient returned for an argument that has one
 non-finite            NaN or inf where the reference is finite
 update-before-use     (blog style) dL/dinput computed with parameters already updated
 update-rule           (blog style) the update is not ``param -= learn_rate * grad``
+stale-gradient        (module style) the grads list or dict an optimizer reads still holds
+                      the old array: the backward rebound ``self.dW = ...`` instead
 error                 the user's backward raised (or no input could be run at all)
 inconclusive          no exact oracle (the forward differs from the reference) and finite
                       differences too noisy to confirm the gradient (a float32 forward)
@@ -57,8 +59,8 @@ from jaxcnn.check.compare import rel_error, scale
 KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "transposed", "flipped",
          "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped", "wrong-wiring",
          "wrong-derivative", "wrong-argument", "zero", "wrong-shape", "missing", "non-finite",
-         "update-before-use", "update-rule", "not-reentrant", "modifies-input", "error",
-         "inconclusive", "unclassified")
+         "update-before-use", "update-rule", "stale-gradient", "not-reentrant", "modifies-input",
+         "error", "inconclusive", "unclassified")
 
 
 class Candidate(NamedTuple):

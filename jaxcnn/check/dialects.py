@@ -107,6 +107,15 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                 text = _describe(exc)
                 skipped.append((layer_name, text.partition(": ")[2]) if "an abstract class"
                                in text else refused(layer_name, exc, "module"))
+                continue
+            for setting in module_style.setting_variants(obj):  # a conv's stride 2, ...
+                shown = f"{layer_name} ({', '.join(f'{k}={v}' for k, v in setting.items())})"
+                try:
+                    with contextlib.redirect_stdout(sys.stderr):
+                        layers.append(module_style.make(obj, shown, fwd, bwd, file,
+                                                        given=setting))
+                except Exception as exc:
+                    skipped.append(refused(shown, exc, "module"))
     return layers, skipped
 
 

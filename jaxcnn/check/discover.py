@@ -517,6 +517,7 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
                     kind, lambda k, f=fwd, b=functions[partner], n=prefix:
                     from_cs231n(f, b, k, n, file), {kind: catalogue.layouts(kind)}),
                     fwd, functions[partner], prefix, file))
+                _setting_rows(fwd, functions[partner], prefix, file, layers, skipped)
                 continue
             kind, kinds = _kind(prefix, CS231N_KINDS)
             if (kind is None and kinds) or _parts(prefix) > 1:  # conv_relu_pool, conv_pool
@@ -524,12 +525,14 @@ def _cs231n_pairs(module, file, layers, skipped, forward_names):
             if kind is None:  # no reference: the numeric oracle of its own forward
                 _numeric_pair(lambda f=fwd, b=functions[partner], n=name:
                               from_function_pair(f, b, n, file), name, layers, skipped)
+                _setting_rows(fwd, functions[partner], name, file, layers, skipped)
                 continue
             layers.append(_or_numeric(_pick_layout(
                 kind, lambda k, f=fwd, b=functions[partner], n=prefix:
                 from_cs231n(f, b, k, n, file), CS231N_LAYOUTS), fwd, functions[partner],
                 prefix, file))
             forward_names[len(layers) - 1] = name
+            _setting_rows(fwd, functions[partner], prefix, file, layers, skipped)
         elif catalogue.match(name, "loss") is not None:
             kind = catalogue.match(name, "loss")
             layer = _pick_layout(kind, lambda k, f=fwd, n=name: from_cs231n_loss(
@@ -589,6 +592,8 @@ def _or_numeric(layer: Layer, forward, backward, name: str, file) -> Layer:
             numeric = from_function_pair(forward, backward, name, file)
     except Exception:
         return layer
+    if numeric.reference is not None:  # another layout of the kind (a pool without its
+        return numeric  # pool_param): its own note says which
     return numeric._replace(notes=(*numeric.notes, (
         f"its name says {layer.kind}, but its forward refuses the catalogue's inputs for "
         f"it ({why[:160]}): checked against finite differences of its own forward, on "
@@ -615,6 +620,24 @@ def _fits_signature(forward, kind: str) -> bool:
                or n == "hparameters"]
     given = [p.name for p in params[len(s.arg_names):]]
     return all(role(n) == "config" for n in given[:len(configs)])
+
+
+def _setting_rows(forward, backward, name: str, file, layers: list, skipped: list) -> None:
+    """A conv or pool pair whose forward takes its stride or padding as keyword numbers
+    (``maxpool_forward(X, size=2, stride=2)``) checked at a second setting too, a row of
+    its own (``adapters.module_names.setting_variants``): at its defaults, a backward that
+    leaves out the stride, or overwrites overlapping windows, is right."""
+    import functools
+
+    from jaxcnn.check.adapters.module_names import setting_variants
+
+    for setting in setting_variants(forward, name):
+        shown = f"{name} ({', '.join(f'{k}={v}' for k, v in setting.items())})"
+        def at(*args, setting=setting, **kwargs):
+            return forward(*args, **{**setting, **kwargs})
+        functools.update_wrapper(at, forward)  # its source, name and signature
+        _numeric_pair(lambda f=at, b=backward, n=shown: from_function_pair(f, b, n, file),
+                      shown, layers, skipped)
 
 
 def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:

@@ -55,6 +55,9 @@ NUMERIC_MAX_TOL = 0.05
 FD_EVALUATIONS = 1025
 FD_MIN_ENTRIES = 64
 FD_STREAM = 0xFD  # the finite differences' generator: (FD_STREAM, seed, input set, argument)
+# kinds an adapter sees happen (a second backward, the object after it): they name a
+# wrong gradient even where only the numeric oracle judges it
+ADAPTER_SEEN = ("update-before-use", "stale-gradient")
 NOT_RUN = "not-run"  # an input set the user's forward refused (internal, never a verdict)
 DIRECTIONS = 6  # random directions of the projection test (numeric="directions")
 
@@ -662,9 +665,9 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
             if finding.kind != "correct" and zero is not None:
                 finding = zero
             if extra.get(name) is not None and finding.kind != "correct" and (
-                    extra[name][0] == "update-before-use"  # seen by the adapter: it changes
-                    or (finding.kind == "scaled"  # with the learning rate
-                        and (finding.scale or 0) > 1)):  # the adapter knows why, on these inputs
+                    extra[name][0] in ADAPTER_SEEN  # the adapter saw it happen
+                    or (finding.kind == "scaled"  # a scale that changes with the learning
+                        and (finding.scale or 0) > 1)):  # rate: the adapter knows why
                 finding = finding._replace(kind=extra[name][0], rule=None,
                                            note=f"{extra[name][1]}; {finding.note}")
         low = _low_precision(raw[i]) if i < len(raw) else None

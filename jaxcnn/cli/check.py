@@ -110,12 +110,19 @@ def _error_json(message: str, partial: dict | None = None) -> str:
     return jsonsafe.dumps(doc, indent=2)
 
 
-def _interrupt_json(code: int, what: str) -> str:
-    """The document of a run ended by a signal: what ``_error_json`` gives, built with
-    the standard library only and nothing imported (it is written from inside the signal
-    handler)."""
-    return json.dumps({"ok": False, "layers": [], "skipped": [], "chains": [],
-                       "status": code, "error": what}, indent=2)
+def _interrupt_json(code: int, what: str, partial: dict | None = None) -> str:
+    """The document of a run ended by a signal: what ``_error_json`` gives, with the
+    layers checked before it (``partial``: ``report.to_json`` of them, rendered as each
+    was checked), built with the standard library only and nothing imported (it is
+    written from inside the signal handler)."""
+    partial = partial or {}
+    return json.dumps({"ok": False, "layers": partial.get("layers", []),
+                       "skipped": partial.get("skipped", []), "chains": [],
+                       "status": code, "error": what + (
+                           f"; {len(partial['layers'])} layer"
+                           f"{'s' * (len(partial['layers']) != 1)} checked before it, the "
+                           "others and the chains not" if partial.get("layers") else "")},
+                      indent=2)
 
 
 MAX_TIME_LIMIT = 1e8  # seconds (about 3 years): setitimer refuses what time_t cannot hold
@@ -158,9 +165,25 @@ def run(args: argparse.Namespace) -> int:
     if cache is not None:  # the oracle's results too, keyed on computation and inputs
         store.enable(xla_cache.results_dir(cache))
     if not args.json:
-        result = api.check_sources(args.files, args.module, layers=args.layer, seed=args.seed,
-                                   inputs=args.inputs, time_limit=args.time_limit,
-                                   log=sys.stdout, progress=sys.stderr)
+        from jaxcnn import interrupts
+        from jaxcnn.check import report
+
+        table = []  # the rows checked so far, rendered: a Ctrl-C prints them
+
+        def keep(reports, skipped):
+            table[:] = [f"\n{report.table(reports)}\n\n{len(reports)} layer"
+                        f"{'s' * (len(reports) != 1)} checked before the interruption; the "
+                        "others, and the chains, were not\n"]
+
+        def interrupted(code: int, what: str) -> None:
+            if table:
+                os.write(1, table[0].encode())
+        with interrupts.last_words(interrupted):
+            result = api.check_sources(args.files, args.module, layers=args.layer,
+                                       seed=args.seed, inputs=args.inputs,
+                                       time_limit=args.time_limit, log=sys.stdout,
+                                       progress=sys.stderr, on_checked=keep)
+            table.clear()
         print()
         print(result.text())
         return result.status
@@ -168,13 +191,18 @@ def run(args: argparse.Namespace) -> int:
     # user's prints, from any thread, or from C code writing to file descriptor 1) goes to
     # stderr until the document is written.
     from jaxcnn import jsonsafe
+    from jaxcnn.check import report
 
-    with _stdout_to_stderr() as document:
+    def keep(reports, skipped):  # rendered now: the signal handler only dumps them
+        partial.update(report.to_json(reports, skipped))
+
+    partial = {}
+    with _stdout_to_stderr(partial) as document:
         try:
             result = api.check_sources(args.files, args.module, layers=args.layer,
                                        seed=args.seed, inputs=args.inputs,
                                        time_limit=args.time_limit, log=sys.stderr,
-                                       progress=sys.stderr)
+                                       progress=sys.stderr, on_checked=keep)
         except JaxcnnError as exc:  # one JSON document on every exit
             document(_error_json(str(exc), getattr(exc, "partial", None)))
             raise
@@ -183,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr():
+def _stdout_to_stderr(partial: dict | None = None):
     """File descriptor 1 (and ``sys.stdout``) point at stderr inside the block; yields
     ``write(text)``, which writes one line to the real stdout.
 
@@ -216,7 +244,7 @@ def _stdout_to_stderr():
         """Ctrl-C, SIGTERM, SIGHUP (see ``jaxcnn.interrupts``): the one JSON document
         says so, unless it is already out."""
         if not written:
-            write(_interrupt_json(code, what))
+            write(_interrupt_json(code, what, partial))
 
     from jaxcnn import interrupts
 

@@ -157,12 +157,6 @@ def from_explicit_pair(forward: Callable, backward: Callable, name: str | None =
     note = (f"{backward.__name__} is given {forward.__name__}'s inputs: " + ", ".join(
         f"{b}={f}" if b != f else b for b, f in zip(given, mapping, strict=True)))
     notes = (*layer.notes, note)
-    if layer.reference is None and "pool" in name.lower():
-        notes += ("a max pool checked against finite differences only: tied maxima are "
-                  "kinks, left out, so its tie rule (an `==` mask gives every tied maximum "
-                  "the full gradient) is not checked here; CS231n's "
-                  "max_pool_backward_naive(dout, cache) form is checked against the exact "
-                  "oracle, ties included",)
     return layer._replace(style="explicit", sources=(forward, backward), notes=notes)
 
 

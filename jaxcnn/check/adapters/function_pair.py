@@ -123,10 +123,33 @@ def from_function_pair(forward: Callable, backward: Callable, name: str | None =
             out, cache = forward(*_interleave(args, static, mask, own))
         return out, lambda ct: backward(ct if own else np.array(ct, copy=True), cache)
 
-    return Layer(name or forward.__name__, "custom", style, tuple(diff), fwd, vjp, None,
-                 _sets(diff, values, mask, what), file=file, sources=(forward, backward),
-                 raw=lambda args, static: vjp(args, static, own=True),
-                 static_names=_static_names(names, mask))
+    layer = Layer(name or forward.__name__, "custom", style, tuple(diff), fwd, vjp, None,
+                  _sets(diff, values, mask, what), file=file, sources=(forward, backward),
+                  raw=lambda args, static: vjp(args, static, own=True),
+                  static_names=_static_names(names, mask))
+    return _as_max_pool(layer) if "pool" in layer.name.lower() else layer
+
+
+def _as_max_pool(layer: Layer) -> Layer:
+    """A pool of one array and no settings whose forward is the catalogue's 2x2 stride-2
+    max pool (NCHW, (H, W, C) or one (C, H, W) image: ``module_catalogue.find_max_pool``)
+    gets its exact oracle and tie-rich inputs, so the tie rule is checked too (finite
+    differences leave tied maxima out as kinks: an ``==`` mask passed them). Otherwise
+    ``layer``, with a note that the tie rule is not checked."""
+    from jaxcnn.check.adapters import module_catalogue
+
+    if len(layer.arg_names) == 1 and not layer.static_names:
+        known = module_catalogue.find_max_pool(lambda x: layer.forward((x,), ()))
+        if known is not None:
+            return layer._replace(kind=known.kind, reference=known.reference,
+                                  input_sets=known.input_sets,
+                                  notes=(*layer.notes, known.note))
+    return layer._replace(notes=(*layer.notes, (
+        "a pool checked against finite differences only: tied maxima are kinks, left out, "
+        "so a max pool's tie rule (an `==` mask gives every tied maximum the full "
+        "gradient) is not checked here; a 2x2 stride-2 max pool of an (N, C, H, W) or "
+        "(C, H, W) array, or CS231n's max_pool_forward_naive(x, pool_param), is checked "
+        "against the exact oracle, ties included")))
 
 
 def from_loss_function(loss: Callable, name: str | None = None, file: str | None = None

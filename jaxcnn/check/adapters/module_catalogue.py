@@ -133,6 +133,13 @@ def _statics(spec, obj) -> list[tuple]:
     return []
 
 
+def conv_settings(obj) -> tuple[int, int]:
+    """A conv object's ``(stride, padding)``, read as the bridge reads them (``_statics``:
+    ``self.stride``, ``self.pad`` / ``self.padding``; 1 and 0 where it keeps none)."""
+    stride = _attr(obj, STRIDE_ATTR)
+    return int(stride or 1), _pads(obj)[0]
+
+
 ROLES = {"gamma": GAMMA, "beta": BETA,
          "w": re.compile(r"_?(w|weights?|kernels?|filters?)"),
          "b": re.compile(r"_?(b|bias(es)?)"),
@@ -408,6 +415,39 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
             return Match(kind, ref, sets, note)
     return None
 
+
+
+# 2x2 stride-2 max pools, by layout: NCHW (CS231n), (H, W, C) (the report's), one
+# (C, H, W) image
+MAX_POOLS = ("max_pool_nchw", "maxpool2", "max_pool_chw")
+
+
+def find_max_pool(run: Callable[[np.ndarray], object]) -> Match | None:
+    """The catalogue's 2x2 stride-2 max pool whose reference ``run(x) -> out`` (the
+    user's forward on a copy of ``x``) reproduces on its first input, in any layout,
+    with its tie-rich inputs (so an ``==`` mask's tie-overcount is named); None if
+    neither. A forward that raises on a layout's input is not that layout."""
+    import jax
+
+    from jaxcnn.check.adapters import probe
+    from jaxcnn.check.catalogue import spec
+
+    for kind in MAX_POOLS:
+        s = spec(kind)
+        first = s.input_sets(0)[0]
+        try:
+            with probe.seeded(), np.errstate(all="ignore"):
+                out = np.asarray(run(np.array(first.args[0], copy=True)), np.float64)
+            with jax.enable_x64(True):
+                want = np.asarray(s.reference.forward(first.args, first.static), np.float64)
+        except Exception:
+            continue
+        if out.shape == want.shape and np.max(np.abs(out - want), initial=0.0) <= 1e-9 * max(
+                float(np.max(np.abs(want), initial=0.0)), 1e-300):
+            return Match(kind, s.reference, s.input_sets,
+                         f"matched to the catalogue's {kind}: {s.reference.name}, checked on "
+                         "its tie-rich inputs")
+    return None
 
 
 # ------------------------------------------------------------------ losses

@@ -262,6 +262,62 @@ def restore_grads(obj, state: dict) -> None:
         setattr(obj, k, copy.deepcopy(v))
 
 
+def container_stores(obj, slot: Slot, position: int | None = None) -> list[tuple[str, object]]:
+    """``(label, array)`` for each entry of a grads dict or list that holds ``slot``'s
+    gradient (``self.grads['W']``, ``self.grads[0]``), as ``stored_grad`` finds them (a
+    sub-layer's parameter: on the sub-layer)."""
+    if slot.path:
+        obj, slot, position = slot.owner(obj), slot._replace(path=()), None
+    found = []
+    for dname in GRAD_DICTS:
+        d = getattr(obj, dname, None)
+        if isinstance(d, dict):
+            for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
+                if float_array(d.get(key)):
+                    found.append((f"self.{dname}[{key!r}]", d[key]))
+                    break
+            else:  # a key named as an attribute would be (``dLdW`` for weights,
+                # ``dLdGamma``), in any case, of the parameter's shape
+                lowered = {k.lower(): k for k in d if isinstance(k, str)}
+                for name in grad_attr_names(slot.name):
+                    key = lowered.get(name.lower())
+                    if key is not None and float_array(d[key]) and np.shape(
+                            d[key]) == np.shape(slot.get(obj)):
+                        found.append((f"self.{dname}[{key!r}]", d[key]))
+                        break
+        elif isinstance(d, (list, tuple)):
+            at = slot.key if isinstance(slot.key, int) else position
+            if at is not None and at < len(d) and float_array(d[at]) \
+                    and np.shape(d[at]) == np.shape(slot.get(obj)):
+                found.append((f"self.{dname}[{at}]", d[at]))
+    return found
+
+
+def stale_container(obj, slot: Slot, before: dict[str, np.ndarray],
+                    position: int | None = None) -> tuple[str, str, object] | None:
+    """``(container label, attribute label, the container's array)`` where the backward
+    wrote ``slot``'s gradient to an attribute (``self.dW = ...``, a rebinding) and left
+    the grads list or dict entry an optimizer reads (``self.grads = [self.dW, self.db]``,
+    built in the constructor) as it was: the optimizer steps with the old values. None
+    otherwise. ``before``: ``container_stores``' arrays copied before the backward."""
+    if slot.path:  # a sub-layer's parameter: its labels are not the top object's
+        return None
+    attrs = [(name, getattr(obj, name, None)) for name in grad_attr_names(slot.name)
+             if name != slot.attr]
+    attrs = [(f"self.{name}", v) for name, v in attrs if float_array(v)]
+    for label, held in container_stores(obj, slot, position):
+        named = attrs or [(f"self.{k}", v) for k, v in vars(obj).items() if float_array(v)
+                          and GRAD_NAME.search(k) and np.shape(v) == np.shape(held)]
+        old = before.get(label)
+        if old is None or np.shape(old) != np.shape(held) or not np.array_equal(old, held):
+            continue  # written by the backward (or new): not stale
+        differ = [(attr, value) for attr, value in named if value is not held
+                  and np.shape(value) == np.shape(held) and not np.array_equal(value, held)]
+        if len(differ) == 1 or (differ and attrs):
+            return label, differ[0][0], held
+    return None
+
+
 def stored_grad(obj, slot: Slot, before: dict, index: int | None,
                 position: int | None = None):
     """The gradient the backward stored for ``slot``, or None: an attribute named after
@@ -277,24 +333,9 @@ def stored_grad(obj, slot: Slot, before: dict, index: int | None,
         v = getattr(obj, name, None)
         if float_array(v) and name != slot.attr:
             return v
-    for dname in GRAD_DICTS:
-        d = getattr(obj, dname, None)
-        if isinstance(d, dict):
-            for key in (slot.name, f"d{slot.name}", f"d_{slot.name}", slot.shown):
-                if float_array(d.get(key)):
-                    return d[key]
-            # a key named as an attribute would be (``dLdW`` for weights, ``dLdGamma``),
-            # in any case, of the parameter's shape
-            lowered = {k.lower(): v for k, v in d.items() if isinstance(k, str)}
-            for key in grad_attr_names(slot.name):
-                v = lowered.get(key.lower())
-                if float_array(v) and np.shape(v) == np.shape(slot.get(obj)):
-                    return v
-        elif isinstance(d, (list, tuple)):
-            at = slot.key if isinstance(slot.key, int) else position
-            if at is not None and at < len(d) and float_array(d[at]) \
-                    and np.shape(d[at]) == np.shape(slot.get(obj)):
-                return d[at]
+    stores = container_stores(obj, slot, position)
+    if stores:
+        return stores[0][1]
     # else: the one array the backward stored with the parameter's shape and a gradient's
     # name (self.W_gradient, self.delta_w)
     stored = [v for k, v in vars(obj).items() if float_array(v) and k != slot.attr
@@ -373,6 +414,10 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
     given = given or {}
     large = _large_defaults(cls, pool, given)
     for p in inspect.signature(cls).parameters.values():
+        if p.name in given and p.default is not p.empty:  # a setting other than its default
+            chosen.append(f"{p.name}={given[p.name]!r}")
+            kwargs[p.name] = given[p.name]
+            continue
         if p.name in large:  # a transformer's d_model=512: small, as a required size
             kwargs[p.name] = large[p.name]
             chosen.append(f"{p.name}={large[p.name]!r} (default {p.default!r})")
@@ -469,6 +514,43 @@ def _divisible_heads(cls, args: list, kwargs: dict, chosen: list) -> None:
                      for c in chosen]
 
 
+STRIDE = re.compile(r"strides?|step", re.IGNORECASE)
+PADDING = re.compile(r"pad|padding", re.IGNORECASE)
+
+
+def setting_variants(cls, name: str | None = None) -> list[dict]:
+    """Constructor settings besides the defaults that a conv or pool class is checked at
+    too, where its constructor takes them by those names (``stride``, ``padding``,
+    ``pad``) as numbers: a conv's stride 2 and padding 1 (1 and 0 where those are its
+    defaults), a pool's stride 1 (overlapping windows). A backward that leaves out the
+    stride or the padding is right at stride 1 and no padding, the only settings built
+    otherwise. ``[]`` for other classes and string settings (``padding="same"``).
+    ``cls`` may be a forward function too (``conv_forward(X, W, b, stride=1, padding=1)``),
+    ``name``: the name that says conv or pool (default ``cls.__name__``)."""
+    name = name or cls.__name__
+    conv = bool(re.search(r"conv", name, re.IGNORECASE))
+    pool = not conv and bool(re.search(r"pool", name, re.IGNORECASE))
+    if not (conv or pool):
+        return []
+    try:
+        params = [p for p in inspect.signature(cls).parameters.values()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):
+        return []
+    def number(p, otherwise):
+        d = p.default
+        return d if isinstance(d, int) and not isinstance(d, bool) else \
+            otherwise if d is p.empty or d is None else None
+
+    chosen = {}
+    for p in params:
+        if STRIDE.fullmatch(p.name) and number(p, 1 if conv else 2) is not None:
+            chosen[p.name] = 2 if number(p, 1 if conv else 2) == 1 else 1
+        elif conv and PADDING.fullmatch(p.name) and number(p, 0) is not None:
+            chosen[p.name] = 1 if number(p, 0) == 0 else 0
+    return [chosen] if chosen else []
+
+
 def array_for(name: str, conv: bool):
     """A parameter array a constructor takes (``Affine(W, b)``), by its name: W (4, 5) or a
     conv's (3, 2, 3, 3), b (5,) or (3,), gamma ones, beta zeros (drawn afresh later)."""
@@ -554,4 +636,4 @@ METHOD_PAIRS = (("forward_propagation", "backward_propagation"), ("forward_prop"
 __all__ = ["GRAD_DICTS", "INPUT_GRAD_NAMES", "LR_NAMES", "METHOD_PAIRS", "OUTPUT_NAMES",
            "SIZE_NAMES", "Built", "Slot", "candidate_slots", "construct", "extra_value",
            "grad_attr_names", "input_grad", "is_loss", "method_pairs", "output_of",
-           "stored_grad"]
+           "stored_grad", "container_stores", "stale_container", "setting_variants"]

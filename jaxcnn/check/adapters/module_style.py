@@ -70,6 +70,7 @@ from jaxcnn.check.adapters.module_names import (
     accumulates_by_design,
     candidate_slots,
     construct,
+    container_stores,
     extra_value,
     float_array,
     grad_state,
@@ -80,6 +81,8 @@ from jaxcnn.check.adapters.module_names import (
     positional_params,
     required_params,
     restore_grads,
+    setting_variants,
+    stale_container,
     stored_grad,
 )
 from jaxcnn.check.adapters.probe import seeded
@@ -89,35 +92,19 @@ LEARN_RATE = 0.5  # a power of two: (before - after) / lr is exact
 ELEMENTWISE = {"relu": "relu", "sigmoid": "sigmoid", "logistic": "sigmoid", "tanh": "tanh"}
 
 
-POOL_SPECS = ("max_pool_nchw", "maxpool2")  # a 2x2 stride-2 max pool: NCHW, or (H, W, C)
-
-
 def _max_pool_spec(template, method: str, extra):
     """The catalogue's 2x2 max pool whose reference the forward reproduces on its first
     input (NCHW, or the report's (H, W, C)), with its tie-rich inputs; None if none."""
-    from jaxcnn.check.catalogue import spec
+    from jaxcnn.check.adapters import module_catalogue
 
-    for k in POOL_SPECS:
-        s = spec(k)
-        first = s.input_sets(0)[0]
-        try:
-            with seeded(), np.errstate(all="ignore"):
-                out = np.asarray(_run_forward(copy.deepcopy(template), method,
-                                              np.array(first.args[0], copy=True), extra),
-                                 np.float64)
-            with jax.enable_x64(True):
-                want = np.asarray(s.reference.forward(first.args, first.static), np.float64)
-        except Exception:
-            continue
-        if out.shape == want.shape and np.max(np.abs(out - want), initial=0.0) <= 1e-9 * max(
-                float(np.max(np.abs(want), initial=0.0)), 1e-300):
-            return s
-    return None
+    return module_catalogue.find_max_pool(
+        lambda x: _run_forward(copy.deepcopy(template), method, x, extra))
 
 
 def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: list,
-                   loss: bool) -> Reference | None:
-    """The exact oracle where the name and the parameters say what the layer is."""
+                   loss: bool, conv: tuple[int, int] = (1, 0)) -> Reference | None:
+    """The exact oracle where the name and the parameters say what the layer is;
+    ``conv``: a conv's (stride, padding), as its object keeps them."""
     if loss or kind is None:
         return None
     if kind in ("relu", "sigmoid", "tanh") and not slots:
@@ -144,15 +131,34 @@ def _reference_for(kind: str | None, layout: str, slots: list[Slot], params: lis
             params) <= 2 and (len(params) == 1 or params[1].size == params[0].shape[0]):
         from jaxcnn.check.catalogue.conv import conv_nchw
 
-        def conv_forward(args, static):  # stride 1, no padding: a mismatch falls back
+        stride, pad = conv
+        setting = {"stride": stride, "pad": pad}
+
+        def conv_forward(args, static):  # its own settings: a mismatch falls back
             x, w = args[0], args[1]
             b = jnp.reshape(args[2], (-1,)) if len(args) > 2 else jnp.zeros(w.shape[0])
             if layout == "chw":  # one (C, H, W) image
-                return conv_nchw(x[None], w, b, {"stride": 1, "pad": 0})[0]
-            return conv_nchw(x, w, b, {"stride": 1, "pad": 0})
+                return conv_nchw(x[None], w, b, setting)[0]
+            return conv_nchw(x, w, b, setting)
 
-        return Reference(f"lax.conv_general_dilated ({layout.upper()}, OIHW, stride 1, no "
-                         "padding)" + (" + b" if len(params) == 2 else ""), conv_forward)
+        from jaxcnn.check.catalogue import spec
+
+        known = spec("conv").reference.alternates  # overwrites, the stride left out
+
+        def alternates(args, static, cotangent):
+            x, w = np.asarray(args[0]), np.asarray(args[1])
+            b = np.reshape(args[2], (-1,)) if len(args) > 2 else np.zeros(w.shape[0])
+            g = np.asarray(cotangent)
+            if layout == "chw":
+                x, g = x[None], g[None]
+            found = known((x, w, b), (setting,), g)
+            return [a._replace(grads=(None if a.grads[0] is None else (
+                a.grads[0][0] if layout == "chw" else a.grads[0]), a.grads[1],
+                *([None] if len(args) > 2 else []))) for a in found]
+
+        return Reference(f"lax.conv_general_dilated ({layout.upper()}, OIHW, stride {stride}, "
+                         + (f"padding {pad}" if pad else "no padding") + ")"
+                         + (" + b" if len(params) == 2 else ""), conv_forward, alternates)
     if kind == "dense" and params and params[0].ndim == 2 and len(params) <= 2 and \
             layout in ("rows", "rows_t", "cols"):
         out_size = params[0].shape[0 if layout == "cols" else 1 if layout == "rows" else 0]
@@ -354,7 +360,10 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         notes.append("samples in columns (W @ x): the deep-learning specialisation's "
                      "convention, dW and db carry 1/m (m = columns) and dx does not; they "
                      "are checked as m * dW, m * db")
-    reference = _reference_for(kind, layout, slots, params, loss)
+    from jaxcnn.check.adapters.module_catalogue import conv_settings
+
+    reference = _reference_for(kind, layout, slots, params, loss,
+                               conv_settings(template) if kind == "conv" else (1, 0))
     pool_spec = None
     if reference is None and not slots and not loss and re.search(
             r"pool", forward if forward.endswith("_forward") else cls_name, re.IGNORECASE):
@@ -397,9 +406,12 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             reference, kind = catalogued.reference, catalogued.kind
             notes.append(catalogued.note)
 
-    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE, own=False):
+    def run_backward(o, x, ct, static, learn_rate=LEARN_RATE, own=False, stale=None):
         """``own``: the user's code gets ``x``, ``ct`` and the target themselves (no
-        copies: ``raw``)."""
+        copies: ``raw``). A gradient written to an attribute while the grads list or dict
+        entry an optimizer reads was left as it was is the entry's (stale) value; with a
+        dict ``stale``, its ``(entry, attribute)`` labels are kept there by the slot's
+        shown name."""
         before = [np.array(s.get(o), dtype=np.float64, copy=True) for s in slots]
         if loss:
             stored = getattr(o, "output", None)
@@ -411,6 +423,9 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         names_before = {k: v for k, v in vars(o).items() if not float_array(v) or not
                         GRAD_NAME.search(k)}
         held = [s.get(o) for s in slots]  # the arrays themselves, as the optimizer gets them
+        positions = [None if list_order is None else list_order[i] for i in range(len(slots))]
+        entries = [{label: np.array(v, copy=True) for label, v in container_stores(o, s, at)}
+                   for s, at in zip(slots, positions, strict=True)]
         if rec is not None:  # a real step, as in training (an update-before-use shows);
             rec.calls.clear()  # none on the caller's arrays (``raw``: called again)
             rec.lr = 0.0 if own else learn_rate
@@ -422,7 +437,13 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             returned = list(ret[1:])  # dx, dW, db
         for i, (slot, b, dtype) in enumerate(zip(slots, before, dtypes, strict=True)):
             g = returned[i] if returned is not None else stored_grad(
-                o, slot, names_before, i, None if list_order is None else list_order[i])
+                o, slot, names_before, i, positions[i])
+            lagging = None if returned is not None else stale_container(
+                o, slot, entries[i], positions[i])
+            if lagging is not None:
+                g = lagging[2]
+                if stale is not None:
+                    stale[slot.shown] = lagging[:2]
             if g is None and rec is not None:  # handed to the optimizer object
                 g = rec.grad_for(held[i])
             if g is None and takes_lr:
@@ -514,20 +535,30 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         """A backward(grad, lr), or one updating through an optimizer object, whose input
         gradient changes with the learning rate used the updated parameters
         (``update-before-use``), as for the report's ``backprop``."""
-        if not takes_lr and rec is None:
+        o = fresh(args)
+        listed = not loss and any(container_stores(o, s, at) for s, at in zip(
+            slots, [None] * len(slots) if list_order is None else list_order, strict=True))
+        if not listed and not takes_lr and rec is None:
             return []
         from jaxcnn.check.adapters.blog import SECOND_LEARN_RATE, _differ
 
-        o = fresh(args)
         _run_forward(o, forward, np.array(args[0], copy=True), fwd_extra)
-        first = run_backward(copy.deepcopy(o), args[0], ct, static)
+        stale = {}
+        first = run_backward(copy.deepcopy(o), args[0], ct, static, stale=stale)
+        found = [(name, "stale-gradient",
+                  f"{entry} still holds the array it held before the backward, which wrote "
+                  f"{attr} = ... (a new array): an optimizer reading {entry} steps with the "
+                  f"old values; write into the array ({attr}[...] = ...) or store the new "
+                  f"one in {entry} too") for name, (entry, attr) in stale.items()]
+        if not takes_lr and rec is None:
+            return found
         second = run_backward(copy.deepcopy(o), args[0], ct, static, SECOND_LEARN_RATE)
         if _differ(first[0], second[0]):
             return [(arg_names[0], "update-before-use",
                      f"dL/d{arg_names[0]} changes with the learning rate ({LEARN_RATE} vs "
                      f"{SECOND_LEARN_RATE}): it is computed with parameters already updated "
-                     "in this step; compute it before the update")]
-        return []
+                     "in this step; compute it before the update"), *found]
+        return found
     # the first-wrong-step analysis reads the methods' source; not under the 1/m
     # convention (the checked gradients are m x what the backward holds) nor for a
     # backward that updates in place (its gradients are recovered from the update)
@@ -921,4 +952,5 @@ def _make_initialized(cls, layer_name, fwd, bwd, file, given, kind_from) -> Laye
     raise first_error
 
 
-__all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs"]
+__all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs",
+           "setting_variants"]

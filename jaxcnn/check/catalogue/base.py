@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxcnn.check.layer import Alternate, InputSet, Reference
+from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
 
 class Spec(NamedTuple):
@@ -149,4 +149,47 @@ def default_static(base: Spec, kind: str, default: tuple, arg_names=None) -> Spe
 
     return Spec(kind, tuple(arg_names or base.arg_names), base.axis_names,
                 Reference(ref.name + f" with {default[0]}", forward, alternates, kinks,
+                          subgradient), input_sets)
+
+
+def unbatched(base: Spec, kind: str) -> Spec:
+    """``base`` for code that takes ONE sample, its first argument without the batch axis
+    (a ``(C, H, W)`` image where ``base`` takes ``(N, C, H, W)``): the reference, its
+    known mistakes, kinks and subgradient test run on the sample as a batch of one; the
+    input sets are ``base``'s first samples. The other arguments are as in ``base``."""
+    ref = base.reference
+
+    def up(args):
+        return (args[0][None], *args[1:])
+
+    def down(grads):
+        return tuple(None if g is None else (np.asarray(g)[0] if i == 0 else g)
+                     for i, g in enumerate(grads))
+
+    def forward(args, static):
+        return ref.forward(up(args), static)[0]
+
+    alternates = kinks = subgradient = None
+    if ref.alternates is not None:
+        def alternates(args, static, cotangent):
+            return [a._replace(grads=down(a.grads)) for a in
+                    ref.alternates(up(args), static, np.asarray(cotangent)[None])]
+    if ref.kinks is not None:
+        def kinks(s):
+            k = ref.kinks(s._replace(args=up(s.args)))
+            return Kinks(down(k.mask), k.stats, k.summary)
+    if ref.subgradient is not None:
+        def subgradient(args, static, cotangent, i, hand, tol):
+            return ref.subgradient(up(args), static, np.asarray(cotangent)[None], i,
+                                   np.asarray(hand)[None] if i == 0 else hand, tol)
+
+    def input_sets(seed):
+        return [s._replace(args=(np.asarray(s.args[0])[0], *s.args[1:]),
+                           name=f"{s.name}: its first sample {np.shape(s.args[0])[1:]}")
+                for s in base.input_sets(seed)]
+
+    axis_names = {k: (v[1:] if k in ("out", base.arg_names[0]) and v else v)
+                  for k, v in base.axis_names.items()}
+    return Spec(kind, base.arg_names, axis_names,
+                Reference(ref.name + ", one sample", forward, alternates, kinks,
                           subgradient), input_sets)

@@ -12,7 +12,14 @@ import numpy as np
 
 from jaxcnn import model
 from jaxcnn.check.autodiff import as_np, device_array, vjp, vjps
-from jaxcnn.check.catalogue.base import Spec, default_static, digits, module_name, wrong
+from jaxcnn.check.catalogue.base import (
+    Spec,
+    default_static,
+    digits,
+    module_name,
+    unbatched,
+    wrong,
+)
 from jaxcnn.check.layer import Alternate, InputSet, Kinks, Reference
 
 TIE_NOTES = {
@@ -332,6 +339,8 @@ SPECS = {
     "max_pool_nchw": lambda: default_static(max_pool_spec(), "max_pool_nchw",
                                             ({"pool_height": 2, "pool_width": 2,
                                               "stride": 2},)),
+    # code that pools one (C, H, W) image, 2x2 stride 2
+    "max_pool_chw": lambda: unbatched(SPECS["max_pool_nchw"](), "max_pool_chw"),
 }
 
 
