@@ -329,7 +329,8 @@ def self_attention_spec(kind: str = "self_attention") -> Spec:
     ``adapters.module_catalogue``). Missing parameters are constants there: no output
     projection (Wo the identity), zero biases."""
     names = {"module": module_name(
-        r"(multi_?head(ed)?_?)?(causal_?|masked_?)?(self_?)?attention(_?(head|block))?|"
+        r"((multi|single|one)_?head(ed)?_?)?(causal_?|masked_?)?(self_?)?attention"
+        r"(_?(head|block))?|"
         r"(causal_?|masked_?)?self_?attn|mh_?s?a|(single_?)?head|attention_?head|"
         r"scaled_?dot_?product_?attention")} if kind == "self_attention" else None
     return Spec(kind, SELF_ARGS[kind], {"x": ("sample", "time", "feature"),
