@@ -151,6 +151,18 @@ def test_the_self_attention_slips_come_from_the_reference_with_its_backward_chan
     assert tree_rel_err(exact, vjp(plain, (x, *params), ct)) < 1e-12
 
 
+@pytest.mark.parametrize("name,ndim", [("HeadReshape.split_heads_forward", 3),
+                                       ("HeadReshape.join_heads_forward", 4)])
+def test_head_reshapes_are_checked_on_the_shapes_they_are_written_for(name, ndim):
+    """Built small (d_model=512, heads_num=8 by default: 4 and 2); a shape whose backward
+    returns no gradient of the input's shape is not the one checked."""
+    report = check(FIXTURES / FIXTURE, name)
+    assert_correct(report)
+    layer = layers_of(FIXTURES / FIXTURE)[name]
+    assert np.ndim(layer.input_sets(0)[0].args[0]) == ndim
+    assert any("d_model=4 (default 512)" in n for n in report.notes), report.notes
+
+
 def test_an_abstract_base_layer_is_skipped_as_a_base_class(tmp_path):
     from jaxcnn.check import find_layers, load_file
 

@@ -307,6 +307,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 ok, why_here = probe.runs(lambda o=o, ct=ct, x=x: _backward_runs(
                     getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct,
                                                          LEARN_RATE))))
+                if ok and lay != "any" and _returns_other_shape(
+                        template, forward, backward, bwd_req, takes_lr, x, fwd_extra, rng):
+                    first_run = first_run or (cand, lay)  # a reshape written for other
+                    disagrees.append(cand)  # inputs (heads split from (N, T, D))
+                    continue
                 if ok and lay == "any":  # no parameter says the shape: the forward and
                     # the backward must agree on it (a backward written for (n, 1) columns
                     # runs on (n,) but answers wrongly there)
@@ -647,11 +652,27 @@ def _backward_args(required, takes_lr: bool, x, ct, learn_rate, own: bool = Fals
 CONSTANT = "constant"  # ``agrees``: the forward does not depend on its input there
 
 
+def _returns_other_shape(template, forward: str, backward: str, bwd_req, takes_lr: bool, x,
+                         fwd_extra, rng) -> bool:
+    """Whether the backward, after a forward on ``x``, returns an array that is not of
+    ``x``'s shape: no input gradient for ``x``, so not a shape the layer is written for."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
+            o = copy.deepcopy(template)
+            out = _run_forward(o, forward, np.array(x, copy=True), fwd_extra)
+            g = getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, probe.random_like(
+                rng, np.shape(out)), LEARN_RATE))
+    except Exception:
+        return False
+    return isinstance(g, np.ndarray) and g.shape != np.shape(x)
+
+
 def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fwd_extra,
            rng) -> bool | str | None:
     """Whether the backward's input gradient at ``x`` agrees with central differences of
-    the forward along one random direction (relative 1e-4); None when it returns no input
-    gradient of ``x``'s shape or raises (nothing to tell); ``CONSTANT`` when the forward
+    the forward along one random direction (relative 1e-4); False too when its input
+    gradient has another shape than ``x`` (a reshape written for other inputs); None when
+    it returns no input gradient or raises (nothing to tell); ``CONSTANT`` when the forward
     does not move at all along it (a softmax over an axis of one, on (n, 1): there every
     backward that returns 0 would agree, so the shape tells nothing either)."""
     try:
@@ -660,8 +681,10 @@ def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fw
             out = _run_forward(o, forward, np.array(x, copy=True), fwd_extra)
             ct = probe.random_like(rng, np.shape(out))
             g = getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct, LEARN_RATE))
-            if not isinstance(g, np.ndarray) or g.shape != np.shape(x):
+            if not isinstance(g, np.ndarray):
                 return None
+            if g.shape != np.shape(x):  # no gradient of x: not a shape it is written for
+                return False
             v = rng.standard_normal(np.shape(x))
 
             def f(z):
