@@ -163,6 +163,25 @@ def test_head_reshapes_are_checked_on_the_shapes_they_are_written_for(name, ndim
     assert any("d_model=4 (default 512)" in n for n in report.notes), report.notes
 
 
+def test_an_attention_of_query_key_value_is_checked_as_self_attention():
+    """forward(query, key, value, mask) is called with x three times and no mask; its
+    backward's (dquery, dkey, dvalue) add up to the input's gradient."""
+    report = check(FIXTURES / FIXTURE, "MultiHeadAttention")
+    assert_correct(report)
+    assert report.kind == "self_attention"
+    assert {"query", "w_q.weights", "w_o.bias"} <= {c.quantity for c in report.checks}
+    assert any("key=the input (self-attention)" in n for n in report.notes), report.notes
+
+
+def test_an_attention_of_query_key_value_gets_its_slip_named(tmp_path):
+    run_mutant(tmp_path, FIXTURE, "MultiHeadAttention",
+               "        dscores = att * (datt - (att * datt).sum(axis=-1, keepdims=True)) * scale\n"
+               "        dq, dk",
+               "        dscores = att * (datt - (att * datt).sum(axis=-1, keepdims=True))\n"
+               "        dq, dk", ["query", "w_q.weights", "w_q.bias", "w_k.weights"],
+               "wrong-derivative", "1/sqrt(d) left out")
+
+
 def test_an_abstract_base_layer_is_skipped_as_a_base_class(tmp_path):
     from jaxcnn.check import find_layers, load_file
 

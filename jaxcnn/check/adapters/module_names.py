@@ -172,14 +172,50 @@ def positional_params(fn) -> list[inspect.Parameter]:
 def required_params(fn) -> list[inspect.Parameter]:
     return [p for p in positional_params(fn) if p.default is p.empty]
 
+class SameAsInput:
+    """The value of an attention's ``key`` / ``value`` argument: the input itself (the
+    forward is called as self-attention, ``forward(x, x, x)``)."""
+
+    def __repr__(self) -> str:
+        return "the input (self-attention)"
+
+
+KEY_VALUE = re.compile(r"k|v|keys?|values?|key_?input|value_?input|kv", re.IGNORECASE)
+MASK = re.compile(r"(src_|tgt_|attn_|attention_|padding_|key_padding_)?mask", re.IGNORECASE)
+
+
 def extra_value(p: inspect.Parameter):
     """A value for a required argument beyond the input: ``training=True`` (a dropout's
-    mask is then drawn, the same for every call: see ``seeded``), ``mode="train"``."""
+    mask is then drawn, the same for every call: see ``seeded``), ``mode="train"``; an
+    attention's ``key`` and ``value``: the input itself (``SameAsInput``), its ``mask``:
+    None (no mask)."""
     if re.fullmatch(r"mode", p.name, re.IGNORECASE):
         return "train"
     if re.search(r"train", p.name, re.IGNORECASE):
         return True
+    if KEY_VALUE.fullmatch(p.name):
+        return SameAsInput()
+    if MASK.fullmatch(p.name):
+        return None
     raise ValueError(f"cannot guess its argument {p.name!r}; give it a default")
+
+
+def with_input(extra, x) -> list:
+    """``extra`` with each ``SameAsInput`` replaced by ``x``."""
+    return [x if isinstance(e, SameAsInput) else e for e in extra]
+
+
+def self_input_grad(ret, extra, x):
+    """The input's gradient of a forward called as ``forward(x, x, x)`` (``extra`` holding
+    ``SameAsInput`` twice) whose backward returns ``(dquery, dkey, dvalue)``: their sum,
+    since x enters three times. None when the backward returns something else."""
+    uses = 1 + sum(isinstance(e, SameAsInput) for e in extra)
+    if uses == 1 or not isinstance(ret, (tuple, list)) or len(ret) < uses:
+        return None
+    parts = ret[:uses]
+    if not all(isinstance(g, np.ndarray) and g.shape == np.shape(x) for g in parts):
+        return None
+    return sum(np.asarray(g, np.float64) for g in parts)
 
 def is_loss(cls_name: str, forward) -> bool:
     """A loss: its name says so, or its forward takes (prediction, target)."""

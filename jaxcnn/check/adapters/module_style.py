@@ -81,9 +81,11 @@ from jaxcnn.check.adapters.module_names import (
     positional_params,
     required_params,
     restore_grads,
+    self_input_grad,
     setting_variants,
     stale_container,
     stored_grad,
+    with_input,
 )
 from jaxcnn.check.adapters.probe import seeded
 from jaxcnn.check.layer import InputSet, Layer, Reference
@@ -435,7 +437,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             rec.calls.clear()  # none on the caller's arrays (``raw``: called again)
             rec.lr = 0.0 if own else learn_rate
         ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate, own))
-        dx = input_grad(o, ret, backward)
+        dx = self_input_grad(ret, fwd_extra, x)  # forward(x, x, x): dq + dk + dv
+        if dx is None:
+            dx = input_grad(o, ret, backward)
+        elif list_order is None and isinstance(ret, (tuple, list)):
+            ret = (dx, *ret[3:])  # its parameters' gradients after the three
         grads = []
         returned = _grads_list(ret, list_order)  # dx, [dW, db]
         if returned is None and isinstance(ret, (tuple, list)) and len(ret) == len(slots) + 1:
@@ -721,7 +727,7 @@ def _backward_runs(ret) -> float:
 
 def _run_forward(o, method: str, x, extra) -> np.ndarray:
     with seeded():
-        ret = getattr(o, method)(x, *extra)
+        ret = getattr(o, method)(x, *with_input(extra, x))
     return output_of(o, ret, method)
 
 
