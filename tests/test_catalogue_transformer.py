@@ -135,9 +135,9 @@ def test_the_self_attention_slips_come_from_the_reference_with_its_backward_chan
     x = rng.standard_normal((2, 3, 4))
     params = [rng.standard_normal((4, 4)) / 2 for _ in range(4)] + [
         rng.standard_normal(4) for _ in range(4)]
-    want = a.self_attention(x, *params, heads=2, causal=True)
+    want = a.self_attention(x, *params, heads=2, is_causal=True)
     for rule in [*a.SELF_SLIPS, "exact"]:
-        got = a.self_attention(x, *params, heads=2, causal=True, rule=rule)
+        got = a.self_attention(x, *params, heads=2, is_causal=True, rule=rule)
         assert float(np.max(np.abs(np.asarray(got) - np.asarray(want)))) < 1e-12, rule
     ct = rng.standard_normal(want.shape)
 
@@ -147,7 +147,7 @@ def test_the_self_attention_slips_come_from_the_reference_with_its_backward_chan
                              a.causal(3)) for i in (0, 2)]
         return jnp.concatenate(heads, axis=-1) @ wo + bo
 
-    exact = vjp(lambda *z: a.self_attention(*z, heads=2, causal=True), (x, *params), ct)
+    exact = vjp(lambda *z: a.self_attention(*z, heads=2, is_causal=True), (x, *params), ct)
     assert tree_rel_err(exact, vjp(plain, (x, *params), ct)) < 1e-12
 
 

@@ -51,6 +51,7 @@ def attention(q, k, v, mask=None):
 
 
 def causal(t: int) -> np.ndarray:
+    """(t, t) bool, True where key j <= query i."""
     return np.tril(np.ones((t, t), bool))
 
 
@@ -228,12 +229,12 @@ SELF_SLIPS = {  # rule -> (name, note)
 }
 
 
-def self_attention(x, wq, wk, wv, wo, bq, bk, bv, bo, heads: int = 1, causal: bool = False,
-                   transposed: bool = False, rule: str = "exact"):
+def self_attention(x, wq, wk, wv, wo, bq, bk, bv, bo, heads: int = 1,
+                   is_causal: bool = False, transposed: bool = False, rule: str = "exact"):
     """Multi-head self-attention (Vaswani et al. 2017, eq. 1 and section 3.2.2) of x
     (N, T, D): q = x Wq + bq (likewise k, v), split into ``heads`` heads of D / heads
     features, softmax(q k^T / sqrt(D / heads)) v per head (keys j <= i where
-    ``causal``), heads joined, then @ Wo + bo. Weights (D, D) used as ``x @ W``, or
+    ``is_causal``), heads joined, then @ Wo + bo. Weights (D, D) used as ``x @ W``, or
     stored (out, in) and used as ``x @ W.T`` (``transposed``, PyTorch's ``Linear``).
     ``rule``: the backward of a known slip (``SELF_SLIPS``), values unchanged.
     Raises ValueError when ``heads`` does not divide the projections' width."""
@@ -255,19 +256,14 @@ def self_attention(x, wq, wk, wv, wo, bq, bk, bv, bo, heads: int = 1, causal: bo
     raw = qh @ jnp.swapaxes(kh, -1, -2)
     s = raw / root if rule not in ("no scale", "scale twice") else _scaled(raw, 1 / root,
                                                                            back)
-    mask = causal_mask(t) if causal else None
+    mask = causal(t) if is_causal else None
     p = _softmax_with(s, rule if rule in ("no Jacobian", "diagonal", "other axis", "mask")
                       else "exact", mask)
     out = (p @ vh).transpose(0, 2, 1, 3).reshape(n, t, -1)
     return lin(out, wo, bo)
 
 
-def causal_mask(t: int) -> np.ndarray:
-    """(t, t) bool, True where key j <= query i."""
-    return causal(t)
-
-
-def packed_self_attention(x, wqkv, wo, bqkv, bo, heads: int = 1, causal: bool = False,
+def packed_self_attention(x, wqkv, wo, bqkv, bo, heads: int = 1, is_causal: bool = False,
                           transposed: bool = False, rule: str = "exact"):
     """``self_attention`` with the three projections packed in one weight (D, 3D) and bias
     (3D,), columns q, k, v in that order (nanoGPT's ``c_attn``; (3D, D) rows q, k, v
@@ -277,7 +273,7 @@ def packed_self_attention(x, wqkv, wo, bqkv, bo, heads: int = 1, causal: bool = 
     parts = [w[:, i * d3 // 3:(i + 1) * d3 // 3] for i in range(3)]
     biases = [bqkv[i * d3 // 3:(i + 1) * d3 // 3] for i in range(3)]
     wo_ = wo.T if transposed else wo
-    return self_attention(x, *parts, wo_, *biases, bo, heads, causal, False, rule)
+    return self_attention(x, *parts, wo_, *biases, bo, heads, is_causal, False, rule)
 
 
 SELF_ARGS = {"self_attention": ("x", "Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo"),
