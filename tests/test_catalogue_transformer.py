@@ -93,8 +93,9 @@ MUTANTS = [
      "        dscores = full * (datt - (full * datt).sum(axis=-1, keepdims=True))\n"
      "        if False:", ALL_MH, "wrong-derivative", "mask left out of the backward"),
     ("packed-scale-left-out", "CausalSelfAttention",
-     "(att * datt).sum(axis=-1, keepdims=True)) * scale",
-     "(att * datt).sum(axis=-1, keepdims=True))", ["x", "W_attn", "b_attn"],
+     "(att * datt).sum(axis=-1, keepdims=True)) * scale\n        dq = dscores @ k\n",
+     "(att * datt).sum(axis=-1, keepdims=True))\n        dq = dscores @ k\n",
+     ["x", "W_attn", "b_attn"],
      "wrong-derivative", "1/sqrt(d) left out"),
     ("ln-mean-term-left-out", "LayerNorm", "        return (g - g.mean(axis=-1, keepdims=True)\n"
      "                - self.x_hat", "        return (g\n                - self.x_hat", ["x"],
