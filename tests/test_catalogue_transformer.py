@@ -174,6 +174,18 @@ def test_an_attention_of_query_key_value_is_checked_as_self_attention():
     assert any("key=the input (self-attention)" in n for n in report.notes), report.notes
 
 
+def test_an_attention_that_indexes_its_mask_gets_one_that_masks_nothing(tmp_path):
+    """A forward that reads its mask as an array (N, Tq, Tk) gets one of ones."""
+    from catalogue_helpers import mutate
+
+    path = mutate(tmp_path, FIXTURE, "        if mask is not None:\n"
+                                     "            scores = np.where(mask, scores, -1e9)\n",
+                  "        scores = np.where(mask[:, None] == 0, -1e9, scores)\n")
+    report = check(path, "MultiHeadAttention")
+    assert_correct(report)
+    assert report.kind == "self_attention"
+
+
 def test_an_attention_of_query_key_value_gets_its_slip_named(tmp_path):
     run_mutant(tmp_path, FIXTURE, "MultiHeadAttention",
                "        dscores = att * (datt - (att * datt).sum(axis=-1, keepdims=True)) * scale\n"

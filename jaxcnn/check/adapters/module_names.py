@@ -180,6 +180,23 @@ class SameAsInput:
         return "the input (self-attention)"
 
 
+class NoMask:
+    """The value of an attention's required ``mask`` argument: nothing masked. None, or,
+    for a forward that indexes its mask, all ones of (N, T, T), (T, T) or (N, 1, T): the
+    first the forward runs with (``masks``), kept in ``chosen``."""
+
+    def __init__(self):
+        self.chosen = 0
+
+    def __repr__(self) -> str:
+        return "no mask" if self.chosen == 0 else "all ones (nothing masked)"
+
+    @staticmethod
+    def masks(x) -> list:
+        n, t = (np.shape(x) + (1, 1))[:2]
+        return [None, np.ones((n, t, t)), np.ones((t, t)), np.ones((n, 1, t))]
+
+
 KEY_VALUE = re.compile(r"k|v|keys?|values?|key_?input|value_?input|kv", re.IGNORECASE)
 MASK = re.compile(r"(src_|tgt_|attn_|attention_|padding_|key_padding_)?mask", re.IGNORECASE)
 
@@ -196,13 +213,15 @@ def extra_value(p: inspect.Parameter):
     if KEY_VALUE.fullmatch(p.name):
         return SameAsInput()
     if MASK.fullmatch(p.name):
-        return None
+        return NoMask()
     raise ValueError(f"cannot guess its argument {p.name!r}; give it a default")
 
 
 def with_input(extra, x) -> list:
-    """``extra`` with each ``SameAsInput`` replaced by ``x``."""
-    return [x if isinstance(e, SameAsInput) else e for e in extra]
+    """``extra`` with each ``SameAsInput`` replaced by ``x``, each ``NoMask`` by its
+    chosen mask for ``x``."""
+    return [x if isinstance(e, SameAsInput) else NoMask.masks(x)[e.chosen]
+            if isinstance(e, NoMask) else e for e in extra]
 
 
 def self_input_grad(ret, extra, x):

@@ -66,6 +66,7 @@ from jaxcnn.check.adapters.module_names import (
     GRAD_NAME,
     INPUT_NAME,
     LR_NAMES,
+    NoMask,
     Slot,
     accumulates_by_design,
     candidate_slots,
@@ -726,6 +727,22 @@ def _backward_runs(ret) -> float:
 
 
 def _run_forward(o, method: str, x, extra) -> np.ndarray:
+    masks = [e for e in extra if isinstance(e, NoMask)]
+    if masks and masks[0].chosen == 0:  # a required mask: the first kind the forward takes
+        for k in range(len(NoMask.masks(x))):
+            for m in masks:
+                m.chosen = k
+            try:
+                with seeded(), contextlib.redirect_stdout(sys.stderr), np.errstate(
+                        all="ignore"):
+                    ret = getattr(copy.deepcopy(o), method)(x, *with_input(extra, x))
+                output_of(o, ret, method)
+                break
+            except Exception:
+                continue
+        else:
+            for m in masks:
+                m.chosen = 0
     with seeded():
         ret = getattr(o, method)(x, *with_input(extra, x))
     return output_of(o, ret, method)
