@@ -1,6 +1,7 @@
 """Scaled dot-product attention, plain, with a mask argument, and causal: correct on
-every input set; the softmax's Jacobian left out (or only its diagonal) and a mask applied
-in the forward but not the backward are named."""
+every input set; the softmax's Jacobian left out (or only its diagonal, or summed over the
+queries), the scale 1/sqrt(d) left out of the backward (or applied twice) and a mask
+applied in the forward but not the backward are named."""
 
 from __future__ import annotations
 
@@ -35,8 +36,17 @@ MUTANTS = [
      "    return attention_backward(dout, attention_forward(q, k, v)[1])",
      ["q", "k", "v"], "wrong-derivative", "mask left out"),
     ("no-scale", "attention", JACOBIAN, JACOBIAN.replace("dscores @ k * scale",
-                                                         "dscores @ k"),
-     ["q"], "scaled", None),
+                                                         "dscores @ k").replace(
+        "@ q * scale", "@ q"), ["q", "k"], "wrong-derivative", "1/sqrt(d) left out"),
+    ("no-scale-in-dq-only", "attention", JACOBIAN, JACOBIAN.replace("dscores @ k * scale",
+                                                                    "dscores @ k"),
+     ["q"], "wrong-derivative", "1/sqrt(d) left out"),
+    ("scale-twice", "attention", JACOBIAN, JACOBIAN.replace("dscores @ k * scale",
+                                                            "dscores @ k * scale ** 2").replace(
+        "@ q * scale", "@ q * scale ** 2"), ["q", "k"], "wrong-derivative", "1/d"),
+    ("softmax-sum-over-queries", "attention", JACOBIAN, JACOBIAN.replace(
+        "(weights * dweights).sum(axis=-1", "(weights * dweights).sum(axis=-2"),
+     ["q", "k"], "wrong-derivative", "summed over the queries"),
 ]
 
 

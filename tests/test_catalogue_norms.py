@@ -58,6 +58,23 @@ MUTANTS = [
      "    dx = ivar / m * (m * dxhat - dxhat.sum(axis=(2, 3, 4), keepdims=True)\n"
      "                     - xg * (dxhat * xg).sum(axis=(2, 3, 4), keepdims=True))",
      "    dx = dxhat * ivar", ["x"], "wrong-derivative", "constants"),
+    # one of the compact backward's two terms left out; gamma taken out of the sums
+    ("ln-mean-term-left-out", "layernorm",
+     "    dx = ivar / d * (d * dxhat - dxhat.sum(axis=1, keepdims=True)\n",
+     "    dx = ivar / d * (d * dxhat\n", ["x"], "wrong-derivative", "mean's term left out"),
+    ("ln-variance-term-left-out", "layernorm",
+     "                     - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))",
+     "                     )", ["x"], "wrong-derivative", "variance's term left out"),
+    ("ln-gamma-outside-the-sums", "layernorm",
+     "    dx = ivar / d * (d * dxhat - dxhat.sum(axis=1, keepdims=True)\n"
+     "                     - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))",
+     "    dx = gamma * ivar / d * (d * dout - dout.sum(axis=1, keepdims=True)\n"
+     "                     - xhat * (dout * xhat).sum(axis=1, keepdims=True))",
+     ["x"], "wrong-derivative", "gamma outside the sums"),
+    ("bn-mean-term-left-out", "batchnorm_alt",
+     "    dx = ivar / n * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))",
+     "    dx = ivar / n * (n * dxhat - xhat * (dxhat * xhat).sum(axis=0))", ["x"],
+     "wrong-derivative", "mean's term left out"),
     ("sbn-dgamma-x2", "spatial_batchnorm",
      "    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), dgamma, dbeta",
      "    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), 2 * dgamma, dbeta",

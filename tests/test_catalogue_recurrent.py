@@ -79,6 +79,90 @@ LSTM_MORE = [
 ]
 
 
+ALL_STEP = ["x", "prev_h", "Wx", "Wh", "b"]
+GRU_SLIPS = [  # (id, old, new, quantities, rule)
+    ("n-sigmoid-derivative", "    dn = dnext_h * (1 - z) * (1 - n ** 2)",
+     "    dn = dnext_h * (1 - z) * n * (1 - n)", ALL_STEP, "n given sigmoid's"),
+    ("z-other-convention", "    dz = dnext_h * (prev_h - n) * z * (1 - z)",
+     "    dz = dnext_h * (n - prev_h) * z * (1 - z)", ALL_STEP, "other convention"),
+    ("reset-left-out-of-dah", "    dah = np.hstack((dr, dz, dn * r))",
+     "    dah = np.hstack((dr, dz, dn))", ["prev_h", "Wh"], "reset gate left out"),
+]
+
+
+@pytest.mark.parametrize("mutant", GRU_SLIPS, ids=[m[0] for m in GRU_SLIPS])
+def test_gru_step_slips_are_named(mutant, tmp_path):
+    _, old, new, quantities, rule = mutant
+    run_mutant(tmp_path, FIXTURE, "gru_step", old, new, quantities, "wrong-derivative", rule)
+
+
+DA = ("    da = np.hstack((di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), "
+      "dg * (1 - g ** 2)))")
+LSTM_SLIPS = [  # (id, old, new, quantities, rule): the gates' derivatives slipped
+    ("g-sigmoid-derivative", DA, DA.replace("dg * (1 - g ** 2)", "dg * g * (1 - g)"),
+     ALL_STEP, "g given sigmoid's derivative"),
+    ("gates-tanh-derivative", DA, "    da = np.hstack((di * (1 - i ** 2), df * (1 - f ** 2), "
+     "do * (1 - o ** 2), dg * (1 - g ** 2)))", ALL_STEP, "sigmoid gates given tanh's"),
+    ("forget-from-next-c", "    df = dc * prev_c", "    df = dc * next_c", ALL_STEP,
+     "forget gate from next_c"),
+    ("output-from-cell", "    do = dnext_h * tc", "    do = dnext_h * next_c", ALL_STEP,
+     "output gate from the cell"),
+    ("dprev-c-without-forget", "    dprev_c = dc * f", "    dprev_c = dc", ["prev_c"],
+     "without the forget gate"),
+]
+
+
+@pytest.mark.parametrize("mutant", LSTM_SLIPS, ids=[m[0] for m in LSTM_SLIPS])
+def test_lstm_step_slips_are_named(mutant, tmp_path):
+    _, old, new, quantities, rule = mutant
+    run_mutant(tmp_path, FIXTURE, "lstm_step", old, new, quantities, "wrong-derivative", rule)
+
+
+@pytest.mark.parametrize("order", ["ifog", "ifgo", "fgio"])
+def test_the_slips_numpy_backward_without_a_slip_is_the_reference(order, x64):
+    """The named slips come from a NumPy backward (no compile per input set): without a
+    slip it is jax.vjp of the reference, for a step and through time."""
+    from conftest import tree_rel_err
+
+    from jaxcnn.check.autodiff import vjp
+    from jaxcnn.check.catalogue import recurrent as r
+    from jaxcnn.check.catalogue.base import join_outputs
+
+    rng = np.random.default_rng(3)
+    x, h, c = (rng.standard_normal(shape) for shape in ((3, 2), (3, 4), (3, 4)))
+    wx, wh, b = (rng.standard_normal(shape) / 2 for shape in ((2, 16), (4, 16), (16,)))
+    dh, dc = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    want = vjp(lambda *a: join_outputs(r.lstm_step(*a, order=order)), (x, h, c, wx, wh, b),
+               join_outputs((dh, dc)))
+    assert tree_rel_err(r.lstm_step_backward(x, h, c, wx, wh, b, dh, dc, order), want) < 1e-12
+    xs, dout = rng.standard_normal((3, 5, 2)), rng.standard_normal((3, 5, 4))
+
+    def step(x, h, c, wx, wh, b):
+        return r.lstm_step(x, h, c, wx, wh, b, order)
+    want = vjp(r._sequence(step, lstm=True), (xs, h, wx, wh, b), dout)
+    assert tree_rel_err(r.lstm_sequence_backward(xs, h, wx, wh, b, dout, order), want) < 1e-12
+
+
+SEQ = ["x", "h0", "Wx", "Wh", "b"]
+LSTM_SEQUENCE_SLIPS = [  # a slip inside the step, and each recurrence dropped, over time
+    ("g-sigmoid-derivative", DA, DA.replace("dg * (1 - g ** 2)", "dg * g * (1 - g)"),
+     "wrong-derivative", "g given sigmoid's derivative"),
+    ("dh-next-not-accumulated", "            dh[:, step] + dprev_h, dprev_c, cache[step])",
+     "            dh[:, step], dprev_c, cache[step])", "missing-accumulation",
+     "dh_next not accumulated"),
+    ("dc-next-not-carried", "            dh[:, step] + dprev_h, dprev_c, cache[step])",
+     "            dh[:, step] + dprev_h, 0 * dprev_c, cache[step])", "missing-accumulation",
+     "dc_next not carried"),
+]
+
+
+@pytest.mark.parametrize("mutant", LSTM_SEQUENCE_SLIPS, ids=[m[0] for m in LSTM_SEQUENCE_SLIPS])
+def test_lstm_sequence_slips_are_named(mutant, tmp_path):
+    _, old, new, kind, rule = mutant
+    report = run_mutant(tmp_path, FIXTURE, "lstm", old, new, SEQ, kind, rule)
+    assert report.kind == "lstm"
+
+
 @pytest.mark.parametrize("mutant", LSTM_MORE, ids=[m[0] for m in LSTM_MORE])
 def test_lstm_cell_mutants_are_named(mutant, tmp_path):
     _, old, new, quantities, rule = mutant
@@ -228,3 +312,20 @@ def test_an_lstm_of_another_gate_order_is_matched_to_its_own_layout(tmp_path):
     report = check(path, "LSTM")
     assert_correct(report)
     assert report.kind == "lstm_fgio"
+
+
+SEQ_MODULE = ["xs", "Wx", "Wh", "b"]
+MODULE_LSTM_SLIPS = [  # a module-style LSTM over time (gates i, f, g, o): its slips named
+    ("forget-from-next-c", "dc_t * c_prev * f * (1 - f)", "dc_t * c_next * f * (1 - f)",
+     "wrong-derivative", "forget gate from next_c"),
+    ("dc-next-not-carried", "            dc = dc_t * f\n", "            dc = 0 * dc_t\n",
+     "missing-accumulation", "dc_next not carried"),
+]
+
+
+@pytest.mark.parametrize("mutant", MODULE_LSTM_SLIPS, ids=[m[0] for m in MODULE_LSTM_SLIPS])
+def test_module_style_lstm_slips_are_named(mutant, tmp_path):
+    _, old, new, kind, rule = mutant
+    report = run_mutant(tmp_path, MODULES, "LSTM", old, new,
+                        SEQ_MODULE, kind, rule)
+    assert report.kind == "lstm_ifgo"

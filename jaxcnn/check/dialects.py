@@ -99,6 +99,11 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                 skipped.append((layer_name, f"a base class: its {fwd} and {bwd} do nothing "
                                             "(pass); the classes built on it are checked"))
                 continue
+            if inspect.isabstract(obj):  # an abc.ABC with abstract methods: no instance
+                skipped.append((layer_name, "an abstract base class (abstract methods: "
+                                + ", ".join(sorted(obj.__abstractmethods__))
+                                + "); the classes built on it are checked"))
+                continue
             try:
                 with contextlib.redirect_stdout(sys.stderr), \
                         limits.item(f"finding the layer {layer_name}"):

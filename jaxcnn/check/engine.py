@@ -497,6 +497,15 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         precision = "float32"
         notes.append(f"{s.name}: your forward returns float32 for float64 inputs; float32 "
                      "tolerances apply")
+    elif s.dtype == "float64" and layer.reference is None and _narrow_inside(layer, s,
+                                                                             raw_out):
+        # no reference to compare with (asked below otherwise): finite differences of a
+        # forward that rounds an input to float32 (a parameter kept as float32) need
+        # float32's step
+        precision = "float32"
+        notes.append(f"{s.name}: your forward computes in float32 inside (it returns "
+                     "float64, but its output hardly moves when an input moves by "
+                     f"{NARROW_PROBE:g} relative); float32 tolerances apply")
     opts = dict(opts, precision=precision)
     forward_info = {"inputs": s.name, "matches_reference": None, "max_rel_error": None}
     if not np.all(np.isfinite(user_out)):
@@ -640,6 +649,9 @@ def _check_set(layer: Layer, s: InputSet, rng: np.random.Generator, opts: dict):
         if exact is not None:
             finding = classify_gradient(layer, args64, s.static, ct, i, h, reference,
                                         candidates, tol, kink_mask, extra.get(name), exact)
+            zero = _exact_zero_up_to_round_off(h, reference, exact, tol)
+            if finding.kind != "correct" and zero is not None:
+                finding = zero
         else:
             shifted = tuple(cls.Candidate(o.name, reference - o.grads[i], o.valid, o.kind,
                                           o.note) for o in offsets
@@ -689,6 +701,28 @@ def _zero_up_to_round_off(hand, reference, fd_result) -> cls.Finding | None:
                        note=f"finite differences find this gradient 0 up to their round-off "
                             f"({noise:.1g}), and every entry of yours is within that of 0: "
                             "judged against 0")
+
+
+EXACT_ROUND_OFF = 1e-12  # of the layer's largest gradient: far above float64's 1e-16
+
+
+def _exact_zero_up_to_round_off(hand, reference, exact, tol: float) -> cls.Finding | None:
+    """``correct`` for a gradient whose exact reference is 0 but for round-off (a key
+    projection's bias in attention: softmax ignores a shift along the keys, so its terms
+    cancel) when the hand's is as small: entries within ``EXACT_ROUND_OFF`` of the
+    layer's largest exact gradient on this input set (float64 code only: ``tol`` below
+    1e-8). No relative tolerance can judge two round-off residues. None otherwise."""
+    if hand is None or np.shape(hand) != np.shape(reference) or tol > 1e-8:
+        return None
+    largest = max((scale(np.asarray(g, np.float64)) for g in exact if g is not None),
+                  default=0.0)
+    bound = EXACT_ROUND_OFF * largest
+    if not (bound > 0 and scale(reference) <= bound and scale(hand) <= bound):
+        return None
+    return cls.Finding("correct", against=np.zeros(np.shape(hand)),
+                       note=f"the exact gradient is 0 up to round-off (every entry within "
+                            f"{bound:.1g}, 1e-12 of the layer's largest gradient), and so is "
+                            "every entry of yours: judged against 0")
 
 
 def _low_precision(g) -> str | None:

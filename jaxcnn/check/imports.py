@@ -152,13 +152,34 @@ def _python2_names():
                 del sys.modules[name]
 
 
+def _holds(folder: Path, parts: list[str]) -> bool:
+    """Whether ``folder`` holds the module ``".".join(parts)`` (folders, then a folder or
+    a ``.py`` file)."""
+    inner = folder.joinpath(*parts[:-1])
+    return (inner / parts[-1]).is_dir() or (inner / f"{parts[-1]}.py").is_file()
+
+
 def _root_for(missing: str, start: Path) -> Path | None:
-    """The first folder from ``start`` upwards that holds ``missing``'s top-level name."""
-    top = missing.split(".")[0]
-    for d in (start, *start.parents):
-        if (d / top).is_dir() or (d / f"{top}.py").is_file():
-            return d
-    return None
+    """The first folder from ``start`` upwards that holds all of the dotted name
+    ``missing`` (``transformer/layers/base/dense.py`` for ``transformer.layers.base.dense``,
+    not the ``transformer/transformer.py`` on the way up, which is no package), else the
+    first that holds its top-level name."""
+    parts = missing.split(".")
+    folders = (start, *start.parents)
+    return next((d for d in folders if _holds(d, parts)),
+                next((d for d in folders if _holds(d, parts[:1])), None))
+
+
+def _unshadow(top: str, roots: list[Path]) -> None:
+    """Drop the roots added for ``top`` that hold it as a module ``top.py``, not as the
+    package a dotted import needs (a regular module found later on ``sys.path`` wins over
+    a folder without ``__init__.py`` found first), and the module itself."""
+    for root in [r for r in roots if (r / f"{top}.py").is_file() and not (r / top).is_dir()]:
+        roots.remove(root)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(root))
+    if not hasattr(sys.modules.get(top), "__path__"):
+        sys.modules.pop(top, None)
 
 
 def _missing_in_cells(module) -> list[str]:
@@ -219,6 +240,8 @@ def load_file(path: str | Path, time_limit: float | None = None):
                                 f"environment problem, not your code); "
                                 f"{_build_hint(unbuilt)}") from None
                         raise
+                    if "is not a package" in text:  # a module of that name shadowed it
+                        _unshadow(m.group(1).split(".")[0], roots)
                     roots.append(root)
                     sys.path.insert(0, str(root))
     finally:

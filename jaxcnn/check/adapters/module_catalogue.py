@@ -120,6 +120,13 @@ def _statics(spec, obj) -> list[tuple]:
     if names == ("scale",):
         own = _attr(obj, SCALE_ATTR)
         return [(int(k),) for k in ([own] if own else []) + [k for k in (2, 3) if k != own]]
+    if names == ("heads", "causal", "transposed"):  # a self-attention module's
+        own = _attr(obj, HEADS_ATTR)
+        heads = ([int(own)] if own else []) + [h for h in (1, 2) if h != own]
+        flag = next((v for k, v in vars(obj).items() if CAUSAL_ATTR.fullmatch(k)
+                     and isinstance(v, bool)), None)
+        causal = [flag] if flag is not None else [False, True]
+        return [(h, c, t) for t in (False, True) for h in heads for c in causal]
     if names == ("dropout_param",):
         p = _attr(obj, P_ATTR)
         return [({"mode": "train", **({"p": p} if p is not None else {})},)]
@@ -138,7 +145,35 @@ ROLES = {"gamma": GAMMA, "beta": BETA,
          "b": re.compile(r"_?(b|bias(es)?)"),
          "Wx": re.compile(r"_?(w_?x|w_?ih|w_?xh|w_?in(put)?)"),
          "Wh": re.compile(r"_?(w_?h|w_?hh|w_?rec(urrent)?|u)")}
-OPTIONAL = {"gamma": "ones", "beta": "zeros", "h0": "zeros"}  # a missing one: a constant
+
+
+def _projection(letter: str, word: str) -> str:
+    """An attention projection's name: ``W_q``, ``q``, ``query``, ``q_proj``, ``q_linear``,
+    ``w_query``, ``query_layer``."""
+    tail = r"(proj(ection)?|linear|lin|dense|layer|fc|net|w|weights?|mat(rix)?)"
+    return (rf"(w_?{letter}|{letter}|{word}|{letter}_?{tail}|w_?{word}|{word}_?{tail}|"
+            rf"{letter}_?w)")
+
+
+_OUT = (r"(w_?o|o|out(put)?|w_?out|o_?(proj|linear|dense|layer|fc|w)|out(put)?_?(proj(ection)?|"
+        r"linear|dense|layer|fc)|proj(ection)?|c_?proj|w_?proj|residual_?proj|w_?0|dense|"
+        r"linear_?out|fc_?out)")
+_QKV = (r"(w_?qkv|qkv|c_?attn|in_?proj|qkv_?(proj|linear|layer|dense|w|net)|w_?attn|attn|"
+        r"w_?in)")
+_MATRIX = r"(\.(w|weights?|kernel|mat(rix)?))?"
+_BIAS = r"\.(b|bias(es)?)"
+for _l, _word in (("q", "query"), ("k", "key"), ("v", "value")):
+    ROLES[f"W{_l}"] = re.compile(rf"_?{_projection(_l, _word)}{_MATRIX}")
+    ROLES[f"b{_l}"] = re.compile(rf"_?(b_?{_l}|{_l}_?b(ias)?|bias_?{_l}|"
+                                 rf"{_projection(_l, _word)}{_BIAS})")
+ROLES["Wo"] = re.compile(rf"_?{_OUT}{_MATRIX}")
+ROLES["bo"] = re.compile(rf"_?(b_?(o|out|proj)|o_?b(ias)?|bias_?o|out_?bias|{_OUT}{_BIAS})")
+ROLES["Wqkv"] = re.compile(rf"_?({_QKV}{_MATRIX}|in_?proj_?weight)")
+ROLES["bqkv"] = re.compile(rf"_?(b_?(qkv|attn|in)|qkv_?b(ias)?|in_?proj_?bias|{_QKV}{_BIAS})")
+OPTIONAL = {"gamma": "ones", "beta": "zeros", "h0": "zeros",  # a missing one: a constant
+            "Wo": "identity", **dict.fromkeys(("bq", "bk", "bv", "bo", "bqkv"), "zeros")}
+HEADS_ATTR = re.compile(r"_?(n_?heads?|num_?heads?|heads_?num|heads|h|nh|n_?head)")
+CAUSAL_ATTR = re.compile(r"_?(causal|is_?causal|masked|use_?mask|decoder|autoregressive)")
 
 
 def _pads(obj) -> list[int]:
@@ -167,12 +202,20 @@ def _param_roles(spec, slots) -> list[str] | None:
         return list(required) if len(slots) == len(required) else None
     roles = []
     for s in slots:
-        name = s.name.lower()
+        name = s.shown.lower()  # a sub-layer's with its path: w_q.weights, q_proj.b
         role = next((r for r in extra if r in ROLES and ROLES[r].fullmatch(name)), None)
         if role is None or role in roles:
             return None
         roles.append(role)
     return roles if set(required) <= set(roles) else None
+
+
+def _width(given: dict, static: tuple) -> int:
+    """An attention module's projection width: the value projection's outputs (a third of
+    the packed one's); its weights stored (out, in) where ``static[2]`` says so."""
+    w = given.get("Wv", given.get("Wqkv"))
+    width = np.shape(w)[0 if static[2] else 1]
+    return width if "Wv" in given else width // 3
 
 
 def _adapt(spec, roles: list[str], static: tuple) -> Reference:
@@ -200,6 +243,13 @@ def _adapt(spec, roles: list[str], static: tuple) -> Reference:
             elif name == "h0" and name not in given:  # a sequence from zeros
                 out.append(xp.zeros((x.shape[0], given["Wh"].shape[0]), x.dtype))
             elif name == "b":  # a bias (M,) held as (1, M)
+                out.append(xp.reshape(given[name], (-1,)))
+            elif name in OPTIONAL and OPTIONAL[name] == "identity" and name not in given:
+                width = _width(given, static)  # no output projection
+                out.append(xp.eye(width))
+            elif name in OPTIONAL and name not in given:  # a projection without bias
+                out.append(xp.zeros(_width(given, static) * (3 if name == "bqkv" else 1)))
+            elif name in ("bq", "bk", "bv", "bo", "bqkv"):
                 out.append(xp.reshape(given[name], (-1,)))
             else:
                 out.append(given[name])
@@ -341,6 +391,11 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
             ref = _adapt(spec, roles, static)
             if len(spec.arg_names) > 1:
                 sets = _own_sets(spec, roles, x_shape, [np.shape(p) for p in params])
+                if kind == "layernorm" and len(x_shape) == 2:  # as a transformer calls it
+                    tokens = _own_sets(spec, roles, (x_shape[0], 3, x_shape[1]),
+                                       [np.shape(p) for p in params])
+                    if forward_agrees(ref, user_forward, tokens(0)[0]) == "forward":
+                        sets = tokens
             else:
                 def ok(st, static=static,
                        pool=spec.static_names in (("pool_param",), ("scale",))):

@@ -14,15 +14,17 @@ The style of "Deep Learning from Scratch 2" and of small NumPy transformers::
             np.add.at(dW, self.idx, dout)     # a repeated word gets every gradient
 
 Such a class is recognised by what its forward does, not by its name: it refuses a float
-input with NumPy's ``IndexError`` (arrays used as indices must be integers) and runs on
-integer indices. It is checked against the catalogue's ``word_embedding`` (``W[x]``,
-gradient ``np.add.at(dW, x, dout)``): the indices are static (not differentiated) and
-repeat, so that ``dW[idx] = dout`` (or ``dW[idx] += dout``, which NumPy buffers) is named
-``missing-accumulation``. The table keeps the shape its constructor gave it (a
-``TimeEmbedding``'s backward writes into a ``self.grads[0]`` of that shape); its values
-are drawn afresh for every input set. Where the gradient is found: as for every module
-(``module_names.stored_grad``: ``self.dW``, ``self.grads[0]``, a ``self.grads`` array),
-or the backward's return value of the table's shape.
+input with NumPy's ``IndexError`` (arrays used as indices must be integers), or casts it
+to integers (its output does not move with its input: a one-hot of ``x.astype(int)``
+times the table), and runs on integer indices. It is checked against the catalogue's
+``word_embedding`` (``W[x]``, gradient ``np.add.at(dW, x, dout)``): the indices are
+static (not differentiated) and repeat, so that ``dW[idx] = dout`` (or ``dW[idx] +=
+dout``, which NumPy buffers) is named ``missing-accumulation``. The table keeps the
+shape its constructor gave it (a ``TimeEmbedding``'s backward writes into a
+``self.grads[0]`` of that shape); its values are drawn afresh for every input set. Where
+the gradient is found: as for every module (``module_names.stored_grad``: ``self.dW``,
+``self.grads[0]``, a ``self.grads`` array), or the backward's return value of the
+table's shape.
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ from jaxcnn.check.adapters import probe
 from jaxcnn.check.adapters.module_names import (
     GRAD_NAME,
     Slot,
+    accumulates_by_design,
     candidate_slots,
     extra_value,
     float_array,
+    grad_state,
     output_of,
     positional_params,
+    restore_grads,
     stored_grad,
 )
 from jaxcnn.check.adapters.probe import seeded
@@ -57,6 +62,22 @@ def _forward(o, method: str, idx, extra) -> np.ndarray:
     return np.asarray(output_of(o, ret, method))
 
 
+def _casts_to_indices(template, method: str, x, out, extra) -> bool:
+    """Whether a forward that ran on floats ``x`` reads them as indices (``x.astype(int)``,
+    then a one-hot or a row lookup): its output is the same float array for ``x`` moved by
+    1e-7 (no float layer is that flat everywhere) and differs for ``x`` moved by 1."""
+    try:
+        out = np.asarray(out)
+        if out.dtype.kind != "f" or out.size == 0 or not np.all(np.isfinite(out)):
+            return False
+        near = _forward(copy.deepcopy(template), method, x + 1e-7, extra)
+        far = _forward(copy.deepcopy(template), method, np.abs(x) + 1, extra)
+    except Exception:
+        return False
+    return np.array_equal(near, out) and (np.shape(far) != out.shape
+                                         or not np.array_equal(far, out))
+
+
 def index_shape(template, method: str, extra) -> int | None:
     """The number of axes (2 for (N, T), 1 for (N,)) of the integer indices the forward
     takes, where it takes indices: a float input (N, 4) makes it raise NumPy's
@@ -64,8 +85,9 @@ def index_shape(template, method: str, extra) -> int | None:
     None otherwise (an ordinary layer)."""
     x = probe.random_like(np.random.default_rng(0), (probe.BATCH, probe.FEATURES))
     try:
-        _forward(copy.deepcopy(template), method, x, extra)
-        return None
+        out = _forward(copy.deepcopy(template), method, x, extra)
+        if not _casts_to_indices(template, method, x, out, extra):
+            return None
     except IndexError as exc:
         if "integer" not in str(exc):
             return None
@@ -175,7 +197,15 @@ def from_index_module(template, name: str, file: str | None, forward: str, backw
         own = dtype == np.float64 and isinstance(args[0], np.ndarray)
         slot.set(o, args[0] if own else np.array(args[0], dtype=dtype, copy=True))
         out = _forward(o, forward, static[0], fwd_extra)
-        return out, lambda ct: run_backward(o, ct, own=True)
+        state = grad_state(o) if accumulates_by_design(o) else None
+        calls = []
+
+        def backward(ct):
+            if calls and state is not None:  # its zero_grad() between two steps
+                restore_grads(o, state)
+            calls.append(1)
+            return run_backward(o, ct, own=True)
+        return out, backward
 
     idx_name = next((p.name for p in positional_params(getattr(template, forward))), "idx")
     return Layer(name, "word_embedding", "module", (slot.shown,), layer_forward, vjp,

@@ -11,6 +11,7 @@ small, distinct sizes).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from typing import NamedTuple
@@ -42,10 +43,13 @@ LOSS_NAME = re.compile(r"loss|cross_?entropy|crossentropy|mse|nll|hinge|criterio
                         re.IGNORECASE)
 
 class Slot(NamedTuple):
-    """Where a parameter lives on the object: ``attr`` or ``attr[key]`` (a dict)."""
+    """Where a parameter lives on the object: ``attr`` or ``attr[key]`` (a dict), on the
+    object itself or on a sub-layer it holds (``path``: ``("w_q",)`` for
+    ``self.w_q.weights``, ``("heads", 0)`` for ``self.heads[0].W``)."""
 
     attr: str
     key: str | int | None = None
+    path: tuple = ()
 
     @property
     def name(self) -> str:
@@ -53,32 +57,102 @@ class Slot(NamedTuple):
 
     @property
     def shown(self) -> str:
-        """The row's name: the attribute, a dict parameter's key (W), or params[0]."""
+        """The row's name: the attribute, a dict parameter's key (W), or params[0]; a
+        sub-layer's prefixed with its path (``w_q.weights``, ``heads[0].W``)."""
         if self.key is None:
-            return self.attr
-        return self.key if isinstance(self.key, str) else f"{self.attr}[{self.key}]"
+            own = self.attr
+        else:
+            own = self.key if isinstance(self.key, str) else f"{self.attr}[{self.key}]"
+        prefix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path)
+        return f"{prefix[1:]}.{own}" if prefix else own
+
+    def owner(self, obj):
+        """The object (or sub-layer) that holds the parameter."""
+        for p in self.path:
+            obj = obj[p] if isinstance(p, int) else getattr(obj, p)
+        return obj
 
     def get(self, obj):
-        value = getattr(obj, self.attr)
+        value = getattr(self.owner(obj), self.attr)
         return value if self.key is None else value[self.key]
 
     def set(self, obj, value) -> None:
         if self.key is None:
-            setattr(obj, self.attr, value)
+            setattr(self.owner(obj), self.attr, value)
         else:
-            getattr(obj, self.attr)[self.key] = value
+            getattr(self.owner(obj), self.attr)[self.key] = value
 
 def float_array(v) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size > 0
 
-def candidate_slots(obj) -> list[Slot]:
-    """Float array attributes (and entries of a ``params`` dict) that may be parameters:
-    not caches, optimizer buffers or gradients (by name)."""
-    slots = []
+SUB_LAYER_METHODS = ("forward", "backward", "__call__")
+
+
+def sub_layers(obj) -> list[tuple]:
+    """The layers ``obj`` holds, as paths: attributes (``self.w_q = Linear(...)``) and
+    entries of lists of them (``self.heads = [Head(...), ...]``) whose class is the
+    user's own and has a forward, a backward or ``__call__`` (not an optimizer, not an
+    activation function)."""
+    def layer(v) -> bool:
+        cls = type(v)
+        return (hasattr(v, "__dict__") and not isinstance(v, type)
+                and cls.__module__ not in ("builtins", "numpy", "functools")
+                and not cls.__module__.startswith(("numpy.", "jax", "torch", "jaxcnn"))
+                and any(callable(getattr(cls, m, None)) and m in vars(cls) or any(
+                    m in vars(base) for base in cls.__mro__[1:-1])
+                        for m in SUB_LAYER_METHODS))
+    out = []
     for attr, v in vars(obj).items():
+        if OPTIMIZER_NAME.search(attr):
+            continue
+        if layer(v):
+            out.append((attr,))
+        elif isinstance(v, (list, tuple)) and v and len(v) <= 16 and all(layer(e) for e in v):
+            out += [(attr, i) for i in range(len(v))]
+    return out
+
+
+OPTIMIZER_NAME = re.compile(r"opt|solver|updater|schedul|loss|criterion", re.IGNORECASE)
+
+
+def candidate_slots(obj, depth: int = 2) -> list[Slot]:
+    """Float array attributes (and entries of a ``params`` dict) that may be parameters:
+    not caches, optimizer buffers or gradients (by name); also those of the layers it
+    holds (``sub_layers``), ``depth`` levels down."""
+    slots = _own_slots(obj)
+    if depth > 0:
+        for path in sub_layers(obj):
+            sub = Slot("", path=path).owner(obj)
+            if sub is obj:
+                continue
+            slots += [s._replace(path=(*path, *s.path))
+                      for s in candidate_slots(sub, depth - 1)]
+    return slots
+
+
+# constants a forward adds, not parameters: sinusoidal positional encodings
+CONSTANT_NAME = re.compile(r"_?(pe|pos(itional)?_?enc(oding)?s?|encodings?|sinusoids?|"
+                           r"pos(ition(al)?)?_?table|positional_?encodings?)", re.IGNORECASE)
+
+
+def _buffer(attrs, attr: str) -> bool:
+    """Whether ``attr`` names an optimizer buffer or a cache (``BUFFER_NAME``); ``W_v``
+    beside ``W_q`` or ``W_k`` is an attention's value projection, not a velocity."""
+    if not BUFFER_NAME.search(attr):
+        return False
+    stem = attr[:-2]
+    return not (attr[-2:].lower() == "_v" and (f"{stem}_q" in attrs or f"{stem}_k" in attrs
+                                               or f"{stem}_Q" in attrs or f"{stem}_K" in attrs))
+
+
+def _own_slots(obj) -> list[Slot]:
+    slots = []
+    attrs = vars(obj)
+    for attr, v in attrs.items():
         if attr in GRAD_DICTS or attr in OUTPUT_NAMES or attr in INPUT_GRAD_NAMES:
             continue
-        if float_array(v) and not BUFFER_NAME.search(attr) and not GRAD_NAME.search(attr) \
+        if float_array(v) and not _buffer(attrs, attr) and not GRAD_NAME.search(attr) \
+                and not CONSTANT_NAME.fullmatch(attr) \
                 and attr not in ("inputs", "input", "x", "X"):
             slots.append(Slot(attr))
         elif attr in PARAM_DICTS and isinstance(v, dict):
@@ -98,14 +172,69 @@ def positional_params(fn) -> list[inspect.Parameter]:
 def required_params(fn) -> list[inspect.Parameter]:
     return [p for p in positional_params(fn) if p.default is p.empty]
 
+class SameAsInput:
+    """The value of an attention's ``key`` / ``value`` argument: the input itself (the
+    forward is called as self-attention, ``forward(x, x, x)``)."""
+
+    def __repr__(self) -> str:
+        return "the input (self-attention)"
+
+
+class NoMask:
+    """The value of an attention's required ``mask`` argument: nothing masked. None, or,
+    for a forward that indexes its mask, all ones of (N, T, T), (T, T) or (N, 1, T): the
+    first the forward runs with (``masks``), kept in ``chosen``."""
+
+    def __init__(self):
+        self.chosen = 0
+
+    def __repr__(self) -> str:
+        return "no mask" if self.chosen == 0 else "all ones (nothing masked)"
+
+    @staticmethod
+    def masks(x) -> list:
+        n, t = (np.shape(x) + (1, 1))[:2]
+        return [None, np.ones((n, t, t)), np.ones((t, t)), np.ones((n, 1, t))]
+
+
+KEY_VALUE = re.compile(r"k|v|keys?|values?|key_?input|value_?input|kv", re.IGNORECASE)
+MASK = re.compile(r"(src_|tgt_|attn_|attention_|padding_|key_padding_)?mask", re.IGNORECASE)
+
+
 def extra_value(p: inspect.Parameter):
     """A value for a required argument beyond the input: ``training=True`` (a dropout's
-    mask is then drawn, the same for every call: see ``seeded``), ``mode="train"``."""
+    mask is then drawn, the same for every call: see ``seeded``), ``mode="train"``; an
+    attention's ``key`` and ``value``: the input itself (``SameAsInput``), its ``mask``:
+    None (no mask)."""
     if re.fullmatch(r"mode", p.name, re.IGNORECASE):
         return "train"
     if re.search(r"train", p.name, re.IGNORECASE):
         return True
+    if KEY_VALUE.fullmatch(p.name):
+        return SameAsInput()
+    if MASK.fullmatch(p.name):
+        return NoMask()
     raise ValueError(f"cannot guess its argument {p.name!r}; give it a default")
+
+
+def with_input(extra, x) -> list:
+    """``extra`` with each ``SameAsInput`` replaced by ``x``, each ``NoMask`` by its
+    chosen mask for ``x``."""
+    return [x if isinstance(e, SameAsInput) else NoMask.masks(x)[e.chosen]
+            if isinstance(e, NoMask) else e for e in extra]
+
+
+def self_input_grad(ret, extra, x):
+    """The input's gradient of a forward called as ``forward(x, x, x)`` (``extra`` holding
+    ``SameAsInput`` twice) whose backward returns ``(dquery, dkey, dvalue)``: their sum,
+    since x enters three times. None when the backward returns something else."""
+    uses = 1 + sum(isinstance(e, SameAsInput) for e in extra)
+    if uses == 1 or not isinstance(ret, (tuple, list)) or len(ret) < uses:
+        return None
+    parts = ret[:uses]
+    if not all(isinstance(g, np.ndarray) and g.shape == np.shape(x) for g in parts):
+        return None
+    return sum(np.asarray(g, np.float64) for g in parts)
 
 def is_loss(cls_name: str, forward) -> bool:
     """A loss: its name says so, or its forward takes (prediction, target)."""
@@ -153,16 +282,47 @@ def grad_attr_names(key: str) -> list[str]:
              f"grad_{key}", f"{key}_grad", f"grad{key}", f"{key}_gradient", f"g{key}",
              f"delta_{key}", f"d{key[:1].upper()}{key[1:]}",
              f"gradient_{key}", f"_gradient_{key}"]  # a course framework's property
-    short = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
-             "filters": "F", "kernels": "K"}.get(key)
-    if short:
+    shorts = {"weights": "W", "weight": "W", "biases": "b", "bias": "b", "kernel": "K",
+              "filters": "F", "kernels": "K", "embedding_matrix": "EW",
+              "embeddings": "EW", "embedding": "EW", "embedding_weights": "EW",
+              "table": "EW", "lookup": "EW", "lookup_table": "EW"}.get(key, "")
+    for short in shorts:
         names += [f"d{short}", f"dL_d{short}", f"dLd{short}", f"grad_{short}",
                   f"d{short.lower()}", f"d_{short}", f"d_{short.lower()}"]
     return names
 
+ZERO_GRAD = ("zero_grad", "zero_grads", "zerograd", "clear_grad", "clear_grads",
+             "reset_grad", "reset_grads", "zero_gradients", "clear_gradients")
+
+
+def accumulates_by_design(obj) -> bool:
+    """Whether ``obj``'s class resets its gradients itself (a ``zero_grad()`` method, as
+    PyTorch's modules have): its backward may add into them, the caller zeroing them
+    between steps."""
+    return any(callable(getattr(type(obj), n, None)) for n in ZERO_GRAD)
+
+
+def grad_state(obj) -> dict:
+    """Copies of ``obj``'s gradient containers (``self.gradients`` dicts, ``self.dW``
+    arrays): ``restore_grads`` puts them back, as its ``zero_grad()`` would between two
+    steps without also clearing the forward's cache."""
+    return {k: copy.deepcopy(v) for k, v in vars(obj).items()
+            if (k in GRAD_DICTS and isinstance(v, (dict, list))) or (
+                float_array(v) and GRAD_NAME.search(k))}
+
+
+def restore_grads(obj, state: dict) -> None:
+    """Put ``grad_state``'s copies back on ``obj`` (each call its own copy)."""
+    for k, v in state.items():
+        setattr(obj, k, copy.deepcopy(v))
+
+
 def container_stores(obj, slot: Slot, position: int | None = None) -> list[tuple[str, object]]:
     """``(label, array)`` for each entry of a grads dict or list that holds ``slot``'s
-    gradient (``self.grads['W']``, ``self.grads[0]``), as ``stored_grad`` finds them."""
+    gradient (``self.grads['W']``, ``self.grads[0]``), as ``stored_grad`` finds them (a
+    sub-layer's parameter: on the sub-layer)."""
+    if slot.path:
+        obj, slot, position = slot.owner(obj), slot._replace(path=()), None
     found = []
     for dname in GRAD_DICTS:
         d = getattr(obj, dname, None)
@@ -171,6 +331,15 @@ def container_stores(obj, slot: Slot, position: int | None = None) -> list[tuple
                 if float_array(d.get(key)):
                     found.append((f"self.{dname}[{key!r}]", d[key]))
                     break
+            else:  # a key named as an attribute would be (``dLdW`` for weights,
+                # ``dLdGamma``), in any case, of the parameter's shape
+                lowered = {k.lower(): k for k in d if isinstance(k, str)}
+                for name in grad_attr_names(slot.name):
+                    key = lowered.get(name.lower())
+                    if key is not None and float_array(d[key]) and np.shape(
+                            d[key]) == np.shape(slot.get(obj)):
+                        found.append((f"self.{dname}[{key!r}]", d[key]))
+                        break
         elif isinstance(d, (list, tuple)):
             at = slot.key if isinstance(slot.key, int) else position
             if at is not None and at < len(d) and float_array(d[at]) \
@@ -186,6 +355,8 @@ def stale_container(obj, slot: Slot, before: dict[str, np.ndarray],
     the grads list or dict entry an optimizer reads (``self.grads = [self.dW, self.db]``,
     built in the constructor) as it was: the optimizer steps with the old values. None
     otherwise. ``before``: ``container_stores``' arrays copied before the backward."""
+    if slot.path:  # a sub-layer's parameter: its labels are not the top object's
+        return None
     attrs = [(name, getattr(obj, name, None)) for name in grad_attr_names(slot.name)
              if name != slot.attr]
     attrs = [(f"self.{name}", v) for name, v in attrs if float_array(v)]
@@ -208,7 +379,11 @@ def stored_grad(obj, slot: Slot, before: dict, index: int | None,
     it, an entry of a grads dict, or the parallel entry of a ``grads`` list: the slot's
     own index (``params[i]``), or ``position``, where an attribute parameter (``self.W``)
     sits in the object's ``params`` list (``self.params = [self.W, self.b]`` beside
-    ``self.grads = [dW, db]``)."""
+    ``self.grads = [dW, db]``). A sub-layer's parameter: the gradient the sub-layer
+    stored (by name, or its own ``grads`` list's entry)."""
+    if slot.path:
+        owner = slot.owner(obj)
+        return stored_grad(owner, slot._replace(path=()), dict.fromkeys(vars(owner)), None)
     for name in grad_attr_names(slot.name):
         v = getattr(obj, name, None)
         if float_array(v) and name != slot.attr:
@@ -229,17 +404,21 @@ class Built(NamedTuple):
     obj: object
     note: str
 
+HEADS = re.compile(r"^(n_?heads?|num_?heads?|heads_?num|heads|number_?of_?heads)$")  # attention
+
 # Sizes a constructor may ask for, by argument name (small and distinct: a transpose or
 # a swapped axis changes the shape or the values).
 SIZE_NAMES = (
     (r"^(n_?inputs?|in_?features|input_?size|input_?dim|in_?dim|fan_?in|n_?in|nin|"
      r"input_?len|inputs?|d_?in|dim_?in|n_?x|num_?inputs|in_?size|input_?nodes|"
      r"n_?features|num_?features|features|n_?inputs?|in_?units|input_?units|"
-     r"num_?inputs?)$", probe.FEATURES),
+     r"num_?inputs?|inputs_?num|input_?dimension|n_?input)$", probe.FEATURES),
     (r"^(n_?neurons|out_?features|output_?size|output_?dim|out_?dim|n_?out|nout|units|"
      r"neurons|outputs?|num_?classes|n_?classes|classes|nodes|d_?out|dim_?out|n_?h|"
      r"hidden(_?size|_?dim)?|n_?hidden|num_?outputs|out_?size|output_?nodes|n_?units|"
-     r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden)$",
+     r"fan_?out|n_?outputs?|out_?units|hidden_?units|num_?hidden|num_?units|dim_?hidden|"
+     r"units_?num|output_?dimension|hidden_?dimension|d_?ff|d_?hidden|ff_?dim|"
+     r"d_?inner|ffn_?dim|hidden_?features)$",
      probe.HIDDEN),
     (r"^(in_?channels|channels|n_?channels|num_?channels|input_?channels|c_?in|depth_?in)$",
      2),
@@ -264,10 +443,17 @@ SIZE_NAMES = (
     (r"^(lr|learning_?rate|learn_?rate|eta)$", 0.1),
     (r"^(input_?shape|in_?shape)$", (2, 5, 6)),
     (r"^(d_?model|normali[sz]ed_?shape|model_?dim|embed_?dim|embedding_?dim|"
-     r"wordvec_?size|word_?vec_?size|embed_?size|embedding_?size|d_?embed)$",
+     r"wordvec_?size|word_?vec_?size|embed_?size|embedding_?size|d_?embed|n_?embed|"
+     r"n_?embd|emb_?dim|d_?emb|embed_?dims?)$",
      probe.FEATURES),  # a layer norm's or a transformer block's width
     (r"^(vocab_?size|n_?vocab|vocab|vocabulary_?size|num_?embeddings|n_?words|"
      r"num_?words|n_?tokens|num_?tokens)$", 6),  # an embedding table's rows
+    (HEADS.pattern, 2),
+    # a transformer's longest sequence (a positional table, a causal mask): more steps
+    # than any input tried
+    (r"^(max_?(seq_?)?len(gth)?|n_?timesteps|seq_?len(gth)?|block_?size|n_?ctx|"
+     r"context_?(len(gth)?|size)|max_?positions?|max_?position_?embeddings|n_?positions|"
+     r"max_?tokens|time_?steps|n_?steps|num_?steps)$", 8),
     (r"^(axis|dim)$", -1),
     (r"^(eps|epsilon)$", 1e-5),
 )
@@ -281,10 +467,15 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
     pool = bool(re.search(r"pool", cls.__name__, re.IGNORECASE))
     args, kwargs, chosen = [], {}, []
     given = given or {}
+    large = _large_defaults(cls, pool, given)
     for p in inspect.signature(cls).parameters.values():
         if p.name in given and p.default is not p.empty:  # a setting other than its default
             chosen.append(f"{p.name}={given[p.name]!r}")
             kwargs[p.name] = given[p.name]
+            continue
+        if p.name in large:  # a transformer's d_model=512: small, as a required size
+            kwargs[p.name] = large[p.name]
+            chosen.append(f"{p.name}={large[p.name]!r} (default {p.default!r})")
             continue
         if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
@@ -320,8 +511,63 @@ def construct(cls, square: bool = False, given: dict | None = None) -> Built:
             kwargs[p.name] = value
         else:
             args.append(value)
-    obj = cls(*args, **kwargs)
+    _divisible_heads(cls, args, kwargs, chosen)
+    try:
+        obj = cls(*args, **kwargs)
+    except Exception:
+        # a size whose default is None that the constructor needs after all
+        # (Dense(units_num, inputs_num=None) computing 1 / sqrt(inputs_num))
+        sizes = {p.name: size_for(p.name, pool) for p in inspect.signature(
+            cls).parameters.values() if p.default is None and p.kind in (
+                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in kwargs}
+        sizes = {k: v for k, v in sizes.items() if type(v) is int}
+        if not sizes:
+            raise
+        obj = cls(*args, **kwargs, **sizes)
+        chosen += [f"{k}={v!r}" for k, v in sizes.items()]
     return Built(obj, f"built as {cls.__name__}({', '.join(chosen)})" if chosen else "")
+
+LARGE = 64  # a default size above this makes every check slow (d_model=512, d_ff=2048)
+
+
+def _large_defaults(cls, pool: bool, given: dict) -> dict:
+    """Small sizes for the sizes ``cls`` defaults to (``d_model=512, heads=8``) when one of
+    them is larger than ``LARGE``: every default size by name (``SIZE_NAMES``), so that
+    they stay consistent (the heads dividing the width). {} when none is large."""
+    sizes = {}
+    for p in inspect.signature(cls).parameters.values():
+        if p.name in given or type(p.default) is not int or p.kind not in (
+                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        value = size_for(p.name, pool)
+        if type(value) is int and value > 0:
+            sizes[p.name] = (p.default, value)
+    if not any(default > LARGE for default, _ in sizes.values()):
+        return {}
+    return {name: value for name, (_, value) in sizes.items()}
+
+
+def _divisible_heads(cls, args: list, kwargs: dict, chosen: list) -> None:
+    """One head where 2 would not divide every width chosen (``hidden_dim`` 5): a
+    multi-head layer asserts ``d_model % num_heads == 0``. Changes ``args``, ``kwargs``
+    and the ``chosen`` texts in place."""
+    positional = [p.name for p in inspect.signature(cls).parameters.values()
+                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                         p.POSITIONAL_OR_KEYWORD)]
+    values = {**dict(zip(positional, args, strict=False)), **kwargs}
+    heads = [n for n in values if HEADS.fullmatch(n.lower())]
+    widths = [v for n, v in values.items() if n not in heads and type(v) is int
+              and v in (probe.FEATURES, probe.HIDDEN)]
+    if not heads or all(w % 2 == 0 for w in widths):
+        return
+    for n in heads:
+        if n in kwargs:
+            kwargs[n] = 1
+        else:
+            args[positional.index(n)] = 1
+        chosen[:] = [f"{n}=1" + c[len(f"{n}=2"):] if c.startswith(f"{n}=2") else c
+                     for c in chosen]
+
 
 STRIDE = re.compile(r"strides?|step", re.IGNORECASE)
 PADDING = re.compile(r"pad|padding", re.IGNORECASE)

@@ -52,9 +52,11 @@ from jaxcnn.check.adapters.module_names import (
 from jaxcnn.check.adapters.probe import seeded
 from jaxcnn.check.layer import InputSet, Layer
 
-H_STATE = re.compile(r"h|h_?prev|prev_?h|h_?t|h_?t_?1|hidden|hx|h0|s_?prev|prev_?state|state",
+H_STATE = re.compile(r"h|h_?prev|prev_?h|h_?t|h_?t_?1|hidden|hx|h0|s_?prev|prev_?state|state|"
+                     r"prev_?hidden(_?state)?|hidden_?(state_?)?prev|a_?prev",
                      re.IGNORECASE)
-C_STATE = re.compile(r"c|c_?prev|prev_?c|c_?t|c_?t_?1|cell|cx|c0|prev_?cell", re.IGNORECASE)
+C_STATE = re.compile(r"c|c_?prev|prev_?c|c_?t|c_?t_?1|cell|cx|c0|prev_?cell(_?state)?|"
+                     r"cell_?(state_?)?prev|prev_?memory", re.IGNORECASE)
 
 LAYOUTS = {1: ("rnn_step",), 4: ("lstm_step", "lstm_step_ifgo", "lstm_step_fgio"),
            3: ("gru_step", "gru_step_zrn", "gru_step_reset_before")}

@@ -62,25 +62,32 @@ import numpy as np
 
 from jaxcnn.check.adapters import probe, recorder
 from jaxcnn.check.adapters.module_names import (
+    CONSTANT_NAME,
     GRAD_NAME,
     INPUT_NAME,
     LR_NAMES,
+    NoMask,
     Slot,
+    accumulates_by_design,
     candidate_slots,
     construct,
     container_stores,
     extra_value,
     float_array,
+    grad_state,
     input_grad,
     is_loss,
     method_pairs,
     output_of,
     positional_params,
     required_params,
+    restore_grads,
+    self_input_grad,
     setting_label,
     setting_variants,
     stale_container,
     stored_grad,
+    with_input,
 )
 from jaxcnn.check.adapters.probe import seeded
 from jaxcnn.check.layer import InputSet, Layer, Reference
@@ -250,7 +257,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         notes.append(f"its {forward} is called with " + ", ".join(
             f"{p.name}={v!r}" for p, v in zip(fwd_named, fwd_extra, strict=True)))
 
-    if not loss and input_shape is None and not takes_lr and rec is None:
+    if not loss and input_shape is None and not takes_lr:
         from jaxcnn.check.adapters import module_index
 
         ndim = module_index.index_shape(template, forward, fwd_extra)
@@ -287,7 +294,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
         params_now = [s.get(template) for s in slots]
         forward_only = None  # the first shape the forward takes, if the backward takes none
         candidates = ([(_layout_of(tuple(input_shape), params_now), tuple(input_shape))]
-                      if input_shape is not None else probe.input_candidates(params_now))
+                      if input_shape is not None else
+                      _constant_candidates(template) + probe.input_candidates(params_now))
         disagrees: list[tuple] = []  # lone shapes whose backward disagrees with the forward
         first_run = None  # the first lone shape both run on, whatever they say
         for lay, cand in candidates:
@@ -303,6 +311,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 ok, why_here = probe.runs(lambda o=o, ct=ct, x=x: _backward_runs(
                     getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct,
                                                          LEARN_RATE))))
+                if ok and lay != "any" and _returns_other_shape(
+                        template, forward, backward, bwd_req, takes_lr, x, fwd_extra, rng):
+                    first_run = first_run or (cand, lay)  # a reshape written for other
+                    disagrees.append(cand)  # inputs (heads split from (N, T, D))
+                    continue
                 if ok and lay == "any":  # no parameter says the shape: the forward and
                     # the backward must agree on it (a backward written for (n, 1) columns
                     # runs on (n,) but answers wrongly there)
@@ -426,7 +439,11 @@ def from_module(obj, name: str | None = None, file: str | None = None,
             rec.calls.clear()  # none on the caller's arrays (``raw``: called again)
             rec.lr = 0.0 if own else learn_rate
         ret = bwd_method_of(o)(*_backward_args(bwd_req, takes_lr, x, ct, learn_rate, own))
-        dx = input_grad(o, ret, backward)
+        dx = self_input_grad(ret, fwd_extra, x)  # forward(x, x, x): dq + dk + dv
+        if dx is None:
+            dx = input_grad(o, ret, backward)
+        elif list_order is None and isinstance(ret, (tuple, list)):
+            ret = (dx, *ret[3:])  # its parameters' gradients after the three
         grads = []
         returned = _grads_list(ret, list_order)  # dx, [dW, db]
         if returned is None and isinstance(ret, (tuple, list)) and len(ret) == len(slots) + 1:
@@ -482,6 +499,7 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                 return _loss_value(o, forward, x_, static_[0], fwd_extra, own=own)
             return _run_forward(o, forward, x_, fwd_extra)
         out = run_forward_on(x, static, True)
+        state = grad_state(o) if accumulates_by_design(o) else None
         calls = []
 
         def backward(ct):
@@ -490,6 +508,8 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                     slot.set(o, np.array(value, dtype=dtype, copy=True))
             x_, static_ = x, static
             if calls:  # the next step: the forward again, on the input as it was given
+                if state is not None:  # its zero_grad() between two steps
+                    restore_grads(o, state)
                 x_, static_ = np.array(again[0], copy=True), copy.deepcopy(again[1])
                 run_forward_on(x_, static_, False)
             calls.append(1)
@@ -564,6 +584,14 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  raw=raw, static_names=(_target_name(fwd_method),) if loss else ())
 
 
+def _constant_candidates(obj) -> list[tuple[str, tuple]]:
+    """Sequences (N, T, D) for a layer that adds a constant table (L, D) to its input
+    (a sinusoidal positional encoding, ``CONSTANT_NAME``: not a parameter), T < L."""
+    return [("seq", (probe.BATCH, probe.STEPS + 1, v.shape[-1])) for k, v in vars(obj).items()
+            if CONSTANT_NAME.fullmatch(k) and float_array(v) and v.ndim in (2, 3)
+            and v.shape[-2] > probe.STEPS + 1]
+
+
 def sample_shape(cls, given: dict | None = None) -> tuple | None:
     """One sample's shape, where the constructor requires it (``X_dim``, ``input_shape``:
     ``construct`` gives it one, or ``given`` names it): the input is then a batch of such
@@ -632,11 +660,27 @@ def _backward_args(required, takes_lr: bool, x, ct, learn_rate, own: bool = Fals
 CONSTANT = "constant"  # ``agrees``: the forward does not depend on its input there
 
 
+def _returns_other_shape(template, forward: str, backward: str, bwd_req, takes_lr: bool, x,
+                         fwd_extra, rng) -> bool:
+    """Whether the backward, after a forward on ``x``, returns an array that is not of
+    ``x``'s shape: no input gradient for ``x``, so not a shape the layer is written for."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr), np.errstate(all="ignore"):
+            o = copy.deepcopy(template)
+            out = _run_forward(o, forward, np.array(x, copy=True), fwd_extra)
+            g = getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, probe.random_like(
+                rng, np.shape(out)), LEARN_RATE))
+    except Exception:
+        return False
+    return isinstance(g, np.ndarray) and g.shape != np.shape(x)
+
+
 def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fwd_extra,
            rng) -> bool | str | None:
     """Whether the backward's input gradient at ``x`` agrees with central differences of
-    the forward along one random direction (relative 1e-4); None when it returns no input
-    gradient of ``x``'s shape or raises (nothing to tell); ``CONSTANT`` when the forward
+    the forward along one random direction (relative 1e-4); False too when its input
+    gradient has another shape than ``x`` (a reshape written for other inputs); None when
+    it returns no input gradient or raises (nothing to tell); ``CONSTANT`` when the forward
     does not move at all along it (a softmax over an axis of one, on (n, 1): there every
     backward that returns 0 would agree, so the shape tells nothing either)."""
     try:
@@ -645,8 +689,10 @@ def agrees(template, forward: str, backward: str, bwd_req, takes_lr: bool, x, fw
             out = _run_forward(o, forward, np.array(x, copy=True), fwd_extra)
             ct = probe.random_like(rng, np.shape(out))
             g = getattr(o, backward)(*_backward_args(bwd_req, takes_lr, x, ct, LEARN_RATE))
-            if not isinstance(g, np.ndarray) or g.shape != np.shape(x):
+            if not isinstance(g, np.ndarray):
                 return None
+            if g.shape != np.shape(x):  # no gradient of x: not a shape it is written for
+                return False
             v = rng.standard_normal(np.shape(x))
 
             def f(z):
@@ -682,8 +728,24 @@ def _backward_runs(ret) -> float:
 
 
 def _run_forward(o, method: str, x, extra) -> np.ndarray:
+    masks = [e for e in extra if isinstance(e, NoMask)]
+    if masks and masks[0].chosen == 0:  # a required mask: the first kind the forward takes
+        for k in range(len(NoMask.masks(x))):
+            for m in masks:
+                m.chosen = k
+            try:
+                with seeded(), contextlib.redirect_stdout(sys.stderr), np.errstate(
+                        all="ignore"):
+                    ret = getattr(copy.deepcopy(o), method)(x, *with_input(extra, x))
+                output_of(o, ret, method)
+                break
+            except Exception:
+                continue
+        else:
+            for m in masks:
+                m.chosen = 0
     with seeded():
-        ret = getattr(o, method)(x, *extra)
+        ret = getattr(o, method)(x, *with_input(extra, x))
     return output_of(o, ret, method)
 
 

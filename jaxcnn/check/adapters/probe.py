@@ -29,9 +29,12 @@ STEPS = 2  # time steps of a probed sequence (N, T, D): N, T, D and H all differ
 # Candidate shapes of a single input with no parameters to go by, tried in order: a
 # batch of vectors, one vector, one column vector (The Independent Code's layers take
 # (n, 1)), a batch of NCHW images, one CHW image, one HWC image, a batch of NHWC images
-# (even sizes: a 2x2 pool takes them).
+# (even sizes: a 2x2 pool takes them), then a sequence of tokens (N, T, D) and its 2 heads
+# (N, 2, T, D / 2) (a transformer's helpers that split and join heads; a width D = 4 is
+# built with 2 heads).
 LONE_SHAPES = ((BATCH, FEATURES), (FEATURES,), (FEATURES, 1), (2, 2, 4, 6), (2, 4, 6),
-               (4, 6, 2), (2, 4, 6, 2))
+               (4, 6, 2), (2, 4, 6, 2), (BATCH, STEPS + 1, FEATURES),
+               (2, 2, STEPS + 1, FEATURES // 2))
 
 
 def runs(fn: Callable[[], object]) -> tuple[bool, str]:

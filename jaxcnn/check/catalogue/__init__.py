@@ -87,6 +87,11 @@ time_softmax_loss     x (N, T, V); static y (N, T), -1: ignored      mean over t
 attention             q (N, Tq, d), k (N, Tk, d), v (N, Tk, dv)      softmax(q k^T/sqrt d) v
 attention_masked      the same; static mask (Tq, Tk)                 masked scores -> -inf
 causal_attention      q, k, v with Tq = Tk                           causal mask
+self_attention        x (N, T, D), Wq, Wk, Wv, Wo (D, D), bq, bk,    heads, causal and
+                      bv, bo (D,); static heads, causal, transposed  (out, in) weights from
+                      (a module's; Wo and the biases optional)       the module
+self_attention_       x, Wqkv (D, 3D), Wo, bqkv (3D,), bo            as self_attention
+packed
 global_avg_pool       x (N, C, H, W) -> (N, C); ``_keepdims`` ->     mean over H, W
 (_keepdims, _nhwc)    (N, C, 1, 1); ``_nhwc``: x (N, H, W, C)
 cross_entropy_probs   x (N, C) probabilities; static y (N,)          mean -log x[y]
@@ -108,8 +113,11 @@ Each reference may also carry alternates (other valid tie rules, and known wrong
 formulas: the report's overcount, overwriting windows, wrong derivatives, the stride left
 out, batch statistics treated as constants, the unbiased variance, a norm's gradient over
 the other axis, dropout's mask not applied, repeated embedding indices that overwrite,
-tanh' at the input, LSTM/GRU gates in another order, a recurrence dropped, attention
-without the softmax's Jacobian or with its mask left out of the backward, a global pool
+tanh' at the input, LSTM/GRU gates in another order, a recurrence dropped, an LSTM's
+slips (a gate given the other activation's derivative, the forget gate from next_c, ...),
+a norm's backward without its mean's or variance's term, attention without the softmax's
+Jacobian, with its diagonal only, its scale left out of the backward or its mask left out
+of the backward, a global pool
 without its 1/(H W), a cross-entropy of probabilities given the combined softmax-loss
 derivative, an upsampling's gradient read at one position per block), a subgradient
 test (any convex combination at ties and zeros; any slope in [0, 1] at an exact hinge

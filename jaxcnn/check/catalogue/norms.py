@@ -141,7 +141,8 @@ def _alternates(kind: str):
         out.append(wrong("gamma left out of dx", (no_gamma, None, None),
                          "dx is computed from dout where dout * gamma (the gradient of the "
                          "normalised x) belongs"))
-        return out + _with_x(kind, args, static, cotangent) + _other_axis(
+        return out + _with_x(kind, args, static, cotangent) + _terms_left_out(
+            kind, args, static, cotangent) + _other_axis(
             kind, args, static, cotangent) + _wrong_count(kind, args, static, cotangent)
     return alternates
 
@@ -172,6 +173,54 @@ def _wrong_count(kind, args, static, cotangent) -> list[Alternate]:
         f"forward's mean and variance are over {total}: the count of only some of the "
         "statistic's axes (N where N H W belongs, H W where C/G H W belongs)")
         for m in counts]
+
+
+def _statistics_view(kind, args, static, cotangent):
+    """(v, axes, dxhat, xhat, ivar): ``x`` (and dout * gamma) shaped so that every
+    statistic is over ``axes`` (a group norm's groups apart), its normalised input and
+    1 / sqrt(var + eps)."""
+    x, gamma, dout = as_np(args[0]), as_np(args[1]), as_np(cotangent)
+    if kind == "spatial_groupnorm":
+        v, axes = _groups(x, int(static[0])), (2, 3, 4)
+        dxhat = (dout * gamma).reshape(v.shape)
+    elif kind == "spatial_batchnorm":
+        v, axes, dxhat = x, (0, 2, 3), dout * gamma[None, :, None, None]
+    else:
+        v, axes, dxhat = x, ((0,) if kind == "batchnorm" else (1,)), dout * gamma
+    mu = v.mean(axis=axes, keepdims=True)
+    ivar = 1 / np.sqrt(((v - mu) ** 2).mean(axis=axes, keepdims=True) + _eps(static[-1]))
+    return v, axes, dxhat, (v - mu) * ivar, ivar
+
+
+def _terms_left_out(kind, args, static, cotangent) -> list[Alternate]:
+    """The compact backward ``dx = ivar / M (M dxhat - sum dxhat - xhat sum(dxhat
+    xhat))`` (Ioffe & Szegedy 2015, eq. of their section 3, summed) with one of its two
+    terms left out (the mean's, ``- sum dxhat``; the variance's, ``- xhat sum(dxhat
+    xhat)``), and with gamma taken out of the sums (``gamma ivar / M (M dout - sum dout
+    - ...)``: right only when gamma is the same for every value a statistic averages)."""
+    x = as_np(args[0])
+    v, axes, dxhat, xhat, ivar = _statistics_view(kind, args, static, cotangent)
+    m = int(np.prod([v.shape[a] for a in axes]))
+    s1 = dxhat.sum(axis=axes, keepdims=True)
+    s2 = (dxhat * xhat).sum(axis=axes, keepdims=True)
+    out = [wrong("the mean's term left out", ((ivar / m * (m * dxhat - xhat * s2)).reshape(
+        x.shape), None, None), "dx lacks the term through the mean, - sum(dxhat) / M (the "
+        "mean of the normalised input's gradient): dx = (dxhat - xhat mean(dxhat xhat)) / "
+        "sqrt(var + eps)"),
+           wrong("the variance's term left out", ((ivar / m * (m * dxhat - s1)).reshape(
+               x.shape), None, None), "dx lacks the term through the variance, - xhat "
+               "mean(dxhat xhat): dx = (dxhat - mean(dxhat)) / sqrt(var + eps)")]
+    gamma, dout = as_np(args[1]), as_np(cotangent)
+    if np.ptp(gamma) > 0 and kind in ("batchnorm", "layernorm"):
+        d = dout
+        outside = gamma * ivar / m * (m * d - d.sum(axis=axes, keepdims=True) - xhat * (
+            d * xhat).sum(axis=axes, keepdims=True))
+        out.append(wrong("gamma outside the sums", (outside, None, None),
+                         "gamma is multiplied in after the sums (gamma / sqrt(var + eps) (dout "
+                         "- mean(dout) - xhat mean(dout xhat))) where the sums are over dout * "
+                         "gamma: right only when gamma is the same for every value a "
+                         "statistic averages"))
+    return out
 
 
 def _with_x(kind, args, static, cotangent) -> list[Alternate]:

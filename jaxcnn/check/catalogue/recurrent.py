@@ -85,6 +85,91 @@ def lstm_step(x, h, c, wx, wh, b, order: str = "ifog"):
     return o * jnp.tanh(c), c
 
 
+LSTM_SLIPS = {
+    "g given sigmoid's derivative":
+        "the candidate g = tanh(a_g) is given sigmoid's derivative g (1 - g) where tanh's "
+        "1 - g^2 belongs",
+    "sigmoid gates given tanh's derivative":
+        "the sigmoid gates i, f, o are given tanh's derivative 1 - s^2 where sigmoid's "
+        "s (1 - s) belongs",
+    "gate derivatives at the pre-activations":
+        "the gates' derivatives are evaluated at their pre-activations a (a (1 - a), "
+        "1 - a^2) instead of from the gates' outputs (i (1 - i), 1 - g^2)",
+    "forget gate from next_c":
+        "the forget gate's gradient is taken from the new cell state (df = dc * next_c) "
+        "where the previous one belongs (df = dc * prev_c)",
+    "output gate from the cell":
+        "the output gate's gradient is taken from the cell (do = dh * next_c) where its "
+        "tanh belongs (do = dh * tanh(next_c))",
+    "dprev_c without the forget gate":
+        "the cell's gradient is passed back without the forget gate (dprev_c = dc where "
+        "dc * f belongs)",
+}  # an LSTM's named slips (Hochreiter & Schmidhuber 1997, as CS231n writes the step)
+
+
+def lstm_step_backward(x, h, c, wx, wh, b, dh, dc, order: str = GATES,
+                       slip: str | None = None) -> tuple:
+    """An LSTM step's backward in NumPy, right or with ``slip`` (a key of ``LSTM_SLIPS``):
+    (dx, dprev_h, dprev_c, dWx, dWh, db) for the upstream gradients ``dh``, ``dc`` of
+    next_h and next_c. Float64 arrays: x (N, D), h, c (N, H), Wx (D, 4H), Wh (H, 4H),
+    b (4H,), blocks in ``order``."""
+    size = h.shape[1]
+    a = x @ wx + h @ wh + b
+    block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in GATES}
+    i, f, o = (1 / (1 + np.exp(-block[k])) for k in "ifo")
+    g = np.tanh(block["g"])
+    next_c = f * c + i * g
+    tc = np.tanh(next_c)
+    dcell = dc + dh * o * (1 - tc ** 2)
+    outer = {"i": dcell * g, "g": dcell * i,  # dL/dgate
+             "f": dcell * (next_c if slip == "forget gate from next_c" else c),
+             "o": dh * (next_c if slip == "output gate from the cell" else tc)}
+    deriv = {"i": i * (1 - i), "f": f * (1 - f), "o": o * (1 - o), "g": 1 - g ** 2}
+    if slip == "g given sigmoid's derivative":
+        deriv["g"] = g * (1 - g)
+    elif slip == "sigmoid gates given tanh's derivative":
+        deriv.update(i=1 - i ** 2, f=1 - f ** 2, o=1 - o ** 2)
+    elif slip == "gate derivatives at the pre-activations":
+        deriv = {k: (1 - block[k] ** 2) if k == "g" else block[k] * (1 - block[k])
+                 for k in GATES}
+    da = np.concatenate([outer[k] * deriv[k] for k in order], axis=1)
+    dx, dprev_h, dwx, dwh, db = _from_da(x, h, wx, wh, da)
+    dprev_c = dcell if slip == "dprev_c without the forget gate" else dcell * f
+    return dx, dprev_h, dprev_c, dwx, dwh, db
+
+
+def lstm_sequence_backward(x, h0, wx, wh, b, dout, order: str = GATES,
+                           slip: str | None = None, cut: str | None = None) -> tuple:
+    """Backpropagation through time of ``lstm_step`` over x (N, T, D) from h0 (c0 = 0),
+    in NumPy: (dx, dh0, dWx, dWh, db) for ``dout`` (N, T, H), each step's backward with
+    ``slip``; ``cut`` "h": a step's dnext_h is dout[:, t] alone (dh_next not added), "c":
+    its dnext_c is 0 (dc_next not carried)."""
+    hs, cs = [h0], [np.zeros_like(h0)]
+    size = h0.shape[1]
+    for t in range(x.shape[1]):
+        a = x[:, t] @ wx + hs[-1] @ wh + b
+        block = {k: a[:, order.index(k) * size:(order.index(k) + 1) * size] for k in GATES}
+        i, f, o = (1 / (1 + np.exp(-block[k])) for k in "ifo")
+        cs.append(f * cs[-1] + i * np.tanh(block["g"]))
+        hs.append(o * np.tanh(cs[-1]))
+    dx = np.zeros_like(x)
+    dwx, dwh, db = np.zeros_like(wx), np.zeros_like(wh), np.zeros_like(b)
+    dprev_h, dprev_c = np.zeros_like(h0), np.zeros_like(h0)
+    for t in reversed(range(x.shape[1])):
+        dh = dout[:, t] + (0 if cut == "h" else dprev_h)
+        dc = 0 * dprev_c if cut == "c" else dprev_c
+        dx[:, t], dprev_h, dprev_c, dwx_t, dwh_t, db_t = lstm_step_backward(
+            x[:, t], hs[t], cs[t], wx, wh, b, dh, dc, order, slip)
+        dwx, dwh, db = dwx + dwx_t, dwh + dwh_t, db + db_t
+    return dx, dprev_h, dwx, dwh, db
+
+
+def _lstm_slip_alternates(grads_of) -> list[Alternate]:
+    """``wrong-derivative`` alternates of every ``LSTM_SLIPS`` entry: ``grads_of(slip)``,
+    the gradients of the backward with that slip."""
+    return [wrong(name, grads_of(name), note) for name, note in LSTM_SLIPS.items()]
+
+
 LSTM_ORDERS = {"lstm": "ifog", "lstm_ifgo": "ifgo", "lstm_fgio": "fgio"}
 
 
@@ -234,6 +319,8 @@ def _lstm_step_alternates(args, static, cotangent, order: str = GATES):
                                                         g, c, tc, order),
                  "the gradient through next_h = o tanh(next_c) reaches the cell as dnext_h * o, "
                  "without tanh'(next_c) = 1 - tanh(next_c)^2")]
+    out += _lstm_slip_alternates(lambda slip: lstm_step_backward(
+        x, h, c, wx, wh, b, dh, dc, order, slip))
     for perm in itertools.permutations(order):
         if "".join(perm) == order:
             continue
@@ -283,16 +370,79 @@ def _gru_alternates(args, static, cotangent, order: str = "rzn"):
                       "missing-accumulation",
                       "dprev_h keeps only the path through the gates (dah @ Wh.T): the direct "
                       "term dnext_h * z of next_h = (1 - z) n + z prev_h is overwritten (`=` "
-                      "where `+=` belongs)")]
+                      "where `+=` belongs)")] + _gru_slips(x, h, wx, wh, ah, r, z, n, dout,
+                                                            order)
 
 
-def _recurrence_dropped(step, lstm):
+def _gru_slips(x, h, wx, wh, ah, r, z, n, dout, order: str) -> list[Alternate]:
+    """A GRU step's slips (Cho et al. 2014, in PyTorch's form next_h = (1 - z) n + z
+    prev_h), ``wrong-derivative``: the candidate n given sigmoid's derivative n (1 - n),
+    the gates r, z tanh's 1 - s^2; the update gate's gradient with the other convention's
+    sign (``dz = dnext_h * (n - prev_h) ...``, of next_h = z n + (1 - z) prev_h); the reset
+    gate left out of the candidate's recurrent path (``dah_n = dn`` where ``dn * r``
+    belongs)."""
+    size = h.shape[1]
+    ahn = ah[:, 2 * size:]
+
+    def grads(dn, dz, dr, reset=True):
+        blocks = {"r": dr, "z": dz}
+        dax = np.concatenate([blocks[order[0]], blocks[order[1]], dn], axis=1)
+        dah = np.concatenate([blocks[order[0]], blocks[order[1]], dn * r if reset else dn],
+                             axis=1)
+        return (dax @ wx.T, dah @ wh.T + dout * z, x.T @ dax, h.T @ dah, dax.sum(axis=0))
+
+    dn = dout * (1 - z) * (1 - n ** 2)
+    dz = dout * (h - n) * z * (1 - z)
+    dr = dn * ahn * r * (1 - r)
+    dn_sig = dout * (1 - z) * n * (1 - n)
+    return [
+        wrong("n given sigmoid's derivative", grads(dn_sig, dz, dn_sig * ahn * r * (1 - r)),
+              "the candidate n = tanh(...) is given sigmoid's derivative n (1 - n) where "
+              "tanh's 1 - n^2 belongs"),
+        wrong("gates given tanh's derivative", grads(
+            dn, dout * (h - n) * (1 - z ** 2), dn * ahn * (1 - r ** 2)),
+              "the sigmoid gates r, z are given tanh's derivative 1 - s^2 where sigmoid's "
+              "s (1 - s) belongs"),
+        wrong("update gate's sign of the other convention", grads(dn, -dz, dr),
+              "dz = dnext_h * (n - prev_h) * z (1 - z): the other convention's (next_h = z n + "
+              "(1 - z) prev_h) where the forward's next_h = (1 - z) n + z prev_h gives "
+              "(prev_h - n)"),
+        wrong("reset gate left out of the candidate's recurrent path", grads(
+            dn, dz, dr, reset=False),
+              "the candidate's recurrent block gets dn where dn * r belongs (n = tanh(a_n + "
+              "r * (prev_h Wh)_n))"),
+    ]
+
+
+def _recurrence_dropped(step, lstm, order: str = GATES):
+    """A sequence backward that drops the recurrence: every path back through time, and
+    for an LSTM each of its two (dh_next never added to dout[t]; dc_next never carried to
+    the step before), all ``missing-accumulation``."""
     def alternates(args, static, cotangent):
         grads = vjp(_sequence(step, lstm, cut=True), args, cotangent)
-        return [Alternate("recurrence dropped", grads, False, "missing-accumulation",
-                          "each step's backward gets only dout[t]: the gradient flowing back "
-                          "from step t + 1 (dprev_h) is not added (`dh = dout[:, t]` where "
-                          "`dh = dout[:, t] + dprev_h` belongs)")]
+        out = [Alternate("recurrence dropped", grads, False, "missing-accumulation",
+                         "each step's backward gets only dout[t]: the gradient flowing back "
+                         "from step t + 1 (dprev_h) is not added (`dh = dout[:, t]` where "
+                         "`dh = dout[:, t] + dprev_h` belongs)")]
+        if lstm:
+            x, h0, wx, wh, b = (as_np(a) for a in args)
+            dout = as_np(cotangent)
+
+            def bptt(slip=None, cut=None):
+                return lstm_sequence_backward(x, h0, wx, wh, b, dout, order, slip, cut)
+            out += _lstm_slip_alternates(bptt)
+            out += [Alternate("dh_next not accumulated", bptt(cut="h"), False,
+                              "missing-accumulation",
+                              "each step's backward gets dout[t] alone as its dnext_h: the "
+                              "dprev_h of step t + 1 is not added (`dh = dout[:, t]` where "
+                              "`dh = dout[:, t] + dprev_h` belongs); the cell's gradient is "
+                              "carried"),
+                    Alternate("dc_next not carried", bptt(cut="c"), False,
+                              "missing-accumulation",
+                              "each step's backward starts its cell gradient from zero: the "
+                              "dprev_c of step t + 1 is not passed back as dnext_c (the "
+                              "hidden state's gradient is carried)")]
+        return out
     return alternates
 
 
@@ -382,7 +532,7 @@ def sequence_spec(kind: str) -> Spec:
                 Reference(f"{step_name} over time (h0 given"
                           + (f", c0 = 0, gates {', '.join(order)})" if lstm else ")"),
                           lambda args, static: _sequence(step, lstm)(*args),
-                          _recurrence_dropped(step, lstm)), _sequence_sets(gates),
+                          _recurrence_dropped(step, lstm, order)), _sequence_sets(gates),
                 names=names, layouts=tuple(LSTM_ORDERS) if kind == "lstm" else
                 tuple(GRU_STEPS) if kind == "gru" else ())
 
