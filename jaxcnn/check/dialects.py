@@ -223,6 +223,8 @@ def _functions(module, own) -> dict:
 def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
     """(dialect kind, forward name, backward name, options) of the deep-learning
     specialisation's functions in ``functions`` (name -> function)."""
+    from jaxcnn.check.adapters.specialisation_rnn import rnn_kind
+
     out = []
     for name, fn in functions.items():
         params = _params(fn)
@@ -232,6 +234,10 @@ def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
         if back not in functions:
             continue
         first = lowered[0] if lowered else ""
+        recurrent = rnn_kind(name, lowered)
+        if recurrent is not None:
+            out.append((recurrent, name, back, {}))
+            continue
         hparams = any(p in ("hparameters", "hparams", "hyperparameters") for p in lowered)
         if hparams and "pool" in name.lower():
             out.append(("pool", name, back, {"mode": "mode" in lowered}))
@@ -261,7 +267,11 @@ def specialisation(module, file, own, taken: set, companions=()) -> tuple[list[L
     for kind, fwd_name, bwd_name, opts in pairs:
         fwd, bwd = functions[fwd_name], functions[bwd_name]
         try:
-            if kind == "conv":
+            if kind in ("rnn_cell", "lstm_cell", "rnn_columns", "lstm_columns"):
+                from jaxcnn.check.adapters.specialisation_rnn import from_rnn
+
+                layers.append(from_rnn(fwd, bwd, kind, fwd_name, file))
+            elif kind == "conv":
                 layers.append(sp.from_conv(fwd, bwd, fwd_name, file))
             elif kind == "pool":
                 for mode in (("max", "average") if opts["mode"] else ("max",)):
