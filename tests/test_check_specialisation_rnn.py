@@ -112,3 +112,15 @@ def test_the_lstm_cells_tanh_of_c_next_at_its_input_is_named(tmp_path):
     v = verdicts(path, ("lstm_cell_forward",))["lstm_cell_forward"]
     assert v["c_prev"] == ("wrong-derivative", "tanh'(c_next) as 1 - c_next^2")
     assert v["Wo"] == ("correct", None)  # dot uses tanh(c_next) itself
+
+
+def test_test_case_builders_and_evaluation_helpers_are_skipped_with_a_reason():
+    path = FIXTURE.parent / "not_layers.py"
+    found = find_layers(load_file(path), str(path), [])
+    assert [la.name for la in found.layers] == ["relu"]
+    skipped = dict(found.skipped)
+    for name in ("linear_forward_test_case", "linear_backward_test_case",
+                 "L_model_forward_test_case_2hidden", "rnn_cell_forward_tests"):
+        assert "test-case builder" in skipped[name], (name, skipped)
+    assert "torch.no_grad()" in skipped["split_loss"]
+    assert "takes no array (split)" in skipped["eval_loss"]
