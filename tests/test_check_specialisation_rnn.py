@@ -124,3 +124,34 @@ def test_test_case_builders_and_evaluation_helpers_are_skipped_with_a_reason():
         assert "test-case builder" in skipped[name], (name, skipped)
     assert "torch.no_grad()" in skipped["split_loss"]
     assert "takes no array (split)" in skipped["eval_loss"]
+
+
+LOGISTIC = FIXTURE.parent / "logistic.py"
+
+
+def _propagate(path: Path) -> dict:
+    found = find_layers(load_file(path), str(path), [])
+    (layer,) = [la for la in found.layers if la.name == "propagate"]
+    assert layer.kind == "logistic_regression"
+    return {c.quantity: (c.kind, c.scale) for c in check_layer(layer, fd_seconds=0.02).checks}
+
+
+def test_logistic_regressions_propagate_is_checked_exactly():
+    assert _propagate(LOGISTIC) == {"w": ("correct", None), "b": ("correct", None)}
+
+
+@pytest.mark.parametrize("old, new, want", [
+    ("    dw = np.dot(X, (A - Y).T) / m", "    dw = np.dot(X, (A - Y).T)",
+     {"w": ("scaled", pytest.approx(6.0)), "b": ("correct", None)}),
+    ("    db = np.sum(A - Y) / m", "    db = np.sum(Y - A) / m",
+     {"w": ("correct", None), "b": ("sign-flipped", pytest.approx(-1.0))}),
+    ("    db = np.sum(A - Y) / m", "    db = (A - Y) / m",
+     {"w": ("correct", None), "b": ("wrong-shape", None)}),
+], ids=["one-over-m-left-out", "sign-of-a-minus-y", "db-not-summed"])
+def test_logistic_regressions_slips_are_named(tmp_path, old, new, want):
+    source = LOGISTIC.read_text()
+    assert source.count(old) == 1
+    path = tmp_path / "logistic.py"
+    path.write_text(source.replace(old, new))
+    got = _propagate(path)
+    assert {q: got[q] for q in want} == want, got

@@ -357,6 +357,23 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
     return layers, skipped
 
 
+def logistic_propagates(module, file, own, taken: set, companions=()) -> tuple[list[Layer],
+                                                                               list]:
+    """The specialisation's ``propagate(w, b, X, Y) -> (grads, cost)`` (logistic
+    regression): ``adapters.logistic``."""
+    from jaxcnn.check.adapters.logistic import from_propagate, is_propagate
+
+    layers, skipped = [], []
+    for name, fn in _functions(module, own).items():
+        if name in taken or not is_propagate(name, _required(fn)):
+            continue
+        try:
+            layers.append(from_propagate(fn, name, file))
+        except Exception as exc:
+            skipped.append(refused(name, exc, "logistic"))
+    return layers, skipped
+
+
 def network_pair_names(module, own) -> set[str]:
     """``L_model_forward`` / ``L_model_backward`` the network finder checks (with a
     ``compute_cost`` beside them): the CS231n finder leaves them."""
@@ -752,9 +769,9 @@ def whole_functions(module, file, own, taken: set, companions=()) -> tuple[list[
     return layers, skipped
 
 
-FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
-           torch_functions, derivative_pairs, explicit_pairs, derivative_classes,
-           whole_functions)
+FINDERS = (module_classes, specialisation, network_pairs, logistic_propagates, model_losses,
+           linear_losses, torch_functions, derivative_pairs, explicit_pairs,
+           derivative_classes, whole_functions)
 
 __all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
            "module_classes", "refused"]
