@@ -12,6 +12,10 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   ``adapters.function_args``;
 * ``specialisation``: the deep-learning specialisation's NHWC functions with an
   ``hparameters`` dict, ``mode`` or ``activation`` argument: ``adapters.specialisation``;
+  its RNN / LSTM cells and sequences with a ``parameters`` dict
+  (``rnn_cell_forward(xt, a_prev, parameters)``): ``adapters.specialisation_rnn``;
+* ``logistic_propagates``: its logistic regression's ``propagate(w, b, X, Y) -> (grads,
+  cost)``: ``adapters.logistic``;
 * ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
   network's cost and gradients dict): ``adapters.network_pair``;
 * ``model_losses``: classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params``

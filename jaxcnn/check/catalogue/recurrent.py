@@ -39,7 +39,14 @@ time_softmax_loss   x (N, T, V); static y (N, T), -1 where   -sum over kept step
 The deep-learning specialisation's cells (course 5), examples in columns: ``rnn_cell``
 (xt (n_x, m), a_prev (n_a, m), Wax, Waa, ba (n_a, 1) -> tanh(Wax xt + Waa a_prev + ba))
 and ``lstm_cell`` (xt, a_prev, c_prev, Wf, bf, Wi, bi, Wc, bc, Wo, bo on [a_prev; xt] ->
-a_next, c_next); their dicts are the dialect adapters' to map.
+a_next, c_next); ``rnn_columns`` / ``lstm_columns``: the cell over the last axis of x
+(n_x, m, T_x) from a0 (n_a, m), c0 = 0, through ``_sequence``; their dicts are
+``adapters.specialisation_rnn``'s to map. Their alternates are the exercise's slips
+written as forwards whose derivative slipped (``slipped``, ``forget_times_cell``), so
+``jax.vjp`` carries a cell's slip through a sequence: tanh' as ``1 - a``, at its input or
+left out; a gate's sigmoid derivative left out; tanh'(c_next) as ``1 - c_next^2``;
+dc_prev without the forget gate (a sequence: the usual ones, ``LSTM_SEQUENCE_SLIPS``,
+and the recurrence dropped).
 
 ``lstm_step`` has two outputs: its backward gets ``dnext_h, dnext_c`` and returns
 ``dx, dprev_h, dprev_c, dWx, dWh, db`` (see ``Spec.outputs``).
