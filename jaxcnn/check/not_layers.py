@@ -5,9 +5,12 @@ the file's "Skipped" lines say why.
   ``public_tests.py`` (``linear_forward_test_case()``, ``L_model_backward_test_case()``,
   ``rnn_cell_forward_tests(target)``, ``rnn_forward_test(target)``), often imported or
   pasted into notebooks: they build inputs or run assertions, and take no array;
-* evaluation helpers: a function under ``@torch.no_grad()`` / ``@torch.inference_mode()``
-  (Karpathy's makemore ``split_loss(split)``), or a loss whose arguments name a data
-  split, not an array (``split``, ``mode``, ``phase``): it computes no gradient.
+* evaluation helpers that take no array: a function under ``@torch.no_grad()`` /
+  ``@torch.inference_mode()`` with no argument or only a data split's name (Karpathy's
+  makemore ``split_loss(split)``, nanoGPT's ``estimate_loss()``), or a loss whose
+  arguments only name a data split (``split``, ``mode``, ``phase``): it computes no
+  gradient. A function under ``no_grad`` that takes arrays (a manual backward written
+  with torch tensors) is still a layer.
 
 No import of JAX or NumPy: the finders ask before anything is built.
 """
@@ -34,10 +37,11 @@ def why_not_a_layer(name: str, fn) -> str | None:
     if TEST_CASE.search(lowered):
         return ("a test-case builder (inputs or assertions for a test, as in the course's "
                 "testCases.py): not a layer")
-    if _under_no_grad(fn):
-        return "an evaluation helper under torch.no_grad(): it computes no gradient"
     params = _required(fn)
-    if "loss" in lowered and params and all(p.lower() in NOT_ARRAYS for p in params):
+    no_array = all(p.lower() in NOT_ARRAYS for p in params)  # none, or a split's name
+    if no_array and _under_no_grad(fn):  # a manual backward under no_grad takes arrays
+        return "an evaluation helper under torch.no_grad(): it computes no gradient"
+    if "loss" in lowered and params and no_array:
         return (f"an evaluation helper: it takes no array ({', '.join(params)}), only the "
                 "name of what to evaluate")
     return None
