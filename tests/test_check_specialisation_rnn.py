@@ -156,3 +156,16 @@ def test_logistic_regressions_slips_are_named(tmp_path, old, new, want):
     path.write_text(source.replace(old, new))
     got = _propagate(path)
     assert {q: got[q] for q in want} == want, got
+
+
+def test_a_gates_gradient_named_for_the_gate_is_its_inputs_and_not_a_first_wrong_step(
+        tmp_path):
+    """The exercise's ``dot = da_next * np.tanh(c_next) * ot * (1 - ot)`` is the gradient
+    of the output gate's input (``ot = sigmoid(...)``): right, so the first wrong step of a
+    cell whose da_prev reads other weights is da_prev's line, not dot's."""
+    path = planted(tmp_path, "    da_prev = (np.dot(Wf[:, :n_a].T, dft)",
+                   "    da_prev = (np.dot(Wf[:, :n_a].T, 2 * dft)")
+    report = check_layer(layers(path)["lstm_cell_forward"], fd_seconds=0.02)
+    first = report.first_wrong_step
+    assert first is not None and first.name == "da_prev", first
+    assert {"dot", "dcct", "dit", "dft"} <= set(first.right_before)
