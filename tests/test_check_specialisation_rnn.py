@@ -169,3 +169,31 @@ def test_a_gates_gradient_named_for_the_gate_is_its_inputs_and_not_a_first_wrong
     first = report.first_wrong_step
     assert first is not None and first.name == "da_prev", first
     assert {"dot", "dcct", "dit", "dft"} <= set(first.right_before)
+
+
+CHAR = FIXTURE.parent / "char_rnn.py"
+
+
+def _char(path: Path):
+    found = find_layers(load_file(path), str(path), [])
+    (layer,) = found.layers
+    assert layer.kind == "char_rnn"
+    return {c.quantity: c.kind for c in check_layer(layer, fd_seconds=0.02).checks}, dict(
+        found.skipped)
+
+
+def test_the_character_models_rnn_forward_and_backward_are_one_network():
+    verdict, skipped = _char(CHAR)
+    assert verdict == dict.fromkeys(("Wax", "Waa", "Wya", "b", "by"), "correct")
+    assert "checked through them" in skipped["rnn_step_forward"]
+    assert "only sizes" in skipped["get_initial_loss"]
+
+
+def test_the_character_models_dropped_recurrence_is_found(tmp_path):
+    source = CHAR.read_text()
+    old = '    da = np.dot(parameters["Wya"].T, dy) + gradients["da_next"]'
+    path = tmp_path / "char_rnn.py"
+    path.write_text(source.replace(old, '    da = np.dot(parameters["Wya"].T, dy)'))
+    verdict, _ = _char(path)
+    assert verdict["Wya"] == verdict["by"] == "correct"
+    assert all(verdict[q] != "correct" for q in ("Wax", "Waa", "b")), verdict

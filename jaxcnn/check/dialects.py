@@ -227,15 +227,25 @@ def _functions(module, own) -> dict:
 def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
     """(dialect kind, forward name, backward name, options) of the deep-learning
     specialisation's functions in ``functions`` (name -> function)."""
-    from jaxcnn.check.adapters.specialisation_rnn import rnn_kind
+    from jaxcnn.check.adapters.specialisation_rnn import is_char_rnn, rnn_kind
 
     out = []
+    char = [n for n, f in functions.items() if re.fullmatch(r"rnn_forward", n)
+            and "rnn_backward" in functions
+            and is_char_rnn([p.lower() for p in _params(f)],
+                            [p.lower() for p in _params(functions["rnn_backward"])])]
+    if char:  # Dinosaur Island's utils.py: its step functions are checked through it
+        out.append(("char_rnn", "rnn_forward", "rnn_backward", {}))
+        if {"rnn_step_forward", "rnn_step_backward"} <= set(functions):
+            out.append(("char_rnn_step", "rnn_step_forward", "rnn_step_backward", {}))
     for name, fn in functions.items():
         params = _params(fn)
         lowered = [p.lower() for p in params]
         m = re.fullmatch(r"(.*?)_?forward(.*)", name)
         back = f"{m.group(1)}_backward{m.group(2)}" if m else f"{name}_backward"
         if back not in functions:
+            continue
+        if char and name in ("rnn_forward", "rnn_step_forward"):
             continue
         first = lowered[0] if lowered else ""
         recurrent = rnn_kind(name, lowered)
@@ -271,7 +281,14 @@ def specialisation(module, file, own, taken: set, companions=()) -> tuple[list[L
     for kind, fwd_name, bwd_name, opts in pairs:
         fwd, bwd = functions[fwd_name], functions[bwd_name]
         try:
-            if kind in ("rnn_cell", "lstm_cell", "rnn_columns", "lstm_columns"):
+            if kind == "char_rnn":
+                from jaxcnn.check.adapters.specialisation_rnn import from_char_rnn
+
+                layers.append(from_char_rnn(fwd, bwd, fwd_name, file))
+            elif kind == "char_rnn_step":
+                skipped.append((fwd_name, "a step of rnn_forward / rnn_backward beside it "
+                                "(the character-level model): checked through them"))
+            elif kind in ("rnn_cell", "lstm_cell", "rnn_columns", "lstm_columns"):
                 from jaxcnn.check.adapters.specialisation_rnn import from_rnn
 
                 layers.append(from_rnn(fwd, bwd, kind, fwd_name, file))

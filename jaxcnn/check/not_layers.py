@@ -8,7 +8,8 @@ the file's "Skipped" lines say why.
 * evaluation helpers that take no array: a function under ``@torch.no_grad()`` /
   ``@torch.inference_mode()`` with no argument or only a data split's name (Karpathy's
   makemore ``split_loss(split)``, nanoGPT's ``estimate_loss()``), or a loss whose
-  arguments only name a data split (``split``, ``mode``, ``phase``): it computes no
+  arguments only name a data split (``split``, ``mode``, ``phase``) or sizes (the
+  character model's ``get_initial_loss(vocab_size, seq_length)``): it computes no
   gradient. A function under ``no_grad`` that takes arrays (a manual backward written
   with torch tensors) is still a layer.
 
@@ -25,6 +26,7 @@ TEST_CASE = re.compile(r"(^tests?_|_tests?$|_test_?cases?(_\w+)?$|^test_?cases?$
 NO_GRAD = re.compile(r"^\s*@\s*(torch\.)?(no_grad|inference_mode|enable_grad\(False\))\b",
                      re.MULTILINE)
 NOT_ARRAYS = {"split", "mode", "phase", "stage", "dataset", "which", "name", "split_name"}
+SIZE = re.compile(r"(\w+_)?(size|length|len|dim|count)|n_\w+|num_\w+")
 LAYERISH = re.compile(r"forward|backward|backprop|propagat|loss|_cell|grad")
 
 
@@ -44,6 +46,9 @@ def why_not_a_layer(name: str, fn) -> str | None:
     if "loss" in lowered and params and no_array:
         return (f"an evaluation helper: it takes no array ({', '.join(params)}), only the "
                 "name of what to evaluate")
+    if "loss" in lowered and params and all(SIZE.fullmatch(p.lower()) for p in params):
+        return (f"a helper that takes only sizes ({', '.join(params)}), no array: not a "
+                "loss to differentiate")
     return None
 
 

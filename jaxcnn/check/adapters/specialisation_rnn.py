@@ -21,6 +21,14 @@ and by (n_y, 1). The prediction (a softmax) has no backward in the exercise: onl
 arrays, not checked. The math (cells, sequences, the assignment's usual slips) is the
 catalogue's (``catalogue.recurrent``: kinds ``rnn_cell``, ``lstm_cell``, ``rnn_columns``,
 ``lstm_columns``); this module maps the dicts to the engine's ``Layer``.
+
+The same week's character-level model ("Dinosaur Island", ``utils.py``)::
+
+    rnn_forward(X, Y, a0, parameters, vocab_size=27) -> (loss, cache)  # X: indices
+    rnn_backward(X, Y, parameters, cache) -> (gradients, a)             # dWax, ..., dby
+
+is one network (``from_char_rnn``, kind ``char_rnn``), checked against finite
+differences of its own loss.
 """
 
 from __future__ import annotations
@@ -148,4 +156,81 @@ def rnn_kind(name: str, params: list[str]) -> str | None:
     return ("lstm" if lstm else "rnn") + ("_cell" if cell else "_columns")
 
 
-__all__ = ["from_rnn", "rnn_kind"]
+CHAR_RNN_KEYS = ("Wax", "Waa", "Wya", "b", "by")
+CHAR_VOCAB, CHAR_HIDDEN = 5, 4
+
+
+def is_char_rnn(forward_params: list[str], backward_params: list[str]) -> bool:
+    """Whether the pair is the character-level language model's ("Dinosaur Island", its
+    ``utils.py``): ``rnn_forward(X, Y, a0, parameters, vocab_size=27) -> (loss, cache)``
+    with ``rnn_backward(X, Y, parameters, cache) -> (gradients, a)`` (lower-cased
+    argument names)."""
+    return (forward_params[:4] == ["x", "y", "a0", "parameters"]
+            and backward_params[:4] == ["x", "y", "parameters", "cache"])
+
+
+def _char_inputs(seed: int) -> list:
+    """Two input sets of the character model: X a list of indices led by None (the
+    exercise's zero first input), Y the next characters, a0 (n_a, 1)."""
+    from jaxcnn.check.layer import InputSet
+
+    sets = []
+    for k, steps in enumerate((4, 2)):
+        rng = np.random.default_rng([seed, 23, k])
+        chars = [int(c) for c in rng.integers(0, CHAR_VOCAB, steps)]
+        x, y = [None, *chars[:-1]], chars
+        shapes = {"Wax": (CHAR_HIDDEN, CHAR_VOCAB), "Waa": (CHAR_HIDDEN, CHAR_HIDDEN),
+                  "Wya": (CHAR_VOCAB, CHAR_HIDDEN), "b": (CHAR_HIDDEN, 1),
+                  "by": (CHAR_VOCAB, 1)}
+        args = tuple(0.5 * rng.standard_normal(shapes[key]) for key in CHAR_RNN_KEYS)
+        a0 = 0.5 * rng.standard_normal((CHAR_HIDDEN, 1))
+        sets.append(InputSet("random", f"{steps} characters of a {CHAR_VOCAB}-letter "
+                             f"vocabulary, n_a = {CHAR_HIDDEN}", args, (x, y, a0)))
+    return sets
+
+
+def from_char_rnn(forward: Callable, backward: Callable, name: str | None = None,
+                  file: str | None = None) -> Layer:
+    """A ``Layer`` for the character model's ``rnn_forward(X, Y, a0, parameters,
+    vocab_size)`` / ``rnn_backward(X, Y, parameters, cache)`` (see ``is_char_rnn``): the
+    loss (a sum of each step's cross-entropy) against finite differences of its own
+    forward, each of ``dWax``, ``dWaa``, ``dWya``, ``db``, ``dby`` checked (the numeric
+    oracle; ``da_next`` is an intermediate)."""
+
+    def run(args, static, own: bool):
+        x, y, a0 = static
+        params = dict(zip(CHAR_RNN_KEYS, args if own else
+                          (np.array(a, copy=True) for a in args), strict=True))
+        result = forward(list(x), list(y), a0 if own else np.array(a0, copy=True), params,
+                         CHAR_VOCAB)
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError(f"{getattr(forward, '__name__', 'it')} must return (loss, cache)")
+        return params, np.asarray(result[0], np.float64).reshape(()), result[1]
+
+    def fwd(args, static):
+        return run(args, static, False)[1]
+
+    def vjp(args, static, own: bool = False):
+        params, loss, cache = run(args, static, own)
+
+        def back(ct):
+            result = backward(list(static[0]), list(static[1]), params, cache)
+            grads = result[0] if isinstance(result, (tuple, list)) else result
+            if not isinstance(grads, dict):
+                raise TypeError(f"{getattr(backward, '__name__', 'it')} must return a "
+                                "gradients dict (or (gradients, a))")
+            return tuple(None if grads.get("d" + k) is None
+                         else float(ct) * np.asarray(grads["d" + k], np.float64)
+                         for k in CHAR_RNN_KEYS)
+        return loss, back
+
+    note = ("the character-level model: the loss, a sum over the steps of -log y_hat[Y[t]], "
+            "against finite differences of your own rnn_forward; da_next is an "
+            "intermediate, not checked")
+    return Layer(name or forward.__name__, "char_rnn", "specialisation", CHAR_RNN_KEYS, fwd,
+                 vjp, None, _char_inputs, file=file, notes=(note,),
+                 sources=(forward, backward), static_names=("X", "Y", "a0"),
+                 raw=lambda args, static: vjp(args, static, own=True))
+
+
+__all__ = ["from_char_rnn", "from_rnn", "is_char_rnn", "rnn_kind"]
