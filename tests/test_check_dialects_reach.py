@@ -250,11 +250,18 @@ def test_conv_and_pool_classes_are_checked_at_a_second_stride_and_padding():
     padding are checked at other values too, each a row of its own, against the exact
     oracle at the object's own settings (and its named mistakes)."""
     f = found("conv_settings.py")
-    assert f.skipped == []
+    # code that refuses another stride by design is skipped at it, not failed
+    assert [(n.rsplit(":", 1)[-1], why.split(" (")[0]) for n, why in f.skipped] == [
+        ("ConvStrideOne (stride=2)", "not checked at these settings: the code refuses them")]
     assert sorted(layer.name for layer in f.layers) == [
         "AvgPool", "AvgPool (stride=1)", "Conv2D", "Conv2D (stride=2, padding=1)",
-        "ConvNoStride", "ConvNoStride (stride=2, padding=1)"]
+        "ConvLayer", "ConvLayer (stride=2, padding=1)", "ConvNoStride",
+        "ConvNoStride (stride=2, padding=1)", "ConvStrideOne"]
+    # one sample's shape required (X_dim): odd sizes, which stride 2 tiles
+    dim = next(x for x in f.layers if x.name == "ConvLayer (stride=2, padding=1)")
+    assert any("X_dim=(2, 7, 9)" in n for n in dim.notes)
     v = verdicts(f)
+    assert v[("ConvLayer (stride=2, padding=1)", "W")][::2] == ("correct", "exact")
     for quantity in ("x", "W", "b"):
         assert v[("Conv2D (stride=2, padding=1)", quantity)][::2] == ("correct", "exact")
         assert v[("ConvNoStride", quantity)][0] == "correct"  # stride 1: nothing shows
@@ -262,3 +269,17 @@ def test_conv_and_pool_classes_are_checked_at_a_second_stride_and_padding():
     assert v[("ConvNoStride (stride=2, padding=1)", "W")][::2] == ("wrong-window", "exact")
     assert v[("AvgPool", "x")][0] == "correct"  # windows that do not overlap
     assert v[("AvgPool (stride=1)", "x")][0] == "missing-accumulation"
+
+
+def test_a_class_name_given_to_layer_picks_its_second_setting_rows_too():
+    from types import SimpleNamespace
+
+    from jaxcnn.check.api import _select
+
+    rows = [SimpleNamespace(name=n) for n in (
+        "ConvLayer", "ConvLayer (stride=2, padding=1)", "file.py:Pool (stride=1)", "Pool2")]
+    assert [r.name for r in _select(rows, [], ["ConvLayer"])[0]] == [
+        "ConvLayer", "ConvLayer (stride=2, padding=1)"]
+    assert [r.name for r in _select(rows, [], ["ConvLayer (stride=2, padding=1)"])[0]] == [
+        "ConvLayer (stride=2, padding=1)"]
+    assert [r.name for r in _select(rows, [], ["Pool"])[0]] == ["file.py:Pool (stride=1)"]

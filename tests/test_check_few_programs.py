@@ -135,3 +135,24 @@ def test_the_fc_chains_shapes_compile_nothing():
         shape = _output_shape(Layer, (6, 13), (rng.standard_normal(13),
                                                rng.standard_normal(13)), ({"mode": "train"},))
     assert shape == (6, 13) and count == []
+
+
+def test_the_overcount_alternate_has_the_reports_vjp_bit_for_bit(x64):
+    """``pool.overcount_max`` (no custom_vjp: stored by its forward) gives the VJP of the
+    report's ``model.window_max(..., "report")`` exactly: ties, -0.0, NaN, infinities, in
+    float64 and float32, eagerly and compiled."""
+    from jaxcnn import model
+    from jaxcnn.check.catalogue import pool
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        w = rng.integers(-2, 3, (6, 5, 4)).astype(dtype)  # tie-rich
+        w[0, 0], w[0, 1], w[1, 1], w[1, 2] = -0.0, [np.nan, 1, 1, 0], [np.inf, np.inf, 1, 2], [
+            -np.inf] * 4
+        g = rng.standard_normal((6, 5)).astype(dtype)
+        for run in (lambda f: f, jax.jit):
+            want, got = (np.asarray(run(lambda v, c, f=f: jax.vjp(f, v)[1](c)[0])(w, g))
+                         for f in (lambda v: model.window_max(v, "report"), pool.overcount_max))
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

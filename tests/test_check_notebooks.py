@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxcnn.check import notebook
+from jaxcnn.check import cells, notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,11 +124,11 @@ def test_cells_are_numbered_among_all_cells():
 
 
 def test_where_names_the_cell():
-    name = notebook.cell_filename("/tmp/x/nb.ipynb", 7)
-    assert notebook.where(name, 3) == "nb.ipynb, cell 7, line 3"
-    assert notebook.line_text(name, 3) == "cell 7, line 3"
-    assert notebook.where("/tmp/x/layers.py", 3) == "layers.py:3"
-    assert notebook.split_filename(name) == ("/tmp/x/nb.ipynb", 7)
+    name = cells.cell_filename("/tmp/x/nb.ipynb", 7)
+    assert cells.where(name, 3) == "nb.ipynb, cell 7, line 3"
+    assert cells.line_text(name, 3) == "cell 7, line 3"
+    assert cells.where("/tmp/x/layers.py", 3) == "layers.py:3"
+    assert cells.split_filename(name) == ("/tmp/x/nb.ipynb", 7)
 
 
 # ------------------------------------------------------------------ checking a notebook

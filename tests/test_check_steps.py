@@ -512,3 +512,26 @@ def test_a_sequence_layers_state_attribute_is_no_forward_quantity_to_pair_with()
     assert not report.ok
     first = report.first_wrong_step
     assert first is None or first.code != "self.dh = dh", first.text()
+
+
+def test_a_wrong_window_index_is_named_where_it_differs_from_the_forward():
+    """The first wrong step of a windowed backward was the `+=` line that writes the
+    window, with no word on `vert_start = h` (the forward's `h * stride`), the line to
+    fix. The lines computing its indices are named, and where the forward computes the
+    same name or slice differently, the forward's line beside it."""
+    path = ROOT / "tests" / "fixtures" / "dialects" / "window_index.py"
+    source = path.read_text().splitlines()
+    layers = {layer.name: layer for layer in find_layers(load_file(path), str(path), [])
+              .layers}
+    pool = check_layer(layers["pool_forward (max)"])
+    first = pool.first_wrong_step
+    assert first is not None and "dA_prev[i, vert_start:vert_end" in first.code
+    ((line, code, other),) = first.window
+    assert code == "vert_start = h  # BUG: the forward's h * stride"
+    assert source[line - 1].strip() == code
+    forward_line = next(i for i, t in enumerate(source, 1) if "vert_start = h * stride" in t)
+    assert other == f"the forward's line {forward_line} `vert_start = h * stride`"
+    assert "look there first" in first.text()
+    conv = check_layer(layers["ConvNoStride (stride=2, padding=1)"])
+    (line, code, other), = conv.first_wrong_step.window
+    assert code == "i:i + k" and "`i * s:i * s + k`" in other

@@ -36,8 +36,6 @@ def strict(text: str):
 @pytest.mark.parametrize(("name", "lines"), [
     ("stuck_model_loss.py", (16, 17)),  # a model's loss, run to find its shape
     ("stuck_linear_loss.py", (7, 8)),  # a linear classifier's loss, run to find its layout
-    ("stuck_fc_backward.py", (14, 15)),  # a module-style backward, run by the shape probe
-    ("stuck_module_forward.py", (3, 4)),  # a module-style forward, run by the shape probe
     ("stuck_derivative.py", (9, 10)),  # an f_prime an ActivationLayer calls
 ])
 def test_code_that_never_returns_is_stopped_wherever_it_runs(name, lines):
@@ -45,6 +43,21 @@ def test_code_that_never_returns_is_stopped_wherever_it_runs(name, lines):
         api.check_sources([str(HERE / name)], time_limit=0.5)
     assert " did not finish in 0.5 s: stuck at " in str(info.value)
     assert any(info.value.where.startswith(f"{HERE / name}:{n} ") for n in lines), info.value
+
+
+@pytest.mark.parametrize(("name", "row", "lines"), [
+    ("stuck_fc_backward.py", "FCLayer", (14, 15)),  # a module-style backward, run by the probe
+    ("stuck_module_forward.py", "Sigmoid", (3, 4)),  # a module-style forward, run by the probe
+])
+def test_a_module_layer_stuck_while_it_is_found_is_an_error_row(name, row, lines):
+    """Its shape probe ran the code that never returns: the run ended with one line
+    (finding the file's layers did not finish); now that layer is an error row."""
+    result = api.check_sources([str(HERE / name)], time_limit=0.5)
+    assert result.status == 2
+    (check,) = result.layer(row).checks
+    assert check.kind == "error" and f"finding the layer {row} did not finish in 0.5 s" in (
+        check.note)
+    assert any(f"{HERE / name}:{n} " in check.note for n in lines), check.note
 
 
 def test_a_layer_whose_check_never_ends_is_one_error_row_and_the_others_are_checked():
@@ -315,3 +328,17 @@ def test_a_network_with_a_stuck_layer_is_not_chained_and_exits_2():
     assert report.chains == [] and report.status == 2
     rows = {r.name: r for r in report.layers}
     assert rows["affine"].checks[0].kind == "error" and rows["relu"].ok
+
+
+def test_a_layer_stuck_while_it_is_found_is_an_error_row_and_the_others_are_checked():
+    """A class whose constructor never returned ended the whole run (finding the file's
+    layers did not finish): now that class is an error row naming where it was stuck,
+    and the file's other layers are checked."""
+    result = api.check_sources([str(HERE / "stuck_constructor.py")], time_limit=1)
+    assert result.status == 2
+    rows = {r.name: r for r in result.layers}
+    assert set(rows) == {"Dense", "Sigmoid"}
+    assert rows["Dense"].ok
+    (row,) = rows["Sigmoid"].checks
+    assert row.kind == "error" and "finding the layer Sigmoid did not finish in 1 s" in row.note
+    assert f"{HERE / 'stuck_constructor.py'}:21 " in row.note

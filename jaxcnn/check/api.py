@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jaxcnn.check import dialects, discover, imports, limits, notebook, once
+from jaxcnn.check import cells, dialects, discover, imports, limits, notebook, once
 from jaxcnn.check import inputs as inputs_mod
 from jaxcnn.check.layer import Layer
 
@@ -161,15 +161,24 @@ def _attach(exc: JaxcnnError, **partial) -> JaxcnnError:
     return exc
 
 
+# a row of a second setting (``Conv2D (stride=2, padding=1)``: setting_variants)
+SETTING_ROW = re.compile(r" \((\w+=[^,()]+)(, \w+=[^,()]+)*\)$")
+
+
 def _select(layers: list[Layer], not_run: list, wanted, skipped=()) -> tuple[list, list]:
     """The layers ``--layer NAME`` names (and the recognised layers that could not be
-    run, ``not_run``, that it names: they stay error rows): an exact row name first, else
+    run, ``not_run``, that it names: they stay error rows): an exact row name first (a
+    class's name picks its rows at a second setting too), else
     any other name (``names.matches``: the class or a function a row is built from, a
     kind). CheckUsageError naming what there is, and saying so when the name is one that
     was skipped (a base class)."""
     picked, picked_not_run, unknown = [], [], []
+    def own(row: str) -> tuple[str, ...]:  # "Conv2D (stride=2, padding=1)" is Conv2D's too
+        tail = row.rpartition(":")[2]
+        return row, tail, SETTING_ROW.sub("", row), SETTING_ROW.sub("", tail)
+
     for name in wanted:
-        exact = [layer for layer in layers if name in (layer.name, layer.name.rpartition(":")[2])]
+        exact = [layer for layer in layers if name in own(layer.name)]
         exact_not_run = [e for e in not_run if name in (e[0][0], e[0][0].rpartition(":")[2])]
         if exact or exact_not_run:
             hits, hits_not_run = exact, exact_not_run
@@ -254,7 +263,7 @@ def _guard(name: str):
             raise
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if "/jaxcnn/" not in f.filename.replace("\\", "/")]
-        at = f" at {notebook.where(frames[-1].filename, frames[-1].lineno)}" if frames else ""
+        at = f" at {cells.where(frames[-1].filename, frames[-1].lineno)}" if frames else ""
         text = " ".join(str(exc).split())[:200]
         raise discover.CheckUsageError(
             f"{name}: your code raised {type(exc).__name__}{': ' + text if text else ''}"
@@ -336,7 +345,7 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
         what = f"finding the layers of {label}"
         try:
             with limits.progress(what, progress, after=30.0), _guard(what), \
-                    limits.time_limit(time_limit, what):
+                    limits.time_limit(time_limit, what), limits.per_item(time_limit):
                 per_source.append(discover.find_layers(module, file,
                                                        [m for _, m, _ in sources]))
         except JaxcnnError as exc:

@@ -15,6 +15,17 @@ that are needed together are one program (``vjps``, ``forward_and_vjp``).
 When ``store`` is enabled (the command line enables it), each program's *result* is
 also kept on disk under that key, the argument values and the versions and options
 that ran it (``_result_key``), and read back instead of compiling on a later run.
+
+The VJP helpers (``vjp``, ``vjps``, ``forward_and_vjp``, ``vjp_many``) look their
+results up before that, under a key that needs no trace of the VJP: the jaxpr of each
+differentiated function's *forward* alone (``forward_keys``; tracing ``jax.vjp`` to get
+the whole program's text was half of a warm check), which helper (this module's
+source) and the same versions, options and argument values. ``jax.vjp`` of a function
+is a function of its forward jaxpr (JAX differentiates the traced primitives, nothing
+else), except for custom differentiation rules, which the forward's text names but does
+not spell out: a forward with a ``custom_jvp`` or ``custom_vjp`` (or a callback) gets no
+such key, and is looked up as before, by its whole traced program, in which JAX has
+inlined the rules.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.extend.core
@@ -38,9 +50,13 @@ PROGRAMS = 512  # compiled programs kept per process (least recently used go fir
 _programs: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 # A jaxpr whose text names a Python object rather than spelling out the computation (a
-# callback, a custom rule kept as a function) is not a key: such a program is run as
-# traced (eagerly, primitive by primitive) and never kept.
-UNKEYED = ("callback", "custom_jvp_call", "custom_vjp_call", "<function", " at 0x")
+# callback, a function in a parameter) is not a key: such a program is run as traced
+# (eagerly, primitive by primitive) and never kept. A ``custom_jvp_call`` or
+# ``custom_vjp_call`` left in a program's jaxpr is a key: its rules are names in the
+# text, but running the program (nothing differentiates it any more) computes only its
+# ``call_jaxpr``, spelt out; wherever the program differentiates through one, JAX traced
+# the rule into the jaxpr, spelt out too (an edited rule is another text, another key).
+UNKEYED = ("callback", "<function", " at 0x")
 
 
 # The oracles' programs are small and run once or twice: compile them cheaply. XLA's
@@ -164,10 +180,12 @@ def eagerly():
             _eager[0] -= 1
 
 
-def compiled(fun: Callable, *args):
+def compiled(fun: Callable, *args, stored: bool = True):
     """``fun(*args)`` (arrays in, a pytree of arrays out) run as one jit-compiled program,
     kept per computation (see the module docstring). A ``fun`` that cannot be traced
-    (Python control flow on values) runs eagerly, primitive by primitive."""
+    (Python control flow on values) runs eagerly, primitive by primitive. ``stored=False``:
+    its result is neither read from nor written to ``store`` (the caller keeps it under a
+    key of its own, ``recall``)."""
     if _eager[0]:
         return fun(*jax.tree_util.tree_map(device_array, args))
     flat, tree = jax.tree_util.tree_flatten(args)
@@ -182,7 +200,7 @@ def compiled(fun: Callable, *args):
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape),
                                             jax.extend.core.jaxpr_as_fun(closed)(*flat))
     key = _key(text, closed, flat)
-    stored_as = _result_key(key, flat) if store.folder() is not None else None
+    stored_as = _result_key(key, flat) if stored and store.folder() is not None else None
     if stored_as is not None:
         outs = store.get(stored_as)
         want = jax.tree_util.tree_leaves(out_shape)
@@ -224,15 +242,99 @@ def _result_key(program_key: str, flat_args) -> str:
     return digest.hexdigest()
 
 
+# A forward whose jaxpr names these does not determine its VJP (a custom rule is kept as
+# a function) or its values (a callback): no forward key (``forward_keys``).
+UNKEYED_FORWARD = (*UNKEYED, "custom_jvp_call", "custom_vjp_call")
+
+
+@functools.cache
+def source_digest(path: str) -> str:
+    """The digest of the source file ``path`` (a module's ``__file__``): the code that
+    combines the forwards into a result (a VJP helper, the chain's) is part of its key."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:  # no source to read: a key no other process computes
+        return f"unreadable {os.getpid()} {id(path)}"
+
+
+def forward_keys(pairs) -> tuple[list[str], list] | None:
+    """For each ``(fun, args)`` of ``pairs``, ``fun``'s forward at ``args`` as a key
+    (``_key`` of its jaxpr), and its output avals; None when one cannot be traced or
+    names a custom rule or a callback (``UNKEYED_FORWARD``), or without a store (or inside
+    ``eagerly()``): then nothing is recalled."""
+    if store.folder() is None or _eager[0]:
+        return None
+    keys, avals = [], []
+    for fun, args in pairs:
+        try:
+            closed = jax.make_jaxpr(fun)(*args)
+        except Exception:  # noqa: BLE001 - not traceable: the caller runs it as before
+            return None
+        text = str(closed.jaxpr)
+        if any(word in text for word in UNKEYED_FORWARD):
+            return None
+        keys.append(_key(text, closed, args))
+        avals.append(closed.out_avals)
+    return keys, avals
+
+
+def recall(helper: str, keys: list[str], arrays: list, types: list
+           ) -> tuple[str, list | None]:
+    """``(key, stored)``: the ``store`` key of the result of ``helper`` (a name and the
+    digest of its source) applied to the forwards ``keys`` (``forward_keys``) and the
+    argument values ``arrays``, and the arrays stored under it when they have exactly the
+    ``types`` expected, ``(shape, dtype)`` each (else None: compute it, then ``keep`` it)."""
+    recipe = "\n".join([helper, f"x64={jax.config.jax_enable_x64}", *keys])
+    key = _result_key(hashlib.sha256(recipe.encode()).hexdigest(), arrays)
+    stored = store.get(key)
+    if stored is None or len(stored) != len(types) or any(
+            (a.shape, a.dtype) != (tuple(s), np.dtype(d))
+            for a, (s, d) in zip(stored, types, strict=True)):
+        return key, None
+    return key, stored
+
+
+def types_of(arrays) -> list[tuple]:
+    """``(shape, dtype)`` of each of ``arrays``: what their gradients have."""
+    return [(np.shape(a), np.asarray(a).dtype) for a in arrays]
+
+
+def keep(key: str | None, arrays: list) -> None:
+    """Store ``arrays`` under ``key`` (from ``recall``; None: nowhere)."""
+    if key is not None:
+        store.put(key, [np.asarray(a) for a in arrays])
+
+
+def _recalled(helper: str, funs, args: tuple, arrays: list, types) -> tuple:
+    """``recall`` for this module's VJP helper ``helper`` applied to ``funs`` at ``args``
+    (``arrays``: all of the helper's argument values; ``types(output avals of each
+    forward)``: the stored arrays' ``(shape, dtype)``, or None for a result not stored). ``(None,
+    None)`` when the forwards have no key (``forward_keys``) or the result is not stored."""
+    forwards = forward_keys([(fun, args) for fun in funs])
+    if forwards is None:
+        return None, None
+    keys, avals = forwards
+    want = types(avals)
+    if want is None:  # a result this helper does not store
+        return None, None
+    return recall(f"{helper} {source_digest(__file__)}", keys, arrays, want)
+
+
 def vjp(fun: Callable, args: tuple, cotangent) -> tuple:
     """``jax.vjp`` of ``fun(*args)`` at float64 ``args``, as float64 NumPy arrays."""
     args = tuple(np.asarray(a, np.float64) for a in args)  # NumPy in: no staging program
+    cotangent = np.asarray(cotangent)
 
     def pull(a, ct):
         out, pullback = jax.vjp(fun, *a)
         return pullback(ct.astype(out.dtype))
 
-    grads = compiled(pull, args, np.asarray(cotangent))
+    key, stored = _recalled("vjp", (fun,), args, [*args, cotangent],
+                            lambda avals: types_of(args))
+    if stored is not None:
+        return tuple(as_np(g) for g in stored)
+    grads = compiled(pull, args, cotangent, stored=key is None)
+    keep(key, list(grads))
     return tuple(as_np(g) for g in grads)
 
 
@@ -241,6 +343,8 @@ def vjps(funs, args: tuple, cotangent) -> list[tuple]:
     shape), as one compiled program: a reference's alternates (its tie rules, say) cost
     one compile, not one each."""
     args = tuple(np.asarray(a, np.float64) for a in args)
+    cotangent = np.asarray(cotangent)
+    funs = tuple(funs)
 
     def pull(a, ct):
         grads = []
@@ -249,8 +353,23 @@ def vjps(funs, args: tuple, cotangent) -> list[tuple]:
             grads.append(pullback(ct.astype(out.dtype)))
         return grads
 
-    return [tuple(as_np(g) for g in grads)
-            for grads in compiled(pull, args, np.asarray(cotangent))]
+    key, stored = _recalled("vjps", funs, args, [*args, cotangent],
+                            lambda avals: types_of(args) * len(funs))
+    if stored is not None:
+        n = len(args)
+        return [tuple(as_np(g) for g in stored[i * n:(i + 1) * n]) for i in range(len(funs))]
+    grads = compiled(pull, args, cotangent, stored=key is None)
+    keep(key, [g for gs in grads for g in gs])
+    return [tuple(as_np(g) for g in gs) for gs in grads]
+
+
+def _forward_and_vjp_types(args: tuple, cotangent: np.ndarray, avals) -> list | None:
+    """The types of ``forward_and_vjp``'s stored arrays: the output's, then (when the
+    cotangent has its shape) each argument's; None for a forward of several outputs."""
+    if len(avals[0]) != 1:
+        return None
+    out = (tuple(avals[0][0].shape), avals[0][0].dtype)
+    return [out] + (types_of(args) if out[0] == cotangent.shape else [])
 
 
 def forward_and_vjp(fun: Callable, args: tuple, cotangent) -> tuple[np.ndarray, tuple | None]:
@@ -266,7 +385,13 @@ def forward_and_vjp(fun: Callable, args: tuple, cotangent) -> tuple[np.ndarray, 
             return out, None
         return out, pullback(ct.astype(out.dtype))
 
-    out, grads = compiled(pull, args, cotangent)
+    key, stored = _recalled("forward_and_vjp", (fun,), args, [*args, cotangent],
+                            lambda avals: _forward_and_vjp_types(args, cotangent, avals))
+    if stored is not None:
+        out, grads = stored[0], (tuple(stored[1:]) if len(stored) > 1 else None)
+    else:
+        out, grads = compiled(pull, args, cotangent, stored=key is None)
+        keep(key, [out, *(grads or ())])
     return as_np(out), None if grads is None else tuple(as_np(g) for g in grads)
 
 
@@ -288,10 +413,16 @@ def vjp_many(fun: Callable, args: tuple, cotangents) -> tuple:
     """``jax.vjp`` of ``fun`` for a stack of cotangents (K, *out): one linearisation,
     the pullback vmapped. Returns per argument a (K, *arg) float64 NumPy array."""
     args = tuple(np.asarray(a, np.float64) for a in args)
+    cotangents = np.asarray(cotangents)
 
     def pull(a, cts):
         out, pullback = jax.vjp(fun, *a)
         return jax.vmap(pullback)(cts.astype(out.dtype))
 
-    grads = compiled(pull, args, np.asarray(cotangents))
-    return tuple(as_np(g) for g in grads)
+    key, stored = _recalled("vjp_many", (fun,), args, [*args, cotangents],
+                            lambda avals: [((cotangents.shape[0], *a.shape), a.dtype)
+                                           for a in args])
+    if stored is None:
+        stored = compiled(pull, args, cotangents, stored=key is None)
+        keep(key, list(stored))
+    return tuple(as_np(g) for g in stored)

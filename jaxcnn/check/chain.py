@@ -32,7 +32,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import bind, compiled
+from jaxcnn.check.autodiff import (
+    bind,
+    compiled,
+    forward_keys,
+    keep,
+    recall,
+    source_digest,
+    types_of,
+)
 from jaxcnn.check.compare import as_float64, cosine, rel_error
 from jaxcnn.check.engine import (
     EXACT_TOL,
@@ -75,6 +83,59 @@ def vjp_inside(fun, args: tuple, cotangent) -> tuple:
     program (``autodiff.compiled``)."""
     out, pullback = jax.vjp(fun, *args)
     return pullback(cotangent.astype(out.dtype))
+
+
+def _layer_keys(layers, xs, params, statics, cotangent) -> list[str] | None:
+    """Each layer's reference forward at the input the hand chain gave it as a key
+    (``autodiff.forward_keys``), when each one's output has exactly the type of the next
+    layer's input (the last one's, the hand chain's output, of the cotangent's shape):
+    then every composition of the chain's program traces each layer as here, and the
+    program's result is a function of these forwards and the values
+    (``autodiff.recall``). Else None: not recalled."""
+    got = forward_keys([(bind(layer.reference.forward, statics[k]), (xs[k], *params[k]))
+                        for k, layer in enumerate(layers)])
+    if got is None:
+        return None
+    keys, avals = got
+    for k, out in enumerate(avals):
+        if len(out) != 1 or getattr(out[0], "weak_type", False) or (
+                (tuple(out[0].shape), out[0].dtype) != (xs[k + 1].shape, xs[k + 1].dtype)):
+            return None
+    return keys if np.shape(cotangent) == xs[-1].shape else None
+
+
+def _helper(name: str) -> str:
+    """A ``recall`` helper name: ``name`` and the source of the code that computes it."""
+    from jaxcnn.check import autodiff
+
+    return f"chain.{name} {source_digest(__file__)} {source_digest(autodiff.__file__)}"
+
+
+def _locals(layers, statics, visits, keys) -> list:
+    """Every visited layer's reference VJP for the cotangent it received, as one program
+    (per visit, its gradients), recalled from the store when the layers' forwards have
+    keys (``_layer_keys``; a layer's inputs there are those of its visit)."""
+    cts = [np.asarray(v[2], np.float64) for v in visits]
+
+    def program(cts, *a):
+        return [vjp_inside(bind(layers[k].reference.forward, statics[k]), a[j], cts[j])
+                for j, (k, *_) in enumerate(visits)]
+
+    key = stored = None
+    if keys is not None:
+        key, stored = recall(_helper(f"locals {[v[0] for v in visits]}"),
+                             [keys[v[0]] for v in visits],
+                             [*cts, *(a for v in visits for a in v[1])],
+                             types_of([a for v in visits for a in v[1]]))
+    if stored is not None:
+        out = []
+        for v in visits:
+            out.append(tuple(stored[:len(v[1])]))
+            stored = stored[len(v[1]):]
+        return out
+    out = compiled(program, cts, *(v[1] for v in visits), stored=key is None)
+    keep(key, [g for gs in out for g in gs])
+    return out
 
 
 def _norm_ratio(hand, want) -> float | None:
@@ -135,13 +196,28 @@ def _one(layers, inp: ChainInput, rng) -> dict:
         return [vjp_inside(_compose(layers, k, inp.statics), suffixes[k], cts)
                 for k in range(n)]
 
-    try:
-        wants, fulls = compiled(lambda a, cts, sfx: (forwards(a), gradients(cts, sfx)),
-                                (*xs[:-1], *params), np.asarray(final_ct, np.float64),
-                                suffixes)
-    except Exception:  # noqa: BLE001 - the references' output is not the hand chain's
-        # shape (then the forward check below fails): their forwards alone
-        wants, fulls = compiled(forwards, (*xs[:-1], *params)), None
+    final_ct = np.asarray(final_ct, np.float64)
+    keys = _layer_keys(layers, xs, params, inp.statics, final_ct)
+    # the program's result, stored: every reference's output, then per layer k the
+    # gradients of the chain from k on (as many as suffixes[k], of their shapes)
+    types = types_of(xs[1:]) + types_of([a for sfx in suffixes for a in sfx])
+    key, stored = (None, None) if keys is None else recall(
+        _helper("all"), keys, [*xs[:-1], *(p for ps in params for p in ps), final_ct], types)
+    if stored is not None:
+        wants, flat = stored[:n], stored[n:]
+        fulls = []
+        for sfx in suffixes:
+            fulls.append(tuple(flat[:len(sfx)]))
+            flat = flat[len(sfx):]
+    else:
+        try:
+            wants, fulls = compiled(lambda a, cts, sfx: (forwards(a), gradients(cts, sfx)),
+                                    (*xs[:-1], *params), final_ct, suffixes,
+                                    stored=key is None)
+            keep(key, [*wants, *(g for gs in fulls for g in gs)])
+        except Exception:  # noqa: BLE001 - the references' output is not the hand chain's
+            # shape (then the forward check below fails): their forwards alone
+            wants, fulls = compiled(forwards, (*xs[:-1], *params)), None
     forward_ok = True
     for k, want in enumerate(wants):
         want = as_float64(want)
@@ -180,10 +256,7 @@ def _one(layers, inp: ChainInput, rng) -> dict:
             ct = grads[0]
     # 2. Every visited layer's reference VJP for the cotangent it received: one program.
     if forward_ok and visits:
-        locals_ = compiled(lambda cts, *a: [
-            vjp_inside(bind(layers[k].reference.forward, inp.statics[k]), a[j], cts[j])
-            for j, (k, *_) in enumerate(visits)],
-            [np.asarray(v[2], np.float64) for v in visits], *(v[1] for v in visits))
+        locals_ = _locals(layers, inp.statics, visits, keys)
     # 3. Judge each layer, from the loss down.
     for j, (k, args, ct, raw, grads, extra) in enumerate(visits):
         layer = layers[k]

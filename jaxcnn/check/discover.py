@@ -50,6 +50,7 @@ from typing import NamedTuple
 from jaxcnn.check import dialects, not_layers
 from jaxcnn.check.dialects import unwrap
 from jaxcnn.check.layer import Layer
+from jaxcnn.check.usercode import UserExit, no_process_exit, raised_by_code
 from jaxcnn.errors import JaxcnnError
 
 
@@ -110,31 +111,6 @@ def _is_custom_vjp(obj) -> bool:
 
 class CheckUsageError(JaxcnnError):
     """The files or modules to check cannot be loaded, or hold no layers."""
-
-
-class UserExit(BaseException):
-    """The user's code called ``os._exit`` (a BaseException: ``except Exception`` in user
-    code does not swallow it)."""
-
-    def __init__(self, code):
-        super().__init__(code)
-        self.code = code
-
-
-@contextlib.contextmanager
-def no_process_exit():
-    """While user code runs: ``os._exit(n)`` raises ``UserExit`` instead of ending the
-    process without a word (``sys.exit`` raises ``SystemExit`` already)."""
-    real = os._exit
-
-    def refuse(code=0):
-        raise UserExit(code)
-
-    os._exit = refuse
-    try:
-        yield
-    finally:
-        os._exit = real
 
 
 # Ordered: the first pattern that matches the name gives the kind.
@@ -229,22 +205,6 @@ def _without_script_loops(source: str, path: str) -> tuple[types.CodeType, tuple
             lines.append(stmt.lineno)
             tree.body[i] = ast.copy_location(ast.Pass(), stmt)
     return compile(tree, path, "exec", dont_inherit=True), tuple(lines)
-
-
-def raised_by_code(exc: BaseException) -> bool:
-    """Whether ``exc`` comes from the user's code rather than from the person at the
-    keyboard: any exception, and a ``KeyboardInterrupt`` while a handler other than
-    Python's own has SIGINT (the command line's ``jaxcnn.interrupts`` ends the process on a
-    real Ctrl-C, so one that arrives as an exception was raised by the code)."""
-    from jaxcnn.check.limits import TimeLimit  # jaxcnn's own interruption
-
-    if isinstance(exc, (GeneratorExit, TimeLimit)):
-        return False
-    if isinstance(exc, KeyboardInterrupt):
-        import signal
-
-        return signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    return True
 
 
 def _describe(exc: BaseException) -> str:
@@ -745,15 +705,19 @@ def _setting_rows(forward, backward, name: str, file, layers: list, skipped: lis
     leaves out the stride, or overwrites overlapping windows, is right."""
     import functools
 
-    from jaxcnn.check.adapters.module_names import setting_variants
+    from jaxcnn.check.adapters.module_names import setting_label, setting_variants
 
     for setting in setting_variants(forward, name):
-        shown = f"{name} ({', '.join(f'{k}={v}' for k, v in setting.items())})"
+        shown = f"{name} ({setting_label(setting)})"
         def at(*args, setting=setting, **kwargs):
             return forward(*args, **{**setting, **kwargs})
         functools.update_wrapper(at, forward)  # its source, name and signature
-        _numeric_pair(lambda f=at, b=backward, n=shown: from_function_pair(f, b, n, file),
-                      shown, layers, skipped)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layers.append(dialects.runs_or_raises(from_function_pair(at, backward, shown,
+                                                                         file)))
+        except Exception as exc:
+            skipped.append((shown, dialects.setting_refused(exc)))
 
 
 def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:

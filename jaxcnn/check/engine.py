@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
+from jaxcnn.check import cells, numeric, steps
 from jaxcnn.check import classify as cls
-from jaxcnn.check import notebook, numeric, steps
 from jaxcnn.check.autodiff import bind, forward_and_vjp, vjp, vjp_many
 from jaxcnn.check.autodiff import forward as reference_forward
 from jaxcnn.check.compare import Entry, as_float64, cosine, rel_error, scale, worst_entries
@@ -144,7 +144,7 @@ def _error_text(exc: BaseException, where: str) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if "/jaxcnn/" not in f.filename.replace("\\", "/")
               and "site-packages" not in f.filename]
-    at = f" at {notebook.where(frames[-1].filename, frames[-1].lineno)}" if frames else ""
+    at = f" at {cells.where(frames[-1].filename, frames[-1].lineno)}" if frames else ""
     message = " ".join(str(exc).split())
     if len(message) > 300:
         message = message[:297] + "..."

@@ -18,6 +18,7 @@ returns). ``progress(what, stream)`` prints ``what`` to ``stream`` once the bloc
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import sysconfig
@@ -25,7 +26,7 @@ import threading
 import time
 import traceback
 
-from jaxcnn.check import notebook
+from jaxcnn.check import cells
 from jaxcnn.errors import JaxcnnError
 
 DEFAULT_TIME_LIMIT = 300.0  # seconds per import and per layer (`jaxcnn check --time-limit`)
@@ -67,18 +68,22 @@ def user_frame(tb) -> str:
         return ""
     f = frames[-1]
     code = f" (`{f.line.strip()}`)" if f.line and f.line.strip() else ""
-    return f"{notebook.where(f.filename, f.lineno, short=False)}{code}"
+    return f"{cells.where(f.filename, f.lineno, short=False)}{code}"
 
 
 def _can_alarm() -> bool:
-    return (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-            and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    """SIGALRM's timer exists here and this is the main thread (where the handler runs).
+    A timer already running (an enclosing limit's, or the user's own) is paused by
+    ``time_limit`` and given back what it had left."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str):
     """Run the block for at most ``seconds`` (None or <= 0: no limit). Raises ``Stuck``:
     "{what} did not finish in {seconds} s: stuck at file.py:3 (`while True: pass`)".
+    Nested in another limit's block, that one is paused while this one runs (its time
+    counts what runs outside the inner blocks).
     """
     if not seconds or seconds <= 0 or not _can_alarm():
         yield
@@ -91,7 +96,9 @@ def time_limit(seconds: float | None, what: str):
             raise TimeLimit()
 
     previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds, RETRY)
+    # inside another limit's block (a layer's finding inside a file's): the outer one is
+    # paused, and resumes with the time it had left when this block ends
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, RETRY)
     try:
         yield
     except TimeLimit as exc:
@@ -105,6 +112,31 @@ def time_limit(seconds: float | None, what: str):
         armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer > 0:
+            signal.setitimer(signal.ITIMER_REAL, outer, RETRY)
+
+
+_ITEM_LIMIT: contextvars.ContextVar = contextvars.ContextVar("item_limit", default=None)
+
+
+@contextlib.contextmanager
+def per_item(seconds: float | None):
+    """Inside the block, ``item(what)`` limits each item (one layer's finding) to
+    ``seconds``."""
+    token = _ITEM_LIMIT.set(seconds)
+    try:
+        yield
+    finally:
+        _ITEM_LIMIT.reset(token)
+
+
+@contextlib.contextmanager
+def item(what: str):
+    """``time_limit`` of the enclosing ``per_item`` block (none outside one) around one
+    item: a class whose constructor or probe never returns is one refused layer, the
+    others are found (the file's own limit is paused meanwhile)."""
+    with time_limit(_ITEM_LIMIT.get(), what):
+        yield
 
 
 @contextlib.contextmanager

@@ -42,8 +42,9 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+from jaxcnn.check.cells import cell_filename
+
 SUFFIX = ".ipynb"
-CELL_FILE = re.compile(r"^(?P<path>.*\.ipynb), cell (?P<cell>\d+)$", re.S)
 # cell magics whose body is Python: the magic line is dropped, the body runs
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug"}
 # the statements still run in a cell after one of its statements raised: what defines
@@ -72,37 +73,6 @@ class Failure(NamedTuple):
     cell: int
     line: int
     why: str
-
-
-# ------------------------------------------------------------------ file names and lines
-
-def cell_filename(path: str, number: int) -> str:
-    """The file name cell ``number`` of the notebook at ``path`` is compiled under."""
-    return f"{path}, cell {number}"
-
-
-def split_filename(filename: str | None) -> tuple[str | None, int | None]:
-    """(notebook path, cell number) of a cell's file name, else (filename, None)."""
-    m = CELL_FILE.match(filename or "")
-    if m is None:
-        return filename, None
-    return m.group("path"), int(m.group("cell"))
-
-
-def line_text(filename: str | None, line: int) -> str:
-    """``"cell 7, line 3"`` for a notebook cell's line, else ``"line 3"``."""
-    _, cell = split_filename(filename)
-    return f"line {line}" if cell is None else f"cell {cell}, line {line}"
-
-
-def where(filename: str, line: int, *, short: bool = True) -> str:
-    """Where a line is, for a message: ``"layers.py:3"``, or ``"nb.ipynb, cell 7, line 3"``
-    for a notebook cell (``short``: the file's name without its folder)."""
-    path, cell = split_filename(filename)
-    path = path or ""
-    if short:
-        path = path.replace("\\", "/").rsplit("/", 1)[-1]
-    return f"{path}:{line}" if cell is None else f"{path}, cell {cell}, line {line}"
 
 
 # ------------------------------------------------------------------ reading a notebook
@@ -303,7 +273,7 @@ def run_cell(cell: Cell, path: str, namespace: dict, guard) -> Failure | None:
     that
     must not go on (its message the failure's). Returns the cell's first failure, or
     None. The exceptions that are not the user's (a real Ctrl-C) go through."""
-    from jaxcnn.check.discover import UserExit, raised_by_code
+    from jaxcnn.check.usercode import UserExit, raised_by_code
 
     filename = cell_filename(path, cell.number)
     source, why = python_source(cell.source)
@@ -391,6 +361,5 @@ def failure_text(path: str, failure: Failure) -> tuple[str, str]:
     return name, f"line {failure.line}: {failure.why} (the cell stopped there; the rest ran)"
 
 
-__all__ = ["Cell", "Failure", "NotebookError", "Stop", "cell_filename", "code_cells",
-           "failure_text", "line_text", "python_source", "read", "register", "run",
-           "run_cell", "split_filename", "where"]
+__all__ = ["Cell", "Failure", "NotebookError", "Stop", "code_cells", "failure_text",
+           "python_source", "read", "register", "run", "run_cell"]

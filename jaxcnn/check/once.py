@@ -18,7 +18,7 @@ import os
 def _real(path) -> str | None:
     """The real path of a source file; of a notebook's cell (``"nb.ipynb, cell 3"``), the
     notebook's."""
-    from jaxcnn.check.notebook import split_filename
+    from jaxcnn.check.cells import split_filename
 
     return os.path.realpath(split_filename(path)[0]) if isinstance(path, str) else None
 

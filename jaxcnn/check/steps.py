@@ -92,7 +92,10 @@ class FirstWrong(NamedTuple):
     line it runs under, when it runs under one; note: one sentence; last_write: the
     line is the last write of a variable built up in place (``dW += ...``, ``dW /= N``)
     whose final value is wrong while no single write of it could be blamed (a term
-    missing): the note says what is wrong after it.
+    missing): the note says what is wrong after it; window: for a wrong line that
+    writes or reads a slice (a kind of ``INDEX_KINDS``), ``(line, code, forward)`` of
+    the lines that compute its indices (``vert_start = h``), ``forward`` the forward's
+    own different assignment of that name (``vert_start = h * stride``) or "".
     """
 
     name: str
@@ -107,12 +110,13 @@ class FirstWrong(NamedTuple):
     under: str | None = None
     note: str = ""
     last_write: bool = False
+    window: tuple = ()
 
     def to_json(self) -> dict:
         """The dict of ``first_wrong_intermediate``: for a notebook, ``file`` is the
         notebook and ``cell`` the cell's number (``line`` a line of that cell); else
         ``cell`` is None."""
-        from jaxcnn.check.notebook import split_filename
+        from jaxcnn.check.cells import split_filename
 
         file, cell = split_filename(self.file)
         return {"name": self.name, "line": self.line, "cell": cell, "file": file,
@@ -120,7 +124,9 @@ class FirstWrong(NamedTuple):
                 "kind": self.kind, "scale": self.scale, "expected": self.expected,
                 "right_before": list(self.right_before),
                 "unchecked_inputs": list(self.unchecked_inputs), "under": self.under,
-                "note": self.note, "last_write": self.last_write}
+                "note": self.note, "last_write": self.last_write,
+                "window": [{"line": line, "code": code, "forward": other or None}
+                           for line, code, other in self.window]}
 
     def text(self) -> str:
         """One line for the report, e.g. "first wrong step: line 29, `dsqrtvar = ...`:
@@ -128,7 +134,7 @@ class FirstWrong(NamedTuple):
         ("cell 7, line 29" in a notebook)."""
         kind = self.kind + (f" x{self.scale:.4g}" if self.kind == "scaled" and self.scale
                             is not None else "")
-        from jaxcnn.check.notebook import line_text
+        from jaxcnn.check.cells import line_text
 
         where = f"{line_text(self.file, self.line)}, `{self.code}`"
         if self.under:
@@ -146,6 +152,10 @@ class FirstWrong(NamedTuple):
         if self.unchecked_inputs:
             text += (f"; it reads {', '.join(self.unchecked_inputs)}, which could not be "
                      "checked: the error may enter there")
+        if self.window:
+            text += ("; the window it indexes comes from " + ", ".join(
+                f"{line_text(self.file, line)} `{code}`" + (f" ({other})" if other else "")
+                for line, code, other in self.window) + ": look there first")
         return text
 
 
@@ -749,6 +759,113 @@ def _statement(file: str | None, line: int) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
+# kinds whose cause is often a window's index (``vert_start = h``: the stride left out)
+INDEX_KINDS = ("wrong-window", "off-by-one", "unclassified", "missing-accumulation")
+
+
+def _parsed(fn) -> tuple[ast.AST, int] | None:
+    """(the function's AST, its first line in the file), or None."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        return ast.parse(textwrap.dedent("".join(lines))).body[0], first
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return None
+
+
+def _assignments(body: ast.AST, before: int | None = None) -> dict[str, list]:
+    """name -> [(relative line, the Assign / AugAssign node)] in ``body`` (before line
+    ``before`` when given)."""
+    out: dict[str, list] = {}
+    for node in ast.walk(body):
+        if isinstance(node, (ast.Assign, ast.AugAssign)) and (
+                before is None or node.lineno < before):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Name):
+                    out.setdefault(target.id, []).append((node.lineno, node))
+    return out
+
+
+def _window_lines(fn: types.FunctionType, line: int,
+                  forward: types.FunctionType | None = None) -> tuple[tuple[int, str], ...]:
+    """The lines that compute the indices of the slices of the statement at ``line``
+    (``dA[i, vert_start:vert_end, ...] += ...``: the last assignments of ``vert_start``,
+    ``vert_end`` before it), as ``(line, code, "")`` in source order. Where ``forward``
+    assigns the same name differently (its ``vert_start = h * stride`` for the
+    backward's ``vert_start = h``), only those lines, each with the forward's line as
+    its third entry: the likeliest cause. () when the slices use only loop variables or
+    constants, or a source cannot be read."""
+    parsed = _parsed(fn)
+    if parsed is None:
+        return ()
+    body, first = parsed
+    stmt = next((n for n in ast.walk(body) if isinstance(n, ast.stmt)
+                 and n.lineno + first - 1 == line and not isinstance(
+                     n, (ast.For, ast.While, ast.If, ast.With, ast.FunctionDef))), None)
+    if stmt is None:
+        return ()
+    wanted = {n.id for sub in ast.walk(stmt) if isinstance(sub, ast.Subscript)
+              for sl in ast.walk(sub.slice) if isinstance(sl, ast.Slice)
+              for n in ast.walk(sl) if isinstance(n, ast.Name)}
+    assigned = _assignments(body, stmt.lineno)
+    mine = {name: max(assigned[name], key=lambda a: a[0]) for name in wanted
+            if name in assigned}
+    theirs = {}
+    parsed_forward = _parsed(forward) if forward is not None and forward is not fn else None
+    if parsed_forward is not None:
+        fbody, ffirst = parsed_forward
+        for name, found in _assignments(fbody).items():
+            at, node = found[-1]
+            theirs[name] = (at + ffirst - 1, node)
+    file = fn.__code__.co_filename
+    differ = {name for name, (_, node) in mine.items() if name in theirs and ast.unparse(
+        node.value) != ast.unparse(theirs[name][1].value)}
+    out = []
+    for name, (at, _) in sorted(mine.items(), key=lambda kv: kv[1][0]):
+        if differ and name not in differ:
+            continue
+        other = ""
+        if name in differ:
+            from jaxcnn.check.cells import line_text
+
+            f_at, f_file = theirs[name][0], forward.__code__.co_filename
+            other = f"the forward's {line_text(f_file, f_at)} `{_statement(f_file, f_at)}`"
+        out.append((at + first - 1, _statement(file, at + first - 1), other))
+    if not out and parsed_forward is not None:  # slices written inline: i:i+k
+        out = _inline_slices(stmt, first, line, parsed_forward, forward)
+    return tuple(out)
+
+
+def _slices(node: ast.AST) -> list[ast.Slice]:
+    return [sl for sub in ast.walk(node) if isinstance(sub, ast.Subscript)
+            for sl in ast.walk(sub.slice) if isinstance(sl, ast.Slice)]
+
+
+def _inline_slices(stmt, first: int, line: int, parsed_forward, forward) -> list:
+    """``[(line, slice, the forward's)]`` for the first slice of ``stmt`` written with
+    other names' arithmetic than the forward's slices over the same loop variables
+    (``i:i+k`` where the forward has ``i*s:i*s+k``: the stride left out)."""
+    from jaxcnn.check.cells import line_text
+
+    fbody, ffirst = parsed_forward
+    theirs = [(sl, n.lineno) for n in ast.walk(fbody) if isinstance(n, ast.stmt)
+              and not isinstance(n, (ast.For, ast.While, ast.If, ast.With, ast.FunctionDef))
+              for sl in _slices(n)]
+    texts = {ast.unparse(sl) for sl, _ in theirs}
+    f_file = forward.__code__.co_filename
+    for sl in _slices(stmt):
+        text = ast.unparse(sl)
+        names = {n.id for n in ast.walk(sl) if isinstance(n, ast.Name)}
+        if not names or text in texts:
+            continue
+        for other, at in theirs:
+            other_names = {n.id for n in ast.walk(other) if isinstance(n, ast.Name)}
+            if names < other_names:  # the same loop variables, and more (a stride)
+                f_at = at + ffirst - 1
+                return [(line, text, f"the forward's {line_text(f_file, f_at)} "
+                                     f"`{ast.unparse(other)}`")]
+    return []
+
+
 def _read_names(fn: types.FunctionType) -> tuple[dict, dict, dict]:
     """(line -> names read on the assignment starting there, line -> its ``if`` line,
     line -> names read by the ``return`` there)."""
@@ -1146,11 +1263,11 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
             truth.set_arguments(arguments, lambda name, value: float(np.sum(
                 ct * np.asarray(run_with(name, value), np.float64))))
         return _analyse(truth, backward_state.events, b_fn, backward_state.runs,
-                        backward_state.added)
+                        backward_state.added, f_fn)
 
 
 def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
-             added: dict | None = None) -> FirstWrong | None:
+             added: dict | None = None, f_fn=None) -> FirstWrong | None:
     names = truth.forward_names()
     values = truth.state.values
     file = b_fn.__code__.co_filename
@@ -1178,10 +1295,11 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
         read = [n for n in reads.get(line, []) if n != step.name]
         unchecked = tuple(n for n in read if status.get(n) == "unknown")
         cond = under.get(line)
+        window = _window_lines(b_fn, line, f_fn) if finding.kind in INDEX_KINDS else ()
         return FirstWrong(step.name, line, file, _statement(file, line), finding.kind,
                           finding.scale, expected, tuple(right), unchecked,
                           _statement(file, cond) if cond else None, finding.note,
-                          last_write)
+                          last_write, window)
 
     def read_later(k, name):
         return any(name in reads.get(t.line, []) or

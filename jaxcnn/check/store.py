@@ -11,9 +11,12 @@ key): the traced computation itself (the jaxpr as text, the bytes of its constan
 of those of every jaxpr nested in it), the argument values' bytes, shapes and dtypes, the
 jax and jaxlib versions, the backend, the compiler options and XLA_FLAGS. A function
 edited in any way traces to another jaxpr or other constants, hence another key: a stored
-result is never read for code it was not computed from. A stored file is used only when
+result is never read for code it was not computed from. A VJP is keyed on the traced
+forward of what it differentiates instead, and on the source of the code that
+differentiates it (``autodiff.forward_keys``, ``autodiff.recall``; a forward with a custom
+rule, which its text only names, gets no such key). A stored file is used only when
 its arrays have the program's output shapes and dtypes. Programs that close over Python
-objects (callbacks, custom rules) are never stored.
+objects (callbacks) are never stored.
 
 One ``.npz`` per result (no pickles), written to a temporary name and renamed, so that
 a reader sees a whole file or none; a file that cannot be read or written is a miss,

@@ -357,7 +357,21 @@ def setting_variants(cls, name: str | None = None) -> list[dict]:
             chosen[p.name] = 2 if number(p, 1 if conv else 2) == 1 else 1
         elif conv and PADDING.fullmatch(p.name) and number(p, 0) is not None:
             chosen[p.name] = 1 if number(p, 0) == 0 else 0
+    if chosen and conv:  # one sample's shape the constructor requires (X_dim): odd sizes,
+        for p in params:  # which a 3x3 window at stride 2 tiles exactly
+            if p.default is p.empty and SAMPLE_SHAPE.fullmatch(p.name):
+                chosen[p.name] = (2, 7, 9)
     return [chosen] if chosen else []
+
+
+SAMPLE_SHAPE = re.compile(r"x_?dim|image_?shape|img_?shape|input_?shape|in_?shape",
+                          re.IGNORECASE)
+
+
+def setting_label(setting: dict) -> str:
+    """``"stride=2, padding=1"``: the settings of a ``setting_variants`` entry a row is
+    named by (a sample shape it also sets is said in the row's "built as" note)."""
+    return ", ".join(f"{k}={v}" for k, v in setting.items() if not SAMPLE_SHAPE.fullmatch(k))
 
 
 def array_for(name: str, conv: bool):
@@ -445,4 +459,5 @@ METHOD_PAIRS = (("forward_propagation", "backward_propagation"), ("forward_prop"
 __all__ = ["GRAD_DICTS", "INPUT_GRAD_NAMES", "LR_NAMES", "METHOD_PAIRS", "OUTPUT_NAMES",
            "SIZE_NAMES", "Built", "Slot", "candidate_slots", "construct", "extra_value",
            "grad_attr_names", "input_grad", "is_loss", "method_pairs", "output_of",
-           "stored_grad", "container_stores", "stale_container", "setting_variants"]
+           "stored_grad", "container_stores", "stale_container", "setting_variants",
+           "setting_label"]

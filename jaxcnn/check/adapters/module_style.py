@@ -77,6 +77,7 @@ from jaxcnn.check.adapters.module_names import (
     output_of,
     positional_params,
     required_params,
+    setting_label,
     setting_variants,
     stale_container,
     stored_grad,
@@ -563,19 +564,19 @@ def from_module(obj, name: str | None = None, file: str | None = None,
                  raw=raw, static_names=(_target_name(fwd_method),) if loss else ())
 
 
-def sample_shape(cls) -> tuple | None:
+def sample_shape(cls, given: dict | None = None) -> tuple | None:
     """One sample's shape, where the constructor requires it (``X_dim``, ``input_shape``:
-    ``construct`` gives it one): the input is then a batch of such samples."""
-    from jaxcnn.check.adapters.module_names import size_for
+    ``construct`` gives it one, or ``given`` names it): the input is then a batch of such
+    samples."""
+    from jaxcnn.check.adapters.module_names import SAMPLE_SHAPE, size_for
 
     try:
         params = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):
         return None
     for p in params:
-        if p.default is p.empty and re.fullmatch(
-                r"x_?dim|image_?shape|img_?shape|input_?shape|in_?shape", p.name.lower()):
-            value = size_for(p.name, False)
+        if p.default is p.empty and SAMPLE_SHAPE.fullmatch(p.name):
+            value = (given or {}).get(p.name, size_for(p.name, False))
             return tuple(value) if isinstance(value, tuple) else None
     return None
 
@@ -874,7 +875,7 @@ def _make(cls, layer_name, fwd, bwd, file, given, kind_from) -> Layer:
     if recorder.install(built.obj) is not None:
         built = built._replace(note=_joined(built.note, "its optimizer is a recorder of the "
                                             "gradients handed to it"))
-    sample = sample_shape(cls)  # Conv(X_dim=(2, 6, 8), ...): its input is (N, 2, 6, 8)
+    sample = sample_shape(cls, given)  # Conv(X_dim=(2, 6, 8), ...): input (N, 2, 6, 8)
     try:
         layer = from_module(copy.deepcopy(built.obj), layer_name, file, fwd, bwd,
                             built.note, kind_from=kind_from,
@@ -937,4 +938,4 @@ def _make_initialized(cls, layer_name, fwd, bwd, file, given, kind_from) -> Laye
 
 
 __all__ = ["candidate_slots", "construct", "from_module", "is_loss", "make", "method_pairs",
-           "setting_variants"]
+           "setting_label", "setting_variants"]
