@@ -12,6 +12,10 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   ``adapters.function_args``;
 * ``specialisation``: the deep-learning specialisation's NHWC functions with an
   ``hparameters`` dict, ``mode`` or ``activation`` argument: ``adapters.specialisation``;
+  its RNN / LSTM cells and sequences with a ``parameters`` dict
+  (``rnn_cell_forward(xt, a_prev, parameters)``): ``adapters.specialisation_rnn``;
+* ``logistic_propagates``: its logistic regression's ``propagate(w, b, X, Y) -> (grads,
+  cost)``: ``adapters.logistic``;
 * ``network_pairs``: ``forward_propagation`` with ``backward_propagation`` (a whole
   network's cost and gradients dict): ``adapters.network_pair``;
 * ``model_losses``: classes with ``loss(X, y) -> (loss, grads)`` and a ``self.params``
@@ -249,7 +253,17 @@ def _functions(module, own) -> dict:
 def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
     """(dialect kind, forward name, backward name, options) of the deep-learning
     specialisation's functions in ``functions`` (name -> function)."""
+    from jaxcnn.check.adapters.specialisation_rnn import is_char_rnn, rnn_kind
+
     out = []
+    char = [n for n, f in functions.items() if re.fullmatch(r"rnn_forward", n)
+            and "rnn_backward" in functions
+            and is_char_rnn([p.lower() for p in _params(f)],
+                            [p.lower() for p in _params(functions["rnn_backward"])])]
+    if char:  # Dinosaur Island's utils.py: its step functions are checked through it
+        out.append(("char_rnn", "rnn_forward", "rnn_backward", {}))
+        if {"rnn_step_forward", "rnn_step_backward"} <= set(functions):
+            out.append(("char_rnn_step", "rnn_step_forward", "rnn_step_backward", {}))
     for name, fn in functions.items():
         params = _params(fn)
         lowered = [p.lower() for p in params]
@@ -257,7 +271,13 @@ def specialisation_pairs(functions: dict) -> list[tuple[str, str, str, dict]]:
         back = f"{m.group(1)}_backward{m.group(2)}" if m else f"{name}_backward"
         if back not in functions:
             continue
+        if char and name in ("rnn_forward", "rnn_step_forward"):
+            continue
         first = lowered[0] if lowered else ""
+        recurrent = rnn_kind(name, lowered)
+        if recurrent is not None:
+            out.append((recurrent, name, back, {}))
+            continue
         hparams = any(p in ("hparameters", "hparams", "hyperparameters") for p in lowered)
         if hparams and "pool" in name.lower():
             out.append(("pool", name, back, {"mode": "mode" in lowered}))
@@ -287,7 +307,18 @@ def specialisation(module, file, own, taken: set, companions=()) -> tuple[list[L
     for kind, fwd_name, bwd_name, opts in pairs:
         fwd, bwd = functions[fwd_name], functions[bwd_name]
         try:
-            if kind == "conv":
+            if kind == "char_rnn":
+                from jaxcnn.check.adapters.specialisation_rnn import from_char_rnn
+
+                layers.append(from_char_rnn(fwd, bwd, fwd_name, file))
+            elif kind == "char_rnn_step":
+                skipped.append((fwd_name, "a step of rnn_forward / rnn_backward beside it "
+                                "(the character-level model): checked through them"))
+            elif kind in ("rnn_cell", "lstm_cell", "rnn_columns", "lstm_columns"):
+                from jaxcnn.check.adapters.specialisation_rnn import from_rnn
+
+                layers.append(from_rnn(fwd, bwd, kind, fwd_name, file))
+            elif kind == "conv":
                 layers.append(sp.from_conv(fwd, bwd, fwd_name, file))
             elif kind == "pool":
                 for mode in (("max", "average") if opts["mode"] else ("max",)):
@@ -370,6 +401,23 @@ def network_pairs(module, file, own, taken: set, companions=()) -> tuple[list[La
                                                 cost_fn=cost))
         except Exception as exc:
             skipped.append(refused(name, exc, "network"))
+    return layers, skipped
+
+
+def logistic_propagates(module, file, own, taken: set, companions=()) -> tuple[list[Layer],
+                                                                               list]:
+    """The specialisation's ``propagate(w, b, X, Y) -> (grads, cost)`` (logistic
+    regression): ``adapters.logistic``."""
+    from jaxcnn.check.adapters.logistic import from_propagate, is_propagate
+
+    layers, skipped = [], []
+    for name, fn in _functions(module, own).items():
+        if name in taken or not is_propagate(name, _required(fn)):
+            continue
+        try:
+            layers.append(from_propagate(fn, name, file))
+        except Exception as exc:
+            skipped.append(refused(name, exc, "logistic"))
     return layers, skipped
 
 
@@ -768,9 +816,9 @@ def whole_functions(module, file, own, taken: set, companions=()) -> tuple[list[
     return layers, skipped
 
 
-FINDERS = (module_classes, specialisation, network_pairs, model_losses, linear_losses,
-           torch_functions, derivative_pairs, explicit_pairs, derivative_classes,
-           whole_functions)
+FINDERS = (module_classes, specialisation, network_pairs, logistic_propagates, model_losses,
+           linear_losses, torch_functions, derivative_pairs, explicit_pairs,
+           derivative_classes, whole_functions)
 
 __all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
            "module_classes", "refused"]

@@ -36,6 +36,7 @@ Only names defined in the module itself are considered (not what it imports).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import inspect
 import itertools
@@ -46,7 +47,7 @@ import types
 from pathlib import Path
 from typing import NamedTuple
 
-from jaxcnn.check import dialects
+from jaxcnn.check import dialects, not_layers
 from jaxcnn.check.dialects import unwrap
 from jaxcnn.check.layer import Layer
 from jaxcnn.check.usercode import UserExit, no_process_exit, raised_by_code
@@ -435,7 +436,35 @@ def _kind(name: str, table) -> tuple[str | None, list[str]]:
 
 def _own(module, obj) -> bool:
     """Defined in ``module``, or imported into it from a file in the same folder tree (a
-    user's `from layers import Conv3x3`); not from installed packages."""
+    user's `from layers import Conv3x3`); not from installed packages; and, for a
+    function, not one ``not_layers`` leaves out (a test-case builder, an evaluation
+    helper: ``_not_layers`` lists them as skipped)."""
+    if inspect.isfunction(obj) and _not_a_layer(obj) is not None:
+        return False
+    return _own_origin(module, obj)
+
+
+@functools.lru_cache(maxsize=4096)
+def _not_a_layer(fn) -> str | None:
+    """``not_layers.why_not_a_layer`` of a function a finder would take for a layer."""
+    name = getattr(fn, "__name__", "")
+    return not_layers.why_not_a_layer(name, fn) if not_layers.layerish(name) else None
+
+
+def _not_layers(module) -> list[tuple[str, str]]:
+    """(name, why) of the module's own functions that look like layers but are not."""
+    out = []
+    for name, obj in vars(module).items():
+        fn = unwrap(obj)
+        if inspect.isfunction(fn) and _own_origin(module, fn):
+            why = _not_a_layer(fn)
+            if why is not None:
+                out.append((name, why))
+    return out
+
+
+def _own_origin(module, obj) -> bool:
+    """Defined in ``module`` or imported from a file in its folder tree (see ``_own``)."""
     if getattr(obj, "__module__", None) == module.__name__:
         return True
     base = getattr(module, "__file__", None)
@@ -866,7 +895,7 @@ def find_layers(module, file: str | None = None, companions=()) -> Found:
     companions: the other modules checked with it (where an ``ActivationLayer(activation,
     activation_prime)`` finds its function pairs when its own file has none)."""
     layers: list[Layer] = []
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = _not_layers(module)
     _blog_layers(module, file, layers, skipped)
     _cs231n_layers(module, file, layers, skipped)
     _jax_layers(module, file, layers, skipped)

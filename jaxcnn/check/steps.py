@@ -561,6 +561,7 @@ class _Truth:
         # element is no plain name): min-char-rnn's gradients returned one by one
         self.returned: dict[int, list] = {}
         self.claimed: set[str] = set()
+        self.activations: dict[str, str] = {}  # forward name -> "sigmoid" / "tanh"
         self.judges = judges
         self.params = params  # the forward's argument names, in order (self excluded)
         self.run = run
@@ -1257,6 +1258,7 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
                        arg_judges or {}, params, run_forward)
         truth.same_function = b_fn is f_fn
         truth.returned = _returned_elements(b_fn) if truth.same_function else {}
+        truth.activations = _activations_of(f_fn)
         if arguments and run_with is not None:
             truth.set_arguments(arguments, lambda name, value: float(np.sum(
                 ct * np.asarray(run_with(name, value), np.float64))))
@@ -1423,6 +1425,44 @@ def _relu_input_gradient(hand: np.ndarray, truth, x: np.ndarray) -> bool:
     return err is not None and err <= TOL
 
 
+ACTIVATION_CALLS = {"sigmoid": "sigmoid", "tanh": "tanh", "expit": "sigmoid"}
+
+
+def _activations_of(fn: types.FunctionType | None) -> dict[str, str]:
+    """{name: "sigmoid" | "tanh"} of the forward's assignments ``name = sigmoid(...)`` /
+    ``name = np.tanh(...)``: the gate ``ot`` whose backward's ``dot`` is, by the
+    deep-learning specialisation's convention, the gradient of the gate's input. {} when
+    the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                node.targets[0], ast.Name) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ACTIVATION_CALLS:
+                out[node.targets[0].id] = ACTIVATION_CALLS[called]
+    return out
+
+
+def _activation_input_gradient(hand: np.ndarray, truth, y: np.ndarray, act: str) -> bool:
+    """Whether ``hand`` is the gradient of the input of the activation ``act`` whose
+    output is ``y``: dL/dy times sigmoid' = y (1 - y), or tanh' = 1 - y^2 (the
+    specialisation's ``dot = da_next * np.tanh(c_next) * ot * (1 - ot)`` for ``ot =
+    sigmoid(...)``)."""
+    y = np.asarray(y, np.float64)
+    if y.shape != hand.shape:
+        return False
+    slope = y * (1 - y) if act == "sigmoid" else 1 - y ** 2
+    indices, values, trusted = truth
+    scaled_truth = (indices, values * slope.reshape(-1)[indices], trusted)
+    err = _compare(hand, scaled_truth)
+    return err is not None and err <= TOL
+
+
 def _wrong_entries(value, want) -> np.ndarray | None:
     """Where ``value`` differs from ``want`` (an array, or a sampled truth), as a mask."""
     hand = np.asarray(value, np.float64)
@@ -1577,6 +1617,9 @@ def _judge(step: _Step, names: dict, values: dict, truth: _Truth, later: bool):
             return None
         if _relu_input_gradient(hand, t, values[key]):
             return True, f"dL/d{x} with the ReLU's mask (the gradient of its input)", None, None
+        act = truth.activations.get(x)
+        if act is not None and _activation_input_gradient(hand, t, values[key], act):
+            return True, f"dL/d{x} times {act}' (the gradient of its input)", None, None
     # one path's contribution (dxmu1), or a sum of some of them (dx = dx1 + dx2)
     uses = [u for u in truth.uses(x) if truth.cotangent(u) is not None]
     parts = [truth.cotangent(u) for u in uses]

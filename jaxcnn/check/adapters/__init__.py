@@ -7,6 +7,9 @@
   "Neural Networks from Scratch" book, course frameworks), ``__call__``, method pairs;
 * ``specialisation``: the deep-learning specialisation's NHWC functions with
   ``hparameters``, its linear/activation steps (the ``1/m`` convention);
+* ``specialisation_rnn``: its RNN / LSTM cells and sequences (parameters and gradients in
+  dicts, examples in columns, time last);
+* ``logistic``: its logistic regression's ``propagate(w, b, X, Y) -> (grads, cost)``;
 * ``network_pair``: ``forward_propagation`` / ``backward_propagation`` of a whole network;
 * ``torch_function``: ``torch.autograd.Function`` subclasses (``jaxcnn[torch]``);
 * ``function_pair``: pairs and losses the catalogue has no reference for (numeric oracle);

@@ -79,6 +79,8 @@ lstm_step_fgio        (layouts of code named lstm_step, and of step
                       classes ``forward(x, h_prev, c_prev)``)
 rnn_cell, lstm_cell   the specialisation's cells: xt (n_x, m),       the cells, examples
                       a_prev (n_a, m), parameters as arguments        in columns
+rnn_columns,          the specialisation's sequences: x (n_x, m,     the cell over the
+lstm_columns          T_x), a0 (n_a, m), the cell's weights          last axis, c0 = 0
 temporal_affine       x (N, T, D), w (D, M), b (M,)                  x @ w + b
 temporal_softmax_     x (N, T, V); static y (N, T), mask (N, T)      masked sum / N
 loss

@@ -39,7 +39,14 @@ time_softmax_loss   x (N, T, V); static y (N, T), -1 where   -sum over kept step
 The deep-learning specialisation's cells (course 5), examples in columns: ``rnn_cell``
 (xt (n_x, m), a_prev (n_a, m), Wax, Waa, ba (n_a, 1) -> tanh(Wax xt + Waa a_prev + ba))
 and ``lstm_cell`` (xt, a_prev, c_prev, Wf, bf, Wi, bi, Wc, bc, Wo, bo on [a_prev; xt] ->
-a_next, c_next); their dicts are the dialect adapters' to map.
+a_next, c_next); ``rnn_columns`` / ``lstm_columns``: the cell over the last axis of x
+(n_x, m, T_x) from a0 (n_a, m), c0 = 0, through ``_sequence``; their dicts are
+``adapters.specialisation_rnn``'s to map. Their alternates are the exercise's slips
+written as forwards whose derivative slipped (``slipped``, ``forget_times_cell``), so
+``jax.vjp`` carries a cell's slip through a sequence: tanh' as ``1 - a``, at its input or
+left out; a gate's sigmoid derivative left out; tanh'(c_next) as ``1 - c_next^2``;
+dc_prev without the forget gate (a sequence: the usual ones, ``LSTM_SEQUENCE_SLIPS``,
+and the recurrence dropped).
 
 ``lstm_step`` has two outputs: its backward gets ``dnext_h, dnext_c`` and returns
 ``dx, dprev_h, dprev_c, dWx, dWh, db`` (see ``Spec.outputs``).
@@ -61,7 +68,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.check.autodiff import as_np, vjp
+from jaxcnn.check.autodiff import as_np, vjp, vjps
 from jaxcnn.check.catalogue.base import Spec, join_outputs, module_name, split_outputs, wrong
 from jaxcnn.check.layer import Alternate, InputSet, Reference
 
@@ -650,16 +657,79 @@ def time_softmax_loss_spec() -> Spec:
 
 # ------------------------------------------------ the deep-learning specialisation's cells
 
-def rnn_cell(xt, a_prev, wax, waa, ba):
-    return jnp.tanh(wax @ xt + waa @ a_prev + ba)
+def slipped(f, derivative):
+    """``f`` whose gradient is ``derivative(x, y)`` (y = f(x)) instead of f'(x): a known
+    wrong backward written as a forward, so that ``jax.vjp`` carries the slip through a
+    whole network or sequence (no ``custom_vjp``: the oracle's programs stay keyed)."""
+    def g(x):
+        y = f(x)
+        d = jax.lax.stop_gradient(derivative(x, y))
+        return jax.lax.stop_gradient(y) + d * (x - jax.lax.stop_gradient(x))
+    return g
 
 
-def lstm_cell(xt, a_prev, c_prev, wf, bf, wi, bi, wc, bc, wo, bo):
+def forget_times_cell(ft, c_prev):
+    """``ft * c_prev`` whose gradient to ``c_prev`` leaves ``ft`` out (dc_prev = dc_next,
+    where dc_next * ft belongs); its gradient to ``ft`` is right."""
+    sg = jax.lax.stop_gradient
+    return sg(ft * c_prev) + sg(c_prev) * (ft - sg(ft)) + (c_prev - sg(c_prev))
+
+
+LSTM_ACTS = {"f": jax.nn.sigmoid, "i": jax.nn.sigmoid, "o": jax.nn.sigmoid, "c": jnp.tanh,
+             "a": jnp.tanh, "fc": lambda ft, c_prev: ft * c_prev}
+
+
+def rnn_cell(xt, a_prev, wax, waa, ba, tanh=jnp.tanh):
+    """a_next (n_a, m) = tanh(Wax xt + Waa a_prev + ba); ``tanh``: a stand-in with a
+    slipped derivative (``slipped``) for the alternates."""
+    return tanh(wax @ xt + waa @ a_prev + ba)
+
+
+def lstm_cell(xt, a_prev, c_prev, wf, bf, wi, bi, wc, bc, wo, bo, acts=None):
+    """(a_next, c_next), each (n_a, m), of the specialisation's LSTM cell on concat =
+    [a_prev; xt] ((n_a + n_x, m)); ``acts`` replaces entries of ``LSTM_ACTS`` (gates
+    "f", "i", "o", candidate "c", the tanh of the cell "a", the product "fc" = ft *
+    c_prev) by stand-ins with a slipped derivative, for the alternates."""
+    act = {**LSTM_ACTS, **(acts or {})}
     concat = jnp.concatenate([a_prev, xt], axis=0)
-    ft, it = jax.nn.sigmoid(wf @ concat + bf), jax.nn.sigmoid(wi @ concat + bi)
-    cct, ot = jnp.tanh(wc @ concat + bc), jax.nn.sigmoid(wo @ concat + bo)
-    c_next = ft * c_prev + it * cct
-    return ot * jnp.tanh(c_next), c_next
+    ft, it = act["f"](wf @ concat + bf), act["i"](wi @ concat + bi)
+    cct, ot = act["c"](wc @ concat + bc), act["o"](wo @ concat + bo)
+    c_next = act["fc"](ft, c_prev) + it * cct
+    return ot * act["a"](c_next), c_next
+
+
+def _one(x, y):
+    return jnp.ones_like(x)
+
+
+# (name, acts, note) of the usual slips of the assignment's backward passes
+RNN_SLIPS = (
+    ("tanh' at the input", lambda x, y: 1 - x ** 2,
+     "tanh' is evaluated at its input z (1 - z^2) instead of from a_next (1 - a_next^2)"),
+    ("tanh' as 1 - a", lambda x, y: 1 - y,
+     "tanh' is written 1 - a_next where 1 - a_next ** 2 belongs"),
+    ("tanh' left out", _one, "the tanh's derivative is never multiplied in: dz = da_next"),
+)
+GATE_NAMES = {"f": "forget gate", "i": "update gate", "o": "output gate"}
+LSTM_SLIPS = tuple(
+    [(f"{GATE_NAMES[k]}'s derivative left out", {k: slipped(jax.nn.sigmoid, _one)},
+      f"the {GATE_NAMES[k]}'s sigmoid derivative {k}t * (1 - {k}t) is never multiplied in")
+     for k in "fio"]
+    + [("candidate's tanh' as 1 - cct", {"c": slipped(jnp.tanh, lambda x, y: 1 - y)},
+        "the candidate's tanh' is written 1 - cct where 1 - cct ** 2 belongs"),
+       ("candidate's tanh' left out", {"c": slipped(jnp.tanh, _one)},
+        "the candidate's tanh' (1 - cct ** 2) is never multiplied in"),
+       ("tanh'(c_next) as 1 - c_next^2", {"a": slipped(jnp.tanh, lambda x, y: 1 - x ** 2)},
+        "the derivative of tanh(c_next) is written 1 - c_next ** 2 where 1 - "
+        "np.tanh(c_next) ** 2 belongs"),
+       ("tanh'(c_next) left out", {"a": slipped(jnp.tanh, _one)},
+        "the gradient through a_next = ot * tanh(c_next) reaches the cell as da_next * ot, "
+        "without tanh'(c_next) = 1 - tanh(c_next) ** 2"),
+       ("dc_prev without the forget gate", {"fc": forget_times_cell},
+        "dc_prev is not multiplied by the forget gate ft (c_next = ft * c_prev + ...)")])
+
+LSTM_SEQUENCE_SLIPS = ("forget gate's derivative left out", "tanh'(c_next) as 1 - c_next^2",
+                       "dc_prev without the forget gate")
 
 
 def _cell_sets(lstm: bool):
@@ -668,43 +738,108 @@ def _cell_sets(lstm: bool):
         sets = []
         for n_x, n_a, m, family in ((3, 5, 4, "random"), (2, 3, 1, "batch-of-one")):
             xt, a_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
-            if lstm:
-                weights = []
-                for _ in range(4):
-                    weights += [rng.standard_normal((n_a, n_a + n_x)) / np.sqrt(n_a + n_x),
-                                0.3 * rng.standard_normal((n_a, 1))]
-                args = (xt, a_prev, rng.standard_normal((n_a, m)), *weights)
-            else:
-                args = (xt, a_prev, rng.standard_normal((n_a, n_x)) / np.sqrt(n_x),
-                        rng.standard_normal((n_a, n_a)) / np.sqrt(n_a),
-                        0.3 * rng.standard_normal((n_a, 1)))
+            weights = _cell_weights(rng, n_x, n_a, lstm)
+            args = ((xt, a_prev, rng.standard_normal((n_a, m)), *weights) if lstm
+                    else (xt, a_prev, *weights))
             sets.append(InputSet(family, f"xt ({n_x}, {m}), n_a = {n_a} (features first)",
                                  args, note="the specialisation's layout: examples in columns"))
         return sets
     return input_sets
 
 
+def _cell_weights(rng, n_x, n_a, lstm: bool) -> list:
+    """Wf, bf, Wi, bi, Wc, bc, Wo, bo (``lstm``), else Wax, Waa, ba."""
+    if not lstm:
+        return [rng.standard_normal((n_a, n_x)) / np.sqrt(n_x),
+                rng.standard_normal((n_a, n_a)) / np.sqrt(n_a),
+                0.3 * rng.standard_normal((n_a, 1))]
+    weights = []
+    for _ in range(4):
+        weights += [rng.standard_normal((n_a, n_a + n_x)) / np.sqrt(n_a + n_x),
+                    0.3 * rng.standard_normal((n_a, 1))]
+    return weights
+
+
+def _columns_sequence(lstm: bool, acts=None, cut: bool = False):
+    """a (n_a, m, T_x) of the specialisation's cell over the last axis of x (n_x, m, T_x)
+    from a0 (n_a, m) (c0 = 0 for the LSTM), through ``_sequence`` (which steps along axis
+    1); ``acts``: the cell's slipped stand-ins; ``cut``: the recurrence dropped."""
+    if lstm:
+        def step(x, h, c, weights, _wh, _b):
+            return lstm_cell(x, h, c, *weights, acts=acts)
+    else:
+        tanh = acts or jnp.tanh
+
+        def step(x, h, weights, _wh, _b):
+            return rnn_cell(x, h, *weights, tanh=tanh)
+
+    def forward(x, a0, *weights):
+        out = _sequence(step, lstm, cut)(jnp.swapaxes(x, 1, 2), a0, weights, None, None)
+        return jnp.transpose(out, (0, 2, 1))  # (n_a, T, m) -> (n_a, m, T)
+    return forward
+
+
+def _columns_alternates(lstm: bool, sequence: bool):
+    """The slips of ``RNN_SLIPS`` / ``LSTM_SLIPS`` carried through the cell (or the
+    sequence), plus, for a sequence, the recurrence dropped; one compiled program."""
+    slips = LSTM_SLIPS if lstm else tuple((n, slipped(jnp.tanh, d), note)
+                                          for n, d, note in RNN_SLIPS)
+    if lstm and sequence:  # each slip costs a sequence's backward: the usual ones only
+        slips = tuple(s for s in slips if s[0] in LSTM_SEQUENCE_SLIPS)
+
+    def cell(acts):
+        if lstm:
+            return lambda *a: join_outputs(lstm_cell(*a, acts=acts))
+        return lambda *a: rnn_cell(*a, tanh=acts)
+
+    def alternates(args, static, cotangent):
+        funs = [(_columns_sequence(lstm, acts) if sequence else cell(acts))
+                for _, acts, _ in slips]
+        names = [(n, note, "wrong-derivative") for n, _, note in slips]
+        if sequence:
+            funs.append(_columns_sequence(lstm, cut=True))
+            names.append(("recurrence dropped", "each step's backward gets only da[:, :, t]: "
+                          "the gradient da_prev flowing back from step t + 1 is not added "
+                          "(`da[:, :, t] + da_prevt` belongs)", "missing-accumulation"))
+        out = [Alternate(n, grads, False, kind, note)
+               for (n, note, kind), grads in zip(names, vjps(funs, args, cotangent),
+                                                 strict=True)]
+        if lstm and not sequence:
+            out.append(_dc_prev_without_hidden_path(args, cotangent))
+        return out
+    return alternates
+
+
+def _dc_prev_without_hidden_path(args, cotangent) -> Alternate:
+    """An LSTM cell whose dc_prev is dc_next * ft alone (the path through a_next left
+    out)."""
+    xt, a_prev, c_prev, wf, bf = (as_np(a) for a in args[:5])
+    n_a, m = a_prev.shape
+    _, dc = split_outputs(as_np(cotangent), [(n_a, m), (n_a, m)])
+    ft = 1 / (1 + np.exp(-(wf @ np.concatenate([a_prev, xt]) + bf)))
+    return wrong("dc_prev without the path through a_next", (None, None, dc * ft)
+                 + (None,) * 8, "dc_prev = dc_next * ft: the gradient reaching the cell "
+                 "through a_next = ot * tanh(c_next) is not added to dc_next")
+
+
+CELL_AXES = {"xt": ("input", "example"), "a_prev": ("hidden", "example"),
+             "c_prev": ("hidden", "example"), "Wax": ("hidden", "input"),
+             "Waa": ("hidden", "hidden"), "ba": ("hidden", "1"), "out": ("hidden", "example"),
+             **{f"W{k}": ("hidden", "concat") for k in "fico"},
+             **{f"b{k}": ("hidden", "1") for k in "fico"}}
+LSTM_CELL_ARGS = ("xt", "a_prev", "c_prev", "Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")
+
+
 def rnn_cell_spec() -> Spec:
     """The specialisation's ``rnn_cell_forward(xt, a_prev, parameters)`` (course 5, week
     1): a_next = tanh(Wax xt + Waa a_prev + ba), examples in columns (xt (n_x, m), a_prev
     (n_a, m), ba (n_a, 1)); its backward returns the dict {"dxt", "da_prev", "dWax",
-    "dWaa", "dba"} (the prediction yt_pred is not differentiated). Discovery and the dict
-    mapping are the dialect adapters'."""
-    def alternates(args, static, cotangent):
-        xt, a_prev, wax, waa, ba = (as_np(a) for a in args)
-        z = wax @ xt + waa @ a_prev + ba
-        dz = as_np(cotangent) * (1 - z ** 2)
-        return [wrong("tanh' at the input", (wax.T @ dz, waa.T @ dz, dz @ xt.T, dz @ a_prev.T,
-                                             dz.sum(axis=1, keepdims=True)),
-                      "tanh' is evaluated at its input z (1 - z^2) instead of from a_next "
-                      "(1 - a_next^2)")]
-
+    "dWaa", "dba"} (the prediction yt_pred is not differentiated). The dicts are mapped
+    by ``adapters.specialisation_rnn``."""
     return Spec("rnn_cell", ("xt", "a_prev", "Wax", "Waa", "ba"),
-                {"xt": ("input", "example"), "a_prev": ("hidden", "example"),
-                 "Wax": ("hidden", "input"), "Waa": ("hidden", "hidden"), "ba": ("hidden", "1"),
-                 "out": ("hidden", "example")},
+                {k: CELL_AXES[k] for k in ("xt", "a_prev", "Wax", "Waa", "ba", "out")},
                 Reference("tanh(Wax xt + Waa a_prev + ba)", lambda args, static: rnn_cell(*args),
-                          alternates), _cell_sets(False))
+                          _columns_alternates(False, False)), _cell_sets(False))
 
 
 def lstm_cell_spec() -> Spec:
@@ -712,14 +847,46 @@ def lstm_cell_spec() -> Spec:
     = [a_prev; xt], forget/update/output gates sigmoid(W concat + b), candidate tanh(Wc
     concat + bc); outputs a_next and c_next (two cotangents: its backward takes
     ``da_next, dc_next``)."""
-    return Spec("lstm_cell", ("xt", "a_prev", "c_prev", "Wf", "bf", "Wi", "bi", "Wc", "bc",
-                              "Wo", "bo"), {},
+    return Spec("lstm_cell", LSTM_CELL_ARGS, {k: CELL_AXES[k] for k in LSTM_CELL_ARGS},
                 Reference("the specialisation's LSTM cell (a_next, c_next flattened)",
-                          lambda args, static: join_outputs(lstm_cell(*args))),
+                          lambda args, static: join_outputs(lstm_cell(*args)),
+                          _columns_alternates(True, False)),
                 _cell_sets(True), outputs=2)
 
 
+def _columns_sequence_sets(lstm: bool):
+    def input_sets(seed):
+        rng = np.random.default_rng([seed, 19])
+        sets = []
+        for n_x, n_a, m, t, family in ((3, 5, 2, 3, "random"), (2, 3, 1, 2, "batch-of-one")):
+            args = (rng.standard_normal((n_x, m, t)), rng.standard_normal((n_a, m)),
+                    *_cell_weights(rng, n_x, n_a, lstm))
+            sets.append(InputSet(family, f"x ({n_x}, {m}, {t}), n_a = {n_a} (features first, "
+                                 "time last)", args,
+                                 note="the specialisation's layout: examples in columns"))
+        return sets
+    return input_sets
+
+
+def columns_sequence_spec(lstm: bool) -> Spec:
+    """The specialisation's ``rnn_forward(x, a0, parameters) -> (a, y_pred, caches)`` /
+    ``lstm_forward`` (kinds ``rnn_columns``, ``lstm_columns``): the cell over the last
+    axis of x (n_x, m, T_x) -> a (n_a, m, T_x), c0 = 0; only ``a`` carries a cotangent
+    (its backward is ``rnn_backward(da, caches)``)."""
+    weights = LSTM_CELL_ARGS[3:] if lstm else ("Wax", "Waa", "ba")
+    axes = {"x": ("input", "example", "time"), "a0": ("hidden", "example"),
+            **{k: CELL_AXES[k] for k in weights}, "out": ("hidden", "example", "time")}
+    cell = "lstm_cell" if lstm else "rnn_cell"
+    return Spec("lstm_columns" if lstm else "rnn_columns", ("x", "a0", *weights), axes,
+                Reference(f"the specialisation's {cell} over the last axis (a0 given"
+                          + (", c0 = 0)" if lstm else ")"),
+                          lambda args, static: _columns_sequence(lstm)(*args),
+                          _columns_alternates(lstm, True)), _columns_sequence_sets(lstm))
+
+
 SPECS = {"rnn_cell": rnn_cell_spec, "lstm_cell": lstm_cell_spec,
+         "rnn_columns": lambda: columns_sequence_spec(False),
+         "lstm_columns": lambda: columns_sequence_spec(True),
          "rnn_step": rnn_step_spec, "rnn": lambda: sequence_spec("rnn"),
          "lstm_step": lstm_step_spec, "lstm": lambda: sequence_spec("lstm"),
          "lstm_step_ifgo": lambda: lstm_step_spec("lstm_step_ifgo"),
