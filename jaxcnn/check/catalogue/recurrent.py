@@ -703,7 +703,7 @@ def _one(x, y):
 
 
 # (name, acts, note) of the usual slips of the assignment's backward passes
-RNN_SLIPS = (
+COLUMN_RNN_SLIPS = (
     ("tanh' at the input", lambda x, y: 1 - x ** 2,
      "tanh' is evaluated at its input z (1 - z^2) instead of from a_next (1 - a_next^2)"),
     ("tanh' as 1 - a", lambda x, y: 1 - y,
@@ -711,7 +711,7 @@ RNN_SLIPS = (
     ("tanh' left out", _one, "the tanh's derivative is never multiplied in: dz = da_next"),
 )
 GATE_NAMES = {"f": "forget gate", "i": "update gate", "o": "output gate"}
-LSTM_SLIPS = tuple(
+COLUMN_LSTM_SLIPS = tuple(
     [(f"{GATE_NAMES[k]}'s derivative left out", {k: slipped(jax.nn.sigmoid, _one)},
       f"the {GATE_NAMES[k]}'s sigmoid derivative {k}t * (1 - {k}t) is never multiplied in")
      for k in "fio"]
@@ -780,10 +780,10 @@ def _columns_sequence(lstm: bool, acts=None, cut: bool = False):
 
 
 def _columns_alternates(lstm: bool, sequence: bool):
-    """The slips of ``RNN_SLIPS`` / ``LSTM_SLIPS`` carried through the cell (or the
+    """The slips of ``COLUMN_RNN_SLIPS`` / ``COLUMN_LSTM_SLIPS`` carried through the cell (or the
     sequence), plus, for a sequence, the recurrence dropped; one compiled program."""
-    slips = LSTM_SLIPS if lstm else tuple((n, slipped(jnp.tanh, d), note)
-                                          for n, d, note in RNN_SLIPS)
+    slips = COLUMN_LSTM_SLIPS if lstm else tuple((n, slipped(jnp.tanh, d), note)
+                                          for n, d, note in COLUMN_RNN_SLIPS)
     if lstm and sequence:  # each slip costs a sequence's backward: the usual ones only
         slips = tuple(s for s in slips if s[0] in LSTM_SEQUENCE_SLIPS)
 
