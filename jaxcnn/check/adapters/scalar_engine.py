@@ -351,9 +351,11 @@ def _engine_rows(has: set, act: str | None) -> list[Row]:
                                                                           else [])),
                     shapes=((4,), (4,), ())))
 
-    def net(w1, b1, w2, b2, x):  # x feeds both hidden neurons, each feeds the output
+    def net(w1, b1, w2, b2, x):  # x feeds both hidden neurons, each feeds both outputs,
+        # and the first one the sum too (consumers at different depths)
         hidden = [neuron(w1[k], x, b1[k]) for k in range(len(b1))]
-        return _linear(w2, hidden, b2)
+        outs = [_linear(w2[j], hidden, b2[j]) for j in range(len(b2))]
+        return outs[0] + outs[1] + hidden[0]
 
     def _linear(w, x, b):
         out = b
@@ -362,12 +364,13 @@ def _engine_rows(has: set, act: str | None) -> list[Row]:
         return out
 
     def jnet(w1, b1, w2, b2, x):
-        return b2 + jnp().sum(w2 * jact(b1 + w1 @ x))
+        hidden = jact(b1 + w1 @ x)
+        return jnp().sum(b2 + w2 @ hidden) + hidden[0]
 
-    rows.append(Row("two-layer net (topological order)", ("w1", "b1", "w2", "b2", "x"), net,
-                    jnet, ("any",) * 5, None, ("__add__", "__mul__", *([act] if act
-                                                                       else [])),
-                    shapes=((2, 3), (2,), (2,), (), (3,))))
+    uses = ("__add__", "__mul__", *([act] if act else []))
+    rows.append(Row("two-layer net with a skip (topological order)",
+                    ("w1", "b1", "w2", "b2", "x"), net, jnet, ("any",) * 5, None, uses,
+                    shapes=((2, 3), (2,), (2, 2), (2,), (3,))))
     rows.append(Row("second backward after zeroing grads", ("w", "x", "b"), neuron,
                     jneuron, ("any", "any", "any"), "backward", ("__add__", "__mul__"),
                     shapes=((4,), (4,), ())))
@@ -417,13 +420,14 @@ def _leaves(eng: Engine, sample: tuple) -> tuple[list, list]:
     return flat, given
 
 
-def run(eng: Engine, row: Row, args: tuple, passes: int = 1, order: Callable | None = None
-        ) -> tuple[np.ndarray, tuple]:
+def run(eng: Engine, row: Row, args: tuple, passes: int = 1, order: Callable | None = None,
+        differentiate: bool = True) -> tuple[np.ndarray, tuple]:
     """(outputs, gradients): each sample (the leading axis) an independent graph built
     by ``row.build``, its ``backward()`` called (``order``: our own ``(node) -> None``
     instead), each leaf's grad read. ``passes=2``: the leaves' grads zeroed and the
-    expression built and differentiated again from the same leaves. Raises what the
-    user's code raises."""
+    expression built and differentiated again from the same leaves.
+    ``differentiate=False``: the outputs alone (no backward: finite differences call the
+    forward many times), the gradients zero. Raises what the user's code raises."""
     args = tuple(np.asarray(a, np.float64) for a in args)
     n = len(args[0])
     outs = np.zeros(n)
@@ -436,6 +440,8 @@ def run(eng: Engine, row: Row, args: tuple, passes: int = 1, order: Callable | N
                     eng.zero(leaf)
             out = row.build(*given)
             outs[s] = eng.value(out)
+            if not differentiate:
+                break
             (order or (lambda node: node.backward()))(out)
         for j, xs in enumerate(flat):
             grads[j][s] = np.array([eng.gradient(x) for x in xs]).reshape(args[j].shape[1:])
@@ -652,9 +658,11 @@ def _input_sets(row: Row, catalogue_kind: str | None):
     return sets
 
 
-def make_row(eng: Engine, row: Row, file: str | None, over: dict, seed: int = 0) -> Layer:
+def make_row(eng: Engine, row: Row, file: str | None, over: dict, seed: int = 0,
+             wrong_ops: Callable | None = None) -> Layer:
     """The ``Layer`` of one row: forward and backward run the user's engine on float64
     leaves, one graph per sample, the gradient of each output times its cotangent.
+    ``over``: method -> what ``overwrites`` found; ``wrong_ops``: see ``_explain``.
     ValueError when the engine cannot build the row's expression."""
     key = row.method.lower().replace("_", "") if row.method else ""
     kind_ = UNARY.get(key, (None, None, None))[2] if row.name == f"{row.method}(a)" \
@@ -666,7 +674,7 @@ def make_row(eng: Engine, row: Row, file: str | None, over: dict, seed: int = 0)
         runner = _elementwise(runner)
 
     def forward(args, static):
-        return runner(args, passes=2 if twice else 1)[0]
+        return runner(args, differentiate=False)[0]
 
     def vjp(args, static):
         out, grads = runner(args, passes=2 if twice else 1)
@@ -674,7 +682,7 @@ def make_row(eng: Engine, row: Row, file: str | None, over: dict, seed: int = 0)
 
     def extra(args, static, ct):
         return [(n, kind, note) for n in row.args
-                for kind, note in [_explain(eng, row, runner, args, over)] if kind]
+                for kind, note in [_explain(eng, row, runner, args, over, wrong_ops)] if kind]
 
     rng = np.random.default_rng(seed)
     sets = _input_sets(row, kind_)
@@ -708,11 +716,13 @@ def _per_sample(ct, g: np.ndarray) -> np.ndarray:
     return ct.reshape(ct.shape + (1,) * (g.ndim - ct.ndim)) * g
 
 
-def _explain(eng: Engine, row: Row, runner, args, over: dict) -> tuple:
+def _explain(eng: Engine, row: Row, runner, args, over: dict,
+             wrong_ops: Callable | None = None) -> tuple:
     """(kind, note) for an engine-level row found wrong: a second backward that answers
-    differently, an operation of the row whose closure overwrites, or ``backward``'s
-    order (our topological order of the same closures answers differently); (None, "")
-    when none of these is seen."""
+    differently, an operation of the row whose closure overwrites, an operation whose
+    own row is wrong (``wrong_ops() -> set`` of method names: ``unclassified``, the note
+    naming it), or ``backward``'s order (our topological order of the same closures
+    answers differently); (None, "") when none of these is seen."""
     if row.method == "backward":
         once = runner(args, passes=1)[1]
         again = runner(args, passes=2)[1]
@@ -722,6 +732,11 @@ def _explain(eng: Engine, row: Row, runner, args, over: dict) -> tuple:
                                      "their grads set to 0 in between, answers differently "
                                      "from the first")
     bad = [op for op in row.ops if op in over]
+    if not bad and wrong_ops is not None:
+        named = [op for op in row.ops if op in wrong_ops()]
+        if named:
+            return ("unclassified", f"built from {', '.join(named)}, whose own rows are "
+                                    "wrong: see them")
     if bad:
         return ("missing-accumulation", ", ".join(
             f"{op}'s closure assigns (=) where it should add (+=): line {over[op][1]}"
@@ -741,6 +756,32 @@ def _explain(eng: Engine, row: Row, runner, args, over: dict) -> tuple:
     return (None, "")
 
 
+def _wrong_operations(pairs: list, seed: int) -> set:
+    """The methods whose operation rows (``pairs``: (row, layer), engine-level ones left
+    out) disagree with their exact oracle on their first input set by more than 1e-8."""
+    import jax
+
+    from jaxcnn.check.autodiff import vjp
+
+    wrong = set()
+    with jax.enable_x64(True):
+        for row, layer in pairs:
+            if layer.kind == "scalar-engine" or layer.reference is None:
+                continue
+            s = layer.input_sets(seed)[0]
+            try:
+                out, back = layer.vjp(s.args, s.static)
+                ct = np.ones(np.shape(out))
+                ref = vjp(lambda *a, s=s, layer=layer: layer.reference.forward(a, s.static),
+                          s.args, ct)
+                if any(not np.allclose(h, r, rtol=1e-8, atol=1e-10) for h, r in zip(
+                        back(ct), ref, strict=True)):
+                    wrong.add(row.method)
+            except Exception:
+                wrong.add(row.method)
+    return wrong
+
+
 def from_engine(cls, file: str | None = None, seed: int = 0) -> tuple[list[Layer], list]:
     """(one ``Layer`` per row of ``cls``, skipped rows as (name, reason)). ValueError
     when ``cls`` cannot be probed (see ``probe``)."""
@@ -754,10 +795,17 @@ def from_engine(cls, file: str | None = None, seed: int = 0) -> tuple[list[Layer
             found = overwrites(eng, row.method, row, rng)
             if found is not None:
                 over[row.method] = found
-    layers, skipped = [], []
+    layers, skipped, pairs, found = [], [], [], []
+
+    def wrong_ops() -> set:  # the operations whose own rows are wrong, found once
+        if not found:
+            found.append(_wrong_operations(pairs, seed))
+        return found[0]
+
     for row in rows:
         try:
-            layers.append(make_row(eng, row, file, over, seed))
+            layers.append(make_row(eng, row, file, over, seed, wrong_ops))
+            pairs.append((row, layers[-1]))
         except Exception as exc:
             skipped.append((f"{cls.__name__}: {row.name}", f"cannot run it: "
                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"))
@@ -909,10 +957,24 @@ def from_network(cls, engines, name: str | None = None, file: str | None = None,
         notes.append("no network of its neurons' weights with relu, tanh, sigmoid or no "
                      "activation reproduces its forward: checked against finite "
                      "differences of its own forward")
+    over = {}
+    rng = np.random.default_rng([seed, 7])
+    for row in _binary_rows():
+        if row.method in ("__add__", "__mul__") and row.method not in over \
+                and row.method in _own_methods(eng.cls):
+            found = overwrites(eng, row.method, row, rng)
+            if found is not None:
+                over[row.method] = found
+
+    def extra(args, static, ct):  # an engine whose + or * overwrites explains the row
+        note = ", ".join(f"{op}'s closure of {eng.cls.__name__} assigns (=) where it "
+                         f"should add (+=): line {over[op][1]}" for op in over)
+        return [("parameters", "missing-accumulation", note)] if over else []
+
     return Layer(f"{name}: parameters", "scalar-network", "scalar", ("parameters",),
                  forward, vjp, reference, input_sets,
                  cotangent=lambda out, s, r: np.ones(np.shape(out)), file=file,
-                 notes=tuple(notes), names=(name,))
+                 notes=tuple(notes), names=(name,), extra=extra)
 
 
 __all__ = ["Engine", "Row", "from_engine", "from_network", "grad_updates", "is_engine",
