@@ -117,12 +117,20 @@ def is_engine(cls) -> bool:
     methods = _own_methods(cls)
     if "backward" not in methods or not ({"__add__", "__mul__"} & set(methods)):
         return False
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return False
-    return "grad" in source and any(_makes_closure(f) for n, f in methods.items()
-                                    if n not in ("backward", "__init__"))
+    # (by the methods' code: inspect.getsource of a class whose module has left
+    # sys.modules fails)
+    return any("grad" in n.lower() for f in methods.values() for n in _names(f.__code__)) \
+        and any(_makes_closure(f) for n, f in methods.items()
+                if n not in ("backward", "__init__"))
+
+
+def _names(code: types.CodeType) -> set:
+    """The attribute and global names ``code`` and the functions inside it use."""
+    found = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            found |= _names(c)
+    return found
 
 
 def _number(v) -> float | None:
@@ -273,9 +281,12 @@ UNARY = {
 }
 
 
-def _unary_methods(cls, eng: Engine) -> list[str]:
-    """Methods of ``self`` alone that store a closure and return a node: the engine's
-    activations and functions (``relu``, ``tanh``, ``exp``, ``log``, ``sigmoid``...)."""
+def _unary_methods(cls, eng: Engine) -> list[tuple[str, bool]]:
+    """(name, whether it ran on a leaf and returned a node) of the methods of ``self``
+    alone that store a closure: the engine's activations and functions (``relu``,
+    ``tanh``, ``exp``, ``log``, ``sigmoid``...). One that raises is kept (its row is an
+    error: micrograd clones that call ``math.exp`` without importing ``math``); one that
+    returns something else than a node is left out."""
     found = []
     for name, fn in _own_methods(cls).items():
         if name.startswith("__") or name in ("backward", "zero_grad") or not _makes_closure(fn):
@@ -291,9 +302,10 @@ def _unary_methods(cls, eng: Engine) -> list[str]:
         try:
             out = getattr(eng.leaf(0.5), name)()
         except Exception:
+            found.append((name, False))
             continue
         if isinstance(out, cls):
-            found.append(name)
+            found.append((name, True))
     return found
 
 
@@ -392,8 +404,8 @@ def rows_for(cls, eng: Engine) -> list[Row]:
             continue  # (an assert on a Value exponent: only numbers supported)
         rows.append(row)
     unary = _unary_methods(cls, eng)
-    rows += [_unary_row(n) for n in unary]
-    act = next((a for a in ("tanh", "relu", "sigmoid") if a in unary), None)
+    rows += [_unary_row(n) for n, _ in unary]
+    act = next((a for a in ("tanh", "relu", "sigmoid") if (a, True) in unary), None)
     return rows + _engine_rows(set(methods), act)
 
 
@@ -806,9 +818,10 @@ def from_engine(cls, file: str | None = None, seed: int = 0) -> tuple[list[Layer
         try:
             layers.append(make_row(eng, row, file, over, seed, wrong_ops))
             pairs.append((row, layers[-1]))
-        except Exception as exc:
-            skipped.append((f"{cls.__name__}: {row.name}", f"cannot run it: "
-                            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"))
+        except Exception as exc:  # an error row: the user's operation raised
+            from jaxcnn.check.refusals import refused
+
+            skipped.append(refused(f"{cls.__name__}: {row.name}", exc, "scalar"))
     return layers, skipped
 
 
