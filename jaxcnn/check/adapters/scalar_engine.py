@@ -185,6 +185,8 @@ class Row(NamedTuple):
     ops: tuple
     alternates: Callable | None = None
     shapes: tuple = ()  # per argument, one sample's shape (() for a scalar)
+    swapped: Callable | None = None  # the same with its operands swapped (a known wrong
+    # forward of a reflected operation: ``__rsub__`` returning ``self - other``)
 
 
 def _jnp():
@@ -235,13 +237,13 @@ def _binary_rows() -> list[Row]:
         Row(f"{c} + a", ("a",), lambda a: c + a, lambda a: c + a, ("any",), "__radd__",
             ("__radd__",)),
         Row(f"{c} - a", ("a",), lambda a: c - a, lambda a: c - a, ("any",), "__rsub__",
-            ("__rsub__",)),
+            ("__rsub__",), swapped=lambda a: a - c),
         Row(f"{c} * a", ("a",), lambda a: c * a, lambda a: c * a, ("any",), "__rmul__",
             ("__rmul__",)),
         Row(f"{c} / a", ("a",), lambda a: c / a, lambda a: c / a, ("away",), "__rtruediv__",
-            ("__rtruediv__",)),
+            ("__rtruediv__",), swapped=lambda a: a / c),
         Row(f"{c} ** a", ("a",), lambda a: c ** a, lambda a: c ** a, ("any",), "__rpow__",
-            ("__rpow__",)),
+            ("__rpow__",), swapped=lambda a: a ** c),
         Row("-a", ("a",), lambda a: -a, lambda a: -a, ("any",), "__neg__", ("__neg__",)),
         Row("abs(a)", ("a",), abs, lambda a: _jnp().abs(a), ("away",), "__abs__",
             ("__abs__",)),
@@ -451,6 +453,9 @@ def run(eng: Engine, row: Row, args: tuple, passes: int = 1, order: Callable | N
                 for leaf in (x for xs in flat for x in xs):
                     eng.zero(leaf)
             out = row.build(*given)
+            if not isinstance(out, eng.cls):
+                raise TypeError(f"{row.name} returns a {type(out).__name__}, not a "
+                                f"{eng.cls.__name__}: no gradient can flow back through it")
             outs[s] = eng.value(out)
             if not differentiate:
                 break
@@ -647,8 +652,15 @@ def _reference(row: Row, catalogue_kind: str | None):
     import jax
 
     batched = jax.vmap(row.fun)
+    wrong = None
+    if row.swapped is not None:
+        swapped = jax.vmap(row.swapped)
+
+        def wrong(args, static):
+            return [("its operands swapped", swapped(*args), f"{row.method} computes "
+                     "self <op> other where other <op> self belongs")]
     return Reference(f"jax: {row.name}", lambda args, static: batched(*args),
-                     row.alternates)
+                     row.alternates, wrong_forwards=wrong)
 
 
 def _input_sets(row: Row, catalogue_kind: str | None):
