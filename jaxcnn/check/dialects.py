@@ -33,7 +33,10 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   file checked with it: ``adapters.explicit_pair``;
 * ``whole_functions``: a function returning the loss and the gradients of parameters it
   reads from outside (min-char-rnn's ``lossFun`` on module globals or ``self``), and
-  Nielsen's ``Network.backprop(x, y) -> (nabla_b, nabla_w)``: ``adapters.whole_function``.
+  Nielsen's ``Network.backprop(x, y) -> (nabla_b, nabla_w)``: ``adapters.whole_function``;
+* ``scalar_engines``: hand-written scalar autograd engines (micrograd's ``Value``: a
+  ``backward`` method, operations storing ``_backward`` closures) and networks built on
+  one (micrograd's ``MLP``): ``adapters.scalar_engine``.
 
 A finder never raises for the user's code: what cannot be built is skipped with the
 reason.
