@@ -93,6 +93,13 @@ class Engine(NamedTuple):
         setattr(node, self.grad, 0.0)
 
 
+def is_node(x, cls) -> bool:
+    """``x`` is a node of ``cls``: an instance, or one of a class of the same qualified
+    name (a file whose operations ``import engine`` again loads a second copy of it)."""
+    return isinstance(x, cls) or (type(x).__qualname__ == cls.__qualname__
+                                  and type(x).__name__ == cls.__name__)
+
+
 def _own_methods(cls) -> dict:
     """name -> function defined by ``cls`` or its bases other than ``object``."""
     found = {}
@@ -110,8 +117,10 @@ def _makes_closure(fn) -> bool:
 
 
 def is_engine(cls) -> bool:
-    """A hand-written autograd class: a ``backward`` method, ``__add__`` or ``__mul__``,
-    ``grad`` in its source, and at least one operation that stores a closure. No JAX."""
+    """A hand-written autograd class: a ``backward`` method, ``__add__`` or ``__mul__``, a
+    name with ``grad`` in its code, and a ``backward`` of its own or its bases'
+    (``probe`` then tells whether its nodes are made so; operations may store a closure
+    or an operation object). No JAX."""
     if not inspect.isclass(cls):
         return False
     methods = _own_methods(cls)
@@ -119,9 +128,7 @@ def is_engine(cls) -> bool:
         return False
     # (by the methods' code: inspect.getsource of a class whose module has left
     # sys.modules fails)
-    return any("grad" in n.lower() for f in methods.values() for n in _names(f.__code__)) \
-        and any(_makes_closure(f) for n, f in methods.items()
-                if n not in ("backward", "__init__"))
+    return any("grad" in n.lower() for f in methods.values() for n in _names(f.__code__))
 
 
 def _names(code: types.CodeType) -> set:
@@ -143,8 +150,18 @@ def _number(v) -> float | None:
 
 def probe(cls) -> Engine:
     """The attribute names of ``cls``'s nodes, read from two leaves and their product.
-    ValueError (naming what is missing) when ``cls(0.75)`` holds no 0.75, no gradient
-    of 0, or the product names no inputs."""
+    ``NotALayer`` (naming what is missing) when ``cls(0.75)`` cannot be made, holds no
+    0.75 or no gradient of 0, or the product of two is not a node."""
+    from jaxcnn.check.refusals import NotALayer
+
+    try:
+        return _probe(cls)
+    except Exception as exc:
+        raise NotALayer(f"not an autograd engine's node after all: "
+                        f"{type(exc).__name__}: {exc}") from exc
+
+
+def _probe(cls) -> Engine:
     a = cls(0.75)
     names = list(vars(a)) if hasattr(a, "__dict__") else []
     data = next((n for n in (*DATA_NAMES, *names) if _number(getattr(a, n, None)) == 0.75),
@@ -158,6 +175,8 @@ def probe(cls) -> Engine:
         raise ValueError(f"{cls.__name__}(0.75) has no gradient attribute set to 0")
     b = cls(-1.25)
     out = a * b if hasattr(cls, "__mul__") else a + b
+    if not is_node(out, cls):
+        raise ValueError(f"the product of two {cls.__name__} is a {type(out).__name__}")
     prev = closure = None
     for n, v in (vars(out).items() if hasattr(out, "__dict__") else ()):
         if prev is None and isinstance(v, (set, frozenset, tuple, list)) and any(
@@ -285,13 +304,15 @@ UNARY = {
 
 def _unary_methods(cls, eng: Engine) -> list[tuple[str, bool]]:
     """(name, whether it ran on a leaf and returned a node) of the methods of ``self``
-    alone that store a closure: the engine's activations and functions (``relu``,
-    ``tanh``, ``exp``, ``log``, ``sigmoid``...). One that raises is kept (its row is an
-    error: micrograd clones that call ``math.exp`` without importing ``math``); one that
-    returns something else than a node is left out."""
+    alone that store a closure, or have a name of ``UNARY``: the engine's activations
+    and functions (``relu``, ``tanh``, ``exp``, ``log``, ``sigmoid``...). One that
+    raises is kept (its row is an error: micrograd clones that call ``math.exp`` without
+    importing ``math``); one that returns something else than a node is left out."""
     found = []
     for name, fn in _own_methods(cls).items():
-        if name.startswith("__") or name in ("backward", "zero_grad") or not _makes_closure(fn):
+        known = name.lower().replace("_", "") in UNARY  # (may build an operation object)
+        if name.startswith("__") or name in ("backward", "zero_grad") or not (
+                known or _makes_closure(fn)):
             continue
         try:
             params = [p for p in inspect.signature(fn).parameters.values()
@@ -306,7 +327,7 @@ def _unary_methods(cls, eng: Engine) -> list[tuple[str, bool]]:
         except Exception:
             found.append((name, False))
             continue
-        if isinstance(out, cls):
+        if is_node(out, cls):
             found.append((name, True))
     return found
 
@@ -453,7 +474,7 @@ def run(eng: Engine, row: Row, args: tuple, passes: int = 1, order: Callable | N
                 for leaf in (x for xs in flat for x in xs):
                     eng.zero(leaf)
             out = row.build(*given)
-            if not isinstance(out, eng.cls):
+            if not is_node(out, eng.cls):
                 raise TypeError(f"{row.name} returns a {type(out).__name__}, not a "
                                 f"{eng.cls.__name__}: no gradient can flow back through it")
             outs[s] = eng.value(out)
@@ -724,7 +745,7 @@ def make_row(eng: Engine, row: Row, file: str | None, over: dict, seed: int = 0,
                      "of a node used twice")
     if kind_ == "relu":
         notes.append("relu at a = 0 (the boundary sets): any slope in [0, 1] is a valid "
-                     "subgradient; (out.data > 0) gives 0")
+                     "subgradient; micrograd's (out.data > 0) gives 0")
     return Layer(f"{eng.cls.__name__}: {row.name}",
                  kind_ or ("scalar-engine" if engine_level else "scalar-op"), "scalar",
                  row.args, forward, vjp, reference, sets,
@@ -806,9 +827,32 @@ def _wrong_operations(pairs: list, seed: int) -> set:
     return wrong
 
 
+def canonical(cls):
+    """The copy of ``cls`` its own file's imports use: a file imported as a module of
+    its own (``import engine`` in the file of its operations) defines a second class of
+    the same name, and ``isinstance`` checks in the user's code (``other if
+    isinstance(other, Value) else Value(other)``) accept only that one. ``cls`` when no
+    other module of the same file is loaded."""
+    import os
+    import sys
+
+    code = next((f.__code__ for f in _own_methods(cls).values()), None)
+    if code is None:
+        return cls
+    where = os.path.realpath(code.co_filename)
+    for m in list(sys.modules.values()):
+        f = getattr(m, "__file__", None)
+        other = getattr(m, cls.__name__, None)
+        if f and other is not cls and inspect.isclass(other) and \
+                other.__qualname__ == cls.__qualname__ and os.path.realpath(f) == where:
+            return other
+    return cls
+
+
 def from_engine(cls, file: str | None = None, seed: int = 0) -> tuple[list[Layer], list]:
-    """(one ``Layer`` per row of ``cls``, skipped rows as (name, reason)). ValueError
-    when ``cls`` cannot be probed (see ``probe``)."""
+    """(one ``Layer`` per row of ``cls`` (its ``canonical`` copy), skipped rows as (name,
+    reason)). ``NotALayer`` when ``cls`` cannot be probed (see ``probe``)."""
+    cls = canonical(cls)
     eng = probe(cls)
     rng = np.random.default_rng([seed, 7])
     rows = rows_for(cls, eng)
@@ -879,14 +923,14 @@ def structure(model, eng: Engine, params: list) -> list | None:
         out = []
         for layer in layers:
             neurons = next((c for c in _children(layer) if all(
-                any(all(isinstance(w, eng.cls) for w in ws) for ws in _children(n))
+                any(all(is_node(w, eng.cls) for w in ws) for ws in _children(n))
                 for n in c)), None)
             if neurons is None:
                 break
             w_rows, b_rows = [], []
             for n in neurons:
-                ws = next(ws for ws in _children(n) if all(isinstance(w, eng.cls) for w in ws))
-                b = next((v for v in vars(n).values() if isinstance(v, eng.cls)), None)
+                ws = next(ws for ws in _children(n) if all(is_node(w, eng.cls) for w in ws))
+                b = next((v for v in vars(n).values() if is_node(v, eng.cls)), None)
                 if b is None or id(b) not in where or any(id(w) not in where for w in ws):
                     return None
                 w_rows.append([where[id(w)] for w in ws])
