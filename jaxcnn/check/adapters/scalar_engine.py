@@ -236,13 +236,22 @@ def _binary_rows() -> list[Row]:
                                                             f"(n = {n:g})")]
         return alts
 
+    def add_alts(args, static, g):
+        a, b = args
+        return [_wrong("the product's derivatives", (g * b, g * a), "other.data and "
+                       "self.data, the derivatives of a * b, where a + b's are 1 and 1")]
+
+    def mul_alts(args, static, g):
+        return [_wrong("the sum's derivatives", (g, g), "1 and 1, the derivatives of "
+                       "a + b, where a * b's are other.data and self.data")]
+
     return [
         Row("a + b", ("a", "b"), lambda a, b: a + b, lambda a, b: a + b, ("any", "any"),
-            "__add__", ("__add__",)),
+            "__add__", ("__add__",), add_alts),
         Row("a - b", ("a", "b"), lambda a, b: a - b, lambda a, b: a - b, ("any", "any"),
             "__sub__", ("__sub__",)),
         Row("a * b", ("a", "b"), lambda a, b: a * b, lambda a, b: a * b, ("any", "any"),
-            "__mul__", ("__mul__",)),
+            "__mul__", ("__mul__",), mul_alts),
         Row("a / b", ("a", "b"), lambda a, b: a / b, lambda a, b: a / b, ("any", "away"),
             "__truediv__", ("__truediv__",), div_alts),
         Row("a ** b", ("a", "b"), lambda a, b: a ** b, lambda a, b: a ** b,
@@ -777,15 +786,15 @@ def _explain(eng: Engine, row: Row, runner, args, over: dict,
                                      "their grads set to 0 in between, answers differently "
                                      "from the first")
     bad = [op for op in row.ops if op in over]
-    if not bad and wrong_ops is not None:
-        named = [op for op in row.ops if op in wrong_ops()]
-        if named:
-            return ("unclassified", f"built from {', '.join(named)}, whose own rows are "
-                                    "wrong: see them")
+    named = [op for op in row.ops if op in wrong_ops()] if wrong_ops is not None else []
+    also = (f"built from {', '.join(named)}, whose own rows are wrong: see them"
+            if named else "")
     if bad:
         return ("missing-accumulation", ", ".join(
             f"{op}'s closure assigns (=) where it should add (+=): line {over[op][1]}"
-            for op in bad))
+            for op in bad) + (f"; also {also}" if also else ""))
+    if also:
+        return ("unclassified", also)
     if eng.prev is not None and eng.closure is not None:
         try:
             mine = runner(args, passes=1, order=topological(eng))[1]
