@@ -183,3 +183,54 @@ class Value:
     refused = {s[0]: s[1] for s in f.skipped}
     assert "NameError" in refused["Value: log(a)"]
     assert "returns a float, not a Value" in refused["Value: -a"]
+
+
+def test_an_operation_that_stores_no_closure_is_zero_at_its_def_line(tmp_path, x64):
+    path = tmp_path / "engine.py"
+    path.write_text('''import math
+
+
+class Value:
+    def __init__(self, data, _children=()):
+        self.data, self.grad, self._prev = data, 0.0, set(_children)
+        self._backward = lambda: None
+
+    def __mul__(self, other):
+        out = Value(self.data * other.data, (self, other))
+        def _backward():
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+        out._backward = _backward
+        return out
+
+    def __add__(self, other):
+        out = Value(self.data + other.data, (self, other))
+        def _backward():
+            self.grad += out.grad
+            other.grad += out.grad
+        out._backward = _backward
+        return out
+
+    def tanh(self):
+        return Value(math.tanh(self.data), (self,))
+
+    def backward(self):
+        topo, seen = [], set()
+        def build(v):
+            if v not in seen:
+                seen.add(v)
+                for c in v._prev:
+                    build(c)
+                topo.append(v)
+        build(self)
+        self.grad = 1.0
+        for v in reversed(topo):
+            v._backward()
+''')
+    f = find_layers(load_file(path), str(path), [])
+    r = reports(f)
+    tanh = r["Value: tanh(a)"]
+    assert kinds(tanh) == {"a": "zero"}
+    assert (tanh.first_wrong_step.line, tanh.first_wrong_step.code) == (25, "def tanh(self):")
+    neuron = r["Value: neuron tanh(w . x + b)"]
+    assert "built from tanh, whose own rows are wrong" in neuron.check("w").note

@@ -416,7 +416,7 @@ def _engine_rows(has: set, act: str | None) -> list[Row]:
                     ("w1", "b1", "w2", "b2", "x"), net, jnet, ("any",) * 5, None, uses,
                     shapes=((2, 3), (2,), (2, 2), (2,), (3,))))
     rows.append(Row("second backward after zeroing grads", ("w", "x", "b"), neuron,
-                    jneuron, ("any", "any", "any"), "backward", ("__add__", "__mul__"),
+                    jneuron, ("any", "any", "any"), "backward", uses,
                     shapes=((4,), (4,), ())))
     return rows
 
@@ -612,6 +612,22 @@ def _first_wrong(name, line, file, code, check, expected, note):
                       note=note)
 
 
+def _no_closure(eng: Engine, row: Row, file, wrong):
+    """The ``def`` line of ``row``'s operation when it stores no closure at all (a tanh
+    written without its ``_backward``): nothing flows back through its output. None
+    when it stores one, or delegates to other operations."""
+    fn = _own_methods(eng.cls).get(row.method) if row.method else None
+    if fn is None or _makes_closure(fn) or wrong.kind != "zero" or eng.closure is None:
+        return None
+    try:
+        lines, start = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return None
+    return _first_wrong(row.method, start, file, lines[0].strip(), wrong,
+                        f"d({row.name})/d{wrong.quantity}", f"{row.method} stores no "
+                        f"{eng.closure} on its output: no gradient flows back through it")
+
+
 def locator(eng: Engine, row: Row, file, over: dict, rng) -> Callable:
     """``(checks) -> FirstWrong | None`` for ``row`` (see the module docstring): the
     ``=`` line of an overwriting closure for ``missing-accumulation``, ``backward``'s
@@ -652,7 +668,7 @@ def locator(eng: Engine, row: Row, file, over: dict, rng) -> Callable:
                                 "when run in a topological order of ours"
                                 if wrong.kind == "wrong-order" else "backward() itself")
         if closure is None:
-            return None
+            return _no_closure(eng, row, file, wrong)
         j = row.args.index(wrong.quantity) if wrong.quantity in row.args else 0
         who = params[j] if j < len(params) and len(row.args) > 1 else (params[0] if params
                                                                        else None)
