@@ -96,7 +96,7 @@ def test_assign_where_add_belongs_is_missing_accumulation_at_its_line(bugs, x64)
         assert kinds(rep) == {"a": "missing-accumulation"}
         assert rep.first_wrong_step.line == line
         assert "=" in rep.first_wrong_step.code and "+=" not in rep.first_wrong_step.code
-    assert set(kinds(r["AssignValue: c = a * b; (c + a) * c (shared)"]).values()) == {
+    assert set(kinds(r["AssignValue: c = a * b; c * ((c + a) * b) (shared)"]).values()) == {
         "missing-accumulation"}
     assert kinds(r["MLP: parameters"]) == {"parameters": "missing-accumulation"}
 
@@ -123,7 +123,7 @@ def test_wrong_local_derivatives_are_named_with_their_line(bugs, x64):
 def test_no_topological_sort_is_wrong_order(bugs, x64):
     _, r = bugs
     assert kinds(r["NoTopoValue: a * b"]) == {"a": "correct", "b": "correct"}
-    shared = r["NoTopoValue: c = a * b; (c + a) * c (shared)"]
+    shared = r["NoTopoValue: c = a * b; c * ((c + a) * b) (shared)"]
     assert set(kinds(shared).values()) == {"wrong-order"}
     assert shared.first_wrong_step.name == "backward"
     net = r["NoTopoValue: two-layer net with a skip (topological order)"]

@@ -370,11 +370,11 @@ def _engine_rows(has: set, act: str | None) -> list[Row]:
     if not {"__add__", "__mul__"} <= has:
         return rows
 
-    def shared(a, b):
+    def shared(a, b):  # c's consumers at depths 1 and 3: a breadth-first order fails
         c = a * b
-        return (c + a) * c
+        return c * ((c + a) * b)
 
-    rows.append(Row("c = a * b; (c + a) * c (shared)", ("a", "b"), shared, shared,
+    rows.append(Row("c = a * b; c * ((c + a) * b) (shared)", ("a", "b"), shared, shared,
                     ("any", "any"), None, ("__mul__", "__add__")))
     acts = {"tanh": lambda x: jnp().tanh(x), "relu": lambda x: jnp().maximum(x, 0.0),
             "sigmoid": lambda x: 1 / (1 + jnp().exp(-x))}
