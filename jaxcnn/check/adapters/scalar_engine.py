@@ -1065,10 +1065,23 @@ def from_network(cls, engines, name: str | None = None, file: str | None = None,
                          f"should add (+=): line {over[op][1]}" for op in over)
         return [("parameters", "missing-accumulation", note)] if over else []
 
+    def locate(checks):  # the = line of an overwriting + or *, in the engine's file
+        wrong = next((c for c in checks if c.kind == "missing-accumulation"), None)
+        if wrong is None or not over:
+            return None
+        import os
+
+        op, (fn, line, code) = next(iter(over.items()))
+        where = fn.__code__.co_filename
+        return _first_wrong(f"{op}'s closure", line, where, code, wrong,
+                            f"+= of its share (in {os.path.basename(where)})",
+                            f"{eng.cls.__name__}.{op}'s "
+                            f"{fn.__name__} assigns (=) the grad it should add to (+=)")
+
     return Layer(f"{name}: parameters", "scalar-network", "scalar", ("parameters",),
                  forward, vjp, reference, input_sets,
                  cotangent=lambda out, s, r: np.ones(np.shape(out)), file=file,
-                 notes=tuple(notes), names=(name,), extra=extra)
+                 notes=tuple(notes), names=(name,), extra=extra, locate=locate)
 
 
 __all__ = ["Engine", "Row", "from_engine", "from_network", "grad_updates", "is_engine",
