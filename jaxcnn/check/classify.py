@@ -60,7 +60,7 @@ KINDS = ("correct", "tie-overcount", "imprecise", "scaled", "sign-flipped", "tra
          "missing-accumulation", "off-by-one", "wrong-window", "cotangent-dropped", "wrong-wiring",
          "wrong-derivative", "wrong-argument", "zero", "wrong-shape", "missing", "non-finite",
          "update-before-use", "update-rule", "stale-gradient", "not-reentrant", "modifies-input",
-         "clipped",
+         "clipped", "wrong-order",
          "error", "inconclusive", "unclassified")
 
 

@@ -37,7 +37,10 @@ skipped)`` (``companions``: the other modules checked with it), listed in
   file checked with it: ``adapters.explicit_pair``;
 * ``whole_functions``: a function returning the loss and the gradients of parameters it
   reads from outside (min-char-rnn's ``lossFun`` on module globals or ``self``), and
-  Nielsen's ``Network.backprop(x, y) -> (nabla_b, nabla_w)``: ``adapters.whole_function``.
+  Nielsen's ``Network.backprop(x, y) -> (nabla_b, nabla_w)``: ``adapters.whole_function``;
+* ``scalar_engines``: hand-written scalar autograd engines (micrograd's ``Value``: a
+  ``backward`` method, operations storing ``_backward`` closures) and networks built on
+  one (micrograd's ``MLP``): ``adapters.scalar_engine``.
 
 A finder never raises for the user's code: what cannot be built is skipped with the
 reason.
@@ -816,9 +819,49 @@ def whole_functions(module, file, own, taken: set, companions=()) -> tuple[list[
     return layers, skipped
 
 
+def scalar_engines(module, file, own, taken: set, companions=()) -> tuple[list[Layer], list]:
+    """Hand-written scalar autograd engines (micrograd's ``Value``: a ``backward``
+    method, arithmetic dunders storing ``_backward`` closures, a ``grad``), one layer per
+    operation and per engine-level property, and a network built on one (micrograd's
+    ``MLP`` with ``parameters()``): ``adapters.scalar_engine``."""
+    from jaxcnn.check.adapters import scalar_engine as se  # (no JAX)
+
+    layers, skipped = [], []
+    engines = []
+    for name, obj in list(vars(module).items()):  # a snapshot: user code may add
+        if not (inspect.isclass(obj) and obj.__module__ == module.__name__) \
+                or name in taken or not se.is_engine(obj):
+            continue
+        engines.append(obj)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                more, why = se.from_engine(obj, file)
+        except Exception as exc:
+            skipped.append(refused(name, exc, "scalar"))
+            continue
+        layers += more
+        skipped += why
+    engines += [o for o in vars(module).values() if inspect.isclass(o) and o not in engines
+                and se.is_engine(o)]  # imported from beside it (micrograd's nn.py)
+    for name, obj in list(vars(module).items()):
+        if not (inspect.isclass(obj) and own(module, obj)
+                and getattr(obj, "__module__", None) == module.__name__) \
+                or obj in engines or name in taken or not se.is_network(obj):
+            continue
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                layer = se.from_network(obj, engines, name, file)
+        except Exception as exc:
+            skipped.append(refused(name, exc, "scalar"))
+            continue
+        if layer is not None:
+            layers.append(layer)
+    return layers, skipped
+
+
 FINDERS = (module_classes, specialisation, network_pairs, logistic_propagates, model_losses,
            linear_losses, torch_functions, derivative_pairs, explicit_pairs,
-           derivative_classes, whole_functions)
+           derivative_classes, whole_functions, scalar_engines)
 
 __all__ = ["FINDERS", "NotALayer", "Refused", "has_module_pairs", "is_torch_function",
            "module_classes", "refused"]

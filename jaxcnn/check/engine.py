@@ -975,6 +975,11 @@ def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATION
         for c in checks:
             if first is not None and c.kind != "correct":
                 c.first_wrong_intermediate = first.to_json()
+    elif layer.locate is not None and any(c.kind not in _NOT_STEPS for c in checks):
+        first = layer.locate(checks)  # the adapter's own rule (a closure's line)
+        for c in checks:
+            if first is not None and c.kind != "correct":
+                c.first_wrong_intermediate = first.to_json()
     elif steps_budget and any(c.kind not in _NOT_STEPS for c in checks):
         notes.append(f"first wrong step not analysed for this {layer.style} layer (the "
                      "analysis needs a separate Python backward function to re-run line by "

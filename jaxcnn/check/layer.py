@@ -159,6 +159,9 @@ class Layer(NamedTuple):
         out): a hand equal to ``reference - grads[i]`` is named by the alternate, with
         the numeric oracle too (then the reference is the finite differences); None: none
     names: more names ``--layer`` accepts for it (a derivative pair's ``tanh_prime``)
+    locate: ``(checks) -> steps.FirstWrong | None``, the first wrong line by the adapter's
+        own rule, for a layer with no ``sources`` to re-run line by line (a scalar
+        engine's ``_backward`` closure of the operation found wrong); None: not located
     """
 
     name: str
@@ -183,3 +186,4 @@ class Layer(NamedTuple):
     notes: tuple = ()
     offsets: Callable | None = None
     names: tuple = ()
+    locate: Callable | None = None

@@ -20,6 +20,9 @@
   read from outside it (min-char-rnn's ``lossFun`` on globals or ``self``), Nielsen's
   ``Network.backprop(x, y) -> (nabla_b, nabla_w)``, CS231n 2015's ``two_layer_net(X,
   model, y, reg) -> (loss, grads)``;
+* ``scalar_engine``: scalar autograd engines written by hand (micrograd's ``Value`` with a
+  ``_backward`` closure per operation), one row per operation and per engine property,
+  and a network built on one (micrograd's ``MLP``);
 * ``recorder``: a stand-in optimizer object recording the gradients handed to it;
 * ``probe``: shapes and values for a layer found by running it.
 """
