@@ -283,3 +283,25 @@ def test_a_class_name_given_to_layer_picks_its_second_setting_rows_too():
     assert [r.name for r in _select(rows, [], ["ConvLayer (stride=2, padding=1)"])[0]] == [
         "ConvLayer (stride=2, padding=1)"]
     assert [r.name for r in _select(rows, [], ["Pool"])[0]] == ["file.py:Pool (stride=1)"]
+
+
+def test_settings_a_default_hides_and_pools_in_other_layouts():
+    """A tester's false passes: a conv whose padding defaults to "valid" was never built
+    padded; a conv refusing stride 2 lost its padded row with it; a batched channels-last
+    max pool's == mask and a pool class overwriting overlapping windows at stride 1 were
+    judged by finite differences only (tie rule unchecked, unclassified)."""
+    f = found("settings_more.py")
+    names = {layer.name: layer for layer in f.layers}
+    assert set(names) == {"ConvValid", "ConvValid (stride=2, padding=same)", "ConvPadOnly",
+                          "ConvPadOnly (padding=1)", "MaxPoolOverwrite",
+                          "MaxPoolOverwrite (stride=1)", "pool_nhwc"}
+    assert sorted(n.rsplit(":", 1)[-1] for n, _ in f.skipped) == [
+        "ConvPadOnly (stride=2)", "ConvPadOnly (stride=2, padding=1)"]
+    assert names["pool_nhwc"].kind == "max_pool_nhwc"
+    v = verdicts(f)
+    assert v[("ConvValid", "x")][0] == "correct"
+    assert v[("ConvValid (stride=2, padding=same)", "x")][0] != "correct"
+    assert v[("ConvPadOnly (padding=1)", "x")][::2] == ("correct", "exact")
+    assert v[("MaxPoolOverwrite", "x")][0] == "correct"
+    assert v[("MaxPoolOverwrite (stride=1)", "x")][::2] == ("missing-accumulation", "exact")
+    assert v[("pool_nhwc", "X")][::2] == ("tie-overcount", "exact")

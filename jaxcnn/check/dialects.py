@@ -120,15 +120,35 @@ def module_classes(module, file, own, taken: set, companions=()) -> tuple[list[L
                 skipped.append((layer_name, text.partition(": ")[2]) if "an abstract class"
                                in text else refused(layer_name, exc, "module"))
                 continue
-            for setting in module_style.setting_variants(obj):  # a conv's stride 2, ...
-                shown = f"{layer_name} ({module_style.setting_label(setting)})"
-                try:
-                    with contextlib.redirect_stdout(sys.stderr), \
-                            limits.item(f"finding the layer {shown}"):
-                        layers.append(runs_or_raises(module_style.make(
-                            obj, shown, fwd, bwd, file, given=setting)))
-                except Exception as exc:
-                    skipped.append((shown, setting_refused(exc)))
+            more, why = setting_rows(  # a conv's stride 2, padding 1, ...
+                module_style.setting_variants(obj), layer_name,
+                lambda setting, shown, obj=obj, fwd=fwd, bwd=bwd: module_style.make(
+                    obj, shown, fwd, bwd, file, given=setting))
+            layers += more
+            skipped += why
+    return layers, skipped
+
+
+def setting_rows(variants: list[dict], name: str, make) -> tuple[list[Layer], list]:
+    """The rows of a layer at its second settings (``module_names.setting_variants``,
+    in order of preference): the first that the code runs at (``make(setting, shown)``,
+    then its forward on its first input set); where the first (both settings at once) is
+    refused, each of the others that runs, so that one the code refuses (stride 2) does
+    not take the other (padding) with it. The refused are listed as skipped."""
+    from jaxcnn.check.adapters.module_names import setting_label
+
+    layers, skipped = [], []
+    for k, setting in enumerate(variants):
+        shown = f"{name} ({setting_label(setting)})"
+        try:
+            with contextlib.redirect_stdout(sys.stderr), \
+                    limits.item(f"finding the layer {shown}"):
+                layers.append(runs_or_raises(make(setting, shown)))
+        except Exception as exc:
+            skipped.append((shown, setting_refused(exc)))
+            continue
+        if k == 0:
+            break
     return layers, skipped
 
 

@@ -705,19 +705,20 @@ def _setting_rows(forward, backward, name: str, file, layers: list, skipped: lis
     leaves out the stride, or overwrites overlapping windows, is right."""
     import functools
 
-    from jaxcnn.check.adapters.module_names import setting_label, setting_variants
+    from jaxcnn.check.adapters.module_names import setting_variants
 
-    for setting in setting_variants(forward, name):
-        shown = f"{name} ({setting_label(setting)})"
-        def at(*args, setting=setting, **kwargs):
+    def make(setting, shown):
+        def at(*args, **kwargs):
             return forward(*args, **{**setting, **kwargs})
         functools.update_wrapper(at, forward)  # its source, name and signature
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
-                layers.append(dialects.runs_or_raises(from_function_pair(at, backward, shown,
-                                                                         file)))
-        except Exception as exc:
-            skipped.append((shown, dialects.setting_refused(exc)))
+        # the user's own functions for the first-wrong-step analysis (``at`` calls the
+        # forward, whose code that analysis instruments)
+        return from_function_pair(at, backward, shown, file)._replace(
+            sources=(forward, backward))
+
+    more, why = dialects.setting_rows(setting_variants(forward, name), name, make)
+    layers += more
+    skipped += why
 
 
 def _numeric_pair(make, name: str, layers: list, skipped: list) -> None:

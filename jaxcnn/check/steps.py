@@ -789,11 +789,12 @@ def _window_lines(fn: types.FunctionType, line: int,
                   forward: types.FunctionType | None = None) -> tuple[tuple[int, str], ...]:
     """The lines that compute the indices of the slices of the statement at ``line``
     (``dA[i, vert_start:vert_end, ...] += ...``: the last assignments of ``vert_start``,
-    ``vert_end`` before it), as ``(line, code, "")`` in source order. Where ``forward``
-    assigns the same name differently (its ``vert_start = h * stride`` for the
-    backward's ``vert_start = h``), only those lines, each with the forward's line as
-    its third entry: the likeliest cause. () when the slices use only loop variables or
-    constants, or a source cannot be read."""
+    ``vert_end`` before it) that ``forward`` assigns differently (its ``vert_start = h *
+    stride`` for the backward's ``vert_start = h``), as ``(line, code, the forward's
+    line)`` in source order: the likeliest cause; or, for slices written inline
+    (``i:i+k``), the first that differs from the forward's over the same loop variables.
+    () when nothing differs from the forward (an index the forward computes alike is no
+    evidence), there is no separate forward, or a source cannot be read."""
     parsed = _parsed(fn)
     if parsed is None:
         return ()
@@ -821,8 +822,8 @@ def _window_lines(fn: types.FunctionType, line: int,
         node.value) != ast.unparse(theirs[name][1].value)}
     out = []
     for name, (at, _) in sorted(mine.items(), key=lambda kv: kv[1][0]):
-        if differ and name not in differ:
-            continue
+        if name not in differ:  # the same as the forward's, or no forward to compare:
+            continue  # no evidence against it (a `pad = hparameters["pad"]` is right)
         other = ""
         if name in differ:
             from jaxcnn.check.cells import line_text

@@ -127,13 +127,67 @@ def from_function_pair(forward: Callable, backward: Callable, name: str | None =
                   _sets(diff, values, mask, what), file=file, sources=(forward, backward),
                   raw=lambda args, static: vjp(args, static, own=True),
                   static_names=_static_names(names, mask))
-    return _as_max_pool(layer) if "pool" in layer.name.lower() else layer
+    if "pool" in layer.name.lower():
+        return _as_max_pool(layer)
+    return _as_conv(layer) if "conv" in layer.name.lower() else layer
+
+
+# (stride, padding) a conv pair taking them as keywords may run with
+CONV_SETTINGS = ((1, 0), (1, 1), (2, 0), (2, 1), (1, 2), (2, 2))
+
+
+def _as_conv(layer: Layer) -> Layer:
+    """A conv of ``(x, w, b)`` arrays with no settings passed (its stride and padding are
+    keyword defaults: ``conv_forward(X, W, b, stride=1, padding=0)``) whose forward is the
+    catalogue's NCHW / OIHW cross-correlation at one of ``CONV_SETTINGS`` gets that
+    exact oracle and its named mistakes (overlapping windows that overwrite, the stride
+    left out: ``wrong-window``), on its own inputs; else ``layer``."""
+    import jax
+
+    from jaxcnn.check.catalogue import spec
+
+    if len(layer.arg_names) != 3 or layer.static_names:
+        return layer
+    try:
+        first = layer.input_sets(0)[0]
+        x, w, b = first.args
+        if np.ndim(x) != 4 or np.ndim(w) != 4 or np.ndim(b) != 1:
+            return layer
+        with probe.seeded(), np.errstate(all="ignore"):
+            out = np.asarray(layer.forward(first.args, first.static), np.float64)
+    except Exception:
+        return layer
+    base = spec("conv").reference
+    for stride, pad in CONV_SETTINGS:
+        setting = ({"stride": stride, "pad": pad},)
+        try:
+            with jax.enable_x64(True):
+                want = np.asarray(base.forward((x, w, b), setting), np.float64)
+        except Exception:
+            continue
+        if want.shape == out.shape and np.max(np.abs(want - out), initial=0.0) <= 1e-9 * max(
+                float(np.max(np.abs(want), initial=0.0)), 1e-300):
+            def forward(args, static, setting=setting):
+                return base.forward(args, setting)
+
+            def alternates(args, static, cotangent, setting=setting):
+                return base.alternates(args, setting, cotangent)
+
+            from jaxcnn.check.layer import Reference
+
+            reference = Reference(f"{base.name} (stride {stride}, padding {pad})", forward,
+                                  alternates)
+            return layer._replace(kind="conv", reference=reference, notes=(
+                *layer.notes, f"its forward is the catalogue's conv at stride {stride}, "
+                              f"padding {pad}: checked against it"))
+    return layer
 
 
 def _as_max_pool(layer: Layer) -> Layer:
-    """A pool of one array and no settings whose forward is the catalogue's 2x2 stride-2
-    max pool (NCHW, (H, W, C) or one (C, H, W) image: ``module_catalogue.find_max_pool``)
-    gets its exact oracle and tie-rich inputs, so the tie rule is checked too (finite
+    """A pool of one array and no settings whose forward is one of the catalogue's max
+    pools (NCHW, NHWC, (H, W, C) or one (C, H, W) image; 2x2 stride 2 and the other
+    settings of ``module_catalogue.find_max_pool``) gets its exact oracle and inputs, so
+    the tie rule is checked too (finite
     differences leave tied maxima out as kinks: an ``==`` mask passed them). Otherwise
     ``layer``, with a note that the tie rule is not checked."""
     from jaxcnn.check.adapters import module_catalogue
@@ -147,9 +201,10 @@ def _as_max_pool(layer: Layer) -> Layer:
     return layer._replace(notes=(*layer.notes, (
         "a pool checked against finite differences only: tied maxima are kinks, left out, "
         "so a max pool's tie rule (an `==` mask gives every tied maximum the full "
-        "gradient) is not checked here; a 2x2 stride-2 max pool of an (N, C, H, W) or "
-        "(C, H, W) array, or CS231n's max_pool_forward_naive(x, pool_param), is checked "
-        "against the exact oracle, ties included")))
+        "gradient) is not checked here; a max pool of one (N, C, H, W), (N, H, W, C), "
+        "(C, H, W) or (H, W, C) array (2x2 stride 2, 2x2 stride 1, 3x3 stride 2), or "
+        "CS231n's max_pool_forward_naive(x, pool_param), is checked against the exact "
+        "oracle, ties included")))
 
 
 def from_loss_function(loss: Callable, name: str | None = None, file: str | None = None

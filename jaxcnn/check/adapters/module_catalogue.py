@@ -417,23 +417,38 @@ def find(name: str, obj, slots, params: list, x_shape: tuple, user_forward) -> M
 
 
 
-# 2x2 stride-2 max pools, by layout: NCHW (CS231n), (H, W, C) (the report's), one
-# (C, H, W) image
-MAX_POOLS = ("max_pool_nchw", "maxpool2", "max_pool_chw")
+# max pools by layout (NCHW: CS231n's; (H, W, C): the report's; one (C, H, W) image;
+# (N, H, W, C): channels last) and (window, stride): the catalogue's tie-rich 2x2 stride-2
+# pools first, then the settings whose overlapping or strided windows it has inputs for
+MAX_POOLS = ("max_pool_nchw", "maxpool2", "max_pool_chw", "max_pool_nhwc")
+POOL_SETTINGS = ((2, 1), (3, 2))
+
+
+def _max_pool_specs():
+    from jaxcnn.check.catalogue import spec
+    from jaxcnn.check.catalogue.pool import max_pool_at
+
+    for kind in MAX_POOLS:
+        yield spec(kind)
+    for window, stride in POOL_SETTINGS:
+        for layout in ("nchw", "chw", "nhwc"):
+            s = max_pool_at(layout, window, stride)
+            if s is not None:
+                yield s
 
 
 def find_max_pool(run: Callable[[np.ndarray], object]) -> Match | None:
-    """The catalogue's 2x2 stride-2 max pool whose reference ``run(x) -> out`` (the
-    user's forward on a copy of ``x``) reproduces on its first input, in any layout,
-    with its tie-rich inputs (so an ``==`` mask's tie-overcount is named); None if
-    neither. A forward that raises on a layout's input is not that layout."""
+    """The catalogue's max pool whose reference ``run(x) -> out`` (the user's forward on
+    a copy of ``x``) reproduces on its first input, in any layout (``MAX_POOLS``) and at
+    2x2 stride 2 or a setting of ``POOL_SETTINGS``, with that setting's inputs (the
+    tie-rich ones at 2x2 stride 2, so an ``==`` mask's tie-overcount is named; the
+    overlapping ones elsewhere, so a window that overwrites is missing-accumulation);
+    None if none. A forward that raises on a layout's input is not that layout."""
     import jax
 
     from jaxcnn.check.adapters import probe
-    from jaxcnn.check.catalogue import spec
 
-    for kind in MAX_POOLS:
-        s = spec(kind)
+    for s in _max_pool_specs():
         first = s.input_sets(0)[0]
         try:
             with probe.seeded(), np.errstate(all="ignore"):
@@ -444,9 +459,9 @@ def find_max_pool(run: Callable[[np.ndarray], object]) -> Match | None:
             continue
         if out.shape == want.shape and np.max(np.abs(out - want), initial=0.0) <= 1e-9 * max(
                 float(np.max(np.abs(want), initial=0.0)), 1e-300):
-            return Match(kind, s.reference, s.input_sets,
-                         f"matched to the catalogue's {kind}: {s.reference.name}, checked on "
-                         "its tie-rich inputs")
+            return Match(s.kind, s.reference, s.input_sets,
+                         f"matched to the catalogue's {s.kind}: {s.reference.name}, checked "
+                         "on its inputs (tie-rich where the windows do not overlap)")
     return None
 
 

@@ -576,10 +576,12 @@ PADDING = re.compile(r"pad|padding", re.IGNORECASE)
 def setting_variants(cls, name: str | None = None) -> list[dict]:
     """Constructor settings besides the defaults that a conv or pool class is checked at
     too, where its constructor takes them by those names (``stride``, ``padding``,
-    ``pad``) as numbers: a conv's stride 2 and padding 1 (1 and 0 where those are its
-    defaults), a pool's stride 1 (overlapping windows). A backward that leaves out the
-    stride or the padding is right at stride 1 and no padding, the only settings built
-    otherwise. ``[]`` for other classes and string settings (``padding="same"``).
+    ``pad``): a conv's stride 2 and padding 1 (1 and 0 where those are its defaults;
+    ``"same"`` for a ``"valid"`` default, and the other way round), a pool's stride 1
+    (overlapping windows). A backward that leaves out the stride or the padding is right
+    at stride 1 and no padding, the only settings built otherwise. In order of
+    preference: both settings at once, then each alone (``setting_rows`` tries them);
+    ``[]`` for other classes.
     ``cls`` may be a forward function too (``conv_forward(X, W, b, stride=1, padding=1)``),
     ``name``: the name that says conv or pool (default ``cls.__name__``)."""
     name = name or cls.__name__
@@ -603,11 +605,20 @@ def setting_variants(cls, name: str | None = None) -> list[dict]:
             chosen[p.name] = 2 if number(p, 1 if conv else 2) == 1 else 1
         elif conv and PADDING.fullmatch(p.name) and number(p, 0) is not None:
             chosen[p.name] = 1 if number(p, 0) == 0 else 0
-    if chosen and conv:  # one sample's shape the constructor requires (X_dim): odd sizes,
+        elif conv and PADDING.fullmatch(p.name) and isinstance(p.default, str) \
+                and p.default.lower() in ("valid", "same"):  # Keras's names
+            chosen[p.name] = "same" if p.default.lower() == "valid" else "valid"
+    if not chosen:
+        return []
+    extra = {}
+    if conv:  # one sample's shape the constructor requires (X_dim): odd sizes,
         for p in params:  # which a 3x3 window at stride 2 tiles exactly
             if p.default is p.empty and SAMPLE_SHAPE.fullmatch(p.name):
-                chosen[p.name] = (2, 7, 9)
-    return [chosen] if chosen else []
+                extra[p.name] = (2, 7, 9)
+    # both settings at once; each alone after it, tried where the code refuses both
+    # (a conv that takes a padding but refuses stride 2 is still checked padded)
+    alone = [{k: v, **extra} for k, v in chosen.items()] if len(chosen) > 1 else []
+    return [{**chosen, **extra}, *alone]
 
 
 SAMPLE_SHAPE = re.compile(r"x_?dim|image_?shape|img_?shape|input_?shape|in_?shape",

@@ -193,3 +193,53 @@ def unbatched(base: Spec, kind: str) -> Spec:
     return Spec(kind, base.arg_names, axis_names,
                 Reference(ref.name + ", one sample", forward, alternates, kinks,
                           subgradient), input_sets)
+
+
+def permuted(base: Spec, kind: str, perm: tuple[int, ...]) -> Spec:
+    """``base`` for code whose first argument is ``base``'s with its axes in another
+    order: the user's ``x`` is ``base``'s ``x.transpose(perm)`` (``(0, 2, 3, 1)``: NHWC
+    for an NCHW ``base``), and so is its output. The reference, its known mistakes,
+    kinks and subgradient test run in ``base``'s layout; the input sets are ``base``'s,
+    transposed."""
+    ref = base.reference
+    inv = tuple(int(i) for i in np.argsort(perm))
+
+    def to_base(a):
+        return a.transpose(inv)
+
+    def to_user(a):
+        return a.transpose(perm)
+
+    def back(args):
+        return (to_base(args[0]), *args[1:])
+
+    def grads_user(grads):
+        return tuple(None if g is None else (to_user(np.asarray(g)) if i == 0 else g)
+                     for i, g in enumerate(grads))
+
+    def forward(args, static):
+        return to_user(ref.forward(back(args), static))
+
+    alternates = kinks = subgradient = None
+    if ref.alternates is not None:
+        def alternates(args, static, cotangent):
+            return [a._replace(grads=grads_user(a.grads)) for a in
+                    ref.alternates(back(args), static, to_base(np.asarray(cotangent)))]
+    if ref.kinks is not None:
+        def kinks(s):
+            k = ref.kinks(s._replace(args=back(s.args)))
+            return Kinks(grads_user(k.mask), k.stats, k.summary)
+    if ref.subgradient is not None:
+        def subgradient(args, static, cotangent, i, hand, tol):
+            return ref.subgradient(back(args), static, to_base(np.asarray(cotangent)), i,
+                                   to_base(np.asarray(hand)) if i == 0 else hand, tol)
+
+    def input_sets(seed):
+        return [s._replace(args=(to_user(np.asarray(s.args[0])), *s.args[1:]),
+                           name=f"{s.name}, axes {perm}") for s in base.input_sets(seed)]
+
+    axis_names = {k: (tuple(v[i] for i in perm) if k in ("out", base.arg_names[0]) and v
+                      and len(v) == len(perm) else v) for k, v in base.axis_names.items()}
+    return Spec(kind, base.arg_names, axis_names,
+                Reference(f"{ref.name}, axes {perm}", forward, alternates, kinks, subgradient),
+                input_sets)

@@ -18,6 +18,7 @@ from jaxcnn.check.catalogue.base import (
     default_static,
     digits,
     module_name,
+    permuted,
     unbatched,
     wrong,
 )
@@ -354,7 +355,24 @@ SPECS = {
                                               "stride": 2},)),
     # code that pools one (C, H, W) image, 2x2 stride 2
     "max_pool_chw": lambda: unbatched(SPECS["max_pool_nchw"](), "max_pool_chw"),
+    # channels last, (N, H, W, C) (Keras's, the specialisation's), 2x2 stride 2
+    "max_pool_nhwc": lambda: permuted(SPECS["max_pool_nchw"](), "max_pool_nhwc",
+                                      (0, 2, 3, 1)),
 }
+
+
+def max_pool_at(layout: str, window: int, stride: int) -> Spec | None:
+    """A ``window`` x ``window``, ``stride`` max pool in ``layout`` ("nchw", "chw",
+    "nhwc") for code that takes no pool_param, on the catalogue's inputs of that setting;
+    None where there are none (only 2x2 stride 2, 2x2 stride 1, 3x3 stride 2 have)."""
+    setting = ({"pool_height": window, "pool_width": window, "stride": stride},)
+    base = default_static(max_pool_spec(), "max_pool_nchw", setting)
+    if not base.input_sets(0):
+        return None
+    kind = f"max_pool_{layout}"
+    if layout == "chw":
+        return unbatched(base, kind)
+    return permuted(base, kind, (0, 2, 3, 1)) if layout == "nhwc" else base
 
 
 # ------------------------------------------------------------------ average pools
