@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxcnn.check import check_layer, find_layers, load_file
+from jaxcnn.check import api, check_layer, find_layers, load_file
 
 DIALECTS = Path(__file__).parent / "fixtures" / "dialects"
 PARAMS = ("Wxh", "Whh", "Why", "bh", "by")
-NIELSEN = ("biases[0]", "biases[1]", "weights[0]", "weights[1]")
+NIELSEN = tuple(f"{w}[{i}]" for w in ("biases", "weights") for i in range(4))
 
 
 def found(name: str):
@@ -114,11 +114,35 @@ def test_a_clip_that_bites_says_so(rnn_bugs):
 def test_nielsen_network_py_is_correct_and_its_slips_are_named(x64):
     v = verdicts(found("nielsen_network.py"))
     assert wrong(v, "Network") == set()
-    assert wrong(v, "NetworkNoPrime") == {"biases[1]", "weights[1]"}
-    assert v[("NetworkNoPrime", "weights[1]")] == "wrong-derivative"
-    assert v[("NetworkPrimeAtOutput", "biases[1]")] == "wrong-derivative"
+    assert wrong(v, "NetworkNoPrime") == {"biases[3]", "weights[3]"}
+    assert v[("NetworkNoPrime", "weights[3]")] == "wrong-derivative"
+    assert v[("NetworkPrimeAtOutput", "biases[3]")] == "wrong-derivative"
     assert wrong(v, "NetworkTransposed") == {"weights[0]"}
     assert v[("NetworkTransposed", "weights[0]")] == "transposed"
+
+
+def test_a_nielsen_network_is_deep_enough_for_every_index_of_its_loop(x64):
+    """With one hidden layer the backward loop runs once (l == 2), where weights[-1] is
+    weights[-l + 1] and x is activations[-l - 1]: such slips must not pass."""
+    f = found("nielsen_deep_bugs.py")
+    layer = next(la for la in f.layers if la.name == "InputEverywhere")
+    assert len(layer.arg_names) == 8 and any("[4, 5, 6, 7, 3]" in n for n in layer.notes)
+    v = verdicts(f)
+    # x is right for the first layer only (activations[-l - 1] is x at l == 4)
+    assert wrong(v, "InputEverywhere") == {"weights[1]", "weights[2]"}
+    assert wrong(v, "LastWeightsEverywhere") == set(NIELSEN)  # (3, 7).T @ (7, 1) raises
+    assert {v[("LastWeightsEverywhere", q)] for q in NIELSEN} == {"error"}
+
+
+def test_a_backprop_that_raises_where_feedforward_runs_is_an_error_row_and_exit_1():
+    path = DIALECTS / "nielsen_deep_bugs.py"
+    result = api.check_sources([str(path)], layers=["UntransposedRaises"])
+    assert result.status == 1
+    r = result.layer("UntransposedRaises")
+    assert [c.quantity for c in r.checks] == list(NIELSEN)
+    assert {c.kind for c in r.checks} == {"error"}
+    assert "backward raised ValueError" in r.checks[0].note
+    assert "nielsen_deep_bugs.py:74" in r.checks[0].note
 
 
 def test_nielsen_network2_is_checked_once_per_cost_class(x64):

@@ -42,7 +42,8 @@ Two famous dialects:
   sizes ``NIELSEN_SIZES``, one column ``x`` and a one-hot ``y``; a network given a cost
   class is checked once per cost class of its file (``QuadraticCost``,
   ``CrossEntropyCost``), one row set each. For a sigmoid network the output error's
-  slips are named (``_nielsen_offsets``).
+  slips are named (``_nielsen_offsets``). Only ``feedforward`` and the cost must run
+  for the network to be checked: a ``backprop`` that raises is an ``error`` row.
 
 * **A function of a parameters dict** (CS231n 2015's ``two_layer_net(X, model, y=None,
   reg=0.0) -> (loss, grads)`` with ``init_two_layer_model(input_size, hidden_size,
@@ -71,7 +72,12 @@ from jaxcnn.check.layer import Alternate, InputSet, Layer
 from jaxcnn.check.refusals import NotALayer
 
 STEPS = 4  # tokens per checked sequence: every true gradient entry is at most this large
-NIELSEN_SIZES = [4, 5, 3]
+# Three hidden layers, every width distinct: the backward loop's index ``l`` then takes
+# every role (the last hidden layer, a middle one, the first, which reads ``x``), and a
+# wrong index or a missing transpose cannot meet a layer of the same shape. With one
+# hidden layer ``l`` is only 2, where ``weights[-1]`` is ``weights[-l + 1]`` and ``x`` is
+# ``activations[-l - 1]``: such a slip would pass.
+NIELSEN_SIZES = [4, 5, 6, 7, 3]
 TOKENS = re.compile(r"^(inputs?|x|xs|X|seq|sequence|input_ids|ix|ixs)$")
 LABELS = re.compile(r"^(targets?|y|ys|Y|labels?|t)$")
 STATE = re.compile(r"^(h|c)(_?prev|_?0|_?init|s)?$|^hidden|^prev_?h|^hprev|^cprev",
@@ -658,12 +664,12 @@ def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None
         return sets
 
     s0 = input_sets(0)[0]
-    try:
-        vjp(s0.args, s0.static)[1](np.ones(()))
+    try:  # the forward alone: a backprop that raises where feedforward runs is checked,
+        forward(s0.args, s0.static)  # an error row naming its line (exit 1)
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
-        raise ValueError(f"its backprop raised on {s0.name}: {type(exc).__name__}"
-                         f"{': ' * bool(text)}{text}") from None
+        raise ValueError(f"its feedforward or cost raised on {s0.name}: "
+                         f"{type(exc).__name__}{': ' * bool(text)}{text}") from None
     offsets = _nielsen_offsets(net0, forward, layers)
     cost = overrides.get("cost") or type(getattr(net0, "cost", None))
     loss = (f"its cost {cost.__name__}.fn(a, y)" if getattr(net0, "cost", None) is not None
