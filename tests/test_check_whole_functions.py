@@ -84,6 +84,12 @@ RNN_BUGS = [
     ("lossFun_no_onehot", set(PARAMS), "wrong-derivative", "dWhy += dy @ hs[t].T"),
     ("lossFun_tight_clip", set(PARAMS), "clipped", "return loss, dWxh"),
     ("lossFun_hs_list", {"Whh"}, "wrong-derivative", "dWhh += dhraw @ hs[t - 1].T"),
+    # `=` where `+=` belongs: the line whose runs sum to the right gradient
+    ("lossFun_kept_one_step", {"Wxh"}, "missing-accumulation", "dWxh = dhraw @ xs[t].T"),
+    ("lossFun_dby_assigned", {"by"}, "missing-accumulation", "dby = dy"),
+    # the named slip's own line, not a line that reads its unjudged value
+    ("lossFun_whh_untransposed", {"Wxh", "Whh", "bh"}, "wrong-derivative",
+     "dhnext = Whh @ dhraw"),
 ]
 
 
@@ -103,6 +109,32 @@ def test_the_first_wrong_step_of_a_wrong_time_step_is_its_line(rnn_bugs):
                              if la.name == "lossFun_wrong_step")).first_wrong_step
     assert first.expected == "dL/dWhh"
     assert first.right_before == ("dWhy", "dby", "dbh", "dWxh")
+
+
+def test_a_gradient_that_keeps_one_step_says_which_line_and_why(rnn_bugs):
+    f, _ = rnn_bugs
+    report = check_layer(next(la for la in f.layers if la.name == "lossFun_kept_one_step"))
+    first = report.first_wrong_step
+    assert first.kind == "missing-accumulation" and first.expected.startswith("dL/dWxh")
+    assert "`=` where `+=` belongs" in first.note and "runs 4 times" in first.note
+    assert first.unchecked_inputs == ()  # the sum of its runs is right: dhraw is too
+    row = next(c for c in report.checks if c.quantity == "Wxh")
+    assert "`=` where `+=` belongs" in row.note
+
+
+def test_a_backward_part_that_raises_is_an_error_row_and_exit_1():
+    path = DIALECTS / "min_char_rnn_raises.py"
+    result = api.check_sources([str(path)])
+    assert result.status == 1
+    r = result.layer("lossFun_backward_raises")
+    assert {c.kind for c in r.checks} == {"error"} and not any(api.unchecked(c)
+                                                               for c in r.checks)
+    assert "backward raised ValueError" in r.checks[0].note
+    assert "min_char_rnn_raises.py:" in r.checks[0].note  # the line that raised
+    # raised in the forward loop, before any loss: nothing could be checked (alone: 2)
+    r = result.layer("lossFun_forward_raises")
+    assert api.layer_status(r) == "not checked"
+    assert api.check_sources([str(path)], layers=["lossFun_forward_raises"]).status == 2
 
 
 def test_a_clip_that_bites_says_so(rnn_bugs):
