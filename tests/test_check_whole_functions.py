@@ -137,6 +137,15 @@ def test_a_backward_part_that_raises_is_an_error_row_and_exit_1():
     assert api.check_sources([str(path)], layers=["lossFun_forward_raises"]).status == 2
 
 
+def test_a_lossfun_that_updates_its_globals_names_them_as_globals(x64):
+    f = found("min_char_rnn_updates.py")
+    report = check_layer(next(la for la in f.layers if la.name == "lossFun_updates_inside"))
+    row = next(c for c in report.checks if c.quantity == "Wxh")
+    assert row.kind == "modifies-input"
+    assert "writes into the global Wxh" in row.note and "its argument" not in row.note
+    assert "training loop" in row.note
+
+
 def test_a_clip_that_bites_says_so(rnn_bugs):
     f, _ = rnn_bugs
     layer = next(la for la in f.layers if la.name == "lossFun_tight_clip")
