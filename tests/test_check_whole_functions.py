@@ -175,6 +175,14 @@ def test_a_nielsen_network_is_deep_enough_for_every_index_of_its_loop(x64):
     assert {v[("LastWeightsEverywhere", q)] for q in NIELSEN} == {"error"}
 
 
+def test_a_network_built_for_one_hidden_layer_is_checked_at_that_depth_saying_so(x64):
+    f = found("nielsen_deep_bugs.py")
+    layer = next(la for la in f.layers if la.name == "TwoLayersOnly")
+    assert len(layer.arg_names) == 4
+    assert any("[4, 5, 3]" in n and "one hidden layer only" in n for n in layer.notes)
+    assert wrong(verdicts(f), "TwoLayersOnly") == set()
+
+
 def test_a_backprop_that_raises_where_feedforward_runs_is_an_error_row_and_exit_1():
     path = DIALECTS / "nielsen_deep_bugs.py"
     result = api.check_sources([str(path)], layers=["UntransposedRaises"])

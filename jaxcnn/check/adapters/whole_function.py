@@ -47,8 +47,9 @@ Two famous dialects:
   ``network.py``'s ``cost_derivative`` (``a - y``) differentiates. ``from_nielsen``
   checks ``nabla_b[l]`` and ``nabla_w[l]`` against finite differences of that loss of
   ``feedforward(x)`` with respect to ``biases[l]`` and ``weights[l]``, on a network of
-  sizes ``NIELSEN_SIZES``, one column ``x`` and a one-hot ``y``; a network given a cost
-  class is checked once per cost class of its file (``QuadraticCost``,
+  sizes ``NIELSEN_SIZES`` (``SHALLOW_SIZES`` for a class that builds one hidden layer
+  whatever it is given, the note saying so), one column ``x`` and a one-hot ``y``; a
+  network given a cost class is checked once per cost class of its file (``QuadraticCost``,
   ``CrossEntropyCost``), one row set each. For a sigmoid network the output error's
   slips are named (``_nielsen_offsets``). Only ``feedforward`` and the cost must run
   for the network to be checked: a ``backprop`` that raises is an ``error`` row.
@@ -88,6 +89,7 @@ STEPS = 4  # tokens per checked sequence: every true gradient entry is at most t
 # hidden layer ``l`` is only 2, where ``weights[-1]`` is ``weights[-l + 1]`` and ``x`` is
 # ``activations[-l - 1]``: such a slip would pass.
 NIELSEN_SIZES = [4, 5, 6, 7, 3]
+SHALLOW_SIZES = [4, 5, 3]  # for a class that builds one hidden layer whatever it is given
 TOKENS = re.compile(r"^(inputs?|x|xs|X|seq|sequence|input_ids|ix|ixs)$")
 LABELS = re.compile(r"^(targets?|y|ys|Y|labels?|t)$")
 STATE = re.compile(r"^(h|c)(_?prev|_?0|_?init|s)?$|^hidden|^prev_?h|^hprev|^cprev",
@@ -742,21 +744,28 @@ def _nielsen_loss(net, a, y) -> float:
 def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None = None
                  ) -> Layer:
     """A ``Layer`` for Nielsen's ``Network`` (see the module docstring), built as
-    ``cls(NIELSEN_SIZES, **overrides)``. Differentiable arguments: ``biases[0..]`` then
-    ``weights[0..]``; static: ``x`` ``(4, 1)`` and ``y`` one-hot ``(3, 1)``. ValueError
-    when it cannot be built or run."""
+    ``cls(NIELSEN_SIZES, **overrides)`` (else ``SHALLOW_SIZES``). Differentiable
+    arguments: ``biases[0..]`` then ``weights[0..]``; static: ``x`` ``(4, 1)`` and ``y``
+    one-hot ``(3, 1)``. ValueError when it cannot be built, or its feedforward run."""
     overrides = overrides or {}
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            net0 = cls(list(NIELSEN_SIZES), **overrides)
-        except Exception as exc:
-            raise ValueError(f"{cls.__name__}({NIELSEN_SIZES}) raised: "
-                             f"{type(exc).__name__}: {exc}") from None
-    layers = len(NIELSEN_SIZES) - 1
-    if len(getattr(net0, "biases", ())) != layers or len(getattr(net0, "weights", ())) \
-            != layers:
-        raise NotALayer("a feedforward/backprop class without Nielsen's self.biases and "
-                        "self.weights lists (one array per layer): not checked")
+    sizes = failed = None
+    for tried in (NIELSEN_SIZES, SHALLOW_SIZES):  # a class built for one depth: the other
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                net0 = cls(list(tried), **overrides)
+            except Exception as exc:
+                failed = failed or ValueError(f"{cls.__name__}({tried}) raised: "
+                                              f"{type(exc).__name__}: {exc}")
+                continue
+        layers = len(tried) - 1
+        if len(getattr(net0, "biases", ())) == layers == len(getattr(net0, "weights", ())):
+            sizes = tried
+            break
+        failed = failed or NotALayer(
+            "a feedforward/backprop class without Nielsen's self.biases and self.weights "
+            "lists (one array per layer): not checked")
+    if sizes is None:
+        raise failed from None
     shapes = [np.shape(b) for b in net0.biases] + [np.shape(w) for w in net0.weights]
     keys = [f"biases[{i}]" for i in range(layers)] + [f"weights[{i}]" for i in range(layers)]
     order = returned_names(cls.backprop)
@@ -797,9 +806,9 @@ def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None
             r = np.random.default_rng([seed, 37, k])
             args = tuple(_draw(r, s) if len(s) == 2 and min(s) > 1 else
                          0.5 * r.standard_normal(s) for s in shapes)
-            x = r.uniform(0, 1, (NIELSEN_SIZES[0], 1))
-            y = np.zeros((NIELSEN_SIZES[-1], 1))
-            y[int(r.integers(0, NIELSEN_SIZES[-1]))] = 1.0
+            x = r.uniform(0, 1, (sizes[0], 1))
+            y = np.zeros((sizes[-1], 1))
+            y[int(r.integers(0, sizes[-1]))] = 1.0
             sets.append(InputSet("random", f"random x {x.shape} in [0, 1], one-hot y "
                                  f"{y.shape} (class {int(np.argmax(y))})", args, (x, y)))
         return sets
@@ -816,10 +825,13 @@ def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None
     loss = (f"its cost {cost.__name__}.fn(a, y)" if getattr(net0, "cost", None) is not None
             else "the quadratic cost 0.5 * ||a - y||^2 (the one cost_derivative's a - y "
                  "differentiates)")
-    note = (f"a whole network: built as {cls.__name__}({NIELSEN_SIZES}"
+    note = (f"a whole network: built as {cls.__name__}({sizes}"
             + "".join(f", {k}={getattr(v, '__name__', v)}" for k, v in overrides.items())
             + f"); backprop(x, y)'s nabla_b and nabla_w checked against finite differences "
-            f"of {loss} of feedforward(x)")
+            f"of {loss} of feedforward(x)"
+            + (f" (it builds no {cls.__name__}({NIELSEN_SIZES}) with one list entry per "
+               "layer: checked with one hidden layer only, where a slip in the loop's "
+               "layer index may not show)" if sizes is SHALLOW_SIZES else ""))
     return Layer(name, "whole", "whole", tuple(keys), forward, vjp, None, input_sets,
                  file=file, notes=(note,), static_names=("x", "y"), offsets=offsets,
                  raw=lambda args, static: vjp(args, static, own=True))
