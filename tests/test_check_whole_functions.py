@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxcnn.check import check_layer, find_layers, load_file
+from jaxcnn.check import api, check_layer, find_layers, load_file
 
 DIALECTS = Path(__file__).parent / "fixtures" / "dialects"
 PARAMS = ("Wxh", "Whh", "Why", "bh", "by")
-NIELSEN = ("biases[0]", "biases[1]", "weights[0]", "weights[1]")
+NIELSEN = tuple(f"{w}[{i}]" for w in ("biases", "weights") for i in range(4))
 
 
 def found(name: str):
@@ -84,6 +84,12 @@ RNN_BUGS = [
     ("lossFun_no_onehot", set(PARAMS), "wrong-derivative", "dWhy += dy @ hs[t].T"),
     ("lossFun_tight_clip", set(PARAMS), "clipped", "return loss, dWxh"),
     ("lossFun_hs_list", {"Whh"}, "wrong-derivative", "dWhh += dhraw @ hs[t - 1].T"),
+    # `=` where `+=` belongs: the line whose runs sum to the right gradient
+    ("lossFun_kept_one_step", {"Wxh"}, "missing-accumulation", "dWxh = dhraw @ xs[t].T"),
+    ("lossFun_dby_assigned", {"by"}, "missing-accumulation", "dby = dy"),
+    # the named slip's own line, not a line that reads its unjudged value
+    ("lossFun_whh_untransposed", {"Wxh", "Whh", "bh"}, "wrong-derivative",
+     "dhnext = Whh @ dhraw"),
 ]
 
 
@@ -105,6 +111,41 @@ def test_the_first_wrong_step_of_a_wrong_time_step_is_its_line(rnn_bugs):
     assert first.right_before == ("dWhy", "dby", "dbh", "dWxh")
 
 
+def test_a_gradient_that_keeps_one_step_says_which_line_and_why(rnn_bugs):
+    f, _ = rnn_bugs
+    report = check_layer(next(la for la in f.layers if la.name == "lossFun_kept_one_step"))
+    first = report.first_wrong_step
+    assert first.kind == "missing-accumulation" and first.expected.startswith("dL/dWxh")
+    assert "`=` where `+=` belongs" in first.note and "runs 4 times" in first.note
+    assert first.unchecked_inputs == ()  # the sum of its runs is right: dhraw is too
+    row = next(c for c in report.checks if c.quantity == "Wxh")
+    assert "`=` where `+=` belongs" in row.note
+
+
+def test_a_backward_part_that_raises_is_an_error_row_and_exit_1():
+    path = DIALECTS / "min_char_rnn_raises.py"
+    result = api.check_sources([str(path)])
+    assert result.status == 1
+    r = result.layer("lossFun_backward_raises")
+    assert {c.kind for c in r.checks} == {"error"} and not any(api.unchecked(c)
+                                                               for c in r.checks)
+    assert "backward raised ValueError" in r.checks[0].note
+    assert "min_char_rnn_raises.py:" in r.checks[0].note  # the line that raised
+    # raised in the forward loop, before any loss: nothing could be checked (alone: 2)
+    r = result.layer("lossFun_forward_raises")
+    assert api.layer_status(r) == "not checked"
+    assert api.check_sources([str(path)], layers=["lossFun_forward_raises"]).status == 2
+
+
+def test_a_lossfun_that_updates_its_globals_names_them_as_globals(x64):
+    f = found("min_char_rnn_updates.py")
+    report = check_layer(next(la for la in f.layers if la.name == "lossFun_updates_inside"))
+    row = next(c for c in report.checks if c.quantity == "Wxh")
+    assert row.kind == "modifies-input"
+    assert "writes into the global Wxh" in row.note and "its argument" not in row.note
+    assert "training loop" in row.note
+
+
 def test_a_clip_that_bites_says_so(rnn_bugs):
     f, _ = rnn_bugs
     layer = next(la for la in f.layers if la.name == "lossFun_tight_clip")
@@ -114,11 +155,43 @@ def test_a_clip_that_bites_says_so(rnn_bugs):
 def test_nielsen_network_py_is_correct_and_its_slips_are_named(x64):
     v = verdicts(found("nielsen_network.py"))
     assert wrong(v, "Network") == set()
-    assert wrong(v, "NetworkNoPrime") == {"biases[1]", "weights[1]"}
-    assert v[("NetworkNoPrime", "weights[1]")] == "wrong-derivative"
-    assert v[("NetworkPrimeAtOutput", "biases[1]")] == "wrong-derivative"
+    assert wrong(v, "NetworkNoPrime") == {"biases[3]", "weights[3]"}
+    assert v[("NetworkNoPrime", "weights[3]")] == "wrong-derivative"
+    assert v[("NetworkPrimeAtOutput", "biases[3]")] == "wrong-derivative"
     assert wrong(v, "NetworkTransposed") == {"weights[0]"}
     assert v[("NetworkTransposed", "weights[0]")] == "transposed"
+
+
+def test_a_nielsen_network_is_deep_enough_for_every_index_of_its_loop(x64):
+    """With one hidden layer the backward loop runs once (l == 2), where weights[-1] is
+    weights[-l + 1] and x is activations[-l - 1]: such slips must not pass."""
+    f = found("nielsen_deep_bugs.py")
+    layer = next(la for la in f.layers if la.name == "InputEverywhere")
+    assert len(layer.arg_names) == 8 and any("[4, 5, 6, 7, 3]" in n for n in layer.notes)
+    v = verdicts(f)
+    # x is right for the first layer only (activations[-l - 1] is x at l == 4)
+    assert wrong(v, "InputEverywhere") == {"weights[1]", "weights[2]"}
+    assert wrong(v, "LastWeightsEverywhere") == set(NIELSEN)  # (3, 7).T @ (7, 1) raises
+    assert {v[("LastWeightsEverywhere", q)] for q in NIELSEN} == {"error"}
+
+
+def test_a_network_built_for_one_hidden_layer_is_checked_at_that_depth_saying_so(x64):
+    f = found("nielsen_deep_bugs.py")
+    layer = next(la for la in f.layers if la.name == "TwoLayersOnly")
+    assert len(layer.arg_names) == 4
+    assert any("[4, 5, 3]" in n and "one hidden layer only" in n for n in layer.notes)
+    assert wrong(verdicts(f), "TwoLayersOnly") == set()
+
+
+def test_a_backprop_that_raises_where_feedforward_runs_is_an_error_row_and_exit_1():
+    path = DIALECTS / "nielsen_deep_bugs.py"
+    result = api.check_sources([str(path)], layers=["UntransposedRaises"])
+    assert result.status == 1
+    r = result.layer("UntransposedRaises")
+    assert [c.quantity for c in r.checks] == list(NIELSEN)
+    assert {c.kind for c in r.checks} == {"error"}
+    assert "backward raised ValueError" in r.checks[0].note
+    assert "nielsen_deep_bugs.py:74" in r.checks[0].note
 
 
 def test_nielsen_network2_is_checked_once_per_cost_class(x64):

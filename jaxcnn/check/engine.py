@@ -964,7 +964,16 @@ def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATION
                               "settings): a bug in the forward for this shape")
     checks = [_aggregate(name, rs) for name, rs in per_arg.items() if rs]
     first = None
-    if steps_budget and layer.sources and any(c.kind not in _NOT_STEPS for c in checks):
+    # the adapter's own rule first: a known slip it can place (a whole function's named
+    # slip whose line it finds), else the line-by-line analysis
+    located = layer.locate(checks) if layer.locate is not None and layer.sources and any(
+        c.kind not in _NOT_STEPS for c in checks) else None
+    if located is not None:
+        first = located
+        for c in checks:
+            if c.kind != "correct":
+                c.first_wrong_intermediate = first.to_json()
+    elif steps_budget and layer.sources and any(c.kind not in _NOT_STEPS for c in checks):
         with jax.enable_x64(True):
             wrong = [(s, results) for s, _, results in ran if any(
                 r is not None and r.kind not in _NOT_STEPS for r in results)]

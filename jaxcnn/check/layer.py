@@ -161,7 +161,9 @@ class Layer(NamedTuple):
     names: more names ``--layer`` accepts for it (a derivative pair's ``tanh_prime``)
     locate: ``(checks) -> steps.FirstWrong | None``, the first wrong line by the adapter's
         own rule, for a layer with no ``sources`` to re-run line by line (a scalar
-        engine's ``_backward`` closure of the operation found wrong); None: not located
+        engine's ``_backward`` closure of the operation found wrong), or, for one with
+        ``sources``, tried before that analysis (a whole function's named slip whose
+        line the adapter finds); None: not located
     """
 
     name: str

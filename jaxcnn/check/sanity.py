@@ -30,6 +30,7 @@ checked for them.
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 
@@ -96,6 +97,20 @@ def _written(names, static_at, before_args, args, before_static, static) -> list
     return out
 
 
+def _what(layer, name: str) -> str:
+    """How a message names the array ``name`` a layer was given: ``its argument x``; for
+    a whole function, whose parameters are not its arguments, ``the global Wxh`` (a
+    module-level function) or ``the attribute self.Wxh`` (a method, Nielsen's lists)."""
+    if layer.style != "whole" or name in layer.static_names:
+        return f"its argument {name}"
+    fn = layer.sources[0] if layer.sources else None
+    try:
+        first = next(iter(inspect.signature(fn).parameters), None) if fn else "self"
+    except (TypeError, ValueError):
+        first = None
+    return f"the attribute self.{name}" if first == "self" else f"the global {name}"
+
+
 def call_findings(layer, s, seed: int) -> tuple[dict, list[str]]:
     """({argument: (kind, note)}, notes) from calling ``layer.raw`` on ``s``: arrays the
     forward or backward modified in place (the differentiable arguments, the static
@@ -119,10 +134,14 @@ def call_findings(layer, s, seed: int) -> tuple[dict, list[str]]:
         return findings, notes
     who = "your loss" if np.ndim(out) == 0 else "your forward"  # a loss: one function
     for name in _written(names, static_at, pristine, args, static_pristine, static):
-        findings[name] = ("modifies-input", f"{who} writes into its argument {name} "
-                          f"(on {s.name}): the caller's array changes; compute into a new "
-                          f"array ({name} = {name} - m, not {name} -= m; np.sort({name}), "
-                          f"not {name}.sort(); np.where(...), not {name}[mask] = 0)")
+        what = _what(layer, name)
+        findings[name] = ("modifies-input", f"{who} writes into {what} (on {s.name}): " + (
+            "the caller's array changes; compute into a new array "
+            f"({name} = {name} - m, not {name} -= m; np.sort({name}), not {name}.sort(); "
+            f"np.where(...), not {name}[mask] = 0)" if what.startswith("its argument") else
+            "the parameter changes while its gradient is computed; a function that returns "
+            "gradients leaves its parameters as they were (an update belongs to the "
+            "training loop that calls it)"))
     after_forward = tuple(a.copy() for a in args)
     static_after = copy.deepcopy(static)
     rng = np.random.default_rng([seed, 17])

@@ -42,7 +42,9 @@ parameters are true quantities through ``arguments``, perturbed where the loss r
 them); an entry of a dict of gradients (``grads["W1"] = ...``) is a variable of its own,
 ``grads['W1']``, paired with the parameter it is keyed for. A variable reassigned in a
 loop (``dout = dout @ W.T``, layer after layer) holds its last pass's value and is not
-judged; nor is a forward value whose perturbation leaves the output unchanged (returned
+judged, except where it is returned wrong and the values of all its passes sum to the
+right gradient: ``dW = term`` where ``dW += term`` belongs, ``missing-accumulation`` at
+that line; nor is a forward value whose perturbation leaves the output unchanged (returned
 beside the value that was used: ``h, scores = self.forward(X)``).
 
 Budgets are counted in forward evaluations, never in seconds, so the result is the same
@@ -428,6 +430,10 @@ class _State:
         # (name, line, how) -> what that line's writes added to the variable, summed over
         # every time it ran (``dW[:, j] += X[i]`` in a loop: its share of the final dW)
         self.added: dict = {}
+        # (name, line, "def") -> the sum of the values a plain assignment took over every
+        # time it ran (``dW = term`` in a loop where ``dW += term`` belongs: the sum is
+        # what it should have kept)
+        self.summed: dict = {}
         self.order = 0
 
     def tap(self, value, key):
@@ -463,6 +469,10 @@ class _State:
             before = self.last.get(n)
             if how in ("mod", "aug") and before is not None and before.shape == v.shape:
                 self.added[key] = self.added.get(key, 0.0) + (v - before)
+            if how == "def":
+                total = self.summed.get(key)
+                self.summed[key] = v.copy() if total is None or total.shape != v.shape \
+                    else total + v
             if how == "mod" and before is not None and before.shape == v.shape:
                 changed = v != before
                 if key in self.events and self.events[key][2].shape == changed.shape:
@@ -1243,6 +1253,7 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
                 forward_state.events.clear()
                 forward_state.runs.clear()
                 forward_state.added.clear()
+                forward_state.summed.clear()
                 forward_state.recording = True
                 hits, values = dict(forward_state.hits), dict(forward_state.values)
                 run_backward()
@@ -1264,11 +1275,12 @@ def first_wrong(forward_fn, backward_fn, run_forward: Callable[[], object],
             truth.set_arguments(arguments, lambda name, value: float(np.sum(
                 ct * np.asarray(run_with(name, value), np.float64))))
         return _analyse(truth, backward_state.events, b_fn, backward_state.runs,
-                        backward_state.added, f_fn)
+                        backward_state.added, f_fn, backward_state.summed)
 
 
 def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
-             added: dict | None = None, f_fn=None) -> FirstWrong | None:
+             added: dict | None = None, f_fn=None,
+             summed: dict | None = None) -> FirstWrong | None:
     names = truth.forward_names()
     values = truth.state.values
     file = b_fn.__code__.co_filename
@@ -1336,6 +1348,33 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
             note=f"a term is missing, or one of its writes (lines {what}) is wrong"),
             None, step.lines[-1][0], True)
 
+    def kept_one_run(step, expected, want):
+        """A wrong returned value last written by a plain assignment that ran several
+        times in a loop (``dW = term``) whose runs sum to the true value: that line,
+        ``missing-accumulation`` (``=`` where ``+=`` belongs); else None."""
+        if step.how != "return" or want is None:
+            return None
+        k = int(step.name[7:-1]) if step.name.endswith("]") else 0
+        element = _element(truth.returned, step.line, k) or (
+            step.name if not step.name.startswith("return") else None)
+        writes = [(events[key][0], key) for key in (summed or {})
+                  if key[0] == element and runs.get(key, 1) > 1
+                  and np.array_equal(events[key][1], step.value)]
+        if not writes:
+            return None
+        key = max(writes)[1]
+        total = summed[key]
+        err = (_compare(total, want) if isinstance(want, tuple) else
+               rel_error(total, want) if np.shape(want) == total.shape else None)
+        if err is None or err > TOL:
+            return None
+        s = next(t for t in ordered if (t.name, t.line, t.how) == key)
+        n = runs[key]
+        return found(s, f"{expected} (the sum of the line's {n} runs)", cls.Finding(
+            "missing-accumulation", note=f"`=` where `+=` belongs: line {key[1]} runs {n} "
+            f"times and {element} keeps its last run's value; the sum of all {n} is the "
+            "right gradient"), None, key[1])._replace(unchecked_inputs=())  # (sum right)
+
     for k, step in enumerate(ordered):
         later = any(t.name == step.name for t in ordered[k + 1:])
         if step.how == "def" and runs.get((step.name, step.line, "def"), 1) > 1:
@@ -1394,6 +1433,9 @@ def _analyse(truth: _Truth, events: dict, b_fn, runs: dict | None = None,
                          "sample count missing?"), origin_want)
         if k in links:
             return in_place(k, step, expected, finding, want)
+        kept = kept_one_run(step, expected, want)
+        if kept is not None:
+            return kept
         return found(step, expected, finding, want)
     return None
 

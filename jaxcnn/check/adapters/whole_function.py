@@ -18,7 +18,15 @@ Two famous dialects:
   not zero), of the shapes the file gave them, the hidden size made ``SMALL_HIDDEN`` when
   the function never reads it by name. Where the five shapes are a vanilla RNN's and the
   loss its summed cross-entropy (``rnn_gradients`` reproduces it), the classic slips
-  (``RNN_SLIPS``) are named through ``offsets``.
+  (``RNN_SLIPS``) are named through ``offsets``, and ``Whh`` untransposed is placed at
+  its line (``Layer.locate``).
+
+  **A backward part that raises**: the backward part starts at the first statement that
+  writes a returned gradient (``_backward_start``); when the returned loss is written
+  only before it, an exception raised at or after that line is the backward's: the
+  forward is the loss the function had computed, read from its frame
+  (``_loss_before_backward``), and the check reports an ``error`` row naming the line
+  (exit 1). Raised earlier, or with no such split, the function could not be run.
 
   **A clip inside the function** (``np.clip(dparam, -5, 5, out=dparam)``, against
   exploding gradients) is not part of the gradient, and the gradient before it cannot be
@@ -39,10 +47,12 @@ Two famous dialects:
   ``network.py``'s ``cost_derivative`` (``a - y``) differentiates. ``from_nielsen``
   checks ``nabla_b[l]`` and ``nabla_w[l]`` against finite differences of that loss of
   ``feedforward(x)`` with respect to ``biases[l]`` and ``weights[l]``, on a network of
-  sizes ``NIELSEN_SIZES``, one column ``x`` and a one-hot ``y``; a network given a cost
-  class is checked once per cost class of its file (``QuadraticCost``,
+  sizes ``NIELSEN_SIZES`` (``SHALLOW_SIZES`` for a class that builds one hidden layer
+  whatever it is given, the note saying so), one column ``x`` and a one-hot ``y``; a
+  network given a cost class is checked once per cost class of its file (``QuadraticCost``,
   ``CrossEntropyCost``), one row set each. For a sigmoid network the output error's
-  slips are named (``_nielsen_offsets``).
+  slips are named (``_nielsen_offsets``). Only ``feedforward`` and the cost must run
+  for the network to be checked: a ``backprop`` that raises is an ``error`` row.
 
 * **A function of a parameters dict** (CS231n 2015's ``two_layer_net(X, model, y=None,
   reg=0.0) -> (loss, grads)`` with ``init_two_layer_model(input_size, hidden_size,
@@ -50,7 +60,8 @@ Two famous dialects:
   a class whose ``loss(X, y)`` returns ``(loss, grads)``.
 
 Errors: ``ValueError`` (with the reason, for the finder's error row) when the function
-or network cannot be run on the inputs built; ``NotALayer`` when what looked like one
+(before its backward part) or the network's ``feedforward`` cannot be run on the inputs
+built; ``NotALayer`` when what looked like one
 returns no gradients.
 """
 
@@ -60,6 +71,7 @@ import ast
 import contextlib
 import copy
 import inspect
+import linecache
 import re
 import sys
 import textwrap
@@ -71,7 +83,13 @@ from jaxcnn.check.layer import Alternate, InputSet, Layer
 from jaxcnn.check.refusals import NotALayer
 
 STEPS = 4  # tokens per checked sequence: every true gradient entry is at most this large
-NIELSEN_SIZES = [4, 5, 3]
+# Three hidden layers, every width distinct: the backward loop's index ``l`` then takes
+# every role (the last hidden layer, a middle one, the first, which reads ``x``), and a
+# wrong index or a missing transpose cannot meet a layer of the same shape. With one
+# hidden layer ``l`` is only 2, where ``weights[-1]`` is ``weights[-l + 1]`` and ``x`` is
+# ``activations[-l - 1]``: such a slip would pass.
+NIELSEN_SIZES = [4, 5, 6, 7, 3]
+SHALLOW_SIZES = [4, 5, 3]  # for a class that builds one hidden layer whatever it is given
 TOKENS = re.compile(r"^(inputs?|x|xs|X|seq|sequence|input_ids|ix|ixs)$")
 LABELS = re.compile(r"^(targets?|y|ys|Y|labels?|t)$")
 STATE = re.compile(r"^(h|c)(_?prev|_?0|_?init|s)?$|^hidden|^prev_?h|^hprev|^cprev",
@@ -339,11 +357,19 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
             factor /= 2
         return args, 1.0
 
+    split = _backward_start(fn, [returned_names(fn)[i] for i in positions.values()])
+
     def forward(args, static):
-        return loss_of(call(args, static))
+        try:
+            return loss_of(call(args, static))
+        except Exception as exc:
+            value = _loss_before_backward(fn, split, exc)
+            if value is None:
+                raise
+            return value  # its backward part raised: the loss it had computed
 
     def vjp(args, static, own=False):
-        result = call(args, static, own)
+        result = call(args, static, own)  # raises where its backward part raises: an error
 
         def back(ct):
             if not isinstance(result, (tuple, list)):
@@ -358,9 +384,11 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
     try:
         result = call(s0.args, s0.static)
     except Exception as exc:
-        text = " ".join(str(exc).split())[:300]
-        raise ValueError(f"it raised on {s0.name}: {type(exc).__name__}"
-                         f"{': ' * bool(text)}{text}") from None
+        if _loss_before_backward(fn, split, exc) is None:  # else its backward's error: a row
+            text = " ".join(str(exc).split())[:300]
+            raise ValueError(f"it raised on {s0.name} before its loss was computed: "
+                             f"{type(exc).__name__}{': ' * bool(text)}{text}") from None
+        result = (np.zeros(()),)
     if not (isinstance(result, (tuple, list)) and np.size(result[0]) == 1):
         raise ValueError("it returns no (loss, gradients, ...) tuple with a scalar loss first")
     offsets = None if roles is None else _rnn_offsets(roles, keys, forward, len(states),
@@ -395,7 +423,61 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
                  file=file, notes=tuple(notes), offsets=offsets,
                  static_names=("inputs", "targets", *states),
                  raw=lambda args, static: vjp(args, static, own=True),
-                 sources=(fn, fn))
+                 sources=(fn, fn), locate=None if roles is None else _rnn_locator(
+                     fn, roles["Whh"], split))
+
+
+def _backward_start(fn, gradients: list[str]) -> tuple[str, int] | None:
+    """(the loss's name, the file line where the function's backward part starts): the
+    first statement that writes one of the returned ``gradients`` (min-char-rnn's
+    ``dWxh, dWhh, dWhy = np.zeros_like(Wxh), ...``), when the returned loss is a name
+    written only before that line (the forward's ``loss += ...``); else None (a function
+    whose loss and gradients are not computed in two parts)."""
+    node = _tree(fn)
+    names = returned_names(fn)
+    if node is None or not names or names[0] is None:
+        return None
+    loss = names[0]
+
+    def written(stmt) -> set[str]:
+        targets = (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                   if isinstance(stmt, (ast.AugAssign, ast.AnnAssign)) else [])
+        return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+    writes = [(n.lineno, written(n)) for n in ast.walk(node) if isinstance(n, ast.stmt)]
+    starts = [line for line, w in writes if w & set(gradients)]
+    if not starts:
+        return None
+    start = min(starts)
+    if any(loss in w and line >= start for line, w in writes):
+        return None
+    return loss, start + fn.__code__.co_firstlineno - 1  # (the source's first line)
+
+
+def _loss_before_backward(fn, split, exc: BaseException):
+    """The loss ``fn`` had computed when ``exc`` was raised in its backward part (at or
+    after ``split``'s line, with the loss a finite scalar local of its frame), as a float64
+    scalar; None when it was raised before (the forward's error) or ``split`` is None."""
+    if split is None:
+        return None
+    loss, start = split
+    frame = line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == fn.__code__.co_name and code.co_filename == \
+                fn.__code__.co_filename:
+            frame, line = tb.tb_frame, tb.tb_lineno
+        tb = tb.tb_next
+    if frame is None or line < start:
+        return None
+    try:
+        value = np.asarray(frame.f_locals.get(loss), np.float64)
+    except (TypeError, ValueError):
+        return None
+    if value.size != 1 or not np.isfinite(value).all():
+        return None
+    return value.reshape(())
 
 
 RNN_ROLES = ("Wxh", "Whh", "Why", "bh", "by")
@@ -424,7 +506,9 @@ def rnn_gradients(p: dict, tokens, labels, h0, slip: str | None = None):
     1 - h), ``"no tanh'"``, ``"recurrence dropped"`` (dhnext not added), ``"h[t]"`` (Whh's
     gradient from the step's own hidden state), ``"no one-hot"`` (dy = p),
     ``"last state first"`` (the initial state read as the last step's, a list's
-    ``hs[-1]`` overwritten)."""
+    ``hs[-1]`` overwritten), ``"first step only"`` / ``"last step only"`` (``=`` where
+    ``+=`` belongs: each gradient that step's term alone), ``"Whh untransposed"``
+    (``dhnext = Whh @ dhraw``)."""
     vocab = p["Wxh"].shape[1]
     hs, xs, ps, loss = {-1: np.asarray(h0, np.float64)}, {}, {}, 0.0
     for t, tok in enumerate(tokens):
@@ -438,20 +522,23 @@ def rnn_gradients(p: dict, tokens, labels, h0, slip: str | None = None):
     g = {r: np.zeros_like(p[r]) for r in RNN_ROLES}
     dnext = np.zeros_like(hs[0])
     last = len(tokens) - 1
+    kept = {"first step only": 0, "last step only": last}.get(slip)
     for t in reversed(range(len(tokens))):
         dy = ps[t].copy()
         if slip != "no one-hot":
             dy[labels[t]] -= 1
-        g["Why"] += dy @ hs[t].T
-        g["by"] += dy
         dh = p["Why"].T @ dy + (0 if slip == "recurrence dropped" else dnext)
         draw = {"1 - h": (1 - hs[t]) * dh, "no tanh'": dh}.get(slip, (1 - hs[t] ** 2) * dh)
-        g["bh"] += draw
-        g["Wxh"] += draw @ xs[t].T
         prev = hs[t] if slip == "h[t]" else hs[last] if (slip == "last state first"
                                                           and t == 0) else hs[t - 1]
-        g["Whh"] += draw @ prev.T
-        dnext = p["Whh"].T @ draw
+        terms = {"Why": dy @ hs[t].T, "by": dy, "bh": draw, "Wxh": draw @ xs[t].T,
+                 "Whh": draw @ prev.T}
+        for role, term in terms.items():
+            if kept is None:
+                g[role] += term
+            elif t == kept:  # `=` where `+=` belongs: one step's term is what remains
+                g[role] = term
+        dnext = (p["Whh"] if slip == "Whh untransposed" else p["Whh"].T) @ draw
     return loss, g
 
 
@@ -469,6 +556,15 @@ RNN_SLIPS = (
     ("last state first", "wrong-derivative", "at the first step dWhh reads the LAST hidden "
      "state where the initial one (hprev) belongs: hs kept in a list whose hs[-1] "
      "(hprev) the last step overwrites"),
+    ("first step only", "missing-accumulation", "`=` where `+=` belongs: the gradient, a "
+     "sum over the time steps, keeps one step's term (the first step's, the last one a "
+     "backward loop runs)"),
+    ("last step only", "missing-accumulation", "`=` where `+=` belongs: the gradient, a "
+     "sum over the time steps, keeps one step's term (the last step's, the last one a "
+     "forward loop runs)"),
+    ("Whh untransposed", "wrong-derivative", "the gradient sent to the previous step is "
+     "Whh @ dhraw where Whh.T @ dhraw belongs (dhnext = np.dot(Whh.T, dhraw)): the "
+     "recurrence's matrix not transposed"),
 )
 
 
@@ -504,6 +600,59 @@ def _rnn_offsets(roles: dict, keys: list, forward, n_states: int, clip: float | 
                                  False, kind, why))
         return out
     return offsets
+
+
+def _untransposed_products(fn, matrix: str, after: int) -> list[tuple[int, str]]:
+    """(file line, target) of the statements at or after line ``after`` whose right-hand
+    side multiplies by ``matrix`` (a global or ``self`` attribute of that name) untransposed
+    on the left: ``np.dot(Whh, dhraw)``, ``Whh @ dhraw``."""
+    node = _tree(fn)
+    if node is None:
+        return []
+    first = fn.__code__.co_firstlineno - 1
+
+    def bare(e) -> bool:
+        return (isinstance(e, ast.Name) and e.id == matrix) or (
+            isinstance(e, ast.Attribute) and e.attr == matrix and isinstance(e.value, ast.Name))
+
+    out = []
+    for stmt in ast.walk(node):
+        if not isinstance(stmt, (ast.Assign, ast.AugAssign)) or stmt.lineno + first < after:
+            continue
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+        for e in ast.walk(stmt.value):
+            left = (e.left if isinstance(e, ast.BinOp) and isinstance(e.op, ast.MatMult)
+                    else e.args[0] if isinstance(e, ast.Call) and e.args and getattr(
+                        e.func, "attr", getattr(e.func, "id", None)) in ("dot", "matmul")
+                    else None)
+            if left is not None and bare(left):
+                out.append((stmt.lineno + first, ast.unparse(target)))
+                break
+    return out
+
+
+def _rnn_locator(fn, whh: str, split):
+    """``Layer.locate`` of a vanilla RNN's function: for the named slip "Whh untransposed",
+    the backward part's one line that multiplies by the recurrence's matrix untransposed
+    (``dhnext = np.dot(Whh, dhraw)``); None otherwise (the line-by-line analysis)."""
+    from jaxcnn.check.steps import FirstWrong
+
+    def locate(checks):
+        wrong = next((c for c in checks if c.kind != "correct"), None)
+        if wrong is None or wrong.rule != "Whh untransposed" or split is None:
+            return None
+        found = _untransposed_products(fn, whh, split[1])
+        if len(found) != 1:
+            return None
+        line, target = found[0]
+        code = linecache.getline(fn.__code__.co_filename, line).strip()
+        return FirstWrong(target, line, fn.__code__.co_filename, code, wrong.kind,
+                          wrong.scale, f"dL/dh of the step before (through {whh}.T)", (),
+                          note=f"{whh} where {whh}.T belongs: the gradient sent to the step "
+                          "before goes back through the recurrence's transpose (named by "
+                          "the slip, the only untransposed product by "
+                          f"{whh} in the backward part)")
+    return locate
 
 
 def _attribute_guess(owner, fn) -> dict:
@@ -595,21 +744,28 @@ def _nielsen_loss(net, a, y) -> float:
 def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None = None
                  ) -> Layer:
     """A ``Layer`` for Nielsen's ``Network`` (see the module docstring), built as
-    ``cls(NIELSEN_SIZES, **overrides)``. Differentiable arguments: ``biases[0..]`` then
-    ``weights[0..]``; static: ``x`` ``(4, 1)`` and ``y`` one-hot ``(3, 1)``. ValueError
-    when it cannot be built or run."""
+    ``cls(NIELSEN_SIZES, **overrides)`` (else ``SHALLOW_SIZES``). Differentiable
+    arguments: ``biases[0..]`` then ``weights[0..]``; static: ``x`` ``(4, 1)`` and ``y``
+    one-hot ``(3, 1)``. ValueError when it cannot be built, or its feedforward run."""
     overrides = overrides or {}
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            net0 = cls(list(NIELSEN_SIZES), **overrides)
-        except Exception as exc:
-            raise ValueError(f"{cls.__name__}({NIELSEN_SIZES}) raised: "
-                             f"{type(exc).__name__}: {exc}") from None
-    layers = len(NIELSEN_SIZES) - 1
-    if len(getattr(net0, "biases", ())) != layers or len(getattr(net0, "weights", ())) \
-            != layers:
-        raise NotALayer("a feedforward/backprop class without Nielsen's self.biases and "
-                        "self.weights lists (one array per layer): not checked")
+    sizes = failed = None
+    for tried in (NIELSEN_SIZES, SHALLOW_SIZES):  # a class built for one depth: the other
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                net0 = cls(list(tried), **overrides)
+            except Exception as exc:
+                failed = failed or ValueError(f"{cls.__name__}({tried}) raised: "
+                                              f"{type(exc).__name__}: {exc}")
+                continue
+        layers = len(tried) - 1
+        if len(getattr(net0, "biases", ())) == layers == len(getattr(net0, "weights", ())):
+            sizes = tried
+            break
+        failed = failed or NotALayer(
+            "a feedforward/backprop class without Nielsen's self.biases and self.weights "
+            "lists (one array per layer): not checked")
+    if sizes is None:
+        raise failed from None
     shapes = [np.shape(b) for b in net0.biases] + [np.shape(w) for w in net0.weights]
     keys = [f"biases[{i}]" for i in range(layers)] + [f"weights[{i}]" for i in range(layers)]
     order = returned_names(cls.backprop)
@@ -650,29 +806,32 @@ def from_nielsen(cls, name: str, file: str | None = None, overrides: dict | None
             r = np.random.default_rng([seed, 37, k])
             args = tuple(_draw(r, s) if len(s) == 2 and min(s) > 1 else
                          0.5 * r.standard_normal(s) for s in shapes)
-            x = r.uniform(0, 1, (NIELSEN_SIZES[0], 1))
-            y = np.zeros((NIELSEN_SIZES[-1], 1))
-            y[int(r.integers(0, NIELSEN_SIZES[-1]))] = 1.0
+            x = r.uniform(0, 1, (sizes[0], 1))
+            y = np.zeros((sizes[-1], 1))
+            y[int(r.integers(0, sizes[-1]))] = 1.0
             sets.append(InputSet("random", f"random x {x.shape} in [0, 1], one-hot y "
                                  f"{y.shape} (class {int(np.argmax(y))})", args, (x, y)))
         return sets
 
     s0 = input_sets(0)[0]
-    try:
-        vjp(s0.args, s0.static)[1](np.ones(()))
+    try:  # the forward alone: a backprop that raises where feedforward runs is checked,
+        forward(s0.args, s0.static)  # an error row naming its line (exit 1)
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
-        raise ValueError(f"its backprop raised on {s0.name}: {type(exc).__name__}"
-                         f"{': ' * bool(text)}{text}") from None
+        raise ValueError(f"its feedforward or cost raised on {s0.name}: "
+                         f"{type(exc).__name__}{': ' * bool(text)}{text}") from None
     offsets = _nielsen_offsets(net0, forward, layers)
     cost = overrides.get("cost") or type(getattr(net0, "cost", None))
     loss = (f"its cost {cost.__name__}.fn(a, y)" if getattr(net0, "cost", None) is not None
             else "the quadratic cost 0.5 * ||a - y||^2 (the one cost_derivative's a - y "
                  "differentiates)")
-    note = (f"a whole network: built as {cls.__name__}({NIELSEN_SIZES}"
+    note = (f"a whole network: built as {cls.__name__}({sizes}"
             + "".join(f", {k}={getattr(v, '__name__', v)}" for k, v in overrides.items())
             + f"); backprop(x, y)'s nabla_b and nabla_w checked against finite differences "
-            f"of {loss} of feedforward(x)")
+            f"of {loss} of feedforward(x)"
+            + (f" (it builds no {cls.__name__}({NIELSEN_SIZES}) with one list entry per "
+               "layer: checked with one hidden layer only, where a slip in the loop's "
+               "layer index may not show)" if sizes is SHALLOW_SIZES else ""))
     return Layer(name, "whole", "whole", tuple(keys), forward, vjp, None, input_sets,
                  file=file, notes=(note,), static_names=("x", "y"), offsets=offsets,
                  raw=lambda args, static: vjp(args, static, own=True))
