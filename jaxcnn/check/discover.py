@@ -50,7 +50,7 @@ from typing import NamedTuple
 from jaxcnn.check import dialects, not_layers
 from jaxcnn.check.dialects import unwrap
 from jaxcnn.check.layer import Layer
-from jaxcnn.check.usercode import UserExit, no_process_exit, raised_by_code
+from jaxcnn.check.usercode import UserExit, keep_streams, no_process_exit, raised_by_code
 from jaxcnn.errors import JaxcnnError
 
 
@@ -369,7 +369,7 @@ def load_file(path: str | Path, time_limit: float | None = None) -> types.Module
     forget_modules_under(root)
     sys.path.insert(0, root)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with keep_streams(), contextlib.redirect_stdout(sys.stderr):
             if path.suffix == notebook.SUFFIX:  # no relative imports: not a package's
                 return _execute_notebook(cells, str(path), name, time_limit)
             return _execute(source, str(path), name, ".".join(package) or None)
@@ -419,7 +419,7 @@ def _load_found(name: str, found) -> types.ModuleType:
     forget_modules_under(os.path.dirname(origin))
     try:
         source = _read_source(Path(origin))
-        with contextlib.redirect_stdout(sys.stderr):
+        with keep_streams(), contextlib.redirect_stdout(sys.stderr):
             return _execute(source, origin, f"_jaxcnn_check_{name}_{next(_counter)}",
                             package or None)
     except (Exception, SystemExit) as exc:
