@@ -342,3 +342,24 @@ def test_a_training_loop_calling_the_notebooks_functions_is_left_out(tmp_path):
     assert report.skipped == [(f"{path}, cell 6", "line 2: a top-level `while` loop that "
                                "calls the notebook's own affine_forward (a training script's "
                                "loop): left out (the rest of the cell ran)")]
+
+
+def test_nbformat_given_as_a_numeric_string_is_read():
+    doc = {"nbformat": "4", "nbformat_minor": 5, "metadata": {},
+           "cells": [{"cell_type": "code", "metadata": {}, "source": "a = 1\n"}]}
+    assert notebook.code_cells(json.dumps(doc)) == [notebook.Cell(1, "a = 1\n")]
+    for version in ("3", True, "four"):
+        with pytest.raises(notebook.NotebookError, match="only nbformat 4 is read"):
+            notebook.code_cells(json.dumps({**doc, "nbformat": version}))
+
+
+def test_a_percent_run_line_is_listed_as_not_run(tmp_path):
+    from jaxcnn.check import check_file
+
+    path = affine_notebook(tmp_path / "nb.ipynb",
+                           extra=[("code", "y = 1\n%run other.py\nz = 2\n")])
+    report = check_file(path)
+    assert report.status == 0 and [r.name for r in report.layers] == ["affine"]
+    assert report.skipped == [(f"{path}, cell 6", "line 2: `%run other.py` is not run (what "
+                               "that file defines is not defined here; import it instead) "
+                               "(the rest of the cell ran)")]

@@ -17,7 +17,8 @@ finds its layers in them:
   help lines (``np.sum?``), never inside a string or a bracket. A cell magic whose body
   is Python (``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``) loses its first line;
   a cell magic of another language (``%%bash``, ``%%html``, ...) is not run, nor is
-  ``%%writefile`` (no file is written: an import of it reads the one on disk).
+  ``%%writefile`` (no file is written: an import of it reads the one on disk). A
+  ``%run other.py`` line, dropped so, is listed as skipped (``run_cell``'s left out).
   ``get_ipython()`` (what ``jupytext`` and ``nbconvert`` write for a magic) and
   ``display()`` exist in the module and do nothing.
 * **Failing cells.** A cell that raises (a training loop reading a data file that is
@@ -105,7 +106,9 @@ def code_cells(text: str, name: str = "FILE") -> list[Cell]:
     if not isinstance(doc, dict) or "cells" not in doc and "nbformat" not in doc:
         raise NotebookError("not a notebook: JSON without \"cells\" or \"nbformat\"")
     version = doc.get("nbformat")
-    if version != 4:
+    if isinstance(version, str) and version.strip().isdigit():  # "4", as some tools write it
+        version = int(version)
+    if version != 4 or isinstance(version, bool):
         hint = (f" (convert it: jupyter nbconvert --to notebook --nbformat 4 {name})"
                 if isinstance(version, int) and version < 4 else "")
         raise NotebookError(f"nbformat {version!r} notebook; only nbformat 4 is read{hint}")
@@ -290,6 +293,13 @@ def run_cell(cell: Cell, path: str, namespace: dict, guard, own=frozenset(),
     if source is None:
         return Failure(cell.number, 0, why)
     register(filename, source)
+    if left_out is not None:  # a %run line became `pass`: say so, it defines nothing here
+        for k, (was, now) in enumerate(zip(cell.source.splitlines(), source.splitlines(),
+                                           strict=False), 1):
+            if was != now and re.match(r"\s*%run\b", was):
+                left_out.append(Failure(cell.number, k, f"`{was.strip()[:80]}` is not run "
+                                        "(what that file defines is not defined here; "
+                                        "import it instead)", False))
     try:
         tree = ast.parse(source, filename)
     except (SyntaxError, ValueError) as exc:
