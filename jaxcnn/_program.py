@@ -11,6 +11,8 @@ import sys
 from jaxcnn import interrupts
 
 interrupts.install(interrupts.command_of(sys.argv[1:]))
+if interrupts.wants_json(sys.argv[1:]):  # `jaxcnn check --json`: one document, always
+    interrupts.promise_document()
 
 
 def _standard_streams() -> None:

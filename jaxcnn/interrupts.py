@@ -20,6 +20,7 @@ returns.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -46,6 +47,52 @@ def last_words(write):
         yield
     finally:
         _last_words.remove(write)
+
+
+# ``jaxcnn check --json``: stdout is to hold exactly one JSON document. "promised": the
+# command line asks for it; "out": it is written (or being written).
+_document = {"promised": False, "out": False}
+
+
+def wants_json(argv: list[str]) -> bool:
+    """Whether ``argv`` is a ``jaxcnn check`` line with ``--json`` anywhere on it (or an
+    abbreviation argparse takes for it, ``--js``), before a ``--``."""
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    return command_of(words) == "check" and any(
+        len(a) >= 3 and "--json".startswith(a) for a in words)
+
+
+def promise_document(wanted: bool = True) -> None:
+    """From now on (``wanted``; else no more), a signal that comes before the one JSON
+    document is out writes it (``interrupted_document``, on descriptor 1) after the
+    ``last_words`` writers, unless one of them wrote it (inside ``document_out``): at any
+    moment, start-up imports included, stdout gets one document."""
+    _document.update(promised=wanted, out=False)
+
+
+@contextlib.contextmanager
+def document_out():
+    """Around writing the one JSON document: it counts as written (no signal writes a
+    second one), and the signals of ``SIGNALS`` wait until it is whole."""
+    _document["out"] = True
+    sigs = [getattr(signal, name) for name in SIGNALS if hasattr(signal, name)]
+    try:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (AttributeError, OSError, ValueError):  # no sigmask here: write at once
+        blocked = None
+    try:
+        yield
+    finally:
+        if blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def interrupted_document(code: int, what: str, layers=(), skipped=(), note: str = "") -> str:
+    """The JSON document of a run ended by a signal (standard library only: it is built
+    inside the signal handler): ``"ok": false``, the layers checked before it, and
+    ``"status"`` / ``"error"`` saying what ended it."""
+    return json.dumps({"ok": False, "layers": list(layers), "skipped": list(skipped),
+                       "chains": [], "status": code, "error": what + note}, indent=2)
 
 
 def command_of(argv: list[str]) -> str:
@@ -75,6 +122,14 @@ def install(command: str, note: str | None = None) -> None:
                 try:
                     write(code, what)
                 except Exception:  # noqa: BLE001 (the exit must happen whatever it does)
+                    pass
+            if _document["promised"] and not _document["out"]:  # before any writer
+                _document["out"] = True
+                try:
+                    data = (interrupted_document(code, what) + "\n").encode()
+                    while data:
+                        data = data[os.write(1, data):]
+                except OSError:
                     pass
             try:
                 os.write(2, line)

@@ -319,3 +319,93 @@ def test_a_users_raise_setting_is_kept_while_checking():
     proc = jaxcnn_check(FIXTURES / "numpy_settings" / "overflow_guarded.py", "--json")
     doc = strict(proc.stdout)
     assert proc.returncode == 0 and doc["ok"], proc.stdout[-2000:]
+
+
+@pytest.mark.parametrize("args", [
+    ("--json", "--bogus"),  # the top-level parser's error: no document was printed
+    ("a.py", "--bogus", "--js"),  # an abbreviation argparse takes for --json
+    ("--json", "--time-limit", "-3", "a.py"),
+    ("a.py", "--json", "--seed", "x"),
+])
+def test_every_usage_error_with_json_is_one_document(tmp_path, args):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    proc = jaxcnn_check(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    doc = strict(proc.stdout)
+    assert doc["status"] == 2 and doc["error"] in proc.stderr
+
+
+def test_a_signal_before_the_check_starts_still_writes_the_document(tmp_path):
+    """Ctrl-C at start-up (before `check` registered its own last words): the one
+    document, exit 130; none without --json."""
+    (tmp_path / "a.py").write_text("x = 1\n")
+    env = {**os.environ, "JAXCNN_FAULT": "start=INT", "PYTHONPATH": str(ROOT)}
+    for json_flag in (["--json"], []):
+        proc = subprocess.run([sys.executable, "-m", "jaxcnn", "check", "a.py", *json_flag],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env=env)
+        assert proc.returncode == 130, proc.stderr
+        assert proc.stderr == "jaxcnn check: interrupted (Ctrl-C)\n"
+        if json_flag:
+            doc = strict(proc.stdout)
+            assert (doc["status"], doc["error"], doc["layers"]) == (
+                130, "interrupted (Ctrl-C)", [])
+        else:
+            assert proc.stdout == ""
+
+
+CLOSES = "import sys\nsys.{}.close()\n"
+TANH_CLOSING = ("import sys\n"
+                "import numpy as np\n"
+                "sys.stdout.close()\n"
+                "sys.__stderr__.close()\n"
+                "\n"
+                "def tanh_forward(x):\n"
+                "    out = np.tanh(x)\n"
+                "    return out, out\n"
+                "\n"
+                "def tanh_backward(dout, cache):\n"
+                "    sys.stderr.close()\n"
+                "    sys.stdout = None\n"
+                "    return dout * (1 - cache ** 2)\n")
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_user_code_that_closes_a_standard_stream_leaves_jaxcnns_own(tmp_path, stream):
+    (tmp_path / "closes.py").write_text(CLOSES.format(stream))
+    proc = jaxcnn_check("closes.py", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.count("\n") == 1 and "no layers found in closes.py" in proc.stderr
+    proc = jaxcnn_check("closes.py", "--json", cwd=tmp_path)
+    assert proc.returncode == 2 and "no layers found" in strict(proc.stdout)["error"]
+    assert proc.stderr.count("\n") == 1
+
+
+def test_a_layer_that_closes_and_replaces_the_streams_is_still_reported(tmp_path):
+    (tmp_path / "lay.py").write_text(TANH_CLOSING)
+    proc = jaxcnn_check("lay.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 1 gradient correct" in proc.stdout and "Found 1 layer" in proc.stdout
+    proc = jaxcnn_check("lay.py", "--json", cwd=tmp_path)
+    assert proc.returncode == 0 and strict(proc.stdout)["ok"] is True, proc.stderr
+
+
+def test_keep_streams_gives_back_replaced_and_closed_streams(tmp_path):
+    import io
+
+    from jaxcnn.check.usercode import keep_streams
+
+    out, err = io.StringIO(), io.StringIO()
+    before = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        with keep_streams():
+            sys.stdout = None
+            sys.stderr = io.StringIO()
+        assert (sys.stdout, sys.stderr) == (out, err)
+        with keep_streams():
+            err.close()
+        assert sys.stdout is out and sys.stderr is not err and not sys.stderr.closed
+        assert sys.stderr.fileno() == 2
+    finally:
+        sys.stdout, sys.stderr = before

@@ -319,3 +319,47 @@ def test_an_edited_cell_is_read_afresh_in_one_session(tmp_path):
     assert (first.line, "/ x.shape[0]" in first.code) == (6, True)
     affine_notebook(path)
     assert check_file(path).status == 0
+
+
+def test_a_training_loop_calling_the_notebooks_functions_is_left_out(tmp_path):
+    """min-char-rnn's `while True:` in a cell calls the notebook's own functions: left
+    out as a .py file's is (it would run until the time limit), listed with its cell and
+    line; the rest of that cell runs, and a loop that calls none of them still runs."""
+    from jaxcnn.check import check_file
+
+    loop = ("n = 0\n"
+            "while True:\n"
+            "    out, cache = affine_forward(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4))\n"
+            "    n += 1\n"
+            "after = n\n"
+            "while n < 3:\n"
+            "    n += 1\n")
+    path = affine_notebook(tmp_path / "nb.ipynb", extra=[("code", loop),
+                                                         ("code", "assert after == 0, after\n"
+                                                                  "assert n == 3, n\n")])
+    report = check_file(path, time_limit=20)
+    assert [r.name for r in report.layers] == ["affine"] and report.status == 0
+    assert report.skipped == [(f"{path}, cell 6", "line 2: a top-level `while` loop that "
+                               "calls the notebook's own affine_forward (a training script's "
+                               "loop): left out (the rest of the cell ran)")]
+
+
+def test_nbformat_given_as_a_numeric_string_is_read():
+    doc = {"nbformat": "4", "nbformat_minor": 5, "metadata": {},
+           "cells": [{"cell_type": "code", "metadata": {}, "source": "a = 1\n"}]}
+    assert notebook.code_cells(json.dumps(doc)) == [notebook.Cell(1, "a = 1\n")]
+    for version in ("3", True, "four"):
+        with pytest.raises(notebook.NotebookError, match="only nbformat 4 is read"):
+            notebook.code_cells(json.dumps({**doc, "nbformat": version}))
+
+
+def test_a_percent_run_line_is_listed_as_not_run(tmp_path):
+    from jaxcnn.check import check_file
+
+    path = affine_notebook(tmp_path / "nb.ipynb",
+                           extra=[("code", "y = 1\n%run other.py\nz = 2\n")])
+    report = check_file(path)
+    assert report.status == 0 and [r.name for r in report.layers] == ["affine"]
+    assert report.skipped == [(f"{path}, cell 6", "line 2: `%run other.py` is not run (what "
+                               "that file defines is not defined here; import it instead) "
+                               "(the rest of the cell ran)")]

@@ -342,3 +342,14 @@ def test_a_layer_stuck_while_it_is_found_is_an_error_row_and_the_others_are_chec
     (row,) = rows["Sigmoid"].checks
     assert row.kind == "error" and "finding the layer Sigmoid did not finish in 1 s" in row.note
     assert f"{HERE / 'stuck_constructor.py'}:21 " in row.note
+
+
+def test_a_refusal_by_a_time_limit_says_its_message_not_its_class():
+    """"Cannot run Sigmoid: Stuck: finding ..." named jaxcnn's exception class; the
+    user's own exceptions keep theirs."""
+    from jaxcnn.check.refusals import refused
+
+    stuck = limits.Stuck("finding the layer Sigmoid did not finish in 2 s: stuck at a.py:5")
+    assert refused("Sigmoid", stuck, "module")[1] == (
+        "cannot run it: finding the layer Sigmoid did not finish in 2 s: stuck at a.py:5")
+    assert refused("Sigmoid", ValueError("bad"), "module")[1] == "cannot run it: ValueError: bad"

@@ -240,17 +240,20 @@ def _not_run_report(entry, file) -> LayerReport:
 
 @contextlib.contextmanager
 def _guard(name: str):
-    """User code runs with its prints on stderr, its exits refused, and NumPy's
+    """User code runs with its prints on stderr, its exits refused, the standard streams
+    given back as they were after it (``usercode.keep_streams``), and NumPy's
     floating-point *warnings* off (the inputs that expose a mistake, such as a softmax's
     large logits, overflow on purpose; a result that is not finite is reported as such,
     with its usual fix). A category the user set to raise (``np.seterr(over="raise")``,
     which their code may catch) stays as they set it."""
     import numpy as np
 
+    from jaxcnn.check.usercode import keep_streams
+
     quiet = {k: "ignore" if v == "warn" else v for k, v in np.geterr().items()}
     try:
-        with contextlib.redirect_stdout(sys.stderr), discover.no_process_exit(), \
-                np.errstate(**quiet):
+        with keep_streams(), contextlib.redirect_stdout(sys.stderr), \
+                discover.no_process_exit(), np.errstate(**quiet):
             yield
     except (discover.UserExit, SystemExit) as exc:
         raise discover.CheckUsageError(f"{name} exits the program while it is checked "

@@ -50,7 +50,7 @@ from typing import NamedTuple
 from jaxcnn.check import dialects, not_layers
 from jaxcnn.check.dialects import unwrap
 from jaxcnn.check.layer import Layer
-from jaxcnn.check.usercode import UserExit, no_process_exit, raised_by_code
+from jaxcnn.check.usercode import UserExit, keep_streams, no_process_exit, raised_by_code
 from jaxcnn.errors import JaxcnnError
 
 
@@ -181,28 +181,26 @@ def _execute(source: str, path: str, module_name: str, package: str | None) -> t
 _SCRIPT_LOOP = re.compile(r"^while\b", re.MULTILINE)
 
 
-def _without_script_loops(source: str, path: str) -> tuple[types.CodeType, tuple[int, ...]]:
-    """(the file's code object, the lines of the top-level training loops left out). A
-    ``while`` at the top level of a file that calls the file's own functions (``while
-    True: loss, dWxh, ... = lossFun(...)``, ``while n < 4e5: ...``) is a script's training
-    loop (min-char-rnn's gist trains forever at import): it is replaced by ``pass``, so
-    that the functions around it can be checked; everything else runs as written (a loop
-    that calls none of them, ``while True: pass``, meets the time limit). Raises
-    SyntaxError as ``compile`` does."""
+def _without_script_loops(source: str, path: str) -> tuple[types.CodeType, tuple[str, ...]]:
+    """(the file's code object, where the top-level training loops left out are:
+    ``"line 90"``). A ``while`` at the top level of a file that calls the file's own
+    functions (``while True: loss, dWxh, ... = lossFun(...)``, ``while n < 4e5: ...``) is
+    a script's training loop (min-char-rnn's gist trains forever at import): it is
+    replaced by ``pass``, so that the functions around it can be checked; everything
+    else runs as written (``jaxcnn.check.scripts``: the same rule for a notebook's
+    cells). Raises SyntaxError as ``compile`` does."""
     if not _SCRIPT_LOOP.search(source):
         return compile(source, path, "exec", dont_inherit=True), ()
     import ast
 
+    from jaxcnn.check import scripts
+
     tree = ast.parse(source, path)
-    defined = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef,
-                                                            ast.AsyncFunctionDef))}
+    defined = scripts.own_functions(tree.body)
     lines = []
     for i, stmt in enumerate(tree.body):
-        if not isinstance(stmt, ast.While):
-            continue
-        if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-               and n.func.id in defined for n in ast.walk(stmt)):
-            lines.append(stmt.lineno)
+        if scripts.loop_calls(stmt, defined):
+            lines.append(f"line {stmt.lineno}")
             tree.body[i] = ast.copy_location(ast.Pass(), stmt)
     return compile(tree, path, "exec", dont_inherit=True), tuple(lines)
 
@@ -310,7 +308,11 @@ def _execute_notebook(cells, path: str, module_name: str, time_limit) -> types.M
     here = os.getcwd()
     try:
         os.chdir(Path(path).resolve().parent)  # as Jupyter runs it: data files beside it
-        module.__jaxcnn_failed_cells__ = notebook.run(cells, path, module, guard)
+        failures = notebook.run(cells, path, module, guard)
+        module.__jaxcnn_failed_cells__ = failures
+        loops = tuple(f"cell {f.cell}, line {f.line}" for f in failures if not f.stopped)
+        if loops:
+            module.__jaxcnn_skipped_loops__ = loops
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
@@ -367,7 +369,7 @@ def load_file(path: str | Path, time_limit: float | None = None) -> types.Module
     forget_modules_under(root)
     sys.path.insert(0, root)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with keep_streams(), contextlib.redirect_stdout(sys.stderr):
             if path.suffix == notebook.SUFFIX:  # no relative imports: not a package's
                 return _execute_notebook(cells, str(path), name, time_limit)
             return _execute(source, str(path), name, ".".join(package) or None)
@@ -417,7 +419,7 @@ def _load_found(name: str, found) -> types.ModuleType:
     forget_modules_under(os.path.dirname(origin))
     try:
         source = _read_source(Path(origin))
-        with contextlib.redirect_stdout(sys.stderr):
+        with keep_streams(), contextlib.redirect_stdout(sys.stderr):
             return _execute(source, origin, f"_jaxcnn_check_{name}_{next(_counter)}",
                             package or None)
     except (Exception, SystemExit) as exc:

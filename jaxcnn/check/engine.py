@@ -119,6 +119,9 @@ class LayerReport:
     notes: list[str]
     seconds: float
     first_wrong_step: steps.FirstWrong | None = None
+    # the file the layer's code is in, where it is not ``file`` (a notebook's or file's
+    # ``from mylayers import *``: "/path/mylayers.py"); None when it is ``file``
+    code_file: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -999,7 +1002,8 @@ def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATION
         notes.append(f"not returned, allowed for this layer: dL/d{', dL/d'.join(skipped)}")
     reference = layer.reference.name if layer.reference else None
     report = LayerReport(layer.name, layer.kind, layer.style, layer.file, reference, checks,
-                         forward, kinks, notes, time.perf_counter() - start, first)
+                         forward, kinks, notes, time.perf_counter() - start, first,
+                         code_file(layer))
     from jaxcnn.check import sanity  # reentrancy, inputs left alone, only in float32
 
     exact_only = dict(opts, numeric="none", memo=None)
@@ -1007,6 +1011,20 @@ def check_layer(layer: Layer, seed: int = 0, fd_evaluations: int = FD_EVALUATION
     report.seconds = time.perf_counter() - start
     return report
 
+
+
+def code_file(layer: Layer) -> str | None:
+    """The file of the layer's own code (its backward's, else its forward's) where it is
+    not ``layer.file``, the file it is reported under; else None."""
+    from jaxcnn.check import cells
+
+    for fn in reversed(layer.sources):
+        code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+        name = getattr(code, "co_filename", None)
+        if isinstance(name, str) and not name.startswith("<"):
+            path = cells.split_filename(name)[0]
+            return None if layer.file is None or cells.same_file(path, layer.file) else path
+    return None
 
 
 # Kinds whose cause is not a wrong step (nothing returned, the code raised, no verdict).

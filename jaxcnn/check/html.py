@@ -56,7 +56,7 @@ def table(reports) -> str:
         if not r.checks:
             rows.append("<tr>" + _cell(r.name) + _cell("-") + _cell("error") + _cell("-")
                         + _cell("") + _cell("; ".join(r.notes)) + "</tr>")
-    notes = [f"{r.name}: {r.first_wrong_step.text()}" for r in reports
+    notes = [f"{r.name}: {r.first_wrong_step.text(getattr(r, 'file', None))}" for r in reports
              if getattr(r, "first_wrong_step", None) is not None]
     notes += [f"{r.name}: {n}" for r in reports for n in r.notes]
     foot = ("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"

@@ -17,7 +17,8 @@ finds its layers in them:
   help lines (``np.sum?``), never inside a string or a bracket. A cell magic whose body
   is Python (``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``) loses its first line;
   a cell magic of another language (``%%bash``, ``%%html``, ...) is not run, nor is
-  ``%%writefile`` (no file is written: an import of it reads the one on disk).
+  ``%%writefile`` (no file is written: an import of it reads the one on disk). A
+  ``%run other.py`` line, dropped so, is listed as skipped (``run_cell``'s left out).
   ``get_ipython()`` (what ``jupytext`` and ``nbconvert`` write for a magic) and
   ``display()`` exist in the module and do nothing.
 * **Failing cells.** A cell that raises (a training loop reading a data file that is
@@ -26,7 +27,11 @@ finds its layers in them:
   defined and the imports further down in that cell still run (a setup cell whose
   ``import imageio`` fails still imports the layers after it); the cells after it run.
   Each is a ``Failure`` (the loader lists them as skipped); it does not change the exit
-  status by itself. Plots are drawn off-screen (``MPLBACKEND=Agg``) and thrown away.
+  status by itself.
+* **Training loops.** A top-level ``while`` of a cell that calls a function the
+  notebook defines (min-char-rnn's ``while True: ... lossFun(...)``) is left out, as in
+  a ``.py`` file (``jaxcnn.check.scripts``), and listed as skipped with its cell and
+  line; the rest of the cell runs. Plots are drawn off-screen (``MPLBACKEND=Agg``) and thrown away.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ class Failure(NamedTuple):
     cell: int
     line: int
     why: str
+    stopped: bool = True  # False: one statement left out, the rest of the cell ran
 
 
 # ------------------------------------------------------------------ reading a notebook
@@ -100,7 +106,9 @@ def code_cells(text: str, name: str = "FILE") -> list[Cell]:
     if not isinstance(doc, dict) or "cells" not in doc and "nbformat" not in doc:
         raise NotebookError("not a notebook: JSON without \"cells\" or \"nbformat\"")
     version = doc.get("nbformat")
-    if version != 4:
+    if isinstance(version, str) and version.strip().isdigit():  # "4", as some tools write it
+        version = int(version)
+    if version != 4 or isinstance(version, bool):
         hint = (f" (convert it: jupyter nbconvert --to notebook --nbformat 4 {name})"
                 if isinstance(version, int) and version < 4 else "")
         raise NotebookError(f"nbformat {version!r} notebook; only nbformat 4 is read{hint}")
@@ -266,13 +274,18 @@ def _failed_line(exc: BaseException, filename: str) -> int:
     return line
 
 
-def run_cell(cell: Cell, path: str, namespace: dict, guard) -> Failure | None:
+def run_cell(cell: Cell, path: str, namespace: dict, guard, own=frozenset(),
+             left_out: list | None = None) -> Failure | None:
     """Run one code cell in ``namespace``, statement by statement; after a statement
     raised, only the functions, classes and imports below it. ``guard(what)``: a context
     manager around each statement (a time limit) that may raise ``Stop`` for a statement
-    that
-    must not go on (its message the failure's). Returns the cell's first failure, or
-    None. The exceptions that are not the user's (a real Ctrl-C) go through."""
+    that must not go on (its message the failure's). A top-level ``while`` that calls
+    one of ``own`` (the notebook's own functions) is a training loop, not run
+    (``jaxcnn.check.scripts``, the rule of a ``.py`` file): a ``Failure`` with
+    ``stopped`` False for each is appended to ``left_out``. Returns the cell's first
+    failure, or None. The exceptions that are not the user's (a real Ctrl-C) go
+    through."""
+    from jaxcnn.check import scripts
     from jaxcnn.check.usercode import UserExit, raised_by_code
 
     filename = cell_filename(path, cell.number)
@@ -280,6 +293,13 @@ def run_cell(cell: Cell, path: str, namespace: dict, guard) -> Failure | None:
     if source is None:
         return Failure(cell.number, 0, why)
     register(filename, source)
+    if left_out is not None:  # a %run line became `pass`: say so, it defines nothing here
+        for k, (was, now) in enumerate(zip(cell.source.splitlines(), source.splitlines(),
+                                           strict=False), 1):
+            if was != now and re.match(r"\s*%run\b", was):
+                left_out.append(Failure(cell.number, k, f"`{was.strip()[:80]}` is not run "
+                                        "(what that file defines is not defined here; "
+                                        "import it instead)", False))
     try:
         tree = ast.parse(source, filename)
     except (SyntaxError, ValueError) as exc:
@@ -289,6 +309,12 @@ def run_cell(cell: Cell, path: str, namespace: dict, guard) -> Failure | None:
     failure = None
     for stmt in tree.body:
         if failure is not None and not isinstance(stmt, STILL_RUN):
+            continue
+        names = scripts.loop_calls(stmt, own)
+        if names:
+            if left_out is not None:
+                left_out.append(Failure(cell.number, stmt.lineno,
+                                        scripts.why(names, "the notebook's"), False))
             continue
         try:
             code = compile(ast.Module([stmt], []), filename, "exec", dont_inherit=True)
@@ -331,17 +357,26 @@ def off_screen():
 
 
 def run(cells: list[Cell], path: str, module: types.ModuleType, guard) -> list[Failure]:
-    """Run ``cells`` in ``module`` (see ``run_cell``); the failures, in cell order. The
-    whole notebook's Python text is registered under ``path`` too, so that ``inspect``
-    finds a class's source (its methods' lines are the cells')."""
+    """Run ``cells`` in ``module`` (see ``run_cell``); the failures and the training
+    loops left out, in cell order. The whole notebook's Python text is registered under
+    ``path`` too, so that ``inspect`` finds a class's source (its methods' lines are the
+    cells')."""
+    from jaxcnn.check import scripts
+
     module.__dict__.update(ipython_names())
-    register(path, "\n".join(python_source(c.source)[0] or "" for c in cells))
+    sources = [python_source(c.source)[0] for c in cells]
+    register(path, "\n".join(source or "" for source in sources))
+    own = set()  # the functions the notebook defines at the top level of its cells
+    for source in sources:
+        with contextlib.suppress(SyntaxError, ValueError):
+            own |= scripts.own_functions(ast.parse(source or "").body)
     failures = []
     with off_screen():
         for cell in cells:
-            failure = run_cell(cell, path, module.__dict__, guard)
-            if failure is not None:
-                failures.append(failure)
+            left_out = []
+            failure = run_cell(cell, path, module.__dict__, guard, own, left_out)
+            failures += sorted([*left_out, *([failure] if failure else [])],
+                               key=lambda f: f.line)
     return failures
 
 
@@ -356,6 +391,8 @@ def failure_text(path: str, failure: Failure) -> tuple[str, str]:
     7", "line 3: FileNotFoundError: ... (the cell stopped there; the rest ran)")``, the
     notebook's path as given."""
     name = cell_filename(path, failure.cell)
+    if not failure.stopped:  # a training loop left out
+        return name, f"line {failure.line}: {failure.why} (the rest of the cell ran)"
     if not failure.line:  # never started
         return name, f"{failure.why}; the other cells were run"
     return name, f"line {failure.line}: {failure.why} (the cell stopped there; the rest ran)"

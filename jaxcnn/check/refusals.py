@@ -8,7 +8,13 @@ from __future__ import annotations
 
 
 def _describe(exc: BaseException) -> str:
+    """``ValueError: ...`` for the user's exception; jaxcnn's own (``JaxcnnError``: a time
+    limit passed, ``limits.Stuck``) is its message alone."""
+    from jaxcnn.errors import JaxcnnError
+
     text = " ".join(str(exc).split())[:300]
+    if isinstance(exc, JaxcnnError) and text:
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -41,6 +41,17 @@ def to_json(reports: list[LayerReport], skipped=(), chains=()) -> dict:
     })
 
 
+def header_file(r: LayerReport) -> str:
+    """The file a layer's header names: where its code is, and the file checked when
+    that is another (``mylayers.py, imported by nb4.ipynb``)."""
+    code = getattr(r, "code_file", None)
+    if not code or not r.file:
+        return r.file or ""
+    from jaxcnn.check.cells import file_name
+
+    return f"{file_name(code, r.file)}, imported by {r.file}"
+
+
 def _num(x) -> str:
     if x is None:
         return "-"
@@ -85,7 +96,7 @@ def details(reports: list[LayerReport]) -> str:
     """Per layer: where it came from, its reference, what is wrong and the kinks seen."""
     out = []
     for r in reports:
-        where = f"{r.style}, {r.file}" if r.file else r.style
+        where = f"{r.style}, {header_file(r)}" if r.file else r.style
         if r.kind == "unknown" and [c.quantity for c in r.checks] == ["-"]:
             out.append(f"{r.name} ({where}): ERROR: {r.checks[0].note}")  # never run
             continue
@@ -102,7 +113,7 @@ def details(reports: list[LayerReport]) -> str:
             if c.worst:
                 out.append(f"    worst: {worst_text(c, 5)}")
         if r.first_wrong_step is not None:
-            out.append("  " + r.first_wrong_step.text())
+            out.append("  " + r.first_wrong_step.text(r.file))
         for k in r.kinks:
             out.append(f"  ties/kinks on {k['inputs']}: {k['summary']}")
         for note in r.notes:

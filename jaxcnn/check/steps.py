@@ -130,15 +130,16 @@ class FirstWrong(NamedTuple):
                 "window": [{"line": line, "code": code, "forward": other or None}
                            for line, code, other in self.window]}
 
-    def text(self) -> str:
+    def text(self, home: str | None = None) -> str:
         """One line for the report, e.g. "first wrong step: line 29, `dsqrtvar = ...`:
         sign-flipped against dL/dsqrtvar (everything before it is right: dxhat, divar)"
-        ("cell 7, line 29" in a notebook)."""
+        ("cell 7, line 29" in a notebook). ``home``: the file the layer is reported
+        under; a line in another file is named with its file ("mylayers.py, line 9")."""
         kind = self.kind + (f" x{self.scale:.4g}" if self.kind == "scaled" and self.scale
                             is not None else "")
         from jaxcnn.check.cells import line_text
 
-        where = f"{line_text(self.file, self.line)}, `{self.code}`"
+        where = f"{line_text(self.file, self.line, home)}, `{self.code}`"
         if self.under:
             where += f" (under `{self.under}`)"
         before = (f"everything before it is right: {', '.join(self.right_before)}"
@@ -156,7 +157,8 @@ class FirstWrong(NamedTuple):
                      "checked: the error may enter there")
         if self.window:
             text += ("; the window it indexes comes from " + ", ".join(
-                f"{line_text(self.file, line)} `{code}`" + (f" ({other})" if other else "")
+                f"{line_text(self.file, line, home)} `{code}`" + (f" ({other})" if other
+                                                                   else "")
                 for line, code, other in self.window) + ": look there first")
         return text
 
@@ -839,10 +841,11 @@ def _window_lines(fn: types.FunctionType, line: int,
             from jaxcnn.check.cells import line_text
 
             f_at, f_file = theirs[name][0], forward.__code__.co_filename
-            other = f"the forward's {line_text(f_file, f_at)} `{_statement(f_file, f_at)}`"
+            other = (f"the forward's {line_text(f_file, f_at, file)} "
+                     f"`{_statement(f_file, f_at)}`")
         out.append((at + first - 1, _statement(file, at + first - 1), other))
     if not out and parsed_forward is not None:  # slices written inline: i:i+k
-        out = _inline_slices(stmt, first, line, parsed_forward, forward)
+        out = _inline_slices(stmt, first, line, parsed_forward, forward, file)
     return tuple(out)
 
 
@@ -851,10 +854,12 @@ def _slices(node: ast.AST) -> list[ast.Slice]:
             for sl in ast.walk(sub.slice) if isinstance(sl, ast.Slice)]
 
 
-def _inline_slices(stmt, first: int, line: int, parsed_forward, forward) -> list:
+def _inline_slices(stmt, first: int, line: int, parsed_forward, forward,
+                   stmt_file: str | None = None) -> list:
     """``[(line, slice, the forward's)]`` for the first slice of ``stmt`` written with
     other names' arithmetic than the forward's slices over the same loop variables
-    (``i:i+k`` where the forward has ``i*s:i*s+k``: the stride left out)."""
+    (``i:i+k`` where the forward has ``i*s:i*s+k``: the stride left out). ``stmt_file``:
+    the backward's file (the forward's line names its own file where they differ)."""
     from jaxcnn.check.cells import line_text
 
     fbody, ffirst = parsed_forward
@@ -872,7 +877,8 @@ def _inline_slices(stmt, first: int, line: int, parsed_forward, forward) -> list
             other_names = {n.id for n in ast.walk(other) if isinstance(n, ast.Name)}
             if names < other_names:  # the same loop variables, and more (a stride)
                 f_at = at + ffirst - 1
-                return [(line, text, f"the forward's {line_text(f_file, f_at)} "
+                return [(line, text, f"the forward's "
+                                     f"{line_text(f_file, f_at, stmt_file)} "
                                      f"`{ast.unparse(other)}`")]
     return []
 

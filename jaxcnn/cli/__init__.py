@@ -85,8 +85,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         prog = f"{self.prog} {self.command}" if self.command else self.prog
+        if _usage_document:  # `jaxcnn check --json`: stdout holds one document still
+            _usage_document.pop()(message)
         _error(f"{prog}: error: {message} (see {prog} --help)")
         sys.exit(2)
+
+
+# While ``main`` parses a command line that asks for JSON (``jaxcnn check ... --json``,
+# the flag anywhere): ``(message) -> None``, which writes a usage error's document.
+_usage_document: list = []
+
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -111,17 +119,53 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class CheckedStdout:
-    """``sys.stdout`` while a command runs. A write or flush that fails for another reason
-    than a closed pipe (``> /dev/full``, a full disk, an I/O error) raises
-    ``OutputError`` naming standard output: such an ``OSError`` carries no file name, and
-    was reported as if ``--out`` had failed. Everything else is the wrapped stream's."""
+class KeptStream:
+    """``sys.stderr`` (and, as ``CheckedStdout``, ``sys.stdout``) while a command runs:
+    jaxcnn's own stream, which the user's code cannot take from it. Its ``close()`` only
+    flushes (``jaxcnn check`` runs code that may do ``sys.stdout.close()`` at import),
+    and where the stream it wraps was closed all the same (``sys.__stderr__.close()``),
+    a new one on the same descriptor takes its place. Everything else is the wrapped
+    stream's."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, fd: int):
         self._stream = stream
+        self._fd = fd
+
+    def _live(self):
+        from jaxcnn.check.usercode import closed, reopen
+
+        if closed(self._stream):
+            self._stream = reopen(self._stream, self._fd)
+        return self._stream
 
     def __getattr__(self, name):
-        return getattr(self._stream, name)
+        return getattr(self._live(), name)
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.flush()
+
+    def write(self, text):
+        return self._live().write(text)
+
+    def writelines(self, lines):
+        return self._live().writelines(lines)
+
+    def flush(self):
+        return self._live().flush()
+
+
+class CheckedStdout(KeptStream):
+    """``sys.stdout`` while a command runs (a ``KeptStream``). A write or flush that fails
+    for another reason than a closed pipe (``> /dev/full``, a full disk, an I/O error)
+    raises ``OutputError`` naming standard output: such an ``OSError`` carries no file
+    name, and was reported as if ``--out`` had failed."""
+
+    def __init__(self, stream):
+        super().__init__(stream, 1)
 
     def _call(self, method, *args):
         try:
@@ -132,13 +176,13 @@ class CheckedStdout:
             raise stdout_error(exc) from None
 
     def write(self, text):
-        return self._call(self._stream.write, text)
+        return self._call(super().write, text)
 
     def writelines(self, lines):
-        return self._call(self._stream.writelines, lines)
+        return self._call(super().writelines, lines)
 
     def flush(self):
-        return self._call(self._stream.flush)
+        return self._call(super().flush)
 
 
 def stdout_error(exc: OSError) -> OutputError:
@@ -166,14 +210,24 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     command = command if command in COMMANDS else None
     interrupts.install(command or "command")
+    # `check --json`: a signal from now on writes the one document
+    interrupts.promise_document(interrupts.wants_json(argv))
     memory.fit_malloc_to_limit()  # under `ulimit -v`: address space for data, not arenas
     faults.point("start")
     prog = f"jaxcnn {command}" if command else "jaxcnn"
     stdout, sys.stdout = sys.stdout, CheckedStdout(sys.stdout)
+    stderr, sys.stderr = sys.stderr, KeptStream(sys.stderr, 2)
     try:
         parser = build_parser(command)
         parser.command = command
-        args = parser.parse_args(argv)  # --help and --version print here (and exit)
+        if interrupts.wants_json(argv):
+            from jaxcnn.cli.check import usage_document
+
+            _usage_document[:] = [usage_document]
+        try:
+            args = parser.parse_args(argv)  # --help and --version print here (and exit)
+        finally:
+            _usage_document.clear()
         if args.command is None:
             parser.print_help(sys.stderr)
             _error(f"jaxcnn: error: give a command: {', '.join(COMMANDS)} (see jaxcnn --help)")
@@ -204,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"{prog}: error: {_short(out_of_memory_message(exc, command))}")
     finally:
-        sys.stdout = stdout
+        sys.stdout, sys.stderr = stdout, stderr
     return 2
 
 
@@ -236,8 +290,16 @@ def _short(message: str, limit: int = 600) -> str:
 
 
 def _error(line: str) -> None:
-    """``line`` on stderr; silently nothing when stderr itself is gone."""
+    """``line`` on stderr (descriptor 2 itself where ``sys.stderr`` was closed or
+    replaced by the user's code); silently nothing when stderr itself is gone."""
     try:
         print(line, file=sys.stderr, flush=True)
+        return
+    except OSError:
+        return
+    except (ValueError, AttributeError):  # a closed sys.stderr, or None
+        pass
+    try:
+        os.write(2, (line + "\n").encode(errors="backslashreplace"))
     except OSError:
         pass

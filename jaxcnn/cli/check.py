@@ -40,11 +40,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 
 from jaxcnn.cli import path_arg
+from jaxcnn.interrupts import interrupted_document
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,28 +87,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _intermixed(parser: argparse.ArgumentParser) -> None:
     """Options after file arguments (``check a.py --json b.py``) work: this parser parses
-    intermixed; and with --json, a usage error also prints one JSON document."""
+    intermixed. (With --json anywhere on the line, a usage error also prints one JSON
+    document: ``jaxcnn.cli.main`` arranges it, ``usage_document``, for the errors of the
+    top-level parser too, ``--bogus``.)"""
     plain = parser.parse_known_args
-    plain_error = parser.error
-    state = {"busy": False, "json": False}
+    state = {"busy": False}
 
     def parse_known_args(args=None, namespace=None):
         if state["busy"]:
             return plain(args, namespace)
         state["busy"] = True
-        state["json"] = "--json" in (args or [])
         try:
             return parser.parse_known_intermixed_args(args, namespace)
         finally:
             state["busy"] = False
 
-    def error(message):
-        if state["json"]:
-            print(_error_json(message))
-        plain_error(message)
-
     parser.parse_known_args = parse_known_args
-    parser.error = error
+
+
+def usage_document(message: str) -> None:
+    """A usage error's JSON document on stdout (``--json --bogus``)."""
+    _print_document(_error_json(message))
+
+
+def _print_document(text: str) -> None:
+    """``text``, the one JSON document, on stdout; a signal that arrives meanwhile is
+    handled after it, and writes no second one (``interrupts.document_out``)."""
+    from jaxcnn import interrupts
+
+    with interrupts.document_out():
+        print(text, flush=True)
 
 
 def _error_json(message: str, partial: dict | None = None) -> str:
@@ -127,13 +135,12 @@ def _interrupt_json(code: int, what: str, partial: dict | None = None) -> str:
     was checked), built with the standard library only and nothing imported (it is
     written from inside the signal handler)."""
     partial = partial or {}
-    return json.dumps({"ok": False, "layers": partial.get("layers", []),
-                       "skipped": partial.get("skipped", []), "chains": [],
-                       "status": code, "error": what + (
-                           f"; {len(partial['layers'])} layer"
-                           f"{'s' * (len(partial['layers']) != 1)} checked before it, the "
-                           "others and the chains not" if partial.get("layers") else "")},
-                      indent=2)
+    return interrupted_document(code, what, partial.get("layers", []),
+                                partial.get("skipped", []), (
+                                    f"; {len(partial['layers'])} layer"
+                                    f"{'s' * (len(partial['layers']) != 1)} checked before "
+                                    "it, the others and the chains not"
+                                    if partial.get("layers") else ""))
 
 
 MAX_TIME_LIMIT = 1e8  # seconds (about 3 years): setitimer refuses what time_t cannot hold
@@ -169,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         xla_cache.check_user_flags()  # XLA would end the process: one line, exit 2
     except JaxcnnError as exc:
         if args.json:
-            print(_error_json(str(exc)))
+            _print_document(_error_json(str(exc)))
         raise
     xla_cache.prefer_cheap_compiles()  # eager programs too: see xla_cache
     cache = xla_cache.enable()
@@ -215,8 +222,14 @@ def run(args: argparse.Namespace) -> int:
                                        seed=args.seed, inputs=args.inputs,
                                        time_limit=args.time_limit, log=sys.stderr,
                                        progress=sys.stderr, on_checked=keep)
-        except JaxcnnError as exc:  # one JSON document on every exit
-            document(_error_json(str(exc), getattr(exc, "partial", None)))
+        except Exception as exc:  # one JSON document on every exit with one line (exit 2)
+            from jaxcnn.cli import out_of_memory
+
+            if isinstance(exc, BrokenPipeError) or not (
+                    isinstance(exc, (JaxcnnError, OSError)) or out_of_memory(exc)):
+                raise
+            document(_error_json(str(exc) or type(exc).__name__,
+                                 getattr(exc, "partial", None)))
             raise
         document(jsonsafe.dumps(result.to_json(), indent=2))
     return result.status
@@ -230,6 +243,8 @@ def _stdout_to_stderr(partial: dict | None = None):
     Once the document is written, descriptor 1 stays on stderr: a thread the user's code
     started may still print until the interpreter exits, and stdout must hold the one
     document and nothing after it."""
+    from jaxcnn import interrupts
+
     sys.stdout.flush()
     saved = None
     try:
@@ -244,21 +259,20 @@ def _stdout_to_stderr(partial: dict | None = None):
 
     def write(text: str) -> None:
         written.append(True)
-        if saved is None:
-            real.write(text + "\n")
-            real.flush()
-        else:  # all of it: a short write (a file size limit) is followed by an error
-            data = memoryview((text + "\n").encode())
-            while data:
-                data = data[os.write(saved, data):]
+        with interrupts.document_out():
+            if saved is None:
+                real.write(text + "\n")
+                real.flush()
+            else:  # all of it: a short write (a file size limit) is followed by an error
+                data = memoryview((text + "\n").encode())
+                while data:
+                    data = data[os.write(saved, data):]
 
     def interrupted(code: int, what: str) -> None:
         """Ctrl-C, SIGTERM, SIGHUP (see ``jaxcnn.interrupts``): the one JSON document
         says so, unless it is already out."""
         if not written:
             write(_interrupt_json(code, what, partial))
-
-    from jaxcnn import interrupts
 
     try:
         with interrupts.last_words(interrupted):

@@ -605,11 +605,27 @@ def _closure_of(eng: Engine, row: Row, rng):
         fn, "__qualname__", "") else None
 
 
-def _first_wrong(name, line, file, code, check, expected, note):
+def _first_wrong(name, line, file, code, check, expected, note, fn=None):
+    """The ``FirstWrong`` of ``line``, in ``fn``'s file (an engine imported from another
+    file than the one checked), else in ``file``."""
     from jaxcnn.check.steps import FirstWrong
 
-    return FirstWrong(name, line, file, code, check.kind, check.scale, expected, (),
-                      note=note)
+    return FirstWrong(name, line, _file_of(fn, file), code, check.kind, check.scale,
+                      expected, (), note=note)
+
+
+def _file_of(fn, file):
+    """The file ``fn``'s code is in (a notebook cell's file name for a cell), else
+    ``file``."""
+    name = getattr(getattr(getattr(fn, "__func__", fn), "__code__", None), "co_filename", None)
+    return name if isinstance(name, str) and not name.startswith("<") else file
+
+
+def _line_at(fn, line, file) -> str:
+    """``line N`` of ``fn``'s code, with its file named where it is not ``file``."""
+    from jaxcnn.check.cells import line_text
+
+    return line_text(_file_of(fn, file), line, file)
 
 
 def _no_closure(eng: Engine, row: Row, file, wrong):
@@ -625,7 +641,7 @@ def _no_closure(eng: Engine, row: Row, file, wrong):
         return None
     return _first_wrong(row.method, start, file, lines[0].strip(), wrong,
                         f"d({row.name})/d{wrong.quantity}", f"{row.method} stores no "
-                        f"{eng.closure} on its output: no gradient flows back through it")
+                        f"{eng.closure} on its output: no gradient flows back through it", fn)
 
 
 def locator(eng: Engine, row: Row, file, over: dict, rng) -> Callable:
@@ -654,7 +670,7 @@ def locator(eng: Engine, row: Row, file, over: dict, rng) -> Callable:
                                         "+= of its share", f"{op}'s {fn.__name__} assigns "
                                         "(=) the grad it should add to (+=): a node used "
                                         "twice keeps one contribution (found by calling the "
-                                        "closure twice)")
+                                        "closure twice)", fn)
         if wrong.kind in ("wrong-order", "not-reentrant"):
             fn = _own_methods(eng.cls).get("backward")
             try:
@@ -666,7 +682,7 @@ def locator(eng: Engine, row: Row, file, over: dict, rng) -> Callable:
                                 "the same gradient again",
                                 "the line of backward() itself: its closures are right "
                                 "when run in a topological order of ours"
-                                if wrong.kind == "wrong-order" else "backward() itself")
+                                if wrong.kind == "wrong-order" else "backward() itself", fn)
         if closure is None:
             return _no_closure(eng, row, file, wrong)
         j = row.args.index(wrong.quantity) if wrong.quantity in row.args else 0
@@ -680,7 +696,7 @@ def locator(eng: Engine, row: Row, file, over: dict, rng) -> Callable:
         return _first_wrong(f"{target}.{eng.grad}", line, file, code, wrong,
                             f"d({row.name})/d{wrong.quantity}",
                             f"the line of {row.method}'s closure that updates {target}."
-                            f"{eng.grad} (named by rule, not re-run step by step)")
+                            f"{eng.grad} (named by rule, not re-run step by step)", closure)
     return locate
 
 
@@ -752,7 +768,8 @@ def make_row(eng: Engine, row: Row, file: str | None, over: dict, seed: int = 0,
 
     def extra(args, static, ct):
         return [(n, kind, note) for n in row.args
-                for kind, note in [_explain(eng, row, runner, args, over, wrong_ops)] if kind]
+                for kind, note in [_explain(eng, row, runner, args, over, wrong_ops, file)]
+                if kind]
 
     rng = np.random.default_rng(seed)
     sets = _input_sets(row, kind_)
@@ -765,7 +782,8 @@ def make_row(eng: Engine, row: Row, file: str | None, over: dict, seed: int = 0,
                      "finite differences of your engine's own forward")
     if row.method in over and row.method is not None and "used twice" not in row.name:
         fn, line, code = over[row.method]
-        notes.append(f"{row.method}'s closure overwrites its inputs' grads (line {line}: "
+        notes.append(f"{row.method}'s closure overwrites its inputs' grads "
+                     f"({_line_at(fn, line, file)}: "
                      f"`{code}`): right here, where each leaf is used once; see the rows "
                      "of a node used twice")
     if kind_ == "relu":
@@ -787,7 +805,7 @@ def _per_sample(ct, g: np.ndarray) -> np.ndarray:
 
 
 def _explain(eng: Engine, row: Row, runner, args, over: dict,
-             wrong_ops: Callable | None = None) -> tuple:
+             wrong_ops: Callable | None = None, file: str | None = None) -> tuple:
     """(kind, note) for an engine-level row found wrong: a second backward that answers
     differently, an operation of the row whose closure overwrites, an operation whose
     own row is wrong (``wrong_ops() -> set`` of method names: ``unclassified``, the note
@@ -807,7 +825,8 @@ def _explain(eng: Engine, row: Row, runner, args, over: dict,
             if named else "")
     if bad:
         return ("missing-accumulation", ", ".join(
-            f"{op}'s closure assigns (=) where it should add (+=): line {over[op][1]}"
+            f"{op}'s closure assigns (=) where it should add (+=): "
+            f"{_line_at(over[op][0], over[op][1], file)}"
             for op in bad) + (f"; also {also}" if also else ""))
     if also:
         return ("unclassified", also)
@@ -1062,21 +1081,18 @@ def from_network(cls, engines, name: str | None = None, file: str | None = None,
 
     def extra(args, static, ct):  # an engine whose + or * overwrites explains the row
         note = ", ".join(f"{op}'s closure of {eng.cls.__name__} assigns (=) where it "
-                         f"should add (+=): line {over[op][1]}" for op in over)
+                         f"should add (+=): {_line_at(over[op][0], over[op][1], file)}"
+                         for op in over)
         return [("parameters", "missing-accumulation", note)] if over else []
 
     def locate(checks):  # the = line of an overwriting + or *, in the engine's file
         wrong = next((c for c in checks if c.kind == "missing-accumulation"), None)
         if wrong is None or not over:
             return None
-        import os
-
         op, (fn, line, code) = next(iter(over.items()))
-        where = fn.__code__.co_filename
-        return _first_wrong(f"{op}'s closure", line, where, code, wrong,
-                            f"+= of its share (in {os.path.basename(where)})",
+        return _first_wrong(f"{op}'s closure", line, file, code, wrong, "+= of its share",
                             f"{eng.cls.__name__}.{op}'s "
-                            f"{fn.__name__} assigns (=) the grad it should add to (+=)")
+                            f"{fn.__name__} assigns (=) the grad it should add to (+=)", fn)
 
     return Layer(f"{name}: parameters", "scalar-network", "scalar", ("parameters",),
                  forward, vjp, reference, input_sets,

@@ -416,9 +416,8 @@ def from_global_loss(fn: Callable, name: str, file: str | None = None,
                "change values: a gradient found wrong may be the clip's doing"))
     skipped = getattr(inspect.getmodule(fn), "__jaxcnn_skipped_loops__", ())
     if skipped:
-        notes.append(f"its file's top-level `while` loop{'s' * (len(skipped) > 1)} (line"
-                     f"{'s' * (len(skipped) > 1)} {', '.join(map(str, skipped))}: the "
-                     "training script) was not run")
+        notes.append(f"its file's top-level `while` loop{'s' * (len(skipped) > 1)} "
+                     f"({'; '.join(map(str, skipped))}: the training script) was not run")
     return Layer(name, "whole", "whole", tuple(keys), forward, vjp, None, input_sets,
                  file=file, notes=tuple(notes), offsets=offsets,
                  static_names=("inputs", "targets", *states),
