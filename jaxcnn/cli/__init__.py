@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser(command)
         parser.command = command
         if interrupts.wants_json(argv):
-            from jaxcnn.cli.check import usage_document
+            from jaxcnn.cli.documents import usage_document
 
             _usage_document[:] = [usage_document]
         try:

@@ -44,6 +44,7 @@ import os
 import sys
 
 from jaxcnn.cli import path_arg
+from jaxcnn.cli.documents import _error_json, _print_document
 from jaxcnn.interrupts import interrupted_document
 
 
@@ -103,30 +104,6 @@ def _intermixed(parser: argparse.ArgumentParser) -> None:
             state["busy"] = False
 
     parser.parse_known_args = parse_known_args
-
-
-def usage_document(message: str) -> None:
-    """A usage error's JSON document on stdout (``--json --bogus``)."""
-    _print_document(_error_json(message))
-
-
-def _print_document(text: str) -> None:
-    """``text``, the one JSON document, on stdout; a signal that arrives meanwhile is
-    handled after it, and writes no second one (``interrupts.document_out``)."""
-    from jaxcnn import interrupts
-
-    with interrupts.document_out():
-        print(text, flush=True)
-
-
-def _error_json(message: str, partial: dict | None = None) -> str:
-    from jaxcnn import jsonsafe
-    from jaxcnn.check import report
-
-    partial = partial or {}
-    doc = report.to_json(partial.get("layers", []), partial.get("skipped", ()))
-    doc.update(ok=False, status=2, error=message)
-    return jsonsafe.dumps(doc, indent=2)
 
 
 def _interrupt_json(code: int, what: str, partial: dict | None = None) -> str:
