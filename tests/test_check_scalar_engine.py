@@ -234,3 +234,19 @@ class Value:
     assert (tanh.first_wrong_step.line, tanh.first_wrong_step.code) == (25, "def tanh(self):")
     neuron = r["Value: neuron tanh(w . x + b)"]
     assert "built from tanh, whose own rows are wrong" in neuron.check("w").note
+
+
+def test_a_number_on_the_left_the_engine_cannot_take_is_listed_not_dropped(tmp_path):
+    """A tester's class without __radd__ lost its `1.5 + a` rows silently ("33 of 33
+    correct", nothing skipped): `sum()` of its nodes raises in the user's own code. The
+    rows it cannot build are listed as skipped, saying why."""
+    source = (DIALECTS / "scalar_engine.py").read_text()
+    old = "    def __radd__(self, other):\n        return self + other\n"
+    assert source.count(old) == 1
+    path = tmp_path / "no_radd.py"
+    path.write_text(source.replace(old, ""))
+    f = find_layers(load_file(path), str(path), [])
+    why = dict((name.rsplit(":", 1)[-1].strip(), text) for name, text in f.skipped
+               if name.startswith("Value"))
+    assert why["1.5 + a"].startswith("not checked: Value defines no __radd__")
+    assert "1.5 + a" not in {layer.name.rsplit(": ", 1)[-1] for layer in f.layers}

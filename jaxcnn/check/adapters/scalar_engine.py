@@ -421,19 +421,38 @@ def _engine_rows(has: set, act: str | None) -> list[Row]:
     return rows
 
 
-def rows_for(cls, eng: Engine) -> list[Row]:
-    """The rows ``cls`` supports: each operation it defines (tried once on leaves: a
-    power of a ``Value`` exponent that the class refuses is left out), then the
-    engine-level ones."""
+# a number on the left needs the reflected method: without it, `1.5 + a` (and `sum()`
+# of nodes, which starts at 0) raises TypeError in the user's own code
+# (micrograd has these three and __rtruediv__; a number to the power of a node is rare)
+REFLECTED = {"__radd__": "__add__", "__rsub__": "__sub__", "__rmul__": "__mul__",
+             "__rtruediv__": "__truediv__"}
+
+
+def rows_for(cls, eng: Engine, skipped: list | None = None) -> list[Row]:
+    """The rows ``cls`` supports: each operation it defines (tried once on leaves), then
+    the engine-level ones. Into ``skipped``, ``(row name, why)`` for an operation tried
+    that raises (but for an ``assert`` or ``NotImplementedError``, a refusal by design:
+    micrograd's power of a ``Value`` exponent), and for a number on the left of an
+    operation the class has but whose reflected method (``REFLECTED``) it lacks."""
     methods = _own_methods(cls)
+    skipped = [] if skipped is None else skipped
     rows = []
     for row in _binary_rows():
         if row.method not in methods:
+            if REFLECTED.get(row.method) in methods:
+                skipped.append((row.name, f"not checked: {cls.__name__} defines no "
+                                          f"{row.method}, so `{row.name}` raises TypeError"
+                                          + (" (as `sum()` of nodes does, which starts at 0)"
+                                             if row.method == "__radd__" else "")))
             continue
         try:
             row.build(*(eng.leaf(1.25) for _ in row.args))
-        except Exception:
-            continue  # (an assert on a Value exponent: only numbers supported)
+        except (AssertionError, NotImplementedError):
+            continue  # refused by design (micrograd: "only supporting int/float powers")
+        except Exception as exc:
+            text = " ".join(f"{type(exc).__name__}: {exc}".split()).rstrip(": ")[:160]
+            skipped.append((row.name, f"not checked: `{row.name}` raises {text}"))
+            continue
         rows.append(row)
     unary = _unary_methods(cls, eng)
     rows += [_unary_row(n) for n, _ in unary]
@@ -899,7 +918,8 @@ def from_engine(cls, file: str | None = None, seed: int = 0) -> tuple[list[Layer
     cls = canonical(cls)
     eng = probe(cls)
     rng = np.random.default_rng([seed, 7])
-    rows = rows_for(cls, eng)
+    refused_rows: list = []
+    rows = rows_for(cls, eng, refused_rows)
     over = {}
     for row in rows:
         if row.method and row.method not in over and row.method != "backward" and \
@@ -922,6 +942,7 @@ def from_engine(cls, file: str | None = None, seed: int = 0) -> tuple[list[Layer
             from jaxcnn.check.refusals import refused
 
             skipped.append(refused(f"{cls.__name__}: {row.name}", exc, "scalar"))
+    skipped += [(f"{cls.__name__}: {name}", why) for name, why in refused_rows]
     return layers, skipped
 
 
