@@ -250,3 +250,26 @@ def test_a_number_on_the_left_the_engine_cannot_take_is_listed_not_dropped(tmp_p
                if name.startswith("Value"))
     assert why["1.5 + a"].startswith("not checked: Value defines no __radd__")
     assert "1.5 + a" not in {layer.name.rsplit(": ", 1)[-1] for layer in f.layers}
+
+
+def test_an_engine_imported_by_the_file_checked_is_checked_there_once(tmp_path):
+    """micrograd's layout: nn.py does `from engine import Value`. Checking nn.py checked
+    its MLP only, and passed an engine whose tanh' is 1 - t (exit 0). The imported
+    engine's rows are checked, named at engine.py; with both files given, once."""
+    from jaxcnn.check import api
+
+    source = (DIALECTS / "scalar_engine.py").read_text()
+    old = "            self.grad += (1 - t ** 2) * out.grad\n"
+    assert source.count(old) == 1
+    (tmp_path / "engine.py").write_text(source.replace(
+        old, "            self.grad += (1 - t) * out.grad\n"))
+    (tmp_path / "nn.py").write_text("from engine import Value  # noqa: F401\n")
+    alone = api.check_sources([str(tmp_path / "nn.py")])
+    tanh = alone.layer("Value: tanh(a)")
+    assert tanh.checks[0].kind == "wrong-derivative" and alone.status == 1
+    assert tanh.file == str(tmp_path / "engine.py")
+    both = api.check_sources([str(tmp_path / "engine.py"), str(tmp_path / "nn.py")])
+    label = str(tmp_path / "engine.py") + ":"
+    names = [layer.name for layer in both.layers]
+    assert all(n.startswith(label) for n in names)  # where the engine is defined,
+    assert len(names) == len(set(names))  # each row once

@@ -849,13 +849,15 @@ def scalar_engines(module, file, own, taken: set, companions=()) -> tuple[list[L
     layers, skipped = [], []
     engines = []
     for name, obj in list(vars(module).items()):  # a snapshot: user code may add
-        if not (inspect.isclass(obj) and obj.__module__ == module.__name__) \
-                or name in taken or not se.is_engine(obj):
+        # defined here, or imported from a file beside it (micrograd's nn.py imports its
+        # engine: the engine's operations are checked with the network)
+        if not (inspect.isclass(obj) and own(module, obj)) \
+                or name in taken or not se.is_engine(obj) or obj in engines:
             continue
         engines.append(obj)
         try:
             with contextlib.redirect_stdout(sys.stderr):
-                more, why = se.from_engine(obj, file)
+                more, why = se.from_engine(obj, _source_file(obj) or file)
         except Exception as exc:
             skipped.append(refused(name, exc, "scalar"))
             continue
@@ -877,6 +879,13 @@ def scalar_engines(module, file, own, taken: set, companions=()) -> tuple[list[L
         if layer is not None:
             layers.append(layer)
     return layers, skipped
+
+
+def _source_file(obj) -> str | None:
+    try:
+        return inspect.getsourcefile(obj)
+    except TypeError:
+        return None
 
 
 FINDERS = (module_classes, specialisation, network_pairs, logistic_propagates, model_losses,

@@ -25,12 +25,15 @@ def _real(path) -> str | None:
 
 def _layer_origin(layer) -> tuple | None:
     """(defining file, first line, the layer's name) of the user's function behind
-    ``layer`` (its forward), or None when it has none to tell."""
+    ``layer`` (its forward); for a layer with no function to tell (a scalar engine's
+    rows, named after the file that defines the engine), (its file, 0, its name); None
+    when it has neither."""
     fn = layer.sources[0] if layer.sources else None
     fn = getattr(fn, "__func__", fn)
     code = getattr(fn, "__code__", None)
     if code is None:
-        return None
+        file = _real(getattr(layer, "file", None))
+        return None if file is None else (file, 0, layer.name)
     return (_real(code.co_filename), code.co_firstlineno, layer.name)
 
 
