@@ -305,3 +305,13 @@ def test_settings_a_default_hides_and_pools_in_other_layouts():
     assert v[("MaxPoolOverwrite", "x")][0] == "correct"
     assert v[("MaxPoolOverwrite (stride=1)", "x")][::2] == ("missing-accumulation", "exact")
     assert v[("pool_nhwc", "X")][::2] == ("tie-overcount", "exact")
+
+
+def test_a_channels_last_cs231n_max_pool_gets_the_exact_pool_and_its_tie_rule():
+    """A tester's false pass: `max_pool_forward_naive(x, pool_param)` on (N, H, W, C) was
+    fed NCHW inputs (empty outputs), fell back to finite differences and passed an ==
+    mask. The NHWC layout of the catalogue's pool is tried, as conv's is."""
+    f = found("pool_nhwc_param.py")
+    (layer,) = f.layers
+    assert layer.kind == "max_pool_nhwc_param"
+    assert verdicts(f)[("max_pool", "x")][::2] == ("tie-overcount", "exact")

@@ -132,7 +132,8 @@ JAX_LAYOUTS = {"conv3x3": ("conv3x3", "conv_nchw_nobias", "conv_nchw", "conv_nhw
 BLOG_LAYOUTS = {"dense_softmax": ("dense_softmax", "dense"),
                 "conv3x3": ("conv3x3", "conv3x3_bias")}
 # A CS231n conv may take its images channels first (the assignment's) or channels last.
-CS231N_LAYOUTS = {"conv": ("conv", "conv_nhwc_param")}
+CS231N_LAYOUTS = {"conv": ("conv", "conv_nhwc_param"),
+                  "max_pool": ("max_pool", "max_pool_nhwc_param")}
 LOSS_KINDS = (("softmax", "softmax_loss"),)
 # A loss may average over the samples (CS231n's definition) or sum them.
 LOSS_LAYOUTS = {"softmax_loss": ("softmax_loss", "softmax_loss_sum")}

@@ -44,6 +44,8 @@ conv_nhwc_param       conv, channels last (NHWC / HWIO), conv_param  as conv
 conv+relu+max_pool    a CS231n sandwich: the parts composed (also     the parts' references
                       affine+relu, conv+relu)
 max_pool_nchw         max_pool without a config dict: 2x2, stride 2  as max_pool
+max_pool_nhwc(_param) channels last (N, H, W, C)[, pool_param]       as max_pool
+max_pool_chw          one (C, H, W) image, 2x2 stride 2              as max_pool
 avg_pool              x (N, C, H, W); static pool_param              window mean
 avg_pool_nhwc         A_prev (m, H, W, C); static hparameters        window mean (the
                       {"f", "stride"}                                specialisation's)

@@ -192,7 +192,7 @@ def unbatched(base: Spec, kind: str) -> Spec:
                   for k, v in base.axis_names.items()}
     return Spec(kind, base.arg_names, axis_names,
                 Reference(ref.name + ", one sample", forward, alternates, kinks,
-                          subgradient), input_sets)
+                          subgradient), input_sets, base.static_names)
 
 
 def permuted(base: Spec, kind: str, perm: tuple[int, ...]) -> Spec:
@@ -242,4 +242,4 @@ def permuted(base: Spec, kind: str, perm: tuple[int, ...]) -> Spec:
                       and len(v) == len(perm) else v) for k, v in base.axis_names.items()}
     return Spec(kind, base.arg_names, axis_names,
                 Reference(f"{ref.name}, axes {perm}", forward, alternates, kinks, subgradient),
-                input_sets)
+                input_sets, base.static_names)

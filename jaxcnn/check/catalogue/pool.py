@@ -344,7 +344,7 @@ def max_pool_spec() -> Spec:
                           subgradient)
     return Spec("max_pool", ("x",), {"x": ("sample", "channel", "row", "column"),
                                    "out": ("sample", "channel", "row", "column")}, reference,
-                _pool_sets, ("pool_param",))
+                _pool_sets, ("pool_param",), layouts=("max_pool", "max_pool_nhwc_param"))
 
 
 SPECS = {
@@ -355,6 +355,9 @@ SPECS = {
                                               "stride": 2},)),
     # code that pools one (C, H, W) image, 2x2 stride 2
     "max_pool_chw": lambda: unbatched(SPECS["max_pool_nchw"](), "max_pool_chw"),
+    # CS231n's signature, channels last: x (N, H, W, C), pool_param
+    "max_pool_nhwc_param": lambda: permuted(max_pool_spec()._replace(layouts=()),
+                                            "max_pool_nhwc_param", (0, 2, 3, 1)),
     # channels last, (N, H, W, C) (Keras's, the specialisation's), 2x2 stride 2
     "max_pool_nhwc": lambda: permuted(SPECS["max_pool_nchw"](), "max_pool_nhwc",
                                       (0, 2, 3, 1)),
