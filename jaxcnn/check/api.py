@@ -372,11 +372,13 @@ def check_sources(files=(), modules=(), *, layers=(), seed: int = 0, inputs=None
             found_layers, not_run = _select(found_layers, not_run, layers, skipped)
         if not found_layers and not not_run:
             why = "; ".join(f"{n}: {w}" for n, w in skipped) or (
-                "no class with forward and backprop/backward or loss(X, y), no "
-                "*_forward/*_backward pair or loss, no custom_vjp, torch.autograd.Function, "
-                "forward_propagation/backward_propagation pair or f/f_prime pair; see the "
-                "README's 'Check your "
-                "own backprop'")
+                "nothing of a kind it reads: a layer class with forward and backward (or "
+                "backprop), a *_forward/*_backward or f/f_prime pair, a loss returning its "
+                "gradient, a model's loss(X, y), a whole network or function with its "
+                "gradients (forward_propagation/backward_propagation, lossFun, "
+                "Network.backprop), a custom_vjp, a torch.autograd.Function, a scalar "
+                "autograd engine (a Value class with _backward closures); see the "
+                "README's 'Check your own backprop'")
             raise discover.CheckUsageError(
                 f"no layers found in {', '.join(s[0] for s in sources)} ({why})")
         counts = {}
