@@ -409,3 +409,21 @@ def test_keep_streams_gives_back_replaced_and_closed_streams(tmp_path):
         assert sys.stderr.fileno() == 2
     finally:
         sys.stdout, sys.stderr = before
+
+
+def test_the_commands_flags_may_come_before_it(tmp_path):
+    """`jaxcnn --json check x.py` said "unrecognized arguments: --json": a flag written
+    before the command is the command's."""
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run([sys.executable, "-m", "jaxcnn", "--json", "check", str(empty)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and "no layers found" in strict(proc.stdout)["error"]
+    from jaxcnn.cli import _command_first
+
+    assert _command_first(["--json", "check", "a.py"]) == ["check", "--json", "a.py"]
+    assert _command_first(["--version"]) == ["--version"]
+    assert _command_first(["--help", "check"]) == ["--help", "check"]
+    assert _command_first(["check", "--json", "a.py"]) == ["check", "--json", "a.py"]

@@ -200,13 +200,28 @@ def _stdout_closed() -> None:
         pass
 
 
+# what the top-level parser itself takes before a command
+TOP_LEVEL_FLAGS = ("-h", "--help", "--version", "-V")
+
+
+def _command_first(argv: list[str]) -> list[str]:
+    """``argv`` with the flags written before the command moved after it (``jaxcnn --json
+    check x.py`` is ``jaxcnn check --json x.py``: the flags are the command's); as it is
+    when there is no command, or the top-level parser's own flags come first."""
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if not at or argv[at] not in COMMANDS or any(
+            a in TOP_LEVEL_FLAGS or a == "--" for a in argv[:at]):
+        return argv
+    return [argv[at], *argv[:at], *argv[at + 1:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
     Installs process-wide signal handlers (``interrupts.install``) first: this runs the
     program (see ``jaxcnn._program``), it is not a library function.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _command_first(sys.argv[1:] if argv is None else list(argv))
     command = next((a for a in argv if not a.startswith("-")), None)
     command = command if command in COMMANDS else None
     interrupts.install(command or "command")
