@@ -82,6 +82,16 @@ def test_rnn_backward_without_the_next_steps_gradient_is_missing_accumulation(tm
         assert v["rnn_forward"][q][0] == "missing-accumulation", (q, v["rnn_forward"][q])
 
 
+def test_a_parameter_gradient_kept_from_one_step_is_missing_accumulation(tmp_path):
+    """A tester's `dWaa = dWaat` (for `+=`) inside rnn_backward's loop was unclassified:
+    the sum over time kept one term, here the first step's (the loop runs backwards)."""
+    path = planted(tmp_path, '        dWaa += gradients["dWaa"]',
+                   '        dWaa = gradients["dWaa"]')
+    v = verdicts(path, ("rnn_forward",))["rnn_forward"]
+    assert v["Waa"] == ("missing-accumulation", "the first step only")
+    assert all(v[q][0] == "correct" for q in v if q != "Waa"), v
+
+
 def test_dba_summed_over_the_examples_axis_is_wrong_shape(tmp_path):
     path = planted(tmp_path, "    dba = np.sum(dtanh, axis=1, keepdims=True)",
                    "    dba = np.sum(dtanh, axis=0, keepdims=True)")

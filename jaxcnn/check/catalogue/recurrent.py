@@ -241,17 +241,22 @@ def _gru_reset_before_alternates(args, static, cotangent):
                   "reads r * prev_h")]
 
 
-def _sequence(step, lstm: bool, cut: bool = False):
-    """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1}, t >= 1."""
+def _sequence(step, lstm: bool, cut: bool = False, keep: int | None = None):
+    """h (N, T, H) of ``step`` over time; ``cut``: no gradient through h_{t-1}, t >= 1;
+    ``keep``: the weights ``wx`` get a gradient from step ``keep`` alone (-1: the last),
+    the sum over time kept one term (``dW = ...`` where ``dW += ...`` belongs)."""
     def forward(x, h0, wx, wh, b):
         h, c, hs = h0, jnp.zeros_like(h0), []
+        last = x.shape[1] - 1
         for t in range(x.shape[1]):
             prev = jax.lax.stop_gradient(h) if cut and t > 0 else h
+            w = wx if keep is None or t == (last if keep == -1 else keep) else \
+                jax.tree.map(jax.lax.stop_gradient, wx)
             if lstm:
                 prev_c = jax.lax.stop_gradient(c) if cut and t > 0 else c
-                h, c = step(x[:, t], prev, prev_c, wx, wh, b)
+                h, c = step(x[:, t], prev, prev_c, w, wh, b)
             else:
-                h = step(x[:, t], prev, wx, wh, b)
+                h = step(x[:, t], prev, w, wh, b)
             hs.append(h)
         return jnp.stack(hs, axis=1)
     return forward
@@ -760,10 +765,11 @@ def _cell_weights(rng, n_x, n_a, lstm: bool) -> list:
     return weights
 
 
-def _columns_sequence(lstm: bool, acts=None, cut: bool = False):
+def _columns_sequence(lstm: bool, acts=None, cut: bool = False, keep: int | None = None):
     """a (n_a, m, T_x) of the specialisation's cell over the last axis of x (n_x, m, T_x)
     from a0 (n_a, m) (c0 = 0 for the LSTM), through ``_sequence`` (which steps along axis
-    1); ``acts``: the cell's slipped stand-ins; ``cut``: the recurrence dropped."""
+    1); ``acts``: the cell's slipped stand-ins; ``cut``: the recurrence dropped; ``keep``:
+    the parameters' gradients from one step alone (see ``_sequence``)."""
     if lstm:
         def step(x, h, c, weights, _wh, _b):
             return lstm_cell(x, h, c, *weights, acts=acts)
@@ -774,7 +780,8 @@ def _columns_sequence(lstm: bool, acts=None, cut: bool = False):
             return rnn_cell(x, h, *weights, tanh=tanh)
 
     def forward(x, a0, *weights):
-        out = _sequence(step, lstm, cut)(jnp.swapaxes(x, 1, 2), a0, weights, None, None)
+        out = _sequence(step, lstm, cut, keep)(jnp.swapaxes(x, 1, 2), a0, weights, None,
+                                               None)
         return jnp.transpose(out, (0, 2, 1))  # (n_a, T, m) -> (n_a, m, T)
     return forward
 
@@ -801,9 +808,19 @@ def _columns_alternates(lstm: bool, sequence: bool):
             names.append(("recurrence dropped", "each step's backward gets only da[:, :, t]: "
                           "the gradient da_prev flowing back from step t + 1 is not added "
                           "(`da[:, :, t] + da_prevt` belongs)", "missing-accumulation"))
+        if sequence:  # the sum over time of a parameter's gradient kept one step: its
+            # first (a loop from the last step down ends there) or its last
+            for keep, which in ((0, "the first"), (-1, "the last")):
+                funs.append(_columns_sequence(lstm, keep=keep))
+                names.append((f"{which} step only", f"a parameter's gradient holds {which} "
+                              "time step's term alone: `dW = dWt` where `dW += dWt` "
+                              "belongs", "missing-accumulation"))
         out = [Alternate(n, grads, False, kind, note)
                for (n, note, kind), grads in zip(names, vjps(funs, args, cotangent),
                                                  strict=True)]
+        if sequence:  # (the one-step ones say nothing of x and a0: their own gradients)
+            out = [a._replace(grads=(None, None, *a.grads[2:])) if a.name.endswith(
+                "step only") else a for a in out]
         if lstm and not sequence:
             out.append(_dc_prev_without_hidden_path(args, cotangent))
         return out
