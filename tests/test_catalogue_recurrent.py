@@ -169,50 +169,27 @@ def test_lstm_cell_mutants_are_named(mutant, tmp_path):
     run_mutant(tmp_path, FIXTURE, "lstm_step", old, new, quantities, "wrong-derivative", rule)
 
 
-# --- the deep-learning specialisation's cells (their dialect's discovery is another
-# module's; here the pair is wrapped by hand: parameters and gradients in dicts)
+# --- the deep-learning specialisation's cells, through their dialect's adapter
+# (adapters.specialisation_rnn: parameters and gradients in dicts)
+
+DLS_RNN = FIXTURES / "dialects" / "specialisation_rnn.py"
+
 
 def _dls(path, lstm: bool):
-    import importlib.util
+    from jaxcnn.check import find_layers, load_file
 
-    from jaxcnn.check import from_cs231n
-
-    spec = importlib.util.spec_from_file_location(f"dls_rnn_{id(path)}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if lstm:
-        names = ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")
-
-        def forward(xt, a_prev, c_prev, *weights):
-            params = dict(zip(names, weights, strict=True), Wy=np.zeros((2, a_prev.shape[0])),
-                          by=np.zeros((2, 1)))
-            a_next, c_next, _, cache = module.lstm_cell_forward(xt, a_prev, c_prev, params)
-            return a_next, c_next, cache
-
-        def backward(da_next, dc_next, cache):
-            g = module.lstm_cell_backward(da_next, dc_next, cache)
-            return tuple(g["d" + n] for n in ("xt", "a_prev", "c_prev", *names))
-
-        return from_cs231n(forward, backward, "lstm_cell", "lstm_cell")
-
-    def forward(xt, a_prev, wax, waa, ba):
-        params = {"Wax": wax, "Waa": waa, "ba": ba, "Wya": np.zeros((2, waa.shape[0])),
-                  "by": np.zeros((2, 1))}
-        a_next, _, cache = module.rnn_cell_forward(xt, a_prev, params)
-        return a_next, cache
-
-    def backward(da_next, cache):
-        g = module.rnn_cell_backward(da_next, cache)
-        return g["dxt"], g["da_prev"], g["dWax"], g["dWaa"], g["dba"]
-
-    return from_cs231n(forward, backward, "rnn_cell", "rnn_cell")
+    name = "lstm_cell_forward" if lstm else "rnn_cell_forward"
+    return next(layer for layer in find_layers(load_file(path), str(path), []).layers
+                if layer.name == name)
 
 
 @pytest.mark.parametrize("lstm", [False, True])
 def test_the_specialisations_cells_are_correct(lstm):
     from jaxcnn.check import check_layer
 
-    assert_correct(check_layer(_dls(FIXTURES / "dls_rnn.py", lstm), fd_seconds=0.02))
+    layer = _dls(DLS_RNN, lstm)
+    assert layer.kind == ("lstm_cell" if lstm else "rnn_cell")
+    assert_correct(check_layer(layer, fd_seconds=0.02))
 
 
 def test_the_specialisations_rnn_cell_with_tanh_at_its_input_is_named(tmp_path):
@@ -220,11 +197,13 @@ def test_the_specialisations_rnn_cell_with_tanh_at_its_input_is_named(tmp_path):
 
     from jaxcnn.check import check_layer
 
-    path = tmp_path / "dls_rnn.py"
-    path.write_text((FIXTURES / "dls_rnn.py").read_text().replace(
-        "    dtanh = (1 - a_next ** 2) * da_next",
-        "    z = np.dot(Waa, a_prev) + np.dot(Wax, xt) + parameters[\"ba\"]\n"
-        "    dtanh = (1 - z ** 2) * da_next"))
+    path = tmp_path / "specialisation_rnn.py"
+    source = DLS_RNN.read_text()
+    old = "    dtanh = (1 - a_next ** 2) * da_next"
+    assert source.count(old) == 1
+    path.write_text(source.replace(
+        old, "    z = np.dot(Waa, a_prev) + np.dot(Wax, xt) + parameters[\"ba\"]\n"
+             "    dtanh = (1 - z ** 2) * da_next"))
     report = check_layer(_dls(path, False), fd_seconds=0.02)
     assert_named(report, ["xt", "a_prev", "Wax", "Waa", "ba"], "wrong-derivative", "tanh'")
 

@@ -532,6 +532,8 @@ def test_a_wrong_window_index_is_named_where_it_differs_from_the_forward():
     forward_line = next(i for i, t in enumerate(source, 1) if "vert_start = h * stride" in t)
     assert other == f"the forward's line {forward_line} `vert_start = h * stride`"
     assert "look there first" in first.text()
-    conv = check_layer(layers["ConvNoStride (stride=2, padding=1)"])
+    settings = ROOT / "tests" / "fixtures" / "dialects" / "conv_settings.py"
+    conv = check_layer(next(x for x in find_layers(load_file(settings), str(settings), [])
+                            .layers if x.name == "ConvNoStride (stride=2, padding=1)"))
     (line, code, other), = conv.first_wrong_step.window
     assert code == "i:i + k" and "`i * s:i * s + k`" in other

@@ -96,7 +96,6 @@ class _Parser(argparse.ArgumentParser):
 _usage_document: list = []
 
 
-
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (all of them when None)."""
     from jaxcnn import __version__

@@ -44,7 +44,7 @@ import os
 import sys
 
 from jaxcnn.cli import path_arg
-from jaxcnn.cli.documents import _error_json, _print_document
+from jaxcnn.cli.documents import error_json, print_document
 from jaxcnn.interrupts import interrupted_document
 
 
@@ -107,7 +107,7 @@ def _intermixed(parser: argparse.ArgumentParser) -> None:
 
 
 def _interrupt_json(code: int, what: str, partial: dict | None = None) -> str:
-    """The document of a run ended by a signal: what ``_error_json`` gives, with the
+    """The document of a run ended by a signal: what ``error_json`` gives, with the
     layers checked before it (``partial``: ``report.to_json`` of them, rendered as each
     was checked), built with the standard library only and nothing imported (it is
     written from inside the signal handler)."""
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         xla_cache.check_user_flags()  # XLA would end the process: one line, exit 2
     except JaxcnnError as exc:
         if args.json:
-            _print_document(_error_json(str(exc)))
+            print_document(error_json(str(exc)))
         raise
     xla_cache.prefer_cheap_compiles()  # eager programs too: see xla_cache
     cache = xla_cache.enable()
@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
     # user's prints, from any thread, or from C code writing to file descriptor 1) goes to
     # stderr until the document is written.
     from jaxcnn import jsonsafe
+
     def keep(reports, skipped):  # rendered now: the signal handler only dumps them
         from jaxcnn.check import report  # (JAX: only once a layer was checked)
 
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(exc, BrokenPipeError) or not (
                     isinstance(exc, (JaxcnnError, OSError)) or out_of_memory(exc)):
                 raise
-            document(_error_json(str(exc) or type(exc).__name__,
+            document(error_json(str(exc) or type(exc).__name__,
                                  getattr(exc, "partial", None)))
             raise
         document(jsonsafe.dumps(result.to_json(), indent=2))

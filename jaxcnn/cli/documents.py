@@ -9,10 +9,10 @@ from __future__ import annotations
 
 def usage_document(message: str) -> None:
     """A usage error's JSON document on stdout (``--json --bogus``)."""
-    _print_document(_error_json(message))
+    print_document(error_json(message))
 
 
-def _print_document(text: str) -> None:
+def print_document(text: str) -> None:
     """``text``, the one JSON document, on stdout; a signal that arrives meanwhile is
     handled after it, and writes no second one (``interrupts.document_out``)."""
     from jaxcnn import interrupts
@@ -21,7 +21,9 @@ def _print_document(text: str) -> None:
         print(text, flush=True)
 
 
-def _error_json(message: str, partial: dict | None = None) -> str:
+def error_json(message: str, partial: dict | None = None) -> str:
+    """The error document: ``"ok": false``, ``"status": 2``, ``"error": message``, and
+    the layers checked and names skipped before it (``partial``)."""
     from jaxcnn import jsonsafe
     from jaxcnn.check import report
 
@@ -31,4 +33,4 @@ def _error_json(message: str, partial: dict | None = None) -> str:
     return jsonsafe.dumps(doc, indent=2)
 
 
-__all__ = ["usage_document"]
+__all__ = ["error_json", "print_document", "usage_document"]
